@@ -1,0 +1,55 @@
+"""``python -m bmcore data {inspect,prepare,list}``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .. import data as bdata
+from ..models import DEFAULT_MODEL, load_tokenizer
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="inspect and prepare datasets")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    dsub.required = True
+    for action in ("inspect", "prepare"):
+        q = dsub.add_parser(action, help="print stats as JSON" if action == "inspect" else "save a prepared dataset")
+        q.add_argument("source", help="builtin:bbc-news, a file, a folder of split files, hub:NAME[:CONFIG], or a prepared name")
+        q.add_argument("--text-column", action="append", help="text column (twice for text pairs)")
+        q.add_argument("--label-column", help="label column")
+        q.add_argument("--max-seq-length", type=int, default=256, help="tokens; texts longer are truncated (default 256)")
+        q.add_argument("--tokenizer", default=DEFAULT_MODEL, help="model reference whose tokenizer counts tokens")
+        q.add_argument("--seed", type=int, default=42, help="seed for new splits")
+        q.add_argument("--new-splits", action="store_true", help="ignore the source's splits and make new stratified ones")
+        q.add_argument("--ratios", type=float, nargs=3, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"))
+        q.add_argument("--sheet", help="Excel sheet name")
+        if action == "prepare":
+            q.add_argument("--name", required=True, help="name in the workspace")
+        q.set_defaults(func=_run)
+    ls = dsub.add_parser("list", help="list prepared datasets in the workspace")
+    ls.set_defaults(func=lambda args: print(json.dumps(bdata.list_prepared(), indent=2)))
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.max_seq_length < 1:
+        raise ValueError("--max-seq-length must be a positive number of tokens")
+    if bdata.is_prepared(args.source):
+        ds = bdata.load_prepared(args.source)
+    else:
+        raw = bdata.load_source(args.source, sheet=args.sheet)
+        cols = None
+        if args.text_column or args.label_column:
+            guess = bdata.detect_columns(next(iter(raw.frames.values())))
+            cols = bdata.Columns(args.text_column or guess.text, args.label_column or guess.label)
+        ds = bdata.prepare(raw, name=getattr(args, "name", None) or "dataset", columns=cols,
+                           use_source_splits=not args.new_splits, ratios=tuple(args.ratios), seed=args.seed)
+    stats = bdata.compute_stats(ds, load_tokenizer(args.tokenizer), args.max_seq_length, tokenizer_name=args.tokenizer)
+    if args.data_command == "prepare":
+        path = bdata.save_prepared(ds)
+        print(json.dumps({"name": ds.name, "path": str(path), "splits": stats["rows"], "label_names": ds.label_names}))
+        return 0
+    out = {"source": ds.source, "text_columns": ds.columns.text, "label_column": ds.columns.label,
+           "label_names": ds.label_names, "notes": ds.notes, "warnings": bdata.warnings_for(stats), **stats}
+    print(json.dumps(out, indent=2))
+    return 0

