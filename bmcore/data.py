@@ -20,6 +20,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import BmcoreError
+from .models import DEFAULT_MODEL
 from .workspace import check_name, datasets_dir, inside
 
 BUILTIN_DATASETS = ("builtin:bbc-news",)
@@ -433,7 +435,8 @@ def normalise_labels(series: pd.Series, column: str) -> pd.Series:
 
     Raises for non-integer numbers (a regression target, not classes).
     """
-    s = series.copy()
+    # Integer and float columns (Parquet, JSON) cannot hold the string names: widen them to object.
+    s = series.astype(object) if pd.api.types.is_numeric_dtype(series) else series.copy()
     nonnull = s.dropna()
     if nonnull.empty:
         raise BmcoreError(f"label column {column!r} is empty")
@@ -738,5 +741,91 @@ def resolve_dataset(source: str, *, text_columns: list[str] | None = None, label
     if text_columns or label_column:
         guess = detect_columns(next(iter(raw.frames.values()))) if not (text_columns and label_column) else None
         cols = Columns(text=list(text_columns or guess.text), label=label_column or guess.label)  # type: ignore[union-attr]
-    name = Path(source).stem if not source.startswith(("builtin:", "hub:")) else source.split(":", 1)[1].replace("/", "-")
-    return prepare(raw, name=name, columns=cols, use_source_splits=use_source_splits, seed=seed)
+    return prepare(raw, name=suggest_name(source), columns=cols, use_source_splits=use_source_splits, seed=seed)
+
+
+def suggest_name(source: str) -> str:
+    """A safe workspace name for a source: ``builtin:bbc-news`` -> ``bbc-news``, ``/x/My Data.csv`` -> ``My-Data``."""
+    source = (source or "").strip()
+    if source.startswith(("builtin:", "hub:")):
+        base = source.split(":", 1)[1]
+    else:
+        base = Path(source.rstrip("/\\")).stem if Path(source).suffix.lower() in FILE_TYPES else Path(source.rstrip("/\\")).name
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-._")[:80]
+    return base or "dataset"
+
+
+def source_fingerprint(source: str, data: bytes | None = None) -> str:
+    """A key that changes when the source's content may have changed, for caching.
+
+    Uploaded bytes are hashed; local files and folders are keyed by size and modification time.
+    """
+    if data is not None:
+        return hashlib.sha256(data).hexdigest()[:16]
+    path = Path((source or "").strip()).expanduser()
+    if source.startswith(("builtin:", "hub:")) or not path.exists():
+        return ""
+    files = sorted(path.iterdir()) if path.is_dir() else [path]
+    return ";".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files if f.is_file())
+
+
+# --- views for charts and tables (plain frames; the UI only draws them) -----------------
+
+
+def class_balance_frame(stats: dict[str, Any]) -> pd.DataFrame:
+    """Rows per split and class in long form (``split``, ``label``, ``count``), for a grouped bar chart."""
+    rows = [{"split": s, "label": n, "count": int(c)}
+            for s, counts in stats.get("class_counts", {}).items() for n, c in counts.items()]
+    return pd.DataFrame(rows, columns=["split", "label", "count"])
+
+
+def token_length_frame(ds: PreparedDataset) -> pd.DataFrame:
+    """Token count of every example in every split (``split``, ``label``, ``n_tokens``).
+
+    Needs :func:`compute_stats` with a tokenizer first (it adds the ``n_tokens`` column).
+    """
+    if any("n_tokens" not in ds.splits[s] for s in SPLITS):
+        raise BmcoreError("token lengths were not computed; compute the stats with a tokenizer first")
+    return pd.concat([ds.splits[s][["label", "n_tokens"]].assign(split=s) for s in SPLITS], ignore_index=True)
+
+
+def class_weights_frame(stats: dict[str, Any]) -> pd.DataFrame:
+    """Suggested class weights (inverse class frequency in train) with the train counts they come from."""
+    train = stats.get("class_counts", {}).get("train", {})
+    weights = stats.get("class_weights", {})
+    return pd.DataFrame([{"label": n, "train examples": int(c), "suggested weight": weights.get(n)} for n, c in train.items()],
+                        columns=["label", "train examples", "suggested weight"])
+
+
+def prepared_frame(items: list[dict[str, Any]] | None = None) -> pd.DataFrame:
+    """The datasets in the workspace as a table: name, source, classes, rows per split, created."""
+    items = list_prepared() if items is None else items
+    rows = [{"name": m.get("name"), "source": m.get("source"), "classes": len(m.get("label_names", [])),
+             **{s: m.get("splits", {}).get(s) for s in SPLITS}, "created": m.get("created")} for m in items]
+    return pd.DataFrame(rows, columns=["name", "source", "classes", *SPLITS, "created"])
+
+
+def prepare_command(source: str, name: str, *, text_columns: list[str] | None = None, label_column: str | None = None,
+                    use_source_splits: bool = True, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 42,
+                    max_seq_length: int = 256, tokenizer: str = DEFAULT_MODEL, sheet: str | None = None) -> str:
+    """The ``python -m bmcore data prepare ...`` command that reproduces these choices (defaults left out)."""
+    import shlex
+
+    parts = ["python", "-m", "bmcore", "data", "prepare", source, "--name", name]
+    for c in text_columns or []:
+        parts += ["--text-column", c]
+    if label_column:
+        parts += ["--label-column", label_column]
+    if not use_source_splits:
+        parts.append("--new-splits")
+    if tuple(round(r, 6) for r in ratios) != (0.8, 0.1, 0.1):
+        parts += ["--ratios", *(f"{r:g}" for r in ratios)]
+    if seed != 42:
+        parts += ["--seed", str(seed)]
+    if max_seq_length != 256:
+        parts += ["--max-seq-length", str(max_seq_length)]
+    if tokenizer != DEFAULT_MODEL:
+        parts += ["--tokenizer", tokenizer]
+    if sheet:
+        parts += ["--sheet", sheet]
+    return shlex.join(parts)

@@ -150,7 +150,7 @@ def _from_pretrained(cls: Any, ref: ModelRef, **kwargs: Any) -> Any:
             raise _hub_error(ref)
     try:
         return cls.from_pretrained(ref.location, **kwargs)
-    except (OSError, EnvironmentError) as exc:
+    except OSError as exc:
         if ref.kind == "hub":
             raise _hub_error(ref, exc) from exc
         raise BmcoreError(f"cannot load model from {ref.location}: {str(exc).splitlines()[0][:200]}") from exc

@@ -1,0 +1,48 @@
+"""bmcore studio: the frame. Page config, the four pages, and the shared sidebar (workspace, device, precision)."""
+
+from dataclasses import replace
+
+import streamlit as st
+
+from bmcore.errors import BmcoreError
+from bmcore.models import PRECISIONS, detect_device, select_precision
+from bmcore.workspace import workspace_dir
+
+st.set_page_config(page_title="bmcore studio", page_icon=":material/model_training:", layout="wide")
+
+
+@st.cache_resource(show_spinner="Detecting the compute device...")
+def _device():
+    # detect_device imports torch; do it once per server, not once per rerun.
+    return detect_device()
+
+
+pages = [
+    st.Page("pages/data.py", title="Data", icon=":material/table_chart:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+    st.Page("pages/playground.py", title="Playground", icon=":material/chat:"),
+]
+nav = st.navigation(pages)
+
+with st.sidebar:
+    st.caption("Prepare data → train → evaluate → try it in the playground.")
+    try:
+        workspace = workspace_dir()
+    except OSError as exc:
+        st.error(f"cannot use the workspace folder: {exc.strerror}; set BMCORE_WORKSPACE to a writable folder")
+        st.stop()
+    st.markdown(f"**Workspace**  \n`{workspace}`")
+    device = _device()
+    requested = st.selectbox("Precision", PRECISIONS, key="precision",
+                             help="auto picks bf16 on GPUs and CPUs that support it, fp16 on older GPUs, else fp32.")
+    try:
+        precision, notice = select_precision(requested, device)
+    except BmcoreError as exc:
+        st.error(str(exc))
+        st.stop()
+    st.markdown(f"**Device**  \n{replace(device, precision=precision).label}")
+    if notice:
+        st.warning(notice)
+
+nav.run()

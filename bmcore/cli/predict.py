@@ -1,0 +1,97 @@
+"""``python -m bmcore predict --model REF [--explain] [--pair TEXT] TEXT...`` or ``--file F``.
+
+Prints one JSON line per input: ``label`` and ``scores``; with ``--explain`` also
+``tokens``, ``attributions``, ``attentions`` [layers][heads][tokens][tokens] and ``truncated``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import BmcoreError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="predict (and explain) texts with a model; one JSON line per input")
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
+    p.add_argument("--model", required=True, help="builtin:minilm, a run folder or its model/ folder, or a Hub id")
+    p.add_argument("--file", help="one text per line (.txt), or a table (CSV, TSV, JSONL...) with a text column")
+    p.add_argument("--pair", action="append", metavar="TEXT_PAIR",
+                   help="second text for text-pair models: once for all texts, or once per text")
+    p.add_argument("--explain", action="store_true", help="add tokens, attention maps and Integrated Gradients attributions")
+    p.add_argument("--target", help="class to attribute to (name or id; default the predicted class)")
+    p.add_argument("--n-steps", type=int, default=32, help="Integrated Gradients steps (default 32)")
+    p.add_argument("--calibrated", action="store_true", help="add temperature-scaled scores when the model has a temperature")
+    p.add_argument("--max-seq-length", type=int, help="tokens; longer inputs are truncated (default: the model's)")
+    p.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16")
+    p.add_argument("--batch-size", type=int, default=64, help="inputs per batch (default 64)")
+    p.set_defaults(func=_run)
+
+
+def read_texts(path: str | Path) -> tuple[list[str], list[str] | None]:
+    """Texts (and pairs, for a table with two text columns) from a file.
+
+    A ``.txt`` file or one without a table suffix holds one text per line (blank lines
+    are skipped); a table needs a column named like ``text``/``sentence``, or a pair such
+    as ``premise``/``hypothesis``, or a single column.
+    """
+    from .. import data as bdata
+
+    path = Path(path)
+    if not path.is_file():
+        raise BmcoreError(f"--file {path} does not exist")
+    if path.suffix.lower() in ("", ".txt") or path.suffix.lower() not in bdata.FILE_TYPES:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return [line for line in lines if line.strip()], None
+    df, _ = bdata.read_table(path)
+    lower = {str(c).lower(): c for c in df.columns}
+    for a, b in bdata.PAIR_NAMES:
+        if a in lower and b in lower:
+            return df[lower[a]].fillna("").astype(str).tolist(), df[lower[b]].fillna("").astype(str).tolist()
+    column = next((lower[n] for n in bdata.TEXT_NAMES if n in lower), None)
+    if column is None and len(df.columns) == 1:
+        column = df.columns[0]
+    if column is None:
+        raise BmcoreError(f"{path.name} has no text column among {', '.join(map(str, df.columns))}; name it 'text'")
+    return df[column].fillna("").astype(str).tolist(), None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..inference import load_for_inference, predict
+
+    texts = list(args.texts)
+    pairs: list[str] | None = None
+    if args.file:
+        file_texts, pairs = read_texts(args.file)
+        texts += file_texts
+    if not texts:
+        raise BmcoreError("no texts to predict; give TEXT arguments or --file")
+    if args.pair:
+        if pairs is not None:
+            raise BmcoreError("--pair cannot be combined with a file that has its own text pairs")
+        if len(args.pair) not in (1, len(texts)):
+            raise BmcoreError(f"{len(texts)} texts but {len(args.pair)} --pair values; give one for all, or one per text")
+        pairs = args.pair * len(texts) if len(args.pair) == 1 else list(args.pair)
+    if args.max_seq_length is not None and args.max_seq_length < 2:
+        raise BmcoreError("--max-seq-length must be at least 2 tokens")
+    clf = load_for_inference(args.model, precision=args.precision, max_seq_length=args.max_seq_length)
+    records = predict(clf, texts, pairs, calibrated=args.calibrated, batch_size=args.batch_size)
+    for i, (text, rec) in enumerate(zip(texts, records, strict=True)):
+        out = {"text": text, **rec}
+        if pairs is not None:
+            out["text_pair"] = pairs[i]
+        if args.explain:
+            from ..explain import explain
+
+            # Attribute to the label printed (or the asked class), so the two always agree.
+            ex = explain(clf, text, pairs[i] if pairs is not None else None,
+                         target=args.target if args.target is not None else rec["label"], n_steps=args.n_steps)
+            d = ex.to_dict(decimals=5)
+            out.update(tokens=d["tokens"], attributions=d["attributions"], attentions=d["attentions"],
+                       truncated=d["truncated"], n_tokens=d["n_tokens"], target=d["target"], delta=d["delta"])
+        print(json.dumps(out), flush=True)
+    sys.stdout.flush()
+    return 0

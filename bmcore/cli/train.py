@@ -1,0 +1,115 @@
+"""``python -m bmcore train``: create and run a fine-tuning job (the same command the Train page launches)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+import typing
+from pathlib import Path
+
+from .. import runs
+from ..config import TrainConfig, config_fields
+from ..errors import BmcoreError
+
+_SKIP = {"model_name_or_path", "dataset", "text_column"}
+
+
+def _flag_type(f: dataclasses.Field) -> typing.Callable[[str], typing.Any]:
+    hint = str(f.type)
+    if "float" in hint:
+        return float
+    if "int" in hint:
+        return int
+    return str
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="fine-tune a model (foreground; the Train page runs the same command)",
+                       description="Run a run folder's job, or create one from --data/--model/--config and run it.")
+    p.add_argument("run_dir", nargs="?", help="an existing run folder to run or resume, or where to create one")
+    p.add_argument("--data", help="prepared dataset name or data source")
+    p.add_argument("--model", help="model reference (default builtin:minilm)")
+    p.add_argument("--out", help="run folder to create (default: a new folder in the workspace)")
+    p.add_argument("--config", help="a JSON file with TrainConfig fields")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint (optimizer, scheduler, RNG)")
+    p.add_argument("--background", action="store_true", help="start the job in the background and return")
+    p.add_argument("--text-column", action="append", help="text column of a raw source (twice for pairs)")
+    for f in config_fields():
+        if f.name in _SKIP:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in (bool, "bool"):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata["help"])
+        else:
+            p.add_argument(flag, type=_flag_type(f), default=None, choices=f.metadata.get("choices"),
+                           help=f.metadata["help"], metavar=f.name.upper())
+    p.set_defaults(func=_run)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, typing.Any]:
+    out = {f.name: getattr(args, f.name) for f in config_fields() if f.name not in _SKIP and getattr(args, f.name, None) is not None}
+    if args.text_column:
+        out["text_column"] = args.text_column
+    if args.data:
+        out["dataset"] = args.data
+    if args.model:
+        out["model_name_or_path"] = args.model
+    return out
+
+
+def _wait_for_folder(run_dir: Path, timeout: float = 300) -> Path:
+    deadline = time.time() + timeout
+    while not (run_dir / runs.CONFIG_FILE).exists():
+        if time.time() > deadline:
+            raise BmcoreError(f"rank 0 did not create {run_dir} within {timeout:.0f} s")
+        time.sleep(0.2)
+    return run_dir.resolve()
+
+
+def _run(args: argparse.Namespace) -> int:
+    overrides = _overrides(args)
+    existing = args.run_dir and (Path(args.run_dir) / runs.CONFIG_FILE).exists()
+    if existing:
+        if overrides or args.config or args.out:
+            raise BmcoreError(f"{args.run_dir} is an existing run; run it as it is (or --resume), or create a new one with --out")
+        run_dir = Path(args.run_dir)
+    else:
+        if args.resume:
+            raise BmcoreError(f"--resume needs an existing run folder; {args.run_dir or '(none given)'} is not one")
+        base = TrainConfig.load(args.config).to_dict() if args.config else {}
+        if not (base or overrides.get("dataset")):
+            raise BmcoreError("say what to train on: --data NAME_OR_SOURCE (e.g. builtin:bbc-news), --config FILE, or a RUN_DIR")
+        if overrides.get("num_train_epochs") is not None and overrides.get("max_steps") is not None:
+            raise BmcoreError("give either --num-train-epochs or --max-steps, not both")
+        if "max_steps" in overrides:
+            base.pop("num_train_epochs", None)
+        if "num_train_epochs" in overrides:
+            base.pop("max_steps", None)
+        config = TrainConfig.from_dict({**base, **overrides})
+        target = args.out or args.run_dir
+        if int(os.environ.get("RANK", "0")) > 0:
+            # Under torchrun every rank runs this command; rank 0 creates the folder, the others join it.
+            if not target:
+                raise BmcoreError("under torchrun, give the run folder with --out so all ranks share it")
+            run_dir = _wait_for_folder(Path(target))
+        else:
+            run_dir = runs.create_run(config, run_dir=target) if target else runs.create_run(config)
+            print(json.dumps({"run_dir": str(run_dir)}), flush=True)
+    if args.background:
+        pid = runs.launch(run_dir, resume=args.resume)
+        print(json.dumps({"run_dir": str(run_dir), "pid": pid}))
+        return 0
+    from ..train import run_training
+
+    try:
+        status = run_training(run_dir, resume=args.resume)
+    except BmcoreError:
+        raise
+    except Exception as exc:  # recorded in status.json and train.log; one line here
+        raise SystemExit(f"error: training failed: {exc.__class__.__name__}: {' '.join(str(exc).split())[:300]}") from exc
+    if status:
+        print(json.dumps({k: status.get(k) for k in ("state", "test_accuracy", "test_macro_f1", "error") if status.get(k) is not None}))
+    return 0 if not status or status.get("state") in (runs.COMPLETED, runs.CANCELLED) else 1

@@ -1,0 +1,152 @@
+"""``TrainConfig``: every setting of a fine-tuning run, with Hugging Face names and a help string each.
+
+The same dataclass feeds the Train page's widgets, the CLI's flags (``--learning-rate``) and
+the run folder's ``config.json``, so the three never disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BmcoreError
+from .models import DEFAULT_MODEL, PRECISIONS
+
+DEFAULT_EPOCHS = 3.0
+BEST_METRICS = ("macro_f1", "accuracy", "loss")
+INTERVALS = ("epoch", "steps")
+CLASS_WEIGHTS = ("none", "balanced")
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one fine-tuning run. Checked on creation; bad values raise ``ValueError`` with a plain message."""
+
+    model_name_or_path: str = _f(DEFAULT_MODEL, "Base model: builtin:minilm, a local save_pretrained folder, or a Hub id (online).")
+    dataset: str = _f("builtin:bbc-news", "A prepared dataset's name in the workspace, or any data source (file, folder, builtin:bbc-news).")
+    text_column: list[str] | None = _f(None, "Text column(s) of a raw source; two for text pairs. Auto-detected when empty.")
+    label_column: str | None = _f(None, "Label column of a raw source. Auto-detected when empty.")
+    max_seq_length: int = _f(256, "Tokens per input; longer texts are truncated. Shorter is faster.")
+    num_train_epochs: float | None = _f(None, f"Passes over the training data (default {DEFAULT_EPOCHS:g}). Give this or max_steps.")
+    max_steps: int | None = _f(None, "Total optimizer steps; overrides epochs. Give this or num_train_epochs.")
+    learning_rate: float = _f(1e-4, "Peak learning rate of AdamW; small encoders like MiniLM like 1e-4, BERT-base 2e-5 to 5e-5.")
+    per_device_train_batch_size: int = _f(32, "Training examples per step on each device.")
+    per_device_eval_batch_size: int = _f(64, "Evaluation examples per batch on each device.")
+    gradient_accumulation_steps: int = _f(1, "Steps whose gradients add up before one update (a larger effective batch).")
+    warmup_steps: float = _f(0.1, "Linear warm-up: a step count, or a ratio of all steps when below 1.")
+    weight_decay: float = _f(0.01, "AdamW weight decay.")
+    lr_scheduler_type: str = _f("linear", "Learning-rate schedule after warm-up (linear, cosine, constant, ...).")
+    precision: str = _f("auto", "auto (bf16 on capable CPUs/GPUs, else fp16 on GPU, else fp32), fp32, fp16 or bf16.", choices=PRECISIONS)
+    seed: int = _f(42, "Random seed for initialisation and data order.")
+    eval_strategy: str = _f("epoch", "When to evaluate and save: every epoch, or every eval_steps steps.", choices=INTERVALS)
+    eval_steps: int | None = _f(None, "Steps between evaluations and checkpoints when eval_strategy is steps.")
+    save_steps: int | None = _f(None, "Steps between checkpoints (defaults to eval_steps).")
+    logging_steps: int = _f(10, "Steps between progress lines in metrics.jsonl.")
+    early_stopping_patience: int = _f(0, "Stop after this many evaluations without improvement (0: off).")
+    metric_for_best_model: str = _f("macro_f1", "Validation metric that picks the best checkpoint.", choices=BEST_METRICS)
+    class_weights: str = _f("none", "none, or balanced: weigh the loss by inverse class frequency for imbalanced data.",
+                            choices=CLASS_WEIGHTS)
+    freeze_embeddings: bool = _f(False, "Keep the word-embedding matrix fixed (faster updates; about half the parameters).")
+    save_total_limit: int = _f(2, "Checkpoints kept on disk (the best one is always kept).")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def epochs(self) -> float:
+        """Epochs to train when ``max_steps`` is not set."""
+        return self.num_train_epochs if self.num_train_epochs is not None else DEFAULT_EPOCHS
+
+    def validate(self) -> None:
+        """Raise :class:`BmcoreError` (a ``ValueError``) naming the first bad setting."""
+        if isinstance(self.text_column, str):
+            self.text_column = [self.text_column]
+        checks = [
+            (bool(str(self.model_name_or_path).strip()), "model_name_or_path is empty; try builtin:minilm"),
+            (bool(str(self.dataset).strip()), "dataset is empty; prepare one on the Data page or try builtin:bbc-news"),
+            (self.learning_rate > 0, f"learning_rate must be positive, not {self.learning_rate}"),
+            (self.learning_rate < 1, f"learning_rate {self.learning_rate} is far too large; try 1e-4"),
+            (self.per_device_train_batch_size >= 1, f"per_device_train_batch_size must be at least 1, not {self.per_device_train_batch_size}"),
+            (self.per_device_eval_batch_size >= 1, f"per_device_eval_batch_size must be at least 1, not {self.per_device_eval_batch_size}"),
+            (self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps must be at least 1"),
+            (8 <= self.max_seq_length <= 8192, f"max_seq_length must be between 8 and 8192 tokens, not {self.max_seq_length}"),
+            (not (self.num_train_epochs is not None and self.max_steps is not None),
+             "give either num_train_epochs or max_steps, not both"),
+            (self.num_train_epochs is None or self.num_train_epochs > 0, f"num_train_epochs must be positive, not {self.num_train_epochs}"),
+            (self.max_steps is None or self.max_steps >= 1, f"max_steps must be at least 1, not {self.max_steps}"),
+            (self.warmup_steps >= 0, f"warmup_steps must be zero or more, not {self.warmup_steps}"),
+            (self.weight_decay >= 0, f"weight_decay must be zero or more, not {self.weight_decay}"),
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}"),
+            (self.eval_strategy in INTERVALS, f"eval_strategy must be epoch or steps, not {self.eval_strategy!r}"),
+            (self.eval_strategy != "steps" or (self.eval_steps or 0) >= 1, "eval_strategy steps needs eval_steps of at least 1"),
+            (self.save_steps is None or self.save_steps >= 1, "save_steps must be at least 1"),
+            (self.logging_steps >= 1, "logging_steps must be at least 1"),
+            (self.early_stopping_patience >= 0, "early_stopping_patience must be zero (off) or more"),
+            (self.metric_for_best_model in BEST_METRICS, f"metric_for_best_model must be one of {', '.join(BEST_METRICS)}"),
+            (self.class_weights in CLASS_WEIGHTS, f"class_weights must be none or balanced, not {self.class_weights!r}"),
+            (self.save_total_limit >= 1, "save_total_limit must be at least 1"),
+            (self.text_column is None or len(self.text_column) in (1, 2), "text_column takes one column, or two for pairs"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise BmcoreError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (what ``config.json`` holds)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a dict, refusing unknown keys with their names."""
+        if not isinstance(data, dict):
+            raise BmcoreError("a training config must be a JSON object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise BmcoreError(f"unknown config key(s): {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise BmcoreError(f"bad training config: {exc}") from exc
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        """Read a config JSON file."""
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        except FileNotFoundError as exc:
+            raise BmcoreError(f"config file {path} does not exist") from exc
+        except json.JSONDecodeError as exc:
+            raise BmcoreError(f"config file {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+
+    def cli_args(self) -> list[str]:
+        """The non-default settings as CLI flags (``--learning-rate 0.0001``), for the command preview."""
+        out: list[str] = []
+        defaults = TrainConfig()
+        for f in dataclasses.fields(self):
+            if f.name in ("model_name_or_path", "dataset"):
+                continue
+            value = getattr(self, f.name)
+            if value == getattr(defaults, f.name) or value is None:
+                continue
+            flag = "--" + f.name.replace("_", "-")
+            if isinstance(value, bool):
+                out.append(flag if value else f"--no-{f.name.replace('_', '-')}")
+            elif isinstance(value, list):
+                for v in value:
+                    out += [flag, str(v)]
+            else:
+                out += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+        return out
+
+
+def config_fields() -> list[dataclasses.Field]:
+    """The fields of :class:`TrainConfig`, with ``metadata['help']``, for UIs and CLIs."""
+    return list(dataclasses.fields(TrainConfig))

@@ -1,0 +1,213 @@
+"""Fast batched inference with a loaded classifier.
+
+:class:`Classifier` holds a tokenizer and a model on the detected device. ``predict_proba``
+sorts inputs by length and pads each batch dynamically, runs under ``torch.inference_mode``
+and, where the device has it, bf16/fp16 autocast. Evaluation, the Playground and the CLI
+all use it, so there is one inference path to make fast.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .models import ModelRef, autocast_dtype, detect_device, load_classifier, load_tokenizer, resolve_model, select_precision
+
+MODEL_META = "bmcore.json"  # extra facts saved next to a model: temperature, max_seq_length, dataset
+DEFAULT_MAX_SEQ_LENGTH = 256
+
+
+def read_model_meta(path: str | Path | None) -> dict[str, Any]:
+    """The ``bmcore.json`` saved in a model folder, or {} when there is none or it is unreadable."""
+    if path is None:
+        return {}
+    try:
+        data = json.loads((Path(path) / MODEL_META).read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def write_model_meta(path: str | Path, **updates: Any) -> dict[str, Any]:
+    """Merge ``updates`` into a model folder's ``bmcore.json`` (written atomically)."""
+    import os
+
+    meta = read_model_meta(path) | updates
+    tmp = Path(path) / f".{MODEL_META}.tmp"
+    tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    os.replace(tmp, Path(path) / MODEL_META)
+    return meta
+
+
+@dataclass
+class Prediction:
+    """Predictions for a list of inputs: label ids, probabilities [n, classes], and label names."""
+
+    label_names: list[str]
+    probs: np.ndarray
+    logits: np.ndarray
+    truncated: np.ndarray  # bool per input: longer than max_seq_length
+    seconds: float = 0.0
+    calibrated_probs: np.ndarray | None = None
+
+    @property
+    def label_ids(self) -> np.ndarray:
+        """The argmax class id per input."""
+        return self.probs.argmax(axis=1)
+
+    @property
+    def labels(self) -> list[str]:
+        """The predicted class name per input."""
+        return [self.label_names[i] for i in self.label_ids]
+
+
+@dataclass
+class Classifier:
+    """A tokenizer and a sequence-classification model, ready for inference."""
+
+    ref: ModelRef
+    tokenizer: Any
+    model: Any
+    precision: str
+    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label_names(self) -> list[str]:
+        """Class names in id order, from the model's ``id2label``."""
+        id2label = self.model.config.id2label
+        return [str(id2label[i]) for i in range(len(id2label))]
+
+    @property
+    def temperature(self) -> float | None:
+        """The temperature fitted on validation data and saved with the model, if any."""
+        t = self.meta.get("temperature")
+        return float(t) if t else None
+
+    def encode(self, texts: Sequence[str], pairs: Sequence[str] | None = None, *, padding: bool = True) -> Any:
+        """Tokenise with truncation at ``max_seq_length`` (pairs truncate the longer side first)."""
+        args = (list(texts), list(pairs)) if pairs is not None else (list(texts),)
+        return self.tokenizer(*args, truncation="longest_first" if pairs is not None else True,
+                              max_length=self.max_seq_length, padding=padding, return_tensors="pt" if padding else None)
+
+    def predict_proba(self, texts: Sequence[str], pairs: Sequence[str] | None = None, *, batch_size: int = 64,
+                      token_budget: int = 8192, progress: Callable[[int, int], None] | None = None) -> Prediction:
+        """Class probabilities for every input, in input order.
+
+        Inputs are sorted by length and grouped into batches of at most ``batch_size``
+        inputs and ``token_budget`` padded tokens, so short texts go fast and long texts
+        do not run out of memory.
+        """
+        import torch
+
+        t0 = time.perf_counter()
+        n = len(texts)
+        if pairs is not None and len(pairs) != n:
+            raise ValueError("texts and pairs must have the same length")
+        enc = self.encode(texts, pairs, padding=False)
+        ids = enc["input_ids"]
+        lengths = np.array([len(x) for x in ids], dtype=np.int64)
+        full = self._untruncated_lengths(texts, pairs)
+        order = np.argsort(-lengths, kind="stable")
+        logits = np.zeros((n, len(self.label_names)), dtype=np.float32)
+        device = self.model.device
+        dtype = autocast_dtype(self.precision)
+        done = 0
+        i = 0
+        with torch.inference_mode():
+            while i < n:
+                longest = int(lengths[order[i]])
+                size = max(1, min(batch_size, token_budget // max(longest, 1)))
+                idx = order[i:i + size]
+                batch = self.tokenizer.pad({k: [enc[k][j] for j in idx] for k in enc.keys()}, return_tensors="pt")
+                batch = {k: v.to(device) for k, v in batch.items()}
+                with torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None):
+                    out = self.model(**batch).logits
+                logits[idx] = out.float().cpu().numpy()
+                i += len(idx)
+                done += len(idx)
+                if progress is not None:
+                    progress(done, n)
+        probs = _softmax(logits)
+        calibrated = _softmax(logits / self.temperature) if self.temperature else None
+        return Prediction(self.label_names, probs, logits, full > self.max_seq_length, time.perf_counter() - t0, calibrated)
+
+    def _untruncated_lengths(self, texts: Sequence[str], pairs: Sequence[str] | None) -> np.ndarray:
+        # Cheap check first: a text with fewer characters than max_seq_length - 2 cannot exceed it.
+        out = np.zeros(len(texts), dtype=np.int64)
+        long = [i for i, t in enumerate(texts) if len(t) + (len(pairs[i]) if pairs is not None else 0) > self.max_seq_length - 3]
+        if long:
+            args = ([texts[i] for i in long],) + (([pairs[i] for i in long],) if pairs is not None else ())
+            enc = self.tokenizer(*args, truncation=False, verbose=False)
+            out[long] = [len(x) for x in enc["input_ids"]]
+        return out
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    z = x - x.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def predict(classifier: Classifier, texts: Sequence[str], pairs: Sequence[str] | None = None,
+            calibrated: bool = False, *, batch_size: int = 64) -> list[dict[str, Any]]:
+    """One record per input: ``label``, ``scores`` (class -> probability) and ``truncated``.
+
+    With ``calibrated`` and a temperature saved with the model, records also hold
+    ``calibrated_scores`` (temperature-scaled probabilities). Batches internally through
+    :meth:`Classifier.predict_proba`.
+    """
+    from .errors import BmcoreError
+
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if not texts:
+        raise BmcoreError("no texts to predict; give at least one text")
+    if any(not isinstance(t, str) for t in texts):
+        raise BmcoreError("every text must be a string")
+    if pairs is not None:
+        pairs = [pairs] * len(texts) if isinstance(pairs, str) else list(pairs)
+        if len(pairs) != len(texts):
+            raise BmcoreError(f"{len(texts)} texts but {len(pairs)} text pairs; give one pair per text")
+    pred = classifier.predict_proba(texts, pairs, batch_size=batch_size)
+    names = pred.label_names
+    records = []
+    for i, label in enumerate(pred.labels):
+        rec: dict[str, Any] = {"label": label, "scores": {n: float(p) for n, p in zip(names, pred.probs[i])},
+                               "truncated": bool(pred.truncated[i])}
+        if calibrated and pred.calibrated_probs is not None:
+            rec["calibrated_scores"] = {n: float(p) for n, p in zip(names, pred.calibrated_probs[i])}
+        records.append(rec)
+    return records
+
+
+def load_for_inference(ref: str | ModelRef, *, precision: str = "auto", attn_implementation: str | None = None,
+                       max_seq_length: int | None = None) -> Classifier:
+    """Load a classifier from any model reference onto the detected device, in eval mode.
+
+    On CUDA the weights are cast to fp16/bf16; on CPU they stay fp32 and bf16 autocast
+    is used where the CPU has it. ``max_seq_length`` defaults to what training saved,
+    else 256, capped by the model's position embeddings.
+    """
+    import torch
+
+    mref = ref if isinstance(ref, ModelRef) else resolve_model(ref)
+    device = detect_device()
+    prec, _ = select_precision(precision, device)
+    tok = load_tokenizer(mref)
+    model = load_classifier(mref, attn_implementation=attn_implementation)
+    model.eval()
+    if device.kind == "cuda" and prec in ("fp16", "bf16"):
+        model.to(dtype=autocast_dtype(prec))
+    model.to(torch.device(device.kind))
+    meta = read_model_meta(mref.path)
+    limit = int(getattr(model.config, "max_position_embeddings", 512) or 512)
+    if getattr(model.config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"}:
+        limit -= 2
+    msl = int(max_seq_length or meta.get("max_seq_length") or DEFAULT_MAX_SEQ_LENGTH)
+    return Classifier(mref, tok, model, prec, min(msl, limit), meta)

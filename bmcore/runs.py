@@ -1,0 +1,374 @@
+"""The run folder contract: the only channel between the UI and a training job.
+
+A run folder holds:
+
+* ``config.json`` - the :class:`~bmcore.config.TrainConfig`;
+* ``status.json`` - written atomically: ``state`` (queued, running, completed, failed, cancelled),
+  ``pid``, ``created``/``started``/``ended`` times and ``error``;
+* ``metrics.jsonl`` - append-only, one JSON line per logging step and per evaluation;
+* ``train.log`` - everything the job printed;
+* ``checkpoint-N/`` - the Trainer's checkpoints (optimizer, scheduler and RNG state for resume);
+* ``model/`` - the best model as a ``save_pretrained`` folder, with ``id2label``;
+* ``eval.json`` - validation and test metrics of the best model;
+* ``stop.request`` - present while a cancel has been asked for.
+
+Readers return plain data; a run whose process has died reads as ``failed`` with the tail of its log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import TrainConfig
+from .errors import BmcoreError
+from .workspace import check_name, inside, runs_dir, workspace_dir
+
+CONFIG_FILE = "config.json"
+STATUS_FILE = "status.json"
+METRICS_FILE = "metrics.jsonl"
+LOG_FILE = "train.log"
+MODEL_DIR = "model"
+EVAL_FILE = "eval.json"
+STOP_FILE = "stop.request"
+LOCK_FILE = ".train.lock"
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED = "queued", "running", "completed", "failed", "cancelled"
+STATES = (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED)
+ACTIVE = (QUEUED, RUNNING)
+
+
+def now() -> str:
+    """The current local time as ISO 8601 with seconds."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON to a temporary file in the same folder, fsync, then ``os.replace``: readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Read a JSON object, raising :class:`BmcoreError` when it is missing or damaged."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise BmcoreError(f"{path} does not exist") from exc
+    except (OSError, ValueError) as exc:
+        raise BmcoreError(f"{path.name} in {path.parent.name} is damaged ({exc.__class__.__name__})") from exc
+    if not isinstance(data, dict):
+        raise BmcoreError(f"{path.name} in {path.parent.name} is not a JSON object")
+    return data
+
+
+def write_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
+    """Merge ``fields`` into ``status.json`` atomically and return the new status."""
+    path = Path(run_dir) / STATUS_FILE
+    try:
+        status = read_json(path)
+    except BmcoreError:
+        status = {}
+    status.update(fields)
+    status["updated"] = now()
+    write_json_atomic(path, status)
+    return status
+
+
+def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line to ``metrics.jsonl`` (one ``write`` call, so lines never interleave)."""
+    line = json.dumps(record, allow_nan=True) + "\n"
+    with open(Path(run_dir) / METRICS_FILE, "a", encoding="utf-8") as fh:
+        fh.write(line)
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """All complete lines of ``metrics.jsonl``; a half-written last line is skipped."""
+    path = Path(run_dir) / METRICS_FILE
+    out = []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if line.endswith("\n"):
+                    try:
+                        out.append(json.loads(line))
+                    except ValueError:
+                        continue
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def log_tail(run_dir: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of ``train.log``."""
+    path = Path(run_dir) / LOG_FILE
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True when ``pid`` is a live (not zombie) bmcore process."""
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    proc = Path(f"/proc/{pid}")
+    if proc.exists():
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            if state in ("Z", "X"):
+                return False
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            return b"bmcore" in cmdline or b"torchrun" in cmdline or b"accelerate" in cmdline or b"pytest" in cmdline
+        except (OSError, IndexError):
+            return False
+    return True
+
+
+def _last_error_line(tail: str) -> str:
+    for line in reversed(tail.splitlines()):
+        line = line.strip()
+        if line and not line.startswith(("File ", "^", "~")):
+            return line[:300]
+    return "the training process ended without a final status"
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    """The run's status. A queued or running run whose process is gone reads as ``failed``, with the log's tail."""
+    run_dir = Path(run_dir)
+    status = read_json(run_dir / STATUS_FILE)
+    if status.get("state") not in STATES:
+        raise BmcoreError(f"status.json in {run_dir.name} has an unknown state {status.get('state')!r}")
+    if status["state"] in ACTIVE and not pid_alive(status.get("pid")):
+        tail = log_tail(run_dir)
+        status = {**status, "state": FAILED, "error": f"the training process died: {_last_error_line(tail)}",
+                  "log_tail": tail}
+    elif status["state"] == FAILED:
+        status.setdefault("log_tail", log_tail(run_dir))
+    return status
+
+
+@dataclass
+class RunSummary:
+    """One row of the runs table."""
+
+    name: str
+    path: str
+    state: str
+    model: str = ""
+    dataset: str = ""
+    created: str = ""
+    duration_s: float | None = None
+    best_metric: str = ""
+    best_value: float | None = None
+    test_accuracy: float | None = None
+    error: str = ""
+
+
+def _duration(status: dict[str, Any]) -> float | None:
+    start = status.get("started_ts")
+    if not start:
+        return None
+    end = status.get("ended_ts") or (time.time() if status.get("state") == RUNNING else None)
+    return round(end - start, 1) if end else None
+
+
+def summarize_run(run_dir: Path) -> RunSummary:
+    """A :class:`RunSummary` for the runs table; a damaged run still gets a row with its error."""
+    run_dir = Path(run_dir)
+    row = RunSummary(name=run_dir.name, path=str(run_dir), state=FAILED)
+    try:
+        status = read_status(run_dir)
+        row.state = status["state"]
+        row.created = status.get("created", "")
+        row.duration_s = _duration(status)
+        row.error = status.get("error") or ""
+        row.best_metric = status.get("best_metric_name") or ""
+        row.best_value = status.get("best_metric")
+    except BmcoreError as exc:
+        row.error = str(exc)
+    try:
+        cfg = read_json(run_dir / CONFIG_FILE)
+        row.model = str(cfg.get("model_name_or_path", ""))
+        row.dataset = str(cfg.get("dataset", ""))
+    except BmcoreError as exc:
+        row.error = row.error or str(exc)
+    if (run_dir / EVAL_FILE).exists():
+        try:
+            row.test_accuracy = read_json(run_dir / EVAL_FILE).get("test", {}).get("accuracy")
+        except BmcoreError:
+            pass
+    return row
+
+
+def is_run_dir(path: Path) -> bool:
+    """True for a folder that looks like a run (it has a status or a config)."""
+    return path.is_dir() and ((path / STATUS_FILE).exists() or (path / CONFIG_FILE).exists())
+
+
+def list_runs() -> list[RunSummary]:
+    """Every run in the workspace, newest first. Damaged runs are listed with their error, never hidden."""
+    rows = [summarize_run(p) for p in runs_dir().iterdir() if not p.name.startswith(".") and is_run_dir(p)]
+    return sorted(rows, key=lambda r: (r.created, r.name), reverse=True)
+
+
+def find_run(name_or_path: str) -> Path:
+    """A run folder from a workspace run name or a path."""
+    p = Path(name_or_path).expanduser()
+    if is_run_dir(p):
+        return p.resolve()
+    try:
+        candidate = inside(runs_dir(), check_name(name_or_path, "run name"))
+    except BmcoreError:
+        candidate = None
+    if candidate is not None and is_run_dir(candidate):
+        return candidate
+    raise BmcoreError(f"no run {name_or_path!r}: not a run folder, nor a run in {runs_dir()}")
+
+
+def new_run_name(config: TrainConfig) -> str:
+    """A readable unique run name: ``<dataset>-<model>-<timestamp>``."""
+    def slug(s: str) -> str:
+        return re.sub(r"[^A-Za-z0-9]+", "-", s.split(":")[-1].rstrip("/").split("/")[-1]).strip("-")[:24] or "x"
+
+    base = f"{slug(config.dataset)}-{slug(config.model_name_or_path)}-{time.strftime('%m%d-%H%M%S')}"
+    name, i = base, 1
+    while (runs_dir() / name).exists():
+        i += 1
+        name = f"{base}-{i}"
+    return name
+
+
+def create_run(config: TrainConfig, name: str | None = None, run_dir: str | Path | None = None) -> Path:
+    """Create a run folder with ``config.json`` and a ``queued`` status. ``run_dir`` may lie outside the workspace (CLI)."""
+    if run_dir is not None:
+        path = Path(run_dir).expanduser().resolve()
+    else:
+        path = inside(runs_dir(), check_name(name or new_run_name(config), "run name"))
+    if path.exists() and any(path.iterdir()):
+        raise BmcoreError(f"run folder {path} already exists and is not empty; choose another name, or resume it")
+    path.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path / CONFIG_FILE, config.to_dict())
+    write_json_atomic(path / STATUS_FILE, {"state": QUEUED, "created": now(), "created_ts": time.time(), "pid": None})
+    return path
+
+
+def load_run_config(run_dir: Path) -> TrainConfig:
+    """The run's :class:`TrainConfig`."""
+    return TrainConfig.from_dict(read_json(Path(run_dir) / CONFIG_FILE))
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    """The run's checkpoint folders, oldest first."""
+    found = [(int(m.group(1)), p) for p in Path(run_dir).iterdir() if (m := CHECKPOINT_RE.match(p.name)) and p.is_dir()]
+    return [p for _, p in sorted(found)]
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint (one with ``trainer_state.json``), or None."""
+    for p in reversed(checkpoints(run_dir)):
+        if (p / "trainer_state.json").is_file():
+            return p
+    return None
+
+
+def train_command(run_dir: Path, resume: bool = False) -> list[str]:
+    """The command that runs a run folder's job: ``python -m bmcore train RUN_DIR [--resume]``."""
+    cmd = [sys.executable, "-m", "bmcore", "train", str(run_dir)]
+    return cmd + ["--resume"] if resume else cmd
+
+
+def launch(run_dir: Path, resume: bool = False) -> int:
+    """Start the job in the background: ``sys.executable``, a new session, no shell, output to ``train.log``.
+
+    Returns the process id. The job queues itself behind any running job.
+    """
+    run_dir = Path(run_dir)
+    status = read_status(run_dir) if (run_dir / STATUS_FILE).exists() else {}
+    if status.get("state") in ACTIVE:
+        raise BmcoreError(f"run {run_dir.name} is already {status['state']}")
+    (run_dir / STOP_FILE).unlink(missing_ok=True)
+    write_status(run_dir, state=QUEUED, pid=None, error=None, ended=None, ended_ts=None)
+    env = dict(os.environ)
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env["PYTHONUNBUFFERED"] = "1"
+    # The child must find bmcore even when the UI was started from another folder.
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["BMCORE_WORKSPACE"] = str(workspace_dir())
+    with open(run_dir / LOG_FILE, "ab") as log:
+        proc = subprocess.Popen(train_command(run_dir, resume), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True, env=env, cwd=root)
+    write_status(run_dir, pid=proc.pid)
+    return proc.pid
+
+
+def start_run(config: TrainConfig, name: str | None = None) -> Path:
+    """Create a run in the workspace and launch it in the background. Returns the run folder."""
+    run_dir = create_run(config, name)
+    launch(run_dir)
+    return run_dir
+
+
+def request_stop(run_dir: Path) -> None:
+    """Ask a queued or running job to stop: it saves its model and marks itself ``cancelled``."""
+    run_dir = Path(run_dir)
+    (run_dir / STOP_FILE).write_text(now(), encoding="utf-8")
+
+
+def stop_requested(run_dir: Path) -> bool:
+    """True once :func:`request_stop` was called for this run."""
+    return (Path(run_dir) / STOP_FILE).exists()
+
+
+def wait_for(run_dir: Path, states: tuple[str, ...] = (COMPLETED, FAILED, CANCELLED), timeout: float = 600,
+             poll: float = 0.5) -> dict[str, Any]:
+    """Poll until the run reaches one of ``states`` (or raise ``TimeoutError``). Returns the status."""
+    deadline = time.time() + timeout
+    while True:
+        status = read_status(run_dir)
+        if status["state"] in states:
+            return status
+        if time.time() > deadline:
+            raise TimeoutError(f"run {Path(run_dir).name} still {status['state']} after {timeout:.0f} s")
+        time.sleep(poll)
+
+
+def progress(run_dir: Path) -> dict[str, Any]:
+    """The latest progress of a run for live views: status, last train and eval lines, fraction done, ETA."""
+    run_dir = Path(run_dir)
+    status = read_status(run_dir)
+    metrics = read_metrics(run_dir)
+    train = [m for m in metrics if m.get("kind") == "train"]
+    evals = [m for m in metrics if m.get("kind") == "eval"]
+    last = train[-1] if train else {}
+    total = last.get("total_steps") or status.get("total_steps") or 0
+    step = last.get("step", 0)
+    if status["state"] == COMPLETED:
+        step = total = total or step or 1
+    return {"status": status, "train": train, "eval": evals, "step": step, "total_steps": total,
+            "fraction": min(1.0, step / total) if total else 0.0, "eta_s": last.get("remaining_s"),
+            "last": last, "last_eval": evals[-1] if evals else {}}

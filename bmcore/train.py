@@ -1,0 +1,410 @@
+"""The fine-tuning job: ``python -m bmcore train RUN_DIR``, built on ``transformers.Trainer``.
+
+Trainer provides precision, checkpoints, resume, early stopping, gradient accumulation and DDP
+(under ``torchrun`` or ``accelerate launch``). This module adds what a dashboard needs: the run
+folder contract (:mod:`bmcore.runs`), a queue so one job uses the device at a time, progress
+lines in ``metrics.jsonl``, a graceful cancel, an atomic save of ``model/`` and the final scoring
+of the locked test split with the best model.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import runs
+from .config import TrainConfig
+from .data import PreparedDataset, is_prepared, load_prepared, resolve_dataset, save_prepared
+from .errors import BmcoreError
+from .inference import write_model_meta
+from .models import detect_device, load_classifier, load_tokenizer, model_max_length, resolve_model, select_precision
+from .workspace import runs_dir, workspace_dir
+
+log = logging.getLogger("bmcore.train")
+
+
+def rank() -> int:
+    """This process's global rank under torchrun/accelerate (0 when not distributed)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def world_size() -> int:
+    """Number of processes under torchrun/accelerate (1 when not distributed)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _setup_logging(run_dir: Path) -> None:
+    """Log to ``train.log``; also to stderr unless stderr already is ``train.log`` (a UI-launched job)."""
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+    log_path = run_dir / runs.LOG_FILE
+    same = False
+    try:
+        same = os.path.samefile(f"/proc/self/fd/{sys.stderr.fileno()}", log_path)
+    except (OSError, ValueError, AttributeError):
+        pass
+    if not same:
+        fh = logging.FileHandler(log_path, encoding="utf-8")
+        fh.setFormatter(fmt)
+        root.addHandler(fh)
+    sh = logging.StreamHandler(sys.stderr)
+    sh.setFormatter(fmt)
+    root.addHandler(sh)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import transformers
+
+    transformers.utils.logging.set_verbosity_warning()
+    transformers.utils.logging.disable_progress_bar()
+
+
+# --- the queue ------------------------------------------------------------------------------
+
+
+def _wait_turn(run_dir: Path, poll: float = 0.5) -> Any | None:
+    """Block until this job may use the device: it holds the workspace lock and no older job is queued.
+
+    Returns the open lock file (keep it open while training), or None when cancelled while queued.
+    """
+    lock = open(workspace_dir() / runs.LOCK_FILE, "a+")  # noqa: SIM115 - held for the job's lifetime
+    mine = runs.read_json(run_dir / runs.STATUS_FILE).get("created_ts") or time.time()
+    announced = False
+    while True:
+        if runs.stop_requested(run_dir):
+            lock.close()
+            return None
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not announced:
+                log.info("queued: another training job is using the device")
+                announced = True
+            time.sleep(poll)
+            continue
+        if not _older_waiting(run_dir, mine):
+            return lock
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        time.sleep(poll)
+
+
+def _older_waiting(run_dir: Path, mine: float) -> bool:
+    """True when another live queued job was created before this one (jobs start in order)."""
+    for other in runs_dir().iterdir():
+        if other.resolve() == run_dir.resolve() or not (other / runs.STATUS_FILE).exists():
+            continue
+        try:
+            st = runs.read_json(other / runs.STATUS_FILE)
+        except BmcoreError:
+            continue
+        if st.get("state") == runs.QUEUED and (st.get("created_ts") or 0) < mine and runs.pid_alive(st.get("pid")):
+            return True
+    return False
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+def _load_dataset(config: TrainConfig) -> PreparedDataset:
+    if is_prepared(config.dataset):
+        return load_prepared(config.dataset)
+    ds = resolve_dataset(config.dataset, text_columns=config.text_column, label_column=config.label_column, seed=config.seed)
+    # Save it so Evaluate and Playground can find the same splits by name.
+    if rank() == 0 and not is_prepared(ds.name):
+        save_prepared(ds)
+    return ds
+
+
+def tokenize_split(df: Any, tokenizer: Any, max_seq_length: int, label2id: dict[str, int]) -> Any:
+    """Tokenise one split without padding (the collator pads each batch) into a ``datasets.Dataset``.
+
+    A ``length`` column lets Trainer group batches by length.
+    """
+    import datasets
+
+    args = (df["text"].tolist(), df["text_pair"].tolist()) if "text_pair" in df else (df["text"].tolist(),)
+    enc = tokenizer(*args, truncation=True, max_length=max_seq_length)
+    cols = {k: list(v) for k, v in enc.items()}
+    cols["labels"] = [label2id[str(v)] for v in df["label"]]
+    cols["length"] = [len(x) for x in enc["input_ids"]]
+    return datasets.Dataset.from_dict(cols)
+
+
+def classification_metrics(logits: np.ndarray, labels: np.ndarray, label_names: list[str]) -> dict[str, Any]:
+    """Accuracy, macro F1 and the confusion matrix (rows gold, columns predicted, in ``label_names`` order)."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    pred = logits.argmax(axis=-1)
+    ids = list(range(len(label_names)))
+    return {
+        "accuracy": float(accuracy_score(labels, pred)),
+        "macro_f1": float(f1_score(labels, pred, average="macro", labels=ids, zero_division=0)),
+        "confusion_matrix": confusion_matrix(labels, pred, labels=ids).tolist(),
+        "labels": list(label_names),
+        "n": int(len(labels)),
+    }
+
+
+# --- progress -------------------------------------------------------------------------------
+
+
+def _make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
+    from transformers import TrainerCallback
+
+    class RunFolderCallback(TrainerCallback):
+        """Writes progress to ``metrics.jsonl``, honours stop requests, and refuses NaN losses."""
+
+        def __init__(self) -> None:
+            self.t0 = time.time()
+            self.last_t = self.t0
+            self.last_step = 0
+            self.last_tokens = 0
+            self.cancelled = False
+
+        def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001
+            self.t0 = self.last_t = time.time()
+            self.last_step = state.global_step
+            self.last_tokens = state.num_input_tokens_seen
+            if state.is_world_process_zero:
+                runs.write_status(run_dir, total_steps=state.max_steps, precision=precision)
+
+        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+            if runs.stop_requested(run_dir):
+                self.cancelled = True
+                control.should_training_stop = True
+                control.should_save = True  # a checkpoint to resume from
+            return control
+
+        def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001
+            logs = logs or {}
+            loss = logs.get("loss")
+            if loss is not None and not math.isfinite(loss):
+                raise BmcoreError(f"the training loss became {loss} at step {state.global_step}; "
+                                  "lower the learning rate or check the data")
+            if not state.is_world_process_zero:
+                return
+            now = time.time()
+            elapsed = now - self.t0
+            if "eval_loss" in logs:
+                rec = {"kind": "eval", "step": state.global_step, "epoch": round(state.epoch or 0, 4),
+                       "elapsed_s": round(elapsed, 2),
+                       **{k: v for k, v in logs.items() if k.startswith("eval_") and isinstance(v, (int, float))}}
+                runs.append_metrics(run_dir, rec)
+                return
+            if loss is None:
+                return
+            steps = state.global_step - self.last_step
+            dt = max(now - self.last_t, 1e-9)
+            samples = steps * args.per_device_train_batch_size * args.gradient_accumulation_steps * max(args.world_size, 1)
+            tokens = state.num_input_tokens_seen - self.last_tokens
+            done = state.global_step - (self.resumed_from or 0)
+            rate = done / max(elapsed, 1e-9)
+            rec = {"kind": "train", "step": state.global_step, "total_steps": state.max_steps,
+                   "epoch": round(state.epoch or 0, 4), "loss": loss, "learning_rate": logs.get("learning_rate"),
+                   "grad_norm": logs.get("grad_norm"), "samples_per_s": round(samples / dt, 2),
+                   "tokens_per_s": round(tokens / dt, 1), "elapsed_s": round(elapsed, 2),
+                   "remaining_s": round((state.max_steps - state.global_step) / rate, 1) if rate > 0 else None}
+            runs.append_metrics(run_dir, rec)
+            log.info("step %d/%d loss %.4f lr %.2e %.1f samples/s", state.global_step, state.max_steps, loss,
+                     logs.get("learning_rate") or 0, rec["samples_per_s"])
+            self.last_t, self.last_step, self.last_tokens = now, state.global_step, state.num_input_tokens_seen
+
+        resumed_from: int | None = None
+
+    return RunFolderCallback()
+
+
+# --- the job --------------------------------------------------------------------------------
+
+
+def build_training_args(config: TrainConfig, run_dir: Path, precision: str, n_train: int) -> Any:
+    """``TrainingArguments`` for a config: dynamic padding, length grouping, the chosen precision."""
+    from transformers import TrainingArguments
+
+    device = detect_device()
+    steps = config.eval_strategy == "steps"
+    best = config.metric_for_best_model
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(run_dir),
+        learning_rate=config.learning_rate,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        per_device_eval_batch_size=config.per_device_eval_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        warmup_steps=config.warmup_steps,
+        weight_decay=config.weight_decay,
+        lr_scheduler_type=config.lr_scheduler_type,
+        seed=config.seed,
+        eval_strategy=config.eval_strategy,
+        save_strategy=config.eval_strategy,
+        eval_steps=config.eval_steps if steps else None,
+        save_steps=(config.save_steps or config.eval_steps) if steps else None,
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        load_best_model_at_end=True,
+        metric_for_best_model="loss" if best == "loss" else best,
+        greater_is_better=best != "loss",
+        save_total_limit=config.save_total_limit,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=device.kind == "cpu",
+        train_sampling_strategy="group_by_length",
+        include_num_input_tokens_seen="non_padding",
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        save_only_model=False,
+    )
+    if config.max_steps is not None:
+        kwargs["max_steps"] = config.max_steps
+    else:
+        kwargs["num_train_epochs"] = config.epochs
+    if steps and kwargs["save_steps"] != config.eval_steps:
+        kwargs["load_best_model_at_end"] = False  # Trainer needs saves to line up with evaluations
+    return TrainingArguments(**kwargs)
+
+
+def _save_model_atomically(trainer: Any, tokenizer: Any, run_dir: Path, meta: dict[str, Any]) -> Path:
+    """Save into a temporary folder, then swap it in: a crash mid-save leaves the previous ``model/`` intact."""
+    final = run_dir / runs.MODEL_DIR
+    tmp = run_dir / f".{runs.MODEL_DIR}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    write_model_meta(tmp, **meta)
+    old = run_dir / f".{runs.MODEL_DIR}.old-{os.getpid()}"
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def run_training(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Run the job of a run folder to the end and return its final status.
+
+    Failures are recorded in ``status.json`` (``failed`` with a one-line error) and re-raised.
+    """
+    run_dir = Path(run_dir).resolve()
+    main = rank() == 0
+    _setup_logging(run_dir)
+    config = runs.load_run_config(run_dir)
+    lock = None
+    if main:
+        runs.write_status(run_dir, state=runs.QUEUED, pid=os.getpid())
+        if world_size() == 1:
+            lock = _wait_turn(run_dir)
+            if lock is None:
+                log.info("cancelled while queued")
+                return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time())
+        runs.write_status(run_dir, state=runs.RUNNING, pid=os.getpid(), started=runs.now(), started_ts=time.time(),
+                          error=None, world_size=world_size())
+    try:
+        status = _train(run_dir, config, resume, main)
+    except BaseException as exc:
+        if main:
+            message = str(exc) if isinstance(exc, BmcoreError) else f"{exc.__class__.__name__}: {exc}"
+            message = " ".join(message.split())[:500] or exc.__class__.__name__
+            log.error("training failed: %s\n%s", message, traceback.format_exc())
+            runs.write_status(run_dir, state=runs.FAILED, error=message, ended=runs.now(), ended_ts=time.time())
+        raise
+    finally:
+        if lock is not None:
+            lock.close()
+    return status
+
+
+def _train(run_dir: Path, config: TrainConfig, resume: bool, main: bool) -> dict[str, Any]:
+    import torch
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, PrinterCallback, Trainer
+
+    device = detect_device()
+    precision, notice = select_precision(config.precision, device)
+    if notice:
+        log.warning(notice)
+        if main:
+            runs.write_status(run_dir, notice=notice)
+    mref = resolve_model(config.model_name_or_path)
+    limit = model_max_length(mref)
+    if config.max_seq_length > limit:
+        raise BmcoreError(f"max_seq_length {config.max_seq_length} is above the model's limit of {limit} tokens")
+    ds = _load_dataset(config)
+    label_names = ds.label_names
+    label2id = {n: i for i, n in enumerate(label_names)}
+    tokenizer = load_tokenizer(mref)
+    train_ds = tokenize_split(ds.splits["train"], tokenizer, config.max_seq_length, label2id)
+    val_ds = tokenize_split(ds.splits["validation"], tokenizer, config.max_seq_length, label2id)
+    test_ds = tokenize_split(ds.splits["test"], tokenizer, config.max_seq_length, label2id)
+    log.info("device %s, precision %s; dataset %s: %d train / %d validation / %d test, %d classes",
+             device.label, precision, ds.name, len(train_ds), len(val_ds), len(test_ds), len(label_names))
+    model = load_classifier(mref, label_names)
+    if config.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    args = build_training_args(config, run_dir, precision, len(train_ds))
+
+    compute_loss = None
+    if config.class_weights == "balanced":
+        counts = np.bincount(train_ds["labels"], minlength=len(label_names)).astype(np.float64)
+        weights = torch.tensor(counts.sum() / (len(label_names) * np.maximum(counts, 1)), dtype=torch.float32)
+        log.info("class weights: %s", dict(zip(label_names, weights.round(decimals=3).tolist(), strict=True)))
+
+        def compute_loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+            logits = outputs["logits"].float()
+            return torch.nn.functional.cross_entropy(logits, labels, weight=weights.to(logits.device))
+
+    def compute_metrics(p: Any) -> dict[str, float]:
+        m = classification_metrics(np.asarray(p.predictions), np.asarray(p.label_ids), label_names)
+        return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+
+    callback = _make_callback(run_dir, config, precision)
+    callbacks = [callback]
+    if config.early_stopping_patience > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
+                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
+                      compute_loss_func=compute_loss, callbacks=callbacks)
+    trainer.remove_callback(PrinterCallback)  # our callback logs one readable line per step instead of dicts
+    checkpoint = None
+    if resume:
+        checkpoint = runs.last_checkpoint(run_dir)
+        if checkpoint is None:
+            log.warning("no checkpoint to resume from; starting from the beginning")
+        else:
+            log.info("resuming from %s", checkpoint.name)
+            callback.resumed_from = int(checkpoint.name.split("-")[1])
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+
+    cancelled = callback.cancelled
+    best = trainer.state.best_metric
+    results: dict[str, Any] = {"label_names": label_names, "dataset": ds.name,
+                               "best_checkpoint": trainer.state.best_model_checkpoint}
+    if not cancelled:
+        # Every rank takes part: prediction gathers across processes under DDP.
+        for split, data in (("validation", val_ds), ("test", test_ds)):
+            out = trainer.predict(data, metric_key_prefix=split)
+            results[split] = classification_metrics(np.asarray(out.predictions), np.asarray(out.label_ids), label_names)
+            results[split]["loss"] = float(out.metrics.get(f"{split}_loss", float("nan")))
+    if not main:
+        return {}
+    meta = {"max_seq_length": config.max_seq_length, "dataset": ds.name, "label_names": label_names,
+            "base_model": config.model_name_or_path, "run": run_dir.name, "precision": precision}
+    _save_model_atomically(trainer, tokenizer, run_dir, meta)
+    log.info("saved the %s model to %s", "best" if best is not None else "final", run_dir / runs.MODEL_DIR)
+    if cancelled:
+        return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time(),
+                                 best_metric=best, best_metric_name=config.metric_for_best_model)
+    runs.write_json_atomic(run_dir / runs.EVAL_FILE, results)
+    log.info("test accuracy %.4f, macro F1 %.4f", results["test"]["accuracy"], results["test"]["macro_f1"])
+    return runs.write_status(run_dir, state=runs.COMPLETED, ended=runs.now(), ended_ts=time.time(),
+                             best_metric=best if best is not None else results["validation"][config.metric_for_best_model
+                                                                                              if config.metric_for_best_model != "loss" else "loss"],
+                             best_metric_name=config.metric_for_best_model,
+                             test_accuracy=results["test"]["accuracy"], test_macro_f1=results["test"]["macro_f1"])

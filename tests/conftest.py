@@ -1,0 +1,40 @@
+"""Shared fixtures: an isolated workspace per test, offline Hub, and a tiny random BERT."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own workspace folder through BMCORE_WORKSPACE."""
+    ws = tmp_path / "workspace"
+    ws.mkdir()
+    monkeypatch.setenv("BMCORE_WORKSPACE", str(ws))
+    return ws
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real labelled datasets in ../shared/data (SST-2, AG News, emotion, SMS spam)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised BERT (2 layers, hidden 32) with the bundled MiniLM vocabulary."""
+    from bmcore.models import make_tiny_bert
+
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny") / "tiny-bert", ["negative", "positive"])

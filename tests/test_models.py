@@ -1,0 +1,140 @@
+"""bmcore.models: model references, safe-loading refusals, the offline Hub, device labels and precision choice."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bmcore.errors import BmcoreError
+from bmcore.models import (
+    DeviceInfo,
+    detect_device,
+    load_tokenizer,
+    resolve_model,
+    select_precision,
+)
+
+CPU_BF16 = DeviceInfo("cpu", "Intel Xeon", "bf16", "AVX512-BF16")
+CPU_FP32 = DeviceInfo("cpu", "old CPU", "fp32")
+H200 = DeviceInfo("cuda", "NVIDIA H200", "bf16")
+T4 = DeviceInfo("cuda", "Tesla T4", "fp16")
+MPS = DeviceInfo("mps", "Apple GPU", "fp32", "MPS mixed precision is not used")
+
+
+# --- model references ---------------------------------------------------------------------
+
+
+def test_builtin_minilm_resolves_to_bundled_files():
+    ref = resolve_model("builtin:minilm")
+    assert ref.kind == "builtin"
+    assert (ref.path / "config.json").is_file() and (ref.path / "model.safetensors").is_file()
+    assert load_tokenizer(ref)("hello world")["input_ids"][0] == 101  # [CLS] of the MiniLM vocabulary
+
+
+def test_unknown_builtin_is_refused():
+    with pytest.raises(BmcoreError, match="builtin:minilm"):
+        resolve_model("builtin:gpt5")
+
+
+def test_local_folder_and_run_folder(tiny_model, tmp_path):
+    ref = resolve_model(str(tiny_model))
+    assert ref.kind == "local" and ref.path == tiny_model.resolve()
+    run = tmp_path / "run"
+    shutil.copytree(tiny_model, run / "model")
+    assert resolve_model(str(run)).path == (run / "model").resolve()  # a run folder stands for its model
+
+
+def test_missing_path_is_refused(tmp_path):
+    with pytest.raises(BmcoreError, match="does not exist"):
+        resolve_model(str(tmp_path / "no-such-model"))
+
+
+def test_pickle_only_folder_is_refused(tmp_path):
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    (folder / "pytorch_model.bin").write_bytes(b"\x80\x04not really a pickle")
+    with pytest.raises(BmcoreError, match="pickle weights") as exc:
+        resolve_model(str(folder))
+    assert "safetensors" in str(exc.value)
+
+
+def test_remote_code_config_is_refused(tiny_model, tmp_path):
+    folder = tmp_path / "remote"
+    shutil.copytree(tiny_model, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForSequenceClassification": "modeling_evil.EvilModel"}
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BmcoreError, match="remote code"):
+        resolve_model(str(folder))
+
+
+def test_hub_id_offline_gives_a_clear_error():
+    ref = resolve_model("someone-unknown/not-a-real-model-xyz")
+    assert ref.kind == "hub" and ref.hub_id == "someone-unknown/not-a-real-model-xyz"
+    with pytest.raises(BmcoreError) as exc:
+        load_tokenizer(ref)
+    message = str(exc.value)
+    assert "offline" in message and "builtin:minilm" in message and "\n" not in message
+
+
+def test_empty_reference_suggests_the_default():
+    with pytest.raises(BmcoreError, match="builtin:minilm"):
+        resolve_model("  ")
+
+
+# --- device and precision -----------------------------------------------------------------
+
+
+def test_device_labels():
+    assert CPU_BF16.label == "CPU · bf16 (AVX512-BF16)"
+    assert CPU_FP32.label == "CPU · fp32"
+    assert H200.label == "CUDA · NVIDIA H200 · bf16"
+    assert MPS.label == "MPS · Apple GPU · fp32"
+
+
+def test_detect_device_on_this_machine():
+    device = detect_device()
+    assert device.kind in {"cpu", "cuda", "mps"}
+    assert device.precision in {"bf16", "fp16", "fp32"}
+    if device.kind == "cpu":
+        assert (device.precision == "bf16") == bool(device.detail)
+
+
+@pytest.mark.parametrize(
+    ("requested", "device", "expected", "notice"),
+    [
+        ("auto", CPU_BF16, "bf16", None),
+        ("auto", CPU_FP32, "fp32", None),
+        ("fp16", CPU_BF16, "bf16", "fp16 is not supported on the CPU"),
+        ("fp16", CPU_FP32, "fp32", "fp16 is not supported on the CPU"),
+        ("bf16", CPU_FP32, "fp32", "no fast bf16"),
+        ("bf16", CPU_BF16, "bf16", None),
+        ("fp32", CPU_BF16, "fp32", None),
+        ("auto", H200, "bf16", None),
+        ("fp16", H200, "fp16", None),
+        ("auto", T4, "fp16", None),
+        ("bf16", T4, "fp16", "no bf16 support"),
+        ("fp16", MPS, "fp32", "not used on MPS"),
+    ],
+)
+def test_select_precision(requested, device, expected, notice):
+    precision, message = select_precision(requested, device)
+    assert precision == expected
+    if notice is None:
+        assert message is None
+    else:
+        assert notice in message
+
+
+def test_select_precision_rejects_unknown():
+    with pytest.raises(BmcoreError, match="precision must be one of"):
+        select_precision("int4", CPU_BF16)
+
+
+def test_tiny_model_fixture_is_a_safetensors_folder(tiny_model: Path):
+    assert (tiny_model / "model.safetensors").is_file()
+    assert json.loads((tiny_model / "config.json").read_text())["id2label"] == {"0": "negative", "1": "positive"}

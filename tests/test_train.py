@@ -1,0 +1,199 @@
+"""The training job: run folder contract, cancel, queue, crash and resume, bad configs, torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bmcore import data as bdata
+from bmcore import runs
+from bmcore.config import TrainConfig
+from bmcore.errors import BmcoreError
+from conftest import ROOT
+
+
+@pytest.fixture
+def sst_small(shared_data: Path) -> str:
+    """A small prepared SST-2 dataset (300 train, 60 validation, 60 test rows) named sst-small."""
+    import pandas as pd
+
+    train = pd.read_csv(shared_data / "sst2" / "train.csv").sample(420, random_state=0)
+    raw = bdata.RawData("sst2-sample", {"all": train})
+    ds = bdata.prepare(raw, "sst-small", ratios=(300 / 420, 60 / 420, 60 / 420), seed=0)
+    bdata.save_prepared(ds)
+    return "sst-small"
+
+
+def tiny_config(tiny_model: Path, dataset: str, **kw) -> TrainConfig:
+    base = dict(model_name_or_path=str(tiny_model), dataset=dataset, max_seq_length=64, max_steps=20,
+                per_device_train_batch_size=16, eval_strategy="steps", eval_steps=10, logging_steps=2,
+                learning_rate=5e-4)
+    return TrainConfig(**{**base, **kw})
+
+
+def cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bmcore", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=os.environ.copy())
+
+
+def test_run_completes_and_writes_the_contract(tiny_model, sst_small):
+    run_dir = runs.create_run(tiny_config(tiny_model, sst_small), "contract")
+    out = cli("train", str(run_dir))
+    assert out.returncode == 0, out.stderr[-2000:]
+    for name in (runs.CONFIG_FILE, runs.STATUS_FILE, runs.METRICS_FILE, runs.LOG_FILE, runs.EVAL_FILE, runs.MODEL_DIR):
+        assert (run_dir / name).exists(), name
+    assert runs.checkpoints(run_dir)
+    status = runs.read_status(run_dir)
+    assert status["state"] == "completed" and status["pid"] and status["started"] and status["ended"]
+    metrics = runs.read_metrics(run_dir)
+    train = [m for m in metrics if m["kind"] == "train"]
+    evals = [m for m in metrics if m["kind"] == "eval"]
+    assert train[-1]["step"] == 20 and train[-1]["total_steps"] == 20
+    for key in ("step", "total_steps", "epoch", "loss", "learning_rate", "samples_per_s", "tokens_per_s", "elapsed_s", "remaining_s"):
+        assert key in train[-1]
+    assert len(evals) == 2 and {"eval_loss", "eval_accuracy", "eval_macro_f1"} <= set(evals[0])
+    ev = json.loads((run_dir / runs.EVAL_FILE).read_text())
+    assert ev["label_names"] == ["negative", "positive"]
+    assert sum(map(sum, ev["test"]["confusion_matrix"])) == 60 and ev["test"]["labels"] == ["negative", "positive"]
+    assert {"accuracy", "macro_f1"} <= set(ev["validation"])
+
+    from transformers import pipeline
+
+    clf = pipeline("text-classification", model=str(run_dir / runs.MODEL_DIR))
+    assert clf("a wonderful, moving film")[0]["label"] in {"negative", "positive"}
+    assert runs.list_runs()[0].name == "contract"
+    shown = cli("runs", "show", str(run_dir))
+    assert shown.returncode == 0 and json.loads(shown.stdout)["state"] == "completed"
+
+
+def test_cancel_saves_and_marks_cancelled(tiny_model, sst_small):
+    run_dir = runs.start_run(tiny_config(tiny_model, sst_small, max_steps=2000, eval_steps=1000), "cancel-me")
+    deadline = time.time() + 120
+    while not [m for m in runs.read_metrics(run_dir) if m["kind"] == "train" and m["step"] >= 4]:
+        assert time.time() < deadline, runs.log_tail(run_dir)
+        time.sleep(0.2)
+    runs.request_stop(run_dir)
+    status = runs.wait_for(run_dir, timeout=120)
+    assert status["state"] == "cancelled", status
+    assert (run_dir / "model" / "model.safetensors").exists()
+    assert runs.last_checkpoint(run_dir) is not None
+
+
+def test_second_job_waits_queued_then_runs(tiny_model, sst_small):
+    first = runs.start_run(tiny_config(tiny_model, sst_small, max_steps=40, eval_steps=20), "first")
+    time.sleep(0.2)
+    second = runs.start_run(tiny_config(tiny_model, sst_small, max_steps=10, eval_steps=10), "second")
+    seen_queued = False
+    deadline = time.time() + 240
+    while runs.read_status(first)["state"] in runs.ACTIVE:
+        if runs.read_status(first)["state"] == "running" and runs.read_status(second)["state"] == "queued":
+            seen_queued = True
+        assert time.time() < deadline
+        time.sleep(0.2)
+    assert seen_queued
+    s1, s2 = runs.read_status(first), runs.wait_for(second, timeout=240)
+    assert s1["state"] == s2["state"] == "completed"
+    assert s2["started_ts"] >= s1["ended_ts"] - 1.0
+    assert {r.name for r in runs.list_runs()} == {"first", "second"}
+
+
+def test_killed_run_reads_failed_and_resume_finishes(tiny_model, sst_small):
+    run_dir = runs.start_run(tiny_config(tiny_model, sst_small, max_steps=60, eval_steps=10, logging_steps=1), "killed")
+    deadline = time.time() + 180
+    while not (runs.last_checkpoint(run_dir) and [m for m in runs.read_metrics(run_dir) if m.get("step", 0) >= 14]):
+        assert time.time() < deadline, runs.log_tail(run_dir)
+        time.sleep(0.1)
+    os.kill(runs.read_status(run_dir)["pid"], signal.SIGKILL)
+    time.sleep(0.5)
+    status = runs.read_status(run_dir)
+    assert status["state"] == "failed" and "died" in status["error"]
+    assert "log_tail" in status
+    rows = {r.name: r for r in runs.list_runs()}
+    assert rows["killed"].state == "failed"
+    out = cli("train", str(run_dir), "--resume")
+    assert out.returncode == 0, out.stderr[-2000:]
+    final = runs.read_status(run_dir)
+    assert final["state"] == "completed" and final["total_steps"] == 60
+    train = [m for m in runs.read_metrics(run_dir) if m["kind"] == "train"]
+    assert train[-1]["step"] == 60
+    assert "resuming from checkpoint-" in (run_dir / runs.LOG_FILE).read_text()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"learning_rate": 0}, "learning_rate must be positive"),
+    ({"learning_rate": -1e-4}, "learning_rate must be positive"),
+    ({"per_device_train_batch_size": 0}, "per_device_train_batch_size must be at least 1"),
+    ({"num_train_epochs": 2, "max_steps": 10}, "either num_train_epochs or max_steps"),
+    ({"precision": "fp8"}, "precision must be one of"),
+    ({"max_seq_length": 4}, "max_seq_length must be between"),
+    ({"eval_strategy": "steps"}, "needs eval_steps"),
+    ({"metric_for_best_model": "recall"}, "metric_for_best_model must be one of"),
+])
+def test_bad_configs_get_plain_messages(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_cli_bad_arguments_exit_2_with_one_line(tiny_model, tmp_path):
+    cases = [
+        (["train", "--data", "builtin:bbc-news", "--learning-rate", "-1", "--out", str(tmp_path / "a")], "learning_rate must be positive"),
+        (["train", "--data", "builtin:bbc-news", "--max-steps", "5", "--num-train-epochs", "1", "--out", str(tmp_path / "b")], "not both"),
+        (["train", "--data", "builtin:bbc-news", "--per-device-train-batch-size", "0", "--out", str(tmp_path / "c")], "at least 1"),
+        (["train", str(tmp_path / "nope"), "--resume"], "needs an existing run folder"),
+        (["train"], "say what to train on"),
+        (["runs", "show", "no-such-run"], "no run"),
+    ]
+    for args, message in cases:
+        out = cli(*args)
+        assert out.returncode == 2, (args, out.stderr)
+        assert message in out.stderr and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_max_seq_length_above_model_limit_fails_clearly(tiny_model, sst_small):
+    run_dir = runs.create_run(tiny_config(tiny_model, sst_small, max_seq_length=1024), "too-long")
+    out = cli("train", str(run_dir))
+    assert out.returncode == 2 and "above the model's limit of 512" in out.stderr
+    assert runs.read_status(run_dir)["state"] == "failed"
+
+
+def test_fp16_on_cpu_falls_back_with_a_notice(tiny_model, sst_small):
+    run_dir = runs.create_run(tiny_config(tiny_model, sst_small, precision="fp16", max_steps=2, eval_steps=2), "fp16")
+    out = cli("train", str(run_dir))
+    assert out.returncode == 0, out.stderr[-2000:]
+    status = runs.read_status(run_dir)
+    assert "fp16 is not supported on the CPU" in status["notice"] and status["precision"] in ("bf16", "fp32")
+
+
+def test_torchrun_two_processes_on_cpu_leave_one_model(tiny_model, sst_small, tmp_path):
+    run_dir = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+           "-m", "bmcore", "train", "--data", sst_small, "--model", str(tiny_model), "--out", str(run_dir),
+           "--max-steps", "6", "--eval-strategy", "steps", "--eval-steps", "3", "--max-seq-length", "64",
+           "--per-device-train-batch-size", "8"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=os.environ.copy())
+    assert out.returncode == 0, (out.stdout[-1500:], out.stderr[-3000:])
+    status = runs.read_status(run_dir)
+    assert status["state"] == "completed" and status["world_size"] == 2
+    assert [p.name for p in run_dir.iterdir() if p.name == "model"] == ["model"]
+    assert (run_dir / "model" / "model.safetensors").exists()
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(".model")]
+
+
+@pytest.mark.slow
+def test_minilm_on_bbc_news_with_defaults_reaches_95(tmp_path):
+    """The real thing: builtin:minilm fine-tuned on builtin:bbc-news with the default settings."""
+    config = TrainConfig()  # defaults: builtin:minilm on builtin:bbc-news
+    run_dir = runs.create_run(config, "bbc-default")
+    out = cli("train", str(run_dir), timeout=1500)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ev = json.loads((run_dir / runs.EVAL_FILE).read_text())
+    assert ev["test"]["accuracy"] >= 0.95, ev["test"]
+    shutil.rmtree(run_dir / "checkpoint-0", ignore_errors=True)
