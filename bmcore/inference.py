@@ -178,10 +178,10 @@ def predict(classifier: Classifier, texts: Sequence[str], pairs: Sequence[str] |
     names = pred.label_names
     records = []
     for i, label in enumerate(pred.labels):
-        rec: dict[str, Any] = {"label": label, "scores": {n: float(p) for n, p in zip(names, pred.probs[i])},
+        rec: dict[str, Any] = {"label": label, "scores": {n: float(p) for n, p in zip(names, pred.probs[i], strict=True)},
                                "truncated": bool(pred.truncated[i])}
         if calibrated and pred.calibrated_probs is not None:
-            rec["calibrated_scores"] = {n: float(p) for n, p in zip(names, pred.calibrated_probs[i])}
+            rec["calibrated_scores"] = {n: float(p) for n, p in zip(names, pred.calibrated_probs[i], strict=True)}
         records.append(rec)
     return records
 

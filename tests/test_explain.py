@@ -121,7 +121,7 @@ def test_truncation_and_long_input(clf: Classifier) -> None:
     assert ex.truncated and ex.n_tokens > 16 and len(ex.tokens) == 16 and ex.tokens[-1] == "[SEP]"
     assert ex.attributions is not None and len(ex.attributions) == 16
     huge = ("word " * 2000)[:10_000]
-    ex = explain(clf, huge, n_steps=16)
+    ex = explain(clf, huge, n_steps=8)
     assert len(huge) == 10_000
     assert ex.truncated and ex.n_tokens > 2000 and len(ex.tokens) == clf.max_seq_length
     assert ex.attentions is not None and ex.attentions.shape[-1] == clf.max_seq_length
