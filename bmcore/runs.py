@@ -372,3 +372,31 @@ def progress(run_dir: Path) -> dict[str, Any]:
     return {"status": status, "train": train, "eval": evals, "step": step, "total_steps": total,
             "fraction": min(1.0, step / total) if total else 0.0, "eta_s": last.get("remaining_s"),
             "last": last, "last_eval": evals[-1] if evals else {}}
+
+
+CURVES = {"loss": "training loss", "eval_loss": "validation loss", "eval_accuracy": "validation accuracy",
+          "eval_macro_f1": "validation macro F1", "learning_rate": "learning rate"}
+
+
+def metrics_frame(run_dir: Path) -> Any:
+    """The run's curves as a long ``pandas.DataFrame`` (step, epoch, metric, value) for charts.
+
+    ``metric`` is a readable name from :data:`CURVES` (``training loss``, ``validation macro F1``...).
+    """
+    import pandas as pd
+
+    rows = [{"step": m.get("step"), "epoch": m.get("epoch"), "metric": name, "value": m[key]}
+            for m in read_metrics(run_dir) for key, name in CURVES.items() if isinstance(m.get(key), (int, float))]
+    return pd.DataFrame(rows, columns=["step", "epoch", "metric", "value"])
+
+
+def runs_frame(rows: list[RunSummary] | None = None) -> Any:
+    """The runs table as a ``pandas.DataFrame``: name, model, dataset, state, best metric, test accuracy, duration (s)."""
+    import pandas as pd
+
+    rows = list_runs() if rows is None else rows
+    data = [{"name": r.name, "model": r.model, "dataset": r.dataset, "state": r.state,
+             "best metric": f"{r.best_metric} {r.best_value:.4f}" if r.best_value is not None else "",
+             "test accuracy": r.test_accuracy, "duration (s)": r.duration_s, "created": r.created} for r in rows]
+    return pd.DataFrame(data, columns=["name", "model", "dataset", "state", "best metric", "test accuracy",
+                                       "duration (s)", "created"])

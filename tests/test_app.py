@@ -47,13 +47,6 @@ def test_every_page_opens(app, page):
     assert len(app.title) == 1
 
 
-def test_stub_pages_do_not_pretend(app):
-    for page in PAGES[1:]:
-        app.switch_page(page).run()
-        assert any("later version" in i.value for i in app.info)
-        assert not app.button
-
-
 def test_data_page_bbc_news_charts_and_save(app):
     assert app.radio(key="data_source_kind").value.startswith("Built-in")
     assert not app.exception and not app.error

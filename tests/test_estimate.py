@@ -1,0 +1,66 @@
+"""The duration estimate: step counting, and a real (tiny) throughput probe."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from bmcore import data as bdata
+from bmcore.config import TrainConfig
+from bmcore.estimate import count_evaluations, estimate_duration, format_duration, steps_per_epoch, total_steps
+from bmcore.models import detect_device, select_precision
+
+
+@pytest.fixture
+def toy_dataset() -> str:
+    """A prepared two-class dataset of 100 short reviews, named toy."""
+    words = {"positive": "great lovely fine wonderful", "negative": "awful boring bad dull"}
+    df = pd.DataFrame([{"text": f"a {words[lab].split()[i % 4]} film number {i}", "label": lab}
+                       for i in range(100) for lab in ("positive", "negative")][:100])
+    bdata.save_prepared(bdata.prepare(bdata.RawData("toy", {"all": df}), "toy", seed=0))
+    return "toy"
+
+
+def cfg(**kw) -> TrainConfig:
+    return TrainConfig(**{"dataset": "toy", **kw})
+
+
+def test_total_steps_counts_epochs_batches_and_accumulation():
+    assert steps_per_epoch(cfg(per_device_train_batch_size=32), 100) == 4  # ceil(100 / 32)
+    assert total_steps(cfg(per_device_train_batch_size=32), 100) == 12  # 3 default epochs
+    assert total_steps(cfg(per_device_train_batch_size=32, num_train_epochs=1.5), 100) == 6
+    assert total_steps(cfg(per_device_train_batch_size=10, gradient_accumulation_steps=4), 100) == 9  # ceil(10 / 4) x 3
+    assert total_steps(cfg(per_device_train_batch_size=10), 100, world_size=2) == 15  # 5 steps per epoch on 2 ranks
+    assert total_steps(cfg(max_steps=7, per_device_train_batch_size=1), 10_000) == 7
+    assert total_steps(cfg(per_device_train_batch_size=64), 1) == 3  # never zero
+
+
+def test_count_evaluations_follows_the_strategy():
+    assert count_evaluations(cfg(per_device_train_batch_size=10), 100) == 3  # one per epoch
+    assert count_evaluations(cfg(max_steps=25, eval_strategy="steps", eval_steps=10), 100) == 2
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(None, "-"), (4.4, "4 s"), (200, "3 min 20 s"), (3900, "1 h 05 min")])
+def test_format_duration(seconds, text):
+    assert format_duration(seconds) == text
+
+
+def test_probe_measures_and_extrapolates(tiny_model, toy_dataset):
+    config = cfg(model_name_or_path=str(tiny_model), per_device_train_batch_size=8, max_seq_length=32,
+                 gradient_accumulation_steps=2)
+    est = estimate_duration(config, probe_steps=2)
+    assert est["precision"] == select_precision("auto", detect_device())[0]
+    n_train = len(bdata.load_prepared(toy_dataset).splits["train"])
+    assert est["n_train"] == n_train
+    assert est["total_steps"] == total_steps(config, n_train)
+    assert 0 < est["seconds_per_step"] < 10
+    assert est["samples_per_s"] > 0
+    assert 0 < est["padded_length"] <= 32
+    parts = est["train_seconds"] + est["eval_seconds"] + est["load_seconds"]
+    assert est["estimated_seconds"] == pytest.approx(parts)
+    assert est["train_seconds"] == pytest.approx(est["total_steps"] * est["seconds_per_step"])
+
+
+def test_probe_reports_a_bad_model_plainly(toy_dataset, tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        estimate_duration(cfg(model_name_or_path=str(tmp_path / "missing")))

@@ -1,0 +1,121 @@
+"""The Train page through AppTest: start a tiny run, see it finish, see it in the runs table; bad settings refused."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import ROOT
+from streamlit.testing.v1 import AppTest
+
+from bmcore import data as bdata
+from bmcore import runs
+
+TIMEOUT = 120  # the first run imports torch and transformers on 2 busy CPU cores
+
+
+@pytest.fixture
+def sst_tiny(shared_data: Path) -> str:
+    """200 SST-2 rows prepared into the workspace as sst-tiny (160 / 20 / 20)."""
+    df = pd.read_csv(shared_data / "sst2" / "train.csv").sample(200, random_state=0)
+    bdata.save_prepared(bdata.prepare(bdata.RawData("sst2-sample", {"all": df}), "sst-tiny", seed=0))
+    return "sst-tiny"
+
+
+def open_train_page() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    return at
+
+
+def set_tiny_run(at: AppTest, dataset: str, model: Path) -> AppTest:
+    """Local tiny model, 10 steps, evaluation every 5 steps, short inputs."""
+    at.selectbox(key="train_dataset").select(dataset).run()
+    at.radio(key="train_model_kind").set_value("Local folder").run()
+    at.text_input(key="train_model_path").input(str(model)).run()
+    at.radio(key="train_length").set_value("steps").run()
+    at.number_input(key="train_max_steps").set_value(10)
+    at.number_input(key="train_lr").set_value(5e-4)
+    at.number_input(key="train_batch_size").set_value(16)
+    at.number_input(key="train_max_seq_length").set_value(64)
+    at.radio(key="train_eval_strategy").set_value("steps").run()
+    at.number_input(key="train_eval_steps").set_value(5)
+    at.number_input(key="train_logging_steps").set_value(2)
+    return at.run()
+
+
+def test_no_dataset_points_to_the_data_page():
+    at = open_train_page()
+    assert any("Data page" in i.value for i in at.info)
+    assert not at.button
+
+
+def test_start_a_tiny_run_and_see_it_finish(tiny_model, sst_tiny):
+    at = set_tiny_run(open_train_page(), sst_tiny, tiny_model)
+    assert not at.exception and not at.error
+    commands = [c.value for c in at.code]
+    assert any(c.startswith("python -m bmcore train --data sst-tiny --model ") and "--max-steps 10" in c for c in commands)
+    assert any(c.startswith("torchrun --nproc_per_node 2 -m bmcore train ") for c in commands)
+
+    at.toggle(key="train_estimate").set_value(True).run()
+    assert not at.exception and not at.error
+    assert any("About" in m.value and "10 steps" in m.value for m in at.markdown)
+
+    at.button(key="train_start").click().run()
+    assert not at.exception and not at.error
+    rows = runs.list_runs()
+    assert len(rows) == 1
+    assert at.session_state["train_run"] == rows[0].name
+    assert runs.wait_for(Path(rows[0].path), timeout=300)["state"] == runs.COMPLETED, runs.log_tail(Path(rows[0].path))
+
+    at.run()  # what a reload shows: everything comes from the run folder
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value  # the runs table (AppTest does not expose dataframe keys)
+    assert table.loc[0, "name"] == rows[0].name and table.loc[0, "state"] == "completed"
+    metrics = {m.label: m.value for m in at.metric}
+    assert float(metrics["Test accuracy"]) >= 0
+    assert any("pipeline(" in c.value for c in at.code)
+
+    fresh = open_train_page()  # a second browser sees the same run
+    assert fresh.selectbox(key="train_pick").value == rows[0].name
+    assert "Test accuracy" in {m.label for m in fresh.metric}
+
+
+@pytest.mark.parametrize(("widget", "value", "message"), [
+    ("train_lr", 0.0, "learning_rate must be positive"),
+    ("train_model_path", "/no/such/model", "does not exist"),
+])
+def test_bad_settings_show_an_error_and_start_nothing(tiny_model, sst_tiny, widget, value, message):
+    at = set_tiny_run(open_train_page(), sst_tiny, tiny_model)
+    if widget == "train_lr":
+        at.number_input(key=widget).set_value(value).run()
+    else:
+        at.text_input(key=widget).input(value).run()
+    assert not at.exception
+    assert any(message in e.value for e in at.error)
+    assert not _has_button(at, "train_start")
+    assert runs.list_runs() == []
+
+
+def _has_button(at: AppTest, key: str) -> bool:
+    return any(b.key == key for b in at.button)
+
+
+def test_a_run_can_be_cancelled_from_the_page(tiny_model, sst_tiny):
+    at = set_tiny_run(open_train_page(), sst_tiny, tiny_model)
+    at.number_input(key="train_max_steps").set_value(5000).run()
+    at.button(key="train_start").click().run()
+    run_dir = Path(runs.list_runs()[0].path)
+    deadline = time.time() + 120
+    while not _has_button(at, "train_cancel") and time.time() < deadline:
+        time.sleep(0.5)
+        at.run()
+    at.button(key="train_cancel").click().run()
+    assert runs.stop_requested(run_dir)
+    assert runs.wait_for(run_dir, timeout=300)["state"] == runs.CANCELLED
+    at.run()
+    assert not at.exception
+    assert any("Cancelled" in i.value for i in at.info)
