@@ -1,0 +1,448 @@
+"""Evaluation and error analysis: predictions over a split, metrics, calibration, baseline, run comparison.
+
+:func:`evaluate_model` is the whole job: score a split, compute scikit-learn metrics,
+fit temperature scaling on the validation split, train the TF-IDF baseline on the
+train split and write ``metrics.json`` plus ``predictions.csv``. :func:`load_eval`
+reads them back for the Evaluate page, which only draws what these functions return.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .calibration import (
+    DEFAULT_BINS,
+    apply_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    nll,
+    reliability_bins,
+    softmax,
+)
+from .errors import BmcoreError
+
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.csv"
+PROB_PREFIX = "prob_"
+EPS = 1e-12  # floor for probabilities inside logs
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class EvalResult:
+    """An evaluation: the JSON-ready metrics and one prediction row per example."""
+
+    metrics: dict[str, Any]
+    predictions: pd.DataFrame
+    out_dir: Path | None = None
+    logits: np.ndarray | None = field(default=None, repr=False)  # [n, classes], not saved
+
+    @property
+    def label_names(self) -> list[str]:
+        """Class names in the model's order."""
+        return list(self.metrics["confusion_matrix"]["labels"])
+
+
+# --- predictions --------------------------------------------------------------------------
+
+
+def _classifier(classifier_or_ref: Any, max_seq_length: int | None = None) -> Any:
+    from .inference import load_for_inference
+
+    if hasattr(classifier_or_ref, "predict_proba") and hasattr(classifier_or_ref, "label_names"):
+        return classifier_or_ref
+    return load_for_inference(classifier_or_ref, max_seq_length=max_seq_length)
+
+
+def check_labels(model_labels: Sequence[str], data_labels: Sequence[str]) -> None:
+    """Raise a one-line :class:`BmcoreError` unless the model's labels cover every dataset label."""
+    missing = [n for n in data_labels if n not in set(model_labels)]
+    if missing:
+        shown = ", ".join(map(str, list(model_labels)[:10])) + (", ..." if len(model_labels) > 10 else "")
+        data = ", ".join(map(str, list(data_labels)[:10])) + (", ..." if len(data_labels) > 10 else "")
+        raise BmcoreError(f"model labels [{shown}] do not match dataset labels [{data}]; "
+                          "evaluate a model fine-tuned on this dataset (its id2label must name the same classes)")
+
+
+def _predict(clf: Any, df: pd.DataFrame, label_names: Sequence[str], progress: Progress | None = None,
+             batch_size: int = 64) -> tuple[pd.DataFrame, np.ndarray]:
+    """The prediction table and the raw logits [n, classes] in the model's label order."""
+    if "text" not in df or "label" not in df:
+        raise BmcoreError("the split needs 'text' and 'label' columns; prepare the dataset first")
+    model_labels = list(clf.label_names)
+    gold = df["label"].astype(str).tolist()
+    # Gold labels outside label_names would be a damaged dataset; name them in the same message.
+    check_labels(model_labels, list(dict.fromkeys([*map(str, label_names), *sorted(set(gold))])))
+    texts = df["text"].fillna("").astype(str).tolist()
+    pairs = df["text_pair"].fillna("").astype(str).tolist() if "text_pair" in df else None
+    pred = clf.predict_proba(texts, pairs, batch_size=batch_size, progress=progress)
+    logits = np.asarray(pred.logits, dtype=np.float64)
+    return prediction_table(df, logits, model_labels, truncated=pred.truncated), logits
+
+
+def prediction_table(df: pd.DataFrame, logits_or_probs: np.ndarray, label_names: Sequence[str], *,
+                     truncated: np.ndarray | None = None, are_probs: bool = False) -> pd.DataFrame:
+    """Build the prediction table from a split and the model's logits (or probabilities).
+
+    Columns: text, (text_pair), gold, pred, ``prob_<label>`` per class, confidence,
+    loss (per-example cross-entropy in nats), correct, truncated.
+    """
+    label_names = list(label_names)
+    probs = np.asarray(logits_or_probs, dtype=np.float64) if are_probs else softmax(logits_or_probs)
+    index = {n: i for i, n in enumerate(label_names)}
+    gold = df["label"].astype(str).tolist()
+    gold_ids = np.array([index[g] for g in gold], dtype=np.int64)
+    pred_ids = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+    out = pd.DataFrame({"text": df["text"].astype(str).to_numpy()})
+    if "text_pair" in df:
+        out["text_pair"] = df["text_pair"].astype(str).to_numpy()
+    out["gold"] = gold
+    out["pred"] = [label_names[i] for i in pred_ids]
+    for i, n in enumerate(label_names):
+        out[f"{PROB_PREFIX}{n}"] = probs[:, i]
+    out["confidence"] = probs.max(axis=1) if len(probs) else np.zeros(0)
+    out["loss"] = -np.log(np.clip(probs[np.arange(len(gold_ids)), gold_ids], EPS, 1.0))
+    out["correct"] = pred_ids == gold_ids
+    out["truncated"] = np.asarray(truncated, dtype=bool) if truncated is not None else False
+    return out
+
+
+def predict_split(classifier_or_ref: Any, df: pd.DataFrame, label_names: Sequence[str],
+                  progress: Progress | None = None, *, batch_size: int = 64) -> pd.DataFrame:
+    """Score one split with a classifier (or a model reference) and return the prediction table.
+
+    Inference is batched, sorted by length with dynamic padding, in the detected precision
+    (see :meth:`bmcore.inference.Classifier.predict_proba`); ``progress(done, total)`` is
+    called after each batch. Raises :class:`BmcoreError` when the model's ``id2label``
+    does not name every dataset label. Probabilities are uncalibrated.
+    """
+    table, _ = _predict(_classifier(classifier_or_ref), df, label_names, progress, batch_size)
+    return table
+
+
+def probs_of(predictions: pd.DataFrame, label_names: Sequence[str]) -> np.ndarray:
+    """The [n, classes] probability matrix of a prediction table, in ``label_names`` order."""
+    cols = [f"{PROB_PREFIX}{n}" for n in label_names]
+    missing = [c for c in cols if c not in predictions]
+    if missing:
+        raise BmcoreError(f"the predictions have no column {missing[0]}; were they made for these labels?")
+    return predictions[cols].to_numpy(dtype=np.float64)
+
+
+# --- metrics ------------------------------------------------------------------------------
+
+
+def _ids(values: Sequence[Any], label_names: list[str], what: str) -> np.ndarray:
+    index = {n: i for i, n in enumerate(label_names)}
+    out = np.empty(len(values), dtype=np.int64)
+    for k, v in enumerate(values):
+        key = str(v)
+        if key not in index:
+            raise BmcoreError(f"{what} label {key!r} is not one of the label names {label_names[:10]}")
+        out[k] = index[key]
+    return out
+
+
+def _f(x: Any) -> float | None:
+    """A plain float for JSON, or None for NaN."""
+    x = float(x)
+    return None if np.isnan(x) else x
+
+
+def compute_metrics(gold: Sequence[Any], pred: Sequence[Any], probs: np.ndarray | None, label_names: Sequence[str],
+                    n_bins: int = DEFAULT_BINS) -> dict[str, Any]:
+    """Classification metrics from scikit-learn, as plain JSON-ready data.
+
+    ``gold`` and ``pred`` are class names; ``probs`` is [n, classes] in ``label_names``
+    order (or None: then ROC/PR-AUC, log loss and ECE are None). Macro/micro/weighted
+    averages follow scikit-learn's default and cover the classes present in gold or pred;
+    the per-class report and the confusion matrix list every class in ``label_names``
+    order. ROC-AUC and PR-AUC are one-vs-rest, for each class that has both positive and
+    negative gold examples (binary: the second class is positive); the macro value is
+    their mean, None when no class qualifies.
+    """
+    from sklearn.metrics import (
+        accuracy_score,
+        average_precision_score,
+        confusion_matrix,
+        log_loss,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
+
+    names = [str(n) for n in label_names]
+    k = len(names)
+    y = _ids(gold, names, "gold")
+    p = _ids(pred, names, "predicted")
+    if len(y) != len(p):
+        raise ValueError("gold and pred must have the same length")
+    n = len(y)
+    if n == 0:
+        raise BmcoreError("nothing to evaluate: the split is empty")
+    out: dict[str, Any] = {"n": n, "num_classes": k, "label_names": names, "accuracy": float(accuracy_score(y, p))}
+    for avg in ("macro", "micro", "weighted"):
+        prec, rec, f1, _ = precision_recall_fscore_support(y, p, average=avg, zero_division=0)
+        out[f"precision_{avg}"], out[f"recall_{avg}"], out[f"f1_{avg}"] = float(prec), float(rec), float(f1)
+    prec, rec, f1, sup = precision_recall_fscore_support(y, p, labels=list(range(k)), average=None, zero_division=0)
+    per_class = {names[i]: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]),
+                            "support": int(sup[i]), "predicted": int((p == i).sum())} for i in range(k)}
+    cm = confusion_matrix(y, p, labels=list(range(k)))
+    out["confusion_matrix"] = {"labels": names, "matrix": cm.astype(int).tolist()}
+    off = [(int(cm[i, j]), names[i], names[j]) for i in range(k) for j in range(k) if i != j and cm[i, j]]
+    out["top_confusions"] = [{"gold": g, "pred": q, "count": c} for c, g, q in sorted(off, key=lambda t: -t[0])[:10]]
+    out["roc_auc_macro"] = out["pr_auc_macro"] = out["log_loss"] = out["ece"] = None
+    out["reliability"] = []
+    if probs is not None:
+        pr = np.asarray(probs, dtype=np.float64)
+        if pr.shape != (n, k):
+            raise ValueError(f"probs must have shape ({n}, {k}), not {pr.shape}")
+        pr = np.clip(pr, 0.0, 1.0)
+        pr = pr / np.clip(pr.sum(axis=1, keepdims=True), EPS, None)  # sklearn's log_loss insists on rows summing to 1
+        positives = [1] if k == 2 else list(range(k))
+        for i in positives:
+            onehot = (y == i).astype(int)
+            ok = 0 < onehot.sum() < n
+            per_class[names[i]]["roc_auc"] = _f(roc_auc_score(onehot, pr[:, i])) if ok else None
+            per_class[names[i]]["pr_auc"] = _f(average_precision_score(onehot, pr[:, i])) if ok else None
+        rocs = [per_class[names[i]]["roc_auc"] for i in positives if per_class[names[i]].get("roc_auc") is not None]
+        prs = [per_class[names[i]]["pr_auc"] for i in positives if per_class[names[i]].get("pr_auc") is not None]
+        out["roc_auc_macro"] = float(np.mean(rocs)) if rocs else None
+        out["pr_auc_macro"] = float(np.mean(prs)) if prs else None
+        out["log_loss"] = float(log_loss(y, pr, labels=list(range(k))))
+        out["ece"] = expected_calibration_error(pr, y, n_bins)
+        out["reliability"] = reliability_bins(pr, y, n_bins)
+    out["per_class"] = per_class
+    return out
+
+
+def roc_pr_curves(predictions: pd.DataFrame, label_names: Sequence[str], max_points: int = 200) -> dict[str, Any]:
+    """One-vs-rest ROC and precision-recall curves per class, thinned to ``max_points`` for plotting.
+
+    Returns ``{label: {"roc": {"fpr", "tpr", "auc"}, "pr": {"recall", "precision", "ap"}}}``
+    for each class with both positive and negative gold examples (binary: the second class).
+    """
+    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
+
+    names = list(label_names)
+    probs = probs_of(predictions, names)
+    gold = predictions["gold"].astype(str).to_numpy()
+    out: dict[str, Any] = {}
+    for i in ([1] if len(names) == 2 else range(len(names))):
+        onehot = (gold == names[i]).astype(int)
+        if not 0 < onehot.sum() < len(onehot):
+            continue
+        fpr, tpr, _ = roc_curve(onehot, probs[:, i])
+        prec, rec, _ = precision_recall_curve(onehot, probs[:, i])
+        out[names[i]] = {"roc": {"fpr": _thin(fpr, max_points), "tpr": _thin(tpr, max_points), "auc": float(auc(fpr, tpr))},
+                         "pr": {"recall": _thin(rec, max_points), "precision": _thin(prec, max_points),
+                                "ap": float(average_precision_score(onehot, probs[:, i]))}}
+    return out
+
+
+def _thin(x: np.ndarray, m: int) -> list[float]:
+    if len(x) <= m:
+        return [float(v) for v in x]
+    idx = np.unique(np.linspace(0, len(x) - 1, m).round().astype(int))
+    return [float(v) for v in x[idx]]
+
+
+# --- comparing two runs ---------------------------------------------------------------------
+
+
+def compare_runs(pred_a: pd.DataFrame, pred_b: pd.DataFrame, label_names: Sequence[str]) -> dict[str, Any]:
+    """Compare two prediction tables of the same split (same rows, same order).
+
+    Returns accuracy and macro F1 of each, per-class F1 of a and b with the difference
+    (b - a), the confusion-matrix difference (b - a, labels kept in order), and the
+    examples whose prediction flipped as DataFrames: ``right_to_wrong`` (a right, b
+    wrong) and ``wrong_to_right``, with text, gold, pred_a, pred_b and both confidences.
+    """
+    names = [str(n) for n in label_names]
+    if len(pred_a) != len(pred_b):
+        raise BmcoreError(f"the two runs scored different splits ({len(pred_a)} vs {len(pred_b)} rows); compare the same split")
+    gold_a = pred_a["gold"].astype(str).to_numpy()
+    gold_b = pred_b["gold"].astype(str).to_numpy()
+    same_text = (pred_a["text"].astype(str).to_numpy() == pred_b["text"].astype(str).to_numpy()).all()
+    if not (gold_a == gold_b).all() or not same_text:
+        raise BmcoreError("the two prediction tables are not the same split (texts or gold labels differ); compare the same split")
+    ma = compute_metrics(gold_a, pred_a["pred"].astype(str).tolist(), None, names)
+    mb = compute_metrics(gold_b, pred_b["pred"].astype(str).tolist(), None, names)
+    per_class = {n: {"f1_a": ma["per_class"][n]["f1"], "f1_b": mb["per_class"][n]["f1"],
+                     "f1_diff": mb["per_class"][n]["f1"] - ma["per_class"][n]["f1"],
+                     "support": ma["per_class"][n]["support"]} for n in names}
+    cm_diff = (np.array(mb["confusion_matrix"]["matrix"]) - np.array(ma["confusion_matrix"]["matrix"])).astype(int)
+    right_a = pred_a["pred"].astype(str).to_numpy() == gold_a
+    right_b = pred_b["pred"].astype(str).to_numpy() == gold_b
+    cols = ["text"] + (["text_pair"] if "text_pair" in pred_a else [])
+    flips = pd.DataFrame({c: pred_a[c].to_numpy() for c in cols})
+    flips["gold"] = gold_a
+    flips["pred_a"] = pred_a["pred"].astype(str).to_numpy()
+    flips["pred_b"] = pred_b["pred"].astype(str).to_numpy()
+    flips["confidence_a"] = pred_a["confidence"].to_numpy() if "confidence" in pred_a else np.nan
+    flips["confidence_b"] = pred_b["confidence"].to_numpy() if "confidence" in pred_b else np.nan
+    flips.index = pred_a.index
+    r2w = flips[right_a & ~right_b]
+    w2r = flips[~right_a & right_b]
+    return {
+        "n": int(len(pred_a)),
+        "accuracy_a": ma["accuracy"], "accuracy_b": mb["accuracy"], "accuracy_diff": mb["accuracy"] - ma["accuracy"],
+        "f1_macro_a": ma["f1_macro"], "f1_macro_b": mb["f1_macro"], "f1_macro_diff": mb["f1_macro"] - ma["f1_macro"],
+        "per_class": per_class,
+        "confusion_diff": {"labels": names, "matrix": cm_diff.tolist()},
+        "right_to_wrong": r2w,
+        "wrong_to_right": w2r,
+        "num_right_to_wrong": int(len(r2w)),
+        "num_wrong_to_right": int(len(w2r)),
+    }
+
+
+# --- the whole evaluation -------------------------------------------------------------------
+
+
+def _offset(progress: Progress | None, start: int, total: int) -> Progress | None:
+    if progress is None:
+        return None
+    return lambda done, _n: progress(start + done, total)
+
+
+def evaluate_model(model_ref: Any, dataset: Any, split: str = "test", out_dir: str | Path | None = None, *,
+                   fit_calibration: bool = True, save_temperature: bool = False, baseline: bool = True,
+                   baseline_train: pd.DataFrame | None = None, progress: Progress | None = None,
+                   batch_size: int = 64, max_seq_length: int | None = None, n_bins: int = DEFAULT_BINS,
+                   seed: int = 0) -> EvalResult:
+    """Evaluate a model on one split of a prepared dataset, next to the TF-IDF baseline.
+
+    * Scores ``split`` (``progress(done, total)`` counts the validation rows too when
+      calibration is fitted).
+    * Fits temperature scaling on the validation split when it has rows and
+      ``fit_calibration`` is true; with ``save_temperature`` it is written into a local
+      model folder's ``bmcore.json``, where prediction picks it up. Without fitting, a
+      temperature already saved with the model is used for the calibrated numbers.
+    * Trains the baseline on the train split (or ``baseline_train``); skipped with a note
+      when there is none.
+    * With ``out_dir``, writes ``metrics.json`` and ``predictions.csv`` there.
+    """
+    from .inference import write_model_meta
+
+    if split not in dataset.splits:
+        raise BmcoreError(f"dataset {dataset.name!r} has no split {split!r}; choose one of {', '.join(dataset.splits)}")
+    df = dataset.splits[split]
+    if len(df) == 0:
+        raise BmcoreError(f"the {split} split of {dataset.name!r} is empty; choose another split")
+    clf = _classifier(model_ref, max_seq_length)
+    label_names = list(clf.label_names)
+    check_labels(label_names, list(dataset.label_names))
+    notes: list[str] = []
+    val = dataset.splits.get("validation")
+    do_fit = fit_calibration and val is not None and len(val) > 0
+    total = len(df) + (len(val) if do_fit else 0)
+    t0 = time.perf_counter()
+    table, logits = _predict(clf, df, dataset.label_names, _offset(progress, 0, total), batch_size)
+    seconds = time.perf_counter() - t0
+    metrics = compute_metrics(table["gold"].tolist(), table["pred"].tolist(), probs_of(table, label_names),
+                              label_names, n_bins)
+
+    calib: dict[str, Any] = {"temperature": None, "fitted_on": None, "saved": False}
+    temperature = None
+    if do_fit:
+        _, val_logits = _predict(clf, val, dataset.label_names, _offset(progress, len(df), total), batch_size)
+        val_ids = _ids(val["label"].astype(str).tolist(), label_names, "gold")
+        temperature = fit_temperature(val_logits, val_ids)
+        calib.update(temperature=temperature, fitted_on="validation", validation_rows=int(len(val)),
+                     nll_validation_before=nll(val_logits, val_ids, 1.0), nll_validation_after=nll(val_logits, val_ids, temperature))
+        if split == "validation":
+            notes.append("the temperature was fitted on the scored split itself, so the calibrated numbers are optimistic")
+        if save_temperature:
+            path = getattr(clf.ref, "path", None)
+            if getattr(clf.ref, "kind", "") == "local" and path is not None:
+                write_model_meta(path, temperature=temperature)
+                calib["saved"] = True
+            else:
+                notes.append("the temperature was not saved: only a local model folder can hold it")
+    elif clf.temperature:
+        temperature = clf.temperature
+        calib.update(temperature=temperature, fitted_on="saved with the model")
+    elif fit_calibration:
+        notes.append("no validation split: temperature scaling was not fitted")
+    if temperature:
+        cal_probs = apply_temperature(logits, temperature)
+        cal_metrics = compute_metrics(table["gold"].tolist(), table["pred"].tolist(), cal_probs, label_names, n_bins)
+        calib.update(ece_before=metrics["ece"], ece_after=cal_metrics["ece"], log_loss_before=metrics["log_loss"],
+                     log_loss_after=cal_metrics["log_loss"], reliability_after=cal_metrics["reliability"])
+        metrics["ece_calibrated"] = cal_metrics["ece"]
+        metrics["log_loss_calibrated"] = cal_metrics["log_loss"]
+    else:
+        metrics["ece_calibrated"] = metrics["log_loss_calibrated"] = None
+    metrics["temperature"] = temperature
+    metrics["calibration"] = calib
+
+    train = baseline_train if baseline_train is not None else dataset.splits.get("train")
+    metrics["baseline"] = None
+    if baseline and train is not None and len(train) > 0:
+        from .baseline import baseline_metrics
+
+        metrics["baseline"] = baseline_metrics(train, df, label_names, seed=seed, n_bins=n_bins)
+    elif baseline:
+        notes.append("no train split: the TF-IDF baseline was skipped (give --baseline-train)")
+
+    metrics.update(model=str(getattr(clf.ref, "ref", model_ref)), dataset=getattr(dataset, "name", ""), split=split,
+                   precision=getattr(clf, "precision", None), max_seq_length=getattr(clf, "max_seq_length", None),
+                   truncated=int(table["truncated"].sum()), seconds=round(seconds, 3),
+                   examples_per_second=round(len(df) / seconds, 1) if seconds > 0 else None,
+                   created=time.strftime("%Y-%m-%dT%H:%M:%S"), notes=notes)
+    result = EvalResult(metrics, table, Path(out_dir) if out_dir is not None else None, logits)
+    if out_dir is not None:
+        save_eval(result, out_dir)
+    return result
+
+
+def save_eval(result: EvalResult, out_dir: str | Path) -> Path:
+    """Write ``metrics.json`` and ``predictions.csv`` into ``out_dir`` (each atomically)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{METRICS_FILE}.tmp"
+    tmp.write_text(json.dumps(result.metrics, indent=2, default=_json_default), encoding="utf-8")
+    os.replace(tmp, out / METRICS_FILE)
+    tmp = out / f".{PREDICTIONS_FILE}.tmp"
+    result.predictions.to_csv(tmp, index=False)
+    os.replace(tmp, out / PREDICTIONS_FILE)
+    result.out_dir = out
+    return out
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def load_eval(out_dir: str | Path) -> EvalResult:
+    """Read an evaluation back from ``metrics.json`` and ``predictions.csv`` (cache it by path and mtime)."""
+    out = Path(out_dir)
+    mpath, ppath = out / METRICS_FILE, out / PREDICTIONS_FILE
+    if not mpath.is_file() or not ppath.is_file():
+        raise BmcoreError(f"{out} has no {METRICS_FILE} and {PREDICTIONS_FILE}; run the evaluation first")
+    try:
+        metrics = json.loads(mpath.read_text(encoding="utf-8"))
+        # Text and labels stay strings ("NA", "0" and "1" are texts and class names, not missing values or numbers).
+        preds = pd.read_csv(ppath, dtype={"text": str, "text_pair": str, "gold": str, "pred": str}, keep_default_na=False)
+    except (OSError, ValueError) as exc:
+        raise BmcoreError(f"the evaluation in {out} is damaged ({exc.__class__.__name__}); run it again") from exc
+    for col in ("correct", "truncated"):
+        if col in preds and preds[col].dtype != bool:
+            preds[col] = preds[col].astype(str).str.lower() == "true"
+    return EvalResult(metrics, preds, out)
