@@ -10,6 +10,8 @@ A run folder holds:
 * ``checkpoint-N/`` - the Trainer's checkpoints (optimizer, scheduler and RNG state for resume);
 * ``model/`` - the best model as a ``save_pretrained`` folder, with ``id2label``;
 * ``eval.json`` - validation and test metrics of the best model;
+* ``evaluation/test/`` - the full evaluation of the test split (``metrics.json`` with the TF-IDF
+  baseline and calibration, ``predictions.csv``), which the Evaluate page opens directly;
 * ``stop.request`` - present while a cancel has been asked for.
 
 Readers return plain data; a run whose process has died reads as ``failed`` with the tail of its log.
@@ -37,6 +39,7 @@ METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
 MODEL_DIR = "model"
 EVAL_FILE = "eval.json"
+EVALUATION_DIR = "evaluation"  # evaluation/<split>/metrics.json + predictions.csv, written when a run completes
 STOP_FILE = "stop.request"
 LOCK_FILE = ".train.lock"
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")

@@ -305,8 +305,10 @@ def run_training(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
             if lock is None:
                 log.info("cancelled while queued")
                 return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time())
-        runs.write_status(run_dir, state=runs.RUNNING, pid=os.getpid(), started=runs.now(), started_ts=time.time(),
-                          error=None, world_size=world_size())
+        previous = runs.read_json(run_dir / runs.STATUS_FILE)
+        started = {} if resume and previous.get("started_ts") else {"started": runs.now(), "started_ts": time.time()}
+        runs.write_status(run_dir, state=runs.RUNNING, pid=os.getpid(), error=None, world_size=world_size(),
+                          **started, **({"resumed": runs.now()} if resume else {}))
     try:
         status = _train(run_dir, config, resume, main)
     except BaseException as exc:
@@ -401,6 +403,16 @@ def _train(run_dir: Path, config: TrainConfig, resume: bool, main: bool) -> dict
     if cancelled:
         return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time(),
                                  best_metric=best, best_metric_name=config.metric_for_best_model)
+    model_dir = run_dir / runs.MODEL_DIR
+    try:
+        # The full evaluation: predictions, calibration (temperature saved with the model) and the baseline.
+        from .evaluate import evaluate_model
+
+        full = evaluate_model(model_dir, ds, "test", out_dir=run_dir / runs.EVALUATION_DIR / "test", save_temperature=True)
+        results["baseline"] = {k: (full.metrics.get("baseline") or {}).get(k) for k in ("accuracy", "macro_f1")}
+        results["temperature"] = full.metrics.get("temperature")
+    except Exception as exc:  # the model and eval.json stand without it; say why in the log
+        log.warning("the full test evaluation failed: %s", exc)
     runs.write_json_atomic(run_dir / runs.EVAL_FILE, results)
     log.info("test accuracy %.4f, macro F1 %.4f", results["test"]["accuracy"], results["test"]["macro_f1"])
     return runs.write_status(run_dir, state=runs.COMPLETED, ended=runs.now(), ended_ts=time.time(),
