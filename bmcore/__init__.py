@@ -4,6 +4,7 @@ It never imports streamlit; the dashboard in ``app.py`` and ``pages/`` draws wha
 Heavy libraries (torch, transformers) load lazily, on first use.
 """
 
+from .config import TrainConfig
 from .data import (
     Columns,
     PreparedDataset,
@@ -19,6 +20,9 @@ from .data import (
     warnings_for,
 )
 from .errors import BmcoreError
+from .evaluate import EvalResult, compare_runs, compute_metrics, evaluate_model, load_eval, predict_split
+from .explain import Explanation, attention_rollout, attributions_html, explain
+from .inference import Classifier, load_for_inference, predict
 from .models import (
     DeviceInfo,
     ModelRef,
@@ -29,33 +33,53 @@ from .models import (
     resolve_model,
     select_precision,
 )
+from .runs import list_runs, read_metrics, read_status, request_stop, start_run
 from .workspace import datasets_dir, runs_dir, workspace_dir
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BmcoreError",
+    "Classifier",
     "Columns",
     "DeviceInfo",
+    "EvalResult",
+    "Explanation",
     "ModelRef",
     "PreparedDataset",
     "RawData",
+    "TrainConfig",
+    "attention_rollout",
+    "attributions_html",
+    "compare_runs",
+    "compute_metrics",
     "compute_stats",
     "datasets_dir",
     "detect_columns",
     "detect_device",
+    "evaluate_model",
+    "explain",
     "list_prepared",
+    "list_runs",
     "load_classifier",
+    "load_eval",
+    "load_for_inference",
     "load_prepared",
     "load_source",
     "load_tokenizer",
     "make_tiny_bert",
+    "predict",
+    "predict_split",
     "prepare",
+    "read_metrics",
+    "read_status",
+    "request_stop",
     "resolve_dataset",
     "resolve_model",
     "runs_dir",
     "save_prepared",
     "select_precision",
+    "start_run",
     "warnings_for",
     "workspace_dir",
 ]

@@ -18,11 +18,13 @@ made once per model and shares its weights when they are fp32 already; ordinary
 from __future__ import annotations
 
 import html
+import json
 import threading
 import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -326,3 +328,220 @@ def attributions_html(tokens: Sequence[str], scores: Sequence[float] | np.ndarra
         f'opposes {what} &nbsp; (shade ∝ |attribution|, max {top:.3g})</div>'
     )
     return f'<div class="bmcore-attributions" style="line-height:1.9">{"".join(spans)}{legend}</div>'
+
+
+# --- playground helpers: plain data for the Playground page -----------------------------
+
+TOKEN_LABEL_CHARS = 14  # longer tokens are shortened on chart axes so tick labels stay readable
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "config.json", "bmcore.json")
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model the Playground offers: what to load, how to label it, and what it was trained on."""
+
+    ref: str  # what load_for_inference receives: a model folder or builtin:minilm
+    label: str  # shown in the picker
+    dataset: str = ""  # the prepared dataset it was trained on ("" when unknown)
+    base: bool = False  # an untrained base model: its classification head is random
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A resolved model reference with what the Playground needs to cache and describe it."""
+
+    ref: str
+    location: str  # the resolved model folder (or a Hub id)
+    mtime: float  # newest modification time of the weights, config and bmcore.json; 0.0 for Hub ids
+    dataset: str  # from bmcore.json, saved by training; "" when unknown
+    base: bool  # no trained classification head
+    temperature: float | None  # fitted on validation data, from bmcore.json
+
+    @property
+    def cache_key(self) -> tuple[str, float]:
+        """(folder, mtime): a retrained model in the same folder gets a new key, so it is never served stale."""
+        return self.location, self.mtime
+
+
+def model_mtime(folder: str | Path) -> float:
+    """The newest modification time (s since the epoch) of a model folder's weights, config and ``bmcore.json``."""
+    folder = Path(folder)
+    times = [p.stat().st_mtime for p in (folder / n for n in WEIGHT_FILES) if p.is_file()]
+    return max(times, default=folder.stat().st_mtime if folder.exists() else 0.0)
+
+
+def model_info(ref: str) -> ModelInfo:
+    """Resolve ``ref`` (builtin:minilm, a run folder or a model folder) into a :class:`ModelInfo`."""
+    from .inference import read_model_meta
+    from .models import is_base_model, resolve_model
+
+    mref = resolve_model(ref)
+    meta = read_model_meta(mref.path)
+    t = meta.get("temperature")
+    return ModelInfo(ref=ref, location=mref.location, mtime=model_mtime(mref.path) if mref.path else 0.0,
+                     dataset=str(meta.get("dataset") or ""), base=is_base_model(mref),
+                     temperature=float(t) if t else None)
+
+
+def playground_models() -> list[ModelChoice]:
+    """Completed workspace runs that have a model (newest first), then ``builtin:minilm`` labelled as untrained."""
+    from . import runs
+    from .models import DEFAULT_MODEL
+
+    out = []
+    for r in runs.list_runs():
+        folder = Path(r.path) / runs.MODEL_DIR
+        if r.state != runs.COMPLETED or not (folder / "config.json").is_file():
+            continue
+        acc = f"test accuracy {r.test_accuracy:.3f}" if isinstance(r.test_accuracy, (int, float)) else "no test score"
+        out.append(ModelChoice(str(folder.resolve()), f"{r.name} · {r.dataset or '?'} · {acc}", r.dataset))
+    out.append(ModelChoice(DEFAULT_MODEL, f"{DEFAULT_MODEL} · untrained base model (random head: predictions are "
+                                          "meaningless until fine-tuned)", base=True))
+    return out
+
+
+def playground_examples(dataset: str, per_class: int = 2, max_chars: int = 600, seed: int = 0) -> list[dict[str, str]]:
+    """A few test-split examples per class of a prepared dataset: ``label``, ``text`` (and ``text_pair``).
+
+    Returns [] when the dataset is not in the workspace. Short texts are preferred, so that
+    examples are quick to read and explain.
+    """
+    from .data import is_prepared, load_prepared
+
+    if not dataset or not is_prepared(dataset):
+        return []
+    ds = load_prepared(dataset)
+    test = ds.splits["test"]
+    out = []
+    for label in ds.label_names:
+        rows = test[(test["label"] == label) & (test["text"].str.len() <= max_chars)]
+        rows = rows if len(rows) else test[test["label"] == label]
+        for _, row in rows.sample(min(per_class, len(rows)), random_state=seed).iterrows():
+            ex = {"label": str(label), "text": str(row["text"])}
+            if "text_pair" in row and isinstance(row["text_pair"], str):
+                ex["text_pair"] = row["text_pair"]
+            out.append(ex)
+    return out
+
+
+def dataset_is_pair(dataset: str) -> bool:
+    """True when ``dataset`` is a prepared text-pair dataset in the workspace."""
+    from .data import DATASET_META, dataset_dir
+
+    try:
+        meta = json.loads((dataset_dir(dataset) / DATASET_META).read_text(encoding="utf-8")) if dataset else {}
+    except (OSError, ValueError, BmcoreError):
+        return False
+    return bool(meta.get("is_pair") or len(meta.get("text_columns", [])) == 2)
+
+
+def token_labels(tokens: Sequence[str], max_chars: int = TOKEN_LABEL_CHARS) -> list[str]:
+    """Tokens as chart tick labels: shortened to ``max_chars`` and HTML-escaped (plotly renders some tags)."""
+    return [html.escape(t if len(t) <= max_chars else t[: max_chars - 1] + "…") for t in map(str, tokens)]
+
+
+def token_window(n_tokens: int, start: int = 0, size: int = 40) -> tuple[int, int]:
+    """A [start, stop) window of at most ``size`` tokens inside ``n_tokens``, so long inputs stay legible."""
+    size = max(1, min(int(size), n_tokens))
+    start = min(max(0, int(start)), n_tokens - size)
+    return start, start + size
+
+
+def cls_bars(ex: Explanation, layer: int = -1) -> Any:
+    """[CLS]'s attention over the tokens as a long ``pandas.DataFrame`` (position, token, kind, weight).
+
+    Two kinds: one layer's [CLS] row averaged over heads, and the rollout's [CLS] row (all layers).
+    """
+    import pandas as pd
+
+    if ex.attentions is None or ex.rollout is None:
+        raise BmcoreError("this explanation has no attention; explain with attention=True")
+    layer = int(layer) % ex.attentions.shape[0]
+    rows = []
+    for kind, weights in ((f"layer {layer + 1}, mean of heads", cls_attention(ex.attentions, layer)),
+                          ("rollout, all layers", ex.rollout[0])):
+        rows += [{"position": i, "token": t, "kind": kind, "weight": float(w)}
+                 for i, (t, w) in enumerate(zip(ex.tokens, weights, strict=True))]
+    return pd.DataFrame(rows)
+
+
+def probability_frame(probs: dict[str, float], calibrated: dict[str, float] | None = None) -> Any:
+    """Class probabilities as a long ``pandas.DataFrame`` (class, kind, probability) for a bar chart."""
+    import pandas as pd
+
+    rows = [{"class": c, "kind": "model", "probability": float(p)} for c, p in probs.items()]
+    if calibrated:
+        rows += [{"class": c, "kind": "calibrated (temperature)", "probability": float(p)} for c, p in calibrated.items()]
+    return pd.DataFrame(rows, columns=["class", "kind", "probability"])
+
+
+def read_batch(name: str, data: bytes) -> tuple[list[str], list[str] | None]:
+    """Texts (and text pairs) from an uploaded file: ``.txt`` is one text per line; a table needs a text column.
+
+    Columns are found as the ``predict`` CLI finds them (``text``/``sentence``..., a pair
+    such as ``premise``/``hypothesis``, or a single column).
+    """
+    from . import data as bdata
+
+    if Path(name).suffix.lower() in ("", ".txt"):
+        lines = data.decode("utf-8", errors="replace").splitlines()
+        return [line for line in lines if line.strip()], None
+    df, _ = bdata.read_table(name, data=data)
+    lower = {str(c).lower(): c for c in df.columns}
+    for a, b in bdata.PAIR_NAMES:
+        if a in lower and b in lower:
+            return df[lower[a]].fillna("").astype(str).tolist(), df[lower[b]].fillna("").astype(str).tolist()
+    column = next((lower[n] for n in bdata.TEXT_NAMES if n in lower), None)
+    if column is None and len(df.columns) == 1:
+        column = df.columns[0]
+    if column is None:
+        raise BmcoreError(f"{name} has no text column among {', '.join(map(str, df.columns))}; name it 'text'")
+    return df[column].fillna("").astype(str).tolist(), None
+
+
+def predictions_frame(texts: Sequence[str], records: Sequence[dict[str, Any]], pairs: Sequence[str] | None = None) -> Any:
+    """A predictions table from :func:`bmcore.inference.predict` records: text[, text_pair], label, confidence,
+    one probability column per class (``p(class)``), and truncated."""
+    import pandas as pd
+
+    rows = []
+    for i, (text, rec) in enumerate(zip(texts, records, strict=True)):
+        row: dict[str, Any] = {"text": text}
+        if pairs is not None:
+            row["text_pair"] = pairs[i]
+        row |= {"label": rec["label"], "confidence": rec["scores"][rec["label"]]}
+        row |= {f"p({c})": p for c, p in rec["scores"].items()}
+        row["truncated"] = rec["truncated"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def predict_command(ref: str, text: str, text_pair: str | None = None) -> str:
+    """The CLI equivalent: ``python -m bmcore predict --model REF --explain "TEXT"`` (shell-quoted)."""
+    import shlex
+
+    pair = f" --pair {shlex.quote(text_pair)}" if text_pair else ""
+    return f"python -m bmcore predict --model {shlex.quote(ref)} --explain{pair} {shlex.quote(text)}"
+
+
+def find_choice(choices: Sequence[ModelChoice], ref: str) -> ModelChoice | None:
+    """The choice that ``ref`` names: the same string, or the same folder (a run folder stands for its model/)."""
+    from .models import resolve_model
+
+    for c in choices:
+        if c.ref == ref:
+            return c
+    try:
+        mref = resolve_model(ref)
+    except BmcoreError:
+        return None
+    return next((c for c in choices if mref.path is not None and not c.base and Path(c.ref) == mref.path), None)
+
+
+def example_label(example: dict[str, str], max_chars: int = 70) -> str:
+    """A button label for an example: ``label: start of the text…``, with Markdown characters escaped."""
+    text = " ".join(str(example["text"]).split())
+    text = f"{example['label']}: " + (text if len(text) <= max_chars else text[: max_chars - 1] + "…")
+    for ch in "\\`*_[]()#<>!|~$":
+        text = text.replace(ch, "\\" + ch)
+    return text

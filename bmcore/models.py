@@ -102,8 +102,8 @@ def resolve_model(ref: str) -> ModelRef:
             raise BmcoreError(f"model path {ref} does not exist")
         if not path.is_dir():
             raise BmcoreError(f"model path {ref} is not a folder; give a save_pretrained folder")
-        # A run folder stands for the model it produced.
-        if not (path / "config.json").exists() and (path / "model" / "config.json").exists():
+        # A run folder stands for the model it produced (its own config.json is the TrainConfig, with no weights).
+        if (path / "model" / "config.json").exists() and not any((path / n).exists() for n in _SAFE_WEIGHTS):
             path = path / "model"
         check_model_dir(path.resolve())
         return ModelRef(ref, "local", path=path.resolve())

@@ -1,11 +1,250 @@
-"""Playground (stub until its issue lands): shows what exists, does not pretend to predict."""
+"""Playground: one text through a model (prediction, attention maps, token attributions), or a batch of texts.
 
+Hand-over from other pages (the Evaluate page sends misclassified examples this way):
+    st.session_state["playground_text"] = text            # prefills the text box
+    st.session_state["playground_text_pair"] = text_pair  # optional, for text-pair models
+    st.session_state["playground_model"] = model_ref      # a model folder (<run>/model or the run folder), or builtin:minilm
+    st.switch_page("pages/playground.py")
+The Playground reads these once, selects that model, prefills the boxes, and removes the keys.
+"""
+
+import math
+
+import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
+from plotly.subplots import make_subplots
 
-from pages._ui import show_runs
+from bmcore import explain as bx
+from bmcore.errors import BmcoreError
+from bmcore.inference import load_for_inference, predict
+
+CUSTOM = "(another local folder)"
+WINDOW = 40  # tokens shown at once in attention charts; longer inputs get a window slider
+GRID_COLS = 4  # heads per row in the all-heads grid
+
+
+@st.cache_resource(show_spinner="Loading the model...", max_entries=3)
+def classifier(key: tuple[str, float], precision: str):
+    # Keyed by folder AND mtime, so a retrained run is never served stale. Shared by all sessions: read-only.
+    return load_for_inference(key[0], precision=precision)
+
+
+@st.cache_data(show_spinner="Explaining: attention maps and Integrated Gradients...", max_entries=8)
+def explained(key: tuple[str, float], precision: str, text: str, pair: str | None, target: str, n_steps: int):
+    # Cached so that moving a layer or head slider does not rerun Integrated Gradients.
+    return bx.explain(classifier(key, precision), text, pair, target=target, n_steps=n_steps)
+
+
+@st.cache_data(show_spinner="Predicting...", max_entries=4)
+def predicted(key: tuple[str, float], precision: str, texts: tuple[str, ...], pairs: tuple[str, ...] | None):
+    return predict(classifier(key, precision), list(texts), list(pairs) if pairs else None)
+
+
+def fail(exc: Exception | str) -> None:
+    st.error(str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__)
+    st.stop()
+
+
+def use_example(example: dict[str, str]) -> None:
+    st.session_state["playground_input"] = example["text"]
+    st.session_state["playground_pair"] = example.get("text_pair", "")
+
+
+def heatmap(matrix, labels: list[str], lo: int, hi: int, title: str) -> go.Figure:
+    idx = list(range(lo, hi))
+    names = [[(labels[i], labels[j]) for j in idx] for i in idx]
+    fig = go.Figure(go.Heatmap(z=matrix[lo:hi, lo:hi], x=idx, y=idx, customdata=names, colorscale="Blues", zmin=0,
+                               hovertemplate="%{customdata[0]} → %{customdata[1]}: %{z:.3f}<extra></extra>"))
+    ticks = dict(tickvals=idx, ticktext=labels[lo:hi], tickfont_size=11)
+    fig.update_xaxes(**ticks, tickangle=-60, title="looks at (key)")
+    fig.update_yaxes(**ticks, autorange="reversed", title="token (query)")
+    side = min(760, 260 + 16 * len(idx))  # about square in the page's width, so cells and labels stay legible
+    fig.update_layout(title=title, height=side, width=side + 160, margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+def head_grid(att, labels: list[str], lo: int, hi: int, layer: int) -> go.Figure:
+    heads = att.shape[1]
+    cols = min(GRID_COLS, heads)
+    rows = math.ceil(heads / cols)
+    idx = list(range(lo, hi))
+    names = [[(labels[i], labels[j]) for j in idx] for i in idx]
+    fig = make_subplots(rows, cols, subplot_titles=[f"head {h + 1}" for h in range(heads)],
+                        horizontal_spacing=0.02, vertical_spacing=0.05)
+    for h in range(heads):
+        fig.add_trace(go.Heatmap(z=att[layer, h, lo:hi, lo:hi], x=idx, y=idx, customdata=names, coloraxis="coloraxis",
+                                 hovertemplate=f"head {h + 1}: " + "%{customdata[0]} → %{customdata[1]}: %{z:.3f}<extra></extra>"),
+                      row=h // cols + 1, col=h % cols + 1)
+    fig.update_xaxes(showticklabels=False, ticks="")
+    fig.update_yaxes(showticklabels=False, ticks="", autorange="reversed")
+    fig.update_layout(coloraxis=dict(colorscale="Blues", cmin=0), height=230 * rows + 60,
+                      title=f"Every head of layer {layer + 1} (hover for tokens)", margin=dict(l=10, r=10, t=70, b=10))
+    return fig
+
 
 st.title("Playground")
-st.markdown("The playground runs a trained model on text you type and shows the class probabilities "
-            "and which tokens pushed the prediction.")
-show_runs()
-st.info("The playground arrives in a later version of bmcore studio.")
+st.markdown(
+    "A **prediction** is a probability for each class; the label is the most probable one. **Attention** shows how much "
+    "each token looks at each other token in one layer and head: it shows where information flows, but it is not an "
+    "explanation by itself. **Rollout** combines the attention of all layers. **Token attributions** (Integrated "
+    "Gradients) say how much each token pushed the chosen class's probability up (green) or down (red), compared with "
+    "the same input made of [PAD] tokens."
+)
+
+# --- hand-over from the Evaluate page (see the docstring) -----------------------------------
+handed_model = st.session_state.pop("playground_model", None)
+handed_over = "playground_text" in st.session_state
+if handed_over:
+    st.session_state["playground_input"] = str(st.session_state.pop("playground_text"))
+    st.session_state["playground_pair"] = str(st.session_state.pop("playground_text_pair", "") or "")
+
+# --- model --------------------------------------------------------------------------------
+try:
+    choices = bx.playground_models()
+except BmcoreError as exc:
+    fail(exc)
+by_ref = {c.ref: c for c in choices}
+if handed_model:
+    match = bx.find_choice(choices, str(handed_model))
+    st.session_state["playground_model_choice"] = match.ref if match else CUSTOM
+    if match is None:
+        st.session_state["playground_path"] = str(handed_model)
+choice = st.selectbox("Model", [*by_ref, CUSTOM], key="playground_model_choice",
+                      format_func=lambda r: by_ref[r].label if r in by_ref else r,
+                      help="Completed runs in the workspace, the untrained base model, or any local save_pretrained folder.")
+ref = choice
+if choice == CUSTOM:
+    ref = st.text_input("Model folder (a save_pretrained folder, or a run folder)", key="playground_path").strip()
+    if not ref:
+        st.info("Give the path of a model folder.")
+        st.stop()
+precision = st.session_state.get("precision", "auto")
+try:
+    info = bx.model_info(ref)
+    clf = classifier(info.cache_key, precision)
+except (BmcoreError, OSError, ValueError) as exc:
+    fail(exc)
+if info.base:
+    st.warning("This is an untrained base model: its classification head is random, so its predictions are meaningless "
+               "until it is fine-tuned on the Train page. Attention maps still show what the pretrained encoder does.")
+names = clf.label_names
+
+one, many = st.tabs(["One text", "Batch"])
+
+# --- batch (drawn first: the one-text tab below stops early while its box is empty) --------
+with many:
+    st.markdown("One text per line, or a `.txt` file (one text per line) or `.csv` file with a `text` column "
+                "(or a pair of columns such as `premise`/`hypothesis`).")
+    source = st.radio("Input", ("Paste lines", "Upload a file"), horizontal=True, key="playground_batch_source")
+    texts: list[str] = []
+    pairs: list[str] | None = None
+    if source == "Paste lines":
+        lines = st.text_area("Texts, one per line", key="playground_batch_lines", height=160)
+        texts = [line for line in lines.splitlines() if line.strip()]
+    else:
+        upload = st.file_uploader("A .txt or .csv file", type=["txt", "csv"], key="playground_batch_file")
+        if upload is not None:
+            try:
+                texts, pairs = bx.read_batch(upload.name, upload.getvalue())
+            except BmcoreError as exc:
+                st.error(str(exc))
+    if texts:
+        try:
+            records = predicted(info.cache_key, precision, tuple(texts), tuple(pairs) if pairs else None)
+        except BmcoreError as exc:
+            st.error(str(exc))
+        else:
+            table = bx.predictions_frame(texts, records, pairs)
+            st.dataframe(table, hide_index=True, column_config={
+                "confidence": st.column_config.ProgressColumn("confidence", format="%.3f", min_value=0, max_value=1)})
+            st.download_button("Download as CSV", table.to_csv(index=False).encode("utf-8"), "predictions.csv",
+                               "text/csv", key="playground_batch_download", icon=":material/download:")
+            st.caption(f"{len(table):,} texts · " + ", ".join(f"{k} {v:,}" for k, v in table["label"].value_counts().items()))
+
+# --- one text -----------------------------------------------------------------------------
+with one:
+    examples = bx.playground_examples(info.dataset) if info.dataset else []
+    if examples:
+        st.caption(f"Examples from the test split of `{info.dataset}` (true label first):")
+        cols = st.columns(min(GRID_COLS, len(examples)))
+        for i, example in enumerate(examples):
+            cols[i % len(cols)].button(bx.example_label(example), key=f"playground_example_{i}", on_click=use_example,
+                                       args=(example,), width="stretch")
+    if handed_over:
+        st.caption("Prefilled from the Evaluate page.")
+    text = st.text_area("Text", key="playground_input", height=110, placeholder="Type a sentence, then Ctrl+Enter")
+    if bx.dataset_is_pair(info.dataset):
+        pair = st.text_area("Second text (this model reads text pairs)", key="playground_pair", height=80)
+    else:
+        with st.expander("Second text, for text-pair models"):
+            pair = st.text_area("Second text", key="playground_pair", height=80)
+    pair = pair if pair and pair.strip() else None
+    st.caption("The same from the command line:")
+    st.code(bx.predict_command(info.location, text or "TEXT", pair), language="bash", wrap_lines=True)
+    if not text:
+        st.info("Type a text, or pick an example.")
+        st.stop()
+    if not text.strip():
+        fail("the text is empty; type a sentence")
+
+    pred = clf.predict_proba([text], [pair] if pair else None)
+    label, probs = pred.labels[0], dict(zip(names, pred.probs[0].tolist(), strict=True))
+    calibrated = dict(zip(names, pred.calibrated_probs[0].tolist(), strict=True)) if pred.calibrated_probs is not None else None
+    m = st.columns(3)
+    m[0].metric("Prediction", label)
+    m[1].metric("Probability", f"{probs[label]:.1%}")
+    m[2].metric("Latency", f"{pred.seconds * 1000:.1f} ms", help="One forward pass on the cached model, tokenising included.")
+    if pred.truncated[0]:
+        st.warning(f"The input is longer than max_seq_length ({clf.max_seq_length} tokens): only its first "
+                   f"{clf.max_seq_length} tokens were read.")
+    bars = px.bar(bx.probability_frame(probs, calibrated), x="probability", y="class", color="kind", orientation="h",
+                  barmode="group", range_x=[0, 1], text_auto=".1%", title="Probability of each class",
+                  color_discrete_sequence=["#4F46E5", "#F59E0B"])
+    bars.update_layout(height=max(220, 36 * len(names) * (2 if calibrated else 1) + 110), legend_title_text="",
+                       yaxis=dict(autorange="reversed", title=""), margin=dict(l=10, r=10, t=50, b=10))
+    st.plotly_chart(bars, key="playground_probs_chart")
+
+    # --- attributions ---------------------------------------------------------------------
+    st.subheader("Token attributions")
+    c1, c2 = st.columns([3, 1])
+    target = c1.selectbox("Explain the class", [None, *names], key="playground_target",
+                          format_func=lambda c: f"the predicted class ({label})" if c is None else c)
+    n_steps = c2.select_slider("Integrated Gradients steps", [8, 16, 32, 64, 128], 32, key="playground_n_steps",
+                               help="More steps: a smaller convergence delta, and a slower explanation.")
+    try:
+        ex = explained(info.cache_key, precision, text, pair, target or label, int(n_steps))
+    except BmcoreError as exc:
+        fail(exc)
+    st.html(bx.attributions_html(ex.tokens, ex.attributions, target=ex.target))
+    st.caption(f"Attributions of P({ex.target}) sum to {ex.output_diff:+.4f}, the change from the [PAD] baseline to the "
+               f"text. Convergence delta {ex.delta:+.2e} ({ex.n_steps} steps): near 0 means the steps were enough. "
+               f"Explained in {ex.seconds:.2f} s.")
+
+    # --- attention ------------------------------------------------------------------------
+    st.subheader("Attention")
+    att, n_tok = ex.attentions, len(ex.tokens)
+    n_layers, n_heads = att.shape[:2]
+    labels = bx.token_labels(ex.tokens)
+    c1, c2, c3 = st.columns(3)
+    layer = c1.slider("Layer", 1, n_layers, n_layers, key=f"playground_layer_{n_layers}") - 1
+    head = c2.slider("Head", 1, n_heads, 1, key=f"playground_head_{n_heads}") - 1
+    start = 0
+    if n_tok > WINDOW:
+        start = c3.slider(f"First token shown ({WINDOW} of {n_tok} at a time)", 0, n_tok - WINDOW, 0,
+                          key=f"playground_window_{n_tok}")
+    lo, hi = bx.token_window(n_tok, start, WINDOW)
+    one_head, all_heads, rollout, cls_tab = st.tabs(["One head", "Every head of the layer", "Rollout", "[CLS] attention"])
+    one_head.plotly_chart(heatmap(att[layer, head], labels, lo, hi, f"Layer {layer + 1}, head {head + 1}"),
+                          key="playground_head_chart", width="content")
+    all_heads.plotly_chart(head_grid(att, labels, lo, hi, layer), key="playground_grid_chart")
+    rollout.plotly_chart(heatmap(ex.rollout, labels, lo, hi, "Rollout: attention combined through all layers"),
+                         key="playground_rollout_chart", width="content")
+    frame = bx.cls_bars(ex, layer)
+    frame = frame[(frame["position"] >= lo) & (frame["position"] < hi)].assign(token=lambda f: [labels[p] for p in f["position"]])
+    cls = px.bar(frame, x="position", y="weight", color="kind", barmode="group", title="What [CLS] attends to",
+                 hover_data={"token": True, "position": False}, color_discrete_sequence=["#4F46E5", "#10B981"])
+    cls.update_xaxes(tickvals=list(range(lo, hi)), ticktext=labels[lo:hi], tickangle=-60, title="", tickfont_size=11)
+    cls.update_layout(height=400, legend=dict(title="", orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"),
+                      margin=dict(l=10, r=10, t=60, b=10))
+    cls_tab.plotly_chart(cls, key="playground_cls_chart")
