@@ -8,7 +8,7 @@ from bmcore.errors import BmcoreError
 from bmcore.models import PRECISIONS, detect_device, select_precision
 from bmcore.workspace import workspace_dir
 
-st.set_page_config(page_title="bmcore studio", page_icon=":material/model_training:", layout="wide")
+st.set_page_config(page_title="bmcore studio", page_icon="🧪", layout="wide")
 
 
 @st.cache_resource(show_spinner="Detecting the compute device...")
@@ -24,6 +24,10 @@ pages = [
     st.Page("pages/playground.py", title="Playground", icon=":material/chat:"),
 ]
 nav = st.navigation(pages)
+st.session_state["_bmcore_frame"] = True  # see pages/_ui.require_frame
+_next = st.session_state.pop("_bmcore_next_page", None)
+if _next:
+    st.switch_page(_next)
 
 with st.sidebar:
     st.caption("Prepare data → train → evaluate → try it in the playground.")

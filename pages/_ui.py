@@ -29,3 +29,20 @@ def show_runs() -> None:
         st.markdown("Runs in the workspace: " + ", ".join(f"`{r}`" for r in runs))
     else:
         st.caption("No training runs in the workspace yet.")
+
+
+FRAME_FLAG = "_bmcore_frame"
+NEXT_PAGE = "_bmcore_next_page"
+
+
+def require_frame(page: str) -> None:
+    """Send a session that opened a page file without the app.py frame through app.py first.
+
+    With a pages/ folder present, Streamlit runs a page file on its own (legacy multipage
+    mode) when the very first visit after a server start is a page URL such as /train.
+    app.py then never ran: no sidebar, no navigation. Redirecting through app.py fixes
+    that, and app.py forwards the session to the page it asked for.
+    """
+    if not st.session_state.get(FRAME_FLAG):
+        st.session_state[NEXT_PAGE] = page
+        st.switch_page("app.py")

@@ -6,7 +6,9 @@ import streamlit as st
 from bmcore import data as bdata
 from bmcore.errors import BmcoreError
 from bmcore.models import DEFAULT_MODEL, hub_offline, hub_reachable
-from pages._ui import show_prepared_datasets, tokenizer
+from pages._ui import require_frame, show_prepared_datasets, tokenizer
+
+require_frame("pages/data.py")
 
 SOURCES = ("Built-in: BBC News", "Upload a file", "Local file or folder", "Hugging Face Hub")
 NONE = "(none)"

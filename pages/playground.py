@@ -18,6 +18,9 @@ from plotly.subplots import make_subplots
 from bmcore import explain as bx
 from bmcore.errors import BmcoreError
 from bmcore.inference import load_for_inference, predict
+from pages._ui import require_frame
+
+require_frame("pages/playground.py")
 
 CUSTOM = "(another local folder)"
 WINDOW = 40  # tokens shown at once in attention charts; longer inputs get a window slider

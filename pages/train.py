@@ -13,6 +13,9 @@ from bmcore.errors import BmcoreError
 from bmcore.estimate import estimate_duration, format_duration
 from bmcore.models import DEFAULT_MODEL, PRECISIONS, hub_offline, hub_reachable, model_max_length, resolve_model
 from bmcore.workspace import check_name, runs_dir
+from pages._ui import require_frame
+
+require_frame("pages/train.py")
 
 HELP = {f.name: f.metadata["help"] for f in config_fields()}
 D = TrainConfig()  # the defaults
