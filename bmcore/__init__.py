@@ -21,7 +21,7 @@ from .data import (
 )
 from .errors import BmcoreError
 from .evaluate import EvalResult, compare_runs, compute_metrics, evaluate_model, load_eval, predict_split
-from .explain import Explanation, attention_rollout, attributions_html, explain
+from .explain import Explanation, attention_rollout, attributions_html
 from .inference import Classifier, load_for_inference, predict
 from .models import (
     DeviceInfo,
@@ -58,7 +58,6 @@ __all__ = [
     "detect_columns",
     "detect_device",
     "evaluate_model",
-    "explain",
     "list_prepared",
     "list_runs",
     "load_classifier",

@@ -829,3 +829,9 @@ def prepare_command(source: str, name: str, *, text_columns: list[str] | None = 
     if sheet:
         parts += ["--sheet", sheet]
     return shlex.join(parts)
+
+
+def length_axis_max(stats: dict[str, Any]) -> int:
+    """A histogram x-axis limit that shows max_seq_length and most texts, not the longest outlier."""
+    p95 = max((v.get("p95", 0) for v in stats.get("token_lengths", {}).values()), default=0)
+    return int(max(stats.get("max_seq_length", 0) * 1.5, p95 * 1.2, 16))

@@ -132,11 +132,12 @@ for note in ds.notes:
 
 # --- stats --------------------------------------------------------------------------------
 st.subheader("Stats")
-m = st.columns(4)
+m = st.columns(6)
 m[0].metric("Rows", f"{stats['rows_total']:,}")
 m[1].metric("Classes", stats["num_classes"])
-m[2].metric("Train / validation / test", " / ".join(f"{stats['rows'][s]:,}" for s in bdata.SPLITS))
-m[3].metric("Truncated", f"{stats['truncated_share']:.1%}")
+for col, split in zip(m[2:5], bdata.SPLITS, strict=True):
+    col.metric(split.capitalize(), f"{stats['rows'][split]:,}")
+m[5].metric("Truncated", f"{stats['truncated_share']:.1%}", help=f"texts longer than {stats['max_seq_length']} tokens")
 
 c1, c2 = st.columns(2)
 balance = px.bar(bdata.class_balance_frame(stats), x="label", y="count", color="split", barmode="group",
@@ -146,6 +147,7 @@ lengths = px.histogram(bdata.token_length_frame(ds), x="n_tokens", color="label"
                        nbins=60, title=f"Token lengths per class: {stats['truncated_share']:.1%} truncated at "
                                        f"max_seq_length {stats['max_seq_length']}")
 lengths.add_vline(x=stats["max_seq_length"], line_dash="dash", annotation_text="max_seq_length")
+lengths.update_xaxes(range=[0, bdata.length_axis_max(stats)])  # a few very long texts would squash the rest
 c2.plotly_chart(lengths, key="data_lengths_chart")
 
 for warning in bdata.warnings_for(stats):

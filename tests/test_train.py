@@ -12,12 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from bmcore import data as bdata
 from bmcore import runs
 from bmcore.config import TrainConfig
-from bmcore.errors import BmcoreError
-from conftest import ROOT
 
 
 @pytest.fixture

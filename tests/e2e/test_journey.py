@@ -1,0 +1,199 @@
+"""One journey through the product in a real browser: Playwright drives Debian's Chromium against `streamlit run`.
+
+Screenshots of every step are kept in test-artifacts/e2e/ (look at them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = os.environ.get("BMCORE_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts" / "e2e"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    """`streamlit run app.py` on a free localhost port with a temporary workspace."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test.sh does it)")
+    ws = tmp_path_factory.mktemp("e2e-workspace")
+    port = _free_port()
+    env = {**os.environ, "BMCORE_WORKSPACE": str(ws), "HF_HUB_OFFLINE": "1"}
+    log = open(ws / "server.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        assert proc.poll() is None and time.time() < deadline, (ws / "server.log").read_text()[-2000:]
+        time.sleep(0.5)
+    yield {"url": url, "workspace": ws}
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page(server):
+    from playwright.sync_api import sync_playwright
+
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(f"{m.text} @ {m.location.get('url', '')}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+        page.console_errors = errors  # type: ignore[attr-defined]
+        yield page
+        browser.close()
+
+
+def idle(page, timeout: float = 120) -> None:
+    """Wait until Streamlit has finished the current script run."""
+    page.wait_for_timeout(400)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout * 1000)
+    page.wait_for_timeout(300)
+
+
+def shot(page, name: str) -> None:
+    """Screenshot the whole app: Streamlit scrolls inside its main container, so grow the viewport to fit it."""
+    height = page.evaluate("() => (document.querySelector('[data-testid=\"stMain\"]') || document.body).scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": min(max(int(height) + 40, 1000), 7000)})
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox labelled ``label``."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    if box.locator("input").input_value() == option:
+        return
+    box.locator("input").click()
+    page.get_by_role("option", name=option).first.click()
+    idle(page)
+
+
+def fill(page, label: str, value: str) -> None:
+    field = page.get_by_label(label, exact=True).first
+    field.fill(value)
+    field.press("Enter")
+    idle(page)
+
+
+def go(page, title: str) -> None:
+    page.get_by_role("link", name=title).first.click()
+    idle(page)
+    page.get_by_role("heading", name=title).first.wait_for()
+
+
+def test_journey(server, browser_page, tiny_model, shared_data, tmp_path):
+    page = browser_page
+    page.goto(server["url"])
+    idle(page)
+
+    # 1. Data: the built-in BBC News set, charts, save.
+    page.get_by_role("heading", name="Data").first.wait_for()
+    page.get_by_text("Built-in: BBC News", exact=True).click()
+    idle(page)
+    page.locator(".js-plotly-plot").nth(1).wait_for()
+    assert page.locator(".js-plotly-plot").count() >= 2
+    shot(page, "1-data-bbc")
+    fill(page, "Name", "bbc")
+    page.get_by_role("button", name="Save").click()
+    idle(page)
+    page.get_by_text("Saved 'bbc'").wait_for()
+
+    # ... then a small uploaded CSV: auto-detected columns, save.
+    csv = tmp_path / "reviews.csv"
+    sample = pd.read_csv(shared_data / "sst2" / "train.csv").sample(300, random_state=0)
+    sample.rename(columns={"text": "review", "label": "sentiment"}).to_csv(csv, index=False)
+    page.get_by_text("Upload a file", exact=True).click()
+    idle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(csv))
+    page.get_by_role("heading", name="Stats").first.wait_for()
+    idle(page)
+    text_box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Text column").first
+    label_box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Label column").first
+    assert text_box.locator("input").input_value() == "review"
+    assert label_box.locator("input").input_value() == "sentiment"
+    fill(page, "Name", "reviews")
+    page.get_by_role("button", name="Save").click()
+    idle(page)
+    page.get_by_text("Saved 'reviews'").wait_for()
+    shot(page, "2-data-upload")
+
+    # 2. Train: a short run of the tiny model on the uploaded reviews; watch it finish.
+    go(page, "Train")
+    choose(page, "Prepared dataset", "reviews")
+    page.get_by_text("Local folder", exact=True).click()
+    idle(page)
+    fill(page, "Path to a save_pretrained folder (safetensors weights)", str(tiny_model))
+    page.get_by_text("steps", exact=True).first.click()
+    idle(page)
+    fill(page, "Steps", "40")
+    fill(page, "max_seq_length (tokens)", "64")
+    shot(page, "3-train-settings")
+    page.get_by_role("button", name="Start training").click()
+    idle(page)
+    page.locator('[data-testid="stProgress"]').first.wait_for()
+    shot(page, "4-train-running")
+    deadline = time.time() + 300
+    while not page.get_by_text("completed", exact=True).count():
+        assert time.time() < deadline, "the run did not finish in the browser"
+        page.wait_for_timeout(1000)
+    idle(page)
+    run_name = next((server["workspace"] / "runs").iterdir()).name
+    assert (server["workspace"] / "runs" / run_name / "model" / "model.safetensors").exists()
+    shot(page, "5-train-finished")
+
+    # 4. Playground: a sentence, its prediction, an attention heatmap and highlighted attributions.
+    go(page, "Playground")
+    text = page.get_by_label("Text", exact=True).first
+    text.fill("a gripping, beautifully acted <b>film</b>")
+    text.press("Control+Enter")
+    idle(page, timeout=180)
+    page.locator(".js-plotly-plot").first.wait_for()
+    page.wait_for_timeout(1500)
+    shot(page, "7-playground")
+    body = page.inner_text("body")
+    assert "negative" in body and "positive" in body
+    assert page.locator(".js-plotly-plot").count() >= 2  # probabilities + attention heatmap
+    assert page.locator("mark, span[style*='background']").count() > 0  # attributions shaded
+    assert "<b>film</b>" not in page.content().replace("&lt;b&gt;", "")  # rendered as text, not HTML
+    shot(page, "7-playground")
+
+    assert not page.console_errors, page.console_errors  # type: ignore[attr-defined]
