@@ -61,6 +61,8 @@ def _classifier(classifier_or_ref: Any, max_seq_length: int | None = None) -> An
 
     if hasattr(classifier_or_ref, "predict_proba") and hasattr(classifier_or_ref, "label_names"):
         return classifier_or_ref
+    if isinstance(classifier_or_ref, os.PathLike):
+        classifier_or_ref = str(classifier_or_ref)  # resolve_model takes a string; the training job passes a Path
     return load_for_inference(classifier_or_ref, max_seq_length=max_seq_length)
 
 
@@ -446,3 +448,169 @@ def load_eval(out_dir: str | Path) -> EvalResult:
         if col in preds and preds[col].dtype != bool:
             preds[col] = preds[col].astype(str).str.lower() == "true"
     return EvalResult(metrics, preds, out)
+
+
+# --- shaping results for the Evaluate page --------------------------------------------------
+
+EVALUATIONS_DIR = "evaluations"  # <workspace>/evaluations/<model-key>-<dataset>-<split>/ for models outside runs
+SORTS = {  # error-browser orderings: label -> (column, descending)
+    "highest loss first": ("loss", True),
+    "lowest loss first": ("loss", False),
+    "most confident first": ("confidence", True),
+    "least confident first": ("confidence", False),
+}
+EXAMPLE_COLUMNS = ("text", "text_pair", "gold", "pred", "confidence", "loss")
+
+
+def model_label_names(model_ref: str | Path) -> list[str]:
+    """The class names of a model from its ``id2label``, without loading its weights.
+
+    Lets a page refuse a model/dataset pair with :func:`check_labels` before scoring anything.
+    """
+    from .models import load_config, resolve_model
+
+    mref = resolve_model(str(model_ref))
+    config = None
+    if mref.path is not None:
+        try:
+            config = json.loads((mref.path / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            config = None
+    id2label = (config or {}).get("id2label") if config is not None else dict(load_config(mref).id2label)
+    if not id2label:
+        raise BmcoreError(f"model {model_ref} has no id2label; evaluate a fine-tuned classifier (a run's model folder)")
+    return [str(id2label[k]) for k in sorted(id2label, key=lambda k: int(k))]
+
+
+def _slug(s: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9]+", "-", s).strip("-")[:40] or "x"
+
+
+def evaluation_dir(model_dir: str | Path, dataset: str, split: str, run_dataset: str | None = None) -> Path:
+    """Where the evaluation of a model folder on ``dataset``/``split`` is kept, so a rerun is instant.
+
+    A run's model (``<run>/model``) keeps its evaluations in the run: its own test split in
+    ``<run>/evaluation/test`` (what the training job writes), others in
+    ``<run>/evaluation/<dataset>-<split>``. Any other folder uses
+    ``<workspace>/evaluations/<folder-name>-<path-hash>-<dataset>-<split>``.
+    """
+    import hashlib
+
+    from .runs import EVALUATION_DIR, MODEL_DIR, is_run_dir
+    from .workspace import workspace_dir
+
+    model = Path(model_dir).expanduser().resolve()
+    if model.name == MODEL_DIR and is_run_dir(model.parent):
+        run = model.parent
+        if run_dataset is None:
+            try:
+                run_dataset = str(json.loads((run / "config.json").read_text(encoding="utf-8")).get("dataset", ""))
+            except (OSError, ValueError):
+                run_dataset = ""
+        name = split if (dataset == run_dataset and split == "test") else f"{_slug(dataset)}-{_slug(split)}"
+        return run / EVALUATION_DIR / name
+    digest = hashlib.sha1(str(model).encode("utf-8")).hexdigest()[:8]
+    return workspace_dir() / EVALUATIONS_DIR / f"{_slug(model.name)}-{digest}-{_slug(dataset)}-{_slug(split)}"
+
+
+def evaluation_mtime(out_dir: str | Path) -> float | None:
+    """The newer modification time of ``metrics.json`` and ``predictions.csv``; None unless both exist."""
+    out = Path(out_dir)
+    try:
+        return max((out / METRICS_FILE).stat().st_mtime, (out / PREDICTIONS_FILE).stat().st_mtime)
+    except OSError:
+        return None
+
+
+def is_fresh(out_dir: str | Path, model_dir: str | Path | None = None, dataset_dir: str | Path | None = None) -> bool:
+    """True when a saved evaluation exists and is newer than the model's and the dataset's files.
+
+    A model retrained into the same folder, or a dataset prepared again under the same
+    name, makes the saved evaluation stale, so it is scored again rather than shown wrong.
+    """
+    mtime = evaluation_mtime(out_dir)
+    if mtime is None:
+        return False
+    for folder in (model_dir, dataset_dir):
+        if folder is None or not Path(folder).is_dir():
+            continue
+        newest = max((p.stat().st_mtime for p in Path(folder).iterdir() if p.is_file()), default=0.0)
+        if newest > mtime:
+            return False
+    return True
+
+
+def find_evaluation(run_dir: str | Path, dataset: str, split: str) -> Path | None:
+    """A run's saved evaluation of ``dataset``/``split`` (its own test results or another), or None."""
+    from .runs import MODEL_DIR
+
+    out = evaluation_dir(Path(run_dir) / MODEL_DIR, dataset, split)
+    if evaluation_mtime(out) is None:
+        return None
+    try:
+        meta = json.loads((out / METRICS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return out if meta.get("dataset") in (dataset, "", None) and meta.get("split", split) == split else None
+
+
+def normalize_confusion(matrix: Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
+    """Row-normalise a confusion matrix (rows gold): each cell is the share of that gold class; empty rows stay 0."""
+    cm = np.asarray(matrix, dtype=np.float64)
+    rows = cm.sum(axis=1, keepdims=True)
+    return np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+
+
+def _example_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in EXAMPLE_COLUMNS if c in df]
+
+
+def cell_examples(predictions: pd.DataFrame, gold: str, pred: str) -> pd.DataFrame:
+    """The examples behind one confusion-matrix cell (gold ``gold``, predicted ``pred``), most confident first.
+
+    Keeps the original row index, so a row can be traced back to ``predictions.csv``.
+    """
+    rows = predictions[(predictions["gold"].astype(str) == str(gold)) & (predictions["pred"].astype(str) == str(pred))]
+    return rows.sort_values("confidence", ascending=False, kind="stable")[_example_columns(predictions)]
+
+
+def filter_predictions(predictions: pd.DataFrame, *, errors_only: bool = True, gold: Sequence[str] | None = None,
+                       pred: Sequence[str] | None = None, sort: str = "highest loss first") -> pd.DataFrame:
+    """The error browser's rows: misclassified (or all) examples, filtered by gold and predicted labels, sorted.
+
+    ``gold``/``pred`` are lists of class names to keep (empty or None keeps all); ``sort``
+    is a key of :data:`SORTS`. Keeps the original row index.
+    """
+    if sort not in SORTS:
+        raise BmcoreError(f"unknown sort {sort!r}; choose one of {', '.join(SORTS)}")
+    mask = pd.Series(True, index=predictions.index)
+    if errors_only:
+        mask &= predictions["gold"].astype(str) != predictions["pred"].astype(str)
+    if gold:
+        mask &= predictions["gold"].astype(str).isin([str(g) for g in gold])
+    if pred:
+        mask &= predictions["pred"].astype(str).isin([str(p) for p in pred])
+    column, descending = SORTS[sort]
+    return predictions[mask].sort_values(column, ascending=not descending, kind="stable")[_example_columns(predictions)]
+
+
+def per_class_frame(metrics: dict[str, Any]) -> pd.DataFrame:
+    """The per-class report as a long frame (class, metric, value, support) for grouped bars, classes in label order."""
+    rows = [{"class": name, "metric": m, "value": float(r[m]), "support": int(r["support"])}
+            for name, r in metrics["per_class"].items() for m in ("precision", "recall", "f1")]
+    return pd.DataFrame(rows, columns=["class", "metric", "value", "support"])
+
+
+def reliability_frame(metrics: dict[str, Any]) -> pd.DataFrame:
+    """The reliability bins before (and, when fitted, after) temperature scaling, non-empty bins only.
+
+    Columns: which ("before" / "after temperature"), lower, upper, confidence, accuracy, count.
+    """
+    parts = [("before", metrics.get("reliability") or [])]
+    after = (metrics.get("calibration") or {}).get("reliability_after")
+    if after:
+        parts.append(("after temperature", after))
+    rows = [{"which": which, **b} for which, bins in parts for b in bins if b.get("count")]
+    return pd.DataFrame(rows, columns=["which", "lower", "upper", "confidence", "accuracy", "count"])

@@ -1,0 +1,176 @@
+"""The Evaluate page through AppTest: a finished run's results, confusion cells, the error browser, new evaluations."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import ROOT
+from streamlit.testing.v1 import AppTest
+
+from bmcore import data as bdata
+from bmcore import evaluate as ev
+from bmcore import runs
+from bmcore.models import make_tiny_bert
+
+TIMEOUT = 180  # the first run imports torch, transformers and scikit-learn on 2 busy CPU cores
+AG_LABELS = ["Business", "Sci/Tech", "Sports", "World"]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, tiny_model: Path) -> Path:
+    """A workspace with sst-small (300/60/60 SST-2 rows), ag-small (4 classes) and a finished tiny run r1.
+
+    Trained once per module through the real CLI; each test copies it (mtimes kept) into its own workspace.
+    """
+    ws = tmp_path_factory.mktemp("evaluate-ws")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BMCORE_WORKSPACE", str(ws))
+        df = pd.read_csv(shared_data / "sst2" / "train.csv").sample(420, random_state=0)
+        bdata.save_prepared(bdata.prepare(bdata.RawData("sst2-sample", {"all": df}), "sst-small",
+                                          ratios=(300 / 420, 60 / 420, 60 / 420), seed=0))
+        ag = pd.read_csv(shared_data / "ag_news" / "test.csv").groupby("label").head(40)
+        bdata.save_prepared(bdata.prepare(bdata.RawData("ag-sample", {"all": ag}), "ag-small", seed=0))
+        env = {**os.environ, "BMCORE_WORKSPACE": str(ws)}
+        out = subprocess.run([sys.executable, "-m", "bmcore", "train", "--data", "sst-small", "--model", str(tiny_model),
+                              "--out", str(ws / "runs" / "r1"), "--max-steps", "10", "--eval-strategy", "steps",
+                              "--eval-steps", "5", "--max-seq-length", "64"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+    assert (ws / "runs" / "r1" / runs.EVALUATION_DIR / "test" / ev.METRICS_FILE).is_file()
+    return ws
+
+
+@pytest.fixture
+def ws(finished: Path, workspace: Path) -> Path:
+    shutil.copytree(finished, workspace, dirs_exist_ok=True)  # copy2 keeps mtimes, so the saved evaluation stays fresh
+    return workspace
+
+
+def open_page(run: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page("pages/evaluate.py").run()
+    assert not at.exception
+    if run is not None:
+        at.selectbox(key="evaluate_run").select(run).run()
+    return at
+
+
+def metric_values(at: AppTest) -> dict[str, tuple[str, str]]:
+    return {m.label: (m.value, m.delta) for m in at.metric}
+
+
+def table(at: AppTest, key: str) -> pd.DataFrame:
+    """A selectable table by key; the confusion cell's table (not selectable, so unkeyed) is the first without one."""
+    if key == "evaluate_cell_table":
+        found = [d for d in at.dataframe if not getattr(d, "key", None)]
+    else:
+        found = [d for d in at.dataframe if getattr(d, "key", None) == key]
+    assert found, f"no table {key}"
+    return found[0].value
+
+
+def test_finished_run_opens_with_metrics_cells_errors_and_downloads(ws: Path):
+    at = open_page()
+    assert not at.exception and not at.error
+    saved = json.loads((ws / "runs" / "r1" / runs.EVALUATION_DIR / "test" / ev.METRICS_FILE).read_text())
+    values = metric_values(at)
+    assert values["Accuracy"][0] == f"{saved['accuracy']:.3f}"
+    assert values["Baseline accuracy"][0] == f"{saved['baseline']['accuracy']:.3f}"
+    assert values["Macro F1"][0] == f"{saved['f1_macro']:.3f}"
+    assert values["Accuracy"][1].endswith("vs baseline")
+    assert "ECE, calibrated" in values
+    assert not any(b.key == "evaluate_start" for b in at.button)  # opened directly, nothing to score
+    assert any("python -m bmcore evaluate --model" in c.value and "--split test" in c.value for c in at.code)
+    assert len(at.get("plotly_chart")) >= 5  # confusion, per class, ROC, PR, reliability
+    assert len(at.get("download_button")) == 2
+
+    # A confusion cell through the fallback selectboxes: its examples, and only those.
+    cm = saved["confusion_matrix"]
+    i, j = max(((a, b) for a in range(2) for b in range(2)), key=lambda ab: cm["matrix"][ab[0]][ab[1]])
+    gold, pred = cm["labels"][i], cm["labels"][j]
+    at.selectbox(key="evaluate_cell_gold").select(gold).run()
+    at.selectbox(key="evaluate_cell_pred").select(pred).run()
+    assert not at.exception
+    cell = table(at, "evaluate_cell_table")
+    assert len(cell) == cm["matrix"][i][j] > 0
+    assert (cell["gold"] == gold).all() and (cell["pred"] == pred).all()
+    assert cell["confidence"].is_monotonic_decreasing
+
+    # The error browser: misclassified by default, highest loss first; then all examples filtered by gold label.
+    errors = table(at, "evaluate_errors_table")
+    n_wrong = saved["n"] - sum(cm["matrix"][k][k] for k in range(2))
+    assert len(errors) == n_wrong and (errors["gold"] != errors["pred"]).all()
+    assert errors["loss"].is_monotonic_decreasing
+    at.radio(key="evaluate_err_show").set_value("All examples").run()
+    at.selectbox(key="evaluate_err_sort").select("least confident first").run()
+    at.multiselect(key="evaluate_err_gold").select(gold).run()
+    rows = table(at, "evaluate_errors_table")
+    assert len(rows) == sum(cm["matrix"][i]) and (rows["gold"] == gold).all()
+    assert rows["confidence"].is_monotonic_increasing
+    assert not at.exception and not at.error
+
+
+def test_open_an_example_in_the_playground(ws: Path):
+    at = open_page()
+    at.radio(key="evaluate_err_show").set_value("All examples").run()
+    first = table(at, "evaluate_errors_table").iloc[0]["text"]
+    at.button(key="evaluate_open").click().run()
+    # The hand-over contract: the Playground takes the text into its input box and the model into its picker.
+    # (Whether the Playground then renders without error is tested in test_playground_page.py.)
+    assert at.title[0].value == "Playground"
+    assert at.session_state["playground_input"] == first
+
+
+def test_another_split_is_scored_once_then_cached(ws: Path):
+    at = open_page()
+    at.selectbox(key="evaluate_split").select("validation").run()
+    assert any("not been scored" in i.value for i in at.info)
+    at.button(key="evaluate_start").click().run()
+    assert not at.exception and not at.error
+    out = ws / "runs" / "r1" / runs.EVALUATION_DIR / "sst-small-validation"
+    assert json.loads((out / ev.METRICS_FILE).read_text())["n"] == 60
+    assert "Accuracy" in metric_values(at)
+    at.run()
+    assert not any(b.key == "evaluate_start" for b in at.button)  # cached on disk: opens at once
+
+
+def test_four_class_local_model_and_label_mismatch(ws: Path, tmp_path: Path):
+    model = make_tiny_bert(tmp_path / "tiny-ag", AG_LABELS)
+    at = open_page()
+    at.radio(key="evaluate_source").set_value("Local model folder").run()
+    at.text_input(key="evaluate_model_path").input(str(model)).run()
+    at.selectbox(key="evaluate_dataset").select("ag-small").run()
+    at.button(key="evaluate_start").click().run()
+    assert not at.exception and not at.error
+    assert list((ws / ev.EVALUATIONS_DIR).iterdir())  # cached under <workspace>/evaluations/
+    at.selectbox(key="evaluate_cell_gold").select("World").run()
+    at.selectbox(key="evaluate_cell_pred").select("Sports").run()
+    assert any("examples of **World** predicted as **Sports**" in m.value for m in at.markdown)
+    # The tiny run's model knows negative/positive only: refused with the engine's one-line message.
+    at.text_input(key="evaluate_model_path").input(str(ws / "runs" / "r1" / "model")).run()
+    assert not at.exception
+    assert len(at.error) == 1 and "do not match dataset labels" in at.error[0].value
+
+
+def test_compare_with_another_run(ws: Path):
+    # r2 is r1 with one prediction flipped: the comparison must find exactly that example.
+    shutil.copytree(ws / "runs" / "r1", ws / "runs" / "r2")
+    path = ws / "runs" / "r2" / runs.EVALUATION_DIR / "test" / ev.PREDICTIONS_FILE
+    preds = pd.read_csv(path, keep_default_na=False)
+    preds.loc[0, "pred"] = "negative" if preds.loc[0, "pred"] == "positive" else "positive"
+    preds.loc[0, "correct"] = preds.loc[0, "pred"] == preds.loc[0, "gold"]
+    preds.to_csv(path, index=False)
+    at = open_page("r1")
+    at.selectbox(key="evaluate_compare_run").select("r2").run()
+    assert not at.exception and not at.error
+    values = metric_values(at)
+    assert int(values["Now wrong (were right)"][0]) + int(values["Now right (were wrong)"][0]) == 1
+    charts = [c.key for c in at.get("plotly_chart")]
+    assert "evaluate_compare_f1_chart" in charts and "evaluate_compare_cm_chart" in charts
