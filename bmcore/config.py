@@ -33,7 +33,7 @@ class TrainConfig:
     dataset: str = _f("builtin:bbc-news", "A prepared dataset's name in the workspace, or any data source (file, folder, builtin:bbc-news).")
     text_column: list[str] | None = _f(None, "Text column(s) of a raw source; two for text pairs. Auto-detected when empty.")
     label_column: str | None = _f(None, "Label column of a raw source. Auto-detected when empty.")
-    max_seq_length: int = _f(256, "Tokens per input; longer texts are truncated. Shorter is faster.")
+    max_seq_length: int = _f(128, "Tokens per input; longer texts are truncated. Shorter is faster (cost grows faster than length).")
     num_train_epochs: float | None = _f(None, f"Passes over the training data (default {DEFAULT_EPOCHS:g}). Give this or max_steps.")
     max_steps: int | None = _f(None, "Total optimizer steps; overrides epochs. Give this or num_train_epochs.")
     learning_rate: float = _f(1e-4, "Peak learning rate of AdamW; small encoders like MiniLM like 1e-4, BERT-base 2e-5 to 5e-5.")
@@ -53,6 +53,8 @@ class TrainConfig:
     metric_for_best_model: str = _f("macro_f1", "Validation metric that picks the best checkpoint.", choices=BEST_METRICS)
     class_weights: str = _f("none", "none, or balanced: weigh the loss by inverse class frequency for imbalanced data.",
                             choices=CLASS_WEIGHTS)
+    attention_dropout: float = _f(0.0, "Dropout on attention probabilities. 0 (the default) lets PyTorch use its fused attention "
+                                  "kernel, 1.7x faster at 256 tokens on a CPU; the checkpoint's own value (often 0.1) is slower.")
     freeze_embeddings: bool = _f(False, "Keep the word-embedding matrix fixed (faster updates; about half the parameters).")
     save_total_limit: int = _f(2, "Checkpoints kept on disk (the best one is always kept).")
 
@@ -83,6 +85,7 @@ class TrainConfig:
             (self.max_steps is None or self.max_steps >= 1, f"max_steps must be at least 1, not {self.max_steps}"),
             (self.warmup_steps >= 0, f"warmup_steps must be zero or more, not {self.warmup_steps}"),
             (self.weight_decay >= 0, f"weight_decay must be zero or more, not {self.weight_decay}"),
+            (0 <= self.attention_dropout < 1, f"attention_dropout must be in [0, 1), not {self.attention_dropout}"),
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}"),
             (self.eval_strategy in INTERVALS, f"eval_strategy must be epoch or steps, not {self.eval_strategy!r}"),
             (self.eval_strategy != "steps" or (self.eval_steps or 0) >= 1, "eval_strategy steps needs eval_steps of at least 1"),

@@ -173,12 +173,14 @@ def load_config(ref: str | ModelRef) -> Any:
 
 
 def load_classifier(ref: str | ModelRef, label_names: list[str] | None = None,
-                    attn_implementation: str | None = None, problem_type: str | None = None) -> Any:
+                    attn_implementation: str | None = None, problem_type: str | None = None,
+                    **config_overrides: Any) -> Any:
     """Load ``AutoModelForSequenceClassification`` from safetensors.
 
     With ``label_names`` the head is sized and named for them (a fresh head if the
     checkpoint's labels differ); without, the checkpoint's own ``id2label`` is kept.
     ``attn_implementation="eager"`` is needed for attention maps (SDPA returns none).
+    ``config_overrides`` set config attributes such as ``attention_probs_dropout_prob``.
     """
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
@@ -194,12 +196,22 @@ def load_classifier(ref: str | ModelRef, label_names: list[str] | None = None,
                       ignore_mismatched_sizes=True)
     if problem_type:
         kwargs["problem_type"] = problem_type
+    kwargs.update(config_overrides)  # e.g. attention_probs_dropout_prob=0.0
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialized head" warning is expected here
     try:
         return _from_pretrained(AutoModelForSequenceClassification, mref, **kwargs)
     finally:
         hf_logging.set_verbosity(verbosity)
+
+
+ATTENTION_DROPOUT_NAMES = ("attention_probs_dropout_prob", "attention_dropout")  # BERT/RoBERTa/DeBERTa; DistilBERT/ModernBERT
+
+
+def attention_dropout_overrides(ref: str | ModelRef, p: float) -> dict[str, float]:
+    """Config overrides that set the attention-probability dropout to ``p``, under whatever name the model uses."""
+    config = load_config(ref)
+    return {name: p for name in ATTENTION_DROPOUT_NAMES if hasattr(config, name)}
 
 
 def model_max_length(ref: str | ModelRef) -> int:

@@ -27,7 +27,15 @@ from .config import TrainConfig
 from .data import PreparedDataset, is_prepared, load_prepared, resolve_dataset, save_prepared
 from .errors import BmcoreError
 from .inference import write_model_meta
-from .models import detect_device, load_classifier, load_tokenizer, model_max_length, resolve_model, select_precision
+from .models import (
+    attention_dropout_overrides,
+    detect_device,
+    load_classifier,
+    load_tokenizer,
+    model_max_length,
+    resolve_model,
+    select_precision,
+)
 from .workspace import runs_dir, workspace_dir
 
 log = logging.getLogger("bmcore.train")
@@ -347,7 +355,7 @@ def _train(run_dir: Path, config: TrainConfig, resume: bool, main: bool) -> dict
     test_ds = tokenize_split(ds.splits["test"], tokenizer, config.max_seq_length, label2id)
     log.info("device %s, precision %s; dataset %s: %d train / %d validation / %d test, %d classes",
              device.label, precision, ds.name, len(train_ds), len(val_ds), len(test_ds), len(label_names))
-    model = load_classifier(mref, label_names)
+    model = load_classifier(mref, label_names, **attention_dropout_overrides(mref, config.attention_dropout))
     if config.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     args = build_training_args(config, run_dir, precision, len(train_ds))
@@ -409,7 +417,8 @@ def _train(run_dir: Path, config: TrainConfig, resume: bool, main: bool) -> dict
         from .evaluate import evaluate_model
 
         full = evaluate_model(model_dir, ds, "test", out_dir=run_dir / runs.EVALUATION_DIR / "test", save_temperature=True)
-        results["baseline"] = {k: (full.metrics.get("baseline") or {}).get(k) for k in ("accuracy", "macro_f1")}
+        base = full.metrics.get("baseline") or {}
+        results["baseline"] = {"accuracy": base.get("accuracy"), "macro_f1": base.get("f1_macro")}
         results["temperature"] = full.metrics.get("temperature")
     except Exception as exc:  # the model and eval.json stand without it; say why in the log
         log.warning("the full test evaluation failed: %s", exc)
