@@ -122,8 +122,9 @@ def bench_inference(model: str = DEFAULT_MODEL, quick: bool = False, log: Callab
             g = gold[: len(batch)]
             res["batch_accuracy"] = sum(a == b for a, b in zip(ours_labels, g, strict=True)) / len(batch)
             res["pipeline_accuracy"] = sum(a == b for a, b in zip(p_labels, g, strict=True)) / len(batch)
+        acc = (f" | accuracy {res['batch_accuracy']:.4f} vs {res['pipeline_accuracy']:.4f}" if "batch_accuracy" in res else "")
         log(f"batch of {len(batch)}     bmcore {res['batch_texts_per_s']:.0f} texts/s | pipeline (batch_size=64) "
-            f"{res['pipeline_texts_per_s']:.0f} texts/s | same label {res['batch_label_agreement']:.1%}")
+            f"{res['pipeline_texts_per_s']:.0f} texts/s | same label {res['batch_label_agreement']:.1%}{acc}")
         torch.set_grad_enabled(True)
         ex_texts = texts[:3 if quick else 10]
         explain(clf, ex_texts[0])  # builds the eager twin once, as the Playground's cache does

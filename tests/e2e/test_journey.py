@@ -180,6 +180,18 @@ def test_journey(server, browser_page, tiny_model, shared_data, tmp_path):
     assert (server["workspace"] / "runs" / run_name / "model" / "model.safetensors").exists()
     shot(page, "5-train-finished")
 
+    # 3. Evaluate: metric cards, the confusion matrix, a cell's examples.
+    go(page, "Evaluate")
+    page.get_by_role("heading", name="How good is it?").first.wait_for()
+    body = page.inner_text("body")
+    assert "Baseline accuracy" in body and "Macro F1" in body
+    page.get_by_role("heading", name="Which classes does it confuse?").first.wait_for()
+    choose(page, "Gold label (row)", "negative")
+    choose(page, "Predicted label (column)", "positive")
+    page.get_by_text("examples of negative predicted as positive").first.wait_for()
+    assert "Click a cell of the matrix" not in page.inner_text("body")
+    shot(page, "6-evaluate")
+
     # 4. Playground: a sentence, its prediction, an attention heatmap and highlighted attributions.
     go(page, "Playground")
     text = page.get_by_label("Text", exact=True).first
