@@ -102,7 +102,9 @@ def choose(page, label: str, option: str) -> None:
     box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
     if box.locator("input").input_value() == option:
         return
-    box.locator("input").click()
+    field = box.locator("input")
+    field.click()
+    field.press_sequentially(option)  # Streamlit's selectbox filters as you type
     page.get_by_role("option", name=option).first.click()
     idle(page)
 
