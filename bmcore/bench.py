@@ -130,7 +130,7 @@ def bench_inference(model: str = DEFAULT_MODEL, quick: bool = False, log: Callab
         explain(clf, ex_texts[0])  # builds the eager twin once, as the Playground's cache does
         ex = _latencies(lambda t: explain(clf, t), ex_texts, warmup=0)
         res["explain_p50_ms"] = _percentile(ex, 0.5)
-        log(f"one explain      bmcore p50 {res['explain_p50_ms']:.0f} ms (attention + Integrated Gradients, 32 steps)")
+        log(f"one explain      bmcore p50 {res['explain_p50_ms']:.0f} ms (attention + Integrated Gradients, 64 steps)")
     res["predict_p50_vs_pipeline"] = res["pipeline_p50_ms"] / res["predict_p50_ms"]
     res["batch_predict_vs_pipeline"] = res["batch_texts_per_s"] / res["pipeline_texts_per_s"]
     return res

@@ -213,7 +213,7 @@ with one:
     c1, c2 = st.columns([3, 1])
     target = c1.selectbox("Explain the class", [None, *names], key="playground_target",
                           format_func=lambda c: f"the predicted class ({label})" if c is None else c)
-    n_steps = c2.select_slider("Integrated Gradients steps", [8, 16, 32, 64, 128], 32, key="playground_n_steps",
+    n_steps = c2.select_slider("Integrated Gradients steps", [8, 16, 32, 64, 128], 64, key="playground_n_steps",
                                help="More steps: a smaller convergence delta, and a slower explanation.")
     try:
         ex = explained(info.cache_key, precision, text, pair, target or label, int(n_steps))

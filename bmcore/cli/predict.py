@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="second text for text-pair models: once for all texts, or once per text")
     p.add_argument("--explain", action="store_true", help="add tokens, attention maps and Integrated Gradients attributions")
     p.add_argument("--target", help="class to attribute to (name or id; default the predicted class)")
-    p.add_argument("--n-steps", type=int, default=32, help="Integrated Gradients steps (default 32)")
+    p.add_argument("--n-steps", type=int, default=64, help="Integrated Gradients steps (default 64)")
     p.add_argument("--calibrated", action="store_true", help="add temperature-scaled scores when the model has a temperature")
     p.add_argument("--max-seq-length", type=int, help="tokens; longer inputs are truncated (default: the model's)")
     p.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16")
