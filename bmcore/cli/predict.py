@@ -38,25 +38,12 @@ def read_texts(path: str | Path) -> tuple[list[str], list[str] | None]:
     are skipped); a table needs a column named like ``text``/``sentence``, or a pair such
     as ``premise``/``hypothesis``, or a single column.
     """
-    from .. import data as bdata
+    from ..explain import read_batch
 
     path = Path(path)
     if not path.is_file():
         raise BmcoreError(f"--file {path} does not exist")
-    if path.suffix.lower() in ("", ".txt") or path.suffix.lower() not in bdata.FILE_TYPES:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        return [line for line in lines if line.strip()], None
-    df, _ = bdata.read_table(path)
-    lower = {str(c).lower(): c for c in df.columns}
-    for a, b in bdata.PAIR_NAMES:
-        if a in lower and b in lower:
-            return df[lower[a]].fillna("").astype(str).tolist(), df[lower[b]].fillna("").astype(str).tolist()
-    column = next((lower[n] for n in bdata.TEXT_NAMES if n in lower), None)
-    if column is None and len(df.columns) == 1:
-        column = df.columns[0]
-    if column is None:
-        raise BmcoreError(f"{path.name} has no text column among {', '.join(map(str, df.columns))}; name it 'text'")
-    return df[column].fillna("").astype(str).tolist(), None
+    return read_batch(path.name, path.read_bytes())
 
 
 def _run(args: argparse.Namespace) -> int:
