@@ -136,6 +136,223 @@ def bench_inference(model: str = DEFAULT_MODEL, quick: bool = False, log: Callab
     return res
 
 
+# --- training: four recipes, same model, data, batch size and timed steps ------------------------------
+
+RECIPES = ("seed", "trainer", "trainer-best", "bmcore")
+BATCH = 32
+
+
+class _PeakRSS:
+    """Samples this process's resident memory in a thread; ``peak_mb`` is the highest seen while active."""
+
+    def __init__(self, every: float = 0.05) -> None:
+        import threading
+
+        import psutil
+
+        self.proc, self.every, self.peak = psutil.Process(), every, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> _PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak / 2**20
+
+
+def matmul_peak(n: int = 2048, repeats: int = 8) -> dict[str, float]:
+    """The machine's matmul peak in FLOP/s, fp32 and bf16 (the denominators of MFU)."""
+    import torch
+
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        for _ in range(2):
+            a @ b
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        out[name] = 2 * n**3 * repeats / (time.perf_counter() - t0)
+    return out
+
+
+def train_flops_per_token(config: Any, seq_len: float) -> float:
+    """Forward + backward FLOPs per real token: 6 x non-embedding parameters + attention scores (12 x layers x hidden x length)."""
+    h, layers, inter = config.hidden_size, config.num_hidden_layers, config.intermediate_size
+    per_layer = 4 * h * h + 2 * h * inter  # Q, K, V, O projections and the two feed-forward matrices
+    return 6 * layers * per_layer + 12 * layers * h * seq_len
+
+
+def bench_texts(kind: str, n: int, seed: int = 0) -> tuple[list[str], list[str], int, str]:
+    """The texts of one benchmark: ``short`` (SST-2 train sentences) or ``long`` (BBC News articles at 256 tokens)."""
+    import pandas as pd
+
+    from .data import read_bbc_news
+
+    if kind == "short":
+        train = SHARED_SST2 / "train.csv"
+        if train.is_file():
+            df = pd.read_csv(train).sample(n, random_state=seed)
+            return df["text"].astype(str).tolist(), df["label"].astype(str).tolist(), 128, "SST-2 train sentences"
+        df = read_bbc_news().sample(min(n, 2225), random_state=seed)
+        return df["title"].tolist(), df["label"].tolist(), 128, "BBC News titles (../shared/data/sst2 not found)"
+    df = read_bbc_news().sample(min(n, 2225), random_state=seed)
+    return df["text"].tolist(), df["label"].tolist(), 256, "BBC News articles"
+
+
+def _recipe_seed(model_dir: str, texts: list[str], ids: list[int], labels: int, max_len: int, warmup: int, steps: int) -> float:
+    """The classic tutorial loop: pad everything to max_length, fp32, plain AdamW, shuffled batches. Returns seconds for ``steps``."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=labels)
+    enc = tok(texts, padding="max_length", truncation=True, max_length=max_len, return_tensors="pt")
+    y = torch.tensor(ids)
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-5)
+    model.train()
+    order = torch.randperm(len(texts), generator=torch.Generator().manual_seed(0))
+    t0 = 0.0
+    for step in range(warmup + steps):
+        if step == warmup:
+            t0 = time.perf_counter()
+        idx = order[(step * BATCH) % len(texts):][:BATCH]
+        out = model(input_ids=enc["input_ids"][idx], attention_mask=enc["attention_mask"][idx], labels=y[idx])
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad()
+    return time.perf_counter() - t0
+
+
+def _recipe_trainer(model_dir: str, texts: list[str], ids: list[int], labels: int, max_len: int, warmup: int, steps: int,
+                    best: bool, workdir: Path) -> float:
+    """``transformers.Trainer`` with ``DataCollatorWithPadding``: fp32 (``trainer``) or bf16 + length grouping (``trainer-best``)."""
+    import datasets
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        PrinterCallback,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=labels)
+    enc = tok(texts, truncation=True, max_length=max_len)
+    ds = datasets.Dataset.from_dict({**enc, "labels": ids})
+    marks: dict[int, float] = {}
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+            marks[state.global_step] = time.perf_counter()
+
+    args = TrainingArguments(output_dir=str(workdir / ("best" if best else "plain")), per_device_train_batch_size=BATCH,
+                             max_steps=warmup + steps, learning_rate=5e-5, report_to=[], disable_tqdm=True,
+                             save_strategy="no", logging_strategy="no", use_cpu=detect_device().kind == "cpu",
+                             bf16=best and detect_device().precision == "bf16",
+                             train_sampling_strategy="group_by_length" if best else "random", dataloader_num_workers=0)
+    trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=DataCollatorWithPadding(tok),
+                      processing_class=tok, callbacks=[Clock()])
+    trainer.remove_callback(PrinterCallback)  # keeps the table readable; it prints nothing per step here anyway
+    trainer.train()
+    return marks[warmup + steps] - marks[warmup]
+
+
+def _recipe_bmcore(texts: list[str], gold: list[str], max_len: int, warmup: int, steps: int, workdir: Path) -> float:
+    """bmcore's own training job with its defaults, as the Train page runs it (``run_training`` on a run folder)."""
+    import pandas as pd
+
+    from . import runs
+    from .config import TrainConfig
+    from .data import Columns, PreparedDataset, save_prepared
+    from .train import run_training
+
+    os.environ["BMCORE_WORKSPACE"] = str(workdir / "ws")
+    df = pd.DataFrame({"text": texts, "label": gold})
+    names = sorted(set(gold))
+    small = df.groupby("label", group_keys=False).head(4)  # validation/test: a token few, the job scores them once
+    ds = PreparedDataset("bench", "bench", Columns(["text"], "label"), names,
+                         {"train": df, "validation": small, "test": small})
+    save_prepared(ds)
+    config = TrainConfig(dataset="bench", max_steps=warmup + steps, max_seq_length=max_len, logging_steps=1,
+                         eval_strategy="steps", eval_steps=10**6)
+    run_dir = runs.create_run(config, f"bench-{max_len}-{time.time_ns()}")
+    run_training(run_dir)
+    elapsed = {m["step"]: m["elapsed_s"] for m in runs.read_metrics(run_dir) if m.get("kind") == "train"}
+    return elapsed[warmup + steps] - elapsed[warmup]
+
+
+def _quiet() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the training job sets warnings back on; the load reports would flood the table
+    hf_logging.disable_progress_bar()
+
+
+def bench_training(kinds: tuple[str, ...] = ("short", "long"), quick: bool = False, model: str = DEFAULT_MODEL,
+                   log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train with the four recipes on each kind of text; samples/s, real tokens/s, MFU, peak RSS and ratios."""
+    import logging
+
+    from .models import load_config, load_tokenizer, resolve_model
+
+    logging.getLogger("bmcore.train").setLevel(logging.WARNING)
+    warmup, steps = (2, 6) if quick else (3, 20)
+    peak = matmul_peak()
+    log(f"matmul peak: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s")
+    mref = resolve_model(model)
+    cfg = load_config(mref)
+    tok = load_tokenizer(mref)
+    results: dict[str, Any] = {"peak_flops": peak, "warmup_steps": warmup, "timed_steps": steps}
+    for kind in kinds:
+        texts, gold, max_len, where = bench_texts(kind, (warmup + steps) * BATCH * 2)
+        names = sorted(set(gold))
+        ids = [names.index(g) for g in gold]
+        real = [min(len(x), max_len) for x in tok(texts, truncation=False, verbose=False)["input_ids"]]
+        mean_tokens = sum(real) / len(real)
+        flops_tok = train_flops_per_token(cfg, mean_tokens)
+        log(f"\n{kind} texts: {where}, max_seq_length {max_len}, {mean_tokens:.1f} real tokens per text on average")
+        log(f"{'recipe':<14}{'samples/s':>10}{'tokens/s':>10}{'MFU':>7}{'peak RSS':>10}")
+        rows: dict[str, dict[str, float]] = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            for recipe in RECIPES:
+                _quiet()
+                with _PeakRSS() as rss:
+                    if recipe == "seed":
+                        secs = _recipe_seed(str(mref.location), texts, ids, len(names), max_len, warmup, steps)
+                    elif recipe in ("trainer", "trainer-best"):
+                        secs = _recipe_trainer(str(mref.location), texts, ids, len(names), max_len, warmup, steps,
+                                               recipe == "trainer-best", work)
+                    else:
+                        secs = _recipe_bmcore(texts, gold, max_len, warmup, steps, work)
+                sps = steps * BATCH / secs
+                prec = "fp32" if recipe in ("seed", "trainer") else detect_device().precision
+                tps = sps * mean_tokens
+                mfu = tps * flops_tok / peak["bf16" if prec == "bf16" else "fp32"]
+                rows[recipe] = {"samples_per_s": sps, "tokens_per_s": tps, "mfu": mfu, "peak_rss_mb": rss.peak_mb,
+                                "precision": prec}
+                log(f"{recipe:<14}{sps:>10.1f}{tps:>10.0f}{mfu:>7.1%}{rss.peak_mb:>9.0f}M")
+        ours = rows["bmcore"]["samples_per_s"]
+        log("bmcore vs " + ", ".join(f"{r}: {ours / rows[r]['samples_per_s']:.2f}x" for r in RECIPES if r != "bmcore"))
+        results[kind] = rows
+    return results
+
+
 def run_bench(quick: bool = False, only: str | None = None, model: str = DEFAULT_MODEL) -> dict[str, Any]:
     """Run the benchmark, print its table, and return the summary (also printed as the last line, as JSON)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -146,6 +363,15 @@ def run_bench(quick: bool = False, only: str | None = None, model: str = DEFAULT
     device = detect_device()
     print(f"bmcore bench{' --quick' if quick else ''} on {device.label}, {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
     summary: dict[str, Any] = {}
+    if only in (None, "training"):
+        tr = bench_training(quick=quick, model=model)
+        for kind in ("short", "long"):
+            rows = tr[kind]
+            ours = rows["bmcore"]["samples_per_s"]
+            for r in ("seed", "trainer", "trainer-best"):
+                summary[f"{kind}_vs_{r.replace('-', '_')}"] = round(ours / rows[r]["samples_per_s"], 3)
+            summary[f"{kind}_mfu"] = round(rows["bmcore"]["mfu"], 4)
+        summary["training"] = tr
     if only in (None, "inference"):
         inf = bench_inference(model, quick)
         summary.update(predict_p50_vs_pipeline=round(inf["predict_p50_vs_pipeline"], 3),

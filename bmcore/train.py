@@ -55,6 +55,9 @@ def _setup_logging(run_dir: Path) -> None:
     """Log to ``train.log``; also to stderr unless stderr already is ``train.log`` (a UI-launched job)."""
     root = logging.getLogger()
     root.setLevel(logging.INFO)
+    for h in [h for h in root.handlers if getattr(h, "_bmcore", False)]:  # a second job in one process (bench, tests)
+        root.removeHandler(h)
+        h.close()
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
     log_path = run_dir / runs.LOG_FILE
     same = False
@@ -65,9 +68,11 @@ def _setup_logging(run_dir: Path) -> None:
     if not same:
         fh = logging.FileHandler(log_path, encoding="utf-8")
         fh.setFormatter(fmt)
+        fh._bmcore = True  # type: ignore[attr-defined]
         root.addHandler(fh)
     sh = logging.StreamHandler(sys.stderr)
     sh.setFormatter(fmt)
+    sh._bmcore = True  # type: ignore[attr-defined]
     root.addHandler(sh)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import transformers
