@@ -360,7 +360,11 @@ def _train(run_dir: Path, config: TrainConfig, resume: bool, main: bool) -> dict
     test_ds = tokenize_split(ds.splits["test"], tokenizer, config.max_seq_length, label2id)
     log.info("device %s, precision %s; dataset %s: %d train / %d validation / %d test, %d classes",
              device.label, precision, ds.name, len(train_ds), len(val_ds), len(test_ds), len(label_names))
-    model = load_classifier(mref, label_names, **attention_dropout_overrides(mref, config.attention_dropout))
+    attn = config.attn_implementation
+    if attn == "auto":
+        attn = "eager" if device.kind == "cpu" else "sdpa"
+    model = load_classifier(mref, label_names, attn_implementation=attn,
+                            **attention_dropout_overrides(mref, config.attention_dropout))
     if config.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     args = build_training_args(config, run_dir, precision, len(train_ds))
