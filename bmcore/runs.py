@@ -398,7 +398,11 @@ def runs_frame(rows: list[RunSummary] | None = None) -> Any:
     import pandas as pd
 
     rows = list_runs() if rows is None else rows
-    data = [{"name": r.name, "model": r.model, "dataset": r.dataset, "state": r.state,
+    def short(model: str) -> str:  # a long local path would crowd out the other columns
+        p = Path(model)
+        return model if not p.is_absolute() else (f"{p.parent.name}/{p.name}" if p.name == MODEL_DIR else p.name)
+
+    data = [{"name": r.name, "model": short(r.model), "dataset": r.dataset, "state": r.state,
              "best metric": f"{r.best_metric} {r.best_value:.4f}" if r.best_value is not None else "",
              "test accuracy": r.test_accuracy, "duration (s)": r.duration_s, "created": r.created} for r in rows]
     return pd.DataFrame(data, columns=["name", "model", "dataset", "state", "best metric", "test accuracy",
