@@ -353,6 +353,159 @@ def bench_training(kinds: tuple[str, ...] = ("short", "long"), quick: bool = Fal
     return results
 
 
+# --- time to accuracy: trainer-best and bmcore, each with its defaults, on SST-2 ---------------------------
+
+TARGET_ACCURACY = 0.88
+EVAL_EVERY_EXAMPLES = 2000  # both recipes score SST-2 dev about this often; evaluation time is not counted
+
+
+def _sst2() -> tuple[Any, Any]:
+    import pandas as pd
+
+    train, dev = SHARED_SST2 / "train.csv", SHARED_SST2 / "dev.csv"
+    if not (train.is_file() and dev.is_file()):
+        raise FileNotFoundError("time to accuracy needs ../shared/data/sst2 (train.csv and dev.csv)")
+    return pd.read_csv(train), pd.read_csv(dev)
+
+
+def _tta_trainer_best(model_dir: str, train: Any, dev: Any, target: float, workdir: Path) -> dict[str, Any]:
+    """``Trainer`` with its default hyperparameters plus bf16 and length grouping; stops at ``target`` or one epoch."""
+    import datasets
+    import numpy as np
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        PrinterCallback,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
+
+    names = sorted(set(train["label"].astype(str)))
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=len(names))
+
+    def encode(df: Any) -> Any:
+        enc = tok(df["text"].astype(str).tolist(), truncation=True, max_length=128)
+        return datasets.Dataset.from_dict({**enc, "labels": [names.index(str(v)) for v in df["label"]]})
+
+    curve: list[dict[str, float]] = []
+
+    class Clock(TrainerCallback):
+        """Training seconds only (evaluations excluded), and the stop at the target or after one epoch."""
+
+        def __init__(self) -> None:
+            self.train_s, self.mark = 0.0, time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+            now = time.perf_counter()
+            self.train_s, self.mark = self.train_s + now - self.mark, now
+            if state.epoch is not None and state.epoch >= 1:
+                control.should_evaluate = True  # one last score at the end of the epoch
+                control.should_training_stop = True
+
+        def on_evaluate(self, args, state, control, metrics=None, **kw):  # noqa: ANN001
+            acc = float((metrics or {}).get("eval_accuracy", 0))
+            curve.append({"examples": state.global_step * BATCH, "train_s": self.train_s, "accuracy": acc})
+            if acc >= target:
+                control.should_training_stop = True
+            self.mark = time.perf_counter()
+
+    args = TrainingArguments(output_dir=str(workdir / "tta-trainer-best"), per_device_train_batch_size=BATCH,
+                             per_device_eval_batch_size=64, eval_strategy="steps",
+                             eval_steps=max(1, EVAL_EVERY_EXAMPLES // BATCH), save_strategy="no", logging_strategy="no",
+                             report_to=[], disable_tqdm=True, use_cpu=detect_device().kind == "cpu",
+                             bf16=detect_device().precision == "bf16", train_sampling_strategy="group_by_length",
+                             dataloader_num_workers=0)
+    trainer = Trainer(model=model, args=args, train_dataset=encode(train), eval_dataset=encode(dev),
+                      data_collator=DataCollatorWithPadding(tok), processing_class=tok, callbacks=[Clock()],
+                      compute_metrics=lambda p: {"accuracy": float((np.asarray(p.predictions).argmax(-1) == p.label_ids).mean())})
+    trainer.remove_callback(PrinterCallback)
+    trainer.train()
+    return _tta_result(curve, target)
+
+
+def _tta_bmcore(train: Any, dev: Any, target: float, workdir: Path, **overrides: Any) -> dict[str, Any]:
+    """bmcore's job with its defaults (or ``overrides``) on SST-2 train, scored on dev; stopped through the UI's own cancel."""
+    import threading
+
+    import pandas as pd
+
+    from . import runs
+    from .batching import TokenBudgetBatchSampler
+    from .config import TrainConfig
+    from .data import Columns, PreparedDataset, save_prepared
+    from .models import load_tokenizer
+    from .train import run_training
+
+    os.environ["BMCORE_WORKSPACE"] = str(workdir / "ws-tta")
+    train = pd.DataFrame({"text": train["text"].astype(str), "label": train["label"].astype(str)})
+    dev = pd.DataFrame({"text": dev["text"].astype(str), "label": dev["label"].astype(str)})
+    names = sorted(set(train["label"]))
+    save_prepared(PreparedDataset("sst2-tta", "sst2-tta", Columns(["text"], "label"), names,
+                                  {"train": train, "validation": dev, "test": dev}))
+    defaults = TrainConfig(**overrides)
+    lengths = [len(x) for x in load_tokenizer(defaults.model_name_or_path)(train["text"].tolist(), truncation=True,
+                                                                         max_length=defaults.max_seq_length)["input_ids"]]
+    per_step = len(lengths) / len(TokenBudgetBatchSampler(lengths, defaults.per_device_train_batch_size,
+                                                          defaults.max_seq_length, defaults.batch_growth))
+    config = TrainConfig(**{**overrides, "dataset": "sst2-tta", "eval_strategy": "steps",
+                            "eval_steps": max(1, round(EVAL_EVERY_EXAMPLES / per_step))})
+    run_dir = runs.create_run(config, f"tta-{time.time_ns()}")
+    done = threading.Event()
+
+    def watch() -> None:  # stops the job at the target, or after one epoch, as a user pressing Cancel would
+        while not done.wait(0.5):
+            evals = [m for m in runs.read_metrics(run_dir) if m.get("kind") == "eval"]
+            if any(m.get("eval_accuracy", 0) >= target or m.get("epoch", 0) >= 1 for m in evals):
+                runs.request_stop(run_dir)
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        run_training(run_dir)
+    finally:
+        done.set()
+    curve = [{"examples": m["examples"], "train_s": m["train_s"], "accuracy": m["eval_accuracy"]}
+             for m in runs.read_metrics(run_dir) if m.get("kind") == "eval"]
+    return _tta_result(curve, target)
+
+
+def _tta_result(curve: list[dict[str, float]], target: float) -> dict[str, Any]:
+    hit = next((c for c in curve if c["accuracy"] >= target), None)
+    last = hit or curve[-1]
+    return {"seconds": last["train_s"], "accuracy": last["accuracy"], "examples": last["examples"],
+            "reached": hit is not None, "curve": curve}
+
+
+def bench_time_to_accuracy(model: str = DEFAULT_MODEL, target: float = TARGET_ACCURACY,
+                           log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Seconds of training until SST-2 dev accuracy reaches ``target`` (or one epoch): ``trainer-best`` against ``bmcore``."""
+    import logging
+
+    from .models import resolve_model
+
+    logging.getLogger("bmcore.train").setLevel(logging.WARNING)
+    train, dev = _sst2()
+    log(f"\ntime to {target:.2f} SST-2 dev accuracy (or one epoch; training seconds, evaluations not counted)")
+    out: dict[str, Any] = {"target": target}
+    with tempfile.TemporaryDirectory() as tmp:
+        for recipe in ("trainer-best", "bmcore"):
+            _quiet()
+            if recipe == "bmcore":
+                res = _tta_bmcore(train, dev, target, Path(tmp))
+            else:
+                res = _tta_trainer_best(str(resolve_model(model).location), train, dev, target, Path(tmp))
+            out[recipe] = res
+            log(f"{recipe:<14}{res['seconds']:>8.0f} s  dev accuracy {res['accuracy']:.4f} after {res['examples']} examples"
+                f"{'' if res['reached'] else ' (target not reached in one epoch)'}")
+    out["speedup"] = out["trainer-best"]["seconds"] / max(out["bmcore"]["seconds"], 1e-9)
+    log(f"bmcore reaches it {out['speedup']:.2f}x faster")
+    return out
+
+
 def run_bench(quick: bool = False, only: str | None = None, model: str = DEFAULT_MODEL) -> dict[str, Any]:
     """Run the benchmark, print its table, and return the summary (also printed as the last line, as JSON)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -372,6 +525,13 @@ def run_bench(quick: bool = False, only: str | None = None, model: str = DEFAULT
                 summary[f"{kind}_vs_{r.replace('-', '_')}"] = round(ours / rows[r]["samples_per_s"], 3)
             summary[f"{kind}_mfu"] = round(rows["bmcore"]["mfu"], 4)
         summary["training"] = tr
+    if only in (None, "accuracy") and not quick:
+        tta = bench_time_to_accuracy(model)
+        summary.update(time_to_accuracy_vs_trainer_best=round(tta["speedup"], 3),
+                       tta_seconds_trainer_best=round(tta["trainer-best"]["seconds"], 1),
+                       tta_seconds_bmcore=round(tta["bmcore"]["seconds"], 1),
+                       tta_accuracy_trainer_best=round(tta["trainer-best"]["accuracy"], 4),
+                       tta_accuracy_bmcore=round(tta["bmcore"]["accuracy"], 4), time_to_accuracy=tta)
     if only in (None, "inference"):
         inf = bench_inference(model, quick)
         summary.update(predict_p50_vs_pipeline=round(inf["predict_p50_vs_pipeline"], 3),

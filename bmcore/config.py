@@ -38,6 +38,10 @@ class TrainConfig:
     max_steps: int | None = _f(None, "Total optimizer steps; overrides epochs. Give this or num_train_epochs.")
     learning_rate: float = _f(1e-4, "Peak learning rate of AdamW; small encoders like MiniLM like 1e-4, BERT-base 2e-5 to 5e-5.")
     per_device_train_batch_size: int = _f(32, "Training examples per step on each device.")
+    batch_growth: int = _f(4, "Short texts ride in larger batches: up to this many times per_device_train_batch_size examples, "
+                           "while a batch's padded tokens stay within per_device_train_batch_size x max_seq_length (so memory "
+                           "never exceeds a full batch of the longest texts). Fewer, fuller steps: measured faster to the same "
+                           "accuracy on short texts. 1 turns it off.")
     per_device_eval_batch_size: int = _f(64, "Evaluation examples per batch on each device.")
     gradient_accumulation_steps: int = _f(1, "Steps whose gradients add up before one update (a larger effective batch).")
     warmup_steps: float = _f(0.1, "Linear warm-up: a step count, or a ratio of all steps when below 1.")
@@ -81,6 +85,7 @@ class TrainConfig:
             (self.per_device_train_batch_size >= 1, f"per_device_train_batch_size must be at least 1, not {self.per_device_train_batch_size}"),
             (self.per_device_eval_batch_size >= 1, f"per_device_eval_batch_size must be at least 1, not {self.per_device_eval_batch_size}"),
             (self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps must be at least 1"),
+            (1 <= self.batch_growth <= 64, f"batch_growth must be between 1 (off) and 64, not {self.batch_growth}"),
             (8 <= self.max_seq_length <= 8192, f"max_seq_length must be between 8 and 8192 tokens, not {self.max_seq_length}"),
             (not (self.num_train_epochs is not None and self.max_steps is not None),
              "give either num_train_epochs or max_steps, not both"),

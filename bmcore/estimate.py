@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from .config import TrainConfig
@@ -18,25 +19,36 @@ EVAL_COST = 1 / 3  # forward only: roughly a third of forward + backward + optim
 CPU_PROBE_BATCH = 4  # examples timed per probe step on a CPU, where cost is linear in the batch
 
 
-def steps_per_epoch(config: TrainConfig, n_train: int, world_size: int = 1) -> int:
-    """Optimizer steps in one pass over ``n_train`` examples (at least 1)."""
-    batches = math.ceil(n_train / (config.per_device_train_batch_size * max(world_size, 1)))
+def steps_per_epoch(config: TrainConfig, n_train: int, world_size: int = 1, lengths: Sequence[int] | None = None) -> int:
+    """Optimizer steps in one pass over ``n_train`` examples (at least 1).
+
+    With the training texts' token ``lengths``, short texts are counted in the larger batches
+    that ``batch_growth`` gives them (:mod:`bmcore.batching`); without, every batch holds
+    ``per_device_train_batch_size`` examples.
+    """
+    if lengths is not None and config.batch_growth > 1:
+        from .batching import TokenBudgetBatchSampler
+
+        sampler = TokenBudgetBatchSampler(lengths, config.per_device_train_batch_size, config.max_seq_length, config.batch_growth)
+        batches = math.ceil(len(sampler) / max(world_size, 1))
+    else:
+        batches = math.ceil(n_train / (config.per_device_train_batch_size * max(world_size, 1)))
     return max(1, math.ceil(batches / config.gradient_accumulation_steps))
 
 
-def total_steps(config: TrainConfig, n_train: int, world_size: int = 1) -> int:
+def total_steps(config: TrainConfig, n_train: int, world_size: int = 1, lengths: Sequence[int] | None = None) -> int:
     """Optimizer steps of the whole run: ``max_steps``, or epochs x steps per epoch."""
     if config.max_steps is not None:
         return int(config.max_steps)
-    return max(1, math.ceil(config.epochs * steps_per_epoch(config, n_train, world_size)))
+    return max(1, math.ceil(config.epochs * steps_per_epoch(config, n_train, world_size, lengths)))
 
 
-def count_evaluations(config: TrainConfig, n_train: int, world_size: int = 1) -> int:
+def count_evaluations(config: TrainConfig, n_train: int, world_size: int = 1, lengths: Sequence[int] | None = None) -> int:
     """Validation passes during training (each epoch, or every ``eval_steps`` steps)."""
-    steps = total_steps(config, n_train, world_size)
+    steps = total_steps(config, n_train, world_size, lengths)
     if config.eval_strategy == "steps":
         return steps // int(config.eval_steps or steps)
-    return max(1, math.ceil(steps / steps_per_epoch(config, n_train, world_size)))
+    return max(1, math.ceil(steps / steps_per_epoch(config, n_train, world_size, lengths)))
 
 
 def format_duration(seconds: float | None) -> str:
@@ -77,6 +89,10 @@ def _time_steps(model: Any, batch: dict[str, Any], optimizer: Any, dtype: Any, s
     return (time.perf_counter() - t0) / max(1, steps)
 
 
+def _columns(df: Any) -> tuple[list[str], ...]:
+    return (df["text"].tolist(), df["text_pair"].tolist()) if "text_pair" in df else (df["text"].tolist(),)
+
+
 def estimate_duration(config: TrainConfig, probe_steps: int = 3, world_size: int = 1) -> dict[str, Any]:
     """Measure a few training steps of ``config`` on this machine and extrapolate to the whole run.
 
@@ -108,7 +124,7 @@ def estimate_duration(config: TrainConfig, probe_steps: int = 3, world_size: int
     # A random batch of real texts: its padded length is what an average training batch costs.
     batch_size = min(config.per_device_train_batch_size, n_train)
     sample = train.sample(batch_size, random_state=config.seed)
-    texts = (sample["text"].tolist(), sample["text_pair"].tolist()) if "text_pair" in sample else (sample["text"].tolist(),)
+    texts = _columns(sample)
     padded_length = max(len(ids) for ids in tokenizer(*texts, truncation=True, max_length=config.max_seq_length)["input_ids"])
     # On a CPU, time grows linearly with the batch: time a slice of it (padded alike) to keep the probe short.
     probe_batch = batch_size if dev.type != "cpu" else min(batch_size, CPU_PROBE_BATCH)
@@ -127,18 +143,24 @@ def estimate_duration(config: TrainConfig, probe_steps: int = 3, world_size: int
     if dev.type == "cuda":
         torch.cuda.empty_cache()
 
-    seconds_per_step = per_batch * config.gradient_accumulation_steps
-    steps = total_steps(config, n_train, world_size)
-    evaluations = count_evaluations(config, n_train, world_size)
+    # Every training text's length decides how many examples each step holds (batch_growth).
+    lengths = [len(ids) for ids in tokenizer(*_columns(train), truncation=True, max_length=config.max_seq_length)["input_ids"]]
+    steps = total_steps(config, n_train, world_size, lengths)
     per_example = per_batch / batch_size
+    examples_per_step = n_train / (steps_per_epoch(config, n_train, world_size, lengths) * config.gradient_accumulation_steps
+                                   * max(world_size, 1))
+    seconds_per_step = per_example * examples_per_step * config.gradient_accumulation_steps
+    evaluations = count_evaluations(config, n_train, world_size, lengths)
     # Each evaluation reads the validation split; the end scores validation and test once more.
     eval_seconds = (evaluations * n_val + n_val + n_test) * per_example * EVAL_COST / max(world_size, 1)
     train_seconds = steps * seconds_per_step
+    # On a CPU the probe's per-example cost is that of a full-length batch: short texts in larger, length-grouped
+    # batches cost less, so this errs long.
     return {
         "seconds_per_step": seconds_per_step,
         "total_steps": steps,
         "estimated_seconds": train_seconds + eval_seconds + load_seconds,
-        "samples_per_s": batch_size * max(world_size, 1) / per_batch,
+        "samples_per_s": max(world_size, 1) / per_example,
         "precision": precision,
         "train_seconds": train_seconds,
         "eval_seconds": eval_seconds,

@@ -167,6 +167,49 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, label_names: 
     }
 
 
+# --- the trainer ------------------------------------------------------------------------------
+
+
+def _trainer_class() -> Any:
+    """``transformers.Trainer`` plus token-budget batches (:mod:`bmcore.batching`) and a count of examples trained on."""
+    from torch.utils.data import DataLoader
+    from transformers import Trainer
+
+    from .batching import TokenBudgetBatchSampler
+
+    class BmcoreTrainer(Trainer):
+        def __init__(self, *args: Any, batch_growth: int = 1, max_seq_length: int = 128, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.batch_growth, self.max_seq_length = batch_growth, max_seq_length
+            self.examples_seen = 0  # on this process; examples per step vary with token-budget batches
+
+        def get_train_dataloader(self) -> Any:
+            if self.batch_growth <= 1:
+                return super().get_train_dataloader()
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            sampler = TokenBudgetBatchSampler(self.train_dataset["length"], self.args.per_device_train_batch_size,
+                                              self.max_seq_length, self.batch_growth, seed=seed,
+                                              rank=self.args.process_index, world_size=self.args.world_size)
+            data = self._remove_unused_columns(self.train_dataset, description="training")
+            loader = DataLoader(data, batch_sampler=sampler, collate_fn=self.data_collator,
+                                num_workers=self.args.dataloader_num_workers, pin_memory=self.args.dataloader_pin_memory)
+            loader = self.accelerator.prepare(loader)
+            # The sampler already gives each process its share; accelerate's wrapper would split it again
+            # (and pads uneven batches wrongly), so make it a passthrough, as Trainer does for its own
+            # rank-aware BatchRebalanceSampler. Trainer calls set_epoch on the sampler each epoch.
+            shard = getattr(loader, "batch_sampler", None)
+            if shard is not None and getattr(shard, "batch_sampler", None) is sampler:
+                shard.num_processes, shard.process_index = 1, 0
+            return loader
+
+        def training_step(self, model: Any, inputs: Any, num_items_in_batch: Any = None) -> Any:
+            labels = inputs.get("labels")
+            self.examples_seen += int(labels.shape[0]) if labels is not None else 0
+            return super().training_step(model, inputs, num_items_in_batch)
+
+    return BmcoreTrainer
+
+
 # --- progress -------------------------------------------------------------------------------
 
 
@@ -181,21 +224,37 @@ def _make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
             self.last_t = self.t0
             self.last_step = 0
             self.last_tokens = 0
+            self.last_examples = 0
+            self.train_s = 0.0  # seconds spent in training steps, evaluations and checkpoint saves excluded
+            self.mark = self.t0
             self.cancelled = False
+            self.trainer: Any = None  # set after the Trainer is built; counts the examples of each step
 
         def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001
-            self.t0 = self.last_t = time.time()
+            self.t0 = self.last_t = self.mark = time.time()
             self.last_step = state.global_step
             self.last_tokens = state.num_input_tokens_seen
             if state.is_world_process_zero:
                 runs.write_status(run_dir, total_steps=state.max_steps, precision=precision)
 
         def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+            now = time.time()
+            self.train_s += now - self.mark
+            self.mark = now
             if runs.stop_requested(run_dir):
                 self.cancelled = True
                 control.should_training_stop = True
                 control.should_save = True  # a checkpoint to resume from
             return control
+
+        def on_evaluate(self, args, state, control, **kw):  # noqa: ANN001
+            self.mark = time.time()
+
+        def on_save(self, args, state, control, **kw):  # noqa: ANN001
+            self.mark = time.time()
+
+        def examples(self) -> int:
+            return self.trainer.examples_seen * max(world_size(), 1) if self.trainer is not None else 0
 
         def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001
             logs = logs or {}
@@ -209,15 +268,14 @@ def _make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
             elapsed = now - self.t0
             if "eval_loss" in logs:
                 rec = {"kind": "eval", "step": state.global_step, "epoch": round(state.epoch or 0, 4),
-                       "elapsed_s": round(elapsed, 2),
+                       "elapsed_s": round(elapsed, 2), "train_s": round(self.train_s, 2), "examples": self.examples(),
                        **{k: v for k, v in logs.items() if k.startswith("eval_") and isinstance(v, (int, float))}}
                 runs.append_metrics(run_dir, rec)
                 return
             if loss is None:
                 return
-            steps = state.global_step - self.last_step
             dt = max(now - self.last_t, 1e-9)
-            samples = steps * args.per_device_train_batch_size * args.gradient_accumulation_steps * max(args.world_size, 1)
+            samples = self.examples() - self.last_examples
             tokens = state.num_input_tokens_seen - self.last_tokens
             done = state.global_step - (self.resumed_from or 0)
             rate = done / max(elapsed, 1e-9)
@@ -225,11 +283,13 @@ def _make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
                    "epoch": round(state.epoch or 0, 4), "loss": loss, "learning_rate": logs.get("learning_rate"),
                    "grad_norm": logs.get("grad_norm"), "samples_per_s": round(samples / dt, 2),
                    "tokens_per_s": round(tokens / dt, 1), "elapsed_s": round(elapsed, 2),
+                   "train_s": round(self.train_s, 2), "examples": self.examples(),
                    "remaining_s": round((state.max_steps - state.global_step) / rate, 1) if rate > 0 else None}
             runs.append_metrics(run_dir, rec)
             log.info("step %d/%d loss %.4f lr %.2e %.1f samples/s", state.global_step, state.max_steps, loss,
                      logs.get("learning_rate") or 0, rec["samples_per_s"])
             self.last_t, self.last_step, self.last_tokens = now, state.global_step, state.num_input_tokens_seen
+            self.last_examples = self.examples()
 
         resumed_from: int | None = None
 
@@ -330,6 +390,8 @@ def run_training(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
             message = " ".join(message.split())[:500] or exc.__class__.__name__
             log.error("training failed: %s\n%s", message, traceback.format_exc())
             runs.write_status(run_dir, state=runs.FAILED, error=message, ended=runs.now(), ended_ts=time.time())
+        else:  # other ranks write no files: their stderr is where torchrun users look
+            log.error("rank %d failed:\n%s", rank(), traceback.format_exc())
         raise
     finally:
         if lock is not None:
@@ -339,7 +401,7 @@ def run_training(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
 
 def _train(run_dir: Path, config: TrainConfig, resume: bool, main: bool) -> dict[str, Any]:
     import torch
-    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, PrinterCallback, Trainer
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, PrinterCallback
 
     device = detect_device()
     precision, notice = select_precision(config.precision, device)
@@ -387,9 +449,11 @@ def _train(run_dir: Path, config: TrainConfig, resume: bool, main: bool) -> dict
     callbacks = [callback]
     if config.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
-                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
-                      compute_loss_func=compute_loss, callbacks=callbacks)
+    trainer = _trainer_class()(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
+                               data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
+                               compute_loss_func=compute_loss, callbacks=callbacks,
+                               batch_growth=config.batch_growth, max_seq_length=config.max_seq_length)
+    callback.trainer = trainer
     trainer.remove_callback(PrinterCallback)  # our callback logs one readable line per step instead of dicts
     checkpoint = None
     if resume:

@@ -8,7 +8,7 @@ import pytest
 from bmcore import data as bdata
 from bmcore.config import TrainConfig
 from bmcore.estimate import count_evaluations, estimate_duration, format_duration, steps_per_epoch, total_steps
-from bmcore.models import detect_device, select_precision
+from bmcore.models import detect_device, load_tokenizer, select_precision
 
 
 @pytest.fixture
@@ -50,9 +50,12 @@ def test_probe_measures_and_extrapolates(tiny_model, toy_dataset):
                  gradient_accumulation_steps=2)
     est = estimate_duration(config, probe_steps=2)
     assert est["precision"] == select_precision("auto", detect_device())[0]
-    n_train = len(bdata.load_prepared(toy_dataset).splits["train"])
+    train = bdata.load_prepared(toy_dataset).splits["train"]
+    n_train = len(train)
     assert est["n_train"] == n_train
-    assert est["total_steps"] == total_steps(config, n_train)
+    lengths = [len(ids) for ids in load_tokenizer(str(tiny_model))(train["text"].tolist(), truncation=True, max_length=32)["input_ids"]]
+    # Short texts ride in larger batches (batch_growth): fewer steps than batches of 8.
+    assert est["total_steps"] == total_steps(config, n_train, lengths=lengths) < total_steps(config, n_train)
     assert 0 < est["seconds_per_step"] < 10
     assert est["samples_per_s"] > 0
     assert 0 < est["padded_length"] <= 32
