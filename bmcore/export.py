@@ -409,6 +409,9 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, max_examples:
         # training mode would switch dropout back on in the PyTorch reference.
         torch.onnx.export(Logits(model).eval(), tuple(sample[n] for n in names), str(tmp), input_names=names,
                           output_names=["logits"], dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False)
+    import onnx
+
+    onnx.checker.check_model(str(tmp))  # a malformed graph fails here, with onnx's reason, not later in a user's runtime
     os.replace(tmp, target / ONNX_FILE)
     tokenizer.save_pretrained(str(target))
     model.config.save_pretrained(str(target))
