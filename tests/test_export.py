@@ -261,6 +261,7 @@ def test_onnx_parity_on_a_fine_tuned_minilm(workspace: Path, shared_data: Path):
               "--eval-strategy", "steps", "--eval-steps", "30")
     run_dir = workspace / "runs" / "minilm"
     result = ex.export_onnx(run_dir)
+    print(ex.parity_summary(result.parity))  # the numbers, with pytest -s
     assert result.passed, result.parity
     assert result.parity["n"] == 200 and result.parity["label_agreement"] == 1.0
     assert result.parity["max_abs_diff"] < ex.PARITY_ATOL
