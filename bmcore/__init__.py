@@ -22,6 +22,7 @@ from .data import (
 from .errors import BmcoreError
 from .evaluate import EvalResult, compare_runs, compute_metrics, evaluate_model, load_eval, predict_split
 from .explain import Explanation, attention_rollout, attributions_html
+from .export import export_onnx, export_zip, push_to_hub, write_model_card
 from .inference import Classifier, load_for_inference, predict
 from .models import (
     DeviceInfo,
@@ -58,6 +59,8 @@ __all__ = [
     "detect_columns",
     "detect_device",
     "evaluate_model",
+    "export_onnx",
+    "export_zip",
     "list_prepared",
     "list_runs",
     "load_classifier",
@@ -69,6 +72,7 @@ __all__ = [
     "make_tiny_bert",
     "predict",
     "predict_split",
+    "push_to_hub",
     "prepare",
     "read_metrics",
     "read_status",
@@ -81,4 +85,5 @@ __all__ = [
     "start_run",
     "warnings_for",
     "workspace_dir",
+    "write_model_card",
 ]

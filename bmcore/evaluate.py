@@ -536,7 +536,9 @@ def is_fresh(out_dir: str | Path, model_dir: str | Path | None = None, dataset_d
     for folder in (model_dir, dataset_dir):
         if folder is None or not Path(folder).is_dir():
             continue
-        newest = max((p.stat().st_mtime for p in Path(folder).iterdir() if p.is_file()), default=0.0)
+        # The model card (README.md) is written after the evaluation and changes no prediction.
+        newest = max((p.stat().st_mtime for p in Path(folder).iterdir() if p.is_file() and p.name != "README.md"),
+                     default=0.0)
         if newest > mtime:
             return False
     return True

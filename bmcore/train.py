@@ -497,6 +497,12 @@ def _train(run_dir: Path, config: TrainConfig, resume: bool, main: bool) -> dict
         log.warning("the full test evaluation failed: %s", exc)
     runs.write_json_atomic(run_dir / runs.EVAL_FILE, results)
     log.info("test accuracy %.4f, macro F1 %.4f", results["test"]["accuracy"], results["test"]["macro_f1"])
+    try:  # the model card (model/README.md): data, hyperparameters, test metrics; the run stands without it
+        from .export import write_model_card
+
+        write_model_card(run_dir)
+    except Exception as exc:
+        log.warning("the model card was not written: %s", exc)
     return runs.write_status(run_dir, state=runs.COMPLETED, ended=runs.now(), ended_ts=time.time(),
                              best_metric=best if best is not None else results["validation"][config.metric_for_best_model
                                                                                               if config.metric_for_best_model != "loss" else "loss"],

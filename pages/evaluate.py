@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from bmcore import evaluate as ev
+from bmcore import export as ex
 from bmcore import runs
 from bmcore.data import SPLITS, dataset_dir, list_prepared, load_prepared
 from bmcore.errors import BmcoreError
@@ -383,6 +384,48 @@ def show_metrics(result: ev.EvalResult) -> None:
         st.caption(note)
 
 
+def show_export(run_dir: Path) -> None:
+    st.subheader("Export")
+    st.markdown("Take the model away: a **zip** of its folder, which `transformers.pipeline` loads once unzipped, with a "
+                "**model card** (README.md: data, settings, test metrics against the baseline); or **ONNX** for ONNX "
+                "Runtime, checked against PyTorch on the test split; or push it to the **Hugging Face Hub**.")
+    st.code(shlex.join(ex.export_command(run_dir, ["zip", "onnx"])), language="bash")
+    row = st.container(horizontal=True)
+    # Callables: the zip is built, and the ONNX file read, only when a button is clicked.
+    row.download_button("Model (zip)", lambda: ex.export_zip(run_dir).read_bytes(), key="evaluate_export_zip",
+                        file_name=ex.zip_path(run_dir).name, mime="application/zip", on_click="ignore",
+                        icon=":material/folder_zip:")
+    row.download_button("Model card (README.md)", lambda: ex.model_card(run_dir), key="evaluate_export_card",
+                        file_name="README.md", mime="text/markdown", on_click="ignore", icon=":material/description:")
+    onnx = ex.read_onnx_export(run_dir)
+    if onnx is None and row.button("Export to ONNX and check it", key="evaluate_export_onnx", icon=":material/memory:"):
+        try:
+            with st.spinner("Exporting to ONNX, then comparing ONNX Runtime with PyTorch on the test split..."):
+                onnx = ex.export_onnx(run_dir)
+        except (BmcoreError, OSError) as exc:
+            st.error(str(exc))
+    if onnx is not None:
+        path = onnx.path
+        row.download_button("ONNX (model.onnx)", lambda: path.read_bytes(), key="evaluate_export_onnx_download",
+                            file_name=ex.ONNX_FILE, mime="application/octet-stream", on_click="ignore",
+                            icon=":material/download:")
+        (st.success if onnx.passed else st.error)(ex.parity_summary(onnx.parity) + f". The tokenizer and config are in "
+                                                  f"{path.parent}.")
+    with st.expander("Push to the Hugging Face Hub", icon=":material/cloud_upload:"):
+        c1, c2 = st.columns(2)
+        repo = c1.text_input("Repository (owner/name)", key="evaluate_hub_repo", placeholder=f"your-user/{run_dir.name}")
+        token = c2.text_input("Write token", type="password", key="evaluate_hub_token",
+                              help="A token with write access (huggingface.co/settings/tokens). Empty: HF_TOKEN.")
+        private = st.checkbox("Private repository", value=True, key="evaluate_hub_private")
+        if st.button("Push", key="evaluate_hub_push", icon=":material/upload:"):
+            try:
+                with st.spinner(f"Uploading to {repo}..."):
+                    url = ex.push_to_hub(run_dir, repo, token or None, private=private)
+                st.success(f"Pushed to {url}")
+            except BmcoreError as exc:
+                st.error(str(exc))
+
+
 # --- page ---------------------------------------------------------------------------------
 
 st.title("Evaluate")
@@ -497,3 +540,5 @@ show_per_class(result)
 show_curves(str(out_dir), mtime, result)
 show_calibration(result)
 show_compare(result, this_run, dataset, split)
+if this_run is not None:
+    show_export(Path(completed[this_run]["path"]))

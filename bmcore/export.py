@@ -1,0 +1,505 @@
+"""Ship a finished run: a zip of its model, a model card, ONNX with a parity check, and a push to the Hub.
+
+Everything works on a completed run folder (see :mod:`bmcore.runs`) and writes under it:
+
+* ``model/README.md`` - the model card (Hugging Face YAML metadata, data, hyperparameters,
+  test metrics next to the TF-IDF baseline); also written when a training run completes;
+* ``export/<run>-model.zip`` - the ``model/`` folder, loadable by ``transformers.pipeline``
+  once unzipped;
+* ``export/onnx/`` - ``model.onnx`` (fp32, dynamic batch and sequence axes) with the tokenizer
+  and config beside it, and ``parity.json``: ONNX Runtime's logits against PyTorch's on the
+  test split.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import runs
+from .errors import BmcoreError
+
+FORMATS = ("zip", "onnx", "card", "hub")
+EXPORT_DIR = "export"
+ONNX_DIR = "onnx"
+ONNX_FILE = "model.onnx"
+PARITY_FILE = "parity.json"
+CARD_FILE = "README.md"
+ONNX_OPSET = 17
+PARITY_ATOL = 1e-3  # max |logit difference| accepted between ONNX Runtime and PyTorch, both fp32
+PARITY_MAX_EXAMPLES = 500  # test examples compared by default (the first ones, in split order)
+# The Hub ids of bundled models, for the card's base_model (a local folder has none).
+BUILTIN_HUB_IDS = {"builtin:minilm": "sentence-transformers/all-MiniLM-L6-v2"}
+# Left out of the zip and the Hub upload: the Trainer's pickled TrainingArguments (the card lists the settings,
+# and the Hub flags pickles).
+SKIPPED = ("training_args.bin",)
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def finished_run(run: str | Path) -> Path:
+    """The folder of a completed run with a saved model, or a one-line :class:`BmcoreError` saying why not."""
+    path = Path(run).expanduser()
+    if not path.exists() and os.sep not in str(run):
+        path = runs.find_run(str(run))  # a run name in the workspace
+    if not path.is_dir():
+        raise BmcoreError(f"run folder {run} does not exist; give a run folder such as workspace/runs/<name>")
+    if not runs.is_run_dir(path):
+        raise BmcoreError(f"{run} is not a run folder (no status.json or config.json)")
+    state = runs.read_status(path).get("state")
+    if state != runs.COMPLETED:
+        raise BmcoreError(f"run {path.name} is {state or 'not started'}, not completed; export a finished run")
+    if not (path / runs.MODEL_DIR / "config.json").is_file():
+        raise BmcoreError(f"run {path.name} has no saved model in {runs.MODEL_DIR}/; train it again")
+    return path.resolve()
+
+
+def export_dir(run_dir: str | Path) -> Path:
+    """Where a run's exports go: ``<run>/export``."""
+    return Path(run_dir) / EXPORT_DIR
+
+
+def _model_mtime(model_dir: Path) -> float:
+    # The card is derived from the model, so writing it does not make earlier exports stale.
+    return max((p.stat().st_mtime for p in model_dir.iterdir() if p.is_file() and p.name != CARD_FILE), default=0.0)
+
+
+def _fresh(path: Path, model_dir: Path) -> bool:
+    return path.is_file() and path.stat().st_mtime >= _model_mtime(model_dir)
+
+
+# --- model card ----------------------------------------------------------------------------
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def base_model_id(model_name_or_path: str) -> str | None:
+    """The Hub id of the model a run started from, when it has one (a builtin or a Hub id; not a local folder)."""
+    ref = str(model_name_or_path or "").strip()
+    if ref in BUILTIN_HUB_IDS:
+        return BUILTIN_HUB_IDS[ref]
+    from .models import resolve_model
+
+    try:
+        mref = resolve_model(ref)
+    except BmcoreError:
+        return None
+    return mref.hub_id if mref.kind == "hub" else None
+
+
+def _test_metrics(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model, baseline) test metrics: the full evaluation where it exists, else ``eval.json``'s summary."""
+    from .evaluate import METRICS_FILE
+
+    full = _read(run_dir / runs.EVALUATION_DIR / "test" / METRICS_FILE)
+    if full.get("accuracy") is not None:
+        return full, full.get("baseline") or {}
+    summary = _read(run_dir / runs.EVAL_FILE)
+    test = summary.get("test") or {}
+    base = summary.get("baseline") or {}
+    return ({"accuracy": test.get("accuracy"), "f1_macro": test.get("macro_f1"), "n": test.get("n")},
+            {"accuracy": base.get("accuracy"), "f1_macro": base.get("macro_f1")})
+
+
+def _num(x: Any, spec: str = ".4f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def model_card(run_dir: str | Path) -> str:
+    """The model card of a run as Markdown with Hugging Face YAML metadata (``README.md`` of its model).
+
+    Holds the data (dataset, classes, split sizes), the hyperparameters from ``config.json``
+    and the test metrics against the TF-IDF baseline. Works on any run with a saved model and
+    ``config.json``; sections whose files are missing say so.
+    """
+    from huggingface_hub import EvalResult as HubEvalResult
+    from huggingface_hub import ModelCard, ModelCardData
+
+    run_dir = Path(run_dir)
+    config = _read(run_dir / runs.CONFIG_FILE)
+    meta = _read(run_dir / runs.MODEL_DIR / "bmcore.json")
+    model_config = _read(run_dir / runs.MODEL_DIR / "config.json")
+    id2label = model_config.get("id2label") or {}
+    labels = [str(id2label[k]) for k in sorted(id2label, key=int)] or list(meta.get("label_names") or [])
+    dataset = str(meta.get("dataset") or config.get("dataset") or "unknown")
+    base_ref = str(config.get("model_name_or_path") or meta.get("base_model") or "")
+    base_id = base_model_id(base_ref)
+    # A local base model is named by its folder only: the card may be published, a home path should not be.
+    base_shown = base_ref if base_id or not base_ref or base_ref.startswith("builtin:") else f"{Path(base_ref).name} (a local folder)"
+    model, baseline = _test_metrics(run_dir)
+
+    from .data import DATASET_META, dataset_dir
+
+    try:
+        data_meta = _read(dataset_dir(dataset) / DATASET_META)
+    except BmcoreError:  # a raw source rather than a prepared dataset's name
+        data_meta = {}
+    splits = data_meta.get("splits") or {}
+
+    results = []
+    for metric, key, name, args in (("accuracy", "accuracy", "Test accuracy", None),
+                                    ("f1", "f1_macro", "Test macro F1", {"average": "macro"})):
+        if model.get(key) is not None:
+            results.append(HubEvalResult(task_type="text-classification", task_name="Text Classification",
+                                         dataset_type=dataset, dataset_name=dataset, dataset_split="test",
+                                         metric_type=metric, metric_name=name, metric_value=round(float(model[key]), 4),
+                                         metric_args=args))
+    data = ModelCardData(library_name="transformers", pipeline_tag="text-classification", base_model=base_id,
+                         metrics=["accuracy", "f1"], tags=["text-classification", "bmcore"],
+                         model_name=run_dir.name, eval_results=results or None)
+
+    lines = [f"# {run_dir.name}", "",
+             f"A text classifier with {len(labels)} classes ({', '.join(f'`{n}`' for n in labels)}), fine-tuned with "
+             f"bmcore studio from {f'[{base_id}](https://huggingface.co/{base_id})' if base_id else f'`{base_shown}`'} "
+             f"on the dataset `{dataset}`.", "",
+             "## Results on the test split", ""]
+    if model.get("accuracy") is not None:
+        n = model.get("n")
+        lines += [f"Scored on {n:,} held-out test examples, never seen in training or model selection." if n else "", "",
+                  "| model | accuracy | macro F1 |", "| --- | ---: | ---: |",
+                  f"| this model | {_num(model.get('accuracy'))} | {_num(model.get('f1_macro'))} |"]
+        if baseline.get("accuracy") is not None:
+            lines.append(f"| baseline: TF-IDF + logistic regression | {_num(baseline.get('accuracy'))} | "
+                         f"{_num(baseline.get('f1_macro'))} |")
+        lines.append("")
+        if baseline.get("accuracy") is None:
+            lines += ["No TF-IDF baseline was trained (the dataset had no train split).", ""]
+        else:
+            lines += ["The baseline is trained on the same train split and scored on the same test examples.", ""]
+        per_class = model.get("per_class") or {}
+        if per_class:
+            lines += ["| class | precision | recall | F1 | support |", "| --- | ---: | ---: | ---: | ---: |"]
+            lines += [f"| {name} | {_num(v.get('precision'))} | {_num(v.get('recall'))} | {_num(v.get('f1'))} | "
+                      f"{v.get('support', '-')} |" for name, v in per_class.items()]
+            lines.append("")
+        if model.get("ece") is not None:
+            t = model.get("temperature")
+            lines += [f"Expected calibration error {_num(model.get('ece'))}"
+                      + (f", {_num(model.get('ece_calibrated'))} after temperature scaling (T = {t:.3f}, fitted on the "
+                         "validation split and saved in `bmcore.json`)" if t else "") + ".", ""]
+    else:
+        lines += ["No test metrics were saved for this run.", ""]
+
+    source = str(data_meta.get("source") or "")
+    source = Path(source).name if os.sep in source else source  # a file's name, not its path on this machine
+    lines += ["## Data", "", f"- Dataset: `{dataset}`" + (f", from `{source}`" if source else "")]
+    if data_meta.get("text_columns"):
+        lines.append(f"- Text column(s): {', '.join(f'`{c}`' for c in data_meta['text_columns'])}; "
+                     f"label column: `{data_meta.get('label_column')}`")
+    if splits:
+        lines.append("- Splits: " + ", ".join(f"{int(v):,} {k}" for k, v in splits.items()))
+    lines += [f"- Classes: {', '.join(f'`{n}`' for n in labels)}", ""]
+
+    lines += ["## Training hyperparameters", "", "| setting | value |", "| --- | --- |"]
+    shown = config | ({"model_name_or_path": base_shown} if base_ref else {})
+    lines += [f"| `{k}` | `{json.dumps(v)}` |" for k, v in shown.items() if v is not None and k != "dataset"]
+    last = next((r for r in reversed(runs.read_metrics(run_dir)) if r.get("elapsed_s") is not None), None)
+    if last:
+        lines.append(f"| training | {last.get('step', '-')} steps in {float(last['elapsed_s']):.0f} s |")
+    if meta.get("precision"):
+        lines.append(f"| precision used | `{meta['precision']}` |")
+    lines.append("")
+
+    msl = meta.get("max_seq_length") or config.get("max_seq_length")
+    lines += ["## Use it", "", "```python", "from transformers import pipeline", "",
+              'classifier = pipeline("text-classification", model="path/to/this/folder")',
+              f'classifier("your text here", truncation=True{f", max_length={msl}" if msl else ""})', "```", "",
+              "Or with the bmcore studio CLI: `python -m bmcore predict --model path/to/this/folder \"your text here\"`.", "",
+              "## Limitations", "",
+              f"It only knows the classes above and the kind of text in `{dataset}`; texts longer than {msl or 'max_seq_length'} "
+              "tokens are cut. Check the confusion matrix and the misclassified examples before relying on it.", ""]
+    return str(ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + "\n".join(lines)))
+
+
+def write_model_card(run_dir: str | Path) -> Path:
+    """Write (or refresh) ``model/README.md`` of a run; an unchanged card is not rewritten."""
+    path = Path(run_dir) / runs.MODEL_DIR / CARD_FILE
+    text = model_card(run_dir)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return path  # unchanged: leave the folder's mtime alone (the Playground caches models by it)
+    except OSError:
+        pass
+    tmp = path.with_name(f".{CARD_FILE}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+# --- zip ------------------------------------------------------------------------------------
+
+
+def zip_path(run_dir: str | Path) -> Path:
+    """Where the model zip of a run is written."""
+    return export_dir(run_dir) / f"{Path(run_dir).name}-model.zip"
+
+
+def export_zip(run: str | Path, out: str | Path | None = None) -> Path:
+    """Zip a finished run's ``model/`` folder (files at the archive's root, card included) and return the zip's path."""
+    run_dir = finished_run(run)
+    write_model_card(run_dir)
+    model_dir = run_dir / runs.MODEL_DIR
+    target = Path(out) if out is not None else zip_path(run_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for p in sorted(model_dir.rglob("*")):
+            rel = p.relative_to(model_dir)
+            if p.is_file() and p.name not in SKIPPED and not any(part.startswith(".") for part in rel.parts):
+                zf.write(p, rel.as_posix())
+    os.replace(tmp, target)
+    return target
+
+
+# --- ONNX -----------------------------------------------------------------------------------
+
+
+@dataclass
+class OnnxExport:
+    """An ONNX export and its parity check against PyTorch."""
+
+    path: Path
+    parity: dict[str, Any]
+
+    @property
+    def passed(self) -> bool:
+        """True when ONNX Runtime matched PyTorch within tolerance on every compared example."""
+        return bool(self.parity.get("passed"))
+
+
+def onnx_dir(run_dir: str | Path) -> Path:
+    """Where a run's ONNX export goes: ``<run>/export/onnx``."""
+    return export_dir(run_dir) / ONNX_DIR
+
+
+def _load_fp32(model_dir: Path) -> tuple[Any, Any]:
+    import torch
+
+    from .models import load_classifier, load_tokenizer
+
+    # Eager attention traces to plain ONNX ops; fp32 weights whatever the checkpoint's dtype.
+    model = load_classifier(str(model_dir), attn_implementation="eager", dtype=torch.float32).float().eval()
+    return load_tokenizer(str(model_dir)), model
+
+
+def _input_names(tokenizer: Any, model: Any) -> list[str]:
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    return [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names and n in params]
+
+
+def _test_texts(run_dir: Path, limit: int) -> tuple[list[str], list[str] | None, int]:
+    """The first ``limit`` test texts (and pairs) of the run's dataset, and the split's full size."""
+    import pandas as pd
+
+    from .data import load_prepared
+    from .evaluate import PREDICTIONS_FILE
+
+    config = _read(run_dir / runs.CONFIG_FILE)
+    try:
+        df = load_prepared(str(config.get("dataset", ""))).splits["test"]
+    except (BmcoreError, KeyError, OSError):
+        # The prepared dataset is gone; the saved test predictions hold the same texts.
+        path = run_dir / runs.EVALUATION_DIR / "test" / PREDICTIONS_FILE
+        if not path.is_file():
+            raise BmcoreError(f"no test split to check ONNX parity on: dataset {config.get('dataset')!r} is not prepared "
+                              "in this workspace and the run has no saved test predictions") from None
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if len(df) == 0:
+        raise BmcoreError("the test split is empty; nothing to check ONNX parity on")
+    head = df.head(limit)
+    pairs = head["text_pair"].fillna("").astype(str).tolist() if "text_pair" in head else None
+    return head["text"].fillna("").astype(str).tolist(), pairs, len(df)
+
+
+def check_onnx_parity(onnx_path: str | Path, model_dir: str | Path, texts: list[str], pairs: list[str] | None = None, *,
+                      max_seq_length: int = 128, batch_size: int = 32, atol: float = PARITY_ATOL) -> dict[str, Any]:
+    """Compare ONNX Runtime's logits with PyTorch's (fp32) on ``texts``; return JSON-ready results.
+
+    ``max_abs_diff`` is the largest |logit difference| over every example and class,
+    ``label_agreement`` the share of examples whose argmax class is the same; ``passed``
+    when the difference is within ``atol`` and every label agrees.
+    """
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    tokenizer, model = _load_fp32(Path(model_dir))
+    names = _input_names(tokenizer, model)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, torch.get_num_threads())
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    t_torch = t_ort = 0.0
+    diffs, agree = [], 0
+    for i in range(0, len(texts), batch_size):
+        args = (texts[i:i + batch_size],) + ((pairs[i:i + batch_size],) if pairs is not None else ())
+        enc = tokenizer(*args, truncation="longest_first" if pairs is not None else True, max_length=max_seq_length,
+                        padding=True, return_tensors="np")
+        feed = {n: enc[n].astype(np.int64) for n in names}
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            ref = model(**{n: torch.from_numpy(v) for n, v in feed.items()}).logits.numpy()
+        t1 = time.perf_counter()
+        got = session.run(["logits"], feed)[0]
+        t_ort += time.perf_counter() - t1
+        t_torch += t1 - t0
+        diffs.append(float(np.abs(got - ref).max()))
+        agree += int((got.argmax(axis=1) == ref.argmax(axis=1)).sum())
+    n = len(texts)
+    max_diff = max(diffs, default=0.0)
+    return {"n": n, "max_abs_diff": max_diff, "label_agreement": agree / n if n else None, "atol": atol,
+            "passed": bool(n and max_diff <= atol and agree == n), "max_seq_length": max_seq_length,
+            "torch_seconds": round(t_torch, 3), "onnxruntime_seconds": round(t_ort, 3),
+            "onnxruntime": ort.__version__, "torch": torch.__version__}
+
+
+def export_onnx(run: str | Path, out: str | Path | None = None, *, max_examples: int | None = PARITY_MAX_EXAMPLES,
+                atol: float = PARITY_ATOL) -> OnnxExport:
+    """Export a finished run's model to ONNX (fp32, opset 17) and check it against PyTorch on the test split.
+
+    Writes ``model.onnx`` with the tokenizer and config beside it (so the folder is
+    self-contained) and ``parity.json`` into ``out`` (default ``<run>/export/onnx``).
+    ``max_examples`` caps the test examples compared (the first ones; None for all).
+    Uses the TorchScript exporter (``dynamo=False``): it needs no extra package and traces
+    BERT-family encoders exactly, with dynamic batch and sequence axes.
+    """
+    import warnings
+
+    import torch
+
+    from .inference import read_model_meta
+
+    if max_examples is not None and max_examples < 1:
+        raise BmcoreError("max_examples must be a positive number of test examples")
+    run_dir = finished_run(run)
+    model_dir = run_dir / runs.MODEL_DIR
+    target = Path(out) if out is not None else onnx_dir(run_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    tokenizer, model = _load_fp32(model_dir)
+    names = _input_names(tokenizer, model)
+
+    class Logits(torch.nn.Module):  # named inputs in a fixed order, and the logits alone as output
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *inputs: Any) -> Any:
+            return self.inner(**dict(zip(names, inputs, strict=True))).logits
+
+    sample = tokenizer(["an example to trace", "a second, longer example to trace the padding"], padding=True,
+                       return_tensors="pt")
+    axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch"}}
+    tmp = target / f".{ONNX_FILE}.tmp"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's warnings concern shapes that the dynamic axes cover
+        # The wrapper must be in eval mode: the exporter restores the module's mode afterwards, and a wrapper in
+        # training mode would switch dropout back on in the PyTorch reference.
+        torch.onnx.export(Logits(model).eval(), tuple(sample[n] for n in names), str(tmp), input_names=names,
+                          output_names=["logits"], dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False)
+    import onnx
+
+    onnx.checker.check_model(str(tmp))  # a malformed graph fails here, with onnx's reason, not later in a user's runtime
+    os.replace(tmp, target / ONNX_FILE)
+    tokenizer.save_pretrained(str(target))
+    model.config.save_pretrained(str(target))
+
+    meta = read_model_meta(model_dir)
+    msl = int(meta.get("max_seq_length") or _read(run_dir / runs.CONFIG_FILE).get("max_seq_length") or 128)
+    texts, pairs, total = _test_texts(run_dir, max_examples or 10**9)
+    parity = check_onnx_parity(target / ONNX_FILE, model_dir, texts, pairs, max_seq_length=msl, atol=atol)
+    parity.update(split="test", split_size=total, sample="all" if len(texts) == total else f"first {len(texts)}",
+                  opset=ONNX_OPSET, file=ONNX_FILE, created=runs.now())
+    runs.write_json_atomic(target / PARITY_FILE, parity)
+    return OnnxExport(target / ONNX_FILE, parity)
+
+
+def parity_summary(parity: dict[str, Any]) -> str:
+    """One line for a parity result: verdict, max |logit diff|, label agreement and what was compared."""
+    verdict = "passed" if parity.get("passed") else "FAILED"
+    agree = parity.get("label_agreement")
+    n = parity.get("n", 0)
+    total = parity.get("split_size", n)
+    what = f"all {n:,}" if n == total else f"the first {n:,} of {total:,}"
+    return (f"ONNX parity {verdict}: max |logit diff| {parity.get('max_abs_diff', float('nan')):.2e} "
+            f"(tolerance {parity.get('atol', PARITY_ATOL):.0e}), label agreement "
+            f"{'-' if agree is None else f'{agree:.1%}'} on {what} test examples")
+
+
+def read_onnx_export(run_dir: str | Path) -> OnnxExport | None:
+    """The run's ONNX export and its parity result, or None when there is none or the model is newer."""
+    run_dir = Path(run_dir)
+    path = onnx_dir(run_dir) / ONNX_FILE
+    parity = _read(onnx_dir(run_dir) / PARITY_FILE)
+    if not parity or not _fresh(path, run_dir / runs.MODEL_DIR):
+        return None
+    return OnnxExport(path, parity)
+
+
+# --- Hugging Face Hub -------------------------------------------------------------------------
+
+
+def check_hub(repo_id: str, token: str | None = None) -> tuple[str, str]:
+    """Check what a push needs without touching the network; return ``(repo_id, token)``.
+
+    Raises a one-line :class:`BmcoreError` when the Hub is offline (``HF_HUB_OFFLINE``), when
+    no token is given (``token`` or ``HF_TOKEN``), or when ``repo_id`` is not ``owner/name``.
+    """
+    from .models import hub_offline
+
+    if hub_offline():
+        raise BmcoreError("cannot push to the Hugging Face Hub: offline (HF_HUB_OFFLINE is set); "
+                          "download the zip instead, or unset HF_HUB_OFFLINE on a machine with network access")
+    token = (token or os.environ.get("HF_TOKEN") or "").strip()
+    if not token:
+        raise BmcoreError("cannot push to the Hugging Face Hub without a token; give a write token "
+                          "(huggingface.co/settings/tokens) in HF_TOKEN or --token")
+    repo_id = (repo_id or "").strip()
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise BmcoreError(f"repo id {repo_id!r} should read owner/name, such as your-user/my-classifier")
+    return repo_id, token
+
+
+def push_to_hub(run: str | Path, repo_id: str, token: str | None = None, *, private: bool = True) -> str:
+    """Upload a finished run's ``model/`` folder (card included) to a Hub model repo; return its URL.
+
+    :func:`check_hub` runs first, so an offline machine or a missing token fails with one
+    line before any network call; an unreachable huggingface.co fails the same way.
+    """
+    from .models import hub_reachable
+
+    run_dir = finished_run(run)
+    repo_id, token = check_hub(repo_id, token)
+    if not hub_reachable():
+        raise BmcoreError("cannot push to the Hugging Face Hub: huggingface.co is unreachable from here; "
+                          "download the zip instead and upload it from a machine with network access")
+    from huggingface_hub import create_repo, upload_folder
+
+    write_model_card(run_dir)
+    try:
+        url = create_repo(repo_id, token=token, private=private, exist_ok=True, repo_type="model")
+        upload_folder(repo_id=repo_id, folder_path=str(run_dir / runs.MODEL_DIR), token=token, repo_type="model",
+                      commit_message=f"Upload {run_dir.name} from bmcore studio", ignore_patterns=[".*", *SKIPPED])
+    except Exception as exc:  # HTTP errors: a bad token, a repo of someone else's
+        raise BmcoreError(f"push to {repo_id} failed: {' '.join(str(exc).split())[:200]}") from exc
+    return str(url)
+
+
+def export_command(run_dir: str | Path, formats: list[str]) -> list[str]:
+    """The CLI command behind an export, for the UI to show."""
+    cmd = ["python", "-m", "bmcore", "export", str(run_dir)]
+    for f in formats:
+        cmd += ["--format", f]
+    return cmd
