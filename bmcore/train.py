@@ -28,6 +28,7 @@ from .data import PreparedDataset, is_prepared, load_prepared, resolve_dataset, 
 from .errors import BmcoreError
 from .inference import write_model_meta
 from .models import (
+    DeviceInfo,
     attention_dropout_overrides,
     detect_device,
     load_classifier,
@@ -299,6 +300,19 @@ def _make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
 # --- the job --------------------------------------------------------------------------------
 
 
+def device_plan(config: TrainConfig, device: DeviceInfo) -> dict[str, Any]:
+    """How a run uses ``device``: precision (with a notice when it fell back), attention kernel and Trainer's device flags.
+
+    A pure function of the config and the device, so the CUDA path is tested on machines without a GPU.
+    """
+    precision, notice = select_precision(config.precision, device)
+    attn = config.attn_implementation
+    if attn == "auto":
+        attn = "eager" if device.kind == "cpu" else "sdpa"
+    return {"precision": precision, "notice": notice, "attn_implementation": attn,
+            "bf16": precision == "bf16", "fp16": precision == "fp16", "use_cpu": device.kind == "cpu"}
+
+
 def build_training_args(config: TrainConfig, run_dir: Path, precision: str, n_train: int) -> Any:
     """``TrainingArguments`` for a config: dynamic padding, length grouping, the chosen precision."""
     from transformers import TrainingArguments
@@ -328,7 +342,7 @@ def build_training_args(config: TrainConfig, run_dir: Path, precision: str, n_tr
         save_total_limit=config.save_total_limit,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        use_cpu=device.kind == "cpu",
+        use_cpu=device_plan(config, device)["use_cpu"],
         train_sampling_strategy="group_by_length",
         include_num_input_tokens_seen="non_padding",
         report_to=[],
@@ -404,7 +418,8 @@ def _train(run_dir: Path, config: TrainConfig, resume: bool, main: bool) -> dict
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, PrinterCallback
 
     device = detect_device()
-    precision, notice = select_precision(config.precision, device)
+    plan = device_plan(config, device)
+    precision, notice = plan["precision"], plan["notice"]
     if notice:
         log.warning(notice)
         if main:
@@ -422,10 +437,7 @@ def _train(run_dir: Path, config: TrainConfig, resume: bool, main: bool) -> dict
     test_ds = tokenize_split(ds.splits["test"], tokenizer, config.max_seq_length, label2id)
     log.info("device %s, precision %s; dataset %s: %d train / %d validation / %d test, %d classes",
              device.label, precision, ds.name, len(train_ds), len(val_ds), len(test_ds), len(label_names))
-    attn = config.attn_implementation
-    if attn == "auto":
-        attn = "eager" if device.kind == "cpu" else "sdpa"
-    model = load_classifier(mref, label_names, attn_implementation=attn,
+    model = load_classifier(mref, label_names, attn_implementation=plan["attn_implementation"],
                             **attention_dropout_overrides(mref, config.attention_dropout))
     if config.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)

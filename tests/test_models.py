@@ -138,3 +138,54 @@ def test_select_precision_rejects_unknown():
 def test_tiny_model_fixture_is_a_safetensors_folder(tiny_model: Path):
     assert (tiny_model / "model.safetensors").is_file()
     assert json.loads((tiny_model / "config.json").read_text())["id2label"] == {"0": "negative", "1": "positive"}
+
+
+# --- device placement: the CUDA path, tested without a GPU -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("device", "requested", "plan"),
+    [
+        (H200, "auto", {"precision": "bf16", "bf16": True, "fp16": False, "use_cpu": False, "attn_implementation": "sdpa"}),
+        (H200, "fp16", {"precision": "fp16", "bf16": False, "fp16": True, "use_cpu": False}),
+        (T4, "auto", {"precision": "fp16", "fp16": True, "use_cpu": False, "attn_implementation": "sdpa"}),
+        (T4, "bf16", {"precision": "fp16", "fp16": True, "notice": "this GPU has no bf16 support; using fp16"}),
+        (H200, "fp32", {"precision": "fp32", "bf16": False, "fp16": False, "use_cpu": False}),
+        (CPU_BF16, "auto", {"precision": "bf16", "bf16": True, "use_cpu": True, "attn_implementation": "eager"}),
+        (CPU_BF16, "fp16", {"precision": "bf16", "fp16": False, "use_cpu": True}),
+        (CPU_FP32, "auto", {"precision": "fp32", "bf16": False, "use_cpu": True}),
+        (MPS, "bf16", {"precision": "fp32", "use_cpu": False, "attn_implementation": "sdpa"}),
+    ],
+)
+def test_training_device_plan(device, requested, plan):
+    from bmcore.config import TrainConfig
+    from bmcore.train import device_plan
+
+    got = device_plan(TrainConfig(precision=requested), device)
+    assert {k: got[k] for k in plan} == plan
+
+
+def test_training_device_plan_keeps_an_explicit_attention_kernel():
+    from bmcore.config import TrainConfig
+    from bmcore.train import device_plan
+
+    assert device_plan(TrainConfig(attn_implementation="eager"), H200)["attn_implementation"] == "eager"
+    assert device_plan(TrainConfig(attn_implementation="sdpa"), CPU_BF16)["attn_implementation"] == "sdpa"
+
+
+@pytest.mark.parametrize(
+    ("device", "precision", "placement"),
+    [
+        (H200, "bf16", ("cuda", "bf16")),
+        (T4, "fp16", ("cuda", "fp16")),
+        (H200, "fp32", ("cuda", "fp32")),
+        (CPU_BF16, "bf16", ("cpu", "bf16")),
+        (CPU_FP32, "fp32", ("cpu", "fp32")),
+        (MPS, "fp32", ("mps", "fp32")),
+        (MPS, "fp16", ("mps", "fp32")),  # half weights only where they are known to be fast and correct
+    ],
+)
+def test_inference_placement(device, precision, placement):
+    from bmcore.models import inference_placement
+
+    assert inference_placement(precision, device) == placement
