@@ -272,8 +272,12 @@ def _recipe_trainer(model_dir: str, texts: list[str], ids: list[int], labels: in
     return marks[warmup + steps] - marks[warmup]
 
 
-def _recipe_bmcore(texts: list[str], gold: list[str], max_len: int, warmup: int, steps: int, workdir: Path) -> float:
-    """bmcore's own training job with its defaults, as the Train page runs it (``run_training`` on a run folder)."""
+def _recipe_bmcore(texts: list[str], gold: list[str], max_len: int, warmup: int, steps: int,
+                   workdir: Path) -> tuple[float, int, int]:
+    """bmcore's own training job with its defaults, as the Train page runs it (``run_training`` on a run folder).
+
+    Returns the seconds of the timed steps, and the examples and real (non-padding) tokens they trained on.
+    """
     import pandas as pd
 
     from . import runs
@@ -292,8 +296,10 @@ def _recipe_bmcore(texts: list[str], gold: list[str], max_len: int, warmup: int,
                          eval_strategy="steps", eval_steps=10**6)
     run_dir = runs.create_run(config, f"bench-{max_len}-{time.time_ns()}")
     run_training(run_dir)
-    elapsed = {m["step"]: m["elapsed_s"] for m in runs.read_metrics(run_dir) if m.get("kind") == "train"}
-    return elapsed[warmup + steps] - elapsed[warmup]
+    lines = {m["step"]: m for m in runs.read_metrics(run_dir) if m.get("kind") == "train"}
+    first, last = lines[warmup], lines[warmup + steps]
+    # Token-budget batches (batch_growth) hold more than 32 short texts: count the examples really trained on.
+    return last["train_s"] - first["train_s"], last["examples"] - first["examples"], last["tokens"] - first["tokens"]
 
 
 def _quiet() -> None:
@@ -308,6 +314,7 @@ def bench_training(kinds: tuple[str, ...] = ("short", "long"), quick: bool = Fal
     """Train with the four recipes on each kind of text; samples/s, real tokens/s, MFU, peak RSS and ratios."""
     import logging
 
+    from .config import TrainConfig
     from .models import load_config, load_tokenizer, resolve_model
 
     logging.getLogger("bmcore.train").setLevel(logging.WARNING)
@@ -319,14 +326,14 @@ def bench_training(kinds: tuple[str, ...] = ("short", "long"), quick: bool = Fal
     tok = load_tokenizer(mref)
     results: dict[str, Any] = {"peak_flops": peak, "warmup_steps": warmup, "timed_steps": steps}
     for kind in kinds:
-        texts, gold, max_len, where = bench_texts(kind, (warmup + steps) * BATCH * 2)
+        # Enough texts for bmcore's larger batches of short texts (up to batch_growth x 32), twice over.
+        texts, gold, max_len, where = bench_texts(kind, (warmup + steps) * BATCH * TrainConfig().batch_growth * 2)
         names = sorted(set(gold))
         ids = [names.index(g) for g in gold]
         real = [min(len(x), max_len) for x in tok(texts, truncation=False, verbose=False)["input_ids"]]
         mean_tokens = sum(real) / len(real)
-        flops_tok = train_flops_per_token(cfg, mean_tokens)
         log(f"\n{kind} texts: {where}, max_seq_length {max_len}, {mean_tokens:.1f} real tokens per text on average")
-        log(f"{'recipe':<14}{'samples/s':>10}{'tokens/s':>10}{'MFU':>7}{'peak RSS':>10}")
+        log(f"{'recipe':<14}{'batch':>6}{'samples/s':>10}{'tokens/s':>10}{'MFU':>7}{'peak RSS':>10}")
         rows: dict[str, dict[str, float]] = {}
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
@@ -339,14 +346,21 @@ def bench_training(kinds: tuple[str, ...] = ("short", "long"), quick: bool = Fal
                         secs = _recipe_trainer(str(mref.location), texts, ids, len(names), max_len, warmup, steps,
                                                recipe == "trainer-best", work)
                     else:
-                        secs = _recipe_bmcore(texts, gold, max_len, warmup, steps, work)
-                sps = steps * BATCH / secs
+                        secs, examples, tokens = _recipe_bmcore(texts, gold, max_len, warmup, steps, work)
+                batch = examples / steps if recipe == "bmcore" else BATCH
                 prec = "fp32" if recipe in ("seed", "trainer") else detect_device().precision
-                tps = sps * mean_tokens
-                mfu = tps * flops_tok / peak["bf16" if prec == "bf16" else "fp32"]
+                if recipe == "bmcore":
+                    # Length buckets make a short window of steps uneven (a run of short-text batches would
+                    # flatter samples/s): count its real tokens, and state samples/s at the sample's mean length.
+                    tps, tokens_per_text = tokens / secs, tokens / examples
+                    sps = tps / mean_tokens
+                else:  # batches drawn at random: the sample's mean length
+                    sps = steps * batch / secs
+                    tps, tokens_per_text = sps * mean_tokens, mean_tokens
+                mfu = tps * train_flops_per_token(cfg, tokens_per_text) / peak["bf16" if prec == "bf16" else "fp32"]
                 rows[recipe] = {"samples_per_s": sps, "tokens_per_s": tps, "mfu": mfu, "peak_rss_mb": rss.peak_mb,
-                                "precision": prec}
-                log(f"{recipe:<14}{sps:>10.1f}{tps:>10.0f}{mfu:>7.1%}{rss.peak_mb:>9.0f}M")
+                                "precision": prec, "examples_per_step": batch}
+                log(f"{recipe:<14}{batch:>6.0f}{sps:>10.1f}{tps:>10.0f}{mfu:>7.1%}{rss.peak_mb:>9.0f}M")
         ours = rows["bmcore"]["samples_per_s"]
         log("bmcore vs " + ", ".join(f"{r}: {ours / rows[r]['samples_per_s']:.2f}x" for r in RECIPES if r != "bmcore"))
         results[kind] = rows

@@ -284,7 +284,7 @@ def _make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
                    "epoch": round(state.epoch or 0, 4), "loss": loss, "learning_rate": logs.get("learning_rate"),
                    "grad_norm": logs.get("grad_norm"), "samples_per_s": round(samples / dt, 2),
                    "tokens_per_s": round(tokens / dt, 1), "elapsed_s": round(elapsed, 2),
-                   "train_s": round(self.train_s, 2), "examples": self.examples(),
+                   "train_s": round(self.train_s, 2), "examples": self.examples(), "tokens": state.num_input_tokens_seen,
                    "remaining_s": round((state.max_steps - state.global_step) / rate, 1) if rate > 0 else None}
             runs.append_metrics(run_dir, rec)
             log.info("step %d/%d loss %.4f lr %.2e %.1f samples/s", state.global_step, state.max_steps, loss,
