@@ -36,12 +36,13 @@ class TrainConfig:
     max_seq_length: int = _f(DEFAULT_MAX_SEQ_LENGTH, "Tokens per input; longer texts are truncated. Shorter is faster (cost grows faster than length).")
     num_train_epochs: float | None = _f(None, f"Passes over the training data (default {DEFAULT_EPOCHS:g}). Give this or max_steps.")
     max_steps: int | None = _f(None, "Total optimizer steps; overrides epochs. Give this or num_train_epochs.")
-    learning_rate: float = _f(1e-4, "Peak learning rate of AdamW; small encoders like MiniLM like 1e-4, BERT-base 2e-5 to 5e-5.")
+    learning_rate: float = _f(1e-4, "Peak learning rate of AdamW for batches of per_device_train_batch_size; small encoders like MiniLM like 1e-4, "
+                                 "BERT-base 2e-5 to 5e-5.")
     per_device_train_batch_size: int = _f(32, "Training examples per step on each device.")
     batch_growth: int = _f(4, "Short texts ride in larger batches: up to this many times per_device_train_batch_size examples, "
-                           "while a batch's padded tokens stay within per_device_train_batch_size x max_seq_length (so memory "
-                           "never exceeds a full batch of the longest texts). Fewer, fuller steps: measured faster to the same "
-                           "accuracy on short texts. 1 turns it off.")
+                           "while a batch's padded tokens stay within per_device_train_batch_size x max_seq_length (memory never "
+                           "exceeds a full batch of the longest texts). The learning rate grows with the square root of the mean "
+                           "batch. Fewer, fuller steps: faster on short texts. 1 turns it off.")
     per_device_eval_batch_size: int = _f(64, "Evaluation examples per batch on each device.")
     gradient_accumulation_steps: int = _f(1, "Steps whose gradients add up before one update (a larger effective batch).")
     warmup_steps: float = _f(0.1, "Linear warm-up: a step count, or a ratio of all steps when below 1.")

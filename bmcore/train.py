@@ -313,7 +313,24 @@ def device_plan(config: TrainConfig, device: DeviceInfo) -> dict[str, Any]:
             "bf16": precision == "bf16", "fp16": precision == "fp16", "use_cpu": device.kind == "cpu"}
 
 
-def build_training_args(config: TrainConfig, run_dir: Path, precision: str, n_train: int) -> Any:
+def effective_learning_rate(config: TrainConfig, lengths: list[int]) -> tuple[float, float]:
+    """The peak learning rate for this data, and the mean examples per step it was scaled for.
+
+    ``learning_rate`` is the rate for batches of ``per_device_train_batch_size``. When short texts ride
+    in larger batches (``batch_growth``), it grows with the square root of the mean batch, the usual
+    scaling rule for Adam: a larger batch's gradient is less noisy, so it can take a longer step.
+    """
+    if config.batch_growth <= 1 or not lengths:
+        return config.learning_rate, float(config.per_device_train_batch_size)
+    from .batching import TokenBudgetBatchSampler
+
+    mean = TokenBudgetBatchSampler(lengths, config.per_device_train_batch_size, config.max_seq_length,
+                                   config.batch_growth).mean_batch_size()
+    return config.learning_rate * math.sqrt(max(mean / config.per_device_train_batch_size, 1.0)), mean
+
+
+def build_training_args(config: TrainConfig, run_dir: Path, precision: str, n_train: int,
+                        learning_rate: float | None = None) -> Any:
     """``TrainingArguments`` for a config: dynamic padding, length grouping, the chosen precision."""
     from transformers import TrainingArguments
 
@@ -322,7 +339,7 @@ def build_training_args(config: TrainConfig, run_dir: Path, precision: str, n_tr
     best = config.metric_for_best_model
     kwargs: dict[str, Any] = dict(
         output_dir=str(run_dir),
-        learning_rate=config.learning_rate,
+        learning_rate=learning_rate or config.learning_rate,
         per_device_train_batch_size=config.per_device_train_batch_size,
         per_device_eval_batch_size=config.per_device_eval_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -441,7 +458,13 @@ def _train(run_dir: Path, config: TrainConfig, resume: bool, main: bool) -> dict
                             **attention_dropout_overrides(mref, config.attention_dropout))
     if config.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
-    args = build_training_args(config, run_dir, precision, len(train_ds))
+    lr, mean_batch = effective_learning_rate(config, train_ds["length"])
+    if lr != config.learning_rate:
+        log.info("short texts: %.0f examples per step on average (batch_growth %d), so the learning rate %.2g "
+                 "becomes %.2g (square-root scaling)", mean_batch, config.batch_growth, config.learning_rate, lr)
+    if main:
+        runs.write_status(run_dir, learning_rate_used=lr, mean_examples_per_step=round(mean_batch, 1))
+    args = build_training_args(config, run_dir, precision, len(train_ds), learning_rate=lr)
 
     compute_loss = None
     if config.class_weights == "balanced":

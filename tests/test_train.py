@@ -59,6 +59,12 @@ def test_run_completes_and_writes_the_contract(tiny_model, sst_small):
     for key in ("step", "total_steps", "epoch", "loss", "learning_rate", "samples_per_s", "tokens_per_s", "elapsed_s", "remaining_s"):
         assert key in train[-1]
     assert len(evals) == 2 and {"eval_loss", "eval_accuracy", "eval_macro_f1"} <= set(evals[0])
+    # Short SST-2 sentences ride in larger batches (batch_growth 4): more than 16 examples a step, counted,
+    # and the learning rate scaled by the square root of the mean batch.
+    per_step = train[-1]["examples"] / train[-1]["step"]
+    assert 16 < per_step <= 64 and train[-1]["tokens"] > train[-1]["examples"] * 5
+    assert status["learning_rate_used"] == pytest.approx(5e-4 * (status["mean_examples_per_step"] / 16) ** 0.5, rel=1e-3)
+    assert 0 < train[-1]["train_s"] <= train[-1]["elapsed_s"]
     ev = json.loads((run_dir / runs.EVAL_FILE).read_text())
     assert ev["label_names"] == ["negative", "positive"]
     assert sum(map(sum, ev["test"]["confusion_matrix"])) == 60 and ev["test"]["labels"] == ["negative", "positive"]
