@@ -408,7 +408,14 @@ def preflight(config: TrainConfig) -> str | None:
     limit = model_max_length(mref)
     if config.max_seq_length > limit:
         raise BmcoreError(f"max_seq_length {config.max_seq_length} is above the model's limit of {limit} tokens")
-    if not is_prepared(config.dataset) and not config.dataset.startswith(("builtin:", "hub:")):
+    if is_prepared(config.dataset):
+        from .data import DATASET_META, dataset_dir
+        from .limits import check_training
+
+        meta = read_json(dataset_dir(config.dataset) / DATASET_META)
+        check_training(int(meta.get("splits", {}).get("train", 0)), config.max_steps,
+                       config.per_device_train_batch_size * config.gradient_accumulation_steps)
+    elif not config.dataset.startswith(("builtin:", "hub:")):
         load_source(config.dataset)  # a missing or malformed file fails here, not in the background job
     return select_precision(config.precision)[1]
 

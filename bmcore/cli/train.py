@@ -91,6 +91,10 @@ def _run(args: argparse.Namespace) -> int:
             base.pop("max_steps", None)
         config = TrainConfig.from_dict({**base, **overrides})
         # Check the model, max_seq_length and a raw source before a run folder exists: bad input writes nothing.
+        if args.background:
+            from ..limits import check_jobs
+
+            check_jobs(runs.active_jobs())
         notice = runs.preflight(config)
         if notice and int(os.environ.get("RANK", "0")) == 0:
             print(f"notice: {notice}", file=sys.stderr, flush=True)
