@@ -338,7 +338,8 @@ def run_training(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
         if main:
             message = str(exc) if isinstance(exc, BmcoreError) else f"{exc.__class__.__name__}: {exc}"
             message = " ".join(message.split())[:500] or exc.__class__.__name__
-            log.error("training failed: %s\n%s", message, traceback.format_exc())
+            # A user error (bad input, full disk, NaN loss) is one line; only a bug gets a traceback in the log.
+            log.error("training failed: %s%s", message, "" if isinstance(exc, BmcoreError) else "\n" + traceback.format_exc())
             try:
                 runs.write_status(run_dir, state=runs.FAILED, error=message, ended=runs.now(), ended_ts=time.time())
             except OSError:
