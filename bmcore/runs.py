@@ -159,12 +159,21 @@ def _last_error_line(tail: str) -> str:
     return "the training process ended without a final status"
 
 
+LAUNCH_GRACE_S = 60  # a queued run without a process id yet is being started, not dead, for this long
+
+
+def _launched_at(status: dict[str, Any]) -> float:
+    return float(status.get("launched_ts") or status.get("created_ts") or 0)
+
+
 def read_status(run_dir: Path) -> dict[str, Any]:
     """The run's status. A queued or running run whose process is gone reads as ``failed``, with the log's tail."""
     run_dir = Path(run_dir)
     status = read_json(run_dir / STATUS_FILE)
     if status.get("state") not in STATES:
         raise BmcoreError(f"status.json in {run_dir.name} has an unknown state {status.get('state')!r}")
+    if status["state"] == QUEUED and not status.get("pid") and time.time() - _launched_at(status) < LAUNCH_GRACE_S:
+        return status  # created or being launched right now: its process id is not written yet
     if status["state"] in ACTIVE and not pid_alive(status.get("pid")):
         tail = log_tail(run_dir)
         status = {**status, "state": FAILED, "error": f"the training process died: {_last_error_line(tail)}",
@@ -349,13 +358,13 @@ def launch(run_dir: Path, resume: bool = False) -> int:
     """
     run_dir = Path(run_dir)
     status = read_status(run_dir) if (run_dir / STATUS_FILE).exists() else {}
-    if status.get("state") in ACTIVE:
+    if status.get("state") in ACTIVE and status.get("pid"):  # no pid yet: created and waiting for this launch
         raise BmcoreError(f"run {run_dir.name} is already {status['state']}")
     from .limits import check_jobs
 
     check_jobs(active_jobs(exclude=run_dir))
     (run_dir / STOP_FILE).unlink(missing_ok=True)
-    write_status(run_dir, state=QUEUED, pid=None, error=None, ended=None, ended_ts=None)
+    write_status(run_dir, state=QUEUED, pid=None, launched_ts=time.time(), error=None, ended=None, ended_ts=None)
     env = dict(os.environ)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env["PYTHONUNBUFFERED"] = "1"

@@ -157,8 +157,13 @@ def show_runs() -> None:
     @st.fragment(run_every=POLL_S if active else None)
     def live() -> None:
         rows = runs.list_runs()
+        draw(rows)
         if active and not any(r.state in runs.ACTIVE for r in rows):
-            st.rerun()  # the last active run ended: one full rerun turns polling off
+            # The last active run ended: one full rerun turns polling off. Drawn first, so that the page is
+            # current even where a rerun asked from a timed fragment run is dropped (seen in the browser).
+            st.rerun()
+
+    def draw(rows: list) -> None:
         st.subheader("Runs")
         if not rows:
             st.caption("No runs in the workspace yet.")
