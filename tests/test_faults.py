@@ -38,6 +38,27 @@ def prepared(workspace: Path) -> str:
     return DATASET
 
 
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+    """A workspace with the toy dataset and one completed 4-step run ('done', with checkpoints), trained once per module."""
+    ws = tmp_path_factory.mktemp("faults") / "workspace"
+    ws.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BMCORE_WORKSPACE", str(ws))
+        bdata.save_prepared(bdata.prepare(bdata.RawData("words", {"all": words()}), DATASET, seed=0))
+        done = runs.create_run(config(tiny_model, max_steps=4, eval_steps=2), "done")
+        out = cli("train", str(done))
+        assert out.returncode == 0, out.stderr[-2000:]
+    return ws
+
+
+@pytest.fixture
+def done(trained_once: Path, workspace: Path) -> Path:
+    """The completed run copied into this test's workspace (tests may break their copy)."""
+    shutil.copytree(trained_once, workspace, dirs_exist_ok=True)
+    return workspace / "runs" / "done"
+
+
 def config(tiny_model: Path, **kw) -> TrainConfig:
     base = dict(model_name_or_path=str(tiny_model), dataset=DATASET, max_seq_length=32, max_steps=30,
                 per_device_train_batch_size=16, eval_strategy="steps", eval_steps=10, logging_steps=1,
@@ -109,9 +130,8 @@ torch.save = full  # every checkpoint writes optimizer.pt through torch.save
 """
 
 
-def test_full_disk_fails_clearly_and_leaves_earlier_runs_alone(tiny_model, prepared):
-    earlier = runs.create_run(config(tiny_model, max_steps=2, eval_steps=2), "earlier")
-    assert cli("train", str(earlier)).returncode == 0
+def test_full_disk_fails_clearly_and_leaves_earlier_runs_alone(tiny_model, done):
+    earlier = done
     files = {str(p): p.read_bytes() for p in earlier.rglob("*") if p.is_file()}
     run_dir = runs.create_run(config(tiny_model, max_steps=10, eval_steps=5), "full")
     out = cli("train", str(run_dir), prelude=FULL_DISK)
@@ -141,9 +161,7 @@ def test_nan_loss_stops_the_run(tiny_model, prepared, tmp_path):
     assert not (run_dir / runs.MODEL_DIR).exists()  # nothing trained on garbage is saved
 
 
-def test_damaged_checkpoint_and_status_get_clear_errors(tiny_model, prepared):
-    done = runs.create_run(config(tiny_model, max_steps=4, eval_steps=2), "done")
-    assert cli("train", str(done)).returncode == 0
+def test_damaged_checkpoint_and_status_get_clear_errors(tiny_model, done):
     other = runs.create_run(config(tiny_model), "other")
     damaged = runs.create_run(config(tiny_model), "damaged")
     (damaged / runs.STATUS_FILE).write_text('{"state": "runn')
@@ -185,7 +203,7 @@ time.sleep(600)  # the 'server' stays up until it is killed
 
 def test_run_survives_the_ui_process_and_a_new_ui_shows_it_live(tiny_model, prepared, workspace):
     """The process that launched a run (the Streamlit server) dies with its whole process group; the run goes on."""
-    cfg = config(tiny_model, max_steps=150, eval_steps=150, logging_steps=5).to_dict()
+    cfg = config(tiny_model, max_steps=400, eval_steps=400, logging_steps=5).to_dict()
     server = subprocess.Popen([sys.executable, "-c", LAUNCHER.format(cfg=cfg)], cwd=ROOT, stdout=subprocess.PIPE,
                               text=True, start_new_session=True, env=os.environ.copy())
     run_dir = Path(server.stdout.readline().strip())
@@ -203,7 +221,6 @@ def test_run_survives_the_ui_process_and_a_new_ui_shows_it_live(tiny_model, prep
     at.switch_page("pages/train.py").run()
     assert not at.exception
     assert at.session_state["train_run"] == "survivor"
-    assert any(b.key == "train_cancel" for b in at.button)  # live: the run can still be cancelled from here
-    assert runs.wait_for(run_dir, timeout=300)["state"] == "completed"
-    at.run()
-    assert "Test accuracy" in {m.label for m in at.metric}
+    # Live: the run is still controlled from here. Cancel it (tests/e2e/test_sessions.py watches one finish).
+    at.button(key="train_cancel").click().run()
+    assert runs.wait_for(run_dir, timeout=300)["state"] == "cancelled"
