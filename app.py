@@ -1,14 +1,29 @@
 """bmcore studio: the frame. Page config, the four pages, and the shared sidebar (workspace, device, precision)."""
 
+import os
 from dataclasses import replace
 
 import streamlit as st
 
+from bmcore import limits
 from bmcore.errors import BmcoreError
 from bmcore.models import PRECISIONS, detect_device, select_precision
 from bmcore.workspace import workspace_dir
 
 st.set_page_config(page_title="bmcore studio", page_icon="🧪", layout="wide")
+
+
+def _copy_secrets() -> None:
+    # Hosts (Community Cloud, Spaces) set BMCORE_* limits as secrets; the engine reads them from the environment.
+    try:
+        items = {k: v for k, v in st.secrets.items() if k.startswith("BMCORE_") and isinstance(v, (str, int, float, bool))}
+    except (FileNotFoundError, OSError, ValueError, KeyError):
+        return  # no secrets file: nothing to copy
+    for k, v in items.items():
+        os.environ.setdefault(k, str(int(v)) if isinstance(v, bool) else str(v))
+
+
+_copy_secrets()
 
 
 @st.cache_resource(show_spinner="Detecting the compute device...")
@@ -37,6 +52,13 @@ with st.sidebar:
         st.error(f"cannot use the workspace folder: {exc.strerror}; set BMCORE_WORKSPACE to a writable folder")
         st.stop()
     st.markdown(f"**Workspace**  \n`{workspace}`")
+    try:
+        lim = limits.current()
+    except BmcoreError as exc:
+        st.error(str(exc))
+        st.stop()
+    if lim.any:
+        st.caption(lim.describe())
     device = _device()
     requested = st.selectbox("Precision", PRECISIONS, key="precision",
                              help="auto picks bf16 on GPUs and CPUs that support it, fp16 on older GPUs, else fp32.")

@@ -110,6 +110,9 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise BmcoreError(message)
+        from .limits import check_epochs
+
+        check_epochs(self.epochs, self.max_steps)  # a public demo caps the epochs
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (what ``config.json`` holds)."""

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import BmcoreError
+from .limits import check_hub, check_local_path, check_upload
 from .models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL
 from .workspace import check_name, datasets_dir, inside
 
@@ -356,11 +357,14 @@ def load_source(source: str, data: bytes | None = None, sheet: str | None = None
     if source.startswith("builtin:"):
         raise BmcoreError(f"unknown built-in dataset {source!r}; available: {', '.join(BUILTIN_DATASETS)}")
     if source.startswith("hub:"):
+        check_hub(f"dataset {source!r}")
         return _read_hub(source[4:])
     if data is not None:
+        check_upload(Path(source).name, len(data))
         df, notes = read_table(source, data=data, sheet=sheet)
         return RawData(Path(source).name, {"all": df}, notes)
     path = Path(source).expanduser()
+    check_local_path(path, "data path")  # before any existence check: no probing of the server's files
     if path.is_dir():
         return _read_folder(path, sheet)
     if path.exists():

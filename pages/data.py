@@ -88,7 +88,7 @@ columns = [str(c) for c in first.columns]
 try:
     guess = bdata.detect_columns(first)
 except BmcoreError as exc:
-    st.warning(f"{exc}")
+    st.error(f"{exc}")  # the columns can still be chosen by hand below
     guess = None
 key = fingerprint[:8] or bdata.suggest_name(source)  # new source, new widgets, so the detected choice is preselected again
 c1, c2, c3 = st.columns(3)

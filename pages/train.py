@@ -11,7 +11,16 @@ from bmcore.config import BEST_METRICS, CLASS_WEIGHTS, DEFAULT_EPOCHS, INTERVALS
 from bmcore.data import list_prepared
 from bmcore.errors import BmcoreError
 from bmcore.estimate import estimate_duration, format_duration
-from bmcore.models import DEFAULT_MODEL, PRECISIONS, hub_offline, hub_reachable, model_max_length, resolve_model
+from bmcore.limits import check_training
+from bmcore.models import (
+    DEFAULT_MODEL,
+    PRECISIONS,
+    hub_offline,
+    hub_reachable,
+    model_max_length,
+    resolve_model,
+    select_precision,
+)
 from bmcore.workspace import check_name, runs_dir
 from pages._ui import require_frame
 
@@ -101,7 +110,12 @@ def show_result(run_dir: Path, state: str, status: dict) -> None:
 
 def show_run(run_dir: Path) -> None:
     """The live or finished view of one run."""
-    p = runs.progress(run_dir)
+    try:
+        p = runs.progress(run_dir)
+    except BmcoreError as exc:  # a damaged status.json: say so; the table above still lists every run
+        st.markdown(f"#### {run_dir.name}")
+        st.error(str(exc))
+        return
     status, last = p["status"], p["last"]
     state = status["state"]
     color, icon = BADGES[state]
@@ -143,8 +157,13 @@ def show_runs() -> None:
     @st.fragment(run_every=POLL_S if active else None)
     def live() -> None:
         rows = runs.list_runs()
+        draw(rows)
         if active and not any(r.state in runs.ACTIVE for r in rows):
-            st.rerun()  # the last active run ended: one full rerun turns polling off
+            # The last active run ended: one full rerun turns polling off. Drawn first, so that the page is
+            # current even where a rerun asked from a timed fragment run is dropped (seen in the browser).
+            st.rerun()
+
+    def draw(rows: list) -> None:
         st.subheader("Runs")
         if not rows:
             st.caption("No runs in the workspace yet.")
@@ -270,11 +289,15 @@ with settings:
         limit = model_max_length(model)
         if config.max_seq_length > limit:
             raise BmcoreError(f"max_seq_length {config.max_seq_length} is above the model's limit of {limit} tokens")
+        check_training(int(splits.get("train", 0)), config.max_steps,
+                       config.per_device_train_batch_size * config.gradient_accumulation_steps)
         if name:
             check_name(name, "run name")
     except (ValueError, OSError) as exc:
         st.error(str(exc))
         st.stop()
+    if precision_notice := select_precision(config.precision)[1]:
+        st.info(precision_notice)
 
     st.subheader("Estimated duration")
     if st.toggle("Time a few training steps on this machine", key="train_estimate",

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 import time
 import typing
 from pathlib import Path
@@ -89,6 +90,14 @@ def _run(args: argparse.Namespace) -> int:
         if "num_train_epochs" in overrides:
             base.pop("max_steps", None)
         config = TrainConfig.from_dict({**base, **overrides})
+        # Check the model, max_seq_length and a raw source before a run folder exists: bad input writes nothing.
+        if args.background:
+            from ..limits import check_jobs
+
+            check_jobs(runs.active_jobs())
+        notice = runs.preflight(config)
+        if notice and int(os.environ.get("RANK", "0")) == 0:
+            print(f"notice: {notice}", file=sys.stderr, flush=True)
         target = args.out or args.run_dir
         if int(os.environ.get("RANK", "0")) > 0:
             # Under torchrun every rank runs this command; rank 0 creates the folder, the others join it.

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,19 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _server import ARGS, CHROMIUM, choose, fill, free_port, go, idle
 from conftest import ROOT
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = os.environ.get("BMCORE_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +29,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test.sh does it)")
     ws = tmp_path_factory.mktemp("e2e-workspace")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "BMCORE_WORKSPACE": str(ws), "HF_HUB_OFFLINE": "1"}
     log = open(ws / "server.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -81,13 +73,6 @@ def browser_page(server):
         browser.close()
 
 
-def idle(page, timeout: float = 120) -> None:
-    """Wait until Streamlit has finished the current script run."""
-    page.wait_for_timeout(400)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout * 1000)
-    page.wait_for_timeout(300)
-
-
 def shot(page, name: str) -> None:
     """Screenshot the whole app: Streamlit scrolls inside its main container, so grow the viewport to fit it."""
     height = page.evaluate("() => (document.querySelector('[data-testid=\"stMain\"]') || document.body).scrollHeight")
@@ -95,31 +80,6 @@ def shot(page, name: str) -> None:
     page.wait_for_timeout(500)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
     page.set_viewport_size({"width": 1400, "height": 1000})
-
-
-def choose(page, label: str, option: str) -> None:
-    """Pick ``option`` in the selectbox labelled ``label``."""
-    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
-    if box.locator("input").input_value() == option:
-        return
-    field = box.locator("input")
-    field.click()
-    field.press_sequentially(option)  # Streamlit's selectbox filters as you type
-    page.get_by_role("option", name=option).first.click()
-    idle(page)
-
-
-def fill(page, label: str, value: str) -> None:
-    field = page.get_by_label(label, exact=True).first
-    field.fill(value)
-    field.press("Enter")
-    idle(page)
-
-
-def go(page, title: str) -> None:
-    page.get_by_role("link", name=title).first.click()
-    idle(page)
-    page.get_by_role("heading", name=title).first.wait_for()
 
 
 def test_journey(server, browser_page, tiny_model, shared_data, tmp_path):

@@ -1,0 +1,171 @@
+"""Limits for hosting bmcore studio in public: a "public demo" switch and caps, all from environment variables.
+
+``BMCORE_PUBLIC_DEMO=1`` turns the caps on with the demo defaults below; each cap can also be set
+on its own (in or out of demo mode). Unset caps mean "no limit", the default on a private machine.
+
+==========================  ============  =====================================================
+variable                    demo default  what it caps
+==========================  ============  =====================================================
+``BMCORE_PUBLIC_DEMO``      (off)         1 turns the caps below on with their demo defaults
+``BMCORE_MAX_TRAIN_ROWS``   5000          rows in a training split
+``BMCORE_MAX_EPOCHS``       3             epochs of a run (and ``max_steps`` worth as many)
+``BMCORE_MAX_JOBS``         2             training jobs queued or running at once
+``BMCORE_ALLOW_HUB``        0             1 allows Hugging Face Hub model and dataset ids
+``BMCORE_ALLOW_LOCAL_PATHS``  0           1 allows files and model folders outside the workspace
+``BMCORE_MAX_UPLOAD_MB``    200           megabytes of one uploaded file (as server.maxUploadSize)
+==========================  ============  =====================================================
+
+On Streamlit Community Cloud or Hugging Face Spaces, set them as secrets or variables: ``app.py``
+copies ``st.secrets`` entries named ``BMCORE_*`` into the environment at start.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BmcoreError
+
+PUBLIC_DEMO = "BMCORE_PUBLIC_DEMO"
+MAX_TRAIN_ROWS = "BMCORE_MAX_TRAIN_ROWS"
+MAX_EPOCHS = "BMCORE_MAX_EPOCHS"
+MAX_JOBS = "BMCORE_MAX_JOBS"
+ALLOW_HUB = "BMCORE_ALLOW_HUB"
+ALLOW_LOCAL_PATHS = "BMCORE_ALLOW_LOCAL_PATHS"
+MAX_UPLOAD_MB = "BMCORE_MAX_UPLOAD_MB"
+VARIABLES = (PUBLIC_DEMO, MAX_TRAIN_ROWS, MAX_EPOCHS, MAX_JOBS, ALLOW_HUB, ALLOW_LOCAL_PATHS, MAX_UPLOAD_MB)
+
+DEMO_DEFAULTS = {MAX_TRAIN_ROWS: 5000, MAX_EPOCHS: 3, MAX_JOBS: 2}
+DEFAULT_MAX_UPLOAD_MB = 200  # the same as server.maxUploadSize in .streamlit/config.toml
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise BmcoreError(f"{name}={raw!r} is not a yes/no setting; use 1 or 0")
+    return value in _TRUE
+
+
+def _number(name: str, default: float | None, kind: type = int) -> float | None:
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError as exc:
+        raise BmcoreError(f"{name}={raw!r} is not a number") from exc
+    if value <= 0:
+        raise BmcoreError(f"{name} must be positive, not {raw}")
+    return value
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The caps in force (None: no limit)."""
+
+    public_demo: bool
+    max_train_rows: int | None
+    max_epochs: float | None
+    max_jobs: int | None
+    allow_hub: bool
+    allow_local_paths: bool
+    max_upload_mb: float
+
+    def describe(self) -> str:
+        """One line for the UI: what this deployment caps."""
+        parts = []
+        if self.max_train_rows:
+            parts.append(f"at most {self.max_train_rows:,} training rows")
+        if self.max_epochs:
+            parts.append(f"{self.max_epochs:g} epochs")
+        if self.max_jobs:
+            parts.append(f"{self.max_jobs} jobs at once")
+        if not self.allow_hub:
+            parts.append("no Hugging Face Hub downloads")
+        if not self.allow_local_paths:
+            parts.append("no server paths outside the workspace")
+        parts.append(f"uploads up to {self.max_upload_mb:g} MB")
+        return ("Public demo: " if self.public_demo else "Limits: ") + ", ".join(parts) + "."
+
+    @property
+    def any(self) -> bool:
+        """True when any cap beyond the default upload size is on."""
+        return bool(self.public_demo or self.max_train_rows or self.max_epochs or self.max_jobs
+                    or not self.allow_hub or not self.allow_local_paths)
+
+
+def current() -> Limits:
+    """The limits from the environment now (read on every call, so tests and hosts can change them)."""
+    demo = _flag(PUBLIC_DEMO, False)
+    d = DEMO_DEFAULTS if demo else {}
+    return Limits(
+        public_demo=demo,
+        max_train_rows=_number(MAX_TRAIN_ROWS, d.get(MAX_TRAIN_ROWS)),  # type: ignore[arg-type]
+        max_epochs=_number(MAX_EPOCHS, d.get(MAX_EPOCHS), float),
+        max_jobs=_number(MAX_JOBS, d.get(MAX_JOBS)),  # type: ignore[arg-type]
+        allow_hub=_flag(ALLOW_HUB, not demo),
+        allow_local_paths=_flag(ALLOW_LOCAL_PATHS, not demo),
+        max_upload_mb=_number(MAX_UPLOAD_MB, DEFAULT_MAX_UPLOAD_MB, float) or DEFAULT_MAX_UPLOAD_MB,
+    )
+
+
+def check_hub(what: str) -> None:
+    """Refuse a Hub model or dataset id when Hub downloads are turned off."""
+    if not current().allow_hub:
+        raise BmcoreError(f"{what} is on the Hugging Face Hub, and Hub downloads are turned off here ({ALLOW_HUB}=0); "
+                          "use builtin:minilm, builtin:bbc-news or an upload")
+
+
+def check_local_path(path: Path, what: str) -> None:
+    """Refuse a server path outside the workspace when local paths are turned off (public hosting)."""
+    if current().allow_local_paths:
+        return
+    from .workspace import workspace_dir
+
+    base = workspace_dir()
+    resolved = Path(path).expanduser().resolve()
+    if resolved != base and base not in resolved.parents:
+        raise BmcoreError(f"{what} {path} is outside the workspace, and paths outside it are turned off here "
+                          f"({ALLOW_LOCAL_PATHS}=0); upload a file instead")
+
+
+def check_upload(name: str, size: int) -> None:
+    """Refuse an uploaded file over the upload limit."""
+    limit = current().max_upload_mb
+    if size > limit * 1024 * 1024:
+        raise BmcoreError(f"{name} is {size / 1024 / 1024:.1f} MB, over the upload limit of {limit:g} MB; "
+                          "use a smaller sample, or a local path on your own machine")
+
+
+def check_epochs(epochs: float | None, max_steps: int | None) -> None:
+    """Refuse more epochs than the cap (``max_steps`` is checked against the data in :func:`check_training`)."""
+    cap = current().max_epochs
+    if cap and max_steps is None and epochs is not None and epochs > cap:
+        raise BmcoreError(f"num_train_epochs {epochs:g} is above this deployment's limit of {cap:g} ({MAX_EPOCHS})")
+
+
+def check_training(n_train: int, max_steps: int | None, examples_per_step: int) -> None:
+    """Refuse a training split or a step count above the caps, once the data size is known."""
+    lim = current()
+    if lim.max_train_rows and n_train > lim.max_train_rows:
+        raise BmcoreError(f"the training split has {n_train:,} rows, above this deployment's limit of "
+                          f"{lim.max_train_rows:,} ({MAX_TRAIN_ROWS}); prepare a smaller sample")
+    if lim.max_epochs and max_steps is not None and n_train > 0:
+        epochs = max_steps * examples_per_step / n_train
+        if epochs > lim.max_epochs + 1e-9:
+            raise BmcoreError(f"max_steps {max_steps} is {epochs:.1f} epochs of this data, above this deployment's limit of "
+                              f"{lim.max_epochs:g} ({MAX_EPOCHS})")
+
+
+def check_jobs(active: int) -> None:
+    """Refuse a new training job when ``active`` jobs are already queued or running and that is the cap."""
+    cap = current().max_jobs
+    if cap and active >= cap:
+        raise BmcoreError(f"{active} training jobs are already queued or running, the limit here ({MAX_JOBS}={cap}); "
+                          "wait for one to finish")

@@ -1,0 +1,241 @@
+"""The bad-input catalogue: every case, how to make it, and what the user sees.
+
+One table feeds three things: ``tests/test_catalogue.py`` runs each case through the CLI and the UI,
+``scripts/catalogue_table.py`` writes the README table, and a test checks that the README is current.
+Each input is built from scratch (``Ctx`` gives a temp folder, the tiny model and the workspace).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+
+@dataclass
+class Ctx:
+    """What a case's builders may use: a scratch folder outside the workspace, the tiny model, the workspace."""
+
+    tmp: Path
+    tiny_model: Path
+    workspace: Path
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input.
+
+    ``kind`` says how it is fed: ``file`` (an upload on the Data page, ``data prepare``/``data inspect`` on
+    the CLI), ``train`` (Train page widgets, ``train`` on the CLI), ``predict`` (Playground text,
+    ``predict``), ``evaluate``, ``name`` or ``limit``. ``ok`` cases are accepted with a notice rather
+    than refused; ``expect`` is a fragment of the message either way. ``no_ui``/``no_cli`` say why a
+    channel cannot produce the input at all.
+    """
+
+    id: str
+    group: str
+    title: str
+    kind: str
+    expect: str
+    ok: bool = False
+    file: Callable[[], tuple[str, bytes]] | None = None
+    cli_args: tuple[str, ...] = ()
+    train: dict = field(default_factory=dict)  # widget values on the Train page / flags on the CLI
+    text: str | None = None
+    env: dict = field(default_factory=dict)
+    no_ui: str = ""
+    no_cli: str = ""
+    cli_expect: str = ""  # when the CLI words it differently (it names a flag, not a box)
+
+
+def rows(n: int = 60, labels: tuple[str, ...] = ("negative", "positive")) -> pd.DataFrame:
+    """``n`` distinct sentences with labels taking turns."""
+    return pd.DataFrame({"text": [f"this is sample sentence number {i} about the film" for i in range(n)],
+                         "label": [labels[i % len(labels)] for i in range(n)]})
+
+
+def csv_bytes(df: pd.DataFrame, **kw) -> bytes:
+    return df.to_csv(index=False, **kw).encode("utf-8")
+
+
+def _zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("data.csv", csv_bytes(rows()))
+    return buf.getvalue()
+
+
+def _parquet_nested() -> bytes:
+    df = rows(20)
+    df["tokens"] = [["a", "b"]] * len(df)
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def _excel_sheets() -> bytes:
+    buf = io.BytesIO()
+    with pd.ExcelWriter(buf) as xw:
+        rows(30).to_excel(xw, sheet_name="train", index=False)
+        rows(30).to_excel(xw, sheet_name="extra", index=False)
+    return buf.getvalue()
+
+
+def _ragged() -> bytes:
+    lines = ["text,label"] + [f"sentence number {i} here,{'negative' if i % 2 else 'positive'}" for i in range(40)]
+    lines[10] = "an unquoted, comma in this one,positive"
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _with_texts(*texts: str) -> bytes:
+    df = rows(60)
+    for i, t in enumerate(texts):
+        df.loc[i, "text"] = t
+    return csv_bytes(df)
+
+
+def _labels(values: list) -> bytes:
+    df = rows(len(values))
+    df["label"] = values
+    return csv_bytes(df)
+
+
+LONG = "word " * 20_000  # 100,000 characters
+EMOJI = "this film 😀🎬🍿 was a joy 👍🏽"
+RTL = "هذا الفيلم رائع جدا وممتع"
+ZERO_WIDTH = "a\u200bgreat\u200c film\u200d with\ufeff hidden spaces"
+SCRIPT = "<script>alert('x')</script> <b>bold</b> review"
+F = "Files"
+C = "Columns and labels"
+T = "Texts"
+M = "Models"
+H = "Hyperparameters"
+S = "Names, paths and public-demo limits"
+
+CASES: list[Case] = [
+    # --- files ---------------------------------------------------------------------------------------------
+    Case("empty-file", F, "an empty file", "file", "empty.csv is empty", file=lambda: ("empty.csv", b"")),
+    Case("header-only", F, "a header with no rows", "file", "has a header but no rows",
+         file=lambda: ("header.csv", b"text,label\n")),
+    Case("binary-as-csv", F, "a binary file (a zip) named .csv", "file", "looks like a binary file",
+         file=lambda: ("binary.csv", _zip())),
+    Case("wrong-delimiter", F, "semicolons in a .csv file", "file", "detected the delimiter ';'", ok=True,
+         file=lambda: ("semi.csv", csv_bytes(rows(), sep=";"))),
+    Case("latin-1", F, "Latin-1 text", "file", "decoded as Latin-1", ok=True,
+         file=lambda: ("latin.csv", rows().assign(text=lambda d: d["text"] + " café").to_csv(index=False).encode("latin-1"))),
+    Case("utf8-bom", F, "a UTF-8 byte-order mark", "file", "removed the UTF-8 byte-order mark", ok=True,
+         file=lambda: ("bom.csv", b"\xef\xbb\xbf" + csv_bytes(rows()))),
+    Case("ragged-rows", F, "a row with more fields than the header", "file", "has ragged rows",
+         file=lambda: ("ragged.csv", _ragged())),
+    Case("duplicate-columns", F, "duplicate column names", "file", "duplicate column names: text",
+         file=lambda: ("dups.csv", b"text,text,label\n" + b"".join(f"a b {i},c d {i},x\n".encode() for i in range(20)))),
+    Case("json-not-records", F, "JSON that is not a list of records", "file", "is not a list of records",
+         file=lambda: ("data.json", b'{"text": "one", "label": [1, 2]}')),
+    Case("jsonl-broken-line", F, "JSONL with one broken line", "file", "line 3 is not valid JSON",
+         file=lambda: ("data.jsonl", b'{"text": "a b", "label": "x"}\n{"text": "c d", "label": "y"}\n{"text": "e f", "label"\n')),
+    Case("parquet-nested", F, "Parquet with a nested (list) column", "file", "has nested columns (tokens)",
+         file=lambda: ("nested.parquet", _parquet_nested())),
+    Case("excel-sheets", F, "Excel with several filled sheets", "file", "has several sheets with data (train, extra)",
+         file=lambda: ("book.xlsx", _excel_sheets())),
+    Case("over-upload-limit", F, "an upload over the size limit", "file", "over the upload limit of 1 MB",
+         file=lambda: ("big.csv", csv_bytes(rows(30_000))), env={"BMCORE_MAX_UPLOAD_MB": "1"},
+         no_cli="the CLI reads local files, which have no upload limit"),
+    # --- columns and labels --------------------------------------------------------------------------------
+    Case("no-text-column", C, "no text-like column (only numbers and ids)", "file", "no text-like column found",
+         file=lambda: ("numbers.csv", b"id,label,score\n" + b"".join(f"{i},{i % 2},{i * 0.5}\n".encode() for i in range(50)))),
+    Case("label-column-missing", C, "a label column that is not in the file", "file", "column 'category' is missing",
+         file=lambda: ("rows.csv", csv_bytes(rows())), cli_args=("--label-column", "category"),
+         no_ui="the page offers only the file's own columns"),
+    Case("label-column-empty", C, "a label column with no values", "file", "label column 'label' is empty",
+         file=lambda: ("nolabels.csv", _labels([""] * 60))),
+    Case("one-class", C, "one class only", "file", "only one class ('ham')",
+         file=lambda: ("one.csv", _labels(["ham"] * 60))),
+    Case("class-of-one", C, "a class with a single example when a split is made", "file", "class 'rare' has only 1 example",
+         file=lambda: ("rare.csv", _labels(["negative", "positive"] * 30 + ["rare"]))),
+    Case("float-labels", C, "a float label column (a regression target)", "file", "holds non-integer numbers",
+         file=lambda: ("floats.csv", _labels([i / 7 for i in range(60)]))),
+    Case("thousand-classes", C, "1,000 classes", "file", "has 1000 classes (more than 500)",
+         file=lambda: ("many.csv", _labels([f"class{i % 1000}" for i in range(3000)]))),
+    Case("labels-case-space", C, "labels that differ only in case or whitespace", "file",
+         "labels that differ only in case: POS / Pos / pos", ok=True,
+         file=lambda: ("case.csv", _labels(["pos", " pos", "Pos ", "POS", "neg", "neg "] * 10))),
+    # --- texts in data -------------------------------------------------------------------------------------
+    Case("empty-texts", T, "empty and whitespace-only texts in the data", "file", "rows with an empty text or label", ok=True,
+         file=lambda: ("blanks.csv", _with_texts("", "   ", "\t"))),
+    Case("long-text", T, "a 100,000-character text in the data", "file", "will be truncated", ok=True,
+         file=lambda: ("long.csv", _with_texts(LONG))),
+    Case("unicode-texts", T, "emoji, right-to-left and zero-width characters in the data", "file", "all 60 rows kept",
+         ok=True, file=lambda: ("unicode.csv", _with_texts(EMOJI, RTL, ZERO_WIDTH))),
+    Case("html-texts", T, "HTML and <script> in the data", "file", "all 60 rows kept, stored as text", ok=True,
+         file=lambda: ("html.csv", _with_texts(SCRIPT))),
+    Case("predict-blank", T, "a blank text to predict", "predict", "the text is empty; type a sentence", text="   "),
+    Case("predict-long", T, "a 100,000-character text to predict", "predict", "longer than max_seq_length", ok=True, text=LONG),
+    Case("predict-emoji", T, "emoji to predict", "predict", "a prediction", ok=True, text=EMOJI),
+    Case("predict-rtl", T, "right-to-left text to predict", "predict", "a prediction", ok=True, text=RTL),
+    Case("predict-zero-width", T, "zero-width characters to predict", "predict", "a prediction", ok=True, text=ZERO_WIDTH),
+    Case("predict-script", T, "HTML and <script> to predict", "predict", "&lt;script&gt;", ok=True, text=SCRIPT),
+    # --- models ---------------------------------------------------------------------------------------------
+    Case("model-missing", M, "a model path that does not exist", "train", "does not exist",
+         train={"model": "{tmp}/no-such-model"}),
+    Case("model-no-weights", M, "a model folder without weights", "train", "has no weights (model.safetensors)",
+         train={"model": "{no_weights}"}),
+    Case("model-pickle", M, "weights only as a pickle pytorch_model.bin", "train", "has only pickle weights",
+         train={"model": "{pickle}"}),
+    Case("model-remote-code", M, "a config that asks for remote code (auto_map)", "train", "asks for remote code",
+         train={"model": "{remote}"}),
+    Case("model-hub-offline", M, "a Hub model id while offline", "train", "from the Hugging Face Hub: offline",
+         train={"hub": "bert-base-uncased"}),
+    Case("eval-label-mismatch", M, "a model whose labels differ from the dataset's, at evaluation", "evaluate",
+         "do not match dataset labels"),
+    # --- hyperparameters ------------------------------------------------------------------------------------
+    Case("lr-zero", H, "a learning rate of 0", "train", "learning_rate must be positive", train={"learning_rate": 0.0}),
+    Case("lr-negative", H, "a negative learning rate", "train", "learning_rate must be positive",
+         train={"learning_rate": -1e-4}, no_ui="the learning-rate box stops at 0"),
+    Case("batch-zero", H, "a batch size of 0", "train", "per_device_train_batch_size must be at least 1",
+         train={"per_device_train_batch_size": 0}, no_ui="the batch-size box stops at 1"),
+    Case("seq-above-limit", H, "max_seq_length above the model's limit", "train", "above the model's limit of 512 tokens",
+         train={"max_seq_length": 1024}),
+    Case("fp16-on-cpu", H, "fp16 asked for on a CPU", "train", "fp16 is not supported on the CPU", ok=True,
+         train={"precision": "fp16"}),
+    Case("steps-and-epochs", H, "max_steps together with epochs", "train", "not both",
+         train={"num_train_epochs": 2.0}, no_ui="one switch picks epochs or steps"),
+    # --- names, paths and limits ----------------------------------------------------------------------------
+    Case("dataset-name-escape", S, "a dataset name that climbs out of the workspace (../)", "name",
+         "invalid dataset name '../evil'"),
+    Case("run-name-escape", S, "a run name that climbs out of the workspace (../)", "train", "invalid run name '../evil'",
+         train={"name": "../evil"}, cli_expect="no run '../evil'"),
+    Case("demo-path-outside", S, "a server path outside the workspace in a public demo", "limit",
+         "outside the workspace, and paths outside it are turned off", env={"BMCORE_PUBLIC_DEMO": "1"}),
+    Case("demo-epochs", S, "more epochs than a public demo allows", "train", "above this deployment's limit of 3",
+         train={"num_train_epochs": 10.0, "max_steps": None}, env={"BMCORE_PUBLIC_DEMO": "1", "BMCORE_ALLOW_LOCAL_PATHS": "1"}),
+    Case("demo-rows", S, "a training split over a public demo's row cap", "train", "above this deployment's limit of 20",
+         env={"BMCORE_PUBLIC_DEMO": "1", "BMCORE_MAX_TRAIN_ROWS": "20", "BMCORE_ALLOW_LOCAL_PATHS": "1"}),
+    Case("demo-hub", S, "a Hub model id in a public demo", "train", "Hub downloads are turned off here",
+         train={"hub": "bert-base-uncased"}, env={"BMCORE_PUBLIC_DEMO": "1"}),
+    Case("demo-jobs", S, "a new job while every job slot (BMCORE_MAX_JOBS) is taken", "train",
+         "training jobs are already queued or running", train={"background": True},
+         env={"BMCORE_MAX_JOBS": "1"}),
+]
+
+BY_ID = {c.id: c for c in CASES}
+
+
+def sees(case: Case) -> str:
+    """What the user sees, for the README table."""
+    if case.ok:
+        return f"accepted, with the notice “…{case.expect}…”"
+    return f"refused: “…{case.expect}…” (CLI exit 2; `st.error` in the UI)"
+
+
+def readme_table() -> str:
+    """The Markdown table of every case, grouped, for the README."""
+    lines = ["| group | case | what the user sees | notes |", "| --- | --- | --- | --- |"]
+    for c in CASES:
+        note = (f"UI: cannot be entered ({c.no_ui})" if c.no_ui else f"CLI: {c.no_cli}" if c.no_cli
+                else f"CLI words it “…{c.cli_expect}…”" if c.cli_expect else "CLI and UI")
+        lines.append(f"| {c.group} | `{c.id}`: {c.title} | {sees(c)} | {note} |".replace("<", "&lt;"))
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""Helpers for the browser tests: `streamlit run app.py` on a free port, and Playwright steps on its pages."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+CHROMIUM = os.environ.get("BMCORE_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def need_chromium() -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test.sh does it)")
+
+
+class Server:
+    """One `streamlit run app.py` on ``workspace``, in its own process group (so it can be killed as a whole)."""
+
+    def __init__(self, workspace: Path, port: int | None = None) -> None:
+        self.workspace = Path(workspace)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "BMCORE_WORKSPACE": str(self.workspace), "HF_HUB_OFFLINE": "1"}
+        self.log_path = self.workspace.parent / f"server-{self.port}.log"
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(self.port), "--server.address", "127.0.0.1",
+             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 90
+        while True:
+            try:
+                if urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            assert self.proc.poll() is None and time.time() < deadline, self.log_path.read_text()[-2000:]
+            time.sleep(0.5)
+
+    def kill(self) -> None:
+        """SIGKILL the server's whole process group, as a crash or a container restart would."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+
+def idle(page, timeout: float = 120) -> None:
+    """Wait until Streamlit has finished the current script run."""
+    page.wait_for_timeout(400)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout * 1000)
+    page.wait_for_timeout(300)
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox labelled ``label``."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    if box.locator("input").input_value() == option:
+        return
+    field = box.locator("input")
+    field.click()
+    field.press_sequentially(option)  # Streamlit's selectbox filters as you type
+    page.get_by_role("option", name=option).first.click()
+    idle(page)
+
+
+def fill(page, label: str, value: str) -> None:
+    field = page.get_by_label(label, exact=True).first
+    field.fill(value)
+    field.press("Enter")
+    idle(page)
+
+
+def go(page, title: str) -> None:
+    page.get_by_role("link", name=title).first.click()
+    idle(page)
+    page.get_by_role("heading", name=title).first.wait_for()

@@ -1,0 +1,262 @@
+"""Every bad-input case of tests/catalogue.py, through the CLI and through the UI (AppTest).
+
+CLI: exit code 2, one line on stderr with the case's fragment, no traceback, the workspace unchanged
+(``ok`` cases: exit 0 and the notice). UI: ``st.error`` with the fragment, no exception, the workspace
+unchanged (``ok`` cases: no error and the notice on the page).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from catalogue import BY_ID, CASES, LONG, SCRIPT, Case, Ctx, csv_bytes, readme_table, rows
+from conftest import ROOT
+from streamlit.testing.v1 import AppTest
+
+from bmcore import data as bdata
+from bmcore import runs
+from bmcore.cli import main as cli_main
+from bmcore.models import detect_device
+
+TIMEOUT = 180
+DATASET = "tiny-data"
+CLI_IDS = [c.id for c in CASES if not c.no_cli]
+UI_IDS = [c.id for c in CASES if not c.no_ui]
+
+
+def snapshot(ws: Path) -> dict[str, tuple[int, int]]:
+    """Every file under the workspace with its size and modification time."""
+    return {str(p.relative_to(ws)): (p.stat().st_size, p.stat().st_mtime_ns) for p in ws.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, tiny_model: Path, workspace: Path) -> Ctx:
+    """A prepared tiny dataset and a second one with other labels in the workspace; broken model folders outside it."""
+    bdata.save_prepared(bdata.prepare(bdata.RawData("rows", {"all": rows(60)}), DATASET, seed=0))
+    bdata.save_prepared(bdata.prepare(bdata.RawData("spam", {"all": rows(60, ("ham", "spam"))}), "spam-data", seed=0))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "no-weights").mkdir()
+    (scratch / "no-weights" / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    (scratch / "pickle").mkdir()
+    (scratch / "pickle" / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    (scratch / "pickle" / "pytorch_model.bin").write_bytes(b"\x80\x02}q\x00.")
+    (scratch / "remote").mkdir()
+    (scratch / "remote" / "config.json").write_text(json.dumps({"model_type": "bert", "auto_map": {"AutoModel": "x.Model"}}))
+    (scratch / "remote" / "model.safetensors").write_bytes((tiny_model / "model.safetensors").read_bytes())
+    return Ctx(scratch, tiny_model, workspace)
+
+
+def model_ref(case: Case, ctx: Ctx) -> str | None:
+    ref = case.train.get("model")
+    return ref.format(tmp=ctx.tmp, no_weights=ctx.tmp / "no-weights", pickle=ctx.tmp / "pickle",
+                      remote=ctx.tmp / "remote") if ref else None
+
+
+def busy_run() -> None:
+    """A run that reads as running: its pid is this test process (alive, and 'pytest' in its command line)."""
+    folder = runs.runs_dir() / "busy"
+    folder.mkdir()
+    runs.write_json_atomic(folder / runs.CONFIG_FILE, {"model_name_or_path": "builtin:minilm", "dataset": DATASET})
+    runs.write_json_atomic(folder / runs.STATUS_FILE, {"state": "running", "pid": os.getpid(), "created": runs.now()})
+
+
+# --- CLI ------------------------------------------------------------------------------------------
+
+
+def cli_args(case: Case, ctx: Ctx) -> list[str]:
+    if case.kind == "file" or case.kind == "name":
+        name, data = case.file() if case.file else ("rows.csv", csv_bytes(rows()))
+        path = ctx.tmp / name
+        path.write_bytes(data)
+        if case.kind == "name":
+            return ["data", "prepare", str(path), "--name", "../evil"]
+        return ["data", "inspect" if case.ok else "prepare", str(path), *case.cli_args,
+                *([] if case.ok else ["--name", "case"])]
+    if case.kind == "limit":
+        path = ctx.tmp / "rows.csv"
+        path.write_bytes(csv_bytes(rows()))
+        return ["data", "inspect", str(path)]
+    if case.kind == "predict":
+        return ["predict", "--model", str(ctx.tiny_model), case.text or ""]
+    if case.kind == "evaluate":
+        return ["evaluate", "--model", str(ctx.tiny_model), "--data", "spam-data", "--out", str(ctx.tmp / "eval")]
+    if case.train.get("name"):
+        return ["runs", "show", case.train["name"]]
+    flags = {"max_steps": 2, "max_seq_length": 32, **{k: v for k, v in case.train.items()
+                                                     if k not in ("model", "hub", "name", "background")}}
+    model = model_ref(case, ctx) or case.train.get("hub") or str(ctx.tiny_model)
+    args = ["train", "--data", DATASET, "--model", model]
+    for k, v in flags.items():
+        if v is not None:
+            args += ["--" + k.replace("_", "-"), str(v)]
+    return args + (["--background"] if case.train.get("background") else [])
+
+
+@pytest.mark.parametrize("case_id", CLI_IDS)
+def test_cli(case_id: str, ctx: Ctx, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    case = BY_ID[case_id]
+    if case.id == "fp16-on-cpu" and detect_device().kind != "cpu":
+        pytest.skip("the fp16 fallback is a CPU behaviour")
+    for k, v in case.env.items():
+        monkeypatch.setenv(k, v)
+    if case.id == "demo-jobs":
+        busy_run()
+    args = cli_args(case, ctx)
+    before = snapshot(ctx.workspace)
+    if case.ok and case.kind == "train":
+        # A real (two-step) training job: in its own process, as users run it.
+        out = subprocess.run([sys.executable, "-m", "bmcore", *args], cwd=ROOT, capture_output=True, text=True,
+                             timeout=600, env=os.environ.copy())
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert case.expect in out.stderr and "Traceback" not in out.stderr
+        return
+    rc = cli_main(args)
+    out = capsys.readouterr()
+    if case.ok:
+        assert rc == 0, out.err
+        check_ok_output(case, out.out)
+        return
+    assert rc == 2, (out.out, out.err)
+    err = out.err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    assert (case.cli_expect or case.expect) in err, err
+    assert snapshot(ctx.workspace) == before, "a refused input wrote into the workspace"
+
+
+def check_ok_output(case: Case, stdout: str) -> None:
+    if case.kind == "predict":
+        rec = json.loads(stdout.strip().splitlines()[0])
+        assert rec["label"] in ("negative", "positive") and rec["text"] == case.text
+        assert rec["truncated"] is (case.text == LONG)
+        return
+    stats = json.loads(stdout)
+    if case.id in ("unicode-texts", "html-texts"):
+        assert stats["rows_total"] == 60 and not stats["dropped_empty"]
+    else:
+        assert case.expect in json.dumps(stats["notes"] + stats["warnings"]), stats["notes"] + stats["warnings"]
+
+
+# --- UI -------------------------------------------------------------------------------------------
+
+
+def open_app(**state: object) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    for k, v in state.items():
+        at.session_state[k] = v
+    return at.run()
+
+
+def ui_data(case: Case, ctx: Ctx) -> AppTest:
+    if case.kind == "limit":
+        at = open_app(data_source_kind="Local file or folder")
+        path = ctx.tmp / "rows.csv"
+        path.write_bytes(csv_bytes(rows()))
+        return at.text_input(key="data_path").input(str(path)).run()
+    at = open_app(data_source_kind="Upload a file")
+    name, data = case.file() if case.file else ("rows.csv", csv_bytes(rows()))
+    at.file_uploader(key="data_upload").upload(name, data, "application/octet-stream").run()
+    if case.kind == "name":
+        name_box = next(t for t in at.text_input if str(t.key).startswith("data_name_"))
+        name_box.input("../evil").run()
+        at.button(key="data_save").click().run()
+    return at
+
+
+def ui_train(case: Case, ctx: Ctx) -> AppTest:
+    at = open_app()
+    at.switch_page("pages/train.py").run()
+    at.selectbox(key="train_dataset").select(DATASET).run()
+    if case.train.get("hub"):
+        at.radio(key="train_model_kind").set_value("Hugging Face Hub").run()
+        at.text_input(key="train_model_hub").input(case.train["hub"]).run()
+    else:
+        at.radio(key="train_model_kind").set_value("Local folder").run()
+        at.text_input(key="train_model_path").input(model_ref(case, ctx) or str(ctx.tiny_model)).run()
+    if "num_train_epochs" in case.train:
+        at.number_input(key="train_epochs").set_value(case.train["num_train_epochs"])
+    else:
+        at.radio(key="train_length").set_value("steps").run()
+        at.number_input(key="train_max_steps").set_value(2)
+    at.number_input(key="train_max_seq_length").set_value(case.train.get("max_seq_length", 32))
+    if "learning_rate" in case.train:
+        at.number_input(key="train_lr").set_value(case.train["learning_rate"])
+    if "precision" in case.train:
+        at.selectbox(key="train_precision").select(case.train["precision"])
+    if "name" in case.train:
+        at.text_input(key="train_name").input(case.train["name"])
+    at.run()
+    if case.train.get("background") and not at.error:
+        at.button(key="train_start").click().run()
+    return at
+
+
+def ui_predict(case: Case, ctx: Ctx) -> AppTest:
+    at = open_app()
+    at.switch_page("pages/playground.py").run()
+    at.selectbox(key="playground_model_choice").select("(another local folder)").run()
+    at.text_input(key="playground_path").input(str(ctx.tiny_model)).run()
+    return at.text_area(key="playground_input").input(case.text or "").run()
+
+
+def ui_evaluate(case: Case, ctx: Ctx) -> AppTest:
+    at = open_app()
+    at.switch_page("pages/evaluate.py").run()
+    at.radio(key="evaluate_source").set_value("Local model folder").run()
+    at.text_input(key="evaluate_model_path").input(str(ctx.tiny_model)).run()
+    return at.selectbox(key="evaluate_dataset").select("spam-data").run()
+
+
+DRIVERS = {"file": ui_data, "name": ui_data, "limit": ui_data, "train": ui_train, "predict": ui_predict,
+           "evaluate": ui_evaluate}
+
+
+@pytest.mark.parametrize("case_id", UI_IDS)
+def test_ui(case_id: str, ctx: Ctx, monkeypatch: pytest.MonkeyPatch) -> None:
+    case = BY_ID[case_id]
+    if case.id == "fp16-on-cpu" and detect_device().kind != "cpu":
+        pytest.skip("the fp16 fallback is a CPU behaviour")
+    for k, v in case.env.items():
+        monkeypatch.setenv(k, v)
+    if case.id == "demo-jobs":
+        busy_run()
+    before = snapshot(ctx.workspace)
+    at = DRIVERS[case.kind](case, ctx)
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    if case.ok:
+        assert not errors, errors
+        check_ok_page(case, at)
+        return
+    assert errors and any(case.expect in e for e in errors), errors
+    assert all("\n" not in e and "Traceback" not in e for e in errors), errors
+    assert snapshot(ctx.workspace) == before, "a refused input wrote into the workspace"
+
+
+def check_ok_page(case: Case, at: AppTest) -> None:
+    shown = [x.value for x in [*at.caption, *at.warning, *at.info]]
+    if case.kind == "predict":
+        assert "Prediction" in {m.label for m in at.metric}
+        if case.text == LONG:
+            assert any(case.expect in s for s in shown), shown
+        if case.text == SCRIPT:
+            html = " ".join(h.proto.body for h in at.get("html"))
+            # WordPiece splits it into <, script, >: each token is escaped on its own
+            assert "&lt;" in html and "&gt;" in html and "<script" not in html and "<b>" not in html
+        return
+    if case.id in ("unicode-texts", "html-texts"):
+        assert {m.label: m.value for m in at.metric}["Rows"] == "60"
+        return
+    assert any(case.expect in s for s in shown), shown
+
+
+def test_readme_lists_every_case() -> None:
+    """The README's catalogue table is the one generated from tests/catalogue.py (scripts/catalogue_table.py)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme_table() in readme, "README is stale: run python scripts/catalogue_table.py"
+    assert len(CASES) >= 30
