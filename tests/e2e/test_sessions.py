@@ -130,7 +130,7 @@ def progress_step(page) -> int:
 def test_server_restart_during_a_run(ws: Path, browser, tiny_model: Path) -> None:
     server = Server(ws)
     page = session(browser, server.url)
-    set_up_training(page, tiny_model, steps=400)
+    set_up_training(page, tiny_model, steps=20000)
     fill(page, "Run name (optional)", "survivor")
     page.get_by_role("button", name="Start training").click()
     run_dir = ws / "runs" / "survivor"
@@ -158,9 +158,11 @@ def test_server_restart_during_a_run(ws: Path, browser, tiny_model: Path) -> Non
         while progress_step(page) <= first:  # the live fragment redraws as the job goes on, no reload
             assert time.time() < deadline, "the progress bar did not move"
             page.wait_for_timeout(500)
-        assert page.get_by_role("button", name="Cancel").count() == 1
-        assert runs.wait_for(run_dir, timeout=300)["state"] == runs.COMPLETED
-        page.get_by_test_id("stMetricLabel").filter(has_text="Test accuracy").first.wait_for(timeout=60_000)
-        wait_table(page, "survivor", runs.COMPLETED)
+        # The restarted UI controls the run it found: Cancel stops it gracefully (a quiet machine would
+        # otherwise finish thousands of tiny steps in the time a slow one takes to restart the server).
+        page.get_by_role("button", name="Cancel").click()
+        assert runs.wait_for(run_dir, timeout=300)["state"] == runs.CANCELLED
+        wait_table(page, "survivor", runs.CANCELLED)
+        assert (run_dir / runs.MODEL_DIR / "model.safetensors").exists()  # cancelled runs keep their model
     finally:
         restarted.stop()
