@@ -45,7 +45,7 @@ class TrainConfig:
                            "batch. Fewer, fuller steps: faster on short texts. 1 turns it off.")
     per_device_eval_batch_size: int = _f(64, "Evaluation examples per batch on each device.")
     gradient_accumulation_steps: int = _f(1, "Steps whose gradients add up before one update (a larger effective batch).")
-    warmup_steps: float = _f(0.1, "Linear warm-up: a step count, or a ratio of all steps when below 1.")
+    warmup_steps: float = _f(0.03, "Linear warm-up: a step count, or a ratio of all steps when below 1. Short (3%) so a 3-epoch run learns early.")
     weight_decay: float = _f(0.01, "AdamW weight decay.")
     lr_scheduler_type: str = _f("linear", "Learning-rate schedule after warm-up (linear, cosine, constant, ...).")
     precision: str = _f("auto", "auto (bf16 on capable CPUs/GPUs, else fp16 on GPU, else fp32), fp32, fp16 or bf16.", choices=PRECISIONS)

@@ -250,7 +250,7 @@ with settings:
 
     with st.expander("Advanced"):
         c = st.columns(4)
-        warmup = c[0].number_input("Warm-up", 0.0, 10**6 * 1.0, D.warmup_steps, step=0.05, key="train_warmup",
+        warmup = c[0].number_input("Warm-up", 0.0, 10**6 * 1.0, D.warmup_steps, step=0.01, key="train_warmup",
                                    help=HELP["warmup_steps"])
         decay = c[1].number_input("Weight decay", 0.0, 10.0, D.weight_decay, step=0.01, format="%.3f", key="train_decay",
                                   help=HELP["weight_decay"])
