@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import TrainConfig
+from .config import TrainConfig, config_from_dict
 from .errors import BmcoreError
 from .workspace import check_name, inside, runs_dir, workspace_dir
 
@@ -280,8 +280,8 @@ def create_run(config: TrainConfig, name: str | None = None, run_dir: str | Path
 
 
 def load_run_config(run_dir: Path) -> TrainConfig:
-    """The run's :class:`TrainConfig`."""
-    return TrainConfig.from_dict(read_json(Path(run_dir) / CONFIG_FILE))
+    """The run's :class:`TrainConfig` (a :class:`~bmcore.config.PretrainConfig` for a pretraining run)."""
+    return config_from_dict(read_json(Path(run_dir) / CONFIG_FILE))
 
 
 def checkpoints(run_dir: Path) -> list[Path]:

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("data", "train", "runs", "evaluate", "predict", "bench")
+COMMANDS = ("data", "train", "pretrain", "runs", "evaluate", "predict", "bench")
 
 
 class _Parser(argparse.ArgumentParser):
