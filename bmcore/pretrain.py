@@ -22,8 +22,16 @@ from typing import Any
 from . import runs
 from .config import PretrainConfig
 from .errors import BmcoreError
-from .models import ModelRef, _from_pretrained, attention_dropout_overrides, detect_device, load_tokenizer, \
-    model_max_length, resolve_model, select_precision
+from .models import (
+    ModelRef,
+    _from_pretrained,
+    attention_dropout_overrides,
+    detect_device,
+    load_tokenizer,
+    model_max_length,
+    resolve_model,
+    select_precision,
+)
 
 log = logging.getLogger("bmcore.pretrain")
 
