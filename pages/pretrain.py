@@ -11,7 +11,7 @@ from bmcore.config import PretrainConfig
 from bmcore.data import list_prepared
 from bmcore.errors import BmcoreError
 from bmcore.estimate import format_duration
-from bmcore.models import DEFAULT_MODEL
+from bmcore.models import DEFAULT_MODEL, resolve_model
 from bmcore.pretrain import FRESH_HEAD_NOTICE, check_config, curves_frame, pretrain_run_name, split_documents, start_pretraining
 from bmcore.workspace import check_name, inside, runs_dir, workspace_dir
 from pages._ui import require_frame
@@ -206,6 +206,8 @@ with settings:
                                 precision=st.session_state.get("precision", "auto"))
         if upload is None:
             check_config(config)
+        else:  # the upload is checked and written on Start; the model can be checked now
+            resolve_model(model)
         if name:
             check_name(name, "run name")
     except (ValueError, OSError) as exc:

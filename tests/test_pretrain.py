@@ -89,6 +89,7 @@ def test_finetune_from_the_pretrained_run_folder(pretrained, tiny_model, shared_
     assert config["architectures"] == ["BertForSequenceClassification"]
     assert config["id2label"] == {"0": "negative", "1": "positive"}
     assert not is_base_model(str(run_dir))
+    assert runs.runs_frame().set_index("name").loc["from-pretrained", "model"] == pretrained.name  # the base, readable
 
 
 def test_split_documents_by_line_or_blank_line_block():
@@ -129,10 +130,10 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(make, extra, message, t
     assert not list((workspace / "runs").glob("*"))
 
 
-def test_cancel_stops_a_pretraining_run(tiny_model, tmp_path):
+def test_cancel_then_resume_a_pretraining_run(tiny_model, tmp_path):
     corpus = write_corpus(tmp_path / "notes.txt", 2000)
-    run_dir = start_pretraining(PretrainConfig(model_name_or_path=str(tiny_model), dataset=str(corpus), max_steps=5000,
-                                               eval_steps=2500, max_seq_length=32, per_device_train_batch_size=8,
+    run_dir = start_pretraining(PretrainConfig(model_name_or_path=str(tiny_model), dataset=str(corpus), max_steps=40,
+                                               eval_steps=20, max_seq_length=32, per_device_train_batch_size=8,
                                                logging_steps=1), "cancel-me")
     deadline = time.time() + 120
     while not [m for m in runs.read_metrics(run_dir) if m["kind"] == "train" and m["step"] >= 2]:
@@ -142,3 +143,10 @@ def test_cancel_stops_a_pretraining_run(tiny_model, tmp_path):
     status = runs.wait_for(run_dir, timeout=120)
     assert status["state"] == "cancelled", status
     assert (run_dir / "model" / "model.safetensors").exists() and runs.last_checkpoint(run_dir) is not None
+    # The same job command resumes it (python -m bmcore train RUN_DIR --resume), without a second step-0 evaluation.
+    out = subprocess.run([sys.executable, "-m", "bmcore", "train", str(run_dir), "--resume"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert runs.read_status(run_dir)["state"] == "completed"
+    evals = [m["step"] for m in runs.read_metrics(run_dir) if m["kind"] == "eval"]
+    assert evals == [0, 20, 40]
