@@ -96,9 +96,13 @@ def load_texts(source: str, seed: int = 42) -> tuple[list[str], list[str], str]:
         train, held = _held_out(docs, seed)
         return train, held, f"{path.name}: {len(docs):,} documents, {len(held):,} held out"
     ds = load_prepared(source) if is_prepared(source) else resolve_dataset(source, seed=seed)
-    train, held = _split_texts(ds.splits["train"]), _split_texts(ds.splits["validation"])
-    if not train or not held:
-        raise BmcoreError(f"dataset {ds.name} has no texts in its train or validation split")
+    train = _split_texts(ds.splits["train"])
+    held = _split_texts(ds.splits["validation"]) if "validation" in ds.splits else []
+    if not train:
+        raise BmcoreError(f"dataset {ds.name} has no texts in its train split")
+    if not held:  # no validation split: hold out part of train instead
+        train, held = _held_out(train, seed)
+        return train, held, f"{ds.name}: {len(train):,} train texts, {len(held):,} of them held out (labels ignored)"
     return train, held, f"{ds.name}: {len(train):,} train texts, {len(held):,} validation texts held out (labels ignored)"
 
 
@@ -134,6 +138,12 @@ def masked_eval_set(blocks: list[list[int]], tokenizer: Any, mlm_probability: fl
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         batch = collator([{"input_ids": b} for b in blocks])
+    # A short block can draw no mask at all, and a block with nothing to predict has no loss: mask its middle token.
+    for row in (batch["labels"] != -100).sum(dim=1).eq(0).nonzero().flatten().tolist():
+        n = int(batch["attention_mask"][row].sum())
+        if n >= 3:
+            batch["labels"][row, n // 2] = batch["input_ids"][row, n // 2]
+            batch["input_ids"][row, n // 2] = tokenizer.mask_token_id
     return datasets.Dataset.from_dict({k: v.tolist() for k, v in batch.items()})
 
 
