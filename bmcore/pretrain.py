@@ -295,6 +295,9 @@ def train_mlm(run_dir: Path, config: PretrainConfig, resume: bool, main: bool) -
     attn = config.attn_implementation
     if attn == "auto":
         attn = "eager" if device.kind == "cpu" else "sdpa"
+    from transformers import set_seed
+
+    set_seed(config.seed)  # the fresh head's initialisation, before Trainer seeds the rest: reruns start alike
     model, fresh = load_mlm_model(mref, attn_implementation=attn,
                                   **attention_dropout_overrides(mref, config.attention_dropout))
     head = "fresh" if fresh else "checkpoint"
