@@ -1,4 +1,4 @@
-"""bmcore studio: the frame. Page config, the four pages, and the shared sidebar (workspace, device, precision)."""
+"""bmcore studio: the frame. Page config, the pages, and the shared sidebar (workspace, device, precision)."""
 
 import os
 from dataclasses import replace
@@ -34,6 +34,7 @@ def _device():
 
 pages = [
     st.Page("pages/data.py", title="Data", icon=":material/table_chart:", default=True),
+    st.Page("pages/pretrain.py", title="Pretrain", icon=":material/auto_stories:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
     st.Page("pages/playground.py", title="Playground", icon=":material/chat:"),

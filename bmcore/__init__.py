@@ -4,7 +4,7 @@ It never imports streamlit; the dashboard in ``app.py`` and ``pages/`` draws wha
 Heavy libraries (torch, transformers) load lazily, on first use.
 """
 
-from .config import TrainConfig
+from .config import PretrainConfig, TrainConfig
 from .data import (
     Columns,
     PreparedDataset,
@@ -34,6 +34,7 @@ from .models import (
     resolve_model,
     select_precision,
 )
+from .pretrain import start_pretraining
 from .runs import list_runs, read_metrics, read_status, request_stop, start_run
 from .workspace import datasets_dir, runs_dir, workspace_dir
 
@@ -48,6 +49,7 @@ __all__ = [
     "Explanation",
     "ModelRef",
     "PreparedDataset",
+    "PretrainConfig",
     "RawData",
     "TrainConfig",
     "attention_rollout",
@@ -82,6 +84,7 @@ __all__ = [
     "runs_dir",
     "save_prepared",
     "select_precision",
+    "start_pretraining",
     "start_run",
     "warnings_for",
     "workspace_dir",

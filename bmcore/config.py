@@ -145,9 +145,9 @@ class TrainConfig:
     def cli_args(self) -> list[str]:
         """The non-default settings as CLI flags (``--learning-rate 0.0001``), for the command preview."""
         out: list[str] = []
-        defaults = TrainConfig()
+        defaults = type(self)(model_name_or_path=self.model_name_or_path, dataset=self.dataset)
         for f in dataclasses.fields(self):
-            if f.name in ("model_name_or_path", "dataset"):
+            if f.name in ("model_name_or_path", "dataset", "task"):
                 continue
             value = getattr(self, f.name)
             if value == getattr(defaults, f.name) or value is None:
@@ -161,6 +161,47 @@ class TrainConfig:
             else:
                 out += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
         return out
+
+
+TASKS = ("classification", "mlm")
+
+
+@dataclass
+class PretrainConfig(TrainConfig):
+    """Settings of a masked-language-model pretraining run (``task`` mlm): a :class:`TrainConfig` with MLM defaults.
+
+    ``dataset`` is any text source: a prepared dataset (labels ignored) or a plain text file.
+    """
+
+    dataset: str = _f("", "Unlabelled text: a prepared dataset's name (its labels are ignored), a .txt file with one "
+                      "document per line or per blank-line block, or any data source with a text column.")
+    task: str = _f("mlm", "What the run trains: mlm (masked-language-model pretraining).", choices=("mlm",))
+    mlm_probability: float = _f(0.15, "Share of tokens hidden for the model to predict (BERT used 0.15).")
+    max_steps: int | None = _f(300, "Total optimizer steps; overrides epochs. Give this or num_train_epochs.")
+    learning_rate: float = _f(1e-4, "Peak learning rate of AdamW; 5e-5 to 1e-4 keeps what the encoder knows.")
+    eval_strategy: str = _f("steps", "When to measure held-out perplexity and save: every eval_steps steps, or every epoch.",
+                            choices=INTERVALS)
+    eval_steps: int | None = _f(50, "Steps between perplexity evaluations and checkpoints.")
+    metric_for_best_model: str = _f("loss", "Pretraining keeps the final model; the held-out MLM loss is tracked.",
+                                    choices=("loss",))
+
+    def validate(self) -> None:
+        """Raise :class:`BmcoreError` naming the first bad setting."""
+        super().validate()
+        if self.task != "mlm":
+            raise BmcoreError(f"task must be mlm for a pretraining run, not {self.task!r}")
+        if not 0 < self.mlm_probability < 1:
+            raise BmcoreError(f"mlm_probability must be between 0 and 1, not {self.mlm_probability}")
+        if self.metric_for_best_model != "loss":
+            raise BmcoreError("metric_for_best_model must be loss for a pretraining run")
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """A :class:`TrainConfig` or, for ``task`` mlm, a :class:`PretrainConfig` (what a run's ``config.json`` holds)."""
+    task = data.get("task", "classification") if isinstance(data, dict) else None
+    if task not in TASKS:
+        raise BmcoreError(f"unknown task {task!r} in the config; expected one of {', '.join(TASKS)}")
+    return (PretrainConfig if task == "mlm" else TrainConfig).from_dict(data)
 
 
 def config_fields() -> list[dataclasses.Field]:

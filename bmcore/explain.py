@@ -392,7 +392,7 @@ def playground_models() -> list[ModelChoice]:
     out = []
     for r in runs.list_runs():
         folder = Path(r.path) / runs.MODEL_DIR
-        if r.state != runs.COMPLETED or not (folder / "config.json").is_file():
+        if r.state != runs.COMPLETED or r.task == "mlm" or not (folder / "config.json").is_file():  # mlm: no head yet
             continue
         acc = f"test accuracy {r.test_accuracy:.3f}" if isinstance(r.test_accuracy, (int, float)) else "no test score"
         out.append(ModelChoice(str(folder.resolve()), f"{r.name} · {r.dataset or '?'} · {acc}", r.dataset))

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import TrainConfig
+from .config import TrainConfig, config_from_dict
 from .errors import BmcoreError
 from .workspace import check_name, inside, runs_dir, workspace_dir
 
@@ -198,6 +198,7 @@ class RunSummary:
     best_value: float | None = None
     test_accuracy: float | None = None
     error: str = ""
+    task: str = "classification"  # or "mlm": a pretraining run, whose model/ is a base model for fine-tuning
 
 
 def _duration(status: dict[str, Any]) -> float | None:
@@ -226,6 +227,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
         cfg = read_json(run_dir / CONFIG_FILE)
         row.model = str(cfg.get("model_name_or_path", ""))
         row.dataset = str(cfg.get("dataset", ""))
+        row.task = str(cfg.get("task") or "classification")
     except BmcoreError as exc:
         row.error = row.error or str(exc)
     if (run_dir / EVAL_FILE).exists():
@@ -303,8 +305,8 @@ def create_run(config: TrainConfig, name: str | None = None, run_dir: str | Path
 
 
 def load_run_config(run_dir: Path) -> TrainConfig:
-    """The run's :class:`TrainConfig`."""
-    return TrainConfig.from_dict(read_json(Path(run_dir) / CONFIG_FILE))
+    """The run's :class:`TrainConfig` (a :class:`~bmcore.config.PretrainConfig` for a pretraining run)."""
+    return config_from_dict(read_json(Path(run_dir) / CONFIG_FILE))
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
@@ -486,16 +488,18 @@ def metrics_frame(run_dir: Path) -> Any:
     return pd.DataFrame(rows, columns=["step", "epoch", "metric", "value"])
 
 
+def short_model(model: str) -> str:
+    """A model reference short enough for a table: a local path by its folder name (``run/model`` for a run's model)."""
+    p = Path(model)
+    return model if not p.is_absolute() else (f"{p.parent.name}/{p.name}" if p.name == MODEL_DIR else p.name)
+
+
 def runs_frame(rows: list[RunSummary] | None = None) -> Any:
     """The runs table as a ``pandas.DataFrame``: name, model, dataset, state, best metric, test accuracy, duration (s)."""
     import pandas as pd
 
     rows = list_runs() if rows is None else rows
-    def short(model: str) -> str:  # a long local path would crowd out the other columns
-        p = Path(model)
-        return model if not p.is_absolute() else (f"{p.parent.name}/{p.name}" if p.name == MODEL_DIR else p.name)
-
-    data = [{"name": r.name, "model": short(r.model), "dataset": r.dataset, "state": r.state,
+    data = [{"name": r.name, "model": short_model(r.model), "dataset": r.dataset, "state": r.state,
              "best metric": f"{r.best_metric} {r.best_value:.4f}" if r.best_value is not None else "",
              "test accuracy": r.test_accuracy, "duration (s)": r.duration_s, "created": r.created} for r in rows]
     return pd.DataFrame(data, columns=["name", "model", "dataset", "state", "best metric", "test accuracy",

@@ -18,6 +18,7 @@ import shutil
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -379,8 +380,12 @@ def build_training_args(config: TrainConfig, run_dir: Path, precision: str, n_tr
     return TrainingArguments(**kwargs)
 
 
-def _save_model_atomically(trainer: Any, tokenizer: Any, run_dir: Path, meta: dict[str, Any]) -> Path:
-    """Save into a temporary folder, then swap it in: a crash mid-save leaves the previous ``model/`` intact."""
+def _save_model_atomically(trainer: Any, tokenizer: Any, run_dir: Path, meta: dict[str, Any],
+                           finish: Callable[[Path], None] | None = None) -> Path:
+    """Save into a temporary folder, then swap it in: a crash mid-save leaves the previous ``model/`` intact.
+
+    ``finish`` may complete the temporary folder before the swap (pretraining adds the base's pooler).
+    """
     final = run_dir / runs.MODEL_DIR
     tmp = run_dir / f".{runs.MODEL_DIR}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -388,6 +393,8 @@ def _save_model_atomically(trainer: Any, tokenizer: Any, run_dir: Path, meta: di
         trainer.save_model(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         write_model_meta(tmp, **meta)
+        if finish is not None:
+            finish(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # a half-written copy must not fill the disk further
         raise
@@ -421,7 +428,12 @@ def run_training(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
         runs.write_status(run_dir, state=runs.RUNNING, pid=os.getpid(), error=None, world_size=world_size(),
                           **started, **({"resumed": runs.now()} if resume else {}))
     try:
-        status = _train(run_dir, config, resume, main)
+        if getattr(config, "task", "classification") == "mlm":  # a pretraining run: same queue, status and callback
+            from .pretrain import train_mlm
+
+            status = train_mlm(run_dir, config, resume, main)  # type: ignore[arg-type]
+        else:
+            status = _train(run_dir, config, resume, main)
     except BaseException as exc:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             where = f" while writing {Path(exc.filename).name}" if exc.filename else ""

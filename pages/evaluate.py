@@ -303,7 +303,8 @@ def show_compare(result: ev.EvalResult, this_run: str | None, dataset: str, spli
                        "evaluate it on this dataset and split, then come back here.")
             return
         other = st.selectbox("Other run", list(others), key="evaluate_compare_run", index=None,
-                             placeholder="choose a run evaluated on the same split")
+                             placeholder="choose a run evaluated on the same split",
+                             format_func=lambda n: f"{n} · from {runs.short_model(completed[n]['model'])}")
         if other is None:
             return
         path = others[other]
@@ -314,6 +315,9 @@ def show_compare(result: ev.EvalResult, this_run: str | None, dataset: str, spli
             st.error(str(exc))
             return
         st.markdown(f"Differences are **this model minus {other}**: above zero, this model does better.")
+        if this_run in completed:  # the base model of each, so "from base" vs "from domain-adapted" reads at a glance
+            st.caption(f"This run was fine-tuned from `{runs.short_model(completed[this_run]['model'])}`; "
+                       f"{other} from `{runs.short_model(completed[other]['model'])}`.")
         c = st.columns(4)
         c[0].metric("Accuracy", fmt(cmp["accuracy_b"]), delta(cmp["accuracy_b"], cmp["accuracy_a"], f"vs {other}"))
         c[1].metric("Macro F1", fmt(cmp["f1_macro_b"]), delta(cmp["f1_macro_b"], cmp["f1_macro_a"], f"vs {other}"))
@@ -441,8 +445,9 @@ st.markdown(
 
 datasets = list_prepared()
 dataset_names = [d["name"] for d in datasets]
-completed = {r.name: {"path": r.path, "dataset": r.dataset} for r in runs.list_runs()
-             if r.state == runs.COMPLETED and (Path(r.path) / runs.MODEL_DIR).is_dir()}
+# Pretraining (mlm) runs have no classifier to score; fine-tunes from them are listed with their base model.
+completed = {r.name: {"path": r.path, "dataset": r.dataset, "model": r.model} for r in runs.list_runs()
+             if r.state == runs.COMPLETED and r.task != "mlm" and (Path(r.path) / runs.MODEL_DIR).is_dir()}
 if not dataset_names:
     st.info("No prepared datasets in the workspace yet: prepare one on the Data page, then train a model.")
     st.page_link("pages/data.py", label="Go to the Data page", icon=":material/table_chart:")

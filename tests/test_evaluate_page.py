@@ -172,5 +172,7 @@ def test_compare_with_another_run(ws: Path):
     assert not at.exception and not at.error
     values = metric_values(at)
     assert int(values["Now wrong (were right)"][0]) + int(values["Now right (were wrong)"][0]) == 1
+    # Each run's base model is named, so "from base" vs "from domain-adapted" reads at a glance.
+    assert any(c.value.startswith("This run was fine-tuned from `tiny-bert`; r2 from `tiny-bert`") for c in at.caption)
     charts = [c.key for c in at.get("plotly_chart")]
     assert "evaluate_compare_f1_chart" in charts and "evaluate_compare_cm_chart" in charts

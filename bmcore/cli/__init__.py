@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("data", "train", "runs", "evaluate", "predict", "bench", "export")
+COMMANDS = ("data", "pretrain", "train", "runs", "evaluate", "predict", "export", "bench")
 
 
 class _Parser(argparse.ArgumentParser):
