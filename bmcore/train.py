@@ -238,6 +238,7 @@ def _make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
             self.t0 = self.last_t = self.mark = time.time()
             self.last_step = state.global_step
             self.last_tokens = state.num_input_tokens_seen
+            self.last_examples = self.examples(state, args)
             if state.is_world_process_zero:
                 runs.write_status(run_dir, total_steps=state.max_steps, precision=precision)
 
@@ -257,8 +258,14 @@ def _make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
         def on_save(self, args, state, control, **kw):  # noqa: ANN001
             self.mark = time.time()
 
-        def examples(self) -> int:
-            return self.trainer.examples_seen * max(world_size(), 1) if self.trainer is not None else 0
+        def examples(self, state: Any = None, args: Any = None) -> int:
+            """Examples trained on so far: counted by bmcore's trainer, else steps x the fixed batch."""
+            if self.trainer is not None and hasattr(self.trainer, "examples_seen"):
+                return self.trainer.examples_seen * max(world_size(), 1)
+            if state is None or args is None:
+                return 0
+            return (state.global_step * args.per_device_train_batch_size * args.gradient_accumulation_steps
+                    * max(args.world_size, 1))
 
         def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001
             logs = logs or {}
@@ -272,14 +279,14 @@ def _make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
             elapsed = now - self.t0
             if "eval_loss" in logs:
                 rec = {"kind": "eval", "step": state.global_step, "epoch": round(state.epoch or 0, 4),
-                       "elapsed_s": round(elapsed, 2), "train_s": round(self.train_s, 2), "examples": self.examples(),
+                       "elapsed_s": round(elapsed, 2), "train_s": round(self.train_s, 2), "examples": self.examples(state, args),
                        **{k: v for k, v in logs.items() if k.startswith("eval_") and isinstance(v, (int, float))}}
                 runs.append_metrics(run_dir, rec)
                 return
             if loss is None:
                 return
             dt = max(now - self.last_t, 1e-9)
-            samples = self.examples() - self.last_examples
+            samples = self.examples(state, args) - self.last_examples
             tokens = state.num_input_tokens_seen - self.last_tokens
             done = state.global_step - (self.resumed_from or 0)
             rate = done / max(elapsed, 1e-9)
@@ -287,13 +294,13 @@ def _make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
                    "epoch": round(state.epoch or 0, 4), "loss": loss, "learning_rate": logs.get("learning_rate"),
                    "grad_norm": logs.get("grad_norm"), "samples_per_s": round(samples / dt, 2),
                    "tokens_per_s": round(tokens / dt, 1), "elapsed_s": round(elapsed, 2),
-                   "train_s": round(self.train_s, 2), "examples": self.examples(), "tokens": state.num_input_tokens_seen,
+                   "train_s": round(self.train_s, 2), "examples": self.examples(state, args), "tokens": state.num_input_tokens_seen,
                    "remaining_s": round((state.max_steps - state.global_step) / rate, 1) if rate > 0 else None}
             runs.append_metrics(run_dir, rec)
             log.info("step %d/%d loss %.4f lr %.2e %.1f samples/s", state.global_step, state.max_steps, loss,
                      logs.get("learning_rate") or 0, rec["samples_per_s"])
             self.last_t, self.last_step, self.last_tokens = now, state.global_step, state.num_input_tokens_seen
-            self.last_examples = self.examples()
+            self.last_examples = self.examples(state, args)
 
         resumed_from: int | None = None
 
