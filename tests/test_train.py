@@ -44,7 +44,7 @@ def cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
 
 
 def test_run_completes_and_writes_the_contract(tiny_model, sst_small):
-    run_dir = runs.create_run(tiny_config(tiny_model, sst_small), "contract")
+    run_dir = runs.create_run(tiny_config(tiny_model, sst_small, batch_growth=4), "contract")
     out = cli("train", str(run_dir))
     assert out.returncode == 0, out.stderr[-2000:]
     for name in (runs.CONFIG_FILE, runs.STATUS_FILE, runs.METRICS_FILE, runs.LOG_FILE, runs.EVAL_FILE, runs.MODEL_DIR):
