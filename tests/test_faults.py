@@ -221,6 +221,6 @@ def test_run_survives_the_ui_process_and_a_new_ui_shows_it_live(tiny_model, prep
     at.switch_page("pages/train.py").run()
     assert not at.exception
     assert at.session_state["train_run"] == "survivor"
-    # Live: the run is still controlled from here. Cancel it (tests/e2e/test_sessions.py watches one finish).
+    # Live: the run is still controlled from here. Cancel it (tests/e2e/test_browser_sessions.py watches the restarted UI control it).
     at.button(key="train_cancel").click().run()
     assert runs.wait_for(run_dir, timeout=300)["state"] == "cancelled"
