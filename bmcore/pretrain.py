@@ -26,11 +26,8 @@ from .models import (
     ModelRef,
     _from_pretrained,
     attention_dropout_overrides,
-    detect_device,
     load_tokenizer,
-    model_max_length,
     resolve_model,
-    select_precision,
 )
 
 log = logging.getLogger("bmcore.pretrain")
@@ -270,18 +267,10 @@ def train_mlm(run_dir: Path, config: PretrainConfig, resume: bool, main: bool) -
     """The MLM job of a run folder (called by :func:`bmcore.train.run_training`, which handles queue and status)."""
     from transformers import PrinterCallback
 
-    from .train import _make_callback, _save_model_atomically, build_training_args
+    from .train import _make_callback, _save_model_atomically, build_training_args, start_job
 
-    device = detect_device()
-    precision, notice = select_precision(config.precision, device)
-    if notice:
-        log.warning(notice)
-        if main:
-            runs.write_status(run_dir, notice=notice)
-    mref = resolve_model(config.model_name_or_path)
-    limit = model_max_length(mref)
-    if config.max_seq_length > limit:
-        raise BmcoreError(f"max_seq_length {config.max_seq_length} is above the model's limit of {limit} tokens")
+    device, plan, mref = start_job(config, run_dir, main)
+    precision = plan["precision"]
     tokenizer = load_tokenizer(mref)
     if tokenizer.mask_token is None:
         raise BmcoreError(f"the tokenizer of {config.model_name_or_path} has no mask token; it cannot be trained as a masked LM")
@@ -292,9 +281,7 @@ def train_mlm(run_dir: Path, config: PretrainConfig, resume: bool, main: bool) -
     log.info("device %s, precision %s; %s; %d training blocks and %d held-out blocks of up to %d tokens",
              device.label, precision, described, len(train_ds), len(eval_ds), config.max_seq_length)
 
-    attn = config.attn_implementation
-    if attn == "auto":
-        attn = "eager" if device.kind == "cpu" else "sdpa"
+    attn = plan["attn_implementation"]
     from transformers import set_seed
 
     set_seed(config.seed)  # the fresh head's initialisation, before Trainer seeds the rest: reruns start alike
@@ -380,10 +367,9 @@ def curves_frame(run_dir: str | Path) -> Any:
 
 def check_config(config: PretrainConfig) -> None:
     """Check what can be checked before a run folder is written: the model resolves and the text is there."""
-    mref = resolve_model(config.model_name_or_path)
-    limit = model_max_length(mref)
-    if config.max_seq_length > limit:
-        raise BmcoreError(f"max_seq_length {config.max_seq_length} is above the model's limit of {limit} tokens")
+    from .train import check_max_seq_length
+
+    check_max_seq_length(config, resolve_model(config.model_name_or_path))
     load_texts(config.dataset, config.seed)
 
 

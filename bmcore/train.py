@@ -32,6 +32,7 @@ from .inference import write_model_meta
 from .limits import check_training
 from .models import (
     DeviceInfo,
+    ModelRef,
     attention_dropout_overrides,
     detect_device,
     load_classifier,
@@ -339,6 +340,30 @@ def effective_learning_rate(config: TrainConfig, lengths: list[int]) -> tuple[fl
     return config.learning_rate * math.sqrt(max(mean / config.per_device_train_batch_size, 1.0)), mean
 
 
+def start_job(config: TrainConfig, run_dir: Path, main: bool) -> tuple[DeviceInfo, dict[str, Any], ModelRef]:
+    """What every job (fine-tuning or pretraining) settles first: the device, its plan, and the base model.
+
+    A precision fallback is logged and recorded in ``status.json``; a ``max_seq_length`` above the
+    model's limit is refused.
+    """
+    device = detect_device()
+    plan = device_plan(config, device)
+    if plan["notice"]:
+        log.warning(plan["notice"])
+        if main:
+            runs.write_status(run_dir, notice=plan["notice"])
+    mref = resolve_model(config.model_name_or_path)
+    check_max_seq_length(config, mref)
+    return device, plan, mref
+
+
+def check_max_seq_length(config: TrainConfig, mref: ModelRef) -> None:
+    """Refuse a ``max_seq_length`` above what the model's position embeddings allow."""
+    limit = model_max_length(mref)
+    if config.max_seq_length > limit:
+        raise BmcoreError(f"max_seq_length {config.max_seq_length} is above the model's limit of {limit} tokens")
+
+
 def build_training_args(config: TrainConfig, run_dir: Path, precision: str, n_train: int,
                         learning_rate: float | None = None) -> Any:
     """``TrainingArguments`` for a config: dynamic padding, length grouping, the chosen precision."""
@@ -469,17 +494,8 @@ def _train(run_dir: Path, config: TrainConfig, resume: bool, main: bool) -> dict
     import torch
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, PrinterCallback
 
-    device = detect_device()
-    plan = device_plan(config, device)
-    precision, notice = plan["precision"], plan["notice"]
-    if notice:
-        log.warning(notice)
-        if main:
-            runs.write_status(run_dir, notice=notice)
-    mref = resolve_model(config.model_name_or_path)
-    limit = model_max_length(mref)
-    if config.max_seq_length > limit:
-        raise BmcoreError(f"max_seq_length {config.max_seq_length} is above the model's limit of {limit} tokens")
+    device, plan, mref = start_job(config, run_dir, main)
+    precision = plan["precision"]
     ds = _load_dataset(config)
     check_training(len(ds.splits["train"]), config.max_steps,
                    config.per_device_train_batch_size * config.gradient_accumulation_steps * world_size())

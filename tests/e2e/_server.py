@@ -100,6 +100,7 @@ def fill(page, label: str, value: str) -> None:
 
 
 def go(page, title: str) -> None:
-    page.get_by_role("link", name=title).first.click()
+    # exact: "Train" must not match the "Pretrain" link and heading
+    page.get_by_role("link", name=title, exact=True).first.click()
     idle(page)
-    page.get_by_role("heading", name=title).first.wait_for()
+    page.get_by_role("heading", name=title, exact=True).first.wait_for()
