@@ -273,6 +273,8 @@ with settings:
         logging_steps = c[2].number_input("Logging steps", 1, 10**6, D.logging_steps, key="train_logging_steps",
                                           help=HELP["logging_steps"])
         freeze = c[3].checkbox("Freeze the embeddings", D.freeze_embeddings, key="train_freeze", help=HELP["freeze_embeddings"])
+        growth = st.columns(4)[0].number_input("Batch growth for short texts", 1, 64, D.batch_growth, key="train_batch_growth",
+                                               help=HELP["batch_growth"])
 
     name = st.text_input("Run name (optional)", key="train_name", help="A folder name in the workspace's runs/; "
                          "leave empty for dataset-model-time.").strip()
@@ -284,7 +286,7 @@ with settings:
             warmup_steps=float(warmup), weight_decay=float(decay), lr_scheduler_type=scheduler, precision=precision,
             seed=int(seed), eval_strategy=strategy, eval_steps=int(eval_steps) if eval_steps else None,
             logging_steps=int(logging_steps), early_stopping_patience=int(patience), metric_for_best_model=best,
-            class_weights=weights, freeze_embeddings=freeze)
+            class_weights=weights, freeze_embeddings=freeze, batch_growth=int(growth))
         resolve_model(model)
         limit = model_max_length(model)
         if config.max_seq_length > limit:
