@@ -23,12 +23,17 @@ from collections.abc import Iterator, Sequence
 BUCKET_TOKENS = 8
 
 
+def _bucket(n: int, max_seq_length: int) -> int:
+    """The length bucket of a text of ``n`` tokens: its length rounded up to a multiple of 8, at most ``max_seq_length``."""
+    return min(max_seq_length, -(-max(int(n), 1) // BUCKET_TOKENS) * BUCKET_TOKENS)
+
+
 def bucket_batch_sizes(lengths: Sequence[int], batch_size: int, max_seq_length: int, growth: int) -> dict[int, int]:
     """Examples per batch for each length bucket (keyed by the bucket's upper bound in tokens)."""
     budget = batch_size * max_seq_length
     out = {}
     for n in lengths:
-        upper = min(max_seq_length, -(-max(int(n), 1) // BUCKET_TOKENS) * BUCKET_TOKENS)
+        upper = _bucket(n, max_seq_length)
         if upper not in out:
             out[upper] = max(batch_size, min(batch_size * growth, budget // upper))
     return out
@@ -46,7 +51,7 @@ class TokenBudgetBatchSampler:
         sizes = bucket_batch_sizes(lengths, batch_size, max_seq_length, growth)
         self.buckets: dict[int, list[int]] = {u: [] for u in sizes}
         for i, n in enumerate(lengths):
-            self.buckets[min(max_seq_length, -(-max(int(n), 1) // BUCKET_TOKENS) * BUCKET_TOKENS)].append(i)
+            self.buckets[_bucket(n, max_seq_length)].append(i)
         self.sizes = sizes
         self._total = sum(-(-len(ix) // sizes[u]) for u, ix in self.buckets.items())
         self._len = -(-self._total // self.world_size)

@@ -447,11 +447,10 @@ def _tta_bmcore(train: Any, dev: Any, target: float, workdir: Path, **overrides:
     import pandas as pd
 
     from . import runs
-    from .batching import TokenBudgetBatchSampler
     from .config import TrainConfig
     from .data import Columns, PreparedDataset, save_prepared
     from .models import load_tokenizer
-    from .train import run_training
+    from .train import effective_learning_rate, run_training
 
     os.environ["BMCORE_WORKSPACE"] = str(workdir / "ws-tta")
     train = pd.DataFrame({"text": train["text"].astype(str), "label": train["label"].astype(str)})
@@ -462,8 +461,7 @@ def _tta_bmcore(train: Any, dev: Any, target: float, workdir: Path, **overrides:
     defaults = TrainConfig(**overrides)
     lengths = [len(x) for x in load_tokenizer(defaults.model_name_or_path)(train["text"].tolist(), truncation=True,
                                                                          max_length=defaults.max_seq_length)["input_ids"]]
-    per_step = len(lengths) / len(TokenBudgetBatchSampler(lengths, defaults.per_device_train_batch_size,
-                                                          defaults.max_seq_length, defaults.batch_growth))
+    per_step = effective_learning_rate(defaults, lengths)[1]  # mean examples per step, as the job computes it
     config = TrainConfig(**{**overrides, "dataset": "sst2-tta", "eval_strategy": "steps",
                             "eval_steps": max(1, round(EVAL_EVERY_EXAMPLES / per_step))})
     run_dir = runs.create_run(config, f"tta-{time.time_ns()}")

@@ -315,6 +315,13 @@ def select_precision(requested: str = "auto", device: DeviceInfo | None = None) 
     return "fp32", f"{requested} is not used on {device.kind.upper()}; using fp32"
 
 
+def check_max_seq_length(max_seq_length: int, ref: str | ModelRef) -> None:
+    """Refuse a ``max_seq_length`` above what the model's position embeddings allow."""
+    limit = model_max_length(ref)
+    if max_seq_length > limit:
+        raise BmcoreError(f"max_seq_length {max_seq_length} is above the model's limit of {limit} tokens")
+
+
 def inference_placement(precision: str, device: DeviceInfo) -> tuple[str, str]:
     """Where inference weights live and in which precision: ``(torch device type, weight precision)``.
 

@@ -26,6 +26,7 @@ from .models import (
     ModelRef,
     _from_pretrained,
     attention_dropout_overrides,
+    check_max_seq_length,
     load_tokenizer,
     resolve_model,
 )
@@ -367,9 +368,7 @@ def curves_frame(run_dir: str | Path) -> Any:
 
 def check_config(config: PretrainConfig) -> None:
     """Check what can be checked before a run folder is written: the model resolves and the text is there."""
-    from .train import check_max_seq_length
-
-    check_max_seq_length(config, resolve_model(config.model_name_or_path))
+    check_max_seq_length(config.max_seq_length, resolve_model(config.model_name_or_path))
     load_texts(config.dataset, config.seed)
 
 

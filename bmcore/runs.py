@@ -413,12 +413,9 @@ def preflight(config: TrainConfig) -> str | None:
     fits it, and a raw data source exists. Returns the precision notice (e.g. fp16 on a CPU), if any.
     """
     from .data import is_prepared, load_source
-    from .models import model_max_length, resolve_model, select_precision
+    from .models import check_max_seq_length, resolve_model, select_precision
 
-    mref = resolve_model(config.model_name_or_path)
-    limit = model_max_length(mref)
-    if config.max_seq_length > limit:
-        raise BmcoreError(f"max_seq_length {config.max_seq_length} is above the model's limit of {limit} tokens")
+    check_max_seq_length(config.max_seq_length, resolve_model(config.model_name_or_path))
     if is_prepared(config.dataset):
         from .data import DATASET_META, dataset_dir
         from .limits import check_training

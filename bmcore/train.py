@@ -34,10 +34,10 @@ from .models import (
     DeviceInfo,
     ModelRef,
     attention_dropout_overrides,
+    check_max_seq_length,
     detect_device,
     load_classifier,
     load_tokenizer,
-    model_max_length,
     resolve_model,
     select_precision,
 )
@@ -353,15 +353,8 @@ def start_job(config: TrainConfig, run_dir: Path, main: bool) -> tuple[DeviceInf
         if main:
             runs.write_status(run_dir, notice=plan["notice"])
     mref = resolve_model(config.model_name_or_path)
-    check_max_seq_length(config, mref)
+    check_max_seq_length(config.max_seq_length, mref)
     return device, plan, mref
-
-
-def check_max_seq_length(config: TrainConfig, mref: ModelRef) -> None:
-    """Refuse a ``max_seq_length`` above what the model's position embeddings allow."""
-    limit = model_max_length(mref)
-    if config.max_seq_length > limit:
-        raise BmcoreError(f"max_seq_length {config.max_seq_length} is above the model's limit of {limit} tokens")
 
 
 def build_training_args(config: TrainConfig, run_dir: Path, precision: str, n_train: int,

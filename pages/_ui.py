@@ -1,8 +1,12 @@
 """Small pieces the pages share: cached engine objects and the workspace listings."""
 
+from pathlib import Path
+
 import streamlit as st
 
+from bmcore import runs
 from bmcore.data import prepared_frame
+from bmcore.errors import BmcoreError
 from bmcore.models import load_tokenizer
 from bmcore.workspace import runs_dir
 
@@ -46,3 +50,21 @@ def require_frame(page: str) -> None:
     if not st.session_state.get(FRAME_FLAG):
         st.session_state[NEXT_PAGE] = page
         st.switch_page("app.py")
+
+
+def run_controls(run_dir: Path, state: str, page: str) -> None:
+    """Cancel for a queued or running job; resume from its last checkpoint for a failed or cancelled one."""
+    if state in runs.ACTIVE:
+        if runs.stop_requested(run_dir):
+            st.caption("Stop requested: the run saves its model and stops after the current step.")
+        elif st.button("Cancel", key=f"{page}_cancel", icon=":material/stop:"):
+            runs.request_stop(run_dir)
+            st.rerun()
+    checkpoint = runs.last_checkpoint(run_dir) if state in (runs.FAILED, runs.CANCELLED) else None
+    if checkpoint is not None and st.button(f"Resume from {checkpoint.name}", key=f"{page}_resume", icon=":material/replay:"):
+        try:
+            runs.launch(run_dir, resume=True)
+        except (BmcoreError, OSError) as exc:
+            st.error(str(exc))
+        else:
+            st.rerun()  # a full rerun, so the live view polls again

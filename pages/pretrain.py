@@ -14,7 +14,7 @@ from bmcore.estimate import format_duration
 from bmcore.models import DEFAULT_MODEL, resolve_model
 from bmcore.pretrain import FRESH_HEAD_NOTICE, check_config, curves_frame, pretrain_run_name, split_documents, start_pretraining
 from bmcore.workspace import check_name, inside, runs_dir, workspace_dir
-from pages._ui import require_frame
+from pages._ui import require_frame, run_controls
 
 require_frame("pages/pretrain.py")
 
@@ -94,20 +94,7 @@ def show_run(run_dir: Path) -> None:
     m[2].metric("Training MLM loss", fmt(p["last"].get("loss"), ".3f"))
     m[3].metric("Precision", status.get("precision") or "-")
     show_curves(run_dir)
-    if state in runs.ACTIVE:
-        if runs.stop_requested(run_dir):
-            st.caption("Stop requested: the run saves its model and stops after the current step.")
-        elif st.button("Cancel", key="pretrain_cancel", icon=":material/stop:"):
-            runs.request_stop(run_dir)
-            st.rerun()
-    checkpoint = runs.last_checkpoint(run_dir) if state in (runs.FAILED, runs.CANCELLED) else None
-    if checkpoint is not None and st.button(f"Resume from {checkpoint.name}", key="pretrain_resume", icon=":material/replay:"):
-        try:
-            runs.launch(run_dir, resume=True)
-        except (BmcoreError, OSError) as exc:
-            st.error(str(exc))
-        else:
-            st.rerun()
+    run_controls(run_dir, state, "pretrain")
     if state == runs.FAILED:
         st.error(status.get("error") or "the run failed")
         st.code(status.get("log_tail") or runs.log_tail(run_dir) or "(train.log is empty)", language="text")

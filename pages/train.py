@@ -11,18 +11,14 @@ from bmcore.config import BEST_METRICS, CLASS_WEIGHTS, DEFAULT_EPOCHS, INTERVALS
 from bmcore.data import list_prepared
 from bmcore.errors import BmcoreError
 from bmcore.estimate import estimate_duration, format_duration
-from bmcore.limits import check_training
 from bmcore.models import (
     DEFAULT_MODEL,
     PRECISIONS,
     hub_offline,
     hub_reachable,
-    model_max_length,
-    resolve_model,
-    select_precision,
 )
 from bmcore.workspace import check_name, runs_dir
-from pages._ui import require_frame
+from pages._ui import require_frame, run_controls
 
 require_frame("pages/train.py")
 
@@ -133,20 +129,7 @@ def show_run(run_dir: Path) -> None:
     m[3].metric("Tokens/s", fmt(last.get("tokens_per_s"), ",.0f"))
     m[4].metric("Precision", status.get("precision") or "-")
     show_charts(run_dir)
-    if state in runs.ACTIVE:
-        if runs.stop_requested(run_dir):
-            st.caption("Stop requested: the run saves its model and stops after the current step.")
-        elif st.button("Cancel", key="train_cancel", icon=":material/stop:"):
-            runs.request_stop(run_dir)
-            st.rerun()
-    checkpoint = runs.last_checkpoint(run_dir) if state in (runs.FAILED, runs.CANCELLED) else None
-    if checkpoint is not None and st.button(f"Resume from {checkpoint.name}", key="train_resume", icon=":material/replay:"):
-        try:
-            runs.launch(run_dir, resume=True)
-        except (BmcoreError, OSError) as exc:
-            st.error(str(exc))
-        else:
-            st.rerun()  # a full rerun, so the live view polls again
+    run_controls(run_dir, state, "train")
     show_result(run_dir, state, status)
 
 
@@ -287,18 +270,13 @@ with settings:
             seed=int(seed), eval_strategy=strategy, eval_steps=int(eval_steps) if eval_steps else None,
             logging_steps=int(logging_steps), early_stopping_patience=int(patience), metric_for_best_model=best,
             class_weights=weights, freeze_embeddings=freeze, batch_growth=int(growth))
-        resolve_model(model)
-        limit = model_max_length(model)
-        if config.max_seq_length > limit:
-            raise BmcoreError(f"max_seq_length {config.max_seq_length} is above the model's limit of {limit} tokens")
-        check_training(int(splits.get("train", 0)), config.max_steps,
-                       config.per_device_train_batch_size * config.gradient_accumulation_steps)
+        precision_notice = runs.preflight(config)  # the checks the CLI makes: model, max_seq_length, training size
         if name:
             check_name(name, "run name")
     except (ValueError, OSError) as exc:
         st.error(str(exc))
         st.stop()
-    if precision_notice := select_precision(config.precision)[1]:
+    if precision_notice:
         st.info(precision_notice)
 
     st.subheader("Estimated duration")
