@@ -450,7 +450,7 @@ def _tta_bmcore(train: Any, dev: Any, target: float, workdir: Path, **overrides:
     from .config import TrainConfig
     from .data import Columns, PreparedDataset, save_prepared
     from .models import load_tokenizer
-    from .train import effective_learning_rate, run_training
+    from .train import mean_examples_per_step, run_training
 
     os.environ["BMCORE_WORKSPACE"] = str(workdir / "ws-tta")
     train = pd.DataFrame({"text": train["text"].astype(str), "label": train["label"].astype(str)})
@@ -461,7 +461,7 @@ def _tta_bmcore(train: Any, dev: Any, target: float, workdir: Path, **overrides:
     defaults = TrainConfig(**overrides)
     lengths = [len(x) for x in load_tokenizer(defaults.model_name_or_path)(train["text"].tolist(), truncation=True,
                                                                          max_length=defaults.max_seq_length)["input_ids"]]
-    per_step = effective_learning_rate(defaults, lengths)[1]  # mean examples per step, as the job computes it
+    per_step = mean_examples_per_step(defaults, lengths)  # as the job computes it
     config = TrainConfig(**{**overrides, "dataset": "sst2-tta", "eval_strategy": "steps",
                             "eval_steps": max(1, round(EVAL_EVERY_EXAMPLES / per_step))})
     run_dir = runs.create_run(config, f"tta-{time.time_ns()}")

@@ -41,8 +41,8 @@ class TrainConfig:
     per_device_train_batch_size: int = _f(32, "Training examples per step on each device.")
     batch_growth: int = _f(4, "Short texts ride in larger batches: up to this many times per_device_train_batch_size examples, "
                            "while a batch's padded tokens stay within per_device_train_batch_size x max_seq_length (memory never "
-                           "exceeds a full batch of the longest texts). The learning rate grows with the square root of the mean "
-                           "batch. Fewer, fuller steps: faster on short texts. 1 turns it off.")
+                           "exceeds a full batch of the longest texts). The learning rate stays as set. Fewer, fuller steps: "
+                           "faster on short texts. 1 turns it off.")
     per_device_eval_batch_size: int = _f(64, "Evaluation examples per batch on each device.")
     gradient_accumulation_steps: int = _f(1, "Steps whose gradients add up before one update (a larger effective batch).")
     warmup_steps: float = _f(0.03, "Linear warm-up: a step count, or a ratio of all steps when below 1. Short (3%) so a 3-epoch run learns early.")
@@ -60,6 +60,8 @@ class TrainConfig:
                             choices=CLASS_WEIGHTS)
     attention_dropout: float = _f(0.0, "Dropout on attention probabilities. 0 (the default) lets PyTorch use its fused attention "
                                   "kernel, 1.7x faster at 256 tokens on a CPU; the checkpoint's own value (often 0.1) is slower.")
+    hidden_dropout: float | None = _f(0.0, "Dropout on hidden states and the classifier input. 0 (the default) is 1.2x faster "
+                                      "on short texts and learned SST-2 no worse; empty keeps the checkpoint's value (0.1 for BERT).")
     attn_implementation: str = _f("auto", "Attention kernel for training: auto (eager on a CPU, where PyTorch's fused attention "
                                   "backward is slower: measured 1.3x faster at 16 tokens, 1.4x at 128; sdpa on a GPU), eager or sdpa.",
                                   choices=("auto", "eager", "sdpa"))
@@ -95,6 +97,8 @@ class TrainConfig:
             (self.warmup_steps >= 0, f"warmup_steps must be zero or more, not {self.warmup_steps}"),
             (self.weight_decay >= 0, f"weight_decay must be zero or more, not {self.weight_decay}"),
             (0 <= self.attention_dropout < 1, f"attention_dropout must be in [0, 1), not {self.attention_dropout}"),
+            (self.hidden_dropout is None or 0 <= self.hidden_dropout < 1,
+             f"hidden_dropout must be in [0, 1), not {self.hidden_dropout}"),
             (self.attn_implementation in ("auto", "eager", "sdpa"), "attn_implementation must be auto, eager or sdpa"),
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}"),
             (self.eval_strategy in INTERVALS, f"eval_strategy must be epoch or steps, not {self.eval_strategy!r}"),
@@ -179,6 +183,8 @@ class PretrainConfig(TrainConfig):
     mlm_probability: float = _f(0.15, "Share of tokens hidden for the model to predict (BERT used 0.15).")
     max_steps: int | None = _f(300, "Total optimizer steps; overrides epochs. Give this or num_train_epochs.")
     learning_rate: float = _f(1e-4, "Peak learning rate of AdamW; 5e-5 to 1e-4 keeps what the encoder knows.")
+    hidden_dropout: float | None = _f(None, "Dropout on hidden states; empty keeps the checkpoint's (0.1 for BERT, as in its "
+                                      "own pretraining).")
     eval_strategy: str = _f("steps", "When to measure held-out perplexity and save: every eval_steps steps, or every epoch.",
                             choices=INTERVALS)
     eval_steps: int | None = _f(50, "Steps between perplexity evaluations and checkpoints.")

@@ -210,12 +210,17 @@ def load_classifier(ref: str | ModelRef, label_names: list[str] | None = None,
 
 
 ATTENTION_DROPOUT_NAMES = ("attention_probs_dropout_prob", "attention_dropout")  # BERT/RoBERTa/DeBERTa; DistilBERT/ModernBERT
+HIDDEN_DROPOUT_NAMES = ("hidden_dropout_prob", "dropout", "mlp_dropout", "embedding_dropout")  # BERT-likes; DistilBERT; ModernBERT
 
 
-def attention_dropout_overrides(ref: str | ModelRef, p: float) -> dict[str, float]:
-    """Config overrides that set the attention-probability dropout to ``p``, under whatever name the model uses."""
+def attention_dropout_overrides(ref: str | ModelRef, p: float, hidden: float | None = None) -> dict[str, float]:
+    """Config overrides that set the attention-probability dropout to ``p`` (and the hidden-state dropout to
+    ``hidden`` unless it is None, which keeps the checkpoint's), under whatever names the model uses."""
     config = load_config(ref)
-    return {name: p for name in ATTENTION_DROPOUT_NAMES if hasattr(config, name)}
+    out = {name: p for name in ATTENTION_DROPOUT_NAMES if hasattr(config, name)}
+    if hidden is not None:
+        out.update({name: hidden for name in HIDDEN_DROPOUT_NAMES if hasattr(config, name)})
+    return out
 
 
 def model_max_length(ref: str | ModelRef) -> int:

@@ -64,11 +64,10 @@ def test_steps_per_epoch_counts_the_larger_batches(sst2_lengths):
     assert steps_per_epoch(TrainConfig(batch_growth=4), n) == plain  # without lengths: the plain count
 
 
-def test_learning_rate_grows_with_the_square_root_of_the_mean_batch(sst2_lengths):
-    from bmcore.train import effective_learning_rate
+def test_mean_examples_per_step_follows_the_sampler(sst2_lengths):
+    from bmcore.train import mean_examples_per_step
 
-    lr, mean = effective_learning_rate(TrainConfig(learning_rate=1e-4, batch_growth=4), sst2_lengths)
-    assert mean == pytest.approx(TokenBudgetBatchSampler(sst2_lengths, 32, 128, 4).mean_batch_size())
-    assert lr == pytest.approx(1e-4 * (mean / 32) ** 0.5) and 1.4e-4 < lr <= 2e-4
-    assert effective_learning_rate(TrainConfig(learning_rate=1e-4, batch_growth=1), sst2_lengths) == (1e-4, 32.0)
-    assert effective_learning_rate(TrainConfig(learning_rate=1e-4, batch_growth=4), [128] * 500)[0] == pytest.approx(1e-4)  # long texts
+    mean = mean_examples_per_step(TrainConfig(batch_growth=4), sst2_lengths)
+    assert mean == pytest.approx(TokenBudgetBatchSampler(sst2_lengths, 32, 128, 4).mean_batch_size()) and 64 < mean <= 128
+    assert mean_examples_per_step(TrainConfig(batch_growth=1), sst2_lengths) == 32.0
+    assert mean_examples_per_step(TrainConfig(batch_growth=4), [128] * 512) == pytest.approx(32.0)  # long texts

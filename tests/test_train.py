@@ -60,10 +60,11 @@ def test_run_completes_and_writes_the_contract(tiny_model, sst_small):
         assert key in train[-1]
     assert len(evals) == 2 and {"eval_loss", "eval_accuracy", "eval_macro_f1"} <= set(evals[0])
     # Short SST-2 sentences ride in larger batches (batch_growth 4): more than 16 examples a step, counted,
-    # and the learning rate scaled by the square root of the mean batch.
+    # at the learning rate as set.
     per_step = train[-1]["examples"] / train[-1]["step"]
     assert 16 < per_step <= 64 and train[-1]["tokens"] > train[-1]["examples"] * 5
-    assert status["learning_rate_used"] == pytest.approx(5e-4 * (status["mean_examples_per_step"] / 16) ** 0.5, rel=1e-3)
+    assert 16 < status["mean_examples_per_step"] <= 64
+    assert max(m["learning_rate"] for m in train) <= 5e-4
     assert 0 < train[-1]["train_s"] <= train[-1]["elapsed_s"]
     ev = json.loads((run_dir / runs.EVAL_FILE).read_text())
     assert ev["label_names"] == ["negative", "positive"]
