@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bmcore.batching import TokenBudgetBatchSampler, bucket_batch_sizes
+from bmcore.batching import TokenBudgetBatchSampler, batch_size_for
 from bmcore.config import TrainConfig
 from bmcore.estimate import steps_per_epoch
 from bmcore.models import load_tokenizer
@@ -19,11 +19,20 @@ def sst2_lengths(shared_data) -> list[int]:
 
 
 def test_short_texts_get_larger_batches_long_ones_the_configured_size():
-    sizes = bucket_batch_sizes([5, 13, 30, 64, 100, 128, 400], batch_size=32, max_seq_length=128, growth=4)
-    assert sizes[8] == 128 and sizes[16] == 128  # 4 x 32: the growth cap binds before the token budget
-    assert sizes[32] == 128 and sizes[64] == 64 and sizes[104] == 39
-    assert sizes[128] == 32  # the longest texts: exactly per_device_train_batch_size
-    assert set(bucket_batch_sizes([5, 60, 128], 32, 128, growth=1).values()) == {32}  # growth 1 turns it off
+    sizes = {n: batch_size_for(n, batch_size=32, max_seq_length=128, growth=4) for n in (5, 13, 32, 64, 100, 128, 400)}
+    assert sizes[5] == sizes[13] == sizes[32] == 128  # 4 x 32: the growth cap binds before the token budget
+    assert sizes[64] == 64 and sizes[100] == 40
+    assert sizes[128] == sizes[400] == 32  # the longest (truncated) texts: exactly per_device_train_batch_size
+    assert {batch_size_for(n, 32, 128, growth=1) for n in (5, 60, 128)} == {32}  # growth 1 turns it off
+
+
+def test_batches_are_nearly_free_of_padding(sst2_lengths):
+    batches = list(TokenBudgetBatchSampler(sst2_lengths, batch_size=32, max_seq_length=128, growth=4))
+    real = sum(sst2_lengths[i] for b in batches for i in b)
+    padded = sum(len(b) * max(sst2_lengths[i] for i in b) for b in batches)
+    # Texts of nearly one length share a batch: 0.90 on these 872 dev sentences, 0.996 on the 67k of SST-2 train
+    # (buckets of 8 tokens gave 0.80 there).
+    assert real / padded > 0.85
 
 
 def test_each_example_once_per_epoch_within_the_token_budget(sst2_lengths):
