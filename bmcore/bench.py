@@ -350,7 +350,7 @@ def bench_training(kinds: tuple[str, ...] = ("short", "long"), quick: bool = Fal
                 batch = examples / steps if recipe == "bmcore" else BATCH
                 prec = "fp32" if recipe in ("seed", "trainer") else detect_device().precision
                 if recipe == "bmcore":
-                    # Length buckets make a short window of steps uneven (a run of short-text batches would
+                    # Length-sorted batches make a short window of steps uneven (a run of short-text batches would
                     # flatter samples/s): count its real tokens, and state samples/s at the sample's mean length.
                     tps, tokens_per_text = tokens / secs, tokens / examples
                     sps = tps / mean_tokens

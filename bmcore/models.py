@@ -213,7 +213,7 @@ ATTENTION_DROPOUT_NAMES = ("attention_probs_dropout_prob", "attention_dropout") 
 HIDDEN_DROPOUT_NAMES = ("hidden_dropout_prob", "dropout", "mlp_dropout", "embedding_dropout")  # BERT-likes; DistilBERT; ModernBERT
 
 
-def attention_dropout_overrides(ref: str | ModelRef, p: float, hidden: float | None = None) -> dict[str, float]:
+def dropout_overrides(ref: str | ModelRef, p: float, hidden: float | None = None) -> dict[str, float]:
     """Config overrides that set the attention-probability dropout to ``p`` (and the hidden-state dropout to
     ``hidden`` unless it is None, which keeps the checkpoint's), under whatever names the model uses."""
     config = load_config(ref)

@@ -25,7 +25,7 @@ from .errors import BmcoreError
 from .models import (
     ModelRef,
     _from_pretrained,
-    attention_dropout_overrides,
+    dropout_overrides,
     check_max_seq_length,
     load_tokenizer,
     resolve_model,
@@ -287,7 +287,7 @@ def train_mlm(run_dir: Path, config: PretrainConfig, resume: bool, main: bool) -
 
     set_seed(config.seed)  # the fresh head's initialisation, before Trainer seeds the rest: reruns start alike
     model, fresh = load_mlm_model(mref, attn_implementation=attn,
-                                  **attention_dropout_overrides(mref, config.attention_dropout, config.hidden_dropout))
+                                  **dropout_overrides(mref, config.attention_dropout, config.hidden_dropout))
     head = "fresh" if fresh else "checkpoint"
     if fresh:
         log.warning("%s (%d weights: %s)", FRESH_HEAD_NOTICE, len(fresh), ", ".join(fresh[:6]) + (", ..." if len(fresh) > 6 else ""))

@@ -33,7 +33,7 @@ from .limits import check_training
 from .models import (
     DeviceInfo,
     ModelRef,
-    attention_dropout_overrides,
+    dropout_overrides,
     check_max_seq_length,
     detect_device,
     load_classifier,
@@ -500,7 +500,7 @@ def _train(run_dir: Path, config: TrainConfig, resume: bool, main: bool) -> dict
     log.info("device %s, precision %s; dataset %s: %d train / %d validation / %d test, %d classes",
              device.label, precision, ds.name, len(train_ds), len(val_ds), len(test_ds), len(label_names))
     model = load_classifier(mref, label_names, attn_implementation=plan["attn_implementation"],
-                            **attention_dropout_overrides(mref, config.attention_dropout, config.hidden_dropout))
+                            **dropout_overrides(mref, config.attention_dropout, config.hidden_dropout))
     if config.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     mean_batch = mean_examples_per_step(config, train_ds["length"])

@@ -192,10 +192,10 @@ def test_inference_placement(device, precision, placement):
 
 
 def test_dropout_overrides_use_the_model_s_own_names(tiny_model: Path):
-    from bmcore.models import attention_dropout_overrides, load_classifier
+    from bmcore.models import dropout_overrides, load_classifier
 
-    assert attention_dropout_overrides(str(tiny_model), 0.0) == {"attention_probs_dropout_prob": 0.0}  # hidden: the checkpoint's
-    over = attention_dropout_overrides(str(tiny_model), 0.0, 0.0)
+    assert dropout_overrides(str(tiny_model), 0.0) == {"attention_probs_dropout_prob": 0.0}  # hidden: the checkpoint's
+    over = dropout_overrides(str(tiny_model), 0.0, 0.0)
     assert over == {"attention_probs_dropout_prob": 0.0, "hidden_dropout_prob": 0.0}
     model = load_classifier(str(tiny_model), ["negative", "positive"], **over)
     assert model.config.hidden_dropout_prob == 0.0 and model.dropout.p == 0.0  # the classifier's input dropout follows

@@ -27,6 +27,10 @@ def _flag_type(f: dataclasses.Field) -> typing.Callable[[str], typing.Any]:
     return str
 
 
+def _help(f: dataclasses.Field) -> str:
+    return f.metadata["help"].replace("%", "%%")  # argparse formats help strings: "3%" would break --help
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="fine-tune a model (foreground; the Train page runs the same command)",
                        description="Run a run folder's job, or create one from --data/--model/--config and run it.")
@@ -43,10 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             continue
         flag = "--" + f.name.replace("_", "-")
         if f.type in (bool, "bool"):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata["help"])
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=_help(f))
         else:
             p.add_argument(flag, type=_flag_type(f), default=None, choices=f.metadata.get("choices"),
-                           help=f.metadata["help"], metavar=f.name.upper())
+                           help=_help(f), metavar=f.name.upper())
     p.set_defaults(func=_run)
 
 
