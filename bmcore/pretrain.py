@@ -25,8 +25,8 @@ from .errors import BmcoreError
 from .models import (
     ModelRef,
     _from_pretrained,
-    dropout_overrides,
     check_max_seq_length,
+    dropout_overrides,
     load_tokenizer,
     resolve_model,
 )

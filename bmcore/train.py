@@ -33,9 +33,9 @@ from .limits import check_training
 from .models import (
     DeviceInfo,
     ModelRef,
-    dropout_overrides,
     check_max_seq_length,
     detect_device,
+    dropout_overrides,
     load_classifier,
     load_tokenizer,
     resolve_model,

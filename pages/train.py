@@ -256,8 +256,11 @@ with settings:
         logging_steps = c[2].number_input("Logging steps", 1, 10**6, D.logging_steps, key="train_logging_steps",
                                           help=HELP["logging_steps"])
         freeze = c[3].checkbox("Freeze the embeddings", D.freeze_embeddings, key="train_freeze", help=HELP["freeze_embeddings"])
-        growth = st.columns(4)[0].number_input("Batch growth for short texts", 1, 64, D.batch_growth, key="train_batch_growth",
-                                               help=HELP["batch_growth"])
+        c = st.columns(4)
+        growth = c[0].number_input("Batch growth for short texts", 1, 64, D.batch_growth, key="train_batch_growth",
+                                   help=HELP["batch_growth"])
+        dropout = c[1].number_input("Hidden dropout", 0.0, 0.9, D.hidden_dropout, step=0.05, key="train_hidden_dropout",
+                                    help=HELP["hidden_dropout"])
 
     name = st.text_input("Run name (optional)", key="train_name", help="A folder name in the workspace's runs/; "
                          "leave empty for dataset-model-time.").strip()
@@ -269,7 +272,8 @@ with settings:
             warmup_steps=float(warmup), weight_decay=float(decay), lr_scheduler_type=scheduler, precision=precision,
             seed=int(seed), eval_strategy=strategy, eval_steps=int(eval_steps) if eval_steps else None,
             logging_steps=int(logging_steps), early_stopping_patience=int(patience), metric_for_best_model=best,
-            class_weights=weights, freeze_embeddings=freeze, batch_growth=int(growth))
+            class_weights=weights, freeze_embeddings=freeze, batch_growth=int(growth),
+            hidden_dropout=float(dropout))
         precision_notice = runs.preflight(config)  # the checks the CLI makes: model, max_seq_length, training size
         if name:
             check_name(name, "run name")

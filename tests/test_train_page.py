@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -55,9 +56,11 @@ def test_no_dataset_points_to_the_data_page():
 
 def test_start_a_tiny_run_and_see_it_finish(tiny_model, sst_tiny):
     at = set_tiny_run(open_train_page(), sst_tiny, tiny_model)
+    at.number_input(key="train_hidden_dropout").set_value(0.1).run()
     assert not at.exception and not at.error
     commands = [c.value for c in at.code]
-    assert any(c.startswith("python -m bmcore train --data sst-tiny --model ") and "--max-steps 10" in c for c in commands)
+    assert any(c.startswith("python -m bmcore train --data sst-tiny --model ") and "--max-steps 10" in c
+               and "--hidden-dropout 0.1" in c for c in commands)
     assert any(c.startswith("torchrun --nproc_per_node 2 -m bmcore train ") for c in commands)
 
     at.toggle(key="train_estimate").set_value(True).run()
@@ -70,6 +73,7 @@ def test_start_a_tiny_run_and_see_it_finish(tiny_model, sst_tiny):
     assert len(rows) == 1
     assert at.session_state["train_run"] == rows[0].name
     assert runs.wait_for(Path(rows[0].path), timeout=300)["state"] == runs.COMPLETED, runs.log_tail(Path(rows[0].path))
+    assert json.loads((Path(rows[0].path) / "config.json").read_text())["hidden_dropout"] == 0.1
 
     at.run()  # what a reload shows: everything comes from the run folder
     assert not at.exception and not at.error
