@@ -329,8 +329,8 @@ def mean_examples_per_step(config: TrainConfig, lengths: list[int]) -> float:
 
     ``per_device_train_batch_size`` unless short texts ride in larger batches (``batch_growth``).
     The learning rate is not scaled to those batches: on SST-2 the square-root rule (about 2e-4 at
-    110 examples a step) needed 38k examples to reach 0.88 dev accuracy, the unscaled 1e-4 needed 22k
-    (bench/NOTES.md).
+    ~124 examples a step) needed 36-38k examples to reach 0.88 dev accuracy, the unscaled 1e-4 with
+    hidden dropout 0 needed 22-31k over two seeds (bench/NOTES.md).
     """
     if config.batch_growth <= 1 or not lengths:
         return float(config.per_device_train_batch_size)
