@@ -51,6 +51,16 @@ def count_evaluations(config: TrainConfig, n_train: int, world_size: int = 1, le
     return max(1, math.ceil(steps / steps_per_epoch(config, n_train, world_size, lengths)))
 
 
+COST_FIELDS = ("model_name_or_path", "dataset", "max_seq_length", "num_train_epochs", "max_steps",
+               "per_device_train_batch_size", "gradient_accumulation_steps", "precision", "eval_strategy",
+               "eval_steps", "freeze_embeddings", "seed", "batch_growth", "hidden_dropout", "attention_dropout")
+
+
+def estimate_key(config: TrainConfig, data_version: Any = None) -> str:
+    """What an estimate depends on: the settings that change the cost of a run, and the data's version."""
+    return repr([getattr(config, f, None) for f in COST_FIELDS] + [data_version])
+
+
 def format_duration(seconds: float | None) -> str:
     """A short human duration: ``45 s``, ``3 min 20 s``, ``1 h 05 min``; ``-`` when unknown."""
     if seconds is None or not math.isfinite(seconds):

@@ -130,11 +130,14 @@ def _hub_error(ref: ModelRef, exc: Exception | None = None) -> BmcoreError:
 
 @functools.lru_cache(maxsize=1)
 def hub_reachable(timeout: float = 2.0) -> bool:
-    """True when huggingface.co answers on port 443 within ``timeout`` seconds (checked once per process)."""
+    """True when the Hub (huggingface.co, or the mirror named in ``HF_ENDPOINT``) answers within ``timeout`` seconds."""
     import socket
+    from urllib.parse import urlsplit
 
+    url = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = url.port or (80 if url.scheme == "http" else 443)
     try:
-        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+        with socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout):
             return True
     except OSError:
         return False

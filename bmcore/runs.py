@@ -37,11 +37,11 @@ CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
+JOB_LOG_FILE = "job.log"  # the log of a background job that is not training (bmcore.jobs)
 MODEL_DIR = "model"
 EVAL_FILE = "eval.json"
 EVALUATION_DIR = "evaluation"  # evaluation/<split>/metrics.json + predictions.csv, written when a run completes
 STOP_FILE = "stop.request"
-LOCK_FILE = ".train.lock"
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED = "queued", "running", "completed", "failed", "cancelled"
@@ -115,8 +115,10 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def log_tail(run_dir: Path, lines: int = 20) -> str:
-    """The last ``lines`` lines of ``train.log``."""
+    """The last ``lines`` lines of ``train.log`` (``job.log`` for a job that is not training)."""
     path = Path(run_dir) / LOG_FILE
+    if not path.exists():
+        path = Path(run_dir) / JOB_LOG_FILE
     try:
         with open(path, "rb") as fh:
             fh.seek(0, os.SEEK_END)
@@ -176,7 +178,8 @@ def read_status(run_dir: Path) -> dict[str, Any]:
         return status  # created or being launched right now: its process id is not written yet
     if status["state"] in ACTIVE and not pid_alive(status.get("pid")):
         tail = log_tail(run_dir)
-        status = {**status, "state": FAILED, "error": f"the training process died: {_last_error_line(tail)}",
+        what = "training process" if (run_dir / LOG_FILE).exists() else "job's process"
+        status = {**status, "state": FAILED, "error": f"the {what} died: {_last_error_line(tail)}",
                   "log_tail": tail}
     elif status["state"] == FAILED:
         status.setdefault("log_tail", log_tail(run_dir))
@@ -367,17 +370,27 @@ def launch(run_dir: Path, resume: bool = False) -> int:
     check_jobs(active_jobs(exclude=run_dir))
     (run_dir / STOP_FILE).unlink(missing_ok=True)
     write_status(run_dir, state=QUEUED, pid=None, launched_ts=time.time(), error=None, ended=None, ended_ts=None)
-    env = dict(os.environ)
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    env["PYTHONUNBUFFERED"] = "1"
+    pid = spawn(train_command(run_dir, resume), run_dir / LOG_FILE)
+    write_status(run_dir, pid=pid)
+    return pid
+
+
+def spawn(command: list[str], log_path: Path, env: dict[str, str] | None = None) -> int:
+    """Start an engine command in the background: a new session, no shell, stdout and stderr appended to ``log_path``.
+
+    ``env`` adds variables for the child alone (a Hub token, never written to disk). Returns the process id.
+    """
+    child = dict(os.environ)
+    child.setdefault("TOKENIZERS_PARALLELISM", "false")
+    child["PYTHONUNBUFFERED"] = "1"
     # The child must find bmcore even when the UI was started from another folder.
     root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env["BMCORE_WORKSPACE"] = str(workspace_dir())
-    with open(run_dir / LOG_FILE, "ab") as log:
-        proc = subprocess.Popen(train_command(run_dir, resume), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True, env=env, cwd=root)
-    write_status(run_dir, pid=proc.pid)
+    child["PYTHONPATH"] = root + (os.pathsep + child["PYTHONPATH"] if child.get("PYTHONPATH") else "")
+    child["BMCORE_WORKSPACE"] = str(workspace_dir())
+    child.update(env or {})
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, close_fds=True, env=child, cwd=root)
     return proc.pid
 
 

@@ -10,7 +10,6 @@ of the locked test split with the best model.
 from __future__ import annotations
 
 import errno
-import fcntl
 import logging
 import math
 import os
@@ -24,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import runs
+from . import queue, runs
 from .config import TrainConfig
 from .data import PreparedDataset, is_prepared, load_prepared, resolve_dataset, save_prepared
 from .errors import BmcoreError
@@ -41,7 +40,6 @@ from .models import (
     resolve_model,
     select_precision,
 )
-from .workspace import runs_dir, workspace_dir
 
 log = logging.getLogger("bmcore.train")
 
@@ -84,49 +82,6 @@ def _setup_logging(run_dir: Path) -> None:
 
     transformers.utils.logging.set_verbosity_warning()
     transformers.utils.logging.disable_progress_bar()
-
-
-# --- the queue ------------------------------------------------------------------------------
-
-
-def _wait_turn(run_dir: Path, poll: float = 0.5) -> Any | None:
-    """Block until this job may use the device: it holds the workspace lock and no older job is queued.
-
-    Returns the open lock file (keep it open while training), or None when cancelled while queued.
-    """
-    lock = open(workspace_dir() / runs.LOCK_FILE, "a+")  # noqa: SIM115 - held for the job's lifetime
-    mine = runs.read_json(run_dir / runs.STATUS_FILE).get("created_ts") or time.time()
-    announced = False
-    while True:
-        if runs.stop_requested(run_dir):
-            lock.close()
-            return None
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not announced:
-                log.info("queued: another training job is using the device")
-                announced = True
-            time.sleep(poll)
-            continue
-        if not _older_waiting(run_dir, mine):
-            return lock
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        time.sleep(poll)
-
-
-def _older_waiting(run_dir: Path, mine: float) -> bool:
-    """True when another live queued job was created before this one (jobs start in order)."""
-    for other in runs_dir().iterdir():
-        if other.resolve() == run_dir.resolve() or not (other / runs.STATUS_FILE).exists():
-            continue
-        try:
-            st = runs.read_json(other / runs.STATUS_FILE)
-        except BmcoreError:
-            continue
-        if st.get("state") == runs.QUEUED and (st.get("created_ts") or 0) < mine and runs.pid_alive(st.get("pid")):
-            return True
-    return False
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -443,7 +398,7 @@ def run_training(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     if main:
         runs.write_status(run_dir, state=runs.QUEUED, pid=os.getpid())
         if world_size() == 1:
-            lock = _wait_turn(run_dir)
+            lock = queue.wait_turn(run_dir)
             if lock is None:
                 log.info("cancelled while queued")
                 return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time())

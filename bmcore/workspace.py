@@ -1,4 +1,4 @@
-"""The workspace folder: prepared datasets and runs live here, and nowhere else."""
+"""The workspace folder: prepared datasets, runs and background jobs live here, and nowhere else."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ WORKSPACE_ENV = "BMCORE_WORKSPACE"
 DEFAULT_WORKSPACE = "workspace"
 DATASETS_DIR = "datasets"
 RUNS_DIR = "runs"
+JOBS_DIR = "jobs"
 
 # Names become folder names, so they are restricted to a safe alphabet.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
@@ -53,5 +54,12 @@ def datasets_dir() -> Path:
 def runs_dir() -> Path:
     """Folder holding training runs, one subfolder each."""
     path = workspace_dir() / RUNS_DIR
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def jobs_dir() -> Path:
+    """Folder holding background jobs other than training (scoring, export, push, estimate), one subfolder each."""
+    path = workspace_dir() / JOBS_DIR
     path.mkdir(parents=True, exist_ok=True)
     return path

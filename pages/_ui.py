@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from bmcore import runs
+from bmcore import jobs, queue, runs
 from bmcore.data import prepared_frame
 from bmcore.errors import BmcoreError
 from bmcore.models import load_tokenizer
@@ -68,3 +68,49 @@ def run_controls(run_dir: Path, state: str, page: str) -> None:
             st.error(str(exc))
         else:
             st.rerun()  # a full rerun, so the live view polls again
+
+
+JOB_POLL_S = 1  # seconds between redraws of a queued or running job
+
+
+def show_job(job_dir: Path, key: str) -> None:
+    """A queued or running background job, live: what it waits for or how far it is, and Cancel.
+
+    The job runs in its own process; this only reads its folder, so a reload or a closed browser loses nothing.
+    When the job ends, the whole page reruns and draws the result.
+    """
+
+    @st.fragment(run_every=JOB_POLL_S)
+    def live() -> None:
+        info = jobs.read(job_dir)
+        if info["state"] not in runs.ACTIVE:
+            st.rerun()
+        if info["state"] == runs.QUEUED:
+            waiting = queue.device_busy()
+            st.info(f"{info['title']}: " + ("queued. A training run or another job is using the device; this starts "
+                                              "by itself when it is done." if waiting else "starting..."),
+                    icon=":material/schedule:")
+        else:
+            st.progress(info["fraction"], text=info["message"] or f"{info['title']}...")
+        st.caption(f"Runs in the background as `python -m bmcore jobs run {Path(job_dir).name}`: "
+                   "you can leave this page and come back.")
+        if runs.stop_requested(job_dir):
+            st.caption("Stopping...")
+        elif st.button("Cancel", key=f"{key}_job_cancel", icon=":material/stop:"):
+            jobs.cancel(job_dir)
+            st.rerun()
+
+    live()
+
+
+def job_outcome(job_dir: Path | None, what: str) -> dict | None:
+    """Draw how the last job ended when it did not complete (failed with its one-line error, or cancelled);
+    returns the job's info, or None when there is no job."""
+    if job_dir is None:
+        return None
+    info = jobs.read(job_dir)
+    if info["state"] == runs.FAILED:
+        st.error(f"{what} failed: {info.get('error') or 'see ' + runs.JOB_LOG_FILE}")
+    elif info["state"] == runs.CANCELLED:
+        st.caption(f"{what} was cancelled.")
+    return info

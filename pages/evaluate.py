@@ -11,10 +11,10 @@ import streamlit as st
 
 from bmcore import evaluate as ev
 from bmcore import export as ex
-from bmcore import runs
-from bmcore.data import SPLITS, dataset_dir, list_prepared, load_prepared
+from bmcore import jobs, runs
+from bmcore.data import SPLITS, dataset_dir, list_prepared
 from bmcore.errors import BmcoreError
-from bmcore.inference import load_for_inference
+from pages._ui import job_outcome, show_job
 
 SOURCES = ("A finished run", "Local model folder")
 NORMS = ("Counts", "Row-normalised")
@@ -402,13 +402,15 @@ def show_export(run_dir: Path) -> None:
     row.download_button("Model card (README.md)", lambda: ex.model_card(run_dir), key="evaluate_export_card",
                         file_name="README.md", mime="text/markdown", on_click="ignore", icon=":material/description:")
     onnx = ex.read_onnx_export(run_dir)
-    if onnx is None and row.button("Export to ONNX and check it", key="evaluate_export_onnx", icon=":material/memory:"):
-        try:
-            with st.spinner("Exporting to ONNX, then comparing ONNX Runtime with PyTorch on the test split..."):
-                onnx = ex.export_onnx(run_dir)
-        except (BmcoreError, OSError) as exc:
-            st.error(str(exc))
-    if onnx is not None:
+    if onnx is None:
+        job = jobs.latest("export-onnx", str(run_dir))
+        if job is not None and jobs.read(job)["state"] in runs.ACTIVE:
+            show_job(job, "evaluate_onnx")
+        else:
+            job_outcome(job, "The last ONNX export")
+            if row.button("Export to ONNX and check it", key="evaluate_export_onnx", icon=":material/memory:"):
+                start_job("export-onnx", {"run_dir": str(run_dir)}, str(run_dir))
+    else:
         path = onnx.path
         row.download_button("ONNX (model.onnx)", lambda: path.read_bytes(), key="evaluate_export_onnx_download",
                             file_name=ex.ONNX_FILE, mime="application/octet-stream", on_click="ignore",
@@ -421,13 +423,31 @@ def show_export(run_dir: Path) -> None:
         token = c2.text_input("Write token", type="password", key="evaluate_hub_token",
                               help="A token with write access (huggingface.co/settings/tokens). Empty: HF_TOKEN.")
         private = st.checkbox("Private repository", value=True, key="evaluate_hub_private")
+        job = jobs.latest("push", str(run_dir))
+        info = jobs.read(job) if job is not None else None
+        if info is not None and info["state"] in runs.ACTIVE:
+            show_job(job, "evaluate_hub")
+        elif info is not None and info["state"] == runs.COMPLETED and info["result"]:
+            st.success(f"Pushed to {info['result'].get('url')}")
+        else:
+            job_outcome(job, "The last push")
         if st.button("Push", key="evaluate_hub_push", icon=":material/upload:"):
-            try:
-                with st.spinner(f"Uploading to {repo}..."):
-                    url = ex.push_to_hub(run_dir, repo, token or None, private=private)
-                st.success(f"Pushed to {url}")
+            try:  # offline, no token or a malformed repo id: one line at once, before any job starts
+                repo, secret = ex.check_hub(repo, token or None)
             except BmcoreError as exc:
                 st.error(str(exc))
+            else:  # the token reaches the job's process in its environment; it is never written to disk
+                start_job("push", {"run_dir": str(run_dir), "repo_id": repo, "private": private}, str(run_dir),
+                          env={"HF_TOKEN": secret})
+
+
+def start_job(kind: str, params: dict, key: str, env: dict | None = None) -> None:
+    try:
+        jobs.start(kind, params, key, env=env)
+    except (BmcoreError, OSError) as exc:
+        st.error(str(exc))
+    else:
+        st.rerun()
 
 
 # --- page ---------------------------------------------------------------------------------
@@ -501,25 +521,25 @@ st.code(shlex.join(["python", "-m", "bmcore", "evaluate", "--model", model_dir])
         + shlex.join(["--data", dataset, "--split", split, "--out", str(cli_out)]), language="bash")
 
 if not ev.is_fresh(out_dir, model_dir, dataset_dir(dataset)):
+    # Scoring runs as a background job on the device queue: the page only draws its progress.
+    job = jobs.latest("evaluate", str(out_dir))
+    if job is not None and jobs.read(job)["state"] in runs.ACTIVE:
+        show_job(job, "evaluate")
+        st.stop()
     n = sizes.get(split, 0)
     extra = sizes.get("validation", 0) if split != "validation" else 0
     st.info(f"This model has not been scored on {dataset} / {split} yet: {n:,} examples"
             + (f", plus {extra:,} validation examples to fit the temperature" if extra else "")
             + ". The result is saved, so next time it opens at once.")
-    if not st.button("Evaluate", type="primary", key="evaluate_start", icon=":material/play_arrow:"):
-        st.stop()
-    bar = st.progress(0.0, text="Loading the model...")
-
-    def progress(done: int, total: int) -> None:
-        bar.progress(min(1.0, done / max(total, 1)), text=f"Scoring {done:,} of {total:,} examples...")
-
-    try:
-        clf = load_for_inference(model_dir, precision=st.session_state.get("precision", "auto"))
-        with st.spinner("Scoring, then training the TF-IDF baseline..."):
-            ev.evaluate_model(clf, load_prepared(dataset), split, out_dir, progress=progress)
-    except (BmcoreError, OSError) as exc:
-        fail(exc)
-    bar.empty()
+    job_outcome(job, "The last scoring")
+    if st.button("Evaluate", type="primary", key="evaluate_start", icon=":material/play_arrow:"):
+        try:
+            jobs.start("evaluate", {"model_dir": model_dir, "dataset": dataset, "split": split, "out_dir": str(out_dir),
+                                    "precision": st.session_state.get("precision", "auto")}, key=str(out_dir))
+        except (BmcoreError, OSError) as exc:
+            fail(exc)
+        st.rerun()
+    st.stop()
 
 mtime = ev.evaluation_mtime(out_dir)
 try:

@@ -6,11 +6,11 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
-from bmcore import runs
+from bmcore import jobs, runs
 from bmcore.config import BEST_METRICS, CLASS_WEIGHTS, DEFAULT_EPOCHS, INTERVALS, TrainConfig, config_fields
 from bmcore.data import list_prepared
 from bmcore.errors import BmcoreError
-from bmcore.estimate import estimate_duration, format_duration
+from bmcore.estimate import estimate_key, format_duration
 from bmcore.models import (
     DEFAULT_MODEL,
     PRECISIONS,
@@ -18,7 +18,7 @@ from bmcore.models import (
     hub_reachable,
 )
 from bmcore.workspace import check_name, runs_dir
-from pages._ui import require_frame, run_controls
+from pages._ui import job_outcome, require_frame, run_controls, show_job
 
 require_frame("pages/train.py")
 
@@ -35,18 +35,37 @@ SCORES = ("validation accuracy", "validation macro F1")
 COLORS = ("#4F46E5", "#F59E0B")  # two clearly different hues: the theme's default palette is all blues
 
 
-@st.cache_data(show_spinner="Timing a few training steps on this machine...", max_entries=16)
-def estimate(key: str, _config: TrainConfig) -> dict:
-    # Keyed by the settings that change the cost (``key``), so editing the learning rate does not re-probe.
-    return estimate_duration(_config, probe_steps=2)
-
-
 def start(config: TrainConfig, name: str) -> None:
     # A callback: it runs before the next script run, so the new run is listed and opened at once.
     try:
         st.session_state["train_run"] = runs.start_run(config, name or None).name
     except (BmcoreError, OSError) as exc:
         st.session_state["train_start_error"] = str(exc)
+
+
+def show_estimate(config: TrainConfig, meta: dict) -> None:
+    # Keyed by the settings that change the cost, so editing the learning rate does not re-probe.
+    key = estimate_key(config, meta.get("created"))
+    job = jobs.latest("estimate", key)
+    info = jobs.read(job) if job is not None else None
+    if info is not None and info["state"] in runs.ACTIVE:
+        show_job(job, "train_estimate")
+        return
+    if info is not None and info["state"] == runs.COMPLETED and info["result"]:
+        est = info["result"]
+        st.markdown(f"About **{format_duration(est['estimated_seconds'])}** on this machine: {est['total_steps']:,} steps "
+                    f"at {est['seconds_per_step']:.2f} s each ({est['samples_per_s']:.1f} samples/s in "
+                    f"{est['precision']}), plus {est['evaluations']} evaluation(s) and the final test scoring.")
+        st.caption(f"Timed {info.get('ended', '')}. A busy machine times slow: time it again when it is idle.")
+    else:
+        job_outcome(job, "The last timing")
+    if info is None or st.button("Time it again", key="train_estimate_again", icon=":material/refresh:"):
+        try:
+            jobs.start("estimate", {"config": config.to_dict()}, key)
+        except (BmcoreError, OSError) as exc:
+            st.error(str(exc))
+        else:
+            st.rerun()
 
 
 def pick() -> None:
@@ -285,20 +304,9 @@ with settings:
 
     st.subheader("Estimated duration")
     if st.toggle("Time a few training steps on this machine", key="train_estimate",
-                 help="Loads the model and times a few steps on real batches of this dataset (some seconds), "
-                      "then extrapolates to the whole run, evaluations included."):
-        cost_fields = ("model_name_or_path", "dataset", "max_seq_length", "num_train_epochs", "max_steps",
-                       "per_device_train_batch_size", "gradient_accumulation_steps", "precision", "eval_strategy",
-                       "eval_steps", "freeze_embeddings", "seed")
-        key = repr([getattr(config, f) for f in cost_fields] + [meta.get("created")])
-        try:
-            est = estimate(key, config)
-        except (ValueError, OSError) as exc:
-            st.error(str(exc))
-        else:
-            st.markdown(f"About **{format_duration(est['estimated_seconds'])}** on this machine: {est['total_steps']:,} steps "
-                        f"at {est['seconds_per_step']:.2f} s each ({est['samples_per_s']:.1f} samples/s in "
-                        f"{est['precision']}), plus {est['evaluations']} evaluation(s) and the final test scoring.")
+                 help="Loads the model and times a few steps on real batches of this dataset, in the background on "
+                      "the device queue, then extrapolates to the whole run, evaluations included."):
+        show_estimate(config, meta)
 
     st.subheader("Command line")
     run_name = name or runs.new_run_name(config)

@@ -16,7 +16,8 @@ from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
 from bmcore import evaluate as ev
-from bmcore import runs
+from bmcore import jobs, runs
+from bmcore.config import TrainConfig
 from bmcore.models import make_tiny_bert
 
 TIMEOUT = 180  # the first run imports torch, transformers and scikit-learn on 2 busy CPU cores
@@ -60,6 +61,16 @@ def open_page(run: str | None = None) -> AppTest:
     if run is not None:
         at.selectbox(key="evaluate_run").select(run).run()
     return at
+
+
+def finish_job(at: AppTest, kind: str, key: str | None = None) -> None:
+    """The page started a background job: it shows its progress, not a result; wait for the job, then redraw."""
+    found = jobs.list_jobs(kind, key)
+    assert found, f"no {kind} job was started"
+    assert any(k.endswith("_job_cancel") for k in (b.key for b in at.button))  # live progress with Cancel
+    assert jobs.wait(found[0], timeout=TIMEOUT)["state"] == runs.COMPLETED, runs.log_tail(found[0])
+    at.run()
+    assert not at.exception and not at.error
 
 
 def metric_values(at: AppTest) -> dict[str, tuple[str, str]]:
@@ -135,6 +146,7 @@ def test_another_split_is_scored_once_then_cached(ws: Path):
     at.button(key="evaluate_start").click().run()
     assert not at.exception and not at.error
     out = ws / "runs" / "r1" / runs.EVALUATION_DIR / "sst-small-validation"
+    finish_job(at, "evaluate", str(out))
     assert json.loads((out / ev.METRICS_FILE).read_text())["n"] == 60
     assert "Accuracy" in metric_values(at)
     at.run()
@@ -149,6 +161,7 @@ def test_four_class_local_model_and_label_mismatch(ws: Path, tmp_path: Path):
     at.selectbox(key="evaluate_dataset").select("ag-small").run()
     at.button(key="evaluate_start").click().run()
     assert not at.exception and not at.error
+    finish_job(at, "evaluate")
     assert list((ws / ev.EVALUATIONS_DIR).iterdir())  # cached under <workspace>/evaluations/
     at.selectbox(key="evaluate_cell_gold").select("World").run()
     at.selectbox(key="evaluate_cell_pred").select("Sports").run()
@@ -176,3 +189,33 @@ def test_compare_with_another_run(ws: Path):
     assert any(c.value.startswith("This run was fine-tuned from `tiny-bert`; r2 from `tiny-bert`") for c in at.caption)
     charts = [c.key for c in at.get("plotly_chart")]
     assert "evaluate_compare_f1_chart" in charts and "evaluate_compare_cm_chart" in charts
+
+
+def test_scoring_waits_for_training_survives_a_reload_and_cancels(ws: Path, tiny_model: Path):
+    # A real training run holds the device: scoring started from the page queues behind it.
+    busy = runs.start_run(TrainConfig(model_name_or_path=str(tiny_model), dataset="sst-small", max_steps=100_000,
+                                      max_seq_length=32), "busy")
+    try:
+        runs.wait_for(busy, (runs.RUNNING,), timeout=TIMEOUT)
+        at = open_page("r1")
+        at.selectbox(key="evaluate_split").select("validation").run()
+        at.button(key="evaluate_start").click().run()
+        assert not at.exception and not at.error
+        assert any("queued" in i.value for i in at.info)
+        job = jobs.latest("evaluate", str(ws / "runs" / "r1" / runs.EVALUATION_DIR / "sst-small-validation"))
+        assert jobs.read(job)["state"] == runs.QUEUED
+
+        again = open_page("r1")  # a reload (a new session): the job is found on disk, still queued
+        again.selectbox(key="evaluate_split").select("validation").run()
+        assert any("queued" in i.value for i in again.info)
+        assert not any(b.key == "evaluate_start" for b in again.button)
+        again.button(key="evaluate_job_cancel").click().run()
+        assert not again.exception
+        assert runs.wait_for(job, timeout=60)["state"] == runs.CANCELLED
+        again.run()
+        assert any(c.value == "The last scoring was cancelled." for c in again.caption)
+        assert any(b.key == "evaluate_start" for b in again.button)  # nothing was written: it can be started again
+        assert not (job.parent.parent / "runs" / "r1" / runs.EVALUATION_DIR / "sst-small-validation").exists()
+    finally:
+        runs.request_stop(busy)
+    runs.wait_for(busy, timeout=TIMEOUT)

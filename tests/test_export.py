@@ -18,7 +18,7 @@ from conftest import ROOT
 from bmcore import data as bdata
 from bmcore import evaluate as ev
 from bmcore import export as ex
-from bmcore import runs
+from bmcore import jobs, runs
 from bmcore.cli import main
 from bmcore.config import TrainConfig
 from bmcore.errors import BmcoreError
@@ -229,6 +229,12 @@ def test_evaluate_page_export_section(ws: Path, run_dir: Path):
     assert not any(s.value.startswith("ONNX parity") for s in at.success)  # nothing exported yet
     assert {b.key for b in at.get("download_button")} >= {"evaluate_export_zip", "evaluate_export_card"}
     at.button(key="evaluate_export_onnx").click().run()
+    assert not at.exception and not at.error
+    job = jobs.latest("export-onnx", str(run_dir))  # it runs in the background; the page shows its progress
+    assert job is not None and any(b.key == "evaluate_onnx_job_cancel" for b in at.button)
+    assert not any(b.key == "evaluate_export_onnx" for b in at.button)
+    assert jobs.wait(job, timeout=TIMEOUT)["state"] == runs.COMPLETED, runs.log_tail(job)
+    at.run()
     assert not at.exception and not at.error
     parity = json.loads((run_dir / ex.EXPORT_DIR / ex.ONNX_DIR / ex.PARITY_FILE).read_text())
     shown = [s.value for s in at.success if s.value.startswith("ONNX parity passed")]

@@ -12,7 +12,7 @@ from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
-from bmcore import runs
+from bmcore import jobs, runs
 
 TIMEOUT = 120  # the first run imports torch and transformers on 2 busy CPU cores
 
@@ -65,6 +65,10 @@ def test_start_a_tiny_run_and_see_it_finish(tiny_model, sst_tiny):
 
     at.toggle(key="train_estimate").set_value(True).run()
     assert not at.exception and not at.error
+    [job] = jobs.list_jobs("estimate")
+    assert any(b.key == "train_estimate_job_cancel" for b in at.button)  # timed in the background
+    assert jobs.wait(job, timeout=300)["state"] == runs.COMPLETED, runs.log_tail(job)
+    at.run()
     assert any("About" in m.value and "10 steps" in m.value for m in at.markdown)
 
     at.button(key="train_start").click().run()

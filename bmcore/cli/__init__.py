@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("data", "pretrain", "train", "runs", "evaluate", "predict", "export", "bench")
+COMMANDS = ("data", "pretrain", "train", "runs", "jobs", "evaluate", "predict", "export", "bench")
 
 
 class _Parser(argparse.ArgumentParser):

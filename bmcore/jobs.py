@@ -1,0 +1,287 @@
+"""Background jobs besides training: scoring a split, the ONNX export, the Hub push and the time estimate.
+
+Each runs as ``python -m bmcore jobs run JOB_DIR``, outside the UI process, through the run-folder
+contract of :mod:`bmcore.runs`. A job folder ``<workspace>/jobs/<kind>-<time>/`` holds:
+
+* ``config.json`` - ``{"kind", "key", "params"}``; ``key`` names what the job is for (the evaluation
+  folder it fills, the run it exports), so a page finds its job again after a reload;
+* ``status.json`` - written atomically: ``state`` as for runs, ``pid``, and the progress
+  ``done``/``total``/``message``;
+* ``job.log`` - everything the job printed;
+* ``result.json`` - what it produced, once ``completed``.
+
+Jobs that use the device wait on the training queue (:mod:`bmcore.queue`), so a page never
+fights a training run for the same cores. :func:`cancel` writes ``stop.request`` and signals the
+process; the job ends ``cancelled`` at once, queued or running, and writes nothing half-done.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import queue, runs
+from .errors import BmcoreError
+from .workspace import jobs_dir
+
+log = logging.getLogger("bmcore.jobs")
+
+RESULT_FILE = "result.json"
+REPORT_EVERY_S = 0.5  # progress is written to status.json at most this often
+
+
+class Cancelled(BaseException):
+    """Raised inside a job when a cancel was asked for.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: library retry loops that catch ``Exception`` must not swallow it.
+    """
+
+
+class Reporter:
+    """``progress(done, total)`` for engine functions: writes throttled progress to ``status.json``, honours cancel."""
+
+    def __init__(self, job_dir: Path) -> None:
+        self.job_dir = job_dir
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int, message: str | None = None) -> None:
+        if runs.stop_requested(self.job_dir):
+            raise Cancelled()
+        now = time.time()
+        if now - self.last >= REPORT_EVERY_S or done >= total or message:
+            self.last = now
+            fields: dict[str, Any] = {"done": int(done), "total": int(total)}
+            if message:
+                fields["message"] = message
+            runs.write_status(self.job_dir, **fields)
+
+    def say(self, message: str) -> None:
+        """Set the line a page shows under the progress bar."""
+        if runs.stop_requested(self.job_dir):
+            raise Cancelled()
+        log.info(message)
+        runs.write_status(self.job_dir, message=message)
+
+
+# --- the kinds of job -----------------------------------------------------------------------
+
+
+def _evaluate(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
+    from .data import load_prepared
+    from .evaluate import evaluate_model
+    from .inference import load_for_inference
+
+    report.say("Loading the model...")
+    clf = load_for_inference(params["model_dir"], precision=params.get("precision") or "auto")
+    dataset = load_prepared(params["dataset"])
+
+    def progress(done: int, total: int) -> None:
+        report(done, total, "Fitting the temperature and training the TF-IDF baseline..." if done >= total else
+               f"Scoring {done:,} of {total:,} examples...")
+
+    evaluate_model(clf, dataset, params["split"], params["out_dir"], progress=progress)
+    return {"out_dir": params["out_dir"]}
+
+
+def _export_onnx(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
+    from .export import export_onnx, parity_summary
+
+    report.say("Exporting to ONNX, then comparing ONNX Runtime with PyTorch on the test split...")
+    onnx = export_onnx(params["run_dir"])
+    return {"path": str(onnx.path), "passed": bool(onnx.parity.get("passed")), "summary": parity_summary(onnx.parity)}
+
+
+def _push(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
+    from .export import push_to_hub
+
+    report.say(f"Uploading to {params['repo_id']}...")
+    # The token comes in HF_TOKEN, set for this process alone: it is never written to the job folder.
+    return {"url": push_to_hub(params["run_dir"], params["repo_id"], None, private=bool(params.get("private", True)))}
+
+
+def _estimate(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
+    from .config import config_from_dict
+    from .estimate import estimate_duration
+
+    report.say("Loading the model and timing training steps on real batches...")
+    return estimate_duration(config_from_dict(params["config"]), probe_steps=int(params.get("probe_steps", 3)))
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of job: what it runs, and whether it waits for the device."""
+
+    title: str
+    run: Callable[[dict[str, Any], Reporter], dict[str, Any]]
+    uses_device: bool = True
+
+
+KINDS: dict[str, Kind] = {
+    "evaluate": Kind("Scoring the split", _evaluate),
+    "export-onnx": Kind("ONNX export and parity check", _export_onnx),
+    "push": Kind("Push to the Hugging Face Hub", _push, uses_device=False),  # network only: no need to queue
+    "estimate": Kind("Timing training steps", _estimate),
+}
+
+
+# --- starting, reading, cancelling ----------------------------------------------------------
+
+
+def job_command(job_dir: Path) -> list[str]:
+    """The command that runs a job folder: ``python -m bmcore jobs run JOB_DIR``."""
+    return [sys.executable, "-m", "bmcore", "jobs", "run", str(job_dir)]
+
+
+def start(kind: str, params: dict[str, Any], key: str, env: dict[str, str] | None = None) -> Path:
+    """Create a job folder and launch the job in the background; returns the folder.
+
+    ``env`` holds secrets for the job's process alone (a Hub token); they are never written to disk.
+    """
+    from .limits import check_jobs
+
+    if kind not in KINDS:
+        raise BmcoreError(f"unknown job kind {kind!r}; one of {', '.join(KINDS)}")
+    check_jobs(runs.active_jobs() + active_jobs())
+    stamp = time.strftime("%m%d-%H%M%S")
+    for i in range(1, 1000):  # two sessions may start a job in the same second: take the next free name
+        job_dir = jobs_dir() / f"{kind}-{stamp}" if i == 1 else jobs_dir() / f"{kind}-{stamp}-{i}"
+        try:
+            job_dir.mkdir()
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise BmcoreError("could not find a free job name")
+    runs.write_json_atomic(job_dir / runs.CONFIG_FILE, {"kind": kind, "key": key, "params": params})
+    runs.write_json_atomic(job_dir / runs.STATUS_FILE, {"state": runs.QUEUED, "created": runs.now(),
+                                                        "created_ts": time.time(), "launched_ts": time.time(), "pid": None})
+    pid = runs.spawn(job_command(job_dir), job_dir / runs.JOB_LOG_FILE, env)
+    runs.write_status(job_dir, pid=pid)
+    return job_dir
+
+
+def _config(job_dir: Path) -> dict[str, Any]:
+    return runs.read_json(Path(job_dir) / runs.CONFIG_FILE)
+
+
+def read(job_dir: Path) -> dict[str, Any]:
+    """A job's status for a page: ``state``, ``kind``, ``title``, progress ``fraction`` and ``message``, ``error``,
+    and ``result`` once completed. A damaged job reads as failed with its error."""
+    job_dir = Path(job_dir)
+    try:
+        cfg = _config(job_dir)
+        status = runs.read_status(job_dir)
+    except BmcoreError as exc:
+        return {"state": runs.FAILED, "error": str(exc), "kind": "", "title": job_dir.name, "fraction": 0.0,
+                "message": "", "result": None, "path": str(job_dir)}
+    kind = KINDS.get(str(cfg.get("kind")))
+    done, total = status.get("done"), status.get("total")
+    fraction = min(1.0, done / total) if isinstance(done, (int, float)) and isinstance(total, (int, float)) and total else 0.0
+    result = None
+    if status["state"] == runs.COMPLETED:
+        try:
+            result = runs.read_json(job_dir / RESULT_FILE)
+        except BmcoreError:
+            result = None
+    return {**status, "kind": cfg.get("kind"), "key": cfg.get("key"), "title": kind.title if kind else str(cfg.get("kind")),
+            "fraction": fraction, "message": status.get("message") or "", "result": result, "path": str(job_dir)}
+
+
+def list_jobs(kind: str | None = None, key: str | None = None) -> list[Path]:
+    """Job folders, newest first, optionally only those of one ``kind`` and ``key``."""
+    found = []
+    for p in jobs_dir().iterdir():
+        if p.name.startswith(".") or not (p / runs.STATUS_FILE).exists():
+            continue
+        try:
+            cfg = _config(p)
+            created = float(runs.read_json(p / runs.STATUS_FILE).get("created_ts") or 0)
+        except (BmcoreError, TypeError, ValueError):
+            continue
+        if (kind is None or cfg.get("kind") == kind) and (key is None or cfg.get("key") == key):
+            found.append((created, p.name, p))
+    return [p for *_, p in sorted(found, reverse=True)]
+
+
+def latest(kind: str, key: str) -> Path | None:
+    """The newest job of ``kind`` for ``key``, or None."""
+    found = list_jobs(kind, key)
+    return found[0] if found else None
+
+
+def active_jobs() -> int:
+    """How many jobs (not training runs) are queued or running."""
+    return sum(1 for p in list_jobs() if read(p)["state"] in runs.ACTIVE)
+
+
+def cancel(job_dir: Path) -> None:
+    """Stop a job: queued, it leaves the queue; running, its process is signalled and ends ``cancelled``."""
+    job_dir = Path(job_dir)
+    runs.request_stop(job_dir)
+    status = runs.read_status(job_dir)
+    if status["state"] in runs.ACTIVE and runs.pid_alive(status.get("pid")):
+        try:
+            os.kill(int(status["pid"]), signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def wait(job_dir: Path, timeout: float = 600) -> dict[str, Any]:
+    """Poll until the job has ended; returns :func:`read`'s view of it."""
+    runs.wait_for(job_dir, timeout=timeout)
+    return read(job_dir)
+
+
+# --- running a job (the child process) -------------------------------------------------------
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Cancelled()
+
+
+def run_job(job_dir: str | Path) -> dict[str, Any]:
+    """Run a job folder to its end (the body of ``python -m bmcore jobs run``) and return its final status.
+
+    Bad input and OS errors end the job ``failed`` with one line; a bug also leaves its traceback in the log.
+    """
+    job_dir = Path(job_dir).resolve()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    cfg = _config(job_dir)
+    kind = KINDS.get(str(cfg.get("kind")))
+    if kind is None:
+        raise BmcoreError(f"{job_dir.name}: unknown job kind {cfg.get('kind')!r}")
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    runs.write_status(job_dir, state=runs.QUEUED, pid=os.getpid())
+    lock = None
+    try:
+        if kind.uses_device:
+            lock = queue.wait_turn(job_dir)
+            if lock is None:
+                raise Cancelled()
+        runs.write_status(job_dir, state=runs.RUNNING, started=runs.now(), started_ts=time.time())
+        log.info("%s: %s", kind.title, job_dir.name)
+        result = kind.run(dict(cfg.get("params") or {}), Reporter(job_dir))
+        runs.write_json_atomic(job_dir / RESULT_FILE, result)
+        return runs.write_status(job_dir, state=runs.COMPLETED, ended=runs.now(), ended_ts=time.time())
+    except Cancelled:
+        log.info("cancelled")
+        return runs.write_status(job_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time())
+    except BaseException as exc:  # noqa: B036 - recorded as failed, then re-raised
+        user = isinstance(exc, (BmcoreError, ValueError, OSError))
+        message = str(exc) if isinstance(exc, BmcoreError) else f"{exc.__class__.__name__}: {exc}"
+        message = " ".join(message.split())[:500] or exc.__class__.__name__
+        log.error("%s failed: %s%s", kind.title, message, "" if user else "\n" + traceback.format_exc())
+        runs.write_status(job_dir, state=runs.FAILED, error=message, ended=runs.now(), ended_ts=time.time())
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if lock is not None:
+            lock.close()
