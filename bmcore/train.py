@@ -43,6 +43,8 @@ from .models import (
 
 log = logging.getLogger("bmcore.train")
 
+PROGRESS_EVERY_S = 5  # a progress line at least this often (seconds), whatever logging_steps says
+
 
 def rank() -> int:
     """This process's global rank under torchrun/accelerate (0 when not distributed)."""
@@ -189,6 +191,7 @@ def _make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
             self.mark = self.t0
             self.cancelled = False
             self.trainer: Any = None  # set after the Trainer is built; counts the examples of each step
+            self.first_step_end: tuple[int, float] | None = None  # the ETA leaves out the first step's warm-up
 
         def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001
             self.t0 = self.last_t = self.mark = time.time()
@@ -196,12 +199,18 @@ def _make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
             self.last_tokens = state.num_input_tokens_seen
             self.last_examples = self.examples(state, args)
             if state.is_world_process_zero:
-                runs.write_status(run_dir, total_steps=state.max_steps, precision=precision)
+                runs.write_status(run_dir, total_steps=state.max_steps, precision=precision, phase="training")
 
         def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
             now = time.time()
             self.train_s += now - self.mark
             self.mark = now
+            if self.first_step_end is None:
+                self.first_step_end = (state.global_step, now)
+            # Progress by time as well as by step: on a slow machine 10 steps can take minutes. Not under DDP,
+            # where logging gathers across ranks and every rank must decide alike.
+            if now - self.last_t >= PROGRESS_EVERY_S and world_size() == 1:
+                control.should_log = True
             if runs.stop_requested(run_dir):
                 self.cancelled = True
                 control.should_training_stop = True
@@ -244,8 +253,9 @@ def _make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
             dt = max(now - self.last_t, 1e-9)
             samples = self.examples(state, args) - self.last_examples
             tokens = state.num_input_tokens_seen - self.last_tokens
-            done = state.global_step - (self.resumed_from or 0)
-            rate = done / max(elapsed, 1e-9)
+            rate = 0.0  # steps per second since the end of the first step; no ETA before two more steps
+            if self.first_step_end is not None and state.global_step - self.first_step_end[0] >= 2:
+                rate = (state.global_step - self.first_step_end[0]) / max(now - self.first_step_end[1], 1e-9)
             rec = {"kind": "train", "step": state.global_step, "total_steps": state.max_steps,
                    "epoch": round(state.epoch or 0, 4), "loss": loss, "learning_rate": logs.get("learning_rate"),
                    "grad_norm": logs.get("grad_norm"), "samples_per_s": round(samples / dt, 2),
@@ -405,6 +415,7 @@ def run_training(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
         previous = runs.read_json(run_dir / runs.STATUS_FILE)
         started = {} if resume and previous.get("started_ts") else {"started": runs.now(), "started_ts": time.time()}
         runs.write_status(run_dir, state=runs.RUNNING, pid=os.getpid(), error=None, world_size=world_size(),
+                          phase="loading the model and tokenizing the data",
                           **started, **({"resumed": runs.now()} if resume else {}))
     try:
         if getattr(config, "task", "classification") == "mlm":  # a pretraining run: same queue, status and callback
@@ -520,6 +531,7 @@ def _train(run_dir: Path, config: TrainConfig, resume: bool, main: bool) -> dict
         return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time(),
                                  best_metric=best, best_metric_name=config.metric_for_best_model)
     model_dir = run_dir / runs.MODEL_DIR
+    runs.write_status(run_dir, phase="scoring the test split")
     try:
         # The full evaluation: predictions, calibration (temperature saved with the model) and the baseline.
         from .evaluate import evaluate_model

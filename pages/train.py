@@ -6,7 +6,7 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
-from bmcore import jobs, runs
+from bmcore import jobs, queue, runs
 from bmcore.config import BEST_METRICS, CLASS_WEIGHTS, DEFAULT_EPOCHS, INTERVALS, TrainConfig, config_fields
 from bmcore.data import list_prepared
 from bmcore.errors import BmcoreError
@@ -137,9 +137,14 @@ def show_run(run_dir: Path) -> None:
     st.markdown(f"#### {run_dir.name}")
     st.badge(state, icon=icon, color=color)
     if state == runs.QUEUED:
-        st.caption("Waiting for the device: another run is training. This one starts by itself when it ends.")
+        st.caption("Waiting for the device: another job is using it. This one starts by itself when it ends."
+                   if queue.device_busy() else "Starting...")
+    elif state == runs.RUNNING and status.get("phase") and status["phase"] != "training":
+        st.caption(f"Running: {status['phase']}...")
     if p["total_steps"]:
-        eta = f" · about {format_duration(p['eta_s'])} left" if state == runs.RUNNING and p["eta_s"] is not None else ""
+        eta = ""
+        if state == runs.RUNNING:
+            eta = f" · about {format_duration(p['eta_s'])} left" if p["eta_s"] else " · measuring the speed..."
         st.progress(p["fraction"], text=f"step {p['step']} of {p['total_steps']}{eta}")
     m = st.columns(5)
     m[0].metric("Epoch", fmt(last.get("epoch"), ".2f"))

@@ -203,3 +203,21 @@ def test_minilm_on_bbc_news_with_defaults_reaches_95(tmp_path):
     ev = json.loads((run_dir / runs.EVAL_FILE).read_text())
     assert ev["test"]["accuracy"] >= 0.95, ev["test"]
     shutil.rmtree(run_dir / "checkpoint-0", ignore_errors=True)
+
+
+def test_progress_lines_come_by_time_too(tiny_model, sst_small, monkeypatch):
+    """A slow machine still sees progress: a line at least every PROGRESS_EVERY_S seconds, whatever logging_steps says."""
+    from bmcore import train
+
+    monkeypatch.setattr(train, "PROGRESS_EVERY_S", 0.3)
+    run_dir = runs.create_run(tiny_config(tiny_model, sst_small, max_steps=150, logging_steps=10_000, eval_steps=150,
+                                          batch_growth=1), "cadence")
+    status = train.run_training(run_dir)
+    assert status["state"] == runs.COMPLETED
+    lines = [m for m in runs.read_metrics(run_dir) if m["kind"] == "train"]
+    assert lines[0]["step"] == 1  # the first step, then by time alone: logging_steps would give none
+    assert len(lines) >= 3, lines
+    gaps = [b["elapsed_s"] - a["elapsed_s"] for a, b in zip(lines[1:], lines[2:])]
+    assert min(gaps) >= 0.25  # by time, not at every step
+    assert lines[0]["remaining_s"] is None and lines[-1]["remaining_s"] is not None  # no ETA from the first step alone
+    assert runs.read_status(run_dir)["phase"] != "loading the model and tokenizing the data"
