@@ -544,6 +544,10 @@ def _train(run_dir: Path, config: TrainConfig, resume: bool, main: bool) -> dict
         log.warning("the full test evaluation failed: %s", exc)
     runs.write_json_atomic(run_dir / runs.EVAL_FILE, results)
     log.info("test accuracy %.4f, macro F1 %.4f", results["test"]["accuracy"], results["test"]["macro_f1"])
+    from .evaluate import missed_classes, missed_classes_note
+
+    if note := missed_classes_note(missed_classes(results["test"]["confusion_matrix"], label_names)):
+        log.warning(note)
     try:  # the model card (model/README.md): data, hyperparameters, test metrics; the run stands without it
         from .export import write_model_card
 

@@ -382,6 +382,9 @@ def show_metrics(result: ev.EvalResult) -> None:
                 delta_color="inverse", help="After temperature scaling, fitted on the validation split. Lower is better.")
     c[2].metric("ROC-AUC (macro)", fmt(m.get("roc_auc_macro")), help="One class against the rest, averaged over classes.")
     c[3].metric("Log loss", fmt(m.get("log_loss")), help="Mean cross-entropy of the gold class (lower is better).")
+    cm = m.get("confusion_matrix") or {}
+    if note := ev.missed_classes_note(ev.missed_classes(cm.get("matrix") or [], cm.get("labels") or []), m.get("split", "")):
+        st.warning(note, icon=":material/warning:")
     if not base:
         st.caption("No baseline: the dataset has no train split to train it on.")
     for note in m.get("notes") or []:

@@ -11,6 +11,7 @@ from bmcore.config import BEST_METRICS, CLASS_WEIGHTS, DEFAULT_EPOCHS, INTERVALS
 from bmcore.data import list_prepared
 from bmcore.errors import BmcoreError
 from bmcore.estimate import estimate_key, format_duration
+from bmcore.evaluate import missed_classes, missed_classes_note
 from bmcore.models import (
     DEFAULT_MODEL,
     PRECISIONS,
@@ -116,6 +117,8 @@ def show_result(run_dir: Path, state: str, status: dict) -> None:
         m[1].metric("Test macro F1", fmt(test.get("macro_f1"), ".3f"))
         m[2].metric("Validation accuracy", fmt(val.get("accuracy"), ".3f"))
         m[3].metric("Validation macro F1", fmt(val.get("macro_f1"), ".3f"))
+        if note := missed_classes_note(missed_classes(test.get("confusion_matrix") or [], test.get("labels") or [])):
+            st.warning(note, icon=":material/warning:")
         model_dir = run_dir / runs.MODEL_DIR
         st.markdown(f"The best model is a standard Hugging Face folder: `{model_dir}`. "
                     "Score it in depth on the Evaluate page, or use it from Python:")
