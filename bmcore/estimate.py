@@ -1,9 +1,12 @@
-"""How long will a run take? A short measured throughput probe on this machine, extrapolated.
+"""How long will a run take? A measured probe on this machine, extrapolated.
 
-The probe loads the run's model, takes one batch of real training texts padded the way the
-collator pads them (to the longest in the batch), and times a few forward/backward/AdamW steps
-under the precision the job would use (on a CPU, on a slice of that batch, scaled up). Evaluation passes are counted as forward-only work,
-about a third of a training step per example.
+The probe loads the run's model as the job would (precision, attention kernel, dropout), takes real
+training batches in the order the job's sampler draws them (token-budget batches of short texts
+included, padded as the collator pads), and times whole optimizer steps (forward, backward, gradient
+clipping, the Trainer's default fused AdamW) past a warm-up, for a few seconds. The median step, times
+the run's steps, is the training time; the spread of the steps gives a likely range. Evaluation passes
+count as forward-only work, about a third of a training step per example. The job itself then corrects
+the figure from its own measured speed (the ETA of its progress lines).
 """
 
 from __future__ import annotations
@@ -16,7 +19,11 @@ from typing import Any
 from .config import TrainConfig
 
 EVAL_COST = 1 / 3  # forward only: roughly a third of forward + backward + optimizer per example
-CPU_PROBE_BATCH = 4  # examples timed per probe step on a CPU, where cost is linear in the batch
+PROBE_WARMUP_STEPS = 2  # untimed: first-call allocations, kernel selection, the optimizer's state
+PROBE_MIN_STEPS = 3  # timed steps at least...
+PROBE_MIN_S = 4.0  # ...and seconds at least, so one slow or fast step does not decide
+PROBE_MAX_STEPS = 40
+PROBE_MAX_S = 40.0  # a probe on a very slow machine stops here and extrapolates from what it has
 
 
 def steps_per_epoch(config: TrainConfig, n_train: int, world_size: int = 1, lengths: Sequence[int] | None = None) -> int:
@@ -73,109 +80,154 @@ def format_duration(seconds: float | None) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
-def _time_steps(model: Any, batch: dict[str, Any], optimizer: Any, dtype: Any, steps: int) -> float:
-    """Seconds per forward/backward/optimizer step, after one untimed warm-up step."""
+def _probe_batches(config: TrainConfig, features: list[dict[str, Any]], lengths: list[int], n: int) -> list[list[int]]:
+    """The first ``n`` batches (index lists) in the order the job's sampler draws them."""
+    import random
+
+    if config.batch_growth > 1:
+        from .batching import TokenBudgetBatchSampler
+
+        batches = list(TokenBudgetBatchSampler(lengths, config.per_device_train_batch_size, config.max_seq_length,
+                                               config.batch_growth, seed=config.seed))
+    else:
+        order = list(range(len(features)))
+        random.Random(config.seed).shuffle(order)
+        size = config.per_device_train_batch_size
+        batches = [order[i:i + size] for i in range(0, len(order), size)]
+    return batches[:n]
+
+
+def _time_steps(model: Any, batches: list[dict[str, Any]], optimizer: Any, dtype: Any, accumulation: int,
+                device_type: str, min_steps: int) -> list[float]:
+    """Seconds of each timed optimizer step (``accumulation`` batches each), after the warm-up steps."""
     import torch
 
-    kind = batch["input_ids"].device.type
-
-    def step() -> None:
-        with torch.autocast(device_type=kind, dtype=dtype or torch.float32, enabled=dtype is not None):
-            loss = model(**batch).loss
-        loss.backward()
+    def step(k: int) -> None:
+        for j in range(accumulation):
+            batch = batches[(k * accumulation + j) % len(batches)]
+            with torch.autocast(device_type=device_type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                loss = model(**batch).loss / accumulation
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-
-    def sync() -> None:
-        if kind == "cuda":
+        if device_type == "cuda":
             torch.cuda.synchronize()
 
-    step()  # warm-up: first-call allocations and kernel selection are not typical
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(max(1, steps)):
-        step()
-    sync()
-    return (time.perf_counter() - t0) / max(1, steps)
+    for k in range(PROBE_WARMUP_STEPS):
+        step(k)
+    times: list[float] = []
+    k = PROBE_WARMUP_STEPS
+    while len(times) < PROBE_MAX_STEPS and sum(times) < PROBE_MAX_S and (len(times) < min_steps or sum(times) < PROBE_MIN_S):
+        t0 = time.perf_counter()
+        step(k)
+        times.append(time.perf_counter() - t0)
+        k += 1
+    return times
 
 
 def _columns(df: Any) -> tuple[list[str], ...]:
     return (df["text"].tolist(), df["text_pair"].tolist()) if "text_pair" in df else (df["text"].tolist(),)
 
 
-def estimate_duration(config: TrainConfig, probe_steps: int = 3, world_size: int = 1) -> dict[str, Any]:
-    """Measure a few training steps of ``config`` on this machine and extrapolate to the whole run.
+def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, world_size: int = 1) -> dict[str, Any]:
+    """Measure training steps of ``config`` on this machine and extrapolate to the whole run.
 
-    Returns ``seconds_per_step`` (one optimizer step, gradient accumulation included), ``total_steps``,
-    ``estimated_seconds`` (training, evaluations, the final validation and test scoring, and model
-    loading), ``samples_per_s`` and ``precision``, plus the parts the total is made of.
+    Returns ``seconds_per_step`` (the median optimizer step, gradient accumulation included),
+    ``total_steps``, ``estimated_seconds`` with ``low_seconds``/``high_seconds`` (the likely range from
+    the spread of the timed steps), ``samples_per_s``, ``precision``, ``probe_steps`` and ``probe_seconds``,
+    ``busy`` (the machine was loaded while timing, so the figure errs long), and the parts of the total.
     """
+    import os
+    import statistics
+
+    import numpy as np
     import torch
+    from transformers import DataCollatorWithPadding, Trainer
 
     from .data import resolve_dataset
-    from .models import autocast_dtype, detect_device, load_classifier, load_tokenizer, select_precision, torch_device
+    from .models import (
+        autocast_dtype,
+        detect_device,
+        dropout_overrides,
+        load_classifier,
+        load_tokenizer,
+        resolve_model,
+        torch_device,
+    )
+    from .train import build_training_args, device_plan
 
     ds = resolve_dataset(config.dataset, text_columns=config.text_column, label_column=config.label_column,
                          seed=config.seed)
     train = ds.splits["train"]
     n_train, n_val, n_test = (len(ds.splits[s]) for s in ("train", "validation", "test"))
     device = detect_device()
-    precision, _ = select_precision(config.precision, device)
-    dtype = autocast_dtype(precision)
+    plan = device_plan(config, device)
+    precision = plan["precision"]
     dev = torch_device(device)
 
     t0 = time.perf_counter()
-    tokenizer = load_tokenizer(config.model_name_or_path)
-    model = load_classifier(config.model_name_or_path, ds.label_names).to(dev)
+    mref = resolve_model(config.model_name_or_path)
+    tokenizer = load_tokenizer(mref)
+    model = load_classifier(mref, ds.label_names, attn_implementation=plan["attn_implementation"],
+                            **dropout_overrides(mref, config.attention_dropout, config.hidden_dropout)).to(dev)
     load_seconds = time.perf_counter() - t0
     if config.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
 
-    # A random batch of real texts: its padded length is what an average training batch costs.
-    batch_size = min(config.per_device_train_batch_size, n_train)
-    sample = train.sample(batch_size, random_state=config.seed)
-    texts = _columns(sample)
-    padded_length = max(len(ids) for ids in tokenizer(*texts, truncation=True, max_length=config.max_seq_length)["input_ids"])
-    # On a CPU, time grows linearly with the batch: time a slice of it (padded alike) to keep the probe short.
-    probe_batch = batch_size if dev.type != "cpu" else min(batch_size, CPU_PROBE_BATCH)
+    enc = tokenizer(*_columns(train), truncation=True, max_length=config.max_seq_length)
+    lengths = [len(ids) for ids in enc["input_ids"]]
     label2id = {n: i for i, n in enumerate(ds.label_names)}
-    batch = tokenizer(*(t[:probe_batch] for t in texts), truncation=True, max_length=padded_length,
-                      padding="max_length", return_tensors="pt")
-    batch["labels"] = torch.tensor([label2id[str(v)] for v in sample["label"].iloc[:probe_batch]])
-    batch = {k: v.to(dev) for k, v in batch.items()}
+    labels = [label2id[str(v)] for v in train["label"]]
+    features = [{**{k: enc[k][i] for k in enc.keys()}, "labels": labels[i]} for i in range(len(lengths))]
+    collate = DataCollatorWithPadding(tokenizer)
+    wanted = (PROBE_WARMUP_STEPS + PROBE_MAX_STEPS) * config.gradient_accumulation_steps
+    index_batches = _probe_batches(config, features, lengths, wanted)
+    batches = [{k: v.to(dev) for k, v in collate([features[i] for i in b]).items()} for b in index_batches]
 
     model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
-
-    per_batch = _time_steps(model, batch, optimizer, dtype, probe_steps) * batch_size / probe_batch
-    del model, optimizer, batch  # free the memory before returning to a long-lived UI process
+    args = build_training_args(config, "/nonexistent-estimate", precision, n_train)
+    optim_cls, optim_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
+    optimizer = optim_cls([p for p in model.parameters() if p.requires_grad], **optim_kwargs)
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    times = _time_steps(model, batches, optimizer, autocast_dtype(precision), config.gradient_accumulation_steps,
+                        dev.type, probe_steps)
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    timed = [index_batches[(k * config.gradient_accumulation_steps + j) % len(index_batches)]
+             for k in range(PROBE_WARMUP_STEPS, PROBE_WARMUP_STEPS + len(times))
+             for j in range(config.gradient_accumulation_steps)]
+    del model, optimizer, batches  # free the memory before the process ends or the next job
     if dev.type == "cuda":
         torch.cuda.empty_cache()
 
-    # Every training text's length decides how many examples each step holds (batch_growth).
-    lengths = [len(ids) for ids in tokenizer(*_columns(train), truncation=True, max_length=config.max_seq_length)["input_ids"]]
     steps = total_steps(config, n_train, world_size, lengths)
-    per_example = per_batch / batch_size
-    examples_per_step = n_train / (steps_per_epoch(config, n_train, world_size, lengths) * config.gradient_accumulation_steps
-                                   * max(world_size, 1))
-    seconds_per_step = per_example * examples_per_step * config.gradient_accumulation_steps
+    seconds_per_step = statistics.median(times)
+    low_step, high_step = (float(np.percentile(times, q)) for q in (10, 90))
+    examples_per_step = sum(len(b) for b in timed) / len(times)
+    per_example = seconds_per_step / examples_per_step
     evaluations = count_evaluations(config, n_train, world_size, lengths)
     # Each evaluation reads the validation split; the end scores validation and test once more.
     eval_seconds = (evaluations * n_val + n_val + n_test) * per_example * EVAL_COST / max(world_size, 1)
     train_seconds = steps * seconds_per_step
-    # On a CPU the probe's per-example cost is that of a full-length batch: short texts in larger, length-grouped
-    # batches cost less, so this errs long.
+    fixed = eval_seconds + load_seconds
+    cores = os.cpu_count() or 1
     return {
         "seconds_per_step": seconds_per_step,
         "total_steps": steps,
-        "estimated_seconds": train_seconds + eval_seconds + load_seconds,
-        "samples_per_s": max(world_size, 1) / per_example,
+        "estimated_seconds": train_seconds + fixed,
+        "low_seconds": steps * low_step + fixed,
+        "high_seconds": steps * high_step + fixed,
+        "samples_per_s": max(world_size, 1) * examples_per_step / seconds_per_step,
+        "examples_per_step": examples_per_step,
         "precision": precision,
         "train_seconds": train_seconds,
         "eval_seconds": eval_seconds,
         "load_seconds": load_seconds,
         "evaluations": evaluations,
         "n_train": n_train,
-        "padded_length": padded_length,
+        "probe_steps": len(times),
+        "probe_seconds": sum(times),
+        "busy": dev.type == "cpu" and max(load_before, load_after) > cores + 0.5,
+        "load": round(max(load_before, load_after), 2),
+        "cores": cores,
     }

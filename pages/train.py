@@ -54,10 +54,18 @@ def show_estimate(config: TrainConfig, meta: dict) -> None:
         return
     if info is not None and info["state"] == runs.COMPLETED and info["result"]:
         est = info["result"]
-        st.markdown(f"About **{format_duration(est['estimated_seconds'])}** on this machine: {est['total_steps']:,} steps "
-                    f"at {est['seconds_per_step']:.2f} s each ({est['samples_per_s']:.1f} samples/s in "
-                    f"{est['precision']}), plus {est['evaluations']} evaluation(s) and the final test scoring.")
-        st.caption(f"Timed {info.get('ended', '')}. A busy machine times slow: time it again when it is idle.")
+        likely = ""
+        if est.get("low_seconds") is not None:
+            likely = f" (likely {format_duration(est['low_seconds'])} to {format_duration(est['high_seconds'])})"
+        st.markdown(f"About **{format_duration(est['estimated_seconds'])}**{likely} on this machine: "
+                    f"{est['total_steps']:,} steps at {est['seconds_per_step']:.2f} s each ({est['samples_per_s']:.1f} "
+                    f"samples/s in {est['precision']}), plus {est['evaluations']} evaluation(s) and the final test scoring.")
+        timed = f"{est.get('probe_steps', '?')} steps timed over {est.get('probe_seconds', 0):.0f} s, {info.get('ended', '')}"
+        if est.get("busy"):
+            st.warning(f"The machine was busy while timing (load {est['load']} on {est['cores']} cores), so this errs "
+                       f"long; time it again when it is idle. {timed}.")
+        else:
+            st.caption(f"{timed}. Once the run starts, its progress bar gives the time left from its own measured speed.")
     else:
         job_outcome(job, "The last timing")
     if info is None or st.button("Time it again", key="train_estimate_again", icon=":material/refresh:"):

@@ -58,7 +58,9 @@ def test_probe_measures_and_extrapolates(tiny_model, toy_dataset):
     assert est["total_steps"] == total_steps(config, n_train, lengths=lengths) < total_steps(config, n_train)
     assert 0 < est["seconds_per_step"] < 10
     assert est["samples_per_s"] > 0
-    assert 0 < est["padded_length"] <= 32
+    assert est["examples_per_step"] > 8  # the job's own token-budget batches were timed, not a batch of 8
+    assert est["probe_steps"] >= 2 and est["probe_seconds"] > 0
+    assert est["low_seconds"] <= est["estimated_seconds"] <= est["high_seconds"]
     parts = est["train_seconds"] + est["eval_seconds"] + est["load_seconds"]
     assert est["estimated_seconds"] == pytest.approx(parts)
     assert est["train_seconds"] == pytest.approx(est["total_steps"] * est["seconds_per_step"])
@@ -67,3 +69,23 @@ def test_probe_measures_and_extrapolates(tiny_model, toy_dataset):
 def test_probe_reports_a_bad_model_plainly(toy_dataset, tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         estimate_duration(cfg(model_name_or_path=str(tmp_path / "missing")))
+
+
+@pytest.mark.slow
+def test_estimate_is_close_to_the_run_s_measured_speed(shared_data):
+    """builtin:minilm on SST-2 sentences: the probe's step time against the steps of the real job, same machine."""
+    from bmcore import runs
+    from bmcore.train import run_training
+
+    df = pd.read_csv(shared_data / "sst2" / "train.csv").sample(2400, random_state=0)
+    bdata.save_prepared(bdata.prepare(bdata.RawData("sst", {"all": df}), "sst-est", seed=0))
+    config = TrainConfig(dataset="sst-est", max_steps=16, eval_strategy="steps", eval_steps=16, max_seq_length=64)
+    est = estimate_duration(config)
+    run_dir = runs.create_run(config, "est")
+    assert run_training(run_dir)["state"] == runs.COMPLETED
+    lines = [m for m in runs.read_metrics(run_dir) if m["kind"] == "train"]
+    # The job's pure training seconds from step 1 to the end (the first step is warm-up in both).
+    measured = (lines[-1]["train_s"] - lines[0]["train_s"]) / (lines[-1]["step"] - lines[0]["step"])
+    ratio = est["seconds_per_step"] / measured
+    print(f"estimate {est['seconds_per_step']:.3f} s/step, the run {measured:.3f} s/step, ratio {ratio:.2f}")
+    assert 0.5 <= ratio <= 2.0, (est, measured)
