@@ -6,6 +6,7 @@ import streamlit as st
 
 from bmcore import runs
 from bmcore.data import prepared_frame
+from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.models import load_tokenizer
 from bmcore.workspace import runs_dir
@@ -30,7 +31,7 @@ def show_runs() -> None:
     """The run folders in the workspace, by name, or a line saying there are none."""
     runs = sorted(p.name for p in runs_dir().iterdir() if p.is_dir() and not p.name.startswith("."))
     if runs:
-        st.markdown("Runs in the workspace: " + ", ".join(f"`{r}`" for r in runs))
+        st.markdown("Runs in the workspace: " + ", ".join(md(r) for r in runs))
     else:
         st.caption("No training runs in the workspace yet.")
 
@@ -65,6 +66,6 @@ def run_controls(run_dir: Path, state: str, page: str) -> None:
         try:
             runs.launch(run_dir, resume=True)
         except (BmcoreError, OSError) as exc:
-            st.error(str(exc))
+            st.error(md(exc))
         else:
             st.rerun()  # a full rerun, so the live view polls again
