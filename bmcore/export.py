@@ -305,10 +305,9 @@ def _input_names(tokenizer: Any, model: Any) -> list[str]:
 
 def _test_texts(run_dir: Path, limit: int) -> tuple[list[str], list[str] | None, int]:
     """The first ``limit`` test texts (and pairs) of the run's dataset, and the split's full size."""
-    import pandas as pd
 
     from .data import load_prepared
-    from .evaluate import PREDICTIONS_FILE
+    from .evaluate import PREDICTIONS_FILE, read_predictions
 
     config = _read(run_dir / runs.CONFIG_FILE)
     try:
@@ -319,7 +318,7 @@ def _test_texts(run_dir: Path, limit: int) -> tuple[list[str], list[str] | None,
         if not path.is_file():
             raise BmcoreError(f"no test split to check ONNX parity on: dataset {config.get('dataset')!r} is not prepared "
                               "in this workspace and the run has no saved test predictions") from None
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        df = read_predictions(path.parent)
     if len(df) == 0:
         raise BmcoreError("the test split is empty; nothing to check ONNX parity on")
     head = df.head(limit)
