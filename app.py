@@ -6,6 +6,7 @@ from dataclasses import replace
 import streamlit as st
 
 from bmcore import limits
+from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.models import PRECISIONS, detect_device, select_precision
 from bmcore.workspace import workspace_dir
@@ -56,7 +57,7 @@ with st.sidebar:
     try:
         lim = limits.current()
     except BmcoreError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         st.stop()
     if lim.any:
         st.caption(lim.describe())
@@ -66,7 +67,7 @@ with st.sidebar:
     try:
         precision, notice = select_precision(requested, device)
     except BmcoreError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         st.stop()
     st.markdown(f"**Device**  \n{replace(device, precision=precision).label}")
     if notice:

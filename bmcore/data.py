@@ -22,6 +22,7 @@ import io
 import json
 import re
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,16 @@ import numpy as np
 import pandas as pd
 
 from .errors import BmcoreError
-from .limits import check_hub, check_local_path, check_upload
+from .limits import (
+    check_cell_chars,
+    check_file_chars,
+    check_file_rows,
+    check_hub,
+    check_local_path,
+    check_unpacked,
+    check_upload,
+    current,
+)
 from .models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL
 from .workspace import check_name, datasets_dir, inside
 
@@ -162,9 +172,10 @@ def _read_delimited(text: str, name: str, default_sep: str, notes: list[str]) ->
         notes.append(f"{name}: detected the delimiter {sep!r}")
     first_line = text.splitlines()[0] if text.splitlines() else ""
     _check_header(next(csv.reader([first_line], delimiter=sep), []), name)
+    cap = current().max_file_rows
     try:
         df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""],
-                         skip_blank_lines=True)
+                         skip_blank_lines=True, nrows=cap + 1 if cap else None)  # one over the cap shows it is over
     except pd.errors.ParserError as exc:
         msg = str(exc).strip().splitlines()[-1]
         raise BmcoreError(f"{name} has ragged rows ({msg}); quote fields that contain the delimiter") from exc
@@ -186,6 +197,7 @@ def _read_json(text: str, name: str, lines: bool) -> pd.DataFrame:
             if not isinstance(rec, dict):
                 raise BmcoreError(f"{name} line {i} is not a JSON object; expected one record per line")
             records.append(rec)
+            check_file_rows(name, len(records))
         return pd.DataFrame.from_records(records)
     try:
         data = json.loads(text)
@@ -204,7 +216,87 @@ def _read_json(text: str, name: str, lines: bool) -> pd.DataFrame:
             return pd.DataFrame(lists)
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise BmcoreError(f"{name} is not a list of records; expected JSON like [{{\"text\": ..., \"label\": ...}}, ...]")
+    check_file_rows(name, len(data))
     return pd.DataFrame.from_records(data)
+
+
+def _string_sizes(column: Any) -> tuple[int, int]:
+    """The longest cell and the total characters of an Arrow column, without decoding dictionary strings."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    longest = total = 0
+    for chunk in column.chunks:
+        values = chunk.dictionary if pa.types.is_dictionary(chunk.type) else chunk
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            lengths = pc.utf8_length(values)
+        elif pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type):
+            lengths = pc.binary_length(values)
+        else:
+            continue
+        if pa.types.is_dictionary(chunk.type):
+            lengths = pc.take(lengths, chunk.indices)  # one length per row: a repeated string counts every time
+        longest = max(longest, pc.max(lengths).as_py() or 0)
+        total += pc.sum(lengths).as_py() or 0
+    return longest, total
+
+
+def _read_parquet(data: bytes, name: str) -> pd.DataFrame:
+    """Read Parquet with its size bounded before the strings become Python objects (a decompression bomb).
+
+    The footer gives the rows and the unpacked bytes; each row group is then read with its strings kept
+    dictionary-encoded (a string repeated a million times is stored once), measured, and only decoded
+    when the whole file is within the caps of :mod:`bmcore.limits`.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata
+    check_file_rows(name, meta.num_rows)
+    check_unpacked(name, sum(meta.row_group(i).column(j).total_uncompressed_size
+                             for i in range(meta.num_row_groups) for j in range(meta.num_columns)))
+    schema = meta.schema.to_arrow_schema()
+    strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    pf = pq.ParquetFile(io.BytesIO(data), read_dictionary=strings)
+    tables, total = [], 0
+    for i in range(pf.num_row_groups):
+        table = pf.read_row_group(i)
+        for column in table.columns:
+            longest, chars = _string_sizes(column)
+            check_cell_chars(name, longest)
+            total += chars
+        check_file_chars(name, total)
+        tables.append(table)
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
+    for i, f in enumerate(table.schema):  # back to plain strings, now that their size is known
+        if pa.types.is_dictionary(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
+    return table.to_pandas()
+
+
+def _check_xlsx(data: bytes, name: str) -> None:
+    """Refuse an xlsx (a zip) whose members unpack to more than the caps allow, before any of it is parsed."""
+    if data[:2] != b"PK":
+        return  # an old .xls: not compressed
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            unpacked = sum(i.file_size for i in zf.infolist())
+    except zipfile.BadZipFile:
+        return  # not a zip after all: the Excel reader says what is wrong
+    check_unpacked(name, unpacked)
+
+
+def _check_size(df: pd.DataFrame, name: str) -> None:
+    """Rows, the longest cell and the total characters of a frame read from a file, against the caps."""
+    check_file_rows(name, len(df))
+    longest = total = 0
+    for col in df.columns:
+        if df[col].dtype == object:
+            lengths = df[col].map(lambda v: len(v) if isinstance(v, str) else 0)
+            if len(lengths):
+                longest, total = max(longest, int(lengths.max())), total + int(lengths.sum())
+    check_cell_chars(name, longest)
+    check_file_chars(name, total)
 
 
 def read_table(path: str | Path, data: bytes | None = None, sheet: str | None = None) -> tuple[pd.DataFrame, list[str]]:
@@ -228,6 +320,7 @@ def read_table(path: str | Path, data: bytes | None = None, sheet: str | None = 
             raise BmcoreError(f"cannot read {path}: {exc.strerror}") from exc
     if kind in ("csv", "tsv", "json", "jsonl"):
         text = _decode(data, name, notes)
+        check_file_chars(name, len(text))  # the cells hold fewer characters than the text they are read from
         if kind in ("csv", "tsv"):
             df = _read_delimited(text, name, "\t" if kind == "tsv" else ",", notes)
         else:
@@ -236,7 +329,9 @@ def read_table(path: str | Path, data: bytes | None = None, sheet: str | None = 
         if not data:
             raise BmcoreError(f"{name} is empty")
         try:
-            df = pd.read_parquet(io.BytesIO(data))
+            df = _read_parquet(data, name)
+        except BmcoreError:
+            raise
         except Exception as exc:  # pyarrow raises many types for corrupt files
             raise BmcoreError(f"{name} is not a readable Parquet file ({exc.__class__.__name__})") from exc
         nested = [c for c in df.columns if df[c].map(lambda v: isinstance(v, (list, dict, np.ndarray))).any()]
@@ -245,6 +340,7 @@ def read_table(path: str | Path, data: bytes | None = None, sheet: str | None = 
     else:
         if not data:
             raise BmcoreError(f"{name} is empty")
+        _check_xlsx(data, name)
         try:
             sheets = pd.read_excel(io.BytesIO(data), sheet_name=None, dtype=str)
         except Exception as exc:
@@ -266,6 +362,8 @@ def read_table(path: str | Path, data: bytes | None = None, sheet: str | None = 
         raise BmcoreError(f"{name} has no columns")
     if len(df) == 0:
         raise BmcoreError(f"{name} has a header but no rows")
+    if kind != "parquet":  # Parquet was measured before it was decoded
+        _check_size(df, name)
     return df, notes
 
 
@@ -306,6 +404,9 @@ def _read_folder(folder: Path, sheet: str | None) -> RawData:
             continue
         if split in frames:
             raise BmcoreError(f"folder {folder} has two files for the {split} split; keep one")
+        if f.is_symlink() and folder.resolve() not in f.resolve().parents:
+            # Never read (or quote) a file outside the folder through a link: it could be any file on the server.
+            raise BmcoreError(f"folder {folder}: {f.name} is a link to a file outside the folder; copy the file in instead")
         frames[split], file_notes = read_table(f, sheet=sheet)
         notes += file_notes
     if not frames:

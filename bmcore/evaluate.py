@@ -28,10 +28,12 @@ from .calibration import (
     reliability_bins,
     softmax,
 )
+from .display import csv_frame
 from .errors import BmcoreError
 
 METRICS_FILE = "metrics.json"
-PREDICTIONS_FILE = "predictions.csv"
+PREDICTIONS_FILE = "predictions.csv"  # for people: spreadsheet-safe cells (a leading ' before =, +, -, @)
+RAW_PREDICTIONS_FILE = "predictions.parquet"  # for programs and the Evaluate page: the raw values
 PROB_PREFIX = "prob_"
 EPS = 1e-12  # floor for probabilities inside logs
 
@@ -438,14 +440,22 @@ def evaluate_model(model_ref: Any, dataset: Any, split: str = "test", out_dir: s
 
 
 def save_eval(result: EvalResult, out_dir: str | Path) -> Path:
-    """Write ``metrics.json`` and ``predictions.csv`` into ``out_dir`` (each atomically)."""
+    """Write ``metrics.json``, ``predictions.csv`` and ``predictions.parquet`` into ``out_dir`` (each atomically).
+
+    The CSV is for people: cells that a spreadsheet would run as formulas are neutralised
+    (:func:`bmcore.display.csv_frame`). The Parquet file keeps the raw values, and is what
+    :func:`load_eval` reads back. The CSV is written last, so its modification time dates the evaluation.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".{METRICS_FILE}.tmp"
     tmp.write_text(json.dumps(result.metrics, indent=2, default=_json_default), encoding="utf-8")
     os.replace(tmp, out / METRICS_FILE)
+    tmp = out / f".{RAW_PREDICTIONS_FILE}.tmp"
+    result.predictions.to_parquet(tmp, index=False)
+    os.replace(tmp, out / RAW_PREDICTIONS_FILE)
     tmp = out / f".{PREDICTIONS_FILE}.tmp"
-    result.predictions.to_csv(tmp, index=False)
+    csv_frame(result.predictions).to_csv(tmp, index=False)
     os.replace(tmp, out / PREDICTIONS_FILE)
     result.out_dir = out
     return out
@@ -462,21 +472,34 @@ def _json_default(o: Any) -> Any:
 
 
 def load_eval(out_dir: str | Path) -> EvalResult:
-    """Read an evaluation back from ``metrics.json`` and ``predictions.csv`` (cache it by path and mtime)."""
+    """Read an evaluation back from ``metrics.json`` and its predictions (cache it by path and mtime).
+
+    The predictions come from the raw ``predictions.parquet``; an evaluation saved before that file
+    existed has only ``predictions.csv``, whose cells were then written raw too.
+    """
     out = Path(out_dir)
     mpath, ppath = out / METRICS_FILE, out / PREDICTIONS_FILE
     if not mpath.is_file() or not ppath.is_file():
         raise BmcoreError(f"{out} has no {METRICS_FILE} and {PREDICTIONS_FILE}; run the evaluation first")
     try:
         metrics = json.loads(mpath.read_text(encoding="utf-8"))
-        # Text and labels stay strings ("NA", "0" and "1" are texts and class names, not missing values or numbers).
-        preds = pd.read_csv(ppath, dtype={"text": str, "text_pair": str, "gold": str, "pred": str}, keep_default_na=False)
+        preds = read_predictions(out)
     except (OSError, ValueError) as exc:
         raise BmcoreError(f"the evaluation in {out} is damaged ({exc.__class__.__name__}); run it again") from exc
     for col in ("correct", "truncated"):
         if col in preds and preds[col].dtype != bool:
             preds[col] = preds[col].astype(str).str.lower() == "true"
     return EvalResult(metrics, preds, out)
+
+
+def read_predictions(out_dir: str | Path) -> pd.DataFrame:
+    """The raw prediction rows of a saved evaluation (``predictions.parquet``, else an older raw ``predictions.csv``)."""
+    out = Path(out_dir)
+    if (out / RAW_PREDICTIONS_FILE).is_file():
+        return pd.read_parquet(out / RAW_PREDICTIONS_FILE)
+    # Text and labels stay strings ("NA", "0" and "1" are texts and class names, not missing values or numbers).
+    return pd.read_csv(out / PREDICTIONS_FILE, dtype={"text": str, "text_pair": str, "gold": str, "pred": str},
+                       keep_default_na=False)
 
 
 # --- shaping results for the Evaluate page --------------------------------------------------

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .display import md
 from .errors import BmcoreError
 
 ATTRIBUTION_OUTPUT = "probability"  # what attributions explain: the target's softmax probability
@@ -540,9 +541,7 @@ def find_choice(choices: Sequence[ModelChoice], ref: str) -> ModelChoice | None:
 
 
 def example_label(example: dict[str, str], max_chars: int = 70) -> str:
-    """A button label for an example: ``label: start of the text…``, with Markdown characters escaped."""
+    """A button label for an example: ``label: start of the text…``, shown as text (:func:`bmcore.display.md`)."""
     text = " ".join(str(example["text"]).split())
     text = f"{example['label']}: " + (text if len(text) <= max_chars else text[: max_chars - 1] + "…")
-    for ch in "\\`*_[]()#<>!|~$":
-        text = text.replace(ch, "\\" + ch)
-    return text
+    return md(text)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import runs
+from .display import md, md_code
 from .errors import BmcoreError
 
 FORMATS = ("zip", "onnx", "card", "hub")
@@ -160,10 +161,11 @@ def model_card(run_dir: str | Path) -> str:
                          metrics=["accuracy", "f1"], tags=["text-classification", "bmcore"],
                          model_name=run_dir.name, eval_results=results or None)
 
-    lines = [f"# {run_dir.name}", "",
-             f"A text classifier with {len(labels)} classes ({', '.join(f'`{n}`' for n in labels)}), fine-tuned with "
-             f"bmcore studio from {f'[{base_id}](https://huggingface.co/{base_id})' if base_id else f'`{base_shown}`'} "
-             f"on the dataset `{dataset}`.", "",
+    # Every name from data (labels, columns, files, runs) is shown as text: md() and md_code() make it inert.
+    lines = [f"# {md(run_dir.name)}", "",
+             f"A text classifier with {len(labels)} classes ({', '.join(md_code(n) for n in labels)}), fine-tuned with "
+             f"bmcore studio from {f'[{base_id}](https://huggingface.co/{base_id})' if base_id else md_code(base_shown)} "
+             f"on the dataset {md_code(dataset)}.", "",
              "## Results on the test split", ""]
     if model.get("accuracy") is not None:
         n = model.get("n")
@@ -181,7 +183,7 @@ def model_card(run_dir: str | Path) -> str:
         per_class = model.get("per_class") or {}
         if per_class:
             lines += ["| class | precision | recall | F1 | support |", "| --- | ---: | ---: | ---: | ---: |"]
-            lines += [f"| {name} | {_num(v.get('precision'))} | {_num(v.get('recall'))} | {_num(v.get('f1'))} | "
+            lines += [f"| {md(name)} | {_num(v.get('precision'))} | {_num(v.get('recall'))} | {_num(v.get('f1'))} | "
                       f"{v.get('support', '-')} |" for name, v in per_class.items()]
             lines.append("")
         if model.get("ece") is not None:
@@ -194,17 +196,17 @@ def model_card(run_dir: str | Path) -> str:
 
     source = str(data_meta.get("source") or "")
     source = Path(source).name if os.sep in source else source  # a file's name, not its path on this machine
-    lines += ["## Data", "", f"- Dataset: `{dataset}`" + (f", from `{source}`" if source else "")]
+    lines += ["## Data", "", f"- Dataset: {md_code(dataset)}" + (f", from {md_code(source)}" if source else "")]
     if data_meta.get("text_columns"):
-        lines.append(f"- Text column(s): {', '.join(f'`{c}`' for c in data_meta['text_columns'])}; "
-                     f"label column: `{data_meta.get('label_column')}`")
+        lines.append(f"- Text column(s): {', '.join(md_code(c) for c in data_meta['text_columns'])}; "
+                     f"label column: {md_code(data_meta.get('label_column'))}")
     if splits:
         lines.append("- Splits: " + ", ".join(f"{int(v):,} {k}" for k, v in splits.items()))
-    lines += [f"- Classes: {', '.join(f'`{n}`' for n in labels)}", ""]
+    lines += [f"- Classes: {', '.join(md_code(n) for n in labels)}", ""]
 
     lines += ["## Training hyperparameters", "", "| setting | value |", "| --- | --- |"]
     shown = config | ({"model_name_or_path": base_shown} if base_ref else {})
-    lines += [f"| `{k}` | `{json.dumps(v)}` |" for k, v in shown.items() if v is not None and k != "dataset"]
+    lines += [f"| `{k}` | {md_code(json.dumps(v), in_table=True)} |" for k, v in shown.items() if v is not None and k != "dataset"]
     last = next((r for r in reversed(runs.read_metrics(run_dir)) if r.get("elapsed_s") is not None), None)
     if last:
         lines.append(f"| training | {last.get('step', '-')} steps in {float(last['elapsed_s']):.0f} s |")
@@ -218,7 +220,7 @@ def model_card(run_dir: str | Path) -> str:
               f'classifier("your text here", truncation=True{f", max_length={msl}" if msl else ""})', "```", "",
               "Or with the bmcore studio CLI: `python -m bmcore predict --model path/to/this/folder \"your text here\"`.", "",
               "## Limitations", "",
-              f"It only knows the classes above and the kind of text in `{dataset}`; texts longer than {msl or 'max_seq_length'} "
+              f"It only knows the classes above and the kind of text in {md_code(dataset)}; texts longer than {msl or 'max_seq_length'} "
               "tokens are cut. Check the confusion matrix and the misclassified examples before relying on it.", ""]
     return str(ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + "\n".join(lines)))
 
@@ -303,10 +305,9 @@ def _input_names(tokenizer: Any, model: Any) -> list[str]:
 
 def _test_texts(run_dir: Path, limit: int) -> tuple[list[str], list[str] | None, int]:
     """The first ``limit`` test texts (and pairs) of the run's dataset, and the split's full size."""
-    import pandas as pd
 
     from .data import load_prepared
-    from .evaluate import PREDICTIONS_FILE
+    from .evaluate import PREDICTIONS_FILE, read_predictions
 
     config = _read(run_dir / runs.CONFIG_FILE)
     try:
@@ -317,7 +318,7 @@ def _test_texts(run_dir: Path, limit: int) -> tuple[list[str], list[str] | None,
         if not path.is_file():
             raise BmcoreError(f"no test split to check ONNX parity on: dataset {config.get('dataset')!r} is not prepared "
                               "in this workspace and the run has no saved test predictions") from None
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        df = read_predictions(path.parent)
     if len(df) == 0:
         raise BmcoreError("the test split is empty; nothing to check ONNX parity on")
     head = df.head(limit)

@@ -13,7 +13,17 @@ variable                    demo default  what it caps
 ``BMCORE_ALLOW_HUB``        0             1 allows Hugging Face Hub model and dataset ids
 ``BMCORE_ALLOW_LOCAL_PATHS``  0           1 allows files and model folders outside the workspace
 ``BMCORE_MAX_UPLOAD_MB``    200           megabytes of one uploaded file (as server.maxUploadSize)
+``BMCORE_MAX_FILE_ROWS``    200000        rows in one data file
+``BMCORE_MAX_FILE_CHARS``   50000000      characters one data file decodes to (all its text cells)
+``BMCORE_MAX_CELL_CHARS``   100000        characters in one cell (1,000,000 outside demo mode)
 ==========================  ============  =====================================================
+
+The file caps bound what a file *expands to*, checked before it is materialised: a 100 KB Parquet
+or Excel file can decode to gigabytes of text, and the upload limit only sees the compressed bytes.
+Parquet is checked from its footer (rows, unpacked bytes), then row group by row group with strings
+still dictionary-encoded; Excel from its zip directory (unpacked bytes, at most twice the character
+cap); CSV, TSV and JSON from their decoded text and row count. The per-cell cap is on everywhere:
+no classifier reads a million characters of one text.
 
 On Streamlit Community Cloud or Hugging Face Spaces, set them as secrets or variables: ``app.py``
 copies ``st.secrets`` entries named ``BMCORE_*`` into the environment at start.
@@ -34,9 +44,15 @@ MAX_JOBS = "BMCORE_MAX_JOBS"
 ALLOW_HUB = "BMCORE_ALLOW_HUB"
 ALLOW_LOCAL_PATHS = "BMCORE_ALLOW_LOCAL_PATHS"
 MAX_UPLOAD_MB = "BMCORE_MAX_UPLOAD_MB"
-VARIABLES = (PUBLIC_DEMO, MAX_TRAIN_ROWS, MAX_EPOCHS, MAX_JOBS, ALLOW_HUB, ALLOW_LOCAL_PATHS, MAX_UPLOAD_MB)
+MAX_FILE_ROWS = "BMCORE_MAX_FILE_ROWS"
+MAX_FILE_CHARS = "BMCORE_MAX_FILE_CHARS"
+MAX_CELL_CHARS = "BMCORE_MAX_CELL_CHARS"
+VARIABLES = (PUBLIC_DEMO, MAX_TRAIN_ROWS, MAX_EPOCHS, MAX_JOBS, ALLOW_HUB, ALLOW_LOCAL_PATHS, MAX_UPLOAD_MB,
+             MAX_FILE_ROWS, MAX_FILE_CHARS, MAX_CELL_CHARS)
 
-DEMO_DEFAULTS = {MAX_TRAIN_ROWS: 5000, MAX_EPOCHS: 3, MAX_JOBS: 2}
+DEMO_DEFAULTS = {MAX_TRAIN_ROWS: 5000, MAX_EPOCHS: 3, MAX_JOBS: 2,
+                 MAX_FILE_ROWS: 200_000, MAX_FILE_CHARS: 50_000_000, MAX_CELL_CHARS: 100_000}
+DEFAULT_MAX_CELL_CHARS = 1_000_000  # outside demo mode too
 DEFAULT_MAX_UPLOAD_MB = 200  # the same as server.maxUploadSize in .streamlit/config.toml
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -76,6 +92,9 @@ class Limits:
     allow_hub: bool
     allow_local_paths: bool
     max_upload_mb: float
+    max_file_rows: int | None = None
+    max_file_chars: int | None = None
+    max_cell_chars: int = DEFAULT_MAX_CELL_CHARS
 
     def describe(self) -> str:
         """One line for the UI: what this deployment caps."""
@@ -91,6 +110,10 @@ class Limits:
         if not self.allow_local_paths:
             parts.append("no server paths outside the workspace")
         parts.append(f"uploads up to {self.max_upload_mb:g} MB")
+        if self.max_file_rows:
+            parts.append(f"data files up to {self.max_file_rows:,} rows")
+        if self.max_file_chars:
+            parts.append(f"{self.max_file_chars:,} characters")
         return ("Public demo: " if self.public_demo else "Limits: ") + ", ".join(parts) + "."
 
     @property
@@ -112,6 +135,9 @@ def current() -> Limits:
         allow_hub=_flag(ALLOW_HUB, not demo),
         allow_local_paths=_flag(ALLOW_LOCAL_PATHS, not demo),
         max_upload_mb=_number(MAX_UPLOAD_MB, DEFAULT_MAX_UPLOAD_MB, float) or DEFAULT_MAX_UPLOAD_MB,
+        max_file_rows=_number(MAX_FILE_ROWS, d.get(MAX_FILE_ROWS)),  # type: ignore[arg-type]
+        max_file_chars=_number(MAX_FILE_CHARS, d.get(MAX_FILE_CHARS)),  # type: ignore[arg-type]
+        max_cell_chars=_number(MAX_CELL_CHARS, d.get(MAX_CELL_CHARS, DEFAULT_MAX_CELL_CHARS)),  # type: ignore[arg-type]
     )
 
 
@@ -141,6 +167,38 @@ def check_upload(name: str, size: int) -> None:
     if size > limit * 1024 * 1024:
         raise BmcoreError(f"{name} is {size / 1024 / 1024:.1f} MB, over the upload limit of {limit:g} MB; "
                           "use a smaller sample, or a local path on your own machine")
+
+
+def check_file_rows(name: str, rows: int) -> None:
+    """Refuse a data file with more rows than the file cap (checked before the rows are read, where possible)."""
+    cap = current().max_file_rows
+    if cap and rows > cap:
+        raise BmcoreError(f"{name} has more than {cap:,} rows, this deployment's limit ({MAX_FILE_ROWS}); "
+                          "use a smaller sample")
+
+
+def check_file_chars(name: str, chars: int) -> None:
+    """Refuse a data file whose text cells add up to more characters than the cap."""
+    cap = current().max_file_chars
+    if cap and chars > cap:
+        raise BmcoreError(f"{name} decodes to more than {cap:,} characters of text, this deployment's limit "
+                          f"({MAX_FILE_CHARS}); use a smaller sample")
+
+
+def check_unpacked(name: str, nbytes: int) -> None:
+    """Refuse a compressed file (Parquet pages, an xlsx zip) that unpacks to more than twice the character cap."""
+    cap = current().max_file_chars
+    if cap and nbytes > 2 * cap:
+        raise BmcoreError(f"{name} unpacks to {nbytes:,} bytes, more than this deployment's limit of {cap:,} characters "
+                          f"of text allows ({MAX_FILE_CHARS}); use a smaller sample")
+
+
+def check_cell_chars(name: str, longest: int) -> None:
+    """Refuse a data file with a cell longer than the per-cell cap."""
+    cap = current().max_cell_chars
+    if longest > cap:
+        raise BmcoreError(f"{name} has a cell of {longest:,} characters, more than the limit of {cap:,} ({MAX_CELL_CHARS}); "
+                          "a model reads only the first few thousand characters of a text, so cut the long ones")
 
 
 def check_epochs(epochs: float | None, max_steps: int | None) -> None:

@@ -6,6 +6,7 @@ import streamlit as st
 
 from bmcore import jobs, queue, runs
 from bmcore.data import prepared_frame
+from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.models import load_tokenizer
 from bmcore.workspace import runs_dir
@@ -30,7 +31,7 @@ def show_runs() -> None:
     """The run folders in the workspace, by name, or a line saying there are none."""
     runs = sorted(p.name for p in runs_dir().iterdir() if p.is_dir() and not p.name.startswith("."))
     if runs:
-        st.markdown("Runs in the workspace: " + ", ".join(f"`{r}`" for r in runs))
+        st.markdown("Runs in the workspace: " + ", ".join(md(r) for r in runs))
     else:
         st.caption("No training runs in the workspace yet.")
 
@@ -65,7 +66,7 @@ def run_controls(run_dir: Path, state: str, page: str) -> None:
         try:
             runs.launch(run_dir, resume=True)
         except (BmcoreError, OSError) as exc:
-            st.error(str(exc))
+            st.error(md(exc))
         else:
             st.rerun()  # a full rerun, so the live view polls again
 
@@ -110,7 +111,7 @@ def job_outcome(job_dir: Path | None, what: str) -> dict | None:
         return None
     info = jobs.read(job_dir)
     if info["state"] == runs.FAILED:
-        st.error(f"{what} failed: {info.get('error') or 'see ' + runs.JOB_LOG_FILE}")
+        st.error(f"{what} failed: {md(info.get('error') or 'see ' + runs.JOB_LOG_FILE)}")
     elif info["state"] == runs.CANCELLED:
         st.caption(f"{what} was cancelled.")
     return info

@@ -4,6 +4,7 @@ import plotly.express as px
 import streamlit as st
 
 from bmcore import data as bdata
+from bmcore.display import md, plot_texts
 from bmcore.errors import BmcoreError
 from bmcore.models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, hub_offline, hub_reachable
 from pages._ui import require_frame, show_prepared_datasets, tokenizer
@@ -31,7 +32,7 @@ def prepare(source: str, fingerprint: str, _data: bytes | None, text: tuple[str,
 
 
 def fail(exc: Exception) -> None:
-    st.error(str(exc))
+    st.error(md(exc))
     st.stop()
 
 
@@ -76,7 +77,7 @@ try:
 except BmcoreError as exc:
     fail(exc)
 for note in raw.notes:
-    st.caption(note)
+    st.caption(md(note))
 
 # --- preview and columns ------------------------------------------------------------------
 st.subheader("Preview")
@@ -88,7 +89,7 @@ columns = [str(c) for c in first.columns]
 try:
     guess = bdata.detect_columns(first)
 except BmcoreError as exc:
-    st.error(f"{exc}")  # the columns can still be chosen by hand below
+    st.error(md(exc))  # the columns can still be chosen by hand below
     guess = None
 key = fingerprint[:8] or bdata.suggest_name(source)  # new source, new widgets, so the detected choice is preselected again
 c1, c2, c3 = st.columns(3)
@@ -128,7 +129,7 @@ except BmcoreError as exc:
     fail(exc)
 stats = ds.stats
 for note in ds.notes:
-    st.caption(note)
+    st.caption(md(note))
 
 # --- stats --------------------------------------------------------------------------------
 st.subheader("Stats")
@@ -140,10 +141,10 @@ for col, split in zip(m[2:5], bdata.SPLITS, strict=True):
 m[5].metric("Truncated", f"{stats['truncated_share']:.1%}", help=f"texts longer than {stats['max_seq_length']} tokens")
 
 c1, c2 = st.columns(2)
-balance = px.bar(bdata.class_balance_frame(stats), x="label", y="count", color="split", barmode="group",
+balance = px.bar(bdata.class_balance_frame(stats).assign(label=lambda f: plot_texts(f["label"])), x="label", y="count", color="split", barmode="group",
                  title="Class balance per split")
 c1.plotly_chart(balance, key="data_balance_chart")
-lengths = px.histogram(bdata.token_length_frame(ds), x="n_tokens", color="label", barmode="overlay", opacity=0.6,
+lengths = px.histogram(bdata.token_length_frame(ds).assign(label=lambda f: plot_texts(f["label"])), x="n_tokens", color="label", barmode="overlay", opacity=0.6,
                        nbins=60, title=f"Token lengths per class: {stats['truncated_share']:.1%} truncated at "
                                        f"max_seq_length {stats['max_seq_length']}")
 lengths.add_vline(x=stats["max_seq_length"], line_dash="dash", annotation_text="max_seq_length")
@@ -151,7 +152,7 @@ lengths.update_xaxes(range=[0, bdata.length_axis_max(stats)])  # a few very long
 c2.plotly_chart(lengths, key="data_lengths_chart")
 
 for warning in bdata.warnings_for(stats):
-    st.warning(warning)
+    st.warning(md(warning))
 with st.expander(f"Suggested class weights (imbalance {stats['imbalance_ratio']}:1)"):
     st.dataframe(bdata.class_weights_frame(stats), hide_index=True)
 
@@ -159,14 +160,14 @@ with st.expander(f"Suggested class weights (imbalance {stats['imbalance_ratio']}
 st.subheader("Save to the workspace")
 name = st.text_input("Name", bdata.suggest_name(source), key=f"data_name_{key}").strip()
 if bdata.is_prepared(name):
-    st.caption(f"A dataset named {name!r} exists; saving replaces it.")
+    st.caption(md(f"A dataset named {name!r} exists; saving replaces it."))
 if st.button("Save", type="primary", key="data_save"):
     try:
         ds.name = name
         path = bdata.save_prepared(ds)
     except BmcoreError as exc:
         fail(exc)
-    st.success(f"Saved {name!r} to {path}")
+    st.success(md(f"Saved {name!r} to {path}"))
 st.caption("The same from the command line:")
 st.code(bdata.prepare_command(source, name or "NAME", text_columns=list(text_cols), label_column=label_col,
                               use_source_splits=use_source_splits, ratios=ratios, seed=int(seed),

@@ -13,6 +13,7 @@ from bmcore import evaluate as ev
 from bmcore import export as ex
 from bmcore import jobs, runs
 from bmcore.data import SPLITS, dataset_dir, list_prepared
+from bmcore.display import from_plot_text, md, plot_text, plot_texts
 from bmcore.errors import BmcoreError
 from pages._ui import job_outcome, show_job
 
@@ -46,7 +47,7 @@ def curves(path: str, mtime: float) -> dict:
 
 
 def fail(exc: Exception | str) -> None:
-    st.error(str(exc))
+    st.error(md(exc))
     st.stop()
 
 
@@ -77,8 +78,8 @@ def on_cell_click() -> None:
     state = st.session_state.get("evaluate_cm_chart") or {}
     points = (state.get("selection") or {}).get("points") or []
     if points:
-        st.session_state["evaluate_cell_gold"] = str(points[0]["y"])
-        st.session_state["evaluate_cell_pred"] = str(points[0]["x"])
+        st.session_state["evaluate_cell_gold"] = from_plot_text(points[0]["y"])
+        st.session_state["evaluate_cell_pred"] = from_plot_text(points[0]["x"])
 
 
 def on_row_pick() -> None:
@@ -96,6 +97,7 @@ def axis_style(k: int, names: list[str]) -> dict:
 
 def confusion_figure(matrix: list[list[int]], names: list[str], normalised: bool) -> go.Figure:
     k = len(names)
+    names = plot_texts(names)  # the labels as plotly shows them (a click returns them; on_cell_click maps them back)
     counts = pd.DataFrame(matrix, index=names, columns=names)
     share = ev.normalize_confusion(matrix)
     z = share if normalised else counts.to_numpy()
@@ -156,13 +158,13 @@ def show_confusion(result: ev.EvalResult) -> None:
                        selection_mode=("points",), config={"displayModeBar": False})
     top = result.metrics.get("top_confusions") or []
     if top:
-        chart.caption("Most frequent confusions: " + "; ".join(f"{t['gold']} → {t['pred']} ({t['count']:,})" for t in top[:3]))
+        chart.caption(md("Most frequent confusions: " + "; ".join(f"{t['gold']} → {t['pred']} ({t['count']:,})" for t in top[:3])))
     if gold is None or pred is None:
         st.info("Click a cell of the matrix, or choose a gold and a predicted label above it, to list its examples.")
         return
     rows = ev.cell_examples(result.predictions, gold, pred)
     verdict = "correct" if gold == pred else "mistakes"
-    st.markdown(f"**{len(rows):,}** examples of **{gold}** predicted as **{pred}** ({verdict}), most confident first.")
+    st.markdown(f"**{len(rows):,}** examples of **{md(gold)}** predicted as **{md(pred)}** ({verdict}), most confident first.")
     if rows.empty:
         st.caption("This cell is empty.")
     else:
@@ -210,9 +212,9 @@ def show_per_class(result: ev.EvalResult) -> None:
     names = result.label_names
     st.subheader("Per class")
     frame = ev.per_class_frame(result.metrics)
-    fig = px.bar(frame, x="class", y="value", color="metric", barmode="group", range_y=(0, 1.05),
-                 color_discrete_map=METRIC_COLORS, hover_data={"support": True},
-                 category_orders={"class": names}, labels={"value": "score", "class": "", "metric": ""},
+    fig = px.bar(frame.assign(**{"class": plot_texts(frame["class"])}), x="class", y="value", color="metric",
+                 barmode="group", range_y=(0, 1.05), color_discrete_map=METRIC_COLORS, hover_data={"support": True},
+                 category_orders={"class": plot_texts(names)}, labels={"value": "score", "class": "", "metric": ""},
                  title="Precision, recall and F1 per class")
     fig.update_xaxes(**axis_style(len(names), names))
     fig.update_layout(legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
@@ -225,14 +227,14 @@ def show_curves(path: str, mtime: float, result: ev.EvalResult) -> None:
     if not data:
         st.caption("ROC and PR curves need gold examples of at least two classes.")
         return
-    roc = pd.DataFrame([{"class": f"{n} (AUC {c['roc']['auc']:.3f})", "false positive rate": x, "true positive rate": y}
+    roc = pd.DataFrame([{"class": f"{plot_text(n)} (AUC {c['roc']['auc']:.3f})", "false positive rate": x, "true positive rate": y}
                         for n, c in data.items() for x, y in zip(c["roc"]["fpr"], c["roc"]["tpr"], strict=True)])
-    pr = pd.DataFrame([{"class": f"{n} (AP {c['pr']['ap']:.3f})", "recall": x, "precision": y}
+    pr = pd.DataFrame([{"class": f"{plot_text(n)} (AP {c['pr']['ap']:.3f})", "recall": x, "precision": y}
                        for n, c in data.items() for x, y in zip(c["pr"]["recall"], c["pr"]["precision"], strict=True)])
     palette = px.colors.qualitative.Plotly if len(data) <= 10 else px.colors.qualitative.Alphabet
     # A vertical legend on the right never covers the axis titles, even with 20 classes.
     legend = {"title": None, "font": {"size": 11 if len(data) <= 10 else 9}, "tracegroupgap": 0}
-    binary = " (positive class: " + next(iter(data)) + ")" if len(result.label_names) == 2 else " (one class vs the rest)"
+    binary = " (positive class: " + plot_text(next(iter(data))) + ")" if len(result.label_names) == 2 else " (one class vs the rest)"
     c1, c2 = st.columns(2)
     fig = px.line(roc, x="false positive rate", y="true positive rate", color="class", color_discrete_sequence=palette,
                   title="ROC" + binary, range_x=(0, 1), range_y=(0, 1.02))
@@ -312,24 +314,25 @@ def show_compare(result: ev.EvalResult, this_run: str | None, dataset: str, spli
             theirs = load(str(path), ev.evaluation_mtime(path))
             cmp = ev.compare_runs(theirs.predictions, result.predictions, names)
         except BmcoreError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
             return
-        st.markdown(f"Differences are **this model minus {other}**: above zero, this model does better.")
+        st.markdown(f"Differences are **this model minus {md(other)}**: above zero, this model does better.")
         if this_run in completed:  # the base model of each, so "from base" vs "from domain-adapted" reads at a glance
-            st.caption(f"This run was fine-tuned from `{runs.short_model(completed[this_run]['model'])}`; "
-                       f"{other} from `{runs.short_model(completed[other]['model'])}`.")
+            st.caption(md(f"This run was fine-tuned from {runs.short_model(completed[this_run]['model'])}; "
+                          f"{other} from {runs.short_model(completed[other]['model'])}."))
         c = st.columns(4)
-        c[0].metric("Accuracy", fmt(cmp["accuracy_b"]), delta(cmp["accuracy_b"], cmp["accuracy_a"], f"vs {other}"))
-        c[1].metric("Macro F1", fmt(cmp["f1_macro_b"]), delta(cmp["f1_macro_b"], cmp["f1_macro_a"], f"vs {other}"))
+        c[0].metric("Accuracy", fmt(cmp["accuracy_b"]), delta(cmp["accuracy_b"], cmp["accuracy_a"], f"vs {md(other)}"))
+        c[1].metric("Macro F1", fmt(cmp["f1_macro_b"]), delta(cmp["f1_macro_b"], cmp["f1_macro_a"], f"vs {md(other)}"))
         c[2].metric("Now wrong (were right)", f"{cmp['num_right_to_wrong']:,}")
         c[3].metric("Now right (were wrong)", f"{cmp['num_wrong_to_right']:,}")
         c1, c2 = st.columns(2)
-        diffs = pd.DataFrame([{"class": n, "F1 difference": v["f1_diff"], "this": v["f1_b"], other: v["f1_a"]}
+        shown = plot_text(other)  # the run's name in charts
+        diffs = pd.DataFrame([{"class": plot_text(n), "F1 difference": v["f1_diff"], "this": v["f1_b"], shown: v["f1_a"]}
                               for n, v in cmp["per_class"].items()])
-        diffs["better"] = diffs["F1 difference"].map(lambda d: "this model" if d > 0 else other if d < 0 else "same")
-        fig = px.bar(diffs, x="class", y="F1 difference", color="better", title="Per-class F1: this minus " + other,
-                     color_discrete_map={"this model": "#2563EB", other: "#DC2626", "same": "#9CA3AF"},
-                     category_orders={"class": names}, hover_data={"this": ":.3f", other: ":.3f", "better": False},
+        diffs["better"] = diffs["F1 difference"].map(lambda d: "this model" if d > 0 else shown if d < 0 else "same")
+        fig = px.bar(diffs, x="class", y="F1 difference", color="better", title="Per-class F1: this minus " + shown,
+                     color_discrete_map={"this model": "#2563EB", shown: "#DC2626", "same": "#9CA3AF"},
+                     category_orders={"class": plot_texts(names)}, hover_data={"this": ":.3f", shown: ":.3f", "better": False},
                      labels={"class": ""})
         fig.update_xaxes(**axis_style(len(names), names))
         fig.update_layout(showlegend=False)
@@ -339,11 +342,11 @@ def show_compare(result: ev.EvalResult, this_run: str | None, dataset: str, spli
         # Colour says who the cell favours: more on the diagonal is good, more off it is bad; the text is the raw difference.
         good = [[v if i == j else -v for j, v in enumerate(row)] for i, row in enumerate(z)]
         span = max(1, max(abs(v) for row in z for v in row))
-        fig = go.Figure(go.Heatmap(z=good, x=names, y=names, colorscale="RdBu", zmid=0, zmin=-span, zmax=span,
+        fig = go.Figure(go.Heatmap(z=good, x=plot_texts(names), y=plot_texts(names), colorscale="RdBu", zmid=0, zmin=-span, zmax=span,
                                    text=[[f"{v:+d}" for v in row] for row in z], texttemplate="%{text}" if k <= 12 else None,
                                    textfont={"size": 14 if k <= 6 else 10}, showscale=False,
                                    hovertemplate="gold %{y} → predicted %{x}<br>%{text} examples<extra></extra>"))
-        fig.update_layout(title="Confusion matrix: this minus " + other, height=min(900, max(380, 140 + 34 * k)))
+        fig.update_layout(title="Confusion matrix: this minus " + shown, height=min(900, max(380, 140 + 34 * k)))
         fig.update_xaxes(title="predicted", **axis_style(k, names))
         fig.update_yaxes(title="gold", autorange="reversed", **axis_style(k, names))
         c2.plotly_chart(fig, key="evaluate_compare_cm_chart")
@@ -384,11 +387,11 @@ def show_metrics(result: ev.EvalResult) -> None:
     c[3].metric("Log loss", fmt(m.get("log_loss")), help="Mean cross-entropy of the gold class (lower is better).")
     cm = m.get("confusion_matrix") or {}
     if note := ev.missed_classes_note(ev.missed_classes(cm.get("matrix") or [], cm.get("labels") or []), m.get("split", "")):
-        st.warning(note, icon=":material/warning:")
+        st.warning(md(note), icon=":material/warning:")
     if not base:
         st.caption("No baseline: the dataset has no train split to train it on.")
     for note in m.get("notes") or []:
-        st.caption(note)
+        st.caption(md(note))
 
 
 def show_export(run_dir: Path) -> None:
@@ -418,8 +421,8 @@ def show_export(run_dir: Path) -> None:
         row.download_button("ONNX (model.onnx)", lambda: path.read_bytes(), key="evaluate_export_onnx_download",
                             file_name=ex.ONNX_FILE, mime="application/octet-stream", on_click="ignore",
                             icon=":material/download:")
-        (st.success if onnx.passed else st.error)(ex.parity_summary(onnx.parity) + f". The tokenizer and config are in "
-                                                  f"{path.parent}.")
+        (st.success if onnx.passed else st.error)(md(ex.parity_summary(onnx.parity) + f". The tokenizer and config are in "
+                                                     f"{path.parent}."))
     with st.expander("Push to the Hugging Face Hub", icon=":material/cloud_upload:"):
         c1, c2 = st.columns(2)
         repo = c1.text_input("Repository (owner/name)", key="evaluate_hub_repo", placeholder=f"your-user/{run_dir.name}")
@@ -431,14 +434,14 @@ def show_export(run_dir: Path) -> None:
         if info is not None and info["state"] in runs.ACTIVE:
             show_job(job, "evaluate_hub")
         elif info is not None and info["state"] == runs.COMPLETED and info["result"]:
-            st.success(f"Pushed to {info['result'].get('url')}")
+            st.success(f"Pushed to {md(info['result'].get('url'))}")
         else:
             job_outcome(job, "The last push")
         if st.button("Push", key="evaluate_hub_push", icon=":material/upload:"):
             try:  # offline, no token or a malformed repo id: one line at once, before any job starts
                 repo, secret = ex.check_hub(repo, token or None)
             except BmcoreError as exc:
-                st.error(str(exc))
+                st.error(md(exc))
             else:  # the token reaches the job's process in its environment; it is never written to disk
                 start_job("push", {"run_dir": str(run_dir), "repo_id": repo, "private": private}, str(run_dir),
                           env={"HF_TOKEN": secret})
@@ -448,7 +451,7 @@ def start_job(kind: str, params: dict, key: str, env: dict | None = None) -> Non
     try:
         jobs.start(kind, params, key, env=env)
     except (BmcoreError, OSError) as exc:
-        st.error(str(exc))
+        st.error(md(exc))
     else:
         st.rerun()
 
@@ -531,7 +534,7 @@ if not ev.is_fresh(out_dir, model_dir, dataset_dir(dataset)):
         st.stop()
     n = sizes.get(split, 0)
     extra = sizes.get("validation", 0) if split != "validation" else 0
-    st.info(f"This model has not been scored on {dataset} / {split} yet: {n:,} examples"
+    st.info(f"This model has not been scored on {md(dataset)} / {split} yet: {n:,} examples"
             + (f", plus {extra:,} validation examples to fit the temperature" if extra else "")
             + ". The result is saved, so next time it opens at once.")
     job_outcome(job, "The last scoring")
@@ -552,7 +555,7 @@ except BmcoreError as exc:
 
 m = result.metrics
 st.subheader("How good is it?")
-st.caption(f"{m.get('n', len(result.predictions)):,} {split} examples of {dataset} · {len(result.label_names)} classes · "
+st.caption(f"{m.get('n', len(result.predictions)):,} {split} examples of {md(dataset)} · {len(result.label_names)} classes · "
            f"scored {m.get('created', '')} in {m.get('precision') or '-'} · max_seq_length {m.get('max_seq_length') or '-'}"
            + (f" · {m['truncated']:,} texts truncated" if m.get("truncated") else ""))
 show_metrics(result)

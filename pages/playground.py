@@ -16,6 +16,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from bmcore import explain as bx
+from bmcore.display import csv_frame, md, plot_texts
 from bmcore.errors import BmcoreError
 from bmcore.inference import load_for_inference, predict
 from pages._ui import require_frame
@@ -45,7 +46,7 @@ def predicted(key: tuple[str, float], precision: str, texts: tuple[str, ...], pa
 
 
 def fail(exc: Exception | str) -> None:
-    st.error(str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__)
+    st.error(md(str(exc).strip().splitlines()[0]) if str(exc).strip() else exc.__class__.__name__)
     st.stop()
 
 
@@ -151,19 +152,19 @@ with many:
             try:
                 texts, pairs = bx.read_batch(upload.name, upload.getvalue())
             except BmcoreError as exc:
-                st.error(str(exc))
+                st.error(md(exc))
     if texts:
         try:
             records = predicted(info.cache_key, precision, tuple(texts), tuple(pairs) if pairs else None)
         except BmcoreError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
         else:
             table = bx.predictions_frame(texts, records, pairs)
             st.dataframe(table, hide_index=True, column_config={
                 "confidence": st.column_config.ProgressColumn("confidence", format="%.3f", min_value=0, max_value=1)})
-            st.download_button("Download as CSV", table.to_csv(index=False).encode("utf-8"), "predictions.csv",
+            st.download_button("Download as CSV", csv_frame(table).to_csv(index=False).encode("utf-8"), "predictions.csv",
                                "text/csv", key="playground_batch_download", icon=":material/download:")
-            st.caption(f"{len(table):,} texts · " + ", ".join(f"{k} {v:,}" for k, v in table["label"].value_counts().items()))
+            st.caption(md(f"{len(table):,} texts · " + ", ".join(f"{k} {v:,}" for k, v in table["label"].value_counts().items())))
 
 # --- one text -----------------------------------------------------------------------------
 with one:
@@ -195,13 +196,13 @@ with one:
     label, probs = pred.labels[0], dict(zip(names, pred.probs[0].tolist(), strict=True))
     calibrated = dict(zip(names, pred.calibrated_probs[0].tolist(), strict=True)) if pred.calibrated_probs is not None else None
     m = st.columns(3)
-    m[0].metric("Prediction", label)
+    m[0].metric("Prediction", md(label))
     m[1].metric("Probability", f"{probs[label]:.1%}")
     m[2].metric("Latency", f"{pred.seconds * 1000:.1f} ms", help="One forward pass on the cached model, tokenising included.")
     if pred.truncated[0]:
         st.warning(f"The input is longer than max_seq_length ({clf.max_seq_length} tokens): only its first "
                    f"{clf.max_seq_length} tokens were read.")
-    bars = px.bar(bx.probability_frame(probs, calibrated), x="probability", y="class", color="kind", orientation="h",
+    bars = px.bar(bx.probability_frame(probs, calibrated).assign(**{"class": lambda f: plot_texts(f["class"])}), x="probability", y="class", color="kind", orientation="h",
                   barmode="group", range_x=[0, 1], text_auto=".1%", title="Probability of each class",
                   color_discrete_sequence=["#4F46E5", "#F59E0B"])
     bars.update_layout(height=max(220, 36 * len(names) * (2 if calibrated else 1) + 110), legend_title_text="",
@@ -220,7 +221,7 @@ with one:
     except BmcoreError as exc:
         fail(exc)
     st.html(bx.attributions_html(ex.tokens, ex.attributions, target=ex.target))
-    st.caption(f"Attributions of P({ex.target}) sum to {ex.output_diff:+.4f}, the change from the [PAD] baseline to the "
+    st.caption(f"Attributions of P({md(ex.target)}) sum to {ex.output_diff:+.4f}, the change from the [PAD] baseline to the "
                f"text. Convergence delta {ex.delta:+.2e} ({ex.n_steps} steps): near 0 means the steps were enough. "
                f"Explained in {ex.seconds:.2f} s.")
 

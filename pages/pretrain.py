@@ -9,6 +9,7 @@ import streamlit as st
 from bmcore import runs
 from bmcore.config import PretrainConfig
 from bmcore.data import list_prepared
+from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.estimate import format_duration
 from bmcore.models import DEFAULT_MODEL, resolve_model
@@ -78,7 +79,7 @@ def show_run(run_dir: Path) -> None:
     p = runs.progress(run_dir)
     status, state = p["status"], p["status"]["state"]
     color, icon = BADGES[state]
-    st.markdown(f"#### {run_dir.name}")
+    st.markdown(f"#### {md(run_dir.name)}")
     st.badge(state, icon=icon, color=color)
     if status.get("head_notice"):
         st.info(f"Note: {FRESH_HEAD_NOTICE}. The encoder keeps the checkpoint's weights.", icon=":material/info:")
@@ -96,10 +97,10 @@ def show_run(run_dir: Path) -> None:
     show_curves(run_dir)
     run_controls(run_dir, state, "pretrain")
     if state == runs.FAILED:
-        st.error(status.get("error") or "the run failed")
+        st.error(md(status.get("error") or "the run failed"))
         st.code(status.get("log_tail") or runs.log_tail(run_dir) or "(train.log is empty)", language="text")
     if state in (runs.COMPLETED, runs.CANCELLED) and (run_dir / runs.MODEL_DIR).is_dir():
-        st.markdown(f"The domain-adapted model is a `save_pretrained` folder, `{run_dir / runs.MODEL_DIR}`: fine-tune "
+        st.markdown(f"The domain-adapted model is a `save_pretrained` folder, {md(run_dir / runs.MODEL_DIR)}: fine-tune "
                     "from it, then compare with a fine-tune from the base model on the Evaluate page.")
         if st.button("Fine-tune from this", type="primary", key="pretrain_finetune", icon=":material/model_training:"):
             finetune_from(run_dir)
@@ -198,7 +199,7 @@ with settings:
         if name:
             check_name(name, "run name")
     except (ValueError, OSError) as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         st.stop()
 
     st.subheader("Command line")
@@ -213,4 +214,4 @@ with settings:
     st.button("Start pretraining", type="primary", key="pretrain_start", icon=":material/play_arrow:",
               on_click=start, args=(config, name, upload))
     if error := st.session_state.pop("pretrain_start_error", None):
-        st.error(error)
+        st.error(md(error))

@@ -9,6 +9,7 @@ import streamlit as st
 from bmcore import jobs, queue, runs
 from bmcore.config import BEST_METRICS, CLASS_WEIGHTS, DEFAULT_EPOCHS, INTERVALS, TrainConfig, config_fields
 from bmcore.data import list_prepared
+from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.estimate import estimate_key, format_duration
 from bmcore.evaluate import missed_classes, missed_classes_note
@@ -72,7 +73,7 @@ def show_estimate(config: TrainConfig, meta: dict) -> None:
         try:
             jobs.start("estimate", {"config": config.to_dict()}, key)
         except (BmcoreError, OSError) as exc:
-            st.error(str(exc))
+            st.error(md(exc))
         else:
             st.rerun()
 
@@ -107,7 +108,7 @@ def show_charts(run_dir: Path) -> None:
 
 def show_result(run_dir: Path, state: str, status: dict) -> None:
     if state == runs.FAILED:
-        st.error(status.get("error") or "the run failed")
+        st.error(md(status.get("error") or "the run failed"))
         st.code(status.get("log_tail") or runs.log_tail(run_dir) or "(train.log is empty)", language="text")
     elif state == runs.CANCELLED:
         saved = (run_dir / runs.MODEL_DIR).is_dir()
@@ -117,7 +118,7 @@ def show_result(run_dir: Path, state: str, status: dict) -> None:
         try:
             result = runs.read_json(run_dir / runs.EVAL_FILE)
         except BmcoreError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
             return
         test, val = result.get("test", {}), result.get("validation", {})
         m = st.columns(4)
@@ -126,9 +127,9 @@ def show_result(run_dir: Path, state: str, status: dict) -> None:
         m[2].metric("Validation accuracy", fmt(val.get("accuracy"), ".3f"))
         m[3].metric("Validation macro F1", fmt(val.get("macro_f1"), ".3f"))
         if note := missed_classes_note(missed_classes(test.get("confusion_matrix") or [], test.get("labels") or [])):
-            st.warning(note, icon=":material/warning:")
+            st.warning(md(note), icon=":material/warning:")
         model_dir = run_dir / runs.MODEL_DIR
-        st.markdown(f"The best model is a standard Hugging Face folder: `{model_dir}`. "
+        st.markdown(f"The best model is a standard Hugging Face folder: {md(model_dir)}. "
                     "Score it in depth on the Evaluate page, or use it from Python:")
         st.code(f'from transformers import pipeline\n\nclassifier = pipeline("text-classification", model={str(model_dir)!r})\n'
                 'print(classifier("The match went to extra time."))', language="python")
@@ -139,13 +140,13 @@ def show_run(run_dir: Path) -> None:
     try:
         p = runs.progress(run_dir)
     except BmcoreError as exc:  # a damaged status.json: say so; the table above still lists every run
-        st.markdown(f"#### {run_dir.name}")
-        st.error(str(exc))
+        st.markdown(f"#### {md(run_dir.name)}")
+        st.error(md(exc))
         return
     status, last = p["status"], p["last"]
     state = status["state"]
     color, icon = BADGES[state]
-    st.markdown(f"#### {run_dir.name}")
+    st.markdown(f"#### {md(run_dir.name)}")
     st.badge(state, icon=icon, color=color)
     if state == runs.QUEUED:
         st.caption("Waiting for the device: another job is using it. This one starts by itself when it ends."
@@ -226,7 +227,7 @@ with settings:
     dataset = c1.selectbox("Prepared dataset", names, key="train_dataset")
     meta = datasets[names.index(dataset)]
     labels, splits = meta.get("label_names", []), meta.get("splits", {})
-    c1.caption(f"{len(labels)} classes ({', '.join(labels[:8])}{', ...' if len(labels) > 8 else ''}) · "
+    c1.caption(md(f"{len(labels)} classes ({', '.join(labels[:8])}{', ...' if len(labels) > 8 else ''}) · ")
                + " / ".join(f"{splits.get(s, 0):,} {s}" for s in ("train", "validation", "test")))
 
     kind = c2.radio("Model", MODEL_KINDS, key="train_model_kind", horizontal=True)
@@ -313,10 +314,10 @@ with settings:
         if name:
             check_name(name, "run name")
     except (ValueError, OSError) as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         st.stop()
     if precision_notice:
-        st.info(precision_notice)
+        st.info(md(precision_notice))
 
     st.subheader("Estimated duration")
     if st.toggle("Time a few training steps on this machine", key="train_estimate",
@@ -340,4 +341,4 @@ with settings:
     st.button("Start training", type="primary", key="train_start", icon=":material/play_arrow:",
               on_click=start, args=(config, name))
     if error := st.session_state.pop("train_start_error", None):
-        st.error(error)
+        st.error(md(error))

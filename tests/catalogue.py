@@ -50,6 +50,9 @@ class Case:
     no_ui: str = ""
     no_cli: str = ""
     cli_expect: str = ""  # when the CLI words it differently (it names a flag, not a box)
+    folder: Callable[[Path], Path] | None = None  # kind "folder": builds a folder source in a scratch folder
+    markdown: tuple[str, ...] = ()  # data the page must show escaped: never verbatim in Markdown it renders
+    secret: str = ""  # content of a file outside the source that no message may show
 
 
 def rows(n: int = 60, labels: tuple[str, ...] = ("negative", "positive")) -> pd.DataFrame:
@@ -219,6 +222,104 @@ CASES: list[Case] = [
     Case("demo-jobs", S, "a new job while every job slot (BMCORE_MAX_JOBS) is taken", "train",
          "training jobs are already queued or running", train={"background": True},
          env={"BMCORE_MAX_JOBS": "1"}),
+]
+
+# --- hostile input, round two: security (issue 17, items 1-4) ---------------------------------------------
+
+X = "Hostile input (security)"
+PORT = 9  # the discard port: nothing should ever be fetched from it
+IMG = f"![t](http://127.0.0.1:{PORT}/t.png)"
+LINK = "[a](javascript:alert(1))"
+HTML = f"<a href='http://127.0.0.1:{PORT}/x'>x</a>"
+LATEX = "$\\frac{a}{b}$"
+MARKDOWN = (IMG, IMG.replace("[t]", "[T]"), LINK, HTML, LATEX)
+FORMULAS = ('=HYPERLINK("http://127.0.0.1:9/x","click")', "+1 call me", "-2 dollars", "@SUM(A1:A2)", "\tcell")
+SECRET = "SECRET-FIRST-LINE-of-a-server-file"
+
+
+def _md_labels() -> bytes:
+    """Two large classes and five small ones named with Markdown, HTML and LaTeX (two differ only in case)."""
+    df = rows(120)
+    for i, label in enumerate(MARKDOWN):
+        df.loc[100 + 4 * i: 103 + 4 * i, "label"] = label
+    return csv_bytes(df)
+
+
+def _md_columns() -> bytes:
+    cols = [f"<img src=http://127.0.0.1:{PORT}/c.png>", IMG, LATEX]
+    return ",".join(f'"{c}"' for c in cols).encode() + b"\n" + b"".join(f"{i},{i % 2},{i * 0.5}\n".encode() for i in range(50))
+
+
+def _formulas() -> bytes:
+    df = rows(60)
+    for i, t in enumerate(FORMULAS):
+        df.loc[i, "text"] = t
+    return csv_bytes(df)
+
+
+def _parquet(table) -> bytes:
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
+
+
+def _repeated(n: int, text: str, labels: tuple[str, ...] = ("negative", "positive")):
+    """A table of ``n`` rows whose text is one string, dictionary-encoded: a few hundred bytes on disk."""
+    import numpy as np
+    import pyarrow as pa
+
+    dictionary = pa.DictionaryArray.from_arrays
+    return pa.table({"text": dictionary(pa.array(np.zeros(n, dtype=np.int32)), pa.array([text])),
+                     "label": dictionary(pa.array((np.arange(n) % len(labels)).astype(np.int32)), pa.array(labels))})
+
+
+def _xlsx_bomb() -> bytes:
+    """A real workbook plus a member of 4 MB of zeros that packs to a few KB (a zip bomb, scaled down)."""
+    buf = io.BytesIO()
+    rows(30).to_excel(buf, index=False)
+    with zipfile.ZipFile(buf, "a", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("xl/padding.xml", b"\0" * 4_000_000)
+    return buf.getvalue()
+
+
+def _linked_folder(base: Path) -> Path:
+    """A folder source whose train.csv is a link to a file outside it."""
+    outside = base / "server-file.csv"
+    outside.write_text(f"{SECRET},x\n" + "".join(f"line {i},y\n" for i in range(30)))
+    folder = base / "linked"
+    folder.mkdir()
+    (folder / "train.csv").symlink_to(outside)
+    (folder / "test.csv").write_bytes(csv_bytes(rows(20)))
+    return folder
+
+
+DEMO_FILES = {"BMCORE_PUBLIC_DEMO": "1", "BMCORE_ALLOW_LOCAL_PATHS": "1"}  # the CLI reads a file outside the workspace
+
+CASES += [
+    Case("markdown-labels", X, "labels made of Markdown images, links, raw HTML and LaTeX", "file",
+         "classes too small to learn or score well", ok=True, markdown=MARKDOWN,
+         file=lambda: ("labels.csv", _md_labels())),
+    Case("markdown-columns", X, "column names made of Markdown and HTML, and no text-like column", "file",
+         "no text-like column found among", markdown=(IMG, LATEX, f"<img src=http://127.0.0.1:{PORT}/c.png>"),
+         file=lambda: ("columns.csv", _md_columns())),
+    Case("formula-texts", X, "texts that a spreadsheet runs as formulas (=, +, -, @, tab)", "file",
+         "all 60 rows kept; every CSV written neutralises them with a leading '", ok=True,
+         file=lambda: ("formulas.csv", _formulas())),
+    Case("parquet-bomb", X, "a Parquet file of 1 KB that decodes to 10^9 characters, in a public demo", "file",
+         "decodes to more than 50,000,000 characters", env=DEMO_FILES,
+         file=lambda: ("bomb.parquet", _parquet(_repeated(16_667, "a" * 60_000)))),
+    Case("parquet-rows", X, "a Parquet file of 300,000 rows, in a public demo", "file", "has more than 200,000 rows",
+         env=DEMO_FILES, file=lambda: ("rows.parquet", _parquet(_repeated(300_000, "a short text")))),
+    Case("long-cell", X, "a cell of 2,000,000 characters (any mode)", "file", "has a cell of 2,000,000 characters",
+         file=lambda: ("long.parquet", _parquet(_repeated(40, "word " * 400_000)))),
+    Case("xlsx-bomb", X, "an xlsx whose zip unpacks to far more than its size", "file", "unpacks to",
+         env={**DEMO_FILES, "BMCORE_MAX_FILE_CHARS": "1000000"}, file=lambda: ("bomb.xlsx", _xlsx_bomb())),
+    Case("csv-rows", X, "a CSV file over the row cap", "file", "has more than 100 rows",
+         env={**DEMO_FILES, "BMCORE_MAX_FILE_ROWS": "100"}, file=lambda: ("many.csv", csv_bytes(rows(200)))),
+    Case("folder-symlink", X, "a folder source whose train.csv links to a file outside the folder", "folder",
+         "train.csv is a link to a file outside the folder", folder=_linked_folder, secret=SECRET),
 ]
 
 BY_ID = {c.id: c for c in CASES}

@@ -70,6 +70,8 @@ def busy_run() -> None:
 
 
 def cli_args(case: Case, ctx: Ctx) -> list[str]:
+    if case.kind == "folder":
+        return ["data", "prepare", str(case.folder(ctx.tmp)), "--name", "case"]
     if case.kind == "file" or case.kind == "name":
         name, data = case.file() if case.file else ("rows.csv", csv_bytes(rows()))
         path = ctx.tmp / name
@@ -118,6 +120,7 @@ def test_cli(case_id: str, ctx: Ctx, monkeypatch: pytest.MonkeyPatch, capsys: py
         return
     rc = cli_main(args)
     out = capsys.readouterr()
+    assert not case.secret or case.secret not in out.out + out.err, "a message showed a linked file's content"
     if case.ok:
         assert rc == 0, out.err
         check_ok_output(case, out.out)
@@ -136,7 +139,7 @@ def check_ok_output(case: Case, stdout: str) -> None:
         assert rec["truncated"] is (case.text == LONG)
         return
     stats = json.loads(stdout)
-    if case.id in ("unicode-texts", "html-texts"):
+    if case.id in ("unicode-texts", "html-texts", "formula-texts"):
         assert stats["rows_total"] == 60 and not stats["dropped_empty"]
     else:
         assert case.expect in json.dumps(stats["notes"] + stats["warnings"]), stats["notes"] + stats["warnings"]
@@ -212,8 +215,31 @@ def ui_evaluate(case: Case, ctx: Ctx) -> AppTest:
     return at.selectbox(key="evaluate_dataset").select("spam-data").run()
 
 
+def ui_folder(case: Case, ctx: Ctx) -> AppTest:
+    at = open_app(data_source_kind="Local file or folder")
+    return at.text_input(key="data_path").input(str(case.folder(ctx.tmp))).run()
+
+
 DRIVERS = {"file": ui_data, "name": ui_data, "limit": ui_data, "train": ui_train, "predict": ui_predict,
-           "evaluate": ui_evaluate}
+           "evaluate": ui_evaluate, "folder": ui_folder}
+
+
+def rendered_markdown(at: AppTest) -> list[str]:
+    """Every string the page hands to Streamlit's Markdown renderer (bodies, alerts, metric, tab and widget labels)."""
+    out = [e.value for kind in ("markdown", "caption", "error", "warning", "info", "success") for e in at.get(kind)]
+    out += [x for m in at.metric for x in (m.label, m.value, m.proto.delta)]
+    out += [b.label for kind in ("expander", "tab", "button") for b in at.get(kind)]
+    out += [w.label for kind in ("selectbox", "multiselect", "radio", "text_input") for w in at.get(kind)]
+    return [str(x) for x in out]
+
+
+def check_shown_as_text(case: Case, at: AppTest) -> None:
+    """Data on the page stays text: no Markdown payload verbatim, no linked file's content anywhere."""
+    shown = rendered_markdown(at)
+    for payload in case.markdown:
+        assert not any(payload in s for s in shown), (payload, [s for s in shown if payload in s])
+    if case.secret:
+        assert not any(case.secret in s for s in shown) and not any(case.secret in e.value for e in at.get("code"))
 
 
 @pytest.mark.parametrize("case_id", UI_IDS)
@@ -228,6 +254,7 @@ def test_ui(case_id: str, ctx: Ctx, monkeypatch: pytest.MonkeyPatch) -> None:
     before = snapshot(ctx.workspace)
     at = DRIVERS[case.kind](case, ctx)
     assert not at.exception, [e.value for e in at.exception]
+    check_shown_as_text(case, at)
     errors = [e.value for e in at.error]
     if case.ok:
         assert not errors, errors
@@ -249,7 +276,7 @@ def check_ok_page(case: Case, at: AppTest) -> None:
             # WordPiece splits it into <, script, >: each token is escaped on its own
             assert "&lt;" in html and "&gt;" in html and "<script" not in html and "<b>" not in html
         return
-    if case.id in ("unicode-texts", "html-texts"):
+    if case.id in ("unicode-texts", "html-texts", "formula-texts"):
         assert {m.label: m.value for m in at.metric}["Rows"] == "60"
         return
     assert any(case.expect in s for s in shown), shown

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True,
                    help="a prepared dataset name, a folder of split files (scored on --split), or one file (scored whole)")
     p.add_argument("--split", default="test", help="split of a prepared dataset or folder (default test)")
-    p.add_argument("--out", required=True, help="folder for metrics.json and predictions.csv")
+    p.add_argument("--out", required=True, help="folder for metrics.json, predictions.csv (spreadsheet-safe) and predictions.parquet (raw)")
     p.add_argument("--text-column", action="append", help="text column (twice for text pairs)")
     p.add_argument("--label-column", help="label column")
     p.add_argument("--baseline-train", help="prepared dataset or source whose train split trains the baseline "
