@@ -212,8 +212,12 @@ with one:
     # --- attributions ---------------------------------------------------------------------
     st.subheader("Token attributions")
     c1, c2 = st.columns([3, 1])
+    # A class picked for one text is not carried over to the next: a new text explains its own prediction.
+    if st.session_state.get("playground_target_text") != (text, pair):
+        st.session_state["playground_target_text"] = (text, pair)
+        st.session_state["playground_target"] = None
     target = c1.selectbox("Explain the class", [None, *names], key="playground_target",
-                          format_func=lambda c: f"the predicted class ({label})" if c is None else c)
+                          format_func=lambda c: "the predicted class" if c is None else c)
     n_steps = c2.select_slider("Integrated Gradients steps", [8, 16, 32, 64, 128], 64, key="playground_n_steps",
                                help="More steps: a smaller convergence delta, and a slower explanation.")
     try:

@@ -92,6 +92,14 @@ def test_predict_attention_attributions_escaped(trained: Path) -> None:
     at.slider(key="playground_layer_2").set_value(1).run()
     at.slider(key="playground_head_2").set_value(2).run()
     assert not at.exception
+    assert at.selectbox(key="playground_target").value == "negative"  # kept while the text stays
+
+    # A new text explains its own prediction: the class picked for the last one is not silently kept.
+    at.text_area(key="playground_input").input("a warm, funny and wise film").run()
+    predicted = {m.label: m.value for m in at.metric}["Prediction"]
+    picker = at.selectbox(key="playground_target")
+    assert picker.value is None and picker.format_func(picker.value) == "the predicted class"
+    assert f"“{predicted}”" in at.get("html")[0].value  # the shading is for the class the box names
 
 
 def test_example_button_and_long_input(trained: Path) -> None:
