@@ -43,6 +43,8 @@ from .models import (
 
 log = logging.getLogger("bmcore.train")
 
+AUTO_IMBALANCE = 3.0  # class_weights=auto weighs the loss from this largest:smallest class ratio on
+AUTO_WEIGHTS = "sqrt"
 PROGRESS_EVERY_S = 5  # a progress line at least this often (seconds), whatever logging_steps says
 
 
@@ -305,6 +307,22 @@ def mean_examples_per_step(config: TrainConfig, lengths: list[int]) -> float:
                                    config.batch_growth).mean_batch_size()
 
 
+def loss_class_weights(mode: str, counts: Any) -> tuple[str, np.ndarray | None]:
+    """The loss weight of each class for ``class_weights`` ``mode`` and the train split's class ``counts``.
+
+    ``balanced`` is inverse frequency (n / (k x count)); ``sqrt`` its square root, a milder push towards
+    rare classes; ``auto`` picks ``sqrt`` when the largest class has at least :data:`AUTO_IMBALANCE` times
+    the examples of the smallest, else none. Returns the mode used and the weights (None for none).
+    """
+    counts = np.maximum(np.asarray(counts, dtype=np.float64), 1)
+    if mode == "auto":
+        mode = AUTO_WEIGHTS if counts.max() / counts.min() >= AUTO_IMBALANCE else "none"
+    if mode == "none":
+        return mode, None
+    balanced = counts.sum() / (len(counts) * counts)
+    return mode, balanced if mode == "balanced" else np.sqrt(balanced)
+
+
 def start_job(config: TrainConfig, run_dir: Path, main: bool) -> tuple[DeviceInfo, dict[str, Any], ModelRef]:
     """What every job (fine-tuning or pretraining) settles first: the device, its plan, and the base model.
 
@@ -477,10 +495,14 @@ def _train(run_dir: Path, config: TrainConfig, resume: bool, main: bool) -> dict
     args = build_training_args(config, run_dir, precision, len(train_ds))
 
     compute_loss = None
-    if config.class_weights == "balanced":
-        counts = np.bincount(train_ds["labels"], minlength=len(label_names)).astype(np.float64)
-        weights = torch.tensor(counts.sum() / (len(label_names) * np.maximum(counts, 1)), dtype=torch.float32)
-        log.info("class weights: %s", dict(zip(label_names, weights.round(decimals=3).tolist(), strict=True)))
+    counts = np.bincount(train_ds["labels"], minlength=len(label_names))
+    mode, vector = loss_class_weights(config.class_weights, counts)
+    if main:
+        runs.write_status(run_dir, class_weights_used=mode)
+    if vector is not None:
+        weights = torch.tensor(vector, dtype=torch.float32)
+        log.info("class weights (%s%s): %s", mode, ", chosen by auto" if config.class_weights == "auto" else "",
+                 dict(zip(label_names, weights.round(decimals=3).tolist(), strict=True)))
 
         def compute_loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
             logits = outputs["logits"].float()

@@ -221,3 +221,20 @@ def test_progress_lines_come_by_time_too(tiny_model, sst_small, monkeypatch):
     assert min(gaps) >= 0.25  # by time, not at every step
     assert lines[0]["remaining_s"] is None and lines[-1]["remaining_s"] is not None  # no ETA from the first step alone
     assert runs.read_status(run_dir)["phase"] != "loading the model and tokenizing the data"
+
+
+def test_loss_class_weights_modes():
+    import numpy as np
+
+    from bmcore.train import AUTO_IMBALANCE, loss_class_weights
+
+    counts = [900, 300, 60]  # 15:1
+    balanced = np.array([1260 / (3 * 900), 1260 / (3 * 300), 1260 / (3 * 60)])
+    assert loss_class_weights("none", counts) == ("none", None)
+    mode, w = loss_class_weights("balanced", counts)
+    assert mode == "balanced" and np.allclose(w, balanced)
+    mode, w = loss_class_weights("sqrt", counts)
+    assert mode == "sqrt" and np.allclose(w, np.sqrt(balanced))
+    assert loss_class_weights("auto", counts)[0] != "none"  # imbalanced: weighted
+    assert loss_class_weights("auto", [100, 100 / AUTO_IMBALANCE + 1])[0] == "none"  # nearly balanced: left alone
+    assert loss_class_weights("auto", [5, 0])[0] != "none"  # an empty class counts as one example, never a division by 0
