@@ -13,7 +13,7 @@ from bmcore import evaluate as ev
 from bmcore import export as ex
 from bmcore import jobs, runs
 from bmcore.data import SPLITS, dataset_dir, list_prepared
-from bmcore.display import from_plot_text, md, plot_text, plot_texts
+from bmcore.display import from_plot_text, md, md_code, plot_text, plot_texts
 from bmcore.errors import BmcoreError
 from pages._ui import job_outcome, show_job
 
@@ -318,8 +318,8 @@ def show_compare(result: ev.EvalResult, this_run: str | None, dataset: str, spli
             return
         st.markdown(f"Differences are **this model minus {md(other)}**: above zero, this model does better.")
         if this_run in completed:  # the base model of each, so "from base" vs "from domain-adapted" reads at a glance
-            st.caption(md(f"This run was fine-tuned from {runs.short_model(completed[this_run]['model'])}; "
-                          f"{other} from {runs.short_model(completed[other]['model'])}."))
+            st.caption(f"This run was fine-tuned from {md_code(runs.short_model(completed[this_run]['model']))}; "
+                       f"{md(other)} from {md_code(runs.short_model(completed[other]['model']))}.")
         c = st.columns(4)
         c[0].metric("Accuracy", fmt(cmp["accuracy_b"]), delta(cmp["accuracy_b"], cmp["accuracy_a"], f"vs {md(other)}"))
         c[1].metric("Macro F1", fmt(cmp["f1_macro_b"]), delta(cmp["f1_macro_b"], cmp["f1_macro_a"], f"vs {md(other)}"))

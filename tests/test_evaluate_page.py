@@ -175,11 +175,11 @@ def test_four_class_local_model_and_label_mismatch(ws: Path, tmp_path: Path):
 def test_compare_with_another_run(ws: Path):
     # r2 is r1 with one prediction flipped: the comparison must find exactly that example.
     shutil.copytree(ws / "runs" / "r1", ws / "runs" / "r2")
-    path = ws / "runs" / "r2" / runs.EVALUATION_DIR / "test" / ev.PREDICTIONS_FILE
-    preds = pd.read_csv(path, keep_default_na=False)
+    path = ws / "runs" / "r2" / runs.EVALUATION_DIR / "test" / ev.RAW_PREDICTIONS_FILE  # what the page reads
+    preds = pd.read_parquet(path)
     preds.loc[0, "pred"] = "negative" if preds.loc[0, "pred"] == "positive" else "positive"
     preds.loc[0, "correct"] = preds.loc[0, "pred"] == preds.loc[0, "gold"]
-    preds.to_csv(path, index=False)
+    preds.to_parquet(path, index=False)
     at = open_page("r1")
     at.selectbox(key="evaluate_compare_run").select("r2").run()
     assert not at.exception and not at.error

@@ -16,6 +16,7 @@ import pytest
 from conftest import ROOT
 
 from bmcore import data as bdata
+from bmcore.display import md
 from bmcore import evaluate as ev
 from bmcore import export as ex
 from bmcore import jobs, runs
@@ -238,7 +239,7 @@ def test_evaluate_page_export_section(ws: Path, run_dir: Path):
     assert not at.exception and not at.error
     parity = json.loads((run_dir / ex.EXPORT_DIR / ex.ONNX_DIR / ex.PARITY_FILE).read_text())
     shown = [s.value for s in at.success if s.value.startswith("ONNX parity passed")]
-    assert shown and shown[0].startswith(ex.parity_summary(parity))
+    assert shown and shown[0].startswith(md(ex.parity_summary(parity)))
     at.run()  # the next visit reads the saved result: no export button, the verdict still shown
     assert not [b for b in at.button if b.key == "evaluate_export_onnx"]
     assert [s.value for s in at.success if s.value.startswith("ONNX parity passed")] == shown

@@ -173,7 +173,7 @@ def test_helpers() -> None:
     assert bx.token_window(10, 0, 40) == (0, 10)
     assert bx.token_window(100, 90, 40) == (60, 100)
     assert bx.token_labels(["<", "script", "supercalifragilistic"]) == ["&lt;", "script", "supercalifrag…"]
-    assert bx.example_label({"label": "pos", "text": "*bold* [x](y)"}) == "pos: \\*bold\\* \\[x\\]\\(y\\)"
+    assert bx.example_label({"label": "pos", "text": "*bold* [x](y)"}) == "pos: \\*bold\\* \\[x\\](y)"  # no link: the brackets are escaped
     texts, pairs = bx.read_batch("a.txt", b"one\n\n two \n")
     assert texts == ["one", " two "] and pairs is None
     texts, pairs = bx.read_batch("a.csv", b"premise,hypothesis\np1,h1\np2,h2\n")
