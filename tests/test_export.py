@@ -16,12 +16,12 @@ import pytest
 from conftest import ROOT
 
 from bmcore import data as bdata
-from bmcore.display import md
 from bmcore import evaluate as ev
 from bmcore import export as ex
 from bmcore import jobs, runs
 from bmcore.cli import main
 from bmcore.config import TrainConfig
+from bmcore.display import md
 from bmcore.errors import BmcoreError
 
 TIMEOUT = 180  # AppTest's first run imports torch, transformers and scikit-learn on 2 busy CPU cores
