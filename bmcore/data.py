@@ -20,8 +20,11 @@ import hashlib
 import importlib.util
 import io
 import json
+import os
 import re
+import stat
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import BmcoreError
+from .errors import BmcoreError, os_error_message
 from .limits import check_hub, check_local_path, check_upload
 from .models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL
 from .workspace import check_name, datasets_dir, inside
@@ -44,6 +47,8 @@ FILE_TYPES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "csv", ".json
 DATASET_META = "dataset.json"
 MIN_CLASS_EXAMPLES = 10  # below this many training examples a class is flagged as tiny
 MAX_CLASSES = 500
+LONG_LABEL = 200  # characters; a label this long is more likely a text column than a class name
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 LABEL_NAMES = ("label", "labels", "class", "category", "target", "sentiment", "intent", "emotion", "topic", "y")
 TEXT_NAMES = ("text", "sentence", "content", "review", "message", "body", "document", "tweet", "comment", "title")
@@ -160,8 +165,12 @@ def _read_delimited(text: str, name: str, default_sep: str, notes: list[str]) ->
     sep = _sniff_delimiter(text, default_sep)
     if sep != default_sep:
         notes.append(f"{name}: detected the delimiter {sep!r}")
-    first_line = text.splitlines()[0] if text.splitlines() else ""
-    _check_header(next(csv.reader([first_line], delimiter=sep), []), name)
+    first_line = text.split("\n", 1)[0]
+    try:
+        header = next(csv.reader([first_line], delimiter=sep), [])
+    except csv.Error as exc:  # "field larger than field limit (131072)": one huge line, not a table
+        raise BmcoreError(f"{name}: its first line is not a header row ({exc}); is it really a delimited table?") from exc
+    _check_header(header, name)
     try:
         df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""],
                          skip_blank_lines=True)
@@ -173,7 +182,28 @@ def _read_delimited(text: str, name: str, default_sep: str, notes: list[str]) ->
     return df
 
 
+# A JSON escape of half a UTF-16 pair (\ud800-\udfff) with no other half: valid JSON, but not text.
+_LONE_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+                             r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
 def _read_json(text: str, name: str, lines: bool) -> pd.DataFrame:
+    """Parse JSON or JSON Lines; a lone surrogate is refused with the file and line, not deep in pandas or Arrow."""
+    m = _LONE_SURROGATE.search(text)
+    try:
+        df = _parse_json(text, name, lines)
+        if m is not None:  # a match may still be an escaped backslash followed by "ud800": check the values
+            df.map(lambda v: v.encode("utf-8") if isinstance(v, str) else v)
+            [str(c).encode("utf-8") for c in df.columns]
+    except UnicodeEncodeError as exc:
+        where = f" line {text.count(chr(10), 0, m.start()) + 1}" if m is not None else ""
+        found = f" ({m.group(0)})" if m is not None else ""
+        raise BmcoreError(f"{name}{where} has a lone surrogate{found}, half of a UTF-16 pair that is not text; "
+                          "fix or remove that escape") from exc
+    return df
+
+
+def _parse_json(text: str, name: str, lines: bool) -> pd.DataFrame:
     if lines:
         records = []
         for i, line in enumerate(text.splitlines(), 1):
@@ -192,7 +222,7 @@ def _read_json(text: str, name: str, lines: bool) -> pd.DataFrame:
     except json.JSONDecodeError as exc:
         # JSON Lines saved as .json still reads.
         try:
-            return _read_json(text, name, lines=True)
+            return _parse_json(text, name, lines=True)
         except BmcoreError:
             raise BmcoreError(f"{name} is not valid JSON ({exc.msg} at line {exc.lineno})") from exc
     if isinstance(data, dict):
@@ -205,6 +235,22 @@ def _read_json(text: str, name: str, lines: bool) -> pd.DataFrame:
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise BmcoreError(f"{name} is not a list of records; expected JSON like [{{\"text\": ..., \"label\": ...}}, ...]")
     return pd.DataFrame.from_records(data)
+
+
+def check_regular(path: str | Path) -> None:
+    """Refuse a path that is neither a regular file nor a folder, from ``os.stat`` alone (following links): a FIFO
+    would block forever when opened, and ``/dev/zero`` never ends. A path that does not exist passes."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise BmcoreError(f"cannot read {os_error_message(exc)}") from exc
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+    raise BmcoreError(f"{path} is {kind}, not a regular file or folder; save the data to a file first")
 
 
 def read_table(path: str | Path, data: bytes | None = None, sheet: str | None = None) -> tuple[pd.DataFrame, list[str]]:
@@ -220,6 +266,7 @@ def read_table(path: str | Path, data: bytes | None = None, sheet: str | None = 
         raise BmcoreError(f"{name}: unsupported file type {path.suffix or '(none)'}; use CSV, TSV, JSON, JSONL, Parquet or Excel")
     notes: list[str] = []
     if data is None:
+        check_regular(path)
         try:
             data = path.read_bytes()
         except FileNotFoundError as exc:
@@ -239,6 +286,9 @@ def read_table(path: str | Path, data: bytes | None = None, sheet: str | None = 
             df = pd.read_parquet(io.BytesIO(data))
         except Exception as exc:  # pyarrow raises many types for corrupt files
             raise BmcoreError(f"{name} is not a readable Parquet file ({exc.__class__.__name__})") from exc
+        # Dictionary-encoded (categorical) columns, as pandas writes a category dtype: plain values, as CSV gives.
+        for c in [c for c in df.columns if isinstance(df[c].dtype, pd.CategoricalDtype)]:
+            df[c] = df[c].astype(object)
         nested = [c for c in df.columns if df[c].map(lambda v: isinstance(v, (list, dict, np.ndarray))).any()]
         if nested:
             raise BmcoreError(f"{name} has nested columns ({', '.join(map(str, nested))}); flatten them to text and label columns")
@@ -365,6 +415,7 @@ def load_source(source: str, data: bytes | None = None, sheet: str | None = None
         return RawData(Path(source).name, {"all": df}, notes)
     path = Path(source).expanduser()
     check_local_path(path, "data path")  # before any existence check: no probing of the server's files
+    check_regular(path)
     if path.is_dir():
         return _read_folder(path, sheet)
     if path.exists():
@@ -461,6 +512,30 @@ def order_labels(labels: list[str] | set[str] | pd.Series) -> list[str]:
     if all(v.lstrip("-").isdigit() for v in uniq):
         return sorted(uniq, key=int)
     return uniq
+
+
+def _shown(label: str) -> str:
+    """A label as a quoted literal, invisible characters escaped (\\u202e, \\n), long ones cut."""
+    return repr(label[:40]) + (f"... ({len(label):,} characters)" if len(label) > 40 else "")
+
+
+def label_notices(label_names: list[str]) -> list[str]:
+    """Warnings for labels that are accepted but likely a mistake or a trick: direction controls (U+202E...),
+    only invisible characters, a line break inside, or a text-sized length."""
+    checks = (
+        ("labels with invisible text-direction controls (they reorder what is shown)",
+         lambda n: any(ch in BIDI_CONTROLS for ch in n)),
+        ("labels made only of invisible characters",
+         lambda n: all(unicodedata.category(ch) in ("Cf", "Zs", "Cc") for ch in n)),
+        ("labels with a line break inside", lambda n: any(ch in n for ch in "\n\r\u2028\u2029")),
+        (f"labels longer than {LONG_LABEL} characters (is this really the label column?)", lambda n: len(n) > LONG_LABEL),
+    )
+    out = []
+    for what, odd in checks:
+        found = [n for n in label_names if odd(n)]
+        if found:
+            out.append(f"{what}: {', '.join(_shown(n) for n in found[:5])}{', ...' if len(found) > 5 else ''}")
+    return out
 
 
 # --- preparing ----------------------------------------------------------------------------
@@ -601,6 +676,7 @@ def compute_stats(ds: PreparedDataset, tokenizer: Any = None, max_seq_length: in
         "imbalance_ratio": round(float(imbalance), 3),
         "class_weights": weights,
         "max_seq_length": int(max_seq_length),
+        "label_notices": label_notices(ds.label_names),
     }
     if tokenizer is not None:
         lengths: dict[str, dict[str, Any]] = {}
@@ -650,7 +726,7 @@ def warnings_for(stats: dict[str, Any]) -> list[str]:
         out.append(f"{share:.1%} of texts are longer than max_seq_length {stats.get('max_seq_length')} tokens and will be truncated")
     if stats.get("dropped_empty"):
         out.append(f"{stats['dropped_empty']} rows with an empty text or label were dropped")
-    return out
+    return out + list(stats.get("label_notices", []))
 
 
 # --- saving and loading -------------------------------------------------------------------

@@ -121,10 +121,10 @@ def _older_waiting(run_dir: Path, mine: float) -> bool:
         if other.resolve() == run_dir.resolve() or not (other / runs.STATUS_FILE).exists():
             continue
         try:
-            st = runs.read_json(other / runs.STATUS_FILE)
+            st = runs.read_status(other)  # a damaged status (wrong field types) is no job to wait for
         except BmcoreError:
             continue
-        if st.get("state") == runs.QUEUED and (st.get("created_ts") or 0) < mine and runs.pid_alive(st.get("pid")):
+        if st["state"] == runs.QUEUED and (st.get("created_ts") or 0) < mine and runs.pid_alive(st.get("pid")):
             return True
     return False
 

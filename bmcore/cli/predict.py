@@ -38,9 +38,13 @@ def read_texts(path: str | Path) -> tuple[list[str], list[str] | None]:
     are skipped); a table needs a column named like ``text``/``sentence``, or a pair such
     as ``premise``/``hypothesis``, or a single column.
     """
+    from ..data import check_regular
     from ..explain import read_batch
 
     path = Path(path)
+    check_regular(path)  # a FIFO or a device: say what it is, and never open it
+    if path.is_dir():
+        raise BmcoreError(f"--file {path} is a folder; give a file with one text per line, or a table")
     if not path.is_file():
         raise BmcoreError(f"--file {path} does not exist")
     return read_batch(path.name, path.read_bytes())
