@@ -26,9 +26,10 @@ _OS_ERRORS = {
 }
 
 
-def os_error_message(exc: OSError) -> str:
+def os_error_message(exc: OSError, path: object = None) -> str:
     """One line for an OS error a user can cause (permissions, a read-only or full disk, a file where a folder
-    belongs): what went wrong and the path, never the errno dump."""
+    belongs): the path (``path`` when given, e.g. a folder rather than a temporary file in it) and what went
+    wrong, never the errno dump."""
     what = _OS_ERRORS.get(exc.errno or 0) or (exc.strerror or exc.__class__.__name__).lower()
-    paths = [str(p) for p in (exc.filename, exc.filename2) if p]
+    paths = [str(path)] if path is not None else [str(p) for p in (exc.filename, exc.filename2) if p]
     return " ".join(f"{' -> '.join(paths) + ': ' if paths else ''}{what}".split())

@@ -286,6 +286,11 @@ def list_runs() -> list[RunSummary]:
     return sorted(rows, key=lambda r: (r.created, r.name), reverse=True)
 
 
+def runs_using_dataset(name: str) -> list[RunSummary]:
+    """The runs in the workspace whose config names the prepared dataset ``name`` (replacing it changes their data)."""
+    return [r for r in list_runs() if r.dataset == name]
+
+
 def find_run(name_or_path: str) -> Path:
     """A run folder from a workspace run name or a path."""
     p = Path(name_or_path).expanduser()
@@ -470,9 +475,12 @@ def preflight(config: TrainConfig) -> str | None:
     fits it, and a raw data source exists. Returns the precision notice (e.g. fp16 on a CPU), if any.
     """
     from .data import is_prepared, load_source
-    from .models import check_max_seq_length, resolve_model, select_precision
+    from .models import check_max_seq_length, load_tokenizer, resolve_model, select_precision
 
-    check_max_seq_length(config.max_seq_length, resolve_model(config.model_name_or_path))
+    model = resolve_model(config.model_name_or_path)
+    check_max_seq_length(config.max_seq_length, model)
+    if model.kind == "local":
+        load_tokenizer(model)  # a damaged tokenizer fails here, before a run folder exists
     if is_prepared(config.dataset):
         from .data import DATASET_META, dataset_dir
         from .limits import check_training

@@ -26,7 +26,9 @@ def workspace_dir() -> Path:
 
 def check_name(name: str, what: str = "name") -> str:
     """Return ``name`` if it is a safe folder name, else raise a one-line error."""
-    name = (name or "").strip()
+    name = name or ""
+    if name != name.strip():  # " data" or "data\n" would be saved as "data" but shown and recorded as typed
+        raise BmcoreError(f"invalid {what} {name!r}: it starts or ends with a space or line break; remove it")
     if not _NAME_RE.match(name) or name in {".", ".."} or ".." in name:
         raise BmcoreError(
             f"invalid {what} {name!r}: use 1-80 letters, digits, '.', '_' or '-', starting with a letter or digit"

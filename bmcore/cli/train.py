@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         status = run_training(run_dir, resume=args.resume)
-    except BmcoreError:
+    except (BmcoreError, OSError):  # bad input, or a read-only run folder: one line from the CLI, exit 2
         raise
     except Exception as exc:  # recorded in status.json and train.log; one line here
         raise SystemExit(f"error: training failed: {exc.__class__.__name__}: {' '.join(str(exc).split())[:300]}") from exc
