@@ -352,7 +352,8 @@ ROUND_TWO_DRIVERS = {"path": ui_path, "model": ui_model, "runs": ui_runs, "reado
 
 
 def check_runs_page(case: Case, at: AppTest) -> None:
-    """The Train page lists every run, the damaged ones as failed; opening one says why; Evaluate still opens."""
+    """The Train page lists every run, the damaged ones as failed; opening one says why; the other pages that
+    list runs (Evaluate, Playground, Pretrain) still open."""
     table = at.dataframe[0].value
     assert set(table["name"]) == DAMAGED_RUNS | {"good"}
     assert set(table.loc[table["name"].isin(DAMAGED_RUNS), "state"]) == {"failed"}
@@ -360,6 +361,6 @@ def check_runs_page(case: Case, at: AppTest) -> None:
         at.selectbox(key="train_pick").select(name).run()
         assert not at.exception, [e.value for e in at.exception]
         assert any(f"status.json in {name} is damaged" in e.value for e in at.error), [e.value for e in at.error]
-    for page in ("pages/evaluate.py", "pages/playground.py"):
+    for page in ("pages/evaluate.py", "pages/playground.py", "pages/pretrain.py"):
         at.switch_page(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])
