@@ -22,7 +22,6 @@ import io
 import json
 import os
 import re
-import stat
 import time
 import unicodedata
 from collections.abc import Callable
@@ -36,7 +35,7 @@ import pandas as pd
 from .errors import BmcoreError, os_error_message
 from .limits import check_hub, check_local_path, check_upload
 from .models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL
-from .workspace import check_name, datasets_dir, inside
+from .workspace import check_name, check_regular, datasets_dir, inside
 
 BUILTIN_DATASETS = ("builtin:bbc-news",)
 DEFAULT_DATASET = "builtin:bbc-news"
@@ -236,22 +235,6 @@ def _parse_json(text: str, name: str, lines: bool) -> pd.DataFrame:
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise BmcoreError(f"{name} is not a list of records; expected JSON like [{{\"text\": ..., \"label\": ...}}, ...]")
     return pd.DataFrame.from_records(data)
-
-
-def check_regular(path: str | Path) -> None:
-    """Refuse a path that is neither a regular file nor a folder, from ``os.stat`` alone (following links): a FIFO
-    would block forever when opened, and ``/dev/zero`` never ends. A path that does not exist passes."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise BmcoreError(f"cannot read {os_error_message(exc)}") from exc
-    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
-        return
-    kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
-            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
-    raise BmcoreError(f"{path} is {kind}, not a regular file or folder; save the data to a file first")
 
 
 def read_table(path: str | Path, data: bytes | None = None, sheet: str | None = None) -> tuple[pd.DataFrame, list[str]]:
@@ -755,7 +738,6 @@ def dataset_dir(name: str) -> Path:
 
 def save_prepared(ds: PreparedDataset, overwrite: bool = True) -> Path:
     """Save a prepared dataset as Parquet plus ``dataset.json``, atomically (a temp folder, then a rename)."""
-    import os
     import shutil
     import tempfile
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from ..errors import BmcoreError
+from ..workspace import check_regular
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +39,6 @@ def read_texts(path: str | Path) -> tuple[list[str], list[str] | None]:
     are skipped); a table needs a column named like ``text``/``sentence``, or a pair such
     as ``premise``/``hypothesis``, or a single column.
     """
-    from ..data import check_regular
     from ..explain import read_batch
 
     path = Path(path)
