@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import BmcoreError
 from .models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, PRECISIONS
+from .workspace import check_regular
 
 DEFAULT_EPOCHS = 3.0
 BEST_METRICS = ("macro_f1", "accuracy", "loss")
@@ -140,10 +141,13 @@ class TrainConfig:
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
         """Read a config JSON file."""
+        check_regular(path)  # a FIFO would block the read forever
         try:
             return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
         except FileNotFoundError as exc:
             raise BmcoreError(f"config file {path} does not exist") from exc
+        except UnicodeDecodeError as exc:
+            raise BmcoreError(f"config file {path} is not UTF-8 text (a byte at position {exc.start} is not)") from exc
         except json.JSONDecodeError as exc:
             raise BmcoreError(f"config file {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from exc
 

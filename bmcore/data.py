@@ -20,9 +20,12 @@ import hashlib
 import importlib.util
 import io
 import json
+import os
 import re
 import time
+import unicodedata
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import BmcoreError
+from .errors import BmcoreError, os_error_message
 from .limits import (
     check_cell_chars,
     check_file_chars,
@@ -42,7 +45,7 @@ from .limits import (
     current,
 )
 from .models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL
-from .workspace import check_name, datasets_dir, inside
+from .workspace import check_name, check_regular, datasets_dir, inside
 
 BUILTIN_DATASETS = ("builtin:bbc-news",)
 DEFAULT_DATASET = "builtin:bbc-news"
@@ -54,6 +57,8 @@ FILE_TYPES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "csv", ".json
 DATASET_META = "dataset.json"
 MIN_CLASS_EXAMPLES = 10  # below this many training examples a class is flagged as tiny
 MAX_CLASSES = 500
+LONG_LABEL = 200  # characters; a label this long is more likely a text column than a class name
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 LABEL_NAMES = ("label", "labels", "class", "category", "target", "sentiment", "intent", "emotion", "topic", "y")
 TEXT_NAMES = ("text", "sentence", "content", "review", "message", "body", "document", "tweet", "comment", "title")
@@ -170,8 +175,12 @@ def _read_delimited(text: str, name: str, default_sep: str, notes: list[str]) ->
     sep = _sniff_delimiter(text, default_sep)
     if sep != default_sep:
         notes.append(f"{name}: detected the delimiter {sep!r}")
-    first_line = text.splitlines()[0] if text.splitlines() else ""
-    _check_header(next(csv.reader([first_line], delimiter=sep), []), name)
+    first_line = text.split("\n", 1)[0]
+    try:
+        header = next(csv.reader([first_line], delimiter=sep), [])
+    except csv.Error as exc:  # "field larger than field limit (131072)": one huge line, not a table
+        raise BmcoreError(f"{name}: its first line is not a header row ({exc}); is it really a delimited table?") from exc
+    _check_header(header, name)
     cap = current().max_file_rows
     try:
         df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""],
@@ -184,7 +193,28 @@ def _read_delimited(text: str, name: str, default_sep: str, notes: list[str]) ->
     return df
 
 
+# A JSON escape of half a UTF-16 pair (\ud800-\udfff) with no other half: valid JSON, but not text.
+_LONE_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+                             r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
 def _read_json(text: str, name: str, lines: bool) -> pd.DataFrame:
+    """Parse JSON or JSON Lines; a lone surrogate is refused with the file and line, not deep in pandas or Arrow."""
+    m = _LONE_SURROGATE.search(text)
+    try:
+        df = _parse_json(text, name, lines)
+        if m is not None:  # a match may still be an escaped backslash followed by "ud800": check the values
+            df.map(lambda v: v.encode("utf-8") if isinstance(v, str) else v)
+            [str(c).encode("utf-8") for c in df.columns]
+    except UnicodeEncodeError as exc:
+        where = f" line {text.count(chr(10), 0, m.start()) + 1}" if m is not None else ""
+        found = f" ({m.group(0)})" if m is not None else ""
+        raise BmcoreError(f"{name}{where} has a lone surrogate{found}, half of a UTF-16 pair that is not text; "
+                          "fix or remove that escape") from exc
+    return df
+
+
+def _parse_json(text: str, name: str, lines: bool) -> pd.DataFrame:
     if lines:
         records = []
         for i, line in enumerate(text.splitlines(), 1):
@@ -204,7 +234,7 @@ def _read_json(text: str, name: str, lines: bool) -> pd.DataFrame:
     except json.JSONDecodeError as exc:
         # JSON Lines saved as .json still reads.
         try:
-            return _read_json(text, name, lines=True)
+            return _parse_json(text, name, lines=True)
         except BmcoreError:
             raise BmcoreError(f"{name} is not valid JSON ({exc.msg} at line {exc.lineno})") from exc
     if isinstance(data, dict):
@@ -312,6 +342,7 @@ def read_table(path: str | Path, data: bytes | None = None, sheet: str | None = 
         raise BmcoreError(f"{name}: unsupported file type {path.suffix or '(none)'}; use CSV, TSV, JSON, JSONL, Parquet or Excel")
     notes: list[str] = []
     if data is None:
+        check_regular(path)
         try:
             data = path.read_bytes()
         except FileNotFoundError as exc:
@@ -334,6 +365,9 @@ def read_table(path: str | Path, data: bytes | None = None, sheet: str | None = 
             raise
         except Exception as exc:  # pyarrow raises many types for corrupt files
             raise BmcoreError(f"{name} is not a readable Parquet file ({exc.__class__.__name__})") from exc
+        # Dictionary-encoded (categorical) columns, as pandas writes a category dtype: plain values, as CSV gives.
+        for c in [c for c in df.columns if isinstance(df[c].dtype, pd.CategoricalDtype)]:
+            df[c] = df[c].astype(object)
         nested = [c for c in df.columns if df[c].map(lambda v: isinstance(v, (list, dict, np.ndarray))).any()]
         if nested:
             raise BmcoreError(f"{name} has nested columns ({', '.join(map(str, nested))}); flatten them to text and label columns")
@@ -466,6 +500,7 @@ def load_source(source: str, data: bytes | None = None, sheet: str | None = None
         return RawData(Path(source).name, {"all": df}, notes)
     path = Path(source).expanduser()
     check_local_path(path, "data path")  # before any existence check: no probing of the server's files
+    check_regular(path)
     if path.is_dir():
         return _read_folder(path, sheet)
     if path.exists():
@@ -564,6 +599,30 @@ def order_labels(labels: list[str] | set[str] | pd.Series) -> list[str]:
     return uniq
 
 
+def _shown(label: str) -> str:
+    """A label as a quoted literal, invisible characters escaped (\\u202e, \\n), long ones cut."""
+    return repr(label[:40]) + (f"... ({len(label):,} characters)" if len(label) > 40 else "")
+
+
+def label_notices(label_names: list[str]) -> list[str]:
+    """Warnings for labels that are accepted but likely a mistake or a trick: direction controls (U+202E...),
+    only invisible characters, a line break inside, or a text-sized length."""
+    checks = (
+        ("labels with invisible text-direction controls (they reorder what is shown)",
+         lambda n: any(ch in BIDI_CONTROLS for ch in n)),
+        ("labels made only of invisible characters",
+         lambda n: all(unicodedata.category(ch) in ("Cf", "Zs", "Cc") for ch in n)),
+        ("labels with a line break inside", lambda n: any(ch in n for ch in "\n\r\u2028\u2029")),
+        (f"labels longer than {LONG_LABEL} characters (is this really the label column?)", lambda n: len(n) > LONG_LABEL),
+    )
+    out = []
+    for what, odd in checks:
+        found = [n for n in label_names if odd(n)]
+        if found:
+            out.append(f"{what}: {', '.join(_shown(n) for n in found[:5])}{', ...' if len(found) > 5 else ''}")
+    return out
+
+
 # --- preparing ----------------------------------------------------------------------------
 
 
@@ -655,24 +714,31 @@ def prepare(raw: RawData, name: str = "dataset", columns: Columns | None = None,
 # --- stats --------------------------------------------------------------------------------
 
 
-def token_lengths(texts: list[str], tokenizer: Any, pairs: list[str] | None = None, batch: int = 1000) -> np.ndarray:
-    """Token counts (with special tokens, untruncated) for each text, or each pair."""
+def token_lengths(texts: list[str], tokenizer: Any, pairs: list[str] | None = None, batch: int = 1000,
+                  progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Token counts (with special tokens, untruncated) for each text, or each pair.
+
+    ``progress`` is called with the number of texts counted after each batch.
+    """
     out: list[int] = []
     for i in range(0, len(texts), batch):
         chunk = texts[i:i + batch]
         args = (chunk, pairs[i:i + batch]) if pairs is not None else (chunk,)
         enc = tokenizer(*args, add_special_tokens=True, truncation=False, verbose=False)
         out.extend(len(ids) for ids in enc["input_ids"])
+        if progress is not None:
+            progress(len(chunk))
     return np.asarray(out, dtype=np.int64)
 
 
 def compute_stats(ds: PreparedDataset, tokenizer: Any = None, max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
-                  tokenizer_name: str = "") -> dict[str, Any]:
+                  tokenizer_name: str = "", progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Stats for a prepared dataset, as plain JSON-ready data.
 
     Rows per split and class, dropped empties, duplicates within and across splits
     (leakage), tiny classes, token lengths per class with the share truncated at
-    ``max_seq_length``, the imbalance ratio and suggested class weights.
+    ``max_seq_length``, the imbalance ratio and suggested class weights. Counting tokens is the slow part
+    (80 s for 500,000 short rows on two busy CPU cores): ``progress(done, total)`` is called as rows are counted.
     """
     per_split = {s: {n: int(c) for n, c in ds.splits[s]["label"].value_counts().reindex(ds.label_names, fill_value=0).items()}
                  for s in SPLITS}
@@ -702,13 +768,22 @@ def compute_stats(ds: PreparedDataset, tokenizer: Any = None, max_seq_length: in
         "imbalance_ratio": round(float(imbalance), 3),
         "class_weights": weights,
         "max_seq_length": int(max_seq_length),
+        "label_notices": label_notices(ds.label_names),
     }
     if tokenizer is not None:
         lengths: dict[str, dict[str, Any]] = {}
         trunc_total = n_total = 0
+        done, rows_total = [0], sum(len(ds.splits[s]) for s in SPLITS)
+
+        def counted(n: int) -> None:
+            done[0] += n
+            if progress is not None:
+                progress(done[0], rows_total)
+
         for s in SPLITS:
             df = ds.splits[s]
-            ln = token_lengths(df["text"].tolist(), tokenizer, df["text_pair"].tolist() if "text_pair" in df else None)
+            ln = token_lengths(df["text"].tolist(), tokenizer, df["text_pair"].tolist() if "text_pair" in df else None,
+                               progress=counted)
             trunc_total += int((ln > max_seq_length).sum())
             n_total += len(ln)
             ds.splits[s] = df.assign(n_tokens=ln)
@@ -751,7 +826,7 @@ def warnings_for(stats: dict[str, Any]) -> list[str]:
         out.append(f"{share:.1%} of texts are longer than max_seq_length {stats.get('max_seq_length')} tokens and will be truncated")
     if stats.get("dropped_empty"):
         out.append(f"{stats['dropped_empty']} rows with an empty text or label were dropped")
-    return out
+    return out + list(stats.get("label_notices", []))
 
 
 # --- saving and loading -------------------------------------------------------------------
@@ -764,14 +839,16 @@ def dataset_dir(name: str) -> Path:
 
 def save_prepared(ds: PreparedDataset, overwrite: bool = True) -> Path:
     """Save a prepared dataset as Parquet plus ``dataset.json``, atomically (a temp folder, then a rename)."""
-    import os
     import shutil
     import tempfile
 
     target = dataset_dir(ds.name)
     if target.exists() and not overwrite:
         raise BmcoreError(f"a dataset named {ds.name!r} already exists; choose another name")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{ds.name}.", dir=datasets_dir()))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{ds.name}.", dir=datasets_dir()))
+    except OSError as exc:  # a read-only workspace: name the folder, not the temporary one
+        raise BmcoreError(f"cannot save dataset {ds.name!r}: {os_error_message(exc, datasets_dir())}") from exc
     try:
         for split, df in ds.splits.items():
             df.to_parquet(tmp / f"{split}.parquet", index=False)

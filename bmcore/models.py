@@ -88,6 +88,40 @@ def check_model_dir(path: Path) -> None:
             raise BmcoreError(f"model folder {path} has only pickle weights (pytorch_model.bin); refused: "
                               "bmcore loads safetensors only - convert with model.save_pretrained(dir, safe_serialization=True)")
         raise BmcoreError(f"model folder {path} has no weights (model.safetensors)")
+    _check_model_files(path, config)
+
+
+def _check_model_files(path: Path, config: dict[str, Any]) -> None:
+    """Damage that transformers reports as a traceback: labels that are not numbered, a tokenizer.json that is not
+    a JSON object, a model.safetensors whose header does not match its size (a truncated copy)."""
+    for key in ("id2label", "label2id"):
+        mapping = config.get(key)
+        if mapping is None:
+            continue
+        ids = list(mapping) if key == "id2label" else list(mapping.values()) if isinstance(mapping, dict) else None
+        if not isinstance(mapping, dict) or not all(isinstance(i, int) or str(i).lstrip("-").isdigit() for i in ids):
+            raise BmcoreError(f"model folder {path} has a config.json whose {key} is not numbered by class id "
+                              f"(e.g. {{\"0\": \"negative\"}}): {str(mapping)[:80]}")
+    tok = path / "tokenizer.json"
+    if tok.is_file():
+        try:
+            tok_data = json.loads(tok.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise BmcoreError(f"model folder {path} has an unreadable tokenizer.json ({exc.__class__.__name__}); "
+                              "copy it again from the original model") from exc
+        if not isinstance(tok_data, dict) or not isinstance(tok_data.get("model"), dict):
+            raise BmcoreError(f"model folder {path} has a tokenizer.json of the wrong structure (no tokenizer model); "
+                              "copy it again from the original model")
+    weights = path / "model.safetensors"
+    if weights.is_file():
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(weights), framework="pt") as fh:
+                fh.keys()
+        except Exception as exc:  # safetensors raises its own error type for a truncated or garbled file
+            raise BmcoreError(f"model folder {path} has a damaged model.safetensors ({str(exc).splitlines()[0][:120]}); "
+                              "copy it again from the original model") from exc
 
 
 def resolve_model(ref: str) -> ModelRef:
@@ -162,6 +196,15 @@ def _from_pretrained(cls: Any, ref: ModelRef, **kwargs: Any) -> Any:
         if ref.kind == "hub":
             raise _hub_error(ref, exc) from exc
         raise BmcoreError(f"cannot load model from {ref.location}: {str(exc).splitlines()[0][:200]}") from exc
+    except BmcoreError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # A damaged file transformers reads without checking (a tokenizer.json of the wrong shape): one line.
+        if ref.kind == "hub":
+            raise
+        what = "tokenizer" if "Tokenizer" in getattr(cls, "__name__", "") else "model"
+        raise BmcoreError(f"cannot load the {what} from {ref.location}: its files are damaged "
+                          f"({exc.__class__.__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})") from exc
 
 
 def load_tokenizer(ref: str | ModelRef) -> Any:

@@ -35,12 +35,10 @@ def older_waiting(job_dir: Path, mine: float) -> bool:
         if other.resolve() == me:
             continue
         try:
-            st = runs.read_json(other / runs.STATUS_FILE)
+            st = runs.read_status(other)  # a damaged status (wrong field types) is no job to wait for
         except BmcoreError:
             continue
-        created = st.get("created_ts")
-        if (st.get("state") == runs.QUEUED and isinstance(created, (int, float)) and created < mine
-                and runs.pid_alive(st.get("pid"))):
+        if st["state"] == runs.QUEUED and (st.get("created_ts") or 0) < mine and runs.pid_alive(st.get("pid")):
             return True
     return False
 

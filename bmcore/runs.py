@@ -168,12 +168,47 @@ def _launched_at(status: dict[str, Any]) -> float:
     return float(status.get("launched_ts") or status.get("created_ts") or 0)
 
 
+_NUMBER, _TEXT = "a number", "text"
+# The type of each field bmcore writes into status.json; a field of another type marks the run as damaged.
+STATUS_FIELDS = {
+    **dict.fromkeys(("created", "started", "ended", "updated", "resumed"), _TEXT),  # local ISO times
+    **dict.fromkeys(("created_ts", "launched_ts", "started_ts", "ended_ts"), _NUMBER),  # seconds since the epoch
+    **dict.fromkeys(("best_metric", "test_accuracy", "test_macro_f1", "mean_examples_per_step",
+                     "perplexity_before", "perplexity_after"), _NUMBER),
+    **dict.fromkeys(("pid", "total_steps", "world_size"), "a whole number"),
+    **dict.fromkeys(("error", "best_metric_name", "precision", "notice", "head_notice", "mlm_head"), _TEXT),
+}
+
+
+def _wrong_type(value: Any, kind: str) -> bool:
+    if value is None:
+        return False
+    if kind == _TEXT:
+        return not isinstance(value, str)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return True
+    return kind == "a whole number" and not isinstance(value, int)
+
+
+def check_status(status: dict[str, Any], run_name: str) -> dict[str, Any]:
+    """Refuse a status whose state is unknown or whose fields have the wrong type (``"created": 5``,
+    ``"pid": [1]``) with a one-line :class:`BmcoreError`; readers then show the run as damaged."""
+    state = status.get("state")
+    if not isinstance(state, str) or state not in STATES:
+        raise BmcoreError(f"status.json in {run_name} has an unknown state {state!r:.60}")
+    for key, kind in STATUS_FIELDS.items():
+        if _wrong_type(status.get(key), kind):
+            raise BmcoreError(f"status.json in {run_name} is damaged: {key} is {status[key]!r:.60}, not {kind}")
+    return status
+
+
 def read_status(run_dir: Path) -> dict[str, Any]:
-    """The run's status. A queued or running run whose process is gone reads as ``failed``, with the log's tail."""
+    """The run's status. A queued or running run whose process is gone reads as ``failed``, with the log's tail.
+
+    A damaged ``status.json`` (unreadable, or a field of the wrong type) raises :class:`BmcoreError`.
+    """
     run_dir = Path(run_dir)
-    status = read_json(run_dir / STATUS_FILE)
-    if status.get("state") not in STATES:
-        raise BmcoreError(f"status.json in {run_dir.name} has an unknown state {status.get('state')!r}")
+    status = check_status(read_json(run_dir / STATUS_FILE), run_dir.name)
     if status["state"] == QUEUED and not status.get("pid") and time.time() - _launched_at(status) < LAUNCH_GRACE_S:
         return status  # created or being launched right now: its process id is not written yet
     if status["state"] in ACTIVE and not pid_alive(status.get("pid")):
@@ -219,7 +254,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
     try:
         status = read_status(run_dir)
         row.state = status["state"]
-        row.created = status.get("created", "")
+        row.created = status.get("created") or ""
         row.duration_s = _duration(status)
         row.error = status.get("error") or ""
         row.best_metric = status.get("best_metric_name") or ""
@@ -235,7 +270,9 @@ def summarize_run(run_dir: Path) -> RunSummary:
         row.error = row.error or str(exc)
     if (run_dir / EVAL_FILE).exists():
         try:
-            row.test_accuracy = read_json(run_dir / EVAL_FILE).get("test", {}).get("accuracy")
+            test = read_json(run_dir / EVAL_FILE).get("test")
+            accuracy = test.get("accuracy") if isinstance(test, dict) else None
+            row.test_accuracy = None if _wrong_type(accuracy, _NUMBER) else accuracy
         except BmcoreError:
             pass
     return row
@@ -250,6 +287,11 @@ def list_runs() -> list[RunSummary]:
     """Every run in the workspace, newest first. Damaged runs are listed with their error, never hidden."""
     rows = [summarize_run(p) for p in runs_dir().iterdir() if not p.name.startswith(".") and is_run_dir(p)]
     return sorted(rows, key=lambda r: (r.created, r.name), reverse=True)
+
+
+def runs_using_dataset(name: str) -> list[RunSummary]:
+    """The runs in the workspace whose config names the prepared dataset ``name`` (replacing it changes their data)."""
+    return [r for r in list_runs() if r.dataset == name]
 
 
 def find_run(name_or_path: str) -> Path:
@@ -283,6 +325,8 @@ def create_run(config: TrainConfig, name: str | None = None, run_dir: str | Path
     """Create a run folder with ``config.json`` and a ``queued`` status. ``run_dir`` may lie outside the workspace (CLI)."""
     if run_dir is not None:
         path = Path(run_dir).expanduser().resolve()
+        if path.exists() and not path.is_dir():
+            raise BmcoreError(f"run folder {path} is a file, not a folder; choose another --out")
         if path.exists() and any(path.iterdir()):
             raise BmcoreError(f"run folder {path} already exists and is not empty; choose another name, or resume it")
         path.mkdir(parents=True, exist_ok=True)
@@ -305,6 +349,24 @@ def create_run(config: TrainConfig, name: str | None = None, run_dir: str | Path
     write_json_atomic(path / CONFIG_FILE, config.to_dict())
     write_json_atomic(path / STATUS_FILE, {"state": QUEUED, "created": now(), "created_ts": time.time(), "pid": None})
     return path
+
+
+def check_rerun(run_dir: Path, resume: bool = False) -> None:
+    """Refuse to run a run folder's job again where that would overwrite work: while its job is alive
+    (another process would take over its status), or after it completed or was cancelled unless ``resume``
+    (retraining would replace its model and results)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / STATUS_FILE).exists():
+        return
+    status = read_status(run_dir)
+    state, pid = status["state"], status.get("pid")
+    if state in ACTIVE and pid and pid != os.getpid():  # read_status already turned a dead job into failed
+        raise BmcoreError(f"run {run_dir.name} is already {state} (process {pid}); wait for it, "
+                          f"or stop it first: python -m bmcore runs cancel {run_dir}")
+    if state in (COMPLETED, CANCELLED) and not resume:
+        raise BmcoreError(f"run {run_dir.name} is already {state}; training it again would replace its model and "
+                          f"results. Continue it with --resume, or start a new run with the same settings: "
+                          f"python -m bmcore train --config {run_dir / CONFIG_FILE}")
 
 
 def load_run_config(run_dir: Path) -> TrainConfig:
@@ -426,9 +488,12 @@ def preflight(config: TrainConfig) -> str | None:
     fits it, and a raw data source exists. Returns the precision notice (e.g. fp16 on a CPU), if any.
     """
     from .data import is_prepared, load_source
-    from .models import check_max_seq_length, resolve_model, select_precision
+    from .models import check_max_seq_length, load_tokenizer, resolve_model, select_precision
 
-    check_max_seq_length(config.max_seq_length, resolve_model(config.model_name_or_path))
+    model = resolve_model(config.model_name_or_path)
+    check_max_seq_length(config.max_seq_length, model)
+    if model.kind == "local":
+        load_tokenizer(model)  # a damaged tokenizer fails here, before a run folder exists
     if is_prepared(config.dataset):
         from .data import DATASET_META, dataset_dir
         from .limits import check_training

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 
-from .errors import BmcoreError
+from .errors import BmcoreError, os_error_message
 
 WORKSPACE_ENV = "BMCORE_WORKSPACE"
 DEFAULT_WORKSPACE = "workspace"
@@ -27,7 +28,9 @@ def workspace_dir() -> Path:
 
 def check_name(name: str, what: str = "name") -> str:
     """Return ``name`` if it is a safe folder name, else raise a one-line error."""
-    name = (name or "").strip()
+    name = name or ""
+    if name != name.strip():  # " data" or "data\n" would be saved as "data" but shown and recorded as typed
+        raise BmcoreError(f"invalid {what} {name!r}: it starts or ends with a space or line break; remove it")
     if not _NAME_RE.match(name) or name in {".", ".."} or ".." in name:
         raise BmcoreError(
             f"invalid {what} {name!r}: use 1-80 letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -63,3 +66,19 @@ def jobs_dir() -> Path:
     path = workspace_dir() / JOBS_DIR
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def check_regular(path: str | Path) -> None:
+    """Refuse a path that is neither a regular file nor a folder, from ``os.stat`` alone (following links): a FIFO
+    would block forever when opened, and ``/dev/zero`` never ends. A path that does not exist passes."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise BmcoreError(f"cannot read {os_error_message(exc)}") from exc
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+    raise BmcoreError(f"{path} is {kind}, not a regular file or folder; save the data to a file first")

@@ -8,6 +8,11 @@ Each input is built from scratch (``Ctx`` gives a temp folder, the tiny model an
 from __future__ import annotations
 
 import io
+import json
+import os
+import shutil
+import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +28,7 @@ class Ctx:
     tmp: Path
     tiny_model: Path
     workspace: Path
+    procs: list = field(default_factory=list)  # processes a case started (a live job), stopped after the test
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,8 @@ class Case:
     folder: Callable[[Path], Path] | None = None  # kind "folder": builds a folder source in a scratch folder
     markdown: tuple[str, ...] = ()  # data the page must show escaped: never verbatim in Markdown it renders
     secret: str = ""  # content of a file outside the source that no message may show
+    make: Callable[[Ctx], Path] | None = None  # builds a special input (a run, a FIFO, a model folder): its path
+    ui_skip: str = ""  # why the UI test does not drive a case that a page could produce
 
 
 def rows(n: int = 60, labels: tuple[str, ...] = ("negative", "positive")) -> pd.DataFrame:
@@ -322,6 +330,179 @@ CASES += [
          "train.csv is a link to a file outside the folder", folder=_linked_folder, secret=SECRET),
 ]
 
+# --- round two (issue 17, items 5-14): runs that overwrite runs, tracebacks and hangs, notices ---------------
+# Kinds: ``cli`` (a command only: ``cli_args`` is a template with {path} from ``make``, {model}, {data}),
+# ``runs`` (damaged runs among good ones: ``runs list`` and the pages' runs tables), ``path`` (a local path
+# for ``data inspect`` and the Data page), ``model`` (a model folder for ``predict`` and the Playground),
+# ``readonly`` (a command in a workspace made read-only).
+R = "Runs and the file system"
+BIDI = "\u202e"  # RIGHT-TO-LEFT OVERRIDE
+
+
+def _parquet_categorical() -> bytes:
+    df = rows()
+    df["text"], df["label"] = df["text"].astype("category"), df["label"].astype("category")  # Arrow dictionaries
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def _jsonl_surrogate() -> bytes:
+    lines = [json.dumps({"text": f"sentence number {i} here", "label": "ab"[i % 2]}) for i in range(40)]
+    lines[2] = '{"text": "half a pair \\ud800 here", "label": "a"}'
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _run_folder(ctx: Ctx, name: str, state: str, **status: object) -> Path:
+    """A run folder in the workspace as a finished job leaves it (the tiny model as its model)."""
+    folder = ctx.workspace / "runs" / name
+    folder.parent.mkdir(exist_ok=True)
+    shutil.copytree(ctx.tiny_model, folder / "model")
+    (folder / "config.json").write_text(json.dumps({"model_name_or_path": str(ctx.tiny_model), "dataset": "tiny-data"}))
+    (folder / "status.json").write_text(json.dumps({"state": state, "created": "2026-01-01T00:00:00", **status}))
+    scores = {"accuracy": 0.5, "macro_f1": 0.5}
+    (folder / "eval.json").write_text(json.dumps({"validation": scores, "test": scores}))
+    return folder
+
+
+def _live_run(ctx: Ctx) -> Path:
+    """A run whose job is alive: a process with 'bmcore' in its command line (killed after the test)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "bmcore-live-job"])
+    ctx.procs.append(proc)
+    return _run_folder(ctx, "live", "running", pid=proc.pid)
+
+
+def _damaged_runs(ctx: Ctx) -> Path:
+    _run_folder(ctx, "good", "completed", best_metric=0.9, best_metric_name="macro_f1")
+    for name, bad in (("bad-created", {"created": 5}), ("bad-started", {"started_ts": "x"}),
+                      ("bad-pid", {"state": "running", "pid": [1]}), ("bad-metric", {"best_metric": "high"})):
+        (_run_folder(ctx, name, "completed") / "status.json").write_text(
+            json.dumps({"state": "completed", "created": "2026-01-01T00:00:00", **bad}))
+    return ctx.workspace / "runs"
+
+
+def _fifo(ctx: Ctx) -> Path:
+    path = ctx.tmp / "pipe.csv"
+    os.mkfifo(path)
+    return path
+
+
+def _dev_zero(ctx: Ctx) -> Path:
+    path = ctx.tmp / "zero.csv"
+    path.symlink_to("/dev/zero")
+    return path
+
+
+def _damaged_model(change: Callable[[Path], None]) -> Callable[[Ctx], Path]:
+    def make(ctx: Ctx) -> Path:
+        folder = ctx.tmp / f"model-{len(list(ctx.tmp.iterdir()))}"
+        shutil.copytree(ctx.tiny_model, folder)
+        change(folder)
+        return folder
+    return make
+
+
+def _half_weights(folder: Path) -> None:
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+
+def _tokenizer_wrong_shape(folder: Path) -> None:
+    tok = json.loads((folder / "tokenizer.json").read_text())
+    del tok["added_tokens"]
+    (folder / "tokenizer.json").write_text(json.dumps(tok))
+
+
+def _id2label_words(folder: Path) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    config["id2label"] = {"neg": "negative", "pos": "positive"}
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def _a_file(ctx: Ctx) -> Path:
+    path = ctx.tmp / "not-a-folder"
+    path.write_text("a file")
+    return path
+
+
+def _rows_file(ctx: Ctx) -> Path:
+    path = ctx.tmp / "rows.csv"
+    path.write_bytes(csv_bytes(rows()))
+    return path
+
+
+def _rows_file_and_run(ctx: Ctx) -> Path:
+    _run_folder(ctx, "done", "completed")
+    return _rows_file(ctx)
+
+
+ON_PAGES = "the page offers Resume only for a failed or cancelled run, and refuses a live one"
+READ_ONLY = "the test makes the workspace read-only (chattr +i as root) around one CLI command"
+TRAIN_FLAGS = ("--max-steps", "2", "--max-seq-length", "32")
+
+CASES += [
+    Case("parquet-categorical", F, "Parquet with dictionary (categorical) text and label columns", "file",
+         "all 60 rows kept", ok=True, file=lambda: ("categorical.parquet", _parquet_categorical())),
+    Case("csv-huge-line", F, "a CSV whose first line is one 200,000-character field (over Python's csv limit)", "file",
+         "its first line is not a header row", file=lambda: ("huge.csv", b'"' + b"y" * 200_000 + b'",label\na b,c\n')),
+    Case("jsonl-lone-surrogate", F, "JSONL with a lone surrogate escape (\\ud800)", "file",
+         "line 3 has a lone surrogate", file=lambda: ("surrogate.jsonl", _jsonl_surrogate())),
+    Case("data-fifo", F, "a named pipe (FIFO) given as the data path", "path", "is a named pipe (FIFO)",
+         make=_fifo, cli_args=("data", "inspect", "{path}")),
+    Case("data-dev-zero", F, "a .csv that is a link to /dev/zero", "path", "is a device, not a regular file",
+         make=_dev_zero, cli_args=("data", "inspect", "{path}")),
+    Case("predict-file-fifo", F, "a named pipe given to predict --file", "cli", "is a named pipe (FIFO)",
+         make=_fifo, cli_args=("predict", "--model", "{model}", "--file", "{path}"),
+         no_ui="the Playground takes uploads, which are bytes, never a path"),
+    Case("label-bidi", C, "labels with a right-to-left override (U+202E)", "file", "invisible text-direction controls",
+         ok=True, file=lambda: ("bidi.csv", _labels([f"neg{BIDI}", "pos"] * 30))),
+    Case("label-invisible", C, "a label made only of zero-width characters", "file",
+         "labels made only of invisible characters", ok=True,
+         file=lambda: ("invisible.csv", _labels(["\u200b\u200c", "pos"] * 30))),
+    Case("label-long", C, "a 10,000-character label", "file", "labels longer than 200 characters", ok=True,
+         file=lambda: ("long-label.csv", _labels(["x" * 10_000, "pos"] * 30))),
+    Case("label-newline", C, "a label with a line break inside", "file", "labels with a line break inside", ok=True,
+         file=lambda: ("newline.csv", _labels(["neg\native", "pos"] * 30))),
+    Case("model-half-weights", M, "a model.safetensors truncated to half", "model", "has a damaged model.safetensors",
+         make=_damaged_model(_half_weights), cli_args=("predict", "--model", "{path}", "a fine film")),
+    Case("model-tokenizer-not-json", M, "a tokenizer.json that is not JSON", "model", "has an unreadable tokenizer.json",
+         make=_damaged_model(lambda f: (f / "tokenizer.json").write_text("not json {")),
+         cli_args=("predict", "--model", "{path}", "a fine film")),
+    Case("model-tokenizer-shape", M, "a tokenizer.json of the wrong structure", "model", "its files are damaged (KeyError",
+         make=_damaged_model(_tokenizer_wrong_shape), cli_args=("predict", "--model", "{path}", "a fine film")),
+    Case("model-id2label-words", M, "id2label keyed by words, not class ids", "model", "id2label is not numbered by class id",
+         make=_damaged_model(_id2label_words), cli_args=("predict", "--model", "{path}", "a fine film")),
+    Case("dataset-name-space", S, "a dataset name with a leading line break", "cli", "starts or ends with a space or line break",
+         make=_rows_file, cli_args=("data", "prepare", "{path}", "--name", "\ntiny"),
+         no_ui="the Name box drops outer spaces and holds no line breaks"),
+    Case("prepare-over-used-dataset", S, "data prepare over a dataset a finished run was trained on", "cli",
+         "is used by run done (completed)", make=_rows_file_and_run,
+         cli_args=("data", "prepare", "{path}", "--name", "tiny-data"),
+         no_ui="the page warns before saving over it; --overwrite replaces it on the CLI"),
+    Case("train-live-run", R, "train RUN on a run whose job is still running", "cli", "is already running (process",
+         make=_live_run, cli_args=("train", "{path}"), no_ui=ON_PAGES),
+    Case("train-completed-run", R, "train RUN on a completed run (it would be retrained over)", "cli",
+         "is already completed; training it again would replace its model", make=lambda ctx: _run_folder(ctx, "done", "completed"),
+         cli_args=("train", "{path}"), no_ui=ON_PAGES),
+    Case("runs-damaged-status", R, "status.json fields of the wrong type (\"created\": 5, \"started_ts\": \"x\", \"pid\": [1], "
+         "a text best_metric)", "runs", "is damaged", ok=True, make=_damaged_runs, cli_args=("runs", "list")),
+    Case("train-out-file", R, "train --out naming an existing file", "cli", "is a file, not a folder", make=_a_file,
+         cli_args=("train", "--data", "tiny-data", "--model", "{model}", "--out", "{path}", *TRAIN_FLAGS),
+         no_ui="the page names runs, not folders"),
+    Case("readonly-prepare", R, "data prepare in a read-only workspace", "readonly", "permission denied", make=_rows_file,
+         cli_args=("data", "prepare", "{path}", "--name", "fresh")),
+    Case("readonly-train", R, "train in a read-only workspace", "readonly", "permission denied",
+         cli_args=("train", "--data", "tiny-data", "--model", "{model}", *TRAIN_FLAGS), ui_skip=READ_ONLY),
+    Case("readonly-evaluate", R, "evaluate into a read-only workspace", "readonly", "permission denied",
+         make=lambda ctx: _run_folder(ctx, "done", "completed"),
+         cli_args=("evaluate", "--model", "{model}", "--data", "tiny-data", "--out", "{path}/evaluation/again"),
+         ui_skip=READ_ONLY),
+    Case("readonly-export", R, "export from a read-only workspace", "readonly", "permission denied",
+         make=lambda ctx: _run_folder(ctx, "done", "completed"), cli_args=("export", "{path}"), ui_skip=READ_ONLY),
+    Case("readonly-cancel", R, "runs cancel in a read-only workspace", "readonly", "permission denied",
+         make=lambda ctx: _run_folder(ctx, "done", "completed"), cli_args=("runs", "cancel", "{path}"), ui_skip=READ_ONLY),
+]
+
 BY_ID = {c.id: c for c in CASES}
 
 
@@ -336,7 +517,8 @@ def readme_table() -> str:
     """The Markdown table of every case, grouped, for the README."""
     lines = ["| group | case | what the user sees | notes |", "| --- | --- | --- | --- |"]
     for c in CASES:
-        note = (f"UI: cannot be entered ({c.no_ui})" if c.no_ui else f"CLI: {c.no_cli}" if c.no_cli
+        note = (f"UI: cannot be entered ({c.no_ui})" if c.no_ui else f"UI: not driven by the tests ({c.ui_skip})"
+                if c.ui_skip else f"CLI: {c.no_cli}" if c.no_cli
                 else f"CLI words it “…{c.cli_expect}…”" if c.cli_expect else "CLI and UI")
         lines.append(f"| {c.group} | `{c.id}`: {c.title} | {sees(c)} | {note} |".replace("<", "&lt;"))
     return "\n".join(lines)

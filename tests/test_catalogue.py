@@ -7,10 +7,14 @@ unchanged (``ok`` cases: no error and the notice on the page).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +30,8 @@ from bmcore.models import detect_device
 TIMEOUT = 180
 DATASET = "tiny-data"
 CLI_IDS = [c.id for c in CASES if not c.no_cli]
-UI_IDS = [c.id for c in CASES if not c.no_ui]
+UI_IDS = [c.id for c in CASES if not (c.no_ui or c.ui_skip)]
+ROWS_KEPT = ("unicode-texts", "html-texts", "formula-texts", "parquet-categorical")
 
 
 def snapshot(ws: Path) -> dict[str, tuple[int, int]]:
@@ -35,7 +40,7 @@ def snapshot(ws: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.fixture
-def ctx(tmp_path: Path, tiny_model: Path, workspace: Path) -> Ctx:
+def ctx(tmp_path: Path, tiny_model: Path, workspace: Path) -> Iterator[Ctx]:
     """A prepared tiny dataset and a second one with other labels in the workspace; broken model folders outside it."""
     bdata.save_prepared(bdata.prepare(bdata.RawData("rows", {"all": rows(60)}), DATASET, seed=0))
     bdata.save_prepared(bdata.prepare(bdata.RawData("spam", {"all": rows(60, ("ham", "spam"))}), "spam-data", seed=0))
@@ -49,7 +54,11 @@ def ctx(tmp_path: Path, tiny_model: Path, workspace: Path) -> Ctx:
     (scratch / "remote").mkdir()
     (scratch / "remote" / "config.json").write_text(json.dumps({"model_type": "bert", "auto_map": {"AutoModel": "x.Model"}}))
     (scratch / "remote" / "model.safetensors").write_bytes((tiny_model / "model.safetensors").read_bytes())
-    return Ctx(scratch, tiny_model, workspace)
+    made = Ctx(scratch, tiny_model, workspace)
+    yield made
+    for proc in made.procs:
+        proc.kill()
+        proc.wait()
 
 
 def model_ref(case: Case, ctx: Ctx) -> str | None:
@@ -72,6 +81,8 @@ def busy_run() -> None:
 def cli_args(case: Case, ctx: Ctx) -> list[str]:
     if case.kind == "folder":
         return ["data", "prepare", str(case.folder(ctx.tmp)), "--name", "case"]
+    if case.kind in ROUND_TWO_KINDS:
+        return round_two_args(case, ctx)
     if case.kind == "file" or case.kind == "name":
         name, data = case.file() if case.file else ("rows.csv", csv_bytes(rows()))
         path = ctx.tmp / name
@@ -118,7 +129,8 @@ def test_cli(case_id: str, ctx: Ctx, monkeypatch: pytest.MonkeyPatch, capsys: py
         assert out.returncode == 0, out.stderr[-2000:]
         assert case.expect in out.stderr and "Traceback" not in out.stderr
         return
-    rc = cli_main(args)
+    with read_only(ctx.workspace) if case.kind == "readonly" else contextlib.nullcontext():
+        rc = cli_main(args)
     out = capsys.readouterr()
     assert not case.secret or case.secret not in out.out + out.err, "a message showed a linked file's content"
     if case.ok:
@@ -133,13 +145,19 @@ def test_cli(case_id: str, ctx: Ctx, monkeypatch: pytest.MonkeyPatch, capsys: py
 
 
 def check_ok_output(case: Case, stdout: str) -> None:
+    if case.kind == "runs":
+        listed = {r["name"]: r for r in map(json.loads, stdout.strip().splitlines())}
+        assert set(listed) == DAMAGED_RUNS | {"good"}, listed
+        assert listed["good"]["state"] == "completed" and not listed["good"]["error"]
+        assert all(case.expect in listed[n]["error"] for n in DAMAGED_RUNS), listed
+        return
     if case.kind == "predict":
         rec = json.loads(stdout.strip().splitlines()[0])
         assert rec["label"] in ("negative", "positive") and rec["text"] == case.text
         assert rec["truncated"] is (case.text == LONG)
         return
     stats = json.loads(stdout)
-    if case.id in ("unicode-texts", "html-texts", "formula-texts"):
+    if case.id in ROWS_KEPT:
         assert stats["rows_total"] == 60 and not stats["dropped_empty"]
     else:
         assert case.expect in json.dumps(stats["notes"] + stats["warnings"]), stats["notes"] + stats["warnings"]
@@ -251,8 +269,11 @@ def test_ui(case_id: str, ctx: Ctx, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(k, v)
     if case.id == "demo-jobs":
         busy_run()
+    if case.make is not None:
+        case_path = case.make(ctx)
     before = snapshot(ctx.workspace)
-    at = DRIVERS[case.kind](case, ctx)
+    with read_only(ctx.workspace) if case.kind == "readonly" else contextlib.nullcontext():
+        at = DRIVERS[case.kind](case, ctx) if case.make is None else ROUND_TWO_DRIVERS[case.kind](case, ctx, case_path)
     assert not at.exception, [e.value for e in at.exception]
     check_shown_as_text(case, at)
     errors = [e.value for e in at.error]
@@ -266,6 +287,9 @@ def test_ui(case_id: str, ctx: Ctx, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def check_ok_page(case: Case, at: AppTest) -> None:
+    if case.kind == "runs":
+        check_runs_page(case, at)
+        return
     shown = [x.value for x in [*at.caption, *at.warning, *at.info]]
     if case.kind == "predict":
         assert "Prediction" in {m.label for m in at.metric}
@@ -276,7 +300,7 @@ def check_ok_page(case: Case, at: AppTest) -> None:
             # WordPiece splits it into <, script, >: each token is escaped on its own
             assert "&lt;" in html and "&gt;" in html and "<script" not in html and "<b>" not in html
         return
-    if case.id in ("unicode-texts", "html-texts", "formula-texts"):
+    if case.id in ROWS_KEPT:
         assert {m.label: m.value for m in at.metric}["Rows"] == "60"
         return
     assert any(case.expect in s for s in shown), shown
@@ -287,3 +311,83 @@ def test_readme_lists_every_case() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert readme_table() in readme, "README is stale: run python scripts/catalogue_table.py"
     assert len(CASES) >= 30
+
+
+# --- round two (issue 17, items 5-14): the new kinds of tests/catalogue.py -------------------------
+
+ROUND_TWO_KINDS = ("cli", "runs", "path", "model", "readonly")
+DAMAGED_RUNS = {"bad-created", "bad-started", "bad-pid", "bad-metric"}
+
+
+def round_two_args(case: Case, ctx: Ctx) -> list[str]:
+    """The case's command, its template filled: {path} (what ``make`` built), {model} (the tiny model)."""
+    path = case.make(ctx) if case.make else ""
+    return [a.format(path=path, model=ctx.tiny_model) for a in case.cli_args]
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """Make ``folder`` and everything in it read-only for the duration: ``chmod`` for a user; as root, who ignores
+    permission bits, the immutable attribute (``chattr +i``), which root's writes obey too."""
+    if os.geteuid() != 0:
+        modes = {p: p.stat().st_mode for p in [folder, *folder.rglob("*")]}
+        for p, mode in modes.items():
+            p.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+        try:
+            yield
+        finally:
+            for p, mode in modes.items():
+                p.chmod(mode)
+        return
+    if not shutil.which("chattr") or subprocess.run(["chattr", "-R", "+i", str(folder)], capture_output=True).returncode:
+        subprocess.run(["chattr", "-R", "-i", str(folder)], capture_output=True)
+        pytest.skip("cannot make a folder read-only for root here (no chattr, or a file system without it)")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-R", "-i", str(folder)], check=True)
+
+
+def ui_path(case: Case, ctx: Ctx, path: Path) -> AppTest:
+    at = open_app(data_source_kind="Local file or folder")
+    return at.text_input(key="data_path").input(str(path)).run()
+
+
+def ui_model(case: Case, ctx: Ctx, path: Path) -> AppTest:
+    at = open_app()
+    at.switch_page("pages/playground.py").run()
+    at.selectbox(key="playground_model_choice").select("(another local folder)").run()
+    at.text_input(key="playground_path").input(str(path)).run()
+    return at  # the page refuses the folder before it offers a text box
+
+
+def ui_runs(case: Case, ctx: Ctx, path: Path) -> AppTest:
+    at = open_app()
+    return at.switch_page("pages/train.py").run()
+
+
+def ui_readonly(case: Case, ctx: Ctx, path: Path) -> AppTest:
+    """Save a dataset from the Data page into the read-only workspace."""
+    at = open_app(data_source_kind="Local file or folder")
+    at.text_input(key="data_path").input(str(path)).run()
+    name_box = next(t for t in at.text_input if str(t.key).startswith("data_name_"))
+    name_box.input("fresh").run()
+    return at.button(key="data_save").click().run()
+
+
+ROUND_TWO_DRIVERS = {"path": ui_path, "model": ui_model, "runs": ui_runs, "readonly": ui_readonly}
+
+
+def check_runs_page(case: Case, at: AppTest) -> None:
+    """The Train page lists every run, the damaged ones as failed; opening one says why; the other pages that
+    list runs (Evaluate, Playground, Pretrain) still open."""
+    table = at.dataframe[0].value
+    assert set(table["name"]) == DAMAGED_RUNS | {"good"}
+    assert set(table.loc[table["name"].isin(DAMAGED_RUNS), "state"]) == {"failed"}
+    for name in sorted(DAMAGED_RUNS):
+        at.selectbox(key="train_pick").select(name).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any(f"status.json in {name} is damaged" in e.value for e in at.error), [e.value for e in at.error]
+    for page in ("pages/evaluate.py", "pages/playground.py", "pages/pretrain.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])

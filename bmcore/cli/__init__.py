@@ -2,7 +2,8 @@
 
 Each command lives in its own module here with ``register(subparsers)``. Bad input
 raises :class:`bmcore.errors.BmcoreError` (or ``ValueError``), which becomes one line
-on stderr and exit code 2 - never a traceback.
+on stderr and exit code 2 - never a traceback. So does any OS error a user can cause (a read-only
+workspace, a full disk, a file where a folder belongs): one line that names the path.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+
+from ..errors import os_error_message
 
 COMMANDS = ("data", "pretrain", "train", "runs", "jobs", "evaluate", "predict", "export", "bench")
 
@@ -45,10 +48,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
+    except ValueError as exc:  # BmcoreError, and UnicodeDecodeError and the like from a library
         if args.debug:
             raise
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError, ENOSPC, EROFS...
+        if args.debug:
+            raise
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 
 from .. import data as bdata
+from .. import runs
+from ..errors import BmcoreError
 from ..models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, load_tokenizer
 
 
@@ -27,14 +31,48 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--sheet", help="Excel sheet name")
         if action == "prepare":
             q.add_argument("--name", required=True, help="name in the workspace")
+            q.add_argument("--overwrite", action="store_true",
+                           help="replace a dataset of this name even when runs were trained on it")
         q.set_defaults(func=_run)
     ls = dsub.add_parser("list", help="list prepared datasets in the workspace")
     ls.set_defaults(func=lambda args: print(json.dumps(bdata.list_prepared(), indent=2)))
 
 
+PROGRESS_MIN_ROWS = 100_000  # below this, counting tokens takes seconds and needs no progress lines
+
+
+class _Progress:
+    """Token counting progress on stderr, for large datasets: a line every 10%, with the elapsed time."""
+
+    def __init__(self) -> None:
+        self.start, self.shown = time.time(), 0
+
+    def __call__(self, done: int, total: int) -> None:
+        tenth = done * 10 // max(total, 1)
+        if total >= PROGRESS_MIN_ROWS and tenth > self.shown:
+            self.shown = tenth
+            print(f"counting tokens: {done:,} of {total:,} rows ({tenth * 10}%, {time.time() - self.start:.0f} s)",
+                  file=sys.stderr, flush=True)
+
+
+def _check_replace(name: str, overwrite: bool) -> None:
+    """Refuse to replace a prepared dataset that runs were trained on, unless ``--overwrite``: their evaluation
+    and explanations read its splits, and the page warns before the same replacement."""
+    if overwrite or not bdata.is_prepared(name):
+        return
+    used = runs.runs_using_dataset(name)
+    if used:
+        names = ", ".join(f"{r.name} ({r.state})" for r in used[:3]) + (", ..." if len(used) > 3 else "")
+        raise BmcoreError(f"dataset {name!r} is used by run {names}; preparing it again would change the data those "
+                         "runs are evaluated on. Choose another --name, or give --overwrite to replace it")
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.max_seq_length < 1:
         raise ValueError("--max-seq-length must be a positive number of tokens")
+    if args.data_command == "prepare":
+        bdata.dataset_dir(args.name)  # a bad name is refused before the source is read
+        _check_replace(args.name, args.overwrite)
     if bdata.is_prepared(args.source):
         ds = bdata.load_prepared(args.source)
     else:
@@ -45,8 +83,11 @@ def _run(args: argparse.Namespace) -> int:
             cols = bdata.Columns(args.text_column or guess.text, args.label_column or guess.label)
         ds = bdata.prepare(raw, name=getattr(args, "name", None) or "dataset", columns=cols,
                            use_source_splits=not args.new_splits, ratios=tuple(args.ratios), seed=args.seed)
-    stats = bdata.compute_stats(ds, load_tokenizer(args.tokenizer), args.max_seq_length, tokenizer_name=args.tokenizer)
+    stats = bdata.compute_stats(ds, load_tokenizer(args.tokenizer), args.max_seq_length, tokenizer_name=args.tokenizer,
+                                progress=_Progress())
     if args.data_command == "prepare":
+        for warning in bdata.label_notices(ds.label_names):
+            print(f"notice: {warning}", file=sys.stderr)
         path = bdata.save_prepared(ds)
         print(json.dumps({"name": ds.name, "path": str(path), "splits": stats["rows"], "label_names": ds.label_names}))
         return 0

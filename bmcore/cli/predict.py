@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from ..errors import BmcoreError
+from ..workspace import check_regular
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +42,9 @@ def read_texts(path: str | Path) -> tuple[list[str], list[str] | None]:
     from ..explain import read_batch
 
     path = Path(path)
+    check_regular(path)  # a FIFO or a device: say what it is, and never open it
+    if path.is_dir():
+        raise BmcoreError(f"--file {path} is a folder; give a file with one text per line, or a table")
     if not path.is_file():
         raise BmcoreError(f"--file {path} does not exist")
     return read_batch(path.name, path.read_bytes())

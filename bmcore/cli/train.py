@@ -81,6 +81,8 @@ def _run(args: argparse.Namespace) -> int:
         if overrides or args.config or args.out:
             raise BmcoreError(f"{args.run_dir} is an existing run; run it as it is (or --resume), or create a new one with --out")
         run_dir = Path(args.run_dir)
+        if int(os.environ.get("RANK", "0")) == 0:  # other torchrun ranks join the job rank 0 has just claimed
+            runs.check_rerun(run_dir, resume=args.resume)
         if args.resume:  # resuming is the answer to an earlier cancel: its stop request must not stop this job too
             (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
     else:
@@ -121,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         status = run_training(run_dir, resume=args.resume)
-    except BmcoreError:
+    except (BmcoreError, OSError):  # bad input, or a read-only run folder: one line from the CLI, exit 2
         raise
     except Exception as exc:  # recorded in status.json and train.log; one line here
         raise SystemExit(f"error: training failed: {exc.__class__.__name__}: {' '.join(str(exc).split())[:300]}") from exc
