@@ -35,7 +35,7 @@ def fmt(value: float | None, spec: str) -> str:
 
 
 def start(config: PretrainConfig, name: str, upload: tuple[str, bytes] | None) -> None:
-    # A callback: the new run is listed at once. An upload is written to the workspace only now, once it checks out.
+    # An upload is written to the workspace only now, once it checks out.
     try:
         if upload is not None:
             if not split_documents(upload[1].decode("utf-8", errors="replace")):
@@ -211,7 +211,9 @@ with settings:
                         *config.cli_args(), "--out", str(out)]), language="bash")
     if any(r.state in runs.ACTIVE for r in runs.list_runs()):
         st.caption("Another run is using the device: a new one waits in the queue and starts by itself.")
-    st.button("Start pretraining", type="primary", key="pretrain_start", icon=":material/play_arrow:",
-              on_click=start, args=(config, name, upload))
+    # Not on_click: a callback would get the previous script run's settings, without a value the click committed.
+    if st.button("Start pretraining", type="primary", key="pretrain_start", icon=":material/play_arrow:"):
+        start(config, name, upload)
+        st.rerun()
     if error := st.session_state.pop("pretrain_start_error", None):
         st.error(md(error))

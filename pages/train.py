@@ -38,7 +38,6 @@ COLORS = ("#4F46E5", "#F59E0B")  # two clearly different hues: the theme's defau
 
 
 def start(config: TrainConfig, name: str) -> None:
-    # A callback: it runs before the next script run, so the new run is listed and opened at once.
     try:
         st.session_state["train_run"] = runs.start_run(config, name or None).name
     except (BmcoreError, OSError) as exc:
@@ -338,7 +337,10 @@ with settings:
 
     if any(r.state in runs.ACTIVE for r in runs.list_runs()):
         st.caption("Another run is using the device: a new one waits in the queue and starts by itself.")
-    st.button("Start training", type="primary", key="train_start", icon=":material/play_arrow:",
-              on_click=start, args=(config, name))
+    # Not an on_click callback: its args would be the settings of the previous script run, so a value typed and
+    # committed by the click itself (blur) would be lost. This run already holds every committed value.
+    if st.button("Start training", type="primary", key="train_start", icon=":material/play_arrow:"):
+        start(config, name)
+        st.rerun()  # list and open the new run at once
     if error := st.session_state.pop("train_start_error", None):
         st.error(md(error))

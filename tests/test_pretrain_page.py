@@ -45,10 +45,12 @@ def test_pretrain_then_fine_tune_from_it(tiny_model, tmp_path, shared_data):
     commands = [c.value for c in at.code]
     assert any(c.startswith(f"python -m bmcore pretrain --data {text} --model {tiny_model}") and "--max-steps 6" in c
                for c in commands), commands
+    at.number_input(key="pretrain_max_steps").set_value(5)  # changed together with the click, as a blur does
     at.button(key="pretrain_start").click().run()
     assert not at.exception and not at.error
     run_name = at.session_state["pretrain_run"]
     run_dir = runs.find_run(run_name)
+    assert runs.read_json(run_dir / "config.json")["max_steps"] == 5
     status = runs.wait_for(run_dir, timeout=TIMEOUT)
     assert status["state"] == "completed", runs.log_tail(run_dir)
 

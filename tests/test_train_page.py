@@ -92,6 +92,21 @@ def test_start_a_tiny_run_and_see_it_finish(tiny_model, sst_tiny):
     assert "Test accuracy" in {m.label for m in fresh.metric}
 
 
+def test_a_value_set_with_the_click_on_start_reaches_the_run(tiny_model, sst_tiny):
+    """A value typed and then Start clicked at once: the browser commits the value (blur) with the click, in one rerun."""
+    at = set_tiny_run(open_train_page(), sst_tiny, tiny_model)  # 10 steps, max_seq_length 64 on screen
+    at.number_input(key="train_max_steps").set_value(4)
+    at.number_input(key="train_max_seq_length").set_value(40)
+    at.button(key="train_start").click().run()
+    assert not at.exception and not at.error
+    run_dir = Path(runs.list_runs()[0].path)
+    assert at.session_state["train_run"] == run_dir.name
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["max_steps"], config["max_seq_length"]) == (4, 40)
+    status = runs.wait_for(run_dir, timeout=300)
+    assert status["state"] == runs.COMPLETED and status["total_steps"] == 4, runs.log_tail(run_dir)
+
+
 @pytest.mark.parametrize(("widget", "value", "message"), [
     ("train_lr", 0.0, "learning_rate must be positive"),
     ("train_model_path", "/no/such/model", "does not exist"),

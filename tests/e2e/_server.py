@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
+from bmcore import runs
+
 CHROMIUM = os.environ.get("BMCORE_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -74,9 +76,11 @@ class Server:
 
 
 def idle(page, timeout: float = 120) -> None:
-    """Wait until Streamlit has finished the current script run."""
+    """Wait until Streamlit has finished the current script run (and no rerun is asked for)."""
     page.wait_for_timeout(400)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout * 1000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && "
+                           "document.querySelector('[data-testid=\"stApp\"]')?.dataset.testScriptState === 'notRunning'",
+                           timeout=timeout * 1000)
     page.wait_for_timeout(300)
 
 
@@ -104,3 +108,37 @@ def go(page, title: str) -> None:
     page.get_by_role("link", name=title, exact=True).first.click()
     idle(page)
     page.get_by_role("heading", name=title, exact=True).first.wait_for()
+
+
+def wait_code(page, *parts: str, timeout: float = 120) -> None:
+    """Wait until one of the page's code blocks (the command line) holds every one of ``parts``: the server has them."""
+    page.locator('[data-testid="stCode"]').filter(has_text=parts[0]).first.wait_for(timeout=timeout * 1000)
+    deadline = time.time() + timeout
+    while not any(all(p in c for p in parts) for c in page.locator('[data-testid="stCode"]').all_inner_texts()):
+        assert time.time() < deadline, (parts, page.locator('[data-testid="stCode"]').all_inner_texts())
+        page.wait_for_timeout(300)
+
+
+def wait_runs_ended(run_dirs, stall: float = 300) -> dict[str, list[str]]:
+    """Poll run folders until every run has ended; returns each run's states as seen, in order.
+
+    No deadline on the whole: a slow CPU takes longer but keeps moving. It fails only when no run moved (state, step,
+    metrics or log) for ``stall`` seconds, which on any machine means a stuck job.
+    """
+    run_dirs = [Path(d) for d in run_dirs]
+    seen: dict[str, list[str]] = {d.name: [] for d in run_dirs}
+    last, moved = None, time.time()
+    while True:
+        marks = []
+        for d in run_dirs:
+            state = runs.read_status(d)["state"]
+            if not seen[d.name] or seen[d.name][-1] != state:
+                seen[d.name].append(state)
+            log = d / runs.LOG_FILE
+            marks.append((state, len(runs.read_metrics(d)), log.stat().st_size if log.exists() else 0))
+        if all(m[0] not in runs.ACTIVE for m in marks):
+            return seen
+        if marks != last:
+            last, moved = marks, time.time()
+        assert time.time() - moved < stall, (seen, {d.name: runs.log_tail(d) for d in run_dirs})
+        time.sleep(0.2)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from _server import ARGS, CHROMIUM, Server, choose, fill, go, idle, need_chromium
+from _server import ARGS, CHROMIUM, Server, choose, fill, go, idle, need_chromium, wait_code, wait_runs_ended
 
 from bmcore import data as bdata
 from bmcore import runs
@@ -50,7 +50,8 @@ def session(browser, url: str):
     return page
 
 
-def set_up_training(page, tiny_model: Path, steps: int) -> None:
+def set_up_training(page, tiny_model: Path, steps: int | None) -> None:
+    """The tiny model on the words dataset, max_seq_length 32, and ``steps`` (None: leave Steps for the test to type)."""
     go(page, "Train")
     choose(page, "Prepared dataset", DATASET)
     page.get_by_text("Local folder", exact=True).click()
@@ -58,8 +59,18 @@ def set_up_training(page, tiny_model: Path, steps: int) -> None:
     fill(page, "Path to a save_pretrained folder (safetensors weights)", str(tiny_model))
     page.get_by_text("steps", exact=True).first.click()
     idle(page)
-    fill(page, "Steps", str(steps))
     fill(page, "max_seq_length (tokens)", "32")
+    if steps is not None:
+        fill(page, "Steps", str(steps))
+    # The command line is drawn from the settings the server holds: every value has reached it.
+    wait_code(page, "python -m bmcore train", f"--model {tiny_model}", "--max-seq-length 32",
+              *([f"--max-steps {steps}"] if steps is not None else []))
+
+
+def run_config(name: str) -> tuple[int, int]:
+    """(max_steps in config.json, total_steps in status.json) of a run."""
+    run_dir = runs.runs_dir() / name
+    return runs.read_json(run_dir / runs.CONFIG_FILE)["max_steps"], runs.read_status(run_dir).get("total_steps")
 
 
 def table(page) -> list[str]:
@@ -75,21 +86,6 @@ def wait_table(page, *texts: str, times: int = 1, timeout: float = 120) -> None:
         page.wait_for_timeout(500)
 
 
-def wait_all_done(names: set[str], timeout: float = 300) -> dict[str, list[str]]:
-    """Poll the workspace until every run has ended; returns each run's states as seen, in order."""
-    seen: dict[str, list[str]] = {n: [] for n in names}
-    deadline = time.time() + timeout
-    while True:
-        rows = {r.name: r for r in runs.list_runs()}
-        for n in names:
-            if not seen[n] or seen[n][-1] != rows[n].state:
-                seen[n].append(rows[n].state)
-        if all(rows[n].state not in runs.ACTIVE for n in names):
-            return seen
-        assert time.time() < deadline, seen
-        time.sleep(0.2)
-
-
 def test_two_sessions_press_train_at_once(ws: Path, browser, tiny_model: Path) -> None:
     server = Server(ws)
     try:
@@ -100,15 +96,16 @@ def test_two_sessions_press_train_at_once(ws: Path, browser, tiny_model: Path) -
         button_b = b.get_by_role("button", name="Start training")
         button_a.click()
         button_b.click()  # within a fraction of a second of the first
-        deadline = time.time() + 60
+        deadline = time.time() + 120
         while len(runs.list_runs()) < 2:
             assert time.time() < deadline, [r.name for r in runs.list_runs()]
             time.sleep(0.1)
         names = {r.name for r in runs.list_runs()}
         assert len(names) == 2
-        seen = wait_all_done(names)
+        seen = wait_runs_ended([runs.runs_dir() / n for n in names])
         statuses = {n: runs.read_status(runs.runs_dir() / n) for n in names}
         assert all(s["state"] == runs.COMPLETED for s in statuses.values()), statuses
+        assert {n: run_config(n) for n in names} == dict.fromkeys(names, (30, 30))  # each session's steps reached its run
         first, second = sorted(statuses.values(), key=lambda s: s["started_ts"])
         # One device, one job at a time: the second started only after the first had ended; it waited queued.
         assert second["started_ts"] >= first["ended_ts"], (first, second)
@@ -118,6 +115,30 @@ def test_two_sessions_press_train_at_once(ws: Path, browser, tiny_model: Path) -
         for page in (a, b):
             wait_table(page, *names)  # each session's table lists both runs, completed
             wait_table(page, runs.COMPLETED, times=2, timeout=60)
+    finally:
+        server.stop()
+
+
+def test_a_typed_value_reaches_the_run_when_start_is_clicked_at_once(ws: Path, browser, tiny_model: Path) -> None:
+    """A quick user: type Steps, Tab to max_seq_length, type it and click Start at once, without Enter and without
+    waiting for the page. The Tab starts a rerun and the click commits the second value (blur) while it runs."""
+    server = Server(ws)
+    try:
+        page = session(browser, server.url)
+        set_up_training(page, tiny_model, steps=None)
+        page.get_by_label("Steps", exact=True).first.fill("7")
+        page.keyboard.press("Tab")
+        page.get_by_label("max_seq_length (tokens)", exact=True).first.fill("40")
+        page.get_by_role("button", name="Start training").click()
+        deadline = time.time() + 120
+        while not runs.list_runs():
+            assert time.time() < deadline, "no run was started"
+            time.sleep(0.1)
+        (row,) = runs.list_runs()
+        assert wait_runs_ended([row.path])[row.name][-1] == runs.COMPLETED, runs.log_tail(Path(row.path))
+        assert run_config(row.name) == (7, 7)
+        assert runs.read_json(Path(row.path) / runs.CONFIG_FILE)["max_seq_length"] == 40
+        wait_code(page, "--max-steps 7", "--max-seq-length 40")  # the page kept the typed values too
     finally:
         server.stop()
 

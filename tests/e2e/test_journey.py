@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from _server import ARGS, CHROMIUM, choose, fill, free_port, go, idle
+from _server import ARGS, CHROMIUM, choose, fill, free_port, go, idle, wait_runs_ended
 from conftest import ROOT
+
+from bmcore import runs
 
 pytestmark = pytest.mark.e2e
 
@@ -133,12 +135,14 @@ def test_journey(server, browser_page, tiny_model, shared_data, tmp_path):
     idle(page)
     page.locator('[data-testid="stProgress"]').first.wait_for()
     shot(page, "4-train-running")
-    deadline = time.time() + 300
-    while not page.get_by_text("completed", exact=True).count():
-        assert time.time() < deadline, "the run did not finish in the browser"
+    (run_dir,) = (server["workspace"] / "runs").iterdir()
+    assert wait_runs_ended([run_dir])[run_dir.name][-1] == "completed", runs.log_tail(run_dir)
+    deadline = time.time() + 120  # the run has ended: the live view shows it at its next poll, without a reload
+    while not page.get_by_text("completed", exact=True).count():  # the table's cells are hidden (a canvas grid)
+        assert time.time() < deadline, "the page did not show the finished run"
         page.wait_for_timeout(1000)
     idle(page)
-    run_name = next((server["workspace"] / "runs").iterdir()).name
+    run_name = run_dir.name
     assert (server["workspace"] / "runs" / run_name / "model" / "model.safetensors").exists()
     shot(page, "5-train-finished")
 
