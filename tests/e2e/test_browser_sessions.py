@@ -110,7 +110,7 @@ def test_two_sessions_press_train_at_once(ws: Path, browser, tiny_model: Path) -
         # One device, one job at a time: the second started only after the first had ended; it waited queued.
         assert second["started_ts"] >= first["ended_ts"], (first, second)
         waited = next(n for n in names if statuses[n] is second)
-        assert "queued: another training job is using the device" in runs.log_tail(runs.runs_dir() / waited, 400)
+        assert "queued: another job is using the device" in runs.log_tail(runs.runs_dir() / waited, 400)
         assert seen[waited][0] == runs.QUEUED, seen
         for page in (a, b):
             wait_table(page, *names)  # each session's table lists both runs, completed
