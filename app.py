@@ -69,6 +69,7 @@ with st.sidebar:
         st.error(str(exc))
         st.stop()
     st.markdown(f"**Device**  \n{replace(device, precision=precision).label}")
+    st.caption(device.reason_for(precision))
     if notice:
         st.warning(notice)
 
