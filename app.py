@@ -70,6 +70,7 @@ with st.sidebar:
         st.error(md(exc))
         st.stop()
     st.markdown(f"**Device**  \n{replace(device, precision=precision).label}")
+    st.caption(device.reason_for(precision))
     if notice:
         st.warning(notice)
 

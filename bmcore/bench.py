@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .models import DEFAULT_MODEL, detect_device
+from .models import DEFAULT_MODEL, DeviceInfo, detect_device
 
 SHARED_SST2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
 
@@ -172,20 +172,62 @@ class _PeakRSS:
         return self.peak / 2**20
 
 
-def matmul_peak(n: int = 2048, repeats: int = 8) -> dict[str, float]:
-    """The machine's matmul peak in FLOP/s, fp32 and bf16 (the denominators of MFU)."""
+PEAK_BUDGET_S = 1.0  # timed seconds of matmuls per precision: the peak takes seconds on any machine
+PEAK_SIZES = (512, 1024, 2048)  # square matmul sizes, tried smallest first (smaller ones measure call overhead)
+PEAK_MAX_REPEATS = 20
+
+
+def peak_precisions(device: DeviceInfo) -> tuple[str, ...]:
+    """The precisions whose matmul peak is measured: fp32, and the device's mixed precision where it is fast.
+
+    A CPU without AMX or AVX512-BF16 (or with ``BMCORE_PRECISION=fp32``) runs no recipe in bf16, and
+    emulates bf16 matmuls so slowly that timing them took minutes: it is not measured there.
+    """
+    return ("fp32",) if device.precision == "fp32" else ("fp32", device.precision)
+
+
+def matmul_peak(precisions: tuple[str, ...] = ("fp32",), budget_s: float = PEAK_BUDGET_S,
+                device_kind: str = "cpu") -> dict[str, dict[str, float]]:
+    """The matmul peak of each precision (the denominators of MFU): ``{"fp32": {"flops", "n", "repeats"}}``.
+
+    The size grows from 512 while one matmul of the next size (8x the work) would take at most a
+    quarter of ``budget_s``, up to 2048; then as many repeats as fit the budget (1 to ``PEAK_MAX_REPEATS``)
+    are timed one by one and the fastest counts (a peak; on a shared machine the mean measures the
+    neighbours). A slow machine gets a small matmul, and the whole measurement takes about 2 x
+    ``budget_s`` per precision.
+    """
     import torch
 
-    out = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        for _ in range(2):
-            a @ b
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+    def timed(a: Any, b: Any) -> float:
         t0 = time.perf_counter()
-        for _ in range(repeats):
-            a @ b
-        out[name] = 2 * n**3 * repeats / (time.perf_counter() - t0)
+        a @ b
+        if device_kind == "cuda":
+            torch.cuda.synchronize()
+        return max(time.perf_counter() - t0, 1e-9)
+
+    out = {}
+    for name in precisions:
+        for n in PEAK_SIZES:
+            a, b = (torch.randn(n, n, dtype=dtypes[name], device=device_kind) for _ in range(2))
+            timed(a, b)  # warm-up (the first call also initialises the kernels)
+            one = min(timed(a, b), timed(a, b))
+            if one * 8 > budget_s / 4:
+                break
+        repeats = max(1, min(PEAK_MAX_REPEATS, int(budget_s / one)))
+        best = min(timed(a, b) for _ in range(repeats))
+        out[name] = {"flops": 2 * n**3 / best, "n": n, "repeats": repeats}
     return out
+
+
+def machine_peak(device: DeviceInfo, log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
+    """Measure and log the matmul peak of the precisions the recipes use on ``device`` (see :func:`peak_precisions`)."""
+    measured = matmul_peak(peak_precisions(device), device_kind="cuda" if device.kind == "cuda" else "cpu")
+    log("matmul peak, the denominator of MFU: " + ", ".join(
+        f"{p} {m['flops'] / 1e9:.0f} GFLOP/s ({m['n']}x{m['n']}, {m['repeats']} timed)" for p, m in measured.items())
+        + ("; bf16 not measured: no recipe uses it here" if device.precision == "fp32" else ""))
+    return measured
 
 
 def train_flops_per_token(config: Any, seq_len: float) -> float:
@@ -238,7 +280,8 @@ def _recipe_seed(model_dir: str, texts: list[str], ids: list[int], labels: int, 
 
 def _recipe_trainer(model_dir: str, texts: list[str], ids: list[int], labels: int, max_len: int, warmup: int, steps: int,
                     best: bool, workdir: Path) -> float:
-    """``transformers.Trainer`` with ``DataCollatorWithPadding``: fp32 (``trainer``) or bf16 + length grouping (``trainer-best``)."""
+    """``transformers.Trainer`` with ``DataCollatorWithPadding``: fp32 (``trainer``), or the best precision this
+    machine has (bf16 only where it is fast) + length grouping (``trainer-best``)."""
     import datasets
     from transformers import (
         AutoModelForSequenceClassification,
@@ -264,6 +307,7 @@ def _recipe_trainer(model_dir: str, texts: list[str], ids: list[int], labels: in
                              max_steps=warmup + steps, learning_rate=5e-5, report_to=[], disable_tqdm=True,
                              save_strategy="no", logging_strategy="no", use_cpu=detect_device().kind == "cpu",
                              bf16=best and detect_device().precision == "bf16",
+                             fp16=best and detect_device().precision == "fp16",
                              train_sampling_strategy="group_by_length" if best else "random", dataloader_num_workers=0)
     trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=DataCollatorWithPadding(tok),
                       processing_class=tok, callbacks=[Clock()])
@@ -319,12 +363,14 @@ def bench_training(kinds: tuple[str, ...] = ("short", "long"), quick: bool = Fal
 
     logging.getLogger("bmcore.train").setLevel(logging.WARNING)
     warmup, steps = (2, 6) if quick else (3, 20)
-    peak = matmul_peak()
-    log(f"matmul peak: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s")
+    device = detect_device()
+    measured = machine_peak(device, log)
+    peak = {p: m["flops"] for p, m in measured.items()}
     mref = resolve_model(model)
     cfg = load_config(mref)
     tok = load_tokenizer(mref)
-    results: dict[str, Any] = {"peak_flops": peak, "warmup_steps": warmup, "timed_steps": steps}
+    results: dict[str, Any] = {"peak_flops": peak, "peak": measured, "precision": device.precision,
+                               "warmup_steps": warmup, "timed_steps": steps}
     for kind in kinds:
         # Enough texts for bmcore's larger batches of short texts (up to batch_growth x 32), twice over.
         texts, gold, max_len, where = bench_texts(kind, (warmup + steps) * BATCH * TrainConfig().batch_growth * 2)
@@ -333,7 +379,8 @@ def bench_training(kinds: tuple[str, ...] = ("short", "long"), quick: bool = Fal
         real = [min(len(x), max_len) for x in tok(texts, truncation=False, verbose=False)["input_ids"]]
         mean_tokens = sum(real) / len(real)
         log(f"\n{kind} texts: {where}, max_seq_length {max_len}, {mean_tokens:.1f} real tokens per text on average")
-        log(f"{'recipe':<14}{'batch':>6}{'samples/s':>10}{'tokens/s':>10}{'MFU':>7}{'peak RSS':>10}")
+        log(f"{'recipe':<14}{'precision':>10}{'batch':>6}{'samples/s':>10}{'tokens/s':>10}{'MFU':>7}{'peak RSS':>10}"
+            "   (MFU: over the matmul peak of the recipe's own precision)")
         rows: dict[str, dict[str, float]] = {}
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
@@ -348,7 +395,7 @@ def bench_training(kinds: tuple[str, ...] = ("short", "long"), quick: bool = Fal
                     else:
                         secs, examples, tokens = _recipe_bmcore(texts, gold, max_len, warmup, steps, work)
                 batch = examples / steps if recipe == "bmcore" else BATCH
-                prec = "fp32" if recipe in ("seed", "trainer") else detect_device().precision
+                prec = "fp32" if recipe in ("seed", "trainer") else device.precision  # the best this machine has
                 if recipe == "bmcore":
                     # Length-sorted batches make a short window of steps uneven (a run of short-text batches would
                     # flatter samples/s): count its real tokens, and state samples/s at the sample's mean length.
@@ -357,10 +404,10 @@ def bench_training(kinds: tuple[str, ...] = ("short", "long"), quick: bool = Fal
                 else:  # batches drawn at random: the sample's mean length
                     sps = steps * batch / secs
                     tps, tokens_per_text = sps * mean_tokens, mean_tokens
-                mfu = tps * train_flops_per_token(cfg, tokens_per_text) / peak["bf16" if prec == "bf16" else "fp32"]
+                mfu = tps * train_flops_per_token(cfg, tokens_per_text) / peak[prec]
                 rows[recipe] = {"samples_per_s": sps, "tokens_per_s": tps, "mfu": mfu, "peak_rss_mb": rss.peak_mb,
                                 "precision": prec, "examples_per_step": batch}
-                log(f"{recipe:<14}{batch:>6.0f}{sps:>10.1f}{tps:>10.0f}{mfu:>7.1%}{rss.peak_mb:>9.0f}M")
+                log(f"{recipe:<14}{prec:>10}{batch:>6.0f}{sps:>10.1f}{tps:>10.0f}{mfu:>7.1%}{rss.peak_mb:>9.0f}M")
         ours = rows["bmcore"]["samples_per_s"]
         log("bmcore vs " + ", ".join(f"{r}: {ours / rows[r]['samples_per_s']:.2f}x" for r in RECIPES if r != "bmcore"))
         results[kind] = rows
@@ -383,7 +430,8 @@ def _sst2() -> tuple[Any, Any]:
 
 
 def _tta_trainer_best(model_dir: str, train: Any, dev: Any, target: float, workdir: Path) -> dict[str, Any]:
-    """``Trainer`` with its default hyperparameters plus bf16 and length grouping; stops at ``target`` or one epoch."""
+    """``Trainer`` with its default hyperparameters plus the best precision here and length grouping; stops at
+    ``target`` or one epoch."""
     import datasets
     import numpy as np
     from transformers import (
@@ -430,7 +478,8 @@ def _tta_trainer_best(model_dir: str, train: Any, dev: Any, target: float, workd
                              per_device_eval_batch_size=64, eval_strategy="steps",
                              eval_steps=max(1, EVAL_EVERY_EXAMPLES // BATCH), save_strategy="no", logging_strategy="no",
                              report_to=[], disable_tqdm=True, use_cpu=detect_device().kind == "cpu",
-                             bf16=detect_device().precision == "bf16", train_sampling_strategy="group_by_length",
+                             bf16=detect_device().precision == "bf16", fp16=detect_device().precision == "fp16",
+                             train_sampling_strategy="group_by_length",
                              dataloader_num_workers=0)
     trainer = Trainer(model=model, args=args, train_dataset=encode(train), eval_dataset=encode(dev),
                       data_collator=DataCollatorWithPadding(tok), processing_class=tok, callbacks=[Clock()],
@@ -527,6 +576,7 @@ def run_bench(quick: bool = False, only: str | None = None, model: str = DEFAULT
     hf_logging.disable_progress_bar()
     device = detect_device()
     print(f"bmcore bench{' --quick' if quick else ''} on {device.label}, {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
+    print(f"precision {device.reason}", flush=True)
     summary: dict[str, Any] = {}
     if only in (None, "training"):
         tr = bench_training(quick=quick, model=model)

@@ -30,6 +30,7 @@ DEFAULT_MODEL = "builtin:minilm"
 DEFAULT_MAX_SEQ_LENGTH = 128  # tokens: the training default, and the cut-off the Data page reports truncation at
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 PRECISION_ENV = "BMCORE_PRECISION"  # "fp32" forces the fp32 path, as on a CPU without fast bf16 (tests, bench, CI checks)
+FORCED_FP32 = f"forced by {PRECISION_ENV}=fp32"  # DeviceInfo.detail when the environment forced fp32
 
 _HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
@@ -306,6 +307,32 @@ class DeviceInfo:
             return f"CPU · {self.precision}" + (f" ({self.detail})" if self.detail else "")
         return f"{self.kind.upper()} · {self.name} · {self.precision}"
 
+    @property
+    def reason(self) -> str:
+        """Why ``precision`` was chosen on this device, in one short line starting with the precision."""
+        p = self.precision
+        if self.detail == FORCED_FP32:
+            return f"{p}: {self.detail}"
+        if self.kind == "cpu":
+            if p == "bf16":
+                speed = "several times" if self.detail == "AMX" else "2-3x"  # AVX512-BF16: 2.3x fp32 measured here
+                return f"bf16: this CPU has {self.detail or 'fast bf16'}, so bf16 autocast runs matmuls {speed} faster than fp32"
+            return "fp32: this CPU has no AMX or AVX512-BF16, where bf16 is emulated and slow"
+        if self.kind == "cuda":
+            if p == "bf16":
+                return "bf16: this GPU supports bf16 (tensor-core speed, fp32's range, no loss scaling)"
+            if p == "fp16":
+                return "fp16: this GPU has no bf16 support, so mixed precision uses fp16 with loss scaling"
+            return "fp32: set for this GPU"
+        return f"fp32: mixed precision on {self.kind.upper()} is not used (unreliable through Trainer)"
+
+    def reason_for(self, precision: str) -> str:
+        """Why a run uses ``precision`` here: :attr:`reason` when it is the detected choice (a fallback is too),
+        else that the precision setting asked for it."""
+        if precision == self.precision:
+            return self.reason
+        return f"{precision}: set by the precision option (auto would use {self.precision})"
+
 
 def cpu_bf16_feature() -> str:
     """The CPU feature that makes bf16 fast ("AMX" or "AVX512-BF16"), or "" when there is none."""
@@ -333,17 +360,16 @@ def detect_device() -> DeviceInfo:
     import torch
 
     forced = os.environ.get(PRECISION_ENV, "").strip().lower() == "fp32"
-    why = f"forced by {PRECISION_ENV}=fp32"
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
         if forced:
-            return DeviceInfo("cuda", name, "fp32", why)
+            return DeviceInfo("cuda", name, "fp32", FORCED_FP32)
         return DeviceInfo("cuda", name, "bf16" if torch.cuda.is_bf16_supported() else "fp16")
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         return DeviceInfo("mps", "Apple GPU", "fp32", "MPS mixed precision is not used")
     if forced:
-        return DeviceInfo("cpu", platform.processor() or "CPU", "fp32", why)
+        return DeviceInfo("cpu", platform.processor() or "CPU", "fp32", FORCED_FP32)
     feature = cpu_bf16_feature()
     return DeviceInfo("cpu", platform.processor() or "CPU", "bf16" if feature else "fp32", feature)
 

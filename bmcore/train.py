@@ -331,6 +331,7 @@ def start_job(config: TrainConfig, run_dir: Path, main: bool) -> tuple[DeviceInf
     """
     device = detect_device()
     plan = device_plan(config, device)
+    log.info("precision %s", device.reason_for(plan["precision"]))
     if plan["notice"]:
         log.warning(plan["notice"])
         if main:

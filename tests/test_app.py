@@ -25,6 +25,7 @@ def test_frame_shows_workspace_and_device(app, workspace):
     assert str(workspace) in sidebar
     assert detect_device().label in sidebar
     assert app.sidebar.selectbox(key="precision").value == "auto"
+    assert detect_device().reason in [c.value for c in app.sidebar.caption]  # what was chosen, and why
 
 
 def test_precision_override_falls_back_with_a_notice():

@@ -5,7 +5,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
+
+from bmcore.bench import PEAK_MAX_REPEATS, PEAK_SIZES, machine_peak, matmul_peak, peak_precisions
+from bmcore.models import FORCED_FP32, PRECISION_ENV, DeviceInfo, detect_device
 
 
 def test_bench_quick_inference_prints_the_summary_line(tmp_path):
@@ -18,3 +22,51 @@ def test_bench_quick_inference_prints_the_summary_line(tmp_path):
     assert "one prediction" in out.stdout and "pipeline" in out.stdout
     full = json.loads((tmp_path / "bench.json").read_text())
     assert round(full["inference"]["predict_p50_vs_pipeline"], 3) == summary["predict_p50_vs_pipeline"]
+
+
+# --- the matmul peak: only the precisions the recipes use, sized by a time budget ----------------------
+
+CPU_BF16 = DeviceInfo("cpu", "Xeon", "bf16", "AVX512-BF16")
+CPU_FP32 = DeviceInfo("cpu", "EPYC", "fp32")
+
+
+@pytest.mark.parametrize(
+    ("device", "precisions"),
+    [
+        (CPU_BF16, ("fp32", "bf16")),
+        (CPU_FP32, ("fp32",)),  # AVX2 only: bf16 is emulated, the old 2048^2 bf16 peak took minutes
+        (DeviceInfo("cpu", "Xeon", "fp32", FORCED_FP32), ("fp32",)),
+        (DeviceInfo("cuda", "NVIDIA H200", "bf16"), ("fp32", "bf16")),
+        (DeviceInfo("cuda", "Tesla T4", "fp16"), ("fp32", "fp16")),
+        (DeviceInfo("mps", "Apple GPU", "fp32", "MPS mixed precision is not used"), ("fp32",)),
+    ],
+)
+def test_peak_is_measured_only_for_fast_precisions(device, precisions):
+    assert peak_precisions(device) == precisions
+
+
+def test_fp32_machine_measures_the_fp32_peak_only():
+    lines: list[str] = []
+    measured = machine_peak(CPU_FP32, lines.append)
+    assert set(measured) == {"fp32"}
+    assert measured["fp32"]["flops"] > 0
+    assert "bf16 not measured" in lines[0] and "fp32" in lines[0]
+
+
+def test_precision_env_leaves_bf16_unmeasured(monkeypatch):
+    monkeypatch.setenv(PRECISION_ENV, "fp32")
+    detect_device.cache_clear()
+    try:
+        assert peak_precisions(detect_device()) == ("fp32",)
+    finally:
+        detect_device.cache_clear()
+
+
+@pytest.mark.parametrize("budget_s", [1e-6, 1e6])
+def test_peak_sizes_and_repeats_are_bounded(budget_s):
+    m = matmul_peak(("fp32",), budget_s=budget_s)["fp32"]
+    assert m["n"] in PEAK_SIZES and 1 <= m["repeats"] <= PEAK_MAX_REPEATS and m["flops"] > 0
+    if budget_s < 1e-3:  # no matmul fits: the smallest size, timed once
+        assert (m["n"], m["repeats"]) == (PEAK_SIZES[0], 1)
+    else:  # everything fits: the largest size, at most PEAK_MAX_REPEATS times
+        assert (m["n"], m["repeats"]) == (PEAK_SIZES[-1], PEAK_MAX_REPEATS)

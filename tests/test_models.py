@@ -10,6 +10,8 @@ import pytest
 
 from bmcore.errors import BmcoreError
 from bmcore.models import (
+    FORCED_FP32,
+    PRECISION_ENV,
     DeviceInfo,
     detect_device,
     load_tokenizer,
@@ -102,6 +104,41 @@ def test_detect_device_on_this_machine():
     assert device.precision in {"bf16", "fp16", "fp32"}
     if device.kind == "cpu":
         assert (device.precision == "bf16") == bool(device.detail)
+
+
+@pytest.mark.parametrize(
+    ("device", "reason"),
+    [
+        (CPU_BF16, "bf16: this CPU has AVX512-BF16, so bf16 autocast runs matmuls 2-3x faster than fp32"),
+        (DeviceInfo("cpu", "Xeon", "bf16", "AMX"), "bf16: this CPU has AMX, so bf16 autocast runs matmuls several times faster"),
+        (CPU_FP32, "fp32: this CPU has no AMX or AVX512-BF16, where bf16 is emulated and slow"),
+        (DeviceInfo("cpu", "Xeon", "fp32", FORCED_FP32), "fp32: forced by BMCORE_PRECISION=fp32"),
+        (DeviceInfo("cuda", "NVIDIA H200", "fp32", FORCED_FP32), "fp32: forced by BMCORE_PRECISION=fp32"),
+        (H200, "bf16: this GPU supports bf16"),
+        (T4, "fp16: this GPU has no bf16 support, so mixed precision uses fp16"),
+        (MPS, "fp32: mixed precision on MPS is not used"),
+    ],
+)
+def test_device_reason_says_what_was_chosen_and_why(device, reason):
+    assert device.reason.startswith(reason)
+    assert device.reason_for(device.precision) == device.reason
+
+
+def test_reason_for_a_precision_the_user_set():
+    assert CPU_BF16.reason_for("fp32") == "fp32: set by the precision option (auto would use bf16)"
+    # A fallback lands on the detected precision, so it carries the detected reason.
+    assert CPU_FP32.reason_for(select_precision("bf16", CPU_FP32)[0]) == CPU_FP32.reason
+
+
+def test_precision_env_forces_fp32(monkeypatch):
+    monkeypatch.setenv(PRECISION_ENV, "fp32")
+    detect_device.cache_clear()
+    try:
+        device = detect_device()
+    finally:
+        detect_device.cache_clear()  # the next caller detects again, without the variable
+    assert device.precision == "fp32" and device.detail == FORCED_FP32
+    assert device.reason == "fp32: forced by BMCORE_PRECISION=fp32"
 
 
 @pytest.mark.parametrize(

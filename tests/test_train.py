@@ -17,6 +17,7 @@ from conftest import ROOT
 from bmcore import data as bdata
 from bmcore import runs
 from bmcore.config import TrainConfig
+from bmcore.models import detect_device
 
 
 @pytest.fixture
@@ -66,6 +67,7 @@ def test_run_completes_and_writes_the_contract(tiny_model, sst_small):
     assert 16 < status["mean_examples_per_step"] <= 64
     assert max(m["learning_rate"] for m in train) <= 5e-4
     assert 0 < train[-1]["train_s"] <= train[-1]["elapsed_s"]
+    assert f"precision {detect_device().reason}" in (run_dir / runs.LOG_FILE).read_text()  # chosen, and why
     ev = json.loads((run_dir / runs.EVAL_FILE).read_text())
     assert ev["label_names"] == ["negative", "positive"]
     assert sum(map(sum, ev["test"]["confusion_matrix"])) == 60 and ev["test"]["labels"] == ["negative", "positive"]
