@@ -1,6 +1,7 @@
 """bmcore studio: the frame. Page config, the pages, and the shared sidebar (workspace, device, precision)."""
 
 import os
+import sys
 from dataclasses import replace
 
 import streamlit as st
@@ -82,11 +83,16 @@ def _show_device() -> None:
         st.warning(notice)
 
 
-# Pages read only the requested precision (st.session_state["precision"]), so the device is detected after the
-# page is drawn: detecting it imports torch, seconds that would otherwise keep the first screen blank.
-# `finally`, because a page ends its run early with st.stop() or st.rerun().
+# Pages read only the requested precision (st.session_state["precision"]). Detecting the device imports torch:
+# on a server's first run that is seconds, so the device is then drawn after the page (in `finally`, as a page
+# ends its run early with st.stop() or st.rerun()) rather than keep the first screen blank. Later runs draw it first.
+late = "torch" not in sys.modules
+if not late:
+    with device_box:
+        _show_device()
 try:
     nav.run()
 finally:
-    with device_box:
-        _show_device()
+    if late:
+        with device_box:
+            _show_device()
