@@ -53,6 +53,11 @@ def test_upload_survives_a_page_switch_and_can_be_cleared(app, sms_csv):
     assert any("Current file: train.csv (0." in c.value for c in app.caption)
     assert metrics(app)["Rows"] == "600"
     assert app.text_input(key=name_key).value == "spam-600"  # the typed name is kept too
+    other = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)  # another browser session
+    other.session_state["data_kept"] = {"data_source_kind": "Upload a file"}
+    other.run()
+    assert not other.metric and not any("Current file" in c.value for c in other.caption)
+    assert not bdata.list_prepared()  # nothing reached the workspace before Save
     app.button(key="data_save").click().run()
     assert bdata.load_prepared("spam-600").stats["rows_total"] == 600
 
