@@ -216,7 +216,8 @@ except BmcoreError as exc:
     fail(exc)
 stats = ds.stats
 for note in ds.notes:
-    st.caption(md(note))
+    if note not in raw.notes:  # those are shown under the source
+        st.caption(md(note))
 
 # --- stats: the counts first, then the token lengths (counting them is the slow part) -------
 st.subheader("Stats")
@@ -226,21 +227,21 @@ m[1].metric("Classes", stats["num_classes"])
 for col, split_name in zip(m[2:5], bdata.SPLITS, strict=True):
     col.metric(split_name.capitalize(), f"{stats['rows'][split_name]:,}")
 
-c1, c2 = st.columns(2)
+balance_col, lengths_col = st.columns(2)
 balance = px.bar(bdata.class_balance_frame(stats).assign(label=lambda f: plot_texts(f["label"])), x="label", y="count", color="split", barmode="group",
                  title="Class balance per split")
-c1.plotly_chart(balance, key="data_balance_chart")
+balance_col.plotly_chart(balance, key="data_balance_chart")
 
 shown = bdata.warnings_for(stats)
 for warning in shown:
     st.warning(md(warning))
 if recipe.drop_duplicates:
-    c1, c2 = st.columns([5, 1], vertical_alignment="center")
+    said, undo = st.columns([5, 1], vertical_alignment="center")
     before = split(recipe._replace(drop_duplicates=False), data, test_data)  # cached: the page drew it before the click
     gone = {s: before.stats["rows"][s] - stats["rows"][s] for s in bdata.SPLITS}
-    c1.success(f"Dropped {sum(gone.values()):,} duplicate rows (" + ", ".join(f"{s} {n:,}" for s, n in gone.items())
-               + "); Save keeps them out.")
-    if c2.button("Keep them", key="data_keep_duplicates", help="Undo: keep every row"):
+    said.success(f"Dropped {sum(gone.values()):,} duplicate rows (" + ", ".join(f"{s} {n:,}" for s, n in gone.items())
+                 + "); Save keeps them out.")
+    if undo.button("Keep them", key="data_keep_duplicates", help="Undo: keep every row"):
         st.session_state[KEPT][dedupe_key] = False
         st.rerun()
 elif any(stats["duplicates_within"].values()) or any(stats["leakage"].values()):
@@ -252,7 +253,7 @@ elif any(stats["duplicates_within"].values()) or any(stats["leakage"].values()):
 with st.expander(f"Suggested class weights (imbalance {stats['imbalance_ratio']}:1)"):
     st.dataframe(bdata.class_weights_frame(stats), hide_index=True)
 
-with c2:
+with lengths_col:
     try:
         ds = count_tokens(recipe, data, test_data, int(max_seq_length), tokenizer_ref)
     except BmcoreError as exc:
@@ -265,7 +266,7 @@ lengths = px.histogram(bdata.token_length_frame(ds).assign(label=lambda f: plot_
                                        f"max_seq_length {stats['max_seq_length']}</sup>")
 lengths.add_vline(x=stats["max_seq_length"], line_dash="dash", annotation_text="max_seq_length")
 lengths.update_xaxes(range=[0, bdata.length_axis_max(stats)])  # a few very long texts would squash the rest
-c2.plotly_chart(lengths, key="data_lengths_chart")
+lengths_col.plotly_chart(lengths, key="data_lengths_chart")
 for warning in bdata.warnings_for(stats):
     if warning not in shown:
         st.warning(md(warning))
