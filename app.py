@@ -1,6 +1,7 @@
 """bmcore studio: the frame. Page config, the pages, and the shared sidebar (workspace, device, precision)."""
 
 import os
+import sys
 from dataclasses import replace
 
 import streamlit as st
@@ -40,6 +41,8 @@ pages = [
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
     st.Page("pages/playground.py", title="Playground", icon=":material/chat:"),
 ]
+# The menu is drawn below with page links: client.showSidebarNavigation = false in .streamlit/config.toml hides
+# Streamlit's own, which would otherwise list the raw pages/ file names while this script is still starting.
 nav = st.navigation(pages)
 st.session_state["_bmcore_frame"] = True  # see pages/_ui.require_frame
 _next = st.session_state.pop("_bmcore_next_page", None)
@@ -47,6 +50,8 @@ if _next:
     st.switch_page(_next)
 
 with st.sidebar:
+    for page in pages:
+        st.page_link(page)
     st.caption("Prepare data → train → evaluate → try it in the playground.")
     try:
         workspace = workspace_dir()
@@ -61,6 +66,10 @@ with st.sidebar:
         st.stop()
     if lim.any:
         st.caption(lim.describe())
+    device_box = st.container()
+
+
+def _show_device() -> None:
     device = _device()
     requested = st.selectbox("Precision", PRECISIONS, key="precision",
                              help="auto picks bf16 on GPUs and CPUs that support it, fp16 on older GPUs, else fp32.")
@@ -68,10 +77,23 @@ with st.sidebar:
         precision, notice = select_precision(requested, device)
     except BmcoreError as exc:
         st.error(md(exc))
-        st.stop()
+        return
     st.markdown(f"**Device**  \n{replace(device, precision=precision).label}")
     st.caption(device.reason_for(precision))
     if notice:
         st.warning(notice)
 
-nav.run()
+
+# Pages read only the requested precision (st.session_state["precision"]). Detecting the device imports torch:
+# on a server's first run that is seconds, so the device is then drawn after the page (in `finally`, as a page
+# ends its run early with st.stop() or st.rerun()) rather than keep the first screen blank. Later runs draw it first.
+late = "torch" not in sys.modules
+if not late:
+    with device_box:
+        _show_device()
+try:
+    nav.run()
+finally:
+    if late:
+        with device_box:
+            _show_device()

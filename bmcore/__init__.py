@@ -11,6 +11,7 @@ from .data import (
     RawData,
     compute_stats,
     detect_columns,
+    drop_duplicates,
     list_prepared,
     load_prepared,
     load_source,
@@ -18,6 +19,7 @@ from .data import (
     resolve_dataset,
     save_prepared,
     warnings_for,
+    with_test_file,
 )
 from .errors import BmcoreError
 from .evaluate import EvalResult, compare_runs, compute_metrics, evaluate_model, load_eval, predict_split
@@ -60,6 +62,7 @@ __all__ = [
     "datasets_dir",
     "detect_columns",
     "detect_device",
+    "drop_duplicates",
     "evaluate_model",
     "export_onnx",
     "export_zip",
@@ -87,6 +90,7 @@ __all__ = [
     "start_pretraining",
     "start_run",
     "warnings_for",
+    "with_test_file",
     "workspace_dir",
     "write_model_card",
 ]

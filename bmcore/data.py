@@ -742,8 +742,7 @@ def compute_stats(ds: PreparedDataset, tokenizer: Any = None, max_seq_length: in
     """
     per_split = {s: {n: int(c) for n, c in ds.splits[s]["label"].value_counts().reindex(ds.label_names, fill_value=0).items()}
                  for s in SPLITS}
-    keyed = {s: (df["text"] + ("\x1f" + df["text_pair"] if "text_pair" in df else "")).str.strip().str.lower()
-             for s, df in ds.splits.items()}
+    keyed = {s: _text_keys(df) for s, df in ds.splits.items()}
     dup_within = {s: int(k.duplicated().sum()) for s, k in keyed.items()}
     sets = {s: set(k) for s, k in keyed.items()}
     leakage = {f"{a}-{b}": len(sets[a] & sets[b]) for a, b in (("train", "validation"), ("train", "test"), ("validation", "test"))}
@@ -827,6 +826,49 @@ def warnings_for(stats: dict[str, Any]) -> list[str]:
     if stats.get("dropped_empty"):
         out.append(f"{stats['dropped_empty']} rows with an empty text or label were dropped")
     return out + list(stats.get("label_notices", []))
+
+
+# --- cleaning -----------------------------------------------------------------------------
+
+
+def _text_keys(df: pd.DataFrame) -> pd.Series:
+    """What counts as the same text (or pair): equal after stripping and lower-casing."""
+    return (df["text"] + ("\x1f" + df["text_pair"] if "text_pair" in df else "")).str.strip().str.lower()
+
+
+def with_test_file(raw: RawData, test: RawData) -> RawData:
+    """The source's rows to train on (validation is carved from them) and a separate file's rows as the test split."""
+    if "test" in raw.frames:
+        raise BmcoreError(f"{raw.source} has a test split of its own; give a separate test file only for a source without one")
+    frames = {("train" if split == "all" else split): df for split, df in raw.frames.items()}
+    return RawData(raw.source, {**frames, "test": test.combined()},
+                   [*raw.notes, *test.notes, f"the test split is the separate file {test.source}"])
+
+
+def drop_duplicates(ds: PreparedDataset) -> dict[str, int]:
+    """Drop what :func:`compute_stats` warns about, and say so in ``ds.notes``; returns the rows dropped per split.
+
+    Within each split a repeated text keeps its first row. A train text that is also in validation or
+    test, and a validation text that is also in test, leaves train or validation: test is what the model
+    is scored on, so it keeps its rows. Compute the stats after this.
+    """
+    keys = {s: _text_keys(ds.splits[s]) for s in SPLITS}
+    later = {"train": ("validation", "test"), "validation": ("test",), "test": ()}
+    dropped: dict[str, int] = {}
+    parts: list[str] = []
+    for split in SPLITS:
+        repeated = keys[split].duplicated()
+        shared = keys[split].isin(set().union(*(set(keys[o]) for o in later[split]))) & ~repeated
+        drop = (repeated | shared).to_numpy()
+        ds.splits[split] = ds.splits[split][~drop].reset_index(drop=True)
+        dropped[split] = int(drop.sum())
+        if repeated.any():
+            parts.append(f"{int(repeated.sum())} repeated in {split}")
+        if shared.any():
+            parts.append(f"{int(shared.sum())} {split} texts also in {' or '.join(later[split])}")
+    if parts:
+        ds.notes.append(f"dropped {sum(dropped.values())} duplicate rows: " + ", ".join(parts))
+    return dropped
 
 
 # --- saving and loading -------------------------------------------------------------------
@@ -926,13 +968,25 @@ def resolve_dataset(source: str, *, text_columns: list[str] | None = None, label
     return prepare(raw, name=suggest_name(source), columns=cols, use_source_splits=use_source_splits, seed=seed)
 
 
-def suggest_name(source: str) -> str:
-    """A safe workspace name for a source: ``builtin:bbc-news`` -> ``bbc-news``, ``/x/My Data.csv`` -> ``My-Data``."""
+GENERIC_STEMS = frozenset({"train", "training", "test", "testing", "validation", "valid", "val", "dev", "data",
+                           "dataset", "all", "full", "export", "file", "upload", "download", "sample", "input"})
+
+
+def suggest_name(source: str, fingerprint: str = "") -> str:
+    """A safe workspace name for a source: ``builtin:bbc-news`` -> ``bbc-news``, ``/x/My Data.csv`` -> ``My-Data``.
+
+    A generic file name says nothing and collides with the next such file: ``/x/trec/train.csv`` -> ``trec-train``,
+    and an upload ``train.csv`` -> ``train-`` plus the start of its ``fingerprint``.
+    """
     source = (source or "").strip()
+    path = Path(source.rstrip("/\\"))
     if source.startswith(("builtin:", "hub:")):
         base = source.split(":", 1)[1]
     else:
-        base = Path(source.rstrip("/\\")).stem if Path(source).suffix.lower() in FILE_TYPES else Path(source.rstrip("/\\")).name
+        base = path.stem if path.suffix.lower() in FILE_TYPES else path.name
+        if base.lower() in GENERIC_STEMS:
+            parent = path.parent.name
+            base = f"{parent}-{base}" if parent else f"{base}-{fingerprint[:6]}" if fingerprint else base
     base = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-._")[:80]
     return base or "dataset"
 
@@ -989,7 +1043,8 @@ def prepared_frame(items: list[dict[str, Any]] | None = None) -> pd.DataFrame:
 
 def prepare_command(source: str, name: str, *, text_columns: list[str] | None = None, label_column: str | None = None,
                     use_source_splits: bool = True, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 42,
-                    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH, tokenizer: str = DEFAULT_MODEL, sheet: str | None = None) -> str:
+                    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH, tokenizer: str = DEFAULT_MODEL, sheet: str | None = None,
+                    test_file: str | None = None, drop_duplicates: bool = False) -> str:
     """The ``python -m bmcore data prepare ...`` command that reproduces these choices (defaults left out)."""
     import shlex
 
@@ -1010,6 +1065,10 @@ def prepare_command(source: str, name: str, *, text_columns: list[str] | None = 
         parts += ["--tokenizer", tokenizer]
     if sheet:
         parts += ["--sheet", sheet]
+    if test_file:
+        parts += ["--test-file", test_file]
+    if drop_duplicates:
+        parts.append("--drop-duplicates")
     return shlex.join(parts)
 
 

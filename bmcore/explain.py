@@ -501,6 +501,38 @@ def read_batch(name: str, data: bytes) -> tuple[list[str], list[str] | None]:
     return df[column].fillna("").astype(str).tolist(), None
 
 
+def read_batch_labels(name: str, data: bytes) -> list[str | None] | None:
+    """The gold labels of an uploaded batch table, one per text of :func:`read_batch` (None where a row has none),
+    or None when the file has no label column (``label``, ``class``, ``category``... as the Data page finds it)."""
+    from . import data as bdata
+
+    if Path(name).suffix.lower() in ("", ".txt"):
+        return None
+    df, _ = bdata.read_table(name, data=data)
+    lower = {str(c).lower(): c for c in df.columns}
+    column = next((lower[n] for n in bdata.LABEL_NAMES if n in lower), None)
+    if column is None:
+        return None
+    labels = bdata.normalise_labels(df[column], str(column))
+    return [v if isinstance(v, str) else None for v in labels]
+
+
+def batch_scores(gold: Sequence[str | None], records: Sequence[dict[str, Any]], label_names: Sequence[str]) -> dict[str, Any]:
+    """Accuracy and macro F1 of batch predictions against gold labels; rows without a gold label are left out.
+
+    Returns ``n``, ``accuracy`` and ``macro_f1``, or ``unknown`` (the gold labels that are not classes of the
+    model, then no scores: the file's labels do not match the model's) with ``n`` 0 when nothing can be scored.
+    """
+    from .evaluate import compute_metrics
+
+    pairs = [(g, r["label"]) for g, r in zip(gold, records, strict=True) if g is not None]
+    unknown = sorted({g for g, _ in pairs} - set(label_names))
+    if unknown or not pairs:
+        return {"n": 0, "unknown": unknown}
+    m = compute_metrics([g for g, _ in pairs], [p for _, p in pairs], None, list(label_names))
+    return {"n": m["n"], "accuracy": m["accuracy"], "macro_f1": m["f1_macro"], "unknown": []}
+
+
 def predictions_frame(texts: Sequence[str], records: Sequence[dict[str, Any]], pairs: Sequence[str] | None = None) -> Any:
     """A predictions table from :func:`bmcore.inference.predict` records: text[, text_pair], label, confidence,
     one probability column per class (``p(class)``), and truncated."""

@@ -213,6 +213,8 @@ def _make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
             # where logging gathers across ranks and every rank must decide alike.
             if now - self.last_t >= PROGRESS_EVERY_S and world_size() == 1:
                 control.should_log = True
+            if state.global_step >= state.max_steps:
+                control.should_log = True  # a last progress line: a finished run shows its final epoch and learning rate
             if runs.stop_requested(run_dir):
                 self.cancelled = True
                 control.should_training_stop = True

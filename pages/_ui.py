@@ -8,21 +8,21 @@ from bmcore import jobs, queue, runs
 from bmcore.data import prepared_frame
 from bmcore.display import md
 from bmcore.errors import BmcoreError
-from bmcore.models import load_tokenizer
+from bmcore.models import load_counting_tokenizer
 from bmcore.workspace import runs_dir
 
 
 @st.cache_resource(show_spinner="Loading the tokenizer...", max_entries=4)
 def tokenizer(ref: str):
-    """A tokenizer, loaded once per server (read-only, shared by every session)."""
-    return load_tokenizer(ref)
+    """A tokenizer to count tokens with, loaded once per server (read-only, shared by every session)."""
+    return load_counting_tokenizer(ref)
 
 
 def show_prepared_datasets() -> None:
-    """The prepared datasets in the workspace as a table, or a line saying there are none."""
+    """The prepared datasets in the workspace as a table, or a line saying there are none (for the Data page)."""
     table = prepared_frame()
     if table.empty:
-        st.caption("No prepared datasets in the workspace yet: prepare one on the Data page.")
+        st.caption("None yet: a dataset you save above is listed here, and the Train page offers it.")
     else:
         st.dataframe(table, hide_index=True)
 

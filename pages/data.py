@@ -1,5 +1,7 @@
 """Data: pick a source, map its columns, split it, look at its stats, and save it to the workspace."""
 
+from typing import NamedTuple
+
 import plotly.express as px
 import streamlit as st
 
@@ -12,7 +14,28 @@ from pages._ui import require_frame, show_prepared_datasets, tokenizer
 require_frame("pages/data.py")
 
 SOURCES = ("Built-in: BBC News", "Upload a file", "Local file or folder", "Hugging Face Hub")
+FILE_TYPES = ["csv", "tsv", "txt", "json", "jsonl", "ndjson", "parquet", "pq", "xlsx", "xls"]
 NONE = "(none)"
+# Streamlit forgets a widget's value when its page is left. What must survive a visit to another page is kept
+# here, in this browser session only: the uploaded files (name and bytes; nothing reaches the workspace before
+# Save), the source kind, the path, the typed names and the drop-duplicates choice.
+KEPT = "data_kept"
+UPLOADS = "data_uploads"
+
+
+class Recipe(NamedTuple):
+    """Everything the splits depend on (uploaded bytes travel beside it, keyed by their fingerprints)."""
+
+    source: str
+    fingerprint: str
+    test_source: str | None
+    test_fingerprint: str
+    text: tuple[str, ...]
+    label: str
+    use_source_splits: bool
+    ratios: tuple[float, float, float]
+    seed: int
+    drop_duplicates: bool
 
 
 @st.cache_data(show_spinner="Reading the source...", max_entries=8)
@@ -21,12 +44,24 @@ def load(source: str, fingerprint: str, _data: bytes | None) -> bdata.RawData:
     return bdata.load_source(source, data=_data)
 
 
-@st.cache_data(show_spinner="Preparing the splits and counting tokens...", max_entries=8)
-def prepare(source: str, fingerprint: str, _data: bytes | None, text: tuple[str, ...], label: str,
-            use_source_splits: bool, ratios: tuple[float, float, float], seed: int, max_seq_length: int,
-            tokenizer_ref: str) -> bdata.PreparedDataset:
-    ds = bdata.prepare(load(source, fingerprint, _data), columns=bdata.Columns(list(text), label),
-                       use_source_splits=use_source_splits, ratios=ratios, seed=seed)
+@st.cache_data(show_spinner="Preparing the splits...", max_entries=8)
+def split(recipe: Recipe, _data: bytes | None, _test_data: bytes | None) -> bdata.PreparedDataset:
+    raw = load(recipe.source, recipe.fingerprint, _data)
+    if recipe.test_source:
+        raw = bdata.with_test_file(raw, load(recipe.test_source, recipe.test_fingerprint, _test_data))
+    ds = bdata.prepare(raw, columns=bdata.Columns(list(recipe.text), recipe.label),
+                       use_source_splits=recipe.use_source_splits, ratios=recipe.ratios, seed=recipe.seed)
+    if recipe.drop_duplicates:
+        bdata.drop_duplicates(ds)
+    bdata.compute_stats(ds)
+    return ds
+
+
+@st.cache_data(show_spinner="Counting tokens...", max_entries=8)
+def count_tokens(recipe: Recipe, _data: bytes | None, _test_data: bytes | None, max_seq_length: int,
+                 tokenizer_ref: str) -> bdata.PreparedDataset:
+    # Apart from split() so that the counts and splits draw while the tokens (the slow part) are counted.
+    ds = split(recipe, _data, _test_data)
     bdata.compute_stats(ds, tokenizer(tokenizer_ref), max_seq_length, tokenizer_name=tokenizer_ref)
     return ds
 
@@ -34,6 +69,50 @@ def prepare(source: str, fingerprint: str, _data: bytes | None, text: tuple[str,
 def fail(exc: Exception) -> None:
     st.error(md(exc))
     st.stop()
+
+
+def kept(key: str, default=None):
+    """The value a widget had when its page was last left (see KEPT)."""
+    return st.session_state.get(KEPT, {}).get(key, default)
+
+
+def keep(key: str) -> None:
+    """on_change: remember the value of the widget ``key`` for the next visit."""
+    st.session_state.setdefault(KEPT, {})[key] = st.session_state[key]
+
+
+def pick(col, label: str, widget_key: str, options: list[str], guessed: str | None):
+    """A column selectbox that preselects the detected column, or the one chosen before a visit to another page."""
+    chosen = kept(widget_key, guessed)
+    return col.selectbox(label, options, key=widget_key, index=options.index(chosen) if chosen in options else None,
+                         on_change=keep, args=(widget_key,))
+
+
+def remember_upload(role: str, widget_key: str) -> None:
+    """on_change of an uploader: keep the new file, or forget it when the uploader was cleared."""
+    uploads = st.session_state.setdefault(UPLOADS, {})
+    f = st.session_state.get(widget_key)
+    if f is None:
+        uploads.pop(role, None)
+    else:
+        uploads[role] = (f.name, f.getvalue())
+
+
+def upload_box(role: str, label: str, widget_key: str) -> tuple[str | None, bytes | None]:
+    """An uploader whose file outlives a visit to another page; returns the current file's name and bytes."""
+    st.file_uploader(label, key=widget_key, type=FILE_TYPES, on_change=remember_upload, args=(role, widget_key))
+    uploads = st.session_state.get(UPLOADS, {})
+    if role not in uploads:
+        return None, None
+    name, data = uploads[role]
+    if st.session_state.get(widget_key) is None:  # the uploader is empty again after a visit to another page
+        c1, c2 = st.columns([5, 1], vertical_alignment="center")
+        c1.caption(md(f"Current file: {name} ({len(data) / 1e6:.2f} MB), uploaded earlier in this session. "
+                      "Upload another file above to replace it."))
+        if c2.button("Clear", key=f"{widget_key}_clear", icon=":material/close:"):
+            uploads.pop(role)
+            st.rerun()
+    return name, data
 
 
 st.title("Data")
@@ -45,20 +124,26 @@ st.markdown(
 )
 
 # --- source -------------------------------------------------------------------------------
-kind = st.radio("Source", SOURCES, horizontal=True, key="data_source_kind")
+kind = st.radio("Source", SOURCES, horizontal=True, key="data_source_kind", index=SOURCES.index(kept("data_source_kind", SOURCES[0])),
+                on_change=keep, args=("data_source_kind",))
 data: bytes | None = None
+test_source: str | None = None
+test_data: bytes | None = None
 if kind == SOURCES[0]:
     source = bdata.DEFAULT_DATASET
     st.caption("2,225 BBC News articles in 5 topics (business, entertainment, politics, sports, tech), bundled offline.")
 elif kind == SOURCES[1]:
-    upload = st.file_uploader("CSV, TSV, JSON, JSONL, Parquet or Excel", key="data_upload",
-                              type=["csv", "tsv", "txt", "json", "jsonl", "ndjson", "parquet", "pq", "xlsx", "xls"])
-    if upload is None:
+    source, data = upload_box("main", "CSV, TSV, JSON, JSONL, Parquet or Excel", "data_upload")
+    if data is None:
         st.stop()
-    source, data = upload.name, upload.getvalue()
+    with st.expander("Upload a test file too (optional)", expanded="test" in st.session_state.get(UPLOADS, {})):
+        st.caption("Without one, a test split is cut from the file above. With one, the file above is train "
+                   "(validation is cut from it) and this file is the test split, scored once at the end.")
+        test_source, test_data = upload_box("test", "Test file, with the same columns", "data_upload_test")
 elif kind == SOURCES[2]:
     source = st.text_input("Path to a file, or to a folder with train / validation (val, dev) / test files",
-                           key="data_path", placeholder="../shared/data/sst2").strip()
+                           kept("data_path", ""), key="data_path", placeholder="../shared/data/sst2",
+                           on_change=keep, args=("data_path",)).strip()
     if not source:
         st.stop()
 else:
@@ -74,6 +159,9 @@ else:
 try:
     fingerprint = bdata.source_fingerprint(source, data)
     raw = load(source, fingerprint, data)
+    test_fingerprint = bdata.source_fingerprint(test_source, test_data) if test_source else ""
+    if test_source:
+        raw = bdata.with_test_file(raw, load(test_source, test_fingerprint, test_data))
 except BmcoreError as exc:
     fail(exc)
 for note in raw.notes:
@@ -93,13 +181,10 @@ except BmcoreError as exc:
     guess = None
 key = fingerprint[:8] or bdata.suggest_name(source)  # new source, new widgets, so the detected choice is preselected again
 c1, c2, c3 = st.columns(3)
-text_col = c1.selectbox("Text column", columns, key=f"data_text_{key}",
-                        index=columns.index(guess.text[0]) if guess else None)
-pair_options = [NONE, *columns]
-pair_col = c2.selectbox("Second text column (text pairs only)", pair_options, key=f"data_pair_{key}",
-                        index=pair_options.index(guess.text[1]) if guess and len(guess.text) == 2 else 0)
-label_col = c3.selectbox("Label column", columns, key=f"data_label_{key}",
-                         index=columns.index(guess.label) if guess else None)
+text_col = pick(c1, "Text column", f"data_text_{key}", columns, guess.text[0] if guess else None)
+pair_col = pick(c2, "Second text column (text pairs only)", f"data_pair_{key}", [NONE, *columns],
+                guess.text[1] if guess and len(guess.text) == 2 else NONE)
+label_col = pick(c3, "Label column", f"data_label_{key}", columns, guess.label if guess else None)
 if text_col is None or label_col is None:
     st.info("Choose the text and label columns.")
     st.stop()
@@ -121,44 +206,76 @@ c1, c2 = st.columns(2)
 max_seq_length = c1.number_input("max_seq_length (tokens)", 8, 8192, DEFAULT_MAX_SEQ_LENGTH, step=32, key="data_max_seq_length")
 tokenizer_ref = c2.text_input("Tokenizer (model reference)", DEFAULT_MODEL, key="data_tokenizer").strip() or DEFAULT_MODEL
 ratios = ((100 - val_pct - test_pct) / 100, val_pct / 100, test_pct / 100)
+dedupe_key = f"drop_duplicates_{key}"
+recipe = Recipe(source, fingerprint, test_source, test_fingerprint, text_cols, label_col, use_source_splits, ratios,
+                int(seed), bool(kept(dedupe_key, False)))
 
 try:
-    ds = prepare(source, fingerprint, data, text_cols, label_col, use_source_splits, ratios, int(seed),
-                 int(max_seq_length), tokenizer_ref)
+    ds = split(recipe, data, test_data)
 except BmcoreError as exc:
     fail(exc)
 stats = ds.stats
 for note in ds.notes:
-    st.caption(md(note))
+    if note not in raw.notes:  # those are shown under the source
+        st.caption(md(note))
 
-# --- stats --------------------------------------------------------------------------------
+# --- stats: the counts first, then the token lengths (counting them is the slow part) -------
 st.subheader("Stats")
 m = st.columns(6)
 m[0].metric("Rows", f"{stats['rows_total']:,}")
 m[1].metric("Classes", stats["num_classes"])
-for col, split in zip(m[2:5], bdata.SPLITS, strict=True):
-    col.metric(split.capitalize(), f"{stats['rows'][split]:,}")
-m[5].metric("Truncated", f"{stats['truncated_share']:.1%}", help=f"texts longer than {stats['max_seq_length']} tokens")
+for col, split_name in zip(m[2:5], bdata.SPLITS, strict=True):
+    col.metric(split_name.capitalize(), f"{stats['rows'][split_name]:,}")
 
-c1, c2 = st.columns(2)
+balance_col, lengths_col = st.columns(2)
 balance = px.bar(bdata.class_balance_frame(stats).assign(label=lambda f: plot_texts(f["label"])), x="label", y="count", color="split", barmode="group",
                  title="Class balance per split")
-c1.plotly_chart(balance, key="data_balance_chart")
-lengths = px.histogram(bdata.token_length_frame(ds).assign(label=lambda f: plot_texts(f["label"])), x="n_tokens", color="label", barmode="overlay", opacity=0.6,
-                       nbins=60, title=f"Token lengths per class: {stats['truncated_share']:.1%} truncated at "
-                                       f"max_seq_length {stats['max_seq_length']}")
-lengths.add_vline(x=stats["max_seq_length"], line_dash="dash", annotation_text="max_seq_length")
-lengths.update_xaxes(range=[0, bdata.length_axis_max(stats)])  # a few very long texts would squash the rest
-c2.plotly_chart(lengths, key="data_lengths_chart")
+balance_col.plotly_chart(balance, key="data_balance_chart")
 
-for warning in bdata.warnings_for(stats):
+shown = bdata.warnings_for(stats)
+for warning in shown:
     st.warning(md(warning))
+if recipe.drop_duplicates:
+    said, undo = st.columns([5, 1], vertical_alignment="center")
+    before = split(recipe._replace(drop_duplicates=False), data, test_data)  # cached: the page drew it before the click
+    gone = {s: before.stats["rows"][s] - stats["rows"][s] for s in bdata.SPLITS}
+    said.success(f"Dropped {sum(gone.values()):,} duplicate rows (" + ", ".join(f"{s} {n:,}" for s, n in gone.items())
+                 + "); Save keeps them out.")
+    if undo.button("Keep them", key="data_keep_duplicates", help="Undo: keep every row"):
+        st.session_state[KEPT][dedupe_key] = False
+        st.rerun()
+elif any(stats["duplicates_within"].values()) or any(stats["leakage"].values()):
+    if st.button("Drop duplicates and overlaps", key="data_drop_duplicates", icon=":material/cleaning_services:",
+                 help="Drops texts repeated within a split, and train or validation texts that also occur in a later "
+                      "split (test keeps its rows). Saved datasets keep the choice; the command below includes it."):
+        st.session_state.setdefault(KEPT, {})[dedupe_key] = True
+        st.rerun()
 with st.expander(f"Suggested class weights (imbalance {stats['imbalance_ratio']}:1)"):
     st.dataframe(bdata.class_weights_frame(stats), hide_index=True)
 
+with lengths_col:
+    try:
+        ds = count_tokens(recipe, data, test_data, int(max_seq_length), tokenizer_ref)
+    except BmcoreError as exc:
+        fail(exc)
+stats = ds.stats
+m[5].metric("Truncated", f"{stats['truncated_share']:.1%}", help=f"texts longer than {stats['max_seq_length']} tokens")
+# The detail goes on a second, smaller title line: one long line is cut off in a half-width chart.
+lengths = px.histogram(bdata.token_length_frame(ds).assign(label=lambda f: plot_texts(f["label"])), x="n_tokens", color="label", barmode="overlay", opacity=0.6,
+                       nbins=60, title=f"Token lengths per class<br><sup>{stats['truncated_share']:.1%} truncated at "
+                                       f"max_seq_length {stats['max_seq_length']}</sup>")
+lengths.add_vline(x=stats["max_seq_length"], line_dash="dash", annotation_text="max_seq_length")
+lengths.update_xaxes(range=[0, bdata.length_axis_max(stats)])  # a few very long texts would squash the rest
+lengths_col.plotly_chart(lengths, key="data_lengths_chart")
+for warning in bdata.warnings_for(stats):
+    if warning not in shown:
+        st.warning(md(warning))
+
 # --- save ---------------------------------------------------------------------------------
 st.subheader("Save to the workspace")
-name = st.text_input("Name", bdata.suggest_name(source), key=f"data_name_{key}").strip()
+name_key = f"data_name_{key}"
+name = st.text_input("Name", kept(name_key, bdata.suggest_name(source, fingerprint if data is not None else "")), key=name_key,
+                     on_change=keep, args=(name_key,)).strip()
 if bdata.is_prepared(name):
     st.caption(md(f"A dataset named {name!r} exists; saving replaces it."))
 if st.button("Save", type="primary", key="data_save"):
@@ -171,7 +288,8 @@ if st.button("Save", type="primary", key="data_save"):
 st.caption("The same from the command line:")
 st.code(bdata.prepare_command(source, name or "NAME", text_columns=list(text_cols), label_column=label_col,
                               use_source_splits=use_source_splits, ratios=ratios, seed=int(seed),
-                              max_seq_length=int(max_seq_length), tokenizer=tokenizer_ref), language="bash")
+                              max_seq_length=int(max_seq_length), tokenizer=tokenizer_ref, test_file=test_source,
+                              drop_duplicates=recipe.drop_duplicates), language="bash")
 
 st.subheader("Datasets in the workspace")
 show_prepared_datasets()

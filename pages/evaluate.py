@@ -2,6 +2,7 @@
 
 import json
 import shlex
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -82,10 +83,10 @@ def on_cell_click() -> None:
         st.session_state["evaluate_cell_pred"] = from_plot_text(points[0]["x"])
 
 
-def on_row_pick() -> None:
-    rows = ((st.session_state.get("evaluate_errors_table") or {}).get("selection") or {}).get("rows") or []
+def on_row_pick(table_key: str, pick_key: str) -> None:
+    rows = ((st.session_state.get(table_key) or {}).get("selection") or {}).get("rows") or []
     if rows:
-        st.session_state["evaluate_open_row"] = rows[0]
+        st.session_state[pick_key] = rows[0]
 
 
 def axis_style(k: int, names: list[str]) -> dict:
@@ -137,7 +138,7 @@ def show_examples(frame: pd.DataFrame, key: str, total: int | None = None, **kwa
     st.dataframe(frame.head(MAX_ROWS), column_config=TABLE_COLUMNS, key=key, hide_index=True, **kwargs)
 
 
-def show_confusion(result: ev.EvalResult) -> None:
+def show_confusion(result: ev.EvalResult, model_dir: str) -> None:
     names = result.label_names
     matrix = result.metrics["confusion_matrix"]["matrix"]
     st.subheader("Which classes does it confuse?")
@@ -168,7 +169,8 @@ def show_confusion(result: ev.EvalResult) -> None:
     if rows.empty:
         st.caption("This cell is empty.")
     else:
-        show_examples(rows, "evaluate_cell_table", height=min(420, 38 + 35 * min(len(rows), 11)))
+        st.caption("Select a row to open it in the Playground.")
+        open_in_playground(rows, "evaluate_cell", model_dir, height=min(420, 38 + 35 * min(len(rows), 11)))
 
 
 def show_errors(result: ev.EvalResult, model_dir: str) -> None:
@@ -189,21 +191,28 @@ def show_errors(result: ev.EvalResult, model_dir: str) -> None:
     if rows.empty:
         st.info("No examples match these filters.")
         return
+    open_in_playground(rows, "evaluate_errors", model_dir, height=420)
+
+
+def open_in_playground(rows: pd.DataFrame, key: str, model_dir: str, **table_kwargs) -> None:
+    """The examples as a selectable table, and a button that opens the chosen one, with its gold label, in the Playground."""
     shown = rows.head(MAX_ROWS)
-    show_examples(shown, "evaluate_errors_table", total=len(rows), on_select=on_row_pick, selection_mode="single-row",
-                  height=420)
+    pick_key = f"{key}_open_row"
+    show_examples(shown, f"{key}_table", total=len(rows), on_select=partial(on_row_pick, f"{key}_table", pick_key),
+                  selection_mode="single-row", **table_kwargs)
     options = list(range(len(shown)))
-    if st.session_state.get("evaluate_open_row") not in options:
-        st.session_state["evaluate_open_row"] = 0
+    if st.session_state.get(pick_key) not in options:
+        st.session_state[pick_key] = 0
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    pick = c1.selectbox("Example", options, key="evaluate_open_row",
+    pick = c1.selectbox("Example", options, key=pick_key,
                         format_func=lambda i: f"#{i + 1} · {shown.iloc[i]['gold']} → {shown.iloc[i]['pred']} · "
                                               f"{preview(shown.iloc[i]['text'])}")
-    if c2.button("Open in the Playground", key="evaluate_open", icon=":material/chat:"):
+    if c2.button("Open in the Playground", key=f"{key}_open", icon=":material/chat:"):
         row = shown.iloc[pick]
         st.session_state["playground_text"] = str(row["text"])
         if "text_pair" in shown:
             st.session_state["playground_text_pair"] = str(row["text_pair"])
+        st.session_state["playground_gold"] = str(row["gold"])
         st.session_state["playground_model"] = model_dir
         st.switch_page("pages/playground.py")
 
@@ -565,7 +574,7 @@ downloads.download_button("Predictions (CSV)", (out_dir / ev.PREDICTIONS_FILE).r
 downloads.download_button("Metrics (JSON)", json.dumps(m, indent=2), key="evaluate_download_json",
                    file_name=f"metrics-{dataset}-{split}.json", mime="application/json", icon=":material/download:")
 
-show_confusion(result)
+show_confusion(result, model_dir)
 show_errors(result, model_dir)
 show_per_class(result)
 show_curves(str(out_dir), mtime, result)

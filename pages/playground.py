@@ -4,6 +4,7 @@ Hand-over from other pages (the Evaluate page sends misclassified examples this 
     st.session_state["playground_text"] = text            # prefills the text box
     st.session_state["playground_text_pair"] = text_pair  # optional, for text-pair models
     st.session_state["playground_model"] = model_ref      # a model folder (<run>/model or the run folder), or builtin:minilm
+    st.session_state["playground_gold"] = label           # optional: the example's true label, shown beside the prediction
     st.switch_page("pages/playground.py")
 The Playground reads these once, selects that model, prefills the boxes, and removes the keys.
 """
@@ -53,6 +54,7 @@ def fail(exc: Exception | str) -> None:
 def use_example(example: dict[str, str]) -> None:
     st.session_state["playground_input"] = example["text"]
     st.session_state["playground_pair"] = example.get("text_pair", "")
+    st.session_state["playground_true"] = (example["text"], example.get("text_pair", ""), example["label"])
 
 
 def heatmap(matrix, labels: list[str], lo: int, hi: int, title: str) -> go.Figure:
@@ -102,6 +104,10 @@ handed_over = "playground_text" in st.session_state
 if handed_over:
     st.session_state["playground_input"] = str(st.session_state.pop("playground_text"))
     st.session_state["playground_pair"] = str(st.session_state.pop("playground_text_pair", "") or "")
+    gold = st.session_state.pop("playground_gold", None)
+    # Shown while the text is the one handed over: an edited text has no known label.
+    st.session_state["playground_true"] = (st.session_state["playground_input"], st.session_state["playground_pair"],
+                                           str(gold)) if gold is not None else None
 
 # --- model --------------------------------------------------------------------------------
 try:
@@ -143,6 +149,7 @@ with many:
     source = st.radio("Input", ("Paste lines", "Upload a file"), horizontal=True, key="playground_batch_source")
     texts: list[str] = []
     pairs: list[str] | None = None
+    gold: list[str | None] | None = None  # the file's own labels, when it has a label column
     if source == "Paste lines":
         lines = st.text_area("Texts, one per line", key="playground_batch_lines", height=160)
         texts = [line for line in lines.splitlines() if line.strip()]
@@ -151,6 +158,7 @@ with many:
         if upload is not None:
             try:
                 texts, pairs = bx.read_batch(upload.name, upload.getvalue())
+                gold = bx.read_batch_labels(upload.name, upload.getvalue())
             except BmcoreError as exc:
                 st.error(md(exc))
     if texts:
@@ -160,6 +168,18 @@ with many:
             st.error(md(exc))
         else:
             table = bx.predictions_frame(texts, records, pairs)
+            if gold is not None:
+                scores = bx.batch_scores(gold, records, names)
+                table.insert(int(table.columns.get_loc("label")), "gold", gold)
+                if scores["n"]:
+                    c = st.columns(3)
+                    c[0].metric("Accuracy", f"{scores['accuracy']:.3f}", help="Share of the labelled rows predicted right.")
+                    c[1].metric("Macro F1", f"{scores['macro_f1']:.3f}", help="F1 averaged over the classes, each "
+                                "counting the same: the number to watch when classes are imbalanced.")
+                    c[2].metric("Labelled rows", f"{scores['n']:,}", help="Rows of the file's label column with a label.")
+                elif scores["unknown"]:
+                    st.caption(md("No accuracy: the file's labels (" + ", ".join(scores["unknown"][:5])
+                                  + ") are not classes of this model (" + ", ".join(names) + ")."))
             st.dataframe(table, hide_index=True, column_config={
                 "confidence": st.column_config.ProgressColumn("confidence", format="%.3f", min_value=0, max_value=1)})
             st.download_button("Download as CSV", csv_frame(table).to_csv(index=False).encode("utf-8"), "predictions.csv",
@@ -195,10 +215,16 @@ with one:
     pred = clf.predict_proba([text], [pair] if pair else None)
     label, probs = pred.labels[0], dict(zip(names, pred.probs[0].tolist(), strict=True))
     calibrated = dict(zip(names, pred.calibrated_probs[0].tolist(), strict=True)) if pred.calibrated_probs is not None else None
-    m = st.columns(3)
+    known = st.session_state.get("playground_true")
+    true_label = known[2] if known and known[:2] == (text, pair or "") else None
+    m = st.columns(4 if true_label is not None else 3)
     m[0].metric("Prediction", md(label))
     m[1].metric("Probability", f"{probs[label]:.1%}")
     m[2].metric("Latency", f"{pred.seconds * 1000:.1f} ms", help="One forward pass on the cached model, tokenising included.")
+    if true_label is not None:
+        m[3].metric("True label", md(true_label), "right" if true_label == label else "wrong",
+                    delta_color="normal" if true_label == label else "inverse", delta_arrow="off",
+                    help="The example's label in its dataset.")
     if pred.truncated[0]:
         st.warning(f"The input is longer than max_seq_length ({clf.max_seq_length} tokens): only its first "
                    f"{clf.max_seq_length} tokens were read.")

@@ -78,11 +78,8 @@ def metric_values(at: AppTest) -> dict[str, tuple[str, str]]:
 
 
 def table(at: AppTest, key: str) -> pd.DataFrame:
-    """A selectable table by key; the confusion cell's table (not selectable, so unkeyed) is the first without one."""
-    if key == "evaluate_cell_table":
-        found = [d for d in at.dataframe if not getattr(d, "key", None)]
-    else:
-        found = [d for d in at.dataframe if getattr(d, "key", None) == key]
+    """A selectable table by key."""
+    found = [d for d in at.dataframe if getattr(d, "key", None) == key]
     assert found, f"no table {key}"
     return found[0].value
 
@@ -132,11 +129,33 @@ def test_open_an_example_in_the_playground(ws: Path):
     at = open_page()
     at.radio(key="evaluate_err_show").set_value("All examples").run()
     first = table(at, "evaluate_errors_table").iloc[0]["text"]
-    at.button(key="evaluate_open").click().run()
+    at.button(key="evaluate_errors_open").click().run()
     # The hand-over contract: the Playground takes the text into its input box and the model into its picker.
     # (Whether the Playground then renders without error is tested in test_playground_page.py.)
     assert at.title[0].value == "Playground"
     assert at.session_state["playground_input"] == first
+
+
+def test_a_confusion_cell_example_opens_in_the_playground_with_its_true_label(ws: Path):
+    at = open_page()
+    cm = json.loads((ws / "runs" / "r1" / runs.EVALUATION_DIR / "test" / ev.METRICS_FILE).read_text())["confusion_matrix"]
+    i, j = max(((a, b) for a in range(2) for b in range(2) if a != b), key=lambda ab: cm["matrix"][ab[0]][ab[1]])
+    if not cm["matrix"][i][j]:
+        i, j = 0, 0  # a model without mistakes: a diagonal cell
+    gold, pred = cm["labels"][i], cm["labels"][j]
+    at.selectbox(key="evaluate_cell_gold").select(gold).run()
+    at.selectbox(key="evaluate_cell_pred").select(pred).run()
+    cell = table(at, "evaluate_cell_table")
+    assert at.selectbox(key="evaluate_cell_open_row").value == 0  # the most confident: the Playground predicts the same
+    at.button(key="evaluate_cell_open").click().run()
+    assert not at.exception and not at.error
+    assert at.title[0].value == "Playground"
+    assert at.session_state["playground_input"] == cell.iloc[0]["text"]
+    shown = {m.label: (m.value, m.delta) for m in at.metric}
+    assert shown["Prediction"][0] == pred
+    assert shown["True label"] == (gold, "right" if gold == pred else "wrong")
+    at.text_area(key="playground_input").input("an edited text, whose label nobody knows").run()
+    assert "True label" not in {m.label for m in at.metric}
 
 
 def test_another_split_is_scored_once_then_cached(ws: Path):

@@ -127,6 +127,27 @@ def test_batch_table_and_download(trained: Path) -> None:
     assert len(at.get("download_button")) == 1
 
 
+def test_batch_of_a_labelled_file_is_scored(trained: Path, shared_data: Path) -> None:
+    from sklearn.metrics import f1_score
+
+    dev = pd.read_csv(shared_data / "sst2" / "dev.csv").groupby("label").head(20)  # 40 real labelled sentences
+    at = open_playground()
+    at.radio(key="playground_batch_source").set_value("Upload a file").run()
+    at.file_uploader(key="playground_batch_file").upload("dev.csv", dev.to_csv(index=False).encode(), "text/csv").run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert table["gold"].tolist() == dev["label"].tolist()
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Labelled rows"] == "40"
+    assert shown["Accuracy"] == f"{(table['label'] == table['gold']).mean():.3f}"
+    assert shown["Macro F1"] == f"{f1_score(table['gold'], table['label'], average='macro', zero_division=0):.3f}"
+
+    other = dev.assign(label=dev["label"].map({"negative": "neg", "positive": "pos"}))  # not the model's classes
+    at.file_uploader(key="playground_batch_file").upload("other.csv", other.to_csv(index=False).encode(), "text/csv").run()
+    assert "Accuracy" not in {m.label for m in at.metric}
+    assert any(c.value.startswith("No accuracy: the file's labels (neg, pos)") for c in at.caption)
+
+
 def test_handoff_from_evaluate(trained: Path) -> None:
     run_folder = str(trained.parent)  # a run folder stands for its model/
     at = open_playground(playground_text="the plot is thin", playground_model=run_folder)

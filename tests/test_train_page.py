@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -105,6 +107,23 @@ def test_a_value_set_with_the_click_on_start_reaches_the_run(tiny_model, sst_tin
     assert (config["max_steps"], config["max_seq_length"]) == (4, 40)
     status = runs.wait_for(run_dir, timeout=300)
     assert status["state"] == runs.COMPLETED and status["total_steps"] == 4, runs.log_tail(run_dir)
+
+
+def test_a_finished_run_shows_its_final_epoch_and_learning_rate(tiny_model, sst_tiny, workspace):
+    # 7 steps logged every 5: without a line for the last step the page would show step 5's epoch and rate.
+    run_dir = workspace / "runs" / "odd"
+    out = subprocess.run([sys.executable, "-m", "bmcore", "train", "--data", sst_tiny, "--model", str(tiny_model),
+                          "--out", str(run_dir), "--max-steps", "7", "--logging-steps", "5", "--eval-strategy", "epoch",
+                          "--max-seq-length", "32", "--per-device-train-batch-size", "16"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    last = runs.progress(run_dir)["last"]
+    assert last["step"] == 7
+    at = open_train_page()
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Epoch"] == f"{last['epoch']:.2f}" and shown["Learning rate"] == f"{last['learning_rate']:.2e}"
+    before = runs.progress(run_dir)["train"][-2]  # the line before the last step's (by step count, or by time)
+    assert before["step"] < 7 and before["epoch"] < last["epoch"] and before["learning_rate"] != last["learning_rate"]
 
 
 @pytest.mark.parametrize(("widget", "value", "message"), [

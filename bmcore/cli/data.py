@@ -10,7 +10,7 @@ import time
 from .. import data as bdata
 from .. import runs
 from ..errors import BmcoreError
-from ..models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, load_tokenizer
+from ..models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, load_counting_tokenizer
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--new-splits", action="store_true", help="ignore the source's splits and make new stratified ones")
         q.add_argument("--ratios", type=float, nargs=3, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"))
         q.add_argument("--sheet", help="Excel sheet name")
+        q.add_argument("--test-file", help="a separate file for the test split (the source's rows are then train and validation)")
+        q.add_argument("--drop-duplicates", action="store_true",
+                       help="drop texts repeated within a split, and train/validation texts that also occur in a later split")
         if action == "prepare":
             q.add_argument("--name", required=True, help="name in the workspace")
             q.add_argument("--overwrite", action="store_true",
@@ -74,17 +77,23 @@ def _run(args: argparse.Namespace) -> int:
         bdata.dataset_dir(args.name)  # a bad name is refused before the source is read
         _check_replace(args.name, args.overwrite)
     if bdata.is_prepared(args.source):
+        if args.test_file:
+            raise ValueError(f"--test-file needs a file or folder source; {args.source!r} is a prepared dataset")
         ds = bdata.load_prepared(args.source)
     else:
         raw = bdata.load_source(args.source, sheet=args.sheet)
+        if args.test_file:
+            raw = bdata.with_test_file(raw, bdata.load_source(args.test_file, sheet=args.sheet))
         cols = None
         if args.text_column or args.label_column:
             guess = bdata.detect_columns(next(iter(raw.frames.values())))
             cols = bdata.Columns(args.text_column or guess.text, args.label_column or guess.label)
         ds = bdata.prepare(raw, name=getattr(args, "name", None) or "dataset", columns=cols,
                            use_source_splits=not args.new_splits, ratios=tuple(args.ratios), seed=args.seed)
-    stats = bdata.compute_stats(ds, load_tokenizer(args.tokenizer), args.max_seq_length, tokenizer_name=args.tokenizer,
-                                progress=_Progress())
+    if args.drop_duplicates:
+        bdata.drop_duplicates(ds)
+    stats = bdata.compute_stats(ds, load_counting_tokenizer(args.tokenizer), args.max_seq_length,
+                                tokenizer_name=args.tokenizer, progress=_Progress())
     if args.data_command == "prepare":
         for warning in bdata.label_notices(ds.label_names):
             print(f"notice: {warning}", file=sys.stderr)

@@ -72,7 +72,8 @@ def hostile_csv(port: int) -> tuple[str, bytes, list[str]]:
 
 
 def foreign_links(page, app_url: str) -> list[str | None]:
-    hrefs = page.eval_on_selector_all("a", "els => els.map(e => e.getAttribute('href'))")
+    # Resolved by the browser: the menu's page links are relative ("pretrain"); "//host/x" resolves to another host.
+    hrefs = page.eval_on_selector_all("a", "els => els.map(e => e.hasAttribute('href') ? e.href : null)")
     return [h for h in hrefs if not h or not (h.startswith(app_url) or h.startswith(APP_LINKS))]
 
 

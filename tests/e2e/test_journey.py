@@ -120,6 +120,18 @@ def test_journey(server, browser_page, tiny_model, shared_data, tmp_path):
     page.get_by_text("Saved 'reviews'").wait_for()
     shot(page, "2-data-upload")
 
+    # ... and the upload outlives a visit to another page (Streamlit forgets an uploader's file when its page is left).
+    go(page, "Train")
+    go(page, "Data")
+    page.get_by_text("Current file: reviews.csv").wait_for()
+    page.get_by_role("heading", name="Stats").first.wait_for()
+    idle(page)
+    assert page.get_by_role("radio", name="Upload a file").is_checked()
+    assert label_box.locator("input").input_value() == "sentiment"
+    assert page.get_by_label("Name", exact=True).first.input_value() == "reviews"
+    assert page.locator(".js-plotly-plot").count() >= 2
+    shot(page, "2b-data-upload-kept")
+
     # 2. Train: a short run of the tiny model on the uploaded reviews; watch it finish.
     go(page, "Train")
     choose(page, "Prepared dataset", "reviews")
@@ -165,6 +177,8 @@ def test_journey(server, browser_page, tiny_model, shared_data, tmp_path):
     text.press("Control+Enter")
     idle(page, timeout=180)
     page.locator(".js-plotly-plot").first.wait_for()
+    page.get_by_role("heading", name="Attention").first.wait_for()  # explained: idle() can look before the run starts
+    idle(page, timeout=180)
     page.wait_for_timeout(1500)
     shot(page, "7-playground")
     body = page.inner_text("body")

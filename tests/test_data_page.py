@@ -1,0 +1,115 @@
+"""The Data page through AppTest: an upload outlives a page switch, default names, dropping duplicates, a test file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import ROOT
+from streamlit.testing.v1 import AppTest
+
+from bmcore import data as bdata
+
+TIMEOUT = 120
+
+
+@pytest.fixture
+def app() -> AppTest:
+    """The app on the Data page with "Upload a file" chosen, so no run tokenises the built-in set."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["data_kept"] = {"data_source_kind": "Upload a file"}
+    return at.run()
+
+
+@pytest.fixture(scope="module")
+def sms_csv(shared_data: Path) -> bytes:
+    """600 real SMS messages, repeats included (the collection sends the same promotions many times)."""
+    sms = pd.read_csv(shared_data / "sms_spam" / "all.csv", dtype=str, keep_default_na=False)
+    rows = pd.concat([sms[sms["label"] == "spam"].head(150), sms[sms["label"] == "ham"].head(450)])
+    return rows.to_csv(index=False).encode()
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_upload_survives_a_page_switch_and_can_be_cleared(app, sms_csv):
+    assert not app.exception and not app.metric
+    app.file_uploader(key="data_upload").upload("train.csv", sms_csv, "text/csv").run()
+    assert not app.exception and not app.error
+    assert metrics(app)["Rows"] == "600"
+    fp = bdata.source_fingerprint("train.csv", sms_csv)
+    name_key = f"data_name_{fp[:8]}"
+    assert app.text_input(key=name_key).value == f"train-{fp[:6]}"  # not plain "train": the next train.csv would replace it
+    app.text_input(key=name_key).input("spam-600").run()
+    app.selectbox(key=f"data_label_{fp[:8]}").set_value("label").run()
+
+    app.switch_page("pages/train.py").run()
+    assert not app.exception
+    app.switch_page("pages/data.py").run()
+    assert not app.exception and not app.error
+    assert app.radio(key="data_source_kind").value == "Upload a file"
+    assert any("Current file: train.csv (0." in c.value for c in app.caption)
+    assert metrics(app)["Rows"] == "600"
+    assert app.text_input(key=name_key).value == "spam-600"  # the typed name is kept too
+    other = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)  # another browser session
+    other.session_state["data_kept"] = {"data_source_kind": "Upload a file"}
+    other.run()
+    assert not other.metric and not any("Current file" in c.value for c in other.caption)
+    assert not bdata.list_prepared()  # nothing reached the workspace before Save
+    app.button(key="data_save").click().run()
+    assert bdata.load_prepared("spam-600").stats["rows_total"] == 600
+
+    app.button(key="data_upload_clear").click().run()
+    assert not app.exception
+    assert not app.metric and not any("Current file" in c.value for c in app.caption)
+
+
+def test_drop_duplicates_button_and_the_saved_dataset(app, sms_csv):
+    app.file_uploader(key="data_upload").upload("sms.csv", sms_csv, "text/csv").run()
+    assert any("duplicate" in w.value for w in app.warning)
+    rows = int(metrics(app)["Rows"])
+    assert "--drop-duplicates" not in app.code[0].value
+
+    app.button(key="data_drop_duplicates").click().run()
+    assert not app.exception and not app.error
+    assert not any("duplicate" in w.value or "leakage" in w.value for w in app.warning)
+    dropped = rows - int(metrics(app)["Rows"].replace(",", ""))
+    assert dropped > 0
+    assert any(s.value.startswith(f"Dropped {dropped} duplicate rows") for s in app.success)
+    assert "--drop-duplicates" in app.code[0].value
+    app.button(key="data_save").click().run()
+    saved = bdata.load_prepared("sms")
+    assert saved.stats["rows_total"] == rows - dropped
+    assert saved.stats["duplicates_within"] == {"train": 0, "validation": 0, "test": 0}
+    assert not any(saved.stats["leakage"].values())
+    texts = pd.concat([saved.splits[s]["text"] for s in bdata.SPLITS]).str.strip().str.lower()
+    assert texts.is_unique
+
+    app.button(key="data_keep_duplicates").click().run()  # undo
+    assert int(metrics(app)["Rows"]) == rows
+
+
+def test_a_test_file_upload_becomes_the_test_split(app, shared_data):
+    val = (shared_data / "emotion" / "val.csv").read_bytes()
+    test = pd.read_csv(shared_data / "emotion" / "test.csv", dtype=str).head(300).to_csv(index=False).encode()
+    app.file_uploader(key="data_upload").upload("val.csv", val, "text/csv").run()
+    assert metrics(app)["Test"] == "200"  # cut from the file
+    app.file_uploader(key="data_upload_test").upload("test.csv", test, "text/csv").run()
+    assert not app.exception and not app.error
+    m = metrics(app)
+    assert (m["Rows"], m["Test"]) == ("2,300", "300")
+    assert int(m["Train"].replace(",", "")) + int(m["Validation"]) == 2000
+    assert "--test-file test.csv" in app.code[0].value
+
+    app.switch_page("pages/evaluate.py").run()
+    app.switch_page("pages/data.py").run()
+    assert metrics(app)["Test"] == "300"  # both files are still there
+    assert any("Current file: test.csv" in c.value for c in app.caption)
+
+
+def test_no_hint_to_go_to_the_data_page_on_the_data_page(app, sms_csv):
+    app.file_uploader(key="data_upload").upload("sms.csv", sms_csv, "text/csv").run()
+    captions = " ".join(c.value for c in app.caption)
+    assert "None yet" in captions and "on the Data page" not in captions
