@@ -819,7 +819,7 @@ def warnings_for(stats: dict[str, Any]) -> list[str]:
                    + ", ".join(stats["tiny_classes"]))
     if stats.get("imbalance_ratio", 1) >= 3:
         out.append(f"class imbalance {stats['imbalance_ratio']}:1 between the largest and smallest class; "
-                   "consider the suggested class weights")
+                   "training weighs the loss towards the rare classes by default (class_weights auto)")
     share = stats.get("truncated_share")
     if share:
         out.append(f"{share:.1%} of texts are longer than max_seq_length {stats.get('max_seq_length')} tokens and will be truncated")

@@ -284,7 +284,8 @@ with settings:
         patience = c[1].number_input("Early-stopping patience", 0, 1000, D.early_stopping_patience, key="train_patience",
                                      help=HELP["early_stopping_patience"])
         best = c[2].selectbox("Best model by", BEST_METRICS, key="train_best_metric", help=HELP["metric_for_best_model"])
-        weights = c[3].selectbox("Class weights", CLASS_WEIGHTS, key="train_class_weights", help=HELP["class_weights"])
+        weights = c[3].selectbox("Class weights", CLASS_WEIGHTS, CLASS_WEIGHTS.index(D.class_weights), key="train_class_weights",
+                                 help=HELP["class_weights"])
         c = st.columns(4)
         scheduler = c[0].selectbox("Learning-rate schedule", SCHEDULERS, key="train_scheduler", help=HELP["lr_scheduler_type"])
         seed = c[1].number_input("Seed", 0, 2**31 - 1, D.seed, key="train_seed", help=HELP["seed"])
