@@ -58,7 +58,7 @@ class TrainConfig:
     early_stopping_patience: int = _f(0, "Stop after this many evaluations without improvement (0: off).")
     metric_for_best_model: str = _f("macro_f1", "Validation metric that picks the best checkpoint.", choices=BEST_METRICS)
     class_weights: str = _f("auto", "Weigh the loss towards rare classes: none; balanced (inverse class frequency); sqrt (its "
-                               "square root, milder); auto (sqrt when the largest class has 3x the examples of the smallest).",
+                               "square root, milder); auto (balanced when the largest class has 3x the examples of the smallest).",
                             choices=CLASS_WEIGHTS)
     attention_dropout: float = _f(0.0, "Dropout on attention probabilities. 0 (the default) lets PyTorch use its fused attention "
                                   "kernel, 1.7x faster at 256 tokens on a CPU; the checkpoint's own value (often 0.1) is slower.")

@@ -44,7 +44,7 @@ from .models import (
 log = logging.getLogger("bmcore.train")
 
 AUTO_IMBALANCE = 3.0  # class_weights=auto weighs the loss from this largest:smallest class ratio on
-AUTO_WEIGHTS = "sqrt"
+AUTO_WEIGHTS = "balanced"  # emotion with 1.6% surprise: its recall 0.80 (balanced), 0.50 (sqrt), 0.11 (none)
 PROGRESS_EVERY_S = 5  # a progress line at least this often (seconds), whatever logging_steps says
 
 
@@ -313,8 +313,8 @@ def loss_class_weights(mode: str, counts: Any) -> tuple[str, np.ndarray | None]:
     """The loss weight of each class for ``class_weights`` ``mode`` and the train split's class ``counts``.
 
     ``balanced`` is inverse frequency (n / (k x count)); ``sqrt`` its square root, a milder push towards
-    rare classes; ``auto`` picks ``sqrt`` when the largest class has at least :data:`AUTO_IMBALANCE` times
-    the examples of the smallest, else none. Returns the mode used and the weights (None for none).
+    rare classes; ``auto`` picks :data:`AUTO_WEIGHTS` when the largest class has at least :data:`AUTO_IMBALANCE`
+    times the examples of the smallest, else none. Returns the mode used and the weights (None for none).
     """
     counts = np.maximum(np.asarray(counts, dtype=np.float64), 1)
     if mode == "auto":
