@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .baseline import BASELINE_C, PAIR_SEPARATOR
 from .data import SPLITS, PreparedDataset, dataset_dir, is_prepared, load_prepared, save_prepared
 from .display import FORMULA_STARTS
 from .errors import BmcoreError
@@ -278,10 +279,8 @@ def score_dataset(ds: PreparedDataset, *, encoder: str = DEFAULT_ENCODER, folds:
         raise BmcoreError(f"dataset {ds.name!r} has a single class in its rows; label quality needs two or more")
     texts = rows["text"].tolist()
     pairs = rows["text_pair"].tolist() if "text_pair" in rows else None
+    joined = texts if pairs is None else [f"{a}{PAIR_SEPARATOR}{b}" for a, b in zip(texts, pairs, strict=True)]
     if encoder == "tfidf":
-        from .baseline import PAIR_SEPARATOR
-
-        joined = texts if pairs is None else [f"{a}{PAIR_SEPARATOR}{b}" for a, b in zip(texts, pairs, strict=True)]
         report(0, folds, "Counting words (TF-IDF)...")
         features = _tfidf_features(joined)
     else:
@@ -290,6 +289,12 @@ def score_dataset(ds: PreparedDataset, *, encoder: str = DEFAULT_ENCODER, folds:
     embed_s = time.perf_counter() - t0
     probs = out_of_fold_probs(features, labels, len(ds.label_names), folds=folds, seed=seed,
                               progress=lambda d, t: report(d, t, f"Cross-validating: fold {d} of {t}..."))
+    if encoder != "tfidf":
+        # Averaged with TF-IDF's out-of-fold probabilities: the two err on different rows. On 5%-flipped SST-2 the
+        # average reaches 0.82 out-of-fold accuracy against 0.79 and 0.78, and flags a third fewer rows.
+        words = _tfidf_features(joined)
+        probs = (probs + out_of_fold_probs(words, labels, len(ds.label_names), folds=folds, seed=seed, c=BASELINE_C,
+                 progress=lambda d, t: report(d, t, f"Cross-validating on TF-IDF: fold {d} of {t}..."))) / 2
     report(1, 1, "Finding label issues, conflicts and outliers...")
     issue = find_label_issues(labels, probs, filter_by="prune_by_noise_rate")
     quality = get_label_quality_scores(labels, probs, method="self_confidence")
@@ -313,13 +318,20 @@ def score_dataset(ds: PreparedDataset, *, encoder: str = DEFAULT_ENCODER, folds:
                         "outliers": int((outlier & (labels == i)).sum())} for i, name in enumerate(ds.label_names)}
     per_split = {s: int(scores.loc[scores["split"] == s, "issue"].sum()) for s in SPLITS}
     summary = {"dataset": ds.name, "content_hash": ds.content_hash(), "encoder": encoder, "folds": folds, "seed": seed,
-               "model": "logistic regression on " + ("mean-pooled " + encoder + " embeddings" if encoder != "tfidf"
-                                                     else "TF-IDF word uni- and bigrams"),
+               "model": describe_model(encoder),
                "rows": n, "flagged": int(issue.sum()), "flagged_per_split": per_split, "per_class": per_class,
                "conflicts": int(len(conflicts)), "outliers": int(outlier.sum()), "oof_accuracy": round(oof_accuracy, 4),
                "seconds": round(time.perf_counter() - t0, 1), "embed_seconds": round(embed_s, 1),
                "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     return QualityResult(scores, conflicts, summary)
+
+
+def describe_model(encoder: str) -> str:
+    """One line saying where the out-of-fold probabilities come from."""
+    if encoder == "tfidf":
+        return "logistic regression on TF-IDF word uni- and bigrams, k-fold cross-validated"
+    return (f"logistic regression on frozen mean-pooled {encoder} embeddings, averaged with one on TF-IDF word uni- "
+            "and bigrams, k-fold cross-validated")
 
 
 def quality_dir(name: str) -> Path:
