@@ -4,6 +4,8 @@ Layout only: the scoring runs as a ``label-quality`` background job (:mod:`bmcor
 dataset's folder (:mod:`bmcore.quality`), and session state keeps only the review decisions (row ids and actions).
 """
 
+import shlex
+
 import pandas as pd
 import streamlit as st
 
@@ -87,8 +89,8 @@ def review(dataset: str, result: bq.QualityResult) -> None:
                        mime="text/csv", key="quality_download", icon=":material/download:")
     st.caption(md(f"The original {dataset!r} stays as it is; runs record the version they trained on. The same "
                   "from a terminal, with the CSV:"))
-    st.code(f"python -m bmcore data prepare {dataset} --name {name or 'NAME'} --apply-changes changes-{dataset}.csv",
-            language="bash")
+    st.code(shlex.join(["python", "-m", "bmcore", "data", "prepare", dataset, "--name", name or "NAME",
+                        "--apply-changes", f"changes-{dataset}.csv"]), language="bash")
     b1, b2 = st.columns(2)
     if b1.button("Save as a new version", key="quality_save", type="primary", icon=":material/save:"):
         try:
