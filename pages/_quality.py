@@ -51,13 +51,14 @@ def scoring_job(dataset: str, key: str) -> bool:
     return False
 
 
-def _pick_label(row: pd.Series) -> str:
+def _pick_label(row: pd.Series, decisions: dict) -> str:
     text = str(row["text"]).replace("\n", " ")
     text = text if len(text) <= PREVIEW else text[:PREVIEW - 1] + "…"
-    return f"{row['split']} #{row['row']} · {row['given']} → {row['suggested']} · {text}"
+    done = decisions.get(f"{row['split']}:{int(row['row'])}")
+    return (f"[{done[0]}] " if done else "") + f"{row['split']} #{row['row']} · {row['given']} → {row['suggested']} · {text}"
 
 
-def review(dataset: str, result: bq.QualityResult) -> None:
+def review(dataset: str, names: list[str], result: bq.QualityResult) -> None:
     """Per row keep, relabel or drop; the decisions so far; saving them as a new version."""
     flagged = result.flagged().head(SHOWN).reset_index(drop=True)
     if flagged.empty:
@@ -66,10 +67,9 @@ def review(dataset: str, result: bq.QualityResult) -> None:
     st.dataframe(flagged[["split", "row", "text", "given", "suggested", "confidence", "quality"]], hide_index=True,
                  column_config=COLUMNS, key="quality_flagged_table", height=320)
     decisions: dict = st.session_state.setdefault(DECISIONS, {}).setdefault(dataset, {})
-    names = load_prepared(dataset).label_names
     c1, c2, c3, c4 = st.columns([3, 1.2, 1.2, 0.8], vertical_alignment="bottom")
     pick = c1.selectbox("Row to review", range(len(flagged)), key="quality_row",
-                        format_func=lambda i: _pick_label(flagged.iloc[i]))
+                        format_func=lambda i: _pick_label(flagged.iloc[i], decisions))
     row = flagged.iloc[pick]
     action = c2.radio("Decision", bq.ACTIONS, key="quality_action", horizontal=True)
     new_label = c3.selectbox("New label", names, key="quality_new_label", index=names.index(row["suggested"]),
@@ -108,7 +108,8 @@ def review(dataset: str, result: bq.QualityResult) -> None:
 
 def show_label_quality() -> None:
     """The Data page's "Label quality" section, for any prepared dataset in the workspace."""
-    names = [d["name"] for d in list_prepared()]
+    prepared = {d["name"]: d for d in list_prepared()}
+    names = list(prepared)
     with st.expander("Label quality: find the labels that are wrong", icon=":material/fact_check:",
                      expanded=bool(st.session_state.get("quality_open"))):
         st.markdown("Most datasets carry some wrong labels. This check scores every row with **confident learning** "
@@ -142,7 +143,7 @@ def show_label_quality() -> None:
                     "with the given labels; low values mean weaker flags")
         st.caption(md(f"Scored {s['created']} with {s['encoder']} in {s['seconds']} s."))
         st.dataframe(bq.class_summary_frame(result), hide_index=True, key="quality_class_table")
-        review(dataset, result)
+        review(dataset, list(prepared[dataset].get("label_names", [])), result)
         if len(result.conflicts):
             st.markdown("**Near-duplicates with different labels**")
             st.dataframe(result.conflicts.head(SHOWN), hide_index=True, key="quality_conflicts_table")
