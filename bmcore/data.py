@@ -105,6 +105,7 @@ class PreparedDataset:
     notes: list[str] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
     dropped_empty: dict[str, int] = field(default_factory=dict)
+    version: dict[str, Any] | None = None  # a reviewed version: number, parent, changes (bmcore.quality.save_version)
 
     @property
     def is_pair(self) -> bool:
@@ -134,6 +135,7 @@ class PreparedDataset:
             "notes": self.notes,
             "stats": self.stats,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            **({"version": self.version} if self.version else {}),
         }
 
 
@@ -952,7 +954,7 @@ def load_prepared(name: str) -> PreparedDataset:
     return PreparedDataset(name=meta["name"], source=meta.get("source", ""),
                            columns=Columns(meta["text_columns"], meta["label_column"]),
                            label_names=list(meta["label_names"]), splits=splits,
-                           notes=meta.get("notes", []), stats=meta.get("stats", {}))
+                           notes=meta.get("notes", []), stats=meta.get("stats", {}), version=meta.get("version"))
 
 
 def resolve_dataset(source: str, *, text_columns: list[str] | None = None, label_column: str | None = None,
@@ -1034,11 +1036,20 @@ def class_weights_frame(stats: dict[str, Any]) -> pd.DataFrame:
 
 
 def prepared_frame(items: list[dict[str, Any]] | None = None) -> pd.DataFrame:
-    """The datasets in the workspace as a table: name, source, classes, rows per split, created."""
+    """The datasets in the workspace as a table: name, version, source, classes, rows per split, created."""
     items = list_prepared() if items is None else items
-    rows = [{"name": m.get("name"), "source": m.get("source"), "classes": len(m.get("label_names", [])),
-             **{s: m.get("splits", {}).get(s) for s in SPLITS}, "created": m.get("created")} for m in items]
-    return pd.DataFrame(rows, columns=["name", "source", "classes", *SPLITS, "created"])
+    rows = [{"name": m.get("name"), "version": _version_text(m.get("version")), "source": m.get("source"),
+             "classes": len(m.get("label_names", [])), **{s: m.get("splits", {}).get(s) for s in SPLITS},
+             "created": m.get("created")} for m in items]
+    return pd.DataFrame(rows, columns=["name", "version", "source", "classes", *SPLITS, "created"])
+
+
+def _version_text(version: Any) -> str:
+    """``v2 of sst2 (12 relabelled, 3 dropped)`` for a reviewed version, ``""`` for an original."""
+    if not isinstance(version, dict):
+        return ""
+    return (f"v{version.get('number')} of {version.get('parent')} "
+            f"({version.get('relabelled', 0)} relabelled, {version.get('dropped', 0)} dropped)")
 
 
 def prepare_command(source: str, name: str, *, text_columns: list[str] | None = None, label_column: str | None = None,

@@ -1,4 +1,4 @@
-"""Background jobs besides training: scoring a split, the ONNX export, the Hub push and the time estimate.
+"""Background jobs besides training: scoring a split, the ONNX export, the Hub push, the time estimate, label quality.
 
 Each runs as ``python -m bmcore jobs run JOB_DIR``, outside the UI process, through the run-folder
 contract of :mod:`bmcore.runs`. A job folder ``<workspace>/jobs/<kind>-<time>/`` holds:
@@ -115,6 +115,17 @@ def _estimate(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
     return estimate_duration(config_from_dict(params["config"]), probe_steps=int(params.get("probe_steps", 3)))
 
 
+def _label_quality(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
+    from .quality import DEFAULT_ENCODER, DEFAULT_FOLDS, run_quality
+
+    report.say("Loading the dataset and the encoder...")
+    result = run_quality(params["dataset"], encoder=params.get("encoder") or DEFAULT_ENCODER,
+                         folds=int(params.get("folds") or DEFAULT_FOLDS), seed=int(params.get("seed") or 0),
+                         precision=params.get("precision") or "auto", progress=report)
+    return {k: result.summary[k] for k in ("dataset", "encoder", "rows", "flagged", "conflicts", "outliers",
+                                           "oof_accuracy", "seconds")}
+
+
 @dataclass(frozen=True)
 class Kind:
     """One kind of job: what it runs, and whether it waits for the device."""
@@ -129,6 +140,7 @@ KINDS: dict[str, Kind] = {
     "export-onnx": Kind("ONNX export and parity check", _export_onnx),
     "push": Kind("Push to the Hugging Face Hub", _push, uses_device=False),  # network only: no need to queue
     "estimate": Kind("Timing training steps", _estimate),
+    "label-quality": Kind("Finding likely label errors", _label_quality),
 }
 
 

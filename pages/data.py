@@ -9,6 +9,7 @@ from bmcore import data as bdata
 from bmcore.display import md, plot_texts
 from bmcore.errors import BmcoreError
 from bmcore.models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, hub_offline, hub_reachable
+from pages._quality import show_label_quality
 from pages._ui import require_frame, show_prepared_datasets, tokenizer
 
 require_frame("pages/data.py")
@@ -122,6 +123,7 @@ st.markdown(
     "so the final score is honest. Models read **tokens** (word pieces), and texts longer than "
     "`max_seq_length` tokens are cut off (truncated)."
 )
+show_label_quality()
 
 # --- source -------------------------------------------------------------------------------
 kind = st.radio("Source", SOURCES, horizontal=True, key="data_source_kind", index=SOURCES.index(kept("data_source_kind", SOURCES[0])),

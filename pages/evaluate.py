@@ -16,6 +16,7 @@ from bmcore import jobs, runs
 from bmcore.data import SPLITS, dataset_dir, list_prepared
 from bmcore.display import from_plot_text, md, md_code, plot_text, plot_texts
 from bmcore.errors import BmcoreError
+from pages._quality import show_gold_check
 from pages._ui import job_outcome, show_job
 
 SOURCES = ("A finished run", "Local model folder")
@@ -576,6 +577,7 @@ downloads.download_button("Metrics (JSON)", json.dumps(m, indent=2), key="evalua
 
 show_confusion(result, model_dir)
 show_errors(result, model_dir)
+show_gold_check(result.predictions, dataset, split)
 show_per_class(result)
 show_curves(str(out_dir), mtime, result)
 show_calibration(result)

@@ -1,4 +1,4 @@
-"""``python -m bmcore data {inspect,prepare,list}``."""
+"""``python -m bmcore data {inspect,prepare,list,quality}``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import sys
 import time
 
 from .. import data as bdata
+from .. import quality as bquality
 from .. import runs
+from ..display import csv_frame
 from ..errors import BmcoreError
 from ..models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, load_counting_tokenizer
 
@@ -36,9 +38,40 @@ def register(sub: argparse._SubParsersAction) -> None:
             q.add_argument("--name", required=True, help="name in the workspace")
             q.add_argument("--overwrite", action="store_true",
                            help="replace a dataset of this name even when runs were trained on it")
+            q.add_argument("--apply-changes", metavar="CSV",
+                           help="a reviewed list of changes (columns split,row,action,new_label; action keep, relabel "
+                                "or drop) applied to a prepared SOURCE; saved as a new version under --name")
         q.set_defaults(func=_run)
     ls = dsub.add_parser("list", help="list prepared datasets in the workspace")
     ls.set_defaults(func=lambda args: print(json.dumps(bdata.list_prepared(), indent=2)))
+    q = dsub.add_parser("quality", help="score every row for how likely its label is wrong (confident learning)")
+    q.add_argument("dataset", help="a prepared dataset's name")
+    q.add_argument("--out", help="also write the scores to this CSV file")
+    q.add_argument("--encoder", choices=bquality.ENCODERS, default=bquality.DEFAULT_ENCODER,
+                   help="features for the cross-validated logistic regression: mean-pooled embeddings of a frozen "
+                        f"encoder, or TF-IDF (default {bquality.DEFAULT_ENCODER})")
+    q.add_argument("--folds", type=int, default=bquality.DEFAULT_FOLDS, help="cross-validation folds")
+    q.add_argument("--seed", type=int, default=0, help="seed of the folds")
+    q.set_defaults(func=_quality)
+
+
+def _quality(args: argparse.Namespace) -> int:
+    if not bdata.is_prepared(args.dataset):
+        raise BmcoreError(f"no prepared dataset named {args.dataset!r} in the workspace; prepare it first")
+    shown = [-1]
+
+    def progress(done: int, total: int, message: str) -> None:
+        tenth = done * 10 // max(total, 1)
+        if tenth != shown[0]:
+            shown[0] = tenth
+            print(message, file=sys.stderr, flush=True)
+
+    result = bquality.run_quality(args.dataset, encoder=args.encoder, folds=args.folds, seed=args.seed, progress=progress)
+    if args.out:
+        csv_frame(result.scores).to_csv(args.out, index=False)
+    print(json.dumps({**result.summary, "path": str(bquality.quality_dir(args.dataset)),
+                      **({"out": args.out} if args.out else {})}, indent=2))
+    return 0
 
 
 PROGRESS_MIN_ROWS = 100_000  # below this, counting tokens takes seconds and needs no progress lines
@@ -70,11 +103,22 @@ def _check_replace(name: str, overwrite: bool) -> None:
                          "runs are evaluated on. Choose another --name, or give --overwrite to replace it")
 
 
+def _apply_changes(args: argparse.Namespace) -> int:
+    if not bdata.is_prepared(args.source):
+        raise BmcoreError("--apply-changes works on a prepared dataset: give its name as SOURCE")
+    new = bquality.save_version(bdata.load_prepared(args.source), bquality.read_changes(args.apply_changes), args.name)
+    print(json.dumps({"name": new.name, "path": str(bdata.dataset_dir(new.name)), "version": new.version,
+                      "splits": {s: len(df) for s, df in new.splits.items()}}))
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.max_seq_length < 1:
         raise ValueError("--max-seq-length must be a positive number of tokens")
     if args.data_command == "prepare":
         bdata.dataset_dir(args.name)  # a bad name is refused before the source is read
+        if args.apply_changes:
+            return _apply_changes(args)
         _check_replace(args.name, args.overwrite)
     if bdata.is_prepared(args.source):
         if args.test_file:

@@ -1,0 +1,528 @@
+"""Label quality: find the rows of a prepared dataset whose label is likely wrong, and save a reviewed version.
+
+How the scores are made (confident learning, Northcutt et al. 2021, through ``cleanlab``):
+
+1. Every row of every split gets a feature vector from a frozen encoder: the mean-pooled last hidden states of
+   ``builtin:minilm`` (the default), or TF-IDF word uni- and bigrams (``tfidf``, no model needed).
+2. k-fold cross-validation of logistic regression on those features gives **out-of-fold** class probabilities:
+   each row is scored by a model that never saw it, so a wrong label cannot vouch for itself.
+3. ``cleanlab.filter.find_label_issues`` flags the rows whose given label disagrees with those probabilities beyond
+   what the estimated per-class noise rates explain; ``get_label_quality_scores`` (self-confidence: the
+   probability of the given label) ranks them. The suggested label is the most probable class.
+
+Besides, rows whose features are (almost) the same but whose labels differ are listed as **conflicts**, and rows far
+from every other row of their class (cosine distance to their nearest same-class neighbours) as **class outliers**.
+
+The result lives with the dataset, in ``datasets/NAME/quality/`` (``scores.parquet``, ``conflicts.parquet``,
+``summary.json``), and carries the dataset's content hash: a dataset prepared again reads as not scored. Fixing
+labels never touches the dataset itself: :func:`save_version` writes a new prepared dataset (``NAME-v2``...)
+whose ``dataset.json`` records its parent and the changes.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .baseline import BASELINE_C, PAIR_SEPARATOR
+from .data import SPLITS, PreparedDataset, dataset_dir, is_prepared, load_prepared, save_prepared
+from .display import FORMULA_STARTS
+from .errors import BmcoreError
+from .models import (
+    _from_pretrained,
+    autocast_dtype,
+    detect_device,
+    inference_placement,
+    load_tokenizer,
+    resolve_model,
+    select_precision,
+)
+from .runs import read_json, write_json_atomic
+
+QUALITY_DIR = "quality"
+SCORES_FILE = "scores.parquet"
+CONFLICTS_FILE = "conflicts.parquet"
+SUMMARY_FILE = "summary.json"
+ENCODERS = ("builtin:minilm", "tfidf")
+DEFAULT_ENCODER = "builtin:minilm"
+DEFAULT_FOLDS = 5
+EMBED_MAX_SEQ_LENGTH = 128  # tokens: enough for a sentence's gist; the mean of the first 128 tokens for long texts
+EMBED_BATCH = 64
+LOGREG_C = 1.0  # on L2-normalised embeddings; fixed, not tuned
+DUPLICATE_SIMILARITY = {"builtin:minilm": 0.97, "tfidf": 0.9}  # cosine at or above which two texts count as the same
+NEIGHBOURS = 10  # same-class neighbours an outlier score averages over
+OUTLIER_MADS = 2.5  # a class outlier lies this many (scaled) median absolute deviations above its class median; TF-IDF distances bunch near 1, so no more
+MAX_CONFLICTS = 10_000
+ACTIONS = ("keep", "relabel", "drop")
+CHANGE_COLUMNS = ("split", "row", "action", "new_label")
+VERSION_RE = re.compile(r"^(?P<base>.+)-v(?P<n>\d+)$")
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class QualityResult:
+    """Scores for every row (``scores``), conflicting near-duplicate pairs (``conflicts``) and a ``summary``."""
+
+    scores: pd.DataFrame
+    conflicts: pd.DataFrame
+    summary: dict[str, Any]
+
+    def flagged(self, split: str | None = None) -> pd.DataFrame:
+        """Rows that look mislabeled, lowest quality first (optionally of one split)."""
+        rows = self.scores[self.scores["issue"]]
+        if split is not None:
+            rows = rows[rows["split"] == split]
+        return rows.sort_values("quality", kind="stable")
+
+
+def _quiet(done: int, total: int, message: str) -> None:
+    pass
+
+
+# --- features -----------------------------------------------------------------------------
+
+
+def _all_rows(ds: PreparedDataset) -> pd.DataFrame:
+    parts = []
+    for split in SPLITS:
+        df = ds.splits[split]
+        part = pd.DataFrame({"split": split, "row": np.arange(len(df), dtype=np.int64),
+                             "text": df["text"].astype(str).to_numpy()})
+        if ds.is_pair:
+            part["text_pair"] = df["text_pair"].astype(str).to_numpy()
+        part["given"] = df["label"].astype(str).to_numpy()
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def embed_texts(ref: str, texts: list[str], pairs: list[str] | None = None, *,
+                max_seq_length: int = EMBED_MAX_SEQ_LENGTH, batch_size: int = EMBED_BATCH, precision: str = "auto",
+                progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """L2-normalised mean-pooled last hidden states of a frozen encoder, [n, hidden], in input order.
+
+    Texts are sorted by length and padded per batch, so short texts cost little; weights are cast to bf16 where the
+    device has it (:func:`bmcore.models.select_precision`), and pooling is done in fp32.
+    """
+    import torch
+    from transformers import AutoModel
+
+    mref = resolve_model(ref)
+    tok = load_tokenizer(mref)
+    model = _from_pretrained(AutoModel, mref, use_safetensors=True)
+    model.eval()
+    device = detect_device()
+    kind, weights = inference_placement(select_precision(precision, device)[0], device)
+    if weights != "fp32":
+        model.to(dtype=autocast_dtype(weights))
+    model.to(torch.device(kind))
+    args = (texts, pairs) if pairs is not None else (texts,)
+    enc = tok(*args, truncation="longest_first" if pairs is not None else True, max_length=max_seq_length)
+    ids = enc["input_ids"]
+    order = np.argsort([-len(x) for x in ids], kind="stable")
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            batch = tok.pad({k: [enc[k][j] for j in idx] for k in keys}, return_tensors="pt")
+            batch = {k: v.to(kind) for k, v in batch.items()}
+            hidden = model(**batch).last_hidden_state.float()
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            out[idx] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
+            if progress is not None:
+                progress(min(start + batch_size, len(order)), len(order))
+    return out
+
+
+def _tfidf_features(texts: list[str]) -> Any:
+    """TF-IDF word uni- and bigram rows, L2-normalised (sparse), for the classifier and for neighbours alike."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, strip_accents="unicode").fit_transform(texts).tocsr()
+
+
+def out_of_fold_probs(features: Any, labels: np.ndarray, n_classes: int, *, folds: int = DEFAULT_FOLDS, seed: int = 0,
+                      c: float = LOGREG_C, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Class probabilities [n, n_classes] for each row from a logistic regression fitted on the other folds.
+
+    Stratified folds; a class with fewer rows than ``folds`` is spread as far as it goes (a fold that never saw a
+    class gives it probability 0, which the row's own label then exposes as doubtful, as it should be).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.bincount(labels, minlength=n_classes)
+    k = int(max(2, min(folds, counts[counts > 0].max())))
+    probs = np.zeros((len(labels), n_classes), dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "the least populated class has only 1 member": handled above
+        splits = list(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
+    for i, (train, held) in enumerate(splits):
+        clf = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(features[train], labels[train])
+        probs[np.ix_(held, clf.classes_)] = clf.predict_proba(features[held])
+        if progress is not None:
+            progress(i + 1, k)
+    return probs
+
+
+# --- neighbours: conflicts and class outliers ----------------------------------------------
+
+
+def _top_neighbours(a: Any, b: Any, k: int, same: bool, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of ``a``, the ``k`` most cosine-similar rows of ``b`` (unit rows, dense or sparse): (indices, sims).
+
+    With ``same`` (a is b) a row is not its own neighbour. Chunked, so memory stays at ``chunk * len(b)`` floats.
+    """
+    k = min(k, b.shape[0] - (1 if same else 0))
+    if k <= 0:
+        return np.zeros((a.shape[0], 0), dtype=np.int64), np.zeros((a.shape[0], 0), dtype=np.float32)
+    idx = np.zeros((a.shape[0], k), dtype=np.int64)
+    sims = np.zeros((a.shape[0], k), dtype=np.float32)
+    for start in range(0, a.shape[0], chunk):
+        s = a[start:start + chunk] @ b.T
+        s = np.asarray(s.todense() if hasattr(s, "todense") else s, dtype=np.float32)
+        if same:
+            s[np.arange(len(s)), np.arange(start, start + len(s))] = -np.inf
+        top = np.argpartition(-s, k - 1, axis=1)[:, :k]
+        idx[start:start + chunk] = top
+        sims[start:start + chunk] = np.take_along_axis(s, top, axis=1)
+    return idx, sims
+
+
+def _normal_text(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
+
+
+def find_conflicts(rows: pd.DataFrame, features: Any, threshold: float) -> pd.DataFrame:
+    """Pairs of rows with the same normalised text, or features at least ``threshold`` cosine-similar, whose labels differ."""
+    key = rows["text"].map(_normal_text) + ("\x00" + rows["text_pair"].map(_normal_text) if "text_pair" in rows else "")
+    pairs: dict[tuple[int, int], float] = {}
+    for _, group in pd.Series(np.arange(len(rows))).groupby(key.to_numpy()):
+        members = group.to_numpy()
+        for i in members[1:]:
+            pairs[(int(members[0]), int(i))] = 1.0
+    idx, sims = _top_neighbours(features, features, 5, same=True)
+    for i, j in zip(*np.nonzero(sims >= threshold), strict=True):
+        a, b = sorted((i, int(idx[i, j])))
+        pairs.setdefault((int(a), int(b)), float(sims[i, j]))
+    given = rows["given"].to_numpy()
+    found = [(a, b, s) for (a, b), s in pairs.items() if given[a] != given[b]]
+    found.sort(key=lambda t: (-t[2], t[0], t[1]))
+    found = found[:MAX_CONFLICTS]
+    out = []
+    for a, b, s in found:
+        ra, rb = rows.iloc[a], rows.iloc[b]
+        out.append({"split_a": ra["split"], "row_a": int(ra["row"]), "label_a": ra["given"], "text_a": ra["text"],
+                    "split_b": rb["split"], "row_b": int(rb["row"]), "label_b": rb["given"], "text_b": rb["text"],
+                    "similarity": round(s, 4)})
+    return pd.DataFrame(out, columns=["split_a", "row_a", "label_a", "text_a", "split_b", "row_b", "label_b", "text_b",
+                                      "similarity"])
+
+
+def class_outliers(features: Any, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the mean cosine distance to its nearest same-class neighbours, and whether that is an outlier for the
+    class (more than ``OUTLIER_MADS`` scaled median absolute deviations above the class's median)."""
+    score = np.zeros(len(labels), dtype=np.float64)
+    flag = np.zeros(len(labels), dtype=bool)
+    for c in np.unique(labels):
+        members = np.nonzero(labels == c)[0]
+        if len(members) < 3:
+            continue
+        x = features[members]
+        _, sims = _top_neighbours(x, x, NEIGHBOURS, same=True)
+        d = 1.0 - sims.mean(axis=1)
+        median = np.median(d)
+        mad = 1.4826 * np.median(np.abs(d - median))
+        score[members] = d
+        flag[members] = d > median + OUTLIER_MADS * max(mad, 1e-6)
+    return score, flag
+
+
+# --- scoring ------------------------------------------------------------------------------
+
+
+def score_dataset(ds: PreparedDataset, *, encoder: str = DEFAULT_ENCODER, folds: int = DEFAULT_FOLDS, seed: int = 0,
+                  precision: str = "auto", progress: Progress | None = None) -> QualityResult:
+    """Score every row of every split of ``ds`` for how likely its label is wrong (see the module docstring).
+
+    ``progress(done, total, message)`` reports the embedding and the folds.
+    """
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    if encoder not in ENCODERS:
+        raise BmcoreError(f"encoder must be one of {', '.join(ENCODERS)}, not {encoder!r}")
+    if not 2 <= folds <= 20:
+        raise BmcoreError("folds must be between 2 and 20")
+    report = progress or _quiet
+    t0 = time.perf_counter()
+    rows = _all_rows(ds)
+    n = len(rows)
+    index = {name: i for i, name in enumerate(ds.label_names)}
+    labels = rows["given"].map(index).to_numpy()
+    if np.isnan(labels.astype(float)).any():
+        raise BmcoreError(f"dataset {ds.name!r} has labels outside its label names; prepare it again")
+    labels = labels.astype(np.int64)
+    if len(np.unique(labels)) < 2:
+        raise BmcoreError(f"dataset {ds.name!r} has a single class in its rows; label quality needs two or more")
+    texts = rows["text"].tolist()
+    pairs = rows["text_pair"].tolist() if "text_pair" in rows else None
+    joined = texts if pairs is None else [f"{a}{PAIR_SEPARATOR}{b}" for a, b in zip(texts, pairs, strict=True)]
+    if encoder == "tfidf":
+        report(0, folds, "Counting words (TF-IDF)...")
+        features = _tfidf_features(joined)
+    else:
+        features = embed_texts(encoder, texts, pairs, precision=precision,
+                               progress=lambda d, t: report(d, t, f"Embedding {d:,} of {t:,} texts with {encoder}..."))
+    embed_s = time.perf_counter() - t0
+    probs = out_of_fold_probs(features, labels, len(ds.label_names), folds=folds, seed=seed,
+                              progress=lambda d, t: report(d, t, f"Cross-validating: fold {d} of {t}..."))
+    if encoder != "tfidf":
+        # Averaged with TF-IDF's out-of-fold probabilities: the two err on different rows. On 5%-flipped SST-2 the
+        # average reaches 0.82 out-of-fold accuracy against 0.79 and 0.78, and flags a third fewer rows.
+        words = _tfidf_features(joined)
+        probs = (probs + out_of_fold_probs(words, labels, len(ds.label_names), folds=folds, seed=seed, c=BASELINE_C,
+                 progress=lambda d, t: report(d, t, f"Cross-validating on TF-IDF: fold {d} of {t}..."))) / 2
+    report(1, 1, "Finding label issues, conflicts and outliers...")
+    issue = find_label_issues(labels, probs, filter_by="prune_by_noise_rate")
+    quality = get_label_quality_scores(labels, probs, method="self_confidence")
+    suggested = probs.argmax(axis=1)
+    outlier_score, outlier = class_outliers(features, labels)
+    conflicts = find_conflicts(rows, features, DUPLICATE_SIMILARITY[encoder])
+    in_conflict = set(zip(conflicts["split_a"], conflicts["row_a"], strict=True)) | set(
+        zip(conflicts["split_b"], conflicts["row_b"], strict=True))
+    scores = rows.assign(
+        suggested=[ds.label_names[i] for i in suggested],
+        confidence=probs[np.arange(n), suggested],
+        p_given=probs[np.arange(n), labels],
+        quality=quality,
+        issue=issue,
+        outlier_score=outlier_score,
+        outlier=outlier,
+        conflict=[(s, int(r)) in in_conflict for s, r in zip(rows["split"], rows["row"], strict=True)],
+    )
+    oof_accuracy = float((suggested == labels).mean())
+    per_class = {name: {"rows": int((labels == i).sum()), "flagged": int((issue & (labels == i)).sum()),
+                        "outliers": int((outlier & (labels == i)).sum())} for i, name in enumerate(ds.label_names)}
+    per_split = {s: int(scores.loc[scores["split"] == s, "issue"].sum()) for s in SPLITS}
+    summary = {"dataset": ds.name, "content_hash": ds.content_hash(), "encoder": encoder, "folds": folds, "seed": seed,
+               "model": describe_model(encoder),
+               "rows": n, "flagged": int(issue.sum()), "flagged_per_split": per_split, "per_class": per_class,
+               "conflicts": int(len(conflicts)), "outliers": int(outlier.sum()), "oof_accuracy": round(oof_accuracy, 4),
+               "seconds": round(time.perf_counter() - t0, 1), "embed_seconds": round(embed_s, 1),
+               "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return QualityResult(scores, conflicts, summary)
+
+
+def describe_model(encoder: str) -> str:
+    """One line saying where the out-of-fold probabilities come from."""
+    if encoder == "tfidf":
+        return "logistic regression on TF-IDF word uni- and bigrams, k-fold cross-validated"
+    return (f"logistic regression on frozen mean-pooled {encoder} embeddings, averaged with one on TF-IDF word uni- "
+            "and bigrams, k-fold cross-validated")
+
+
+def quality_dir(name: str) -> Path:
+    """Where a dataset's label-quality result is stored."""
+    return dataset_dir(name) / QUALITY_DIR
+
+
+def save_quality(name: str, result: QualityResult) -> Path:
+    """Store a result with its dataset, atomically (a temporary folder, then a rename)."""
+    base = dataset_dir(name)
+    if not base.is_dir():
+        raise BmcoreError(f"no prepared dataset named {name!r} in the workspace")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{QUALITY_DIR}.", dir=base))
+    try:
+        result.scores.to_parquet(tmp / SCORES_FILE, index=False)
+        result.conflicts.to_parquet(tmp / CONFLICTS_FILE, index=False)
+        write_json_atomic(tmp / SUMMARY_FILE, result.summary)
+        target = quality_dir(name)
+        if target.exists():
+            old = base / f".{QUALITY_DIR}.old-{time.time_ns()}"
+            target.rename(old)
+            tmp.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return quality_dir(name)
+
+
+def load_quality(name: str) -> QualityResult | None:
+    """A dataset's stored label-quality result, or None when it was never scored or was prepared again since."""
+    folder = quality_dir(name)
+    if not (folder / SUMMARY_FILE).is_file() or not is_prepared(name):
+        return None
+    try:
+        summary = read_json(folder / SUMMARY_FILE)
+        meta = read_json(dataset_dir(name) / "dataset.json")
+        if summary.get("content_hash") != meta.get("content_hash"):
+            return None
+        return QualityResult(pd.read_parquet(folder / SCORES_FILE), pd.read_parquet(folder / CONFLICTS_FILE), summary)
+    except (BmcoreError, OSError, ValueError):
+        return None
+
+
+def run_quality(name: str, *, encoder: str = DEFAULT_ENCODER, folds: int = DEFAULT_FOLDS, seed: int = 0,
+                precision: str = "auto", progress: Progress | None = None) -> QualityResult:
+    """Score the prepared dataset ``name`` and store the result with it."""
+    result = score_dataset(load_prepared(name), encoder=encoder, folds=folds, seed=seed, precision=precision,
+                           progress=progress)
+    save_quality(name, result)
+    return result
+
+
+def class_summary_frame(result: QualityResult) -> pd.DataFrame:
+    """Per class: rows, rows that look mislabeled (and their share), class outliers."""
+    rows = [{"label": name, "rows": c["rows"], "look mislabeled": c["flagged"],
+             "share": round(c["flagged"] / c["rows"], 4) if c["rows"] else 0.0, "class outliers": c["outliers"]}
+            for name, c in result.summary.get("per_class", {}).items()]
+    return pd.DataFrame(rows, columns=["label", "rows", "look mislabeled", "share", "class outliers"])
+
+
+def mark_predictions(predictions: pd.DataFrame, result: QualityResult | None, split: str) -> pd.DataFrame:
+    """An evaluation's prediction table (rows in split order) with ``gold_suspect`` (the label-quality check flagged
+    the gold label) and ``suggested`` (the label it proposes); both empty when the split was not scored."""
+    out = predictions.copy()
+    if result is None:
+        out["gold_suspect"], out["suggested"] = False, ""
+        return out
+    part = result.scores[result.scores["split"] == split].set_index("row")
+    if len(part) != len(out):
+        raise BmcoreError(f"the label-quality scores have {len(part):,} {split} rows but the evaluation has "
+                          f"{len(out):,}; score the dataset again")
+    rows = np.arange(len(out))
+    out["gold_suspect"] = part.loc[rows, "issue"].to_numpy(dtype=bool)
+    out["suggested"] = part.loc[rows, "suggested"].to_numpy()
+    return out
+
+
+# --- reviewed changes and new versions ------------------------------------------------------
+
+
+def _unescape_cell(value: Any) -> str:
+    """Undo :func:`bmcore.display.csv_cell`: a label written as ``'-1`` to keep a spreadsheet from computing it."""
+    text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text
+
+
+def read_changes(path: str | Path) -> pd.DataFrame:
+    """A reviewed list of changes from CSV: columns ``split``, ``row``, ``action`` (keep/relabel/drop), ``new_label``."""
+    from .workspace import check_regular
+
+    check_regular(path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as exc:
+        raise BmcoreError(f"cannot read the changes file {Path(path).name}: {str(exc).splitlines()[0][:200]}") from exc
+    return frame
+
+
+def check_changes(ds: PreparedDataset, changes: pd.DataFrame) -> pd.DataFrame:
+    """Validated changes: known splits, rows in range, known actions, a known label for each relabel, one decision
+    per row, and (when a ``text`` column is given) the text the row really has. Raises :class:`BmcoreError`."""
+    missing = [c for c in ("row", "action") if c not in changes]
+    if missing:
+        raise BmcoreError(f"the changes have no {missing[0]!r} column; expected columns {', '.join(CHANGE_COLUMNS)}")
+    out = []
+    for i, rec in enumerate(changes.to_dict("records"), start=1):
+        split = _unescape_cell(rec.get("split")) or "train"
+        action = _unescape_cell(rec.get("action")).strip().lower()
+        label = _unescape_cell(rec.get("new_label"))
+        if split not in SPLITS:
+            raise BmcoreError(f"change {i}: unknown split {split!r}; one of {', '.join(SPLITS)}")
+        try:
+            row = int(str(rec.get("row")).strip())
+        except ValueError:
+            raise BmcoreError(f"change {i}: row {rec.get('row')!r} is not a row number") from None
+        if not 0 <= row < len(ds.splits[split]):
+            raise BmcoreError(f"change {i}: row {row} is outside the {split} split ({len(ds.splits[split]):,} rows)")
+        if action not in ACTIONS:
+            raise BmcoreError(f"change {i}: unknown action {action!r}; one of {', '.join(ACTIONS)}")
+        if action == "relabel" and label not in ds.label_names:
+            raise BmcoreError(f"change {i}: new label {label!r} is not one of the dataset's labels")
+        if "text" in rec and _unescape_cell(rec["text"]) != str(ds.splits[split]["text"].iloc[row]):
+            raise BmcoreError(f"change {i}: {split} row {row} has another text in {ds.name!r}; were the changes made "
+                              "for another version?")
+        out.append({"split": split, "row": row, "action": action, "new_label": label if action == "relabel" else ""})
+    frame = pd.DataFrame(out, columns=list(CHANGE_COLUMNS))
+    twice = frame[frame.duplicated(["split", "row"], keep=False)]
+    if len(twice):
+        raise BmcoreError(f"{twice.iloc[0]['split']} row {twice.iloc[0]['row']} has more than one decision")
+    return frame
+
+
+def next_version_name(name: str) -> str:
+    """The first free name ``BASE-vN`` after ``name`` (``sst2`` -> ``sst2-v2``, ``sst2-v2`` -> ``sst2-v3``)."""
+    m = VERSION_RE.match(name)
+    base, n = (m.group("base"), int(m.group("n"))) if m else (name, 1)
+    n += 1
+    while is_prepared(f"{base}-v{n}"):
+        n += 1
+    return f"{base}-v{n}"
+
+
+def apply_changes(ds: PreparedDataset, changes: pd.DataFrame, name: str) -> PreparedDataset:
+    """A new dataset ``name``: ``ds`` with the (checked) changes applied; ``ds`` itself is left as it was.
+
+    The result's ``version`` records its parent (name and content hash), its number and what changed.
+    """
+    changes = check_changes(ds, changes)
+    splits = {}
+    for split in SPLITS:
+        df = ds.splits[split].copy()
+        mine = changes[changes["split"] == split]
+        relabel = mine[mine["action"] == "relabel"]
+        if len(relabel):
+            df.loc[relabel["row"].to_numpy(), "label"] = relabel["new_label"].to_numpy()
+        df = df.drop(index=mine.loc[mine["action"] == "drop", "row"].to_numpy()).reset_index(drop=True)
+        splits[split] = df
+    if any(len(splits[s]) == 0 for s in ("train",)):
+        raise BmcoreError("the changes drop every train row")
+    m = VERSION_RE.match(name)
+    parent_version = (ds.version or {}).get("number", 1)
+    version = {"number": int(m.group("n")) if m else parent_version + 1, "parent": ds.name,
+               "parent_hash": ds.content_hash(),
+               "relabelled": int((changes["action"] == "relabel").sum()), "dropped": int((changes["action"] == "drop").sum()),
+               "kept": int((changes["action"] == "keep").sum())}
+    notes = [*ds.notes, f"version {version['number']} of {ds.name}: {version['relabelled']} rows relabelled, "
+                        f"{version['dropped']} dropped after review"]
+    return PreparedDataset(name=name, source=ds.source, columns=ds.columns, label_names=list(ds.label_names),
+                           splits=splits, notes=notes, stats={}, version=version)
+
+
+def save_version(ds: PreparedDataset, changes: pd.DataFrame, name: str | None = None) -> PreparedDataset:
+    """Apply reviewed changes and save the result as a new prepared dataset (never over an existing one)."""
+    from .data import compute_stats
+
+    name = name or next_version_name(ds.name)
+    if is_prepared(name):
+        raise BmcoreError(f"a dataset named {name!r} already exists; a new version needs a new name")
+    new = apply_changes(ds, changes, name)
+    compute_stats(new)
+    save_prepared(new, overwrite=False)
+    return new
+
+
+def changes_frame(decisions: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """Decisions keyed ``"split:row"`` -> ``(action, new_label)`` as a changes table (the CSV :func:`read_changes` reads)."""
+    rows = []
+    for key, (action, label) in decisions.items():
+        split, row = key.rsplit(":", 1)
+        rows.append({"split": split, "row": int(row), "action": action, "new_label": label if action == "relabel" else ""})
+    return pd.DataFrame(rows, columns=list(CHANGE_COLUMNS)).sort_values(["split", "row"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,83 @@
+"""Label quality on real noisy data: SST-2 train (10,000 rows) with 5% of the labels flipped by the test.
+
+Detection is measured against the known flips; training on the reviewed (cleaned) version is compared with training on
+the noisy one, same settings, same seed, on SST-2 dev. The numbers are printed (run with ``-s``) and go to the README.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bmcore import data as bdata
+from bmcore import jobs, runs, train
+from bmcore import quality as bq
+from bmcore.config import TrainConfig
+from tests.test_quality import FLIP_SHARE, detection, flip
+
+pytestmark = pytest.mark.slow
+NOISY = "sst2-noisy"
+
+
+@pytest.fixture(scope="module")
+def noisy(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A workspace with SST-2: 10,000 train rows (5% flipped, seed 0), 500 validation rows from train, dev as test."""
+    ws = tmp_path_factory.mktemp("sst2-ws")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BMCORE_WORKSPACE", str(ws))
+    rows = pd.read_csv(shared_data / "sst2" / "train.csv").sample(10_500, random_state=0).reset_index(drop=True)
+    train_df, flipped = flip(rows.iloc[:10_000], FLIP_SHARE, seed=0)
+    raw = bdata.RawData("sst2", {"train": train_df, "validation": rows.iloc[10_000:],
+                                 "test": pd.read_csv(shared_data / "sst2" / "dev.csv")})
+    bdata.save_prepared(bdata.prepare(raw, NOISY, columns=bdata.Columns(["text"], "label")))
+    t0 = time.perf_counter()
+    job = jobs.start("label-quality", {"dataset": NOISY}, NOISY)
+    info = jobs.wait(job, timeout=1800)
+    seconds = time.perf_counter() - t0
+    yield ws, flipped, info, seconds
+    mp.undo()
+
+
+def test_flipped_labels_are_found(noisy, monkeypatch: pytest.MonkeyPatch):
+    ws, flipped, info, seconds = noisy
+    monkeypatch.setenv("BMCORE_WORKSPACE", str(ws))
+    assert info["state"] == runs.COMPLETED, info
+    result = bq.load_quality(NOISY)
+    precision, recall = detection(result.scores, "train", flipped)
+    print(f"\nSST-2 10k, 5% flipped: {result.summary['flagged_per_split']['train']} train rows flagged, "
+          f"precision {precision:.3f}, recall {recall:.3f}, out-of-fold accuracy {result.summary['oof_accuracy']}, "
+          f"job {seconds:.0f} s (embedding {result.summary['embed_seconds']} s)")
+    assert recall >= 0.6, recall
+    # The 5% base rate would give precision 0.05: flags are six times more likely than chance to be real flips.
+    assert precision >= 0.3, precision
+
+
+def finetune(dataset: str) -> dict:
+    config = TrainConfig(model_name_or_path="builtin:minilm", dataset=dataset, max_steps=300, max_seq_length=64,
+                         per_device_train_batch_size=32, batch_growth=1, learning_rate=1e-4, seed=42, eval_strategy="steps", eval_steps=300,
+                         save_total_limit=1, metric_for_best_model="accuracy")
+    run_dir = runs.create_run(config, f"on-{dataset}")
+    status = train.run_training(run_dir)
+    assert status["state"] == runs.COMPLETED, status
+    assert runs.read_json(run_dir / runs.CONFIG_FILE)["dataset"] == dataset  # the run records the version it used
+    return runs.read_json(run_dir / runs.EVAL_FILE)["test"]
+
+
+def test_training_on_the_cleaned_version_scores_higher_on_dev(noisy, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("BMCORE_WORKSPACE", str(noisy[0]))
+    result = bq.load_quality(NOISY)
+    flagged = result.flagged("train")
+    # The review a user would do in bulk: relabel every flagged train row to its suggested label. Relabelling keeps
+    # the row count, so both runs see the same rows in the same order and only the labels differ. (Dropping the
+    # flagged rows instead was measured once: 0.8498 against 0.8544, the hard rows lost with the flips.)
+    changes = pd.DataFrame({"split": "train", "row": flagged["row"].to_numpy(), "action": "relabel",
+                            "new_label": flagged["suggested"].to_numpy()})
+    clean = bq.save_version(bdata.load_prepared(NOISY), changes)
+    assert clean.name == f"{NOISY}-v2"
+    noisy_dev = finetune(NOISY)
+    clean_dev = finetune(clean.name)
+    print(f"\nSST-2 dev accuracy: noisy {noisy_dev['accuracy']:.4f}, cleaned {clean_dev['accuracy']:.4f}")
+    assert clean_dev["accuracy"] > noisy_dev["accuracy"], (noisy_dev, clean_dev)
