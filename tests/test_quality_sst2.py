@@ -6,6 +6,7 @@ the noisy one, same settings, same seed, on SST-2 dev. The numbers are printed (
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -18,7 +19,12 @@ from bmcore import quality as bq
 from bmcore.config import TrainConfig
 from tests.test_quality import FLIP_SHARE, detection, flip
 
-pytestmark = pytest.mark.slow
+# Ten thousand MiniLM embeddings and two 300-step fine-tunes: about 8 minutes with bf16, far more in fp32, which
+# would take the suite past its 20-minute budget on a CPU without bf16. A measurement, run on demand:
+#   BMCORE_QUALITY_SST2=1 python -m pytest -m slow -s tests/test_quality_sst2.py
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not os.environ.get("BMCORE_QUALITY_SST2"),
+                                                   reason="the SST-2 label-quality measurement runs on demand "
+                                                          "(BMCORE_QUALITY_SST2=1); tests/test_quality.py covers it in CI")]
 NOISY = "sst2-noisy"
 
 
