@@ -30,7 +30,7 @@ from typing import Any
 
 from . import queue, runs
 from .errors import BmcoreError
-from .workspace import jobs_dir
+from .workspace import JOBS_DIR, jobs_dir, workspace_dir
 
 log = logging.getLogger("bmcore.jobs")
 
@@ -210,7 +210,8 @@ def read(job_dir: Path) -> dict[str, Any]:
 def list_jobs(kind: str | None = None, key: str | None = None) -> list[Path]:
     """Job folders, newest first, optionally only those of one ``kind`` and ``key``."""
     found = []
-    for p in jobs_dir().iterdir():
+    base = workspace_dir() / JOBS_DIR  # read only: listing never creates the folder (a read-only workspace)
+    for p in (base.iterdir() if base.is_dir() else ()):
         if p.name.startswith(".") or not (p / runs.STATUS_FILE).exists():
             continue
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -102,7 +103,9 @@ def test_detect_device_on_this_machine():
     device = detect_device()
     assert device.kind in {"cpu", "cuda", "mps"}
     assert device.precision in {"bf16", "fp16", "fp32"}
-    if device.kind == "cpu":
+    if device.kind == "cpu" and os.environ.get(PRECISION_ENV, "").lower() == "fp32":
+        assert device.precision == "fp32" and device.detail == f"forced by {PRECISION_ENV}=fp32"
+    elif device.kind == "cpu":
         assert (device.precision == "bf16") == bool(device.detail)
 
 
