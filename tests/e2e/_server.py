@@ -131,7 +131,8 @@ def wait_runs_ended(run_dirs, stall: float = 300) -> dict[str, list[str]]:
     while True:
         marks = []
         for d in run_dirs:
-            state = runs.read_status(d)["state"]
+            # A run folder is listed from its config.json; its status.json follows a moment later (being created).
+            state = runs.read_status(d)["state"] if (d / runs.STATUS_FILE).exists() else runs.QUEUED
             if not seen[d.name] or seen[d.name][-1] != state:
                 seen[d.name].append(state)
             log = d / runs.LOG_FILE
