@@ -80,7 +80,7 @@ def format_duration(seconds: float | None) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
-def _probe_batches(config: TrainConfig, features: list[dict[str, Any]], lengths: list[int], n: int) -> list[list[int]]:
+def _probe_batches(config: TrainConfig, lengths: list[int], n: int) -> list[list[int]]:
     """The first ``n`` batches (index lists) in the order the job's sampler draws them."""
     import random
 
@@ -90,7 +90,7 @@ def _probe_batches(config: TrainConfig, features: list[dict[str, Any]], lengths:
         batches = list(TokenBudgetBatchSampler(lengths, config.per_device_train_batch_size, config.max_seq_length,
                                                config.batch_growth, seed=config.seed))
     else:
-        order = list(range(len(features)))
+        order = list(range(len(lengths)))
         random.Random(config.seed).shuffle(order)
         size = config.per_device_train_batch_size
         batches = [order[i:i + size] for i in range(0, len(order), size)]
@@ -179,11 +179,14 @@ def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, w
     lengths = [len(ids) for ids in enc["input_ids"]]
     label2id = {n: i for i, n in enumerate(ds.label_names)}
     labels = [label2id[str(v)] for v in train["label"]]
-    features = [{**{k: enc[k][i] for k in enc.keys()}, "labels": labels[i]} for i in range(len(lengths))]
+
+    def feature(i: int) -> dict[str, Any]:  # only the probed rows become features, not the whole train split
+        return {**{k: enc[k][i] for k in enc.keys()}, "labels": labels[i]}
+
     collate = DataCollatorWithPadding(tokenizer)
     wanted = (PROBE_WARMUP_STEPS + PROBE_MAX_STEPS) * config.gradient_accumulation_steps
-    index_batches = _probe_batches(config, features, lengths, wanted)
-    batches = [{k: v.to(dev) for k, v in collate([features[i] for i in b]).items()} for b in index_batches]
+    index_batches = _probe_batches(config, lengths, wanted)
+    batches = [{k: v.to(dev) for k, v in collate([feature(i) for i in b]).items()} for b in index_batches]
 
     model.train()
     args = build_training_args(config, "/nonexistent-estimate", precision, n_train)

@@ -110,6 +110,20 @@ def go(page, title: str) -> None:
     page.get_by_role("heading", name=title, exact=True).first.wait_for()
 
 
+def set_up_tiny_run(page, dataset: str, model, max_seq_length: int, steps: int | None) -> None:
+    """The Train page set for a local (tiny) model on ``dataset``, by steps (None: Steps left for the test to type)."""
+    go(page, "Train")
+    choose(page, "Prepared dataset", dataset)
+    page.get_by_text("Local folder", exact=True).click()
+    idle(page)
+    fill(page, "Path to a save_pretrained folder (safetensors weights)", str(model))
+    page.get_by_text("steps", exact=True).first.click()
+    idle(page)
+    if steps is not None:
+        fill(page, "Steps", str(steps))
+    fill(page, "max_seq_length (tokens)", str(max_seq_length))
+
+
 def wait_code(page, *parts: str, timeout: float = 120) -> None:
     """Wait until one of the page's code blocks (the command line) holds every one of ``parts``: the server has them."""
     page.locator('[data-testid="stCode"]').filter(has_text=parts[0]).first.wait_for(timeout=timeout * 1000)

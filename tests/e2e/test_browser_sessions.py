@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from _server import ARGS, CHROMIUM, Server, choose, fill, go, idle, need_chromium, wait_code, wait_runs_ended
+from _server import ARGS, CHROMIUM, Server, fill, go, idle, need_chromium, set_up_tiny_run, wait_code, wait_runs_ended
 
 from bmcore import data as bdata
 from bmcore import runs
@@ -52,16 +52,7 @@ def session(browser, url: str):
 
 def set_up_training(page, tiny_model: Path, steps: int | None) -> None:
     """The tiny model on the words dataset, max_seq_length 32, and ``steps`` (None: leave Steps for the test to type)."""
-    go(page, "Train")
-    choose(page, "Prepared dataset", DATASET)
-    page.get_by_text("Local folder", exact=True).click()
-    idle(page)
-    fill(page, "Path to a save_pretrained folder (safetensors weights)", str(tiny_model))
-    page.get_by_text("steps", exact=True).first.click()
-    idle(page)
-    fill(page, "max_seq_length (tokens)", "32")
-    if steps is not None:
-        fill(page, "Steps", str(steps))
+    set_up_tiny_run(page, DATASET, tiny_model, 32, steps)
     # The command line is drawn from the settings the server holds: every value has reached it.
     wait_code(page, "python -m bmcore train", f"--model {tiny_model}", "--max-seq-length 32",
               *([f"--max-steps {steps}"] if steps is not None else []))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from _server import ARGS, CHROMIUM, choose, fill, free_port, go, idle, wait_runs_ended
+from _server import ARGS, CHROMIUM, choose, fill, free_port, go, idle, set_up_tiny_run, wait_runs_ended
 from conftest import ROOT
 
 from bmcore import runs
@@ -133,15 +133,7 @@ def test_journey(server, browser_page, tiny_model, shared_data, tmp_path):
     shot(page, "2b-data-upload-kept")
 
     # 2. Train: a short run of the tiny model on the uploaded reviews; watch it finish.
-    go(page, "Train")
-    choose(page, "Prepared dataset", "reviews")
-    page.get_by_text("Local folder", exact=True).click()
-    idle(page)
-    fill(page, "Path to a save_pretrained folder (safetensors weights)", str(tiny_model))
-    page.get_by_text("steps", exact=True).first.click()
-    idle(page)
-    fill(page, "Steps", "40")
-    fill(page, "max_seq_length (tokens)", "64")
+    set_up_tiny_run(page, "reviews", tiny_model, 64, 40)
     shot(page, "3-train-settings")
     page.get_by_role("button", name="Start training").click()
     idle(page)

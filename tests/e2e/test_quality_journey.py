@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _server import ARGS, CHROMIUM, Server, choose, fill, go, idle, need_chromium
+from _server import ARGS, CHROMIUM, Server, go, idle, need_chromium, set_up_tiny_run
 from conftest import ROOT
 
 from bmcore import data as bdata
@@ -78,15 +78,7 @@ def test_review_save_a_version_and_train_on_it(server: Server, workspace: Path, 
         new = bdata.load_prepared("sms-v2")
         assert new.version["relabelled"] == 1 and new.version["dropped"] == 1 and new.version["kept"] == 1
 
-        go(page, "Train")
-        choose(page, "Prepared dataset", "sms-v2")
-        page.get_by_text("Local folder", exact=True).click()
-        idle(page)
-        fill(page, "Path to a save_pretrained folder (safetensors weights)", str(tiny_model))
-        page.get_by_text("steps", exact=True).first.click()
-        idle(page)
-        fill(page, "Steps", "4")
-        fill(page, "max_seq_length (tokens)", "32")
+        set_up_tiny_run(page, "sms-v2", tiny_model, 32, 4)
         page.get_by_role("button", name="Start training").click()
         idle(page)
         deadline = time.time() + 300
