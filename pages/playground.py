@@ -25,6 +25,7 @@ from pages._ui import require_frame
 require_frame("pages/playground.py")
 
 CUSTOM = "(another local folder)"
+PREDICTED = "\x00predicted"  # the "explain the predicted class" choice; no class name holds a NUL
 WINDOW = 40  # tokens shown at once in attention charts; longer inputs get a window slider
 GRID_COLS = 4  # heads per row in the all-heads grid
 
@@ -241,13 +242,14 @@ with one:
     # A class picked for one text is not carried over to the next: a new text explains its own prediction.
     if st.session_state.get("playground_target_text") != (text, pair):
         st.session_state["playground_target_text"] = (text, pair)
-        st.session_state["playground_target"] = None
-    target = c1.selectbox("Explain the class", [None, *names], key="playground_target",
-                          format_func=lambda c: "the predicted class" if c is None else c)
+        st.session_state["playground_target"] = PREDICTED
+    # A sentinel, not None: a selectbox whose value is None shows "Choose an option" in the browser.
+    target = c1.selectbox("Explain the class", [PREDICTED, *names], key="playground_target",
+                          format_func=lambda c: "the predicted class" if c == PREDICTED else c)
     n_steps = c2.select_slider("Integrated Gradients steps", [8, 16, 32, 64, 128], 64, key="playground_n_steps",
                                help="More steps: a smaller convergence delta, and a slower explanation.")
     try:
-        ex = explained(info.cache_key, precision, text, pair, target or label, int(n_steps))
+        ex = explained(info.cache_key, precision, text, pair, label if target == PREDICTED else target, int(n_steps))
     except BmcoreError as exc:
         fail(exc)
     st.html(bx.attributions_html(ex.tokens, ex.attributions, target=ex.target))

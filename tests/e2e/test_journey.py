@@ -178,6 +178,8 @@ def test_journey(server, browser_page, tiny_model, shared_data, tmp_path):
     assert page.locator(".js-plotly-plot").count() >= 2  # probabilities + attention heatmap
     assert page.locator("mark, span[style*='background']").count() > 0  # attributions shaded
     assert "<b>film</b>" not in page.content().replace("&lt;b&gt;", "")  # rendered as text, not HTML
+    explain_box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Explain the class").first
+    assert "the predicted class" in explain_box.inner_text() and "Choose an option" not in explain_box.inner_text()
     shot(page, "7-playground")
 
     assert not page.console_errors, page.console_errors  # type: ignore[attr-defined]
