@@ -240,7 +240,9 @@ def cancel(job_dir: Path) -> None:
     job_dir = Path(job_dir)
     runs.request_stop(job_dir)
     status = runs.read_status(job_dir)
-    if status["state"] in runs.ACTIVE and runs.pid_alive(status.get("pid")):
+    # Only a process that has installed its SIGTERM handler is signalled: one still starting up would die
+    # of the default action and read as failed. It reads the stop file (written above) once ready instead.
+    if status["state"] in runs.ACTIVE and status.get(_READY) is True and runs.pid_alive(status.get("pid")):
         try:
             os.kill(int(status["pid"]), signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
@@ -254,6 +256,9 @@ def wait(job_dir: Path, timeout: float = 600) -> dict[str, Any]:
 
 
 # --- running a job (the child process) -------------------------------------------------------
+
+
+_READY = "handles_sigterm"  # status.json: the job's process may now be stopped with SIGTERM
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -272,9 +277,11 @@ def run_job(job_dir: str | Path) -> dict[str, Any]:
     if kind is None:
         raise BmcoreError(f"{job_dir.name}: unknown job kind {cfg.get('kind')!r}")
     signal.signal(signal.SIGTERM, _on_sigterm)
-    runs.write_status(job_dir, state=runs.QUEUED, pid=os.getpid())
     lock = None
     try:
+        runs.write_status(job_dir, state=runs.QUEUED, pid=os.getpid(), **{_READY: True})
+        if runs.stop_requested(job_dir):  # cancelled while this process was starting, before it could be signalled
+            raise Cancelled()
         if kind.uses_device:
             lock = queue.wait_turn(job_dir)
             if lock is None:

@@ -91,6 +91,17 @@ def test_a_job_queues_behind_training_and_cancels_while_queued(ws: Path, tiny_mo
         runs.request_stop(busy)
 
 
+def test_a_job_cancelled_while_its_process_starts_ends_cancelled(ws: Path, tiny_model: Path):
+    # Cancel lands while the job's Python is still importing, before it can handle SIGTERM: it must not be killed
+    # (that would read as "failed") but see the stop request once up. The CI run on 2026-11-30 failed this way.
+    params, _ = evaluate_params(ws, tiny_model)
+    job = jobs.start("evaluate", params, "k")
+    jobs.cancel(job)
+    info = jobs.wait(job, timeout=120)
+    assert info["state"] == runs.CANCELLED, info
+    assert "Traceback" not in (job / runs.JOB_LOG_FILE).read_text()
+
+
 class _Hub(http.server.BaseHTTPRequestHandler):
     """A stand-in Hub on 127.0.0.1: refuses every token with 401, or never answers (``hang``)."""
 
