@@ -499,7 +499,8 @@ def _tta_bmcore(train: Any, dev: Any, target: float, workdir: Path, **overrides:
     from .config import TrainConfig
     from .data import Columns, PreparedDataset, save_prepared
     from .models import load_tokenizer
-    from .train import mean_examples_per_step, run_training
+    from .train import run_training
+    from .trainer import mean_examples_per_step
 
     os.environ["BMCORE_WORKSPACE"] = str(workdir / "ws-tta")
     train = pd.DataFrame({"text": train["text"].astype(str), "label": train["label"].astype(str)})

@@ -20,6 +20,7 @@ DEFAULT_EPOCHS = 3.0
 BEST_METRICS = ("macro_f1", "accuracy", "loss")
 INTERVALS = ("epoch", "steps")
 CLASS_WEIGHTS = ("none", "balanced", "sqrt", "auto")
+PROBLEM_TYPES = ("auto", "single_label_classification", "multi_label_classification")
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -34,6 +35,9 @@ class TrainConfig:
     dataset: str = _f("builtin:bbc-news", "A prepared dataset's name in the workspace, or any data source (file, folder, builtin:bbc-news).")
     text_column: list[str] | None = _f(None, "Text column(s) of a raw source; two for text pairs. Auto-detected when empty.")
     label_column: str | None = _f(None, "Label column of a raw source. Auto-detected when empty.")
+    problem_type: str = _f("auto", "What the model learns: auto (from the dataset), single_label_classification (one class "
+                           "per text, softmax) or multi_label_classification (any number of labels per text, a sigmoid each).",
+                           choices=PROBLEM_TYPES)
     max_seq_length: int = _f(DEFAULT_MAX_SEQ_LENGTH, "Tokens per input; longer texts are truncated. Shorter is faster (cost grows faster than length).")
     num_train_epochs: float | None = _f(None, f"Passes over the training data (default {DEFAULT_EPOCHS:g}). Give this or max_steps.")
     max_steps: int | None = _f(None, "Total optimizer steps; overrides epochs. Give this or num_train_epochs.")
@@ -58,7 +62,8 @@ class TrainConfig:
     early_stopping_patience: int = _f(0, "Stop after this many evaluations without improvement (0: off).")
     metric_for_best_model: str = _f("macro_f1", "Validation metric that picks the best checkpoint.", choices=BEST_METRICS)
     class_weights: str = _f("auto", "Weigh the loss towards rare classes: none; balanced (inverse class frequency); sqrt (its "
-                               "square root, milder); auto (balanced when the largest class has 3x the examples of the smallest).",
+                               "square root, milder); auto (balanced when the largest class has 3x the examples of the smallest; "
+                               "multi-label: positive weights, sqrt(negatives/positives) per label, when label frequencies differ 3x).",
                             choices=CLASS_WEIGHTS)
     attention_dropout: float = _f(0.0, "Dropout on attention probabilities. 0 (the default) lets PyTorch use its fused attention "
                                   "kernel, 1.7x faster at 256 tokens on a CPU; the checkpoint's own value (often 0.1) is slower.")
@@ -109,6 +114,8 @@ class TrainConfig:
             (self.logging_steps >= 1, "logging_steps must be at least 1"),
             (self.early_stopping_patience >= 0, "early_stopping_patience must be zero (off) or more"),
             (self.metric_for_best_model in BEST_METRICS, f"metric_for_best_model must be one of {', '.join(BEST_METRICS)}"),
+            (self.problem_type in PROBLEM_TYPES,
+             f"problem_type must be one of {', '.join(PROBLEM_TYPES)}, not {self.problem_type!r}"),
             (self.class_weights in CLASS_WEIGHTS, f"class_weights must be one of {', '.join(CLASS_WEIGHTS)}, not {self.class_weights!r}"),
             (self.save_total_limit >= 1, "save_total_limit must be at least 1"),
             (self.text_column is None or len(self.text_column) in (1, 2), "text_column takes one column, or two for pairs"),

@@ -106,6 +106,7 @@ class PreparedDataset:
     stats: dict[str, Any] = field(default_factory=dict)
     dropped_empty: dict[str, int] = field(default_factory=dict)
     version: dict[str, Any] | None = None  # a reviewed version: number, parent, changes (bmcore.quality.save_version)
+    problem_type: str = "single_label_classification"  # multi_label_classification: ``label`` holds JSON lists
 
     @property
     def is_pair(self) -> bool:
@@ -129,6 +130,7 @@ class PreparedDataset:
             "text_columns": self.columns.text,
             "label_column": self.columns.label,
             "label_names": self.label_names,
+            "problem_type": self.problem_type,
             "is_pair": self.is_pair,
             "splits": {s: int(len(self.splits[s])) for s in SPLITS},
             "content_hash": self.content_hash(),
@@ -593,6 +595,22 @@ def normalise_labels(series: pd.Series, column: str) -> pd.Series:
     return s.replace("", np.nan)
 
 
+def encode_label_set(names: Any) -> str:
+    """A multi-label row's label set as stored in a prepared ``label`` column: a JSON list of names."""
+    return json.dumps([str(n) for n in names], ensure_ascii=False)
+
+
+def decode_label_set(value: Any) -> list[str]:
+    """The label names of a stored label set (:func:`encode_label_set`); a malformed value is a one-line error."""
+    try:
+        names = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        names = None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise BmcoreError(f"a multi-label row's labels must be a JSON list of names, not {str(value)[:60]!r}")
+    return names
+
+
 def order_labels(labels: list[str] | set[str] | pd.Series) -> list[str]:
     """Sorted label names: numerically when all are integers, else alphabetically."""
     uniq = sorted({str(v) for v in labels})
@@ -954,7 +972,8 @@ def load_prepared(name: str) -> PreparedDataset:
     return PreparedDataset(name=meta["name"], source=meta.get("source", ""),
                            columns=Columns(meta["text_columns"], meta["label_column"]),
                            label_names=list(meta["label_names"]), splits=splits,
-                           notes=meta.get("notes", []), stats=meta.get("stats", {}), version=meta.get("version"))
+                           notes=meta.get("notes", []), stats=meta.get("stats", {}), version=meta.get("version"),
+                           problem_type=meta.get("problem_type") or "single_label_classification")
 
 
 def resolve_dataset(source: str, *, text_columns: list[str] | None = None, label_column: str | None = None,

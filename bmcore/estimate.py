@@ -155,7 +155,7 @@ def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, w
         resolve_model,
         torch_device,
     )
-    from .train import build_training_args, device_plan
+    from .trainer import build_training_args, device_plan
 
     ds = resolve_dataset(config.dataset, text_columns=config.text_column, label_column=config.label_column,
                          seed=config.seed)

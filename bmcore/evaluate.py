@@ -19,23 +19,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .calibration import (
-    DEFAULT_BINS,
-    apply_temperature,
-    expected_calibration_error,
-    fit_temperature,
-    nll,
-    reliability_bins,
-    softmax,
-)
 from .display import csv_frame
 from .errors import BmcoreError
+from .metrics import DEFAULT_BINS, compute_metrics
+from .tasks import get_task, task_of_model
+from .tasks.single_label_classification import PROB_PREFIX
+from .tasks.single_label_classification import prediction_table as _table
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.csv"  # for people: spreadsheet-safe cells (a leading ' before =, +, -, @)
 RAW_PREDICTIONS_FILE = "predictions.parquet"  # for programs and the Evaluate page: the raw values
-PROB_PREFIX = "prob_"
-EPS = 1e-12  # floor for probabilities inside logs
 
 Progress = Callable[[int, int], None]
 
@@ -78,47 +71,35 @@ def check_labels(model_labels: Sequence[str], data_labels: Sequence[str]) -> Non
                           "evaluate a model fine-tuned on this dataset (its id2label must name the same classes)")
 
 
-def _predict(clf: Any, df: pd.DataFrame, label_names: Sequence[str], progress: Progress | None = None,
-             batch_size: int = 64) -> tuple[pd.DataFrame, np.ndarray]:
-    """The prediction table and the raw logits [n, classes] in the model's label order."""
+def _logits(clf: Any, df: pd.DataFrame, progress: Progress | None = None, batch_size: int = 64) -> tuple[np.ndarray, Any]:
+    """The model's logits [n, labels] for a split, in the model's label order, and the prediction (truncation flags)."""
     if "text" not in df or "label" not in df:
         raise BmcoreError("the split needs 'text' and 'label' columns; prepare the dataset first")
-    model_labels = list(clf.label_names)
-    gold = df["label"].astype(str).tolist()
-    # Gold labels outside label_names would be a damaged dataset; name them in the same message.
-    check_labels(model_labels, list(dict.fromkeys([*map(str, label_names), *sorted(set(gold))])))
     texts = df["text"].fillna("").astype(str).tolist()
     pairs = df["text_pair"].fillna("").astype(str).tolist() if "text_pair" in df else None
     pred = clf.predict_proba(texts, pairs, batch_size=batch_size, progress=progress)
-    logits = np.asarray(pred.logits, dtype=np.float64)
+    return np.asarray(pred.logits, dtype=np.float64), pred
+
+
+def _predict(clf: Any, df: pd.DataFrame, label_names: Sequence[str], progress: Progress | None = None,
+             batch_size: int = 64) -> tuple[pd.DataFrame, np.ndarray]:
+    """The single-label prediction table and the raw logits [n, classes] in the model's label order."""
+    model_labels = list(clf.label_names)
+    if "label" in df:  # gold labels outside label_names would be a damaged dataset; name them in the same message
+        check_labels(model_labels, list(dict.fromkeys([*map(str, label_names), *sorted(set(df["label"].astype(str)))])))
+    logits, pred = _logits(clf, df, progress, batch_size)
     return prediction_table(df, logits, model_labels, truncated=pred.truncated), logits
 
 
 def prediction_table(df: pd.DataFrame, logits_or_probs: np.ndarray, label_names: Sequence[str], *,
                      truncated: np.ndarray | None = None, are_probs: bool = False) -> pd.DataFrame:
-    """Build the prediction table from a split and the model's logits (or probabilities).
+    """The single-label prediction table of a split from the model's logits (or probabilities with ``are_probs``).
 
     Columns: text, (text_pair), gold, pred, ``prob_<label>`` per class, confidence,
     loss (per-example cross-entropy in nats), correct, truncated.
     """
-    label_names = list(label_names)
-    probs = np.asarray(logits_or_probs, dtype=np.float64) if are_probs else softmax(logits_or_probs)
-    index = {n: i for i, n in enumerate(label_names)}
-    gold = df["label"].astype(str).tolist()
-    gold_ids = np.array([index[g] for g in gold], dtype=np.int64)
-    pred_ids = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
-    out = pd.DataFrame({"text": df["text"].astype(str).to_numpy()})
-    if "text_pair" in df:
-        out["text_pair"] = df["text_pair"].astype(str).to_numpy()
-    out["gold"] = gold
-    out["pred"] = [label_names[i] for i in pred_ids]
-    for i, n in enumerate(label_names):
-        out[f"{PROB_PREFIX}{n}"] = probs[:, i]
-    out["confidence"] = probs.max(axis=1) if len(probs) else np.zeros(0)
-    out["loss"] = -np.log(np.clip(probs[np.arange(len(gold_ids)), gold_ids], EPS, 1.0))
-    out["correct"] = pred_ids == gold_ids
-    out["truncated"] = np.asarray(truncated, dtype=bool) if truncated is not None else False
-    return out
+    probs = np.asarray(logits_or_probs, dtype=np.float64) if are_probs else get_task().scores(logits_or_probs)
+    return _table(df, probs, label_names, truncated=truncated)
 
 
 def predict_split(classifier_or_ref: Any, df: pd.DataFrame, label_names: Sequence[str],
@@ -144,89 +125,6 @@ def probs_of(predictions: pd.DataFrame, label_names: Sequence[str]) -> np.ndarra
 
 
 # --- metrics ------------------------------------------------------------------------------
-
-
-def _ids(values: Sequence[Any], label_names: list[str], what: str) -> np.ndarray:
-    index = {n: i for i, n in enumerate(label_names)}
-    out = np.empty(len(values), dtype=np.int64)
-    for k, v in enumerate(values):
-        key = str(v)
-        if key not in index:
-            raise BmcoreError(f"{what} label {key!r} is not one of the label names {label_names[:10]}")
-        out[k] = index[key]
-    return out
-
-
-def _f(x: Any) -> float | None:
-    """A plain float for JSON, or None for NaN."""
-    x = float(x)
-    return None if np.isnan(x) else x
-
-
-def compute_metrics(gold: Sequence[Any], pred: Sequence[Any], probs: np.ndarray | None, label_names: Sequence[str],
-                    n_bins: int = DEFAULT_BINS) -> dict[str, Any]:
-    """Classification metrics from scikit-learn, as plain JSON-ready data.
-
-    ``gold`` and ``pred`` are class names; ``probs`` is [n, classes] in ``label_names``
-    order (or None: then ROC/PR-AUC, log loss and ECE are None). Macro/micro/weighted
-    averages follow scikit-learn's default and cover the classes present in gold or pred;
-    the per-class report and the confusion matrix list every class in ``label_names``
-    order. ROC-AUC and PR-AUC are one-vs-rest, for each class that has both positive and
-    negative gold examples (binary: the second class is positive); the macro value is
-    their mean, None when no class qualifies.
-    """
-    from sklearn.metrics import (
-        accuracy_score,
-        average_precision_score,
-        confusion_matrix,
-        log_loss,
-        precision_recall_fscore_support,
-        roc_auc_score,
-    )
-
-    names = [str(n) for n in label_names]
-    k = len(names)
-    y = _ids(gold, names, "gold")
-    p = _ids(pred, names, "predicted")
-    if len(y) != len(p):
-        raise ValueError("gold and pred must have the same length")
-    n = len(y)
-    if n == 0:
-        raise BmcoreError("nothing to evaluate: the split is empty")
-    out: dict[str, Any] = {"n": n, "num_classes": k, "label_names": names, "accuracy": float(accuracy_score(y, p))}
-    for avg in ("macro", "micro", "weighted"):
-        prec, rec, f1, _ = precision_recall_fscore_support(y, p, average=avg, zero_division=0)
-        out[f"precision_{avg}"], out[f"recall_{avg}"], out[f"f1_{avg}"] = float(prec), float(rec), float(f1)
-    prec, rec, f1, sup = precision_recall_fscore_support(y, p, labels=list(range(k)), average=None, zero_division=0)
-    per_class = {names[i]: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]),
-                            "support": int(sup[i]), "predicted": int((p == i).sum())} for i in range(k)}
-    cm = confusion_matrix(y, p, labels=list(range(k)))
-    out["confusion_matrix"] = {"labels": names, "matrix": cm.astype(int).tolist()}
-    off = [(int(cm[i, j]), names[i], names[j]) for i in range(k) for j in range(k) if i != j and cm[i, j]]
-    out["top_confusions"] = [{"gold": g, "pred": q, "count": c} for c, g, q in sorted(off, key=lambda t: -t[0])[:10]]
-    out["roc_auc_macro"] = out["pr_auc_macro"] = out["log_loss"] = out["ece"] = None
-    out["reliability"] = []
-    if probs is not None:
-        pr = np.asarray(probs, dtype=np.float64)
-        if pr.shape != (n, k):
-            raise ValueError(f"probs must have shape ({n}, {k}), not {pr.shape}")
-        pr = np.clip(pr, 0.0, 1.0)
-        pr = pr / np.clip(pr.sum(axis=1, keepdims=True), EPS, None)  # sklearn's log_loss insists on rows summing to 1
-        positives = [1] if k == 2 else list(range(k))
-        for i in positives:
-            onehot = (y == i).astype(int)
-            ok = 0 < onehot.sum() < n
-            per_class[names[i]]["roc_auc"] = _f(roc_auc_score(onehot, pr[:, i])) if ok else None
-            per_class[names[i]]["pr_auc"] = _f(average_precision_score(onehot, pr[:, i])) if ok else None
-        rocs = [per_class[names[i]]["roc_auc"] for i in positives if per_class[names[i]].get("roc_auc") is not None]
-        prs = [per_class[names[i]]["pr_auc"] for i in positives if per_class[names[i]].get("pr_auc") is not None]
-        out["roc_auc_macro"] = float(np.mean(rocs)) if rocs else None
-        out["pr_auc_macro"] = float(np.mean(prs)) if prs else None
-        out["log_loss"] = float(log_loss(y, pr, labels=list(range(k))))
-        out["ece"] = expected_calibration_error(pr, y, n_bins)
-        out["reliability"] = reliability_bins(pr, y, n_bins)
-    out["per_class"] = per_class
-    return out
 
 
 MISSED_RECALL = 0.1  # a class recalled this rarely or less is "never or almost never predicted"
@@ -373,58 +271,44 @@ def evaluate_model(model_ref: Any, dataset: Any, split: str = "test", out_dir: s
     if len(df) == 0:
         raise BmcoreError(f"the {split} split of {dataset.name!r} is empty; choose another split")
     clf = _classifier(model_ref, max_seq_length)
+    task = task_of_model(clf.model)
     label_names = list(clf.label_names)
     check_labels(label_names, list(dataset.label_names))
+    data_type = getattr(dataset, "problem_type", None) or "single_label_classification"
+    if data_type != task.problem_type:
+        raise BmcoreError(f"the model was trained for {task.problem_type} but dataset {dataset.name!r} is "
+                          f"{data_type} data; evaluate a model fine-tuned on data like this")
     notes: list[str] = []
     val = dataset.splits.get("validation")
     do_fit = fit_calibration and val is not None and len(val) > 0
     total = len(df) + (len(val) if do_fit else 0)
     t0 = time.perf_counter()
-    table, logits = _predict(clf, df, dataset.label_names, _offset(progress, 0, total), batch_size)
+    task.gold(df, label_names)  # a gold label the model does not know is a one-line error before any scoring
+    logits, pred = _logits(clf, df, _offset(progress, 0, total), batch_size)
     seconds = time.perf_counter() - t0
-    metrics = compute_metrics(table["gold"].tolist(), table["pred"].tolist(), probs_of(table, label_names),
-                              label_names, n_bins)
 
-    calib: dict[str, Any] = {"temperature": None, "fitted_on": None, "saved": False}
-    temperature = None
-    if do_fit:
-        _, val_logits = _predict(clf, val, dataset.label_names, _offset(progress, len(df), total), batch_size)
-        val_ids = _ids(val["label"].astype(str).tolist(), label_names, "gold")
-        temperature = fit_temperature(val_logits, val_ids)
-        calib.update(temperature=temperature, fitted_on="validation", validation_rows=int(len(val)),
-                     nll_validation_before=nll(val_logits, val_ids, 1.0), nll_validation_after=nll(val_logits, val_ids, temperature))
-        if split == "validation":
-            notes.append("the temperature was fitted on the scored split itself, so the calibrated numbers are optimistic")
-        if save_temperature:
-            path = getattr(clf.ref, "path", None)
-            if getattr(clf.ref, "kind", "") == "local" and path is not None:
-                write_model_meta(path, temperature=temperature)
-                calib["saved"] = True
-            else:
-                notes.append("the temperature was not saved: only a local model folder can hold it")
-    elif clf.temperature:
-        temperature = clf.temperature
-        calib.update(temperature=temperature, fitted_on="saved with the model")
-    elif fit_calibration:
-        notes.append("no validation split: temperature scaling was not fitted")
-    if temperature:
-        cal_probs = apply_temperature(logits, temperature)
-        cal_metrics = compute_metrics(table["gold"].tolist(), table["pred"].tolist(), cal_probs, label_names, n_bins)
-        calib.update(ece_before=metrics["ece"], ece_after=cal_metrics["ece"], log_loss_before=metrics["log_loss"],
-                     log_loss_after=cal_metrics["log_loss"], reliability_after=cal_metrics["reliability"])
-        metrics["ece_calibrated"] = cal_metrics["ece"]
-        metrics["log_loss_calibrated"] = cal_metrics["log_loss"]
-    else:
-        metrics["ece_calibrated"] = metrics["log_loss_calibrated"] = None
-    metrics["temperature"] = temperature
-    metrics["calibration"] = calib
+    def validation() -> tuple[pd.DataFrame, np.ndarray]:
+        return val, _logits(clf, val, _offset(progress, len(df), total), batch_size)[0]
+
+    table, metrics, fitted, task_notes = task.evaluate(df, logits, label_names, dict(clf.meta), truncated=pred.truncated,
+                                                       validation=validation if do_fit else None, fit=fit_calibration,
+                                                       n_bins=n_bins)
+    notes.extend(task_notes)
+    if fitted and split == "validation":
+        notes.append("fitted on the scored split itself (validation), so these numbers are optimistic")
+    if fitted and save_temperature:
+        path = getattr(clf.ref, "path", None)
+        if getattr(clf.ref, "kind", "") == "local" and path is not None:
+            write_model_meta(path, **fitted)
+            clf.meta.update(fitted)
+            (metrics.get("calibration") or {})["saved"] = True
+        else:
+            notes.append("what was fitted was not saved: only a local model folder can hold it")
 
     train = baseline_train if baseline_train is not None else dataset.splits.get("train")
     metrics["baseline"] = None
     if baseline and train is not None and len(train) > 0:
-        from .baseline import baseline_metrics
-
-        metrics["baseline"] = baseline_metrics(train, df, label_names, seed=seed, n_bins=n_bins)
+        metrics["baseline"] = task.baseline(train, df, label_names, seed=seed, n_bins=n_bins)
     elif baseline:
         notes.append("no train split: the TF-IDF baseline was skipped (give --baseline-train)")
 

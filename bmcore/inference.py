@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .models import (
+    DEFAULT_MAX_SEQ_LENGTH,
     ModelRef,
     autocast_dtype,
     detect_device,
@@ -28,8 +29,7 @@ from .models import (
     select_precision,
 )
 
-MODEL_META = "bmcore.json"  # extra facts saved next to a model: temperature, max_seq_length, dataset
-DEFAULT_MAX_SEQ_LENGTH = 256
+MODEL_META = "bmcore.json"  # extra facts saved next to a model: temperature, thresholds, max_seq_length, dataset
 
 
 def read_model_meta(path: str | Path | None) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def write_model_meta(path: str | Path, **updates: Any) -> dict[str, Any]:
 
 @dataclass
 class Prediction:
-    """Predictions for a list of inputs: label ids, probabilities [n, classes], and label names."""
+    """Predictions for a list of inputs: scores [n, labels] from the model's task, the predicted labels, label names."""
 
     label_names: list[str]
     probs: np.ndarray
@@ -64,16 +64,13 @@ class Prediction:
     truncated: np.ndarray  # bool per input: longer than max_seq_length
     seconds: float = 0.0
     calibrated_probs: np.ndarray | None = None
+    labels: list[Any] = field(default_factory=list)  # per input: a class name, or a list of names (multi-label)
+    thresholds: list[float] | None = None  # per label, for a task that decides by thresholds
 
     @property
     def label_ids(self) -> np.ndarray:
-        """The argmax class id per input."""
+        """The top-scoring label id per input."""
         return self.probs.argmax(axis=1)
-
-    @property
-    def labels(self) -> list[str]:
-        """The predicted class name per input."""
-        return [self.label_names[i] for i in self.label_ids]
 
 
 @dataclass
@@ -92,6 +89,22 @@ class Classifier:
         """Class names in id order, from the model's ``id2label``."""
         id2label = self.model.config.id2label
         return [str(id2label[i]) for i in range(len(id2label))]
+
+    @property
+    def task(self) -> Any:
+        """The model's task (:mod:`bmcore.tasks`), from ``config.problem_type``: it turns logits into scores and labels."""
+        from .tasks import task_of_model
+
+        return task_of_model(self.model)
+
+    @property
+    def problem_type(self) -> str:
+        return self.task.problem_type
+
+    @property
+    def thresholds(self) -> list[float] | None:
+        """Each label's decision threshold (multi-label: tuned on validation, saved with the model)."""
+        return self.task.thresholds(self.label_names, self.meta)
 
     @property
     def temperature(self) -> float | None:
@@ -145,9 +158,11 @@ class Classifier:
                 done += len(idx)
                 if progress is not None:
                     progress(done, n)
-        probs = _softmax(logits)
-        calibrated = _softmax(logits / self.temperature) if self.temperature else None
-        return Prediction(self.label_names, probs, logits, full > self.max_seq_length, time.perf_counter() - t0, calibrated)
+        task = self.task
+        probs = task.scores(logits, self.meta)
+        calibrated = task.scores(logits, self.meta, calibrated=True) if self.temperature else None
+        return Prediction(self.label_names, probs, logits, full > self.max_seq_length, time.perf_counter() - t0, calibrated,
+                          task.decide(probs, self.label_names, self.meta), self.thresholds)
 
     def _untruncated_lengths(self, texts: Sequence[str], pairs: Sequence[str] | None) -> np.ndarray:
         # Cheap check first: a text with fewer characters than max_seq_length - 2 cannot exceed it.
@@ -160,15 +175,12 @@ class Classifier:
         return out
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
-    z = x - x.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def predict(classifier: Classifier, texts: Sequence[str], pairs: Sequence[str] | None = None,
             calibrated: bool = False, *, batch_size: int = 64) -> list[dict[str, Any]]:
     """One record per input: ``label``, ``scores`` (class -> probability) and ``truncated``.
+
+    A multi-label model's records hold ``labels`` (the predicted set, each label's score against its threshold)
+    and ``thresholds`` (label -> threshold); their ``label`` is the top-scoring label.
 
     With ``calibrated`` and a temperature saved with the model, records also hold
     ``calibrated_scores`` (temperature-scaled probabilities). Batches internally through
@@ -195,6 +207,9 @@ def predict(classifier: Classifier, texts: Sequence[str], pairs: Sequence[str] |
     for i, label in enumerate(pred.labels):
         rec: dict[str, Any] = {"label": label, "scores": {n: float(p) for n, p in zip(names, pred.probs[i], strict=True)},
                                "truncated": bool(pred.truncated[i])}
+        if isinstance(label, list):  # a set of labels: also name the top one, and say the thresholds
+            rec.update(label=names[int(pred.probs[i].argmax())], labels=label,
+                       thresholds=dict(zip(names, pred.thresholds or [], strict=True)))
         if calibrated and pred.calibrated_probs is not None:
             rec["calibrated_scores"] = {n: float(p) for n, p in zip(names, pred.calibrated_probs[i], strict=True)}
         records.append(rec)
@@ -207,7 +222,7 @@ def load_for_inference(ref: str | ModelRef, *, precision: str = "auto", attn_imp
 
     With fp16/bf16 precision (CUDA, or a CPU with bf16) the weights are cast to it; in
     fp32 they stay fp32. ``max_seq_length`` defaults to what training saved,
-    else 256, capped by the model's position embeddings.
+    else the training default, capped by the model's position embeddings.
     """
     import torch
 

@@ -268,7 +268,7 @@ def train_mlm(run_dir: Path, config: PretrainConfig, resume: bool, main: bool) -
     """The MLM job of a run folder (called by :func:`bmcore.train.run_training`, which handles queue and status)."""
     from transformers import PrinterCallback
 
-    from .train import _make_callback, _save_model_atomically, build_training_args, start_job
+    from .trainer import build_training_args, make_callback, save_model_atomically, start_job
 
     device, plan, mref = start_job(config, run_dir, main)
     precision = plan["precision"]
@@ -301,7 +301,7 @@ def train_mlm(run_dir: Path, config: PretrainConfig, resume: bool, main: bool) -
     args.load_best_model_at_end = False  # domain adaptation keeps the last model; perplexity is tracked, not selected on
     args.prediction_loss_only = True  # never gather vocabulary-sized logits during evaluation
     args.train_sampling_strategy = "random"  # every block has the same length: nothing to group
-    callback = _make_callback(run_dir, config, precision)
+    callback = make_callback(run_dir, config, precision)
     trainer = _mlm_trainer_class()(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
                       data_collator=MLMCollator(tokenizer, config.mlm_probability),
                       callbacks=[_perplexity_callback(), callback])
@@ -328,7 +328,7 @@ def train_mlm(run_dir: Path, config: PretrainConfig, resume: bool, main: bool) -
     meta = {"task": "mlm", "max_seq_length": config.max_seq_length, "dataset": config.dataset,
             "base_model": config.model_name_or_path, "run": run_dir.name, "precision": precision, "mlm_head": head,
             "perplexity_before": first.get("eval_perplexity"), "perplexity_after": last.get("eval_perplexity")}
-    _save_model_atomically(trainer, tokenizer, run_dir, meta, finish=_keep_base_weights(mref, model))
+    save_model_atomically(trainer, tokenizer, run_dir, meta, finish=_keep_base_weights(mref, model))
     log.info("saved the masked-LM model to %s", run_dir / runs.MODEL_DIR)
     result = {"task": "mlm", "dataset": config.dataset, "data": described, "mlm_head": head,
               "train_blocks": len(train_ds), "held_out_blocks": len(eval_ds),

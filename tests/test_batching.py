@@ -74,7 +74,7 @@ def test_steps_per_epoch_counts_the_larger_batches(sst2_lengths):
 
 
 def test_mean_examples_per_step_follows_the_sampler(sst2_lengths):
-    from bmcore.train import mean_examples_per_step
+    from bmcore.trainer import mean_examples_per_step
 
     mean = mean_examples_per_step(TrainConfig(batch_growth=4), sst2_lengths)
     assert mean == pytest.approx(TokenBudgetBatchSampler(sst2_lengths, 32, 128, 4).mean_batch_size()) and 64 < mean <= 128

@@ -11,7 +11,6 @@ import pytest
 
 from bmcore import evaluate as ev
 from bmcore.baseline import baseline_metrics, baseline_predict, fit_baseline
-from bmcore.calibration import apply_temperature, expected_calibration_error, fit_temperature, nll, reliability_bins
 from bmcore.cli import main
 from bmcore.data import load_source, prepare, save_prepared
 from bmcore.errors import BmcoreError
@@ -24,6 +23,8 @@ from bmcore.evaluate import (
     prediction_table,
     roc_pr_curves,
 )
+from bmcore.metrics import expected_calibration_error, reliability_bins
+from bmcore.tasks.single_label_classification import apply_temperature, fit_temperature, nll
 
 # --- helpers -------------------------------------------------------------------------------
 

@@ -111,7 +111,7 @@ class _CrashingTrainer:
 
 
 def test_crash_during_model_save_keeps_the_previous_model(tiny_model, tmp_path):
-    from bmcore.train import _save_model_atomically
+    from bmcore.trainer import save_model_atomically as _save_model_atomically
 
     run_dir = tmp_path / "run"
     shutil.copytree(tiny_model, run_dir / "model")

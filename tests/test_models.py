@@ -199,7 +199,7 @@ def test_tiny_model_fixture_is_a_safetensors_folder(tiny_model: Path):
 )
 def test_training_device_plan(device, requested, plan):
     from bmcore.config import TrainConfig
-    from bmcore.train import device_plan
+    from bmcore.trainer import device_plan
 
     got = device_plan(TrainConfig(precision=requested), device)
     assert {k: got[k] for k in plan} == plan
@@ -207,7 +207,7 @@ def test_training_device_plan(device, requested, plan):
 
 def test_training_device_plan_keeps_an_explicit_attention_kernel():
     from bmcore.config import TrainConfig
-    from bmcore.train import device_plan
+    from bmcore.trainer import device_plan
 
     assert device_plan(TrainConfig(attn_implementation="eager"), H200)["attn_implementation"] == "eager"
     assert device_plan(TrainConfig(attn_implementation="sdpa"), CPU_BF16)["attn_implementation"] == "sdpa"

@@ -241,7 +241,7 @@ def test_progress_lines_come_by_time_too(tiny_model, sst_small, monkeypatch):
 def test_loss_class_weights_modes():
     import numpy as np
 
-    from bmcore.train import AUTO_IMBALANCE, loss_class_weights
+    from bmcore.tasks.single_label_classification import AUTO_IMBALANCE, loss_class_weights
 
     counts = [900, 300, 60]  # 15:1
     balanced = np.array([1260 / (3 * 900), 1260 / (3 * 300), 1260 / (3 * 60)])

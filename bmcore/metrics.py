@@ -1,0 +1,211 @@
+"""Every metric bmcore reports, for every task, from scikit-learn: one home and one set of key names.
+
+Training's validation, the final test scores, the Evaluate page and the TF-IDF baseline all call these.
+Single-label: :func:`compute_metrics` (the full report) and :func:`classification_metrics` (what training logs
+each evaluation). Multi-label: :func:`multi_label_metrics`. Calibration of confidences: :func:`reliability_bins`
+and :func:`expected_calibration_error`. These take labels and probabilities, never logits: turning logits into
+scores and labels is a task's job (:mod:`bmcore.tasks`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import BmcoreError
+
+DEFAULT_BINS = 15
+MIN_BINS = 10
+EPS = 1e-12  # floor for probabilities inside logs
+
+
+def _ids(values: Sequence[Any], label_names: list[str], what: str) -> np.ndarray:
+    index = {n: i for i, n in enumerate(label_names)}
+    out = np.empty(len(values), dtype=np.int64)
+    for k, v in enumerate(values):
+        key = str(v)
+        if key not in index:
+            raise BmcoreError(f"{what} label {key!r} is not one of the label names {label_names[:10]}")
+        out[k] = index[key]
+    return out
+
+
+def _f(x: Any) -> float | None:
+    """A plain float for JSON, or None for NaN."""
+    x = float(x)
+    return None if np.isnan(x) else x
+
+
+def classification_metrics(pred_ids: np.ndarray, gold_ids: np.ndarray, label_names: list[str]) -> dict[str, Any]:
+    """Accuracy, macro F1 and the confusion matrix (rows gold, columns predicted, in ``label_names`` order)."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    ids = list(range(len(label_names)))
+    return {
+        "accuracy": float(accuracy_score(gold_ids, pred_ids)),
+        "macro_f1": float(f1_score(gold_ids, pred_ids, average="macro", labels=ids, zero_division=0)),
+        "confusion_matrix": confusion_matrix(gold_ids, pred_ids, labels=ids).tolist(),
+        "labels": list(label_names),
+        "n": int(len(gold_ids)),
+    }
+
+
+def compute_metrics(gold: Sequence[Any], pred: Sequence[Any], probs: np.ndarray | None, label_names: Sequence[str],
+                    n_bins: int = DEFAULT_BINS) -> dict[str, Any]:
+    """Classification metrics from scikit-learn, as plain JSON-ready data.
+
+    ``gold`` and ``pred`` are class names; ``probs`` is [n, classes] in ``label_names``
+    order (or None: then ROC/PR-AUC, log loss and ECE are None). Macro/micro/weighted
+    averages follow scikit-learn's default and cover the classes present in gold or pred;
+    the per-class report and the confusion matrix list every class in ``label_names``
+    order. ROC-AUC and PR-AUC are one-vs-rest, for each class that has both positive and
+    negative gold examples (binary: the second class is positive); the macro value is
+    their mean, None when no class qualifies.
+    """
+    from sklearn.metrics import (
+        accuracy_score,
+        average_precision_score,
+        confusion_matrix,
+        log_loss,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
+
+    names = [str(n) for n in label_names]
+    k = len(names)
+    y = _ids(gold, names, "gold")
+    p = _ids(pred, names, "predicted")
+    if len(y) != len(p):
+        raise ValueError("gold and pred must have the same length")
+    n = len(y)
+    if n == 0:
+        raise BmcoreError("nothing to evaluate: the split is empty")
+    out: dict[str, Any] = {"n": n, "num_classes": k, "label_names": names, "accuracy": float(accuracy_score(y, p))}
+    for avg in ("macro", "micro", "weighted"):
+        prec, rec, f1, _ = precision_recall_fscore_support(y, p, average=avg, zero_division=0)
+        out[f"precision_{avg}"], out[f"recall_{avg}"], out[f"f1_{avg}"] = float(prec), float(rec), float(f1)
+    prec, rec, f1, sup = precision_recall_fscore_support(y, p, labels=list(range(k)), average=None, zero_division=0)
+    per_class = {names[i]: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]),
+                            "support": int(sup[i]), "predicted": int((p == i).sum())} for i in range(k)}
+    cm = confusion_matrix(y, p, labels=list(range(k)))
+    out["confusion_matrix"] = {"labels": names, "matrix": cm.astype(int).tolist()}
+    off = [(int(cm[i, j]), names[i], names[j]) for i in range(k) for j in range(k) if i != j and cm[i, j]]
+    out["top_confusions"] = [{"gold": g, "pred": q, "count": c} for c, g, q in sorted(off, key=lambda t: -t[0])[:10]]
+    out["roc_auc_macro"] = out["pr_auc_macro"] = out["log_loss"] = out["ece"] = None
+    out["reliability"] = []
+    if probs is not None:
+        pr = np.asarray(probs, dtype=np.float64)
+        if pr.shape != (n, k):
+            raise ValueError(f"probs must have shape ({n}, {k}), not {pr.shape}")
+        pr = np.clip(pr, 0.0, 1.0)
+        pr = pr / np.clip(pr.sum(axis=1, keepdims=True), EPS, None)  # sklearn's log_loss insists on rows summing to 1
+        positives = [1] if k == 2 else list(range(k))
+        for i in positives:
+            onehot = (y == i).astype(int)
+            ok = 0 < onehot.sum() < n
+            per_class[names[i]]["roc_auc"] = _f(roc_auc_score(onehot, pr[:, i])) if ok else None
+            per_class[names[i]]["pr_auc"] = _f(average_precision_score(onehot, pr[:, i])) if ok else None
+        rocs = [per_class[names[i]]["roc_auc"] for i in positives if per_class[names[i]].get("roc_auc") is not None]
+        prs = [per_class[names[i]]["pr_auc"] for i in positives if per_class[names[i]].get("pr_auc") is not None]
+        out["roc_auc_macro"] = float(np.mean(rocs)) if rocs else None
+        out["pr_auc_macro"] = float(np.mean(prs)) if prs else None
+        out["log_loss"] = float(log_loss(y, pr, labels=list(range(k))))
+        out["ece"] = expected_calibration_error(pr, y, n_bins)
+        out["reliability"] = reliability_bins(pr, y, n_bins)
+    out["per_class"] = per_class
+    return out
+
+
+def reliability_bins(probs: np.ndarray, gold_ids: Sequence[int] | np.ndarray, n_bins: int = DEFAULT_BINS) -> list[dict[str, Any]]:
+    """Equal-width confidence bins over [0, 1] for a reliability diagram.
+
+    Confidence is the top class probability; an example is right when that class is
+    gold. Bin i holds confidences in (i/n, (i+1)/n] (the first bin also holds 0). Each
+    bin reports its edges, mean confidence, accuracy and count (None for empty bins).
+    """
+    if n_bins < MIN_BINS:
+        raise ValueError(f"use at least {MIN_BINS} bins for a reliability diagram, not {n_bins}")
+    p = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(gold_ids, dtype=np.int64)
+    conf = p.max(axis=1) if len(p) else np.zeros(0)
+    right = (p.argmax(axis=1) == y) if len(p) else np.zeros(0, dtype=bool)
+    # ceil(conf * n) - 1 puts conf exactly on an upper edge into that bin, as (lo, hi] wants.
+    idx = np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    bins = []
+    for i in range(n_bins):
+        mask = idx == i
+        count = int(mask.sum())
+        bins.append({"lower": i / n_bins, "upper": (i + 1) / n_bins, "count": count,
+                     "confidence": float(conf[mask].mean()) if count else None,
+                     "accuracy": float(right[mask].mean()) if count else None})
+    return bins
+
+
+def expected_calibration_error(probs: np.ndarray, gold_ids: Sequence[int] | np.ndarray, n_bins: int = DEFAULT_BINS) -> float:
+    """ECE: the count-weighted mean gap |accuracy - confidence| over equal-width bins."""
+    bins = reliability_bins(probs, gold_ids, n_bins)
+    n = sum(b["count"] for b in bins)
+    if n == 0:
+        return 0.0
+    return float(sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in bins if b["count"]) / n)
+
+
+def multi_label_metrics(gold: np.ndarray, pred: np.ndarray, probs: np.ndarray | None, label_names: Sequence[str],
+                        thresholds: Sequence[float] | None = None) -> dict[str, Any]:
+    """Multi-label metrics from scikit-learn, as plain JSON-ready data.
+
+    ``gold`` and ``pred`` are 0/1 matrices [n, labels] in ``label_names`` order; ``probs`` the scores (or None).
+    Micro, macro, weighted and samples precision/recall/F1; ``subset_accuracy`` (every label of a row right,
+    also given as ``accuracy``); ``hamming_loss``; per label precision, recall, F1, support, predicted count,
+    the threshold used, ROC-AUC and PR-AUC; and each label's 2x2 confusion matrix ``[[tn, fp], [fn, tp]]``.
+    ``macro_f1`` repeats ``f1_macro`` under training's key name.
+    """
+    from sklearn.metrics import (
+        accuracy_score,
+        average_precision_score,
+        hamming_loss,
+        multilabel_confusion_matrix,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
+
+    names = [str(n) for n in label_names]
+    y = np.asarray(gold, dtype=np.int64)
+    p = np.asarray(pred, dtype=np.int64)
+    if y.shape != p.shape or y.ndim != 2 or y.shape[1] != len(names):
+        raise ValueError(f"gold and pred must both be [n, {len(names)}] 0/1 matrices, not {y.shape} and {p.shape}")
+    n, k = y.shape
+    if n == 0:
+        raise BmcoreError("nothing to evaluate: the split is empty")
+    out: dict[str, Any] = {"n": int(n), "num_classes": k, "label_names": names, "problem_type": "multi_label_classification",
+                           "subset_accuracy": float(accuracy_score(y, p)), "hamming_loss": float(hamming_loss(y, p)),
+                           "labels_per_row_gold": float(y.sum(axis=1).mean()), "labels_per_row_pred": float(p.sum(axis=1).mean())}
+    out["accuracy"] = out["subset_accuracy"]
+    for avg in ("macro", "micro", "weighted", "samples"):
+        prec, rec, f1, _ = precision_recall_fscore_support(y, p, average=avg, zero_division=0)
+        out[f"precision_{avg}"], out[f"recall_{avg}"], out[f"f1_{avg}"] = float(prec), float(rec), float(f1)
+    out["macro_f1"] = out["f1_macro"]
+    prec, rec, f1, sup = precision_recall_fscore_support(y, p, average=None, zero_division=0)
+    per_class = {names[i]: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]),
+                            "support": int(sup[i]), "predicted": int(p[:, i].sum()),
+                            "threshold": float(thresholds[i]) if thresholds is not None else None}
+                 for i in range(k)}
+    out["roc_auc_macro"] = out["pr_auc_macro"] = None
+    if probs is not None:
+        pr = np.asarray(probs, dtype=np.float64)
+        if pr.shape != (n, k):
+            raise ValueError(f"probs must have shape ({n}, {k}), not {pr.shape}")
+        for i in range(k):
+            ok = 0 < y[:, i].sum() < n
+            per_class[names[i]]["roc_auc"] = _f(roc_auc_score(y[:, i], pr[:, i])) if ok else None
+            per_class[names[i]]["pr_auc"] = _f(average_precision_score(y[:, i], pr[:, i])) if ok else None
+        rocs = [v["roc_auc"] for v in per_class.values() if v["roc_auc"] is not None]
+        prs = [v["pr_auc"] for v in per_class.values() if v["pr_auc"] is not None]
+        out["roc_auc_macro"] = float(np.mean(rocs)) if rocs else None
+        out["pr_auc_macro"] = float(np.mean(prs)) if prs else None
+    out["per_class"] = per_class
+    out["label_confusion"] = {"labels": names,
+                              "matrices": multilabel_confusion_matrix(y, p).astype(int).tolist()}  # [k][2][2]
+    return out

@@ -1,0 +1,47 @@
+"""Tasks: what a model learns, one module each, named by Hugging Face's ``config.problem_type``.
+
+A task says everything that differs between kinds of problem, and nothing else: how a prepared dataset's labels
+become model targets, how the model is built (its head and ``problem_type``), the collator, the loss, the
+validation metrics, how logits become scores and predicted labels, what is tuned after training (a temperature,
+per-label thresholds), and how a split is scored for the Evaluate page. The training job (:mod:`bmcore.train`),
+the Trainer plumbing (:mod:`bmcore.trainer`), the run folder, the queue, cancel and resume know no task: they ask
+:func:`get_task`.
+
+Adding a task: write ``bmcore/tasks/<problem_type>.py`` defining a :class:`~bmcore.tasks.base.Task` subclass and a
+module-level ``TASK`` instance, then add one line to :data:`TASKS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ..errors import BmcoreError
+from .base import Task
+
+SINGLE_LABEL = "single_label_classification"
+MULTI_LABEL = "multi_label_classification"
+MASKED_LM = "masked_lm"
+
+TASKS: dict[str, str] = {  # problem_type -> the module that defines its TASK
+    SINGLE_LABEL: "bmcore.tasks.single_label_classification",
+    MULTI_LABEL: "bmcore.tasks.multi_label_classification",
+    MASKED_LM: "bmcore.tasks.masked_lm",
+}
+
+
+def get_task(problem_type: str | None = None) -> Task:
+    """The task for ``problem_type`` (None or empty: single-label classification, Hugging Face's default)."""
+    name = problem_type or SINGLE_LABEL
+    if name not in TASKS:
+        raise BmcoreError(f"unknown problem_type {name!r}; one of {', '.join(TASKS)}")
+    return importlib.import_module(TASKS[name]).TASK
+
+
+def task_of_model(model_or_config: Any) -> Task:
+    """The task a loaded model (or its ``config``) was trained for, from ``config.problem_type``."""
+    config = getattr(model_or_config, "config", model_or_config)
+    return get_task(getattr(config, "problem_type", None))
+
+
+__all__ = ["MASKED_LM", "MULTI_LABEL", "SINGLE_LABEL", "TASKS", "Task", "get_task", "task_of_model"]

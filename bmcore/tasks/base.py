@@ -1,0 +1,98 @@
+"""The interface every task implements (:class:`Task`), with the defaults classification tasks share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+class Task:
+    """What differs between kinds of problem. Subclasses override what they change; see :mod:`bmcore.tasks`."""
+
+    problem_type: str = ""
+    title: str = ""
+    own_job = False  # True: :meth:`run` trains the model; False: the shared fine-tuning loop (bmcore.train.fine_tune)
+
+    # --- the job ---------------------------------------------------------------------------
+
+    def run(self, run_dir: Path, config: Any, resume: bool, main: bool) -> dict[str, Any]:
+        """A task's own training job, when ``own_job`` (queue and status are handled by the caller)."""
+        raise NotImplementedError
+
+    # --- data -> targets ---------------------------------------------------------------------
+
+    def label_names(self, dataset: Any) -> list[str]:
+        return list(dataset.label_names)
+
+    def targets(self, df: pd.DataFrame, label_names: Sequence[str]) -> list[Any]:
+        """The model target of each row of a prepared split (the ``labels`` column Trainer feeds the model)."""
+        raise NotImplementedError
+
+    def gold(self, df: pd.DataFrame, label_names: Sequence[str]) -> Any:
+        """The gold labels of a split in the form :meth:`decide` returns predictions (checked against ``label_names``)."""
+        raise NotImplementedError
+
+    # --- the model ---------------------------------------------------------------------------
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Extra arguments for :func:`bmcore.models.load_classifier` (the ``problem_type`` saved in config.json)."""
+        return {"problem_type": self.problem_type}
+
+    def collator(self, tokenizer: Any) -> Any:
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(tokenizer)
+
+    def loss(self, config: Any, targets: list[Any], label_names: Sequence[str]) -> tuple[str, Callable[..., Any] | None, Any]:
+        """The loss weighting used (a name), a ``compute_loss_func`` for Trainer (None: the model's own loss),
+        and the weights to log (or None)."""
+        return "none", None, None
+
+    def validation_metrics(self, logits: np.ndarray, targets: np.ndarray, label_names: Sequence[str]) -> dict[str, Any]:
+        """Metrics of one evaluation during training: ``accuracy``, ``macro_f1`` and what else the task has."""
+        raise NotImplementedError
+
+    # --- logits -> scores -> labels ---------------------------------------------------------
+
+    def scores(self, logits: np.ndarray, meta: dict[str, Any] | None = None, *, calibrated: bool = False) -> np.ndarray:
+        """Scores in [0, 1] per class from logits [n, classes]."""
+        raise NotImplementedError
+
+    def torch_scores(self, logits: Any) -> Any:
+        """The same on a torch tensor, differentiably (attributions explain these)."""
+        raise NotImplementedError
+
+    def decide(self, scores: np.ndarray, label_names: Sequence[str], meta: dict[str, Any] | None = None) -> list[Any]:
+        """The predicted labels per row: a class name (single-label) or a list of names (multi-label)."""
+        raise NotImplementedError
+
+    def thresholds(self, label_names: Sequence[str], meta: dict[str, Any] | None = None) -> list[float] | None:
+        """The decision threshold of each label (None when the task picks the top class)."""
+        return None
+
+    # --- after training, and scoring a split --------------------------------------------------
+
+    def tune(self, logits: np.ndarray, df: pd.DataFrame, label_names: Sequence[str]) -> dict[str, Any]:
+        """What to fit on the validation split after training and save with the model (``bmcore.json``)."""
+        return {}
+
+    def split_metrics(self, logits: np.ndarray, df: pd.DataFrame, label_names: Sequence[str],
+                      meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The metrics training records in ``eval.json`` for a split: ``accuracy``, ``macro_f1`` and more."""
+        raise NotImplementedError
+
+    def evaluate(self, df: pd.DataFrame, logits: np.ndarray, label_names: Sequence[str], meta: dict[str, Any], *,
+                 truncated: np.ndarray | None, validation: Callable[[], tuple[pd.DataFrame, np.ndarray]] | None,
+                 fit: bool, n_bins: int) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any], list[str]]:
+        """Score a split for the Evaluate page: the prediction table, the metrics, what to save with the model
+        (fitted on ``validation()`` when ``fit``), and notes."""
+        raise NotImplementedError
+
+    def baseline(self, train: pd.DataFrame, df: pd.DataFrame, label_names: Sequence[str], *, seed: int,
+                 n_bins: int) -> dict[str, Any]:
+        """The TF-IDF baseline trained on ``train`` and scored on ``df``, with the same metric keys."""
+        raise NotImplementedError

@@ -1,0 +1,203 @@
+"""Multi-label classification: any number of labels per text (a ticket is both "billing" and "bug").
+
+Each label is its own yes/no question: a sigmoid per label and a binary cross-entropy loss (``BCEWithLogitsLoss``),
+with optional positive weights for rare labels. A label is predicted when its score reaches its threshold; after
+training, one threshold per label is tuned on the validation split (the one that maximises that label's F1) and
+saved with the model in ``bmcore.json``, so evaluation, the Playground, the CLI and exports all decide alike.
+
+In a prepared dataset the ``label`` column holds each row's label set as a JSON list of names (``["anger", "joy"]``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import BmcoreError
+from ..metrics import EPS, multi_label_metrics
+from .base import Task
+
+DEFAULT_THRESHOLD = 0.5
+THRESHOLD_GRID = np.round(np.arange(0.02, 0.981, 0.01), 2)  # candidate thresholds tuned per label
+AUTO_IMBALANCE = 3.0  # class_weights=auto weighs positives when the most frequent label has this many times the rarest
+AUTO_WEIGHTS = "sqrt"  # positive weight sqrt(negatives / positives) per label
+MAX_POS_WEIGHT = 100.0
+PROB_PREFIX = "prob_"
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Element-wise logistic function, stable for large logits."""
+    z = np.asarray(logits, dtype=np.float64)
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def label_sets(values: Sequence[Any]) -> list[list[str]]:
+    """Each row's label set from the prepared ``label`` column (JSON lists of names)."""
+    from ..data import decode_label_set
+
+    return [decode_label_set(v) for v in values]
+
+
+def multi_hot(sets: Sequence[Sequence[str]], label_names: Sequence[str]) -> np.ndarray:
+    """A 0/1 matrix [rows, labels]; a name outside ``label_names`` is a one-line error."""
+    index = {str(n): i for i, n in enumerate(label_names)}
+    out = np.zeros((len(sets), len(label_names)), dtype=np.int64)
+    for r, names in enumerate(sets):
+        for name in names:
+            if name not in index:
+                raise BmcoreError(f"gold label {name!r} is not one of the label names {list(label_names)[:10]}")
+            out[r, index[name]] = 1
+    return out
+
+
+def positive_weights(mode: str, counts: np.ndarray, n: int) -> tuple[str, np.ndarray | None]:
+    """Per-label positive weights of the loss: ``balanced`` negatives/positives, ``sqrt`` its square root,
+    ``auto`` :data:`AUTO_WEIGHTS` when label frequencies differ :data:`AUTO_IMBALANCE`-fold, else none."""
+    counts = np.maximum(np.asarray(counts, dtype=np.float64), 1)
+    if mode == "auto":
+        mode = AUTO_WEIGHTS if counts.max() / counts.min() >= AUTO_IMBALANCE else "none"
+    if mode == "none":
+        return mode, None
+    ratio = np.clip((n - counts) / counts, 1.0, MAX_POS_WEIGHT)
+    return mode, ratio if mode == "balanced" else np.sqrt(ratio)
+
+
+def tune_thresholds(probs: np.ndarray, gold: np.ndarray, grid: np.ndarray = THRESHOLD_GRID) -> np.ndarray:
+    """For each label, the threshold in ``grid`` with the best F1 on (``probs``, ``gold``); ties go to the value
+    nearest 0.5, and a label without positives keeps :data:`DEFAULT_THRESHOLD`."""
+    probs, gold = np.asarray(probs, dtype=np.float64), np.asarray(gold, dtype=np.int64)
+    out = np.full(probs.shape[1], DEFAULT_THRESHOLD)
+    order = np.argsort(np.abs(grid - DEFAULT_THRESHOLD), kind="stable")  # candidates nearest 0.5 first
+    for j in range(probs.shape[1]):
+        pos = gold[:, j] == 1
+        if not pos.any():
+            continue
+        pred = probs[:, j][None, :] >= grid[order][:, None]  # [thresholds, rows]
+        tp = (pred & pos).sum(axis=1)
+        f1 = 2 * tp / np.maximum(pred.sum(axis=1) + pos.sum(), 1)
+        out[j] = grid[order][int(np.argmax(f1))]
+    return out
+
+
+class MultiLabelClassification(Task):
+    problem_type = "multi_label_classification"
+    title = "Multi-label classification"
+
+    def gold(self, df: pd.DataFrame, label_names: Sequence[str]) -> np.ndarray:
+        return multi_hot(label_sets(df["label"].tolist()), label_names)
+
+    def targets(self, df: pd.DataFrame, label_names: Sequence[str]) -> list[list[float]]:
+        return self.gold(df, label_names).astype(np.float32).tolist()
+
+    def loss(self, config: Any, targets: list[Any], label_names: Sequence[str]) -> tuple[str, Callable[..., Any] | None, Any]:
+        import torch
+
+        y = np.asarray(targets, dtype=np.float64)
+        mode, vector = positive_weights(config.class_weights, y.sum(axis=0), len(y))
+        weights = torch.tensor(vector, dtype=torch.float32) if vector is not None else None
+
+        def compute_loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+            logits = outputs["logits"].float()
+            pos_weight = weights.to(logits.device) if weights is not None else None
+            return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.float(), pos_weight=pos_weight)
+
+        shown = dict(zip(label_names, weights.round(decimals=2).tolist(), strict=True)) if weights is not None else None
+        return mode, compute_loss, shown
+
+    def validation_metrics(self, logits: np.ndarray, targets: np.ndarray, label_names: Sequence[str]) -> dict[str, Any]:
+        gold = np.asarray(targets).round().astype(np.int64)
+        m = multi_label_metrics(gold, (sigmoid(logits) >= DEFAULT_THRESHOLD).astype(np.int64), None, label_names)
+        return {"accuracy": m["subset_accuracy"], "macro_f1": m["f1_macro"], "micro_f1": m["f1_micro"]}
+
+    def scores(self, logits: np.ndarray, meta: dict[str, Any] | None = None, *, calibrated: bool = False) -> np.ndarray:
+        return sigmoid(logits)
+
+    def torch_scores(self, logits: Any) -> Any:
+        return logits.float().sigmoid()
+
+    def thresholds(self, label_names: Sequence[str], meta: dict[str, Any] | None = None) -> list[float]:
+        saved = (meta or {}).get("thresholds") or {}
+        return [float(saved.get(str(n), DEFAULT_THRESHOLD)) for n in label_names]
+
+    def predict_matrix(self, scores: np.ndarray, label_names: Sequence[str], meta: dict[str, Any] | None = None) -> np.ndarray:
+        return (np.asarray(scores) >= np.asarray(self.thresholds(label_names, meta))[None, :]).astype(np.int64)
+
+    def decide(self, scores: np.ndarray, label_names: Sequence[str], meta: dict[str, Any] | None = None) -> list[list[str]]:
+        hits = self.predict_matrix(scores, label_names, meta)
+        return [[str(label_names[j]) for j in np.flatnonzero(row)] for row in hits]
+
+    def tune(self, logits: np.ndarray, df: pd.DataFrame, label_names: Sequence[str]) -> dict[str, Any]:
+        t = tune_thresholds(sigmoid(logits), self.gold(df, label_names))
+        return {"thresholds": {str(n): float(v) for n, v in zip(label_names, t, strict=True)},
+                "thresholds_fitted_on": "validation"}
+
+    def split_metrics(self, logits: np.ndarray, df: pd.DataFrame, label_names: Sequence[str],
+                      meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        gold, probs = self.gold(df, label_names), sigmoid(logits)
+        m = multi_label_metrics(gold, self.predict_matrix(probs, label_names, meta), probs, label_names,
+                                self.thresholds(label_names, meta))
+        flat = multi_label_metrics(gold, (probs >= DEFAULT_THRESHOLD).astype(np.int64), None, label_names)
+        m["flat_threshold"] = {"threshold": DEFAULT_THRESHOLD, "f1_macro": flat["f1_macro"], "f1_micro": flat["f1_micro"],
+                               "subset_accuracy": flat["subset_accuracy"]}
+        return m
+
+    def prediction_table(self, df: pd.DataFrame, probs: np.ndarray, label_names: Sequence[str], meta: dict[str, Any],
+                         truncated: np.ndarray | None = None) -> pd.DataFrame:
+        """Columns: text, (text_pair), gold and pred (JSON lists), ``prob_<label>`` per label, confidence (how sure
+        the decisions are: the mean over labels of max(p, 1 - p)), loss (mean binary cross-entropy over labels),
+        errors (labels decided wrong), correct (the whole set right), truncated."""
+        names = [str(n) for n in label_names]
+        gold = self.gold(df, names)
+        pred = self.predict_matrix(probs, names, meta)
+        out = pd.DataFrame({"text": df["text"].astype(str).to_numpy()})
+        if "text_pair" in df:
+            out["text_pair"] = df["text_pair"].astype(str).to_numpy()
+        as_json = lambda m: [json.dumps([names[j] for j in np.flatnonzero(r)], ensure_ascii=False) for r in m]  # noqa: E731
+        out["gold"], out["pred"] = as_json(gold), as_json(pred)
+        for i, n in enumerate(names):
+            out[f"{PROB_PREFIX}{n}"] = probs[:, i]
+        p = np.clip(probs, EPS, 1 - EPS)
+        out["confidence"] = np.maximum(probs, 1 - probs).mean(axis=1) if len(probs) else np.zeros(0)
+        out["loss"] = -(gold * np.log(p) + (1 - gold) * np.log(1 - p)).mean(axis=1) if len(probs) else np.zeros(0)
+        out["errors"] = (gold != pred).sum(axis=1)
+        out["correct"] = out["errors"].to_numpy() == 0
+        out["truncated"] = np.asarray(truncated, dtype=bool) if truncated is not None else False
+        return out
+
+    def evaluate(self, df: pd.DataFrame, logits: np.ndarray, label_names: Sequence[str], meta: dict[str, Any], *,
+                 truncated: np.ndarray | None, validation: Callable[[], tuple[pd.DataFrame, np.ndarray]] | None,
+                 fit: bool, n_bins: int) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any], list[str]]:
+        """The table and metrics of a split with per-label thresholds: those saved with the model, else tuned on
+        ``validation()`` when ``fit``, else a flat 0.5 (with a note)."""
+        notes: list[str] = []
+        save: dict[str, Any] = {}
+        if meta.get("thresholds"):
+            source = meta.get("thresholds_fitted_on") or "saved with the model"
+        elif fit and validation is not None:
+            val, val_logits = validation()
+            save = self.tune(val_logits, val, label_names)
+            meta = {**meta, **save}
+            source = "validation"
+        else:
+            source = None
+            notes.append("no tuned thresholds: every label uses 0.5 (train with a validation split to tune them)")
+        probs = sigmoid(logits)
+        table = self.prediction_table(df, probs, label_names, meta, truncated)
+        metrics = self.split_metrics(logits, df, label_names, meta)
+        metrics["thresholds"] = {"values": dict(zip(map(str, label_names), self.thresholds(label_names, meta), strict=True)),
+                                 "fitted_on": source}
+        return table, metrics, save, notes
+
+    def baseline(self, train: pd.DataFrame, df: pd.DataFrame, label_names: Sequence[str], *, seed: int,
+                 n_bins: int) -> dict[str, Any]:
+        from ..baseline import multi_label_baseline_metrics
+
+        return multi_label_baseline_metrics(train, df, list(label_names), self.gold(train, label_names),
+                                            self.gold(df, label_names), seed=seed)
+
+
+TASK = MultiLabelClassification()

@@ -1,0 +1,338 @@
+"""The Trainer plumbing every training job shares, whatever its task.
+
+``transformers.Trainer`` provides precision, checkpoints, resume, early stopping, gradient accumulation and DDP
+(under ``torchrun`` or ``accelerate launch``). This module adds what a dashboard needs: token-budget batches, a
+callback that writes progress lines to ``metrics.jsonl`` and honours stop requests, ``TrainingArguments`` from a
+config, the device plan, and an atomic save of ``model/``. It knows no task: :mod:`bmcore.tasks` says what the
+model learns, :mod:`bmcore.train` runs the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import runs
+from .config import TrainConfig
+from .errors import BmcoreError
+from .inference import write_model_meta
+from .models import (
+    DeviceInfo,
+    ModelRef,
+    check_max_seq_length,
+    detect_device,
+    resolve_model,
+    select_precision,
+)
+
+log = logging.getLogger("bmcore.train")
+
+PROGRESS_EVERY_S = 5  # a progress line at least this often (seconds), whatever logging_steps says
+
+
+def rank() -> int:
+    """This process's global rank under torchrun/accelerate (0 when not distributed)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def world_size() -> int:
+    """Number of processes under torchrun/accelerate (1 when not distributed)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def setup_logging(run_dir: Path) -> None:
+    """Log to ``train.log``; also to stderr unless stderr already is ``train.log`` (a UI-launched job)."""
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for h in [h for h in root.handlers if getattr(h, "_bmcore", False)]:  # a second job in one process (bench, tests)
+        root.removeHandler(h)
+        h.close()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+    log_path = run_dir / runs.LOG_FILE
+    same = False
+    try:
+        same = os.path.samefile(f"/proc/self/fd/{sys.stderr.fileno()}", log_path)
+    except (OSError, ValueError, AttributeError):
+        pass
+    if not same:
+        fh = logging.FileHandler(log_path, encoding="utf-8")
+        fh.setFormatter(fmt)
+        fh._bmcore = True  # type: ignore[attr-defined]
+        root.addHandler(fh)
+    sh = logging.StreamHandler(sys.stderr)
+    sh.setFormatter(fmt)
+    sh._bmcore = True  # type: ignore[attr-defined]
+    root.addHandler(sh)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import transformers
+
+    transformers.utils.logging.set_verbosity_warning()
+    transformers.utils.logging.disable_progress_bar()
+
+
+
+def trainer_class() -> Any:
+    """``transformers.Trainer`` plus token-budget batches (:mod:`bmcore.batching`) and a count of examples trained on."""
+    from torch.utils.data import DataLoader
+    from transformers import Trainer
+
+    from .batching import TokenBudgetBatchSampler
+
+    class BmcoreTrainer(Trainer):
+        def __init__(self, *args: Any, batch_growth: int = 1, max_seq_length: int = 128, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.batch_growth, self.max_seq_length = batch_growth, max_seq_length
+            self.examples_seen = 0  # on this process; examples per step vary with token-budget batches
+
+        def get_train_dataloader(self) -> Any:
+            if self.batch_growth <= 1:
+                return super().get_train_dataloader()
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            sampler = TokenBudgetBatchSampler(self.train_dataset["length"], self.args.per_device_train_batch_size,
+                                              self.max_seq_length, self.batch_growth, seed=seed,
+                                              rank=self.args.process_index, world_size=self.args.world_size)
+            data = self._remove_unused_columns(self.train_dataset, description="training")
+            loader = DataLoader(data, batch_sampler=sampler, collate_fn=self.data_collator,
+                                num_workers=self.args.dataloader_num_workers, pin_memory=self.args.dataloader_pin_memory)
+            loader = self.accelerator.prepare(loader)
+            # The sampler already gives each process its share; accelerate's wrapper would split it again
+            # (and pads uneven batches wrongly), so make it a passthrough, as Trainer does for its own
+            # rank-aware BatchRebalanceSampler. Trainer calls set_epoch on the sampler each epoch.
+            shard = getattr(loader, "batch_sampler", None)
+            if shard is not None and getattr(shard, "batch_sampler", None) is sampler:
+                shard.num_processes, shard.process_index = 1, 0
+            return loader
+
+        def training_step(self, model: Any, inputs: Any, num_items_in_batch: Any = None) -> Any:
+            labels = inputs.get("labels")
+            self.examples_seen += int(labels.shape[0]) if labels is not None else 0
+            return super().training_step(model, inputs, num_items_in_batch)
+
+    return BmcoreTrainer
+
+
+def make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
+    from transformers import TrainerCallback
+
+    class RunFolderCallback(TrainerCallback):
+        """Writes progress to ``metrics.jsonl``, honours stop requests, and refuses NaN losses."""
+
+        def __init__(self) -> None:
+            self.t0 = time.time()
+            self.last_t = self.t0
+            self.last_step = 0
+            self.last_tokens = 0
+            self.last_examples = 0
+            self.train_s = 0.0  # seconds spent in training steps, evaluations and checkpoint saves excluded
+            self.mark = self.t0
+            self.cancelled = False
+            self.trainer: Any = None  # set after the Trainer is built; counts the examples of each step
+            self.first_step_end: tuple[int, float] | None = None  # the ETA leaves out the first step's warm-up
+
+        def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001
+            self.t0 = self.last_t = self.mark = time.time()
+            self.last_step = state.global_step
+            self.last_tokens = state.num_input_tokens_seen
+            self.last_examples = self.examples(state, args)
+            if state.is_world_process_zero:
+                runs.write_status(run_dir, total_steps=state.max_steps, precision=precision, phase="training")
+
+        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+            now = time.time()
+            self.train_s += now - self.mark
+            self.mark = now
+            if self.first_step_end is None:
+                self.first_step_end = (state.global_step, now)
+            # Progress by time as well as by step: on a slow machine 10 steps can take minutes. Not under DDP,
+            # where logging gathers across ranks and every rank must decide alike.
+            if now - self.last_t >= PROGRESS_EVERY_S and world_size() == 1:
+                control.should_log = True
+            if state.global_step >= state.max_steps:
+                control.should_log = True  # a last progress line: a finished run shows its final epoch and learning rate
+            if runs.stop_requested(run_dir):
+                self.cancelled = True
+                control.should_training_stop = True
+                control.should_save = True  # a checkpoint to resume from
+            return control
+
+        def on_evaluate(self, args, state, control, **kw):  # noqa: ANN001
+            self.mark = time.time()
+
+        def on_save(self, args, state, control, **kw):  # noqa: ANN001
+            self.mark = time.time()
+
+        def examples(self, state: Any = None, args: Any = None) -> int:
+            """Examples trained on so far: counted by bmcore's trainer, else steps x the fixed batch."""
+            if self.trainer is not None and hasattr(self.trainer, "examples_seen"):
+                return self.trainer.examples_seen * max(world_size(), 1)
+            if state is None or args is None:
+                return 0
+            return (state.global_step * args.per_device_train_batch_size * args.gradient_accumulation_steps
+                    * max(args.world_size, 1))
+
+        def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001
+            logs = logs or {}
+            loss = logs.get("loss")
+            if loss is not None and not math.isfinite(loss):
+                raise BmcoreError(f"the training loss became {loss} at step {state.global_step}; "
+                                  "lower the learning rate or check the data")
+            if not state.is_world_process_zero:
+                return
+            now = time.time()
+            elapsed = now - self.t0
+            if "eval_loss" in logs:
+                rec = {"kind": "eval", "step": state.global_step, "epoch": round(state.epoch or 0, 4),
+                       "elapsed_s": round(elapsed, 2), "train_s": round(self.train_s, 2), "examples": self.examples(state, args),
+                       **{k: v for k, v in logs.items() if k.startswith("eval_") and isinstance(v, (int, float))}}
+                runs.append_metrics(run_dir, rec)
+                return
+            if loss is None:
+                return
+            dt = max(now - self.last_t, 1e-9)
+            samples = self.examples(state, args) - self.last_examples
+            tokens = state.num_input_tokens_seen - self.last_tokens
+            rate = 0.0  # steps per second since the end of the first step; no ETA before two more steps
+            if self.first_step_end is not None and state.global_step - self.first_step_end[0] >= 2:
+                rate = (state.global_step - self.first_step_end[0]) / max(now - self.first_step_end[1], 1e-9)
+            rec = {"kind": "train", "step": state.global_step, "total_steps": state.max_steps,
+                   "epoch": round(state.epoch or 0, 4), "loss": loss, "learning_rate": logs.get("learning_rate"),
+                   "grad_norm": logs.get("grad_norm"), "samples_per_s": round(samples / dt, 2),
+                   "tokens_per_s": round(tokens / dt, 1), "elapsed_s": round(elapsed, 2),
+                   "train_s": round(self.train_s, 2), "examples": self.examples(state, args), "tokens": state.num_input_tokens_seen,
+                   "remaining_s": round((state.max_steps - state.global_step) / rate, 1) if rate > 0 else None}
+            runs.append_metrics(run_dir, rec)
+            log.info("step %d/%d loss %.4f lr %.2e %.1f samples/s", state.global_step, state.max_steps, loss,
+                     logs.get("learning_rate") or 0, rec["samples_per_s"])
+            self.last_t, self.last_step, self.last_tokens = now, state.global_step, state.num_input_tokens_seen
+            self.last_examples = self.examples(state, args)
+
+        resumed_from: int | None = None
+
+    return RunFolderCallback()
+
+
+def device_plan(config: TrainConfig, device: DeviceInfo) -> dict[str, Any]:
+    """How a run uses ``device``: precision (with a notice when it fell back), attention kernel and Trainer's device flags.
+
+    A pure function of the config and the device, so the CUDA path is tested on machines without a GPU.
+    """
+    precision, notice = select_precision(config.precision, device)
+    attn = config.attn_implementation
+    if attn == "auto":
+        attn = "eager" if device.kind == "cpu" else "sdpa"
+    return {"precision": precision, "notice": notice, "attn_implementation": attn,
+            "bf16": precision == "bf16", "fp16": precision == "fp16", "use_cpu": device.kind == "cpu"}
+
+
+def mean_examples_per_step(config: TrainConfig, lengths: list[int]) -> float:
+    """Examples in an average training step for texts of these token ``lengths``.
+
+    ``per_device_train_batch_size`` unless short texts ride in larger batches (``batch_growth``).
+    The learning rate is not scaled to those batches: on SST-2 the square-root rule (about 2e-4 at
+    ~124 examples a step) needed 36-38k examples to reach 0.88 dev accuracy, the unscaled 1e-4 with
+    hidden dropout 0 needed 22-31k over two seeds (bench/NOTES.md).
+    """
+    if config.batch_growth <= 1 or not lengths:
+        return float(config.per_device_train_batch_size)
+    from .batching import TokenBudgetBatchSampler
+
+    return TokenBudgetBatchSampler(lengths, config.per_device_train_batch_size, config.max_seq_length,
+                                   config.batch_growth).mean_batch_size()
+
+
+def start_job(config: TrainConfig, run_dir: Path, main: bool) -> tuple[DeviceInfo, dict[str, Any], ModelRef]:
+    """What every job (fine-tuning or pretraining) settles first: the device, its plan, and the base model.
+
+    A precision fallback is logged and recorded in ``status.json``; a ``max_seq_length`` above the
+    model's limit is refused.
+    """
+    device = detect_device()
+    plan = device_plan(config, device)
+    log.info("precision %s", device.reason_for(plan["precision"]))
+    if plan["notice"]:
+        log.warning(plan["notice"])
+        if main:
+            runs.write_status(run_dir, notice=plan["notice"])
+    mref = resolve_model(config.model_name_or_path)
+    check_max_seq_length(config.max_seq_length, mref)
+    return device, plan, mref
+
+
+def build_training_args(config: TrainConfig, run_dir: Path, precision: str, n_train: int) -> Any:
+    """``TrainingArguments`` for a config: dynamic padding, length grouping, the chosen precision."""
+    from transformers import TrainingArguments
+
+    device = detect_device()
+    steps = config.eval_strategy == "steps"
+    best = config.metric_for_best_model
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(run_dir),
+        learning_rate=config.learning_rate,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        per_device_eval_batch_size=config.per_device_eval_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        warmup_steps=config.warmup_steps,
+        weight_decay=config.weight_decay,
+        lr_scheduler_type=config.lr_scheduler_type,
+        seed=config.seed,
+        eval_strategy=config.eval_strategy,
+        save_strategy=config.eval_strategy,
+        eval_steps=config.eval_steps if steps else None,
+        save_steps=(config.save_steps or config.eval_steps) if steps else None,
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        load_best_model_at_end=True,
+        metric_for_best_model="loss" if best == "loss" else best,
+        greater_is_better=best != "loss",
+        save_total_limit=config.save_total_limit,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=device_plan(config, device)["use_cpu"],
+        train_sampling_strategy="group_by_length",
+        include_num_input_tokens_seen="non_padding",
+        report_to=[],
+        disable_tqdm=True,
+        logging_nan_inf_filter=False,  # the filter would log a NaN loss as a number and hide it from our NaN stop
+        dataloader_num_workers=0,
+        save_only_model=False,
+    )
+    if config.max_steps is not None:
+        kwargs["max_steps"] = config.max_steps
+    else:
+        kwargs["num_train_epochs"] = config.epochs
+    if steps and kwargs["save_steps"] != config.eval_steps:
+        kwargs["load_best_model_at_end"] = False  # Trainer needs saves to line up with evaluations
+    return TrainingArguments(**kwargs)
+
+
+def save_model_atomically(trainer: Any, tokenizer: Any, run_dir: Path, meta: dict[str, Any],
+                           finish: Callable[[Path], None] | None = None) -> Path:
+    """Save into a temporary folder, then swap it in: a crash mid-save leaves the previous ``model/`` intact.
+
+    ``finish`` may complete the temporary folder before the swap (pretraining adds the base's pooler).
+    """
+    final = run_dir / runs.MODEL_DIR
+    tmp = run_dir / f".{runs.MODEL_DIR}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        trainer.save_model(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        write_model_meta(tmp, **meta)
+        if finish is not None:
+            finish(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a half-written copy must not fill the disk further
+        raise
+    old = run_dir / f".{runs.MODEL_DIR}.old-{os.getpid()}"
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
