@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .data import LABEL_DELIMITERS
 from .errors import BmcoreError
 from .models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, PRECISIONS
 from .workspace import check_regular
@@ -34,6 +35,9 @@ class TrainConfig:
     dataset: str = _f("builtin:bbc-news", "A prepared dataset's name in the workspace, or any data source (file, folder, builtin:bbc-news).")
     text_column: list[str] | None = _f(None, "Text column(s) of a raw source; two for text pairs. Auto-detected when empty.")
     label_column: str | None = _f(None, "Label column of a raw source. Auto-detected when empty.")
+    label_columns: list[str] | None = _f(None, "Multi-label raw source: several 0/1 columns, one per label. Auto-detected when empty.")
+    label_delimiter: str | None = _f(None, "Multi-label raw source: the label column holds several labels separated by this "
+                                           "(, ; | or json for JSON lists). Auto-detected when empty.", choices=LABEL_DELIMITERS)
     max_seq_length: int = _f(DEFAULT_MAX_SEQ_LENGTH, "Tokens per input; longer texts are truncated. Shorter is faster (cost grows faster than length).")
     num_train_epochs: float | None = _f(None, f"Passes over the training data (default {DEFAULT_EPOCHS:g}). Give this or max_steps.")
     max_steps: int | None = _f(None, "Total optimizer steps; overrides epochs. Give this or num_train_epochs.")

@@ -582,12 +582,14 @@ def _text_score(s: pd.Series) -> float:
     return float(lengths.mean() * (0.5 + spaces) * (0.5 + unique))
 
 
-def detect_columns(df: pd.DataFrame) -> Columns:
-    """Guess the text column(s), the label column and the label shape (:func:`detect_label_shape`).
-
-    Raises :class:`BmcoreError` when no column fits.
+def detect_columns(df: pd.DataFrame, notes: list[str] | None = None) -> Columns:
+    """Guess the text column(s), the label column and the label shape (:func:`detect_label_shape`); the note
+    on the shape, if any, is appended to ``notes``. Raises :class:`BmcoreError` when no column fits.
     """
-    return detect_label_shape(df, _detect_text_label(df))[0]
+    cols, note = detect_label_shape(df, _detect_text_label(df))
+    if note and notes is not None:
+        notes.append(note)
+    return cols
 
 
 def _detect_text_label(df: pd.DataFrame) -> Columns:
@@ -787,7 +789,7 @@ def detect_label_shape(df: pd.DataFrame, cols: Columns) -> tuple[Columns, str]:
     label column on ``,`` ``;`` or ``|`` gives several parts in at least 1% of the rows *and* at least half of
     those parts are labels on their own rows, so a class named ``New York, NY`` that only occurs whole stays one label.
     """
-    binary = [str(c) for c in df.columns if c not in cols.text and (b := _binary(df[c])) is not None and (b == 1).any()]
+    binary = [c for c in binary_columns(df) if c not in cols.text]
     if len(binary) >= 2 and (cols.label in binary or cols.label not in df.columns):
         return (Columns(cols.text, "", label_columns=binary),
                 f"multi-label: {len(binary)} columns hold only 0/1 values, read as one label each: {', '.join(binary)}")
@@ -817,6 +819,20 @@ def detect_label_shape(df: pd.DataFrame, cols: Columns) -> tuple[Columns, str]:
         return cols, (f"column {cols.label!r} has labels containing {' '.join(map(repr, considered))} but is read as one "
                       "label per row: too few rows have several parts, or the parts are not labels on their own")
     return cols, ""
+
+
+LABEL_SHAPES = {"single": "One label per row", "delimited": "Several labels in one column",
+                "columns": "One 0/1 column per label"}
+
+
+def label_shape(cols: Columns) -> str:
+    """The key in :data:`LABEL_SHAPES` of a :class:`Columns`: ``single``, ``delimited`` or ``columns``."""
+    return "columns" if cols.label_columns else "delimited" if cols.label_delimiter else "single"
+
+
+def binary_columns(df: pd.DataFrame) -> list[str]:
+    """Columns holding only 0/1 values, with some 1s: candidates for one-column-per-label data."""
+    return [str(c) for c in df.columns if (b := _binary(df[c])) is not None and (b == 1).any()]
 
 
 def choose_columns(df: pd.DataFrame, text: list[str] | None = None, label: str | None = None, *,
@@ -968,11 +984,7 @@ def prepare(raw: RawData, name: str = "dataset", columns: Columns | None = None,
     frames = raw.frames if (use_source_splits and raw.has_splits) else {"all": raw.combined()}
     first = next(iter(frames.values()))
     notes = list(raw.notes)
-    if columns is None:
-        cols, detected = detect_label_shape(first, _detect_text_label(first))
-        notes += [detected] if detected else []
-    else:
-        cols = columns
+    cols = columns or detect_columns(first, notes)
     multi = cols.problem_type == MULTI_LABEL
     std: dict[str, pd.DataFrame] = {}
     dropped: dict[str, int] = {}
@@ -1146,11 +1158,15 @@ def multi_label_stats(matrices: dict[str, np.ndarray], label_names: list[str]) -
     return out
 
 
-def cooccurrence_frame(stats: dict[str, Any], label_names: list[str]) -> pd.DataFrame:
-    """The label co-occurrence matrix as a labelled square frame (rows having both labels), for a heatmap."""
+def cooccurrence_frame(stats: dict[str, Any], label_names: list[str], diagonal: bool = True) -> pd.DataFrame:
+    """The label co-occurrence matrix as a labelled square frame (rows having both labels), for a heatmap.
+
+    ``diagonal=False`` blanks each label's own count, which would otherwise set the colour scale alone.
+    """
     if "cooccurrence" not in stats:
         return pd.DataFrame()
-    return pd.DataFrame(stats["cooccurrence"], index=label_names, columns=label_names)
+    frame = pd.DataFrame(stats["cooccurrence"], index=label_names, columns=label_names, dtype=float)
+    return frame if diagonal else frame.mask(np.eye(len(label_names), dtype=bool))
 
 
 def labels_per_row_frame(stats: dict[str, Any]) -> pd.DataFrame:

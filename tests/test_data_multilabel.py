@@ -116,6 +116,7 @@ def test_forced_shapes_and_single_label(goemotions, tmp_path):
     assert set(ds.label_names) == set(df["labels"])  # each combination is a class of its own
     cols, _ = bdata.choose_columns(df, ["text"], "labels", label_delimiter=",")
     assert cols.problem_type == bdata.MULTI_LABEL
+    assert bdata.prepare_command("emo.csv", "emo", single_label=True).endswith("--name emo --single-label")
     jig = pd.read_csv(write_jigsaw(df, tmp_path / "t.csv"), dtype=str)
     cols, _ = bdata.choose_columns(jig, label_columns=["anger", "joy"])
     assert cols.label_columns == ["anger", "joy"] and cols.text == ["comment_text"]
