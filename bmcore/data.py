@@ -995,9 +995,9 @@ def prepare(raw: RawData, name: str = "dataset", columns: Columns | None = None,
         if dropped[split]:
             notes.append(f"dropped {dropped[split]} {split} rows with an empty text or label")
     labels_all = pd.concat([d["label"] for d in std.values()])
-    what = "label columns " + ", ".join(map(repr, cols.label_columns)) if cols.label_columns else f"label column {cols.label!r}"
+    what = "label columns " + ", ".join(map(repr, cols.label_columns)) if cols.label_columns else f"column {cols.label!r}"
     if labels_all.empty:
-        raise BmcoreError(f"{what} is empty or every text is empty")
+        raise BmcoreError(f"{what if cols.label_columns else 'label ' + what} is empty or every text is empty")
     label_names = order_labels({n for names in labels_all for n in names} | set(cols.label_columns or [])
                                if multi else labels_all)
     if len(label_names) < 2:

@@ -228,3 +228,14 @@ def test_cli_prepare_and_inspect(goemotions, tmp_path, capsys):
         assert cli_main(["data", "inspect", str(src), *args]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and err.count("\n") == 1, (args, err)
+
+
+def test_resolve_dataset_takes_the_train_configs_label_shape(goemotions, tmp_path):
+    """What ``python -m bmcore train --data FILE --label-columns a,b`` passes on (TrainConfig.label_columns)."""
+    src = str(write_jigsaw(goemotions.head(800), tmp_path / "toxic.csv"))
+    ds = bdata.resolve_dataset(src, label_columns="anger,neutral")
+    assert ds.is_multi_label and ds.label_names == ["anger", "neutral"]
+    assert bdata.resolve_dataset(src).columns.label_columns == JIGSAW  # detected without it
+    goemotions.head(800).to_csv(tmp_path / "emo.csv", index=False)
+    ds = bdata.resolve_dataset(str(tmp_path / "emo.csv"), label_delimiter=",")
+    assert ds.columns.label_delimiter == "," and ds.is_multi_label

@@ -154,10 +154,11 @@ def _run(args: argparse.Namespace) -> int:
     stats = bdata.compute_stats(ds, load_counting_tokenizer(args.tokenizer), args.max_seq_length,
                                 tokenizer_name=args.tokenizer, progress=_Progress())
     if args.data_command == "prepare":
-        print(f"note: labels: {ds.columns.describe_labels()}", file=sys.stderr)
         for warning in bdata.label_notices(ds.label_names):
             print(f"notice: {warning}", file=sys.stderr)
         path = bdata.save_prepared(ds)
+        if ds.is_multi_label:
+            print(f"note: multi-label, {ds.columns.describe_labels()}", file=sys.stderr)
         print(json.dumps({"name": ds.name, "path": str(path), "splits": stats["rows"], "problem_type": ds.problem_type,
                           "label_names": ds.label_names}))
         return 0
