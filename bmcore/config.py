@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .data import LABEL_DELIMITERS
 from .errors import BmcoreError
 from .models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, PRECISIONS
 from .workspace import check_regular
@@ -38,6 +39,9 @@ class TrainConfig:
     problem_type: str = _f("auto", "What the model learns: auto (from the dataset), single_label_classification (one class "
                            "per text, softmax) or multi_label_classification (any number of labels per text, a sigmoid each).",
                            choices=PROBLEM_TYPES)
+    label_columns: list[str] | None = _f(None, "Multi-label raw source: several 0/1 columns, one per label. Auto-detected when empty.")
+    label_delimiter: str | None = _f(None, "Multi-label raw source: the label column holds several labels separated by this "
+                                           "(, ; | or json for JSON lists). Auto-detected when empty.", choices=LABEL_DELIMITERS)
     max_seq_length: int = _f(DEFAULT_MAX_SEQ_LENGTH, "Tokens per input; longer texts are truncated. Shorter is faster (cost grows faster than length).")
     num_train_epochs: float | None = _f(None, f"Passes over the training data (default {DEFAULT_EPOCHS:g}). Give this or max_steps.")
     max_steps: int | None = _f(None, "Total optimizer steps; overrides epochs. Give this or num_train_epochs.")

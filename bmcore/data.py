@@ -11,6 +11,11 @@ A *source* is one of:
 A *prepared dataset* has the standard columns ``text`` (and ``text_pair`` for pairs) and
 ``label`` (the class name as a string), split into train/validation/test. It is saved as
 Parquet plus ``dataset.json`` under ``<workspace>/datasets/<name>/``.
+
+*Multi-label* data (each text has any number of labels, e.g. GoEmotions or Jigsaw toxic comments) is read from
+one column of delimited names (``anger,annoyance`` or a JSON list) or from one 0/1 column per label. Prepared,
+its ``label`` holds a JSON list of names in ``label_names`` order (:func:`encode_label_set`), ``[]`` for none,
+and ``problem_type`` is ``multi_label_classification``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import re
 import time
 import unicodedata
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +61,12 @@ FILE_TYPES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "csv", ".json
               ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet", ".xlsx": "excel", ".xls": "excel"}
 DATASET_META = "dataset.json"
 MIN_CLASS_EXAMPLES = 10  # below this many training examples a class is flagged as tiny
+SINGLE_LABEL = "single_label_classification"  # Hugging Face's config.problem_type names
+MULTI_LABEL = "multi_label_classification"
+LABEL_DELIMITERS = ("json", ",", ";", "|")  # "json": each cell is a JSON list of names
+MULTI_EVIDENCE = 0.01  # share of rows with several labels needed (with recurring parts) to read a column as multi-label
+MAX_COOCCURRENCE = 100  # labels; above this the co-occurrence matrix is left out of the stats
+BINARY_VALUES = {"0": 0, "1": 1, "0.0": 0, "1.0": 1, "false": 0, "true": 1}
 MAX_CLASSES = 500
 LONG_LABEL = 200  # characters; a label this long is more likely a text column than a class name
 BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -87,10 +98,32 @@ class RawData:
 
 @dataclass
 class Columns:
-    """Which columns hold the text (one, or two for pairs) and the label."""
+    """Which columns hold the text (one, or two for pairs) and the label(s).
+
+    Single-label: ``label`` holds one class name per row. Multi-label, either ``label_delimiter`` is set
+    (``label`` holds several names split by it, or ``"json"`` for a JSON list) or ``label_columns`` names
+    several 0/1 columns, one per label (``label`` is then ``""``).
+    """
 
     text: list[str]
     label: str
+    label_columns: list[str] | None = None
+    label_delimiter: str | None = None
+
+    @property
+    def problem_type(self) -> str:
+        """``multi_label_classification`` for either multi-label shape, else ``single_label_classification``."""
+        return MULTI_LABEL if (self.label_columns or self.label_delimiter) else SINGLE_LABEL
+
+    def describe_labels(self) -> str:
+        """The label shape in words, e.g. ``several labels per row in column 'labels', separated by ','``."""
+        if self.label_columns:
+            return f"several labels per row: one 0/1 column per label ({', '.join(map(repr, self.label_columns))})"
+        if self.label_delimiter == "json":
+            return f"several labels per row in column {self.label!r}, as JSON lists"
+        if self.label_delimiter:
+            return f"several labels per row in column {self.label!r}, separated by {self.label_delimiter!r}"
+        return f"one label per row in column {self.label!r}"
 
 
 @dataclass
@@ -106,7 +139,12 @@ class PreparedDataset:
     stats: dict[str, Any] = field(default_factory=dict)
     dropped_empty: dict[str, int] = field(default_factory=dict)
     version: dict[str, Any] | None = None  # a reviewed version: number, parent, changes (bmcore.quality.save_version)
-    problem_type: str = "single_label_classification"  # multi_label_classification: ``label`` holds JSON lists
+    problem_type: str = SINGLE_LABEL  # or MULTI_LABEL: each ``label`` is a JSON list of names (encode_label_set)
+
+    @property
+    def is_multi_label(self) -> bool:
+        """True when each row has a set of labels (``label`` is a JSON list)."""
+        return self.problem_type == MULTI_LABEL
 
     @property
     def is_pair(self) -> bool:
@@ -129,8 +167,10 @@ class PreparedDataset:
             "source": self.source,
             "text_columns": self.columns.text,
             "label_column": self.columns.label,
-            "label_names": self.label_names,
+            **({"label_columns": self.columns.label_columns} if self.columns.label_columns else {}),
+            **({"label_delimiter": self.columns.label_delimiter} if self.columns.label_delimiter else {}),
             "problem_type": self.problem_type,
+            "label_names": self.label_names,
             "is_pair": self.is_pair,
             "splits": {s: int(len(self.splits[s])) for s in SPLITS},
             "content_hash": self.content_hash(),
@@ -206,7 +246,7 @@ def _read_json(text: str, name: str, lines: bool) -> pd.DataFrame:
     """Parse JSON or JSON Lines; a lone surrogate is refused with the file and line, not deep in pandas or Arrow."""
     m = _LONE_SURROGATE.search(text)
     try:
-        df = _parse_json(text, name, lines)
+        df = _lists_as_json(_parse_json(text, name, lines))
         if m is not None:  # a match may still be an escaped backslash followed by "ud800": check the values
             df.map(lambda v: v.encode("utf-8") if isinstance(v, str) else v)
             [str(c).encode("utf-8") for c in df.columns]
@@ -215,6 +255,14 @@ def _read_json(text: str, name: str, lines: bool) -> pd.DataFrame:
         found = f" ({m.group(0)})" if m is not None else ""
         raise BmcoreError(f"{name}{where} has a lone surrogate{found}, half of a UTF-16 pair that is not text; "
                           "fix or remove that escape") from exc
+    return df
+
+
+def _lists_as_json(df: pd.DataFrame) -> pd.DataFrame:
+    """Cells holding a list (``"labels": ["anger", "joy"]``) as JSON text, as a CSV would hold them."""
+    for c in df.columns:
+        if df[c].dtype == object and df[c].map(lambda v: isinstance(v, list)).any():
+            df[c] = df[c].map(lambda v: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v)
     return df
 
 
@@ -534,8 +582,18 @@ def _text_score(s: pd.Series) -> float:
     return float(lengths.mean() * (0.5 + spaces) * (0.5 + unique))
 
 
-def detect_columns(df: pd.DataFrame) -> Columns:
-    """Guess the text column(s) and the label column. Raises :class:`BmcoreError` when none fits."""
+def detect_columns(df: pd.DataFrame, notes: list[str] | None = None) -> Columns:
+    """Guess the text column(s), the label column and the label shape (:func:`detect_label_shape`); the note
+    on the shape, if any, is appended to ``notes``. Raises :class:`BmcoreError` when no column fits.
+    """
+    cols, note = detect_label_shape(df, _detect_text_label(df))
+    if note and notes is not None:
+        notes.append(note)
+    return cols
+
+
+def _detect_text_label(df: pd.DataFrame) -> Columns:
+    """Guess the text column(s) and one label column (single-label)."""
     lower = {str(c).lower(): c for c in df.columns}
     text: list[str] = []
     for a, b in PAIR_NAMES:
@@ -565,13 +623,19 @@ def detect_columns(df: pd.DataFrame) -> Columns:
 
 
 def _check_columns(df: pd.DataFrame, cols: Columns, name: str = "the data") -> None:
-    for c in [*cols.text, cols.label]:
+    labels = cols.label_columns or [cols.label]
+    for c in [*cols.text, *labels]:
         if c not in df.columns:
             raise BmcoreError(f"column {c!r} is missing from {name}; columns: {', '.join(map(str, df.columns))}")
     if len(cols.text) not in (1, 2):
         raise BmcoreError("choose one text column, or two for text pairs")
-    if cols.label in cols.text:
-        raise BmcoreError(f"column {cols.label!r} cannot be both text and label")
+    both = [c for c in labels if c in cols.text]
+    if both:
+        raise BmcoreError(f"column {both[0]!r} cannot be both text and label")
+    if cols.label_columns is not None and len(cols.label_columns) < 2:
+        raise BmcoreError("give at least two 0/1 label columns (one per label); one 0/1 column is a single-label task")
+    if cols.label_delimiter is not None and cols.label_delimiter not in LABEL_DELIMITERS:
+        raise BmcoreError(f"label delimiter {cols.label_delimiter!r} is not one of {', '.join(LABEL_DELIMITERS)}")
 
 
 def normalise_labels(series: pd.Series, column: str) -> pd.Series:
@@ -593,22 +657,6 @@ def normalise_labels(series: pd.Series, column: str) -> pd.Series:
     else:
         s.loc[nonnull.index] = nonnull.astype(str).str.strip()
     return s.replace("", np.nan)
-
-
-def encode_label_set(names: Any) -> str:
-    """A multi-label row's label set as stored in a prepared ``label`` column: a JSON list of names."""
-    return json.dumps([str(n) for n in names], ensure_ascii=False)
-
-
-def decode_label_set(value: Any) -> list[str]:
-    """The label names of a stored label set (:func:`encode_label_set`); a malformed value is a one-line error."""
-    try:
-        names = json.loads(value) if isinstance(value, str) else None
-    except ValueError:
-        names = None
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise BmcoreError(f"a multi-label row's labels must be a JSON list of names, not {str(value)[:60]!r}")
-    return names
 
 
 def order_labels(labels: list[str] | set[str] | pd.Series) -> list[str]:
@@ -643,14 +691,252 @@ def label_notices(label_names: list[str]) -> list[str]:
     return out
 
 
+# --- multi-label ----------------------------------------------------------------------------
+
+
+def encode_label_set(names: Iterable[str]) -> str:
+    """A row's labels as stored in a prepared multi-label dataset: a JSON list, e.g. ``'["anger", "joy"]'``."""
+    return json.dumps(list(names), ensure_ascii=False)
+
+
+def decode_label_set(value: str) -> list[str]:
+    """The label names of one prepared multi-label value. Raises :class:`BmcoreError` when it is not a JSON list of strings."""
+    try:
+        names = json.loads(value)
+    except (TypeError, ValueError) as exc:
+        raise BmcoreError(f"label value {str(value)[:60]!r} is not a JSON list of label names ({exc.__class__.__name__})") from exc
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise BmcoreError(f"label value {str(value)[:60]!r} is not a JSON list of label names")
+    return names
+
+
+def _map_unique(series: pd.Series, fn: Callable[[Any], Any]) -> list[Any]:
+    """``fn`` over each distinct value once (labels repeat a lot), in row order."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    done = [fn(u) for u in uniques]
+    missing = fn(None)
+    return [done[c] if c >= 0 else missing for c in codes]
+
+
+def label_sets(series: pd.Series) -> list[list[str]]:
+    """The label names of every row of a prepared multi-label ``label`` column (see :func:`decode_label_set`)."""
+    return _map_unique(series, lambda v: [] if v is None else decode_label_set(v))
+
+
+def label_matrix(series: pd.Series, label_names: list[str]) -> np.ndarray:
+    """A rows x labels 0/1 matrix (``int8``) of a prepared multi-label ``label`` column, columns in ``label_names`` order."""
+    index = {n: j for j, n in enumerate(label_names)}
+    out = np.zeros((len(series), len(label_names)), dtype=np.int8)
+    for i, names in enumerate(label_sets(series)):
+        out[i, [index[n] for n in names if n in index]] = 1
+    return out
+
+
+def _label_part(value: Any) -> str:
+    """One label name from a cell part: a stripped string, integral numbers without ``.0``."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise BmcoreError(f"{value!r} is not a label name")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def _split_cell(value: Any, delimiter: str) -> list[str]:
+    """The distinct label names in one raw cell, in the order given (``[]`` for an empty cell)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    text = str(value).strip()
+    if delimiter == "json":
+        if not text:
+            return []
+        try:
+            parts = json.loads(text)
+        except ValueError as exc:
+            raise BmcoreError(f"{text[:60]!r} is not a JSON list of label names ({exc.__class__.__name__})") from exc
+        if not isinstance(parts, list):
+            raise BmcoreError(f"{text[:60]!r} is not a JSON list of label names")
+        parts = [_label_part(p) for p in parts]
+    else:
+        parts = [p.strip() for p in text.split(delimiter)]
+    return list(dict.fromkeys(p for p in parts if p))
+
+
+def _binary(series: pd.Series) -> pd.Series | None:
+    """A 0/1 column as 0/1 (missing cells stay missing), or ``None`` when some value is not 0/1."""
+    mapped = series.map(lambda v: v if v is None or (isinstance(v, float) and np.isnan(v))
+                        else BINARY_VALUES.get(str(v).strip().lower(), -1))
+    return None if (mapped == -1).any() else mapped
+
+
+def _delimiter_evidence(values: pd.Series, delimiter: str) -> tuple[int, float]:
+    """Rows with several parts, and the share of those parts that also occur as a label on their own."""
+    counts = values.value_counts()
+    parts = {v: [p.strip() for p in v.split(delimiter) if p.strip()] for v in counts.index}
+    several = [v for v, ps in parts.items() if len(ps) > 1]
+    if not several:
+        return 0, 0.0
+    alone = {ps[0] for ps in parts.values() if len(ps) == 1}
+    seen = {p for v in several for p in parts[v]}
+    return int(counts[several].sum()), len(seen & alone) / len(seen)
+
+
+def detect_label_shape(df: pd.DataFrame, cols: Columns) -> tuple[Columns, str]:
+    """The label shape of ``df`` given the text and label columns: ``cols`` made multi-label when the data is,
+    and a note saying what was detected and why ("" when there is nothing to say).
+
+    Multi-label when (a) two or more columns beside the text hold only 0/1 values, with some 1s, and the label
+    column is one of them (Jigsaw toxic comments); (b) the label column holds JSON lists; or (c) splitting the
+    label column on ``,`` ``;`` or ``|`` gives several parts in at least 1% of the rows *and* at least half of
+    those parts are labels on their own rows, so a class named ``New York, NY`` that only occurs whole stays one label.
+    """
+    binary = [c for c in binary_columns(df) if c not in cols.text]
+    if len(binary) >= 2 and (cols.label in binary or cols.label not in df.columns):
+        return (Columns(cols.text, "", label_columns=binary),
+                f"multi-label: {len(binary)} columns hold only 0/1 values, read as one label each: {', '.join(binary)}")
+    if cols.label not in df.columns:
+        return cols, ""
+    values = df[cols.label].dropna().astype(str).str.strip()
+    values = values[values != ""]
+    if values.empty:
+        return cols, ""
+    listed = values.str.startswith("[") & values.str.endswith("]")
+    if listed.mean() >= 0.9:
+        return (Columns(cols.text, cols.label, label_delimiter="json"),
+                f"multi-label: column {cols.label!r} holds JSON lists of labels")
+    best, considered = None, []
+    for d in LABEL_DELIMITERS[1:]:
+        rows, recur = _delimiter_evidence(values, d)
+        if rows and (rows < max(2, MULTI_EVIDENCE * len(values)) or recur < 0.5):
+            considered.append(d)
+        elif rows and (best is None or rows > best[1]):
+            best = (d, rows)
+    if best is not None:
+        d, rows = best
+        return (Columns(cols.text, cols.label, label_delimiter=d),
+                f"multi-label: column {cols.label!r} holds several labels separated by {d!r} "
+                f"({rows / len(values):.1%} of rows have more than one)")
+    if considered:
+        return cols, (f"column {cols.label!r} has labels containing {' '.join(map(repr, considered))} but is read as one "
+                      "label per row: too few rows have several parts, or the parts are not labels on their own")
+    return cols, ""
+
+
+LABEL_SHAPES = {"single": "One label per row", "delimited": "Several labels in one column",
+                "columns": "One 0/1 column per label"}
+
+
+def label_shape(cols: Columns) -> str:
+    """The key in :data:`LABEL_SHAPES` of a :class:`Columns`: ``single``, ``delimited`` or ``columns``."""
+    return "columns" if cols.label_columns else "delimited" if cols.label_delimiter else "single"
+
+
+def binary_columns(df: pd.DataFrame) -> list[str]:
+    """Columns holding only 0/1 values, with some 1s: candidates for one-column-per-label data."""
+    return [str(c) for c in df.columns if (b := _binary(df[c])) is not None and (b == 1).any()]
+
+
+def choose_columns(df: pd.DataFrame, text: list[str] | None = None, label: str | None = None, *,
+                   label_columns: list[str] | None = None, label_delimiter: str | None = None,
+                   single_label: bool = False) -> tuple[Columns, list[str]]:
+    """Columns from the user's choices, the rest detected; and notes on what was detected.
+
+    ``label_columns`` (several 0/1 columns) or ``label_delimiter`` (``,`` ``;`` ``|`` or ``json``) force a
+    multi-label shape, ``single_label`` forces one label per row; otherwise the shape is detected.
+    """
+    if sum(bool(x) for x in (label_columns, label_delimiter, single_label)) > 1:
+        raise BmcoreError("choose one label shape: label columns, a label delimiter, or single-label")
+    base = None if text and (label or label_columns) else _detect_text_label(df)
+    cols = Columns(list(text or base.text), label or ("" if label_columns else base.label))  # type: ignore[union-attr]
+    if label_columns:
+        cols.label_columns = list(label_columns)
+        cols.label = ""
+    elif label_delimiter:
+        cols.label_delimiter = label_delimiter
+    if label_columns or label_delimiter or single_label:
+        _check_columns(df, cols)
+        return cols, [] if not single_label else [f"single-label (as chosen): {cols.describe_labels()}"]
+    cols, note = detect_label_shape(df, cols)
+    return cols, [note] if note else []
+
+
+def _label_lists(df: pd.DataFrame, cols: Columns, where: str) -> pd.Series:
+    """Each row's label names as a list; ``None`` where a 0/1 cell is missing (the row is dropped)."""
+    if cols.label_columns:
+        flags = {}
+        for c in cols.label_columns:
+            b = _binary(df[c])
+            if b is None:
+                bad = next(v for v in df[c] if BINARY_VALUES.get(str(v).strip().lower()) is None and not pd.isna(v))
+                raise BmcoreError(f"label column {c!r} of {where} holds {str(bad)[:40]!r}; each label column must hold only 0 or 1")
+            flags[c] = b
+        mat = pd.DataFrame(flags).to_numpy(dtype=float)
+        names = np.array(cols.label_columns, dtype=object)
+        return pd.Series([None if np.isnan(r).any() else names[r == 1].tolist() for r in mat], index=df.index, dtype=object)
+    d = str(cols.label_delimiter)
+
+    def parse(v: Any) -> list[str]:
+        try:
+            return _split_cell(v, d)
+        except BmcoreError as exc:
+            row = int(np.flatnonzero((df[cols.label] == v).to_numpy())[0])
+            raise BmcoreError(f"label column {cols.label!r} of {where}, row {row + 1}: {exc}") from None
+
+    return pd.Series(_map_unique(df[cols.label], parse), index=df.index, dtype=object)
+
+
+def _iterative_stratification(y: np.ndarray, frac: float, seed: int) -> np.ndarray:
+    """Rows for the first part (a boolean mask of ``frac`` of them), by iterative stratification
+    (Sechidis, Tsoumakas & Vlahavas 2011): the rarest label still to place goes first, each of its rows to the
+    part that most lacks that label (ties: the part that lacks most rows, then at random). Rows with no label
+    fill the parts to their sizes at the end. One change: a label with two or more rows first gives each part
+    one row, so that carving test and then validation out of the rest puts a label with three rows in all three splits.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    want_rows = np.array([frac, 1 - frac]) * n
+    want = np.outer([frac, 1 - frac], y.sum(axis=0)).astype(float)
+    got = np.zeros_like(want)
+    part = np.full(n, -1)
+    left = y.sum(axis=0).astype(np.int64)
+    enough = left >= 2
+    order = rng.permutation(n)
+    members = [order[y[order, j] == 1] for j in range(y.shape[1])]
+    labels_of = [np.flatnonzero(row) for row in y]
+    while (left > 0).any():
+        j = int(np.argmin(np.where(left > 0, left, np.iinfo(np.int64).max)))
+        for i in members[j]:
+            if part[i] >= 0:
+                continue
+            best = np.flatnonzero(got[:, j] == 0) if enough[j] else np.arange(2)
+            best = best if len(best) else np.arange(2)
+            best = best[want[best, j] == want[best, j].max()]
+            if len(best) > 1:
+                best = best[want_rows[best] == want_rows[best].max()]
+            p = int(best[0] if len(best) == 1 else rng.choice(best))
+            part[i] = p
+            want[p, labels_of[i]] -= 1
+            got[p, labels_of[i]] += 1
+            want_rows[p] -= 1
+            left[labels_of[i]] -= 1
+    for i in order[part[order] < 0]:
+        p = int(np.argmax(want_rows))
+        part[i] = p
+        want_rows[p] -= 1
+    return part == 0
+
+
 # --- preparing ----------------------------------------------------------------------------
 
 
-def _standardise(df: pd.DataFrame, cols: Columns) -> tuple[pd.DataFrame, int]:
+def _standardise(df: pd.DataFrame, cols: Columns, where: str) -> tuple[pd.DataFrame, int]:
+    """Standard columns; multi-label rows get a list of names (encoded once the label order is known)."""
     out = pd.DataFrame({"text": df[cols.text[0]]})
     if len(cols.text) == 2:
         out["text_pair"] = df[cols.text[1]]
-    out["label"] = normalise_labels(df[cols.label], cols.label)
+    if cols.problem_type == MULTI_LABEL:
+        out["label"] = _label_lists(df, cols, where)
+    else:
+        out["label"] = normalise_labels(df[cols.label], cols.label)
     for c in [c for c in ("text", "text_pair") if c in out]:
         out[c] = out[c].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
     keep = out["label"].notna() & out["text"].notna() & (out["text"].str.strip().str.len() > 0)
@@ -659,10 +945,16 @@ def _standardise(df: pd.DataFrame, cols: Columns) -> tuple[pd.DataFrame, int]:
     return out[keep].reset_index(drop=True), int((~keep).sum())
 
 
-def _stratified_split(df: pd.DataFrame, sizes: tuple[float, float], seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _stratified_split(df: pd.DataFrame, sizes: tuple[float, float], seed: int,
+                      label_names: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two parts in the ratio ``sizes``, stratified by label; multi-label (``label_names`` given) by
+    :func:`_iterative_stratification`, where a label too rare for every part is no error."""
     from sklearn.model_selection import train_test_split
 
     frac = sizes[0] / (sizes[0] + sizes[1])
+    if label_names is not None:
+        first = _iterative_stratification(label_matrix(df["label"], label_names), frac, seed)
+        return df[first].reset_index(drop=True), df[~first].reset_index(drop=True)
     counts = df["label"].value_counts()
     tiny = counts[counts < 2]
     if len(tiny):
@@ -682,29 +974,42 @@ def prepare(raw: RawData, name: str = "dataset", columns: Columns | None = None,
     The source's own splits are used when it has them and ``use_source_splits`` is true;
     missing validation or test splits are carved, stratified, out of train. Otherwise all
     rows are split with ``ratios`` and ``seed``. The test split is meant to be scored once.
+
+    Without ``columns`` the columns and the label shape are detected (:func:`detect_label_shape`; a note says
+    what was found). Multi-label rows become JSON lists (:func:`encode_label_set`) and the splits are made by
+    iterative stratification (Sechidis et al. 2011), which keeps each label's share close in every split.
     """
     if len(ratios) != 3 or min(ratios) <= 0 or abs(sum(ratios) - 1) > 1e-6:
         raise BmcoreError("split ratios must be three positive numbers that sum to 1, e.g. 0.8 0.1 0.1")
     frames = raw.frames if (use_source_splits and raw.has_splits) else {"all": raw.combined()}
     first = next(iter(frames.values()))
-    cols = columns or detect_columns(first)
     notes = list(raw.notes)
+    cols = columns or detect_columns(first, notes)
+    multi = cols.problem_type == MULTI_LABEL
     std: dict[str, pd.DataFrame] = {}
     dropped: dict[str, int] = {}
     for split, df in frames.items():
-        _check_columns(df, cols, f"the {split} split" if split != "all" else raw.source)
-        std[split], dropped[split] = _standardise(df, cols)
+        where = f"the {split} split" if split != "all" else raw.source
+        _check_columns(df, cols, where)
+        std[split], dropped[split] = _standardise(df, cols, where)
         if dropped[split]:
             notes.append(f"dropped {dropped[split]} {split} rows with an empty text or label")
     labels_all = pd.concat([d["label"] for d in std.values()])
+    what = "label columns " + ", ".join(map(repr, cols.label_columns)) if cols.label_columns else f"column {cols.label!r}"
     if labels_all.empty:
-        raise BmcoreError(f"label column {cols.label!r} is empty or every text is empty")
-    label_names = order_labels(labels_all)
+        raise BmcoreError(f"{what if cols.label_columns else 'label ' + what} is empty or every text is empty")
+    label_names = order_labels({n for names in labels_all for n in names} | set(cols.label_columns or [])
+                               if multi else labels_all)
     if len(label_names) < 2:
-        raise BmcoreError(f"only one class ({label_names[0]!r}) in column {cols.label!r}; classification needs at least two")
+        raise BmcoreError(f"only one class ({label_names[0]!r}) in {what}; classification needs at least two"
+                          if label_names else f"{what} holds no label at all")
     if len(label_names) > MAX_CLASSES:
-        raise BmcoreError(f"column {cols.label!r} has {len(label_names)} classes (more than {MAX_CLASSES}); "
-                          "is it really the label column?")
+        raise BmcoreError(f"{what} has {len(label_names)} classes (more than {MAX_CLASSES}); is it really the label column?")
+    if multi:
+        rank = {n: i for i, n in enumerate(label_names)}
+        for df in std.values():
+            df["label"] = [encode_label_set(sorted(names, key=rank.__getitem__)) for names in df["label"]]
+    strata = label_names if multi else None
     folded: dict[str, list[str]] = {}
     for n in label_names:
         folded.setdefault(n.casefold(), []).append(n)
@@ -718,16 +1023,17 @@ def prepare(raw: RawData, name: str = "dataset", columns: Columns | None = None,
             missing = [s for s in ("validation", "test") if s not in std]
             notes.append(f"the source has no {' or '.join(missing)} split; carved from train (seed {seed})")
         if "test" not in std:
-            train, std["test"] = _stratified_split(train, (1 - r_test, r_test), seed)
+            train, std["test"] = _stratified_split(train, (1 - r_test, r_test), seed, strata)
         if "validation" not in std:
-            train, std["validation"] = _stratified_split(train, (r_train, r_val), seed)
+            train, std["validation"] = _stratified_split(train, (r_train, r_val), seed, strata)
         std["train"] = train
     else:
-        rest, test = _stratified_split(std["all"], (r_train + r_val, r_test), seed)
-        train, val = _stratified_split(rest, (r_train, r_val), seed)
+        rest, test = _stratified_split(std["all"], (r_train + r_val, r_test), seed, strata)
+        train, val = _stratified_split(rest, (r_train, r_val), seed, strata)
         std = {"train": train, "validation": val, "test": test}
     ds = PreparedDataset(name=name, source=raw.source, columns=cols, label_names=label_names,
-                         splits={s: std[s] for s in SPLITS}, notes=notes, dropped_empty=dropped)
+                         splits={s: std[s] for s in SPLITS}, notes=notes, dropped_empty=dropped,
+                         problem_type=cols.problem_type)
     return ds
 
 
@@ -760,8 +1066,12 @@ def compute_stats(ds: PreparedDataset, tokenizer: Any = None, max_seq_length: in
     ``max_seq_length``, the imbalance ratio and suggested class weights. Counting tokens is the slow part
     (80 s for 500,000 short rows on two busy CPU cores): ``progress(done, total)`` is called as rows are counted.
     """
-    per_split = {s: {n: int(c) for n, c in ds.splits[s]["label"].value_counts().reindex(ds.label_names, fill_value=0).items()}
-                 for s in SPLITS}
+    matrices = {s: label_matrix(ds.splits[s]["label"], ds.label_names) for s in SPLITS} if ds.is_multi_label else {}
+    if ds.is_multi_label:  # rows that have the label
+        per_split = {s: dict(zip(ds.label_names, map(int, m.sum(axis=0)), strict=True)) for s, m in matrices.items()}
+    else:
+        per_split = {s: {n: int(c) for n, c in ds.splits[s]["label"].value_counts().reindex(ds.label_names, fill_value=0).items()}
+                     for s in SPLITS}
     keyed = {s: _text_keys(df) for s, df in ds.splits.items()}
     dup_within = {s: int(k.duplicated().sum()) for s, k in keyed.items()}
     sets = {s: set(k) for s, k in keyed.items()}
@@ -788,7 +1098,11 @@ def compute_stats(ds: PreparedDataset, tokenizer: Any = None, max_seq_length: in
         "class_weights": weights,
         "max_seq_length": int(max_seq_length),
         "label_notices": label_notices(ds.label_names),
+        "problem_type": ds.problem_type,
     }
+    if ds.is_multi_label:
+        stats.update(multi_label_stats(matrices, ds.label_names))
+        stats["class_weights"] = {}  # inverse class frequency is a single-label idea
     if tokenizer is not None:
         lengths: dict[str, dict[str, Any]] = {}
         trunc_total = n_total = 0
@@ -809,12 +1123,57 @@ def compute_stats(ds: PreparedDataset, tokenizer: Any = None, max_seq_length: in
             lengths[s] = _length_summary(ln, max_seq_length)
         train = ds.splits["train"]
         stats["token_lengths"] = lengths
-        stats["token_lengths_per_class"] = {n: _length_summary(train.loc[train["label"] == n, "n_tokens"].to_numpy(), max_seq_length)
-                                            for n in ds.label_names}
+        has = (lambda j, n: matrices["train"][:, j] == 1) if ds.is_multi_label else (lambda j, n: train["label"] == n)
+        stats["token_lengths_per_class"] = {n: _length_summary(train.loc[has(j, n), "n_tokens"].to_numpy(), max_seq_length)
+                                            for j, n in enumerate(ds.label_names)}
         stats["truncated_share"] = round(trunc_total / max(n_total, 1), 4)
         stats["tokenizer"] = tokenizer_name or getattr(tokenizer, "name_or_path", "")
     ds.stats = stats
     return stats
+
+
+def multi_label_stats(matrices: dict[str, np.ndarray], label_names: list[str]) -> dict[str, Any]:
+    """Multi-label stats from each split's rows x labels matrix: labels per row (mean and a histogram, per split
+    and over all rows), rows with no label, labels with fewer than MIN_CLASS_EXAMPLES rows in all (too rare to
+    split and learn), and the co-occurrence matrix over all rows (rows having both labels; the diagonal is
+    each label's count), left out above MAX_COOCCURRENCE labels."""
+    every = np.concatenate([matrices[s] for s in SPLITS])
+    per_row = {s: matrices[s].sum(axis=1) for s in SPLITS}
+    per_row["all"] = every.sum(axis=1)
+
+    def histogram(k: np.ndarray) -> dict[str, int]:
+        return {str(int(v)): int(c) for v, c in zip(*np.unique(k, return_counts=True), strict=True)}
+
+    totals = every.sum(axis=0)
+    out: dict[str, Any] = {
+        "label_cardinality": round(float(per_row["all"].mean()), 4) if len(every) else 0.0,
+        "labels_per_row": {s: {"mean": round(float(k.mean()), 4) if len(k) else 0.0, "histogram": histogram(k)}
+                           for s, k in per_row.items()},
+        "no_label_rows": {s: int((k == 0).sum()) for s, k in per_row.items() if s != "all"},
+        "rare_labels": [n for n, c in zip(label_names, totals, strict=True) if c < MIN_CLASS_EXAMPLES],
+    }
+    if len(label_names) <= MAX_COOCCURRENCE:
+        e = every.astype(np.int64)
+        out["cooccurrence"] = (e.T @ e).tolist()
+    return out
+
+
+def cooccurrence_frame(stats: dict[str, Any], label_names: list[str], diagonal: bool = True) -> pd.DataFrame:
+    """The label co-occurrence matrix as a labelled square frame (rows having both labels), for a heatmap.
+
+    ``diagonal=False`` blanks each label's own count, which would otherwise set the colour scale alone.
+    """
+    if "cooccurrence" not in stats:
+        return pd.DataFrame()
+    frame = pd.DataFrame(stats["cooccurrence"], index=label_names, columns=label_names, dtype=float)
+    return frame if diagonal else frame.mask(np.eye(len(label_names), dtype=bool))
+
+
+def labels_per_row_frame(stats: dict[str, Any]) -> pd.DataFrame:
+    """Rows per number of labels and split (``split``, ``labels``, ``rows``), for a bar chart of the cardinality."""
+    rows = [{"split": s, "labels": int(k), "rows": c} for s, d in stats.get("labels_per_row", {}).items() if s != "all"
+            for k, c in d["histogram"].items()]
+    return pd.DataFrame(rows, columns=["split", "labels", "rows"])
 
 
 def _length_summary(ln: np.ndarray, max_len: int) -> dict[str, Any]:
@@ -834,10 +1193,19 @@ def warnings_for(stats: dict[str, Any]) -> list[str]:
     leak = {p: n for p, n in stats.get("leakage", {}).items() if n}
     if leak:
         out.append("texts shared across splits (leakage, inflates scores): " + ", ".join(f"{p} {n}" for p, n in leak.items()))
-    if stats.get("tiny_classes"):
-        out.append(f"classes too small to learn or score well (<{MIN_CLASS_EXAMPLES} train examples or absent from a split): "
-                   + ", ".join(stats["tiny_classes"]))
-    if stats.get("imbalance_ratio", 1) >= 3:
+    multi = stats.get("problem_type") == MULTI_LABEL
+    if stats.get("rare_labels"):
+        out.append(f"labels too rare to split and learn (fewer than {MIN_CLASS_EXAMPLES} rows in all): "
+                   + ", ".join(stats["rare_labels"]))
+    tiny = [n for n in stats.get("tiny_classes", []) if n not in stats.get("rare_labels", [])]
+    if tiny:
+        out.append(f"{'labels' if multi else 'classes'} too small to learn or score well (<{MIN_CLASS_EXAMPLES} train "
+                   "examples or absent from a split): " + ", ".join(tiny))
+    no_label = sum(stats.get("no_label_rows", {}).values())
+    if no_label:
+        out.append(f"{no_label:,} rows ({no_label / max(stats.get('rows_total', 1), 1):.1%}) have no label; "
+                   "the model learns to predict none for texts like them")
+    if not multi and stats.get("imbalance_ratio", 1) >= 3:  # class weights are a single-label remedy
         out.append(f"class imbalance {stats['imbalance_ratio']}:1 between the largest and smallest class; "
                    "training weighs the loss towards the rare classes by default (class_weights auto)")
     share = stats.get("truncated_share")
@@ -969,24 +1337,35 @@ def load_prepared(name: str) -> PreparedDataset:
         splits = {s: pd.read_parquet(folder / f"{s}.parquet") for s in SPLITS}
     except (OSError, ValueError) as exc:
         raise BmcoreError(f"prepared dataset {name!r} is damaged ({exc.__class__.__name__}); prepare it again") from exc
-    return PreparedDataset(name=meta["name"], source=meta.get("source", ""),
-                           columns=Columns(meta["text_columns"], meta["label_column"]),
+    cols = Columns(meta["text_columns"], meta["label_column"], label_columns=meta.get("label_columns"),
+                   label_delimiter=meta.get("label_delimiter"))
+    return PreparedDataset(name=meta["name"], source=meta.get("source", ""), columns=cols,
                            label_names=list(meta["label_names"]), splits=splits,
                            notes=meta.get("notes", []), stats=meta.get("stats", {}), version=meta.get("version"),
-                           problem_type=meta.get("problem_type") or "single_label_classification")
+                           problem_type=meta.get("problem_type", SINGLE_LABEL))
 
 
 def resolve_dataset(source: str, *, text_columns: list[str] | None = None, label_column: str | None = None,
+                    label_columns: list[str] | str | None = None, label_delimiter: str | None = None,
                     seed: int = 42, use_source_splits: bool = True, sheet: str | None = None) -> PreparedDataset:
-    """A prepared dataset from a workspace name, or prepared on the fly from any source."""
+    """A prepared dataset from a workspace name, or prepared on the fly from any source.
+
+    ``label_columns`` (a list, or names joined by commas) and ``label_delimiter`` choose a multi-label shape
+    (see :func:`choose_columns`); without them the shape is detected.
+    """
     if is_prepared(source):
         return load_prepared(source)
     raw = load_source(source, sheet=sheet)
+    if isinstance(label_columns, str):
+        label_columns = [c.strip() for c in label_columns.split(",") if c.strip()]
     cols = None
-    if text_columns or label_column:
-        guess = detect_columns(next(iter(raw.frames.values()))) if not (text_columns and label_column) else None
-        cols = Columns(text=list(text_columns or guess.text), label=label_column or guess.label)  # type: ignore[union-attr]
-    return prepare(raw, name=suggest_name(source), columns=cols, use_source_splits=use_source_splits, seed=seed)
+    notes: list[str] = []
+    if text_columns or label_column or label_columns or label_delimiter:
+        cols, notes = choose_columns(next(iter(raw.frames.values())), text_columns, label_column,
+                                     label_columns=label_columns, label_delimiter=label_delimiter)
+    ds = prepare(raw, name=suggest_name(source), columns=cols, use_source_splits=use_source_splits, seed=seed)
+    ds.notes[len(raw.notes):len(raw.notes)] = notes
+    return ds
 
 
 GENERIC_STEMS = frozenset({"train", "training", "test", "testing", "validation", "valid", "val", "dev", "data",
@@ -1047,9 +1426,12 @@ def token_length_frame(ds: PreparedDataset) -> pd.DataFrame:
 
 
 def class_weights_frame(stats: dict[str, Any]) -> pd.DataFrame:
-    """Suggested class weights (inverse class frequency in train) with the train counts they come from."""
-    train = stats.get("class_counts", {}).get("train", {})
+    """Suggested class weights (inverse class frequency in train) with the train counts they come from.
+
+    Empty for multi-label data, which has no class weights.
+    """
     weights = stats.get("class_weights", {})
+    train = stats.get("class_counts", {}).get("train", {}) if weights else {}
     return pd.DataFrame([{"label": n, "train examples": int(c), "suggested weight": weights.get(n)} for n, c in train.items()],
                         columns=["label", "train examples", "suggested weight"])
 
@@ -1072,6 +1454,7 @@ def _version_text(version: Any) -> str:
 
 
 def prepare_command(source: str, name: str, *, text_columns: list[str] | None = None, label_column: str | None = None,
+                    label_columns: list[str] | None = None, label_delimiter: str | None = None, single_label: bool = False,
                     use_source_splits: bool = True, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 42,
                     max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH, tokenizer: str = DEFAULT_MODEL, sheet: str | None = None,
                     test_file: str | None = None, drop_duplicates: bool = False) -> str:
@@ -1083,6 +1466,12 @@ def prepare_command(source: str, name: str, *, text_columns: list[str] | None = 
         parts += ["--text-column", c]
     if label_column:
         parts += ["--label-column", label_column]
+    if label_columns:
+        parts += ["--label-columns", ",".join(label_columns)]
+    if label_delimiter:
+        parts += ["--label-delimiter", label_delimiter]
+    if single_label:
+        parts.append("--single-label")
     if not use_source_splits:
         parts.append("--new-splits")
     if tuple(round(r, 6) for r in ratios) != (0.8, 0.1, 0.1):

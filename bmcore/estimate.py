@@ -158,6 +158,7 @@ def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, w
     from .trainer import build_training_args, device_plan
 
     ds = resolve_dataset(config.dataset, text_columns=config.text_column, label_column=config.label_column,
+                         label_columns=config.label_columns, label_delimiter=config.label_delimiter,
                          seed=config.seed)
     train = ds.splits["train"]
     n_train, n_val, n_test = (len(ds.splits[s]) for s in ("train", "validation", "test"))

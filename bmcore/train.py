@@ -46,7 +46,8 @@ log = logging.getLogger("bmcore.train")
 def _load_dataset(config: TrainConfig) -> PreparedDataset:
     if is_prepared(config.dataset):
         return load_prepared(config.dataset)
-    ds = resolve_dataset(config.dataset, text_columns=config.text_column, label_column=config.label_column, seed=config.seed)
+    ds = resolve_dataset(config.dataset, text_columns=config.text_column, label_column=config.label_column, seed=config.seed,
+                         label_columns=config.label_columns, label_delimiter=config.label_delimiter)
     # Save it so Evaluate and Playground can find the same splits by name.
     if rank() == 0 and not is_prepared(ds.name):
         save_prepared(ds)

@@ -33,6 +33,8 @@ class Recipe(NamedTuple):
     test_fingerprint: str
     text: tuple[str, ...]
     label: str
+    label_columns: tuple[str, ...]  # multi-label: one 0/1 column per label
+    label_delimiter: str | None  # multi-label: several labels in the label column
     use_source_splits: bool
     ratios: tuple[float, float, float]
     seed: int
@@ -50,7 +52,8 @@ def split(recipe: Recipe, _data: bytes | None, _test_data: bytes | None) -> bdat
     raw = load(recipe.source, recipe.fingerprint, _data)
     if recipe.test_source:
         raw = bdata.with_test_file(raw, load(recipe.test_source, recipe.test_fingerprint, _test_data))
-    ds = bdata.prepare(raw, columns=bdata.Columns(list(recipe.text), recipe.label),
+    cols = bdata.Columns(list(recipe.text), recipe.label, list(recipe.label_columns) or None, recipe.label_delimiter)
+    ds = bdata.prepare(raw, columns=cols,
                        use_source_splits=recipe.use_source_splits, ratios=recipe.ratios, seed=recipe.seed)
     if recipe.drop_duplicates:
         bdata.drop_duplicates(ds)
@@ -82,11 +85,11 @@ def keep(key: str) -> None:
     st.session_state.setdefault(KEPT, {})[key] = st.session_state[key]
 
 
-def pick(col, label: str, widget_key: str, options: list[str], guessed: str | None):
-    """A column selectbox that preselects the detected column, or the one chosen before a visit to another page."""
+def pick(col, label: str, widget_key: str, options: list[str], guessed: str | None, **kw):
+    """A selectbox that preselects the detected column (or shape), or the one chosen before a visit to another page."""
     chosen = kept(widget_key, guessed)
     return col.selectbox(label, options, key=widget_key, index=options.index(chosen) if chosen in options else None,
-                         on_change=keep, args=(widget_key,))
+                         on_change=keep, args=(widget_key,), **kw)
 
 
 def remember_upload(role: str, widget_key: str) -> None:
@@ -121,7 +124,8 @@ st.markdown(
     "A classifier learns from texts paired with **labels** (the class names). The rows are split three ways: "
     "**train** to learn from, **validation** to tune on, and **test**, locked away and scored once at the end, "
     "so the final score is honest. Models read **tokens** (word pieces), and texts longer than "
-    "`max_seq_length` tokens are cut off (truncated)."
+    "`max_seq_length` tokens are cut off (truncated). In **multi-label** data a text can have any number of "
+    "labels at once (a comment both angry and annoyed, or none at all), and the model says yes or no to each label."
 )
 show_label_quality()
 
@@ -176,8 +180,9 @@ st.caption("Rows per file: " + ", ".join(f"{s} {len(df):,}" for s, df in raw.fra
 st.dataframe(first.head(50), hide_index=True, height=240)
 
 columns = [str(c) for c in first.columns]
+detected: list[str] = []
 try:
-    guess = bdata.detect_columns(first)
+    guess = bdata.detect_columns(first, detected)
 except BmcoreError as exc:
     st.error(md(exc))  # the columns can still be chosen by hand below
     guess = None
@@ -186,9 +191,26 @@ c1, c2, c3 = st.columns(3)
 text_col = pick(c1, "Text column", f"data_text_{key}", columns, guess.text[0] if guess else None)
 pair_col = pick(c2, "Second text column (text pairs only)", f"data_pair_{key}", [NONE, *columns],
                 guess.text[1] if guess and len(guess.text) == 2 else NONE)
-label_col = pick(c3, "Label column", f"data_label_{key}", columns, guess.label if guess else None)
-if text_col is None or label_col is None:
-    st.info("Choose the text and label columns.")
+guessed_shape = bdata.label_shape(guess) if guess else "single"
+shape = pick(c3, "Labels per row", f"data_shape_{key}", list(bdata.LABEL_SHAPES), guessed_shape,
+             format_func=bdata.LABEL_SHAPES.get)
+for note in detected:
+    st.caption(md(note))
+c1, c2 = st.columns(2)
+label_col, label_cols, delimiter = "", (), None
+if shape == "columns":
+    label_cols = tuple(c1.multiselect("0/1 label columns, one per label", [c for c in columns if c != text_col],
+                                      kept(f"data_labelcols_{key}", (guess.label_columns if guess else None)
+                                           or bdata.binary_columns(first)),
+                                      key=f"data_labelcols_{key}", on_change=keep, args=(f"data_labelcols_{key}",)))
+else:
+    label_col = pick(c1, "Label column", f"data_label_{key}", columns, (guess.label or None) if guess else None)
+if shape == "delimited":
+    delimiter = pick(c2, "Labels separated by", f"data_delim_{key}", list(bdata.LABEL_DELIMITERS),
+                     guess.label_delimiter if guess and guess.label_delimiter else ",",
+                     format_func=lambda d: "JSON lists" if d == "json" else repr(d))
+if text_col is None or label_col is None or (shape == "columns" and len(label_cols) < 2):
+    st.info("Choose the text column and the label column (or at least two 0/1 label columns).")
     st.stop()
 text_cols = (text_col,) if pair_col == NONE else (text_col, pair_col)
 
@@ -209,8 +231,8 @@ max_seq_length = c1.number_input("max_seq_length (tokens)", 8, 8192, DEFAULT_MAX
 tokenizer_ref = c2.text_input("Tokenizer (model reference)", DEFAULT_MODEL, key="data_tokenizer").strip() or DEFAULT_MODEL
 ratios = ((100 - val_pct - test_pct) / 100, val_pct / 100, test_pct / 100)
 dedupe_key = f"drop_duplicates_{key}"
-recipe = Recipe(source, fingerprint, test_source, test_fingerprint, text_cols, label_col, use_source_splits, ratios,
-                int(seed), bool(kept(dedupe_key, False)))
+recipe = Recipe(source, fingerprint, test_source, test_fingerprint, text_cols, label_col, label_cols, delimiter,
+                use_source_splits, ratios, int(seed), bool(kept(dedupe_key, False)))
 
 try:
     ds = split(recipe, data, test_data)
@@ -223,16 +245,30 @@ for note in ds.notes:
 
 # --- stats: the counts first, then the token lengths (counting them is the slow part) -------
 st.subheader("Stats")
+multi = ds.is_multi_label
 m = st.columns(6)
 m[0].metric("Rows", f"{stats['rows_total']:,}")
-m[1].metric("Classes", stats["num_classes"])
+m[1].metric("Labels" if multi else "Classes", stats["num_classes"])
 for col, split_name in zip(m[2:5], bdata.SPLITS, strict=True):
     col.metric(split_name.capitalize(), f"{stats['rows'][split_name]:,}")
 
 balance_col, lengths_col = st.columns(2)
 balance = px.bar(bdata.class_balance_frame(stats).assign(label=lambda f: plot_texts(f["label"])), x="label", y="count", color="split", barmode="group",
-                 title="Class balance per split")
+                 title="Rows per label and split" if multi else "Class balance per split")
 balance_col.plotly_chart(balance, key="data_balance_chart")
+if multi:
+    c = st.columns(3)
+    c[0].metric("Labels per row (mean)", f"{stats['label_cardinality']:.2f}")
+    c[1].metric("Rows with no label", f"{sum(stats['no_label_rows'].values()):,}")
+    c[2].metric("Rare labels", len(stats["rare_labels"]), help=f"fewer than {bdata.MIN_CLASS_EXAMPLES} rows in all")
+    card_col, co_col = st.columns(2)
+    card_col.plotly_chart(px.bar(bdata.labels_per_row_frame(stats), x="labels", y="rows", color="split", barmode="group",
+                                 title="Labels per row"), key="data_cardinality_chart")
+    co = bdata.cooccurrence_frame(stats, ds.label_names, diagonal=False)
+    if not co.empty:
+        names = plot_texts(co.columns)
+        co_col.plotly_chart(px.imshow(co.to_numpy(), x=names, y=names, color_continuous_scale="Blues",
+                                      title="Rows with both labels (co-occurrence)"), key="data_cooccurrence_chart")
 
 shown = bdata.warnings_for(stats)
 for warning in shown:
@@ -252,8 +288,9 @@ elif any(stats["duplicates_within"].values()) or any(stats["leakage"].values()):
                       "split (test keeps its rows). Saved datasets keep the choice; the command below includes it."):
         st.session_state.setdefault(KEPT, {})[dedupe_key] = True
         st.rerun()
-with st.expander(f"Suggested class weights (imbalance {stats['imbalance_ratio']}:1)"):
-    st.dataframe(bdata.class_weights_frame(stats), hide_index=True)
+if not multi:
+    with st.expander(f"Suggested class weights (imbalance {stats['imbalance_ratio']}:1)"):
+        st.dataframe(bdata.class_weights_frame(stats), hide_index=True)
 
 with lengths_col:
     try:
@@ -263,8 +300,9 @@ with lengths_col:
 stats = ds.stats
 m[5].metric("Truncated", f"{stats['truncated_share']:.1%}", help=f"texts longer than {stats['max_seq_length']} tokens")
 # The detail goes on a second, smaller title line: one long line is cut off in a half-width chart.
-lengths = px.histogram(bdata.token_length_frame(ds).assign(label=lambda f: plot_texts(f["label"])), x="n_tokens", color="label", barmode="overlay", opacity=0.6,
-                       nbins=60, title=f"Token lengths per class<br><sup>{stats['truncated_share']:.1%} truncated at "
+lengths = px.histogram(bdata.token_length_frame(ds).assign(label=lambda f: plot_texts(f["label"])), x="n_tokens",
+                       color="split" if multi else "label", barmode="overlay", opacity=0.6,
+                       nbins=60, title=f"Token lengths per {'split' if multi else 'class'}<br><sup>{stats['truncated_share']:.1%} truncated at "
                                        f"max_seq_length {stats['max_seq_length']}</sup>")
 lengths.add_vline(x=stats["max_seq_length"], line_dash="dash", annotation_text="max_seq_length")
 lengths.update_xaxes(range=[0, bdata.length_axis_max(stats)])  # a few very long texts would squash the rest
@@ -288,7 +326,9 @@ if st.button("Save", type="primary", key="data_save"):
         fail(exc)
     st.success(md(f"Saved {name!r} to {path}"))
 st.caption("The same from the command line:")
-st.code(bdata.prepare_command(source, name or "NAME", text_columns=list(text_cols), label_column=label_col,
+st.code(bdata.prepare_command(source, name or "NAME", text_columns=list(text_cols), label_column=label_col or None,
+                              label_columns=list(label_cols), label_delimiter=delimiter,
+                              single_label=shape == "single" and guessed_shape != "single",
                               use_source_splits=use_source_splits, ratios=ratios, seed=int(seed),
                               max_seq_length=int(max_seq_length), tokenizer=tokenizer_ref, test_file=test_source,
                               drop_duplicates=recipe.drop_duplicates), language="bash")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pandas as pd
@@ -113,3 +114,58 @@ def test_no_hint_to_go_to_the_data_page_on_the_data_page(app, sms_csv):
     app.file_uploader(key="data_upload").upload("sms.csv", sms_csv, "text/csv").run()
     captions = " ".join(c.value for c in app.caption)
     assert "None yet" in captions and "on the Data page" not in captions
+
+
+@pytest.fixture(scope="module")
+def goemotions_csv(shared_data: Path) -> bytes:
+    """1,500 real GoEmotions rows: text, labels (comma-separated names)."""
+    return pd.read_csv(shared_data / "goemotions" / "train.csv", dtype=str).head(1500).to_csv(index=False).encode()
+
+
+def test_multi_label_upload_is_detected_and_can_be_read_as_single(app, goemotions_csv):
+    app.file_uploader(key="data_upload").upload("emo.csv", goemotions_csv, "text/csv").run()
+    assert not app.exception and not app.error
+    key = bdata.source_fingerprint("emo.csv", goemotions_csv)[:8]
+    assert app.selectbox(key=f"data_shape_{key}").value == "delimited"
+    assert app.selectbox(key=f"data_delim_{key}").value == ","
+    assert any(c.value.startswith("multi-label: column 'labels' holds several labels separated by ','") for c in app.caption)
+    m = metrics(app)
+    assert m["Labels"] == "28" and m["Rows with no label"] == "0"
+    sizes = pd.read_csv(io.BytesIO(goemotions_csv), dtype=str)["labels"].str.count(",") + 1
+    assert m["Labels per row (mean)"] == f"{sizes.mean():.2f}"
+    charts = {c.proto.id for c in app.get("plotly_chart")}
+    assert len(charts) == 4  # rows per label, labels per row, co-occurrence, token lengths
+    assert "--label-column labels --label-delimiter ," in app.code[0].value and "--single-label" not in app.code[0].value
+
+    app.selectbox(key=f"data_shape_{key}").set_value("single").run()
+    assert not app.exception
+    # each combination of labels is now a class of its own, and some occur once: too few to split, said in one line
+    assert not app.exception and [e.value for e in app.error] == ["class 'desire,optimism' has only 1 example; each class "
+                                                                  "needs at least 3 examples to be split into train/validation/"
+                                                                  "test (remove it or give your own splits)"]
+
+
+def test_zero_one_columns_upload_and_save(app, goemotions_csv):
+    emo = pd.read_csv(io.BytesIO(goemotions_csv), dtype=str)
+    toxic = pd.DataFrame({"id": range(len(emo)), "comment_text": emo["text"]})
+    for name, column in (("anger", "anger"), ("joy", "$joy$"), ("neutral", "neutral")):
+        toxic[column] = [int(name in v.split(",")) for v in emo["labels"]]
+    csv = toxic.to_csv(index=False).encode()
+    app.file_uploader(key="data_upload").upload("toxic.csv", csv, "text/csv").run()
+    assert not app.exception and not app.error
+    key = bdata.source_fingerprint("toxic.csv", csv)[:8]
+    assert app.selectbox(key=f"data_shape_{key}").value == "columns"
+    assert app.multiselect(key=f"data_labelcols_{key}").value == ["anger", "$joy$", "neutral"]
+    assert any("\\$joy\\$" in c.value for c in app.caption)  # a label name is text, not a formula
+    none = int((toxic[["anger", "$joy$", "neutral"]].sum(axis=1) == 0).sum())
+    assert metrics(app)["Rows with no label"] == f"{none:,}"
+    assert "--label-columns 'anger,$joy$,neutral'" in app.code[0].value
+
+    app.multiselect(key=f"data_labelcols_{key}").unselect("neutral").run()
+    assert "--label-columns 'anger,$joy$'" in app.code[0].value
+    app.text_input(key=f"data_name_{key}").input("toxic").run()
+    app.button(key="data_save").click().run()
+    saved = bdata.load_prepared("toxic")
+    assert saved.is_multi_label and saved.columns.label_columns == ["anger", "$joy$"]
+    app.multiselect(key=f"data_labelcols_{key}").unselect("anger").run()
+    assert not app.exception and any("at least two 0/1 label columns" in i.value for i in app.info)

@@ -24,6 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("source", help="builtin:bbc-news, a file, a folder of split files, hub:NAME[:CONFIG], or a prepared name")
         q.add_argument("--text-column", action="append", help="text column (twice for text pairs)")
         q.add_argument("--label-column", help="label column")
+        q.add_argument("--label-columns", type=_names, metavar="A,B,...",
+                       help="multi-label: several 0/1 columns, one per label (e.g. toxic,obscene,insult)")
+        q.add_argument("--label-delimiter", choices=bdata.LABEL_DELIMITERS,
+                       help="multi-label: the label column holds several labels separated by this (json: JSON lists)")
+        q.add_argument("--single-label", action="store_true",
+                       help="read the label column as one class per row, even when it looks multi-label")
         q.add_argument("--max-seq-length", type=int, default=DEFAULT_MAX_SEQ_LENGTH,
                        help=f"tokens; texts longer are truncated (default {DEFAULT_MAX_SEQ_LENGTH}, as training)")
         q.add_argument("--tokenizer", default=DEFAULT_MODEL, help="model reference whose tokenizer counts tokens")
@@ -53,6 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--folds", type=int, default=bquality.DEFAULT_FOLDS, help="cross-validation folds")
     q.add_argument("--seed", type=int, default=0, help="seed of the folds")
     q.set_defaults(func=_quality)
+
+
+def _names(value: str) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give column names separated by commas")
+    return names
 
 
 def _quality(args: argparse.Namespace) -> int:
@@ -128,12 +141,14 @@ def _run(args: argparse.Namespace) -> int:
         raw = bdata.load_source(args.source, sheet=args.sheet)
         if args.test_file:
             raw = bdata.with_test_file(raw, bdata.load_source(args.test_file, sheet=args.sheet))
-        cols = None
-        if args.text_column or args.label_column:
-            guess = bdata.detect_columns(next(iter(raw.frames.values())))
-            cols = bdata.Columns(args.text_column or guess.text, args.label_column or guess.label)
+        cols, notes = None, []
+        if args.text_column or args.label_column or args.label_columns or args.label_delimiter or args.single_label:
+            cols, notes = bdata.choose_columns(next(iter(raw.frames.values())), args.text_column, args.label_column,
+                                               label_columns=args.label_columns, label_delimiter=args.label_delimiter,
+                                               single_label=args.single_label)
         ds = bdata.prepare(raw, name=getattr(args, "name", None) or "dataset", columns=cols,
                            use_source_splits=not args.new_splits, ratios=tuple(args.ratios), seed=args.seed)
+        ds.notes[len(raw.notes):len(raw.notes)] = notes
     if args.drop_duplicates:
         bdata.drop_duplicates(ds)
     stats = bdata.compute_stats(ds, load_counting_tokenizer(args.tokenizer), args.max_seq_length,
@@ -142,9 +157,15 @@ def _run(args: argparse.Namespace) -> int:
         for warning in bdata.label_notices(ds.label_names):
             print(f"notice: {warning}", file=sys.stderr)
         path = bdata.save_prepared(ds)
-        print(json.dumps({"name": ds.name, "path": str(path), "splits": stats["rows"], "label_names": ds.label_names}))
+        if ds.is_multi_label:
+            print(f"note: multi-label, {ds.columns.describe_labels()}", file=sys.stderr)
+        print(json.dumps({"name": ds.name, "path": str(path), "splits": stats["rows"], "problem_type": ds.problem_type,
+                          "label_names": ds.label_names}))
         return 0
     out = {"source": ds.source, "text_columns": ds.columns.text, "label_column": ds.columns.label,
-           "label_names": ds.label_names, "notes": ds.notes, "warnings": bdata.warnings_for(stats), **stats}
+           **({"label_columns": ds.columns.label_columns} if ds.columns.label_columns else {}),
+           **({"label_delimiter": ds.columns.label_delimiter} if ds.columns.label_delimiter else {}),
+           "label_shape": ds.columns.describe_labels(), "label_names": ds.label_names, "notes": ds.notes,
+           "warnings": bdata.warnings_for(stats), **stats}
     print(json.dumps(out, indent=2))
     return 0

@@ -15,7 +15,7 @@ from .. import runs
 from ..config import TrainConfig, config_fields
 from ..errors import BmcoreError
 
-_SKIP = {"model_name_or_path", "dataset", "text_column"}
+_SKIP = {"model_name_or_path", "dataset", "text_column", "label_columns"}
 
 
 def _flag_type(f: dataclasses.Field) -> typing.Callable[[str], typing.Any]:
@@ -42,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint (optimizer, scheduler, RNG)")
     p.add_argument("--background", action="store_true", help="start the job in the background and return")
     p.add_argument("--text-column", action="append", help="text column of a raw source (twice for pairs)")
+    p.add_argument("--label-columns", type=lambda v: [c.strip() for c in v.split(",") if c.strip()], metavar="A,B,...",
+                   help="multi-label raw source: several 0/1 columns, one per label (e.g. toxic,obscene,insult)")
     for f in config_fields():
         if f.name in _SKIP:
             continue
@@ -58,6 +60,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, typing.Any]:
     out = {f.name: getattr(args, f.name) for f in config_fields() if f.name not in _SKIP and getattr(args, f.name, None) is not None}
     if args.text_column:
         out["text_column"] = args.text_column
+    if args.label_columns:
+        out["label_columns"] = args.label_columns
     if args.data:
         out["dataset"] = args.data
     if args.model:

@@ -37,9 +37,9 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 
 def label_sets(values: Sequence[Any]) -> list[list[str]]:
     """Each row's label set from the prepared ``label`` column (JSON lists of names)."""
-    from ..data import decode_label_set
+    from ..data import label_sets as decode
 
-    return [decode_label_set(v) for v in values]
+    return decode(pd.Series(list(values), dtype=object))
 
 
 def multi_hot(sets: Sequence[Sequence[str]], label_names: Sequence[str]) -> np.ndarray:
