@@ -105,7 +105,7 @@ class MultiLabelClassification(Task):
             pos_weight = weights.to(logits.device) if weights is not None else None
             return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.float(), pos_weight=pos_weight)
 
-        shown = dict(zip(label_names, weights.round(decimals=2).tolist(), strict=True)) if weights is not None else None
+        shown = {n: round(float(w), 2) for n, w in zip(label_names, vector, strict=True)} if vector is not None else None
         return mode, compute_loss, shown
 
     def validation_metrics(self, logits: np.ndarray, targets: np.ndarray, label_names: Sequence[str]) -> dict[str, Any]:

@@ -150,7 +150,7 @@ class SingleLabelClassification(Task):
             logits = outputs["logits"].float()
             return torch.nn.functional.cross_entropy(logits, labels, weight=weights.to(logits.device))
 
-        return mode, compute_loss, dict(zip(label_names, weights.round(decimals=3).tolist(), strict=True))
+        return mode, compute_loss, {n: round(float(w), 3) for n, w in zip(label_names, vector, strict=True)}
 
     def validation_metrics(self, logits: np.ndarray, targets: np.ndarray, label_names: Sequence[str]) -> dict[str, Any]:
         m = classification_metrics(np.asarray(logits).argmax(axis=-1), np.asarray(targets), list(label_names))
