@@ -1,0 +1,172 @@
+"""The task seam: multi-label metrics against scikit-learn, per-label thresholds, positive weights, and a
+multi-label model through training, the saved folder, transformers' pipeline, prediction and evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, f1_score, hamming_loss, multilabel_confusion_matrix, precision_score
+
+from bmcore import data as bdata
+from bmcore import runs
+from bmcore.config import TrainConfig
+from bmcore.errors import BmcoreError
+from bmcore.metrics import multi_label_metrics
+from bmcore.tasks import MULTI_LABEL, SINGLE_LABEL, get_task, task_of_model
+from bmcore.tasks.multi_label_classification import DEFAULT_THRESHOLD, positive_weights, sigmoid, tune_thresholds
+
+
+@pytest.fixture(scope="module")
+def goemotions_gold(tmp_path_factory) -> tuple[np.ndarray, list[str]]:
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "goemotions"
+    if not shared.is_dir():
+        pytest.skip("../shared/data/goemotions is not present")
+    df = pd.read_csv(shared / "dev.csv")
+    names = sorted({n for s in df["labels"] for n in s.split(",")})
+    gold = np.array([[int(n in s.split(",")) for n in names] for s in df["labels"]])
+    return gold, names
+
+
+def test_multi_label_metrics_match_scikit_learn(goemotions_gold):
+    gold, names = goemotions_gold  # the real GoEmotions dev labels: 28 labels, 1 to 5 a comment
+    rng = np.random.default_rng(0)
+    probs = np.clip(gold * 0.6 + rng.random(gold.shape) * 0.5, 0, 1)  # a noisy scorer
+    pred = (probs >= 0.5).astype(int)
+    m = multi_label_metrics(gold, pred, probs, names, [0.5] * len(names))
+    for avg in ("micro", "macro", "weighted", "samples"):
+        assert m[f"f1_{avg}"] == pytest.approx(f1_score(gold, pred, average=avg, zero_division=0))
+        assert m[f"precision_{avg}"] == pytest.approx(precision_score(gold, pred, average=avg, zero_division=0))
+    assert m["subset_accuracy"] == m["accuracy"] == pytest.approx(accuracy_score(gold, pred))
+    assert m["hamming_loss"] == pytest.approx(hamming_loss(gold, pred))
+    assert m["macro_f1"] == m["f1_macro"]
+    per = f1_score(gold, pred, average=None, zero_division=0)
+    assert [m["per_class"][n]["f1"] for n in names] == pytest.approx(per)
+    assert [m["per_class"][n]["support"] for n in names] == gold.sum(axis=0).tolist()
+    assert m["label_confusion"]["matrices"] == multilabel_confusion_matrix(gold, pred).tolist()
+    assert 0.5 < m["roc_auc_macro"] <= 1.0
+    json.dumps(m)  # JSON-ready
+    with pytest.raises(ValueError):
+        multi_label_metrics(gold, pred[:, :3], None, names)
+
+
+def test_tuned_thresholds_beat_a_flat_half_on_what_they_were_tuned_on(goemotions_gold):
+    gold, names = goemotions_gold
+    rng = np.random.default_rng(1)
+    # Under-confident scores: positives sit around 0.35, so 0.5 misses most of them.
+    probs = np.clip(gold * 0.3 + rng.random(gold.shape) * 0.3, 0, 1)
+    t = tune_thresholds(probs, gold)
+    assert t.shape == (len(names),) and ((t > 0) & (t < 1)).all()
+    tuned = f1_score(gold, (probs >= t).astype(int), average=None, zero_division=0)
+    flat = f1_score(gold, (probs >= DEFAULT_THRESHOLD).astype(int), average=None, zero_division=0)
+    assert (tuned >= flat - 1e-12).all() and tuned.mean() > flat.mean() + 0.2
+    # Each threshold is the best of the grid for its label.
+    j = 0
+    for cand in (0.2, 0.3, 0.4):
+        assert tuned[j] >= f1_score(gold[:, j], probs[:, j] >= cand, zero_division=0) - 1e-12
+    # A label with no positives keeps the default.
+    gold2 = gold.copy()
+    gold2[:, 0] = 0
+    assert tune_thresholds(probs, gold2)[0] == DEFAULT_THRESHOLD
+
+
+def test_positive_weights_modes():
+    counts, n = np.array([500, 50, 5]), 1000
+    assert positive_weights("none", counts, n) == ("none", None)
+    mode, w = positive_weights("balanced", counts, n)
+    assert mode == "balanced" and w == pytest.approx([1.0, 19.0, 100.0])  # negatives/positives, capped at 100
+    mode, w = positive_weights("auto", counts, n)
+    assert mode == "sqrt" and w == pytest.approx(np.sqrt([1.0, 19.0, 100.0]))
+    assert positive_weights("auto", np.array([300, 200, 250]), n)[0] == "none"  # frequencies within 3x
+
+
+def test_sigmoid_is_stable_and_tasks_are_found():
+    assert sigmoid(np.array([[-1000.0, 0.0, 1000.0]])).tolist() == [[0.0, 0.5, 1.0]]
+    assert get_task(None).problem_type == SINGLE_LABEL and get_task(MULTI_LABEL).problem_type == MULTI_LABEL
+    with pytest.raises(BmcoreError, match="unknown problem_type 'regression'"):
+        get_task("regression")
+
+
+@pytest.fixture(scope="module")
+def multilabel_run(tmp_path_factory, tiny_model) -> Path:
+    """The tiny random BERT trained 16 steps on a GoEmotions sample as a multi-label model (trained once)."""
+    import os
+
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "goemotions"
+    if not shared.is_dir():
+        pytest.skip("../shared/data/goemotions is not present")
+    ws = tmp_path_factory.mktemp("mlws")
+    old = os.environ.get("BMCORE_WORKSPACE")
+    os.environ["BMCORE_WORKSPACE"] = str(ws)
+    try:
+        df = pd.read_csv(shared / "train.csv").sample(600, random_state=0)
+        ds = bdata.prepare(bdata.RawData("goemotions-sample", {"all": df}), "goe-tiny", seed=0)
+        assert ds.problem_type == MULTI_LABEL
+        bdata.save_prepared(ds)
+        from bmcore.train import run_training
+
+        run = runs.create_run(TrainConfig(model_name_or_path=str(tiny_model), dataset="goe-tiny", max_steps=16,
+                                          max_seq_length=48, per_device_train_batch_size=16, learning_rate=5e-4,
+                                          eval_strategy="steps", eval_steps=8, logging_steps=4), "ml")
+        assert run_training(run)["state"] == runs.COMPLETED
+        return run
+    finally:
+        if old is None:
+            os.environ.pop("BMCORE_WORKSPACE", None)
+        else:
+            os.environ["BMCORE_WORKSPACE"] = old
+
+
+def test_a_multi_label_run_saves_a_standard_folder_with_thresholds(multilabel_run: Path):
+    from transformers import AutoConfig, pipeline
+
+    from bmcore.inference import load_for_inference, predict
+
+    model_dir = multilabel_run / runs.MODEL_DIR
+    config = AutoConfig.from_pretrained(model_dir)
+    assert config.problem_type == MULTI_LABEL and len(config.id2label) > 10
+    meta = json.loads((model_dir / "bmcore.json").read_text())
+    names = [config.id2label[i] for i in range(len(config.id2label))]
+    assert meta["problem_type"] == MULTI_LABEL and set(meta["thresholds"]) == set(names)
+    ev = json.loads((multilabel_run / runs.EVAL_FILE).read_text())
+    assert ev["problem_type"] == MULTI_LABEL
+    for key in ("f1_micro", "f1_macro", "f1_samples", "subset_accuracy", "hamming_loss", "flat_threshold"):
+        assert key in ev["test"], key
+    assert runs.read_status(multilabel_run)["test_macro_f1"] == ev["test"]["f1_macro"]
+    # transformers' own pipeline applies a sigmoid to this model by itself, and agrees with bmcore's scores.
+    texts = ["thank you so much, this is wonderful", "why would anyone do that? terrible"]
+    pipe = pipeline("text-classification", model=str(model_dir), top_k=None)
+    clf = load_for_inference(str(model_dir), precision="fp32")
+    assert clf.task is get_task(MULTI_LABEL) and task_of_model(clf.model).problem_type == MULTI_LABEL
+    records = predict(clf, texts)
+    for got, rec in zip(pipe(texts), records, strict=True):
+        theirs = {d["label"]: d["score"] for d in got}
+        assert sum(theirs.values()) > 1.5  # independent sigmoids, not a softmax summing to 1
+        assert theirs == pytest.approx(rec["scores"], abs=1e-4)
+        assert rec["labels"] == [n for n in names if rec["scores"][n] >= meta["thresholds"][n]]
+
+
+def test_a_multi_label_model_evaluates_with_its_thresholds(multilabel_run: Path, monkeypatch):
+    from bmcore.evaluate import evaluate_model, load_eval
+
+    monkeypatch.setenv("BMCORE_WORKSPACE", str(multilabel_run.parent.parent))
+    ds = bdata.load_prepared("goe-tiny")
+    out = multilabel_run / runs.EVALUATION_DIR / "validation"
+    result = evaluate_model(multilabel_run / runs.MODEL_DIR, ds, "validation", out_dir=out)
+    m = result.metrics
+    assert m["thresholds"]["fitted_on"] == "validation" and m["baseline"]["model"] == "tfidf-logreg"
+    assert m["baseline"]["problem_type"] == MULTI_LABEL and "f1_macro" in m["baseline"]
+    table = load_eval(out).predictions
+    assert len(table) == len(ds.splits["validation"])
+    gold = [json.loads(g) for g in table["gold"]]
+    assert gold == bdata.label_sets(ds.splits["validation"]["label"])
+    assert table["correct"].tolist() == (table["errors"] == 0).tolist()
+    assert {f"prob_{n}" for n in ds.label_names} <= set(table.columns)
+    # A single-label dataset against this model: one line naming the mismatch.
+    sst = ds.splits["train"].assign(label="joy")  # a known label, but one per row: single-label data
+    single = bdata.PreparedDataset("one", "", ds.columns, ["joy"], {"train": sst, "validation": sst, "test": sst})
+    with pytest.raises(BmcoreError, match="trained for multi_label_classification"):
+        evaluate_model(multilabel_run / runs.MODEL_DIR, single, "test", baseline=False)
