@@ -115,3 +115,19 @@ def job_outcome(job_dir: Path | None, what: str) -> dict | None:
     elif info["state"] == runs.CANCELLED:
         st.caption(f"{what} was cancelled.")
     return info
+
+
+def show_tiles(tiles: list[dict]) -> None:
+    """A row of metric tiles (``bmcore.report.tile``), one column each."""
+    for column, tile in zip(st.columns(len(tiles)), tiles, strict=True):
+        column.metric(**tile)
+
+
+def start_job(kind: str, params: dict, key: str, env: dict | None = None) -> None:
+    """Start a background job and redraw the page to show it; a refusal (bad input, no disk) is one line."""
+    try:
+        jobs.start(kind, params, key, env=env)
+    except (BmcoreError, OSError) as exc:
+        st.error(md(exc))
+    else:
+        st.rerun()
