@@ -1,6 +1,7 @@
 """The Evaluate page's results, section by section: summary, confusions, errors, gold check, per class, curves,
-calibration and comparison. :data:`SECTIONS` is the layout for a single-label classifier, top to bottom; another kind
-of task (multi-label) would add its own tuple of sections, drawn from the same :class:`Scored`."""
+calibration and comparison. :data:`SECTIONS` is the layout for a single-label classifier, top to bottom; another
+kind of task (multi-label) would add its own tuple of sections, drawn from the same :class:`Scored`. The export,
+the same for any task, stays on the page."""
 
 import json
 from dataclasses import dataclass
@@ -15,7 +16,6 @@ from bmcore import report, runs
 from bmcore.display import from_plot_text, md, md_code, plot_text
 from bmcore.errors import BmcoreError
 from pages import _charts as charts
-from pages._export import show_export
 from pages._quality import show_gold_check
 from pages._ui import show_tiles
 
@@ -273,11 +273,6 @@ def show_compare(s: Scored) -> None:
                 tab.dataframe(frame.head(MAX_ROWS), column_config=columns, key=key, hide_index=True)
 
 
-def show_run_export(s: Scored) -> None:
-    if s.this_run is not None:
-        show_export(Path(s.finished[s.this_run].path))
-
-
 # The single-label layout, top to bottom; another kind of task (multi-label) would bring its own list.
 SECTIONS = (show_summary, show_confusion, show_errors, show_gold, show_per_class, show_curves, show_calibration,
-            show_compare, show_run_export)
+            show_compare)

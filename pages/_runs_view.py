@@ -11,7 +11,7 @@ import streamlit as st
 from bmcore import queue, report, runs
 from bmcore.display import md
 from bmcore.errors import BmcoreError
-from pages._ui import run_controls, show_tiles
+from pages._ui import show_tiles
 
 BADGES = {"queued": ("gray", ":material/schedule:"), "running": ("blue", ":material/play_arrow:"),
           "completed": ("green", ":material/check_circle:"), "failed": ("red", ":material/error:"),
@@ -49,6 +49,24 @@ def show_curves(view: RunsView, run_dir: Path) -> None:
         c2.plotly_chart(right, key=view.right_key)
     elif view.no_right:
         c2.caption(view.no_right)
+
+
+def run_controls(run_dir: Path, state: str, page: str) -> None:
+    """Cancel for a queued or running job; resume from its last checkpoint for a failed or cancelled one."""
+    if state in runs.ACTIVE:
+        if runs.stop_requested(run_dir):
+            st.caption("Stop requested: the run saves its model and stops after the current step.")
+        elif st.button("Cancel", key=f"{page}_cancel", icon=":material/stop:"):
+            runs.request_stop(run_dir)
+            st.rerun()
+    checkpoint = runs.last_checkpoint(run_dir) if state in (runs.FAILED, runs.CANCELLED) else None
+    if checkpoint is not None and st.button(f"Resume from {checkpoint.name}", key=f"{page}_resume", icon=":material/replay:"):
+        try:
+            runs.launch(run_dir, resume=True)
+        except (BmcoreError, OSError) as exc:
+            st.error(md(exc))
+        else:
+            st.rerun()  # a full rerun, so the live view polls again
 
 
 def show_run(view: RunsView, run_dir: Path) -> None:

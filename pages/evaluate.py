@@ -10,6 +10,7 @@ from bmcore.data import dataset_dir, list_prepared
 from bmcore.display import md
 from bmcore.errors import BmcoreError
 from pages._evaluation import SECTIONS, Scored, load
+from pages._export import show_export
 from pages._ui import job_outcome, show_job, start_job
 
 SOURCES = ("A finished run", "Local model folder")
@@ -115,3 +116,5 @@ except BmcoreError as exc:
     fail(exc)
 for section in SECTIONS:
     section(scored)
+if this_run is not None:
+    show_export(Path(completed[this_run].path))
