@@ -30,6 +30,7 @@ from .models import (
     load_tokenizer,
     resolve_model,
 )
+from .workspace import check_name, inside, workspace_dir
 
 log = logging.getLogger("bmcore.pretrain")
 
@@ -383,3 +384,22 @@ def start_pretraining(config: PretrainConfig, name: str | None = None) -> Path:
     run_dir = runs.create_run(config, name or pretrain_run_name(config))
     runs.launch(run_dir)
     return run_dir
+
+
+UPLOADS_DIR = "texts"  # workspace folder for uploaded text files
+
+
+def upload_path(file_name: str) -> Path:
+    """Where an uploaded text file named ``file_name`` is kept in the workspace (see :func:`save_upload`)."""
+    return workspace_dir() / UPLOADS_DIR / file_name
+
+
+def save_upload(file_name: str, data: bytes) -> Path:
+    """Keep an uploaded text file in the workspace's texts/ folder, once it is known to hold some text; its path."""
+    if not split_documents(data.decode("utf-8", errors="replace")):
+        raise BmcoreError(f"{file_name} has no text; put one document per line or per blank-line block")
+    folder = workspace_dir() / UPLOADS_DIR
+    folder.mkdir(exist_ok=True)
+    path = inside(folder, check_name(Path(file_name).name, "file name"))
+    path.write_bytes(data)
+    return path

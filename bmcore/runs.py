@@ -579,3 +579,13 @@ def runs_frame(rows: list[RunSummary] | None = None) -> Any:
              "test accuracy": r.test_accuracy, "duration (s)": r.duration_s, "created": r.created} for r in rows]
     return pd.DataFrame(data, columns=["name", "model", "dataset", "state", "best metric", "test accuracy",
                                        "duration (s)", "created"])
+
+
+def finished_runs(classifiers: bool = False) -> list[RunSummary]:
+    """The completed runs with a saved ``model/`` folder, newest first: the models a page can use.
+
+    ``classifiers`` leaves out masked-LM pretraining runs, which have no classification head to score
+    (fine-tunes from them are classifiers and stay).
+    """
+    return [r for r in list_runs() if r.state == COMPLETED and (Path(r.path) / MODEL_DIR).is_dir()
+            and not (classifiers and r.task == "mlm")]

@@ -9,7 +9,6 @@ from bmcore.data import prepared_frame
 from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.models import load_counting_tokenizer
-from bmcore.workspace import runs_dir
 
 
 @st.cache_resource(show_spinner="Loading the tokenizer...", max_entries=4)
@@ -27,15 +26,6 @@ def show_prepared_datasets() -> None:
         st.dataframe(table, hide_index=True)
 
 
-def show_runs() -> None:
-    """The run folders in the workspace, by name, or a line saying there are none."""
-    runs = sorted(p.name for p in runs_dir().iterdir() if p.is_dir() and not p.name.startswith("."))
-    if runs:
-        st.markdown("Runs in the workspace: " + ", ".join(md(r) for r in runs))
-    else:
-        st.caption("No training runs in the workspace yet.")
-
-
 FRAME_FLAG = "_bmcore_frame"
 NEXT_PAGE = "_bmcore_next_page"
 
@@ -51,24 +41,6 @@ def require_frame(page: str) -> None:
     if not st.session_state.get(FRAME_FLAG):
         st.session_state[NEXT_PAGE] = page
         st.switch_page("app.py")
-
-
-def run_controls(run_dir: Path, state: str, page: str) -> None:
-    """Cancel for a queued or running job; resume from its last checkpoint for a failed or cancelled one."""
-    if state in runs.ACTIVE:
-        if runs.stop_requested(run_dir):
-            st.caption("Stop requested: the run saves its model and stops after the current step.")
-        elif st.button("Cancel", key=f"{page}_cancel", icon=":material/stop:"):
-            runs.request_stop(run_dir)
-            st.rerun()
-    checkpoint = runs.last_checkpoint(run_dir) if state in (runs.FAILED, runs.CANCELLED) else None
-    if checkpoint is not None and st.button(f"Resume from {checkpoint.name}", key=f"{page}_resume", icon=":material/replay:"):
-        try:
-            runs.launch(run_dir, resume=True)
-        except (BmcoreError, OSError) as exc:
-            st.error(md(exc))
-        else:
-            st.rerun()  # a full rerun, so the live view polls again
 
 
 JOB_POLL_S = 1  # seconds between redraws of a queued or running job
@@ -115,3 +87,19 @@ def job_outcome(job_dir: Path | None, what: str) -> dict | None:
     elif info["state"] == runs.CANCELLED:
         st.caption(f"{what} was cancelled.")
     return info
+
+
+def show_tiles(tiles: list[dict]) -> None:
+    """A row of metric tiles (``bmcore.report.tile``), one column each."""
+    for column, tile in zip(st.columns(len(tiles)), tiles, strict=True):
+        column.metric(**tile)
+
+
+def start_job(kind: str, params: dict, key: str, env: dict | None = None) -> None:
+    """Start a background job and redraw the page to show it; a refusal (bad input, no disk) is one line."""
+    try:
+        jobs.start(kind, params, key, env=env)
+    except (BmcoreError, OSError) as exc:
+        st.error(md(exc))
+    else:
+        st.rerun()

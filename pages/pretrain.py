@@ -3,19 +3,18 @@
 import shlex
 from pathlib import Path
 
-import plotly.express as px
 import streamlit as st
 
-from bmcore import runs
+from bmcore import report, runs
 from bmcore.config import PretrainConfig
 from bmcore.data import list_prepared
 from bmcore.display import md
-from bmcore.errors import BmcoreError
-from bmcore.estimate import format_duration
 from bmcore.models import DEFAULT_MODEL, resolve_model
-from bmcore.pretrain import FRESH_HEAD_NOTICE, check_config, curves_frame, pretrain_run_name, split_documents, start_pretraining
-from bmcore.workspace import check_name, inside, runs_dir, workspace_dir
-from pages._ui import require_frame, run_controls
+from bmcore.pretrain import check_config, curves_frame, pretrain_run_name, save_upload, start_pretraining, upload_path
+from bmcore.workspace import check_name
+from pages import _charts as charts
+from pages._runs_view import RunsView, show_runs, start_button
+from pages._ui import require_frame
 
 require_frame("pages/pretrain.py")
 
@@ -23,31 +22,13 @@ D = PretrainConfig(dataset="-")  # the defaults
 HELP = {f: D.__dataclass_fields__[f].metadata["help"] for f in D.__dataclass_fields__}
 SOURCES = ("Prepared dataset", "Text file")
 MODELS = ("Built-in MiniLM", "Local folder")
-BADGES = {"queued": ("gray", ":material/schedule:"), "running": ("blue", ":material/play_arrow:"),
-          "completed": ("green", ":material/check_circle:"), "failed": ("red", ":material/error:"),
-          "cancelled": ("orange", ":material/stop_circle:")}
-POLL_S = 2
-UPLOADS = "texts"  # workspace folder for uploaded text files
 
 
-def fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def start(config: PretrainConfig, name: str, upload: tuple[str, bytes] | None) -> None:
+def start(config: PretrainConfig, name: str, upload: tuple[str, bytes] | None) -> Path:
     # An upload is written to the workspace only now, once it checks out.
-    try:
-        if upload is not None:
-            if not split_documents(upload[1].decode("utf-8", errors="replace")):
-                raise BmcoreError(f"{upload[0]} has no text; put one document per line or per blank-line block")
-            folder = workspace_dir() / UPLOADS
-            folder.mkdir(exist_ok=True)
-            path = inside(folder, check_name(Path(upload[0]).name, "file name"))
-            path.write_bytes(upload[1])
-            config.dataset = str(path)
-        st.session_state["pretrain_run"] = start_pretraining(config, name or None).name
-    except (BmcoreError, OSError) as exc:
-        st.session_state["pretrain_start_error"] = str(exc)
+    if upload is not None:
+        config.dataset = str(save_upload(*upload))
+    return start_pretraining(config, name or None)
 
 
 def finetune_from(run_dir: Path) -> None:
@@ -57,48 +38,7 @@ def finetune_from(run_dir: Path) -> None:
     st.switch_page("pages/train.py")
 
 
-def show_curves(run_dir: Path) -> None:
-    frame = curves_frame(run_dir)
-    if frame.empty:
-        st.caption("The curves appear after the first evaluation (before the first step).")
-        return
-    c1, c2 = st.columns(2)
-    loss = frame[frame["metric"] != "validation perplexity"]
-    c1.plotly_chart(px.line(loss, x="step", y="value", color="metric", markers=True, title="MLM loss",
-                            color_discrete_sequence=("#4F46E5", "#F59E0B"), labels={"value": "loss", "metric": ""}),
-                    key="pretrain_loss_chart")
-    ppl = frame[frame["metric"] == "validation perplexity"]
-    if not ppl.empty:
-        c2.plotly_chart(px.line(ppl, x="step", y="value", markers=True, log_y=True, title="Held-out perplexity (log scale)",
-                                color_discrete_sequence=("#059669",), labels={"value": "perplexity"}),
-                        key="pretrain_ppl_chart")
-
-
-def show_run(run_dir: Path) -> None:
-    """The live or finished view of one pretraining run."""
-    p = runs.progress(run_dir)
-    status, state = p["status"], p["status"]["state"]
-    color, icon = BADGES[state]
-    st.markdown(f"#### {md(run_dir.name)}")
-    st.badge(state, icon=icon, color=color)
-    if status.get("head_notice"):
-        st.info(f"Note: {FRESH_HEAD_NOTICE}. The encoder keeps the checkpoint's weights.", icon=":material/info:")
-    if state == runs.QUEUED:
-        st.caption("Waiting for the device: another run is training. This one starts by itself when it ends.")
-    if p["total_steps"]:
-        eta = f" · about {format_duration(p['eta_s'])} left" if state == runs.RUNNING and p["eta_s"] is not None else ""
-        st.progress(p["fraction"], text=f"step {p['step']} of {p['total_steps']}{eta}")
-    evals = p["eval"]
-    m = st.columns(4)
-    m[0].metric("Perplexity before", fmt(evals[0].get("eval_perplexity") if evals else None, ",.1f"))
-    m[1].metric("Perplexity now", fmt(evals[-1].get("eval_perplexity") if evals else None, ",.2f"))
-    m[2].metric("Training MLM loss", fmt(p["last"].get("loss"), ".3f"))
-    m[3].metric("Precision", status.get("precision") or "-")
-    show_curves(run_dir)
-    run_controls(run_dir, state, "pretrain")
-    if state == runs.FAILED:
-        st.error(md(status.get("error") or "the run failed"))
-        st.code(status.get("log_tail") or runs.log_tail(run_dir) or "(train.log is empty)", language="text")
+def show_outcome(run_dir: Path, state: str) -> None:
     if state in (runs.COMPLETED, runs.CANCELLED) and (run_dir / runs.MODEL_DIR).is_dir():
         st.markdown(f"The domain-adapted model is a `save_pretrained` folder, {md(run_dir / runs.MODEL_DIR)}: fine-tune "
                     "from it, then compare with a fine-tune from the base model on the Evaluate page.")
@@ -107,29 +47,10 @@ def show_run(run_dir: Path) -> None:
         st.code(f"python -m bmcore train --data DATASET --model {shlex.quote(str(run_dir))}", language="bash")
 
 
-def show_runs() -> None:
-    """The pretraining runs and the selected one's view; polls while any run is queued or running."""
-    active = any(r.state in runs.ACTIVE for r in runs.list_runs())
-
-    @st.fragment(run_every=POLL_S if active else None)
-    def live() -> None:
-        rows = [r for r in runs.list_runs() if r.task == "mlm"]
-        if active and not any(r.state in runs.ACTIVE for r in runs.list_runs()):
-            st.rerun()  # the last active run ended: one full rerun turns polling off
-        st.subheader("Pretraining runs")
-        if not rows:
-            st.caption("No pretraining runs in the workspace yet.")
-            return
-        names = [r.name for r in rows]
-        if st.session_state.get("pretrain_run") not in names:
-            st.session_state["pretrain_run"] = names[0]
-        st.session_state["pretrain_pick"] = st.session_state["pretrain_run"]
-        st.selectbox("Open a run", names, key="pretrain_pick",
-                     on_change=lambda: st.session_state.update(pretrain_run=st.session_state["pretrain_pick"]))
-        show_run(Path(rows[names.index(st.session_state["pretrain_run"])].path))
-
-    live()
-
+RUNS = RunsView(page="pretrain", title="Pretraining runs", no_runs="No pretraining runs in the workspace yet.",
+                tiles=report.pretrain_tiles, curves=curves_frame, figures=charts.pretrain_curves,
+                no_curves="The curves appear after the first evaluation (before the first step).",
+                right_key="pretrain_ppl_chart", no_right=None, outcome=show_outcome, task="mlm")
 
 st.title("Pretrain")
 st.markdown(
@@ -142,7 +63,7 @@ st.markdown(
 )
 settings, runs_area = st.container(), st.container()
 with runs_area:
-    show_runs()
+    show_runs(RUNS)
 
 with settings:
     st.subheader("Unlabelled text and base model")
@@ -162,7 +83,7 @@ with settings:
         file = c1.file_uploader("...or upload one", type=["txt"], key="pretrain_upload")
         if file is not None:
             upload = (file.name, file.getvalue())
-            data = str(workspace_dir() / UPLOADS / file.name)
+            data = str(upload_path(file.name))
     model_kind = c2.radio("Base model", MODELS, key="pretrain_model_kind", horizontal=True)
     if model_kind == MODELS[0]:
         model = DEFAULT_MODEL
@@ -203,17 +124,6 @@ with settings:
         st.stop()
 
     st.subheader("Command line")
-    out = runs_dir() / (name or pretrain_run_name(config))
-    if out.is_relative_to(Path.cwd()):
-        out = out.relative_to(Path.cwd())
     st.caption("The same run from a terminal (with this workspace in BMCORE_WORKSPACE):")
-    st.code(shlex.join(["python", "-m", "bmcore", "pretrain", "--data", data, "--model", model,
-                        *config.cli_args(), "--out", str(out)]), language="bash")
-    if any(r.state in runs.ACTIVE for r in runs.list_runs()):
-        st.caption("Another run is using the device: a new one waits in the queue and starts by itself.")
-    # Not on_click: a callback would get the previous script run's settings, without a value the click committed.
-    if st.button("Start pretraining", type="primary", key="pretrain_start", icon=":material/play_arrow:"):
-        start(config, name, upload)
-        st.rerun()
-    if error := st.session_state.pop("pretrain_start_error", None):
-        st.error(md(error))
+    st.code(report.run_commands("pretrain", config, name or pretrain_run_name(config))[0], language="bash")
+    start_button("pretrain", "Start pretraining", lambda: start(config, name, upload))

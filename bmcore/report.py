@@ -1,0 +1,249 @@
+"""What the pages show, worked out: number formats, metric tiles, captions, commands and chart inputs.
+
+The pages (Train, Pretrain, Evaluate) only draw what these functions return, so every figure's input
+and every decision about what to show is plain data that a test can check without a browser.
+A metric tile is a dict of :func:`streamlit.metric`'s arguments (label, value, delta, help, delta_color).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import runs
+from .data import SPLITS
+from .display import md, plot_text
+from .estimate import format_duration
+from .evaluate import find_evaluation
+from .workspace import runs_dir
+
+PREVIEW = 90  # characters of text in pickers
+
+Tile = dict[str, Any]
+
+
+def fmt(value: float | None, spec: str = ".3f") -> str:
+    """``value`` formatted with ``spec``, or ``-`` when there is none."""
+    return "-" if value is None else format(value, spec)
+
+
+def delta(value: float | None, other: float | None, what: str = "vs baseline") -> str | None:
+    """The signed difference ``value - other`` with a word on what it is measured against, or None without both."""
+    return None if value is None or other is None else f"{value - other:+.3f} {what}".strip()
+
+
+def preview(text: Any, width: int = PREVIEW) -> str:
+    """One line of ``text`` (whitespace folded), cut to ``width`` characters with an ellipsis."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def tile(label: str, value: str, delta: str | None = None, help: str | None = None, delta_color: str = "normal") -> Tile:
+    """One metric tile: the arguments of ``st.metric``."""
+    return {"label": label, "value": value, "delta": delta, "help": help, "delta_color": delta_color}
+
+
+def shown_path(path: str | Path) -> Path:
+    """``path`` relative to the working directory when it lies inside it (shorter commands), else as given."""
+    path = Path(path)
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+
+
+def split_sizes(sizes: dict[str, int]) -> str:
+    """``1,000 train / 100 validation / 100 test`` from a prepared dataset's split sizes."""
+    return " / ".join(f"{sizes.get(s, 0):,} {s}" for s in SPLITS)
+
+
+def label_summary(labels: Sequence[str], shown: int = 8) -> str:
+    """``3 classes (a, b, c)``, the first ``shown`` names then ``...``; Markdown-escaped."""
+    more = ", ..." if len(labels) > shown else ""
+    return md(f"{len(labels)} classes ({', '.join(labels[:shown])}{more}) · ")
+
+
+# --- runs: Train and Pretrain ----------------------------------------------------------------
+
+
+def run_commands(kind: str, config: Any, run_name: str) -> list[str]:
+    """The terminal command for a ``train`` or ``pretrain`` run of ``config`` into the workspace's runs/``run_name``.
+
+    For ``train`` a second command runs it on several GPUs with torchrun.
+    """
+    args = ["--data", config.dataset, "--model", config.model_name_or_path, *config.cli_args(),
+            "--out", str(shown_path(runs_dir() / run_name))]
+    commands = [shlex.join(["python", "-m", "bmcore", kind, *args])]
+    if kind == "train":
+        commands.append(shlex.join(["torchrun", "--nproc_per_node", "2", "-m", "bmcore", "train", *args]))
+    return commands
+
+
+def progress_text(p: dict[str, Any]) -> str:
+    """The progress bar's line: ``step 5 of 10``, and while running the time left (or that it is being measured)."""
+    eta = ""
+    if p["status"]["state"] == runs.RUNNING:
+        eta = f" · about {format_duration(p['eta_s'])} left" if p["eta_s"] else " · measuring the speed..."
+    return f"step {p['step']} of {p['total_steps']}{eta}"
+
+
+def train_tiles(p: dict[str, Any]) -> list[Tile]:
+    """A fine-tuning run's live figures from :func:`bmcore.runs.progress`."""
+    last = p["last"]
+    return [tile("Epoch", fmt(last.get("epoch"), ".2f")), tile("Learning rate", fmt(last.get("learning_rate"), ".2e")),
+            tile("Samples/s", fmt(last.get("samples_per_s"), ".1f")), tile("Tokens/s", fmt(last.get("tokens_per_s"), ",.0f")),
+            tile("Precision", p["status"].get("precision") or "-")]
+
+
+def pretrain_tiles(p: dict[str, Any]) -> list[Tile]:
+    """A pretraining run's live figures: perplexity before and now, the training loss, the precision."""
+    evals = p["eval"]
+    return [tile("Perplexity before", fmt(evals[0].get("eval_perplexity") if evals else None, ",.1f")),
+            tile("Perplexity now", fmt(evals[-1].get("eval_perplexity") if evals else None, ",.2f")),
+            tile("Training MLM loss", fmt(p["last"].get("loss"), ".3f")),
+            tile("Precision", p["status"].get("precision") or "-")]
+
+
+def result_tiles(result: dict[str, Any]) -> list[Tile]:
+    """A finished run's test and validation scores from its eval.json."""
+    test, val = result.get("test", {}), result.get("validation", {})
+    return [tile("Test accuracy", fmt(test.get("accuracy"))), tile("Test macro F1", fmt(test.get("macro_f1"))),
+            tile("Validation accuracy", fmt(val.get("accuracy"))), tile("Validation macro F1", fmt(val.get("macro_f1")))]
+
+
+def estimate_text(est: dict[str, Any]) -> str:
+    """A timing probe's result as one Markdown sentence: about how long, the likely range, and how it was reckoned."""
+    likely = ""
+    if est.get("low_seconds") is not None:
+        likely = f" (likely {format_duration(est['low_seconds'])} to {format_duration(est['high_seconds'])})"
+    return (f"About **{format_duration(est['estimated_seconds'])}**{likely} on this machine: "
+            f"{est['total_steps']:,} steps at {est['seconds_per_step']:.2f} s each ({est['samples_per_s']:.1f} "
+            f"samples/s in {est['precision']}), plus {est['evaluations']} evaluation(s) and the final test scoring.")
+
+
+def estimate_note(est: dict[str, Any], ended: str) -> tuple[bool, str]:
+    """How a timing probe was made, and whether the machine was busy then (the estimate errs long)."""
+    timed = f"{est.get('probe_steps', '?')} steps timed over {est.get('probe_seconds', 0):.0f} s, {ended}"
+    if est.get("busy"):
+        return True, (f"The machine was busy while timing (load {est['load']} on {est['cores']} cores), so this errs "
+                      f"long; time it again when it is idle. {timed}.")
+    return False, f"{timed}. Once the run starts, its progress bar gives the time left from its own measured speed."
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+
+def split_choices(sizes: dict[str, int]) -> list[str]:
+    """The splits a dataset can be scored on: those not known to be empty (all of them when none is left)."""
+    return [s for s in SPLITS if sizes.get(s, 1)] or list(SPLITS)
+
+
+def default_split(options: Sequence[str]) -> str:
+    """The test split when there is one: the honest score."""
+    return "test" if "test" in options else options[0]
+
+
+def evaluate_command(model_dir: str, dataset: str, split: str, out_dir: str | Path) -> str:
+    """The terminal command that writes the same evaluation, on two lines."""
+    return (shlex.join(["python", "-m", "bmcore", "evaluate", "--model", model_dir]) + " \\\n    "
+            + shlex.join(["--data", dataset, "--split", split, "--out", str(shown_path(out_dir))]))
+
+
+def scoring_note(dataset: str, split: str, sizes: dict[str, int]) -> str:
+    """What scoring ``dataset``/``split`` involves, for a model not scored on it yet."""
+    n = sizes.get(split, 0)
+    extra = sizes.get("validation", 0) if split != "validation" else 0
+    return (f"This model has not been scored on {md(dataset)} / {split} yet: {n:,} examples"
+            + (f", plus {extra:,} validation examples to fit the temperature" if extra else "")
+            + ". The result is saved, so next time it opens at once.")
+
+
+def evaluation_caption(metrics: dict[str, Any], n: int, n_classes: int, dataset: str, split: str) -> str:
+    """One line on what was scored: how many examples of which split, when, in which precision, what was cut."""
+    m = metrics
+    return (f"{m.get('n', n):,} {split} examples of {md(dataset)} · {n_classes} classes · "
+            f"scored {m.get('created', '')} in {m.get('precision') or '-'} · max_seq_length {m.get('max_seq_length') or '-'}"
+            + (f" · {m['truncated']:,} texts truncated" if m.get("truncated") else ""))
+
+
+def headline_tiles(metrics: dict[str, Any]) -> list[list[Tile]]:
+    """The Evaluate page's two rows of tiles: accuracy and macro F1 against the baseline, then calibration and AUC."""
+    m, base = metrics, metrics.get("baseline") or {}
+    calibrated = m.get("ece_calibrated")
+    return [
+        [tile("Accuracy", fmt(m["accuracy"]), delta(m["accuracy"], base.get("accuracy")),
+              "Share of examples predicted right."),
+         tile("Baseline accuracy", fmt(base.get("accuracy")), help="TF-IDF + logistic regression, trained on the same "
+              "train split and scored on the same examples."),
+         tile("Macro F1", fmt(m["f1_macro"]), delta(m["f1_macro"], base.get("f1_macro")),
+              "The mean of the per-class F1 scores: every class counts the same, however rare."),
+         tile("Baseline macro F1", fmt(base.get("f1_macro")))],
+        [tile("ECE", fmt(m.get("ece")), help="Expected calibration error: the average gap between confidence and "
+              "accuracy over confidence bins (0 is perfect)."),
+         tile("ECE, calibrated", fmt(calibrated), delta(calibrated, m.get("ece"), "") if calibrated is not None else None,
+              "After temperature scaling, fitted on the validation split. Lower is better.", "inverse"),
+         tile("ROC-AUC (macro)", fmt(m.get("roc_auc_macro")), help="One class against the rest, averaged over classes."),
+         tile("Log loss", fmt(m.get("log_loss")), help="Mean cross-entropy of the gold class (lower is better).")],
+    ]
+
+
+def top_confusions_text(metrics: dict[str, Any], shown: int = 3) -> str | None:
+    """``Most frequent confusions: a → b (12); ...`` (Markdown-escaped), or None when the model confuses nothing."""
+    top = metrics.get("top_confusions") or []
+    if not top:
+        return None
+    return md("Most frequent confusions: " + "; ".join(f"{t['gold']} → {t['pred']} ({t['count']:,})" for t in top[:shown]))
+
+
+def calibration_text(metrics: dict[str, Any]) -> tuple[str | None, str | None]:
+    """What temperature scaling did, as (Markdown paragraph, caption); (None, None) when no temperature was fitted."""
+    temperature = metrics.get("temperature")
+    if not temperature:
+        return None, None
+    calib = metrics.get("calibration") or {}
+    where = calib.get("fitted_on") or "validation"
+    text = (f"**Temperature scaling** divides the logits by one number, T = **{temperature:.3f}**, fitted on the {where} split"
+            + (" and saved with the model, so the Playground can use it." if calib.get("saved") else ".")
+            + " It changes confidences, never the predicted class.")
+    before, after = calib.get("log_loss_before"), calib.get("log_loss_after")
+    caption = f"Log loss on this split: {before:.3f} → {after:.3f}." if before is not None and after is not None else None
+    return text, caption
+
+
+def curve_frames(data: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ROC and PR curves from :func:`bmcore.evaluate.roc_pr_curves` as long frames for line charts.
+
+    Each row is one point; ``class`` is the class as a chart shows it, with its AUC (ROC) or AP (PR).
+    """
+    roc = pd.DataFrame([{"class": f"{plot_text(n)} (AUC {c['roc']['auc']:.3f})", "false positive rate": x,
+                         "true positive rate": y}
+                        for n, c in data.items() for x, y in zip(c["roc"]["fpr"], c["roc"]["tpr"], strict=True)])
+    pr = pd.DataFrame([{"class": f"{plot_text(n)} (AP {c['pr']['ap']:.3f})", "recall": x, "precision": y}
+                       for n, c in data.items() for x, y in zip(c["pr"]["recall"], c["pr"]["precision"], strict=True)])
+    return roc, pr
+
+
+def comparable_runs(finished: dict[str, runs.RunSummary], this_run: str | None, dataset: str,
+                    split: str) -> dict[str, Path]:
+    """The other finished runs with a saved evaluation of ``dataset``/``split``: name -> evaluation folder."""
+    found = {name: find_evaluation(row.path, dataset, split) for name, row in finished.items() if name != this_run}
+    return {name: path for name, path in found.items() if path is not None}
+
+
+def compare_tiles(cmp: dict[str, Any], other: str) -> list[Tile]:
+    """This model against ``other`` from :func:`bmcore.evaluate.compare_runs` (a is the other, b this one)."""
+    what = f"vs {md(other)}"
+    return [tile("Accuracy", fmt(cmp["accuracy_b"]), delta(cmp["accuracy_b"], cmp["accuracy_a"], what)),
+            tile("Macro F1", fmt(cmp["f1_macro_b"]), delta(cmp["f1_macro_b"], cmp["f1_macro_a"], what)),
+            tile("Now wrong (were right)", f"{cmp['num_right_to_wrong']:,}"),
+            tile("Now right (were wrong)", f"{cmp['num_wrong_to_right']:,}")]
+
+
+def f1_diff_frame(cmp: dict[str, Any], shown: str) -> pd.DataFrame:
+    """Per-class F1 of this model minus the other's (named ``shown`` in charts), and which one each class favours."""
+    diffs = pd.DataFrame([{"class": plot_text(n), "F1 difference": v["f1_diff"], "this": v["f1_b"], shown: v["f1_a"]}
+                          for n, v in cmp["per_class"].items()],
+                         columns=["class", "F1 difference", "this", shown])
+    diffs["better"] = diffs["F1 difference"].map(lambda d: "this model" if d > 0 else shown if d < 0 else "same")
+    return diffs
