@@ -15,13 +15,15 @@ from typing import Any
 from .data import LABEL_DELIMITERS
 from .errors import BmcoreError
 from .models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, PRECISIONS
+from .tasks import MASKED_LM
+from .tasks import TASKS as REGISTERED_TASKS
 from .workspace import check_regular
 
 DEFAULT_EPOCHS = 3.0
 BEST_METRICS = ("macro_f1", "accuracy", "loss")
 INTERVALS = ("epoch", "steps")
 CLASS_WEIGHTS = ("none", "balanced", "sqrt", "auto")
-PROBLEM_TYPES = ("auto", "single_label_classification", "multi_label_classification")
+PROBLEM_TYPES = ("auto", *(t for t in REGISTERED_TASKS if t != MASKED_LM))  # every registered task that fine-tunes a classifier head
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -118,7 +120,7 @@ class TrainConfig:
             (self.logging_steps >= 1, "logging_steps must be at least 1"),
             (self.early_stopping_patience >= 0, "early_stopping_patience must be zero (off) or more"),
             (self.metric_for_best_model in BEST_METRICS, f"metric_for_best_model must be one of {', '.join(BEST_METRICS)}"),
-            (self.problem_type in PROBLEM_TYPES,
+            (self.problem_type == "auto" or (self.problem_type in REGISTERED_TASKS and self.problem_type != MASKED_LM),
              f"problem_type must be one of {', '.join(PROBLEM_TYPES)}, not {self.problem_type!r}"),
             (self.class_weights in CLASS_WEIGHTS, f"class_weights must be one of {', '.join(CLASS_WEIGHTS)}, not {self.class_weights!r}"),
             (self.save_total_limit >= 1, "save_total_limit must be at least 1"),

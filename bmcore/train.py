@@ -141,9 +141,7 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
     device, plan, mref = start_job(config, run_dir, main)
     precision = plan["precision"]
     ds = _load_dataset(config)
-    if task.problem_type != (getattr(ds, "problem_type", None) or "single_label_classification"):
-        raise BmcoreError(f"dataset {ds.name!r} is {getattr(ds, 'problem_type', 'single_label_classification')} data, "
-                          f"but the run asks for problem_type {task.problem_type}; use problem_type auto")
+    task.check_dataset(ds)
     check_training(len(ds.splits["train"]), config.max_steps,
                    config.per_device_train_batch_size * config.gradient_accumulation_steps * world_size())
     label_names = task.label_names(ds)
@@ -230,7 +228,8 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
     except Exception as exc:  # the model and eval.json stand without it; say why in the log
         log.warning("the full test evaluation failed: %s", exc)
     runs.write_json_atomic(run_dir / runs.EVAL_FILE, results)
-    log.info("test accuracy %.4f, macro F1 %.4f", results["test"]["accuracy"], results["test"]["macro_f1"])
+    log.info("test %s", ", ".join(f"{k} {v:.4f}" for k, v in results["test"].items()
+                                  if k in ("accuracy", "macro_f1", "f1_micro", "loss") and isinstance(v, float)))
     from .evaluate import missed_classes, missed_classes_note
 
     if "confusion_matrix" in results["test"] and (
@@ -243,7 +242,6 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
     except Exception as exc:
         log.warning("the model card was not written: %s", exc)
     return runs.write_status(run_dir, state=runs.COMPLETED, ended=runs.now(), ended_ts=time.time(),
-                             best_metric=best if best is not None else results["validation"][config.metric_for_best_model
-                                                                                              if config.metric_for_best_model != "loss" else "loss"],
+                             best_metric=best if best is not None else results["validation"].get(config.metric_for_best_model),
                              best_metric_name=config.metric_for_best_model,
-                             test_accuracy=results["test"]["accuracy"], test_macro_f1=results["test"]["macro_f1"])
+                             test_accuracy=results["test"].get("accuracy"), test_macro_f1=results["test"].get("macro_f1"))

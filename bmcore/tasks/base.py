@@ -25,6 +25,15 @@ class Task:
 
     # --- data -> targets ---------------------------------------------------------------------
 
+    def check_dataset(self, dataset: Any) -> None:
+        """Refuse, in one line, a prepared dataset this task cannot learn from (by default: another problem type)."""
+        from ..errors import BmcoreError
+
+        kind = getattr(dataset, "problem_type", None) or "single_label_classification"
+        if kind != self.problem_type:
+            raise BmcoreError(f"dataset {dataset.name!r} is {kind} data, but the run asks for problem_type "
+                              f"{self.problem_type}; use problem_type auto")
+
     def label_names(self, dataset: Any) -> list[str]:
         return list(dataset.label_names)
 
