@@ -155,6 +155,7 @@ def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, w
         resolve_model,
         torch_device,
     )
+    from .train import task_for_config
     from .trainer import build_training_args, device_plan
 
     ds = resolve_dataset(config.dataset, text_columns=config.text_column, label_column=config.label_column,
@@ -170,7 +171,9 @@ def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, w
     t0 = time.perf_counter()
     mref = resolve_model(config.model_name_or_path)
     tokenizer = load_tokenizer(mref)
-    model = load_classifier(mref, ds.label_names, attn_implementation=plan["attn_implementation"],
+    task = task_for_config(config, ds)
+    label_names = task.label_names(ds)
+    model = load_classifier(mref, label_names, attn_implementation=plan["attn_implementation"], **task.model_kwargs(),
                             **dropout_overrides(mref, config.attention_dropout, config.hidden_dropout)).to(dev)
     load_seconds = time.perf_counter() - t0
     if config.freeze_embeddings:
@@ -178,8 +181,7 @@ def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, w
 
     enc = tokenizer(*_columns(train), truncation=True, max_length=config.max_seq_length)
     lengths = [len(ids) for ids in enc["input_ids"]]
-    label2id = {n: i for i, n in enumerate(ds.label_names)}
-    labels = [label2id[str(v)] for v in train["label"]]
+    labels = task.targets(train, label_names)  # the model's own loss: the task's targets, as training feeds them
 
     def feature(i: int) -> dict[str, Any]:  # only the probed rows become features, not the whole train split
         return {**{k: enc[k][i] for k in enc.keys()}, "labels": labels[i]}

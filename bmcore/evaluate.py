@@ -21,6 +21,7 @@ import pandas as pd
 
 from .display import csv_frame
 from .errors import BmcoreError
+from .files import write_json_atomic
 from .metrics import DEFAULT_BINS, compute_metrics
 from .tasks import get_task, task_of_model
 from .tasks.single_label_classification import PROB_PREFIX
@@ -332,9 +333,7 @@ def save_eval(result: EvalResult, out_dir: str | Path) -> Path:
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{METRICS_FILE}.tmp"
-    tmp.write_text(json.dumps(result.metrics, indent=2, default=_json_default), encoding="utf-8")
-    os.replace(tmp, out / METRICS_FILE)
+    write_json_atomic(out / METRICS_FILE, result.metrics, default=_json_default)
     tmp = out / f".{RAW_PREDICTIONS_FILE}.tmp"
     result.predictions.to_parquet(tmp, index=False)
     os.replace(tmp, out / RAW_PREDICTIONS_FILE)

@@ -8,7 +8,6 @@ all use it, so there is one inference path to make fast.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import BmcoreError
+from .files import read_json, write_json_atomic
 from .models import (
     DEFAULT_MAX_SEQ_LENGTH,
     ModelRef,
@@ -34,23 +35,18 @@ MODEL_META = "bmcore.json"  # extra facts saved next to a model: temperature, th
 
 def read_model_meta(path: str | Path | None) -> dict[str, Any]:
     """The ``bmcore.json`` saved in a model folder, or {} when there is none or it is unreadable."""
-    if path is None:
+    if path is None or not (Path(path) / MODEL_META).is_file():
         return {}
     try:
-        data = json.loads((Path(path) / MODEL_META).read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+        return read_json(Path(path) / MODEL_META)
+    except BmcoreError:
         return {}
 
 
 def write_model_meta(path: str | Path, **updates: Any) -> dict[str, Any]:
     """Merge ``updates`` into a model folder's ``bmcore.json`` (written atomically)."""
-    import os
-
     meta = read_model_meta(path) | updates
-    tmp = Path(path) / f".{MODEL_META}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    os.replace(tmp, Path(path) / MODEL_META)
+    write_json_atomic(Path(path) / MODEL_META, meta)
     return meta
 
 
@@ -186,7 +182,6 @@ def predict(classifier: Classifier, texts: Sequence[str], pairs: Sequence[str] |
     ``calibrated_scores`` (temperature-scaled probabilities). Batches internally through
     :meth:`Classifier.predict_proba`.
     """
-    from .errors import BmcoreError
 
     texts = [texts] if isinstance(texts, str) else list(texts)
     if not texts:

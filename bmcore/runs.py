@@ -31,6 +31,7 @@ from typing import Any
 
 from .config import TrainConfig, config_from_dict
 from .errors import BmcoreError
+from .files import read_json, write_json_atomic  # noqa: F401 - the run folder's readers and writers
 from .workspace import check_name, inside, runs_dir, workspace_dir
 
 CONFIG_FILE = "config.json"
@@ -52,29 +53,6 @@ ACTIVE = (QUEUED, RUNNING)
 def now() -> str:
     """The current local time as ISO 8601 with seconds."""
     return time.strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON to a temporary file in the same folder, fsync, then ``os.replace``: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """Read a JSON object, raising :class:`BmcoreError` when it is missing or damaged."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise BmcoreError(f"{path} does not exist") from exc
-    except (OSError, ValueError) as exc:
-        raise BmcoreError(f"{path.name} in {path.parent.name} is damaged ({exc.__class__.__name__})") from exc
-    if not isinstance(data, dict):
-        raise BmcoreError(f"{path.name} in {path.parent.name} is not a JSON object")
-    return data
 
 
 def write_status(run_dir: Path, **fields: Any) -> dict[str, Any]:

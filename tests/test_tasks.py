@@ -208,3 +208,13 @@ def sst_like(shared_data: Path) -> str:
     df["label"] = (df["label"] == "positive").astype(int)
     bdata.save_prepared(bdata.prepare(bdata.RawData("sst2-sample", {"all": df}), "sst-number", seed=0))
     return "sst-number"
+
+
+def test_the_time_estimate_probes_a_multi_label_model(multilabel_run: Path, tiny_model, monkeypatch):
+    """The estimate times real steps of the task's model and targets (float label vectors, not class ids)."""
+    from bmcore.estimate import estimate_duration
+
+    monkeypatch.setenv("BMCORE_WORKSPACE", str(multilabel_run.parent.parent))
+    est = estimate_duration(TrainConfig(model_name_or_path=str(tiny_model), dataset="goe-tiny", max_steps=10,
+                                        max_seq_length=48), probe_steps=2)
+    assert est["total_steps"] == 10 and est["seconds_per_step"] > 0 and est["probe_steps"] >= 2
