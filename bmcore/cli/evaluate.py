@@ -1,4 +1,9 @@
-"""``python -m bmcore evaluate --model REF --data SOURCE_OR_PREPARED_NAME [--split test] --out DIR``."""
+"""``python -m bmcore evaluate --model REF --data SOURCE_OR_PREPARED_NAME [--split test] --out DIR``.
+
+Prints one JSON line: the split's headline metrics next to the baseline's. For a multi-label model those are
+micro, macro and samples F1, subset accuracy and Hamming loss, with ``per_label`` (each label's precision, recall,
+F1, support, predicted count and threshold).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from .. import data as bdata
 from ..errors import BmcoreError
+from ..tasks import MULTI_LABEL
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +53,22 @@ def _single_file(args: argparse.Namespace, raw: bdata.RawData) -> bdata.Prepared
     return bdata.PreparedDataset(name=Path(raw.source).stem, source=raw.source, columns=cols,
                                  label_names=bdata.order_labels(std["label"]),
                                  splits={"train": empty, "validation": empty, "all": std}, notes=notes)
+
+
+MULTI_LABEL_KEYS = ("f1_micro", "f1_macro", "f1_samples", "subset_accuracy", "hamming_loss")
+
+
+def multi_label_summary(result: Any) -> dict[str, Any]:
+    """What ``evaluate`` prints for a multi-label model: micro, macro and samples F1, subset accuracy, Hamming loss,
+    the thresholds' source, and one row per label (precision, recall, F1, support, predicted, threshold)."""
+    m = result.metrics
+    base = m.get("baseline")
+    per_label = {n: {k: v.get(k) for k in ("precision", "recall", "f1", "support", "predicted", "threshold")}
+                 for n, v in m["per_class"].items()}
+    return {"out": str(result.out_dir), "split": m["split"], "n": m["n"], "problem_type": MULTI_LABEL,
+            **{k: m[k] for k in MULTI_LABEL_KEYS}, "thresholds_fitted_on": (m.get("thresholds") or {}).get("fitted_on"),
+            "per_label": per_label, "baseline": {k: base.get(k) for k in MULTI_LABEL_KEYS} if base else None,
+            "notes": m["notes"]}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -85,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
                             batch_size=args.batch_size, max_seq_length=args.max_seq_length)
     m = result.metrics
     base = m.get("baseline")
-    summary = {"out": str(result.out_dir), "split": m["split"], "n": m["n"], "accuracy": m["accuracy"],
+    summary = multi_label_summary(result) if m.get("problem_type") == MULTI_LABEL else {"out": str(result.out_dir), "split": m["split"], "n": m["n"], "accuracy": m["accuracy"],
                "f1_macro": m["f1_macro"], "ece": m["ece"], "temperature": m["temperature"],
                "ece_calibrated": m["ece_calibrated"],
                "baseline": {"accuracy": base["accuracy"], "f1_macro": base["f1_macro"]} if base else None,
