@@ -268,14 +268,15 @@ def model_card(run_dir: str | Path) -> str:
     lines.append("")
 
     msl = meta.get("max_seq_length") or config.get("max_seq_length")
-    call = f'classifier("your text here", truncation=True{f", max_length={msl}" if msl else ""})'
+    limit = f"truncation=True{f', max_length={msl}' if msl else ''}"
+    call = f'classifier("your text here", {limit})'
     if multi:
         lines += ["## Use it", "", "Every label gets its own sigmoid score; a label applies when its score reaches that "
                   "label's threshold, saved in `bmcore.json`.", "", "```python", "import json", "",
                   "from transformers import pipeline", "",
                   'classifier = pipeline("text-classification", model="path/to/this/folder", top_k=None)  # every label',
                   'thresholds = json.load(open("path/to/this/folder/bmcore.json"))["thresholds"]',
-                  f"scores = {call}",
+                  f'scores = classifier(["your text here"], {limit})[0]  # a list in: one list of scores per text',
                   'labels = [s["label"] for s in scores if s["score"] >= thresholds[s["label"]]]', "```", ""]
     else:
         lines += ["## Use it", "", "```python", "from transformers import pipeline", "",
