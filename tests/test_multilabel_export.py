@@ -146,3 +146,15 @@ def test_cli_evaluate_prints_multi_label_metrics_and_the_per_label_table(run_dir
     bdata.save_prepared(bdata.prepare(bdata.RawData("sst", {"all": df}), "sst", seed=0))
     assert main(["evaluate", "--model", model, "--data", "sst", "--out", str(tmp_path / "bad")]) == 2
     assert "do not match dataset labels" in one_error_line(capsys) and not (tmp_path / "bad").exists()
+
+
+def test_cli_evaluate_scores_a_multi_label_file_whole(run_dir: Path, tmp_path: Path, capsys, shared_data: Path):
+    dev = pd.read_csv(shared_data / "goemotions" / "dev.csv", dtype=str, keep_default_na=False).head(150)
+    dev.to_csv(tmp_path / "dev.csv", index=False)
+    model = str(run_dir / runs.MODEL_DIR)
+    for extra in ([], ["--text-column", "text", "--label-column", "labels"]):  # detected, or named: the same shape
+        assert main(["evaluate", "--model", model, "--data", str(tmp_path / "dev.csv"), "--out", str(tmp_path / "ev"),
+                     *extra]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["problem_type"] == bdata.MULTI_LABEL and out["split"] == "all" and out["n"] == 150
+        assert sum(row["support"] for row in out["per_label"].values()) == sum(len(v.split(",")) for v in dev["labels"])

@@ -43,16 +43,26 @@ def _single_file(args: argparse.Namespace, raw: bdata.RawData) -> bdata.Prepared
     """A one-file source as a dataset whose only non-empty split is ``all``."""
     df = raw.frames["all"]
     guess = bdata.detect_columns(df) if not (args.text_column and args.label_column) else None
-    cols = bdata.Columns(list(args.text_column or guess.text), args.label_column or guess.label)  # type: ignore[union-attr]
+    if guess is not None and not (args.text_column or args.label_column):
+        cols = guess
+    else:  # columns named on the command line: the label shape is still read from the data
+        cols = bdata.Columns(list(args.text_column or guess.text), args.label_column or guess.label)  # type: ignore[union-attr]
+        if cols.label in df.columns:
+            cols = bdata.detect_label_shape(df, cols)[0]
     bdata._check_columns(df, cols, raw.source)
-    std, dropped = bdata._standardise(df, cols)
+    std, dropped = bdata._standardise(df, cols, raw.source)
     if std.empty:
         raise BmcoreError(f"{raw.source} has no rows with both a text and a label")
+    if cols.problem_type == MULTI_LABEL:  # label sets, stored as prepared datasets store them (JSON lists)
+        names = bdata.order_labels({n for ls in std["label"] for n in ls} | set(cols.label_columns or []))
+        std["label"] = [bdata.encode_label_set(ls) for ls in std["label"]]
+    else:
+        names = bdata.order_labels(std["label"])
     empty = std.iloc[0:0]
     notes = list(raw.notes) + ([f"dropped {dropped} rows with an empty text or label"] if dropped else [])
-    return bdata.PreparedDataset(name=Path(raw.source).stem, source=raw.source, columns=cols,
-                                 label_names=bdata.order_labels(std["label"]),
-                                 splits={"train": empty, "validation": empty, "all": std}, notes=notes)
+    return bdata.PreparedDataset(name=Path(raw.source).stem, source=raw.source, columns=cols, label_names=names,
+                                 splits={"train": empty, "validation": empty, "all": std}, notes=notes,
+                                 problem_type=cols.problem_type)
 
 
 MULTI_LABEL_KEYS = ("f1_micro", "f1_macro", "f1_samples", "subset_accuracy", "hamming_loss")
