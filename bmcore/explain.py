@@ -659,5 +659,8 @@ def find_choice(choices: Sequence[ModelChoice], ref: str) -> ModelChoice | None:
 def example_label(example: dict[str, str], max_chars: int = 70) -> str:
     """A button label for an example: ``label: start of the text…``, shown as text (:func:`bmcore.display.md`)."""
     text = " ".join(str(example["text"]).split())
-    text = f"{example['label']}: " + (text if len(text) <= max_chars else text[: max_chars - 1] + "…")
+    label = str(example["label"])
+    if label.startswith("["):  # a multi-label example's set (a JSON list), shown as its names
+        label = ", ".join(gold_label_set(label)) or "no label"
+    text = f"{label}: " + (text if len(text) <= max_chars else text[: max_chars - 1] + "…")
     return md(text)

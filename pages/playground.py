@@ -259,9 +259,10 @@ with one:
     true_label = known[2] if known and known[:2] == (text, pair or "") else None
     m = st.columns(4 if true_label is not None else 3)
     if multi:
-        m[0].metric("Predicted labels", md(", ".join(label)) if label else "none",
-                    help="Every label whose probability reaches its threshold.")
-        m[1].metric("Labels predicted", f"{len(label)} of {len(names)}")
+        m[0].metric("Labels predicted", f"{len(label)} of {len(names)}", help="Labels whose probability reaches their threshold.")
+        top = max(probs, key=probs.get)
+        m[1].metric("Top label", md(top), f"{probs[top]:.1%}", delta_color="off", delta_arrow="off",
+                    help="The label with the highest probability (predicted only when it reaches its threshold).")
     else:
         m[0].metric("Prediction", md(label))
         m[1].metric("Probability", f"{probs[label]:.1%}")
@@ -279,9 +280,11 @@ with one:
         st.warning(f"The input is longer than max_seq_length ({clf.max_seq_length} tokens): only its first "
                    f"{clf.max_seq_length} tokens were read.")
     if multi:
+        st.markdown("**Predicted labels:** " + (md(", ".join(label)) if label else "none (no label reaches its threshold)"))
         st.caption("A multi-label model asks one yes/no question per label: each label gets its own probability (they "
-                   "need not add up to 1), and a label is predicted when its probability reaches that label's "
-                   "threshold, tuned on the validation split to give the label its best F1.")
+                   "need not add up to 1), and a label is predicted when its probability reaches that label's threshold, "
+                   + ("tuned on the validation split to give the label its best F1." if clf.meta.get("thresholds") else
+                      "0.5 for every label here, as this model has no tuned thresholds."))
         frame = bx.threshold_frame(probs, pred.thresholds, label)
         st.plotly_chart(threshold_chart(frame), key="playground_thresholds_chart")
         with st.expander("As a table"):

@@ -67,9 +67,12 @@ def test_every_label_against_its_threshold_the_set_and_a_picked_label_explained(
     decided = table["probability"] >= table["threshold"]
     assert (table["predicted"] == decided.map({True: "yes", False: "no"})).all()
     predicted = [n for n in thresholds if n in set(table.loc[decided, "label"])]  # in the model's label order
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Predicted labels"] == (md(", ".join(predicted)) if predicted else "none")
-    assert metrics["Labels predicted"] == f"{len(predicted)} of 28"
+    metrics = {m.label: m for m in at.metric}
+    assert metrics["Labels predicted"].value == f"{len(predicted)} of 28"
+    assert metrics["Top label"].value == md(table["label"].iloc[0])
+    assert metrics["Top label"].delta == f"{table['probability'].iloc[0]:.1%}"
+    shown = "**Predicted labels:** " + (md(", ".join(predicted)) if predicted else "none (no label reaches its threshold)")
+    assert shown in [m.value for m in at.markdown]
     charts = at.get("plotly_chart")
     assert len(charts) == 5  # thresholds, one head, rollout, all heads, [CLS]
     figure = json.loads(charts[0].proto.spec)
@@ -101,10 +104,12 @@ def test_an_example_shows_its_true_label_set(model_dir: Path) -> None:
     text = at.text_area(key="playground_input").value
     test = bdata.load_prepared(DATASET).splits["test"]
     gold = bdata.decode_label_set(test.loc[test["text"] == text, "label"].iloc[0])
-    shown = {m.label: m for m in at.metric}
-    assert shown["True labels"].value == md(", ".join(gold))
-    predicted = shown["Predicted labels"].value
-    assert shown["True labels"].delta == ("right" if predicted == md(", ".join(gold)) else "wrong")
+    true = next(m for m in at.metric if m.label == "True labels")
+    assert true.value == md(", ".join(gold))
+    table = at.dataframe[0].value
+    predicted = set(table.loc[table["predicted"] == "yes", "label"])
+    assert true.delta == ("right" if predicted == set(gold) else "wrong")
+    assert buttons[0].label.startswith(md(", ".join(gold)) + ":")  # the set as names, not as a JSON list
 
 
 def test_batch_of_a_labelled_multi_label_file(model_dir: Path, shared_data: Path) -> None:
