@@ -393,14 +393,19 @@ def model_info(ref: str) -> ModelInfo:
 def playground_models() -> list[ModelChoice]:
     """Completed workspace runs that have a model (newest first), then ``builtin:minilm`` labelled as untrained."""
     from . import runs
+    from .inference import read_model_meta
     from .models import DEFAULT_MODEL
+    from .tasks import MULTI_LABEL
 
     out = []
     for r in runs.list_runs():
         folder = Path(r.path) / runs.MODEL_DIR
         if r.state != runs.COMPLETED or r.task == "mlm" or not (folder / "config.json").is_file():  # mlm: no head yet
             continue
-        acc = f"test accuracy {r.test_accuracy:.3f}" if isinstance(r.test_accuracy, (int, float)) else "no test score"
+        # A multi-label run's accuracy is its subset accuracy (the whole label set right): say so.
+        multi = read_model_meta(folder).get("problem_type") == MULTI_LABEL
+        acc = (f"test {'subset accuracy' if multi else 'accuracy'} {r.test_accuracy:.3f}"
+               if isinstance(r.test_accuracy, (int, float)) else "no test score")
         out.append(ModelChoice(str(folder.resolve()), f"{r.name} · {r.dataset or '?'} · {acc}", r.dataset))
     out.append(ModelChoice(DEFAULT_MODEL, f"{DEFAULT_MODEL} · untrained base model (random head: predictions are "
                                           "meaningless until fine-tuned)", base=True))

@@ -55,7 +55,9 @@ def open_playground() -> AppTest:
 
 def test_every_label_against_its_threshold_the_set_and_a_picked_label_explained(model_dir: Path) -> None:
     at = open_playground()
-    assert at.selectbox(key="playground_model_choice").value == str(model_dir)
+    picker = at.selectbox(key="playground_model_choice")
+    assert picker.value == str(model_dir)
+    assert picker.format_func(picker.value).startswith(f"{RUN} · {DATASET} · test subset accuracy ")
     at.text_area(key="playground_input").input(TEXT).run()
     assert not at.exception and not at.error
 
