@@ -393,38 +393,56 @@ def model_info(ref: str) -> ModelInfo:
 def playground_models() -> list[ModelChoice]:
     """Completed workspace runs that have a model (newest first), then ``builtin:minilm`` labelled as untrained."""
     from . import runs
+    from .inference import read_model_meta
     from .models import DEFAULT_MODEL
+    from .tasks import MULTI_LABEL
 
     out = []
     for r in runs.list_runs():
         folder = Path(r.path) / runs.MODEL_DIR
         if r.state != runs.COMPLETED or r.task == "mlm" or not (folder / "config.json").is_file():  # mlm: no head yet
             continue
-        acc = f"test accuracy {r.test_accuracy:.3f}" if isinstance(r.test_accuracy, (int, float)) else "no test score"
+        # A multi-label run's accuracy is its subset accuracy (the whole label set right): say so.
+        multi = read_model_meta(folder).get("problem_type") == MULTI_LABEL
+        acc = (f"test {'subset accuracy' if multi else 'accuracy'} {r.test_accuracy:.3f}"
+               if isinstance(r.test_accuracy, (int, float)) else "no test score")
         out.append(ModelChoice(str(folder.resolve()), f"{r.name} · {r.dataset or '?'} · {acc}", r.dataset))
     out.append(ModelChoice(DEFAULT_MODEL, f"{DEFAULT_MODEL} · untrained base model (random head: predictions are "
                                           "meaningless until fine-tuned)", base=True))
     return out
 
 
-def playground_examples(dataset: str, per_class: int = 2, max_chars: int = 600, seed: int = 0) -> list[dict[str, str]]:
+def playground_examples(dataset: str, per_class: int | None = None, max_chars: int = 600,
+                        seed: int = 0) -> list[dict[str, str]]:
     """A few test-split examples per class of a prepared dataset: ``label``, ``text`` (and ``text_pair``).
+
+    ``per_class`` defaults to 2, and to 1 for a multi-label dataset (whose examples carry their whole label set,
+    as a JSON list, and are not repeated under each of their labels).
 
     Returns [] when the dataset is not in the workspace. Short texts are preferred, so that
     examples are quick to read and explain.
     """
-    from .data import is_prepared, load_prepared
+    import pandas as pd
+
+    from .data import MULTI_LABEL, is_prepared, label_sets, load_prepared
 
     if not dataset or not is_prepared(dataset):
         return []
     ds = load_prepared(dataset)
     test = ds.splits["test"]
+    sets = label_sets(test["label"]) if getattr(ds, "problem_type", None) == MULTI_LABEL else None
     out = []
+    seen: set[str] = set()
     for label in ds.label_names:
-        rows = test[(test["label"] == label) & (test["text"].str.len() <= max_chars)]
-        rows = rows if len(rows) else test[test["label"] == label]
-        for _, row in rows.sample(min(per_class, len(rows)), random_state=seed).iterrows():
-            ex = {"label": str(label), "text": str(row["text"])}
+        # A multi-label row is an example of each label in its set (its label is the set, as a JSON list).
+        has = pd.Series([label in s for s in sets], index=test.index) if sets is not None else test["label"] == label
+        rows = test[has & (test["text"].str.len() <= max_chars)]
+        rows = rows if len(rows) else test[has]
+        if sets is not None:
+            rows = rows[~rows["text"].isin(seen)]
+        for _, row in rows.sample(min(per_class or (2 if sets is None else 1), len(rows)), random_state=seed).iterrows():
+            seen.add(str(row["text"]))
+            ex = {"label": str(label) if sets is None else str(row["label"]), "text": str(row["text"])}
             if "text_pair" in row and isinstance(row["text_pair"], str):
                 ex["text_pair"] = row["text_pair"]
             out.append(ex)
@@ -482,6 +500,34 @@ def probability_frame(probs: dict[str, float], calibrated: dict[str, float] | No
     return pd.DataFrame(rows, columns=["class", "kind", "probability"])
 
 
+def top_predicted(labels: str | Sequence[str], scores: dict[str, float]) -> str:
+    """The label to explain by default: a single-label prediction itself; for a multi-label set, its highest-scoring
+    label (an empty set: the highest-scoring label of all)."""
+    if isinstance(labels, str):
+        return labels
+    return max(list(labels) or list(scores), key=lambda n: scores[n])
+
+
+def threshold_frame(scores: dict[str, float], thresholds: Sequence[float], predicted: Sequence[str]) -> Any:
+    """Each label's score against its threshold as a ``pandas.DataFrame`` (label, probability, threshold,
+    predicted yes/no), highest score first: what a multi-label model decided for one text."""
+    import pandas as pd
+
+    chosen = set(predicted)
+    frame = pd.DataFrame({"label": list(scores), "probability": [float(p) for p in scores.values()],
+                          "threshold": [float(t) for t in thresholds],
+                          "predicted": ["yes" if n in chosen else "no" for n in scores]})
+    return frame.sort_values("probability", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def batch_label_counts(records: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """How often each label was predicted in a batch, most frequent first (a multi-label set counts each label)."""
+    from collections import Counter
+
+    counts = Counter(n for r in records for n in (r["labels"] if "labels" in r else [r["label"]]))
+    return dict(counts.most_common())
+
+
 def read_batch(name: str, data: bytes) -> tuple[list[str], list[str] | None]:
     """Texts (and text pairs) from an uploaded file: ``.txt`` is one text per line; a table needs a text column.
 
@@ -522,14 +568,49 @@ def read_batch_labels(name: str, data: bytes) -> list[str | None] | None:
     return [v if isinstance(v, str) else None for v in labels]
 
 
+def gold_label_set(value: str) -> list[str]:
+    """The label names of one gold cell of a multi-label batch file: a JSON list (``["anger", "joy"]``), or names
+    separated by ``,``, ``;`` or ``|`` (the first of these the cell holds)."""
+    from .data import LABEL_DELIMITERS, decode_label_set
+
+    value = str(value).strip()
+    if value.startswith("["):
+        return decode_label_set(value)
+    sep = next((d for d in LABEL_DELIMITERS if d != "json" and d in value), None)
+    parts = value.split(sep) if sep else [value]
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _multi_label_batch_scores(gold: Sequence[str | None], records: Sequence[dict[str, Any]],
+                              label_names: Sequence[str]) -> dict[str, Any]:
+    from .metrics import multi_label_metrics
+
+    rows = [(gold_label_set(g), r["labels"]) for g, r in zip(gold, records, strict=True) if g is not None]
+    unknown = sorted({n for g, _ in rows for n in g} - set(label_names))
+    if unknown or not rows:
+        return {"n": 0, "unknown": unknown}
+    index = {n: j for j, n in enumerate(label_names)}
+    y, p = np.zeros((len(rows), len(index)), dtype=np.int64), np.zeros((len(rows), len(index)), dtype=np.int64)
+    for i, (g, pred) in enumerate(rows):
+        y[i, [index[n] for n in g]] = 1
+        p[i, [index[n] for n in pred]] = 1
+    m = multi_label_metrics(y, p, None, list(label_names))
+    return {"n": m["n"], "accuracy": m["subset_accuracy"], "macro_f1": m["f1_macro"], "micro_f1": m["f1_micro"],
+            "unknown": []}
+
+
 def batch_scores(gold: Sequence[str | None], records: Sequence[dict[str, Any]], label_names: Sequence[str]) -> dict[str, Any]:
     """Accuracy and macro F1 of batch predictions against gold labels; rows without a gold label are left out.
 
     Returns ``n``, ``accuracy`` and ``macro_f1``, or ``unknown`` (the gold labels that are not classes of the
     model, then no scores: the file's labels do not match the model's) with ``n`` 0 when nothing can be scored.
+    For a multi-label model (records with ``labels``) each gold cell is a set (:func:`gold_label_set`),
+    ``accuracy`` is the subset accuracy (the whole set right) and ``micro_f1`` is added.
     """
     from .evaluate import compute_metrics
 
+    if records and "labels" in records[0]:
+        return _multi_label_batch_scores(gold, records, label_names)
     pairs = [(g, r["label"]) for g, r in zip(gold, records, strict=True) if g is not None]
     unknown = sorted({g for g, _ in pairs} - set(label_names))
     if unknown or not pairs:
@@ -540,7 +621,8 @@ def batch_scores(gold: Sequence[str | None], records: Sequence[dict[str, Any]], 
 
 def predictions_frame(texts: Sequence[str], records: Sequence[dict[str, Any]], pairs: Sequence[str] | None = None) -> Any:
     """A predictions table from :func:`bmcore.inference.predict` records: text[, text_pair], label, confidence,
-    one probability column per class (``p(class)``), and truncated."""
+    one probability column per class (``p(class)``), and truncated. Multi-label records add ``labels``, the
+    predicted set as a JSON list (``label`` is then the top-scoring label)."""
     import pandas as pd
 
     rows = []
@@ -548,6 +630,8 @@ def predictions_frame(texts: Sequence[str], records: Sequence[dict[str, Any]], p
         row: dict[str, Any] = {"text": text}
         if pairs is not None:
             row["text_pair"] = pairs[i]
+        if "labels" in rec:
+            row["labels"] = json.dumps(rec["labels"], ensure_ascii=False)
         row |= {"label": rec["label"], "confidence": rec["scores"][rec["label"]]}
         row |= {f"p({c})": p for c, p in rec["scores"].items()}
         row["truncated"] = rec["truncated"]
@@ -580,5 +664,8 @@ def find_choice(choices: Sequence[ModelChoice], ref: str) -> ModelChoice | None:
 def example_label(example: dict[str, str], max_chars: int = 70) -> str:
     """A button label for an example: ``label: start of the text…``, shown as text (:func:`bmcore.display.md`)."""
     text = " ".join(str(example["text"]).split())
-    text = f"{example['label']}: " + (text if len(text) <= max_chars else text[: max_chars - 1] + "…")
+    label = str(example["label"])
+    if label.startswith("["):  # a multi-label example's set (a JSON list), shown as its names
+        label = ", ".join(gold_label_set(label)) or "no label"
+    text = f"{label}: " + (text if len(text) <= max_chars else text[: max_chars - 1] + "…")
     return md(text)

@@ -24,6 +24,7 @@ from typing import Any
 from . import runs
 from .display import md, md_code
 from .errors import BmcoreError
+from .tasks import MULTI_LABEL, get_task
 
 FORMATS = ("zip", "onnx", "card", "hub")
 EXPORT_DIR = "export"
@@ -110,6 +111,8 @@ def _test_metrics(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     summary = _read(run_dir / runs.EVAL_FILE)
     test = summary.get("test") or {}
     base = summary.get("baseline") or {}
+    if test.get("problem_type") == MULTI_LABEL:
+        return test, {}  # eval.json keeps the multi-label baseline's accuracy and macro F1 only: not comparable here
     return ({"accuracy": test.get("accuracy"), "f1_macro": test.get("macro_f1"), "n": test.get("n")},
             {"accuracy": base.get("accuracy"), "f1_macro": base.get("macro_f1")})
 
@@ -118,11 +121,57 @@ def _num(x: Any, spec: str = ".4f") -> str:
     return "-" if x is None else format(x, spec)
 
 
+SINGLE_LABEL_RESULTS = (("accuracy", "accuracy", "Test accuracy", None),
+                        ("f1", "f1_macro", "Test macro F1", {"average": "macro"}))
+MULTI_LABEL_RESULTS = (("f1", "f1_micro", "Test micro F1", {"average": "micro"}),
+                       ("f1", "f1_macro", "Test macro F1", {"average": "macro"}),
+                       ("accuracy", "subset_accuracy", "Test subset accuracy (whole label set right)", None))
+MULTI_LABEL_COLUMNS = (("micro F1", "f1_micro"), ("macro F1", "f1_macro"), ("samples F1", "f1_samples"),
+                       ("subset accuracy", "subset_accuracy"), ("Hamming loss", "hamming_loss"))
+
+
+def _multi_label_results(model: dict[str, Any], baseline: dict[str, Any], meta: dict[str, Any],
+                         labels: list[str]) -> list[str]:
+    """The card's results for a multi-label model: the headline metrics against the baseline, and per label
+    its threshold (tuned on validation, saved in ``bmcore.json``) with precision, recall and F1."""
+    if model.get("f1_micro") is None:
+        return ["No test metrics were saved for this run.", ""]
+    n = model.get("n")
+    lines = [f"Scored on {n:,} held-out test examples, never seen in training or model selection." if n else "", "",
+             "| model | " + " | ".join(c for c, _ in MULTI_LABEL_COLUMNS) + " |",
+             "| --- |" + " ---: |" * len(MULTI_LABEL_COLUMNS),
+             "| this model | " + " | ".join(_num(model.get(k)) for _, k in MULTI_LABEL_COLUMNS) + " |"]
+    if baseline.get("f1_micro") is not None:
+        lines += ["| baseline: TF-IDF + one-vs-rest logistic regression (threshold 0.5) | "
+                  + " | ".join(_num(baseline.get(k)) for _, k in MULTI_LABEL_COLUMNS) + " |", "",
+                  "The baseline is trained on the same train split and scored on the same test examples."]
+    lines += ["", "Subset accuracy counts a text as right only when its whole label set is; the Hamming loss is the "
+              "share of wrong yes/no label decisions (lower is better).", ""]
+    thresholds = get_task(MULTI_LABEL).thresholds(labels, meta)
+    fitted = meta.get("thresholds_fitted_on")
+    lines += ["### Thresholds", "",
+              (f"Each label has its own decision threshold, tuned on the {md(fitted)} split (the one that gives the label "
+               "its best F1) and saved in `bmcore.json` under `thresholds`." if meta.get("thresholds") else
+               "No thresholds were tuned (there was no validation split): every label uses 0.5."), ""]
+    flat = model.get("flat_threshold") or {}
+    if flat.get("f1_micro") is not None:
+        lines += [f"With one flat threshold of {flat.get('threshold')} instead: micro F1 {_num(flat.get('f1_micro'))}, "
+                  f"macro F1 {_num(flat.get('f1_macro'))}.", ""]
+    per_class = model.get("per_class") or {}
+    lines += ["| label | threshold | precision | recall | F1 | support |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, t in zip(labels, thresholds, strict=True):
+        v = per_class.get(name) or {}
+        lines.append(f"| {md(name)} | {t:.2f} | {_num(v.get('precision'))} | {_num(v.get('recall'))} | "
+                     f"{_num(v.get('f1'))} | {v.get('support', '-')} |")
+    return lines + [""]
+
+
 def model_card(run_dir: str | Path) -> str:
     """The model card of a run as Markdown with Hugging Face YAML metadata (``README.md`` of its model).
 
     Holds the data (dataset, classes, split sizes), the hyperparameters from ``config.json``
-    and the test metrics against the TF-IDF baseline. Works on any run with a saved model and
+    and the test metrics against the TF-IDF baseline; a multi-label model's card also gives each label's tuned
+    threshold and how to apply them with ``transformers.pipeline(..., top_k=None)``. Works on any run with a saved model and
     ``config.json``; sections whose files are missing say so.
     """
     from huggingface_hub import EvalResult as HubEvalResult
@@ -140,6 +189,7 @@ def model_card(run_dir: str | Path) -> str:
     # A local base model is named by its folder only: the card may be published, a home path should not be.
     base_shown = base_ref if base_id or not base_ref or base_ref.startswith("builtin:") else f"{Path(base_ref).name} (a local folder)"
     model, baseline = _test_metrics(run_dir)
+    multi = (meta.get("problem_type") or model_config.get("problem_type")) == MULTI_LABEL
 
     from .data import DATASET_META, dataset_dir
 
@@ -150,8 +200,7 @@ def model_card(run_dir: str | Path) -> str:
     splits = data_meta.get("splits") or {}
 
     results = []
-    for metric, key, name, args in (("accuracy", "accuracy", "Test accuracy", None),
-                                    ("f1", "f1_macro", "Test macro F1", {"average": "macro"})):
+    for metric, key, name, args in (MULTI_LABEL_RESULTS if multi else SINGLE_LABEL_RESULTS):
         if model.get(key) is not None:
             results.append(HubEvalResult(task_type="text-classification", task_name="Text Classification",
                                          dataset_type=dataset, dataset_name=dataset, dataset_split="test",
@@ -162,12 +211,16 @@ def model_card(run_dir: str | Path) -> str:
                          model_name=run_dir.name, eval_results=results or None)
 
     # Every name from data (labels, columns, files, runs) is shown as text: md() and md_code() make it inert.
+    what = (f"A multi-label text classifier with {len(labels)} labels ({', '.join(md_code(n) for n in labels)})"
+            if multi else f"A text classifier with {len(labels)} classes ({', '.join(md_code(n) for n in labels)})")
     lines = [f"# {md(run_dir.name)}", "",
-             f"A text classifier with {len(labels)} classes ({', '.join(md_code(n) for n in labels)}), fine-tuned with "
+             f"{what}, fine-tuned with "
              f"bmcore studio from {f'[{base_id}](https://huggingface.co/{base_id})' if base_id else md_code(base_shown)} "
              f"on the dataset {md_code(dataset)}.", "",
              "## Results on the test split", ""]
-    if model.get("accuracy") is not None:
+    if multi:
+        lines += _multi_label_results(model, baseline, meta, labels)
+    elif model.get("accuracy") is not None:
         n = model.get("n")
         lines += [f"Scored on {n:,} held-out test examples, never seen in training or model selection." if n else "", "",
                   "| model | accuracy | macro F1 |", "| --- | ---: | ---: |",
@@ -202,7 +255,7 @@ def model_card(run_dir: str | Path) -> str:
                      f"label column: {md_code(data_meta.get('label_column'))}")
     if splits:
         lines.append("- Splits: " + ", ".join(f"{int(v):,} {k}" for k, v in splits.items()))
-    lines += [f"- Classes: {', '.join(md_code(n) for n in labels)}", ""]
+    lines += [f"- {'Labels' if multi else 'Classes'}: {', '.join(md_code(n) for n in labels)}", ""]
 
     lines += ["## Training hyperparameters", "", "| setting | value |", "| --- | --- |"]
     shown = config | ({"model_name_or_path": base_shown} if base_ref else {})
@@ -215,13 +268,26 @@ def model_card(run_dir: str | Path) -> str:
     lines.append("")
 
     msl = meta.get("max_seq_length") or config.get("max_seq_length")
-    lines += ["## Use it", "", "```python", "from transformers import pipeline", "",
-              'classifier = pipeline("text-classification", model="path/to/this/folder")',
-              f'classifier("your text here", truncation=True{f", max_length={msl}" if msl else ""})', "```", "",
-              "Or with the bmcore studio CLI: `python -m bmcore predict --model path/to/this/folder \"your text here\"`.", "",
+    limit = f"truncation=True{f', max_length={msl}' if msl else ''}"
+    call = f'classifier("your text here", {limit})'
+    if multi:
+        lines += ["## Use it", "", "Every label gets its own sigmoid score; a label applies when its score reaches that "
+                  "label's threshold, saved in `bmcore.json`.", "", "```python", "import json", "",
+                  "from transformers import pipeline", "",
+                  'classifier = pipeline("text-classification", model="path/to/this/folder", top_k=None)  # every label',
+                  'thresholds = json.load(open("path/to/this/folder/bmcore.json"))["thresholds"]',
+                  f'scores = classifier(["your text here"], {limit})[0]  # a list in: one list of scores per text',
+                  'labels = [s["label"] for s in scores if s["score"] >= thresholds[s["label"]]]', "```", ""]
+    else:
+        lines += ["## Use it", "", "```python", "from transformers import pipeline", "",
+                  'classifier = pipeline("text-classification", model="path/to/this/folder")', call, "```", ""]
+    lines += ["Or with the bmcore studio CLI: `python -m bmcore predict --model path/to/this/folder \"your text here\"`"
+              + (" (it applies the thresholds)." if multi else "."), "",
               "## Limitations", "",
-              f"It only knows the classes above and the kind of text in {md_code(dataset)}; texts longer than {msl or 'max_seq_length'} "
-              "tokens are cut. Check the confusion matrix and the misclassified examples before relying on it.", ""]
+              f"It only knows the {'labels' if multi else 'classes'} above and the kind of text in {md_code(dataset)}; "
+              f"texts longer than {msl or 'max_seq_length'} tokens are cut. "
+              + ("Check each label's F1 and the misclassified examples before relying on it." if multi else
+                 "Check the confusion matrix and the misclassified examples before relying on it."), ""]
     return str(ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + "\n".join(lines)))
 
 
@@ -331,15 +397,24 @@ def check_onnx_parity(onnx_path: str | Path, model_dir: str | Path, texts: list[
     """Compare ONNX Runtime's logits with PyTorch's (fp32) on ``texts``; return JSON-ready results.
 
     ``max_abs_diff`` is the largest |logit difference| over every example and class,
-    ``label_agreement`` the share of examples whose argmax class is the same; ``passed``
-    when the difference is within ``atol`` and every label agrees.
+    ``label_agreement`` the share of examples whose decision is the same, as the model's task makes it from
+    the logits: the argmax class (single-label), or the whole label set at the thresholds saved in
+    ``bmcore.json`` (multi-label); ``passed`` when the difference is within ``atol`` and every decision agrees.
     """
     import numpy as np
     import onnxruntime as ort
     import torch
 
+    from .inference import read_model_meta
+    from .tasks import task_of_model
+
     tokenizer, model = _load_fp32(Path(model_dir))
     names = _input_names(tokenizer, model)
+    task, meta = task_of_model(model), read_model_meta(model_dir)
+    label_names = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
+
+    def decide(logits: Any) -> list[Any]:
+        return task.decide(task.scores(logits, meta), label_names, meta)
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(1, torch.get_num_threads())
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
@@ -358,10 +433,11 @@ def check_onnx_parity(onnx_path: str | Path, model_dir: str | Path, texts: list[
         t_ort += time.perf_counter() - t1
         t_torch += t1 - t0
         diffs.append(float(np.abs(got - ref).max()))
-        agree += int((got.argmax(axis=1) == ref.argmax(axis=1)).sum())
+        agree += sum(a == b for a, b in zip(decide(got), decide(ref), strict=True))
     n = len(texts)
     max_diff = max(diffs, default=0.0)
     return {"n": n, "max_abs_diff": max_diff, "label_agreement": agree / n if n else None, "atol": atol,
+            "problem_type": task.problem_type,
             "passed": bool(n and max_diff <= atol and agree == n), "max_seq_length": max_seq_length,
             "torch_seconds": round(t_torch, 3), "onnxruntime_seconds": round(t_ort, 3),
             "onnxruntime": ort.__version__, "torch": torch.__version__}

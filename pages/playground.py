@@ -90,6 +90,33 @@ def head_grid(att, labels: list[str], lo: int, hi: int, layer: int) -> go.Figure
     return fig
 
 
+def threshold_chart(frame) -> go.Figure:
+    """A multi-label model's decision for one text: each label's probability as a bar, its threshold as a red mark."""
+    y = plot_texts(frame["label"])
+    yes = frame["predicted"] == "yes"
+    fig = go.Figure(go.Bar(x=frame["probability"], y=y, orientation="h", name="probability",
+                           marker_color=["#4F46E5" if v else "#CBD5E1" for v in yes],
+                           text=[f"{p:.1%}" for p in frame["probability"]], textposition="outside",
+                           hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=frame["threshold"], y=y, mode="markers", name="threshold",
+                             marker=dict(symbol="line-ns", size=18, line=dict(width=3, color="#DC2626")),
+                             hovertemplate="threshold of %{y}: %{x:.2f}<extra></extra>"))
+    fig.update_layout(title="Probability of each label against its threshold (predicted labels in blue)",
+                      height=max(240, 24 * len(frame) + 110), xaxis=dict(range=[0, 1.1], title="probability"),
+                      yaxis=dict(autorange="reversed", title=""), margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"))
+    return fig
+
+
+def draw_probabilities(probs: dict[str, float], calibrated: dict[str, float] | None) -> None:
+    bars = px.bar(bx.probability_frame(probs, calibrated).assign(**{"class": lambda f: plot_texts(f["class"])}), x="probability", y="class", color="kind", orientation="h",
+                  barmode="group", range_x=[0, 1], text_auto=".1%", title="Probability of each class",
+                  color_discrete_sequence=["#4F46E5", "#F59E0B"])
+    bars.update_layout(height=max(220, 36 * len(probs) * (2 if calibrated else 1) + 110), legend_title_text="",
+                       yaxis=dict(autorange="reversed", title=""), margin=dict(l=10, r=10, t=50, b=10))
+    st.plotly_chart(bars, key="playground_probs_chart")
+
+
 st.title("Playground")
 st.markdown(
     "A **prediction** is a probability for each class; the label is the most probable one. **Attention** shows how much "
@@ -169,10 +196,19 @@ with many:
             st.error(md(exc))
         else:
             table = bx.predictions_frame(texts, records, pairs)
+            multi = "labels" in table
             if gold is not None:
                 scores = bx.batch_scores(gold, records, names)
-                table.insert(int(table.columns.get_loc("label")), "gold", gold)
-                if scores["n"]:
+                table.insert(int(table.columns.get_loc("labels" if multi else "label")), "gold", gold)
+                if scores["n"] and multi:
+                    c = st.columns(4)
+                    c[0].metric("Subset accuracy", f"{scores['accuracy']:.3f}",
+                                help="Share of the labelled rows whose whole label set was predicted exactly.")
+                    c[1].metric("Micro F1", f"{scores['micro_f1']:.3f}", help="F1 over every (row, label) decision.")
+                    c[2].metric("Macro F1", f"{scores['macro_f1']:.3f}", help="F1 of each label, averaged: rare "
+                                "labels count as much as common ones.")
+                    c[3].metric("Labelled rows", f"{scores['n']:,}", help="Rows of the file's label column with labels.")
+                elif scores["n"]:
                     c = st.columns(3)
                     c[0].metric("Accuracy", f"{scores['accuracy']:.3f}", help="Share of the labelled rows predicted right.")
                     c[1].metric("Macro F1", f"{scores['macro_f1']:.3f}", help="F1 averaged over the classes, each "
@@ -185,7 +221,9 @@ with many:
                 "confidence": st.column_config.ProgressColumn("confidence", format="%.3f", min_value=0, max_value=1)})
             st.download_button("Download as CSV", csv_frame(table).to_csv(index=False).encode("utf-8"), "predictions.csv",
                                "text/csv", key="playground_batch_download", icon=":material/download:")
-            st.caption(md(f"{len(table):,} texts · " + ", ".join(f"{k} {v:,}" for k, v in table["label"].value_counts().items())))
+            counts = bx.batch_label_counts(records).items() if multi else table["label"].value_counts().items()
+            st.caption(md(f"{len(table):,} texts · " + ("predicted labels: " if multi else "")
+                          + ", ".join(f"{k} {v:,}" for k, v in counts)))
 
 # --- one text -----------------------------------------------------------------------------
 with one:
@@ -216,25 +254,44 @@ with one:
     pred = clf.predict_proba([text], [pair] if pair else None)
     label, probs = pred.labels[0], dict(zip(names, pred.probs[0].tolist(), strict=True))
     calibrated = dict(zip(names, pred.calibrated_probs[0].tolist(), strict=True)) if pred.calibrated_probs is not None else None
+    multi = pred.thresholds is not None  # the model decides label by label, each at its own threshold
     known = st.session_state.get("playground_true")
     true_label = known[2] if known and known[:2] == (text, pair or "") else None
     m = st.columns(4 if true_label is not None else 3)
-    m[0].metric("Prediction", md(label))
-    m[1].metric("Probability", f"{probs[label]:.1%}")
+    if multi:
+        m[0].metric("Labels predicted", f"{len(label)} of {len(names)}", help="Labels whose probability reaches their threshold.")
+        top = max(probs, key=probs.get)
+        m[1].metric("Top label", md(top), f"{probs[top]:.1%}", delta_color="off", delta_arrow="off",
+                    help="The label with the highest probability (predicted only when it reaches its threshold).")
+    else:
+        m[0].metric("Prediction", md(label))
+        m[1].metric("Probability", f"{probs[label]:.1%}")
     m[2].metric("Latency", f"{pred.seconds * 1000:.1f} ms", help="One forward pass on the cached model, tokenising included.")
-    if true_label is not None:
+    if true_label is not None and multi:
+        true_set = bx.gold_label_set(true_label)
+        right = set(true_set) == set(label)
+        m[3].metric("True labels", md(", ".join(true_set)) if true_set else "none", "right" if right else "wrong",
+                    delta_color="normal" if right else "inverse", delta_arrow="off", help="The example's labels in its dataset.")
+    elif true_label is not None:
         m[3].metric("True label", md(true_label), "right" if true_label == label else "wrong",
                     delta_color="normal" if true_label == label else "inverse", delta_arrow="off",
                     help="The example's label in its dataset.")
     if pred.truncated[0]:
         st.warning(f"The input is longer than max_seq_length ({clf.max_seq_length} tokens): only its first "
                    f"{clf.max_seq_length} tokens were read.")
-    bars = px.bar(bx.probability_frame(probs, calibrated).assign(**{"class": lambda f: plot_texts(f["class"])}), x="probability", y="class", color="kind", orientation="h",
-                  barmode="group", range_x=[0, 1], text_auto=".1%", title="Probability of each class",
-                  color_discrete_sequence=["#4F46E5", "#F59E0B"])
-    bars.update_layout(height=max(220, 36 * len(names) * (2 if calibrated else 1) + 110), legend_title_text="",
-                       yaxis=dict(autorange="reversed", title=""), margin=dict(l=10, r=10, t=50, b=10))
-    st.plotly_chart(bars, key="playground_probs_chart")
+    if multi:
+        st.markdown("**Predicted labels:** " + (md(", ".join(label)) if label else "none (no label reaches its threshold)"))
+        st.caption("A multi-label model asks one yes/no question per label: each label gets its own probability (they "
+                   "need not add up to 1), and a label is predicted when its probability reaches that label's threshold, "
+                   + ("tuned on the validation split to give the label its best F1." if clf.meta.get("thresholds") else
+                      "0.5 for every label here, as this model has no tuned thresholds."))
+        frame = bx.threshold_frame(probs, pred.thresholds, label)
+        st.plotly_chart(threshold_chart(frame), key="playground_thresholds_chart")
+        with st.expander("As a table"):
+            st.dataframe(frame, hide_index=True, column_config={
+                "probability": st.column_config.ProgressColumn("probability", format="%.3f", min_value=0, max_value=1)})
+    else:
+        draw_probabilities(probs, calibrated)
 
     # --- attributions ---------------------------------------------------------------------
     st.subheader("Token attributions")
@@ -244,12 +301,14 @@ with one:
         st.session_state["playground_target_text"] = (text, pair)
         st.session_state["playground_target"] = PREDICTED
     # A sentinel, not None: a selectbox whose value is None shows "Choose an option" in the browser.
-    target = c1.selectbox("Explain the class", [PREDICTED, *names], key="playground_target",
-                          format_func=lambda c: "the predicted class" if c == PREDICTED else c)
+    target = c1.selectbox("Explain the label" if multi else "Explain the class", [PREDICTED, *names], key="playground_target",
+                          format_func=lambda c: ("the top predicted label" if multi else "the predicted class")
+                          if c == PREDICTED else c)
     n_steps = c2.select_slider("Integrated Gradients steps", [8, 16, 32, 64, 128], 64, key="playground_n_steps",
                                help="More steps: a smaller convergence delta, and a slower explanation.")
     try:
-        ex = explained(info.cache_key, precision, text, pair, label if target == PREDICTED else target, int(n_steps))
+        ex = explained(info.cache_key, precision, text, pair, bx.top_predicted(label, probs) if target == PREDICTED else target,
+                       int(n_steps))
     except BmcoreError as exc:
         fail(exc)
     st.html(bx.attributions_html(ex.tokens, ex.attributions, target=ex.target))

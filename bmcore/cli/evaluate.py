@@ -1,4 +1,9 @@
-"""``python -m bmcore evaluate --model REF --data SOURCE_OR_PREPARED_NAME [--split test] --out DIR``."""
+"""``python -m bmcore evaluate --model REF --data SOURCE_OR_PREPARED_NAME [--split test] --out DIR``.
+
+Prints one JSON line: the split's headline metrics next to the baseline's. For a multi-label model those are
+micro, macro and samples F1, subset accuracy and Hamming loss, with ``per_label`` (each label's precision, recall,
+F1, support, predicted count and threshold).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from .. import data as bdata
 from ..errors import BmcoreError
+from ..tasks import MULTI_LABEL
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,16 +43,42 @@ def _single_file(args: argparse.Namespace, raw: bdata.RawData) -> bdata.Prepared
     """A one-file source as a dataset whose only non-empty split is ``all``."""
     df = raw.frames["all"]
     guess = bdata.detect_columns(df) if not (args.text_column and args.label_column) else None
-    cols = bdata.Columns(list(args.text_column or guess.text), args.label_column or guess.label)  # type: ignore[union-attr]
+    if guess is not None and not (args.text_column or args.label_column):
+        cols = guess
+    else:  # columns named on the command line: the label shape is still read from the data
+        cols = bdata.Columns(list(args.text_column or guess.text), args.label_column or guess.label)  # type: ignore[union-attr]
+        if cols.label in df.columns:
+            cols = bdata.detect_label_shape(df, cols)[0]
     bdata._check_columns(df, cols, raw.source)
-    std, dropped = bdata._standardise(df, cols)
+    std, dropped = bdata._standardise(df, cols, raw.source)
     if std.empty:
         raise BmcoreError(f"{raw.source} has no rows with both a text and a label")
+    if cols.problem_type == MULTI_LABEL:  # label sets, stored as prepared datasets store them (JSON lists)
+        names = bdata.order_labels({n for ls in std["label"] for n in ls} | set(cols.label_columns or []))
+        std["label"] = [bdata.encode_label_set(ls) for ls in std["label"]]
+    else:
+        names = bdata.order_labels(std["label"])
     empty = std.iloc[0:0]
     notes = list(raw.notes) + ([f"dropped {dropped} rows with an empty text or label"] if dropped else [])
-    return bdata.PreparedDataset(name=Path(raw.source).stem, source=raw.source, columns=cols,
-                                 label_names=bdata.order_labels(std["label"]),
-                                 splits={"train": empty, "validation": empty, "all": std}, notes=notes)
+    return bdata.PreparedDataset(name=Path(raw.source).stem, source=raw.source, columns=cols, label_names=names,
+                                 splits={"train": empty, "validation": empty, "all": std}, notes=notes,
+                                 problem_type=cols.problem_type)
+
+
+MULTI_LABEL_KEYS = ("f1_micro", "f1_macro", "f1_samples", "subset_accuracy", "hamming_loss")
+
+
+def multi_label_summary(result: Any) -> dict[str, Any]:
+    """What ``evaluate`` prints for a multi-label model: micro, macro and samples F1, subset accuracy, Hamming loss,
+    the thresholds' source, and one row per label (precision, recall, F1, support, predicted, threshold)."""
+    m = result.metrics
+    base = m.get("baseline")
+    per_label = {n: {k: v.get(k) for k in ("precision", "recall", "f1", "support", "predicted", "threshold")}
+                 for n, v in m["per_class"].items()}
+    return {"out": str(result.out_dir), "split": m["split"], "n": m["n"], "problem_type": MULTI_LABEL,
+            **{k: m[k] for k in MULTI_LABEL_KEYS}, "thresholds_fitted_on": (m.get("thresholds") or {}).get("fitted_on"),
+            "per_label": per_label, "baseline": {k: base.get(k) for k in MULTI_LABEL_KEYS} if base else None,
+            "notes": m["notes"]}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -85,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
                             batch_size=args.batch_size, max_seq_length=args.max_seq_length)
     m = result.metrics
     base = m.get("baseline")
-    summary = {"out": str(result.out_dir), "split": m["split"], "n": m["n"], "accuracy": m["accuracy"],
+    summary = multi_label_summary(result) if m.get("problem_type") == MULTI_LABEL else {"out": str(result.out_dir), "split": m["split"], "n": m["n"], "accuracy": m["accuracy"],
                "f1_macro": m["f1_macro"], "ece": m["ece"], "temperature": m["temperature"],
                "ece_calibrated": m["ece_calibrated"],
                "baseline": {"accuracy": base["accuracy"], "f1_macro": base["f1_macro"]} if base else None,

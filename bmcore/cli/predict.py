@@ -2,6 +2,9 @@
 
 Prints one JSON line per input: ``label`` and ``scores``; with ``--explain`` also
 ``tokens``, ``attributions``, ``attentions`` [layers][heads][tokens][tokens] and ``truncated``.
+A multi-label model's lines also hold ``labels`` (the predicted set: each label whose score reaches its
+threshold) and ``thresholds`` (label -> threshold, tuned on validation); ``label`` is the top-scoring label,
+and ``--explain`` attributes the top-scoring predicted label by default.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pair", action="append", metavar="TEXT_PAIR",
                    help="second text for text-pair models: once for all texts, or once per text")
     p.add_argument("--explain", action="store_true", help="add tokens, attention maps and Integrated Gradients attributions")
-    p.add_argument("--target", help="class to attribute to (name or id; default the predicted class)")
+    p.add_argument("--target", help="class to attribute to (name or id; default the predicted class, or for a "
+                                    "multi-label model the top-scoring predicted label)")
     p.add_argument("--n-steps", type=int, default=64, help="Integrated Gradients steps (default 64)")
     p.add_argument("--calibrated", action="store_true", help="add temperature-scaled scores when the model has a temperature")
     p.add_argument("--max-seq-length", type=int, help="tokens; longer inputs are truncated (default: the model's)")
@@ -75,11 +79,12 @@ def _run(args: argparse.Namespace) -> int:
         if pairs is not None:
             out["text_pair"] = pairs[i]
         if args.explain:
-            from ..explain import explain
+            from ..explain import explain, top_predicted
 
             # Attribute to the label printed (or the asked class), so the two always agree.
+            default = top_predicted(rec.get("labels", rec["label"]), rec["scores"])
             ex = explain(clf, text, pairs[i] if pairs is not None else None,
-                         target=args.target if args.target is not None else rec["label"], n_steps=args.n_steps)
+                         target=args.target if args.target is not None else default, n_steps=args.n_steps)
             d = ex.to_dict(decimals=5)
             out.update(tokens=d["tokens"], attributions=d["attributions"], attentions=d["attentions"],
                        truncated=d["truncated"], n_tokens=d["n_tokens"], target=d["target"], delta=d["delta"])
