@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _multilabel import DATASET
 from sklearn.metrics import accuracy_score, f1_score, hamming_loss, multilabel_confusion_matrix, precision_score
 
 from bmcore import data as bdata
@@ -91,33 +92,11 @@ def test_sigmoid_is_stable_and_tasks_are_found():
 
 
 @pytest.fixture(scope="module")
-def multilabel_run(tmp_path_factory, tiny_model) -> Path:
-    """The tiny random BERT trained 16 steps on a GoEmotions sample as a multi-label model (trained once)."""
-    import os
+def multilabel_run(tmp_path_factory, tiny_model, shared_data) -> Path:
+    """The tiny random BERT trained on a GoEmotions sample as a multi-label model (trained once)."""
+    from _multilabel import train_goemotions
 
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "goemotions"
-    if not shared.is_dir():
-        pytest.skip("../shared/data/goemotions is not present")
-    ws = tmp_path_factory.mktemp("mlws")
-    old = os.environ.get("BMCORE_WORKSPACE")
-    os.environ["BMCORE_WORKSPACE"] = str(ws)
-    try:
-        df = pd.read_csv(shared / "train.csv").sample(600, random_state=0)
-        ds = bdata.prepare(bdata.RawData("goemotions-sample", {"all": df}), "goe-tiny", seed=0)
-        assert ds.problem_type == MULTI_LABEL
-        bdata.save_prepared(ds)
-        from bmcore.train import run_training
-
-        run = runs.create_run(TrainConfig(model_name_or_path=str(tiny_model), dataset="goe-tiny", max_steps=16,
-                                          max_seq_length=48, per_device_train_batch_size=16, learning_rate=5e-4,
-                                          eval_strategy="steps", eval_steps=8, logging_steps=4), "ml")
-        assert run_training(run)["state"] == runs.COMPLETED
-        return run
-    finally:
-        if old is None:
-            os.environ.pop("BMCORE_WORKSPACE", None)
-        else:
-            os.environ["BMCORE_WORKSPACE"] = old
+    return train_goemotions(tmp_path_factory.mktemp("mlws"), tiny_model, shared_data)
 
 
 def test_a_multi_label_run_saves_a_standard_folder_with_thresholds(multilabel_run: Path):
@@ -153,7 +132,7 @@ def test_a_multi_label_model_evaluates_with_its_thresholds(multilabel_run: Path,
     from bmcore.evaluate import evaluate_model, load_eval
 
     monkeypatch.setenv("BMCORE_WORKSPACE", str(multilabel_run.parent.parent))
-    ds = bdata.load_prepared("goe-tiny")
+    ds = bdata.load_prepared(DATASET)
     out = multilabel_run / runs.EVALUATION_DIR / "validation"
     result = evaluate_model(multilabel_run / runs.MODEL_DIR, ds, "validation", out_dir=out)
     m = result.metrics
@@ -215,6 +194,6 @@ def test_the_time_estimate_probes_a_multi_label_model(multilabel_run: Path, tiny
     from bmcore.estimate import estimate_duration
 
     monkeypatch.setenv("BMCORE_WORKSPACE", str(multilabel_run.parent.parent))
-    est = estimate_duration(TrainConfig(model_name_or_path=str(tiny_model), dataset="goe-tiny", max_steps=10,
+    est = estimate_duration(TrainConfig(model_name_or_path=str(tiny_model), dataset=DATASET, max_steps=10,
                                         max_seq_length=48), probe_steps=2)
     assert est["total_steps"] == 10 and est["seconds_per_step"] > 0 and est["probe_steps"] >= 2
