@@ -59,10 +59,10 @@ def split_sizes(sizes: dict[str, int]) -> str:
     return " / ".join(f"{sizes.get(s, 0):,} {s}" for s in SPLITS)
 
 
-def label_summary(labels: Sequence[str], shown: int = 8) -> str:
+def label_summary(labels: Sequence[str], shown: int = 8, unit: str = "classes") -> str:
     """``3 classes (a, b, c)``, the first ``shown`` names then ``...``; Markdown-escaped."""
     more = ", ..." if len(labels) > shown else ""
-    return md(f"{len(labels)} classes ({', '.join(labels[:shown])}{more}) · ")
+    return md(f"{len(labels)} {unit} ({', '.join(labels[:shown])}{more}) · ")
 
 
 # --- runs: Train and Pretrain ----------------------------------------------------------------
@@ -136,8 +136,8 @@ PROBLEM_TYPE_TEXT = {  # what a learner needs to know about each kind of problem
 
 
 def label_unit(problem_type: str | None) -> str:
-    """What a dataset's labels are called in a count: ``classes``, or ``labels (multi-label)``."""
-    return "labels (multi-label)" if problem_type == MULTI_LABEL else "classes"
+    """What a dataset's labels are called in a count: ``classes``, or ``labels`` for multi-label data."""
+    return "labels" if problem_type == MULTI_LABEL else "classes"
 
 
 def problem_type_text(problem_type: str | None) -> str | None:
