@@ -268,7 +268,9 @@ def thresholds_caption(metrics: dict[str, Any]) -> str:
     if not info.get("fitted_on"):
         return "No tuned thresholds: every label used 0.5 (train with a validation split to tune them)."
     spread = f", from {min(values):.2f} to {max(values):.2f}" if values else ""
-    return f"Thresholds fitted on the {info['fitted_on']} split{spread}; the per-label table lists each one."
+    where = info["fitted_on"]
+    source = f"fitted on the {where} split" if where in SPLITS else md(where)  # or "saved with the model"
+    return f"Thresholds {source}{spread}; the per-label table lists each one."
 
 
 def top_confusions_text(metrics: dict[str, Any], shown: int = 3) -> str | None:
