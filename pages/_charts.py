@@ -163,7 +163,7 @@ def label_confusion_figure(matrices: list, names: list[str], shown: list[int], c
     ``[label index, cell]`` (cell a key of :data:`bmcore.evaluate.LABEL_CELLS`), so a click can pick it."""
     rows = max(1, -(-len(shown) // cols))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[plot_text(names[i]) for i in shown],
-                        horizontal_spacing=0.03, vertical_spacing=0.5 / rows)
+                        horizontal_spacing=0.05, vertical_spacing=0.5 / rows)
     axis = ["no", "yes"]
     keys = [["tn", "fp"], ["fn", "tp"]]
     for n, i in enumerate(shown):
