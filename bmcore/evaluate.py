@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .data import label_matrix, label_sets
 from .display import csv_frame
 from .errors import BmcoreError
 from .files import write_json_atomic
-from .metrics import DEFAULT_BINS, compute_metrics
-from .tasks import get_task, task_of_model
+from .metrics import DEFAULT_BINS, compute_metrics, multi_label_metrics
+from .tasks import MULTI_LABEL, SINGLE_LABEL, get_task, task_of_model
 from .tasks.single_label_classification import PROB_PREFIX
 from .tasks.single_label_classification import prediction_table as _table
 
@@ -45,8 +46,20 @@ class EvalResult:
 
     @property
     def label_names(self) -> list[str]:
-        """Class names in the model's order."""
-        return list(self.metrics["confusion_matrix"]["labels"])
+        """Class (or label) names in the model's order."""
+        if "confusion_matrix" in self.metrics:
+            return list(self.metrics["confusion_matrix"]["labels"])
+        return list(self.metrics.get("label_names") or self.metrics["label_confusion"]["labels"])
+
+    @property
+    def problem_type(self) -> str:
+        """What was scored, by Hugging Face's ``problem_type`` name (single-label when the metrics do not say)."""
+        return str(self.metrics.get("problem_type") or SINGLE_LABEL)
+
+    @property
+    def multi_label(self) -> bool:
+        """True for a multi-label evaluation (gold and pred are JSON lists of names)."""
+        return self.problem_type == MULTI_LABEL
 
 
 # --- predictions --------------------------------------------------------------------------
@@ -191,15 +204,8 @@ def _thin(x: np.ndarray, m: int) -> list[float]:
 # --- comparing two runs ---------------------------------------------------------------------
 
 
-def compare_runs(pred_a: pd.DataFrame, pred_b: pd.DataFrame, label_names: Sequence[str]) -> dict[str, Any]:
-    """Compare two prediction tables of the same split (same rows, same order).
-
-    Returns accuracy and macro F1 of each, per-class F1 of a and b with the difference
-    (b - a), the confusion-matrix difference (b - a, labels kept in order), and the
-    examples whose prediction flipped as DataFrames: ``right_to_wrong`` (a right, b
-    wrong) and ``wrong_to_right``, with text, gold, pred_a, pred_b and both confidences.
-    """
-    names = [str(n) for n in label_names]
+def _check_same_split(pred_a: pd.DataFrame, pred_b: pd.DataFrame) -> np.ndarray:
+    """The gold column of two prediction tables of the same split (same rows, same order), else a one-line error."""
     if len(pred_a) != len(pred_b):
         raise BmcoreError(f"the two runs scored different splits ({len(pred_a)} vs {len(pred_b)} rows); compare the same split")
     gold_a = pred_a["gold"].astype(str).to_numpy()
@@ -207,17 +213,14 @@ def compare_runs(pred_a: pd.DataFrame, pred_b: pd.DataFrame, label_names: Sequen
     same_text = (pred_a["text"].astype(str).to_numpy() == pred_b["text"].astype(str).to_numpy()).all()
     if not (gold_a == gold_b).all() or not same_text:
         raise BmcoreError("the two prediction tables are not the same split (texts or gold labels differ); compare the same split")
-    ma = compute_metrics(gold_a, pred_a["pred"].astype(str).tolist(), None, names)
-    mb = compute_metrics(gold_b, pred_b["pred"].astype(str).tolist(), None, names)
-    per_class = {n: {"f1_a": ma["per_class"][n]["f1"], "f1_b": mb["per_class"][n]["f1"],
-                     "f1_diff": mb["per_class"][n]["f1"] - ma["per_class"][n]["f1"],
-                     "support": ma["per_class"][n]["support"]} for n in names}
-    cm_diff = (np.array(mb["confusion_matrix"]["matrix"]) - np.array(ma["confusion_matrix"]["matrix"])).astype(int)
-    right_a = pred_a["pred"].astype(str).to_numpy() == gold_a
-    right_b = pred_b["pred"].astype(str).to_numpy() == gold_b
+    return gold_a
+
+
+def _flips(pred_a: pd.DataFrame, pred_b: pd.DataFrame, right_a: np.ndarray, right_b: np.ndarray) -> dict[str, Any]:
+    """The examples whose verdict flipped between a and b: text, gold, pred_a, pred_b and both confidences."""
     cols = ["text"] + (["text_pair"] if "text_pair" in pred_a else [])
     flips = pd.DataFrame({c: pred_a[c].to_numpy() for c in cols})
-    flips["gold"] = gold_a
+    flips["gold"] = pred_a["gold"].astype(str).to_numpy()
     flips["pred_a"] = pred_a["pred"].astype(str).to_numpy()
     flips["pred_b"] = pred_b["pred"].astype(str).to_numpy()
     flips["confidence_a"] = pred_a["confidence"].to_numpy() if "confidence" in pred_a else np.nan
@@ -225,17 +228,59 @@ def compare_runs(pred_a: pd.DataFrame, pred_b: pd.DataFrame, label_names: Sequen
     flips.index = pred_a.index
     r2w = flips[right_a & ~right_b]
     w2r = flips[~right_a & right_b]
+    return {"right_to_wrong": r2w, "wrong_to_right": w2r, "num_right_to_wrong": int(len(r2w)),
+            "num_wrong_to_right": int(len(w2r))}
+
+
+def _f1_diffs(ma: dict[str, Any], mb: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    return {n: {"f1_a": ma["per_class"][n]["f1"], "f1_b": mb["per_class"][n]["f1"],
+                "f1_diff": mb["per_class"][n]["f1"] - ma["per_class"][n]["f1"],
+                "support": ma["per_class"][n]["support"]} for n in names}
+
+
+def compare_runs(pred_a: pd.DataFrame, pred_b: pd.DataFrame, label_names: Sequence[str]) -> dict[str, Any]:
+    """Compare two prediction tables of the same split (same rows, same order).
+
+    Returns accuracy and macro F1 of each, per-class F1 of a and b with the difference
+    (b - a), the confusion-matrix difference (b - a, labels kept in order), and the
+    examples whose prediction flipped as DataFrames: ``right_to_wrong`` (a right, b
+    wrong) and ``wrong_to_right``, with text, gold, pred_a, pred_b and both confidences.
+    Multi-label tables: :func:`compare_multi_label_runs`.
+    """
+    names = [str(n) for n in label_names]
+    gold = _check_same_split(pred_a, pred_b)
+    ma = compute_metrics(gold, pred_a["pred"].astype(str).tolist(), None, names)
+    mb = compute_metrics(gold, pred_b["pred"].astype(str).tolist(), None, names)
+    cm_diff = (np.array(mb["confusion_matrix"]["matrix"]) - np.array(ma["confusion_matrix"]["matrix"])).astype(int)
+    right_a = pred_a["pred"].astype(str).to_numpy() == gold
+    right_b = pred_b["pred"].astype(str).to_numpy() == gold
     return {
         "n": int(len(pred_a)),
         "accuracy_a": ma["accuracy"], "accuracy_b": mb["accuracy"], "accuracy_diff": mb["accuracy"] - ma["accuracy"],
         "f1_macro_a": ma["f1_macro"], "f1_macro_b": mb["f1_macro"], "f1_macro_diff": mb["f1_macro"] - ma["f1_macro"],
-        "per_class": per_class,
+        "per_class": _f1_diffs(ma, mb, names),
         "confusion_diff": {"labels": names, "matrix": cm_diff.tolist()},
-        "right_to_wrong": r2w,
-        "wrong_to_right": w2r,
-        "num_right_to_wrong": int(len(r2w)),
-        "num_wrong_to_right": int(len(w2r)),
+        **_flips(pred_a, pred_b, right_a, right_b),
     }
+
+
+def compare_multi_label_runs(pred_a: pd.DataFrame, pred_b: pd.DataFrame, label_names: Sequence[str]) -> dict[str, Any]:
+    """Compare two multi-label prediction tables of the same split (gold and pred are JSON lists of names).
+
+    Returns macro and micro F1 and subset accuracy of each (``_a``, ``_b``, ``_diff`` = b - a), per-label F1 of
+    a and b with the difference, and the examples whose label set went from exactly right to wrong
+    (``right_to_wrong``) and back (``wrong_to_right``), as :func:`compare_runs` does.
+    """
+    names = [str(n) for n in label_names]
+    gold = label_matrix(pd.Series(_check_same_split(pred_a, pred_b)), names)
+    ma = multi_label_metrics(gold, label_matrix(pred_a["pred"], names), None, names)
+    mb = multi_label_metrics(gold, label_matrix(pred_b["pred"], names), None, names)
+    out: dict[str, Any] = {"n": int(len(pred_a))}
+    for key in ("f1_macro", "f1_micro", "subset_accuracy"):
+        out[f"{key}_a"], out[f"{key}_b"], out[f"{key}_diff"] = ma[key], mb[key], mb[key] - ma[key]
+    right_a = (label_matrix(pred_a["pred"], names) == gold).all(axis=1)
+    right_b = (label_matrix(pred_b["pred"], names) == gold).all(axis=1)
+    return {**out, "per_class": _f1_diffs(ma, mb, names), **_flips(pred_a, pred_b, right_a, right_b)}
 
 
 # --- the whole evaluation -------------------------------------------------------------------
@@ -394,7 +439,12 @@ SORTS = {  # error-browser orderings: label -> (column, descending)
     "most confident first": ("confidence", True),
     "least confident first": ("confidence", False),
 }
-EXAMPLE_COLUMNS = ("text", "text_pair", "gold", "pred", "confidence", "loss")
+EXAMPLE_COLUMNS = ("text", "text_pair", "gold", "pred", "confidence", "loss", "errors")  # errors: multi-label only
+NO_LABELS = "(no label)"  # how an empty multi-label set reads
+LABEL_CELLS = {  # a label's 2x2 confusion cells: key -> (name, gold has the label, predicted has it)
+    "fn": ("false negatives", True, False), "fp": ("false positives", False, True),
+    "tp": ("true positives", True, True), "tn": ("true negatives", False, False),
+}
 
 
 def model_label_names(model_ref: str | Path) -> list[str]:
@@ -514,23 +564,71 @@ def cell_examples(predictions: pd.DataFrame, gold: str, pred: str) -> pd.DataFra
 
 
 def filter_predictions(predictions: pd.DataFrame, *, errors_only: bool = True, gold: Sequence[str] | None = None,
-                       pred: Sequence[str] | None = None, sort: str = "highest loss first") -> pd.DataFrame:
+                       pred: Sequence[str] | None = None, sort: str = "highest loss first",
+                       multi_label: bool = False) -> pd.DataFrame:
     """The error browser's rows: misclassified (or all) examples, filtered by gold and predicted labels, sorted.
 
     ``gold``/``pred`` are lists of class names to keep (empty or None keeps all); ``sort``
-    is a key of :data:`SORTS`. Keeps the original row index.
+    is a key of :data:`SORTS`. Keeps the original row index. With ``multi_label`` gold and pred
+    are JSON lists of names: a row is misclassified unless its whole set is right, and a row
+    matches a gold (predicted) filter when its gold (predicted) set holds any of the names.
     """
     if sort not in SORTS:
         raise BmcoreError(f"unknown sort {sort!r}; choose one of {', '.join(SORTS)}")
     mask = pd.Series(True, index=predictions.index)
     if errors_only:
         mask &= predictions["gold"].astype(str) != predictions["pred"].astype(str)
-    if gold:
-        mask &= predictions["gold"].astype(str).isin([str(g) for g in gold])
-    if pred:
-        mask &= predictions["pred"].astype(str).isin([str(p) for p in pred])
+    for column, wanted in (("gold", gold), ("pred", pred)):
+        if wanted and multi_label:
+            chosen = {str(w) for w in wanted}
+            mask &= pd.Series([bool(chosen.intersection(s)) for s in label_sets(predictions[column])],
+                              index=predictions.index)
+        elif wanted:
+            mask &= predictions[column].astype(str).isin([str(w) for w in wanted])
     column, descending = SORTS[sort]
     return predictions[mask].sort_values(column, ascending=not descending, kind="stable")[_example_columns(predictions)]
+
+
+def label_set_text(value: Any) -> str:
+    """A multi-label set (a JSON list of names) as people read it: ``anger, joy``, or :data:`NO_LABELS` when empty."""
+    names = label_sets(pd.Series([value], dtype=object))[0]
+    return ", ".join(names) if names else NO_LABELS
+
+
+def shown_sets(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of a multi-label table with its label-set columns (gold, pred, pred_a, pred_b) as text."""
+    out = frame.copy()
+    for col in ("gold", "pred", "pred_a", "pred_b"):
+        if col in out:
+            out[col] = [", ".join(names) if names else NO_LABELS for names in label_sets(out[col])]
+    return out
+
+
+def label_cell_examples(predictions: pd.DataFrame, label: str, cell: str) -> pd.DataFrame:
+    """The examples behind one cell of a label's 2x2 confusion matrix in a multi-label table.
+
+    ``cell`` is a key of :data:`LABEL_CELLS` (``fn``: gold has ``label``, the model did not predict it). Most
+    confident decisions first: the highest score for the label first where it was predicted, the lowest where
+    not. Columns: text, (text_pair), gold, pred, score (the label's), loss, errors; the original row index is kept.
+    """
+    if cell not in LABEL_CELLS:
+        raise BmcoreError(f"unknown cell {cell!r}; choose one of {', '.join(LABEL_CELLS)}")
+    column = f"{PROB_PREFIX}{label}"
+    if column not in predictions:
+        raise BmcoreError(f"the predictions have no column {column}; were they made for these labels?")
+    _, in_gold, in_pred = LABEL_CELLS[cell]
+    has = {c: np.array([str(label) in names for names in label_sets(predictions[c])], dtype=bool) for c in ("gold", "pred")}
+    rows = predictions[(has["gold"] == in_gold) & (has["pred"] == in_pred)]
+    rows = rows.assign(score=rows[column]).sort_values("score", ascending=not in_pred, kind="stable")
+    return rows[[c for c in ("text", "text_pair", "gold", "pred", "score", "loss", "errors") if c in rows]]
+
+
+def per_label_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """A multi-label evaluation's per-label report, one row per label in label order: label, precision, recall,
+    F1, support, predicted, threshold, ROC-AUC, PR-AUC (None where a label has no positive or no negative)."""
+    keys = ("precision", "recall", "f1", "support", "predicted", "threshold", "roc_auc", "pr_auc")
+    return pd.DataFrame([{"label": name, **{k: r.get(k) for k in keys}} for name, r in metrics["per_class"].items()],
+                        columns=["label", *keys])
 
 
 def per_class_frame(metrics: dict[str, Any]) -> pd.DataFrame:

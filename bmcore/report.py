@@ -19,6 +19,7 @@ from .data import SPLITS
 from .display import md, plot_text
 from .estimate import format_duration
 from .evaluate import find_evaluation
+from .tasks import MULTI_LABEL
 from .workspace import runs_dir
 
 PREVIEW = 90  # characters of text in pickers
@@ -58,10 +59,10 @@ def split_sizes(sizes: dict[str, int]) -> str:
     return " / ".join(f"{sizes.get(s, 0):,} {s}" for s in SPLITS)
 
 
-def label_summary(labels: Sequence[str], shown: int = 8) -> str:
+def label_summary(labels: Sequence[str], shown: int = 8, unit: str = "classes") -> str:
     """``3 classes (a, b, c)``, the first ``shown`` names then ``...``; Markdown-escaped."""
     more = ", ..." if len(labels) > shown else ""
-    return md(f"{len(labels)} classes ({', '.join(labels[:shown])}{more}) · ")
+    return md(f"{len(labels)} {unit} ({', '.join(labels[:shown])}{more}) · ")
 
 
 # --- runs: Train and Pretrain ----------------------------------------------------------------
@@ -106,10 +107,42 @@ def pretrain_tiles(p: dict[str, Any]) -> list[Tile]:
 
 
 def result_tiles(result: dict[str, Any]) -> list[Tile]:
-    """A finished run's test and validation scores from its eval.json."""
+    """A finished run's test and validation scores from its eval.json.
+
+    Multi-label: macro F1 and subset accuracy, and what the tuned per-label thresholds gained over a flat 0.5.
+    """
     test, val = result.get("test", {}), result.get("validation", {})
+    if result.get("problem_type") == MULTI_LABEL:
+        flat = test.get("flat_threshold") or {}
+        return [tile("Test macro F1", fmt(test.get("f1_macro")), delta(test.get("f1_macro"), (result.get("baseline") or {})
+                     .get("macro_f1")), "The mean of the per-label F1 scores; next to the TF-IDF baseline."),
+                tile("Test subset accuracy", fmt(test.get("subset_accuracy")), help=SUBSET_HELP),
+                tile("Validation macro F1", fmt(val.get("f1_macro"))),
+                tile("Tuned thresholds gain", fmt(_gain(test.get("f1_macro"), flat.get("f1_macro")), "+.3f"),
+                     help="Test macro F1 with the per-label thresholds tuned on validation, minus at a flat 0.5.")]
     return [tile("Test accuracy", fmt(test.get("accuracy"))), tile("Test macro F1", fmt(test.get("macro_f1"))),
             tile("Validation accuracy", fmt(val.get("accuracy"))), tile("Validation macro F1", fmt(val.get("macro_f1")))]
+
+
+def _gain(value: float | None, other: float | None) -> float | None:
+    return None if value is None or other is None else value - other
+
+
+PROBLEM_TYPE_TEXT = {  # what a learner needs to know about each kind of problem, one sentence
+    MULTI_LABEL: "Multi-label: a text can carry any number of labels at once. The model gives every label its own "
+                 "yes/no score (a sigmoid per label), learns with binary cross-entropy, and after training tunes one "
+                 "threshold per label on the validation split.",
+}
+
+
+def label_unit(problem_type: str | None) -> str:
+    """What a dataset's labels are called in a count: ``classes``, or ``labels`` for multi-label data."""
+    return "labels" if problem_type == MULTI_LABEL else "classes"
+
+
+def problem_type_text(problem_type: str | None) -> str | None:
+    """One sentence on what a dataset's ``problem_type`` means for training, or None for plain single-label data."""
+    return PROBLEM_TYPE_TEXT.get(problem_type or "")
 
 
 def estimate_text(est: dict[str, Any]) -> str:
@@ -159,10 +192,11 @@ def scoring_note(dataset: str, split: str, sizes: dict[str, int]) -> str:
             + ". The result is saved, so next time it opens at once.")
 
 
-def evaluation_caption(metrics: dict[str, Any], n: int, n_classes: int, dataset: str, split: str) -> str:
+def evaluation_caption(metrics: dict[str, Any], n: int, n_classes: int, dataset: str, split: str,
+                       unit: str = "classes") -> str:
     """One line on what was scored: how many examples of which split, when, in which precision, what was cut."""
     m = metrics
-    return (f"{m.get('n', n):,} {split} examples of {md(dataset)} · {n_classes} classes · "
+    return (f"{m.get('n', n):,} {split} examples of {md(dataset)} · {n_classes} {unit} · "
             f"scored {m.get('created', '')} in {m.get('precision') or '-'} · max_seq_length {m.get('max_seq_length') or '-'}"
             + (f" · {m['truncated']:,} texts truncated" if m.get("truncated") else ""))
 
@@ -186,6 +220,57 @@ def headline_tiles(metrics: dict[str, Any]) -> list[list[Tile]]:
          tile("ROC-AUC (macro)", fmt(m.get("roc_auc_macro")), help="One class against the rest, averaged over classes."),
          tile("Log loss", fmt(m.get("log_loss")), help="Mean cross-entropy of the gold class (lower is better).")],
     ]
+
+
+SUBSET_HELP = "Share of examples whose whole label set is exactly right (strict: one label wrong fails the row)."
+MULTI_LABEL_TILES = (  # key, tile label, help; lower is better for hamming_loss
+    ("f1_micro", "Micro F1", "F1 over every (example, label) decision pooled: frequent labels weigh most."),
+    ("f1_macro", "Macro F1", "The mean of the per-label F1 scores: every label counts the same, however rare."),
+    ("f1_weighted", "Weighted F1", "The per-label F1 scores averaged by each label's number of gold examples."),
+    ("f1_samples", "Samples F1", "F1 of each example's predicted set against its gold set, averaged over examples."),
+    ("subset_accuracy", "Subset accuracy", SUBSET_HELP),
+    ("hamming_loss", "Hamming loss", "Share of (example, label) decisions that are wrong (lower is better)."),
+)
+
+
+def multi_label_tiles(metrics: dict[str, Any]) -> list[list[Tile]]:
+    """A multi-label evaluation's headline tiles, three rows of two metrics each beside the TF-IDF one-vs-rest baseline."""
+    base = metrics.get("baseline") or {}
+    tiles = []
+    for key, label, help in MULTI_LABEL_TILES:
+        value, other = metrics.get(key), base.get(key)
+        color = "inverse" if key == "hamming_loss" else "normal"
+        tiles += [tile(label, fmt(value), delta(value, other), help, color),
+                  tile(f"Baseline {label if key == 'hamming_loss' else label[0].lower() + label[1:]}", fmt(other),
+                       help="TF-IDF + one logistic regression per label, trained on the same train split.")]
+    return [tiles[i:i + 4] for i in range(0, len(tiles), 4)]
+
+
+THRESHOLD_TEXT = ("A **per-label threshold** is the score a label needs before the model says yes to it: instead of "
+                  "one 0.5 for every label, each label gets the cut-off that gave it the best F1 on the validation "
+                  "split, so a rare label the model is shy about can still be predicted.")
+
+
+def threshold_tiles(metrics: dict[str, Any]) -> list[Tile]:
+    """Macro and micro F1 with the tuned per-label thresholds against a flat 0.5, the gain as the delta."""
+    flat = metrics.get("flat_threshold") or {}
+    out = []
+    for key, label in (("f1_macro", "Macro F1"), ("f1_micro", "Micro F1")):
+        out += [tile(f"{label}, tuned thresholds", fmt(metrics.get(key)), delta(metrics.get(key), flat.get(key), "vs 0.5")),
+                tile(f"{label}, flat 0.5", fmt(flat.get(key)))]
+    return out
+
+
+def thresholds_caption(metrics: dict[str, Any]) -> str:
+    """Where the thresholds came from and their range, in one line."""
+    info = metrics.get("thresholds") or {}
+    values = list((info.get("values") or {}).values())
+    if not info.get("fitted_on"):
+        return "No tuned thresholds: every label used 0.5 (train with a validation split to tune them)."
+    spread = f", from {min(values):.2f} to {max(values):.2f}" if values else ""
+    where = info["fitted_on"]
+    source = f"fitted on the {where} split" if where in SPLITS else md(where)  # or "saved with the model"
+    return f"Thresholds {source}{spread}; the per-label table lists each one."
 
 
 def top_confusions_text(metrics: dict[str, Any], shown: int = 3) -> str | None:
@@ -238,6 +323,15 @@ def compare_tiles(cmp: dict[str, Any], other: str) -> list[Tile]:
             tile("Macro F1", fmt(cmp["f1_macro_b"]), delta(cmp["f1_macro_b"], cmp["f1_macro_a"], what)),
             tile("Now wrong (were right)", f"{cmp['num_right_to_wrong']:,}"),
             tile("Now right (were wrong)", f"{cmp['num_wrong_to_right']:,}")]
+
+
+def multi_label_compare_tiles(cmp: dict[str, Any], other: str) -> list[Tile]:
+    """This multi-label model against ``other`` from :func:`bmcore.evaluate.compare_multi_label_runs`."""
+    what = f"vs {md(other)}"
+    return [tile(label, fmt(cmp[f"{key}_b"]), delta(cmp[f"{key}_b"], cmp[f"{key}_a"], what))
+            for key, label in (("f1_macro", "Macro F1"), ("f1_micro", "Micro F1"), ("subset_accuracy", "Subset accuracy"))
+            ] + [tile("Now wrong (were right)", f"{cmp['num_right_to_wrong']:,}", help="Label sets exactly right before."),
+                 tile("Now right (were wrong)", f"{cmp['num_wrong_to_right']:,}")]
 
 
 def f1_diff_frame(cmp: dict[str, Any], shown: str) -> pd.DataFrame:

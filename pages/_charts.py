@@ -3,9 +3,10 @@
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from bmcore import evaluate as ev
-from bmcore.display import plot_texts
+from bmcore.display import plot_text, plot_texts
 from bmcore.report import fmt
 
 TWO_HUES = ("#4F46E5", "#F59E0B")  # two clearly different hues: the theme's default palette is all blues
@@ -153,4 +154,37 @@ def confusion_diff_figure(z: list[list[int]], names: list[str], shown: str) -> g
     fig.update_layout(title="Confusion matrix: this minus " + shown, height=min(900, max(380, 140 + 34 * k)))
     fig.update_xaxes(title="predicted", **axis_style(k, names))
     fig.update_yaxes(title="gold", autorange="reversed", **axis_style(k, names))
+    return fig
+
+
+def label_confusion_figure(matrices: list, names: list[str], shown: list[int], cols: int = 6) -> go.Figure:
+    """Small multiples: the 2x2 confusion matrix ``[[tn, fp], [fn, tp]]`` of each label in ``shown`` (indices into
+    ``names``), rows gold (no/yes), columns predicted. Every cell has an invisible marker whose customdata is
+    ``[label index, cell]`` (cell a key of :data:`bmcore.evaluate.LABEL_CELLS`), so a click can pick it."""
+    rows = max(1, -(-len(shown) // cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[plot_text(names[i]) for i in shown],
+                        horizontal_spacing=0.05, vertical_spacing=0.5 / rows)
+    axis = ["no", "yes"]
+    keys = [["tn", "fp"], ["fn", "tp"]]
+    for n, i in enumerate(shown):
+        r, c = n // cols + 1, n % cols + 1
+        counts = matrices[i]
+        share = ev.normalize_confusion(counts)
+        fig.add_trace(go.Heatmap(z=share, x=axis, y=axis, colorscale="Blues", zmin=0, zmax=1, showscale=False,
+                                 text=[[f"{v:,}" for v in row] for row in counts], texttemplate="%{text}",
+                                 hoverinfo="skip"), row=r, col=c)
+        label = plot_text(names[i])
+        fig.add_trace(go.Scatter(
+            x=[axis[b] for a in range(2) for b in range(2)], y=[axis[a] for a in range(2) for b in range(2)],
+            customdata=[[i, keys[a][b]] for a in range(2) for b in range(2)], mode="markers", showlegend=False,
+            hovertext=[f"<b>{label}</b>: {ev.LABEL_CELLS[keys[a][b]][0]}<br>{counts[a][b]:,} examples<br>click to list them"
+                       for a in range(2) for b in range(2)], hoverinfo="text",
+            marker={"size": 28, "symbol": "square", "opacity": 0},
+            selected={"marker": {"opacity": 0}}, unselected={"marker": {"opacity": 0}}), row=r, col=c)
+        fig.update_xaxes(range=[-0.5, 1.5], tickfont={"size": 10}, row=r, col=c)
+        fig.update_yaxes(range=[1.5, -0.5], tickfont={"size": 10}, row=r, col=c)
+    fig.update_annotations(font={"size": 12})
+    fig.update_layout(height=70 + 170 * rows, margin={"l": 10, "r": 10, "t": 50, "b": 10}, clickmode="event+select",
+                      dragmode=False, title={"text": "Per label: rows gold (no/yes), columns predicted (no/yes)",
+                                             "font": {"size": 15}})
     return fig

@@ -1,6 +1,6 @@
 """The Evaluate page's results, section by section: summary, confusions, errors, gold check, per class, curves,
-calibration and comparison. :data:`SECTIONS` is the layout for a single-label classifier, top to bottom; another
-kind of task (multi-label) would add its own tuple of sections, drawn from the same :class:`Scored`. The export,
+calibration and comparison. :data:`SECTIONS` is the layout for a single-label classifier, top to bottom; a
+multi-label one has its own tuple of sections in pages/_multilabel.py, drawn from the same :class:`Scored`. The export,
 the same for any task, stays on the page."""
 
 import json
@@ -29,6 +29,16 @@ TABLE_COLUMNS = {
                                                   width="small"),
     "loss": st.column_config.NumberColumn("loss", format="%.3f", width="small",
                                           help="Cross-entropy of the gold class, in nats."),
+}
+SET_COLUMNS = {  # a multi-label table: gold and pred are label sets shown as text
+    **TABLE_COLUMNS,
+    "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0, format="%.2f", width="small",
+                                                  help="How sure the yes/no decisions are, averaged over labels."),
+    "loss": st.column_config.NumberColumn("loss", format="%.3f", width="small",
+                                          help="Binary cross-entropy averaged over the labels, in nats."),
+    "errors": st.column_config.NumberColumn("errors", width="small", help="Labels decided wrong in this example."),
+    "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.2f", width="small",
+                                             help="The model's score for the chosen label."),
 }
 
 
@@ -77,7 +87,8 @@ def show_examples(frame: pd.DataFrame, key: str, total: int | None = None, **kwa
     total = len(frame) if total is None else total
     if len(frame) > MAX_ROWS:
         st.caption(f"Showing the first {MAX_ROWS:,} of {total:,} rows; download the predictions for all of them.")
-    st.dataframe(frame.head(MAX_ROWS), column_config=TABLE_COLUMNS, key=key, hide_index=True, **kwargs)
+    kwargs.setdefault("column_config", TABLE_COLUMNS)
+    st.dataframe(frame.head(MAX_ROWS), key=key, hide_index=True, **kwargs)
 
 
 def open_in_playground(rows: pd.DataFrame, key: str, model_dir: str, **table_kwargs) -> None:
@@ -119,6 +130,11 @@ def show_summary(s: Scored) -> None:
         st.caption("No baseline: the dataset has no train split to train it on.")
     for note in m.get("notes") or []:
         st.caption(md(note))
+    show_downloads(s)
+
+
+def show_downloads(s: Scored) -> None:
+    m = s.result.metrics
     downloads = st.container(horizontal=True)
     downloads.download_button("Predictions (CSV)", (s.out_dir / ev.PREDICTIONS_FILE).read_bytes(),
                               key="evaluate_download_csv", file_name=f"predictions-{s.dataset}-{s.split}.csv",
@@ -163,8 +179,11 @@ def show_confusion(s: Scored) -> None:
 
 
 def show_errors(s: Scored) -> None:
-    names, predictions = s.result.label_names, s.result.predictions
+    names, predictions, multi = s.result.label_names, s.result.predictions, s.result.multi_label
     st.subheader("Error browser")
+    if multi:
+        st.caption("A multi-label example is wrong unless its whole predicted set equals the gold set; a label filter "
+                   "keeps the examples whose set holds any of the chosen labels.")
     c = st.columns(2)
     show = c[0].radio("Examples", SHOW, key="evaluate_err_show", horizontal=True)
     sort = c[1].selectbox("Sort", list(ev.SORTS), key="evaluate_err_sort",
@@ -173,14 +192,18 @@ def show_errors(s: Scored) -> None:
     c = st.columns(2)
     gold = c[0].multiselect("Gold label", names, key="evaluate_err_gold", placeholder="any gold label")
     pred = c[1].multiselect("Predicted label", names, key="evaluate_err_pred", placeholder="any predicted label")
-    rows = ev.filter_predictions(predictions, errors_only=show == SHOW[0], gold=gold, pred=pred, sort=sort)
+    rows = ev.filter_predictions(predictions, errors_only=show == SHOW[0], gold=gold, pred=pred, sort=sort,
+                                 multi_label=multi)
     n_err = int((~predictions["correct"].astype(bool)).sum())
     st.caption(f"{len(rows):,} examples match ({n_err:,} of {len(predictions):,} are misclassified). "
                "Select a row to open it in the Playground.")
     if rows.empty:
         st.info("No examples match these filters.")
         return
-    open_in_playground(rows, "evaluate_errors", s.model_dir, height=420)
+    if multi:
+        open_in_playground(ev.shown_sets(rows), "evaluate_errors", s.model_dir, height=420, column_config=SET_COLUMNS)
+    else:
+        open_in_playground(rows, "evaluate_errors", s.model_dir, height=420)
 
 
 def show_gold(s: Scored) -> None:
@@ -227,29 +250,62 @@ def show_calibration(s: Scored) -> None:
                 st.caption(caption)
 
 
+def pick_other(s: Scored) -> tuple[str, ev.EvalResult] | None:
+    """Another finished run evaluated on the same dataset and split, chosen by the user, and its evaluation."""
+    others = report.comparable_runs(s.finished, s.this_run, s.dataset, s.split)
+    if not others:
+        st.caption(f"No other finished run has an evaluation on {s.dataset} / {s.split} yet. Choose one above and "
+                   "evaluate it on this dataset and split, then come back here.")
+        return None
+    other = st.selectbox("Other run", list(others), key="evaluate_compare_run", index=None,
+                         placeholder="choose a run evaluated on the same split",
+                         format_func=lambda n: f"{n} · from {runs.short_model(s.finished[n].model)}")
+    if other is None:
+        return None
+    try:
+        theirs = load(str(others[other]), ev.evaluation_mtime(others[other]))
+    except BmcoreError as exc:
+        st.error(md(exc))
+        return None
+    if theirs.problem_type != s.result.problem_type:
+        st.error(md(f"{other} was scored as {theirs.problem_type}, this model as {s.result.problem_type}; "
+                    "compare runs of the same kind"))
+        return None
+    st.markdown(f"Differences are **this model minus {md(other)}**: above zero, this model does better.")
+    if s.this_run in s.finished:  # the base model of each, so "from base" vs "from domain-adapted" reads at a glance
+        st.caption(f"This run was fine-tuned from {md_code(runs.short_model(s.finished[s.this_run].model))}; "
+                   f"{md(other)} from {md_code(runs.short_model(s.finished[other].model))}.")
+    return other, theirs
+
+
+def show_flips(cmp: dict, other: str, shown=lambda f: f) -> None:
+    """The examples that went from right to wrong and back, in two tabs (``shown`` turns a frame into its display)."""
+    columns = {**TABLE_COLUMNS,
+               "pred_a": st.column_config.TextColumn(f"{other} predicted"),
+               "pred_b": st.column_config.TextColumn("this predicted"),
+               "confidence_a": st.column_config.NumberColumn(f"{other} confidence", format="%.2f"),
+               "confidence_b": st.column_config.NumberColumn("this confidence", format="%.2f")}
+    t1, t2 = st.tabs([f"Right → wrong ({cmp['num_right_to_wrong']:,})", f"Wrong → right ({cmp['num_wrong_to_right']:,})"])
+    for tab, key, frame in ((t1, "evaluate_compare_r2w", cmp["right_to_wrong"]),
+                            (t2, "evaluate_compare_w2r", cmp["wrong_to_right"])):
+        if frame.empty:
+            tab.caption("None.")
+        else:
+            tab.dataframe(shown(frame.head(MAX_ROWS)), column_config=columns, key=key, hide_index=True)
+
+
 def show_compare(s: Scored) -> None:
     names = s.result.label_names
     with st.expander("Compare with another run", icon=":material/compare_arrows:"):
-        others = report.comparable_runs(s.finished, s.this_run, s.dataset, s.split)
-        if not others:
-            st.caption(f"No other finished run has an evaluation on {s.dataset} / {s.split} yet. Choose one above and "
-                       "evaluate it on this dataset and split, then come back here.")
+        picked = pick_other(s)
+        if picked is None:
             return
-        other = st.selectbox("Other run", list(others), key="evaluate_compare_run", index=None,
-                             placeholder="choose a run evaluated on the same split",
-                             format_func=lambda n: f"{n} · from {runs.short_model(s.finished[n].model)}")
-        if other is None:
-            return
+        other, theirs = picked
         try:
-            theirs = load(str(others[other]), ev.evaluation_mtime(others[other]))
             cmp = ev.compare_runs(theirs.predictions, s.result.predictions, names)
         except BmcoreError as exc:
             st.error(md(exc))
             return
-        st.markdown(f"Differences are **this model minus {md(other)}**: above zero, this model does better.")
-        if s.this_run in s.finished:  # the base model of each, so "from base" vs "from domain-adapted" reads at a glance
-            st.caption(f"This run was fine-tuned from {md_code(runs.short_model(s.finished[s.this_run].model))}; "
-                       f"{md(other)} from {md_code(runs.short_model(s.finished[other].model))}.")
         show_tiles(report.compare_tiles(cmp, other))
         c1, c2 = st.columns(2)
         shown = plot_text(other)  # the run's name in charts
@@ -259,20 +315,9 @@ def show_compare(s: Scored) -> None:
                         key="evaluate_compare_cm_chart")
         st.caption("Blue is in this model's favour (a class F1 that rose; more right answers on the diagonal, fewer "
                    "of a mistake off it), red against it. The numbers are this model's counts minus the other's.")
-        columns = {**TABLE_COLUMNS,
-                   "pred_a": st.column_config.TextColumn(f"{other} predicted"),
-                   "pred_b": st.column_config.TextColumn("this predicted"),
-                   "confidence_a": st.column_config.NumberColumn(f"{other} confidence", format="%.2f"),
-                   "confidence_b": st.column_config.NumberColumn("this confidence", format="%.2f")}
-        t1, t2 = st.tabs([f"Right → wrong ({cmp['num_right_to_wrong']:,})", f"Wrong → right ({cmp['num_wrong_to_right']:,})"])
-        for tab, key, frame in ((t1, "evaluate_compare_r2w", cmp["right_to_wrong"]),
-                                (t2, "evaluate_compare_w2r", cmp["wrong_to_right"])):
-            if frame.empty:
-                tab.caption("None.")
-            else:
-                tab.dataframe(frame.head(MAX_ROWS), column_config=columns, key=key, hide_index=True)
+        show_flips(cmp, other)
 
 
-# The single-label layout, top to bottom; another kind of task (multi-label) would bring its own list.
+# The single-label layout, top to bottom; a multi-label evaluation has its own (pages/_multilabel.py).
 SECTIONS = (show_summary, show_confusion, show_errors, show_gold, show_per_class, show_curves, show_calibration,
             show_compare)

@@ -9,6 +9,7 @@ from bmcore import jobs, report, runs
 from bmcore.data import dataset_dir, list_prepared
 from bmcore.display import md
 from bmcore.errors import BmcoreError
+from pages import _multilabel
 from pages._evaluation import SECTIONS, Scored, load
 from pages._export import show_export
 from pages._ui import job_outcome, show_job, start_job
@@ -79,7 +80,7 @@ if st.session_state.get("evaluate_split") not in split_options:
     st.session_state["evaluate_split"] = report.default_split(split_options)
 split = c3.selectbox("Split", split_options, key="evaluate_split",
                      help="test is the honest score. validation was used to pick the best checkpoint and fit the temperature.")
-c2.caption(f"{len(meta.get('label_names', []))} classes · " + report.split_sizes(sizes))
+c2.caption(f"{len(meta.get('label_names', []))} {report.label_unit(meta.get('problem_type'))} · " + report.split_sizes(sizes))
 if not model_dir:
     if source == SOURCES[0]:
         st.page_link("pages/train.py", label="Go to the Train page", icon=":material/model_training:")
@@ -114,7 +115,7 @@ try:
     scored = Scored(load(str(out_dir), mtime), out_dir, mtime, model_dir, dataset, split, this_run, completed)
 except BmcoreError as exc:
     fail(exc)
-for section in SECTIONS:
+for section in _multilabel.SECTIONS if scored.result.multi_label else SECTIONS:
     section(scored)
 if this_run is not None:
     show_export(Path(completed[this_run].path))

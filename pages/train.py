@@ -17,6 +17,7 @@ from bmcore.models import (
     hub_offline,
     hub_reachable,
 )
+from bmcore.tasks import MULTI_LABEL
 from bmcore.workspace import check_name
 from pages import _charts as charts
 from pages._runs_view import RunsView, show_runs, start_button
@@ -66,8 +67,9 @@ def show_outcome(run_dir: Path, state: str) -> None:
         model_dir = run_dir / runs.MODEL_DIR
         st.markdown(f"The best model is a standard Hugging Face folder: {md(model_dir)}. "
                     "Score it in depth on the Evaluate page, or use it from Python:")
-        st.code(f'from transformers import pipeline\n\nclassifier = pipeline("text-classification", model={str(model_dir)!r})\n'
-                'print(classifier("The match went to extra time."))', language="python")
+        every = ", top_k=None" if result.get("problem_type") == MULTI_LABEL else ""  # a score for every label
+        st.code(f'from transformers import pipeline\n\nclassifier = pipeline("text-classification", model={str(model_dir)!r}'
+                f'{every})\nprint(classifier("The match went to extra time."))', language="python")
 
 
 RUNS = RunsView(page="train", title="Runs", no_runs="No runs in the workspace yet.", tiles=report.train_tiles,
@@ -104,7 +106,9 @@ with settings:
     dataset = c1.selectbox("Prepared dataset", names, key="train_dataset")
     meta = datasets[names.index(dataset)]
     labels, splits = meta.get("label_names", []), meta.get("splits", {})
-    c1.caption(report.label_summary(labels) + report.split_sizes(splits))
+    c1.caption(report.label_summary(labels, unit=report.label_unit(meta.get("problem_type"))) + report.split_sizes(splits))
+    if explained := report.problem_type_text(meta.get("problem_type")):
+        c1.info(explained, icon=":material/label:")
 
     kind = c2.radio("Model", MODEL_KINDS, key="train_model_kind", horizontal=True)
     if kind == MODEL_KINDS[0]:
