@@ -119,7 +119,7 @@ def draw_probabilities(probs: dict[str, float], calibrated: dict[str, float] | N
 
 st.title("Playground")
 st.markdown(
-    "A **prediction** is a probability for each class; the label is the most probable one. **Attention** shows how much "
+    "A **prediction** is a probability for each class; the label is the most probable one (a multi-label model predicts every label whose probability reaches its threshold). **Attention** shows how much "
     "each token looks at each other token in one layer and head: it shows where information flows, but it is not an "
     "explanation by itself. **Rollout** combines the attention of all layers. **Token attributions** (Integrated "
     "Gradients) say how much each token pushed the chosen class's probability up (green) or down (red), compared with "
