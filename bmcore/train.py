@@ -201,9 +201,11 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
     if not cancelled:
         # Every rank takes part: prediction gathers across processes under DDP.
         outputs = {split: trainer.predict(data[split], metric_key_prefix=split) for split in ("validation", "test")}
-        tuned = task.tune(np.asarray(outputs["validation"].predictions), splits["validation"], label_names)
+        # Trainer's evaluation batches are grouped by length: the targets come back with the predictions, in their order.
+        val = outputs["validation"]
+        tuned = task.tune(np.asarray(val.predictions), np.asarray(val.label_ids), label_names)
         for split, out in outputs.items():
-            results[split] = task.split_metrics(np.asarray(out.predictions), splits[split], label_names, tuned)
+            results[split] = task.split_metrics(np.asarray(out.predictions), np.asarray(out.label_ids), label_names, tuned)
             results[split]["loss"] = float(out.metrics.get(f"{split}_loss", float("nan")))
     if not main:
         return {}

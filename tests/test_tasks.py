@@ -115,6 +115,12 @@ def test_a_multi_label_run_saves_a_standard_folder_with_thresholds(multilabel_ru
     for key in ("f1_micro", "f1_macro", "f1_samples", "subset_accuracy", "hamming_loss", "flat_threshold"):
         assert key in ev["test"], key
     assert runs.read_status(multilabel_run)["test_macro_f1"] == ev["test"]["f1_macro"]
+    # Training's test scores (Trainer's batches, grouped by length) match the full evaluation's (rows in order):
+    # the gold labels were paired with the right predictions.
+    full = json.loads((multilabel_run / runs.EVALUATION_DIR / "test" / "metrics.json").read_text())
+    assert ev["test"]["n"] == full["n"]
+    for key in ("f1_macro", "f1_micro", "subset_accuracy", "hamming_loss"):
+        assert ev["test"][key] == pytest.approx(full[key], abs=1e-9), key
     # transformers' own pipeline applies a sigmoid to this model by itself, and agrees with bmcore's scores.
     texts = ["thank you so much, this is wonderful", "why would anyone do that? terrible"]
     pipe = pipeline("text-classification", model=str(model_dir), top_k=None)
@@ -197,3 +203,22 @@ def test_the_time_estimate_probes_a_multi_label_model(multilabel_run: Path, tiny
     est = estimate_duration(TrainConfig(model_name_or_path=str(tiny_model), dataset=DATASET, max_steps=10,
                                         max_seq_length=48), probe_steps=2)
     assert est["total_steps"] == 10 and est["seconds_per_step"] > 0 and est["probe_steps"] >= 2
+
+
+def test_training_scores_pair_each_prediction_with_its_own_label(tiny_model, shared_data, monkeypatch):
+    """Trainer's evaluation batches are grouped by length, so its predictions come back out of row order: eval.json's
+    test scores must still equal the full evaluation's, which scores the rows in order (fp32 for both)."""
+    monkeypatch.setenv("BMCORE_PRECISION", "fp32")
+    sms = pd.read_csv(shared_data / "sms_spam" / "all.csv").groupby("label").sample(200, random_state=0)
+    bdata.save_prepared(bdata.prepare(bdata.RawData("sms", {"all": sms}), "sms-order", seed=0))
+    from bmcore.train import run_training
+
+    run = runs.create_run(TrainConfig(model_name_or_path=str(tiny_model), dataset="sms-order", max_steps=40,
+                                      max_seq_length=48, per_device_train_batch_size=16, learning_rate=3e-3,
+                                      batch_growth=1), "order")
+    assert run_training(run)["state"] == runs.COMPLETED
+    full = json.loads((run / runs.EVALUATION_DIR / "test" / "metrics.json").read_text())
+    assert 0 < full["per_class"]["spam"]["predicted"] < full["n"]  # the model tells rows apart: order matters
+    ev = json.loads((run / runs.EVAL_FILE).read_text())
+    assert ev["test"]["accuracy"] == pytest.approx(full["accuracy"], abs=1e-9)
+    assert ev["test"]["confusion_matrix"] == full["confusion_matrix"]["matrix"]

@@ -85,13 +85,16 @@ class Task:
 
     # --- after training, and scoring a split --------------------------------------------------
 
-    def tune(self, logits: np.ndarray, df: pd.DataFrame, label_names: Sequence[str]) -> dict[str, Any]:
-        """What to fit on the validation split after training and save with the model (``bmcore.json``)."""
+    def tune(self, logits: np.ndarray, targets: np.ndarray, label_names: Sequence[str]) -> dict[str, Any]:
+        """What to fit on the validation split after training and save with the model (``bmcore.json``).
+
+        ``targets`` are the split's targets in the order of ``logits`` (Trainer's ``label_ids``: its evaluation
+        batches are grouped by length, so they are not in the order of the split's rows)."""
         return {}
 
-    def split_metrics(self, logits: np.ndarray, df: pd.DataFrame, label_names: Sequence[str],
+    def split_metrics(self, logits: np.ndarray, targets: np.ndarray, label_names: Sequence[str],
                       meta: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The metrics training records in ``eval.json`` for a split: ``accuracy``, ``macro_f1`` and more."""
+        """The metrics training records in ``eval.json`` for a split (``targets`` in the order of ``logits``)."""
         raise NotImplementedError
 
     def evaluate(self, df: pd.DataFrame, logits: np.ndarray, label_names: Sequence[str], meta: dict[str, Any], *,

@@ -130,14 +130,14 @@ class MultiLabelClassification(Task):
         hits = self.predict_matrix(scores, label_names, meta)
         return [[str(label_names[j]) for j in np.flatnonzero(row)] for row in hits]
 
-    def tune(self, logits: np.ndarray, df: pd.DataFrame, label_names: Sequence[str]) -> dict[str, Any]:
-        t = tune_thresholds(sigmoid(logits), self.gold(df, label_names))
+    def tune(self, logits: np.ndarray, targets: np.ndarray, label_names: Sequence[str]) -> dict[str, Any]:
+        t = tune_thresholds(sigmoid(logits), np.asarray(targets).round().astype(np.int64))
         return {"thresholds": {str(n): float(v) for n, v in zip(label_names, t, strict=True)},
                 "thresholds_fitted_on": "validation"}
 
-    def split_metrics(self, logits: np.ndarray, df: pd.DataFrame, label_names: Sequence[str],
+    def split_metrics(self, logits: np.ndarray, targets: np.ndarray, label_names: Sequence[str],
                       meta: dict[str, Any] | None = None) -> dict[str, Any]:
-        gold, probs = self.gold(df, label_names), sigmoid(logits)
+        gold, probs = np.asarray(targets).round().astype(np.int64), sigmoid(logits)
         m = multi_label_metrics(gold, self.predict_matrix(probs, label_names, meta), probs, label_names,
                                 self.thresholds(label_names, meta))
         flat = multi_label_metrics(gold, (probs >= DEFAULT_THRESHOLD).astype(np.int64), None, label_names)
@@ -179,7 +179,7 @@ class MultiLabelClassification(Task):
             source = meta.get("thresholds_fitted_on") or "saved with the model"
         elif fit and validation is not None:
             val, val_logits = validation()
-            save = self.tune(val_logits, val, label_names)
+            save = self.tune(val_logits, self.gold(val, label_names), label_names)
             meta = {**meta, **save}
             source = "validation"
         else:
@@ -187,7 +187,7 @@ class MultiLabelClassification(Task):
             notes.append("no tuned thresholds: every label uses 0.5 (train with a validation split to tune them)")
         probs = sigmoid(logits)
         table = self.prediction_table(df, probs, label_names, meta, truncated)
-        metrics = self.split_metrics(logits, df, label_names, meta)
+        metrics = self.split_metrics(logits, self.gold(df, label_names), label_names, meta)
         metrics["thresholds"] = {"values": dict(zip(map(str, label_names), self.thresholds(label_names, meta), strict=True)),
                                  "fitted_on": source}
         return table, metrics, save, notes

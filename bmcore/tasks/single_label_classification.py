@@ -166,10 +166,9 @@ class SingleLabelClassification(Task):
     def decide(self, scores: np.ndarray, label_names: Sequence[str], meta: dict[str, Any] | None = None) -> list[str]:
         return [str(label_names[i]) for i in np.asarray(scores).argmax(axis=1)] if len(scores) else []
 
-    def split_metrics(self, logits: np.ndarray, df: pd.DataFrame, label_names: Sequence[str],
+    def split_metrics(self, logits: np.ndarray, targets: np.ndarray, label_names: Sequence[str],
                       meta: dict[str, Any] | None = None) -> dict[str, Any]:
-        return classification_metrics(np.asarray(logits).argmax(axis=-1), np.asarray(self.targets(df, label_names)),
-                                      list(label_names))
+        return classification_metrics(np.asarray(logits).argmax(axis=-1), np.asarray(targets), list(label_names))
 
     def evaluate(self, df: pd.DataFrame, logits: np.ndarray, label_names: Sequence[str], meta: dict[str, Any], *,
                  truncated: np.ndarray | None, validation: Callable[[], tuple[pd.DataFrame, np.ndarray]] | None,

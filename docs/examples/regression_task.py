@@ -30,8 +30,8 @@ class Regression(Task):
         err = np.asarray(logits, dtype=np.float64)[:, 0] - np.asarray(targets, dtype=np.float64)
         return {"mse": float((err**2).mean()), "mae": float(np.abs(err).mean())}
 
-    def split_metrics(self, logits, df, label_names, meta=None):
-        return self.validation_metrics(logits, self.targets(df, label_names), label_names)
+    def split_metrics(self, logits, targets, label_names, meta=None):
+        return self.validation_metrics(logits, targets, label_names)
 
     def scores(self, logits, meta=None, *, calibrated=False):
         return np.asarray(logits, dtype=np.float64)
