@@ -156,6 +156,8 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
                             **dropout_overrides(mref, config.attention_dropout, config.hidden_dropout))
     if config.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
+    if not resume and (note := task.init_model(model, train_ds["labels"], config)):
+        log.info(note)
     mean_batch = mean_examples_per_step(config, train_ds["length"])
     if mean_batch > config.per_device_train_batch_size:
         log.info("short texts: %.0f examples per step on average (batch_growth %d)", mean_batch, config.batch_growth)

@@ -51,6 +51,10 @@ class Task:
         """Extra arguments for :func:`bmcore.models.load_classifier` (the ``problem_type`` saved in config.json)."""
         return {"problem_type": self.problem_type}
 
+    def init_model(self, model: Any, targets: list[Any], config: Any) -> str | None:
+        """Adjust a freshly built model before training (e.g. its head's bias); returns a line for the log, or None."""
+        return None
+
     def collator(self, tokenizer: Any) -> Any:
         from transformers import DataCollatorWithPadding
 

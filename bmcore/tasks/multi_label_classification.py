@@ -108,6 +108,29 @@ class MultiLabelClassification(Task):
         shown = {n: round(float(w), 2) for n, w in zip(label_names, vector, strict=True)} if vector is not None else None
         return mode, compute_loss, shown
 
+    def init_model(self, model: Any, targets: list[Any], config: Any) -> str | None:
+        """Start each label's output at its base rate instead of 0.5 (the bias of the head's last layer set to the
+        log-odds of the label's frequency in train, weighted as the loss weighs positives).
+
+        A fresh head says 0.5 for every label, and most labels are rare (GoEmotions: 28 labels, 4% each on average):
+        with Adam at 1e-4 a bias moves about 1e-4 a step, so learning "rare" alone would take most of a run. From the
+        prior, the steps go to telling the labels apart (He et al. 2017, "Focal loss", section 4.1)."""
+        import torch
+
+        y = np.asarray(targets, dtype=np.float64)
+        if not y.size:
+            return None
+        n = len(y)
+        pos = np.clip(y.sum(axis=0), 0.5, n - 0.5)
+        _, weights = positive_weights(config.class_weights, y.sum(axis=0), n)
+        odds = (pos / (n - pos)) * (weights if weights is not None else 1.0)
+        head = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == y.shape[1]]
+        if not head or head[-1].bias is None:
+            return None
+        with torch.no_grad():
+            head[-1].bias.copy_(torch.tensor(np.log(odds), dtype=head[-1].bias.dtype))
+        return f"head bias set to each label's prior (log-odds {np.log(odds).min():.2f} to {np.log(odds).max():.2f})"
+
     def validation_metrics(self, logits: np.ndarray, targets: np.ndarray, label_names: Sequence[str]) -> dict[str, Any]:
         gold = np.asarray(targets).round().astype(np.int64)
         m = multi_label_metrics(gold, (sigmoid(logits) >= DEFAULT_THRESHOLD).astype(np.int64), None, label_names)
