@@ -222,3 +222,22 @@ def test_training_scores_pair_each_prediction_with_its_own_label(tiny_model, sha
     ev = json.loads((run / runs.EVAL_FILE).read_text())
     assert ev["test"]["accuracy"] == pytest.approx(full["accuracy"], abs=1e-9)
     assert ev["test"]["confusion_matrix"] == full["confusion_matrix"]["matrix"]
+
+
+def test_a_multi_label_head_starts_at_each_label_s_prior(tiny_model):
+    """Fresh, the head says 0.5 for every label; after init_model its sigmoid at zero input is each label's base rate
+    (weighted as the loss weighs positives)."""
+    import torch
+
+    from bmcore.models import load_classifier
+
+    names = ["common", "rare", "never"]
+    targets = [[1.0, 0.0, 0.0]] * 60 + [[0.0, 1.0, 0.0]] * 4 + [[0.0, 0.0, 0.0]] * 36  # 60%, 4%, 0%
+    model = load_classifier(str(tiny_model), names, problem_type=MULTI_LABEL)
+    task = get_task(MULTI_LABEL)
+    assert "prior" in task.init_model(model, targets, TrainConfig(class_weights="none"))
+    rate = torch.sigmoid(model.classifier.bias.detach()).numpy()
+    assert rate[:2] == pytest.approx([0.60, 0.04], abs=1e-4) and 0 < rate[2] < 0.01  # a label never seen: tiny, not 0
+    task.init_model(model, targets, TrainConfig(class_weights="balanced"))  # positives weighted negatives/positives
+    assert torch.sigmoid(model.classifier.bias.detach()).numpy()[1] == pytest.approx(0.5, abs=1e-4)
+    assert get_task(SINGLE_LABEL).init_model(model, targets, TrainConfig()) is None
