@@ -48,7 +48,8 @@ class TrainConfig:
     num_train_epochs: float | None = _f(None, f"Passes over the training data (default {DEFAULT_EPOCHS:g}). Give this or max_steps.")
     max_steps: int | None = _f(None, "Total optimizer steps; overrides epochs. Give this or num_train_epochs.")
     learning_rate: float = _f(1e-4, "Peak learning rate of AdamW for batches of per_device_train_batch_size; small encoders like MiniLM like 1e-4, "
-                                 "BERT-base 2e-5 to 5e-5.")
+                                 "BERT-base 2e-5 to 5e-5. Multi-label data starts at 3e-4 (with batch_growth 2): each label learns from "
+                                 "its own few positives.")
     per_device_train_batch_size: int = _f(32, "Training examples per step on each device.")
     batch_growth: int = _f(4, "Short texts ride in larger batches: up to this many times per_device_train_batch_size examples, "
                            "while a batch's padded tokens stay within per_device_train_batch_size x max_seq_length (memory never "
@@ -218,6 +219,24 @@ class PretrainConfig(TrainConfig):
             raise BmcoreError(f"mlm_probability must be between 0 and 1, not {self.mlm_probability}")
         if self.metric_for_best_model != "loss":
             raise BmcoreError("metric_for_best_model must be loss for a pretraining run")
+
+
+def task_defaults(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings a new run of ``settings`` (TrainConfig fields: at least ``dataset``) starts from: its task's
+    defaults (:attr:`bmcore.tasks.base.Task.defaults`, e.g. multi-label's), under what ``settings`` set themselves."""
+    from .data import problem_type_of
+    from .tasks import get_task
+
+    problem_type = settings.get("problem_type") or "auto"
+    if problem_type == "auto":
+        try:
+            problem_type = problem_type_of(str(settings.get("dataset") or TrainConfig.dataset),
+                                           text_columns=settings.get("text_column"), label_column=settings.get("label_column"),
+                                           label_columns=settings.get("label_columns"),
+                                           label_delimiter=settings.get("label_delimiter"))
+        except (BmcoreError, OSError, ValueError):
+            return dict(settings)  # the job reports a bad source in one line; the defaults do not matter then
+    return {**get_task(problem_type).defaults, **settings}
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:

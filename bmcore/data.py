@@ -1345,6 +1345,20 @@ def load_prepared(name: str) -> PreparedDataset:
                            problem_type=meta.get("problem_type", SINGLE_LABEL))
 
 
+def problem_type_of(source: str, *, text_columns: list[str] | None = None, label_column: str | None = None,
+                    label_columns: list[str] | str | None = None, label_delimiter: str | None = None) -> str:
+    """The problem type of a prepared dataset (from its ``dataset.json``) or of a raw source (detected, as
+    :func:`resolve_dataset` would), without preparing anything."""
+    if is_prepared(source):
+        return str(json.loads((dataset_dir(source) / DATASET_META).read_text(encoding="utf-8")).get("problem_type")
+                   or SINGLE_LABEL)
+    if isinstance(label_columns, str):
+        label_columns = [c.strip() for c in label_columns.split(",") if c.strip()]
+    df = load_source(source).combined()
+    cols, _ = choose_columns(df, text_columns, label_column, label_columns=label_columns, label_delimiter=label_delimiter)
+    return cols.problem_type
+
+
 def resolve_dataset(source: str, *, text_columns: list[str] | None = None, label_column: str | None = None,
                     label_columns: list[str] | str | None = None, label_delimiter: str | None = None,
                     seed: int = 42, use_source_splits: bool = True, sheet: str | None = None) -> PreparedDataset:

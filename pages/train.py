@@ -17,7 +17,7 @@ from bmcore.models import (
     hub_offline,
     hub_reachable,
 )
-from bmcore.tasks import MULTI_LABEL
+from bmcore.tasks import MULTI_LABEL, get_task
 from bmcore.workspace import check_name
 from pages import _charts as charts
 from pages._runs_view import RunsView, show_runs, start_button
@@ -27,6 +27,7 @@ require_frame("pages/train.py")
 
 HELP = {f.name: f.metadata["help"] for f in config_fields()}
 D = TrainConfig()  # the defaults
+TASK_WIDGETS = ("train_lr", "train_batch_growth", "train_class_weights")  # settings a task may start from its own defaults
 MODEL_KINDS = ("Built-in MiniLM", "A finished run", "Local folder", "Hugging Face Hub")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "polynomial", "inverse_sqrt")
 
@@ -105,6 +106,11 @@ with settings:
     names = [d["name"] for d in datasets]
     dataset = c1.selectbox("Prepared dataset", names, key="train_dataset")
     meta = datasets[names.index(dataset)]
+    D = TrainConfig(**get_task(meta.get("problem_type")).defaults)  # this kind of problem's defaults (e.g. multi-label)
+    if st.session_state.get("train_defaults_for") != meta.get("problem_type"):  # another kind: its defaults in the widgets
+        st.session_state["train_defaults_for"] = meta.get("problem_type")
+        for key in TASK_WIDGETS:
+            st.session_state.pop(key, None)
     labels, splits = meta.get("label_names", []), meta.get("splits", {})
     c1.caption(report.label_summary(labels, unit=report.label_unit(meta.get("problem_type"))) + report.split_sizes(splits))
     if explained := report.problem_type_text(meta.get("problem_type")):

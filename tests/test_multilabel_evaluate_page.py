@@ -182,3 +182,22 @@ def test_train_page_names_the_problem_type_and_shows_multi_label_results(ws: Pat
     assert "Test accuracy" not in values
     assert any("top_k=None" in c.value for c in at.code)
     assert not at.exception and not at.error
+
+
+def test_train_page_starts_each_kind_of_problem_from_its_task_s_defaults(ws: Path, shared_data: Path):
+    """Multi-label data fills the settings from the multi-label task's defaults, single-label data from TrainConfig's;
+    switching between the two kinds refills them."""
+    from bmcore.tasks import get_task
+
+    sst = pd.read_csv(shared_data / "sst2" / "train.csv").sample(200, random_state=0)
+    bdata.save_prepared(bdata.prepare(bdata.RawData("sst", {"all": sst}), "sst-small", seed=0))
+    multi = {**TrainConfig().to_dict(), **get_task(MULTI_LABEL).defaults}
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page("pages/train.py").run()
+    for name, want in (("goe-tiny", multi), ("sst-small", TrainConfig().to_dict()), ("goe-tiny", multi)):
+        at.selectbox(key="train_dataset").select(name).run()
+        assert not at.exception
+        assert at.number_input(key="train_lr").value == pytest.approx(want["learning_rate"]), name
+        assert at.number_input(key="train_batch_growth").value == want["batch_growth"], name
+        assert at.selectbox(key="train_class_weights").value == want["class_weights"], name
+    assert any("--learning-rate" in c.value for c in at.code) == (multi["learning_rate"] != TrainConfig().learning_rate)

@@ -241,3 +241,20 @@ def test_a_multi_label_head_starts_at_each_label_s_prior(tiny_model):
     task.init_model(model, targets, TrainConfig(class_weights="balanced"))  # positives weighted negatives/positives
     assert torch.sigmoid(model.classifier.bias.detach()).numpy()[1] == pytest.approx(0.5, abs=1e-4)
     assert get_task(SINGLE_LABEL).init_model(model, targets, TrainConfig()) is None
+
+
+def test_a_new_run_starts_from_its_task_s_defaults(shared_data, tmp_path):
+    """Multi-label data starts from the multi-label task's settings; what the user sets still wins, and single-label
+    data keeps TrainConfig's own defaults."""
+    from bmcore.config import task_defaults
+
+    multi = get_task(MULTI_LABEL).defaults
+    assert multi  # the multi-label task has its own starting point (README: measured on GoEmotions)
+    folder = shared_data / "goemotions"
+    got = task_defaults({"dataset": str(folder)})  # a raw source: its shape is detected
+    assert got == {**multi, "dataset": str(folder)}
+    mine = {"dataset": str(folder), **{k: v for k, v in TrainConfig().to_dict().items() if k in multi}}
+    assert task_defaults(mine) == mine  # set by the user: kept
+    assert task_defaults({"dataset": str(shared_data / "sst2")}) == {"dataset": str(shared_data / "sst2")}
+    assert task_defaults({"dataset": "no-such-thing"}) == {"dataset": "no-such-thing"}  # the job reports it, in one line
+    TrainConfig(**task_defaults({"dataset": str(folder)}))  # valid settings

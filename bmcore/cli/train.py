@@ -12,7 +12,7 @@ import typing
 from pathlib import Path
 
 from .. import runs
-from ..config import TrainConfig, config_fields
+from ..config import TrainConfig, config_fields, task_defaults
 from ..errors import BmcoreError
 
 _SKIP = {"model_name_or_path", "dataset", "text_column", "label_columns"}
@@ -101,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
             base.pop("num_train_epochs", None)
         if "num_train_epochs" in overrides:
             base.pop("max_steps", None)
-        config = TrainConfig.from_dict({**base, **overrides})
+        config = TrainConfig.from_dict(task_defaults({**base, **overrides}))  # e.g. multi-label starts from its own
         # Check the model, max_seq_length and a raw source before a run folder exists: bad input writes nothing.
         if args.background:
             from ..limits import check_jobs

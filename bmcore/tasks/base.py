@@ -16,6 +16,7 @@ class Task:
     problem_type: str = ""
     title: str = ""
     own_job = False  # True: :meth:`run` trains the model; False: the shared fine-tuning loop (bmcore.train.fine_tune)
+    defaults: dict[str, Any] = {}  # TrainConfig settings this task starts from instead of TrainConfig's own defaults
 
     # --- the job ---------------------------------------------------------------------------
 
