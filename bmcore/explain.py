@@ -443,6 +443,8 @@ def playground_examples(dataset: str, per_class: int | None = None, max_chars: i
         for _, row in rows.sample(min(per_class or (2 if sets is None else 1), len(rows)), random_state=seed).iterrows():
             seen.add(str(row["text"]))
             ex = {"label": str(label) if sets is None else str(row["label"]), "text": str(row["text"])}
+            if sets is not None:  # the set's names, for the button: a single label may start with "[" too
+                ex["label_names"] = ", ".join(sets[test.index.get_loc(row.name)]) or "no label"
             if "text_pair" in row and isinstance(row["text_pair"], str):
                 ex["text_pair"] = row["text_pair"]
             out.append(ex)
@@ -664,8 +666,6 @@ def find_choice(choices: Sequence[ModelChoice], ref: str) -> ModelChoice | None:
 def example_label(example: dict[str, str], max_chars: int = 70) -> str:
     """A button label for an example: ``label: start of the text…``, shown as text (:func:`bmcore.display.md`)."""
     text = " ".join(str(example["text"]).split())
-    label = str(example["label"])
-    if label.startswith("["):  # a multi-label example's set (a JSON list), shown as its names
-        label = ", ".join(gold_label_set(label)) or "no label"
+    label = str(example.get("label_names") or example["label"])  # a multi-label example shows its set's names
     text = f"{label}: " + (text if len(text) <= max_chars else text[: max_chars - 1] + "…")
     return md(text)
