@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -294,19 +295,28 @@ def show_flips(cmp: dict, other: str, shown=lambda f: f) -> None:
             tab.dataframe(shown(frame.head(MAX_ROWS)), column_config=columns, key=key, hide_index=True)
 
 
+def compared(s: Scored, compare: Any, tiles: Any) -> tuple[dict, str] | None:
+    """Inside the comparison expander: pick another run, ``compare`` its predictions with these, show the ``tiles``.
+    Returns the comparison and the other run's name, or None (nothing picked, or a one-line error shown)."""
+    picked = pick_other(s)
+    if picked is None:
+        return None
+    other, theirs = picked
+    try:
+        cmp = compare(theirs.predictions, s.result.predictions, s.result.label_names)
+    except BmcoreError as exc:
+        st.error(md(exc))
+        return None
+    show_tiles(tiles(cmp, other))
+    return cmp, other
+
+
 def show_compare(s: Scored) -> None:
     names = s.result.label_names
     with st.expander("Compare with another run", icon=":material/compare_arrows:"):
-        picked = pick_other(s)
-        if picked is None:
+        if (got := compared(s, ev.compare_runs, report.compare_tiles)) is None:
             return
-        other, theirs = picked
-        try:
-            cmp = ev.compare_runs(theirs.predictions, s.result.predictions, names)
-        except BmcoreError as exc:
-            st.error(md(exc))
-            return
-        show_tiles(report.compare_tiles(cmp, other))
+        cmp, other = got
         c1, c2 = st.columns(2)
         shown = plot_text(other)  # the run's name in charts
         c1.plotly_chart(charts.f1_diff_figure(report.f1_diff_frame(cmp, shown), names, shown),

@@ -14,8 +14,8 @@ from pages import _charts as charts
 from pages._evaluation import (
     SET_COLUMNS,
     Scored,
+    compared,
     open_in_playground,
-    pick_other,
     show_downloads,
     show_errors,
     show_flips,
@@ -121,16 +121,9 @@ def show_label_confusion(s: Scored) -> None:
 def show_multi_label_compare(s: Scored) -> None:
     names = s.result.label_names
     with st.expander("Compare with another run", icon=":material/compare_arrows:"):
-        picked = pick_other(s)
-        if picked is None:
+        if (got := compared(s, ev.compare_multi_label_runs, report.multi_label_compare_tiles)) is None:
             return
-        other, theirs = picked
-        try:
-            cmp = ev.compare_multi_label_runs(theirs.predictions, s.result.predictions, names)
-        except BmcoreError as exc:
-            st.error(md(exc))
-            return
-        show_tiles(report.multi_label_compare_tiles(cmp, other))
+        cmp, other = got
         shown = plot_text(other)  # the run's name in charts
         st.plotly_chart(charts.f1_diff_figure(report.f1_diff_frame(cmp, shown), names, shown),
                         key="evaluate_compare_f1_chart")

@@ -5,6 +5,7 @@ Its scores are meaningless (a random model); tests assert behaviour, never accur
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -35,3 +36,10 @@ def train_goemotions(ws: Path, tiny_model: Path, shared_data: Path) -> Path:
         run_dir = runs.create_run(cfg, RUN)
         assert run_training(run_dir)["state"] == runs.COMPLETED
     return run_dir
+
+
+def copy_workspace(trained: Path, workspace: Path) -> Path:
+    """Copy the trained workspace into ``workspace`` (copy2 keeps mtimes, so saved evaluations stay fresh); returns
+    the run folder."""
+    shutil.copytree(trained, workspace, dirs_exist_ok=True)
+    return workspace / "runs" / RUN

@@ -38,3 +38,15 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from bmcore.models import make_tiny_bert
 
     return make_tiny_bert(tmp_path_factory.mktemp("tiny") / "tiny-bert", ["negative", "positive"])
+
+
+@pytest.fixture(scope="session")
+def multilabel_workspace(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, tiny_model: Path) -> Path:
+    """A workspace with the tiny BERT trained once as a multi-label model on a GoEmotions sample (tests/_multilabel.py).
+    Tests copy it into their own workspace (:func:`_multilabel.copy_workspace`) rather than write into it."""
+    from _multilabel import train_goemotions
+
+    ws = tmp_path_factory.mktemp("multilabel") / "workspace"
+    ws.mkdir()
+    train_goemotions(ws, tiny_model, shared_data)
+    return ws

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 import zipfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from _multilabel import DATASET, RUN, train_goemotions
+from _multilabel import DATASET, copy_workspace
 
 from bmcore import data as bdata
 from bmcore import export as ex
@@ -21,18 +20,9 @@ TEXTS = ["Thank you so much, this made my day!", "I can't believe they did that 
          "What do you mean by that?"]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, tiny_model: Path) -> Path:
-    ws = tmp_path_factory.mktemp("ml-export") / "workspace"
-    ws.mkdir()
-    train_goemotions(ws, tiny_model, shared_data)
-    return ws
-
-
 @pytest.fixture
-def run_dir(trained: Path, workspace: Path) -> Path:
-    shutil.copytree(trained, workspace, dirs_exist_ok=True)  # copy2 keeps mtimes, so saved evaluations stay fresh
-    return workspace / "runs" / RUN
+def run_dir(multilabel_workspace: Path, workspace: Path) -> Path:
+    return copy_workspace(multilabel_workspace, workspace)
 
 
 def one_error_line(capsys: pytest.CaptureFixture) -> str:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from _multilabel import DATASET, RUN, train_goemotions
+from _multilabel import DATASET, RUN, copy_workspace
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
@@ -25,18 +24,9 @@ PAGE = "pages/playground.py"
 TEXT = "Thank you so much, this is <b>wonderful</b> news!"
 
 
-@pytest.fixture(scope="module")
-def trained_workspace(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, tiny_model: Path) -> Path:
-    ws = tmp_path_factory.mktemp("ml-playground") / "workspace"
-    ws.mkdir()
-    train_goemotions(ws, tiny_model, shared_data)
-    return ws
-
-
 @pytest.fixture
-def model_dir(trained_workspace: Path, workspace: Path) -> Path:
-    shutil.copytree(trained_workspace, workspace, dirs_exist_ok=True)
-    return (workspace / "runs" / RUN / "model").resolve()
+def model_dir(multilabel_workspace: Path, workspace: Path) -> Path:
+    return (copy_workspace(multilabel_workspace, workspace) / "model").resolve()
 
 
 def values(array: list | dict) -> list:

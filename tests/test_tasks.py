@@ -92,11 +92,11 @@ def test_sigmoid_is_stable_and_tasks_are_found():
 
 
 @pytest.fixture(scope="module")
-def multilabel_run(tmp_path_factory, tiny_model, shared_data) -> Path:
-    """The tiny random BERT trained on a GoEmotions sample as a multi-label model (trained once)."""
-    from _multilabel import train_goemotions
+def multilabel_run(tmp_path_factory, multilabel_workspace) -> Path:
+    """The tiny random BERT trained on a GoEmotions sample as a multi-label model (a copy of the session's)."""
+    from _multilabel import copy_workspace
 
-    return train_goemotions(tmp_path_factory.mktemp("mlws"), tiny_model, shared_data)
+    return copy_workspace(multilabel_workspace, tmp_path_factory.mktemp("mlws"))
 
 
 def test_a_multi_label_run_saves_a_standard_folder_with_thresholds(multilabel_run: Path):

@@ -157,3 +157,21 @@ def wait_runs_ended(run_dirs, stall: float = 300) -> dict[str, list[str]]:
             last, moved = marks, time.time()
         assert time.time() - moved < stall, (seen, {d.name: runs.log_tail(d) for d in run_dirs})
         time.sleep(0.2)
+
+
+def shot(page, folder: Path, name: str) -> None:
+    """Screenshot the whole app into ``folder``: Streamlit scrolls inside its main container, so grow the viewport
+    to fit it first."""
+    height = page.evaluate("() => (document.querySelector('[data-testid=\"stMain\"]') || document.body).scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": min(max(int(height) + 40, 1000), 7000)})
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(folder / f"{name}.png"))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def ask_playground(page, text: str) -> None:
+    """Type ``text`` into the Playground and run it (Ctrl+Enter); wait until the page has finished."""
+    box = page.get_by_label("Text", exact=True).first
+    box.fill(text)
+    box.press("Control+Enter")
+    idle(page, timeout=180)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from _server import ARGS, CHROMIUM, choose, fill, free_port, go, idle, set_up_tiny_run, wait_runs_ended
+from _server import ARGS, CHROMIUM, ask_playground, choose, fill, free_port, go, idle, set_up_tiny_run, shot, wait_runs_ended
 from conftest import ROOT
 
 from bmcore import runs
@@ -75,14 +75,6 @@ def browser_page(server):
         browser.close()
 
 
-def shot(page, name: str) -> None:
-    """Screenshot the whole app: Streamlit scrolls inside its main container, so grow the viewport to fit it."""
-    height = page.evaluate("() => (document.querySelector('[data-testid=\"stMain\"]') || document.body).scrollHeight")
-    page.set_viewport_size({"width": 1400, "height": min(max(int(height) + 40, 1000), 7000)})
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-    page.set_viewport_size({"width": 1400, "height": 1000})
-
 
 def test_journey(server, browser_page, tiny_model, shared_data, tmp_path):
     page = browser_page
@@ -95,7 +87,7 @@ def test_journey(server, browser_page, tiny_model, shared_data, tmp_path):
     idle(page)
     page.locator(".js-plotly-plot").nth(1).wait_for()
     assert page.locator(".js-plotly-plot").count() >= 2
-    shot(page, "1-data-bbc")
+    shot(page, ARTIFACTS, "1-data-bbc")
     fill(page, "Name", "bbc")
     page.get_by_role("button", name="Save").click()
     idle(page)
@@ -118,7 +110,7 @@ def test_journey(server, browser_page, tiny_model, shared_data, tmp_path):
     page.get_by_role("button", name="Save").click()
     idle(page)
     page.get_by_text("Saved 'reviews'").wait_for()
-    shot(page, "2-data-upload")
+    shot(page, ARTIFACTS, "2-data-upload")
 
     # ... and the upload outlives a visit to another page (Streamlit forgets an uploader's file when its page is left).
     go(page, "Train")
@@ -130,15 +122,15 @@ def test_journey(server, browser_page, tiny_model, shared_data, tmp_path):
     assert label_box.locator("input").input_value() == "sentiment"
     assert page.get_by_label("Name", exact=True).first.input_value() == "reviews"
     assert page.locator(".js-plotly-plot").count() >= 2
-    shot(page, "2b-data-upload-kept")
+    shot(page, ARTIFACTS, "2b-data-upload-kept")
 
     # 2. Train: a short run of the tiny model on the uploaded reviews; watch it finish.
     set_up_tiny_run(page, "reviews", tiny_model, 64, 40)
-    shot(page, "3-train-settings")
+    shot(page, ARTIFACTS, "3-train-settings")
     page.get_by_role("button", name="Start training").click()
     idle(page)
     page.locator('[data-testid="stProgress"]').first.wait_for()
-    shot(page, "4-train-running")
+    shot(page, ARTIFACTS, "4-train-running")
     (run_dir,) = (server["workspace"] / "runs").iterdir()
     assert wait_runs_ended([run_dir])[run_dir.name][-1] == "completed", runs.log_tail(run_dir)
     deadline = time.time() + 120  # the run has ended: the live view shows it at its next poll, without a reload
@@ -148,7 +140,7 @@ def test_journey(server, browser_page, tiny_model, shared_data, tmp_path):
     idle(page)
     run_name = run_dir.name
     assert (server["workspace"] / "runs" / run_name / "model" / "model.safetensors").exists()
-    shot(page, "5-train-finished")
+    shot(page, ARTIFACTS, "5-train-finished")
 
     # 3. Evaluate: metric cards, the confusion matrix, a cell's examples.
     go(page, "Evaluate")
@@ -160,19 +152,16 @@ def test_journey(server, browser_page, tiny_model, shared_data, tmp_path):
     choose(page, "Predicted label (column)", "positive")
     page.get_by_text("examples of negative predicted as positive").first.wait_for()
     assert "Click a cell of the matrix" not in page.inner_text("body")
-    shot(page, "6-evaluate")
+    shot(page, ARTIFACTS, "6-evaluate")
 
     # 4. Playground: a sentence, its prediction, an attention heatmap and highlighted attributions.
     go(page, "Playground")
-    text = page.get_by_label("Text", exact=True).first
-    text.fill("a gripping, beautifully acted <b>film</b>")
-    text.press("Control+Enter")
-    idle(page, timeout=180)
+    ask_playground(page, "a gripping, beautifully acted <b>film</b>")
     page.locator(".js-plotly-plot").first.wait_for()
     page.get_by_role("heading", name="Attention").first.wait_for()  # explained: idle() can look before the run starts
     idle(page, timeout=180)
     page.wait_for_timeout(1500)
-    shot(page, "7-playground")
+    shot(page, ARTIFACTS, "7-playground")
     body = page.inner_text("body")
     assert "negative" in body and "positive" in body
     assert page.locator(".js-plotly-plot").count() >= 2  # probabilities + attention heatmap
@@ -180,6 +169,6 @@ def test_journey(server, browser_page, tiny_model, shared_data, tmp_path):
     assert "<b>film</b>" not in page.content().replace("&lt;b&gt;", "")  # rendered as text, not HTML
     explain_box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Explain the class").first
     assert explain_box.locator("input").input_value() == "the predicted class"  # not an empty "Choose an option"
-    shot(page, "7-playground")
+    shot(page, ARTIFACTS, "7-playground")
 
     assert not page.console_errors, page.console_errors  # type: ignore[attr-defined]

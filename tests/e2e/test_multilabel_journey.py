@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from _server import ARGS, CHROMIUM, Server, fill, go, idle, need_chromium, set_up_tiny_run, wait_runs_ended
+from _server import ARGS, CHROMIUM, Server, ask_playground, fill, go, idle, need_chromium, set_up_tiny_run, shot, wait_runs_ended
 from conftest import ROOT
 
 from bmcore import evaluate as ev
@@ -20,13 +20,6 @@ pytestmark = pytest.mark.e2e
 
 ARTIFACTS = ROOT / "test-artifacts" / "e2e-multilabel"
 
-
-def shot(page, name: str) -> None:
-    height = page.evaluate("() => (document.querySelector('[data-testid=\"stMain\"]') || document.body).scrollHeight")
-    page.set_viewport_size({"width": 1400, "height": min(max(int(height) + 40, 1000), 7000)})
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-    page.set_viewport_size({"width": 1400, "height": 1000})
 
 
 def test_multi_label_journey(workspace: Path, shared_data: Path, tiny_model: Path, tmp_path: Path) -> None:
@@ -62,12 +55,12 @@ def test_multi_label_journey(workspace: Path, shared_data: Path, tiny_model: Pat
             page.get_by_role("button", name="Save").click()
             idle(page)
             page.get_by_text("Saved 'tickets'").wait_for()
-            shot(page, "1-data-multilabel")
+            shot(page, ARTIFACTS, "1-data-multilabel")
 
             # 2. Train: the page says what multi-label training does; a short run of the tiny model.
             set_up_tiny_run(page, "tickets", tiny_model, 48, 24)
             assert "sigmoid" in page.inner_text("body")
-            shot(page, "2-train-settings")
+            shot(page, ARTIFACTS, "2-train-settings")
             page.get_by_role("button", name="Start training").click()
             idle(page)
             deadline = time.time() + 60
@@ -79,7 +72,7 @@ def test_multi_label_journey(workspace: Path, shared_data: Path, tiny_model: Pat
             assert runs.load_run_config(run_dir).problem_type == "auto"
             page.reload()
             idle(page)
-            shot(page, "3-train-finished")
+            shot(page, ARTIFACTS, "3-train-finished")
 
             # 3. Evaluate: multi-label tiles, tuned thresholds, and a click on the first label's confusion matrix.
             result = ev.load_eval(run_dir / runs.EVALUATION_DIR / "test")
@@ -99,21 +92,18 @@ def test_multi_label_journey(workspace: Path, shared_data: Path, tiny_model: Pat
             page.mouse.click(cell["x"] + cell["width"] * 0.25, cell["y"] + cell["height"] * 0.25)  # gold no, predicted no
             idle(page)
             page.get_by_text(f"{tn:,} true negatives of {first}").first.wait_for()
-            shot(page, "4-evaluate-multilabel")
+            shot(page, ARTIFACTS, "4-evaluate-multilabel")
 
             # 4. Playground: every label against its threshold, the predicted set, a label to explain.
             go(page, "Playground")
-            text = page.get_by_label("Text", exact=True).first
-            text.fill("thank you so much, I <b>love</b> it")
-            text.press("Control+Enter")
-            idle(page, timeout=180)
+            ask_playground(page, "thank you so much, I <b>love</b> it")
             page.get_by_text("Labels predicted").first.wait_for()
             page.locator(".js-plotly-plot").filter(has_text="against its threshold").first.wait_for()
             idle(page, timeout=180)
             body = page.inner_text("body")
             assert "Predicted labels:" in body and "threshold" in body
             assert "<b>love</b>" not in page.content().replace("&lt;b&gt;", "")  # text, not HTML
-            shot(page, "5-playground-multilabel")
+            shot(page, ARTIFACTS, "5-playground-multilabel")
             assert not errors, errors
             browser.close()
     finally:
