@@ -50,6 +50,8 @@ class TrainConfig:
     learning_rate: float = _f(1e-4, "Peak learning rate of AdamW for batches of per_device_train_batch_size; small encoders like MiniLM like 1e-4, "
                                  "BERT-base 2e-5 to 5e-5. Multi-label data starts at 3e-4 (with batch_growth 2): each label learns from "
                                  "its own few positives.")
+    head_learning_rate: float | None = _f(None, "Peak learning rate of the parts the checkpoint did not train for this "
+                                          "task: the new classification head (and the pooler). Empty: learning_rate.")
     per_device_train_batch_size: int = _f(32, "Training examples per step on each device.")
     batch_growth: int = _f(4, "Short texts ride in larger batches: up to this many times per_device_train_batch_size examples, "
                            "while a batch's padded tokens stay within per_device_train_batch_size x max_seq_length (memory never "
@@ -99,6 +101,8 @@ class TrainConfig:
             (bool(str(self.dataset).strip()), "dataset is empty; prepare one on the Data page or try builtin:bbc-news"),
             (self.learning_rate > 0, f"learning_rate must be positive, not {self.learning_rate}"),
             (self.learning_rate < 1, f"learning_rate {self.learning_rate} is far too large; try 1e-4"),
+            (self.head_learning_rate is None or 0 < self.head_learning_rate < 1,
+             f"head_learning_rate must be between 0 and 1, not {self.head_learning_rate}"),
             (self.per_device_train_batch_size >= 1, f"per_device_train_batch_size must be at least 1, not {self.per_device_train_batch_size}"),
             (self.per_device_eval_batch_size >= 1, f"per_device_eval_batch_size must be at least 1, not {self.per_device_eval_batch_size}"),
             (self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps must be at least 1"),

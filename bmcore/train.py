@@ -181,7 +181,8 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
     trainer = trainer_class()(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
                               data_collator=task.collator(tokenizer), compute_metrics=compute_metrics,
                               compute_loss_func=compute_loss, callbacks=callbacks,
-                              batch_growth=config.batch_growth, max_seq_length=config.max_seq_length)
+                              batch_growth=config.batch_growth, max_seq_length=config.max_seq_length,
+                              head_learning_rate=config.head_learning_rate)
     callback.trainer = trainer
     trainer.remove_callback(PrinterCallback)  # our callback logs one readable line per step instead of dicts
     checkpoint = None

@@ -78,6 +78,13 @@ def setup_logging(run_dir: Path) -> None:
 
 
 
+def is_head_parameter(model: Any, name: str) -> bool:
+    """True for a parameter the pretrained checkpoint did not train for the task: outside the base model (the
+    classification head) or in its pooler."""
+    prefix = getattr(model, "base_model_prefix", "")
+    return not (prefix and name.startswith(prefix + ".")) or ".pooler." in name
+
+
 def trainer_class() -> Any:
     """``transformers.Trainer`` plus token-budget batches (:mod:`bmcore.batching`) and a count of examples trained on."""
     from torch.utils.data import DataLoader
@@ -86,9 +93,11 @@ def trainer_class() -> Any:
     from .batching import TokenBudgetBatchSampler
 
     class BmcoreTrainer(Trainer):
-        def __init__(self, *args: Any, batch_growth: int = 1, max_seq_length: int = 128, **kwargs: Any) -> None:
+        def __init__(self, *args: Any, batch_growth: int = 1, max_seq_length: int = 128,
+                     head_learning_rate: float | None = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.batch_growth, self.max_seq_length = batch_growth, max_seq_length
+            self.head_learning_rate = head_learning_rate
             self.examples_seen = 0  # on this process; examples per step vary with token-budget batches
 
         def get_train_dataloader(self) -> Any:
@@ -109,6 +118,25 @@ def trainer_class() -> Any:
             if shard is not None and getattr(shard, "batch_sampler", None) is sampler:
                 shard.num_processes, shard.process_index = 1, 0
             return loader
+
+        def create_optimizer(self, model: Any = None) -> Any:
+            # Trainer's optimizer, with the head's parameters in groups of their own at head_learning_rate.
+            optimizer = super().create_optimizer(model)
+            if self.head_learning_rate is None:
+                return optimizer
+            model = self.model if model is None else model
+            heads = {id(p) for name, p in model.named_parameters() if is_head_parameter(model, name)}
+            groups = []
+            for group in optimizer.param_groups:
+                for head in (False, True):
+                    params = [p for p in group["params"] if (id(p) in heads) == head]
+                    if params:
+                        groups.append({**group, "params": params,
+                                       "lr": self.head_learning_rate if head else group["lr"]})
+            optimizer.param_groups = []
+            for group in groups:
+                optimizer.add_param_group(group)
+            return optimizer
 
         def training_step(self, model: Any, inputs: Any, num_items_in_batch: Any = None) -> Any:
             labels = inputs.get("labels")

@@ -74,3 +74,39 @@ def test_empty_text_file_is_refused_and_nothing_is_written(tiny_model, tmp_path,
     assert any("has no text" in e.value for e in at.error)
     assert "pretrain_start" not in [b.key for b in at.button]
     assert not list((workspace / "runs").glob("*"))
+
+
+def test_pretrain_on_a_multi_label_dataset_then_fine_tune_it_as_multi_label(multilabel_workspace, workspace, tiny_model):
+    # Pretraining reads a prepared dataset's texts only: a multi-label dataset (GoEmotions sample, 28 labels, each
+    # row's labels a set) pretrains like any other, and the model it gives fine-tunes as a multi-label classifier.
+    from _multilabel import DATASET, copy_workspace
+
+    copy_workspace(multilabel_workspace, workspace)
+    at = open_page()
+    at.radio(key="pretrain_source").set_value("Prepared dataset").run()
+    at.selectbox(key="pretrain_dataset").set_value(DATASET).run()
+    at.radio(key="pretrain_model_kind").set_value("Local folder").run()
+    at.text_input(key="pretrain_model_path").input(str(tiny_model)).run()
+    at.number_input(key="pretrain_max_steps").set_value(4)
+    at.number_input(key="pretrain_eval_steps").set_value(2)
+    at.number_input(key="pretrain_max_seq_length").set_value(32)
+    at.number_input(key="pretrain_batch_size").set_value(8).run()
+    assert not at.exception and not at.error
+    assert any(c.value.startswith(f"python -m bmcore pretrain --data {DATASET} ") for c in at.code)
+    at.button(key="pretrain_start").click().run()
+    assert not at.exception and not at.error
+    run_dir = runs.find_run(at.session_state["pretrain_run"])
+    status = runs.wait_for(run_dir, timeout=TIMEOUT)
+    assert status["state"] == "completed", runs.log_tail(run_dir)
+    assert (run_dir / runs.MODEL_DIR / "model.safetensors").is_file()
+
+    at.run()
+    assert not at.exception
+    at.button(key="pretrain_finetune").click().run()
+    assert not at.exception
+    at.selectbox(key="train_dataset").set_value(DATASET).run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="train_model_run").value == str(run_dir / runs.MODEL_DIR)
+    assert any("several labels" in i.value.lower() or "multi-label" in i.value.lower() for i in at.info), \
+        [i.value for i in at.info]
+    assert any(f"--model {run_dir / runs.MODEL_DIR}" in c.value and f"--data {DATASET}" in c.value for c in at.code)

@@ -306,3 +306,21 @@ def test_minilm_on_goemotions_multi_label_beats_tfidf(shared_data):
     assert m["thresholds"]["fitted_on"] == "validation"
     assert m["f1_macro"] > m["baseline"]["f1_macro"]
     assert m["f1_macro"] >= m["flat_threshold"]["f1_macro"]  # the tuned thresholds did not hurt on unseen data
+
+
+def test_head_learning_rate_moves_the_head_and_not_the_encoder(tiny_model, sst_small):
+    # head_learning_rate puts the new head (and the pooler) in optimizer groups of their own: with the encoder's
+    # learning rate near zero, only the head and pooler move.
+    from safetensors.torch import load_file
+
+    from bmcore.train import run_training
+
+    run_dir = runs.create_run(tiny_config(tiny_model, sst_small, learning_rate=1e-9, head_learning_rate=1e-2,
+                                          max_steps=6, eval_steps=6), "head-lr")
+    assert run_training(run_dir)["state"] == runs.COMPLETED
+    before, after = load_file(tiny_model / "model.safetensors"), load_file(run_dir / runs.MODEL_DIR / "model.safetensors")
+    moved = {k for k in after if k in before and before[k].shape == after[k].shape
+             and (after[k].float() - before[k].float()).abs().max() > 1e-4}
+    assert moved == {"bert.pooler.dense.bias", "bert.pooler.dense.weight", "classifier.bias", "classifier.weight"}, moved
+    assert not any(k.startswith("bert.encoder.") for k in moved)
+    assert "head_learning_rate" in str(runs.read_json(run_dir / "config.json"))
