@@ -104,8 +104,8 @@ def test_pretrain_on_a_multi_label_dataset_then_fine_tune_it_as_multi_label(mult
     assert not at.exception
     at.button(key="pretrain_finetune").click().run()
     assert not at.exception
-    at.selectbox(key="train_dataset").set_value(DATASET).run()
-    assert not at.exception and not at.error
+    assert not at.error
+    assert at.selectbox(key="train_dataset").value == DATASET  # the workspace's only dataset
     assert at.selectbox(key="train_model_run").value == str(run_dir / runs.MODEL_DIR)
     assert any("several labels" in i.value.lower() or "multi-label" in i.value.lower() for i in at.info), \
         [i.value for i in at.info]
