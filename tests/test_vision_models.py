@@ -96,7 +96,7 @@ def test_converted_folder_is_a_standard_image_classifier(lite0):
     assert out[0]["score"] >= out[1]["score"] >= out[2]["score"] > 0
 
 
-def test_builtin_converts_once_even_when_two_ask_at_once(monkeypatch, tmp_path):
+def test_builtin_conversion_is_atomic_when_two_ask_at_once(monkeypatch, tmp_path):
     monkeypatch.setenv("BMCORE_CACHE", str(tmp_path / "cache"))
     with ThreadPoolExecutor(2) as pool:
         a, b = pool.map(builtin_image_model_dir, ["efficientnet-lite0"] * 2)
@@ -130,6 +130,26 @@ def test_new_head_is_sized_and_named_for_the_labels(lite0):
     # the pretrained body is kept: its first convolution equals the converted one
     full = load_image_classifier(str(lite0))
     assert torch.equal(model.efficientnet.embeddings.convolution.weight, full.efficientnet.embeddings.convolution.weight)
+
+
+def test_grayscale_images_become_rgb_for_the_model_and_the_pipeline(lite0):
+    from transformers import pipeline
+
+    gray = fashion_images(1)[0].convert("L").resize((28, 28))
+    assert load_image_processor(str(lite0))(gray, return_tensors="pt")["pixel_values"].shape == (1, 3, 224, 224)
+    assert len(pipeline("image-classification", model=str(lite0))(gray, top_k=2)) == 2
+
+
+def test_the_identity_se_gate_stays_frozen_in_training(lite0):
+    model = load_image_classifier(str(lite0), ["a", "b"]).train()
+    pixels = torch.randn(2, 3, 64, 64)
+    for dtype in (torch.float32, torch.bfloat16):
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype is torch.bfloat16):
+            model(pixel_values=pixels, labels=torch.tensor([0, 1])).loss.backward()
+        gates = [p.grad for n, p in model.named_parameters() if ".squeeze_excite." in n]
+        assert len(gates) == 64 and all(g is not None and not g.any() for g in gates)  # exactly zero: never moves
+        assert model.classifier.weight.grad.abs().max() > 0  # while the rest learns
 
 
 def test_is_image_model_tells_images_from_text(lite0, tiny_model):
