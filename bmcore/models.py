@@ -59,10 +59,14 @@ def hub_offline() -> bool:
 
 
 def builtin_model_dir(name: str) -> Path:
-    """The folder of a bundled model, found through ``importlib.resources``."""
+    """The folder of a bundled model, found through ``importlib.resources`` (image models: converted once, cached)."""
+    from .vision import BUILTIN_IMAGE_MODELS, builtin_image_model_dir
+
+    if name in BUILTIN_IMAGE_MODELS:
+        return builtin_image_model_dir(name)
     if name not in BUILTIN_MODELS:
         raise BmcoreError(f"unknown built-in model 'builtin:{name}'; available: "
-                          + ", ".join(BUILTIN_PREFIX + k for k in BUILTIN_MODELS))
+                          + ", ".join(BUILTIN_PREFIX + k for k in [*BUILTIN_MODELS, *BUILTIN_IMAGE_MODELS]))
     package, folder = BUILTIN_MODELS[name]
     try:
         path = Path(str(importlib.resources.files(package) / folder))
@@ -152,7 +156,7 @@ def resolve_model(ref: str) -> ModelRef:
     return ModelRef(ref, "hub", hub_id=ref)
 
 
-def _hub_error(ref: ModelRef, exc: Exception | None = None) -> BmcoreError:
+def _hub_error(ref: ModelRef, exc: Exception | None = None, offer: str = DEFAULT_MODEL) -> BmcoreError:
     if hub_offline():
         why = "offline (HF_HUB_OFFLINE is set)"
     elif exc is None:
@@ -160,7 +164,7 @@ def _hub_error(ref: ModelRef, exc: Exception | None = None) -> BmcoreError:
     else:
         why = f"download failed ({str(exc).splitlines()[0][:120]})"
     return BmcoreError(f"cannot load '{ref.hub_id}' from the Hugging Face Hub: {why}; "
-                       "use builtin:minilm or a local model folder")
+                       f"use {offer} or a local model folder")
 
 
 @functools.lru_cache(maxsize=1)
@@ -178,8 +182,9 @@ def hub_reachable(timeout: float = 2.0) -> bool:
         return False
 
 
-def _from_pretrained(cls: Any, ref: ModelRef, **kwargs: Any) -> Any:
-    """Call ``cls.from_pretrained`` safely: safetensors only, never remote code, clear offline errors."""
+def _from_pretrained(cls: Any, ref: ModelRef, offer: str = DEFAULT_MODEL, **kwargs: Any) -> Any:
+    """Call ``cls.from_pretrained`` safely: safetensors only, never remote code, clear offline errors
+    (which ``offer`` the built-in model instead)."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
@@ -190,12 +195,12 @@ def _from_pretrained(cls: Any, ref: ModelRef, **kwargs: Any) -> Any:
         except (OSError, ValueError):
             pass
         if hub_offline() or not hub_reachable():
-            raise _hub_error(ref)
+            raise _hub_error(ref, offer=offer)
     try:
         return cls.from_pretrained(ref.location, **kwargs)
     except OSError as exc:
         if ref.kind == "hub":
-            raise _hub_error(ref, exc) from exc
+            raise _hub_error(ref, exc, offer=offer) from exc
         raise BmcoreError(f"cannot load model from {ref.location}: {str(exc).splitlines()[0][:200]}") from exc
     except BmcoreError:
         raise
