@@ -599,7 +599,7 @@ def load_source(source: str, data: bytes | None = None, sheet: str | None = None
         if path.suffix.lower() == ".zip":
             return RawData(str(path), *images.read_image_source(str(path)), modality="image")
         return _read_file(path, None, path.parent, sheet, str(path))
-    if Path(source).suffix.lower() in FILE_TYPES or "/" in source or "\\" in source:
+    if Path(source).suffix.lower() in {*FILE_TYPES, ".zip"} or "/" in source or "\\" in source:
         raise BmcoreError(f"{source} does not exist")
     raise BmcoreError(f"unknown data source {source!r}: not a file, folder, prepared dataset, builtin:bbc-news, "
                       "builtin:fashion-mnist or hub:NAME")
