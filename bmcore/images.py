@@ -24,6 +24,7 @@ import gzip
 import hashlib
 import io
 import os
+import re
 import stat
 import struct
 import warnings
@@ -39,7 +40,7 @@ import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import BmcoreError
-from .limits import check_file_rows, check_image_pixels, check_unpacked_images, check_upload
+from .limits import check_file_rows, check_image_pixels, check_unpacked_images, check_upload, current
 
 if TYPE_CHECKING:
     from .data import PreparedDataset
@@ -75,11 +76,13 @@ def _open(data: bytes, name: str) -> Image.Image:
         raise BmcoreError(f"{name} is empty (0 bytes), not an image")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own cap is checked below
             img = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BmcoreError(f"{name} has more pixels than an image may have here ({exc.__class__.__name__}); "
-                          "resize it first") from exc
+    except Image.DecompressionBombError as exc:  # PIL's hard stop, at twice its Image.MAX_IMAGE_PIXELS
+        size = re.search(r"\((\d+) pixels\)", str(exc))
+        raise BmcoreError(f"{name} has {int(size.group(1)) if size else 0:,} pixels, more than the limit of "
+                          f"{min(current().max_image_pixels, 2 * (Image.MAX_IMAGE_PIXELS or 0)):,} pixels "
+                          "(a decompression bomb?); resize it first") from exc
     except UnidentifiedImageError as exc:
         raise BmcoreError(f"{name} is not an image (PNG, JPEG, BMP, GIF, WebP or TIFF)") from exc
     except (OSError, ValueError, SyntaxError, struct.error) as exc:
@@ -117,6 +120,15 @@ def _to_standard(img: Image.Image) -> tuple[Image.Image, str | None]:
     return img.convert("RGB"), mode
 
 
+def _orientation(img: Image.Image) -> int | None:
+    """The EXIF orientation tag (1: upright); None when the EXIF block is missing or unreadable (no reason to refuse
+    a readable picture)."""
+    try:
+        return img.getexif().get(0x0112)
+    except Exception:  # PIL raises many kinds for a damaged EXIF block
+        return None
+
+
 def decode_one(data: bytes, name: str = "image") -> tuple[Image.Image, str | None, bool]:
     """Decode ``data`` as :func:`decode_image` does; also return the conversion made (a :data:`MODE_NOTICES`
     key or None) and whether an EXIF orientation was applied."""
@@ -125,7 +137,7 @@ def decode_one(data: bytes, name: str = "image") -> tuple[Image.Image, str | Non
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PIL warns about odd EXIF or palette transparency: not our user's problem
             img.load()
-            turned = img.getexif().get(0x0112, 1) not in (None, 1)
+            turned = _orientation(img) not in (None, 1)
             img = ImageOps.exif_transpose(img) if turned else img
             img, conversion = _to_standard(img)
     except BmcoreError:

@@ -212,7 +212,8 @@ def test_refused_files_name_the_file_in_one_line(shirt):
         "truncated.jpg": (jpeg[: len(jpeg) // 2], "truncated"),
         "empty.png": (b"", "empty"),
         "notes.png": (b"these are my notes, not a picture\n" * 3, "not an image"),
-        "bomb.png": (_png_header_only(100_000, 100_000), "pixels"),
+        "bomb.png": (_png_header_only(100_000, 100_000), "10,000,000,000 pixels, more than the limit"),
+        "big.png": (_png_header_only(10_000, 10_000), "10,000x10,000 pixels, more than the limit of 89,478,485"),
     }
     for name, (data, what) in cases.items():
         with pytest.raises(BmcoreError, match=what) as err:
@@ -387,3 +388,11 @@ def test_cli_prepares_fashion_mnist(capsys):
     assert out["splits"]["test"] == 10000 and sum(out["splits"].values()) == 70000
     ds = bdata.load_prepared("fashion")
     assert ds.modality == "image" and ds.stats["image_sizes"]["distinct_sizes"] == 1
+
+
+def test_fashion_mnist_is_installed_by_every_deployment_route():
+    root = Path(__file__).resolve().parents[1]
+    assert "dataset-fashion-mnist" in (root / "packages.txt").read_text().split()  # Spaces, Community Cloud
+    docker = (root / "Dockerfile").read_text()
+    assert "COPY packages.txt ." in docker and "xargs apt-get install -y --no-install-recommends < packages.txt" in docker
+    assert "missing+=(dataset-fashion-mnist)" in (root / "scripts" / "test.sh").read_text()
