@@ -1430,9 +1430,14 @@ def problem_type_of(source: str, *, text_columns: list[str] | None = None, label
     if is_prepared(source):
         return str(json.loads((dataset_dir(source) / DATASET_META).read_text(encoding="utf-8")).get("problem_type")
                    or SINGLE_LABEL)
+    if images.is_image_source(source):
+        return SINGLE_LABEL
     if isinstance(label_columns, str):
         label_columns = [c.strip() for c in label_columns.split(",") if c.strip()]
-    df = load_source(source).combined()
+    raw = load_source(source)
+    if raw.modality == "image":  # a table with an image column
+        return SINGLE_LABEL
+    df = raw.combined()
     cols, _ = choose_columns(df, text_columns, label_column, label_columns=label_columns, label_delimiter=label_delimiter)
     return cols.problem_type
 

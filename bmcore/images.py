@@ -33,7 +33,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -41,9 +41,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import BmcoreError
 from .limits import check_file_rows, check_image_pixels, check_unpacked_images, check_upload, current
-
-if TYPE_CHECKING:
-    from .data import PreparedDataset
 
 FASHION_MNIST = "builtin:fashion-mnist"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -558,7 +555,14 @@ def read_image_source(source: str, data: bytes | None = None) -> tuple[dict[str,
 # --- stats ----------------------------------------------------------------------------------
 
 
-def _sizes(ds: PreparedDataset) -> pd.DataFrame:
+class ImageSplits(Protocol):
+    """What the stats read of a :class:`bmcore.data.PreparedDataset` (named here without importing it)."""
+
+    splits: dict[str, pd.DataFrame]
+    label_names: list[str]
+
+
+def _sizes(ds: ImageSplits) -> pd.DataFrame:
     """One row per image: split, label, width, height, mode, aspect (width / height)."""
     parts = []
     for split, df in ds.splits.items():
@@ -575,7 +579,7 @@ def _summary(values: pd.Series) -> dict[str, float]:
     return {"min": float(values.min()), "median": float(values.median()), "max": float(values.max())} if len(values) else {}
 
 
-def image_stats(ds: PreparedDataset) -> dict[str, Any]:
+def image_stats(ds: ImageSplits) -> dict[str, Any]:
     """The image part of a prepared image dataset's stats (plain, JSON-ready): sizes, aspect ratios and modes,
     the most common sizes, and duplicate groups across splits. Rows, classes and duplicate counts come from
     :func:`bmcore.data.compute_stats`, which calls this."""
@@ -595,7 +599,7 @@ def image_stats(ds: PreparedDataset) -> dict[str, Any]:
     }
 
 
-def size_frame(ds: PreparedDataset) -> pd.DataFrame:
+def size_frame(ds: ImageSplits) -> pd.DataFrame:
     """Per image: split, label, width, height, mode and aspect ratio (for histograms)."""
     return _sizes(ds)
 
@@ -605,7 +609,7 @@ def common_sizes_frame(stats: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(stats.get("common_sizes", []), columns=["width", "height", "images"])
 
 
-def duplicates_frame(ds: PreparedDataset) -> pd.DataFrame:
+def duplicates_frame(ds: ImageSplits) -> pd.DataFrame:
     """Exact duplicates (the same pixels) within and across splits: one row per group with its size, the splits
     and paths it occurs in, whether it spans splits (leakage) and whether its copies disagree on the label."""
     parts = [df[["sha256", "label", "path"]].assign(split=split) for split, df in ds.splits.items()]
@@ -623,7 +627,7 @@ def duplicates_frame(ds: PreparedDataset) -> pd.DataFrame:
     return out.sort_values(["across_splits", "copies"], ascending=False, ignore_index=True) if len(out) else out
 
 
-def sample_images(ds: PreparedDataset, per_class: int = 4, split: str = "train", seed: int = 0) -> pd.DataFrame:
+def sample_images(ds: ImageSplits, per_class: int = 4, split: str = "train", seed: int = 0) -> pd.DataFrame:
     """A few images per class for a grid: columns label, image (PNG bytes), path; classes in label order."""
     df = ds.splits[split]
     parts = []
