@@ -27,11 +27,13 @@ import os
 import re
 import stat
 import struct
+import threading
 import warnings
 import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
@@ -193,12 +195,14 @@ class _Decoder:
     def __init__(self) -> None:
         self.conversions: Counter[str] = Counter()
         self.rotated = 0
+        self.lock = threading.Lock()  # rows are decoded in threads (_read_layout)
 
     def row(self, data: bytes, name: str, label: Any) -> dict[str, Any]:
         img, conversion, turned = decode_one(data, name)
-        if conversion:
-            self.conversions[conversion] += 1
-        self.rotated += turned
+        with self.lock:
+            if conversion:
+                self.conversions[conversion] += 1
+            self.rotated += turned
         return {"image": encode_png(img), "label": label, "sha256": pixel_hash(img), "path": name}
 
     def notes(self) -> list[str]:
@@ -304,9 +308,15 @@ def _class_layout(paths: list[str], where: str) -> tuple[dict[str, list[tuple[st
 
 
 def _read_layout(layout: dict[str, list[tuple[str, str]]], read: Any) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """Decode every file of the layout, in threads: PIL decodes and encodes with the GIL released, so this keeps
+    every core busy. The first bad file stops the read (the files not yet started are cancelled)."""
     decoder = _Decoder()
-    frames = {split: _frame([decoder.row(read(path), path, label) for path, label in items])
-              for split, items in layout.items()}
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+    try:
+        frames = {split: _frame(list(pool.map(lambda item: decoder.row(read(item[0]), *item), items)))
+                  for split, items in layout.items()}
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return frames, decoder.notes()
 
 
