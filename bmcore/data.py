@@ -1498,6 +1498,10 @@ def source_fingerprint(source: str, data: bytes | None = None) -> str:
     path = Path((source or "").strip()).expanduser()
     if source.startswith(("builtin:", "hub:")) or not path.exists():
         return ""
+    if path.is_dir() and images.is_image_folder(path):  # the images are in subfolders: count and date them all
+        found = [f for f in path.rglob("*") if f.is_file()]
+        return (f"{len(found)}:{sum(f.stat().st_size for f in found)}:"
+                f"{max((f.stat().st_mtime_ns for f in found), default=0)}")
     files = sorted(path.iterdir()) if path.is_dir() else [path]
     return ";".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files if f.is_file())
 

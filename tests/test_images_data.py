@@ -118,6 +118,9 @@ def test_image_folder_is_split_stratified_and_saved_by_name(fm_test, tmp_path):
     first = ds.splits["train"].iloc[0]
     cls, _, _ = first["path"].partition("/")
     assert cls == first["label"] and first["path"].endswith(".png")
+    before = bdata.source_fingerprint(str(root))
+    (root / "Bag" / "000.png").write_bytes((root / "Bag" / "001.png").read_bytes())
+    assert bdata.source_fingerprint(str(root)) != before  # a change inside a class folder is seen (page caches)
     bdata.save_prepared(ds)
     back = bdata.load_prepared("clothes")
     assert back.modality == "image" and back.label_names == ds.label_names
