@@ -75,7 +75,7 @@ def _open(data: bytes, name: str) -> Image.Image:
         raise BmcoreError(f"{name} is empty (0 bytes), not an image")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own cap is checked below
+            warnings.simplefilter("ignore")  # DecompressionBombWarning: our own cap is checked below; odd EXIF
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:  # PIL's hard stop, at twice its Image.MAX_IMAGE_PIXELS
         size = re.search(r"\((\d+) pixels\)", str(exc))
