@@ -1263,12 +1263,13 @@ def _length_summary(ln: np.ndarray, max_len: int) -> dict[str, Any]:
 def warnings_for(stats: dict[str, Any]) -> list[str]:
     """Plain-language warnings from stats: duplicates, leakage, tiny classes, imbalance, truncation."""
     out = []
+    what = "images" if stats.get("modality") == "image" else "texts"
     dups = {s: n for s, n in stats.get("duplicates_within", {}).items() if n}
     if dups:
-        out.append("exact duplicate texts within splits: " + ", ".join(f"{s} {n}" for s, n in dups.items()))
+        out.append(f"exact duplicate {what} within splits: " + ", ".join(f"{s} {n}" for s, n in dups.items()))
     leak = {p: n for p, n in stats.get("leakage", {}).items() if n}
     if leak:
-        out.append("texts shared across splits (leakage, inflates scores): " + ", ".join(f"{p} {n}" for p, n in leak.items()))
+        out.append(f"{what} shared across splits (leakage, inflates scores): " + ", ".join(f"{p} {n}" for p, n in leak.items()))
     multi = stats.get("problem_type") == MULTI_LABEL
     if stats.get("rare_labels"):
         out.append(f"labels too rare to split and learn (fewer than {MIN_CLASS_EXAMPLES} rows in all): "
@@ -1307,8 +1308,10 @@ def with_test_file(raw: RawData, test: RawData) -> RawData:
     if "test" in raw.frames:
         raise BmcoreError(f"{raw.source} has a test split of its own; give a separate test file only for a source without one")
     frames = {("train" if split == "all" else split): df for split, df in raw.frames.items()}
+    if test.modality != raw.modality:
+        raise BmcoreError(f"the test file {test.source} holds {test.modality}s, the source {raw.modality}s")
     return RawData(raw.source, {**frames, "test": test.combined()},
-                   [*raw.notes, *test.notes, f"the test split is the separate file {test.source}"])
+                   [*raw.notes, *test.notes, f"the test split is the separate file {test.source}"], modality=raw.modality)
 
 
 def drop_duplicates(ds: PreparedDataset) -> dict[str, int]:

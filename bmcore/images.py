@@ -645,3 +645,19 @@ def sample_images(ds: ImageSplits, per_class: int = 4, split: str = "train", see
         rows = df[df["label"] == label]
         parts.append(rows.sample(min(per_class, len(rows)), random_state=seed) if len(rows) else rows)
     return pd.concat(parts, ignore_index=True)[["label", "image", "path"]] if parts else _frame([])[["label", "image", "path"]]
+
+
+def modes_frame(stats: dict[str, Any]) -> pd.DataFrame:
+    """Images per mode, with its channels ("L": 1, grayscale; "RGB": 3, colour), as a small table."""
+    rows = [{"mode": m, "channels": stats.get("channels", {}).get(m, 1 if m == "L" else 3), "images": n}
+            for m, n in stats.get("modes", {}).items()]
+    return pd.DataFrame(rows, columns=["mode", "channels", "images"])
+
+
+def thumbnail(png: bytes, size: int = 84) -> bytes:
+    """A PNG scaled so its longer side is ``size`` pixels, for a grid: small images are enlarged with sharp pixels
+    (nearest neighbour), large ones reduced smoothly, so each cell shows what the model sees at a readable size."""
+    img = Image.open(io.BytesIO(png))
+    scale = size / max(img.size)
+    new = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return encode_png(img.resize(new, Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS))

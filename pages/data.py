@@ -6,16 +6,18 @@ import plotly.express as px
 import streamlit as st
 
 from bmcore import data as bdata
+from bmcore import images as bimg
 from bmcore.display import md, plot_texts
 from bmcore.errors import BmcoreError
 from bmcore.models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, hub_offline, hub_reachable
+from pages import _images as img_ui
 from pages._quality import show_label_quality
 from pages._ui import require_frame, show_prepared_datasets, tokenizer
 
 require_frame("pages/data.py")
 
-SOURCES = ("Built-in: BBC News", "Upload a file", "Local file or folder", "Hugging Face Hub")
-FILE_TYPES = ["csv", "tsv", "txt", "json", "jsonl", "ndjson", "parquet", "pq", "xlsx", "xls"]
+SOURCES = ("Built-in: BBC News", "Built-in: Fashion-MNIST", "Upload a file", "Local file or folder", "Hugging Face Hub")
+FILE_TYPES = ["csv", "tsv", "txt", "json", "jsonl", "ndjson", "parquet", "pq", "xlsx", "xls", "zip"]
 NONE = "(none)"
 # Streamlit forgets a widget's value when its page is left. What must survive a visit to another page is kept
 # here, in this browser session only: the uploaded files (name and bytes; nothing reaches the workspace before
@@ -127,6 +129,7 @@ st.markdown(
     "`max_seq_length` tokens are cut off (truncated). In **multi-label** data a text can have any number of "
     "labels at once (a comment both angry and annoyed, or none at all), and the model says yes or no to each label."
 )
+st.markdown(img_ui.INTRO)
 show_label_quality()
 
 # --- source -------------------------------------------------------------------------------
@@ -139,15 +142,20 @@ if kind == SOURCES[0]:
     source = bdata.DEFAULT_DATASET
     st.caption("2,225 BBC News articles in 5 topics (business, entertainment, politics, sports, tech), bundled offline.")
 elif kind == SOURCES[1]:
-    source, data = upload_box("main", "CSV, TSV, JSON, JSONL, Parquet or Excel", "data_upload")
+    source = bimg.FASHION_MNIST
+    st.caption("70,000 Fashion-MNIST images (28x28 grayscale photos of clothing, 10 classes, MIT licence) from Debian's "
+               "dataset-fashion-mnist package, with their own train and test splits.")
+elif kind == SOURCES[2]:
+    source, data = upload_box("main", "CSV, TSV, JSON, JSONL, Parquet, Excel, or a .zip of image class folders", "data_upload")
     if data is None:
         st.stop()
     with st.expander("Upload a test file too (optional)", expanded="test" in st.session_state.get(UPLOADS, {})):
         st.caption("Without one, a test split is cut from the file above. With one, the file above is train "
                    "(validation is cut from it) and this file is the test split, scored once at the end.")
         test_source, test_data = upload_box("test", "Test file, with the same columns", "data_upload_test")
-elif kind == SOURCES[2]:
-    source = st.text_input("Path to a file, or to a folder with train / validation (val, dev) / test files",
+elif kind == SOURCES[3]:
+    source = st.text_input("Path to a file, a folder with train / validation (val, dev) / test files, or a folder of "
+                           "image class folders",
                            kept("data_path", ""), key="data_path", placeholder="../shared/data/sst2",
                            on_change=keep, args=("data_path",)).strip()
     if not source:
@@ -170,52 +178,55 @@ try:
         raw = bdata.with_test_file(raw, load(test_source, test_fingerprint, test_data))
 except BmcoreError as exc:
     fail(exc)
-for note in raw.notes:
-    st.caption(md(note))
-
-# --- preview and columns ------------------------------------------------------------------
-st.subheader("Preview")
-first = next(iter(raw.frames.values()))
-st.caption("Rows per file: " + ", ".join(f"{s} {len(df):,}" for s, df in raw.frames.items()))
-st.dataframe(first.head(50), hide_index=True, height=240)
-
-columns = [str(c) for c in first.columns]
-detected: list[str] = []
-try:
-    guess = bdata.detect_columns(first, detected)
-except BmcoreError as exc:
-    st.error(md(exc))  # the columns can still be chosen by hand below
-    guess = None
 key = fingerprint[:8] or bdata.suggest_name(source)  # new source, new widgets, so the detected choice is preselected again
-c1, c2, c3 = st.columns(3)
-text_col = pick(c1, "Text column", f"data_text_{key}", columns, guess.text[0] if guess else None)
-pair_col = pick(c2, "Second text column (text pairs only)", f"data_pair_{key}", [NONE, *columns],
-                guess.text[1] if guess and len(guess.text) == 2 else NONE)
-guessed_shape = bdata.label_shape(guess) if guess else "single"
-shape = pick(c3, "Labels per row", f"data_shape_{key}", list(bdata.LABEL_SHAPES), guessed_shape,
-             format_func=bdata.LABEL_SHAPES.get)
-for note in detected:
-    st.caption(md(note))
-c1, c2 = st.columns(2)
-label_col, label_cols, delimiter = "", (), None
-if shape == "columns":
-    label_cols = tuple(c1.multiselect("0/1 label columns, one per label", [c for c in columns if c != text_col],
-                                      kept(f"data_labelcols_{key}", (guess.label_columns if guess else None)
-                                           or bdata.binary_columns(first)),
-                                      key=f"data_labelcols_{key}", on_change=keep, args=(f"data_labelcols_{key}",)))
-else:
-    label_col = pick(c1, "Label column", f"data_label_{key}", columns, (guess.label or None) if guess else None)
-if shape == "delimited":
-    delimiter = pick(c2, "Labels separated by", f"data_delim_{key}", list(bdata.LABEL_DELIMITERS),
-                     guess.label_delimiter if guess and guess.label_delimiter else ",",
-                     format_func=lambda d: "JSON lists" if d == "json" else repr(d))
-if text_col is None or label_col is None or (shape == "columns" and len(label_cols) < 2):
-    st.info("Choose the text column and the label column (or at least two 0/1 label columns).")
-    st.stop()
-text_cols = (text_col,) if pair_col == NONE else (text_col, pair_col)
+image = raw.modality == "image"
+if image:  # the classes come from the folders (or the detected label column): no columns to choose
+    img_ui.show_source(raw)
+    text_cols, label_col, label_cols, delimiter, shape, guessed_shape = ("image",), "label", (), None, "single", "single"
+else:  # --- preview and columns ---------------------------------------------------------------
+    for note in raw.notes:
+        st.caption(md(note))
+    st.subheader("Preview")
+    first = next(iter(raw.frames.values()))
+    st.caption("Rows per file: " + ", ".join(f"{s} {len(df):,}" for s, df in raw.frames.items()))
+    st.dataframe(first.head(50), hide_index=True, height=240)
+
+    columns = [str(c) for c in first.columns]
+    detected: list[str] = []
+    try:
+        guess = bdata.detect_columns(first, detected)
+    except BmcoreError as exc:
+        st.error(md(exc))  # the columns can still be chosen by hand below
+        guess = None
+    c1, c2, c3 = st.columns(3)
+    text_col = pick(c1, "Text column", f"data_text_{key}", columns, guess.text[0] if guess else None)
+    pair_col = pick(c2, "Second text column (text pairs only)", f"data_pair_{key}", [NONE, *columns],
+                    guess.text[1] if guess and len(guess.text) == 2 else NONE)
+    guessed_shape = bdata.label_shape(guess) if guess else "single"
+    shape = pick(c3, "Labels per row", f"data_shape_{key}", list(bdata.LABEL_SHAPES), guessed_shape,
+                 format_func=bdata.LABEL_SHAPES.get)
+    for note in detected:
+        st.caption(md(note))
+    c1, c2 = st.columns(2)
+    label_col, label_cols, delimiter = "", (), None
+    if shape == "columns":
+        label_cols = tuple(c1.multiselect("0/1 label columns, one per label", [c for c in columns if c != text_col],
+                                          kept(f"data_labelcols_{key}", (guess.label_columns if guess else None)
+                                               or bdata.binary_columns(first)),
+                                          key=f"data_labelcols_{key}", on_change=keep, args=(f"data_labelcols_{key}",)))
+    else:
+        label_col = pick(c1, "Label column", f"data_label_{key}", columns, (guess.label or None) if guess else None)
+    if shape == "delimited":
+        delimiter = pick(c2, "Labels separated by", f"data_delim_{key}", list(bdata.LABEL_DELIMITERS),
+                         guess.label_delimiter if guess and guess.label_delimiter else ",",
+                         format_func=lambda d: "JSON lists" if d == "json" else repr(d))
+    if text_col is None or label_col is None or (shape == "columns" and len(label_cols) < 2):
+        st.info("Choose the text column and the label column (or at least two 0/1 label columns).")
+        st.stop()
+    text_cols = (text_col,) if pair_col == NONE else (text_col, pair_col)
 
 # --- splits and tokens --------------------------------------------------------------------
-st.subheader("Splits and tokens")
+st.subheader("Splits" if image else "Splits and tokens")
 c1, c2, c3, c4 = st.columns(4)
 if raw.has_splits:
     use_source_splits = c1.toggle("Use the source's own splits", value=True, key="data_use_source_splits",
@@ -226,9 +237,11 @@ else:
 val_pct = c2.number_input("Validation %", 1, 45, 10, key="data_val_pct")
 test_pct = c3.number_input("Test %", 1, 45, 10, key="data_test_pct")
 seed = c4.number_input("Seed", 0, 2**31 - 1, 42, key="data_seed")
-c1, c2 = st.columns(2)
-max_seq_length = c1.number_input("max_seq_length (tokens)", 8, 8192, DEFAULT_MAX_SEQ_LENGTH, step=32, key="data_max_seq_length")
-tokenizer_ref = c2.text_input("Tokenizer (model reference)", DEFAULT_MODEL, key="data_tokenizer").strip() or DEFAULT_MODEL
+max_seq_length, tokenizer_ref = DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL
+if not image:
+    c1, c2 = st.columns(2)
+    max_seq_length = c1.number_input("max_seq_length (tokens)", 8, 8192, DEFAULT_MAX_SEQ_LENGTH, step=32, key="data_max_seq_length")
+    tokenizer_ref = c2.text_input("Tokenizer (model reference)", DEFAULT_MODEL, key="data_tokenizer").strip() or DEFAULT_MODEL
 ratios = ((100 - val_pct - test_pct) / 100, val_pct / 100, test_pct / 100)
 dedupe_key = f"drop_duplicates_{key}"
 recipe = Recipe(source, fingerprint, test_source, test_fingerprint, text_cols, label_col, label_cols, delimiter,
@@ -247,15 +260,17 @@ for note in ds.notes:
 st.subheader("Stats")
 multi = ds.is_multi_label
 m = st.columns(6)
-m[0].metric("Rows", f"{stats['rows_total']:,}")
+m[0].metric("Images" if image else "Rows", f"{stats['rows_total']:,}")
 m[1].metric("Labels" if multi else "Classes", stats["num_classes"])
 for col, split_name in zip(m[2:5], bdata.SPLITS, strict=True):
     col.metric(split_name.capitalize(), f"{stats['rows'][split_name]:,}")
 
 balance_col, lengths_col = st.columns(2)
 balance = px.bar(bdata.class_balance_frame(stats).assign(label=lambda f: plot_texts(f["label"])), x="label", y="count", color="split", barmode="group",
-                 title="Rows per label and split" if multi else "Class balance per split")
+                 title="Rows per label and split" if multi else f"{'Images' if image else 'Rows'} per class and split")
 balance_col.plotly_chart(balance, key="data_balance_chart")
+if image:
+    img_ui.show_sizes(ds, m[5], lengths_col)
 if multi:
     c = st.columns(3)
     c[0].metric("Labels per row (mean)", f"{stats['label_cardinality']:.2f}")
@@ -284,32 +299,36 @@ if recipe.drop_duplicates:
         st.rerun()
 elif any(stats["duplicates_within"].values()) or any(stats["leakage"].values()):
     if st.button("Drop duplicates and overlaps", key="data_drop_duplicates", icon=":material/cleaning_services:",
-                 help="Drops texts repeated within a split, and train or validation texts that also occur in a later "
+                 help=f"Drops {(things := 'images' if image else 'texts')} repeated within a split, and train or "
+                      f"validation {things} that also occur in a later "
                       "split (test keeps its rows). Saved datasets keep the choice; the command below includes it."):
         st.session_state.setdefault(KEPT, {})[dedupe_key] = True
         st.rerun()
 if not multi:
     with st.expander(f"Suggested class weights (imbalance {stats['imbalance_ratio']}:1)"):
         st.dataframe(bdata.class_weights_frame(stats), hide_index=True)
-
-with lengths_col:
-    try:
-        ds = count_tokens(recipe, data, test_data, int(max_seq_length), tokenizer_ref)
-    except BmcoreError as exc:
-        fail(exc)
-stats = ds.stats
-m[5].metric("Truncated", f"{stats['truncated_share']:.1%}", help=f"texts longer than {stats['max_seq_length']} tokens")
-# The detail goes on a second, smaller title line: one long line is cut off in a half-width chart.
-lengths = px.histogram(bdata.token_length_frame(ds).assign(label=lambda f: plot_texts(f["label"])), x="n_tokens",
-                       color="split" if multi else "label", barmode="overlay", opacity=0.6,
-                       nbins=60, title=f"Token lengths per {'split' if multi else 'class'}<br><sup>{stats['truncated_share']:.1%} truncated at "
-                                       f"max_seq_length {stats['max_seq_length']}</sup>")
-lengths.add_vline(x=stats["max_seq_length"], line_dash="dash", annotation_text="max_seq_length")
-lengths.update_xaxes(range=[0, bdata.length_axis_max(stats)])  # a few very long texts would squash the rest
-lengths_col.plotly_chart(lengths, key="data_lengths_chart")
-for warning in bdata.warnings_for(stats):
-    if warning not in shown:
-        st.warning(md(warning))
+if image:
+    img_ui.show_duplicates(ds)
+    img_ui.show_samples(ds)
+else:
+    with lengths_col:
+        try:
+            ds = count_tokens(recipe, data, test_data, int(max_seq_length), tokenizer_ref)
+        except BmcoreError as exc:
+            fail(exc)
+    stats = ds.stats
+    m[5].metric("Truncated", f"{stats['truncated_share']:.1%}", help=f"texts longer than {stats['max_seq_length']} tokens")
+    # The detail goes on a second, smaller title line: one long line is cut off in a half-width chart.
+    lengths = px.histogram(bdata.token_length_frame(ds).assign(label=lambda f: plot_texts(f["label"])), x="n_tokens",
+                           color="split" if multi else "label", barmode="overlay", opacity=0.6,
+                           nbins=60, title=f"Token lengths per {'split' if multi else 'class'}<br><sup>{stats['truncated_share']:.1%} truncated at "
+                                           f"max_seq_length {stats['max_seq_length']}</sup>")
+    lengths.add_vline(x=stats["max_seq_length"], line_dash="dash", annotation_text="max_seq_length")
+    lengths.update_xaxes(range=[0, bdata.length_axis_max(stats)])  # a few very long texts would squash the rest
+    lengths_col.plotly_chart(lengths, key="data_lengths_chart")
+    for warning in bdata.warnings_for(stats):
+        if warning not in shown:
+            st.warning(md(warning))
 
 # --- save ---------------------------------------------------------------------------------
 st.subheader("Save to the workspace")
@@ -326,12 +345,12 @@ if st.button("Save", type="primary", key="data_save"):
         fail(exc)
     st.success(md(f"Saved {name!r} to {path}"))
 st.caption("The same from the command line:")
-st.code(bdata.prepare_command(source, name or "NAME", text_columns=list(text_cols), label_column=label_col or None,
-                              label_columns=list(label_cols), label_delimiter=delimiter,
-                              single_label=shape == "single" and guessed_shape != "single",
-                              use_source_splits=use_source_splits, ratios=ratios, seed=int(seed),
-                              max_seq_length=int(max_seq_length), tokenizer=tokenizer_ref, test_file=test_source,
-                              drop_duplicates=recipe.drop_duplicates), language="bash")
+columns_used = {} if image else {"text_columns": list(text_cols), "label_column": label_col or None,
+                                  "label_columns": list(label_cols), "label_delimiter": delimiter,
+                                  "single_label": shape == "single" and guessed_shape != "single"}
+st.code(bdata.prepare_command(source, name or "NAME", **columns_used, use_source_splits=use_source_splits, ratios=ratios,
+                              seed=int(seed), max_seq_length=int(max_seq_length), tokenizer=tokenizer_ref,
+                              test_file=test_source, drop_duplicates=recipe.drop_duplicates), language="bash")
 
 st.subheader("Datasets in the workspace")
 show_prepared_datasets()

@@ -1,0 +1,70 @@
+"""The Data page's image parts: the source's notices, sizes and channels, duplicates and a grid of sample images.
+
+Layout only: every number and table comes from :mod:`bmcore.images`; class names and file names are data, shown as text.
+"""
+
+from pathlib import PurePosixPath
+
+import plotly.express as px
+import streamlit as st
+
+from bmcore import images as bimg
+from bmcore.display import md
+
+SAMPLES_PER_CLASS = 8
+THUMB_PX = 84  # thumbnails in the grid: Fashion-MNIST's 28x28 images at three times their size
+INTRO = ("An **image classification** dataset is one folder per class, named after the class, holding that class's "
+         "images (`cat/1.png`, `dog/2.jpg`), optionally under `train/`, `validation/` and `test/`. Upload it as a "
+         "`.zip`, give its folder, or a CSV/Parquet with an image column (paths or bytes) and a label column.")
+
+
+def show_source(raw) -> None:
+    """What was read: images per folder, and the reader's notes (conversions, files left out) as notices."""
+    st.caption("Images per folder: " + ", ".join(f"{s} {len(df):,}" for s, df in raw.frames.items()))
+    for note in raw.notes:
+        st.info(md(note), icon=":material/info:")
+    st.caption("The label-quality check above reads text datasets only; it does not score images yet.")
+
+
+def show_sizes(ds, tile, side) -> None:
+    """Sizes, aspect ratios and channels: a histogram in ``side`` (the column beside the class balance), tables below;
+    the duplicate count in ``tile`` (the last of the page's metric tiles)."""
+    stats = ds.stats
+    tile.metric("Duplicate groups", f"{stats['duplicate_groups']:,}", help="sets of images with the same pixels")
+    sizes = stats["image_sizes"]
+    if sizes["distinct_sizes"] > 1:
+        frame = bimg.size_frame(ds)
+        side.plotly_chart(px.histogram(frame, x="aspect", color="split", barmode="overlay", opacity=0.6, nbins=40,
+                                       title="Aspect ratio (width / height)"), key="data_aspect_chart")
+    else:
+        w, h = int(sizes["width"]["median"]), int(sizes["height"]["median"])
+        side.plotly_chart(px.bar(bimg.modes_frame(stats), x="mode", y="images", title=f"Channels (every image is {w}x{h})"),
+                          key="data_modes_chart")
+    c1, c2, c3 = st.columns(3)
+    c1.caption("Most common sizes (pixels)")
+    c1.dataframe(bimg.common_sizes_frame(stats), hide_index=True, key="data_sizes_table")
+    c2.caption("Modes and channels (L: grayscale, RGB: colour)")
+    c2.dataframe(bimg.modes_frame(stats), hide_index=True, key="data_modes_table")
+    c3.caption("Width, height and aspect ratio")
+    c3.dataframe([{"": k, **v} for k, v in sizes.items() if isinstance(v, dict)], hide_index=True, key="data_size_summary")
+
+
+def show_duplicates(ds) -> None:
+    """Exact duplicates (the same pixels) within and across splits, one row per group."""
+    dups = bimg.duplicates_frame(ds)
+    if len(dups):
+        with st.expander(f"Exact duplicate images: {len(dups):,} groups, {int(dups['across_splits'].sum()):,} across splits"):
+            st.dataframe(dups.drop(columns="sha256"), hide_index=True, key="data_duplicates_table")
+
+
+def show_samples(ds, split: str = "train") -> None:
+    """A grid of sample images: one row per class, its name as text beside its images."""
+    st.subheader("Sample images")
+    st.caption(md(f"{SAMPLES_PER_CLASS} random {split} images per class, enlarged or reduced to {THUMB_PX} pixels."))
+    samples = bimg.sample_images(ds, SAMPLES_PER_CLASS, split)
+    for label, group in samples.groupby("label", sort=False):
+        name, grid = st.columns([1, 5], vertical_alignment="center")
+        name.markdown(md(label))
+        grid.image([bimg.thumbnail(b, THUMB_PX) for b in group["image"]],
+                   caption=[md(PurePosixPath(p).name) for p in group["path"]], width=THUMB_PX)
+
