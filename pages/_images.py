@@ -33,21 +33,19 @@ def show_sizes(ds, tile, side) -> None:
     tile.metric("Duplicate groups", f"{stats['duplicate_groups']:,}", help="sets of images with the same pixels")
     sizes = stats["image_sizes"]
     if sizes["distinct_sizes"] > 1:
-        frame = bimg.size_frame(ds)
-        side.plotly_chart(px.histogram(frame, x="aspect", color="split", barmode="overlay", opacity=0.6, nbins=40,
-                                       title="Aspect ratio (width / height)"), key="data_aspect_chart")
-    else:
-        w, h = int(sizes["width"]["median"]), int(sizes["height"]["median"])
-        side.plotly_chart(px.bar(bimg.modes_frame(stats), x="mode", y="images", title=f"Channels (every image is {w}x{h})"),
-                          key="data_modes_chart")
-    c1, c2, c3 = st.columns(3)
-    c1.caption("Most common sizes (pixels)")
-    c1.dataframe(bimg.common_sizes_frame(stats), hide_index=True, key="data_sizes_table")
-    c2.caption("Modes and channels (L: grayscale, RGB: colour)")
-    c2.dataframe(bimg.modes_frame(stats), hide_index=True, key="data_modes_table")
-    c3.caption("Width, height and aspect ratio")
-    c3.dataframe([{"": k, **v} for k, v in sizes.items() if isinstance(v, dict)], hide_index=True, key="data_size_summary")
-
+        side.plotly_chart(px.histogram(bimg.size_frame(ds), x="aspect", color="split", barmode="overlay", opacity=0.6,
+                                       nbins=40, title="Aspect ratio (width / height)"), key="data_aspect_chart")
+        where = st.columns(3)
+    else:  # one size: a chart would be a single bar, so the tables go beside the class balance
+        side.markdown(f"**Every image is {int(sizes['width']['median'])}x{int(sizes['height']['median'])} pixels**")
+        where = [side] * 3
+    where[0].caption("Most common sizes (pixels)")
+    where[0].dataframe(bimg.common_sizes_frame(stats), hide_index=True, key="data_sizes_table")
+    where[1].caption("Modes and channels (L: grayscale, RGB: colour)")
+    where[1].dataframe(bimg.modes_frame(stats), hide_index=True, key="data_modes_table")
+    where[2].caption("Width, height and aspect ratio (width / height)")
+    where[2].dataframe([{"": k, **v} for k, v in sizes.items() if isinstance(v, dict)], hide_index=True,
+                       key="data_size_summary")
 
 def show_duplicates(ds) -> None:
     """Exact duplicates (the same pixels) within and across splits, one row per group."""

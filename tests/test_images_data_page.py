@@ -9,6 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 from conftest import ROOT
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
@@ -26,6 +27,10 @@ def open_page(kind: str) -> AppTest:
 
 def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
+
+
+def table(at: AppTest, first_column: str):
+    return next(d.value for d in at.dataframe if list(d.value.columns)[:1] == [first_column])
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +56,9 @@ def clothes_zip(pngs) -> bytes:
     files = {f"clothes/{'train' if i < 15 else 'test'}/{name}/{i:02d}.png": png
              for name, images in pngs.items() for i, png in enumerate(images)}
     files["clothes/test/Trouser/copy-of-03.png"] = pngs["Trouser"][3]
+    for i in range(20):  # the bags in colour and twice as wide: two sizes and two modes
+        bag = Image.open(io.BytesIO(pngs["$Bag$"][i])).convert("RGB").resize((56, 28))
+        files[f"clothes/{'train' if i < 15 else 'test'}/$Bag$/{i:02d}.png"] = bimg.encode_png(bag)
     return zip_of(files)
 
 
@@ -62,7 +70,8 @@ def test_fashion_mnist_shows_stats_samples_and_saves():
     assert metrics(at) == {"Images": "70,000", "Classes": "10", "Train": "53,333", "Validation": "6,667",
                            "Test": "10,000", "Duplicate groups": "0"}
     assert any("its own train (60,000) and test (10,000) splits" in i.value for i in at.info)
-    assert {c.proto.id for c in at.get("plotly_chart")} and len(at.get("plotly_chart")) == 2  # balance, channels
+    assert len(at.get("plotly_chart")) == 1  # images per class; one size: tables instead of a one-bar chart
+    assert any(m.value == "**Every image is 28x28 pixels**" for m in at.markdown)
     grid = at.get("image")
     assert len(grid) == 10  # one row of thumbnails per class
     assert [len(g.proto.imgs) for g in grid] == [8] * 10
@@ -88,6 +97,11 @@ def test_uploaded_zip_leakage_is_dropped_and_saved(clothes_zip):
     m = metrics(at)
     assert (m["Images"], m["Classes"], m["Test"], m["Duplicate groups"]) == ("61", "3", "16", "1")
     assert any(w.value.startswith("images shared across splits (leakage") for w in at.warning)
+    modes = table(at, "mode")
+    assert dict(zip(modes["mode"], modes["images"], strict=True)) == {"L": 41, "RGB": 20}
+    sizes = table(at, "width")
+    assert sorted(zip(sizes["width"], sizes["height"], sizes["images"], strict=True)) == [(28, 28, 41), (56, 28, 20)]
+    assert len(at.get("plotly_chart")) == 2  # images per class, aspect ratios
     grid = at.get("image")
     assert len(grid) == 3
     assert "\\$Bag\\$" in [m.value for m in at.markdown]  # a class name is text, not a formula
