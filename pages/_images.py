@@ -20,7 +20,7 @@ INTRO = ("An **image classification** dataset is one folder per class, named aft
 
 def show_source(raw) -> None:
     """What was read: images per folder, and the reader's notes (conversions, files left out) as notices."""
-    st.caption("Images per folder: " + ", ".join(f"{s} {len(df):,}" for s, df in raw.frames.items()))
+    st.caption("Images per split of the source: " + ", ".join(f"{s} {len(df):,}" for s, df in raw.frames.items()))
     for note in raw.notes:
         st.info(md(note), icon=":material/info:")
     st.caption("The label-quality check above reads text datasets only; it does not score images yet.")

@@ -108,7 +108,7 @@ def review(dataset: str, names: list[str], result: bq.QualityResult) -> None:
 
 def show_label_quality() -> None:
     """The Data page's "Label quality" section, for any prepared dataset in the workspace."""
-    prepared = {d["name"]: d for d in list_prepared()}
+    prepared = {d["name"]: d for d in list_prepared() if d.get("modality", "text") == "text"}  # text-only check
     names = list(prepared)
     with st.expander("Label quality: find the labels that are wrong", icon=":material/fact_check:",
                      expanded=bool(st.session_state.get("quality_open"))):
@@ -120,7 +120,7 @@ def show_label_quality() -> None:
         if saved:
             st.success(md(f"Saved the reviewed dataset as {saved!r}: choose it on the Train page."))
         if not names:
-            st.caption("No prepared datasets yet: save one below first.")
+            st.caption("No prepared text datasets yet: save one below first (image datasets are not checked).")
             return
         c1, c2 = st.columns(2)
         dataset = c1.selectbox("Prepared dataset", names, key="quality_dataset")

@@ -7,6 +7,7 @@ import io
 import zipfile
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import ROOT
 from PIL import Image
@@ -88,6 +89,8 @@ def test_fashion_mnist_shows_stats_samples_and_saves():
     assert not at.exception and not at.error
     saved = bdata.load_prepared("fashion-mnist")
     assert saved.modality == "image" and saved.stats["rows_total"] == 70000 and len(saved.label_names) == 10
+    at.run()
+    assert any(c.value.startswith("No prepared text datasets yet") for c in at.caption)  # label quality is text-only
 
 
 def test_uploaded_zip_leakage_is_dropped_and_saved(clothes_zip):
@@ -141,3 +144,27 @@ def test_bad_zip_is_one_error_and_nothing_saved(pngs, entry, content, message):
     assert "Traceback" not in at.error[0].value and "\n" not in at.error[0].value
     assert not at.metric and not [b for b in at.button if b.key == "data_save"]
     assert not bdata.list_prepared()
+
+
+def test_local_image_folder(clothes_zip, tmp_path):
+    with zipfile.ZipFile(io.BytesIO(clothes_zip)) as zf:
+        zf.extractall(tmp_path)
+    folder = str(tmp_path / "clothes")
+    at = open_page("Local file or folder")
+    at.text_input(key="data_path").input(folder).run()
+    assert not at.exception and not at.error
+    assert metrics(at)["Images"] == "61" and len(at.get("image")) == 3
+    assert at.code[0].value == f"python -m bmcore data prepare {folder} --name clothes"
+
+
+def test_uploaded_parquet_with_image_bytes(pngs):
+    rows = [{"picture": png, "class": name} for name, images in pngs.items() for png in images]
+    buf = io.BytesIO()
+    pd.DataFrame(rows).to_parquet(buf, index=False)
+    at = open_page("Upload a file")
+    at.file_uploader(key="data_upload").upload("shop.parquet", buf.getvalue(), "application/octet-stream").run()
+    assert not at.exception and not at.error
+    assert any(i.value == "shop.parquet: images from column 'picture', classes from 'class'" for i in at.info)
+    m = metrics(at)
+    assert (m["Images"], m["Classes"], m["Duplicate groups"]) == ("60", "3", "0")
+    assert len(at.get("image")) == 3
