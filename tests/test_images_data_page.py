@@ -168,3 +168,16 @@ def test_uploaded_parquet_with_image_bytes(pngs):
     m = metrics(at)
     assert (m["Images"], m["Classes"], m["Duplicate groups"]) == ("60", "3", "0")
     assert len(at.get("image")) == 3
+
+
+def test_fashion_mnist_without_the_debian_package(tmp_path, monkeypatch):
+    import streamlit as st
+
+    monkeypatch.setattr(bimg, "FASHION_MNIST_DIR", tmp_path)
+    st.cache_data.clear()  # another test may have read the real files
+    at = open_page("Built-in: Fashion-MNIST")
+    assert not at.exception
+    assert [e.value.replace("\\", "") for e in at.error] == [
+        f"builtin:fashion-mnist needs the Debian package dataset-fashion-mnist ({tmp_path}/train-images-idx3-ubyte.gz "
+        "is missing): apt-get install dataset-fashion-mnist"]
+    assert not at.metric and not bdata.list_prepared()
