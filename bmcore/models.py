@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .builtin_images import BUILTIN_IMAGE_MODELS, builtin_image_model_dir
 from .errors import BmcoreError
 from .limits import check_hub, check_local_path
 
@@ -60,8 +61,6 @@ def hub_offline() -> bool:
 
 def builtin_model_dir(name: str) -> Path:
     """The folder of a bundled model, found through ``importlib.resources`` (image models: converted once, cached)."""
-    from .vision import BUILTIN_IMAGE_MODELS, builtin_image_model_dir
-
     if name in BUILTIN_IMAGE_MODELS:
         return builtin_image_model_dir(name)
     if name not in BUILTIN_MODELS:

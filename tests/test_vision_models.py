@@ -15,16 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
+from bmcore.builtin_images import builtin_image_model_dir, convert_efficientnet_lite0, lite0_weights_file
 from bmcore.errors import BmcoreError
 from bmcore.models import resolve_model
-from bmcore.vision import (
-    builtin_image_model_dir,
-    convert_efficientnet_lite0,
-    is_image_model,
-    lite0_weights_file,
-    load_image_classifier,
-    load_image_processor,
-)
+from bmcore.vision import is_image_model, load_image_classifier, load_image_processor
 
 FASHION = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 HUB_VIT = "google/vit-base-patch16-224-in21k"
