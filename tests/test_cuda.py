@@ -10,37 +10,17 @@ import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 from conftest import ROOT
+from test_train import tiny_config
 
 from bmcore import data as bdata
 from bmcore import runs
 from bmcore.config import TrainConfig
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
-
-TRAIN_ROWS = 300
-
-
-@pytest.fixture
-def bbc_small() -> str:
-    """builtin:bbc-news with its default split, 300 training articles (stratified), as the prepared dataset bbc-small."""
-    from dataclasses import replace
-
-    ds = bdata.prepare(bdata.load_source("builtin:bbc-news"), "bbc-small")
-    train = ds.splits["train"].groupby("label").sample(n=TRAIN_ROWS // 5, random_state=0)
-    bdata.save_prepared(replace(ds, splits={**ds.splits, "train": train}))
-    return "bbc-small"
-
-
-def tiny_config(tiny_model: Path, dataset: str, **kw) -> TrainConfig:
-    base = dict(model_name_or_path=str(tiny_model), dataset=dataset, max_seq_length=64, max_steps=20,
-                per_device_train_batch_size=16, eval_strategy="steps", eval_steps=10, logging_steps=2,
-                learning_rate=5e-4)
-    return TrainConfig(**{**base, **kw})
 
 
 def test_cuda_is_detected_with_mixed_precision_and_sdpa():
