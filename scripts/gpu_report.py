@@ -242,7 +242,7 @@ def run_summary(run_dir: Path, peak: float | None) -> dict[str, Any] | None:
 
 
 def sst2_section(summary: dict[str, Any] | None, step_s: str | None, data: str | None) -> list[str]:
-    head = ["## One real epoch (python -m bmcore train --num-train-epochs 1)", ""]
+    head = ["## The SST-2 epoch (python -m bmcore train --num-train-epochs 1)", ""]
     if summary is None:
         return [*head, "not run (no run folder)"]
 
@@ -255,7 +255,7 @@ def sst2_section(summary: dict[str, Any] | None, step_s: str | None, data: str |
             ("precision", cell(summary.get("precision") or "-")),
             ("wall time of the command", f"{step_s} s" if step_s else "-"), ("job time (start to end)", num("job_s", ".1f") + " s"),
             ("training time (evaluations excluded)", num("train_s", ".1f") + " s"),
-            ("steps / examples", f"{num('steps', 'd')} / {num('examples', 'd')}"),
+            ("steps / examples / epochs", f"{num('steps', 'd')} / {num('examples', 'd')} / {num('epoch', '.2f')}"),
             ("samples/s (training)", num("samples_per_s", ".0f")), ("real tokens/s (training)", num("tokens_per_s", ".0f")),
             ("MFU vs bf16 peak", pct(summary.get("mfu_vs_bf16_peak"))),
             ("dev accuracy (validation split)", num("validation_accuracy", ".4f") + f" (n {num('validation_n', 'd')})"),

@@ -54,7 +54,8 @@ def test_the_real_job_trains_saves_and_predicts_on_cuda(tiny_model, bbc_small, p
     train_load = train.load_classifier
     monkeypatch.setattr(train, "load_classifier", keep)
     run_dir = runs.create_run(tiny_config(tiny_model, bbc_small, precision=precision), f"cuda-{precision}")
-    status = train.run_training(run_dir)
+    train.run_training(run_dir)
+    status = runs.read_status(run_dir)
     assert status["state"] == runs.COMPLETED, runs.log_tail(run_dir)
     device = detect_device()
     assert status["precision"] == precision and not status.get("notice")
