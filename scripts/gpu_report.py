@@ -123,7 +123,7 @@ def steps_section(path: Path) -> list[str]:
 
 def tests_section(path: Path) -> list[str]:
     if not path.is_file():
-        return ["## CUDA tests (tests/test_cuda.py)", "", "not run (no tests.xml)"]
+        return ["## CUDA tests (tests/test_cuda.py)", "", "not run or not finished (no tests.xml)"]
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
@@ -158,7 +158,7 @@ def bf16_peak(env: dict[str, Any] | None, bench: dict[str, Any] | None) -> tuple
 
 def bench_section(bench: dict[str, Any] | None, env: dict[str, Any] | None) -> list[str]:
     if not bench:
-        return ["## bench --quick", "", "not run (no bench.json)"]
+        return ["## bench --quick", "", "not run or not finished (no bench.json)"]
     out = ["## bench --quick"]
     tr = bench.get("training") or {}
     peak, where = bf16_peak(env, bench)

@@ -89,7 +89,7 @@ def test_report_from_the_stored_bench_results(tmp_path):
             assert f"| {r['mfu']:.1%} | {vs_bf16:.1%} |" in row
     inf = bench["inference"]
     assert f"| one prediction p50 | {inf['predict_p50_ms']:.1f} ms | {inf['pipeline_p50_ms']:.1f} ms |" in text
-    assert "not recorded (no steps.tsv)" in text and "not run (no tests.xml)" in text and "not run (no run folder)" in text
+    assert "not recorded (no steps.tsv)" in text and "not run or not finished (no tests.xml)" in text and "not run (no run folder)" in text
 
 
 @pytest.fixture(scope="module")
