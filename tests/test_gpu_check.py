@@ -147,3 +147,20 @@ def test_report_cells_show_text_not_markdown():
 
     assert cell("<b>x</b> | *y* `z`\nnext") == "\\<b\\>x\\</b\\> \\| \\*y\\* \\`z\\` next"
     assert code("a\n~~~~\nb").startswith("~~~~~\n") and code("a\n~~~~\nb").endswith("\n~~~~~")
+
+
+def test_bench_reads_sst2_from_the_folder_the_check_carries(tmp_path):
+    """gpu_check.sh points BMCORE_SST2_DIR at the SST-2 it unpacked: bench's texts come from there."""
+    import pandas as pd
+    from conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "sst2" / "dev.csv").is_file():
+        pytest.skip("../shared/data is not present")
+    pd.read_csv(SHARED_DATA / "sst2" / "dev.csv").tail(5).to_csv(tmp_path / "dev.csv", index=False)
+    out = subprocess.run([sys.executable, "-c", "import json; from bmcore.bench import sentences; print(json.dumps(sentences()))"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "BMCORE_SST2_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    texts, labels, _ = json.loads(out.stdout.strip().splitlines()[-1])
+    expected = pd.read_csv(tmp_path / "dev.csv")
+    assert texts == expected["text"].astype(str).tolist() and labels == expected["label"].astype(str).tolist()
