@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, SHARED_DATA
 from test_train import tiny_config
 
 from bmcore import runs
@@ -152,7 +152,6 @@ def test_report_cells_show_text_not_markdown():
 def test_bench_reads_sst2_from_the_folder_the_check_carries(tmp_path):
     """gpu_check.sh points BMCORE_SST2_DIR at the SST-2 it unpacked: bench's texts come from there."""
     import pandas as pd
-    from conftest import SHARED_DATA
 
     if not (SHARED_DATA / "sst2" / "dev.csv").is_file():
         pytest.skip("../shared/data is not present")
