@@ -24,7 +24,9 @@ from typing import Any
 
 from .models import DEFAULT_MODEL, DeviceInfo, detect_device
 
-SHARED_SST2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
+# SST-2 (train.csv, dev.csv): ../shared/data/sst2 beside the checkout, or the folder in BMCORE_SST2_DIR
+# (scripts/gpu_check.sh points it at the copy it carries to a machine without ../shared).
+SHARED_SST2 = Path(os.environ.get("BMCORE_SST2_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2")
 
 
 def sentences(n: int | None = None) -> tuple[list[str], list[str] | None, str]:

@@ -50,3 +50,17 @@ def multilabel_workspace(tmp_path_factory: pytest.TempPathFactory, shared_data: 
     ws.mkdir()
     train_goemotions(ws, tiny_model, shared_data)
     return ws
+
+
+@pytest.fixture
+def bbc_small() -> str:
+    """builtin:bbc-news with its default split and 300 training articles (60 a class), prepared as bbc-small: real
+    data that needs no ../shared (which does not travel to a GPU machine, tests/test_cuda.py)."""
+    from dataclasses import replace
+
+    from bmcore import data as bdata
+
+    ds = bdata.prepare(bdata.load_source("builtin:bbc-news"), "bbc-small")
+    train = ds.splits["train"].groupby("label").sample(n=60, random_state=0)
+    bdata.save_prepared(replace(ds, splits={**ds.splits, "train": train}))
+    return "bbc-small"
