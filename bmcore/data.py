@@ -140,6 +140,7 @@ class PreparedDataset:
     dropped_empty: dict[str, int] = field(default_factory=dict)
     version: dict[str, Any] | None = None  # a reviewed version: number, parent, changes (bmcore.quality.save_version)
     problem_type: str = SINGLE_LABEL  # or MULTI_LABEL: each ``label`` is a JSON list of names (encode_label_set)
+    modality: str = "text"  # or "image": the ``image`` column holds PNG bytes (issue 16)
 
     @property
     def is_multi_label(self) -> bool:
@@ -170,6 +171,7 @@ class PreparedDataset:
             **({"label_columns": self.columns.label_columns} if self.columns.label_columns else {}),
             **({"label_delimiter": self.columns.label_delimiter} if self.columns.label_delimiter else {}),
             "problem_type": self.problem_type,
+            "modality": self.modality,
             "label_names": self.label_names,
             "is_pair": self.is_pair,
             "splits": {s: int(len(self.splits[s])) for s in SPLITS},
@@ -1342,7 +1344,7 @@ def load_prepared(name: str) -> PreparedDataset:
     return PreparedDataset(name=meta["name"], source=meta.get("source", ""), columns=cols,
                            label_names=list(meta["label_names"]), splits=splits,
                            notes=meta.get("notes", []), stats=meta.get("stats", {}), version=meta.get("version"),
-                           problem_type=meta.get("problem_type", SINGLE_LABEL))
+                           problem_type=meta.get("problem_type", SINGLE_LABEL), modality=meta.get("modality", "text"))
 
 
 def problem_type_of(source: str, *, text_columns: list[str] | None = None, label_column: str | None = None,

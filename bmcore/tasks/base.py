@@ -15,6 +15,7 @@ class Task:
 
     problem_type: str = ""
     title: str = ""
+    modality = "text"  # what the inputs are: "text", or "image" (a prepared dataset's ``modality``)
     own_job = False  # True: :meth:`run` trains the model; False: the shared fine-tuning loop (bmcore.train.fine_tune)
     defaults: dict[str, Any] = {}  # TrainConfig settings this task starts from instead of TrainConfig's own defaults
 
@@ -31,6 +32,10 @@ class Task:
         from ..errors import BmcoreError
 
         kind = getattr(dataset, "problem_type", None) or "single_label_classification"
+        modality = getattr(dataset, "modality", None) or "text"
+        if modality != self.modality:
+            raise BmcoreError(f"dataset {dataset.name!r} holds {modality} data, but the model learns from {self.modality}; "
+                              f"choose a{'n' if self.modality == 'image' else ''} {self.modality} model")
         if kind != self.problem_type:
             raise BmcoreError(f"dataset {dataset.name!r} is {kind} data, but the run asks for problem_type "
                               f"{self.problem_type}; use problem_type auto")
@@ -46,7 +51,40 @@ class Task:
         """The gold labels of a split in the form :meth:`decide` returns predictions (checked against ``label_names``)."""
         raise NotImplementedError
 
+    # --- inputs -> model inputs ---------------------------------------------------------------
+
+    def load_processor(self, mref: Any, config: Any = None, dataset: Any = None) -> Any:
+        """What turns raw inputs into model inputs and is saved with the model (a tokenizer for text)."""
+        from ..models import load_tokenizer
+
+        return load_tokenizer(mref)
+
+    def encode_split(self, df: pd.DataFrame, processor: Any, config: Any, targets: list[Any], *, train: bool) -> Any:
+        """One split as a dataset Trainer reads (``labels`` from ``targets``); ``train`` is True for the training split."""
+        from ..train import tokenize_split
+
+        return tokenize_split(df, processor, config.max_seq_length, targets)
+
+    def model_meta(self, processor: Any) -> dict[str, Any]:
+        """Facts about the inputs saved with the model in ``bmcore.json`` (images: the image size)."""
+        return {}
+
+    def training_overrides(self, config: Any) -> dict[str, Any]:
+        """``TrainingArguments`` this task sets differently from the text defaults (bmcore.trainer.build_training_args)."""
+        return {}
+
     # --- the model ---------------------------------------------------------------------------
+
+    def load_model(self, mref: Any, label_names: Sequence[str], config: Any, plan: dict[str, Any]) -> Any:
+        """The model to fine-tune: the base with a fresh head for ``label_names``, in the run's attention kernel."""
+        from ..models import dropout_overrides, load_classifier
+
+        model = load_classifier(mref, list(label_names), attn_implementation=plan["attn_implementation"],
+                                **self.model_kwargs(),
+                                **dropout_overrides(mref, config.attention_dropout, config.hidden_dropout))
+        if config.freeze_embeddings:
+            model.get_input_embeddings().weight.requires_grad_(False)
+        return model
 
     def model_kwargs(self) -> dict[str, Any]:
         """Extra arguments for :func:`bmcore.models.load_classifier` (the ``problem_type`` saved in config.json)."""
