@@ -141,6 +141,7 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
     precision = plan["precision"]
     ds = _load_dataset(config)
     task.check_dataset(ds)
+    task.check_model(mref, ds)
     check_training(len(ds.splits["train"]), config.max_steps,
                    config.per_device_train_batch_size * config.gradient_accumulation_steps * world_size())
     label_names = task.label_names(ds)

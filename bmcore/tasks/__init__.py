@@ -51,7 +51,16 @@ def is_image_model(model_or_config: Any) -> bool:
     config = getattr(model_or_config, "config", model_or_config)
     names = [*(getattr(config, "architectures", None) or []),
              *([type(model_or_config).__name__] if hasattr(model_or_config, "config") else [])]
-    return any(str(n).endswith("ForImageClassification") for n in names)
+    if names and any(str(n).endswith(("ForImageClassification", "ForSequenceClassification")) for n in names):
+        return any(str(n).endswith("ForImageClassification") for n in names)
+    # A base checkpoint without a head (ViTModel, ResNetModel): by its model type.
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
+        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+    )
+
+    kind = getattr(config, "model_type", "")
+    return kind in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES and kind not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
 
 
 def task_of_model(model_or_config: Any) -> Task:

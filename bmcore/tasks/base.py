@@ -53,6 +53,18 @@ class Task:
 
     # --- inputs -> model inputs ---------------------------------------------------------------
 
+    def check_model(self, mref: Any, dataset: Any) -> None:
+        """Refuse, in one line, a base model for another kind of input than this task's (a text model on images)."""
+        from ..errors import BmcoreError
+        from ..models import load_config
+        from . import is_image_model
+
+        kind = "image" if is_image_model(load_config(mref)) else "text"
+        if kind != self.modality:
+            raise BmcoreError(f"model {mref.ref!r} is a{'n' if kind == 'image' else ''} {kind} model, but dataset "
+                              f"{dataset.name!r} holds {self.modality} data; choose a{'n' if self.modality == 'image' else ''} "
+                              f"{self.modality} model")
+
     def load_processor(self, mref: Any, config: Any = None, dataset: Any = None) -> Any:
         """What turns raw inputs into model inputs and is saved with the model (a tokenizer for text)."""
         from ..models import load_tokenizer

@@ -97,16 +97,23 @@ def fixed_image_size(model_config: Any) -> int | None:
     return int(size[0] if isinstance(size, (list, tuple)) else size)
 
 
+def _size_keys(size: Any) -> dict[str, int]:
+    """An image processor's ``size``/``crop_size`` (a dict, or transformers' ``SizeDict``) as a plain dict of its set keys."""
+    if isinstance(size, int):
+        return {"height": size, "width": size}
+    get = size.get if isinstance(size, dict) else (lambda k: getattr(size, k, None))
+    return {k: int(get(k)) for k in ("height", "width", "shortest_edge") if get(k)}
+
+
 def processor_size(processor: Any) -> int | None:
     """The square side an image processor resizes (or crops) to, if it says one."""
     for attr in ("crop_size", "size"):
-        size = getattr(processor, attr, None)
-        if isinstance(size, dict):
-            for key in ("height", "shortest_edge"):
-                if size.get(key):
-                    return int(size[key])
-        elif isinstance(size, int):
-            return size
+        size = _size_keys(getattr(processor, attr, None))
+        if getattr(processor, "do_center_crop", True) is False and attr == "crop_size":
+            continue
+        for key in ("height", "shortest_edge"):
+            if size.get(key):
+                return size[key]
     return None
 
 
@@ -146,8 +153,8 @@ def processor_for_size(processor: Any, size: int) -> Any:
     import copy
 
     p = copy.deepcopy(processor)
-    current = getattr(p, "size", None)
-    if isinstance(current, dict) and "shortest_edge" in current and "height" not in current:
+    current = _size_keys(getattr(p, "size", None))
+    if "shortest_edge" in current and "height" not in current:
         # ConvNeXt-style: resize the short side then centre-crop to a square of the same side (crop_pct only
         # applies below 384 px; 1.0 keeps the whole image, as training's evaluation transform does).
         p.size = {"shortest_edge": size}
@@ -155,7 +162,7 @@ def processor_for_size(processor: Any, size: int) -> Any:
             p.crop_pct = 1.0
     else:
         p.size = {"height": size, "width": size}
-    if isinstance(getattr(p, "crop_size", None), dict):
+    if _size_keys(getattr(p, "crop_size", None)):
         p.crop_size = {"height": size, "width": size}
     return p
 
