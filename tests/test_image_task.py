@@ -83,8 +83,8 @@ def fashion_ds(fashion) -> str:
 
 
 def image_config(model: Path, dataset: str, **kw) -> TrainConfig:
-    base = dict(model_name_or_path=str(model), dataset=dataset, max_steps=30, per_device_train_batch_size=16,
-                eval_strategy="steps", eval_steps=15, logging_steps=5, learning_rate=3e-3, dataloader_num_workers=0)
+    base = dict(model_name_or_path=str(model), dataset=dataset, max_steps=90, per_device_train_batch_size=16,
+                eval_strategy="steps", eval_steps=45, logging_steps=5, learning_rate=2e-3, dataloader_num_workers=0)
     return TrainConfig(**{**base, **kw})
 
 
@@ -111,7 +111,7 @@ def test_image_run_end_to_end(which, fashion_ds, request, tmp_path):
     metrics = runs.read_metrics(run_dir)
     train = [m for m in metrics if m["kind"] == "train"]
     evals = [m for m in metrics if m["kind"] == "eval"]
-    assert train[-1]["step"] == 30 and train[-1]["samples_per_s"] > 0 and train[-1]["examples"] == 30 * 16
+    assert train[-1]["step"] == 90 and train[-1]["samples_per_s"] > 0 and train[-1]["examples"] == 90 * 16
     assert len(evals) == 2 and {"eval_loss", "eval_accuracy", "eval_macro_f1"} <= set(evals[0])
     model_dir = run_dir / runs.MODEL_DIR
     for name in ("config.json", "model.safetensors", "preprocessor_config.json", "bmcore.json"):
@@ -124,7 +124,7 @@ def test_image_run_end_to_end(which, fashion_ds, request, tmp_path):
 
     ev = json.loads((run_dir / runs.EVAL_FILE).read_text())
     assert sum(map(sum, ev["test"]["confusion_matrix"])) == 60
-    assert ev["test"]["accuracy"] > 0.5  # four classes (chance 0.25); Trouser and Bag are easy even at 30 steps
+    assert ev["test"]["accuracy"] > 0.5  # four classes (chance 0.25); six epochs of 240 images
     assert ev["baseline"]["accuracy"] > 0.7  # logistic regression on 16x16 pixels
 
     # The evaluation table of the test split: one row per image, in the split's order, with loss and scores.
