@@ -58,14 +58,19 @@ def fashion() -> dict[str, pd.DataFrame]:
     """240 train, 60 validation and 60 test Fashion-MNIST images of four classes, PNG-encoded (the prepared format)."""
     if not (FASHION / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    return fashion_frames(PER_CLASS)
+
+
+def fashion_frames(per_class: dict[str, int]) -> dict[str, pd.DataFrame]:
+    """Splits of Fashion-MNIST's four :data:`CLASSES`, ``per_class`` images each (validation from train's files)."""
     images, labels = read_idx(FASHION / "train-images-idx3-ubyte.gz"), read_idx(FASHION / "train-labels-idx1-ubyte.gz")
     t_images, t_labels = read_idx(FASHION / "t10k-images-idx3-ubyte.gz"), read_idx(FASHION / "t10k-labels-idx1-ubyte.gz")
     out: dict[str, list[int]] = {"train": [], "validation": []}
     for c in CLASSES:
         where = np.flatnonzero(labels == c)
-        out["train"] += where[:PER_CLASS["train"]].tolist()
-        out["validation"] += where[PER_CLASS["train"]:PER_CLASS["train"] + PER_CLASS["validation"]].tolist()
-    test = [i for c in CLASSES for i in np.flatnonzero(t_labels == c)[:PER_CLASS["test"]]]
+        out["train"] += where[:per_class["train"]].tolist()
+        out["validation"] += where[per_class["train"]:per_class["train"] + per_class["validation"]].tolist()
+    test = [i for c in CLASSES for i in np.flatnonzero(t_labels == c)[:per_class["test"]]]
     rng = np.random.default_rng(0)
     return {"train": image_frame(images, labels, rng.permutation(out["train"]), "train"),
             "validation": image_frame(images, labels, rng.permutation(out["validation"]), "train"),

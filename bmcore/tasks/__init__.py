@@ -18,7 +18,7 @@ import importlib
 from typing import Any
 
 from ..errors import BmcoreError
-from .base import Task
+from .base import Task, is_image_model
 
 SINGLE_LABEL = "single_label_classification"
 MULTI_LABEL = "multi_label_classification"
@@ -44,23 +44,6 @@ def get_task(problem_type: str | None = None, modality: str | None = None) -> Ta
             raise BmcoreError(f"image data supports {', '.join(IMAGE_TASKS)}, not {name}")
         raise BmcoreError(f"unknown problem_type {name!r}; one of {', '.join(registry)}")
     return importlib.import_module(registry[name]).TASK
-
-
-def is_image_model(model_or_config: Any) -> bool:
-    """True for an image classifier (an ``...ForImageClassification`` architecture), from a model or its config."""
-    config = getattr(model_or_config, "config", model_or_config)
-    names = [*(getattr(config, "architectures", None) or []),
-             *([type(model_or_config).__name__] if hasattr(model_or_config, "config") else [])]
-    if names and any(str(n).endswith(("ForImageClassification", "ForSequenceClassification")) for n in names):
-        return any(str(n).endswith("ForImageClassification") for n in names)
-    # A base checkpoint without a head (ViTModel, ResNetModel): by its model type.
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
-        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
-    )
-
-    kind = getattr(config, "model_type", "")
-    return kind in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES and kind not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
 
 
 def task_of_model(model_or_config: Any) -> Task:

@@ -57,8 +57,6 @@ class Task:
         """Refuse, in one line, a base model for another kind of input than this task's (a text model on images)."""
         from ..errors import BmcoreError
         from ..models import load_config
-        from . import is_image_model
-
         kind = "image" if is_image_model(load_config(mref)) else "text"
         if kind != self.modality:
             raise BmcoreError(f"model {mref.ref!r} is a{'n' if kind == 'image' else ''} {kind} model, but dataset "
@@ -163,3 +161,20 @@ class Task:
                  n_bins: int) -> dict[str, Any]:
         """The TF-IDF baseline trained on ``train`` and scored on ``df``, with the same metric keys."""
         raise NotImplementedError
+
+
+def is_image_model(model_or_config: Any) -> bool:
+    """True for an image classifier (an ``...ForImageClassification`` architecture), from a model or its config."""
+    config = getattr(model_or_config, "config", model_or_config)
+    names = [*(getattr(config, "architectures", None) or []),
+             *([type(model_or_config).__name__] if hasattr(model_or_config, "config") else [])]
+    if names and any(str(n).endswith(("ForImageClassification", "ForSequenceClassification")) for n in names):
+        return any(str(n).endswith("ForImageClassification") for n in names)
+    # A base checkpoint without a head (ViTModel, ResNetModel): by its model type.
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
+        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+    )
+
+    kind = getattr(config, "model_type", "")
+    return kind in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES and kind not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
