@@ -53,21 +53,6 @@ def _load_dataset(config: TrainConfig) -> PreparedDataset:
     return ds
 
 
-def tokenize_split(df: Any, tokenizer: Any, max_seq_length: int, targets: list[Any]) -> Any:
-    """Tokenise one split without padding (the collator pads each batch) into a ``datasets.Dataset``.
-
-    ``targets`` (from the task) become the ``labels`` column; a ``length`` column lets Trainer group batches by length.
-    """
-    import datasets
-
-    args = (df["text"].tolist(), df["text_pair"].tolist()) if "text_pair" in df else (df["text"].tolist(),)
-    enc = tokenizer(*args, truncation=True, max_length=max_seq_length)
-    cols = {k: list(v) for k, v in enc.items()}
-    cols["labels"] = list(targets)
-    cols["length"] = [len(x) for x in enc["input_ids"]]
-    return datasets.Dataset.from_dict(cols)
-
-
 def task_for_config(config: Any, dataset: PreparedDataset | None = None) -> Task:
     """The task of a run: its ``problem_type``, or with ``auto`` the prepared dataset's, for the dataset's modality."""
     problem_type = getattr(config, "problem_type", None) or "auto"

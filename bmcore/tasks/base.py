@@ -71,8 +71,6 @@ class Task:
 
     def encode_split(self, df: pd.DataFrame, processor: Any, config: Any, targets: list[Any], *, train: bool) -> Any:
         """One split as a dataset Trainer reads (``labels`` from ``targets``); ``train`` is True for the training split."""
-        from ..train import tokenize_split
-
         return tokenize_split(df, processor, config.max_seq_length, targets)
 
     def model_meta(self, processor: Any) -> dict[str, Any]:
@@ -178,3 +176,18 @@ def is_image_model(model_or_config: Any) -> bool:
 
     kind = getattr(config, "model_type", "")
     return kind in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES and kind not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+
+
+def tokenize_split(df: Any, tokenizer: Any, max_seq_length: int, targets: list[Any]) -> Any:
+    """Tokenise one split without padding (the collator pads each batch) into a ``datasets.Dataset``.
+
+    ``targets`` (from the task) become the ``labels`` column; a ``length`` column lets Trainer group batches by length.
+    """
+    import datasets
+
+    args = (df["text"].tolist(), df["text_pair"].tolist()) if "text_pair" in df else (df["text"].tolist(),)
+    enc = tokenizer(*args, truncation=True, max_length=max_seq_length)
+    cols = {k: list(v) for k, v in enc.items()}
+    cols["labels"] = list(targets)
+    cols["length"] = [len(x) for x in enc["input_ids"]]
+    return datasets.Dataset.from_dict(cols)
