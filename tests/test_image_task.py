@@ -261,3 +261,21 @@ def test_image_run_cancels_and_resumes(tiny_resnet, fashion_ds):
     train = [m for m in runs.read_metrics(run_dir) if m["kind"] == "train"]
     assert train[-1]["step"] == step + 10 and min(m["step"] for m in train if m["step"] > step) > step
     assert f"resuming from {checkpoint.name}" in (run_dir / runs.LOG_FILE).read_text()
+
+
+def test_image_explanations(tiny_vit, tiny_resnet, fashion):
+    from PIL import Image
+
+    from bmcore.explain import explain_image
+    from bmcore.inference import load_for_inference, predict_images
+
+    img = Image.open(io.BytesIO(fashion["test"]["image"].iloc[0]))
+    for model, method in ((tiny_vit, "attention rollout"), (tiny_resnet, "integrated gradients")):
+        clf = load_for_inference(str(model))
+        ex = explain_image(clf, img)
+        assert ex.method == method and ex.heatmap.shape == (32, 32)
+        assert ex.heatmap.min() == 0 and ex.heatmap.max() == pytest.approx(1)
+        assert ex.target == predict_images(clf, [img])[0]["label"]
+        if method == "attention rollout":  # one value per 8 x 8 patch
+            assert (ex.heatmap[:8, :8] == ex.heatmap[0, 0]).all()
+        assert explain_image(clf, img, target=1).target_id == 1
