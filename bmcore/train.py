@@ -23,7 +23,7 @@ from .config import TrainConfig
 from .data import PreparedDataset, is_prepared, load_prepared, resolve_dataset, save_prepared
 from .errors import BmcoreError
 from .limits import check_training
-from .tasks import IMAGE_TASKS, Task, get_task
+from .tasks import Task, get_task
 from .trainer import (
     build_training_args,
     make_callback,
@@ -58,7 +58,7 @@ def task_for_config(config: Any, dataset: PreparedDataset | None = None) -> Task
     problem_type = getattr(config, "problem_type", None) or "auto"
     if problem_type == "auto" and getattr(config, "task", None) == "mlm":
         return get_task("masked_lm")
-    if dataset is None and (problem_type == "auto" or problem_type in IMAGE_TASKS):
+    if dataset is None:
         dataset = _load_dataset(config)
     if problem_type == "auto":
         problem_type = getattr(dataset, "problem_type", None)

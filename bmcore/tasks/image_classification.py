@@ -215,7 +215,7 @@ class ImageSplit:
                  train: bool = False, seed: int = 0) -> None:
         self.images, self.targets = list(images), list(targets)
         self.processor, self.size, self.train, self.seed = processor, int(size), bool(train), int(seed)
-        self.epoch_draws = 0  # distinct augmentation per read: seeded by (seed, index, a per-process counter)
+        self.epoch_draws = 0  # a fresh augmentation per read, reproducible: seeded by (seed, index, reads so far, worker)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -227,7 +227,7 @@ class ImageSplit:
         if self.train:
             self.epoch_draws += 1
             worker = torch.utils.data.get_worker_info()
-            rng = np.random.default_rng([self.seed, i, self.epoch_draws, worker.id if worker else 0, os.getpid()])
+            rng = np.random.default_rng([self.seed, i, self.epoch_draws, worker.id if worker else 0])
             x = pixel_values(self.processor, [augment(img, self.size, rng)], resized=True)[0]
         else:
             x = pixel_values(self.processor, [img])[0]
