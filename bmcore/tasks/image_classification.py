@@ -133,8 +133,9 @@ def typical_side(images: Sequence[bytes], sample: int = 200) -> int:
 def choose_image_size(requested: int | None, model_config: Any, processor: Any, images: Sequence[bytes]) -> int:
     """The run's image side. ViT-like models take only their own size (a different one is refused in one line).
     For CNNs, auto is twice the data's typical side rounded up to a multiple of 32, between 32 and the model's own
-    size: Fashion-MNIST (28 px) trains at 64, where a ResNet-18-sized CNN runs about 4x faster than at 128 on a CPU
-    (bench numbers in the issue-16 notes) and its last stage still sees a 2x2 map, not 1x1."""
+    size: Fashion-MNIST (28 px) trains at 64, where its last stage still sees a 2x2 map, not 1x1. A ResNet-18-sized
+    CNN (random init, batch 32, 2-core AVX512-BF16 CPU) trained at 159/175 samples/s (fp32/bf16) at 64 px, against
+    342/362 at 32, 75/119 at 96 and 45/72 at 128: one Fashion-MNIST epoch (60,000 images) in about 6 minutes at 64."""
     fixed = fixed_image_size(model_config)
     if fixed is not None:
         if requested is not None and requested != fixed:
@@ -242,7 +243,9 @@ def collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def default_workers() -> int:
-    """DataLoader workers for images: 2 when the machine has 2 cores or more (measured on the tiny ViT, issue-16 notes)."""
+    """DataLoader workers for images: 2 when the machine has 2 cores or more. One process decodes, crops and
+    normalises 1,700 (128 px) to 3,000 (64 px) Fashion-MNIST images a second, well above what a ResNet-18-sized model
+    trains on at those sizes on a CPU; workers keep larger photos (JPEG decoding, big resizes) off the training loop."""
     return 2 if (os.cpu_count() or 1) >= 2 else 0
 
 
@@ -252,7 +255,9 @@ def default_workers() -> int:
 class ImageClassification(SingleLabelClassification):
     title = "Image classification"
     modality = "image"
-    defaults = {"learning_rate": 5e-4, "batch_growth": 1}
+    # No image defaults yet: the learning rate for the built-in EfficientNet-Lite0 is for its CI fine-tune to measure.
+    # (bmcore.config.task_defaults would also need the dataset's modality to find this task.)
+    defaults: dict[str, Any] = {}
 
     def load_processor(self, mref: Any, config: Any = None, dataset: Any = None) -> Any:
         from ..models import load_config
