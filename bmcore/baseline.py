@@ -109,3 +109,53 @@ def multi_label_baseline_metrics(train_df: pd.DataFrame, test_df: pd.DataFrame, 
     metrics["train_rows"] = int(len(train_df))
     metrics["seconds"] = round(time.perf_counter() - t0, 3)
     return metrics
+
+
+PIXEL_BASELINE_NAME = "pixels16-logreg"
+PIXEL_SIDE = 16  # the baseline sees each image as 16 x 16 grayscale pixels (256 features)
+
+
+def pixel_features(images: Any, side: int = PIXEL_SIDE) -> np.ndarray:
+    """Each image (bytes) downscaled to ``side`` x ``side`` grayscale, as a row of values in [0, 1]."""
+    import io
+
+    from PIL import Image
+
+    rows = []
+    for data in images:
+        img = Image.open(io.BytesIO(bytes(data))).convert("L").resize((side, side), Image.BILINEAR)
+        rows.append(np.asarray(img, dtype=np.float64).ravel() / 255.0)
+    return np.stack(rows) if rows else np.zeros((0, side * side))
+
+
+def pixel_baseline_metrics(train_df: pd.DataFrame, test_df: pd.DataFrame, label_names: list[str], seed: int = 0,
+                           n_bins: int | None = None) -> dict[str, Any]:
+    """The image baseline: logistic regression on :func:`pixel_features` (standardised), trained on ``train_df`` and
+    scored on ``test_df`` (columns image, label): the same metric dict as the model's."""
+    import time
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from .metrics import compute_metrics
+
+    t0 = time.perf_counter()
+    index = {n: i for i, n in enumerate(label_names)}
+    y = train_df["label"].astype(str).map(index)
+    if y.isna().any():
+        raise BmcoreError(f"baseline train labels {sorted(set(train_df['label'].astype(str)) - set(index))[:5]} are not in "
+                          f"the label names {label_names[:10]}")
+    if y.nunique() < 2:
+        raise BmcoreError("the baseline needs at least two classes in the train split")
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000, random_state=seed))
+    pipe.fit(pixel_features(train_df["image"]), y.to_numpy(dtype=np.int64))
+    probs = np.zeros((len(test_df), len(label_names)), dtype=np.float64)
+    probs[:, pipe.classes_] = pipe.predict_proba(pixel_features(test_df["image"]))
+    kwargs = {"n_bins": n_bins} if n_bins else {}
+    metrics = compute_metrics(test_df["label"].astype(str).tolist(), [label_names[i] for i in probs.argmax(axis=1)],
+                              probs, label_names, **kwargs)
+    metrics["model"] = PIXEL_BASELINE_NAME
+    metrics["train_rows"] = int(len(train_df))
+    metrics["seconds"] = round(time.perf_counter() - t0, 3)
+    return metrics

@@ -83,6 +83,13 @@ class TrainConfig:
                                   choices=("auto", "eager", "sdpa"))
     freeze_embeddings: bool = _f(False, "Keep the word-embedding matrix fixed (faster updates; about half the parameters).")
     save_total_limit: int = _f(2, "Checkpoints kept on disk (the best one is always kept).")
+    image_size: int | None = _f(None, "Images: the side in pixels the model sees (square). Empty: auto, the model's own size for "
+                                "ViT-like models (their position embeddings fix it), else twice the data's typical side rounded "
+                                "up to a multiple of 32, at most the model's size (Fashion-MNIST's 28 px: 64). Cost grows with its square.")
+    augment: bool = _f(True, "Images: light augmentation of the training split (random resized crop, horizontal flip); "
+                             "evaluation never augments.")
+    dataloader_num_workers: int | None = _f(None, "Processes that decode and augment images while the model trains. Empty: "
+                                            "auto (images: 2 when the machine has 2 cores or more; text: 0).")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -130,6 +137,9 @@ class TrainConfig:
             (self.class_weights in CLASS_WEIGHTS, f"class_weights must be one of {', '.join(CLASS_WEIGHTS)}, not {self.class_weights!r}"),
             (self.save_total_limit >= 1, "save_total_limit must be at least 1"),
             (self.text_column is None or len(self.text_column) in (1, 2), "text_column takes one column, or two for pairs"),
+            (self.image_size is None or 16 <= self.image_size <= 1024, f"image_size must be between 16 and 1024 pixels, not {self.image_size}"),
+            (self.dataloader_num_workers is None or 0 <= self.dataloader_num_workers <= 64,
+             f"dataloader_num_workers must be between 0 and 64, not {self.dataloader_num_workers}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -87,11 +87,7 @@ def check_labels(model_labels: Sequence[str], data_labels: Sequence[str]) -> Non
 
 def _logits(clf: Any, df: pd.DataFrame, progress: Progress | None = None, batch_size: int = 64) -> tuple[np.ndarray, Any]:
     """The model's logits [n, labels] for a split, in the model's label order, and the prediction (truncation flags)."""
-    if "text" not in df or "label" not in df:
-        raise BmcoreError("the split needs 'text' and 'label' columns; prepare the dataset first")
-    texts = df["text"].fillna("").astype(str).tolist()
-    pairs = df["text_pair"].fillna("").astype(str).tolist() if "text_pair" in df else None
-    pred = clf.predict_proba(texts, pairs, batch_size=batch_size, progress=progress)
+    pred = clf.predict_frame(df, batch_size=batch_size, progress=progress)
     return np.asarray(pred.logits, dtype=np.float64), pred
 
 

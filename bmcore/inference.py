@@ -25,6 +25,7 @@ from .models import (
     detect_device,
     inference_placement,
     load_classifier,
+    load_config,
     load_tokenizer,
     resolve_model,
     select_precision,
@@ -154,10 +155,21 @@ class Classifier:
                 done += len(idx)
                 if progress is not None:
                     progress(done, n)
+        return self._prediction(logits, full > self.max_seq_length, time.perf_counter() - t0)
+
+    def predict_frame(self, df: Any, *, batch_size: int = 64, progress: Callable[[int, int], None] | None = None) -> Prediction:
+        """Predictions for the rows of a prepared split (columns text, and text_pair for pairs)."""
+        if "text" not in df or "label" not in df:
+            raise BmcoreError("the split needs 'text' and 'label' columns; prepare the dataset first")
+        pairs = df["text_pair"].fillna("").astype(str).tolist() if "text_pair" in df else None
+        return self.predict_proba(df["text"].fillna("").astype(str).tolist(), pairs, batch_size=batch_size, progress=progress)
+
+    def _prediction(self, logits: np.ndarray, truncated: np.ndarray, seconds: float) -> Prediction:
+        """Scores, calibrated scores and decisions from logits, by the model's task."""
         task = self.task
         probs = task.scores(logits, self.meta)
         calibrated = task.scores(logits, self.meta, calibrated=True) if self.temperature else None
-        return Prediction(self.label_names, probs, logits, full > self.max_seq_length, time.perf_counter() - t0, calibrated,
+        return Prediction(self.label_names, probs, logits, truncated, seconds, calibrated,
                           task.decide(probs, self.label_names, self.meta), self.thresholds)
 
     def _untruncated_lengths(self, texts: Sequence[str], pairs: Sequence[str] | None) -> np.ndarray:
@@ -169,6 +181,73 @@ class Classifier:
             enc = self.tokenizer(*args, truncation=False, verbose=False)
             out[long] = [len(x) for x in enc["input_ids"]]
         return out
+
+
+@dataclass
+class ImageClassifier(Classifier):
+    """An image processor (in ``tokenizer``, set to the training image size) and an image-classification model."""
+
+    max_seq_length: int | None = None  # type: ignore[assignment]  # images have no tokens
+
+    @property
+    def processor(self) -> Any:
+        return self.tokenizer
+
+    def predict_proba(self, images: Sequence[Any], pairs: Sequence[str] | None = None, *, batch_size: int = 64,  # type: ignore[override]
+                      token_budget: int = 0, progress: Callable[[int, int], None] | None = None) -> Prediction:
+        """Class probabilities for images (PIL images, or image file bytes), in input order: resized and normalised
+        by the saved image processor, exactly as ``pipeline("image-classification")`` does."""
+        import torch
+
+        from .tasks.image_classification import decode, pixel_values
+
+        t0 = time.perf_counter()
+        n = len(images)
+        logits = np.zeros((n, len(self.label_names)), dtype=np.float32)
+        device = self.model.device
+        weights = next(self.model.parameters()).dtype
+        with torch.inference_mode():
+            for i in range(0, n, max(1, batch_size)):
+                part = [decode(im, f"image {i + k + 1}") if isinstance(im, (bytes, bytearray, memoryview)) else im.convert("RGB")
+                        for k, im in enumerate(images[i:i + batch_size])]
+                x = pixel_values(self.processor, part).to(device=device, dtype=weights)
+                logits[i:i + len(part)] = self.model(pixel_values=x).logits.float().cpu().numpy()
+                if progress is not None:
+                    progress(i + len(part), n)
+        return self._prediction(logits, np.zeros(n, dtype=bool), time.perf_counter() - t0)
+
+    def predict_frame(self, df: Any, *, batch_size: int = 64, progress: Callable[[int, int], None] | None = None) -> Prediction:
+        """Predictions for the rows of a prepared image split (an ``image`` column of image bytes)."""
+        if "image" not in df or "label" not in df:
+            raise BmcoreError("the split needs 'image' and 'label' columns; prepare the image dataset first")
+        return self.predict_proba(df["image"].tolist(), batch_size=batch_size, progress=progress)
+
+
+def _records(pred: Prediction, calibrated: bool) -> list[dict[str, Any]]:
+    """One record per input: ``label``, ``scores`` and ``truncated`` (see :func:`predict`)."""
+    names = pred.label_names
+    records = []
+    for i, label in enumerate(pred.labels):
+        rec: dict[str, Any] = {"label": label, "scores": {n: float(p) for n, p in zip(names, pred.probs[i], strict=True)},
+                               "truncated": bool(pred.truncated[i])}
+        if isinstance(label, list):  # a set of labels: also name the top one, and say the thresholds
+            rec.update(label=names[int(pred.probs[i].argmax())], labels=label,
+                       thresholds=dict(zip(names, pred.thresholds or [], strict=True)))
+        if calibrated and pred.calibrated_probs is not None:
+            rec["calibrated_scores"] = {n: float(p) for n, p in zip(names, pred.calibrated_probs[i], strict=True)}
+        records.append(rec)
+    return records
+
+
+def predict_images(classifier: ImageClassifier, images: Sequence[Any], calibrated: bool = False, *,
+                   batch_size: int = 64) -> list[dict[str, Any]]:
+    """One record per image (PIL images or image file bytes), as :func:`predict` gives for texts."""
+    images = list(images)
+    if not images:
+        raise BmcoreError("no images to predict; give at least one image")
+    if not isinstance(classifier, ImageClassifier):
+        raise BmcoreError("this model classifies text, not images; give a text, or an image model")
+    return _records(classifier.predict_proba(images, batch_size=batch_size), calibrated)
 
 
 def predict(classifier: Classifier, texts: Sequence[str], pairs: Sequence[str] | None = None,
@@ -196,19 +275,9 @@ def predict(classifier: Classifier, texts: Sequence[str], pairs: Sequence[str] |
         pairs = [pairs] * len(texts) if isinstance(pairs, str) else list(pairs)
         if len(pairs) != len(texts):
             raise BmcoreError(f"{len(texts)} texts but {len(pairs)} text pairs; give one pair per text")
-    pred = classifier.predict_proba(texts, pairs, batch_size=batch_size)
-    names = pred.label_names
-    records = []
-    for i, label in enumerate(pred.labels):
-        rec: dict[str, Any] = {"label": label, "scores": {n: float(p) for n, p in zip(names, pred.probs[i], strict=True)},
-                               "truncated": bool(pred.truncated[i])}
-        if isinstance(label, list):  # a set of labels: also name the top one, and say the thresholds
-            rec.update(label=names[int(pred.probs[i].argmax())], labels=label,
-                       thresholds=dict(zip(names, pred.thresholds or [], strict=True)))
-        if calibrated and pred.calibrated_probs is not None:
-            rec["calibrated_scores"] = {n: float(p) for n, p in zip(names, pred.calibrated_probs[i], strict=True)}
-        records.append(rec)
-    return records
+    if isinstance(classifier, ImageClassifier):
+        raise BmcoreError("this model classifies images, not text; give image files")
+    return _records(classifier.predict_proba(texts, pairs, batch_size=batch_size), calibrated)
 
 
 def load_for_inference(ref: str | ModelRef, *, precision: str = "auto", attn_implementation: str | None = None,
@@ -221,11 +290,20 @@ def load_for_inference(ref: str | ModelRef, *, precision: str = "auto", attn_imp
     """
     import torch
 
+    from .tasks import is_image_model
+
     mref = ref if isinstance(ref, ModelRef) else resolve_model(ref)
     device = detect_device()
     prec, _ = select_precision(precision, device)
-    tok = load_tokenizer(mref)
-    model = load_classifier(mref, attn_implementation=attn_implementation)
+    image = is_image_model(load_config(mref))
+    if image:
+        from .tasks.image_classification import load_image_classifier, load_image_processor
+
+        tok = load_image_processor(mref)  # saved at the training image size
+        model = load_image_classifier(mref, **({"attn_implementation": attn_implementation} if attn_implementation else {}))
+    else:
+        tok = load_tokenizer(mref)
+        model = load_classifier(mref, attn_implementation=attn_implementation)
     model.eval()
     kind, weights = inference_placement(prec, device)
     if weights != "fp32":
@@ -234,6 +312,8 @@ def load_for_inference(ref: str | ModelRef, *, precision: str = "auto", attn_imp
         model.to(dtype=autocast_dtype(weights))
     model.to(torch.device(kind))
     meta = read_model_meta(mref.path)
+    if image:
+        return ImageClassifier(mref, tok, model, prec, None, meta)
     limit = int(getattr(model.config, "max_position_embeddings", 512) or 512)
     if getattr(model.config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"}:
         limit -= 2

@@ -23,7 +23,6 @@ from .config import TrainConfig
 from .data import PreparedDataset, is_prepared, load_prepared, resolve_dataset, save_prepared
 from .errors import BmcoreError
 from .limits import check_training
-from .models import dropout_overrides, load_classifier, load_tokenizer
 from .tasks import Task, get_task
 from .trainer import (
     build_training_args,
@@ -54,31 +53,16 @@ def _load_dataset(config: TrainConfig) -> PreparedDataset:
     return ds
 
 
-def tokenize_split(df: Any, tokenizer: Any, max_seq_length: int, targets: list[Any]) -> Any:
-    """Tokenise one split without padding (the collator pads each batch) into a ``datasets.Dataset``.
-
-    ``targets`` (from the task) become the ``labels`` column; a ``length`` column lets Trainer group batches by length.
-    """
-    import datasets
-
-    args = (df["text"].tolist(), df["text_pair"].tolist()) if "text_pair" in df else (df["text"].tolist(),)
-    enc = tokenizer(*args, truncation=True, max_length=max_seq_length)
-    cols = {k: list(v) for k, v in enc.items()}
-    cols["labels"] = list(targets)
-    cols["length"] = [len(x) for x in enc["input_ids"]]
-    return datasets.Dataset.from_dict(cols)
-
-
 def task_for_config(config: Any, dataset: PreparedDataset | None = None) -> Task:
-    """The task of a run: its ``problem_type``, or with ``auto`` the prepared dataset's."""
+    """The task of a run: its ``problem_type``, or with ``auto`` the prepared dataset's, for the dataset's modality."""
     problem_type = getattr(config, "problem_type", None) or "auto"
+    if problem_type == "auto" and getattr(config, "task", None) == "mlm":
+        return get_task("masked_lm")
+    if dataset is None:
+        dataset = _load_dataset(config)
     if problem_type == "auto":
-        if getattr(config, "task", None) == "mlm":
-            return get_task("masked_lm")
-        if dataset is None:
-            dataset = _load_dataset(config)
         problem_type = getattr(dataset, "problem_type", None)
-    return get_task(problem_type)
+    return get_task(problem_type, getattr(dataset, "modality", None))
 
 
 # --- the job --------------------------------------------------------------------------------
@@ -142,30 +126,33 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
     precision = plan["precision"]
     ds = _load_dataset(config)
     task.check_dataset(ds)
+    task.check_model(mref, ds)
     check_training(len(ds.splits["train"]), config.max_steps,
                    config.per_device_train_batch_size * config.gradient_accumulation_steps * world_size())
     label_names = task.label_names(ds)
-    tokenizer = load_tokenizer(mref)
+    # The task turns each split into model inputs: a tokenizer for text, an image processor (and augmentation) for images.
+    processor = task.load_processor(mref, config, ds)
     splits = {name: ds.splits[name] for name in ("train", "validation", "test")}
-    data = {name: tokenize_split(df, tokenizer, config.max_seq_length, task.targets(df, label_names))
+    train_targets = task.targets(splits["train"], label_names)
+    data = {name: task.encode_split(df, processor, config, train_targets if name == "train" else task.targets(df, label_names),
+                                    train=name == "train")
             for name, df in splits.items()}
     train_ds, val_ds, test_ds = data["train"], data["validation"], data["test"]
     log.info("device %s, precision %s; dataset %s (%s): %d train / %d validation / %d test, %d labels", device.label,
              precision, ds.name, task.problem_type, len(train_ds), len(val_ds), len(test_ds), len(label_names))
-    model = load_classifier(mref, label_names, attn_implementation=plan["attn_implementation"], **task.model_kwargs(),
-                            **dropout_overrides(mref, config.attention_dropout, config.hidden_dropout))
-    if config.freeze_embeddings:
-        model.get_input_embeddings().weight.requires_grad_(False)
-    if not resume and (note := task.init_model(model, train_ds["labels"], config)):
+    model = task.load_model(mref, label_names, config, plan)
+    if not resume and (note := task.init_model(model, train_targets, config)):
         log.info(note)
-    mean_batch = mean_examples_per_step(config, train_ds["length"])
+    lengths = list(train_ds["length"]) if "length" in (getattr(train_ds, "column_names", None) or ()) else []
+    batch_growth = config.batch_growth if lengths else 1  # token-budget batches need token lengths
+    mean_batch = mean_examples_per_step(config, lengths)
     if mean_batch > config.per_device_train_batch_size:
         log.info("short texts: %.0f examples per step on average (batch_growth %d)", mean_batch, config.batch_growth)
     if main:
         runs.write_status(run_dir, mean_examples_per_step=round(mean_batch, 1))
-    args = build_training_args(config, run_dir, precision, len(train_ds))
+    args = build_training_args(config, run_dir, precision, len(train_ds), **task.training_overrides(config))
 
-    mode, compute_loss, shown_weights = task.loss(config, train_ds["labels"], label_names)
+    mode, compute_loss, shown_weights = task.loss(config, train_targets, label_names)
     if main:
         runs.write_status(run_dir, class_weights_used=mode)
     if shown_weights is not None:
@@ -178,10 +165,10 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
     callbacks = [callback]
     if config.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    trainer = trainer_class()(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
-                              data_collator=task.collator(tokenizer), compute_metrics=compute_metrics,
+    trainer = trainer_class()(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=processor,
+                              data_collator=task.collator(processor), compute_metrics=compute_metrics,
                               compute_loss_func=compute_loss, callbacks=callbacks,
-                              batch_growth=config.batch_growth, max_seq_length=config.max_seq_length,
+                              batch_growth=batch_growth, max_seq_length=config.max_seq_length,
                               head_learning_rate=config.head_learning_rate)
     callback.trainer = trainer
     trainer.remove_callback(PrinterCallback)  # our callback logs one readable line per step instead of dicts
@@ -214,8 +201,8 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
         return {}
     meta = {"max_seq_length": config.max_seq_length, "dataset": ds.name, "label_names": label_names,
             "base_model": config.model_name_or_path, "run": run_dir.name, "precision": precision,
-            "problem_type": task.problem_type, **tuned}
-    save_model_atomically(trainer, tokenizer, run_dir, meta)
+            "problem_type": task.problem_type, **task.model_meta(processor), **tuned}
+    save_model_atomically(trainer, processor, run_dir, meta)
     log.info("saved the %s model to %s", "best" if best is not None else "final", run_dir / runs.MODEL_DIR)
     if cancelled:
         return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time(),

@@ -293,8 +293,9 @@ def start_job(config: TrainConfig, run_dir: Path, main: bool) -> tuple[DeviceInf
     return device, plan, mref
 
 
-def build_training_args(config: TrainConfig, run_dir: Path, precision: str, n_train: int) -> Any:
-    """``TrainingArguments`` for a config: dynamic padding, length grouping, the chosen precision."""
+def build_training_args(config: TrainConfig, run_dir: Path, precision: str, n_train: int, **overrides: Any) -> Any:
+    """``TrainingArguments`` for a config: dynamic padding, length grouping, the chosen precision; ``overrides``
+    (from the task: images have no token lengths, and decode in DataLoader workers) replace any of them."""
     from transformers import TrainingArguments
 
     device = detect_device()
@@ -335,6 +336,7 @@ def build_training_args(config: TrainConfig, run_dir: Path, precision: str, n_tr
         kwargs["max_steps"] = config.max_steps
     else:
         kwargs["num_train_epochs"] = config.epochs
+    kwargs.update(overrides)
     if steps and kwargs["save_steps"] != config.eval_steps:
         kwargs["load_best_model_at_end"] = False  # Trainer needs saves to line up with evaluations
     return TrainingArguments(**kwargs)

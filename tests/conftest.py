@@ -64,3 +64,19 @@ def bbc_small() -> str:
     train = ds.splits["train"].groupby("label").sample(n=60, random_state=0)
     bdata.save_prepared(replace(ds, splits={**ds.splits, "train": train}))
     return "bbc-small"
+
+
+@pytest.fixture(scope="session")
+def tiny_vit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised ViT (32 px input, 8 px patches, 2 layers, hidden 32) with its image processor."""
+    from bmcore.models import make_tiny_vit
+
+    return make_tiny_vit(tmp_path_factory.mktemp("tiny") / "tiny-vit", ["class_0", "class_1"])
+
+
+@pytest.fixture(scope="session")
+def tiny_resnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised ResNet (two stages of basic blocks, 8 and 16 channels) with its image processor."""
+    from bmcore.models import make_tiny_resnet
+
+    return make_tiny_resnet(tmp_path_factory.mktemp("tiny") / "tiny-resnet", ["class_0", "class_1"])

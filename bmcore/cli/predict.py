@@ -1,4 +1,5 @@
-"""``python -m bmcore predict --model REF [--explain] [--pair TEXT] TEXT...`` or ``--file F``.
+"""``python -m bmcore predict --model REF [--explain] [--pair TEXT] TEXT...`` or ``--file F``; with an image model,
+``python -m bmcore predict --model REF IMAGE...`` (image files: one JSON line each, with ``image``, ``label``, ``scores``).
 
 Prints one JSON line per input: ``label`` and ``scores``; with ``--explain`` also
 ``tokens``, ``attributions``, ``attentions`` [layers][heads][tokens][tokens] and ``truncated``.
@@ -20,7 +21,7 @@ from ..workspace import check_regular
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict (and explain) texts with a model; one JSON line per input")
-    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify (image files, for an image model)")
     p.add_argument("--model", required=True, help="builtin:minilm, a run folder or its model/ folder, or a Hub id")
     p.add_argument("--file", help="one text per line (.txt), or a table (CSV, TSV, JSONL...) with a text column")
     p.add_argument("--pair", action="append", metavar="TEXT_PAIR",
@@ -73,6 +74,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.max_seq_length is not None and args.max_seq_length < 2:
         raise BmcoreError("--max-seq-length must be at least 2 tokens")
     clf = load_for_inference(args.model, precision=args.precision, max_seq_length=args.max_seq_length)
+    if getattr(clf, "processor", None) is not None:
+        return _run_images(clf, texts, args)
     records = predict(clf, texts, pairs, calibrated=args.calibrated, batch_size=args.batch_size)
     for i, (text, rec) in enumerate(zip(texts, records, strict=True)):
         out = {"text": text, **rec}
@@ -90,4 +93,31 @@ def _run(args: argparse.Namespace) -> int:
                        truncated=d["truncated"], n_tokens=d["n_tokens"], target=d["target"], delta=d["delta"])
         print(json.dumps(out), flush=True)
     sys.stdout.flush()
+    return 0
+
+
+def read_image(path: str | Path) -> bytes:
+    """An image file's bytes, after the same checks as --file (a regular file that exists)."""
+    path = Path(path)
+    check_regular(path)
+    if path.is_dir():
+        raise BmcoreError(f"{path} is a folder; give image files")
+    if not path.is_file():
+        raise BmcoreError(f"image file {path} does not exist")
+    return path.read_bytes()
+
+
+def _run_images(clf: object, paths: list[str], args: argparse.Namespace) -> int:
+    from ..inference import predict_images
+
+    if args.pair or args.explain:
+        raise BmcoreError("--pair and --explain are for text models; an image model takes image files only")
+    if args.file:
+        raise BmcoreError("--file reads texts; give image files as arguments for an image model")
+    # TODO(issue 16): bmcore.images.decode_image (pixel limit, one-line refusals) when img-data is merged.
+    records = predict_images(clf, [read_image(p) for p in paths], calibrated=args.calibrated,  # type: ignore[arg-type]
+                             batch_size=args.batch_size)
+    for path, rec in zip(paths, records, strict=True):
+        rec.pop("truncated", None)
+        print(json.dumps({"image": path, **rec}), flush=True)
     return 0

@@ -8,7 +8,8 @@ the Trainer plumbing (:mod:`bmcore.trainer`), the run folder, the queue, cancel 
 :func:`get_task`.
 
 Adding a task: write ``bmcore/tasks/<problem_type>.py`` defining a :class:`~bmcore.tasks.base.Task` subclass and a
-module-level ``TASK`` instance, then add one line to :data:`TASKS`.
+module-level ``TASK`` instance, then add one line to :data:`TASKS`. A task for another kind of input (images) keeps
+Hugging Face's ``problem_type`` and is registered by modality in :data:`IMAGE_TASKS`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import importlib
 from typing import Any
 
 from ..errors import BmcoreError
-from .base import Task
+from .base import Task, is_image_model
 
 SINGLE_LABEL = "single_label_classification"
 MULTI_LABEL = "multi_label_classification"
@@ -28,20 +29,28 @@ TASKS: dict[str, str] = {  # problem_type -> the module that defines its TASK
     MULTI_LABEL: "bmcore.tasks.multi_label_classification",
     MASKED_LM: "bmcore.tasks.masked_lm",
 }
+IMAGE_TASKS: dict[str, str] = {  # problem_type -> the module of its task on images (a prepared dataset's modality "image")
+    SINGLE_LABEL: "bmcore.tasks.image_classification",
+}
 
 
-def get_task(problem_type: str | None = None) -> Task:
-    """The task for ``problem_type`` (None or empty: single-label classification, Hugging Face's default)."""
+def get_task(problem_type: str | None = None, modality: str | None = None) -> Task:
+    """The task for ``problem_type`` (None or empty: single-label classification, Hugging Face's default) on inputs
+    of ``modality`` ("text", the default, or "image")."""
     name = problem_type or SINGLE_LABEL
-    if name not in TASKS:
-        raise BmcoreError(f"unknown problem_type {name!r}; one of {', '.join(TASKS)}")
-    return importlib.import_module(TASKS[name]).TASK
+    registry = IMAGE_TASKS if modality == "image" else TASKS
+    if name not in registry:
+        if modality == "image" and name in TASKS:
+            raise BmcoreError(f"image data supports {', '.join(IMAGE_TASKS)}, not {name}")
+        raise BmcoreError(f"unknown problem_type {name!r}; one of {', '.join(registry)}")
+    return importlib.import_module(registry[name]).TASK
 
 
 def task_of_model(model_or_config: Any) -> Task:
-    """The task a loaded model (or its ``config``) was trained for, from ``config.problem_type``."""
+    """The task a loaded model (or its ``config``) was trained for, from ``config.problem_type`` and its architecture."""
     config = getattr(model_or_config, "config", model_or_config)
-    return get_task(getattr(config, "problem_type", None))
+    return get_task(getattr(config, "problem_type", None), "image" if is_image_model(model_or_config) else "text")
 
 
-__all__ = ["MASKED_LM", "MULTI_LABEL", "SINGLE_LABEL", "TASKS", "Task", "get_task", "task_of_model"]
+__all__ = ["IMAGE_TASKS", "MASKED_LM", "MULTI_LABEL", "SINGLE_LABEL", "TASKS", "Task", "get_task", "is_image_model",
+           "task_of_model"]

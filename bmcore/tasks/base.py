@@ -15,6 +15,7 @@ class Task:
 
     problem_type: str = ""
     title: str = ""
+    modality = "text"  # what the inputs are: "text", or "image" (a prepared dataset's ``modality``)
     own_job = False  # True: :meth:`run` trains the model; False: the shared fine-tuning loop (bmcore.train.fine_tune)
     defaults: dict[str, Any] = {}  # TrainConfig settings this task starts from instead of TrainConfig's own defaults
 
@@ -31,6 +32,10 @@ class Task:
         from ..errors import BmcoreError
 
         kind = getattr(dataset, "problem_type", None) or "single_label_classification"
+        modality = getattr(dataset, "modality", None) or "text"
+        if modality != self.modality:
+            raise BmcoreError(f"dataset {dataset.name!r} holds {modality} data, but the model learns from {self.modality}; "
+                              f"choose a{'n' if self.modality == 'image' else ''} {self.modality} model")
         if kind != self.problem_type:
             raise BmcoreError(f"dataset {dataset.name!r} is {kind} data, but the run asks for problem_type "
                               f"{self.problem_type}; use problem_type auto")
@@ -46,7 +51,48 @@ class Task:
         """The gold labels of a split in the form :meth:`decide` returns predictions (checked against ``label_names``)."""
         raise NotImplementedError
 
+    # --- inputs -> model inputs ---------------------------------------------------------------
+
+    def check_model(self, mref: Any, dataset: Any) -> None:
+        """Refuse, in one line, a base model for another kind of input than this task's (a text model on images)."""
+        from ..errors import BmcoreError
+        from ..models import load_config
+        kind = "image" if is_image_model(load_config(mref)) else "text"
+        if kind != self.modality:
+            raise BmcoreError(f"model {mref.ref!r} is a{'n' if kind == 'image' else ''} {kind} model, but dataset "
+                              f"{dataset.name!r} holds {self.modality} data; choose a{'n' if self.modality == 'image' else ''} "
+                              f"{self.modality} model")
+
+    def load_processor(self, mref: Any, config: Any = None, dataset: Any = None) -> Any:
+        """What turns raw inputs into model inputs and is saved with the model (a tokenizer for text)."""
+        from ..models import load_tokenizer
+
+        return load_tokenizer(mref)
+
+    def encode_split(self, df: pd.DataFrame, processor: Any, config: Any, targets: list[Any], *, train: bool) -> Any:
+        """One split as a dataset Trainer reads (``labels`` from ``targets``); ``train`` is True for the training split."""
+        return tokenize_split(df, processor, config.max_seq_length, targets)
+
+    def model_meta(self, processor: Any) -> dict[str, Any]:
+        """Facts about the inputs saved with the model in ``bmcore.json`` (images: the image size)."""
+        return {}
+
+    def training_overrides(self, config: Any) -> dict[str, Any]:
+        """``TrainingArguments`` this task sets differently from the text defaults (bmcore.trainer.build_training_args)."""
+        return {}
+
     # --- the model ---------------------------------------------------------------------------
+
+    def load_model(self, mref: Any, label_names: Sequence[str], config: Any, plan: dict[str, Any]) -> Any:
+        """The model to fine-tune: the base with a fresh head for ``label_names``, in the run's attention kernel."""
+        from ..models import dropout_overrides, load_classifier
+
+        model = load_classifier(mref, list(label_names), attn_implementation=plan["attn_implementation"],
+                                **self.model_kwargs(),
+                                **dropout_overrides(mref, config.attention_dropout, config.hidden_dropout))
+        if config.freeze_embeddings:
+            model.get_input_embeddings().weight.requires_grad_(False)
+        return model
 
     def model_kwargs(self) -> dict[str, Any]:
         """Extra arguments for :func:`bmcore.models.load_classifier` (the ``problem_type`` saved in config.json)."""
@@ -113,3 +159,35 @@ class Task:
                  n_bins: int) -> dict[str, Any]:
         """The TF-IDF baseline trained on ``train`` and scored on ``df``, with the same metric keys."""
         raise NotImplementedError
+
+
+def is_image_model(model_or_config: Any) -> bool:
+    """True for an image classifier (an ``...ForImageClassification`` architecture), from a model or its config."""
+    config = getattr(model_or_config, "config", model_or_config)
+    names = [*(getattr(config, "architectures", None) or []),
+             *([type(model_or_config).__name__] if hasattr(model_or_config, "config") else [])]
+    if names and any(str(n).endswith(("ForImageClassification", "ForSequenceClassification")) for n in names):
+        return any(str(n).endswith("ForImageClassification") for n in names)
+    # A base checkpoint without a head (ViTModel, ResNetModel): by its model type.
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
+        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+    )
+
+    kind = getattr(config, "model_type", "")
+    return kind in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES and kind not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+
+
+def tokenize_split(df: Any, tokenizer: Any, max_seq_length: int, targets: list[Any]) -> Any:
+    """Tokenise one split without padding (the collator pads each batch) into a ``datasets.Dataset``.
+
+    ``targets`` (from the task) become the ``labels`` column; a ``length`` column lets Trainer group batches by length.
+    """
+    import datasets
+
+    args = (df["text"].tolist(), df["text_pair"].tolist()) if "text_pair" in df else (df["text"].tolist(),)
+    enc = tokenizer(*args, truncation=True, max_length=max_seq_length)
+    cols = {k: list(v) for k, v in enc.items()}
+    cols["labels"] = list(targets)
+    cols["length"] = [len(x) for x in enc["input_ids"]]
+    return datasets.Dataset.from_dict(cols)

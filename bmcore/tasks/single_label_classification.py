@@ -99,21 +99,27 @@ def gold_ids(values: Sequence[Any], label_names: Sequence[str]) -> np.ndarray:
     return out
 
 
+def text_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """The input columns of a text prediction table: text, and text_pair for pairs."""
+    out = pd.DataFrame({"text": df["text"].astype(str).to_numpy()})
+    if "text_pair" in df:
+        out["text_pair"] = df["text_pair"].astype(str).to_numpy()
+    return out
+
+
 def prediction_table(df: pd.DataFrame, probs: np.ndarray, label_names: Sequence[str], *,
-                     truncated: np.ndarray | None = None) -> pd.DataFrame:
+                     truncated: np.ndarray | None = None, inputs: pd.DataFrame | None = None) -> pd.DataFrame:
     """The prediction table of a split from the model's probabilities [n, classes].
 
-    Columns: text, (text_pair), gold, pred, ``prob_<label>`` per class, confidence,
-    loss (per-example cross-entropy in nats), correct, truncated.
+    Columns: the inputs (``inputs``, by default text and text_pair), gold, pred, ``prob_<label>`` per class,
+    confidence, loss (per-example cross-entropy in nats), correct, truncated.
     """
     label_names = list(label_names)
     probs = np.asarray(probs, dtype=np.float64)
     gold = df["label"].astype(str).tolist()
     ids = gold_ids(gold, label_names)
     pred_ids = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
-    out = pd.DataFrame({"text": df["text"].astype(str).to_numpy()})
-    if "text_pair" in df:
-        out["text_pair"] = df["text_pair"].astype(str).to_numpy()
+    out = (inputs if inputs is not None else text_columns(df)).reset_index(drop=True).copy()
     out["gold"] = gold
     out["pred"] = [label_names[i] for i in pred_ids]
     for i, n in enumerate(label_names):
@@ -131,6 +137,10 @@ class SingleLabelClassification(Task):
 
     def targets(self, df: pd.DataFrame, label_names: Sequence[str]) -> list[int]:
         return gold_ids(df["label"].astype(str).tolist(), label_names).tolist()
+
+    def input_columns(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The columns that show each example in a prediction table."""
+        return text_columns(df)
 
     def gold(self, df: pd.DataFrame, label_names: Sequence[str]) -> list[str]:
         gold = df["label"].astype(str).tolist()
@@ -174,7 +184,7 @@ class SingleLabelClassification(Task):
                  truncated: np.ndarray | None, validation: Callable[[], tuple[pd.DataFrame, np.ndarray]] | None,
                  fit: bool, n_bins: int) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any], list[str]]:
         """The table and metrics of a split, with temperature scaling fitted on ``validation()`` when ``fit``."""
-        table = prediction_table(df, softmax(logits), label_names, truncated=truncated)
+        table = prediction_table(df, softmax(logits), label_names, truncated=truncated, inputs=self.input_columns(df))
         probs = table[[f"{PROB_PREFIX}{n}" for n in label_names]].to_numpy(dtype=np.float64)
         metrics = compute_metrics(table["gold"].tolist(), table["pred"].tolist(), probs, label_names, n_bins)
         notes: list[str] = []
