@@ -297,7 +297,7 @@ def load_for_inference(ref: str | ModelRef, *, precision: str = "auto", attn_imp
     prec, _ = select_precision(precision, device)
     image = is_image_model(load_config(mref))
     if image:
-        from .tasks.image_classification import load_image_classifier, load_image_processor
+        from .vision import load_image_classifier, load_image_processor
 
         tok = load_image_processor(mref)  # saved at the training image size
         model = load_image_classifier(mref, **({"attn_implementation": attn_implementation} if attn_implementation else {}))

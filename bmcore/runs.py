@@ -474,7 +474,7 @@ def preflight(config: TrainConfig) -> str | None:
         from .tasks import is_image_model
 
         if is_image_model(load_config(model)):
-            from .tasks.image_classification import load_image_processor
+            from .vision import load_image_processor
 
             load_image_processor(model)
         else:

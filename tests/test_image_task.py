@@ -237,7 +237,7 @@ def test_text_model_on_image_data_and_image_model_on_text_fail_in_one_line(tiny_
     bad = tmp_path / "not-an-image.png"
     bad.write_bytes(b"hello")
     out = cli("predict", "--model", str(tiny_vit), str(bad))
-    assert out.returncode == 2 and "not a readable image" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "not-an-image.png is not an image" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_image_run_cancels_and_resumes(tiny_resnet, fashion_ds):

@@ -114,8 +114,10 @@ def _run_images(clf: object, paths: list[str], args: argparse.Namespace) -> int:
         raise BmcoreError("--pair and --explain are for text models; an image model takes image files only")
     if args.file:
         raise BmcoreError("--file reads texts; give image files as arguments for an image model")
-    # TODO(issue 16): bmcore.images.decode_image (pixel limit, one-line refusals) when img-data is merged.
-    records = predict_images(clf, [read_image(p) for p in paths], calibrated=args.calibrated,  # type: ignore[arg-type]
+    from ..tasks.image_classification import decode
+
+    images = [decode(read_image(p), p) for p in paths]  # refusals name the file (pixel limit, not an image, ...)
+    records = predict_images(clf, images, calibrated=args.calibrated,  # type: ignore[arg-type]
                              batch_size=args.batch_size)
     for path, rec in zip(paths, records, strict=True):
         rec.pop("truncated", None)

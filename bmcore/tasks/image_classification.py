@@ -12,8 +12,7 @@ apply a softmax too). What differs is the input side:
   (so ``pipeline("image-classification")`` and bmcore agree);
 * the baseline is logistic regression on downscaled grayscale pixels (:func:`bmcore.baseline.pixel_baseline_metrics`).
 
-Image models load through :func:`load_image_classifier` and :func:`load_image_processor` (one place each, for
-``bmcore.vision`` to replace).
+Image models load through :func:`bmcore.vision.load_image_classifier` and :func:`bmcore.vision.load_image_processor`.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BmcoreError
+from ..vision import load_image_classifier, load_image_processor
 from .single_label_classification import SingleLabelClassification
 
 SIZE_STEP = 32  # CNNs downsample 32x: a side that is a multiple of 32 keeps every stage's feature map whole
@@ -37,52 +37,16 @@ CROP_RATIO = (3 / 4, 4 / 3)  # ImageNet photos; a 28 px garment cut to 8% is no 
 IMAGE_COLUMN = "image"
 
 
-# --- loading (bmcore.vision replaces these two) ------------------------------------------------
-
-
-def load_image_processor(ref: Any) -> Any:
-    """The image processor of a model reference. TODO(issue 16): bmcore.vision.load_image_processor replaces this."""
-    from transformers import AutoImageProcessor
-
-    from ..models import _from_pretrained, resolve_model
-
-    mref = ref if not isinstance(ref, str) else resolve_model(ref)
-    return _from_pretrained(AutoImageProcessor, mref)
-
-
-def load_image_classifier(ref: Any, label_names: Sequence[str] | None = None, **kwargs: Any) -> Any:
-    """``AutoModelForImageClassification`` from safetensors, with a fresh head for ``label_names`` when given.
-    TODO(issue 16): bmcore.vision.load_image_classifier replaces this."""
-    from transformers import AutoModelForImageClassification
-    from transformers.utils import logging as hf_logging
-
-    from ..models import _from_pretrained, resolve_model
-
-    mref = ref if not isinstance(ref, str) else resolve_model(ref)
-    kwargs = {"use_safetensors": True, **kwargs}
-    if label_names is not None:
-        names = list(label_names)
-        kwargs.update(num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
-                      ignore_mismatched_sizes=True)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the "newly initialized head" warning is expected here
-    try:
-        return _from_pretrained(AutoModelForImageClassification, mref, **kwargs)
-    finally:
-        hf_logging.set_verbosity(verbosity)
+# --- loading: bmcore.vision (models, processors) and bmcore.images (decoding, limits) -------------
 
 
 def decode(data: bytes, name: str = "image") -> Any:
-    """An image's bytes as an RGB PIL image. TODO(issue 16): bmcore.images.decode_image (pixel limit, one-line
-    refusals) replaces the decoding here."""
-    from PIL import Image, UnidentifiedImageError
+    """An image's bytes as an RGB PIL image: :func:`bmcore.images.decode_image` (pixel limit, EXIF rotation, one-line
+    refusals), then RGB, as the models here take three channels."""
+    from ..images import decode_image
 
-    try:
-        img = Image.open(io.BytesIO(bytes(data)))
-        img.load()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise BmcoreError(f"{name} is not a readable image ({exc.__class__.__name__})") from exc
-    return img.convert("RGB")
+    img = decode_image(bytes(data), name)
+    return img if img.mode == "RGB" else img.convert("RGB")
 
 
 # --- image size ----------------------------------------------------------------------------------
