@@ -27,7 +27,7 @@ require_frame("pages/train.py")
 
 HELP = {f.name: f.metadata["help"] for f in config_fields()}
 D = TrainConfig()  # the defaults
-TASK_WIDGETS = ("train_lr", "train_batch_growth", "train_class_weights")  # settings a task may start from its own defaults
+TASK_WIDGETS = ("train_lr", "train_head_lr", "train_batch_growth", "train_class_weights")  # settings a task may start from its own defaults
 MODEL_KINDS = ("Built-in MiniLM", "A finished run", "Local folder", "Hugging Face Hub")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "polynomial", "inverse_sqrt")
 
@@ -183,6 +183,8 @@ with settings:
                                    help=HELP["batch_growth"])
         dropout = c[1].number_input("Hidden dropout", 0.0, 0.9, D.hidden_dropout, step=0.05, key="train_hidden_dropout",
                                     help=HELP["hidden_dropout"])
+        head_lr = c[2].number_input("Head learning rate (0: the learning rate)", 0.0, 0.99, D.head_learning_rate or 0.0,
+                                    step=1e-4, format="%.1e", key="train_head_lr", help=HELP["head_learning_rate"])
 
     name = st.text_input("Run name (optional)", key="train_name", help="A folder name in the workspace's runs/; "
                          "leave empty for dataset-model-time.").strip()
@@ -195,7 +197,7 @@ with settings:
             seed=int(seed), eval_strategy=strategy, eval_steps=int(eval_steps) if eval_steps else None,
             logging_steps=int(logging_steps), early_stopping_patience=int(patience), metric_for_best_model=best,
             class_weights=weights, freeze_embeddings=freeze, batch_growth=int(growth),
-            hidden_dropout=float(dropout))
+            hidden_dropout=float(dropout), head_learning_rate=float(head_lr) or None)
         precision_notice = runs.preflight(config)  # the checks the CLI makes: model, max_seq_length, training size
         if name:
             check_name(name, "run name")
