@@ -51,7 +51,8 @@ class TrainConfig:
                                  "BERT-base 2e-5 to 5e-5. Multi-label data starts at 3e-4 (with batch_growth 2): each label learns from "
                                  "its own few positives.")
     head_learning_rate: float | None = _f(None, "Peak learning rate of the parts the checkpoint did not train for this "
-                                          "task: the new classification head (and the pooler). Empty: learning_rate.")
+                                          "task: the new classification head (and the pooler). Empty: learning_rate. Multi-label "
+                                          "data starts at 3e-3: each label's few positives teach its head row slowly.")
     per_device_train_batch_size: int = _f(32, "Training examples per step on each device.")
     batch_growth: int = _f(4, "Short texts ride in larger batches: up to this many times per_device_train_batch_size examples, "
                            "while a batch's padded tokens stay within per_device_train_batch_size x max_seq_length (memory never "

@@ -199,5 +199,6 @@ def test_train_page_starts_each_kind_of_problem_from_its_task_s_defaults(ws: Pat
         assert not at.exception
         assert at.number_input(key="train_lr").value == pytest.approx(want["learning_rate"]), name
         assert at.number_input(key="train_batch_growth").value == want["batch_growth"], name
+        assert at.number_input(key="train_head_lr").value == pytest.approx(want["head_learning_rate"] or 0.0), name
         assert at.selectbox(key="train_class_weights").value == want["class_weights"], name
     assert any("--learning-rate" in c.value for c in at.code) == (multi["learning_rate"] != TrainConfig().learning_rate)
