@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from . import runs
+from .baseline import PIXEL_BASELINE_NAME
 from .data import SPLITS
 from .display import md, plot_text
 from .estimate import format_duration
@@ -208,7 +209,8 @@ def headline_tiles(metrics: dict[str, Any]) -> list[list[Tile]]:
     return [
         [tile("Accuracy", fmt(m["accuracy"]), delta(m["accuracy"], base.get("accuracy")),
               "Share of examples predicted right."),
-         tile("Baseline accuracy", fmt(base.get("accuracy")), help="TF-IDF + logistic regression, trained on the same "
+         tile("Baseline accuracy", fmt(base.get("accuracy")), help=("Logistic regression on the pixels (16x16 grayscale)"
+              if base.get("model") == PIXEL_BASELINE_NAME else "TF-IDF + logistic regression") + ", trained on the same "
               "train split and scored on the same examples."),
          tile("Macro F1", fmt(m["f1_macro"]), delta(m["f1_macro"], base.get("f1_macro")),
               "The mean of the per-class F1 scores: every class counts the same, however rare."),
