@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -352,13 +352,17 @@ def evaluate_model(model_ref: Any, dataset: Any, split: str = "test", out_dir: s
     if baseline and train is not None and len(train) > 0:
         metrics["baseline"] = task.baseline(train, df, label_names, seed=seed, n_bins=n_bins)
     elif baseline:
-        notes.append("no train split: the TF-IDF baseline was skipped (give --baseline-train)")
+        notes.append("no train split: the baseline was skipped (give --baseline-train)")
 
     metrics.update(model=str(getattr(clf.ref, "ref", model_ref)), dataset=getattr(dataset, "name", ""), split=split,
                    precision=getattr(clf, "precision", None), max_seq_length=getattr(clf, "max_seq_length", None),
                    truncated=int(table["truncated"].sum()), seconds=round(seconds, 3),
                    examples_per_second=round(len(df) / seconds, 1) if seconds > 0 else None,
                    created=time.strftime("%Y-%m-%dT%H:%M:%S"), notes=notes)
+    if task.modality == "image":  # the side the images were resized to, where texts have max_seq_length
+        from .tasks.image_classification import processor_size
+
+        metrics["image_size"] = processor_size(clf.processor)
     result = EvalResult(metrics, table, Path(out_dir) if out_dir is not None else None, logits)
     if out_dir is not None:
         save_eval(result, out_dir)
@@ -650,7 +654,7 @@ def reliability_frame(metrics: dict[str, Any]) -> pd.DataFrame:
 # --- images: the examples of an image evaluation as thumbnails ----------------------------------
 
 GALLERY_MAX = 60  # images drawn at once in a cell's or the error browser's gallery
-THUMB_PX = 84  # Fashion-MNIST's 28 px at three times their size; larger images are reduced to it
+THUMB_PX = 112  # Fashion-MNIST's 28 px at four times their size (and room for a caption); larger images are reduced
 
 
 def split_images(dataset_dir: str | Path, split: str) -> pd.DataFrame:
@@ -678,6 +682,6 @@ def gallery(predictions: pd.DataFrame, shown: pd.DataFrame, images: pd.DataFrame
         if at >= len(images) or ("sha256" in predictions and str(predictions.at[index, "sha256"]) != str(images["sha256"].iat[at])):
             raise BmcoreError("the prepared split's images no longer match this evaluation; evaluate again")
         thumbs.append(thumbnail(bytes(images["image"].iat[at]), size))
-        caption = f"{row['text']}: {row['gold']} → {row['pred']} ({row['confidence']:.2f})"
+        caption = f"{PurePosixPath(str(row['text'])).name}: {row['gold']} → {row['pred']} ({row['confidence']:.2f})"
         captions.append(caption + (f", loss {row['loss']:.2f}" if loss else ""))
     return thumbs, captions

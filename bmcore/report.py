@@ -198,7 +198,9 @@ def evaluation_caption(metrics: dict[str, Any], n: int, n_classes: int, dataset:
     """One line on what was scored: how many examples of which split, when, in which precision, what was cut."""
     m = metrics
     return (f"{m.get('n', n):,} {split} examples of {md(dataset)} · {n_classes} {unit} · "
-            f"scored {m.get('created', '')} in {m.get('precision') or '-'} · max_seq_length {m.get('max_seq_length') or '-'}"
+            f"scored {m.get('created', '')} in {m.get('precision') or '-'}"
+            + (f" · {m['image_size']} px images" if m.get("image_size") else
+               f" · max_seq_length {m.get('max_seq_length') or '-'}")
             + (f" · {m['truncated']:,} texts truncated" if m.get("truncated") else ""))
 
 
