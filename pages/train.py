@@ -252,10 +252,7 @@ with settings:
         st.info(md(precision_notice))
 
     st.subheader("Estimated duration")
-    if image:
-        st.caption("The timing probe reads text batches only: for images, the run's progress line measures its speed "
-                   "and the time left after its first steps.")
-    elif st.toggle("Time a few training steps on this machine", key="train_estimate",
+    if st.toggle("Time a few training steps on this machine", key="train_estimate",
                  help="Loads the model and times a few steps on real batches of this dataset, in the background on "
                       "the device queue, then extrapolates to the whole run, evaluations included."):
         show_estimate(config, meta)

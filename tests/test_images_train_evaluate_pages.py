@@ -14,7 +14,7 @@ from test_image_task import CLASSES, FASHION, fashion_frames
 
 from bmcore import data as bdata
 from bmcore import evaluate as ev
-from bmcore import runs
+from bmcore import jobs, runs
 
 TIMEOUT = 180  # the first run imports torch, transformers and scikit-learn on 2 busy CPU cores
 PER_CLASS = {"train": 50, "validation": 15, "test": 15}  # 200 / 60 / 60 images of four classes
@@ -61,15 +61,13 @@ def gallery(at: AppTest, index: int) -> list[str]:
     return galleries[index].captions
 
 
-def test_image_settings_and_the_builtin_default(fashion_ds):
+def test_image_settings_and_the_builtin_default(fashion_ds, tiny_resnet):
     at = open_page("pages/train.py")
     at.selectbox(key="train_dataset").select(fashion_ds).run()
     assert not at.exception and not at.error
     keys = {w.key for w in (*at.number_input, *at.checkbox)}
     assert {"train_image_size", "train_augment"} <= keys
     assert not {"train_max_seq_length", "train_freeze", "train_batch_growth"} & keys  # text-only settings hidden
-    assert not any(t.key == "train_estimate" for t in at.toggle)  # the timing probe reads texts: skipped with a line
-    assert any("timing probe reads text batches only" in c.value for c in at.caption)
     assert any("EfficientNet-Lite0" in c.value for c in at.caption)
     assert any("Augmentation" in c.value for c in at.caption)
     assert any(c.value.startswith("python -m bmcore train --data fashion-small --model builtin:efficientnet-lite0")
@@ -77,6 +75,20 @@ def test_image_settings_and_the_builtin_default(fashion_ds):
     at.checkbox(key="train_augment").uncheck().run()
     at.number_input(key="train_image_size").set_value(64).run()
     assert any("--image-size 64" in c.value and "--no-augment" in c.value for c in at.code), [c.value for c in at.code]
+
+    # The time estimate probes real image batches (decoded, resized to image_size) through the image model.
+    at.radio(key="train_model_kind").set_value("Local folder").run()
+    at.text_input(key="train_model_path").input(str(tiny_resnet)).run()
+    at.radio(key="train_length").set_value("steps").run()
+    at.number_input(key="train_max_steps").set_value(20).run()
+    at.toggle(key="train_estimate").set_value(True).run()
+    assert not at.exception and not at.error
+    [job] = jobs.list_jobs("estimate")
+    assert jobs.wait(job, timeout=300)["state"] == runs.COMPLETED, runs.log_tail(job)
+    at.run()
+    assert any("About" in m.value and "20 steps" in m.value for m in at.markdown)
+    result = jobs.read(job)["result"]
+    assert result["total_steps"] == 20 and result["samples_per_s"] > 0 and result["n_train"] == 200
 
 
 def test_a_text_model_on_images_is_refused_before_start(fashion_ds, tiny_model):
