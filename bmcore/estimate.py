@@ -2,7 +2,7 @@
 
 The probe loads the run's model as the job would (precision, attention kernel, dropout), takes real
 training batches in the order the job's sampler draws them (token-budget batches of short texts
-included, padded as the collator pads), and times whole optimizer steps (forward, backward, gradient
+included, padded as the collator pads; images decoded, augmented and resized to the run's image size), and times whole optimizer steps (forward, backward, gradient
 clipping, the Trainer's default fused AdamW) past a warm-up, for a few seconds. The median step, times
 the run's steps, is the training time; the spread of the steps gives a likely range. Evaluation passes
 count as forward-only work, about a third of a training step per example. The job itself then corrects
@@ -60,7 +60,8 @@ def count_evaluations(config: TrainConfig, n_train: int, world_size: int = 1, le
 
 COST_FIELDS = ("model_name_or_path", "dataset", "max_seq_length", "num_train_epochs", "max_steps",
                "per_device_train_batch_size", "gradient_accumulation_steps", "precision", "eval_strategy",
-               "eval_steps", "freeze_embeddings", "seed", "batch_growth", "hidden_dropout", "attention_dropout")
+               "eval_steps", "freeze_embeddings", "seed", "batch_growth", "hidden_dropout", "attention_dropout", "image_size",
+               "augment")
 
 
 def estimate_key(config: TrainConfig, data_version: Any = None) -> str:
@@ -80,11 +81,12 @@ def format_duration(seconds: float | None) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
-def _probe_batches(config: TrainConfig, lengths: list[int], n: int) -> list[list[int]]:
-    """The first ``n`` batches (index lists) in the order the job's sampler draws them."""
+def _probe_batches(config: TrainConfig, lengths: list[int], n: int, grow: bool = True) -> list[list[int]]:
+    """The first ``n`` batches (index lists) in the order the job's sampler draws them (``grow``: token-budget
+    batches of short texts when ``batch_growth`` asks for them; images are drawn at random, a fixed batch size)."""
     import random
 
-    if config.batch_growth > 1:
+    if config.batch_growth > 1 and grow:
         from .batching import TokenBudgetBatchSampler
 
         batches = list(TokenBudgetBatchSampler(lengths, config.per_device_train_batch_size, config.max_seq_length,
@@ -170,25 +172,33 @@ def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, w
 
     t0 = time.perf_counter()
     mref = resolve_model(config.model_name_or_path)
-    tokenizer = load_tokenizer(mref)
     task = task_for_config(config, ds)
     label_names = task.label_names(ds)
-    model = load_classifier(mref, label_names, attn_implementation=plan["attn_implementation"], **task.model_kwargs(),
-                            **dropout_overrides(mref, config.attention_dropout, config.hidden_dropout)).to(dev)
-    load_seconds = time.perf_counter() - t0
-    if config.freeze_embeddings:
-        model.get_input_embeddings().weight.requires_grad_(False)
-
-    enc = tokenizer(*_columns(train), truncation=True, max_length=config.max_seq_length)
-    lengths = [len(ids) for ids in enc["input_ids"]]
     labels = task.targets(train, label_names)  # the model's own loss: the task's targets, as training feeds them
+    image = task.modality == "image"
+    if image:  # the job's image processor (at the run's image_size), model, augmented items and collator
+        processor = task.load_processor(mref, config, ds)
+        model = task.load_model(mref, label_names, config, plan).to(dev)
+        load_seconds = time.perf_counter() - t0
+        items = task.encode_split(train, processor, config, labels, train=True)
+        feature, collate, lengths = items.__getitem__, task.collator(processor), None
+    else:
+        tokenizer = load_tokenizer(mref)
+        model = load_classifier(mref, label_names, attn_implementation=plan["attn_implementation"], **task.model_kwargs(),
+                                **dropout_overrides(mref, config.attention_dropout, config.hidden_dropout)).to(dev)
+        load_seconds = time.perf_counter() - t0
+        if config.freeze_embeddings:
+            model.get_input_embeddings().weight.requires_grad_(False)
+        enc = tokenizer(*_columns(train), truncation=True, max_length=config.max_seq_length)
+        lengths = [len(ids) for ids in enc["input_ids"]]
 
-    def feature(i: int) -> dict[str, Any]:  # only the probed rows become features, not the whole train split
-        return {**{k: enc[k][i] for k in enc.keys()}, "labels": labels[i]}
+        def feature(i: int) -> dict[str, Any]:  # only the probed rows become features, not the whole train split
+            return {**{k: enc[k][i] for k in enc.keys()}, "labels": labels[i]}
 
-    collate = DataCollatorWithPadding(tokenizer)
+        collate = DataCollatorWithPadding(tokenizer)
+
     wanted = (PROBE_WARMUP_STEPS + PROBE_MAX_STEPS) * config.gradient_accumulation_steps
-    index_batches = _probe_batches(config, lengths, wanted)
+    index_batches = _probe_batches(config, lengths or [0] * n_train, wanted, grow=not image)
     batches = [{k: v.to(dev) for k, v in collate([feature(i) for i in b]).items()} for b in index_batches]
 
     model.train()

@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -352,13 +352,17 @@ def evaluate_model(model_ref: Any, dataset: Any, split: str = "test", out_dir: s
     if baseline and train is not None and len(train) > 0:
         metrics["baseline"] = task.baseline(train, df, label_names, seed=seed, n_bins=n_bins)
     elif baseline:
-        notes.append("no train split: the TF-IDF baseline was skipped (give --baseline-train)")
+        notes.append("no train split: the baseline was skipped (give --baseline-train)")
 
     metrics.update(model=str(getattr(clf.ref, "ref", model_ref)), dataset=getattr(dataset, "name", ""), split=split,
                    precision=getattr(clf, "precision", None), max_seq_length=getattr(clf, "max_seq_length", None),
                    truncated=int(table["truncated"].sum()), seconds=round(seconds, 3),
                    examples_per_second=round(len(df) / seconds, 1) if seconds > 0 else None,
                    created=time.strftime("%Y-%m-%dT%H:%M:%S"), notes=notes)
+    if task.modality == "image":  # the side the images were resized to, where texts have max_seq_length
+        from .tasks.image_classification import processor_size
+
+        metrics["image_size"] = processor_size(clf.processor)
     result = EvalResult(metrics, table, Path(out_dir) if out_dir is not None else None, logits)
     if out_dir is not None:
         save_eval(result, out_dir)
@@ -645,3 +649,39 @@ def reliability_frame(metrics: dict[str, Any]) -> pd.DataFrame:
         parts.append(("after temperature", after))
     rows = [{"which": which, **b} for which, bins in parts for b in bins if b.get("count")]
     return pd.DataFrame(rows, columns=["which", "lower", "upper", "confidence", "accuracy", "count"])
+
+
+# --- images: the examples of an image evaluation as thumbnails ----------------------------------
+
+GALLERY_MAX = 60  # images drawn at once in a cell's or the error browser's gallery
+THUMB_PX = 112  # Fashion-MNIST's 28 px at four times their size (and room for a caption); larger images are reduced
+
+
+def split_images(dataset_dir: str | Path, split: str) -> pd.DataFrame:
+    """The image bytes and content hashes of a prepared image dataset's ``split``, in the order evaluation scored them
+    (an evaluation table's ``row`` indexes it)."""
+    path = Path(dataset_dir) / f"{split}.parquet"
+    try:
+        return pd.read_parquet(path, columns=["image", "sha256"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise BmcoreError(f"cannot read the images of split {split!r} from {path} ({exc.__class__.__name__}); "
+                          "prepare the dataset again") from exc
+
+
+def gallery(predictions: pd.DataFrame, shown: pd.DataFrame, images: pd.DataFrame, *, limit: int = GALLERY_MAX,
+            size: int = THUMB_PX, loss: bool = False) -> tuple[list[bytes], list[str]]:
+    """Thumbnails (PNG) and captions for the first ``limit`` rows of ``shown`` (rows of ``predictions``, by their
+    index, as :func:`cell_examples` and :func:`filter_predictions` keep it), read from the split's ``images``
+    (:func:`split_images`). A caption is the file name, then gold → predicted and the confidence (and the loss).
+    Refuses, in one line, an evaluation whose images no longer match the prepared split (it was prepared again)."""
+    from .images import thumbnail
+
+    thumbs, captions = [], []
+    for index, row in shown.head(limit).iterrows():
+        at = int(predictions.at[index, "row"])
+        if at >= len(images) or ("sha256" in predictions and str(predictions.at[index, "sha256"]) != str(images["sha256"].iat[at])):
+            raise BmcoreError("the prepared split's images no longer match this evaluation; evaluate again")
+        thumbs.append(thumbnail(bytes(images["image"].iat[at]), size))
+        caption = f"{PurePosixPath(str(row['text'])).name}: {row['gold']} → {row['pred']} ({row['confidence']:.2f})"
+        captions.append(caption + (f", loss {row['loss']:.2f}" if loss else ""))
+    return thumbs, captions

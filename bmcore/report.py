@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from . import runs
+from .baseline import PIXEL_BASELINE_NAME
 from .data import SPLITS
 from .display import md, plot_text
 from .estimate import format_duration
@@ -197,7 +198,9 @@ def evaluation_caption(metrics: dict[str, Any], n: int, n_classes: int, dataset:
     """One line on what was scored: how many examples of which split, when, in which precision, what was cut."""
     m = metrics
     return (f"{m.get('n', n):,} {split} examples of {md(dataset)} · {n_classes} {unit} · "
-            f"scored {m.get('created', '')} in {m.get('precision') or '-'} · max_seq_length {m.get('max_seq_length') or '-'}"
+            f"scored {m.get('created', '')} in {m.get('precision') or '-'}"
+            + (f" · {m['image_size']} px images" if m.get("image_size") else
+               f" · max_seq_length {m.get('max_seq_length') or '-'}")
             + (f" · {m['truncated']:,} texts truncated" if m.get("truncated") else ""))
 
 
@@ -208,7 +211,8 @@ def headline_tiles(metrics: dict[str, Any]) -> list[list[Tile]]:
     return [
         [tile("Accuracy", fmt(m["accuracy"]), delta(m["accuracy"], base.get("accuracy")),
               "Share of examples predicted right."),
-         tile("Baseline accuracy", fmt(base.get("accuracy")), help="TF-IDF + logistic regression, trained on the same "
+         tile("Baseline accuracy", fmt(base.get("accuracy")), help=("Logistic regression on the pixels (16x16 grayscale)"
+              if base.get("model") == PIXEL_BASELINE_NAME else "TF-IDF + logistic regression") + ", trained on the same "
               "train split and scored on the same examples."),
          tile("Macro F1", fmt(m["f1_macro"]), delta(m["f1_macro"], base.get("f1_macro")),
               "The mean of the per-class F1 scores: every class counts the same, however rare."),

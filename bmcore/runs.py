@@ -463,7 +463,7 @@ def start_run(config: TrainConfig, name: str | None = None) -> Path:
 
 def preflight(config: TrainConfig) -> str | None:
     """Check a config against its model before a run folder exists: the model loads safely, ``max_seq_length``
-    fits it, and a raw data source exists. Returns the precision notice (e.g. fp16 on a CPU), if any.
+    fits it, it reads the prepared dataset's kind of input (text or images), and a raw data source exists. Returns the precision notice (e.g. fp16 on a CPU), if any.
     """
     from .data import is_prepared, load_source
     from .models import check_max_seq_length, load_config, load_tokenizer, resolve_model, select_precision
@@ -484,6 +484,12 @@ def preflight(config: TrainConfig) -> str | None:
         from .limits import check_training
 
         meta = read_json(dataset_dir(config.dataset) / DATASET_META)
+        if getattr(config, "task", None) != "mlm":  # a text model on images (or the reverse): refused before it starts
+            from types import SimpleNamespace
+
+            from .tasks import get_task
+
+            get_task(meta.get("problem_type"), meta.get("modality")).check_model(model, SimpleNamespace(name=config.dataset))
         check_training(int(meta.get("splits", {}).get("train", 0)), config.max_steps,
                        config.per_device_train_batch_size * config.gradient_accumulation_steps)
     elif not config.dataset.startswith(("builtin:", "hub:")):

@@ -55,12 +55,31 @@ class Scored:
     split: str
     this_run: str | None
     finished: dict[str, runs.RunSummary]  # the finished runs by name: this one and the others to compare with
+    images: pd.DataFrame | None = None  # an image evaluation: the split's images by row (bmcore.evaluate.split_images)
 
 
 @st.cache_data(show_spinner="Reading the evaluation...", max_entries=8)
 def load(path: str, mtime: float) -> ev.EvalResult:
     # Keyed by folder and modification time: a re-scored evaluation is never served stale.
     return ev.load_eval(path)
+
+
+@st.cache_data(show_spinner="Reading the images...", max_entries=2)
+def split_images(path: str, split: str, created: str | None) -> pd.DataFrame:
+    # Keyed by the prepared dataset's folder, split and creation time (prepared again: read again).
+    return ev.split_images(path, split)
+
+
+def show_gallery(s: Scored, rows: pd.DataFrame, loss: bool = False) -> None:
+    """The rows of an image evaluation as thumbnails, captioned with file name, gold → predicted and confidence."""
+    if len(rows) > ev.GALLERY_MAX:
+        st.caption(f"Showing the first {ev.GALLERY_MAX} of {len(rows):,} images; download the predictions for all.")
+    try:
+        thumbs, captions = ev.gallery(s.result.predictions, rows, s.images, loss=loss)
+    except BmcoreError as exc:
+        st.error(md(exc))
+        return
+    st.image(thumbs, caption=[md(c) for c in captions], width=ev.THUMB_PX)
 
 
 @st.cache_data(show_spinner="Computing ROC and PR curves...", max_entries=8)
@@ -174,6 +193,8 @@ def show_confusion(s: Scored) -> None:
     st.markdown(f"**{len(rows):,}** examples of **{md(gold)}** predicted as **{md(pred)}** ({verdict}), most confident first.")
     if rows.empty:
         st.caption("This cell is empty.")
+    elif s.images is not None:
+        show_gallery(s, rows)
     else:
         st.caption("Select a row to open it in the Playground.")
         open_in_playground(rows, "evaluate_cell", s.model_dir, height=min(420, 38 + 35 * min(len(rows), 11)))
@@ -197,11 +218,13 @@ def show_errors(s: Scored) -> None:
                                  multi_label=multi)
     n_err = int((~predictions["correct"].astype(bool)).sum())
     st.caption(f"{len(rows):,} examples match ({n_err:,} of {len(predictions):,} are misclassified). "
-               "Select a row to open it in the Playground.")
+               + ("" if s.images is not None else "Select a row to open it in the Playground."))
     if rows.empty:
         st.info("No examples match these filters.")
         return
-    if multi:
+    if s.images is not None:  # a gallery, in the chosen order (highest loss first: the confident mistakes)
+        show_gallery(s, rows, loss=True)
+    elif multi:
         open_in_playground(ev.shown_sets(rows), "evaluate_errors", s.model_dir, height=420, column_config=SET_COLUMNS)
     else:
         open_in_playground(rows, "evaluate_errors", s.model_dir, height=420)
@@ -331,3 +354,5 @@ def show_compare(s: Scored) -> None:
 # The single-label layout, top to bottom; a multi-label evaluation has its own (pages/_multilabel.py).
 SECTIONS = (show_summary, show_confusion, show_errors, show_gold, show_per_class, show_curves, show_calibration,
             show_compare)
+# An image classifier: the same, with thumbnails for the examples; the label-quality check reads texts only.
+IMAGE_SECTIONS = tuple(section for section in SECTIONS if section is not show_gold)

@@ -10,7 +10,7 @@ from bmcore.data import dataset_dir, list_prepared
 from bmcore.display import md
 from bmcore.errors import BmcoreError
 from pages import _multilabel
-from pages._evaluation import SECTIONS, Scored, load
+from pages._evaluation import IMAGE_SECTIONS, SECTIONS, Scored, load, split_images
 from pages._export import show_export
 from pages._ui import job_outcome, show_job, start_job
 
@@ -111,11 +111,17 @@ if not ev.is_fresh(out_dir, model_dir, dataset_dir(dataset)):
     st.stop()
 
 mtime = ev.evaluation_mtime(out_dir)
+image = meta.get("modality") == "image"
 try:
-    scored = Scored(load(str(out_dir), mtime), out_dir, mtime, model_dir, dataset, split, this_run, completed)
+    folder = dataset_dir(dataset)
+    images = split_images(str(folder), split, meta.get("created")) if image else None
+    scored = Scored(load(str(out_dir), mtime), out_dir, mtime, model_dir, dataset, split, this_run, completed, images)
 except BmcoreError as exc:
     fail(exc)
-for section in _multilabel.SECTIONS if scored.result.multi_label else SECTIONS:
+if image:
+    st.caption("Images: the baseline is logistic regression on the pixels, each image downscaled to 16x16 grayscale; "
+               "the examples below are shown as thumbnails, captioned file name: gold → predicted (confidence).")
+for section in _multilabel.SECTIONS if scored.result.multi_label else IMAGE_SECTIONS if image else SECTIONS:
     section(scored)
 if this_run is not None:
     show_export(Path(completed[this_run].path))

@@ -18,6 +18,7 @@ from bmcore.models import (
     hub_reachable,
 )
 from bmcore.tasks import MULTI_LABEL, get_task
+from bmcore.vision import is_image_model
 from bmcore.workspace import check_name
 from pages import _charts as charts
 from pages._runs_view import RunsView, show_runs, start_button
@@ -29,6 +30,14 @@ HELP = {f.name: f.metadata["help"] for f in config_fields()}
 D = TrainConfig()  # the defaults
 TASK_WIDGETS = ("train_lr", "train_head_lr", "train_batch_growth", "train_class_weights")  # settings a task may start from its own defaults
 MODEL_KINDS = ("Built-in MiniLM", "A finished run", "Local folder", "Hugging Face Hub")
+IMAGE_MODEL_KINDS = ("Built-in EfficientNet-Lite0", *MODEL_KINDS[1:])
+IMAGE_MODEL = "builtin:efficientnet-lite0"
+IMAGE_INTRO = (
+    "For images, fine-tuning starts from a **pretrained vision model**: a CNN (ResNet, ConvNeXt, EfficientNet) or a "
+    "Vision Transformer (ViT, which reads an image as a grid of patches), already trained on millions of photos "
+    "(ImageNet), so it knows edges, textures and shapes. A new **classification head** for your classes goes on top, "
+    "and both train on your train split; the validation split keeps the best checkpoint. The default, "
+    "`builtin:efficientnet-lite0` (4.7M parameters), is bundled and works offline.")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "polynomial", "inverse_sqrt")
 
 
@@ -68,6 +77,10 @@ def show_outcome(run_dir: Path, state: str) -> None:
         model_dir = run_dir / runs.MODEL_DIR
         st.markdown(f"The best model is a standard Hugging Face folder: {md(model_dir)}. "
                     "Score it in depth on the Evaluate page, or use it from Python:")
+        if is_image_model(str(model_dir)):
+            st.code(f'from transformers import pipeline\n\nclassifier = pipeline("image-classification", '
+                    f'model={str(model_dir)!r})\nprint(classifier("photo.png"))', language="python")
+            return
         every = ", top_k=None" if result.get("problem_type") == MULTI_LABEL else ""  # a score for every label
         st.code(f'from transformers import pipeline\n\nclassifier = pipeline("text-classification", model={str(model_dir)!r}'
                 f'{every})\nprint(classifier("The match went to extra time."))', language="python")
@@ -104,9 +117,11 @@ with settings:
     st.subheader("Data and model")
     c1, c2 = st.columns(2)
     names = [d["name"] for d in datasets]
+    modalities = {d["name"]: d.get("modality", "text") for d in datasets}
     dataset = c1.selectbox("Prepared dataset", names, key="train_dataset")
     meta = datasets[names.index(dataset)]
-    D = TrainConfig(**get_task(meta.get("problem_type")).defaults)  # this kind of problem's defaults (e.g. multi-label)
+    image = meta.get("modality") == "image"
+    D = TrainConfig(**get_task(meta.get("problem_type"), meta.get("modality")).defaults)  # this kind of problem's defaults (e.g. multi-label)
     if st.session_state.get("train_defaults_for") != meta.get("problem_type"):  # another kind: its defaults in the widgets
         st.session_state["train_defaults_for"] = meta.get("problem_type")
         for key in TASK_WIDGETS:
@@ -116,12 +131,19 @@ with settings:
     if explained := report.problem_type_text(meta.get("problem_type")):
         c1.info(explained, icon=":material/label:")
 
-    kind = c2.radio("Model", MODEL_KINDS, key="train_model_kind", horizontal=True)
-    if kind == MODEL_KINDS[0]:
-        model = DEFAULT_MODEL
-        c2.caption("MiniLM-L6 (22.7M parameters, 6 layers), bundled: works offline.")
+    if image:
+        c1.info(IMAGE_INTRO, icon=":material/image:")
+    kinds = IMAGE_MODEL_KINDS if image else MODEL_KINDS
+    kind = kinds[MODEL_KINDS.index(c2.radio("Model", MODEL_KINDS, key="train_model_kind", horizontal=True,
+                                            format_func=lambda k: kinds[MODEL_KINDS.index(k)]))]
+    if kind == kinds[0]:
+        model = IMAGE_MODEL if image else DEFAULT_MODEL
+        c2.caption("EfficientNet-Lite0 (4.7M parameters), pretrained on ImageNet, bundled: works offline." if image
+                   else "MiniLM-L6 (22.7M parameters, 6 layers), bundled: works offline.")
     elif kind == MODEL_KINDS[1]:
-        finished = [str(Path(r.path) / runs.MODEL_DIR) for r in runs.finished_runs()]
+        # Only runs of this kind of input: an image run's model for image data, a text run's for text.
+        finished = [str(Path(r.path) / runs.MODEL_DIR) for r in runs.finished_runs()
+                    if modalities.get(r.dataset, "text") == ("image" if image else "text")]
         model = c2.selectbox("Finished run", finished, key="train_model_run", format_func=lambda p: Path(p).parent.name,
                              help="Fine-tune a model you trained before, e.g. on new data (a new head if the labels differ).")
         if not finished:
@@ -129,10 +151,14 @@ with settings:
     elif kind == MODEL_KINDS[2]:
         model = c2.text_input("Path to a save_pretrained folder (safetensors weights)", key="train_model_path").strip()
     else:
+        builtin = IMAGE_MODEL if image else DEFAULT_MODEL
         if hub_offline() or not hub_reachable():
             c2.warning("Offline: the Hugging Face Hub cannot be reached, so only models already in the local "
-                       "Hugging Face cache load. Use builtin:minilm or a local folder otherwise.")
-        model = c2.text_input("Hub model id", key="train_model_hub", placeholder="distilbert-base-uncased").strip()
+                       f"Hugging Face cache load. Use {builtin} or a local folder otherwise.")
+        model = c2.text_input("Hub model id", key="train_model_hub",
+                              placeholder="google/vit-base-patch16-224-in21k" if image else "distilbert-base-uncased",
+                              help="e.g. google/vit-base-patch16-224-in21k, microsoft/resnet-50 or "
+                                   "facebook/convnext-tiny-224" if image else None).strip()
     if not model:
         st.info("Choose a model.")
         st.stop()
@@ -149,8 +175,21 @@ with settings:
                            help=HELP["learning_rate"])
     batch = c[2].number_input("Batch size", 1, 4096, D.per_device_train_batch_size, key="train_batch_size",
                               help=HELP["per_device_train_batch_size"])
-    seq_len = c[3].number_input("max_seq_length (tokens)", 8, 8192, D.max_seq_length, step=32, key="train_max_seq_length",
-                                help=HELP["max_seq_length"])
+    if image:
+        side = c[3].number_input("image_size (pixels, 0: auto)", 0, 1024, 0, step=32, key="train_image_size",
+                                 help=HELP["image_size"])
+        seq_len = D.max_seq_length
+        augment = st.checkbox("Augment the training images", D.augment, key="train_augment", help=HELP["augment"])
+        st.caption("**image_size** is the square side, in pixels, each image is resized to before the model sees it: "
+                   "auto takes a ViT's own size (its patch grid fixes it), or for a CNN about twice the images' "
+                   "typical side, at most the model's; the cost of a step grows with its square. **Augmentation** "
+                   "shows the model a slightly different version of each training image every epoch (a random crop "
+                   "of 60-100% of it, resized back, and a mirror image), so it learns the object, not the exact "
+                   "pixels; validation and test images are never changed.")
+    else:
+        seq_len = c[3].number_input("max_seq_length (tokens)", 8, 8192, D.max_seq_length, step=32,
+                                    key="train_max_seq_length", help=HELP["max_seq_length"])
+        side, augment = 0, D.augment
 
     with st.expander("Advanced"):
         c = st.columns(4)
@@ -177,10 +216,14 @@ with settings:
         seed = c[1].number_input("Seed", 0, 2**31 - 1, D.seed, key="train_seed", help=HELP["seed"])
         logging_steps = c[2].number_input("Logging steps", 1, 10**6, D.logging_steps, key="train_logging_steps",
                                           help=HELP["logging_steps"])
-        freeze = c[3].checkbox("Freeze the embeddings", D.freeze_embeddings, key="train_freeze", help=HELP["freeze_embeddings"])
+        freeze, growth = D.freeze_embeddings, D.batch_growth  # text-only settings: hidden for images
+        if not image:
+            freeze = c[3].checkbox("Freeze the embeddings", D.freeze_embeddings, key="train_freeze",
+                                   help=HELP["freeze_embeddings"])
         c = st.columns(4)
-        growth = c[0].number_input("Batch growth for short texts", 1, 64, D.batch_growth, key="train_batch_growth",
-                                   help=HELP["batch_growth"])
+        if not image:
+            growth = c[0].number_input("Batch growth for short texts", 1, 64, D.batch_growth, key="train_batch_growth",
+                                       help=HELP["batch_growth"])
         dropout = c[1].number_input("Hidden dropout", 0.0, 0.9, D.hidden_dropout, step=0.05, key="train_hidden_dropout",
                                     help=HELP["hidden_dropout"])
         head_lr = c[2].number_input("Head learning rate (0: the learning rate)", 0.0, 0.99, D.head_learning_rate or 0.0,
@@ -197,7 +240,8 @@ with settings:
             seed=int(seed), eval_strategy=strategy, eval_steps=int(eval_steps) if eval_steps else None,
             logging_steps=int(logging_steps), early_stopping_patience=int(patience), metric_for_best_model=best,
             class_weights=weights, freeze_embeddings=freeze, batch_growth=int(growth),
-            hidden_dropout=float(dropout), head_learning_rate=float(head_lr) or None)
+            hidden_dropout=float(dropout), head_learning_rate=float(head_lr) or None,
+            image_size=int(side) or None, augment=bool(augment))
         precision_notice = runs.preflight(config)  # the checks the CLI makes: model, max_seq_length, training size
         if name:
             check_name(name, "run name")
