@@ -817,3 +817,45 @@ def playground_image_examples(dataset: str, per_class: int = 1, seed: int = 0) -
         for _, row in rows.sample(min(per_class, len(rows)), random_state=seed).iterrows():
             out.append({"label": str(label), "image": bytes(row["image"]), "path": str(row.get("path") or "")})
     return out
+
+
+BATCH_IMAGES_MAX = 1000  # images in one Playground batch zip: predictions for more belong to `bmcore evaluate`
+
+
+def read_image_batch(name: str, data: bytes) -> list[tuple[str, bytes]]:
+    """The image files of an uploaded zip as (path inside the zip, bytes), in path order; read in memory (nothing is
+    extracted) after the dataset reader's checks: no unsafe paths or links, a cap on the unpacked size."""
+    import io
+    import zipfile
+
+    from .images import _zip_members
+
+    if not data:
+        raise BmcoreError(f"{name} is empty (0 bytes)")
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise BmcoreError(f"{name} is not a readable zip file; give a .zip of images") from None
+    with zf:
+        members = sorted(_zip_members(zf, name), key=lambda i: i.filename)
+        if not members:
+            raise BmcoreError(f"{name} holds no image files (.png, .jpg, ...)")
+        if len(members) > BATCH_IMAGES_MAX:
+            raise BmcoreError(f"{name} holds {len(members):,} images; the Playground takes at most {BATCH_IMAGES_MAX:,} "
+                              "at once (evaluate a prepared dataset for more)")
+        try:
+            return [(i.filename, zf.read(i)) for i in members]
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise BmcoreError(f"{name} cannot be unpacked ({exc.__class__.__name__}); the zip is damaged") from None
+
+
+def image_predictions_frame(paths: Sequence[str], records: Sequence[dict[str, Any]]) -> Any:
+    """One row per image of a batch: ``image`` (its path), ``folder`` (its parent folder inside the zip: often its
+    class), ``label`` and ``confidence`` (the predicted class's probability)."""
+    from pathlib import PurePosixPath
+
+    import pandas as pd
+
+    return pd.DataFrame({"image": list(paths), "folder": [PurePosixPath(p).parent.name for p in paths],
+                         "label": [r["label"] for r in records],
+                         "confidence": [float(r["scores"][r["label"]]) for r in records]})
