@@ -742,7 +742,8 @@ def explain_image(classifier: Any, image: Any, target: str | int | None = None, 
 # Heat-map colours (dark blue, through teal and yellow, to red), interpolated linearly: low -> high importance.
 HEAT_COLOURS = np.array([[8, 29, 88], [34, 94, 168], [65, 182, 196], [254, 224, 139], [215, 48, 39]], dtype=np.float64)
 OVERLAY_PX = 320  # the overlay's side: a 28 px garment or a 32 px model input is drawn large enough to read
-OVERLAY_ALPHA = 0.55  # share of the heat map's colour in the blend; the rest is the image
+OVERLAY_ALPHA = 0.75  # share of the heat map's colour in the blend at its hottest pixels; the rest is the image
+OVERLAY_FLOOR = 0.25  # share of the colour at the coldest pixels: unimportant areas keep the image visible
 
 
 def heat_colours(heatmap: np.ndarray) -> np.ndarray:
@@ -755,7 +756,9 @@ def heat_colours(heatmap: np.ndarray) -> np.ndarray:
 
 def overlay_image(image: Any, heatmap: np.ndarray, *, side: int = OVERLAY_PX, alpha: float = OVERLAY_ALPHA) -> Any:
     """The heat map blended over the image as the model saw it (square, resized to the heat map's grid), drawn at
-    ``side`` pixels: an RGB PIL image. Pixels stay sharp (nearest neighbour) so a patch map shows its patches."""
+    ``side`` pixels: an RGB PIL image. Each pixel's colour weighs from ``alpha * OVERLAY_FLOOR`` (coldest) to ``alpha``
+    (hottest), so the image stays visible where the map is low. Pixels stay sharp (nearest neighbour) so a patch map
+    shows its patches."""
     from PIL import Image
 
     from .tasks.image_classification import decode
@@ -763,7 +766,8 @@ def overlay_image(image: Any, heatmap: np.ndarray, *, side: int = OVERLAY_PX, al
     img = decode(image) if isinstance(image, (bytes, bytearray, memoryview)) else image.convert("RGB")
     h, w = np.asarray(heatmap).shape
     base = np.asarray(img.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float64)
-    blend = np.round(base * (1 - alpha) + heat_colours(heatmap) * alpha).astype(np.uint8)
+    w = alpha * (OVERLAY_FLOOR + (1 - OVERLAY_FLOOR) * np.clip(np.asarray(heatmap, dtype=np.float64), 0, 1))[..., None]
+    blend = np.round(base * (1 - w) + heat_colours(heatmap) * w).astype(np.uint8)
     return Image.fromarray(blend, mode="RGB").resize((side, side), Image.Resampling.NEAREST)
 
 

@@ -17,6 +17,11 @@ from bmcore.inference import predict_images
 from bmcore.tasks.image_classification import decode
 
 UPLOAD, EXAMPLE, CAMERA = "Upload an image", "An image from the test split", "Take a photo"
+IMAGE_INTRO = ("A **prediction** is a probability for each class; the label is the most probable one. The **explanation** is a "
+         "heat map over the image of what weighed most in the prediction: **attention rollout** for patch models "
+         "(ViT), how much the classifier's [CLS] token draws on each patch through all layers; **Integrated "
+         "Gradients** for CNNs (ResNet, EfficientNet), how much each pixel moved the class's probability away from "
+         "a black image.")
 IMAGE_TYPES = sorted(s.lstrip(".") for s in IMAGE_SUFFIXES)
 
 
@@ -30,9 +35,6 @@ def explained(key: tuple[str, float], precision: str, data: bytes, target: str, 
 def show_image_playground(info, clf, precision: str, load, draw_probabilities, fail) -> None:
     """The image Playground for the model ``clf`` (loaded by ``load(key, precision)``, cached by the page)."""
     names = clf.label_names
-    st.info("An image model: the prediction is a probability for each class, and the explanation is a heat map over "
-            "the image of what weighed most in it (attention rollout for patch models like ViT, Integrated Gradients "
-            "for CNNs). Texts, tokens and attention maps above apply to text models.", icon=":material/image:")
     one, many = st.tabs(["One image", "Batch (zip of images)"])
     with many:
         show_batch(info, clf, names)

@@ -111,13 +111,15 @@ def test_predict_explain_writes_a_heat_map_png(image_runs, kind, tmp_path):
 
 
 def test_overlay_blends_the_heat_map_over_the_image():
-    from bmcore.explain import HEAT_COLOURS, overlay_image
+    from bmcore.explain import HEAT_COLOURS, OVERLAY_FLOOR, overlay_image
 
-    img = Image.new("L", (28, 28), 0)
+    grey = np.array([200, 200, 200])
     heat = np.zeros((32, 32))
     heat[:, 16:] = 1.0
-    out = np.asarray(overlay_image(img, heat, side=64, alpha=1.0))
+    out = np.asarray(overlay_image(Image.new("RGB", (28, 28), (200, 200, 200)), heat, side=64, alpha=1.0))
     assert out.shape == (64, 64, 3)
-    assert (out[:, :32] == HEAT_COLOURS[0]).all() and (out[:, 32:] == HEAT_COLOURS[-1]).all()
-    half = np.asarray(overlay_image(Image.new("RGB", (10, 10), (200, 200, 200)), np.zeros((4, 4)), side=8, alpha=0.5))
-    assert (half == np.round((np.array([200, 200, 200]) + HEAT_COLOURS[0]) / 2)).all()
+    assert (out[:, 32:] == HEAT_COLOURS[-1]).all()  # the hottest pixels: the colour alone at alpha 1
+    cold = np.round(grey * (1 - OVERLAY_FLOOR) + HEAT_COLOURS[0] * OVERLAY_FLOOR)
+    assert (out[:, :32] == cold).all()  # the coldest: mostly the image
+    off = np.asarray(overlay_image(Image.new("L", (10, 10), 200), np.ones((4, 4)), side=8, alpha=0.0))
+    assert (off == grey).all()  # alpha 0: the image as the model sees it, grayscale as RGB

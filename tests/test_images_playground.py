@@ -53,6 +53,7 @@ def test_upload_shows_probabilities_prediction_and_explanation(image_runs, kind)
     clf = load_for_inference(str(image_runs[kind] / runs.MODEL_DIR))
     rec = predict_images(clf, [Image.open(io.BytesIO(png))])[0]
     assert metric(at, "Prediction") == rec["label"]
+    assert not at.warning  # a trained image run is no "untrained base model"
     chart = next(c for c in at.get("plotly_chart") if "Probability of each class" in c.proto.spec)
     bars = json.loads(chart.proto.spec)["data"][0]
     assert sorted(bars["y"]) == sorted(plot_texts(clf.label_names))  # every class has its bar
