@@ -64,6 +64,9 @@ def test_model_card_describes_an_image_classifier(image_runs):
     assert f"| this model | {ev['test']['accuracy']:.4f} |" in card
     assert 'pipeline("image-classification", model="path/to/this/folder")' in card
     assert "max_seq_length" not in card.split("## Use it")[1]
+    out = cli("export", str(image_runs["resnet"]), "--format", "card")  # the CLI writes the same card into model/
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (image_runs["resnet"] / runs.MODEL_DIR / "README.md").read_text(encoding="utf-8") == card
 
 
 def test_zip_loads_in_the_pipeline_and_agrees_with_predict(image_runs, tmp_path):
