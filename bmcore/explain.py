@@ -737,3 +737,129 @@ def explain_image(classifier: Any, image: Any, target: str | int | None = None, 
         heat = attr.detach().abs().sum(dim=1)[0].cpu().numpy()
         method = "integrated gradients"
     return ImageExplanation(names, probs, names[target_id], target_id, method, _unit(heat), time.perf_counter() - t0)
+
+
+# Heat-map colours (dark blue, through teal and yellow, to red), interpolated linearly: low -> high importance.
+HEAT_COLOURS = np.array([[8, 29, 88], [34, 94, 168], [65, 182, 196], [254, 224, 139], [215, 48, 39]], dtype=np.float64)
+OVERLAY_PX = 320  # the overlay's side: a 28 px garment or a 32 px model input is drawn large enough to read
+OVERLAY_ALPHA = 0.75  # share of the heat map's colour in the blend at its hottest pixels; the rest is the image
+OVERLAY_FLOOR = 0.25  # share of the colour at the coldest pixels: unimportant areas keep the image visible
+
+
+def heat_colours(heatmap: np.ndarray) -> np.ndarray:
+    """RGB colours [h, w, 3] (uint8) of a heat map in [0, 1], on :data:`HEAT_COLOURS`."""
+    v = np.clip(np.asarray(heatmap, dtype=np.float64), 0, 1) * (len(HEAT_COLOURS) - 1)
+    lo = np.floor(v).astype(int).clip(0, len(HEAT_COLOURS) - 2)
+    frac = (v - lo)[..., None]
+    return np.round(HEAT_COLOURS[lo] * (1 - frac) + HEAT_COLOURS[lo + 1] * frac).astype(np.uint8)
+
+
+def overlay_image(image: Any, heatmap: np.ndarray, *, side: int = OVERLAY_PX, alpha: float = OVERLAY_ALPHA) -> Any:
+    """The heat map blended over the image as the model saw it (square, resized to the heat map's grid), drawn at
+    ``side`` pixels: an RGB PIL image. Each pixel's colour weighs from ``alpha * OVERLAY_FLOOR`` (coldest) to ``alpha``
+    (hottest), so the image stays visible where the map is low. Pixels stay sharp (nearest neighbour) so a patch map
+    shows its patches."""
+    from PIL import Image
+
+    from .tasks.image_classification import decode
+
+    img = decode(image) if isinstance(image, (bytes, bytearray, memoryview)) else image.convert("RGB")
+    h, w = np.asarray(heatmap).shape
+    base = np.asarray(img.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float64)
+    w = alpha * (OVERLAY_FLOOR + (1 - OVERLAY_FLOOR) * np.clip(np.asarray(heatmap, dtype=np.float64), 0, 1))[..., None]
+    blend = np.round(base * (1 - w) + heat_colours(heatmap) * w).astype(np.uint8)
+    return Image.fromarray(blend, mode="RGB").resize((side, side), Image.Resampling.NEAREST)
+
+
+def overlay_png(image: Any, heatmap: np.ndarray, **kwargs: Any) -> bytes:
+    """:func:`overlay_image` encoded as PNG bytes (what the Playground draws and ``predict --explain`` writes)."""
+    import io
+
+    buf = io.BytesIO()
+    overlay_image(image, heatmap, **kwargs).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def image_explanation_note(method: str) -> str:
+    """One or two sentences on what an image explanation's map means, and its limits."""
+    if method == "attention rollout":
+        return ("Attention rollout: how much the [CLS] token, which the classifier reads, draws on each patch through "
+                "all layers (red: most). It shows where the model looks, not whether a patch argues for or against the "
+                "class, and it is the same map whichever class is picked.")
+    return ("Integrated Gradients: how much each pixel changed the picked class's probability, from a black image to "
+            "this one (red: most, either way). The map is noisy at pixel level and depends on the black baseline.")
+
+
+def image_predict_command(ref: str, image_name: str = "image.png", explain: bool = True) -> str:
+    """The CLI equivalent for one image file (shell-quoted): ``--explain`` writes its heat map beside the file."""
+    import shlex
+
+    return f"python -m bmcore predict --model {shlex.quote(ref)}{' --explain' if explain else ''} {shlex.quote(image_name)}"
+
+
+def image_pipeline_snippet(folder: str) -> str:
+    """The transformers code that loads the same model folder and classifies an image."""
+    return ("from transformers import pipeline\n\n"
+            f"classifier = pipeline(\"image-classification\", model={json.dumps(folder)})\n"
+            "classifier(\"image.png\", top_k=None)  # every class with its probability")
+
+
+def playground_image_examples(dataset: str, per_class: int = 1, seed: int = 0) -> list[dict[str, Any]]:
+    """A few test-split images per class of a prepared image dataset: ``label``, ``image`` (PNG bytes) and ``path``;
+    [] when the dataset is not in the workspace or is not an image dataset."""
+    from .data import is_prepared, load_prepared
+
+    if not dataset or not is_prepared(dataset):
+        return []
+    ds = load_prepared(dataset)
+    test = ds.splits.get("test")
+    if getattr(ds, "modality", "text") != "image" or test is None or not len(test):
+        return []
+    out = []
+    for label in ds.label_names:
+        rows = test[test["label"] == label]
+        for _, row in rows.sample(min(per_class, len(rows)), random_state=seed).iterrows():
+            out.append({"label": str(label), "image": bytes(row["image"]), "path": str(row.get("path") or "")})
+    return out
+
+
+BATCH_IMAGES_MAX = 1000  # images in one Playground batch zip: predictions for more belong to `bmcore evaluate`
+
+
+def read_image_batch(name: str, data: bytes) -> list[tuple[str, bytes]]:
+    """The image files of an uploaded zip as (path inside the zip, bytes), in path order; read in memory (nothing is
+    extracted) after the dataset reader's checks: no unsafe paths or links, a cap on the unpacked size."""
+    import io
+    import zipfile
+
+    from .images import _zip_members
+
+    if not data:
+        raise BmcoreError(f"{name} is empty (0 bytes)")
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise BmcoreError(f"{name} is not a readable zip file; give a .zip of images") from None
+    with zf:
+        members = sorted(_zip_members(zf, name), key=lambda i: i.filename)
+        if not members:
+            raise BmcoreError(f"{name} holds no image files (.png, .jpg, ...)")
+        if len(members) > BATCH_IMAGES_MAX:
+            raise BmcoreError(f"{name} holds {len(members):,} images; the Playground takes at most {BATCH_IMAGES_MAX:,} "
+                              "at once (evaluate a prepared dataset for more)")
+        try:
+            return [(i.filename, zf.read(i)) for i in members]
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise BmcoreError(f"{name} cannot be unpacked ({exc.__class__.__name__}); the zip is damaged") from None
+
+
+def image_predictions_frame(paths: Sequence[str], records: Sequence[dict[str, Any]]) -> Any:
+    """One row per image of a batch: ``image`` (its path), ``folder`` (its parent folder inside the zip: often its
+    class), ``label`` and ``confidence`` (the predicted class's probability)."""
+    from pathlib import PurePosixPath
+
+    import pandas as pd
+
+    return pd.DataFrame({"image": list(paths), "folder": [PurePosixPath(p).parent.name for p in paths],
+                         "label": [r["label"] for r in records],
+                         "confidence": [float(r["scores"][r["label"]]) for r in records]})

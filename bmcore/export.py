@@ -190,6 +190,8 @@ def model_card(run_dir: str | Path) -> str:
     base_shown = base_ref if base_id or not base_ref or base_ref.startswith("builtin:") else f"{Path(base_ref).name} (a local folder)"
     model, baseline = _test_metrics(run_dir)
     multi = (meta.get("problem_type") or model_config.get("problem_type")) == MULTI_LABEL
+    image = meta.get("modality") == "image" or is_image_folder(run_dir / runs.MODEL_DIR)
+    kind = "image" if image else "text"
 
     from .data import DATASET_META, dataset_dir
 
@@ -202,17 +204,17 @@ def model_card(run_dir: str | Path) -> str:
     results = []
     for metric, key, name, args in (MULTI_LABEL_RESULTS if multi else SINGLE_LABEL_RESULTS):
         if model.get(key) is not None:
-            results.append(HubEvalResult(task_type="text-classification", task_name="Text Classification",
+            results.append(HubEvalResult(task_type=f"{kind}-classification", task_name=f"{kind.title()} Classification",
                                          dataset_type=dataset, dataset_name=dataset, dataset_split="test",
                                          metric_type=metric, metric_name=name, metric_value=round(float(model[key]), 4),
                                          metric_args=args))
-    data = ModelCardData(library_name="transformers", pipeline_tag="text-classification", base_model=base_id,
-                         metrics=["accuracy", "f1"], tags=["text-classification", "bmcore"],
+    data = ModelCardData(library_name="transformers", pipeline_tag=f"{kind}-classification", base_model=base_id,
+                         metrics=["accuracy", "f1"], tags=[f"{kind}-classification", "bmcore"],
                          model_name=run_dir.name, eval_results=results or None)
 
     # Every name from data (labels, columns, files, runs) is shown as text: md() and md_code() make it inert.
     what = (f"A multi-label text classifier with {len(labels)} labels ({', '.join(md_code(n) for n in labels)})"
-            if multi else f"A text classifier with {len(labels)} classes ({', '.join(md_code(n) for n in labels)})")
+            if multi else f"A{'n' if image else ''} {kind} classifier with {len(labels)} classes ({', '.join(md_code(n) for n in labels)})")
     lines = [f"# {md(run_dir.name)}", "",
              f"{what}, fine-tuned with "
              f"bmcore studio from {f'[{base_id}](https://huggingface.co/{base_id})' if base_id else md_code(base_shown)} "
@@ -226,11 +228,12 @@ def model_card(run_dir: str | Path) -> str:
                   "| model | accuracy | macro F1 |", "| --- | ---: | ---: |",
                   f"| this model | {_num(model.get('accuracy'))} | {_num(model.get('f1_macro'))} |"]
         if baseline.get("accuracy") is not None:
-            lines.append(f"| baseline: TF-IDF + logistic regression | {_num(baseline.get('accuracy'))} | "
+            lines.append(f"| baseline: {PIXEL_BASELINE if image else 'TF-IDF + logistic regression'} | "
+                         f"{_num(baseline.get('accuracy'))} | "
                          f"{_num(baseline.get('f1_macro'))} |")
         lines.append("")
         if baseline.get("accuracy") is None:
-            lines += ["No TF-IDF baseline was trained (the dataset had no train split).", ""]
+            lines += [f"No {'pixel' if image else 'TF-IDF'} baseline was trained (the dataset had no train split).", ""]
         else:
             lines += ["The baseline is trained on the same train split and scored on the same test examples.", ""]
         per_class = model.get("per_class") or {}
@@ -255,7 +258,15 @@ def model_card(run_dir: str | Path) -> str:
                      f"label column: {md_code(data_meta.get('label_column'))}")
     if splits:
         lines.append("- Splits: " + ", ".join(f"{int(v):,} {k}" for k, v in splits.items()))
-    lines += [f"- {'Labels' if multi else 'Classes'}: {', '.join(md_code(n) for n in labels)}", ""]
+    lines += [f"- {'Labels' if multi else 'Classes'}: {', '.join(md_code(n) for n in labels)}"]
+    if image:
+        size = meta.get("image_size") or config.get("image_size")
+        lines += [f"- Image size: {f'{int(size)}x{int(size)} pixels' if size else 'the model default'} (every image is "
+                  "resized to it and normalised by the saved image processor, `preprocessor_config.json`)",
+                  "- Augmentation of the training split: " + ("random resized crop and horizontal flip"
+                                                               if config.get("augment", True) else "none")
+                  + "; evaluation never augments"]
+    lines.append("")
 
     lines += ["## Training hyperparameters", "", "| setting | value |", "| --- | --- |"]
     shown = config | ({"model_name_or_path": base_shown} if base_ref else {})
@@ -267,6 +278,8 @@ def model_card(run_dir: str | Path) -> str:
         lines.append(f"| precision used | `{meta['precision']}` |")
     lines.append("")
 
+    if image:
+        return _image_card_end(data, lines, dataset, meta.get("image_size") or config.get("image_size"))
     msl = meta.get("max_seq_length") or config.get("max_seq_length")
     limit = f"truncation=True{f', max_length={msl}' if msl else ''}"
     call = f'classifier("your text here", {limit})'
@@ -288,6 +301,25 @@ def model_card(run_dir: str | Path) -> str:
               f"texts longer than {msl or 'max_seq_length'} tokens are cut. "
               + ("Check each label's F1 and the misclassified examples before relying on it." if multi else
                  "Check the confusion matrix and the misclassified examples before relying on it."), ""]
+    return str(ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + "\n".join(lines)))
+
+
+PIXEL_BASELINE = "logistic regression on 16x16 grayscale pixels"
+
+
+def _image_card_end(data: Any, lines: list[str], dataset: str, size: Any) -> str:
+    """An image classifier's card from "Use it" on: transformers' image-classification pipeline, the CLI, limits."""
+    from huggingface_hub import ModelCard
+
+    lines += ["## Use it", "", "```python", "from transformers import pipeline", "",
+              'classifier = pipeline("image-classification", model="path/to/this/folder")',
+              'classifier("image.png", top_k=None)  # every class with its probability', "```", "",
+              "Or with the bmcore studio CLI: `python -m bmcore predict --model path/to/this/folder image.png` "
+              "(`--explain` also writes a heat map of what the model looked at).", "",
+              "## Limitations", "",
+              f"It only knows the classes above and the kind of images in {md_code(dataset)}; every image is resized to "
+              f"{f'{int(size)}x{int(size)}' if size else 'the model size'} pixels first, so fine detail is lost. Check "
+              "the confusion matrix and the misclassified images before relying on it.", ""]
     return str(ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + "\n".join(lines)))
 
 
@@ -352,12 +384,28 @@ def onnx_dir(run_dir: str | Path) -> Path:
     return export_dir(run_dir) / ONNX_DIR
 
 
+def is_image_folder(model_dir: str | Path) -> bool:
+    """True when a model folder holds an image classifier (its ``config.json`` names one)."""
+    from .models import load_config, resolve_model
+    from .tasks import is_image_model
+
+    try:
+        return bool(is_image_model(load_config(resolve_model(str(model_dir)))))
+    except (BmcoreError, OSError, ValueError):
+        return False
+
+
 def _load_fp32(model_dir: Path) -> tuple[Any, Any]:
+    """(tokenizer or image processor, model) in fp32 with eager attention, which traces to plain ONNX ops."""
     import torch
 
+    if is_image_folder(model_dir):
+        from .vision import load_image_classifier, load_image_processor
+
+        model = load_image_classifier(str(model_dir), attn_implementation="eager", dtype=torch.float32).float().eval()
+        return load_image_processor(str(model_dir)), model
     from .models import load_classifier, load_tokenizer
 
-    # Eager attention traces to plain ONNX ops; fp32 weights whatever the checkpoint's dtype.
     model = load_classifier(str(model_dir), attn_implementation="eager", dtype=torch.float32).float().eval()
     return load_tokenizer(str(model_dir)), model
 
@@ -366,7 +414,24 @@ def _input_names(tokenizer: Any, model: Any) -> list[str]:
     import inspect
 
     params = inspect.signature(model.forward).parameters
+    if "pixel_values" in params:
+        return ["pixel_values"]
     return [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names and n in params]
+
+
+def _feeds(tokenizer: Any, names: list[str], texts: list[Any], pairs: list[str] | None, max_seq_length: int) -> dict[str, Any]:
+    """ONNX inputs (numpy) for a batch: image bytes through the image processor, or texts through the tokenizer."""
+    import numpy as np
+
+    if names == ["pixel_values"]:
+        from .tasks.image_classification import decode, pixel_values
+
+        images = [decode(t, f"test image {i + 1}") if isinstance(t, (bytes, bytearray, memoryview)) else t
+                  for i, t in enumerate(texts)]
+        return {"pixel_values": pixel_values(tokenizer, images).float().numpy()}
+    enc = tokenizer(*((texts,) + ((pairs,) if pairs is not None else ())), padding=True, max_length=max_seq_length,
+                    truncation="longest_first" if pairs is not None else True, return_tensors="np")
+    return {n: enc[n].astype(np.int64) for n in names}
 
 
 def _test_texts(run_dir: Path, limit: int) -> tuple[list[str], list[str] | None, int]:
@@ -388,13 +453,16 @@ def _test_texts(run_dir: Path, limit: int) -> tuple[list[str], list[str] | None,
     if len(df) == 0:
         raise BmcoreError("the test split is empty; nothing to check ONNX parity on")
     head = df.head(limit)
+    if "image" in head:  # an image dataset: the images' bytes (saved test predictions hold no images)
+        return head["image"].tolist(), None, len(df)
     pairs = head["text_pair"].fillna("").astype(str).tolist() if "text_pair" in head else None
     return head["text"].fillna("").astype(str).tolist(), pairs, len(df)
 
 
-def check_onnx_parity(onnx_path: str | Path, model_dir: str | Path, texts: list[str], pairs: list[str] | None = None, *,
+def check_onnx_parity(onnx_path: str | Path, model_dir: str | Path, texts: list[Any], pairs: list[str] | None = None, *,
                       max_seq_length: int = 128, batch_size: int = 32, atol: float = PARITY_ATOL) -> dict[str, Any]:
-    """Compare ONNX Runtime's logits with PyTorch's (fp32) on ``texts``; return JSON-ready results.
+    """Compare ONNX Runtime's logits with PyTorch's (fp32) on ``texts`` (image bytes, for an image model); return
+    JSON-ready results.
 
     ``max_abs_diff`` is the largest |logit difference| over every example and class,
     ``label_agreement`` the share of examples whose decision is the same, as the model's task makes it from
@@ -421,10 +489,8 @@ def check_onnx_parity(onnx_path: str | Path, model_dir: str | Path, texts: list[
     t_torch = t_ort = 0.0
     diffs, agree = [], 0
     for i in range(0, len(texts), batch_size):
-        args = (texts[i:i + batch_size],) + ((pairs[i:i + batch_size],) if pairs is not None else ())
-        enc = tokenizer(*args, truncation="longest_first" if pairs is not None else True, max_length=max_seq_length,
-                        padding=True, return_tensors="np")
-        feed = {n: enc[n].astype(np.int64) for n in names}
+        feed = _feeds(tokenizer, names, texts[i:i + batch_size], pairs[i:i + batch_size] if pairs is not None else None,
+                      max_seq_length)
         t0 = time.perf_counter()
         with torch.inference_mode():
             ref = model(**{n: torch.from_numpy(v) for n, v in feed.items()}).logits.numpy()
@@ -476,16 +542,27 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, max_examples:
         def forward(self, *inputs: Any) -> Any:
             return self.inner(**dict(zip(names, inputs, strict=True))).logits
 
-    sample = tokenizer(["an example to trace", "a second, longer example to trace the padding"], padding=True,
-                       return_tensors="pt")
-    axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch"}}
+    image = names == ["pixel_values"]
+    texts, pairs, total = _test_texts(run_dir, max_examples or 10**9)
+    if image:  # two test images at the processor's size; only the batch axis varies (the size is fixed by the processor)
+        sample = {n: torch.from_numpy(v) for n, v in _feeds(tokenizer, names, texts[:2], None, 0).items()}
+        axes = {"pixel_values": {0: "batch"}, "logits": {0: "batch"}}
+    else:
+        sample = tokenizer(["an example to trace", "a second, longer example to trace the padding"], padding=True,
+                           return_tensors="pt")
+        axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch"}}
     tmp = target / f".{ONNX_FILE}.tmp"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's warnings concern shapes that the dynamic axes cover
         # The wrapper must be in eval mode: the exporter restores the module's mode afterwards, and a wrapper in
         # training mode would switch dropout back on in the PyTorch reference.
-        torch.onnx.export(Logits(model).eval(), tuple(sample[n] for n in names), str(tmp), input_names=names,
-                          output_names=["logits"], dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False)
+        try:
+            torch.onnx.export(Logits(model).eval(), tuple(sample[n] for n in names), str(tmp), input_names=names,
+                              output_names=["logits"], dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False)
+        except Exception as exc:  # an operator the exporter cannot write: say which architecture, in one line
+            tmp.unlink(missing_ok=True)
+            reason = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+            raise BmcoreError(f"{model.config.model_type} models cannot be exported to ONNX here: {reason}") from None
     import onnx
 
     onnx.checker.check_model(str(tmp))  # a malformed graph fails here, with onnx's reason, not later in a user's runtime
@@ -495,7 +572,6 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, max_examples:
 
     meta = read_model_meta(model_dir)
     msl = int(meta.get("max_seq_length") or _read(run_dir / runs.CONFIG_FILE).get("max_seq_length") or 128)
-    texts, pairs, total = _test_texts(run_dir, max_examples or 10**9)
     parity = check_onnx_parity(target / ONNX_FILE, model_dir, texts, pairs, max_seq_length=msl, atol=atol)
     parity.update(split="test", split_size=total, sample="all" if len(texts) == total else f"first {len(texts)}",
                   opset=ONNX_OPSET, file=ONNX_FILE, created=runs.now())

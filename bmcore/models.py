@@ -318,7 +318,7 @@ def is_base_model(ref: str | ModelRef) -> bool:
     """True when the checkpoint has no trained classification head (e.g. builtin:minilm)."""
     config = load_config(ref)
     archs = getattr(config, "architectures", None) or []
-    return not any("SequenceClassification" in a for a in archs)
+    return not any("SequenceClassification" in a or "ImageClassification" in a for a in archs)
 
 
 # --- device and precision ---------------------------------------------------------------

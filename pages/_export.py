@@ -39,8 +39,9 @@ def show_export(run_dir: Path) -> None:
         row.download_button("ONNX (model.onnx)", lambda: path.read_bytes(), key="evaluate_export_onnx_download",
                             file_name=ex.ONNX_FILE, mime="application/octet-stream", on_click="ignore",
                             icon=":material/download:")
-        (st.success if onnx.passed else st.error)(md(ex.parity_summary(onnx.parity) + f". The tokenizer and config are in "
-                                                     f"{path.parent}."))
+        helper = "image processor" if ex.is_image_folder(run_dir / runs.MODEL_DIR) else "tokenizer"
+        (st.success if onnx.passed else st.error)(md(ex.parity_summary(onnx.parity) + f". The {helper} and config are "
+                                                     f"in {path.parent}."))
     with st.expander("Push to the Hugging Face Hub", icon=":material/cloud_upload:"):
         c1, c2 = st.columns(2)
         repo = c1.text_input("Repository (owner/name)", key="evaluate_hub_repo", placeholder=f"your-user/{run_dir.name}")

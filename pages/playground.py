@@ -1,4 +1,5 @@
-"""Playground: one text through a model (prediction, attention maps, token attributions), or a batch of texts.
+"""Playground: one text through a model (prediction, attention maps, token attributions), or a batch of texts; for an
+image model, one image (probabilities and an explanation overlaid on it) or a zip of images (pages/_image_playground.py).
 
 Hand-over from other pages (the Evaluate page sends misclassified examples this way):
     st.session_state["playground_text"] = text            # prefills the text box
@@ -19,7 +20,8 @@ from plotly.subplots import make_subplots
 from bmcore import explain as bx
 from bmcore.display import csv_frame, md, plot_texts
 from bmcore.errors import BmcoreError
-from bmcore.inference import load_for_inference, predict
+from bmcore.inference import ImageClassifier, load_for_inference, predict
+from pages._image_playground import IMAGE_INTRO, show_image_playground
 from pages._ui import require_frame
 
 require_frame("pages/playground.py")
@@ -118,13 +120,15 @@ def draw_probabilities(probs: dict[str, float], calibrated: dict[str, float] | N
 
 
 st.title("Playground")
-st.markdown(
+TEXT_INTRO = (
     "A **prediction** is a probability for each class; the label is the most probable one (a multi-label model predicts every label whose probability reaches its threshold). **Attention** shows how much "
     "each token looks at each other token in one layer and head: it shows where information flows, but it is not an "
     "explanation by itself. **Rollout** combines the attention of all layers. **Token attributions** (Integrated "
     "Gradients) say how much each token pushed the chosen class's probability up (green) or down (red), compared with "
     "the same input made of [PAD] tokens."
 )
+intro = st.empty()  # a text model's intro, replaced by an image model's once the model is known
+intro.markdown(TEXT_INTRO)
 
 # --- hand-over from the Evaluate page (see the docstring) -----------------------------------
 handed_model = st.session_state.pop("playground_model", None)
@@ -166,6 +170,10 @@ except (BmcoreError, OSError, ValueError) as exc:
 if info.base:
     st.warning("This is an untrained base model: its classification head is random, so its predictions are meaningless "
                "until it is fine-tuned on the Train page. Attention maps still show what the pretrained encoder does.")
+if isinstance(clf, ImageClassifier):  # an image model: its own layout (pages/_image_playground.py)
+    intro.markdown(IMAGE_INTRO)
+    show_image_playground(info, clf, precision, classifier, draw_probabilities, fail)
+    st.stop()
 names = clf.label_names
 
 one, many = st.tabs(["One text", "Batch"])

@@ -80,3 +80,15 @@ def tiny_resnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from bmcore.models import make_tiny_resnet
 
     return make_tiny_resnet(tmp_path_factory.mktemp("tiny") / "tiny-resnet", ["class_0", "class_1"])
+
+
+@pytest.fixture(scope="session")
+def image_workspace(tmp_path_factory: pytest.TempPathFactory, tiny_vit: Path, tiny_resnet: Path) -> Path:
+    """A workspace with the tiny ResNet and ViT each trained once on a Fashion-MNIST sample (tests/_images.py).
+    Tests copy it into their own workspace (:func:`_images.copy_workspace`) rather than write into it."""
+    from _images import train_image_runs
+
+    ws = tmp_path_factory.mktemp("images") / "workspace"
+    ws.mkdir()
+    train_image_runs(ws, {"resnet": tiny_resnet, "vit": tiny_vit})
+    return ws

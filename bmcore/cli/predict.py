@@ -1,5 +1,7 @@
 """``python -m bmcore predict --model REF [--explain] [--pair TEXT] TEXT...`` or ``--file F``; with an image model,
-``python -m bmcore predict --model REF IMAGE...`` (image files: one JSON line each, with ``image``, ``label``, ``scores``).
+``python -m bmcore predict --model REF [--explain [--out DIR]] IMAGE...`` (image files: one JSON line each, with
+``image``, ``label``, ``scores``; with ``--explain`` the explanation heat map blended over the image is written as a PNG,
+``NAME.heatmap.png`` beside each image or in ``--out DIR``, and the line adds ``heatmap``, ``method`` and ``target``).
 
 Prints one JSON line per input: ``label`` and ``scores``; with ``--explain`` also
 ``tokens``, ``attributions``, ``attentions`` [layers][heads][tokens][tokens] and ``truncated``.
@@ -26,7 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--file", help="one text per line (.txt), or a table (CSV, TSV, JSONL...) with a text column")
     p.add_argument("--pair", action="append", metavar="TEXT_PAIR",
                    help="second text for text-pair models: once for all texts, or once per text")
-    p.add_argument("--explain", action="store_true", help="add tokens, attention maps and Integrated Gradients attributions")
+    p.add_argument("--explain", action="store_true", help="add tokens, attention maps and Integrated Gradients attributions; "
+                   "for an image model, write each image's heat map (attention rollout or Integrated Gradients) as a PNG")
+    p.add_argument("--out", metavar="DIR", help="image models with --explain: the folder for the heat-map PNGs "
+                                                "(default: beside each image)")
     p.add_argument("--target", help="class to attribute to (name or id; default the predicted class, or for a "
                                     "multi-label model the top-scoring predicted label)")
     p.add_argument("--n-steps", type=int, default=64, help="Integrated Gradients steps (default 64)")
@@ -110,8 +115,8 @@ def read_image(path: str | Path) -> bytes:
 def _run_images(clf: object, paths: list[str], args: argparse.Namespace) -> int:
     from ..inference import predict_images
 
-    if args.pair or args.explain:
-        raise BmcoreError("--pair and --explain are for text models; an image model takes image files only")
+    if args.pair:
+        raise BmcoreError("--pair is for text-pair models; an image model takes image files only")
     if args.file:
         raise BmcoreError("--file reads texts; give image files as arguments for an image model")
     from ..tasks.image_classification import decode
@@ -119,7 +124,26 @@ def _run_images(clf: object, paths: list[str], args: argparse.Namespace) -> int:
     images = [decode(read_image(p), p) for p in paths]  # refusals name the file (pixel limit, not an image, ...)
     records = predict_images(clf, images, calibrated=args.calibrated,  # type: ignore[arg-type]
                              batch_size=args.batch_size)
-    for path, rec in zip(paths, records, strict=True):
+    out_dir = Path(args.out).expanduser() if args.out else None
+    if args.explain and out_dir is not None:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise BmcoreError(f"--out {out_dir} is a file; give a folder for the heat maps")
+        out_dir.mkdir(parents=True, exist_ok=True)
+    for path, img, rec in zip(paths, images, records, strict=True):
         rec.pop("truncated", None)
-        print(json.dumps({"image": path, **rec}), flush=True)
+        line = {"image": path, **rec}
+        if args.explain:
+            from ..explain import explain_image, overlay_png
+
+            ex = explain_image(clf, img, target=args.target if args.target is not None else rec["label"])
+            target = heatmap_path(path, out_dir)
+            target.write_bytes(overlay_png(img, ex.heatmap))
+            line.update(heatmap=str(target), method=ex.method, target=ex.target)
+        print(json.dumps(line), flush=True)
     return 0
+
+
+def heatmap_path(image: str | Path, out_dir: Path | None = None) -> Path:
+    """Where ``--explain`` writes an image's heat map: ``NAME.heatmap.png`` beside the image, or in ``out_dir``."""
+    image = Path(image)
+    return (out_dir if out_dir is not None else image.parent) / f"{image.stem}.heatmap.png"
