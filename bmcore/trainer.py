@@ -85,6 +85,20 @@ def is_head_parameter(model: Any, name: str) -> bool:
     return not (prefix and name.startswith(prefix + ".")) or ".pooler." in name
 
 
+def load_checkpoint_weights(model: Any, checkpoint: str | Path | None) -> bool:
+    """Copy a ``save_pretrained`` checkpoint's weights into ``model`` through ``from_pretrained`` (which maps renamed
+    keys); False when the checkpoint is not such a folder (Trainer's own loading then applies)."""
+    if not checkpoint or not hasattr(model, "config") or not (Path(checkpoint) / "model.safetensors").is_file():
+        return False
+    import torch
+
+    loaded = type(model).from_pretrained(str(checkpoint), config=model.config, use_safetensors=True)
+    with torch.no_grad():
+        result = model.load_state_dict(loaded.state_dict(), strict=True)
+    del loaded
+    return not (result.missing_keys or result.unexpected_keys)
+
+
 def trainer_class() -> Any:
     """``transformers.Trainer`` plus token-budget batches (:mod:`bmcore.batching`) and a count of examples trained on."""
     from torch.utils.data import DataLoader
@@ -137,6 +151,17 @@ def trainer_class() -> Any:
             for group in groups:
                 optimizer.add_param_group(group)
             return optimizer
+
+        # Trainer loads a checkpoint's weights with a plain load_state_dict, but save_pretrained writes the
+        # checkpoint names of architectures transformers 5 renamed (ViT: vit.encoder.layer.N -> vit.layers.N), so
+        # resume and the best model would silently keep the wrong weights. from_pretrained maps the names back.
+        def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+            if not load_checkpoint_weights(self.model if model is None else model, resume_from_checkpoint):
+                super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+        def _load_best_model(self) -> None:
+            if not load_checkpoint_weights(self.model, self.state.best_model_checkpoint):
+                super()._load_best_model()
 
         def training_step(self, model: Any, inputs: Any, num_items_in_batch: Any = None) -> Any:
             labels = inputs.get("labels")
