@@ -42,6 +42,7 @@ import pandas as pd
 
 from . import images
 from .errors import BmcoreError, os_error_message
+from .files import read_source_bytes
 from .limits import (
     check_cell_chars,
     check_file_chars,
@@ -401,12 +402,7 @@ def read_table(path: str | Path, data: bytes | None = None, sheet: str | None = 
     notes: list[str] = []
     if data is None:
         check_regular(path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError as exc:
-            raise BmcoreError(f"{path} does not exist") from exc
-        except OSError as exc:
-            raise BmcoreError(f"cannot read {path}: {exc.strerror}") from exc
+        data = read_source_bytes(path)
     if kind in ("csv", "tsv", "json", "jsonl"):
         text = _decode(data, name, notes)
         check_file_chars(name, len(text))  # the cells hold fewer characters than the text they are read from

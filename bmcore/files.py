@@ -1,4 +1,5 @@
-"""Reading and writing the JSON files of run, job, model and evaluation folders: one home for both."""
+"""Reading and writing the JSON files of run, job, model and evaluation folders, and a source file's bytes with a
+one-line error: one home for each."""
 
 from __future__ import annotations
 
@@ -39,3 +40,14 @@ def read_json(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BmcoreError(f"{path.name} in {path.parent.name} is not a JSON object")
     return data
+
+
+def read_source_bytes(path: str | Path, shown: str | Path | None = None) -> bytes:
+    """A source file's bytes; a missing or unreadable file is a one-line :class:`BmcoreError` naming ``shown``."""
+    shown = shown if shown is not None else path
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError as exc:
+        raise BmcoreError(f"{shown} does not exist") from exc
+    except OSError as exc:
+        raise BmcoreError(f"cannot read {shown}: {exc.strerror}") from exc

@@ -42,6 +42,7 @@ import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import BmcoreError
+from .files import read_source_bytes
 from .limits import check_file_rows, check_image_pixels, check_unpacked_images, check_upload, current
 
 FASHION_MNIST = "builtin:fashion-mnist"
@@ -550,12 +551,7 @@ def read_image_source(source: str, data: bytes | None = None) -> tuple[dict[str,
     path = Path(source).expanduser()
     if path.suffix.lower() == ".zip":
         if data is None:
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError as exc:
-                raise BmcoreError(f"{source} does not exist") from exc
-            except OSError as exc:
-                raise BmcoreError(f"cannot read {source}: {exc.strerror}") from exc
+            data = read_source_bytes(path, source)
         else:
             check_upload(path.name, len(data))
         return read_image_zip(data, path.name)
