@@ -129,7 +129,7 @@ def test_image_run_end_to_end(which, fashion_ds, request, tmp_path):
 
     ev = json.loads((run_dir / runs.EVAL_FILE).read_text())
     assert sum(map(sum, ev["test"]["confusion_matrix"])) == 60
-    assert ev["test"]["accuracy"] > 0.5  # four classes (chance 0.25); six epochs of 240 images
+    assert ev["test"]["accuracy"] > 0.4  # four classes (chance 0.25, 60 test images: 0.4 is 2.7 standard errors above)
     assert ev["baseline"]["accuracy"] > 0.7  # logistic regression on 16x16 pixels
 
     # The evaluation table of the test split: one row per image, in the split's order, with loss and scores.

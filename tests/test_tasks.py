@@ -74,6 +74,22 @@ def test_tuned_thresholds_beat_a_flat_half_on_what_they_were_tuned_on(goemotions
     assert tune_thresholds(probs, gold2)[0] == DEFAULT_THRESHOLD
 
 
+def test_rare_labels_share_one_threshold_instead_of_fitting_their_few_rows():
+    # 1,000 validation rows; a frequent label (200 positives) gets its own best threshold; two labels with 5 and 8
+    # positives would each fit those few rows exactly, so they share the threshold with the best mean F1 over both.
+    rng = np.random.default_rng(0)
+    gold = np.zeros((1000, 3), dtype=np.int64)
+    gold[:200, 0], gold[200:205, 1], gold[300:308, 2] = 1, 1, 1
+    probs = np.clip(gold * 0.4 + rng.random(gold.shape) * 0.5, 0, 1)
+    t = tune_thresholds(probs, gold)
+    grid = np.round(np.arange(0.02, 0.981, 0.01), 2)
+    best_own = [max(grid, key=lambda c, j=j: f1_score(gold[:, j], probs[:, j] >= c, zero_division=0)) for j in range(3)]
+    assert f1_score(gold[:, 0], probs[:, 0] >= t[0]) == pytest.approx(f1_score(gold[:, 0], probs[:, 0] >= best_own[0]))
+    assert t[1] == t[2]  # one shared threshold for the rare labels
+    mean_at = lambda c: np.mean([f1_score(gold[:, j], probs[:, j] >= c, zero_division=0) for j in (1, 2)])  # noqa: E731
+    assert mean_at(t[1]) == pytest.approx(max(mean_at(c) for c in grid))
+
+
 def test_positive_weights_modes():
     counts, n = np.array([500, 50, 5]), 1000
     assert positive_weights("none", counts, n) == ("none", None)

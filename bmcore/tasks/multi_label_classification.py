@@ -27,6 +27,7 @@ AUTO_IMBALANCE = 3.0  # class_weights=auto weighs positives when the most freque
 AUTO_WEIGHTS = "sqrt"  # positive weight sqrt(negatives / positives) per label
 MAX_POS_WEIGHT = 100.0
 PROB_PREFIX = "prob_"
+MIN_TUNE_POSITIVES = 20  # validation positives a label needs for a threshold of its own; rarer labels share one
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -66,20 +67,30 @@ def positive_weights(mode: str, counts: np.ndarray, n: int) -> tuple[str, np.nda
     return mode, ratio if mode == "balanced" else np.sqrt(ratio)
 
 
-def tune_thresholds(probs: np.ndarray, gold: np.ndarray, grid: np.ndarray = THRESHOLD_GRID) -> np.ndarray:
+def _f1_by_threshold(probs: np.ndarray, pos: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """F1 of one label at each threshold of ``grid``."""
+    pred = probs[None, :] >= grid[:, None]  # [thresholds, rows]
+    tp = (pred & pos).sum(axis=1)
+    return 2 * tp / np.maximum(pred.sum(axis=1) + pos.sum(), 1)
+
+
+def tune_thresholds(probs: np.ndarray, gold: np.ndarray, grid: np.ndarray = THRESHOLD_GRID,
+                    min_positives: int = MIN_TUNE_POSITIVES) -> np.ndarray:
     """For each label, the threshold in ``grid`` with the best F1 on (``probs``, ``gold``); ties go to the value
-    nearest 0.5, and a label without positives keeps :data:`DEFAULT_THRESHOLD`."""
+    nearest 0.5. A label with fewer than ``min_positives`` positives would fit its few rows rather than the label, so
+    such labels share one threshold (the best mean F1 over them); a label without positives keeps
+    :data:`DEFAULT_THRESHOLD`."""
     probs, gold = np.asarray(probs, dtype=np.float64), np.asarray(gold, dtype=np.int64)
     out = np.full(probs.shape[1], DEFAULT_THRESHOLD)
-    order = np.argsort(np.abs(grid - DEFAULT_THRESHOLD), kind="stable")  # candidates nearest 0.5 first
+    grid = grid[np.argsort(np.abs(grid - DEFAULT_THRESHOLD), kind="stable")]  # candidates nearest 0.5 first
+    positives = gold.sum(axis=0)
+    rare = [j for j in range(probs.shape[1]) if 0 < positives[j] < min_positives]
     for j in range(probs.shape[1]):
-        pos = gold[:, j] == 1
-        if not pos.any():
-            continue
-        pred = probs[:, j][None, :] >= grid[order][:, None]  # [thresholds, rows]
-        tp = (pred & pos).sum(axis=1)
-        f1 = 2 * tp / np.maximum(pred.sum(axis=1) + pos.sum(), 1)
-        out[j] = grid[order][int(np.argmax(f1))]
+        if positives[j] >= min_positives:
+            out[j] = grid[int(np.argmax(_f1_by_threshold(probs[:, j], gold[:, j] == 1, grid)))]
+    if rare:
+        mean_f1 = np.mean([_f1_by_threshold(probs[:, j], gold[:, j] == 1, grid) for j in rare], axis=0)
+        out[rare] = grid[int(np.argmax(mean_f1))]
     return out
 
 
