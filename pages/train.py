@@ -95,12 +95,12 @@ RUNS = RunsView(page="train", title="Runs", no_runs="No runs in the workspace ye
 
 st.title("Train")
 st.markdown(
-    "**Fine-tuning** starts from a pretrained encoder, a model that already reads language (default `builtin:minilm`), "
-    "puts a new **classification head** for your labels on top, and trains both on the train split, scoring the "
-    "validation split as it goes to keep the best checkpoint. An **epoch** is one pass over the training data; the "
-    "**learning rate** sets the size of each update; the **batch size** is how many examples one step learns from; "
-    "**max_seq_length** is how many tokens of each text the model reads (longer texts are cut). Training runs in the "
-    "background: you can close the browser and come back."
+    "**Fine-tuning** starts from a pretrained model, one that already reads language (default `builtin:minilm`) or "
+    "sees images (`builtin:efficientnet-lite0`), puts a new **classification head** for your labels on top, and trains "
+    "both on the train split, scoring the validation split as it goes to keep the best checkpoint. An **epoch** is one "
+    "pass over the training data; the **learning rate** sets the size of each update; the **batch size** is how many "
+    "examples one step learns from; for text, **max_seq_length** is how many tokens of each text the model reads "
+    "(longer texts are cut). Training runs in the background: you can close the browser and come back."
 )
 # The settings come first on screen, but the runs are drawn first in code, so a stop() in the settings never hides them.
 settings, runs_area = st.container(), st.container()
