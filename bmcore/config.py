@@ -238,20 +238,21 @@ class PretrainConfig(TrainConfig):
 
 def task_defaults(settings: dict[str, Any]) -> dict[str, Any]:
     """The settings a new run of ``settings`` (TrainConfig fields: at least ``dataset``) starts from: its task's
-    defaults (:attr:`bmcore.tasks.base.Task.defaults`, e.g. multi-label's), under what ``settings`` set themselves."""
-    from .data import problem_type_of
+    defaults (:attr:`bmcore.tasks.base.Task.defaults`, e.g. multi-label's or images'), under what ``settings`` set
+    themselves."""
+    from .data import kind_of
     from .tasks import get_task
 
     problem_type = settings.get("problem_type") or "auto"
-    if problem_type == "auto":
-        try:
-            problem_type = problem_type_of(str(settings.get("dataset") or TrainConfig.dataset),
-                                           text_columns=settings.get("text_column"), label_column=settings.get("label_column"),
-                                           label_columns=settings.get("label_columns"),
-                                           label_delimiter=settings.get("label_delimiter"))
-        except (BmcoreError, OSError, ValueError):
-            return dict(settings)  # the job reports a bad source in one line; the defaults do not matter then
-    return {**get_task(problem_type).defaults, **settings}
+    try:
+        detected, modality = kind_of(str(settings.get("dataset") or TrainConfig.dataset),
+                                     text_columns=settings.get("text_column"), label_column=settings.get("label_column"),
+                                     label_columns=settings.get("label_columns"),
+                                     label_delimiter=settings.get("label_delimiter"))
+        task = get_task(detected if problem_type == "auto" else problem_type, modality)
+    except (BmcoreError, OSError, ValueError):
+        return dict(settings)  # the job reports a bad source in one line; the defaults do not matter then
+    return {**task.defaults, **settings}
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:

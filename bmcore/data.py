@@ -1426,19 +1426,26 @@ def problem_type_of(source: str, *, text_columns: list[str] | None = None, label
                     label_columns: list[str] | str | None = None, label_delimiter: str | None = None) -> str:
     """The problem type of a prepared dataset (from its ``dataset.json``) or of a raw source (detected, as
     :func:`resolve_dataset` would), without preparing anything."""
+    return kind_of(source, text_columns=text_columns, label_column=label_column, label_columns=label_columns,
+                   label_delimiter=label_delimiter)[0]
+
+
+def kind_of(source: str, *, text_columns: list[str] | None = None, label_column: str | None = None,
+            label_columns: list[str] | str | None = None, label_delimiter: str | None = None) -> tuple[str, str]:
+    """``(problem_type, modality)`` of a prepared dataset or a raw source (see :func:`problem_type_of`)."""
     if is_prepared(source):
-        return str(json.loads((dataset_dir(source) / DATASET_META).read_text(encoding="utf-8")).get("problem_type")
-                   or SINGLE_LABEL)
+        meta = json.loads((dataset_dir(source) / DATASET_META).read_text(encoding="utf-8"))
+        return str(meta.get("problem_type") or SINGLE_LABEL), str(meta.get("modality") or "text")
     if images.is_image_source(source):
-        return SINGLE_LABEL
+        return SINGLE_LABEL, "image"
     if isinstance(label_columns, str):
         label_columns = [c.strip() for c in label_columns.split(",") if c.strip()]
     raw = load_source(source)
     if raw.modality == "image":  # a table with an image column
-        return SINGLE_LABEL
+        return SINGLE_LABEL, "image"
     df = raw.combined()
     cols, _ = choose_columns(df, text_columns, label_column, label_columns=label_columns, label_delimiter=label_delimiter)
-    return cols.problem_type
+    return cols.problem_type, "text"
 
 
 def resolve_dataset(source: str, *, text_columns: list[str] | None = None, label_column: str | None = None,

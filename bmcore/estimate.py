@@ -165,13 +165,14 @@ def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, w
                          seed=config.seed)
     train = ds.splits["train"]
     n_train, n_val, n_test = (len(ds.splits[s]) for s in ("train", "validation", "test"))
-    device = detect_device()
-    plan = device_plan(config, device)
-    precision = plan["precision"]
-    dev = torch_device(device)
+    from .vision import is_convolutional
 
+    device = detect_device()
     t0 = time.perf_counter()
     mref = resolve_model(config.model_name_or_path)
+    plan = device_plan(config, device, convolutional=is_convolutional(mref))
+    precision = plan["precision"]
+    dev = torch_device(device)
     task = task_for_config(config, ds)
     label_names = task.label_names(ds)
     labels = task.targets(train, label_names)  # the model's own loss: the task's targets, as training feeds them

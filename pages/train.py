@@ -28,7 +28,7 @@ require_frame("pages/train.py")
 
 HELP = {f.name: f.metadata["help"] for f in config_fields()}
 D = TrainConfig()  # the defaults
-TASK_WIDGETS = ("train_lr", "train_head_lr", "train_batch_growth", "train_class_weights")  # settings a task may start from its own defaults
+TASK_WIDGETS = ("train_lr", "train_head_lr", "train_batch_growth", "train_class_weights", "train_epochs")  # settings a task may start from its own defaults
 MODEL_KINDS = ("Built-in MiniLM", "A finished run", "Local folder", "Hugging Face Hub")
 IMAGE_MODEL_KINDS = ("Built-in EfficientNet-Lite0", *MODEL_KINDS[1:])
 IMAGE_MODEL = "builtin:efficientnet-lite0"
@@ -122,8 +122,9 @@ with settings:
     meta = datasets[names.index(dataset)]
     image = meta.get("modality") == "image"
     D = TrainConfig(**get_task(meta.get("problem_type"), meta.get("modality")).defaults)  # this kind of problem's defaults (e.g. multi-label)
-    if st.session_state.get("train_defaults_for") != meta.get("problem_type"):  # another kind: its defaults in the widgets
-        st.session_state["train_defaults_for"] = meta.get("problem_type")
+    kind_key = f"{meta.get('problem_type')}/{meta.get('modality', 'text')}"
+    if st.session_state.get("train_defaults_for") != kind_key:  # another kind: its defaults in the widgets
+        st.session_state["train_defaults_for"] = kind_key
         for key in TASK_WIDGETS:
             st.session_state.pop(key, None)
     labels, splits = meta.get("label_names", []), meta.get("splits", {})
@@ -169,7 +170,7 @@ with settings:
     if by_steps:
         max_steps = c[0].number_input("Steps", 0, 10**7, 500, step=50, key="train_max_steps", help=HELP["max_steps"])
     else:
-        epochs = c[0].number_input("Epochs", 0.0, 1000.0, DEFAULT_EPOCHS, step=1.0, key="train_epochs",
+        epochs = c[0].number_input("Epochs", 0.0, 1000.0, D.num_train_epochs or DEFAULT_EPOCHS, step=1.0, key="train_epochs",
                                    help=HELP["num_train_epochs"])
     lr = c[1].number_input("Learning rate", 0.0, 1.0, D.learning_rate, step=1e-5, format="%.1e", key="train_lr",
                            help=HELP["learning_rate"])

@@ -24,6 +24,20 @@ def test_bench_quick_inference_prints_the_summary_line(tmp_path):
     assert round(full["inference"]["predict_p50_vs_pipeline"], 3) == summary["predict_p50_vs_pipeline"]
 
 
+def test_bench_images_puts_bmcore_beside_the_plain_trainer_recipe(tiny_resnet):
+    """The image row on real Fashion-MNIST images (a tiny ResNet keeps it quick): both recipes train on the same images
+    at the same size, and the ratios come out."""
+    from bmcore.bench import IMAGE_RECIPES, bench_images
+
+    if not os.path.isfile("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"):
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    lines: list[str] = []
+    res = bench_images(quick=True, model=str(tiny_resnet), log=lines.append)
+    assert set(IMAGE_RECIPES) <= set(res) and all(res[r]["samples_per_s"] > 0 for r in IMAGE_RECIPES)
+    assert res["trainer"]["precision"] == "fp32" and res["bmcore"]["precision"] in ("fp32", "bf16")
+    assert lines[-1].startswith("bmcore vs trainer: ") and "trainer-best: " in lines[-1]
+
+
 # --- the matmul peak: only the precisions the recipes use, sized by a time budget ----------------------
 
 CPU_BF16 = DeviceInfo("cpu", "Xeon", "bf16", "AVX512-BF16")

@@ -72,6 +72,7 @@ def test_image_settings_and_the_builtin_default(fashion_ds, tiny_resnet):
     assert any("Augmentation" in c.value for c in at.caption)
     assert any(c.value.startswith("python -m bmcore train --data fashion-small --model builtin:efficientnet-lite0")
                for c in at.code)
+    assert at.number_input(key="train_lr").value == 1e-3  # the image task's learning rate, not the text one
     at.checkbox(key="train_augment").uncheck().run()
     at.number_input(key="train_image_size").set_value(64).run()
     assert any("--image-size 64" in c.value and "--no-augment" in c.value for c in at.code), [c.value for c in at.code]

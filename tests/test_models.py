@@ -239,3 +239,27 @@ def test_dropout_overrides_use_the_model_s_own_names(tiny_model: Path):
     assert over == {"attention_probs_dropout_prob": 0.0, "hidden_dropout_prob": 0.0}
     model = load_classifier(str(tiny_model), ["negative", "positive"], **over)
     assert model.config.hidden_dropout_prob == 0.0 and model.dropout.p == 0.0  # the classifier's input dropout follows
+
+
+CPU_AMX = DeviceInfo("cpu", "Xeon", "bf16", "AMX")
+
+
+@pytest.mark.parametrize(
+    ("device", "requested", "precision"),
+    [
+        (CPU_BF16, "auto", "fp32"),  # AVX512-BF16 only: convolutions train faster in fp32 (channels-last)
+        (CPU_BF16, "bf16", "bf16"),  # asked for: kept
+        (CPU_AMX, "auto", "bf16"),  # AMX runs bf16 convolutions in its tiles
+        (H200, "auto", "bf16"),
+        (CPU_FP32, "auto", "fp32"),
+    ],
+)
+def test_convolutional_models_train_in_fp32_on_avx512_bf16_cpus(device, requested, precision):
+    from bmcore.config import TrainConfig
+    from bmcore.trainer import CONV_FP32_REASON, device_plan
+
+    plan = device_plan(TrainConfig(precision=requested), device, convolutional=True)
+    assert plan["precision"] == precision and plan["bf16"] == (precision == "bf16")
+    assert (plan["reason"] == CONV_FP32_REASON) == (device is CPU_BF16 and requested == "auto")
+    # Transformers (text, ViT) keep the device's choice.
+    assert device_plan(TrainConfig(precision=requested), device)["precision"] == select_precision(requested, device)[0]

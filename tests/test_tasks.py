@@ -274,3 +274,15 @@ def test_a_new_run_starts_from_its_task_s_defaults(shared_data, tmp_path):
     assert task_defaults({"dataset": str(shared_data / "sst2")}) == {"dataset": str(shared_data / "sst2")}
     assert task_defaults({"dataset": "no-such-thing"}) == {"dataset": "no-such-thing"}  # the job reports it, in one line
     TrainConfig(**task_defaults({"dataset": str(folder)}))  # valid settings
+
+
+def test_image_data_starts_from_the_image_task_s_defaults():
+    """Image data starts from the built-in EfficientNet-Lite0 and its learning rate (README: measured on Fashion-MNIST);
+    a model or rate the user gives wins."""
+    from bmcore.config import task_defaults
+
+    got = task_defaults({"dataset": "builtin:fashion-mnist"})
+    assert got == {"dataset": "builtin:fashion-mnist", "model_name_or_path": "builtin:efficientnet-lite0", "learning_rate": 1e-3}
+    mine = {"dataset": "builtin:fashion-mnist", "model_name_or_path": "/models/vit", "learning_rate": 5e-5}
+    assert task_defaults(mine) == mine
+    assert get_task(SINGLE_LABEL, "image").defaults == {k: v for k, v in got.items() if k != "dataset"}

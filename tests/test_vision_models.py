@@ -205,3 +205,18 @@ def test_folder_without_image_processor_is_refused(lite0, tmp_path):
     (folder / "preprocessor_config.json").unlink()
     with pytest.raises(BmcoreError, match="no preprocessor_config.json"):
         load_image_processor(str(folder))
+
+
+def test_cnns_are_told_from_patch_models_and_kept_channels_last(tiny_resnet, tiny_vit, tiny_model):
+    import torch
+    from transformers import ConvNextConfig, ViTConfig
+
+    from bmcore.tasks.image_classification import fixed_image_size
+    from bmcore.vision import is_convolutional, load_image_classifier
+
+    assert is_convolutional(str(tiny_resnet)) and is_convolutional("builtin:efficientnet-lite0")
+    assert not is_convolutional(str(tiny_vit)) and not is_convolutional(str(tiny_model))
+    assert fixed_image_size(ConvNextConfig()) is None  # its config names patch_size and image_size; it takes any size
+    assert fixed_image_size(ViTConfig(image_size=32, patch_size=8)) == 32
+    convs = [m.weight for m in load_image_classifier(str(tiny_resnet)).modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)

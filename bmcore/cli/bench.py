@@ -12,7 +12,7 @@ from ..models import DEFAULT_MODEL
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure speed side by side against transformers' own recipes")
     p.add_argument("--quick", action="store_true", help="fewer texts and steps, no time-to-accuracy (under 5 minutes)")
-    p.add_argument("--only", choices=("training", "accuracy", "inference"), help="run one part only")
+    p.add_argument("--only", choices=("training", "accuracy", "images", "inference"), help="run one part only")
     p.add_argument("--model", default=DEFAULT_MODEL, help="model reference (default builtin:minilm)")
     p.add_argument("--json-out", metavar="PATH", help="also write every measurement (dev-accuracy curves included) to this JSON file")
     p.set_defaults(func=_run)

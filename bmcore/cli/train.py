@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Run a run folder's job, or create one from --data/--model/--config and run it.")
     p.add_argument("run_dir", nargs="?", help="an existing run folder to run or resume, or where to create one")
     p.add_argument("--data", help="prepared dataset name or data source")
-    p.add_argument("--model", help="model reference (default builtin:minilm)")
+    p.add_argument("--model", help="model reference (default builtin:minilm, or builtin:efficientnet-lite0 for image data)")
     p.add_argument("--out", help="run folder to create (default: a new folder in the workspace)")
     p.add_argument("--config", help="a JSON file with TrainConfig fields")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint (optimizer, scheduler, RNG)")
