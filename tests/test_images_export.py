@@ -102,6 +102,8 @@ def test_predict_explain_writes_a_heat_map_png(image_runs, kind, tmp_path):
     heat = Image.open(rec["heatmap"])
     assert heat.format == "PNG" and heat.mode == "RGB" and heat.size == (320, 320)
     assert np.asarray(heat).std() > 0  # not a blank picture
+    if kind == "vit":
+        return  # the flags below are the CLI's, the same for every image model: checked once (each call is a process)
     # --out DIR and a chosen class; a text flag that makes no sense for images is refused in one line.
     out = cli("predict", "--model", str(image_runs[kind]), "--explain", "--target", "Bag", "--out", str(tmp_path / "maps"),
               str(image))
