@@ -49,7 +49,8 @@ class TrainConfig:
     max_steps: int | None = _f(None, "Total optimizer steps; overrides epochs. Give this or num_train_epochs.")
     learning_rate: float = _f(1e-4, "Peak learning rate of AdamW for batches of per_device_train_batch_size; small encoders like MiniLM like 1e-4, "
                                  "BERT-base 2e-5 to 5e-5. Multi-label data starts at 3e-4 (with batch_growth 2): each label learns from "
-                                 "its own few positives.")
+                                 "its own few positives. Image data starts at 1e-3 (the built-in EfficientNet-Lite0, a CNN); "
+                                 "ViT-like models want 1e-4 or less.")
     head_learning_rate: float | None = _f(None, "Peak learning rate of the parts the checkpoint did not train for this "
                                           "task: the new classification head (and the pooler). Empty: learning_rate. Multi-label "
                                           "data starts at 3e-3: each label's few positives teach its head row slowly.")

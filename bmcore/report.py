@@ -94,7 +94,7 @@ def train_tiles(p: dict[str, Any]) -> list[Tile]:
     """A fine-tuning run's live figures from :func:`bmcore.runs.progress`."""
     last = p["last"]
     return [tile("Epoch", fmt(last.get("epoch"), ".2f")), tile("Learning rate", fmt(last.get("learning_rate"), ".2e")),
-            tile("Samples/s", fmt(last.get("samples_per_s"), ".1f")), tile("Tokens/s", fmt(last.get("tokens_per_s"), ",.0f")),
+            tile("Samples/s", fmt(last.get("samples_per_s"), ".1f")), tile("Tokens/s", fmt(last.get("tokens_per_s") or None, ",.0f")),
             tile("Precision", p["status"].get("precision") or "-")]
 
 

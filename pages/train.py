@@ -18,6 +18,7 @@ from bmcore.models import (
     hub_reachable,
 )
 from bmcore.tasks import MULTI_LABEL, get_task
+from bmcore.tasks.image_classification import CROP_SCALE
 from bmcore.vision import is_image_model
 from bmcore.workspace import check_name
 from pages import _charts as charts
@@ -185,8 +186,9 @@ with settings:
                    "auto takes a ViT's own size (its patch grid fixes it), or for a CNN about twice the images' "
                    "typical side, at most the model's; the cost of a step grows with its square. **Augmentation** "
                    "shows the model a slightly different version of each training image every epoch (a random crop "
-                   "of 60-100% of it, resized back, and a mirror image), so it learns the object, not the exact "
-                   "pixels; validation and test images are never changed.")
+                   f"of {CROP_SCALE[0]:.0%}-100% of it, resized back, and a mirror image), so it learns the object, not "
+                   "the exact pixels; validation and test images are never changed. On a small budget it can cost a "
+                   "little accuracy (Fashion-MNIST, 6,000 images, 3 epochs: 0.906 without, 0.881 with).")
     else:
         seq_len = c[3].number_input("max_seq_length (tokens)", 8, 8192, D.max_seq_length, step=32,
                                     key="train_max_seq_length", help=HELP["max_seq_length"])

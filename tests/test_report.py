@@ -146,6 +146,8 @@ def test_run_tiles_from_a_real_progress_record(tmp_path):
     assert [(t["label"], t["value"]) for t in report.train_tiles(p)] == [
         ("Epoch", "0.40"), ("Learning rate", "3.00e-05"), ("Samples/s", "12.3"), ("Tokens/s", "5,432"), ("Precision", "bf16")]
     assert [t["value"] for t in report.pretrain_tiles(p)] == ["123.5", "123.46", "0.690", "bf16"]
+    image = {**p, "last": {**p["last"], "tokens_per_s": 0.0}}  # an image run counts no tokens: a dash, not 0
+    assert dict((t["label"], t["value"]) for t in report.train_tiles(image))["Tokens/s"] == "-"
     result = {"test": {"accuracy": 0.9, "macro_f1": 0.85}, "validation": {"accuracy": 0.8}}
     assert [t["value"] for t in report.result_tiles(result)] == ["0.900", "0.850", "0.800", "-"]
 
