@@ -212,8 +212,12 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
     try:
         # The full evaluation: predictions, calibration (temperature saved with the model) and the baseline.
         from .evaluate import evaluate_model
+        from .inference import load_for_inference
 
-        full = evaluate_model(model_dir, ds, "test", out_dir=run_dir / runs.EVALUATION_DIR / "test", save_temperature=True)
+        # In the run's own precision, so eval.json and the full evaluation score the same predictions (a CNN trains in
+        # fp32 on an AVX512-BF16 CPU, where inference would otherwise pick bf16 weights and flip borderline images).
+        clf = load_for_inference(str(model_dir), precision=precision)
+        full = evaluate_model(clf, ds, "test", out_dir=run_dir / runs.EVALUATION_DIR / "test", save_temperature=True)
         base = full.metrics.get("baseline") or {}
         results["baseline"] = {"accuracy": base.get("accuracy"), "macro_f1": base.get("f1_macro")}
         results["temperature"] = full.metrics.get("temperature")
