@@ -657,8 +657,7 @@ def _image_recipe_bmcore(df: Any, names: list[str], model: str, warmup: int, ste
     status = run_training(run_dir)
     lines = {m["step"]: m for m in runs.read_metrics(run_dir) if m.get("kind") == "train"}
     first, last = lines[warmup], lines[warmup + steps]
-    precision = str(status.get("precision") or runs.read_status(run_dir).get("precision") or "?")
-    return last["train_s"] - first["train_s"], last["examples"] - first["examples"], precision
+    return last["train_s"] - first["train_s"], last["examples"] - first["examples"], str(status.get("precision", "?"))
 
 
 def bench_images(quick: bool = False, model: str = "builtin:efficientnet-lite0",

@@ -45,12 +45,9 @@ def is_convolutional(ref: str | ModelRef) -> bool:
     weights are kept channels-last (1.5x faster training on a 2-core CPU, 1.7x inference) and, on CPUs whose fast
     bf16 is AVX512-BF16 only, it trains in fp32 (:func:`bmcore.trainer.device_plan`)."""
     try:
-        if not is_image_model(ref):
-            return False
-        config = load_config(_ref(ref))
+        return is_cnn_config(load_config(_ref(ref)))  # one config read; text models are no CNN type
     except (BmcoreError, OSError, ValueError):
         return False
-    return is_cnn_config(config)
 
 
 def load_image_processor(ref: str | ModelRef) -> Any:
