@@ -84,3 +84,28 @@ def test_peak_sizes_and_repeats_are_bounded(budget_s):
         assert (m["n"], m["repeats"]) == (PEAK_SIZES[0], 1)
     else:  # everything fits: the largest size, at most PEAK_MAX_REPEATS times
         assert (m["n"], m["repeats"]) == (PEAK_SIZES[-1], PEAK_MAX_REPEATS)
+
+
+def test_time_to_accuracy_runs_both_recipes_per_seed_and_reports_the_median(tiny_model, shared_data, monkeypatch, tmp_path):
+    """The time-to-accuracy part, on an SST-2 slice and the tiny model: each seed trains ``trainer-best`` and bmcore
+    side by side (an unreachable target: each stops after one epoch), and the speedup is the median per-seed ratio."""
+    import statistics
+
+    import pandas as pd
+
+    from bmcore.bench import bench_time_to_accuracy
+
+    monkeypatch.setenv("BMCORE_WORKSPACE", str(tmp_path / "ws"))  # the bench points it at its own folder
+    train = pd.read_csv(shared_data / "sst2" / "train.csv").iloc[:256]
+    dev = pd.read_csv(shared_data / "sst2" / "dev.csv").iloc[:64]
+    lines: list[str] = []
+    out = bench_time_to_accuracy(str(tiny_model), target=0.99, seeds=(1, 2), log=lines.append, data=(train, dev))
+    assert [r["seed"] for r in out["runs"]] == [1, 2]
+    for row in out["runs"]:
+        for recipe in ("trainer-best", "bmcore"):
+            res = row[recipe]
+            assert not res["reached"] and res["seconds"] > 0 and len(res["curve"]) >= 2  # scored during the epoch
+            assert res["examples"] >= 256  # a full epoch
+        assert row["speedup"] == row["trainer-best"]["seconds"] / row["bmcore"]["seconds"]
+    assert out["speedup"] == statistics.median(r["speedup"] for r in out["runs"])
+    assert "seeds 1, 2" in lines[0] and "the median of 2 seeds" in lines[-1]
