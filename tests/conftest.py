@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,12 +19,31 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(autouse=True)
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own workspace folder through BMCORE_WORKSPACE."""
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own workspace folder through BMCORE_WORKSPACE.
+
+    Runs and jobs a test started in the background and left running are killed when it ends: on 2 cores one
+    leftover training would slow every later test several times over.
+    """
     ws = tmp_path / "workspace"
     ws.mkdir()
     monkeypatch.setenv("BMCORE_WORKSPACE", str(ws))
-    return ws
+    yield ws
+    kill_leftovers(ws)
+
+
+def kill_leftovers(ws: Path) -> None:
+    """SIGKILL the process group of every run or job under ``ws`` whose process is still alive."""
+    from bmcore import runs
+
+    for status in [*ws.glob("runs/*/status.json"), *ws.glob("jobs/*/status.json")]:
+        try:
+            pid = runs.read_json(status).get("pid")
+        except Exception:  # noqa: BLE001 - a damaged status has no process to stop
+            continue
+        if isinstance(pid, int) and runs.pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")

@@ -133,6 +133,20 @@ def wait_code(page, *parts: str, timeout: float = 120) -> None:
         page.wait_for_timeout(300)
 
 
+def wait_job_result(page, text: str, workspace: Path, timeout: float = 300) -> None:
+    """Wait until ``text`` shows, which a background job's result draws. On a timeout, fail with what would explain
+    it: each job's status and log tail, the page's last lines, and the processes running."""
+    try:
+        page.get_by_text(text).first.wait_for(timeout=timeout * 1000)
+    except Exception as exc:  # noqa: BLE001 - Playwright's TimeoutError; re-raised with the evidence
+        jobs = {d.name: (runs.read_json(d / runs.STATUS_FILE), runs.log_tail(d))
+                for d in sorted(Path(workspace).glob("jobs/*")) if (d / runs.STATUS_FILE).exists()}
+        procs = subprocess.run(["ps", "-eo", "pid,etime,pcpu,args"], capture_output=True, text=True).stdout
+        page_text = page.locator("body").inner_text()[-1500:]
+        raise AssertionError(f"{text!r} did not show in {timeout:.0f} s; jobs: {jobs}; page ends: {page_text!r}; "
+                             f"processes: {[ln for ln in procs.splitlines() if 'python' in ln][:30]}") from exc
+
+
 def wait_runs_ended(run_dirs, stall: float = 300) -> dict[str, list[str]]:
     """Poll run folders until every run has ended; returns each run's states as seen, in order.
 

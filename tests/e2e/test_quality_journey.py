@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _server import ARGS, CHROMIUM, Server, go, idle, need_chromium, set_up_tiny_run
+from _server import ARGS, CHROMIUM, Server, go, idle, need_chromium, set_up_tiny_run, wait_job_result
 from conftest import ROOT
 
 from bmcore import data as bdata
@@ -62,7 +62,7 @@ def test_review_save_a_version_and_train_on_it(server: Server, workspace: Path, 
         page.get_by_text("TF-IDF only (fast)", exact=True).click()
         idle(page)
         page.get_by_role("button", name="Find label issues").click()
-        page.get_by_text("Look mislabeled").first.wait_for(timeout=300_000)
+        wait_job_result(page, "Look mislabeled", workspace)
         idle(page)
         page.screenshot(path=str(ARTIFACTS / "quality-1-flagged.png"), full_page=True)
         for n, action in enumerate(("relabel", "drop", "keep")):
