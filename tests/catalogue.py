@@ -503,6 +503,31 @@ CASES += [
          make=lambda ctx: _run_folder(ctx, "done", "completed"), cli_args=("runs", "cancel", "{path}"), ui_skip=READ_ONLY),
 ]
 
+# --- issue 26, runs, processes and run files (runs) ---
+CASES += [
+]
+
+
+# --- issue 26, data readers, caps and parsing (readers) ---
+CASES += [
+]
+
+
+# --- issue 26, images, predict and model configs (images) ---
+CASES += [
+]
+
+
+# --- issue 26, saving datasets and label review (saves) ---
+CASES += [
+]
+
+
+# --- issue 26, pages: warnings, settings, charts (pages) ---
+CASES += [
+]
+
+
 BY_ID = {c.id: c for c in CASES}
 
 
