@@ -42,7 +42,7 @@ import pandas as pd
 
 from . import images
 from .errors import BmcoreError, os_error_message
-from .files import read_source_bytes
+from .files import read_source_bytes, resolve_path
 from .limits import (
     check_cell_chars,
     check_file_chars,
@@ -492,7 +492,7 @@ def _read_folder(folder: Path, sheet: str | None) -> RawData:
             continue
         if split in frames:
             raise BmcoreError(f"folder {folder} has two files for the {split} split; keep one")
-        if f.is_symlink() and folder.resolve() not in f.resolve().parents:
+        if f.is_symlink() and resolve_path(folder) not in resolve_path(f, f"folder {folder}: {f.name}").parents:
             # Never read (or quote) a file outside the folder through a link: it could be any file on the server.
             raise BmcoreError(f"folder {folder}: {f.name} is a link to a file outside the folder; copy the file in instead")
         frames[split], file_notes = read_table(f, sheet=sheet)

@@ -51,3 +51,13 @@ def read_source_bytes(path: str | Path, shown: str | Path | None = None) -> byte
         raise BmcoreError(f"{shown} does not exist") from exc
     except OSError as exc:
         raise BmcoreError(f"cannot read {shown}: {exc.strerror}") from exc
+
+
+def resolve_path(path: str | Path, shown: str | Path | None = None) -> Path:
+    """``Path(path).expanduser().resolve()``, with a link loop (``ln -s x.csv x.csv``) as a one-line
+    :class:`BmcoreError` naming ``shown``: Python 3.11 raises ``RuntimeError("Symlink loop ...")`` there, 3.13 ``OSError``."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (RuntimeError, OSError) as exc:
+        raise BmcoreError(f"{shown if shown is not None else path}: too many levels of symbolic links "
+                          "(a link that leads back to itself); remove or fix the link") from exc

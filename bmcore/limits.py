@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BmcoreError
+from .files import resolve_path
 
 PUBLIC_DEMO = "BMCORE_PUBLIC_DEMO"
 MAX_TRAIN_ROWS = "BMCORE_MAX_TRAIN_ROWS"
@@ -166,7 +167,7 @@ def check_local_path(path: Path, what: str) -> None:
     from .workspace import workspace_dir
 
     base = workspace_dir()
-    resolved = Path(path).expanduser().resolve()
+    resolved = resolve_path(path)
     if resolved != base and base not in resolved.parents:
         raise BmcoreError(f"{what} {path} is outside the workspace, and paths outside it are turned off here "
                           f"({ALLOW_LOCAL_PATHS}=0); upload a file instead")
