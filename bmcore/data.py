@@ -226,7 +226,8 @@ def _read_delimited(text: str, name: str, default_sep: str, notes: list[str]) ->
     sep = _sniff_delimiter(text, default_sep)
     if sep != default_sep:
         notes.append(f"{name}: detected the delimiter {sep!r}")
-    first_line = text.split("\n", 1)[0]
+    end = re.search(r"[\r\n]", text)  # CR alone ends a line too (old Mac files), as pandas reads them
+    first_line = text[:end.start()] if end else text
     try:
         header = next(csv.reader([first_line], delimiter=sep), [])
     except csv.Error as exc:  # "field larger than field limit (131072)": one huge line, not a table
@@ -257,6 +258,9 @@ def _read_json(text: str, name: str, lines: bool) -> pd.DataFrame:
         if m is not None:  # a match may still be an escaped backslash followed by "ud800": check the values
             df.map(lambda v: v.encode("utf-8") if isinstance(v, str) else v)
             [str(c).encode("utf-8") for c in df.columns]
+    except RecursionError:  # [[[[... 100,000 deep: json gives up at the interpreter's recursion limit
+        raise BmcoreError(f"{name} is nested too deeply (hundreds of lists or objects inside one another); "
+                          "a table needs flat records") from None
     except UnicodeEncodeError as exc:
         where = f" line {text.count(chr(10), 0, m.start()) + 1}" if m is not None else ""
         found = f" ({m.group(0)})" if m is not None else ""
@@ -266,10 +270,11 @@ def _read_json(text: str, name: str, lines: bool) -> pd.DataFrame:
 
 
 def _lists_as_json(df: pd.DataFrame) -> pd.DataFrame:
-    """Cells holding a list (``"labels": ["anger", "joy"]``) as JSON text, as a CSV would hold them."""
+    """Cells holding a list or an object (``"labels": ["anger", "joy"]``, ``"meta": {"a": 1}``) as JSON text, as a
+    CSV would hold them (not as Python's repr, ``{'a': 1}``)."""
     for c in df.columns:
-        if df[c].dtype == object and df[c].map(lambda v: isinstance(v, list)).any():
-            df[c] = df[c].map(lambda v: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v)
+        if df[c].dtype == object and df[c].map(lambda v: isinstance(v, (list, dict))).any():
+            df[c] = df[c].map(lambda v: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v)
     return df
 
 
@@ -779,6 +784,17 @@ def _label_part(value: Any) -> str:
     return str(value).strip()
 
 
+def _split_parts(text: str, delimiter: str) -> list[str]:
+    """A cell's parts split on ``delimiter``, stripped; a part in double quotes may hold the delimiter, as in CSV
+    (``"good, fun";pos`` is ``good, fun`` and ``pos``). Unbalanced quotes: a plain split."""
+    if '"' not in text:
+        return [p.strip() for p in text.split(delimiter)]
+    try:
+        return [p.strip() for p in next(csv.reader([text], delimiter=delimiter, skipinitialspace=True, strict=True))]
+    except (csv.Error, StopIteration):
+        return [p.strip() for p in text.split(delimiter)]
+
+
 def _split_cell(value: Any, delimiter: str) -> list[str]:
     """The distinct label names in one raw cell, in the order given (``[]`` for an empty cell)."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
@@ -795,7 +811,7 @@ def _split_cell(value: Any, delimiter: str) -> list[str]:
             raise BmcoreError(f"{text[:60]!r} is not a JSON list of label names")
         parts = [_label_part(p) for p in parts]
     else:
-        parts = [p.strip() for p in text.split(delimiter)]
+        parts = _split_parts(text, delimiter)
     return list(dict.fromkeys(p for p in parts if p))
 
 
@@ -809,7 +825,7 @@ def _binary(series: pd.Series) -> pd.Series | None:
 def _delimiter_evidence(values: pd.Series, delimiter: str) -> tuple[int, float]:
     """Rows with several parts, and the share of those parts that also occur as a label on their own."""
     counts = values.value_counts()
-    parts = {v: [p.strip() for p in v.split(delimiter) if p.strip()] for v in counts.index}
+    parts = {v: [p for p in _split_parts(v, delimiter) if p] for v in counts.index}
     several = [v for v, ps in parts.items() if len(ps) > 1]
     if not several:
         return 0, 0.0
