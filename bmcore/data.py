@@ -31,7 +31,6 @@ import os
 import re
 import time
 import unicodedata
-import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from . import images
+from .bounded import check_parquet, check_xlsx
 from .errors import BmcoreError, os_error_message
 from .files import read_source_bytes, resolve_path
 from .limits import (
@@ -49,7 +49,6 @@ from .limits import (
     check_file_rows,
     check_hub,
     check_local_path,
-    check_unpacked,
     check_upload,
     current,
 )
@@ -314,70 +313,17 @@ def _parse_json(text: str, name: str, lines: bool) -> pd.DataFrame:
     return pd.DataFrame.from_records(data)
 
 
-def _string_sizes(column: Any) -> tuple[int, int]:
-    """The longest cell and the total characters of an Arrow column, without decoding dictionary strings."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    longest = total = 0
-    for chunk in column.chunks:
-        values = chunk.dictionary if pa.types.is_dictionary(chunk.type) else chunk
-        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-            lengths = pc.utf8_length(values)
-        elif pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type):
-            lengths = pc.binary_length(values)
-        else:
-            continue
-        if pa.types.is_dictionary(chunk.type):
-            lengths = pc.take(lengths, chunk.indices)  # one length per row: a repeated string counts every time
-        longest = max(longest, pc.max(lengths).as_py() or 0)
-        total += pc.sum(lengths).as_py() or 0
-    return longest, total
-
-
 def _read_parquet(data: bytes, name: str) -> pd.DataFrame:
-    """Read Parquet with its size bounded before the strings become Python objects (a decompression bomb).
-
-    The footer gives the rows and the unpacked bytes; each row group is then read with its strings kept
-    dictionary-encoded (a string repeated a million times is stored once), measured, and only decoded
-    when the whole file is within the caps of :mod:`bmcore.limits`.
-    """
+    """Read Parquet with its size bounded before it is decoded (a decompression bomb, :func:`bounded.check_parquet`);
+    a nested column (a list of a million dictionary strings decodes to gigabytes) is refused from the schema."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    meta = pq.ParquetFile(io.BytesIO(data)).metadata
-    check_file_rows(name, meta.num_rows)
-    check_unpacked(name, sum(meta.row_group(i).column(j).total_uncompressed_size
-                             for i in range(meta.num_row_groups) for j in range(meta.num_columns)))
-    schema = meta.schema.to_arrow_schema()
-    strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    pf = pq.ParquetFile(io.BytesIO(data), read_dictionary=strings)
-    tables, total = [], 0
-    for i in range(pf.num_row_groups):
-        table = pf.read_row_group(i)
-        for column in table.columns:
-            longest, chars = _string_sizes(column)
-            check_cell_chars(name, longest)
-            total += chars
-        check_file_chars(name, total)
-        tables.append(table)
-    table = pa.concat_tables(tables) if tables else schema.empty_table()
-    for i, f in enumerate(table.schema):  # back to plain strings, now that their size is known
-        if pa.types.is_dictionary(f.type):
-            table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
-    return table.to_pandas()
-
-
-def _check_xlsx(data: bytes, name: str) -> None:
-    """Refuse an xlsx (a zip) whose members unpack to more than the caps allow, before any of it is parsed."""
-    if data[:2] != b"PK":
-        return  # an old .xls: not compressed
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            unpacked = sum(i.file_size for i in zf.infolist())
-    except zipfile.BadZipFile:
-        return  # not a zip after all: the Excel reader says what is wrong
-    check_unpacked(name, unpacked)
+    nested = [f.name for f in pq.ParquetFile(io.BytesIO(data)).schema_arrow if pa.types.is_nested(f.type)]
+    if nested:
+        raise BmcoreError(f"{name} has nested columns ({', '.join(map(str, nested))}); flatten them to text and label columns")
+    check_parquet(data, name)
+    return pq.read_table(io.BytesIO(data)).to_pandas()
 
 
 def _check_size(df: pd.DataFrame, name: str) -> None:
@@ -385,8 +331,9 @@ def _check_size(df: pd.DataFrame, name: str) -> None:
     check_file_rows(name, len(df))
     longest = total = 0
     for col in df.columns:
-        if df[col].dtype == object:
-            lengths = df[col].map(lambda v: len(v) if isinstance(v, str) else 0)
+        s = df[col]
+        if pd.api.types.is_string_dtype(s.dtype):  # object, and pandas 3's str (and string): CSV, JSON and Excel text
+            lengths = s.map(lambda v: len(v) if isinstance(v, str) else 0) if s.dtype == object else s.str.len().fillna(0)
             if len(lengths):
                 longest, total = max(longest, int(lengths.max())), total + int(lengths.sum())
     check_cell_chars(name, longest)
@@ -433,7 +380,7 @@ def read_table(path: str | Path, data: bytes | None = None, sheet: str | None = 
     else:
         if not data:
             raise BmcoreError(f"{name} is empty")
-        _check_xlsx(data, name)
+        check_xlsx(data, name)
         try:
             sheets = pd.read_excel(io.BytesIO(data), sheet_name=None, dtype=str)
         except Exception as exc:

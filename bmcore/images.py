@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .bounded import check_parquet
 from .errors import BmcoreError
 from .files import read_source_bytes, resolve_path
 from .limits import check_file_rows, check_image_pixels, check_unpacked_images, check_upload, current
@@ -532,10 +533,7 @@ def read_image_parquet(data: bytes, name: str) -> pd.DataFrame | None:
 
     if not any(binary(f.type) for f in schema):
         return None
-    meta = pf.metadata
-    check_file_rows(name, meta.num_rows)
-    check_unpacked_images(name, sum(meta.row_group(i).column(j).total_uncompressed_size
-                                    for i in range(meta.num_row_groups) for j in range(meta.num_columns)))
+    check_parquet(data, name, images=True)  # a dictionary-encoded image used 100,000 times: refused before decoding
     try:
         return pf.read().to_pandas()
     except Exception as exc:

@@ -509,6 +509,75 @@ CASES += [
 
 
 # --- issue 26, data readers, caps and parsing (readers) ---
+# Bombs: a small file that expands to gigabytes when read. Built in memory in about a second each; the memory-bounded
+# test (tests/test_reader_caps.py) reads them in a subprocess and checks its peak memory.
+
+
+def xlsx_shared_string_bomb(text_chars: int = 100_000, cells: int = 20_000) -> bytes:
+    """A workbook of ``cells`` rows whose text cell is one shared string of ``text_chars`` characters (2*10^9
+    characters in all by default, in about 170 KB): the zip's unpacked size is small, the sheet is not."""
+    shared = ["text", "label", "x" * text_chars, "pos", "neg"]
+    sst = "".join(f"<si><t>{t}</t></si>" for t in shared)
+    rows = ['<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c></row>']
+    rows += [f'<row r="{i}"><c r="A{i}" t="s"><v>2</v></c><c r="B{i}" t="s"><v>{3 + i % 2}</v></c></row>'
+             for i in range(2, cells + 2)]
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    pkg = "http://schemas.openxmlformats.org/package/2006"
+    members = {
+        "[Content_Types].xml": f'<Types xmlns="{pkg}/content-types"><Default Extension="rels" '
+        'ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" '
+        'ContentType="application/xml"/><Override PartName="/xl/workbook.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+        '<Override PartName="/xl/worksheets/sheet1.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+        '<Override PartName="/xl/sharedStrings.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>',
+        "_rels/.rels": f'<Relationships xmlns="{pkg}/relationships"><Relationship Id="rId1" '
+        f'Type="{rel}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        "xl/workbook.xml": f'<workbook xmlns="{main}" xmlns:r="{rel}"><sheets><sheet name="data" sheetId="1" '
+        'r:id="rId1"/></sheets></workbook>',
+        "xl/_rels/workbook.xml.rels": f'<Relationships xmlns="{pkg}/relationships"><Relationship Id="rId1" '
+        f'Type="{rel}/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" '
+        f'Type="{rel}/sharedStrings" Target="sharedStrings.xml"/></Relationships>',
+        "xl/sharedStrings.xml": f'<sst xmlns="{main}" count="{2 * cells + 2}" uniqueCount="{len(shared)}">{sst}</sst>',
+        "xl/worksheets/sheet1.xml": f'<worksheet xmlns="{main}"><sheetData>{"".join(rows)}</sheetData></worksheet>',
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, body in members.items():
+            zf.writestr(name, body)
+    return buf.getvalue()
+
+
+def csv_one_cell(chars: int = 45_000_000) -> bytes:
+    """A CSV of 45 MB whose first text is one cell of ``chars`` characters, then ordinary rows."""
+    return b'text,label\n"' + b"y" * chars + b'",pos\n' + csv_bytes(rows(20)).split(b"\n", 1)[1]
+
+
+def parquet_nested_bomb(rows_n: int = 2_000, items: int = 1_000, chars: int = 1_000) -> bytes:
+    """A list column whose items are one dictionary-encoded string: 2*10^9 characters in a few KB."""
+    import numpy as np
+    import pyarrow as pa
+
+    values = pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows_n * items, dtype=np.int32)), pa.array(["z" * chars]))
+    offsets = pa.array(np.arange(0, rows_n * items + 1, items, dtype=np.int32))
+    table = pa.table({"text": pa.array([f"sentence {i} here" for i in range(rows_n)]),
+                      "label": pa.array(["ab"[i % 2] for i in range(rows_n)]),
+                      "tokens": pa.ListArray.from_arrays(offsets, values)})
+    return _parquet(table)
+
+
+def parquet_binary_bomb(rows_n: int = 20_000, nbytes: int = 100_000) -> bytes:
+    """An image Parquet (a binary column) whose every row is one dictionary-encoded value of ``nbytes`` bytes."""
+    import numpy as np
+    import pyarrow as pa
+
+    image = pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows_n, dtype=np.int32)), pa.array([b"\x89PNG" + b"\0" * nbytes]))
+    table = pa.table({"image": image, "label": pa.array(["ab"[i % 2] for i in range(rows_n)])})
+    return _parquet(table)
+
+
 CASES += [
 ]
 
