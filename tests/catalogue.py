@@ -569,13 +569,17 @@ def parquet_nested_bomb(rows_n: int = 2_000, items: int = 1_000, chars: int = 1_
 
 
 def parquet_binary_bomb(rows_n: int = 20_000, nbytes: int = 100_000) -> bytes:
-    """An image Parquet (a binary column) whose every row is one dictionary-encoded value of ``nbytes`` bytes."""
+    """An image Parquet (a binary column) whose every row is one dictionary-encoded value of ``nbytes`` bytes;
+    written without Arrow's schema, so a reader sees a plain binary column, as most writers leave it."""
     import numpy as np
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     image = pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows_n, dtype=np.int32)), pa.array([b"\x89PNG" + b"\0" * nbytes]))
-    table = pa.table({"image": image, "label": pa.array(["ab"[i % 2] for i in range(rows_n)])})
-    return _parquet(table)
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"image": image, "label": pa.array(["ab"[i % 2] for i in range(rows_n)])}), buf,
+                   compression="zstd", store_schema=False)
+    return buf.getvalue()
 
 
 CASES += [
