@@ -227,6 +227,8 @@ def _read_delimited(text: str, name: str, default_sep: str, notes: list[str]) ->
         notes.append(f"{name}: detected the delimiter {sep!r}")
     end = re.search(r"[\r\n]", text)  # CR alone ends a line too (old Mac files), as pandas reads them
     first_line = text[:end.start()] if end else text
+    if end and "\n" not in text:
+        notes.append(f"{name}: lines end in a carriage return alone (an old Mac file), read as line breaks")
     try:
         header = next(csv.reader([first_line], delimiter=sep), [])
     except csv.Error as exc:  # "field larger than field limit (131072)": one huge line, not a table
@@ -249,11 +251,11 @@ _LONE_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0
                              r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 
 
-def _read_json(text: str, name: str, lines: bool) -> pd.DataFrame:
+def _read_json(text: str, name: str, lines: bool, notes: list[str] | None = None) -> pd.DataFrame:
     """Parse JSON or JSON Lines; a lone surrogate is refused with the file and line, not deep in pandas or Arrow."""
     m = _LONE_SURROGATE.search(text)
     try:
-        df = _lists_as_json(_parse_json(text, name, lines))
+        df = _lists_as_json(_parse_json(text, name, lines), name, notes)
         if m is not None:  # a match may still be an escaped backslash followed by "ud800": check the values
             df.map(lambda v: v.encode("utf-8") if isinstance(v, str) else v)
             [str(c).encode("utf-8") for c in df.columns]
@@ -268,12 +270,17 @@ def _read_json(text: str, name: str, lines: bool) -> pd.DataFrame:
     return df
 
 
-def _lists_as_json(df: pd.DataFrame) -> pd.DataFrame:
+def _lists_as_json(df: pd.DataFrame, name: str = "", notes: list[str] | None = None) -> pd.DataFrame:
     """Cells holding a list or an object (``"labels": ["anger", "joy"]``, ``"meta": {"a": 1}``) as JSON text, as a
-    CSV would hold them (not as Python's repr, ``{'a': 1}``)."""
+    CSV would hold them (not as Python's repr, ``{'a': 1}``); a note names the columns of objects."""
+    objects = []
     for c in df.columns:
         if df[c].dtype == object and df[c].map(lambda v: isinstance(v, (list, dict))).any():
+            if df[c].map(lambda v: isinstance(v, dict)).any():
+                objects.append(str(c))
             df[c] = df[c].map(lambda v: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v)
+    if objects and notes is not None:
+        notes.append(f"{name}: JSON objects in column {', '.join(map(repr, objects))} kept as JSON text")
     return df
 
 
@@ -361,7 +368,7 @@ def read_table(path: str | Path, data: bytes | None = None, sheet: str | None = 
         if kind in ("csv", "tsv"):
             df = _read_delimited(text, name, "\t" if kind == "tsv" else ",", notes)
         else:
-            df = _read_json(text, name, lines=kind == "jsonl")
+            df = _read_json(text, name, lines=kind == "jsonl", notes=notes)
     elif kind == "parquet":
         if not data:
             raise BmcoreError(f"{name} is empty")
@@ -813,9 +820,11 @@ def detect_label_shape(df: pd.DataFrame, cols: Columns) -> tuple[Columns, str]:
             best = (d, rows)
     if best is not None:
         d, rows = best
+        quoted = values.str.contains('"', regex=False).any()
         return (Columns(cols.text, cols.label, label_delimiter=d),
                 f"multi-label: column {cols.label!r} holds several labels separated by {d!r} "
-                f"({rows / len(values):.1%} of rows have more than one)")
+                f"({rows / len(values):.1%} of rows have more than one)"
+                + ("; parts in double quotes read whole, as in CSV" if quoted else ""))
     if considered:
         return cols, (f"column {cols.label!r} has labels containing {' '.join(map(repr, considered))} but is read as one "
                       "label per row: too few rows have several parts, or the parts are not labels on their own")

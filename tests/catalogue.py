@@ -582,7 +582,89 @@ def parquet_binary_bomb(rows_n: int = 20_000, nbytes: int = 100_000) -> bytes:
     return buf.getvalue()
 
 
+def _loop(ctx: Ctx) -> Path:
+    """A file that is a link to itself (``ln -s x.csv x.csv``)."""
+    path = ctx.tmp / "loop.csv"
+    path.symlink_to(path.name)
+    return path
+
+
+def _loop_in_folder(ctx: Ctx) -> Path:
+    """A folder source whose train.csv is a link to itself."""
+    folder = ctx.tmp / "looped"
+    folder.mkdir()
+    (folder / "train.csv").symlink_to("train.csv")
+    (folder / "test.csv").write_bytes(csv_bytes(rows(20)))
+    return folder
+
+
+def _loop_in_images(ctx: Ctx) -> Path:
+    """An image folder (cat/, dog/) where one image is a link to itself."""
+    folder = ctx.tmp / "pets"
+    for label in ("cat", "dog"):
+        (folder / label).mkdir(parents=True)
+        (folder / label / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (folder / "cat" / "2.png").symlink_to("2.png")
+    return folder
+
+
+def _deep_json(lines: bool) -> bytes:
+    deep = "[" * 100_000 + "]" * 100_000
+    if lines:
+        return "".join(json.dumps({"text": f"sentence {i} here", "label": "ab"[i % 2]}) + "\n" for i in range(20)).encode() \
+            + ('{"text": "deep", "label": ' + deep + "}\n").encode()
+    return deep.encode()
+
+
+def _json_objects() -> bytes:
+    return json.dumps([{"text": t, "label": lab, "meta": {"source": "web", "n": i}}
+                       for i, (t, lab) in enumerate(zip(rows()["text"], rows()["label"], strict=True))]).encode()
+
+
+def _cr_only() -> bytes:
+    return csv_bytes(rows()).replace(b"\n", b"\r")
+
+
+def _quoted_labels() -> bytes:
+    """Multi-label cells separated by ';' whose parts are CSV-quoted when they hold a comma: '"good, fun";pos'."""
+    labels = ['"good, fun";pos', "pos", "neg", "good, fun", '"good, fun";neg', "neg;pos"]
+    return _labels([labels[i % len(labels)] for i in range(120)])
+
+
+LOOP = "too many levels of symbolic links"
 CASES += [
+    Case("xlsx-shared-strings", X, "an xlsx of 170 KB whose one 100,000-character shared string fills 20,000 cells "
+         "(2*10^9 characters), in a public demo", "file", "decodes to more than 50,000,000 characters", env=DEMO_FILES,
+         file=lambda: ("shared.xlsx", xlsx_shared_string_bomb())),
+    Case("csv-long-cell", X, "a CSV with a cell of 2,000,000 characters (any mode)", "file",
+         "has a cell of 2,000,000 characters", file=lambda: ("long-cell.csv", _with_texts("y" * 2_000_000))),
+    Case("jsonl-long-cell", X, "JSONL with a 200,000-character text, in a public demo", "file",
+         "has a cell of 200,000 characters", env=DEMO_FILES,
+         file=lambda: ("long-cell.jsonl", json.dumps({"text": "y" * 200_000, "label": "a"}).encode() + b"\n")),
+    Case("parquet-nested-bomb", X, "a Parquet file of 10 KB whose list column decodes to 2*10^9 characters", "file",
+         "has nested columns (tokens)", file=lambda: ("nested.parquet", parquet_nested_bomb())),
+    Case("parquet-image-bomb", X, "an image Parquet of 600 bytes whose one image is used by 20,000 rows (2 GB), "
+         "in a public demo", "file", "more than the limit of 1000 MB", env=DEMO_FILES,
+         file=lambda: ("images.parquet", parquet_binary_bomb())),
+    Case("json-deep", F, "JSON nested 100,000 lists deep", "file", "is nested too deeply",
+         file=lambda: ("deep.json", _deep_json(False))),
+    Case("jsonl-deep", F, "JSONL with a record nested 100,000 lists deep", "file", "is nested too deeply",
+         file=lambda: ("deep.jsonl", _deep_json(True))),
+    Case("symlink-loop-file", F, "a data path that is a link to itself (ln -s x.csv x.csv)", "path", LOOP,
+         make=_loop, cli_args=("data", "inspect", "{path}")),
+    Case("symlink-loop-demo", S, "a link to itself as the data path, in a public demo (paths outside the workspace "
+         "turned off)", "path", LOOP, make=_loop, cli_args=("data", "inspect", "{path}"),
+         env={"BMCORE_PUBLIC_DEMO": "1"}),
+    Case("symlink-loop-folder", F, "a folder source whose train.csv is a link to itself", "path", LOOP,
+         make=_loop_in_folder, cli_args=("data", "inspect", "{path}")),
+    Case("symlink-loop-images", F, "an image folder with an image that is a link to itself", "path", LOOP,
+         make=_loop_in_images, cli_args=("data", "inspect", "{path}")),
+    Case("json-object-cells", F, "JSON records with an object in a cell", "file", "JSON objects in column 'meta' kept as JSON text",
+         ok=True, file=lambda: ("objects.json", _json_objects())),
+    Case("csv-cr-only", F, "a CSV whose lines end in CR alone (old Mac)", "file", "lines end in a carriage return alone",
+         ok=True, file=lambda: ("mac.csv", _cr_only())),
+    Case("label-quoted-parts", C, "multi-label cells whose CSV-quoted parts hold a comma (\"good, fun\";pos)", "file",
+         "parts in double quotes read whole", ok=True, file=lambda: ("quoted.csv", _quoted_labels())),
 ]
 
 
