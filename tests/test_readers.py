@@ -154,6 +154,11 @@ def test_csv_json_and_excel_cells_are_measured(tmp_path: Path, monkeypatch: pyte
         read_table(tmp_path / "rows.xlsx")
     pd.DataFrame({"text": [f"row {i}" for i in range(10)], "label": ["a"] * 10}).to_excel(tmp_path / "ok.xlsx", index=False)
     assert len(read_table(tmp_path / "ok.xlsx")[0]) == 10
+    small = xlsx_shared_string_bomb(text_chars=30, cells=10)  # shared strings within the caps: read as usual
+    assert read_table("shared.xlsx", small)[0]["text"].tolist() == ["x" * 30] * 10
+    monkeypatch.setenv("BMCORE_MAX_FILE_CHARS", "2000")  # 10 x 500 characters may pass the bound: counted cell by cell
+    with pytest.raises(BmcoreError, match="decodes to more than 2,000 characters"):
+        read_table("shared.xlsx", xlsx_shared_string_bomb(text_chars=500, cells=10))
 
 
 def test_parquet_fixed_width_columns_are_bounded_from_the_footer(monkeypatch: pytest.MonkeyPatch) -> None:
