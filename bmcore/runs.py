@@ -108,26 +108,83 @@ def log_tail(run_dir: Path, lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def pid_alive(pid: int | None) -> bool:
-    """True when ``pid`` is a live (not zombie) bmcore process."""
-    if not pid:
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first), or None when there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (field 22 of ``/proc/<pid>/stat``), or None.
+
+    A pid is reused once its process ends; pid and start time together name one process for good."""
+    fields = _proc_stat(pid)
+    try:
+        return int(fields[19]) if fields else None  # field 22 is the 20th after the command name
+    except (IndexError, ValueError):
+        return None
+
+
+def own_process() -> dict[str, Any]:
+    """The status fields with which a job names its own process: ``pid`` and ``pid_start``."""
+    pid = os.getpid()
+    return {"pid": pid, "pid_start": process_start(pid)}
+
+
+def pid_alive(pid: Any, start: Any = None) -> bool:
+    """True when ``pid`` (a whole number over 1) is the live, not zombie, bmcore process that started at ``start``
+    (:func:`process_start`, as the job recorded it). A pid taken on trust from a file, without its start time, or
+    whose start time differs (the pid was reused), is no job's process."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 1 or isinstance(start, bool) or not isinstance(start, int):
+        return False
+    fields = _proc_stat(pid)
+    if not fields or fields[0] in ("Z", "X") or process_start(pid) != start:
         return False
     try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError, OverflowError):
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    proc = Path(f"/proc/{pid}")
-    if proc.exists():
+    return b"bmcore" in cmdline or b"torchrun" in cmdline or b"accelerate" in cmdline or b"pytest" in cmdline
+
+
+def _names_folder(pid: int, folder: Path) -> bool:
+    """True when the command line of ``pid`` names ``folder`` (``bmcore train RUN_DIR``, ``jobs run JOB_DIR``,
+    ``--out RUN_DIR``), read relative to that process's working folder."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return False
+    target = Path(folder).resolve()
+    for arg in args:
         try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            if state in ("Z", "X"):
+            if arg and (cwd / os.fsdecode(arg)).resolve() == target:
+                return True
+        except (OSError, ValueError, RuntimeError):
+            continue
+    return False
+
+
+def signal_job(folder: Path, status: dict[str, Any], sig: int, group: bool = False) -> bool:
+    """Send ``sig`` to a run's or job's process, only when it is verifiably that job's own: alive with the start
+    time the job recorded (:func:`pid_alive`), its command line naming ``folder``, not this process, and for
+    ``group`` the leader of its own process group (the job's session). Returns whether it was signalled.
+
+    A pid read from ``status.json`` is never trusted on its own: ``-1`` or ``0`` would reach every process."""
+    pid = status.get("pid")
+    if not pid_alive(pid, status.get("pid_start")) or pid == os.getpid() or not _names_folder(pid, folder):
+        return False
+    try:
+        if group:
+            if os.getpgid(pid) != pid or pid == os.getpgrp():
                 return False
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
-            return b"bmcore" in cmdline or b"torchrun" in cmdline or b"accelerate" in cmdline or b"pytest" in cmdline
-        except (OSError, IndexError):
-            return False
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
     return True
 
 
@@ -153,7 +210,7 @@ STATUS_FIELDS = {
     **dict.fromkeys(("created_ts", "launched_ts", "started_ts", "ended_ts"), _NUMBER),  # seconds since the epoch
     **dict.fromkeys(("best_metric", "test_accuracy", "test_macro_f1", "mean_examples_per_step",
                      "perplexity_before", "perplexity_after"), _NUMBER),
-    **dict.fromkeys(("pid", "total_steps", "world_size"), "a whole number"),
+    **dict.fromkeys(("pid", "pid_start", "total_steps", "world_size"), "a whole number"),
     **dict.fromkeys(("error", "best_metric_name", "precision", "notice", "head_notice", "mlm_head"), _TEXT),
 }
 
@@ -177,6 +234,8 @@ def check_status(status: dict[str, Any], run_name: str) -> dict[str, Any]:
     for key, kind in STATUS_FIELDS.items():
         if _wrong_type(status.get(key), kind):
             raise BmcoreError(f"status.json in {run_name} is damaged: {key} is {status[key]!r:.60}, not {kind}")
+    if status.get("pid") is not None and status["pid"] <= 1:  # -1 and 0 would signal a whole group of processes
+        raise BmcoreError(f"status.json in {run_name} is damaged: pid is {status['pid']}, not a job's process id")
     return status
 
 
@@ -187,9 +246,9 @@ def read_status(run_dir: Path) -> dict[str, Any]:
     """
     run_dir = Path(run_dir)
     status = check_status(read_json(run_dir / STATUS_FILE), run_dir.name)
-    if status["state"] == QUEUED and not status.get("pid") and time.time() - _launched_at(status) < LAUNCH_GRACE_S:
+    if status["state"] == QUEUED and status.get("pid") is None and 0 <= time.time() - _launched_at(status) < LAUNCH_GRACE_S:
         return status  # created or being launched right now: its process id is not written yet
-    if status["state"] in ACTIVE and not pid_alive(status.get("pid")):
+    if status["state"] in ACTIVE and not pid_alive(status.get("pid"), status.get("pid_start")):
         tail = log_tail(run_dir)
         what = "training process" if (run_dir / LOG_FILE).exists() else "job's process"
         status = {**status, "state": FAILED, "error": f"the {what} died: {_last_error_line(tail)}",
@@ -411,7 +470,7 @@ def launch(run_dir: Path, resume: bool = False) -> int:
     (run_dir / STOP_FILE).unlink(missing_ok=True)
     write_status(run_dir, state=QUEUED, pid=None, launched_ts=time.time(), error=None, ended=None, ended_ts=None)
     pid = spawn(train_command(run_dir, resume), run_dir / LOG_FILE)
-    write_status(run_dir, pid=pid)
+    write_status(run_dir, pid=pid, pid_start=process_start(pid))
     return pid
 
 

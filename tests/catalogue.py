@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bmcore.runs import process_start
+
 
 @dataclass
 class Ctx:
@@ -369,7 +371,7 @@ def _live_run(ctx: Ctx) -> Path:
     """A run whose job is alive: a process with 'bmcore' in its command line (killed after the test)."""
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "bmcore-live-job"])
     ctx.procs.append(proc)
-    return _run_folder(ctx, "live", "running", pid=proc.pid)
+    return _run_folder(ctx, "live", "running", pid=proc.pid, pid_start=process_start(proc.pid))
 
 
 def _damaged_runs(ctx: Ctx) -> Path:

@@ -72,7 +72,7 @@ def busy_run() -> None:
     folder = runs.runs_dir() / "busy"
     folder.mkdir()
     runs.write_json_atomic(folder / runs.CONFIG_FILE, {"model_name_or_path": "builtin:minilm", "dataset": DATASET})
-    runs.write_json_atomic(folder / runs.STATUS_FILE, {"state": "running", "pid": os.getpid(), "created": runs.now()})
+    runs.write_json_atomic(folder / runs.STATUS_FILE, {"state": "running", **runs.own_process(), "created": runs.now()})
 
 
 # --- CLI ------------------------------------------------------------------------------------------
