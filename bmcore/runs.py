@@ -31,7 +31,8 @@ from typing import Any
 
 from .config import TrainConfig, config_from_dict
 from .errors import BmcoreError
-from .files import read_json, write_json_atomic  # noqa: F401 - the run folder's readers and writers
+from .files import named_os_error, read_json, write_json_atomic  # noqa: F401 - the run folder's readers and writers
+from .metrics import check_scores
 from .workspace import check_name, inside, runs_dir, workspace_dir
 
 CONFIG_FILE = "config.json"
@@ -71,25 +72,55 @@ def write_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
     """Append one JSON line to ``metrics.jsonl`` (one ``write`` call, so lines never interleave)."""
     line = json.dumps(record, allow_nan=True) + "\n"
-    with open(Path(run_dir) / METRICS_FILE, "a", encoding="utf-8") as fh:
-        fh.write(line)
+    path = Path(run_dir) / METRICS_FILE
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+    except OSError as exc:  # a full disk or a file-size limit: the error of write() names no file
+        raise named_os_error(exc, path) from exc
+
+
+def _check_record(record: Any, run_name: str, number: int) -> dict[str, Any]:
+    """A metrics line as bmcore writes it: a JSON object whose ``kind`` is text and every other value a number or null."""
+    where = f"metrics.jsonl in {run_name} is damaged: line {number}"
+    if not isinstance(record, dict):
+        raise BmcoreError(f"{where} is {json.dumps(record)[:60]}, not a JSON object")
+    for key, value in record.items():
+        bad = not isinstance(value, str) if key == "kind" else (
+            value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))))
+        if bad:
+            raise BmcoreError(f"{where} has {key} {json.dumps(value)[:60]}, not {'text' if key == 'kind' else 'a number'}")
+    return record
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """All complete lines of ``metrics.jsonl``; a half-written last line is skipped."""
-    path = Path(run_dir) / METRICS_FILE
+    """All complete lines of ``metrics.jsonl``; a half-written last line is skipped.
+
+    A line of the wrong shape (``[1,2]``, ``null``, a text loss) raises :class:`BmcoreError`: readers show the run
+    as damaged, and every consumer can trust the records it gets."""
+    run_dir = Path(run_dir)
     out = []
     try:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
+        with open(run_dir / METRICS_FILE, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
                 if line.endswith("\n"):
                     try:
-                        out.append(json.loads(line))
+                        record = json.loads(line)
                     except ValueError:
                         continue
+                    out.append(_check_record(record, run_dir.name, number))
     except FileNotFoundError:
         pass
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BmcoreError(f"metrics.jsonl in {run_dir.name} is unreadable ({exc.__class__.__name__})") from exc
     return out
+
+
+def read_eval(run_dir: Path) -> dict[str, Any]:
+    """The run's ``eval.json`` (validation and test scores of the best model), its scores checked
+    (:func:`bmcore.metrics.check_scores`): a damaged file raises :class:`BmcoreError`."""
+    run_dir = Path(run_dir)
+    return check_scores(read_json(run_dir / EVAL_FILE), f"eval.json in {run_dir.name}")
 
 
 def log_tail(run_dir: Path, lines: int = 20) -> str:
@@ -210,8 +241,10 @@ STATUS_FIELDS = {
     **dict.fromkeys(("created_ts", "launched_ts", "started_ts", "ended_ts"), _NUMBER),  # seconds since the epoch
     **dict.fromkeys(("best_metric", "test_accuracy", "test_macro_f1", "mean_examples_per_step",
                      "perplexity_before", "perplexity_after"), _NUMBER),
-    **dict.fromkeys(("pid", "pid_start", "total_steps", "world_size"), "a whole number"),
-    **dict.fromkeys(("error", "best_metric_name", "precision", "notice", "head_notice", "mlm_head"), _TEXT),
+    **dict.fromkeys(("pid", "total_steps", "world_size"), "a whole number"),
+    **dict.fromkeys(("error", "best_metric_name", "precision", "notice", "head_notice", "mlm_head", "phase", "message"),
+                    _TEXT),
+    **dict.fromkeys(("pid_start", "done", "total"), "a whole number"),
 }
 
 
@@ -307,11 +340,9 @@ def summarize_run(run_dir: Path) -> RunSummary:
         row.error = row.error or str(exc)
     if (run_dir / EVAL_FILE).exists():
         try:
-            test = read_json(run_dir / EVAL_FILE).get("test")
-            accuracy = test.get("accuracy") if isinstance(test, dict) else None
-            row.test_accuracy = None if _wrong_type(accuracy, _NUMBER) else accuracy
-        except BmcoreError:
-            pass
+            row.test_accuracy = (read_eval(run_dir).get("test") or {}).get("accuracy")
+        except BmcoreError as exc:
+            row.error = row.error or str(exc)
     return row
 
 
@@ -383,8 +414,15 @@ def create_run(config: TrainConfig, name: str | None = None, run_dir: str | Path
                 continue
         else:
             raise BmcoreError("could not find a free run name; give one")
-    write_json_atomic(path / CONFIG_FILE, config.to_dict())
-    write_json_atomic(path / STATUS_FILE, {"state": QUEUED, "created": now(), "created_ts": time.time(), "pid": None})
+    try:
+        write_json_atomic(path / CONFIG_FILE, config.to_dict())
+        write_json_atomic(path / STATUS_FILE, {"state": QUEUED, "created": now(), "created_ts": time.time(), "pid": None})
+    except OSError:  # a full disk or a file-size limit: no half-made run folder stays behind
+        for name in (CONFIG_FILE, STATUS_FILE):
+            (path / name).unlink(missing_ok=True)
+        if not any(path.iterdir()):
+            path.rmdir()
+        raise
     return path
 
 
@@ -510,14 +548,20 @@ def start_run(config: TrainConfig, name: str | None = None) -> Path:
     check_jobs(active_jobs())
     preflight(config)
     run_dir = create_run(config, name)
+    launch_new(run_dir)
+    return run_dir
+
+
+def launch_new(run_dir: Path) -> int:
+    """:func:`launch` a run folder just made by :func:`create_run`; when it is refused (every job slot taken
+    meanwhile, BMCORE_MAX_JOBS) the folder is removed, so no ``queued`` run without a job is left behind."""
     try:
-        launch(run_dir)
+        return launch(run_dir)
     except BaseException:
         import shutil
 
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    return run_dir
 
 
 def preflight(config: TrainConfig) -> str | None:
@@ -619,14 +663,21 @@ def short_model(model: str) -> str:
     return model if not p.is_absolute() else (f"{p.parent.name}/{p.name}" if p.name == MODEL_DIR else p.name)
 
 
+def _cell(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def runs_frame(rows: list[RunSummary] | None = None) -> Any:
-    """The runs table as a ``pandas.DataFrame``: name, model, dataset, state, best metric, test accuracy, duration (s)."""
+    """The runs table as a ``pandas.DataFrame``: name, model, dataset, state, best metric, test accuracy, duration (s).
+
+    Every cell is text, ``-`` where a run has no value yet (queued, running, failed), never ``None``."""
     import pandas as pd
 
     rows = list_runs() if rows is None else rows
-    data = [{"name": r.name, "model": short_model(r.model), "dataset": r.dataset, "state": r.state,
-             "best metric": f"{r.best_metric} {r.best_value:.4f}" if r.best_value is not None else "",
-             "test accuracy": r.test_accuracy, "duration (s)": r.duration_s, "created": r.created} for r in rows]
+    data = [{"name": r.name, "model": short_model(r.model) or "-", "dataset": r.dataset or "-", "state": r.state,
+             "best metric": f"{r.best_metric} {r.best_value:.4f}" if r.best_value is not None else "-",
+             "test accuracy": _cell(r.test_accuracy, ".3f"), "duration (s)": _cell(r.duration_s, ".0f"),
+             "created": r.created or "-"} for r in rows]
     return pd.DataFrame(data, columns=["name", "model", "dataset", "state", "best metric", "test accuracy",
                                        "duration (s)", "created"])
 
