@@ -114,10 +114,7 @@ def show_runs(view: RunsView) -> None:
             st.caption(view.no_runs)
             return
         if view.table:
-            # Names and models at full width: a truncated run name cannot be told from its neighbours.
-            st.dataframe(runs.runs_frame(rows), hide_index=True, key=f"{view.page}_runs_table",
-                         column_config={"name": st.column_config.TextColumn(width="large"),
-                                        "model": st.column_config.TextColumn(width="medium")})
+            st.dataframe(runs.runs_frame(rows), hide_index=True, key=f"{view.page}_runs_table")
         names = [r.name for r in rows]
         if st.session_state.get(run_key) not in names:
             st.session_state[run_key] = names[0]
