@@ -4,7 +4,8 @@ A run folder holds:
 
 * ``config.json`` - the :class:`~bmcore.config.TrainConfig`;
 * ``status.json`` - written atomically: ``state`` (queued, running, completed, failed, cancelled),
-  ``pid``, ``created``/``started``/``ended`` times and ``error``;
+  ``pid`` with ``pid_start`` (the process's start time, so a reused pid is never taken for the job),
+  ``created``/``started``/``ended`` times and ``error``;
 * ``metrics.jsonl`` - append-only, one JSON line per logging step and per evaluation;
 * ``train.log`` - everything the job printed;
 * ``checkpoint-N/`` - the Trainer's checkpoints (optimizer, scheduler and RNG state for resume);

@@ -230,3 +230,14 @@ def test_a_write_over_the_file_size_limit_names_the_file(workspace: Path, tiny_m
     err = done.stderr.strip()
     assert err == f"error: {out / runs.CONFIG_FILE}: the file is larger than allowed here (file size limit)", err
     assert not out.exists()
+
+
+def test_a_full_disk_while_appending_metrics_names_the_file(workspace: Path):
+    from bmcore.errors import os_error_message
+
+    run = workspace / "runs" / "full"
+    run.mkdir(parents=True)
+    (run / runs.METRICS_FILE).symlink_to("/dev/full")  # every write fails with ENOSPC
+    with pytest.raises(OSError) as caught:
+        runs.append_metrics(run, {"kind": "train", "step": 1})
+    assert os_error_message(caught.value) == f"{run / runs.METRICS_FILE}: the disk is full (no space left on device)"
