@@ -23,9 +23,19 @@ def write_json_atomic(path: str | Path, data: Any, default: Any = None) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk or a file-size limit fails inside write(), whose error names no file
+        tmp.unlink(missing_ok=True)
+        raise named_os_error(exc, path) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def named_os_error(exc: OSError, path: str | Path) -> OSError:
+    """``exc`` naming ``path`` (the file meant, not a temporary file beside it), of the same kind (PermissionError...)."""
+    if exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
 
 
 def read_json(path: str | Path) -> dict[str, Any]:

@@ -51,9 +51,13 @@ def show_estimate(config: TrainConfig, meta: dict) -> None:
         show_job(job, "train_estimate")
         return
     if info is not None and info["state"] == runs.COMPLETED and info["result"]:
-        st.markdown(report.estimate_text(info["result"]))
-        busy, note = report.estimate_note(info["result"], info.get("ended", ""))
-        (st.warning if busy else st.caption)(note)
+        try:
+            text, (busy, note) = report.estimate_text(info["result"]), report.estimate_note(info["result"], info.get("ended", ""))
+        except BmcoreError as exc:  # a damaged result.json: one line, and Time it again below
+            st.error(md(exc))
+        else:
+            st.markdown(text)
+            (st.warning if busy else st.caption)(note)
     else:
         job_outcome(job, "The last timing")
     if info is None or st.button("Time it again", key="train_estimate_again", icon=":material/refresh:"):
@@ -67,7 +71,7 @@ def show_outcome(run_dir: Path, state: str) -> None:
                                  if saved else "It stopped before training began."))
     elif state == runs.COMPLETED:
         try:
-            result = runs.read_json(run_dir / runs.EVAL_FILE)
+            result = runs.read_eval(run_dir)
         except BmcoreError as exc:
             st.error(md(exc))
             return

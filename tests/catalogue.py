@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bmcore.runs import process_start
+
 
 @dataclass
 class Ctx:
@@ -369,7 +371,7 @@ def _live_run(ctx: Ctx) -> Path:
     """A run whose job is alive: a process with 'bmcore' in its command line (killed after the test)."""
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "bmcore-live-job"])
     ctx.procs.append(proc)
-    return _run_folder(ctx, "live", "running", pid=proc.pid)
+    return _run_folder(ctx, "live", "running", pid=proc.pid, pid_start=process_start(proc.pid))
 
 
 def _damaged_runs(ctx: Ctx) -> Path:
@@ -504,7 +506,90 @@ CASES += [
 ]
 
 # --- issue 26, runs, processes and run files (runs) ---
+# Kinds: ``run`` (one run folder, ``make`` builds it beside a good run: the command of ``cli_args``, and on the
+# Train page the run opened), ``evaluation`` (a run with a saved test evaluation: the command, and on the Evaluate
+# page the run picked).
+
+
+def _damaged_run(change: Callable[[Path], None]) -> Callable[[Ctx], Path]:
+    def make(ctx: Ctx) -> Path:
+        _run_folder(ctx, "good", "completed", best_metric=0.9, best_metric_name="macro_f1")
+        folder = _run_folder(ctx, "damaged", "completed")
+        change(folder)
+        return folder
+    return make
+
+
+def _status(**fields: object) -> Callable[[Path], None]:
+    return lambda folder: (folder / "status.json").write_text(json.dumps({"created": "2026-01-01T00:00:00", **fields}))
+
+
+def _metrics_line(line: str) -> Callable[[Path], None]:
+    good = json.dumps({"kind": "train", "step": 1, "total_steps": 2, "epoch": 0.5, "loss": 0.69})
+    return lambda folder: (folder / "metrics.jsonl").write_text(f"{good}\n{line}\n")
+
+
+def _evaluated_run(ctx: Ctx) -> Path:
+    """A completed run with its test evaluation saved (as training leaves it), then its accuracy made text."""
+    from bmcore.data import load_prepared
+    from bmcore.evaluate import evaluate_model
+    from bmcore.inference import load_for_inference
+
+    folder = _damaged_run(lambda f: None)(ctx)
+    out = folder / "evaluation" / "test"
+    evaluate_model(load_for_inference(str(folder / "model")), load_prepared("tiny-data"), "test", out_dir=out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    (out / "metrics.json").write_text(json.dumps({**metrics, "accuracy": "high"}))
+    return folder
+
+
+def _job_folder(**fields: object) -> Callable[[Ctx], Path]:
+    def make(ctx: Ctx) -> Path:
+        folder = ctx.workspace / "jobs" / "estimate-1"
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps({"kind": "estimate", "key": "k", "params": {}}))
+        (folder / "status.json").write_text(json.dumps({"state": "running", "created": "2026-01-01T00:00:00",
+                                                        "handles_sigterm": True, **fields}))
+        return folder
+    return make
+
+
+def _busy_run(ctx: Ctx) -> Path:
+    """A run whose job is alive (this test's process, with its start time): it takes the one job slot."""
+    from bmcore.runs import own_process
+
+    return _run_folder(ctx, "busy", "running", **own_process())
+
+
+OPEN_RUN = "the Train page shows the run opened as damaged, with this line"
+CANCEL_JOB = "a page reads a damaged job as failed with this line, and offers Cancel only for a live job"
+
 CASES += [
+    Case("run-pid-minus-one", R, "runs cancel on a running run whose status.json says pid -1 (every process)", "run",
+         "pid is -1, not a job's process id", make=_damaged_run(_status(state="running", pid=-1)),
+         cli_args=("runs", "cancel", "{path}")),
+    Case("job-pid-zero", R, "jobs cancel on a job whose status.json says pid 0 (its whole process group)", "cli",
+         "pid is 0, not a job's process id", make=_job_folder(pid=0), cli_args=("jobs", "cancel", "{path}"),
+         no_ui=CANCEL_JOB),
+    Case("metrics-line-list", R, "a metrics.jsonl line that is [1,2]", "run",
+         "metrics.jsonl in damaged is damaged: line 2 is", cli_expect="line 2 is [1, 2], not a JSON object",
+         make=_damaged_run(_metrics_line("[1,2]")), cli_args=("runs", "show", "{path}")),
+    Case("metrics-line-null", R, "a metrics.jsonl line that is null (export --format zip)", "run",
+         "metrics.jsonl in damaged is damaged: line 2 is null", make=_damaged_run(_metrics_line("null")),
+         cli_args=("export", "{path}", "--format", "zip")),
+    Case("metrics-text-loss", R, "a metrics.jsonl line whose loss is text", "run", 'has loss "low", not a number',
+         make=_damaged_run(_metrics_line(json.dumps({"kind": "train", "step": 2, "loss": "low"}))),
+         cli_args=("runs", "show", "{path}")),
+    Case("eval-test-text", R, "an eval.json whose test scores are a string", "run",
+         "eval.json in damaged is damaged: test is 'x'",
+         make=_damaged_run(lambda f: (f / "eval.json").write_text(json.dumps({"test": "x"}))),
+         cli_args=("export", "{path}")),
+    Case("evaluation-accuracy-text", R, "an evaluation's metrics.json whose accuracy is text", "evaluation",
+         "is damaged: accuracy is 'high', not a number", make=_evaluated_run, cli_args=("export", "{path}")),
+    Case("pretrain-background-slots", R, "pretrain --background while every job slot (BMCORE_MAX_JOBS) is taken", "cli",
+         "training jobs are already queued or running", make=_busy_run, env={"BMCORE_MAX_JOBS": "1"},
+         cli_args=("pretrain", "--data", "tiny-data", "--model", "{model}", "--max-steps", "2", "--background"),
+         no_ui="the Pretrain page starts through the same start_pretraining, refused before a run folder exists"),
 ]
 
 
