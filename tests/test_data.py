@@ -122,7 +122,11 @@ def test_detects_text_pairs(emotion_rows, tmp_path):
     assert cols == bdata.Columns(["premise", "hypothesis"], "label")
     ds = bdata.prepare(raw, columns=cols)
     assert ds.is_pair
-    assert list(ds.splits["train"].columns) == ["text", "text_pair", "label"]
+    assert list(ds.splits["train"].columns) == ["text", "text_pair", "label", bdata.FILE_ROW]
+    # Each row keeps its row in the file (from 1, after the header), whatever split it landed in.
+    back = pd.concat(ds.splits.values()).set_index(bdata.FILE_ROW).sort_index()
+    assert back.index.tolist() == list(range(1, n + 1))
+    assert back["text"].tolist() == pairs["premise"].tolist()
 
 
 def test_integer_labels_are_kept_as_names(shared_data, tmp_path):
