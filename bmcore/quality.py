@@ -295,7 +295,8 @@ def check_supported(ds: PreparedDataset) -> None:
             kind = get_task(ds.problem_type, ds.modality).title.lower()
         except BmcoreError:
             kind = f"{ds.modality} {ds.problem_type}"
-        raise BmcoreError(f"label quality works on single-label text datasets; {ds.name!r} is a {kind} dataset")
+        raise BmcoreError(f"label quality works on single-label text datasets; {ds.name!r} is "
+                          f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind} dataset")
 
 
 def score_dataset(ds: PreparedDataset, *, encoder: str = DEFAULT_ENCODER, folds: int = DEFAULT_FOLDS, seed: int = 0,

@@ -9,7 +9,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from bmcore import data as bdata
 from bmcore import images as bimg
-from bmcore import limits, runs
+from bmcore import limits
 from bmcore import quality as bquality
 from bmcore.display import md, plot_texts
 from bmcore.errors import BmcoreError
@@ -369,16 +369,18 @@ st.subheader("Save to the workspace")
 name_key = f"data_name_{key}"
 name = st.text_input("Name", kept(name_key, bdata.suggest_name(source, fingerprint if data is not None else "")), key=name_key,
                      on_change=keep, args=(name_key,)).strip()
-used = bdata.is_prepared(name) and runs.runs_using_dataset(name)
-if used:
-    st.warning(md(f"Runs were trained on the dataset {name!r}, so it cannot be replaced: save under another name, "
-                  f"such as {bquality.next_version_name(name)!r}."))
-elif bdata.is_prepared(name):
-    st.caption(md(f"A dataset named {name!r} exists; saving replaces it (no run was trained on it)."))
+used = False
+if bdata.is_prepared(name):
+    try:  # the engine's own check: the page never replaces a dataset that runs were trained on
+        bdata.check_replace(name, hint=f"save it under another name, such as {bquality.next_version_name(name)!r}")
+        st.caption(md(f"A dataset named {name!r} exists; saving replaces it (no run was trained on it)."))
+    except BmcoreError as exc:
+        st.error(md(exc))
+        used = True
 saved = st.session_state.pop("data_saved", None)
 if saved:
     st.success(md(f"Saved {saved[0]!r} to {saved[1]}"))
-if st.button("Save", type="primary", key="data_save", disabled=bool(used)):
+if st.button("Save", type="primary", key="data_save", disabled=used):
     try:
         ds.name = name
         path = bdata.save_prepared(ds)  # never in place of a dataset that runs were trained on
