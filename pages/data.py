@@ -124,6 +124,7 @@ def remember_upload(role: str, widget_key: str) -> None:
     except BmcoreError as exc:
         uploads.pop(role, None)
         _release(f)
+        del st.session_state[widget_key]  # the page stops early without a file, so Streamlit would not prune it
         st.session_state[REFUSED] = str(exc)
         gens = st.session_state.setdefault(GENERATIONS, {})
         gens[role] = gens.get(role, 0) + 1

@@ -289,6 +289,24 @@ def test_save_load_list_round_trip(sms, workspace):
         bdata.save_prepared(ds)
 
 
+def test_a_dataset_runs_were_trained_on_is_never_replaced_by_default(sms, workspace):
+    """Item 3: the engine itself refuses to save over a dataset a run points to; only an explicit overwrite does."""
+    from bmcore import runs
+    from bmcore.config import TrainConfig
+
+    ds = bdata.prepare(bdata.RawData("sms.csv", {"all": sms}), name="sms", seed=5)
+    bdata.save_prepared(ds)
+    bdata.save_prepared(ds)  # no run uses it yet: replacing is allowed
+    runs.create_run(TrainConfig(dataset="sms"), "on-sms")
+    other = bdata.prepare(bdata.RawData("sms.csv", {"all": sms.head(300)}), name="sms", seed=6)
+    with pytest.raises(bdata.DatasetExists, match="'sms' is used by run on-sms .queued.; .*save it under another name"):
+        bdata.save_prepared(other)
+    assert bdata.load_prepared("sms").content_hash() == ds.content_hash()
+    bdata.save_prepared(other, overwrite=True)  # the CLI's --overwrite
+    assert bdata.load_prepared("sms").content_hash() == other.content_hash()
+    assert not [p for p in bdata.datasets_dir().iterdir() if p.name.startswith(".")]
+
+
 def test_suggest_name_and_prepare_command():
     assert bdata.suggest_name("builtin:bbc-news") == "bbc-news"
     assert bdata.suggest_name("/data/My Reviews.csv") == "My-Reviews"
