@@ -62,8 +62,8 @@ def _pick_label(row: pd.Series, decisions: dict) -> str:
 def _flag_page(dataset: str, flagged: pd.DataFrame) -> pd.DataFrame:
     """The flags of the page chosen (SHOWN at a time), with a line saying which of how many these are."""
     pages = -(-len(flagged) // SHOWN)
-    c1, c2 = st.columns([1, 4], vertical_alignment="bottom")
-    page = int(c1.number_input("Page", 1, pages, 1, key=f"quality_page_{dataset}")) if pages > 1 else 1
+    c1, c2 = st.columns([1, 4], vertical_alignment="bottom") if pages > 1 else (None, st)
+    page = int(c1.number_input("Page", 1, pages, 1, key=f"quality_page_{dataset}")) if c1 else 1
     start = (page - 1) * SHOWN
     shown = flagged.iloc[start:start + SHOWN].reset_index(drop=True)
     c2.caption(f"Flags {start + 1:,} to {start + len(shown):,} of {len(flagged):,}, lowest quality first"
