@@ -304,6 +304,11 @@ def test_a_dataset_runs_were_trained_on_is_never_replaced_by_default(sms, worksp
     assert bdata.load_prepared("sms").content_hash() == ds.content_hash()
     bdata.save_prepared(other, overwrite=True)  # the CLI's --overwrite
     assert bdata.load_prepared("sms").content_hash() == other.content_hash()
+    path = workspace.parent / "sms.csv"
+    sms.head(200).to_csv(path, index=False)
+    assert cli_main(["data", "prepare", str(path), "--name", "sms"]) == 2
+    assert cli_main(["data", "prepare", str(path), "--name", "sms", "--overwrite"]) == 0
+    assert bdata.load_prepared("sms").stats["rows_total"] == 200
     assert not [p for p in bdata.datasets_dir().iterdir() if p.name.startswith(".")]
 
 
