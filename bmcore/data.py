@@ -967,9 +967,10 @@ def _iterative_stratification(y: np.ndarray, frac: float, seed: int) -> np.ndarr
 # --- preparing ----------------------------------------------------------------------------
 
 
-def _standardise(df: pd.DataFrame, cols: Columns, where: str, file_rows: np.ndarray) -> tuple[pd.DataFrame, int]:
-    """Standard columns, and each row's ``file_rows`` entry as :data:`FILE_ROW`; multi-label rows get a list of
-    names (encoded once the label order is known)."""
+def _standardise(df: pd.DataFrame, cols: Columns, where: str,
+                 file_rows: np.ndarray | None = None) -> tuple[pd.DataFrame, int]:
+    """Standard columns, and each row's number in its file (``file_rows``, by default 1, 2, ...) as
+    :data:`FILE_ROW`; multi-label rows get a list of names (encoded once the label order is known)."""
     out = pd.DataFrame({"text": df[cols.text[0]]})
     if len(cols.text) == 2:
         out["text_pair"] = df[cols.text[1]]
@@ -982,7 +983,7 @@ def _standardise(df: pd.DataFrame, cols: Columns, where: str, file_rows: np.ndar
     keep = out["label"].notna() & out["text"].notna() & (out["text"].str.strip().str.len() > 0)
     if "text_pair" in out:
         keep &= out["text_pair"].notna() & (out["text_pair"].str.strip().str.len() > 0)
-    out[FILE_ROW] = np.asarray(file_rows, dtype=np.int64)
+    out[FILE_ROW] = np.arange(1, len(out) + 1) if file_rows is None else np.asarray(file_rows, dtype=np.int64)
     return out[keep].reset_index(drop=True), int((~keep).sum())
 
 
