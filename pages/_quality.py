@@ -71,7 +71,7 @@ def _flag_page(dataset: str, flagged: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def _bulk(dataset: str, shown: pd.DataFrame, selected: list[int], decisions: dict) -> None:
+def _bulk(shown: pd.DataFrame, selected: list[int], decisions: dict) -> None:
     """Keep or drop the rows selected in the table, or else every row shown that has no decision yet."""
     rows = shown.iloc[selected] if selected else shown[[bq.decision_key(r) not in decisions for _, r in shown.iterrows()]]
     what = f"the {len(rows):,} selected" if selected else f"all {len(rows):,} undecided rows shown"
@@ -97,7 +97,7 @@ def review(dataset: str, names: list[str], result: bq.QualityResult) -> None:
                        file_name=f"flags-{dataset}.csv", mime="text/csv", key="quality_flags_download",
                        icon=":material/download:")
     decisions: dict = st.session_state.setdefault(DECISIONS, {}).setdefault(dataset, {})
-    _bulk(dataset, shown, list(event.selection.rows), decisions)
+    _bulk(shown, list(event.selection.rows), decisions)
     c1, c2, c3, c4 = st.columns([3, 1.2, 1.2, 0.8], vertical_alignment="bottom")
     pick = c1.selectbox("Row to review", range(len(shown)), key=f"quality_row_{dataset}_{shown['flag'].iloc[0]}",
                         format_func=lambda i: _pick_label(shown.iloc[i], decisions))
