@@ -128,7 +128,8 @@ def test_review_save_a_version_and_train_on_it(server: Server, workspace: Path, 
         page.get_by_text(re.compile(r"dataset 'sms-v2' is used by run .*save it under another name, such as 'sms-v3'")
                          ).wait_for()
         assert page.get_by_role("button", name="Save", exact=True).is_disabled()
-        page.get_by_text("Save to the workspace").scroll_into_view_if_needed()
+        page.get_by_role("button", name="Save", exact=True).evaluate("e => e.scrollIntoView({block: 'center'})")
+        page.wait_for_timeout(300)
         page.screenshot(path=str(ARTIFACTS / "quality-4-no-save-over-a-used-dataset.png"), full_page=True)
         browser.close()
     (run,) = [r for r in runs.list_runs()]
