@@ -337,7 +337,7 @@ def _recipe_bmcore(texts: list[str], gold: list[str], max_len: int, warmup: int,
     small = df.groupby("label", group_keys=False).head(4)  # validation/test: a token few, the job scores them once
     ds = PreparedDataset("bench", "bench", Columns(["text"], "label"), names,
                          {"train": df, "validation": small, "test": small})
-    save_prepared(ds)
+    save_prepared(ds, overwrite=True)  # the bench's own scratch workspace: its earlier runs are done with it
     config = TrainConfig(dataset="bench", max_steps=warmup + steps, max_seq_length=max_len, logging_steps=1,
                          eval_strategy="steps", eval_steps=10**6)
     run_dir = runs.create_run(config, f"bench-{max_len}-{time.time_ns()}")
@@ -514,7 +514,7 @@ def _tta_bmcore(train: Any, dev: Any, target: float, workdir: Path, **overrides:
     dev = pd.DataFrame({"text": dev["text"].astype(str), "label": dev["label"].astype(str)})
     names = sorted(set(train["label"]))
     save_prepared(PreparedDataset("sst2-tta", "sst2-tta", Columns(["text"], "label"), names,
-                                  {"train": train, "validation": dev, "test": dev}))
+                                  {"train": train, "validation": dev, "test": dev}), overwrite=True)  # scratch workspace
     defaults = TrainConfig(**overrides)
     lengths = [len(x) for x in load_tokenizer(defaults.model_name_or_path)(train["text"].tolist(), truncation=True,
                                                                          max_length=defaults.max_seq_length)["input_ids"]]
@@ -670,7 +670,8 @@ def _image_recipe_bmcore(df: Any, names: list[str], model: str, warmup: int, ste
     os.environ["BMCORE_WORKSPACE"] = str(workdir / "ws")
     small = df.groupby("label", group_keys=False).head(2)
     save_prepared(PreparedDataset("bench-images", "bench", Columns(["image"], "label"), names,
-                                  {"train": df, "validation": small, "test": small}, modality="image"))
+                                  {"train": df, "validation": small, "test": small}, modality="image"),
+                  overwrite=True)  # the bench's scratch workspace
     config = TrainConfig(dataset="bench-images", model_name_or_path=model, max_steps=warmup + steps,
                          image_size=IMAGE_SIZE, per_device_train_batch_size=BATCH, logging_steps=1,
                          eval_strategy="steps", eval_steps=10**6)

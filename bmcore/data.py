@@ -63,6 +63,7 @@ SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validatio
 FILE_TYPES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "csv", ".json": "json", ".jsonl": "jsonl",
               ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet", ".xlsx": "excel", ".xls": "excel"}
 DATASET_META = "dataset.json"
+FILE_ROW = "file_row"  # a prepared text row's row in its source file, from 1 after the header (kept for review)
 MIN_CLASS_EXAMPLES = 10  # below this many training examples a class is flagged as tiny
 SINGLE_LABEL = "single_label_classification"  # Hugging Face's config.problem_type names
 MULTI_LABEL = "multi_label_classification"
@@ -938,8 +939,10 @@ def _iterative_stratification(y: np.ndarray, frac: float, seed: int) -> np.ndarr
 # --- preparing ----------------------------------------------------------------------------
 
 
-def _standardise(df: pd.DataFrame, cols: Columns, where: str) -> tuple[pd.DataFrame, int]:
-    """Standard columns; multi-label rows get a list of names (encoded once the label order is known)."""
+def _standardise(df: pd.DataFrame, cols: Columns, where: str,
+                 file_rows: np.ndarray | None = None) -> tuple[pd.DataFrame, int]:
+    """Standard columns, and each row's number in its file (``file_rows``, by default 1, 2, ...) as
+    :data:`FILE_ROW`; multi-label rows get a list of names (encoded once the label order is known)."""
     out = pd.DataFrame({"text": df[cols.text[0]]})
     if len(cols.text) == 2:
         out["text_pair"] = df[cols.text[1]]
@@ -952,6 +955,7 @@ def _standardise(df: pd.DataFrame, cols: Columns, where: str) -> tuple[pd.DataFr
     keep = out["label"].notna() & out["text"].notna() & (out["text"].str.strip().str.len() > 0)
     if "text_pair" in out:
         keep &= out["text_pair"].notna() & (out["text_pair"].str.strip().str.len() > 0)
+    out[FILE_ROW] = np.arange(1, len(out) + 1) if file_rows is None else np.asarray(file_rows, dtype=np.int64)
     return out[keep].reset_index(drop=True), int((~keep).sum())
 
 
@@ -994,6 +998,9 @@ def prepare(raw: RawData, name: str = "dataset", columns: Columns | None = None,
     frames = raw.frames if (use_source_splits and raw.has_splits) else {"all": raw.combined()}
     if raw.modality == "image":
         return _prepare_images(raw, frames, name, ratios, seed)
+    # Each row's number in its own file (the combined frame is the files one after the other).
+    file_rows = {s: np.arange(1, len(df) + 1) for s, df in frames.items()} if frames is raw.frames else {
+        "all": np.concatenate([np.arange(1, len(df) + 1) for df in raw.frames.values()])}
     first = next(iter(frames.values()))
     notes = list(raw.notes)
     cols = columns or detect_columns(first, notes)
@@ -1003,7 +1010,7 @@ def prepare(raw: RawData, name: str = "dataset", columns: Columns | None = None,
     for split, df in frames.items():
         where = f"the {split} split" if split != "all" else raw.source
         _check_columns(df, cols, where)
-        std[split], dropped[split] = _standardise(df, cols, where)
+        std[split], dropped[split] = _standardise(df, cols, where, file_rows[split])
         if dropped[split]:
             notes.append(f"dropped {dropped[split]} {split} rows with an empty text or label")
     labels_all = pd.concat([d["label"] for d in std.values()])
@@ -1316,24 +1323,59 @@ def dataset_dir(name: str) -> Path:
     return inside(datasets_dir(), check_name(name, "dataset name"))
 
 
-def save_prepared(ds: PreparedDataset, overwrite: bool = True) -> Path:
-    """Save a prepared dataset as Parquet plus ``dataset.json``, atomically (a temp folder, then a rename)."""
+class DatasetExists(BmcoreError):
+    """A dataset of that name exists and may not be replaced (:func:`save_prepared`)."""
+
+
+def check_replace(name: str, overwrite: bool | None = None, hint: str = "save it under another name") -> None:
+    """Refuse to replace the prepared dataset ``name`` when runs were trained on it (their evaluation and
+    explanations read its splits, so new data under the old name breaks them), unless ``overwrite`` is True;
+    with ``overwrite`` False, refuse any existing dataset. Raises :class:`DatasetExists`."""
+    if overwrite or not dataset_dir(name).exists():
+        return
+    if overwrite is False:
+        raise DatasetExists(f"a dataset named {name!r} already exists; choose another name")
+    # runs imports config, which imports this module: imported here, at call time, not at import time.
+    from .runs import runs_using_dataset
+
+    used = runs_using_dataset(name)
+    if used:
+        names = ", ".join(f"{r.name} ({r.state})" for r in used[:3]) + (", ..." if len(used) > 3 else "")
+        raise DatasetExists(f"dataset {name!r} is used by run {names}; replacing it would change the data those runs "
+                            f"are evaluated on: {hint}")
+
+
+def save_prepared(ds: PreparedDataset, overwrite: bool | None = None) -> Path:
+    """Save a prepared dataset as Parquet plus ``dataset.json``, atomically (a temp folder, then a rename).
+
+    An existing dataset of the same name is replaced only when no run was trained on it (``overwrite`` None, the
+    default), never (False: the name must be free, and is claimed atomically, so two concurrent saves cannot both
+    take it), or even when runs use it (True: the CLI's ``--overwrite``). Refusals raise :class:`DatasetExists`.
+    """
     import shutil
     import tempfile
 
     target = dataset_dir(ds.name)
-    if target.exists() and not overwrite:
-        raise BmcoreError(f"a dataset named {ds.name!r} already exists; choose another name")
+    check_replace(ds.name, overwrite)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{ds.name}.", dir=datasets_dir()))
     except OSError as exc:  # a read-only workspace: name the folder, not the temporary one
         raise BmcoreError(f"cannot save dataset {ds.name!r}: {os_error_message(exc, datasets_dir())}") from exc
+    claimed = False
     try:
         for split, df in ds.splits.items():
             df.to_parquet(tmp / f"{split}.parquet", index=False)
         (tmp / DATASET_META).write_text(json.dumps(ds.describe(), indent=2, default=_json_default), encoding="utf-8")
-        if target.exists():
-            old = target.with_name(f".{ds.name}.old-{os.getpid()}")
+        if overwrite is False:
+            try:  # mkdir claims the name (one winner); the rename then swaps the empty folder for the full one
+                os.mkdir(target)
+            except FileExistsError:
+                raise DatasetExists(f"a dataset named {ds.name!r} already exists; choose another name") from None
+            claimed = True
+            os.replace(tmp, target)
+        elif target.exists():
+            check_replace(ds.name, overwrite)  # again: a run may have started on it while the files were written
+            old = target.with_name(f".{ds.name}.old-{os.getpid()}-{time.time_ns()}")
             os.replace(target, old)
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
@@ -1341,6 +1383,8 @@ def save_prepared(ds: PreparedDataset, overwrite: bool = True) -> Path:
             os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if claimed and not (target / DATASET_META).exists():
+            shutil.rmtree(target, ignore_errors=True)
         raise
     return target
 

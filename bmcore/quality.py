@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .baseline import BASELINE_C, PAIR_SEPARATOR
-from .data import SPLITS, PreparedDataset, dataset_dir, is_prepared, load_prepared, save_prepared
+from .data import FILE_ROW, SPLITS, DatasetExists, PreparedDataset, dataset_dir, is_prepared, load_prepared, save_prepared
 from .display import FORMULA_STARTS
 from .errors import BmcoreError
 from .models import (
@@ -48,6 +48,7 @@ from .models import (
     select_precision,
 )
 from .runs import read_json, write_json_atomic
+from .tasks import get_task
 
 QUALITY_DIR = "quality"
 SCORES_FILE = "scores.parquet"
@@ -66,6 +67,8 @@ MAX_CONFLICTS = 10_000
 ACTIONS = ("keep", "relabel", "drop")
 CHANGE_COLUMNS = ("split", "row", "action", "new_label")
 VERSION_RE = re.compile(r"^(?P<base>.+)-v(?P<n>\d+)$")
+FLAG_COLUMNS = ("split", "row", "text", "given", "suggested", "confidence", "quality")
+MAX_VERSION_TRIES = 100  # concurrent saves of a new version: names tried before giving up
 
 Progress = Callable[[int, int, str], None]
 
@@ -86,6 +89,27 @@ class QualityResult:
         return rows.sort_values("quality", kind="stable")
 
 
+def flags_frame(result: QualityResult) -> pd.DataFrame:
+    """Every flagged row, lowest quality first, numbered (``flag`` 1, 2, ...), with its row in the source file
+    (``file_row``, counted from 1 after the header) where the dataset keeps it: the table to review or download."""
+    flagged = result.flagged().reset_index(drop=True)
+    cols = [*FLAG_COLUMNS[:2], *([FILE_ROW] if FILE_ROW in flagged else []), *FLAG_COLUMNS[2:]]
+    return flagged[cols].assign(flag=np.arange(1, len(flagged) + 1))[["flag", *cols]]
+
+
+def decision_key(row: pd.Series | dict[str, Any]) -> str:
+    """The key of a review decision for a scored row: ``"split:row"`` (see :func:`changes_frame`)."""
+    return f"{row['split']}:{int(row['row'])}"
+
+
+def row_name(row: pd.Series | dict[str, Any]) -> str:
+    """How a scored row is named to a person: by its row in the source file where known, else by split and position."""
+    file_row = row.get(FILE_ROW) if hasattr(row, "get") else None
+    if file_row is not None and not pd.isna(file_row) and int(file_row) > 0:
+        return f"file row {int(file_row):,} ({row['split']})"
+    return f"{row['split']} #{int(row['row'])}"
+
+
 def _quiet(done: int, total: int, message: str) -> None:
     pass
 
@@ -102,6 +126,8 @@ def _all_rows(ds: PreparedDataset) -> pd.DataFrame:
         if ds.is_pair:
             part["text_pair"] = df["text_pair"].astype(str).to_numpy()
         part["given"] = df["label"].astype(str).to_numpy()
+        if FILE_ROW in df:
+            part[FILE_ROW] = df[FILE_ROW].to_numpy()
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
 
@@ -253,6 +279,26 @@ def class_outliers(features: Any, labels: np.ndarray) -> tuple[np.ndarray, np.nd
 # --- scoring ------------------------------------------------------------------------------
 
 
+def supports(meta: dict[str, Any] | PreparedDataset) -> bool:
+    """True when the label check works on a dataset (a prepared one, or its ``dataset.json``): its task says so."""
+    get = meta.get if isinstance(meta, dict) else lambda k, d=None: getattr(meta, k, d)
+    try:
+        return get_task(get("problem_type"), get("modality") or "text").label_quality
+    except BmcoreError:
+        return False
+
+
+def check_supported(ds: PreparedDataset) -> None:
+    """Refuse, in one line, a dataset the label check cannot score (images, several labels per row)."""
+    if not supports(ds):
+        try:
+            kind = get_task(ds.problem_type, ds.modality).title.lower()
+        except BmcoreError:
+            kind = f"{ds.modality} {ds.problem_type}"
+        raise BmcoreError(f"label quality works on single-label text datasets; {ds.name!r} is "
+                          f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind} dataset")
+
+
 def score_dataset(ds: PreparedDataset, *, encoder: str = DEFAULT_ENCODER, folds: int = DEFAULT_FOLDS, seed: int = 0,
                   precision: str = "auto", progress: Progress | None = None) -> QualityResult:
     """Score every row of every split of ``ds`` for how likely its label is wrong (see the module docstring).
@@ -262,6 +308,7 @@ def score_dataset(ds: PreparedDataset, *, encoder: str = DEFAULT_ENCODER, folds:
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
+    check_supported(ds)
     if encoder not in ENCODERS:
         raise BmcoreError(f"encoder must be one of {', '.join(ENCODERS)}, not {encoder!r}")
     if not 2 <= folds <= 20:
@@ -296,7 +343,9 @@ def score_dataset(ds: PreparedDataset, *, encoder: str = DEFAULT_ENCODER, folds:
         probs = (probs + out_of_fold_probs(words, labels, len(ds.label_names), folds=folds, seed=seed, c=BASELINE_C,
                  progress=lambda d, t: report(d, t, f"Cross-validating on TF-IDF: fold {d} of {t}..."))) / 2
     report(1, 1, "Finding label issues, conflicts and outliers...")
-    issue = find_label_issues(labels, probs, filter_by="prune_by_noise_rate")
+    # n_jobs=1: cleanlab's default forks a worker pool, which hung a loaded job (blocked in a queue lock) until it was
+    # cancelled; one process does the per-class pruning in well under a second for 100k rows.
+    issue = find_label_issues(labels, probs, filter_by="prune_by_noise_rate", n_jobs=1)
     quality = get_label_quality_scores(labels, probs, method="self_confidence")
     suggested = probs.argmax(axis=1)
     outlier_score, outlier = class_outliers(features, labels)
@@ -467,14 +516,27 @@ def check_changes(ds: PreparedDataset, changes: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _taken(name: str) -> bool:
+    try:
+        return dataset_dir(name).exists()  # a folder being saved counts: its name is claimed
+    except BmcoreError:
+        return True
+
+
 def next_version_name(name: str) -> str:
     """The first free name ``BASE-vN`` after ``name`` (``sst2`` -> ``sst2-v2``, ``sst2-v2`` -> ``sst2-v3``)."""
     m = VERSION_RE.match(name)
     base, n = (m.group("base"), int(m.group("n"))) if m else (name, 1)
     n += 1
-    while is_prepared(f"{base}-v{n}"):
+    while _taken(f"{base}-v{n}"):
         n += 1
     return f"{base}-v{n}"
+
+
+def _base(name: str) -> str:
+    """The dataset a version name belongs to (``sst2-v3`` -> ``sst2``)."""
+    m = VERSION_RE.match(name)
+    return m.group("base") if m else name
 
 
 def apply_changes(ds: PreparedDataset, changes: pd.DataFrame, name: str) -> PreparedDataset:
@@ -506,17 +568,31 @@ def apply_changes(ds: PreparedDataset, changes: pd.DataFrame, name: str) -> Prep
                            splits=splits, notes=notes, stats={}, version=version)
 
 
-def save_version(ds: PreparedDataset, changes: pd.DataFrame, name: str | None = None) -> PreparedDataset:
-    """Apply reviewed changes and save the result as a new prepared dataset (never over an existing one)."""
+def save_version(ds: PreparedDataset, changes: pd.DataFrame, name: str | None = None, *,
+                 next_free: bool = False) -> PreparedDataset:
+    """Apply reviewed changes and save the result as a new prepared dataset (never over an existing one).
+
+    Without ``name`` (or with ``next_free`` and a version name of the same dataset, ``BASE-vN``) the first free
+    version number is taken, atomically: of two concurrent saves each gets its own version. An explicit other name
+    that is taken is refused.
+    """
     from .data import compute_stats
 
+    auto = name is None or (next_free and VERSION_RE.match(name) is not None and _base(name) == _base(ds.name))
     name = name or next_version_name(ds.name)
-    if is_prepared(name):
-        raise BmcoreError(f"a dataset named {name!r} already exists; a new version needs a new name")
-    new = apply_changes(ds, changes, name)
-    compute_stats(new)
-    save_prepared(new, overwrite=False)
-    return new
+    for _ in range(MAX_VERSION_TRIES):
+        if _taken(name) and auto:
+            name = next_version_name(name)
+        new = apply_changes(ds, changes, name)
+        compute_stats(new)
+        try:
+            save_prepared(new, overwrite=False)
+        except DatasetExists:
+            if not auto:
+                raise BmcoreError(f"a dataset named {name!r} already exists; a new version needs a new name") from None
+            continue
+        return new
+    raise BmcoreError(f"no free version name after {name!r}; try again")
 
 
 def changes_frame(decisions: dict[str, tuple[str, str]]) -> pd.DataFrame:

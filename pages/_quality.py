@@ -16,10 +16,11 @@ from bmcore.display import csv_frame, md
 from bmcore.errors import BmcoreError
 from pages._ui import job_outcome, show_job
 
-SHOWN = 200  # flagged rows listed for review at once (lowest quality first)
+SHOWN = 200  # flagged rows per page of the review table (lowest quality first)
 PREVIEW = 80  # characters of text in the row picker
 DECISIONS = "quality_decisions"  # session state: {dataset: {"split:row": (action, new_label)}}
 COLUMNS = {
+    "flag": st.column_config.NumberColumn("flag", width="small", help="rank: 1 = the most doubtful label"),
     "text": st.column_config.TextColumn("text", width=360, help="Double-click a cell to read all of it."),
     "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0, format="%.2f",
                                                   width="small", help="probability of the suggested label"),
@@ -54,28 +55,63 @@ def scoring_job(dataset: str, key: str) -> bool:
 def _pick_label(row: pd.Series, decisions: dict) -> str:
     text = str(row["text"]).replace("\n", " ")
     text = text if len(text) <= PREVIEW else text[:PREVIEW - 1] + "…"
-    done = decisions.get(f"{row['split']}:{int(row['row'])}")
-    return (f"[{done[0]}] " if done else "") + f"{row['split']} #{row['row']} · {row['given']} → {row['suggested']} · {text}"
+    done = decisions.get(bq.decision_key(row))
+    return (f"[{done[0]}] " if done else "") + f"{bq.row_name(row)} · {row['given']} → {row['suggested']} · {text}"
+
+
+def _flag_page(dataset: str, flagged: pd.DataFrame) -> pd.DataFrame:
+    """The flags of the page chosen (SHOWN at a time), with a line saying which of how many these are."""
+    pages = -(-len(flagged) // SHOWN)
+    c1, c2 = st.columns([1, 4], vertical_alignment="bottom") if pages > 1 else (None, st)
+    page = int(c1.number_input("Page", 1, pages, 1, key=f"quality_page_{dataset}")) if c1 else 1
+    start = (page - 1) * SHOWN
+    shown = flagged.iloc[start:start + SHOWN].reset_index(drop=True)
+    c2.caption(f"Flags {start + 1:,} to {start + len(shown):,} of {len(flagged):,}, lowest quality first"
+               + (f"; {pages} pages of {SHOWN}." if pages > 1 else "."))
+    return shown
+
+
+def _bulk(shown: pd.DataFrame, selected: list[int], decisions: dict) -> None:
+    """Keep or drop the rows selected in the table, or else every row shown that has no decision yet."""
+    rows = shown.iloc[selected] if selected else shown[[bq.decision_key(r) not in decisions for _, r in shown.iterrows()]]
+    what = f"the {len(rows):,} selected" if selected else f"all {len(rows):,} undecided rows shown"
+    b1, b2 = st.columns(2)
+    for col, action in ((b1, "keep"), (b2, "drop")):
+        if col.button(f"{action.capitalize()} {what}", key=f"quality_bulk_{action}", disabled=rows.empty,
+                      help="Select rows in the table (click their left edge) to decide for those only."):
+            decisions.update({bq.decision_key(r): (action, "") for _, r in rows.iterrows()})
+            st.rerun()
 
 
 def review(dataset: str, names: list[str], result: bq.QualityResult) -> None:
-    """Per row keep, relabel or drop; the decisions so far; saving them as a new version."""
-    flagged = result.flagged().head(SHOWN).reset_index(drop=True)
+    """Per row keep, relabel or drop (or many at once); the decisions so far; saving them as a new version."""
+    flagged = bq.flags_frame(result)
     if flagged.empty:
         st.success("No row looks mislabeled.")
         return
-    st.dataframe(flagged[["split", "row", "text", "given", "suggested", "confidence", "quality"]], hide_index=True,
-                 column_config=COLUMNS, key="quality_flagged_table", height=320)
+    shown = _flag_page(dataset, flagged)
+    event = st.dataframe(shown, hide_index=True, column_config=COLUMNS,
+                         key=f"quality_flagged_table_{dataset}_{len(flagged)}_{shown['flag'].iloc[0]}", height=320,
+                         on_select="rerun", selection_mode="multi-row")
+    st.download_button(f"All {len(flagged):,} flagged rows (CSV)", csv_frame(flagged).to_csv(index=False),
+                       file_name=f"flags-{dataset}.csv", mime="text/csv", key="quality_flags_download",
+                       icon=":material/download:")
     decisions: dict = st.session_state.setdefault(DECISIONS, {}).setdefault(dataset, {})
+    _bulk(shown, list(event.selection.rows), decisions)
     c1, c2, c3, c4 = st.columns([3, 1.2, 1.2, 0.8], vertical_alignment="bottom")
-    pick = c1.selectbox("Row to review", range(len(flagged)), key="quality_row",
-                        format_func=lambda i: _pick_label(flagged.iloc[i], decisions))
-    row = flagged.iloc[pick]
-    action = c2.radio("Decision", bq.ACTIONS, key="quality_action", horizontal=True)
-    new_label = c3.selectbox("New label", names, key="quality_new_label", index=names.index(row["suggested"]),
-                             disabled=action != "relabel")
+    pick = c1.selectbox("Row to review", range(len(shown)), key=f"quality_row_{dataset}_{shown['flag'].iloc[0]}",
+                        format_func=lambda i: _pick_label(shown.iloc[i], decisions))
+    row = shown.iloc[pick]
+    done = decisions.get(bq.decision_key(row))
+    # One key per row: a widget shared by every row would carry the last row's choice over to this one.
+    own = f"{dataset}_{bq.decision_key(row)}"
+    action = c2.radio("Decision", bq.ACTIONS, key=f"quality_action_{own}", horizontal=True,
+                      index=bq.ACTIONS.index(done[0]) if done else 0)
+    label = done[1] if done and done[1] in names else row["suggested"]
+    new_label = c3.selectbox("New label", names, key=f"quality_new_label_{own}", index=names.index(label)
+                             if label in names else 0, disabled=action != "relabel")
     if c4.button("Record", key="quality_record", icon=":material/check:"):
-        decisions[f"{row['split']}:{int(row['row'])}"] = (action, new_label)
+        decisions[bq.decision_key(row)] = (action, new_label)
         st.rerun()
     if not decisions:
         st.caption("Pick a row, choose keep, relabel or drop, and record it. Rows you do not review are kept.")
@@ -94,7 +130,7 @@ def review(dataset: str, names: list[str], result: bq.QualityResult) -> None:
     b1, b2 = st.columns(2)
     if b1.button("Save as a new version", key="quality_save", type="primary", icon=":material/save:"):
         try:
-            new = bq.save_version(load_prepared(dataset), changes, name or None)
+            new = bq.save_version(load_prepared(dataset), changes, name or None, next_free=True)
         except (BmcoreError, OSError) as exc:
             st.error(md(exc))
         else:
@@ -108,7 +144,7 @@ def review(dataset: str, names: list[str], result: bq.QualityResult) -> None:
 
 def show_label_quality() -> None:
     """The Data page's "Label quality" section, for any prepared dataset in the workspace."""
-    prepared = {d["name"]: d for d in list_prepared() if d.get("modality", "text") == "text"}  # text-only check
+    prepared = {d["name"]: d for d in list_prepared() if bq.supports(d)}
     names = list(prepared)
     with st.expander("Label quality: find the labels that are wrong", icon=":material/fact_check:",
                      expanded=bool(st.session_state.get("quality_open"))):
@@ -120,7 +156,8 @@ def show_label_quality() -> None:
         if saved:
             st.success(md(f"Saved the reviewed dataset as {saved!r}: choose it on the Train page."))
         if not names:
-            st.caption("No prepared text datasets yet: save one below first (image datasets are not checked).")
+            st.caption("No prepared single-label text datasets yet: save one below first (the check does not work on "
+                       "image or multi-label datasets).")
             return
         c1, c2 = st.columns(2)
         dataset = c1.selectbox("Prepared dataset", names, key="quality_dataset")

@@ -4,9 +4,13 @@ from typing import NamedTuple
 
 import plotly.express as px
 import streamlit as st
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from bmcore import data as bdata
 from bmcore import images as bimg
+from bmcore import limits
+from bmcore import quality as bquality
 from bmcore.display import md, plot_texts
 from bmcore.errors import BmcoreError
 from bmcore.models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, hub_offline, hub_reachable
@@ -24,6 +28,8 @@ NONE = "(none)"
 # Save), the source kind, the path, the typed names and the drop-duplicates choice.
 KEPT = "data_kept"
 UPLOADS = "data_uploads"
+REFUSED = "data_upload_refused"  # the one-line reason the last upload was refused
+GENERATIONS = "data_uploader_generation"  # {role: n}: a refused upload's uploader is replaced by a new one
 
 
 class Recipe(NamedTuple):
@@ -94,19 +100,48 @@ def pick(col, label: str, widget_key: str, options: list[str], guessed: str | No
                          on_change=keep, args=(widget_key,), **kw)
 
 
+def _release(f) -> None:
+    """Drop a refused upload's bytes from Streamlit's uploaded-file store now, not when the session ends (best effort:
+    the store is Streamlit's internals)."""
+    ctx = get_script_run_ctx()
+    if ctx is not None and Runtime.exists():
+        try:
+            Runtime.instance().uploaded_file_mgr.remove_file(ctx.session_id, f.file_id)
+        except Exception:  # noqa: BLE001 - internals may change; the file then goes with the session
+            pass
+
+
 def remember_upload(role: str, widget_key: str) -> None:
-    """on_change of an uploader: keep the new file, or forget it when the uploader was cleared."""
+    """on_change of an uploader: keep the new file, or forget it when the uploader was cleared. A file over the upload
+    limit is refused, released, and its uploader replaced by a fresh one (so no widget state holds it either)."""
     uploads = st.session_state.setdefault(UPLOADS, {})
     f = st.session_state.get(widget_key)
     if f is None:
         uploads.pop(role, None)
-    else:
-        uploads[role] = (f.name, f.getvalue())
+        return
+    try:
+        limits.check_upload(f.name, f.size)
+    except BmcoreError as exc:
+        uploads.pop(role, None)
+        _release(f)
+        del st.session_state[widget_key]  # the page stops early without a file, so Streamlit would not prune it
+        st.session_state[REFUSED] = str(exc)
+        gens = st.session_state.setdefault(GENERATIONS, {})
+        gens[role] = gens.get(role, 0) + 1
+        return
+    uploads[role] = (f.name, f.getvalue())
 
 
 def upload_box(role: str, label: str, widget_key: str) -> tuple[str | None, bytes | None]:
     """An uploader whose file outlives a visit to another page; returns the current file's name and bytes."""
-    st.file_uploader(label, key=widget_key, type=FILE_TYPES, on_change=remember_upload, args=(role, widget_key))
+    gen = st.session_state.get(GENERATIONS, {}).get(role, 0)
+    widget_key = widget_key if not gen else f"{widget_key}_{gen}"
+    # The browser refuses a file over the limit before sending it, so the server never holds its bytes.
+    st.file_uploader(label, key=widget_key, type=FILE_TYPES, on_change=remember_upload, args=(role, widget_key),
+                     max_upload_size=max(1, int(limits.current().max_upload_mb)))
+    refused = st.session_state.pop(REFUSED, None)
+    if refused:
+        st.error(md(refused))
     uploads = st.session_state.get(UPLOADS, {})
     if role not in uploads:
         return None, None
@@ -335,15 +370,25 @@ st.subheader("Save to the workspace")
 name_key = f"data_name_{key}"
 name = st.text_input("Name", kept(name_key, bdata.suggest_name(source, fingerprint if data is not None else "")), key=name_key,
                      on_change=keep, args=(name_key,)).strip()
+used = False
 if bdata.is_prepared(name):
-    st.caption(md(f"A dataset named {name!r} exists; saving replaces it."))
-if st.button("Save", type="primary", key="data_save"):
+    try:  # the engine's own check: the page never replaces a dataset that runs were trained on
+        bdata.check_replace(name, hint=f"save it under another name, such as {bquality.next_version_name(name)!r}")
+        st.caption(md(f"A dataset named {name!r} exists; saving replaces it (no run was trained on it)."))
+    except BmcoreError as exc:
+        st.error(md(exc))
+        used = True
+saved = st.session_state.pop("data_saved", None)
+if saved:
+    st.success(md(f"Saved {saved[0]!r} to {saved[1]}"))
+if st.button("Save", type="primary", key="data_save", disabled=used):
     try:
         ds.name = name
-        path = bdata.save_prepared(ds)
+        path = bdata.save_prepared(ds)  # never in place of a dataset that runs were trained on
     except BmcoreError as exc:
         fail(exc)
-    st.success(md(f"Saved {name!r} to {path}"))
+    st.session_state["data_saved"] = (name, str(path))
+    st.rerun()  # the label-quality picker at the top lists the new dataset
 st.caption("The same from the command line:")
 columns_used = {} if image else {"text_columns": list(text_cols), "label_column": label_col or None,
                                   "label_columns": list(label_cols), "label_delimiter": delimiter,

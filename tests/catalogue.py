@@ -480,7 +480,7 @@ CASES += [
     Case("prepare-over-used-dataset", S, "data prepare over a dataset a finished run was trained on", "cli",
          "is used by run done (completed)", make=_rows_file_and_run,
          cli_args=("data", "prepare", "{path}", "--name", "tiny-data"),
-         no_ui="the page warns before saving over it; --overwrite replaces it on the CLI"),
+         no_ui="the Data page case page-save-over-used-dataset; --overwrite replaces it on the CLI"),
     Case("train-live-run", R, "train RUN on a run whose job is still running", "cli", "is already running (process",
          make=_live_run, cli_args=("train", "{path}"), no_ui=ON_PAGES),
     Case("train-completed-run", R, "train RUN on a completed run (it would be retrained over)", "cli",
@@ -759,7 +759,56 @@ CASES += [
 
 
 # --- issue 26, saving datasets and label review (saves) ---
+
+
+def _prepared(ctx: Ctx, name: str, raw_source: str | Path, **columns: object) -> None:
+    """Prepare ``raw_source`` into the workspace as ``name`` (what a user saved earlier)."""
+    from bmcore import data as bdata
+
+    raw = bdata.load_source(str(raw_source))
+    cols = bdata.choose_columns(raw.frames["all"], **columns)[0] if columns else None
+    bdata.save_prepared(bdata.prepare(raw, name, columns=cols, seed=0))
+
+
+def _image_dataset(ctx: Ctx) -> Path:
+    """A prepared image dataset: two class folders of twelve small PNGs each (plain colours: the case is the modality)."""
+    from PIL import Image
+
+    for label, colour in (("dark", 20), ("light", 230)):
+        (ctx.tmp / "shapes" / label).mkdir(parents=True)
+        for i in range(12):
+            Image.new("L", (8, 8), colour + i).save(ctx.tmp / "shapes" / label / f"{i}.png")
+    _prepared(ctx, "shapes", ctx.tmp / "shapes")
+    return ctx.tmp / "shapes"
+
+
+def _multi_label_dataset(ctx: Ctx) -> Path:
+    """A prepared multi-label dataset: GoEmotions rows whose label column lists several emotions."""
+    from conftest import SHARED_DATA
+
+    path = ctx.tmp / "emotions.csv"
+    pd.read_csv(SHARED_DATA / "goemotions" / "train.csv", nrows=300).to_csv(path, index=False)
+    _prepared(ctx, "emotions", path)
+    return path
+
+
 CASES += [
+    Case("page-save-over-used-dataset", S, "the Data page's Save under the name of a dataset a finished run was trained "
+         "on", "resave", "is used by run done (completed)", make=_rows_file_and_run,
+         cli_args=("data", "prepare", "{path}", "--name", "tiny-data"),
+         no_cli="the CLI case prepare-over-used-dataset (refused unless --overwrite)"),
+    Case("quality-image-dataset", S, "data quality on an image dataset", "cli",
+         "label quality works on single-label text datasets; 'shapes' is an image classification dataset",
+         make=_image_dataset, cli_args=("data", "quality", "shapes", "--encoder", "tfidf"),
+         no_ui="the Data page offers the check only for single-label text datasets"),
+    Case("quality-multi-label-dataset", S, "data quality on a multi-label dataset", "cli",
+         "label quality works on single-label text datasets; 'emotions' is a multi-label classification dataset",
+         make=_multi_label_dataset, cli_args=("data", "quality", "emotions", "--encoder", "tfidf"),
+         no_ui="the Data page offers the check only for single-label text datasets"),
+    Case("quality-out-missing-folder", S, "data quality --out into a folder that does not exist", "cli",
+         "cannot write --out /missing/dir/x.csv: folder /missing/dir does not exist",
+         cli_args=("data", "quality", "tiny-data", "--encoder", "tfidf", "--out", "/missing/dir/x.csv"),
+         no_ui="the page offers the scores as a download, not a path"),
 ]
 
 

@@ -315,7 +315,7 @@ def test_readme_lists_every_case() -> None:
 
 # --- round two (issue 17, items 5-14): the new kinds of tests/catalogue.py -------------------------
 
-ROUND_TWO_KINDS = ("cli", "runs", "path", "model", "readonly", "run", "evaluation")
+ROUND_TWO_KINDS = ("cli", "runs", "path", "model", "readonly", "run", "evaluation", "resave")
 DAMAGED_RUNS = {"bad-created", "bad-started", "bad-pid", "bad-metric"}
 
 
@@ -391,8 +391,17 @@ def ui_evaluation(case: Case, ctx: Ctx, path: Path) -> AppTest:
     return at.selectbox(key="evaluate_split").select("test").run()
 
 
+def ui_resave(case: Case, ctx: Ctx, path: Path) -> AppTest:
+    """Save a dataset from the Data page under the name of one that a run was trained on (Save, if it is offered)."""
+    at = open_app(data_source_kind="Local file or folder")
+    at.text_input(key="data_path").input(str(path)).run()
+    next(t for t in at.text_input if str(t.key).startswith("data_name_")).input("tiny-data").run()
+    save = at.button(key="data_save")
+    return at if save.disabled else save.click().run()
+
+
 ROUND_TWO_DRIVERS = {"path": ui_path, "model": ui_model, "runs": ui_runs, "readonly": ui_readonly, "run": ui_run,
-                     "evaluation": ui_evaluation}
+                     "evaluation": ui_evaluation, "resave": ui_resave}
 
 
 def check_runs_page(case: Case, at: AppTest) -> None:

@@ -122,7 +122,11 @@ def test_detects_text_pairs(emotion_rows, tmp_path):
     assert cols == bdata.Columns(["premise", "hypothesis"], "label")
     ds = bdata.prepare(raw, columns=cols)
     assert ds.is_pair
-    assert list(ds.splits["train"].columns) == ["text", "text_pair", "label"]
+    assert list(ds.splits["train"].columns) == ["text", "text_pair", "label", bdata.FILE_ROW]
+    # Each row keeps its row in the file (from 1, after the header), whatever split it landed in.
+    back = pd.concat(ds.splits.values()).set_index(bdata.FILE_ROW).sort_index()
+    assert back.index.tolist() == list(range(1, n + 1))
+    assert back["text"].tolist() == pairs["premise"].tolist()
 
 
 def test_integer_labels_are_kept_as_names(shared_data, tmp_path):
@@ -283,6 +287,29 @@ def test_save_load_list_round_trip(sms, workspace):
     with pytest.raises(BmcoreError, match="invalid dataset name"):
         ds.name = "../escape"
         bdata.save_prepared(ds)
+
+
+def test_a_dataset_runs_were_trained_on_is_never_replaced_by_default(sms, workspace):
+    """Item 3: the engine itself refuses to save over a dataset a run points to; only an explicit overwrite does."""
+    from bmcore import runs
+    from bmcore.config import TrainConfig
+
+    ds = bdata.prepare(bdata.RawData("sms.csv", {"all": sms}), name="sms", seed=5)
+    bdata.save_prepared(ds)
+    bdata.save_prepared(ds)  # no run uses it yet: replacing is allowed
+    runs.create_run(TrainConfig(dataset="sms"), "on-sms")
+    other = bdata.prepare(bdata.RawData("sms.csv", {"all": sms.head(300)}), name="sms", seed=6)
+    with pytest.raises(bdata.DatasetExists, match="'sms' is used by run on-sms .queued.; .*save it under another name"):
+        bdata.save_prepared(other)
+    assert bdata.load_prepared("sms").content_hash() == ds.content_hash()
+    bdata.save_prepared(other, overwrite=True)  # the CLI's --overwrite
+    assert bdata.load_prepared("sms").content_hash() == other.content_hash()
+    path = workspace.parent / "sms.csv"
+    sms.head(200).to_csv(path, index=False)
+    assert cli_main(["data", "prepare", str(path), "--name", "sms"]) == 2
+    assert cli_main(["data", "prepare", str(path), "--name", "sms", "--overwrite"]) == 0
+    assert bdata.load_prepared("sms").stats["rows_total"] == 200
+    assert not [p for p in bdata.datasets_dir().iterdir() if p.name.startswith(".")]
 
 
 def test_suggest_name_and_prepare_command():

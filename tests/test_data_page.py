@@ -169,3 +169,27 @@ def test_zero_one_columns_upload_and_save(app, goemotions_csv):
     assert saved.is_multi_label and saved.columns.label_columns == ["anger", "$joy$"]
     app.multiselect(key=f"data_labelcols_{key}").unselect("anger").run()
     assert not app.exception and any("at least two 0/1 label columns" in i.value for i in app.info)
+
+
+def test_a_refused_upload_is_let_go(monkeypatch: pytest.MonkeyPatch, sms_csv):
+    """Item 11: the uploader carries the upload limit to the browser (which refuses a bigger file before sending it);
+    a file over the limit that arrives all the same is refused in one line and no longer held by the session: not
+    in the kept uploads, and its uploader replaced by an empty one."""
+    monkeypatch.setenv("BMCORE_MAX_UPLOAD_MB", "0.01")  # 10 KB; sms_csv is about 50 KB
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["data_kept"] = {"data_source_kind": "Upload a file"}
+    at.run()
+    assert at.file_uploader(key="data_upload").proto.max_upload_size_mb == 1  # the smallest the widget takes
+    at.file_uploader(key="data_upload").upload("big.csv", sms_csv, "text/csv").run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [f"big.csv is {len(sms_csv) / 1024 / 1024:.1f} MB, over the upload limit "
+                                           "of 0.01 MB; use a smaller sample, or a local path on your own machine"]
+    assert "main" not in at.session_state["data_uploads"] and not at.metric
+    assert at.file_uploader(key="data_upload_1").value is None
+    state = at.session_state._state._state  # the session's state as Streamlit holds it, widget values included
+    assert not [k for k in state._keys() if hasattr(state[k], "file_id") or isinstance(state[k], bytes)]
+    at.run()
+    assert not at.error  # said once
+    monkeypatch.delenv("BMCORE_MAX_UPLOAD_MB")
+    at.file_uploader(key="data_upload_1").upload("small.csv", sms_csv, "text/csv").run()
+    assert not at.exception and not at.error and metrics(at)["Rows"] == "600"

@@ -4,6 +4,7 @@ the result is stored with the dataset; reviewed changes make a new version and n
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -176,3 +177,78 @@ def test_evaluation_rows_are_marked_where_the_gold_label_looks_wrong(noisy_sms: 
     assert not bq.mark_predictions(predictions, None, "test")["gold_suspect"].any()
     with pytest.raises(BmcoreError, match="score the dataset again"):
         bq.mark_predictions(predictions.iloc[:5], result, "test")
+
+
+def _save_in_race(original: bdata.PreparedDataset, drop: int, i: int, start, results: dict) -> None:
+    """One of the racing saves: it drops row ``drop`` of train (so the version on disk tells whose it is); save 0
+    asks for the next version, the others give the name the page showed as its default, read before the race."""
+    changes = pd.DataFrame({"split": ["train"], "row": [str(drop)], "action": ["drop"], "new_label": [""]})
+    name = bq.next_version_name(NAME)
+    start.wait()
+    try:
+        results[i] = bq.save_version(original, changes, name if i else None, next_free=True)
+    except Exception as exc:  # noqa: BLE001 - any failure is the bug this test is about
+        results[i] = exc
+
+
+def test_concurrent_new_versions_each_get_their_own_name(noisy_sms: np.ndarray):
+    """Item 4: saves racing for the same default name (12 trials of 3) never replace one another or fail: each takes
+    a free version number, atomically, and says which; every version holds exactly its own changes."""
+    import threading
+
+    original = bdata.load_prepared(NAME)
+    made: list[str] = []
+    for trial in range(12):
+        start = threading.Barrier(3)
+        results: dict[int, object] = {}
+
+        threads = [threading.Thread(target=_save_in_race, args=(original, trial * 3 + i, i, start, results))
+                   for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(isinstance(r, bdata.PreparedDataset) for r in results.values()), results
+        names = [r.name for r in results.values()]
+        assert len(set(names)) == 3, names
+        for i, r in results.items():
+            back = bdata.load_prepared(r.name)
+            dropped = trial * 3 + i
+            assert len(back.splits["train"]) == len(original.splits["train"]) - 1
+            assert back.splits["train"]["text"].iloc[dropped] == original.splits["train"]["text"].iloc[dropped + 1]
+            assert back.version["number"] == int(r.name.rsplit("-v", 1)[1])
+        made += names
+    assert sorted(made, key=lambda n: int(n.rsplit("-v", 1)[1])) == [f"sms-v{n}" for n in range(2, 38)]
+    assert not [p for p in bdata.datasets_dir().iterdir() if p.name.startswith(".")]  # no temporary folder left
+    with pytest.raises(BmcoreError, match="'sms-v5' already exists"):
+        bq.save_version(original, pd.DataFrame({"row": ["0"], "action": ["drop"]}), "sms-v5")  # an explicit name
+    bdata.save_prepared(replace(original, name="mine"), overwrite=False)
+    with pytest.raises(bdata.DatasetExists, match="'mine' already exists"):
+        bdata.save_prepared(replace(original, name="mine"), overwrite=False)
+
+
+def test_flags_are_numbered_by_the_row_of_the_uploaded_file(workspace: Path, shared_data: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture):
+    """Item 17: a flag names its row in the file the user gave (the prepared rows keep it through the shuffle);
+    the flag table downloads formula-safe; --out into a missing folder says so before scoring."""
+    from bmcore.display import csv_frame
+
+    df = pd.read_csv(shared_data / "sms_spam" / "all.csv").sample(600, random_state=1).reset_index(drop=True)
+    df, flipped = flip(df, 0.1, seed=1)
+    df.loc[flipped[0], "text"] = "=HYPERLINK(\"x\") " + df.loc[flipped[0], "text"]
+    path = tmp_path / "upload.csv"
+    df.to_csv(path, index=False)
+    bdata.save_prepared(bdata.prepare(bdata.load_source(str(path)), "upload", seed=0))
+    result = bq.run_quality("upload", encoder="tfidf")
+    flags = bq.flags_frame(result)
+    assert len(flags) == result.summary["flagged"] and flags["flag"].tolist() == list(range(1, len(flags) + 1))
+    for _, f in flags.iterrows():  # file row N is line N + 1 of the CSV (after the header)
+        assert df.loc[f[bdata.FILE_ROW] - 1, "text"] == f["text"]
+    hits = set(flags[bdata.FILE_ROW] - 1) & set(flipped.tolist())
+    assert len(hits) >= len(flipped) // 2  # the flipped rows are found under their own file rows
+    assert bq.row_name(flags.iloc[0]) == f"file row {flags.iloc[0][bdata.FILE_ROW]:,} ({flags.iloc[0]['split']})"
+    written = csv_frame(flags).to_csv(index=False)
+    assert "\n'=HYPERLINK" in written or ",'=HYPERLINK" in written or "\"'=HYPERLINK" in written
+    assert cli_main(["data", "quality", "upload", "--encoder", "tfidf", "--out", str(tmp_path / "no" / "x.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: cannot write --out {tmp_path / 'no' / 'x.csv'}: folder {tmp_path / 'no'} does not exist"

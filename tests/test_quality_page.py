@@ -31,6 +31,23 @@ def button(at: AppTest, key: str):
     return next(b for b in at.button if b.key == key)
 
 
+def action_key(row: pd.Series) -> str:
+    return f"quality_action_{NAME}_{bq.decision_key(row)}"
+
+
+def label_key(row: pd.Series) -> str:
+    return f"quality_new_label_{NAME}_{bq.decision_key(row)}"
+
+
+def scored_page(encoder: str = "tfidf") -> AppTest:
+    """The Data page with ``NAME`` scored (in this process: the job is tested above) and its review open."""
+    bq.run_quality(NAME, encoder=encoder)
+    at = open_data_page()
+    at.selectbox(key="quality_dataset").set_value(NAME).run()
+    assert not at.exception
+    return at
+
+
 def test_review_three_rows_save_a_version_and_train_on_it(noisy_sms: np.ndarray, tiny_model: Path):  # noqa: F811
     at = open_data_page()
     at.selectbox(key="quality_dataset").set_value(NAME)
@@ -47,8 +64,8 @@ def test_review_three_rows_save_a_version_and_train_on_it(noisy_sms: np.ndarray,
     original = bdata.load_prepared(NAME)
     # Review three flagged rows: relabel the first to its suggestion, drop the second, keep the third.
     for i, action in enumerate(("relabel", "drop", "keep")):
-        at.selectbox(key="quality_row").set_value(i)
-        at.radio(key="quality_action").set_value(action).run()
+        at.selectbox(key=f"quality_row_{NAME}_1").set_value(i).run()
+        at.radio(key=action_key(flagged.iloc[i])).set_value(action).run()
         button(at, "quality_record").click().run()
         assert not at.exception
     assert any(m.value.startswith("**3** decisions: 1 keep, 1 relabel, 1 drop") for m in at.markdown)
@@ -97,3 +114,75 @@ def test_dataset_names_and_labels_are_shown_as_text(noisy_sms: np.ndarray, hosti
     at.selectbox(key="quality_dataset").set_value(NAME).run()
     assert not at.exception
     assert any("\\'sms\\'" in i.value or "'sms'" in i.value for i in at.info)
+
+
+def test_each_row_starts_from_its_own_suggestion(noisy_sms: np.ndarray):  # noqa: F811
+    """Item 5: a row's New label is its own suggested label, never the previous row's choice."""
+    at = scored_page()
+    flagged = bq.flags_frame(bq.load_quality(NAME))
+    first, second = flagged.iloc[0], flagged.iloc[1]
+    at.radio(key=action_key(first)).set_value("relabel").run()
+    other = next(n for n in ("ham", "spam") if n != first["suggested"])
+    at.selectbox(key=label_key(first)).set_value(other).run()  # the reviewer overrides the suggestion
+    button(at, "quality_record").click().run()
+    at.selectbox(key=f"quality_row_{NAME}_1").set_value(1).run()
+    assert at.selectbox(key=label_key(second)).value == second["suggested"]
+    assert at.radio(key=action_key(second)).value == "keep"
+    button(at, "quality_record").click().run()
+    decisions = at.session_state["quality_decisions"][NAME]
+    assert decisions == {bq.decision_key(first): ("relabel", other), bq.decision_key(second): ("keep", "ham" if
+                         second["suggested"] == "ham" else "spam")}
+    # Back on the first row: its recorded decision, not a default.
+    at.selectbox(key=f"quality_row_{NAME}_1").set_value(0).run()
+    assert at.radio(key=action_key(first)).value == "relabel" and at.selectbox(key=label_key(first)).value == other
+
+
+def test_every_flag_is_reviewable_by_page_and_in_bulk(noisy_sms: np.ndarray, monkeypatch: pytest.MonkeyPatch):  # noqa: F811
+    """Item 17: flags beyond the first page are reachable; bulk drop takes the undecided rows shown."""
+    import pages._quality as pq
+
+    monkeypatch.setattr(pq, "SHOWN", 10)
+    at = scored_page()
+    flagged = bq.flags_frame(bq.load_quality(NAME))
+    assert len(flagged) > 20
+    pages = -(-len(flagged) // 10)
+    assert any(f"Flags 1 to 10 of {len(flagged):,}" in c.value and f"{pages} pages" in c.value for c in at.caption)
+    at.number_input(key=f"quality_page_{NAME}").set_value(pages).run()
+    last = flagged.iloc[(pages - 1) * 10:]
+    assert any(f"Flags {(pages - 1) * 10 + 1:,} to {len(flagged):,}" in c.value for c in at.caption)
+    assert at.dataframe[1].value["flag"].tolist() == last["flag"].tolist()
+    at.selectbox(key=f"quality_row_{NAME}_{last['flag'].iloc[0]}").set_value(len(last) - 1).run()
+    at.radio(key=action_key(last.iloc[-1])).set_value("keep").run()
+    button(at, "quality_record").click().run()
+    button(at, "quality_bulk_drop").click().run()
+    decisions = at.session_state["quality_decisions"][NAME]
+    assert len(decisions) == len(last) and decisions[bq.decision_key(last.iloc[-1])] == ("keep", last.iloc[-1]["suggested"])
+    assert all(decisions[bq.decision_key(r)] == ("drop", "") for _, r in last.iloc[:-1].iterrows())
+
+
+def test_a_dataset_saved_on_the_page_is_offered_for_review_at_once(workspace: Path, shared_data: Path):
+    """Item 20: the label-quality picker lists a dataset saved moments before, without leaving the page."""
+    path = workspace.parent / "sms.csv"
+    pd.read_csv(shared_data / "sms_spam" / "all.csv").head(300).to_csv(path, index=False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["data_source_kind"] = "Local file or folder"
+    at.run()
+    at.text_input(key="data_path").input(str(path)).run()
+    next(t for t in at.text_input if str(t.key).startswith("data_name_")).input("fresh-sms").run()
+    at.button(key="data_save").click().run()
+    assert not at.exception and any("Saved 'fresh-sms'" in s.value for s in at.success)
+    assert "fresh-sms" in at.selectbox(key="quality_dataset").options
+
+
+def test_image_and_multi_label_datasets_are_not_offered(noisy_sms: np.ndarray):  # noqa: F811
+    """Item 15: the page lists only what the check supports; the engine refuses the rest in one line."""
+    ds = bdata.load_prepared(NAME)
+    multi = bdata.prepare(bdata.RawData("multi", {"all": pd.DataFrame({
+        "text": [f"text number {i}" for i in range(60)], "labels": ["a,b", "a", "b"] * 20})}), "multi", seed=0)
+    assert multi.is_multi_label
+    bdata.save_prepared(multi)
+    at = open_data_page()
+    assert "multi" not in at.selectbox(key="quality_dataset").options and NAME in at.selectbox(key="quality_dataset").options
+    assert bq.supports(ds) and not bq.supports(multi)
+    with pytest.raises(bq.BmcoreError, match="'multi' is a multi-label classification dataset"):
+        bq.score_dataset(multi, encoder="tfidf")

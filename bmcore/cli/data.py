@@ -6,12 +6,12 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from .. import data as bdata
 from .. import quality as bquality
-from .. import runs
 from ..display import csv_frame
-from ..errors import BmcoreError
+from ..errors import BmcoreError, os_error_message
 from ..models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, load_counting_tokenizer
 
 
@@ -73,6 +73,8 @@ def _names(value: str) -> list[str]:
 def _quality(args: argparse.Namespace) -> int:
     if not bdata.is_prepared(args.dataset):
         raise BmcoreError(f"no prepared dataset named {args.dataset!r} in the workspace; prepare it first")
+    if args.out and not Path(args.out).expanduser().parent.is_dir():  # said before minutes of scoring, not after
+        raise BmcoreError(f"cannot write --out {args.out}: folder {Path(args.out).expanduser().parent} does not exist")
     shown = [-1]
 
     def progress(done: int, total: int, message: str) -> None:
@@ -83,7 +85,11 @@ def _quality(args: argparse.Namespace) -> int:
 
     result = bquality.run_quality(args.dataset, encoder=args.encoder, folds=args.folds, seed=args.seed, progress=progress)
     if args.out:
-        csv_frame(result.scores).to_csv(args.out, index=False)
+        try:
+            csv_frame(result.scores).to_csv(Path(args.out).expanduser(), index=False)
+        except OSError as exc:
+            raise BmcoreError(f"cannot write --out {args.out}: {os_error_message(exc)} (the scores are saved with "
+                              f"the dataset, in {bquality.quality_dir(args.dataset)})") from exc
     print(json.dumps({**result.summary, "path": str(bquality.quality_dir(args.dataset)),
                       **({"out": args.out} if args.out else {})}, indent=2))
     return 0
@@ -106,18 +112,6 @@ class _Progress:
                   file=sys.stderr, flush=True)
 
 
-def _check_replace(name: str, overwrite: bool) -> None:
-    """Refuse to replace a prepared dataset that runs were trained on, unless ``--overwrite``: their evaluation
-    and explanations read its splits, and the page warns before the same replacement."""
-    if overwrite or not bdata.is_prepared(name):
-        return
-    used = runs.runs_using_dataset(name)
-    if used:
-        names = ", ".join(f"{r.name} ({r.state})" for r in used[:3]) + (", ..." if len(used) > 3 else "")
-        raise BmcoreError(f"dataset {name!r} is used by run {names}; preparing it again would change the data those "
-                         "runs are evaluated on. Choose another --name, or give --overwrite to replace it")
-
-
 def _apply_changes(args: argparse.Namespace) -> int:
     if not bdata.is_prepared(args.source):
         raise BmcoreError("--apply-changes works on a prepared dataset: give its name as SOURCE")
@@ -134,7 +128,8 @@ def _run(args: argparse.Namespace) -> int:
         bdata.dataset_dir(args.name)  # a bad name is refused before the source is read
         if args.apply_changes:
             return _apply_changes(args)
-        _check_replace(args.name, args.overwrite)
+        # Refused before the source is read; save_prepared checks again.
+        bdata.check_replace(args.name, args.overwrite or None, "choose another --name, or give --overwrite to replace it")
     if bdata.is_prepared(args.source):
         if args.test_file:
             raise ValueError(f"--test-file needs a file or folder source; {args.source!r} is a prepared dataset")
@@ -168,7 +163,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.data_command == "prepare":
         for warning in bdata.label_notices(ds.label_names):
             print(f"notice: {warning}", file=sys.stderr)
-        path = bdata.save_prepared(ds)
+        path = bdata.save_prepared(ds, overwrite=args.overwrite or None)
         if ds.is_multi_label:
             print(f"note: multi-label, {ds.columns.describe_labels()}", file=sys.stderr)
         print(json.dumps({"name": ds.name, "path": str(path), "splits": stats["rows"], "problem_type": ds.problem_type,

@@ -18,6 +18,7 @@ class Task:
     modality = "text"  # what the inputs are: "text", or "image" (a prepared dataset's ``modality``)
     own_job = False  # True: :meth:`run` trains the model; False: the shared fine-tuning loop (bmcore.train.fine_tune)
     defaults: dict[str, Any] = {}  # TrainConfig settings this task starts from instead of TrainConfig's own defaults
+    label_quality = False  # True: bmcore.quality can score its datasets' labels (one class per row, a text input)
 
     # --- the job ---------------------------------------------------------------------------
 

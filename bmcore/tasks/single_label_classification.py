@@ -134,6 +134,7 @@ def prediction_table(df: pd.DataFrame, probs: np.ndarray, label_names: Sequence[
 class SingleLabelClassification(Task):
     problem_type = "single_label_classification"
     title = "Single-label classification"
+    label_quality = True
 
     def targets(self, df: pd.DataFrame, label_names: Sequence[str]) -> list[int]:
         return gold_ids(df["label"].astype(str).tolist(), label_names).tolist()

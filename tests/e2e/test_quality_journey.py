@@ -1,18 +1,21 @@
-"""Label quality in a real browser: check a noisy dataset, review three flagged rows (relabel one, drop one, keep one),
-save a new version, train on it. Screenshots go to test-artifacts/e2e/quality-*.png."""
+"""Label quality in a real browser: check a noisy dataset, download the flags, review three flagged rows (relabel one,
+drop one, keep one: each row starts from its own suggested label), keep the rest in bulk, save a new version, train on
+it; then the Data page refuses to save over the version the run trained on. Screenshots: test-artifacts/e2e/quality-*.png."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from _server import ARGS, CHROMIUM, Server, go, idle, need_chromium, set_up_tiny_run, wait_job_result
+from _server import ARGS, CHROMIUM, Server, choose, fill, go, idle, need_chromium, set_up_tiny_run, wait_job_result
 from conftest import ROOT
 
 from bmcore import data as bdata
+from bmcore import quality as bq
 from bmcore import runs
 
 pytestmark = pytest.mark.e2e
@@ -29,6 +32,7 @@ def server(workspace: Path, shared_data: Path):
     df.loc[flips, "label"] = df.loc[flips, "label"].map({"ham": "spam", "spam": "ham"})
     raw = bdata.RawData("sms", {"train": df.iloc[:600], "validation": df.iloc[600:700], "test": df.iloc[700:]})
     bdata.save_prepared(bdata.prepare(raw, "sms", columns=bdata.Columns(["text"], "label")))
+    df.to_csv(workspace.parent / "sms.csv", index=False)  # for the Data page's Save at the end
     srv = Server(workspace)
     yield srv
     srv.stop()
@@ -42,6 +46,15 @@ def pick_row(page, n: int) -> None:
         field.press("ArrowDown")
     field.press("Enter")
     idle(page)
+
+
+def picked(page, label: str) -> str:
+    """What the selectbox labelled ``label`` shows as chosen."""
+    return page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.locator("input").input_value()
+
+
+def new_label(page) -> str:
+    return picked(page, "New label")
 
 
 def test_review_save_a_version_and_train_on_it(server: Server, workspace: Path, tiny_model: Path):
@@ -65,18 +78,37 @@ def test_review_save_a_version_and_train_on_it(server: Server, workspace: Path, 
         wait_job_result(page, "Look mislabeled", workspace)
         idle(page)
         page.screenshot(path=str(ARTIFACTS / "quality-1-flagged.png"), full_page=True)
-        for n, action in enumerate(("relabel", "drop", "keep")):
-            pick_row(page, n)
+        flags = bq.flags_frame(bq.load_quality("sms"))
+        n = len(flags)
+        with page.expect_download() as download:
+            page.get_by_role("button", name=f"All {n:,} flagged rows (CSV)").click()
+        table = pd.read_csv(download.value.path())
+        assert table["flag"].tolist() == list(range(1, n + 1)) and table[bdata.FILE_ROW].tolist() == flags[bdata.FILE_ROW].tolist()
+        page.get_by_text(f"Flags 1 to {n:,} of {n:,}").wait_for()
+        # Row 1 relabelled to the label row 2 was NOT suggested: row 2 must still start from its own suggestion.
+        other = next(x for x in ("ham", "spam") if x != flags.iloc[1]["suggested"])
+        for i, action in enumerate(("relabel", "drop", "keep")):
+            pick_row(page, i)
+            assert f"file row {flags.iloc[i][bdata.FILE_ROW]:,} ({flags.iloc[i]['split']})" in picked(page, "Row to review")
+            assert new_label(page) == flags.iloc[i]["suggested"], (i, new_label(page), flags.iloc[i]["suggested"])
             page.get_by_text(action, exact=True).first.click()
             idle(page)
+            if action == "relabel":
+                choose(page, "New label", other)
             page.get_by_role("button", name="Record").click()
             idle(page)
         page.get_by_text("3 decisions: 1 keep, 1 relabel, 1 drop").wait_for()
+        page.get_by_role("button", name=f"Keep all {n - 3:,} undecided rows shown").click()
+        idle(page)
+        page.get_by_text(f"{n} decisions: {n - 2} keep, 1 relabel, 1 drop").wait_for()
+        page.get_by_text("Row to review").first.scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "quality-2-decisions.png"), full_page=True)
         page.get_by_role("button", name="Save as a new version").click()
         page.get_by_text("Saved the reviewed dataset as 'sms-v2'").wait_for()
         new = bdata.load_prepared("sms-v2")
-        assert new.version["relabelled"] == 1 and new.version["dropped"] == 1 and new.version["kept"] == 1
+        assert new.version["relabelled"] == 1 and new.version["dropped"] == 1 and new.version["kept"] == n - 2
+        first = flags.iloc[0]
+        assert new.splits[first["split"]].set_index(bdata.FILE_ROW).loc[first[bdata.FILE_ROW], "label"] == other
 
         set_up_tiny_run(page, "sms-v2", tiny_model, 32, 4)
         page.get_by_role("button", name="Start training").click()
@@ -86,7 +118,21 @@ def test_review_save_a_version_and_train_on_it(server: Server, workspace: Path, 
             assert time.time() < deadline, "the run did not finish in the browser"
             page.wait_for_timeout(1000)
         page.screenshot(path=str(ARTIFACTS / "quality-3-trained.png"), full_page=True)
+        before = bdata.load_prepared("sms-v2").content_hash()
+        go(page, "Data")
+        page.get_by_text("Local file or folder", exact=True).click()
+        idle(page)
+        fill(page, "Path to a file, a folder with train / validation (val, dev) / test files, or a folder of image "
+             "class folders", str(workspace.parent / "sms.csv"))
+        fill(page, "Name", "sms-v2")
+        page.get_by_text(re.compile(r"dataset 'sms-v2' is used by run .*save it under another name, such as 'sms-v3'")
+                         ).wait_for()
+        assert page.get_by_role("button", name="Save", exact=True).is_disabled()
+        page.get_by_role("button", name="Save", exact=True).evaluate("e => e.scrollIntoView({block: 'center'})")
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(ARTIFACTS / "quality-4-no-save-over-a-used-dataset.png"), full_page=True)
         browser.close()
     (run,) = [r for r in runs.list_runs()]
     assert run.dataset == "sms-v2" and run.state == runs.COMPLETED
+    assert bdata.load_prepared("sms-v2").content_hash() == before
     assert not errors, errors
