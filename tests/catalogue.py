@@ -514,7 +514,16 @@ CASES += [
 
 
 # --- issue 26, images, predict and model configs (images) ---
+
+
+def _wide_csv(columns: int) -> bytes:
+    """A header of ``columns`` names and 8 rows of digits."""
+    return (",".join(f"c{i}" for i in range(columns)) + "\n" + (",".join("7" * columns) + "\n") * 8).encode()
+
+
 CASES += [
+    Case("csv-30000-columns", C, "a 560 KB CSV with 30,000 columns", "file", "has 30,000 columns, more than 2,000",
+         file=lambda: ("wide.csv", _wide_csv(30_000))),
 ]
 
 
