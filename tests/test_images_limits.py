@@ -7,15 +7,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import struct
 import subprocess
 import sys
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from catalogue import solid_png, solid_zip
 from conftest import ROOT
 from PIL import Image
 
@@ -28,28 +26,6 @@ DECODED_MB = SIDE * SIDE * 3 / 1e6
 # The documented bound (bmcore/limits.py): a few decoded images at once (one per decoding step, plus PIL's working
 # copy), never the whole zip. Holding all 12 or 20 decoded images, as before, took 900 MB to 6 GB more.
 BOUND_MB = 4 * DECODED_MB
-
-
-def solid_png(side: int = SIDE, value: int = 0) -> bytes:
-    """A solid RGB PNG written row by row (the test never holds its pixels)."""
-    comp = zlib.compressobj(9)
-    row = b"\x00" + bytes([value]) * (3 * side)
-    idat = b"".join(comp.compress(row * 100) for _ in range(side // 100)) + comp.flush()
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
-
-
-def solid_zip(n: int) -> bytes:
-    png = solid_png()
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for i in range(n):
-            zf.writestr(f"{'class_0' if i % 2 else 'class_1'}/{i}.png", png)
-    return buf.getvalue()
 
 
 PLAYGROUND = """
