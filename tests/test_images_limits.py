@@ -168,3 +168,18 @@ def test_heatmap_paths_skip_inputs_and_repeat_for_the_same_file(tmp_path):
     assert paths[3] == out / "cat.heatmap.heatmap.png"
     beside = heatmap_paths([str(tmp_path / "cat.png"), str(tmp_path / "cat.heatmap.png")])
     assert beside[0] == tmp_path / "cat-2.heatmap.png"  # cat.heatmap.png is an input: never written over
+
+
+def test_the_playground_batch_tab_refuses_the_zip_in_one_line(tiny_resnet, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("BMCORE_MAX_TOTAL_PIXELS", "250000000")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
+    at.switch_page("pages/playground.py").run()
+    at.selectbox(key="playground_model_choice").select("(another local folder)").run()
+    at.text_input(key="playground_path").input(str(tiny_resnet)).run()
+    at.file_uploader(key="playground_image_batch").upload("solid.zip", solid_zip(20), "application/zip").run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "\n" not in errors[0], errors
+    assert "solid.zip: its images add up to more than 250,000,000 pixels" in errors[0].replace("\\", "")

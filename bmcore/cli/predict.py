@@ -1,7 +1,9 @@
 """``python -m bmcore predict --model REF [--explain] [--pair TEXT] TEXT...`` or ``--file F``; with an image model,
 ``python -m bmcore predict --model REF [--explain [--out DIR]] IMAGE...`` (image files: one JSON line each, with
 ``image``, ``label``, ``scores``; with ``--explain`` the explanation heat map blended over the image is written as a PNG,
-``NAME.heatmap.png`` beside each image or in ``--out DIR`` (``NAME-2.heatmap.png``... when names repeat), and the line adds ``heatmap``, ``method`` and ``target``).
+``NAME.heatmap.png`` beside each image or in ``--out DIR`` (``NAME-2.heatmap.png``... when names repeat), and the line
+adds ``heatmap``, ``method`` and ``target``). The pixels of all the images are capped together
+(``BMCORE_MAX_TOTAL_PIXELS``, from their headers), and they are decoded one batch at a time.
 
 Prints one JSON line per input: ``label`` and ``scores``; with ``--explain`` also
 ``tokens``, ``attributions``, ``attentions`` [layers][heads][tokens][tokens] and ``truncated``.
