@@ -40,8 +40,6 @@ _PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_mode
 # classifier.out_proj (RoBERTa, ELECTRA), classifier.1 (ResNet), score (GPT-2, Llama), classification_head.out_proj
 # (BART), logits_proj (XLNet). Its weight is [labels, features].
 _HEAD_WEIGHT = re.compile(r"^(classifier|score|classification_head|logits_proj)(\.out_proj|\.\d+)?\.weight$")
-# Config keys that name the width of the features a head reads (one of them matches its input side).
-_FEATURE_KEYS = ("hidden_size", "dim", "d_model", "n_embd", "hidden_dim", "pooler_hidden_size", "num_features")
 MAX_MODEL_LABELS = 100_000  # labels a config may name without a head in its weights (ImageNet-21k has 21,843)
 
 
@@ -155,9 +153,9 @@ def _weight_shapes(path: Path) -> dict[str, list[int]]:
 
 def check_weight_shapes(cls: Any, ref: ModelRef) -> None:
     """Refuse a local model whose config.json builds tensors of other shapes than its weights hold (a hidden or
-    intermediate size, a vocabulary), naming the first, before anything is allocated: the model is built on the
-    meta device and compared with the safetensors headers. The head is checked by :func:`check_model_dir` (a
-    caller may ask for a new one)."""
+    intermediate size, a vocabulary, the head's input width), naming the first, before anything is allocated: the
+    model its own config describes is built on the meta device and compared with the safetensors headers (a caller
+    may then ask for a new head; its labels were checked against the config by :func:`check_model_dir`)."""
     if ref.path is None or ref.kind == "hub":
         return
     import torch
@@ -183,8 +181,6 @@ def check_weight_shapes(cls: Any, ref: ModelRef) -> None:
             raise BmcoreError(f"model folder {ref.path} has a damaged {file.name} ({str(exc).splitlines()[0][:120]}); "
                               "copy it again from the original model") from exc
         for key, got in shapes.items():
-            if _HEAD_WEIGHT.match(key) or _HEAD_WEIGHT.match(key.replace(".bias", ".weight")):
-                continue
             want = expected.get(key) or expected.get(f"{prefix}.{key}") or (
                 expected.get(key[len(prefix) + 1:]) if prefix and key.startswith(prefix + ".") else None)
             if want is not None and got != want:
@@ -194,9 +190,9 @@ def check_weight_shapes(cls: Any, ref: ModelRef) -> None:
 
 
 def _check_head(path: Path, config: dict[str, Any], shapes: dict[str, list[int]]) -> None:
-    """Refuse a config.json whose labels (``id2label``, else ``num_labels``) or feature width disagree with the
-    classification head in the weights, before transformers builds anything: a ``num_labels`` of 50,000,000 would
-    build a 50,000,000-entry ``id2label`` (gigabytes) before loading failed, and other sizes end in its RuntimeError."""
+    """Refuse a config.json whose labels (``id2label``, else ``num_labels``) disagree with the classification head in
+    the weights, before transformers reads the config: a ``num_labels`` of 50,000,000 builds a 50,000,000-entry
+    ``id2label`` (gigabytes). The other sizes are compared by :func:`check_weight_shapes` when the model loads."""
     id2label, num = config.get("id2label"), config.get("num_labels")
     if num is not None and (not isinstance(num, int) or isinstance(num, bool) or num < 1):
         raise BmcoreError(f"model folder {path} has a config.json whose num_labels is not a positive whole number: "
@@ -213,15 +209,6 @@ def _check_head(path: Path, config: dict[str, Any], shapes: dict[str, list[int]]
     if labels != rows:
         raise BmcoreError(f"model folder {path}: config.json says {labels:,} labels but the weights have {rows:,} "
                           f"({head} is {rows}x{features}); copy the model's config.json and weights together")
-    widths = {k: config[k] for k in _FEATURE_KEYS if isinstance(config.get(k), int) and not isinstance(config[k], bool)}
-    sizes = config.get("hidden_sizes")
-    if isinstance(sizes, list) and sizes and isinstance(sizes[-1], int):
-        widths["hidden_sizes"] = sizes[-1]
-    if widths and features not in widths.values():
-        key, value = next(iter(widths.items()))
-        raise BmcoreError(f"model folder {path}: config.json says {key} {value:,} but the weights' classification head "
-                          f"reads {features:,} features ({head} is {rows}x{features}); copy the model's config.json and "
-                          "weights together")
 
 
 def resolve_model(ref: str) -> ModelRef:

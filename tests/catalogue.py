@@ -595,7 +595,7 @@ CASES += [
          make=_damaged_model(_config_change(id2label={str(i): f"l{i}" for i in range(100_000)}, label2id=None)),
          cli_args=("predict", "--model", "{path}", "a fine film")),
     Case("model-hidden-size", M, "a config.json whose hidden_size is not the weights'", "model",
-         "config.json says hidden_size 64 but the weights' classification head reads 32 features",
+         "config.json builds bert.embeddings.LayerNorm.bias as 64 but the weights hold 32",
          make=_damaged_model(_config_change(hidden_size=64)), cli_args=("predict", "--model", "{path}", "a fine film")),
     Case("model-intermediate-size", M, "a config.json whose intermediate_size is not the weights'", "model",
          "config.json builds bert.encoder.layer.0.intermediate.dense.bias as 64 but the weights hold 128",
