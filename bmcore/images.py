@@ -139,9 +139,9 @@ def _orientation(img: Image.Image) -> int | None:
 
 def total_pixels(name: str, members: Iterable[tuple[str, Callable[[], IO[bytes]]]]) -> int:
     """The pixels of all of a source's images (``members``: each image's name and how to open it as a binary file),
-    read from their headers
-    alone; refused as soon as they pass ``BMCORE_MAX_TOTAL_PIXELS`` (and one image over ``BMCORE_MAX_IMAGE_PIXELS``,
-    or a file that is no image, is refused naming it), so that nothing is decoded for a source that is too big."""
+    read from their headers alone; refused as soon as they pass ``BMCORE_MAX_TOTAL_PIXELS`` (and one image over
+    ``BMCORE_MAX_IMAGE_PIXELS``, or a file that is no image, is refused naming it): nothing of a source that is too
+    big is decoded."""
     total = 0
     for member, open_member in members:
         with open_member() as fh:
@@ -151,15 +151,11 @@ def total_pixels(name: str, members: Iterable[tuple[str, Callable[[], IO[bytes]]
     return total
 
 
-def _reduce(img: Image.Image, factor: int) -> Image.Image:
-    return img.reduce(factor) if factor >= 2 else img
-
-
 def decode_one(data: bytes, name: str = "image", min_side: int | None = None) -> tuple[Image.Image, str | None, bool]:
     """Decode ``data`` as :func:`decode_image` does; also return the conversion made (a :data:`MODE_NOTICES`
     key or None) and whether an EXIF orientation was applied. With ``min_side`` a large image is reduced on load
     by a whole factor that keeps its shorter side at least ``min_side`` (JPEG in the decoder, others by a box
-    filter): a 5000x5000 photo for a 224-pixel model is held at 500x500."""
+    filter): a 5000x5000 photo for a 224-pixel model (``min_side`` 448) is held at 454x454."""
     img = _open(data, name)
     factor = min(img.size) // min_side if min_side else 1
     try:
@@ -171,8 +167,8 @@ def decode_one(data: bytes, name: str = "image", min_side: int | None = None) ->
             turned = _orientation(img) not in (None, 1)
             img = ImageOps.exif_transpose(img) if turned else img
             img, conversion = _to_standard(img)
-            if min_side:
-                img = _reduce(img, min(img.size) // min_side)
+            if min_side and min(img.size) // min_side >= 2:  # what the JPEG decoder did not reduce already
+                img = img.reduce(min(img.size) // min_side)
     except BmcoreError:
         raise
     except (OSError, ValueError, SyntaxError, struct.error, zlib.error, EOFError) as exc:
@@ -390,7 +386,8 @@ def read_image_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], list[str]]
             raise BmcoreError(f"folder {folder}: {rel} is not a regular file")
         return full.read_bytes()
 
-    total_pixels(f"folder {folder}", ((rel, lambda rel=rel: io.BytesIO(read(rel))) for rel in paths))  # headers only: nothing decoded yet
+    # Headers only: nothing is decoded before the pixels of all the images are known.
+    total_pixels(f"folder {folder}", ((rel, lambda rel=rel: io.BytesIO(read(rel))) for rel in paths))
     frames, decoded = _read_layout(layout, read)
     if others:
         notes.append(f"folder {folder}: left out {others:,} files that are not images (by their suffix)")
