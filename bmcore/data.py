@@ -72,6 +72,7 @@ MULTI_EVIDENCE = 0.01  # share of rows with several labels needed (with recurrin
 MAX_COOCCURRENCE = 100  # labels; above this the co-occurrence matrix is left out of the stats
 BINARY_VALUES = {"0": 0, "1": 1, "0.0": 0, "1.0": 1, "false": 0, "true": 1}
 MAX_CLASSES = 500
+MAX_COLUMNS = 2000  # columns in one table: room for MAX_CLASSES 0/1 label columns and more; wider is no text table
 LONG_LABEL = 200  # characters; a label this long is more likely a text column than a class name
 BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
@@ -216,6 +217,9 @@ def _sniff_delimiter(text: str, default: str) -> str:
 
 
 def _check_header(columns: list[str], name: str) -> None:
+    if len(columns) > MAX_COLUMNS:  # checked on the header line, before a CSV's rows are parsed
+        raise BmcoreError(f"{name} has {len(columns):,} columns, more than {MAX_COLUMNS:,}; keep the text and label "
+                          "columns (and the 0/1 label columns of a multi-label table)")
     seen: set[str] = set()
     dups = sorted({c for c in columns if c in seen or seen.add(c)})  # type: ignore[func-returns-value]
     if dups:

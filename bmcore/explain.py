@@ -828,11 +828,14 @@ BATCH_IMAGES_MAX = 1000  # images in one Playground batch zip: predictions for m
 
 def read_image_batch(name: str, data: bytes) -> list[tuple[str, bytes]]:
     """The image files of an uploaded zip as (path inside the zip, bytes), in path order; read in memory (nothing is
-    extracted) after the dataset reader's checks: no unsafe paths or links, a cap on the unpacked size."""
+    extracted) after the dataset reader's checks: no unsafe paths or links, a cap on the unpacked size, and on the
+    pixels of all the images together (``BMCORE_MAX_TOTAL_PIXELS``, from their headers). The bytes stay encoded:
+    :func:`bmcore.inference.predict_images` decodes them a batch at a time."""
     import io
     import zipfile
+    import zlib
 
-    from .images import _zip_members
+    from .images import _zip_members, total_pixels
 
     if not data:
         raise BmcoreError(f"{name} is empty (0 bytes)")
@@ -848,8 +851,11 @@ def read_image_batch(name: str, data: bytes) -> list[tuple[str, bytes]]:
             raise BmcoreError(f"{name} holds {len(members):,} images; the Playground takes at most {BATCH_IMAGES_MAX:,} "
                               "at once (evaluate a prepared dataset for more)")
         try:
+            total_pixels(name, ((i.filename, lambda i=i: zf.open(i)) for i in members))  # headers: nothing decoded
             return [(i.filename, zf.read(i)) for i in members]
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        except BmcoreError:
+            raise
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as exc:
             raise BmcoreError(f"{name} cannot be unpacked ({exc.__class__.__name__}); the zip is damaged") from None
 
 

@@ -32,10 +32,10 @@ import warnings
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -44,7 +44,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .bounded import check_parquet
 from .errors import BmcoreError
 from .files import read_source_bytes, resolve_path
-from .limits import check_file_rows, check_image_pixels, check_unpacked_images, check_upload, current
+from .limits import (
+    check_file_rows,
+    check_image_pixels,
+    check_total_pixels,
+    check_unpacked_images,
+    check_upload,
+    current,
+)
 
 FASHION_MNIST = "builtin:fashion-mnist"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -71,14 +78,15 @@ MODE_NOTICES = {"CMYK": "CMYK images converted to RGB", "P": "palette images con
 # --- one image ------------------------------------------------------------------------------
 
 
-def _open(data: bytes, name: str) -> Image.Image:
-    """Open (header only) with the pixel cap checked before anything is decoded."""
-    if not data:
+def _open(data: bytes | IO[bytes], name: str) -> Image.Image:
+    """Open (header only: ``data`` is the file's bytes, or a binary file object) with the pixel cap checked before
+    anything is decoded."""
+    if isinstance(data, (bytes, bytearray)) and not data:
         raise BmcoreError(f"{name} is empty (0 bytes), not an image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # DecompressionBombWarning: our own cap is checked below; odd EXIF
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data)
     except Image.DecompressionBombError as exc:  # PIL's hard stop, at twice its Image.MAX_IMAGE_PIXELS
         size = re.search(r"\((\d+) pixels\)", str(exc))
         raise BmcoreError(f"{name} has {int(size.group(1)) if size else 0:,} pixels, more than the limit of "
@@ -130,17 +138,38 @@ def _orientation(img: Image.Image) -> int | None:
         return None
 
 
-def decode_one(data: bytes, name: str = "image") -> tuple[Image.Image, str | None, bool]:
+def total_pixels(name: str, members: Iterable[tuple[str, Callable[[], IO[bytes]]]]) -> int:
+    """The pixels of all of a source's images (``members``: each image's name and how to open it as a binary file),
+    read from their headers alone; refused as soon as they pass ``BMCORE_MAX_TOTAL_PIXELS`` (and one image over
+    ``BMCORE_MAX_IMAGE_PIXELS``, or a file that is no image, is refused naming it): nothing of a source that is too
+    big is decoded."""
+    total = 0
+    for member, open_member in members:
+        with open_member() as fh:
+            width, height = _open(fh, member).size
+        total += width * height
+        check_total_pixels(name, total)
+    return total
+
+
+def decode_one(data: bytes, name: str = "image", min_side: int | None = None) -> tuple[Image.Image, str | None, bool]:
     """Decode ``data`` as :func:`decode_image` does; also return the conversion made (a :data:`MODE_NOTICES`
-    key or None) and whether an EXIF orientation was applied."""
+    key or None) and whether an EXIF orientation was applied. With ``min_side`` a large image is reduced on load
+    by a whole factor that keeps its shorter side at least ``min_side`` (JPEG in the decoder, others by a box
+    filter): a 5000x5000 photo for a 224-pixel model (``min_side`` 448) is held at 454x454."""
     img = _open(data, name)
+    factor = min(img.size) // min_side if min_side else 1
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PIL warns about odd EXIF or palette transparency: not our user's problem
+            if factor >= 2:
+                img.draft(img.mode, (max(1, img.width // factor), max(1, img.height // factor)))  # JPEG: scaled decode
             img.load()
             turned = _orientation(img) not in (None, 1)
             img = ImageOps.exif_transpose(img) if turned else img
             img, conversion = _to_standard(img)
+            if min_side and min(img.size) // min_side >= 2:  # what the JPEG decoder did not reduce already
+                img = img.reduce(min(img.size) // min_side)
     except BmcoreError:
         raise
     except (OSError, ValueError, SyntaxError, struct.error, zlib.error, EOFError) as exc:
@@ -149,15 +178,15 @@ def decode_one(data: bytes, name: str = "image") -> tuple[Image.Image, str | Non
     return img, conversion, turned
 
 
-def decode_image(data: bytes, name: str = "image") -> Image.Image:
+def decode_image(data: bytes, name: str = "image", min_side: int | None = None) -> Image.Image:
     """Decode an image file's bytes into a PIL image in "RGB" or "L" mode, EXIF rotation applied.
 
     Refuses with a one-line :class:`BmcoreError` naming ``name``: an empty, non-image, corrupt or truncated file, and
     one over the pixel cap (``BMCORE_MAX_IMAGE_PIXELS``), checked from the header before the pixels are decoded.
     CMYK, palette, 16-bit, 1-bit and alpha images are converted (transparent areas become white); the first frame of
-    an animation is used.
+    an animation is used. ``min_side``: reduce a large image on load (:func:`decode_one`).
     """
-    return decode_one(data, name)[0]
+    return decode_one(data, name, min_side)[0]
 
 
 def pixel_hash(img: Image.Image) -> str:
@@ -358,6 +387,8 @@ def read_image_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], list[str]]
             raise BmcoreError(f"folder {folder}: {rel} is not a regular file")
         return full.read_bytes()
 
+    # Headers only: nothing is decoded before the pixels of all the images are known.
+    total_pixels(f"folder {folder}", ((rel, lambda rel=rel: io.BytesIO(read(rel))) for rel in paths))
     frames, decoded = _read_layout(layout, read)
     if others:
         notes.append(f"folder {folder}: left out {others:,} files that are not images (by their suffix)")
@@ -403,6 +434,10 @@ def read_image_zip(data: bytes, name: str) -> tuple[dict[str, pd.DataFrame], lis
             except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as exc:
                 raise BmcoreError(f"{name}: {member} cannot be unpacked ({exc.__class__.__name__}); the zip is damaged") from exc
 
+        try:  # headers only, streamed from the zip: nothing is decoded (or unpacked whole) before the total is known
+            total_pixels(name, ((m, lambda m=m: zf.open(infos[m])) for m in sorted(infos)))
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            raise BmcoreError(f"{name} cannot be unpacked ({exc.__class__.__name__}); the zip is damaged") from exc
         frames, decoded = _read_layout(layout, read)
     if others:
         notes.append(f"{name}: left out {others:,} files that are not images (by their suffix)")
@@ -450,20 +485,39 @@ def read_fashion_mnist(folder: Path | None = None) -> tuple[dict[str, pd.DataFra
     return frames, [f"Fashion-MNIST from {folder}: its own train (60,000) and test (10,000) splits"]
 
 
+IMAGE_SAMPLE = 50  # the first non-empty values of a column that must all be images for it to be the image column
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value)
+
+
+def _holds_images(values: list[Any]) -> bool:
+    """True when every value is image bytes, a Hugging Face ``Image`` cell, or a file name with an image suffix."""
+    return (all(isinstance(v, (bytes, bytearray)) for v in values)
+            or all(isinstance(v, dict) and isinstance(v.get("bytes"), (bytes, bytearray)) for v in values)
+            or all(isinstance(v, str) and is_image_file(v.strip()) for v in values))
+
+
 def image_column(df: pd.DataFrame) -> str | None:
-    """The column of a table that holds images: bytes, or file names ending in an image suffix; None if none."""
-    candidates = sorted(df.columns, key=lambda c: (str(c).lower() not in IMAGE_COLUMNS, list(df.columns).index(c)))
-    for c in candidates:
-        values = df[c].dropna()
-        if values.empty:
+    """The column of a table that holds images: bytes, or file names ending in an image suffix; None if none.
+
+    Conventionally named columns (``image``, ``path`` ...) are looked at first, then the others in table order.
+    Linear in the columns: the first rows are read once, and only a column whose values there all look like
+    images (or that is empty there) is read further (a 30,000-column table takes a second or two)."""
+    columns = list(df.columns)
+    kinds = [dtype.kind for dtype in df.dtypes]
+    head = df.head(IMAGE_SAMPLE).to_numpy(dtype=object)
+    order = sorted(range(len(columns)), key=lambda i: (str(columns[i]).lower() not in IMAGE_COLUMNS, i))
+    for i in order:
+        if kinds[i] in "biufcmM":  # numbers, booleans, dates: never image bytes or file names
             continue
-        sample = values.head(50)
-        if sample.map(lambda v: isinstance(v, (bytes, bytearray))).all():
-            return str(c)
-        if sample.map(lambda v: isinstance(v, dict) and isinstance(v.get("bytes"), (bytes, bytearray))).all():
-            return str(c)  # Hugging Face datasets' Image feature, as Parquet: {"bytes": ..., "path": ...}
-        if sample.map(lambda v: isinstance(v, str) and is_image_file(v.strip())).all():
-            return str(c)
+        first = [v for v in head[:, i] if not _missing(v)]
+        if first and not _holds_images(first):
+            continue
+        sample = first if len(first) == IMAGE_SAMPLE else df.iloc[:, i].dropna().head(IMAGE_SAMPLE).tolist()
+        if sample and _holds_images(sample):
+            return str(columns[i])
     return None
 
 
@@ -486,27 +540,37 @@ def image_frames_from_table(df: pd.DataFrame, column: str, label: str, base: Pat
     if label not in df.columns:
         raise BmcoreError(f"column {label!r} is missing from {name}; columns: {', '.join(map(str, df.columns))}")
     keep = df[column].notna() & df[label].notna()
-    decoder = _Decoder()
-    rows = []
+    items: list[tuple[str, bytes | Path, Any, bool]] = []  # (name, bytes or file, class, from bytes)
     for i, (value, cls) in enumerate(zip(df.loc[keep, column], df.loc[keep, label], strict=True)):
         if isinstance(value, dict):
             value = value.get("bytes")
         if isinstance(value, (bytes, bytearray)):
-            rows.append(decoder.row(bytes(value), f"{name} row {i + 1}", cls))
-            rows[-1]["path"] = ""
+            items.append((f"{name} row {i + 1}", bytes(value), cls, True))
             continue
         rel = str(value).strip()
         if base is None:
             raise BmcoreError(f"{name} names image files ({rel!r}), which an uploaded table cannot reach; upload a zip "
                               "of class folders, or a Parquet file with the image bytes")
-        full = _confined(base, rel, name)
+        items.append((rel, _confined(base, rel, name), cls, False))
+
+    def read(item: tuple[str, bytes | Path, Any, bool]) -> bytes:
+        rel, source = item[0], item[1]
+        if isinstance(source, bytes):
+            return source
         try:
-            data = full.read_bytes()
+            return source.read_bytes()
         except FileNotFoundError as exc:
             raise BmcoreError(f"{name}: the image {rel!r} does not exist (paths are relative to the file's folder)") from exc
         except OSError as exc:
             raise BmcoreError(f"{name}: cannot read the image {rel!r} ({exc.strerror})") from exc
-        rows.append(decoder.row(data, rel, cls))
+
+    total_pixels(name, ((item[0], lambda item=item: io.BytesIO(read(item))) for item in items))  # headers: nothing decoded
+    decoder = _Decoder()
+    rows = []
+    for item in items:
+        rows.append(decoder.row(read(item), item[0], item[2]))
+        if item[3]:
+            rows[-1]["path"] = ""
     notes = decoder.notes()
     if (~keep).any():
         notes.insert(0, f"{name}: left out {int((~keep).sum()):,} rows without an image or a label")

@@ -193,10 +193,21 @@ class ImageClassifier(Classifier):
     def processor(self) -> Any:
         return self.tokenizer
 
+    @property
+    def load_side(self) -> int | None:
+        """The shorter side image bytes are reduced to on load (at least twice the model's input side; None when the
+        processor names no size): memory per image stays small whatever the file's size."""
+        from .tasks.image_classification import processor_size
+
+        side = processor_size(self.processor)
+        return 2 * side if side else None
+
     def predict_proba(self, images: Sequence[Any], pairs: Sequence[str] | None = None, *, batch_size: int = 64,  # type: ignore[override]
-                      token_budget: int = 0, progress: Callable[[int, int], None] | None = None) -> Prediction:
-        """Class probabilities for images (PIL images, or image file bytes), in input order: resized and normalised
-        by the saved image processor, exactly as ``pipeline("image-classification")`` does."""
+                      token_budget: int = 0, progress: Callable[[int, int], None] | None = None,
+                      names: Sequence[str] | None = None) -> Prediction:
+        """Class probabilities for images (PIL images, or image file bytes, named in refusals by ``names``), in input
+        order: resized and normalised by the saved image processor, as ``pipeline("image-classification")`` does.
+        Bytes are decoded one batch at a time and reduced on load (:attr:`load_side`), so memory stays bounded."""
         import torch
 
         from .tasks.image_classification import decode, pixel_values
@@ -208,7 +219,8 @@ class ImageClassifier(Classifier):
         weights = next(self.model.parameters()).dtype
         with torch.inference_mode():
             for i in range(0, n, max(1, batch_size)):
-                part = [decode(im, f"image {i + k + 1}") if isinstance(im, (bytes, bytearray, memoryview)) else im.convert("RGB")
+                part = [decode(im, names[i + k] if names is not None else f"image {i + k + 1}", self.load_side)
+                        if isinstance(im, (bytes, bytearray, memoryview)) else im.convert("RGB")
                         for k, im in enumerate(images[i:i + batch_size])]
                 x = pixel_values(self.processor, part).to(device=device, dtype=weights)
                 logits[i:i + len(part)] = self.model(pixel_values=x).logits.float().cpu().numpy()
@@ -240,14 +252,15 @@ def _records(pred: Prediction, calibrated: bool) -> list[dict[str, Any]]:
 
 
 def predict_images(classifier: ImageClassifier, images: Sequence[Any], calibrated: bool = False, *,
-                   batch_size: int = 64) -> list[dict[str, Any]]:
-    """One record per image (PIL images or image file bytes), as :func:`predict` gives for texts."""
+                   batch_size: int = 64, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """One record per image (PIL images or image file bytes, decoded a batch at a time; ``names`` name them in a
+    refusal), as :func:`predict` gives for texts."""
     images = list(images)
     if not images:
         raise BmcoreError("no images to predict; give at least one image")
     if not isinstance(classifier, ImageClassifier):
         raise BmcoreError("this model classifies text, not images; give a text, or an image model")
-    return _records(classifier.predict_proba(images, batch_size=batch_size), calibrated)
+    return _records(classifier.predict_proba(images, batch_size=batch_size, names=names), calibrated)
 
 
 def predict(classifier: Classifier, texts: Sequence[str], pairs: Sequence[str] | None = None,

@@ -18,6 +18,8 @@ variable                    demo default  what it caps
 ``BMCORE_MAX_CELL_CHARS``   100000        characters in one cell (1,000,000 outside demo mode)
 ``BMCORE_MAX_IMAGE_PIXELS``  25000000     pixels in one image (89,478,485 outside demo mode, PIL's own)
 ``BMCORE_MAX_UNPACKED_MB``  1000          megabytes a zip of images unpacks to (4,096 outside demo mode)
+``BMCORE_MAX_TOTAL_PIXELS``  250000000    pixels of all the images of one zip, folder, table or
+                                          predict call together (10,000,000,000 outside demo mode)
 ==========================  ============  =====================================================
 
 The file caps bound what a file *expands to*, checked before it is materialised: a 100 KB Parquet
@@ -28,6 +30,13 @@ width), then row group by row group with strings still dictionary-encoded; Excel
 pandas expands shared strings (:mod:`bmcore.bounded`); CSV, TSV and JSON from their decoded text (no
 cell is longer than it), then from the cells read. The per-cell cap is on everywhere: no classifier
 reads a million characters of one text. In a public demo, reading one file stays under 1.5 GB.
+
+Images are capped one by one (``BMCORE_MAX_IMAGE_PIXELS``) and together (``BMCORE_MAX_TOTAL_PIXELS``), both
+from their headers before a pixel is decoded: a 17 KB zip of solid 5000x5000 PNGs is 500,000,000 pixels. Decoding
+then streams, so memory stays bounded whatever the total: a dataset reader holds one decoded image per thread
+(at most 3 bytes x ``BMCORE_MAX_IMAGE_PIXELS``, 75 MB in demo mode) and keeps PNG bytes; predictions (the
+Playground's batch, ``predict``, evaluation) decode one batch at a time, each image reduced on load to twice
+the model's input side (JPEG in the decoder, others by a box filter), so a batch of 64 images adds a few MB.
 
 On Streamlit Community Cloud or Hugging Face Spaces, set them as secrets or variables: ``app.py``
 copies ``st.secrets`` entries named ``BMCORE_*`` into the environment at start.
@@ -54,15 +63,17 @@ MAX_FILE_CHARS = "BMCORE_MAX_FILE_CHARS"
 MAX_CELL_CHARS = "BMCORE_MAX_CELL_CHARS"
 MAX_IMAGE_PIXELS = "BMCORE_MAX_IMAGE_PIXELS"
 MAX_UNPACKED_MB = "BMCORE_MAX_UNPACKED_MB"
+MAX_TOTAL_PIXELS = "BMCORE_MAX_TOTAL_PIXELS"
 VARIABLES = (PUBLIC_DEMO, MAX_TRAIN_ROWS, MAX_EPOCHS, MAX_JOBS, ALLOW_HUB, ALLOW_LOCAL_PATHS, MAX_UPLOAD_MB,
-             MAX_FILE_ROWS, MAX_FILE_CHARS, MAX_CELL_CHARS, MAX_IMAGE_PIXELS, MAX_UNPACKED_MB)
+             MAX_FILE_ROWS, MAX_FILE_CHARS, MAX_CELL_CHARS, MAX_IMAGE_PIXELS, MAX_UNPACKED_MB, MAX_TOTAL_PIXELS)
 
 DEMO_DEFAULTS = {MAX_TRAIN_ROWS: 5000, MAX_EPOCHS: 3, MAX_JOBS: 2,
                  MAX_FILE_ROWS: 200_000, MAX_FILE_CHARS: 50_000_000, MAX_CELL_CHARS: 100_000,
-                 MAX_IMAGE_PIXELS: 25_000_000, MAX_UNPACKED_MB: 1000}
+                 MAX_IMAGE_PIXELS: 25_000_000, MAX_UNPACKED_MB: 1000, MAX_TOTAL_PIXELS: 250_000_000}
 DEFAULT_MAX_CELL_CHARS = 1_000_000  # outside demo mode too
 DEFAULT_MAX_IMAGE_PIXELS = 89_478_485  # PIL's own warning threshold (a 0.25 GB RGB image): always on
 DEFAULT_MAX_UNPACKED_MB = 4096  # a zip of images: always on, against zip bombs
+DEFAULT_MAX_TOTAL_PIXELS = 10_000_000_000  # all images of one source: 200,000 images of 224x224; minutes of decoding
 DEFAULT_MAX_UPLOAD_MB = 200  # the same as server.maxUploadSize in .streamlit/config.toml
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -107,6 +118,7 @@ class Limits:
     max_cell_chars: int = DEFAULT_MAX_CELL_CHARS
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     max_unpacked_mb: float = DEFAULT_MAX_UNPACKED_MB
+    max_total_pixels: int = DEFAULT_MAX_TOTAL_PIXELS
 
     def describe(self) -> str:
         """One line for the UI: what this deployment caps."""
@@ -152,6 +164,7 @@ def current() -> Limits:
         max_cell_chars=_number(MAX_CELL_CHARS, d.get(MAX_CELL_CHARS, DEFAULT_MAX_CELL_CHARS)),  # type: ignore[arg-type]
         max_image_pixels=_number(MAX_IMAGE_PIXELS, d.get(MAX_IMAGE_PIXELS, DEFAULT_MAX_IMAGE_PIXELS)),  # type: ignore[arg-type]
         max_unpacked_mb=_number(MAX_UNPACKED_MB, d.get(MAX_UNPACKED_MB, DEFAULT_MAX_UNPACKED_MB), float),  # type: ignore[arg-type]
+        max_total_pixels=_number(MAX_TOTAL_PIXELS, d.get(MAX_TOTAL_PIXELS, DEFAULT_MAX_TOTAL_PIXELS)),  # type: ignore[arg-type]
     )
 
 
@@ -221,6 +234,14 @@ def check_image_pixels(name: str, width: int, height: int) -> None:
     if width * height > cap:
         raise BmcoreError(f"{name} is {width:,}x{height:,} pixels, more than the limit of {cap:,} pixels "
                           f"({MAX_IMAGE_PIXELS}); resize it first")
+
+
+def check_total_pixels(name: str, total: int) -> None:
+    """Refuse images that add up to more pixels than the cap, from their headers, before any is decoded."""
+    cap = current().max_total_pixels
+    if total > cap:
+        raise BmcoreError(f"{name}: its images add up to more than {cap:,} pixels, the limit ({MAX_TOTAL_PIXELS}); "
+                          "use fewer or smaller images")
 
 
 def check_unpacked_images(name: str, nbytes: int) -> None:

@@ -18,7 +18,7 @@ import os
 import platform
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .builtin_images import BUILTIN_IMAGE_MODELS, builtin_image_model_dir
@@ -36,6 +36,11 @@ FORCED_FP32 = f"forced by {PRECISION_ENV}=fp32"  # DeviceInfo.detail when the en
 _HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 _PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack")
+# The classification head's output layer, as transformers names it: classifier (BERT, ViT, EfficientNet...),
+# classifier.out_proj (RoBERTa, ELECTRA), classifier.1 (ResNet), score (GPT-2, Llama), classification_head.out_proj
+# (BART), logits_proj (XLNet). Its weight is [labels, features].
+_HEAD_WEIGHT = re.compile(r"^(classifier|score|classification_head|logits_proj)(\.out_proj|\.\d+)?\.weight$")
+MAX_MODEL_LABELS = 100_000  # labels a config may name without a head in its weights (ImageNet-21k has 21,843)
 
 
 @dataclass(frozen=True)
@@ -116,16 +121,94 @@ def _check_model_files(path: Path, config: dict[str, Any]) -> None:
         if not isinstance(tok_data, dict) or not isinstance(tok_data.get("model"), dict):
             raise BmcoreError(f"model folder {path} has a tokenizer.json of the wrong structure (no tokenizer model); "
                               "copy it again from the original model")
-    weights = path / "model.safetensors"
-    if weights.is_file():
-        from safetensors import safe_open
+    _check_head(path, config, _weight_shapes(path))
 
+
+def _weight_shapes(path: Path) -> dict[str, list[int]]:
+    """Each tensor's shape, from the safetensors headers alone (nothing is loaded); a damaged file is refused. For a
+    sharded model, the shapes of the shard that holds the classification head (if the index names one)."""
+    from safetensors import safe_open
+
+    weights = path / "model.safetensors"
+    files = [weights] if weights.is_file() else []
+    index = path / "model.safetensors.index.json"
+    if not files and index.is_file():
         try:
-            with safe_open(str(weights), framework="pt") as fh:
-                fh.keys()
+            weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map") or {}
+            shards = {str(f) for k, f in weight_map.items() if _HEAD_WEIGHT.match(str(k))}
+        except (OSError, ValueError, AttributeError) as exc:
+            raise BmcoreError(f"model folder {path} has an unreadable model.safetensors.index.json "
+                              f"({exc.__class__.__name__})") from exc
+        files = [path / PurePosixPath(f).name for f in sorted(shards)]
+    shapes: dict[str, list[int]] = {}
+    for file in files:
+        try:
+            with safe_open(str(file), framework="pt") as fh:
+                shapes.update({k: list(fh.get_slice(k).get_shape()) for k in fh.keys() if _HEAD_WEIGHT.match(k)})
         except Exception as exc:  # safetensors raises its own error type for a truncated or garbled file
-            raise BmcoreError(f"model folder {path} has a damaged model.safetensors ({str(exc).splitlines()[0][:120]}); "
+            raise BmcoreError(f"model folder {path} has a damaged {file.name} ({str(exc).splitlines()[0][:120]}); "
                               "copy it again from the original model") from exc
+    return shapes
+
+
+def check_weight_shapes(cls: Any, ref: ModelRef) -> None:
+    """Refuse a local model whose config.json builds tensors of other shapes than its weights hold (a hidden or
+    intermediate size, a vocabulary, the head's input width), naming the first, before anything is allocated: the
+    model its own config describes is built on the meta device and compared with the safetensors headers (a caller
+    may then ask for a new head; its labels were checked against the config by :func:`check_model_dir`)."""
+    if ref.path is None or ref.kind == "hub":
+        return
+    import torch
+    from safetensors import safe_open
+
+    files = [ref.path / "model.safetensors"] if (ref.path / "model.safetensors").is_file() else []
+    if not files and (ref.path / "model.safetensors.index.json").is_file():
+        weight_map = json.loads((ref.path / "model.safetensors.index.json").read_text(encoding="utf-8")).get("weight_map") or {}
+        files = [ref.path / PurePosixPath(str(f)).name for f in sorted(set(weight_map.values()))]
+    config = load_config(ref)
+    try:
+        with torch.device("meta"):
+            model = cls.from_config(config)
+    except Exception:  # noqa: BLE001 - a config this class cannot build: the load itself says why, in one line
+        return
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    prefix = getattr(model, "base_model_prefix", "") or ""
+    for file in files:
+        try:
+            with safe_open(str(file), framework="pt") as fh:
+                shapes = {key: tuple(fh.get_slice(key).get_shape()) for key in fh.keys()}
+        except Exception as exc:  # safetensors raises its own error type for a truncated or garbled file
+            raise BmcoreError(f"model folder {ref.path} has a damaged {file.name} ({str(exc).splitlines()[0][:120]}); "
+                              "copy it again from the original model") from exc
+        for key, got in shapes.items():
+            want = expected.get(key) or expected.get(f"{prefix}.{key}") or (
+                expected.get(key[len(prefix) + 1:]) if prefix and key.startswith(prefix + ".") else None)
+            if want is not None and got != want:
+                raise BmcoreError(f"model folder {ref.path}: config.json builds {key} as "
+                                  f"{'x'.join(map(str, want))} but the weights hold {'x'.join(map(str, got))}; "
+                                  "copy the model's config.json and weights together")
+
+
+def _check_head(path: Path, config: dict[str, Any], shapes: dict[str, list[int]]) -> None:
+    """Refuse a config.json whose labels (``id2label``, else ``num_labels``) disagree with the classification head in
+    the weights, before transformers reads the config: a ``num_labels`` of 50,000,000 builds a 50,000,000-entry
+    ``id2label`` (gigabytes). The other sizes are compared by :func:`check_weight_shapes` when the model loads."""
+    id2label, num = config.get("id2label"), config.get("num_labels")
+    if num is not None and (not isinstance(num, int) or isinstance(num, bool) or num < 1):
+        raise BmcoreError(f"model folder {path} has a config.json whose num_labels is not a positive whole number: "
+                          f"{str(num)[:40]}")
+    labels = len(id2label) if isinstance(id2label, dict) and id2label else num if num is not None else 2
+    heads = [k for k in shapes if len(shapes[k]) == 2]
+    head = next((k for k in heads if shapes[k][0] == labels), heads[0] if heads else None)
+    if head is None:
+        if labels > MAX_MODEL_LABELS:
+            raise BmcoreError(f"model folder {path}: config.json says {labels:,} labels, more than {MAX_MODEL_LABELS:,} "
+                              "(and its weights have no classification head); is the config damaged?")
+        return
+    rows, features = shapes[head]
+    if labels != rows:
+        raise BmcoreError(f"model folder {path}: config.json says {labels:,} labels but the weights have {rows:,} "
+                          f"({head} is {rows}x{features}); copy the model's config.json and weights together")
 
 
 def resolve_model(ref: str) -> ModelRef:
@@ -203,6 +286,12 @@ def _from_pretrained(cls: Any, ref: ModelRef, offer: str = DEFAULT_MODEL, **kwar
         raise BmcoreError(f"cannot load model from {ref.location}: {str(exc).splitlines()[0][:200]}") from exc
     except BmcoreError:
         raise
+    except RuntimeError as exc:
+        # Sizes in config.json that disagree with the weights beyond the head (checked before: check_model_dir).
+        if ref.kind == "hub" or not re.search(r"size mismatch|ignore_mismatched_sizes", str(exc)):
+            raise
+        raise BmcoreError(f"model folder {ref.location}: config.json does not match the weights' sizes; "
+                          "copy the model's config.json and weights together") from exc
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         # A damaged file transformers reads without checking (a tokenizer.json of the wrong shape): one line.
         if ref.kind == "hub":
@@ -282,6 +371,7 @@ def load_classifier(ref: str | ModelRef, label_names: list[str] | None = None,
     if problem_type:
         kwargs["problem_type"] = problem_type
     kwargs.update(config_overrides)  # e.g. attention_probs_dropout_prob=0.0
+    check_weight_shapes(AutoModelForSequenceClassification, mref)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialized head" warning is expected here
     try:

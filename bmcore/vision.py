@@ -10,7 +10,7 @@ from typing import Any
 
 from .builtin_images import BUILTIN_IMAGE_MODELS, DEFAULT_IMAGE_MODEL
 from .errors import BmcoreError
-from .models import BUILTIN_PREFIX, ModelRef, _from_pretrained, load_config, resolve_model
+from .models import BUILTIN_PREFIX, ModelRef, _from_pretrained, check_weight_shapes, load_config, resolve_model
 
 
 def _ref(ref: str | ModelRef) -> ModelRef:
@@ -82,6 +82,7 @@ def load_image_classifier(ref: str | ModelRef, label_names: list[str] | None = N
         kwargs.update(num_labels=len(label_names), id2label=dict(enumerate(label_names)),
                       label2id={n: i for i, n in enumerate(label_names)}, ignore_mismatched_sizes=True)
     kwargs.update(config_overrides)
+    check_weight_shapes(AutoModelForImageClassification, mref)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialized head" warning is expected here
     try:

@@ -7,13 +7,16 @@ Each input is built from scratch (``Ctx`` gives a temp folder, the tiny model an
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -754,7 +757,89 @@ CASES += [
 
 
 # --- issue 26, images, predict and model configs (images) ---
+
+
+def _wide_csv(columns: int) -> bytes:
+    """A header of ``columns`` names and 8 rows of digits."""
+    return (",".join(f"c{i}" for i in range(columns)) + "\n" + (",".join("7" * columns) + "\n") * 8).encode()
+
+
+def solid_png(side: int = 5000, value: int = 0) -> bytes:
+    """A solid side x side RGB PNG (75 MB decoded at 5000, about 80 KB as a file), written row by row."""
+    comp = zlib.compressobj(9)
+    row = b"\x00" + bytes([value]) * (3 * side)
+    idat = b"".join(comp.compress(row * 100) for _ in range(side // 100)) + comp.compress(row * (side % 100)) + comp.flush()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def solid_zip(n: int) -> bytes:
+    """A zip of ``n`` solid 5000x5000 PNGs in two class folders (20 of them: 500,000,000 pixels in 9 KB)."""
+    png = solid_png()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(n):
+            zf.writestr(f"{'class_0' if i % 2 else 'class_1'}/{i}.png", png)
+    return buf.getvalue()
+
+
+def _big_images_and_model(ctx: Ctx) -> Path:
+    """A folder with a tiny random ViT (model/) and three solid 5000x5000 PNGs (a.png, b.png, c.png)."""
+    from bmcore.models import make_tiny_vit
+
+    folder = ctx.tmp / "big-images"
+    with contextlib.redirect_stderr(io.StringIO()):  # transformers' progress bar: not the command's output
+        make_tiny_vit(folder / "model")
+    for name in "abc":
+        (folder / f"{name}.png").write_bytes(solid_png())
+    return folder
+
+
+def _config_change(**changes: object) -> Callable[[Path], None]:
+    """Set (None: remove) keys of a copied model's config.json."""
+    def change(folder: Path) -> None:
+        config = json.loads((folder / "config.json").read_text())
+        for key, value in changes.items():
+            if value is None:
+                config.pop(key, None)
+            else:
+                config[key] = value
+        (folder / "config.json").write_text(json.dumps(config))
+    return change
+
+
+PIXELS_CAP = {"BMCORE_MAX_TOTAL_PIXELS": "250000000"}  # the public demo's default, set alone
+
 CASES += [
+    Case("csv-30000-columns", C, "a 560 KB CSV with 30,000 columns", "file", "has 30,000 columns, more than 2,000",
+         file=lambda: ("wide.csv", _wide_csv(30_000))),
+    Case("zip-total-pixels", F, "a 9 KB zip of 20 solid 5000x5000 PNGs (500,000,000 pixels), with "
+         "BMCORE_MAX_TOTAL_PIXELS at the demo's 250,000,000", "file", "its images add up to more than 250,000,000 pixels",
+         env=PIXELS_CAP, file=lambda: ("solid.zip", solid_zip(20))),
+    Case("predict-total-pixels", F, "predict on three 5000x5000 images (75,000,000 pixels) over a BMCORE_MAX_TOTAL_PIXELS "
+         "of 50,000,000", "cli", "the images given: its images add up to more than 50,000,000 pixels",
+         env={"BMCORE_MAX_TOTAL_PIXELS": "50000000"}, make=_big_images_and_model,
+         cli_args=("predict", "--model", "{path}/model", "{path}/a.png", "{path}/b.png", "{path}/c.png"),
+         no_ui="the Playground predicts one image, or a zip (case zip-total-pixels; tests/test_images_limits.py "
+               "drives its batch path and measures its memory)"),
+    Case("model-num-labels-huge", M, "a config.json with num_labels 50,000,000 (no id2label)", "model",
+         "config.json says 50,000,000 labels but the weights have 2",
+         make=_damaged_model(_config_change(num_labels=50_000_000, id2label=None, label2id=None)),
+         cli_args=("predict", "--model", "{path}", "a fine film")),
+    Case("model-id2label-huge", M, "a config.json whose id2label has 100,000 entries", "model",
+         "config.json says 100,000 labels but the weights have 2",
+         make=_damaged_model(_config_change(id2label={str(i): f"l{i}" for i in range(100_000)}, label2id=None)),
+         cli_args=("predict", "--model", "{path}", "a fine film")),
+    Case("model-hidden-size", M, "a config.json whose hidden_size is not the weights'", "model",
+         "config.json builds bert.embeddings.LayerNorm.bias as 64 but the weights hold 32",
+         make=_damaged_model(_config_change(hidden_size=64)), cli_args=("predict", "--model", "{path}", "a fine film")),
+    Case("model-intermediate-size", M, "a config.json whose intermediate_size is not the weights'", "model",
+         "config.json builds bert.encoder.layer.0.intermediate.dense.bias as 64 but the weights hold 128",
+         make=_damaged_model(_config_change(intermediate_size=64)), cli_args=("predict", "--model", "{path}", "a fine film")),
 ]
 
 

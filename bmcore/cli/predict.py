@@ -1,7 +1,9 @@
 """``python -m bmcore predict --model REF [--explain] [--pair TEXT] TEXT...`` or ``--file F``; with an image model,
 ``python -m bmcore predict --model REF [--explain [--out DIR]] IMAGE...`` (image files: one JSON line each, with
 ``image``, ``label``, ``scores``; with ``--explain`` the explanation heat map blended over the image is written as a PNG,
-``NAME.heatmap.png`` beside each image or in ``--out DIR``, and the line adds ``heatmap``, ``method`` and ``target``).
+``NAME.heatmap.png`` beside each image or in ``--out DIR`` (``NAME-2.heatmap.png``... when names repeat), and the line
+adds ``heatmap``, ``method`` and ``target``). The pixels of all the images are capped together
+(``BMCORE_MAX_TOTAL_PIXELS``, from their headers), and they are decoded one batch at a time.
 
 Prints one JSON line per input: ``label`` and ``scores``; with ``--explain`` also
 ``tokens``, ``attributions``, ``attentions`` [layers][heads][tokens][tokens] and ``truncated``.
@@ -101,18 +103,25 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_image(path: str | Path) -> bytes:
-    """An image file's bytes, after the same checks as --file (a regular file that exists)."""
+def check_image_file(path: str | Path) -> Path:
+    """An image file's path, after the same checks as --file (a regular file that exists)."""
     path = Path(path)
     check_regular(path)
     if path.is_dir():
         raise BmcoreError(f"{path} is a folder; give image files")
     if not path.is_file():
         raise BmcoreError(f"image file {path} does not exist")
-    return path.read_bytes()
+    return path
+
+
+def read_image(path: str | Path) -> bytes:
+    """An image file's bytes, after the same checks as --file (a regular file that exists)."""
+    return check_image_file(path).read_bytes()
 
 
 def _run_images(clf: object, paths: list[str], args: argparse.Namespace) -> int:
+    from ..explain import OVERLAY_PX
+    from ..images import total_pixels
     from ..inference import predict_images
 
     if args.pair:
@@ -121,25 +130,33 @@ def _run_images(clf: object, paths: list[str], args: argparse.Namespace) -> int:
         raise BmcoreError("--file reads texts; give image files as arguments for an image model")
     from ..tasks.image_classification import decode
 
-    images = [decode(read_image(p), p) for p in paths]  # refusals name the file (pixel limit, not an image, ...)
-    records = predict_images(clf, images, calibrated=args.calibrated,  # type: ignore[arg-type]
-                             batch_size=args.batch_size)
+    # Every file is checked, and the pixels of all of them counted from their headers, before one is decoded.
+    total_pixels("the images given", ((p, lambda p=p: check_image_file(p).open("rb")) for p in paths))
     out_dir = Path(args.out).expanduser() if args.out else None
     if args.explain and out_dir is not None:
         if out_dir.exists() and not out_dir.is_dir():
             raise BmcoreError(f"--out {out_dir} is a file; give a folder for the heat maps")
         out_dir.mkdir(parents=True, exist_ok=True)
-    for path, img, rec in zip(paths, images, records, strict=True):
-        rec.pop("truncated", None)
-        line = {"image": path, **rec}
-        if args.explain:
-            from ..explain import explain_image, overlay_png
+    targets = heatmap_paths(paths, out_dir) if args.explain else []
+    # Large images are reduced on load (to the overlay's size, when explaining), and decoded one batch at a time.
+    side = max(getattr(clf, "load_side", None) or 0, OVERLAY_PX if args.explain else 0) or None
+    step = max(1, args.batch_size)
+    for start in range(0, len(paths), step):
+        part = paths[start:start + step]
+        images = [decode(read_image(p), p, side) for p in part]  # refusals name the file (pixel limit, not an image, ...)
+        records = predict_images(clf, images, calibrated=args.calibrated,  # type: ignore[arg-type]
+                                 batch_size=args.batch_size)
+        for k, (path, img, rec) in enumerate(zip(part, images, records, strict=True)):
+            rec.pop("truncated", None)
+            line = {"image": path, **rec}
+            if args.explain:
+                from ..explain import explain_image, overlay_png
 
-            ex = explain_image(clf, img, target=args.target if args.target is not None else rec["label"])
-            target = heatmap_path(path, out_dir)
-            target.write_bytes(overlay_png(img, ex.heatmap))
-            line.update(heatmap=str(target), method=ex.method, target=ex.target)
-        print(json.dumps(line), flush=True)
+                ex = explain_image(clf, img, target=args.target if args.target is not None else rec["label"])
+                target = targets[start + k]
+                target.write_bytes(overlay_png(img, ex.heatmap))
+                line.update(heatmap=str(target), method=ex.method, target=ex.target)
+            print(json.dumps(line), flush=True)
     return 0
 
 
@@ -147,3 +164,25 @@ def heatmap_path(image: str | Path, out_dir: Path | None = None) -> Path:
     """Where ``--explain`` writes an image's heat map: ``NAME.heatmap.png`` beside the image, or in ``out_dir``."""
     image = Path(image)
     return (out_dir if out_dir is not None else image.parent) / f"{image.stem}.heatmap.png"
+
+
+def heatmap_paths(images: list[str], out_dir: Path | None = None) -> list[Path]:
+    """Each image's heat-map file (:func:`heatmap_path`), one per distinct image: when two images would share a
+    name (``a/cat.png`` and ``b/cat.png`` in one ``--out`` folder, or ``cat.png`` and ``cat.jpg`` side by side),
+    the later ones get ``NAME-2.heatmap.png``, ``NAME-3...``; a name that is one of the input images is skipped
+    too, so no heat map overwrites another, or an input."""
+    taken = {Path(p).resolve() for p in images}
+    given: dict[Path, Path] = {}
+    out = []
+    for p in images:
+        key = Path(p).resolve()
+        if key not in given:  # the same file twice: the same heat map
+            base = heatmap_path(p, out_dir)
+            target, n = base, 1
+            while target.resolve() in taken:
+                n += 1
+                target = base.with_name(f"{Path(p).stem}-{n}.heatmap.png")
+            taken.add(target.resolve())
+            given[key] = target
+        out.append(given[key])
+    return out

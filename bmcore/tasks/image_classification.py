@@ -45,12 +45,12 @@ IMAGE_COLUMN = "image"
 # --- loading: bmcore.vision (models, processors) and bmcore.images (decoding, limits) -------------
 
 
-def decode(data: bytes, name: str = "image") -> Any:
+def decode(data: bytes, name: str = "image", min_side: int | None = None) -> Any:
     """An image's bytes as an RGB PIL image: :func:`bmcore.images.decode_image` (pixel limit, EXIF rotation, one-line
-    refusals), then RGB, as the models here take three channels."""
+    refusals; with ``min_side`` a large image reduced on load), then RGB, as the models here take three channels."""
     from ..images import decode_image
 
-    img = decode_image(bytes(data), name)
+    img = decode_image(bytes(data), name, min_side)
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
