@@ -10,7 +10,6 @@ from bmcore.data import list_prepared
 from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.estimate import estimate_key
-from bmcore.evaluate import missed_classes, missed_classes_note
 from bmcore.models import (
     DEFAULT_MODEL,
     PRECISIONS,
@@ -61,6 +60,8 @@ def show_estimate(config: TrainConfig, meta: dict) -> None:
 
 
 def show_outcome(run_dir: Path, state: str) -> None:
+    if note := report.overfitting_note(runs.read_metrics(run_dir)):  # live too: outcome is drawn in every state
+        st.warning(md(note), icon=":material/trending_up:")
     if state == runs.CANCELLED:
         saved = (run_dir / runs.MODEL_DIR).is_dir()
         st.info("Cancelled. " + ("The model as it stood is saved in model/; resume to continue from the last checkpoint."
@@ -72,8 +73,7 @@ def show_outcome(run_dir: Path, state: str) -> None:
             st.error(md(exc))
             return
         show_tiles(report.result_tiles(result))
-        test = result.get("test", {})
-        if note := missed_classes_note(missed_classes(test.get("confusion_matrix") or [], test.get("labels") or [])):
+        if note := report.missed_note(result.get("problem_type"), result.get("test")):
             st.warning(md(note), icon=":material/warning:")
         model_dir = run_dir / runs.MODEL_DIR
         st.markdown(f"The best model is a standard Hugging Face folder: {md(model_dir)}. "
