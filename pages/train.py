@@ -22,7 +22,7 @@ from bmcore.vision import is_image_model
 from bmcore.workspace import check_name
 from pages import _charts as charts
 from pages._runs_view import RunsView, show_runs, start_button
-from pages._ui import job_outcome, require_frame, show_job, show_tiles, start_job
+from pages._ui import job_outcome, keep, require_frame, show_job, show_tiles, start_job
 
 require_frame("pages/train.py")
 
@@ -109,6 +109,7 @@ with runs_area:
     show_runs(RUNS)
 
 with settings:
+    keep("train_estimate")  # the estimate stays on after a visit to another page
     datasets = list_prepared()
     if not datasets:
         st.info("No prepared datasets in the workspace yet: prepare one on the Data page first.")
