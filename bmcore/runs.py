@@ -76,7 +76,7 @@ def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """All complete lines of ``metrics.jsonl``; a half-written last line is skipped."""
+    """All complete records (JSON objects) of ``metrics.jsonl``; a half-written last line, or any other, is skipped."""
     path = Path(run_dir) / METRICS_FILE
     out = []
     try:
@@ -84,9 +84,11 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
             for line in fh:
                 if line.endswith("\n"):
                     try:
-                        out.append(json.loads(line))
+                        record = json.loads(line)
                     except ValueError:
                         continue
+                    if isinstance(record, dict):
+                        out.append(record)
     except FileNotFoundError:
         pass
     return out

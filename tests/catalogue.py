@@ -524,7 +524,31 @@ CASES += [
 
 
 # --- issue 26, pages: warnings, settings, charts (pages) ---
+def _overfit_run_with_junk(ctx: Ctx) -> Path:
+    """A finished run whose metrics.jsonl shows overfitting between lines a visitor could have written (not JSON, not
+    a record, text and NaN where numbers go, a half-written last line), and whose eval.json names a class the model
+    never predicts with a Markdown image."""
+    folder = _run_folder(ctx, "overfit", "completed")
+    lines = []
+    for step, (train, val) in enumerate(((0.7, 0.5), (0.5, 0.4), (0.3, 0.5), (0.1, 0.7)), start=1):
+        lines += [{"kind": "train", "step": 10 * step, "total_steps": 40, "epoch": step, "loss": train},
+                  {"kind": "eval", "step": 10 * step, "epoch": step, "eval_loss": val, "eval_accuracy": 0.5}]
+    junk = ["not json", "[1, 2]", json.dumps({"kind": "eval", "step": "<b>", "eval_loss": "high"}),
+            '{"kind": "eval", "step": 45, "eval_loss": NaN}', json.dumps({"kind": "train", "step": True, "loss": 0.0})]
+    text = "\n".join([*map(json.dumps, lines[:4]), *junk, *map(json.dumps, lines[4:])]) + '\n{"kind": "eval", "st'
+    (folder / "metrics.jsonl").write_text(text)
+    test = {"accuracy": 0.5, "macro_f1": 0.33, "confusion_matrix": [[5, 0], [5, 0]], "labels": ["fine", IMG]}
+    (folder / "eval.json").write_text(json.dumps({"validation": test, "test": test}))
+    return folder
+
+
+P = "Pages: warnings, settings, charts"
 CASES += [
+    Case("run-metrics-junk", P, "a metrics.jsonl with junk lines (not JSON, text and NaN for numbers, half a line) "
+         "around an overfitting run, and a never-predicted class named with a Markdown image", "runfiles",
+         "Overfitting: the validation loss rose from its lowest, 0.400 at step 20, to 0.700 at step 40", ok=True,
+         make=_overfit_run_with_junk, markdown=(IMG,),
+         no_cli="the warnings are drawn by the Train and Evaluate pages (train.log words the missed classes itself)"),
 ]
 
 

@@ -375,7 +375,14 @@ def ui_readonly(case: Case, ctx: Ctx, path: Path) -> AppTest:
     return at.button(key="data_save").click().run()
 
 
-ROUND_TWO_DRIVERS = {"path": ui_path, "model": ui_model, "runs": ui_runs, "readonly": ui_readonly}
+def ui_runfiles(case: Case, ctx: Ctx, path: Path) -> AppTest:
+    """Open the run on the Train page."""
+    at = open_app()
+    at.switch_page("pages/train.py").run()
+    return at.selectbox(key="train_pick").select(path.name).run()
+
+
+ROUND_TWO_DRIVERS = {"path": ui_path, "model": ui_model, "runs": ui_runs, "readonly": ui_readonly, "runfiles": ui_runfiles}
 
 
 def check_runs_page(case: Case, at: AppTest) -> None:
