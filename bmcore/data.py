@@ -31,7 +31,6 @@ import os
 import re
 import time
 import unicodedata
-import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,15 +40,15 @@ import numpy as np
 import pandas as pd
 
 from . import images
+from .bounded import check_parquet, check_xlsx
 from .errors import BmcoreError, os_error_message
-from .files import read_source_bytes
+from .files import read_source_bytes, resolve_path
 from .limits import (
     check_cell_chars,
     check_file_chars,
     check_file_rows,
     check_hub,
     check_local_path,
-    check_unpacked,
     check_upload,
     current,
 )
@@ -226,7 +225,10 @@ def _read_delimited(text: str, name: str, default_sep: str, notes: list[str]) ->
     sep = _sniff_delimiter(text, default_sep)
     if sep != default_sep:
         notes.append(f"{name}: detected the delimiter {sep!r}")
-    first_line = text.split("\n", 1)[0]
+    end = re.search(r"[\r\n]", text)  # CR alone ends a line too (old Mac files), as pandas reads them
+    first_line = text[:end.start()] if end else text
+    if end and "\n" not in text:
+        notes.append(f"{name}: lines end in a carriage return alone (an old Mac file), read as line breaks")
     try:
         header = next(csv.reader([first_line], delimiter=sep), [])
     except csv.Error as exc:  # "field larger than field limit (131072)": one huge line, not a table
@@ -249,14 +251,17 @@ _LONE_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0
                              r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 
 
-def _read_json(text: str, name: str, lines: bool) -> pd.DataFrame:
+def _read_json(text: str, name: str, lines: bool, notes: list[str] | None = None) -> pd.DataFrame:
     """Parse JSON or JSON Lines; a lone surrogate is refused with the file and line, not deep in pandas or Arrow."""
     m = _LONE_SURROGATE.search(text)
     try:
-        df = _lists_as_json(_parse_json(text, name, lines))
+        df = _lists_as_json(_parse_json(text, name, lines), name, notes)
         if m is not None:  # a match may still be an escaped backslash followed by "ud800": check the values
             df.map(lambda v: v.encode("utf-8") if isinstance(v, str) else v)
             [str(c).encode("utf-8") for c in df.columns]
+    except RecursionError:  # [[[[... 100,000 deep: json gives up at the interpreter's recursion limit
+        raise BmcoreError(f"{name} is nested too deeply (hundreds of lists or objects inside one another); "
+                          "a table needs flat records") from None
     except UnicodeEncodeError as exc:
         where = f" line {text.count(chr(10), 0, m.start()) + 1}" if m is not None else ""
         found = f" ({m.group(0)})" if m is not None else ""
@@ -265,11 +270,17 @@ def _read_json(text: str, name: str, lines: bool) -> pd.DataFrame:
     return df
 
 
-def _lists_as_json(df: pd.DataFrame) -> pd.DataFrame:
-    """Cells holding a list (``"labels": ["anger", "joy"]``) as JSON text, as a CSV would hold them."""
+def _lists_as_json(df: pd.DataFrame, name: str = "", notes: list[str] | None = None) -> pd.DataFrame:
+    """Cells holding a list or an object (``"labels": ["anger", "joy"]``, ``"meta": {"a": 1}``) as JSON text, as a
+    CSV would hold them (not as Python's repr, ``{'a': 1}``); a note names the columns of objects."""
+    objects = []
     for c in df.columns:
-        if df[c].dtype == object and df[c].map(lambda v: isinstance(v, list)).any():
-            df[c] = df[c].map(lambda v: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v)
+        if df[c].dtype == object and df[c].map(lambda v: isinstance(v, (list, dict))).any():
+            if df[c].map(lambda v: isinstance(v, dict)).any():
+                objects.append(str(c))
+            df[c] = df[c].map(lambda v: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v)
+    if objects and notes is not None:
+        notes.append(f"{name}: JSON objects in column {', '.join(map(repr, objects))} kept as JSON text")
     return df
 
 
@@ -309,70 +320,17 @@ def _parse_json(text: str, name: str, lines: bool) -> pd.DataFrame:
     return pd.DataFrame.from_records(data)
 
 
-def _string_sizes(column: Any) -> tuple[int, int]:
-    """The longest cell and the total characters of an Arrow column, without decoding dictionary strings."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    longest = total = 0
-    for chunk in column.chunks:
-        values = chunk.dictionary if pa.types.is_dictionary(chunk.type) else chunk
-        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-            lengths = pc.utf8_length(values)
-        elif pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type):
-            lengths = pc.binary_length(values)
-        else:
-            continue
-        if pa.types.is_dictionary(chunk.type):
-            lengths = pc.take(lengths, chunk.indices)  # one length per row: a repeated string counts every time
-        longest = max(longest, pc.max(lengths).as_py() or 0)
-        total += pc.sum(lengths).as_py() or 0
-    return longest, total
-
-
 def _read_parquet(data: bytes, name: str) -> pd.DataFrame:
-    """Read Parquet with its size bounded before the strings become Python objects (a decompression bomb).
-
-    The footer gives the rows and the unpacked bytes; each row group is then read with its strings kept
-    dictionary-encoded (a string repeated a million times is stored once), measured, and only decoded
-    when the whole file is within the caps of :mod:`bmcore.limits`.
-    """
+    """Read Parquet with its size bounded before it is decoded (a decompression bomb, :func:`bounded.check_parquet`);
+    a nested column (a list of a million dictionary strings decodes to gigabytes) is refused from the schema."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    meta = pq.ParquetFile(io.BytesIO(data)).metadata
-    check_file_rows(name, meta.num_rows)
-    check_unpacked(name, sum(meta.row_group(i).column(j).total_uncompressed_size
-                             for i in range(meta.num_row_groups) for j in range(meta.num_columns)))
-    schema = meta.schema.to_arrow_schema()
-    strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    pf = pq.ParquetFile(io.BytesIO(data), read_dictionary=strings)
-    tables, total = [], 0
-    for i in range(pf.num_row_groups):
-        table = pf.read_row_group(i)
-        for column in table.columns:
-            longest, chars = _string_sizes(column)
-            check_cell_chars(name, longest)
-            total += chars
-        check_file_chars(name, total)
-        tables.append(table)
-    table = pa.concat_tables(tables) if tables else schema.empty_table()
-    for i, f in enumerate(table.schema):  # back to plain strings, now that their size is known
-        if pa.types.is_dictionary(f.type):
-            table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
-    return table.to_pandas()
-
-
-def _check_xlsx(data: bytes, name: str) -> None:
-    """Refuse an xlsx (a zip) whose members unpack to more than the caps allow, before any of it is parsed."""
-    if data[:2] != b"PK":
-        return  # an old .xls: not compressed
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            unpacked = sum(i.file_size for i in zf.infolist())
-    except zipfile.BadZipFile:
-        return  # not a zip after all: the Excel reader says what is wrong
-    check_unpacked(name, unpacked)
+    nested = [f.name for f in pq.ParquetFile(io.BytesIO(data)).schema_arrow if pa.types.is_nested(f.type)]
+    if nested:
+        raise BmcoreError(f"{name} has nested columns ({', '.join(map(str, nested))}); flatten them to text and label columns")
+    check_parquet(data, name)
+    return pq.read_table(io.BytesIO(data)).to_pandas()
 
 
 def _check_size(df: pd.DataFrame, name: str) -> None:
@@ -380,8 +338,9 @@ def _check_size(df: pd.DataFrame, name: str) -> None:
     check_file_rows(name, len(df))
     longest = total = 0
     for col in df.columns:
-        if df[col].dtype == object:
-            lengths = df[col].map(lambda v: len(v) if isinstance(v, str) else 0)
+        s = df[col]
+        if pd.api.types.is_string_dtype(s.dtype):  # object, and pandas 3's str (and string): CSV, JSON and Excel text
+            lengths = s.map(lambda v: len(v) if isinstance(v, str) else 0) if s.dtype == object else s.str.len().fillna(0)
             if len(lengths):
                 longest, total = max(longest, int(lengths.max())), total + int(lengths.sum())
     check_cell_chars(name, longest)
@@ -409,7 +368,7 @@ def read_table(path: str | Path, data: bytes | None = None, sheet: str | None = 
         if kind in ("csv", "tsv"):
             df = _read_delimited(text, name, "\t" if kind == "tsv" else ",", notes)
         else:
-            df = _read_json(text, name, lines=kind == "jsonl")
+            df = _read_json(text, name, lines=kind == "jsonl", notes=notes)
     elif kind == "parquet":
         if not data:
             raise BmcoreError(f"{name} is empty")
@@ -428,7 +387,7 @@ def read_table(path: str | Path, data: bytes | None = None, sheet: str | None = 
     else:
         if not data:
             raise BmcoreError(f"{name} is empty")
-        _check_xlsx(data, name)
+        check_xlsx(data, name)
         try:
             sheets = pd.read_excel(io.BytesIO(data), sheet_name=None, dtype=str)
         except Exception as exc:
@@ -492,7 +451,7 @@ def _read_folder(folder: Path, sheet: str | None) -> RawData:
             continue
         if split in frames:
             raise BmcoreError(f"folder {folder} has two files for the {split} split; keep one")
-        if f.is_symlink() and folder.resolve() not in f.resolve().parents:
+        if f.is_symlink() and resolve_path(folder) not in resolve_path(f, f"folder {folder}: {f.name}").parents:
             # Never read (or quote) a file outside the folder through a link: it could be any file on the server.
             raise BmcoreError(f"folder {folder}: {f.name} is a link to a file outside the folder; copy the file in instead")
         frames[split], file_notes = read_table(f, sheet=sheet)
@@ -779,6 +738,17 @@ def _label_part(value: Any) -> str:
     return str(value).strip()
 
 
+def _split_parts(text: str, delimiter: str) -> list[str]:
+    """A cell's parts split on ``delimiter``, stripped; a part in double quotes may hold the delimiter, as in CSV
+    (``"good, fun";pos`` is ``good, fun`` and ``pos``). Unbalanced quotes: a plain split."""
+    if '"' not in text:
+        return [p.strip() for p in text.split(delimiter)]
+    try:
+        return [p.strip() for p in next(csv.reader([text], delimiter=delimiter, skipinitialspace=True, strict=True))]
+    except (csv.Error, StopIteration):
+        return [p.strip() for p in text.split(delimiter)]
+
+
 def _split_cell(value: Any, delimiter: str) -> list[str]:
     """The distinct label names in one raw cell, in the order given (``[]`` for an empty cell)."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
@@ -795,7 +765,7 @@ def _split_cell(value: Any, delimiter: str) -> list[str]:
             raise BmcoreError(f"{text[:60]!r} is not a JSON list of label names")
         parts = [_label_part(p) for p in parts]
     else:
-        parts = [p.strip() for p in text.split(delimiter)]
+        parts = _split_parts(text, delimiter)
     return list(dict.fromkeys(p for p in parts if p))
 
 
@@ -809,7 +779,7 @@ def _binary(series: pd.Series) -> pd.Series | None:
 def _delimiter_evidence(values: pd.Series, delimiter: str) -> tuple[int, float]:
     """Rows with several parts, and the share of those parts that also occur as a label on their own."""
     counts = values.value_counts()
-    parts = {v: [p.strip() for p in v.split(delimiter) if p.strip()] for v in counts.index}
+    parts = {v: [p for p in _split_parts(v, delimiter) if p] for v in counts.index}
     several = [v for v, ps in parts.items() if len(ps) > 1]
     if not several:
         return 0, 0.0
@@ -850,9 +820,11 @@ def detect_label_shape(df: pd.DataFrame, cols: Columns) -> tuple[Columns, str]:
             best = (d, rows)
     if best is not None:
         d, rows = best
+        quoted = values.str.contains('"', regex=False).any()
         return (Columns(cols.text, cols.label, label_delimiter=d),
                 f"multi-label: column {cols.label!r} holds several labels separated by {d!r} "
-                f"({rows / len(values):.1%} of rows have more than one)")
+                f"({rows / len(values):.1%} of rows have more than one)"
+                + ("; parts in double quotes read whole, as in CSV" if quoted else ""))
     if considered:
         return cols, (f"column {cols.label!r} has labels containing {' '.join(map(repr, considered))} but is read as one "
                       "label per row: too few rows have several parts, or the parts are not labels on their own")

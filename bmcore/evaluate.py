@@ -23,7 +23,7 @@ from .data import label_matrix, label_sets
 from .display import csv_frame
 from .errors import BmcoreError
 from .files import write_json_atomic
-from .metrics import DEFAULT_BINS, compute_metrics, multi_label_metrics
+from .metrics import DEFAULT_BINS, check_scores, compute_metrics, multi_label_metrics
 from .tasks import MULTI_LABEL, SINGLE_LABEL, get_task, task_of_model
 from .tasks.single_label_classification import PROB_PREFIX
 from .tasks.single_label_classification import prediction_table as _table
@@ -385,6 +385,9 @@ def load_eval(out_dir: str | Path) -> EvalResult:
         preds = read_predictions(out)
     except (OSError, ValueError) as exc:
         raise BmcoreError(f"the evaluation in {out} is damaged ({exc.__class__.__name__}); run it again") from exc
+    if not isinstance(metrics, dict):
+        raise BmcoreError(f"the evaluation in {out} is damaged ({METRICS_FILE} is not a JSON object); run it again")
+    check_scores(metrics, f"{METRICS_FILE} of the evaluation in {out}")
     for col in ("correct", "truncated"):
         if col in preds and preds[col].dtype != bool:
             preds[col] = preds[col].astype(str).str.lower() == "true"

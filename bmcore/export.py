@@ -24,6 +24,7 @@ from typing import Any
 from . import runs
 from .display import md, md_code
 from .errors import BmcoreError
+from .metrics import check_scores
 from .tasks import MULTI_LABEL, get_task
 
 FORMATS = ("zip", "onnx", "card", "hub")
@@ -105,10 +106,10 @@ def _test_metrics(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(model, baseline) test metrics: the full evaluation where it exists, else ``eval.json``'s summary."""
     from .evaluate import METRICS_FILE
 
-    full = _read(run_dir / runs.EVALUATION_DIR / "test" / METRICS_FILE)
+    full = check_scores(_read(run_dir / runs.EVALUATION_DIR / "test" / METRICS_FILE), f"the test evaluation of {run_dir.name}")
     if full.get("accuracy") is not None:
         return full, full.get("baseline") or {}
-    summary = _read(run_dir / runs.EVAL_FILE)
+    summary = check_scores(_read(run_dir / runs.EVAL_FILE), f"eval.json in {run_dir.name}")
     test = summary.get("test") or {}
     base = summary.get("baseline") or {}
     if test.get("problem_type") == MULTI_LABEL:

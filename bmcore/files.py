@@ -23,9 +23,19 @@ def write_json_atomic(path: str | Path, data: Any, default: Any = None) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk or a file-size limit fails inside write(), whose error names no file
+        tmp.unlink(missing_ok=True)
+        raise named_os_error(exc, path) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def named_os_error(exc: OSError, path: str | Path) -> OSError:
+    """``exc`` naming ``path`` (the file meant, not a temporary file beside it), of the same kind (PermissionError...)."""
+    if exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
 
 
 def read_json(path: str | Path) -> dict[str, Any]:
@@ -51,3 +61,13 @@ def read_source_bytes(path: str | Path, shown: str | Path | None = None) -> byte
         raise BmcoreError(f"{shown} does not exist") from exc
     except OSError as exc:
         raise BmcoreError(f"cannot read {shown}: {exc.strerror}") from exc
+
+
+def resolve_path(path: str | Path, shown: str | Path | None = None) -> Path:
+    """``Path(path).expanduser().resolve()``, with a link loop (``ln -s x.csv x.csv``) as a one-line
+    :class:`BmcoreError` naming ``shown``: Python 3.11 raises ``RuntimeError("Symlink loop ...")`` there, 3.13 ``OSError``."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (RuntimeError, OSError) as exc:
+        raise BmcoreError(f"{shown if shown is not None else path}: too many levels of symbolic links "
+                          "(a link that leads back to itself); remove or fix the link") from exc

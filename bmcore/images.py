@@ -41,8 +41,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .bounded import check_parquet
 from .errors import BmcoreError
-from .files import read_source_bytes
+from .files import read_source_bytes, resolve_path
 from .limits import check_file_rows, check_image_pixels, check_unpacked_images, check_upload, current
 
 FASHION_MNIST = "builtin:fashion-mnist"
@@ -326,13 +327,13 @@ def read_image_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], list[str]]
 
     A link that leads outside the folder is refused (it could be any file on the server).
     """
-    root = folder.resolve()
+    root = resolve_path(folder)
     paths, others = [], 0
     for dirpath, dirs, files in os.walk(folder):
         for d in list(dirs):
             full = Path(dirpath) / d
             if full.is_symlink():
-                if root not in full.resolve().parents:
+                if root not in resolve_path(full, f"folder {folder}: {full.relative_to(folder)}").parents:
                     raise BmcoreError(f"folder {folder}: {full.relative_to(folder)} is a link to a folder outside it; "
                                       "copy the images in instead")
                 dirs.remove(d)  # os.walk would not follow it; say nothing about a link inside the folder
@@ -344,7 +345,7 @@ def read_image_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], list[str]]
             if not is_image_file(f):
                 others += 1
                 continue
-            if full.is_symlink() and root not in full.resolve().parents:
+            if full.is_symlink() and root not in resolve_path(full, f"folder {folder}: {rel}").parents:
                 raise BmcoreError(f"folder {folder}: {rel} is a link to a file outside the folder; copy the file in instead")
             paths.append(rel)
     check_file_rows(str(folder), len(paths))
@@ -472,8 +473,8 @@ def _confined(base: Path, rel: str, table: str) -> Path:
     if p.is_absolute() or (rel[1:2] == ":") or ".." in p.parts:
         raise BmcoreError(f"{table}: the image path {rel!r} is absolute or has '..'; give paths relative to the file's folder")
     full = base / p
-    resolved = full.resolve()
-    if resolved != base.resolve() and base.resolve() not in resolved.parents:
+    resolved = resolve_path(full, f"{table}: the image path {rel!r}")
+    if resolved != resolve_path(base) and resolve_path(base) not in resolved.parents:
         raise BmcoreError(f"{table}: the image path {rel!r} leads outside the file's folder (a link); copy the image in")
     return full
 
@@ -532,10 +533,7 @@ def read_image_parquet(data: bytes, name: str) -> pd.DataFrame | None:
 
     if not any(binary(f.type) for f in schema):
         return None
-    meta = pf.metadata
-    check_file_rows(name, meta.num_rows)
-    check_unpacked_images(name, sum(meta.row_group(i).column(j).total_uncompressed_size
-                                    for i in range(meta.num_row_groups) for j in range(meta.num_columns)))
+    check_parquet(data, name, images=True)  # a dictionary-encoded image used 100,000 times: refused before decoding
     try:
         return pf.read().to_pandas()
     except Exception as exc:

@@ -18,7 +18,6 @@ process; the job ends ``cancelled`` at once, queued or running, and writes nothi
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import time
@@ -176,7 +175,7 @@ def start(kind: str, params: dict[str, Any], key: str, env: dict[str, str] | Non
     runs.write_json_atomic(job_dir / runs.STATUS_FILE, {"state": runs.QUEUED, "created": runs.now(),
                                                         "created_ts": time.time(), "launched_ts": time.time(), "pid": None})
     pid = runs.spawn(job_command(job_dir), job_dir / runs.JOB_LOG_FILE, env)
-    runs.write_status(job_dir, pid=pid)
+    runs.write_status(job_dir, pid=pid, pid_start=runs.process_start(pid))
     return job_dir
 
 
@@ -238,15 +237,14 @@ def active_jobs() -> int:
 def cancel(job_dir: Path) -> None:
     """Stop a job: queued, it leaves the queue; running, its process is signalled and ends ``cancelled``."""
     job_dir = Path(job_dir)
+    runs.read_status(job_dir)  # a damaged status (a pid of -1) is refused before anything is written
     runs.request_stop(job_dir)
-    status = runs.read_status(job_dir)
+    status = runs.read_status(job_dir)  # read again: the process may have become ready to be signalled meanwhile
     # Only a process that has installed its SIGTERM handler is signalled: one still starting up would die
     # of the default action and read as failed. It reads the stop file (written above) once ready instead.
-    if status["state"] in runs.ACTIVE and status.get(_READY) is True and runs.pid_alive(status.get("pid")):
-        try:
-            os.kill(int(status["pid"]), signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
+    # The pid is signalled only when verified as this job's own process (runs.signal_job), never on trust.
+    if status["state"] in runs.ACTIVE and status.get(_READY) is True:
+        runs.signal_job(job_dir, status, signal.SIGTERM)
 
 
 def wait(job_dir: Path, timeout: float = 600) -> dict[str, Any]:
@@ -279,7 +277,7 @@ def run_job(job_dir: str | Path) -> dict[str, Any]:
     signal.signal(signal.SIGTERM, _on_sigterm)
     lock = None
     try:
-        runs.write_status(job_dir, state=runs.QUEUED, pid=os.getpid(), **{_READY: True})
+        runs.write_status(job_dir, state=runs.QUEUED, **runs.own_process(), **{_READY: True})
         if runs.stop_requested(job_dir):  # cancelled while this process was starting, before it could be signalled
             raise Cancelled()
         if kind.uses_device:

@@ -22,10 +22,12 @@ variable                    demo default  what it caps
 
 The file caps bound what a file *expands to*, checked before it is materialised: a 100 KB Parquet
 or Excel file can decode to gigabytes of text, and the upload limit only sees the compressed bytes.
-Parquet is checked from its footer (rows, unpacked bytes), then row group by row group with strings
-still dictionary-encoded; Excel from its zip directory (unpacked bytes, at most twice the character
-cap); CSV, TSV and JSON from their decoded text and row count. The per-cell cap is on everywhere:
-no classifier reads a million characters of one text.
+Parquet is checked from its footer (rows; unpacked bytes, fixed-width values counted at their decoded
+width), then row group by row group with strings still dictionary-encoded; Excel from its zip directory
+(unpacked bytes, at most twice the character cap), then cell by cell while streaming its sheets, before
+pandas expands shared strings (:mod:`bmcore.bounded`); CSV, TSV and JSON from their decoded text (no
+cell is longer than it), then from the cells read. The per-cell cap is on everywhere: no classifier
+reads a million characters of one text. In a public demo, reading one file stays under 1.5 GB.
 
 On Streamlit Community Cloud or Hugging Face Spaces, set them as secrets or variables: ``app.py``
 copies ``st.secrets`` entries named ``BMCORE_*`` into the environment at start.
@@ -38,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BmcoreError
+from .files import resolve_path
 
 PUBLIC_DEMO = "BMCORE_PUBLIC_DEMO"
 MAX_TRAIN_ROWS = "BMCORE_MAX_TRAIN_ROWS"
@@ -166,7 +169,7 @@ def check_local_path(path: Path, what: str) -> None:
     from .workspace import workspace_dir
 
     base = workspace_dir()
-    resolved = Path(path).expanduser().resolve()
+    resolved = resolve_path(path)
     if resolved != base and base not in resolved.parents:
         raise BmcoreError(f"{what} {path} is outside the workspace, and paths outside it are turned off here "
                           f"({ALLOW_LOCAL_PATHS}=0); upload a file instead")

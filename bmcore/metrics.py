@@ -21,6 +21,37 @@ MIN_BINS = 10
 EPS = 1e-12  # floor for probabilities inside logs
 
 
+# The score keys of eval.json and an evaluation's metrics.json (and of their split, baseline and calibration
+# sections): each one a number or null. A file in the workspace is data: a string here is a damaged file.
+SCORE_KEYS = frozenset({
+    "n", "num_classes", "accuracy", "macro_f1", "f1_macro", "f1_micro", "f1_weighted", "precision_macro",
+    "recall_macro", "precision_micro", "recall_micro", "precision_weighted", "recall_weighted", "subset_accuracy",
+    "hamming_loss", "loss", "log_loss", "ece", "ece_calibrated", "roc_auc_macro", "pr_auc_macro", "temperature",
+    "perplexity", "threshold", "truncated"})
+SCORE_SECTIONS = ("validation", "test", "baseline", "flat_threshold", "calibration", "before", "after")
+
+
+def check_scores(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """Refuse scores of the wrong shape (``{"test": "x"}``, a text accuracy) with a one-line :class:`BmcoreError`
+    naming ``where`` and the field, so every page and command reading them shows the file as damaged. Returns ``data``."""
+    def walk(d: dict[str, Any], path: str) -> None:
+        for key in SCORE_SECTIONS:
+            if d.get(key) is not None and not isinstance(d[key], dict):
+                raise BmcoreError(f"{where} is damaged: {path}{key} is {d[key]!r:.60}, not a section of scores")
+            if d.get(key):
+                walk(d[key], f"{path}{key}.")
+        for key in SCORE_KEYS:
+            value = d.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise BmcoreError(f"{where} is damaged: {path}{key} is {value!r:.60}, not a number")
+        for key in ("confusion_matrix", "labels", "notes", "top_confusions", "reliability"):
+            if d.get(key) is not None and not isinstance(d[key], (list, dict)):
+                raise BmcoreError(f"{where} is damaged: {path}{key} is {d[key]!r:.60}, not a list")
+
+    walk(data, "")
+    return data
+
+
 def _ids(values: Sequence[Any], label_names: list[str], what: str) -> np.ndarray:
     index = {n: i for i, n in enumerate(label_names)}
     out = np.empty(len(values), dtype=np.int64)

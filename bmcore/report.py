@@ -97,7 +97,7 @@ def train_tiles(p: dict[str, Any]) -> list[Tile]:
     last = p["last"]
     return [tile("Epoch", fmt(last.get("epoch"), ".2f")), tile("Learning rate", fmt(last.get("learning_rate"), ".2e")),
             tile("Samples/s", fmt(last.get("samples_per_s"), ".1f")), tile("Tokens/s", fmt(last.get("tokens_per_s") or None, ",.0f")),
-            tile("Precision", p["status"].get("precision") or "-")]
+            tile("Precision", md(p["status"].get("precision") or "-"))]
 
 
 def pretrain_tiles(p: dict[str, Any]) -> list[Tile]:
@@ -106,7 +106,7 @@ def pretrain_tiles(p: dict[str, Any]) -> list[Tile]:
     return [tile("Perplexity before", fmt(evals[0].get("eval_perplexity") if evals else None, ",.1f")),
             tile("Perplexity now", fmt(evals[-1].get("eval_perplexity") if evals else None, ",.2f")),
             tile("Training MLM loss", fmt(p["last"].get("loss"), ".3f")),
-            tile("Precision", p["status"].get("precision") or "-")]
+            tile("Precision", md(p["status"].get("precision") or "-"))]
 
 
 def result_tiles(result: dict[str, Any]) -> list[Tile]:
@@ -148,19 +148,38 @@ def problem_type_text(problem_type: str | None) -> str | None:
     return PROBLEM_TYPE_TEXT.get(problem_type or "")
 
 
+ESTIMATE_NUMBERS = ("estimated_seconds", "low_seconds", "high_seconds", "total_steps", "seconds_per_step", "samples_per_s",
+                    "evaluations", "probe_steps", "probe_seconds", "load", "cores")
+
+
+def check_estimate(est: dict[str, Any]) -> dict[str, Any]:
+    """Refuse a timing result (a job's ``result.json``) with a field of the wrong type, in one line."""
+    for key in ESTIMATE_NUMBERS:
+        value = est.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise BmcoreError(f"the timing result is damaged: {key} is {value!r:.60}, not a number; time it again")
+    needed = ("estimated_seconds", "total_steps", "seconds_per_step", "samples_per_s", "evaluations",
+              *(("high_seconds",) if est.get("low_seconds") is not None else ()))
+    if missing := [key for key in needed if est.get(key) is None]:
+        raise BmcoreError(f"the timing result is damaged: it has no {missing[0]}; time it again")
+    return est
+
+
 def estimate_text(est: dict[str, Any]) -> str:
     """A timing probe's result as one Markdown sentence: about how long, the likely range, and how it was reckoned."""
+    check_estimate(est)
     likely = ""
     if est.get("low_seconds") is not None:
         likely = f" (likely {format_duration(est['low_seconds'])} to {format_duration(est['high_seconds'])})"
     return (f"About **{format_duration(est['estimated_seconds'])}**{likely} on this machine: "
             f"{est['total_steps']:,} steps at {est['seconds_per_step']:.2f} s each ({est['samples_per_s']:.1f} "
-            f"samples/s in {est['precision']}), plus {est['evaluations']} evaluation(s) and the final test scoring.")
+            f"samples/s in {md(est.get('precision'))}), plus {est['evaluations']} evaluation(s) and the final test scoring.")
 
 
 def estimate_note(est: dict[str, Any], ended: str) -> tuple[bool, str]:
     """How a timing probe was made, and whether the machine was busy then (the estimate errs long)."""
-    timed = f"{est.get('probe_steps', '?')} steps timed over {est.get('probe_seconds', 0):.0f} s, {ended}"
+    check_estimate(est)
+    timed = f"{est.get('probe_steps', '?')} steps timed over {est.get('probe_seconds') or 0:.0f} s, {md(ended)}"
     if est.get("busy"):
         return True, (f"The machine was busy while timing (load {est['load']} on {est['cores']} cores), so this errs "
                       f"long; time it again when it is idle. {timed}.")
@@ -247,6 +266,15 @@ def overfitting_note(records: Sequence[dict[str, Any]]) -> str | None:
             f"the training loss fell from {o['train_from']:.3f} to {o['train_to']:.3f}: the model is memorising the "
             "training examples. The best checkpoint on validation is the one kept, not the last; to do better, train "
             "fewer epochs (or set early-stopping patience), add training data, or lower the learning rate.")
+
+
+def run_overfitting_note(run_dir: str | Path) -> str | None:
+    """:func:`overfitting_note` for the run in ``run_dir``; None too when its metrics.jsonl is damaged (the run view
+    says so itself)."""
+    try:
+        return overfitting_note(runs.read_metrics(Path(run_dir)))
+    except BmcoreError:
+        return None
 
 
 # --- evaluation ------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ A run folder holds:
 
 * ``config.json`` - the :class:`~bmcore.config.TrainConfig`;
 * ``status.json`` - written atomically: ``state`` (queued, running, completed, failed, cancelled),
-  ``pid``, ``created``/``started``/``ended`` times and ``error``;
+  ``pid`` with ``pid_start`` (the process's start time, so a reused pid is never taken for the job),
+  ``created``/``started``/``ended`` times and ``error``;
 * ``metrics.jsonl`` - append-only, one JSON line per logging step and per evaluation;
 * ``train.log`` - everything the job printed;
 * ``checkpoint-N/`` - the Trainer's checkpoints (optimizer, scheduler and RNG state for resume);
@@ -31,7 +32,8 @@ from typing import Any
 
 from .config import TrainConfig, config_from_dict
 from .errors import BmcoreError
-from .files import read_json, write_json_atomic  # noqa: F401 - the run folder's readers and writers
+from .files import named_os_error, read_json, write_json_atomic  # noqa: F401 - the run folder's readers and writers
+from .metrics import check_scores
 from .workspace import check_name, inside, runs_dir, workspace_dir
 
 CONFIG_FILE = "config.json"
@@ -71,27 +73,55 @@ def write_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
     """Append one JSON line to ``metrics.jsonl`` (one ``write`` call, so lines never interleave)."""
     line = json.dumps(record, allow_nan=True) + "\n"
-    with open(Path(run_dir) / METRICS_FILE, "a", encoding="utf-8") as fh:
-        fh.write(line)
+    path = Path(run_dir) / METRICS_FILE
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+    except OSError as exc:  # a full disk or a file-size limit: the error of write() names no file
+        raise named_os_error(exc, path) from exc
+
+
+def _check_record(record: Any, run_name: str, number: int) -> dict[str, Any]:
+    """A metrics line as bmcore writes it: a JSON object whose ``kind`` is text and every other value a number or null."""
+    where = f"metrics.jsonl in {run_name} is damaged: line {number}"
+    if not isinstance(record, dict):
+        raise BmcoreError(f"{where} is {json.dumps(record)[:60]}, not a JSON object")
+    for key, value in record.items():
+        bad = not isinstance(value, str) if key == "kind" else (
+            value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))))
+        if bad:
+            raise BmcoreError(f"{where} has {key} {json.dumps(value)[:60]}, not {'text' if key == 'kind' else 'a number'}")
+    return record
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """All complete records (JSON objects) of ``metrics.jsonl``; a half-written last line, or any other, is skipped."""
-    path = Path(run_dir) / METRICS_FILE
+    """All complete lines of ``metrics.jsonl``; a half-written last line is skipped.
+
+    A line of the wrong shape (``[1,2]``, ``null``, a text loss) raises :class:`BmcoreError`: readers show the run
+    as damaged, and every consumer can trust the records it gets."""
+    run_dir = Path(run_dir)
     out = []
     try:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
+        with open(run_dir / METRICS_FILE, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
                 if line.endswith("\n"):
                     try:
                         record = json.loads(line)
                     except ValueError:
                         continue
-                    if isinstance(record, dict):
-                        out.append(record)
+                    out.append(_check_record(record, run_dir.name, number))
     except FileNotFoundError:
         pass
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BmcoreError(f"metrics.jsonl in {run_dir.name} is unreadable ({exc.__class__.__name__})") from exc
     return out
+
+
+def read_eval(run_dir: Path) -> dict[str, Any]:
+    """The run's ``eval.json`` (validation and test scores of the best model), its scores checked
+    (:func:`bmcore.metrics.check_scores`): a damaged file raises :class:`BmcoreError`."""
+    run_dir = Path(run_dir)
+    return check_scores(read_json(run_dir / EVAL_FILE), f"eval.json in {run_dir.name}")
 
 
 def log_tail(run_dir: Path, lines: int = 20) -> str:
@@ -110,26 +140,83 @@ def log_tail(run_dir: Path, lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def pid_alive(pid: int | None) -> bool:
-    """True when ``pid`` is a live (not zombie) bmcore process."""
-    if not pid:
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first), or None when there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (field 22 of ``/proc/<pid>/stat``), or None.
+
+    A pid is reused once its process ends; pid and start time together name one process for good."""
+    fields = _proc_stat(pid)
+    try:
+        return int(fields[19]) if fields else None  # field 22 is the 20th after the command name
+    except (IndexError, ValueError):
+        return None
+
+
+def own_process() -> dict[str, Any]:
+    """The status fields with which a job names its own process: ``pid`` and ``pid_start``."""
+    pid = os.getpid()
+    return {"pid": pid, "pid_start": process_start(pid)}
+
+
+def pid_alive(pid: Any, start: Any = None) -> bool:
+    """True when ``pid`` (a whole number over 1) is the live, not zombie, bmcore process that started at ``start``
+    (:func:`process_start`, as the job recorded it). A pid taken on trust from a file, without its start time, or
+    whose start time differs (the pid was reused), is no job's process."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 1 or isinstance(start, bool) or not isinstance(start, int):
+        return False
+    fields = _proc_stat(pid)
+    if not fields or fields[0] in ("Z", "X") or process_start(pid) != start:
         return False
     try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError, OverflowError):
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    proc = Path(f"/proc/{pid}")
-    if proc.exists():
+    return b"bmcore" in cmdline or b"torchrun" in cmdline or b"accelerate" in cmdline or b"pytest" in cmdline
+
+
+def _names_folder(pid: int, folder: Path) -> bool:
+    """True when the command line of ``pid`` names ``folder`` (``bmcore train RUN_DIR``, ``jobs run JOB_DIR``,
+    ``--out RUN_DIR``), read relative to that process's working folder."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return False
+    target = Path(folder).resolve()
+    for arg in args:
         try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            if state in ("Z", "X"):
+            if arg and (cwd / os.fsdecode(arg)).resolve() == target:
+                return True
+        except (OSError, ValueError, RuntimeError):
+            continue
+    return False
+
+
+def signal_job(folder: Path, status: dict[str, Any], sig: int, group: bool = False) -> bool:
+    """Send ``sig`` to a run's or job's process, only when it is verifiably that job's own: alive with the start
+    time the job recorded (:func:`pid_alive`), its command line naming ``folder``, not this process, and for
+    ``group`` the leader of its own process group (the job's session). Returns whether it was signalled.
+
+    A pid read from ``status.json`` is never trusted on its own: ``-1`` or ``0`` would reach every process."""
+    pid = status.get("pid")
+    if not pid_alive(pid, status.get("pid_start")) or pid == os.getpid() or not _names_folder(pid, folder):
+        return False
+    try:
+        if group:
+            if os.getpgid(pid) != pid or pid == os.getpgrp():
                 return False
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
-            return b"bmcore" in cmdline or b"torchrun" in cmdline or b"accelerate" in cmdline or b"pytest" in cmdline
-        except (OSError, IndexError):
-            return False
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
     return True
 
 
@@ -156,7 +243,9 @@ STATUS_FIELDS = {
     **dict.fromkeys(("best_metric", "test_accuracy", "test_macro_f1", "mean_examples_per_step",
                      "perplexity_before", "perplexity_after"), _NUMBER),
     **dict.fromkeys(("pid", "total_steps", "world_size"), "a whole number"),
-    **dict.fromkeys(("error", "best_metric_name", "precision", "notice", "head_notice", "mlm_head"), _TEXT),
+    **dict.fromkeys(("error", "best_metric_name", "precision", "notice", "head_notice", "mlm_head", "phase", "message"),
+                    _TEXT),
+    **dict.fromkeys(("pid_start", "done", "total"), "a whole number"),
 }
 
 
@@ -179,6 +268,8 @@ def check_status(status: dict[str, Any], run_name: str) -> dict[str, Any]:
     for key, kind in STATUS_FIELDS.items():
         if _wrong_type(status.get(key), kind):
             raise BmcoreError(f"status.json in {run_name} is damaged: {key} is {status[key]!r:.60}, not {kind}")
+    if status.get("pid") is not None and status["pid"] <= 1:  # -1 and 0 would signal a whole group of processes
+        raise BmcoreError(f"status.json in {run_name} is damaged: pid is {status['pid']}, not a job's process id")
     return status
 
 
@@ -189,9 +280,9 @@ def read_status(run_dir: Path) -> dict[str, Any]:
     """
     run_dir = Path(run_dir)
     status = check_status(read_json(run_dir / STATUS_FILE), run_dir.name)
-    if status["state"] == QUEUED and not status.get("pid") and time.time() - _launched_at(status) < LAUNCH_GRACE_S:
+    if status["state"] == QUEUED and status.get("pid") is None and 0 <= time.time() - _launched_at(status) < LAUNCH_GRACE_S:
         return status  # created or being launched right now: its process id is not written yet
-    if status["state"] in ACTIVE and not pid_alive(status.get("pid")):
+    if status["state"] in ACTIVE and not pid_alive(status.get("pid"), status.get("pid_start")):
         tail = log_tail(run_dir)
         what = "training process" if (run_dir / LOG_FILE).exists() else "job's process"
         status = {**status, "state": FAILED, "error": f"the {what} died: {_last_error_line(tail)}",
@@ -250,11 +341,9 @@ def summarize_run(run_dir: Path) -> RunSummary:
         row.error = row.error or str(exc)
     if (run_dir / EVAL_FILE).exists():
         try:
-            test = read_json(run_dir / EVAL_FILE).get("test")
-            accuracy = test.get("accuracy") if isinstance(test, dict) else None
-            row.test_accuracy = None if _wrong_type(accuracy, _NUMBER) else accuracy
-        except BmcoreError:
-            pass
+            row.test_accuracy = (read_eval(run_dir).get("test") or {}).get("accuracy")
+        except BmcoreError as exc:
+            row.error = row.error or str(exc)
     return row
 
 
@@ -326,8 +415,15 @@ def create_run(config: TrainConfig, name: str | None = None, run_dir: str | Path
                 continue
         else:
             raise BmcoreError("could not find a free run name; give one")
-    write_json_atomic(path / CONFIG_FILE, config.to_dict())
-    write_json_atomic(path / STATUS_FILE, {"state": QUEUED, "created": now(), "created_ts": time.time(), "pid": None})
+    try:
+        write_json_atomic(path / CONFIG_FILE, config.to_dict())
+        write_json_atomic(path / STATUS_FILE, {"state": QUEUED, "created": now(), "created_ts": time.time(), "pid": None})
+    except OSError:  # a full disk or a file-size limit: no half-made run folder stays behind
+        for name in (CONFIG_FILE, STATUS_FILE):
+            (path / name).unlink(missing_ok=True)
+        if not any(path.iterdir()):
+            path.rmdir()
+        raise
     return path
 
 
@@ -413,7 +509,7 @@ def launch(run_dir: Path, resume: bool = False) -> int:
     (run_dir / STOP_FILE).unlink(missing_ok=True)
     write_status(run_dir, state=QUEUED, pid=None, launched_ts=time.time(), error=None, ended=None, ended_ts=None)
     pid = spawn(train_command(run_dir, resume), run_dir / LOG_FILE)
-    write_status(run_dir, pid=pid)
+    write_status(run_dir, pid=pid, pid_start=process_start(pid))
     return pid
 
 
@@ -453,14 +549,20 @@ def start_run(config: TrainConfig, name: str | None = None) -> Path:
     check_jobs(active_jobs())
     preflight(config)
     run_dir = create_run(config, name)
+    launch_new(run_dir)
+    return run_dir
+
+
+def launch_new(run_dir: Path) -> int:
+    """:func:`launch` a run folder just made by :func:`create_run`; when it is refused (every job slot taken
+    meanwhile, BMCORE_MAX_JOBS) the folder is removed, so no ``queued`` run without a job is left behind."""
     try:
-        launch(run_dir)
+        return launch(run_dir)
     except BaseException:
         import shutil
 
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    return run_dir
 
 
 def preflight(config: TrainConfig) -> str | None:
@@ -562,14 +664,21 @@ def short_model(model: str) -> str:
     return model if not p.is_absolute() else (f"{p.parent.name}/{p.name}" if p.name == MODEL_DIR else p.name)
 
 
+def _cell(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def runs_frame(rows: list[RunSummary] | None = None) -> Any:
-    """The runs table as a ``pandas.DataFrame``: name, model, dataset, state, best metric, test accuracy, duration (s)."""
+    """The runs table as a ``pandas.DataFrame``: name, model, dataset, state, best metric, test accuracy, duration (s).
+
+    Every cell is text, ``-`` where a run has no value yet (queued, running, failed), never ``None``."""
     import pandas as pd
 
     rows = list_runs() if rows is None else rows
-    data = [{"name": r.name, "model": short_model(r.model), "dataset": r.dataset, "state": r.state,
-             "best metric": f"{r.best_metric} {r.best_value:.4f}" if r.best_value is not None else "",
-             "test accuracy": r.test_accuracy, "duration (s)": r.duration_s, "created": r.created} for r in rows]
+    data = [{"name": r.name, "model": short_model(r.model) or "-", "dataset": r.dataset or "-", "state": r.state,
+             "best metric": f"{r.best_metric} {r.best_value:.4f}" if r.best_value is not None else "-",
+             "test accuracy": _cell(r.test_accuracy, ".3f"), "duration (s)": _cell(r.duration_s, ".0f"),
+             "created": r.created or "-"} for r in rows]
     return pd.DataFrame(data, columns=["name", "model", "dataset", "state", "best metric", "test accuracy",
                                        "duration (s)", "created"])
 

@@ -155,7 +155,7 @@ def show_warnings(s: Scored) -> None:
     """What the scores alone do not say: classes (or labels) the model never gets right, and a run that overfitted."""
     if note := report.missed_note(s.result.problem_type, s.result.metrics, s.result.metrics.get("split", "")):
         st.warning(md(note), icon=":material/warning:")
-    if s.this_run in s.finished and (note := report.overfitting_note(runs.read_metrics(Path(s.finished[s.this_run].path)))):
+    if s.this_run in s.finished and (note := report.run_overfitting_note(s.finished[s.this_run].path)):
         st.warning(md(note), icon=":material/trending_up:")
 
 

@@ -10,7 +10,7 @@ import streamlit as st
 
 from bmcore import queue, report, runs
 from bmcore.display import md
-from bmcore.errors import BmcoreError
+from bmcore.errors import BmcoreError, error_line
 from pages._ui import show_tiles
 
 BADGES = {"queued": ("gray", ":material/schedule:"), "running": ("blue", ":material/play_arrow:"),
@@ -64,7 +64,7 @@ def run_controls(run_dir: Path, state: str, page: str) -> None:
         try:
             runs.launch(run_dir, resume=True)
         except (BmcoreError, OSError) as exc:
-            st.error(md(exc))
+            st.error(md(error_line(exc)))
         else:
             st.rerun()  # a full rerun, so the live view polls again
 
@@ -88,7 +88,7 @@ def show_run(view: RunsView, run_dir: Path) -> None:
         st.caption("Waiting for the device: another job is using it. This one starts by itself when it ends."
                    if queue.device_busy() else "Starting...")
     elif state == runs.RUNNING and status.get("phase") and status["phase"] != "training":
-        st.caption(f"Running: {status['phase']}...")
+        st.caption(f"Running: {md(status['phase'])}...")  # status.json is data: a phase is shown as text
     if p["total_steps"]:
         st.progress(p["fraction"], text=report.progress_text(p))
     show_tiles(view.tiles(p))
@@ -114,9 +114,7 @@ def show_runs(view: RunsView) -> None:
             st.caption(view.no_runs)
             return
         if view.table:
-            st.dataframe(runs.runs_frame(rows), hide_index=True, key=f"{view.page}_runs_table",
-                         column_config={"test accuracy": st.column_config.NumberColumn(format="%.3f"),
-                                        "duration (s)": st.column_config.NumberColumn(format="%.0f")})
+            st.dataframe(runs.runs_frame(rows), hide_index=True, key=f"{view.page}_runs_table")
         names = [r.name for r in rows]
         if st.session_state.get(run_key) not in names:
             st.session_state[run_key] = names[0]
@@ -146,7 +144,7 @@ def start_button(page: str, label: str, start: Callable[[], Path]) -> None:
         try:
             st.session_state[f"{page}_run"] = start().name
         except (BmcoreError, OSError) as exc:
-            st.session_state[f"{page}_start_error"] = str(exc)
+            st.session_state[f"{page}_start_error"] = error_line(exc)  # names the file a full disk refused
         st.rerun()  # list and open the new run at once
     if error := st.session_state.pop(f"{page}_start_error", None):
         st.error(md(error))

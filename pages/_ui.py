@@ -60,11 +60,11 @@ def show_job(job_dir: Path, key: str) -> None:
             st.rerun()
         if info["state"] == runs.QUEUED:
             waiting = queue.device_busy()
-            st.info(f"{info['title']}: " + ("queued. A training run or another job is using the device; this starts "
+            st.info(f"{md(info['title'])}: " + ("queued. A training run or another job is using the device; this starts "
                                               "by itself when it is done." if waiting else "starting..."),
                     icon=":material/schedule:")
         else:
-            st.progress(info["fraction"], text=info["message"] or f"{info['title']}...")
+            st.progress(info["fraction"], text=md(info["message"] or f"{info['title']}..."))  # status.json is data
         st.caption(f"Runs in the background as `python -m bmcore jobs run {Path(job_dir).name}`: "
                    "you can leave this page and come back.")
         if runs.stop_requested(job_dir):

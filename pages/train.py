@@ -50,9 +50,13 @@ def show_estimate(config: TrainConfig, meta: dict) -> None:
         show_job(job, "train_estimate")
         return
     if info is not None and info["state"] == runs.COMPLETED and info["result"]:
-        st.markdown(report.estimate_text(info["result"]))
-        busy, note = report.estimate_note(info["result"], info.get("ended", ""))
-        (st.warning if busy else st.caption)(note)
+        try:
+            text, (busy, note) = report.estimate_text(info["result"]), report.estimate_note(info["result"], info.get("ended", ""))
+        except BmcoreError as exc:  # a damaged result.json: one line, and Time it again below
+            st.error(md(exc))
+        else:
+            st.markdown(text)
+            (st.warning if busy else st.caption)(note)
     else:
         job_outcome(job, "The last timing")
     if info is None or st.button("Time it again", key="train_estimate_again", icon=":material/refresh:"):
@@ -60,7 +64,7 @@ def show_estimate(config: TrainConfig, meta: dict) -> None:
 
 
 def show_outcome(run_dir: Path, state: str) -> None:
-    if note := report.overfitting_note(runs.read_metrics(run_dir)):  # live too: outcome is drawn in every state
+    if note := report.run_overfitting_note(run_dir):  # live too: outcome is drawn in every state
         st.warning(md(note), icon=":material/trending_up:")
     if state == runs.CANCELLED:
         saved = (run_dir / runs.MODEL_DIR).is_dir()
@@ -68,7 +72,7 @@ def show_outcome(run_dir: Path, state: str) -> None:
                                  if saved else "It stopped before training began."))
     elif state == runs.COMPLETED:
         try:
-            result = runs.read_json(run_dir / runs.EVAL_FILE)
+            result = runs.read_eval(run_dir)
         except BmcoreError as exc:
             st.error(md(exc))
             return

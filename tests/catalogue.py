@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bmcore.runs import process_start
+
 
 @dataclass
 class Ctx:
@@ -369,7 +371,7 @@ def _live_run(ctx: Ctx) -> Path:
     """A run whose job is alive: a process with 'bmcore' in its command line (killed after the test)."""
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "bmcore-live-job"])
     ctx.procs.append(proc)
-    return _run_folder(ctx, "live", "running", pid=proc.pid)
+    return _run_folder(ctx, "live", "running", pid=proc.pid, pid_start=process_start(proc.pid))
 
 
 def _damaged_runs(ctx: Ctx) -> Path:
@@ -504,12 +506,250 @@ CASES += [
 ]
 
 # --- issue 26, runs, processes and run files (runs) ---
+# Kinds: ``run`` (one run folder, ``make`` builds it beside a good run: the command of ``cli_args``, and on the
+# Train page the run opened), ``evaluation`` (a run with a saved test evaluation: the command, and on the Evaluate
+# page the run picked).
+
+
+def _damaged_run(change: Callable[[Path], None]) -> Callable[[Ctx], Path]:
+    def make(ctx: Ctx) -> Path:
+        _run_folder(ctx, "good", "completed", best_metric=0.9, best_metric_name="macro_f1")
+        folder = _run_folder(ctx, "damaged", "completed")
+        change(folder)
+        return folder
+    return make
+
+
+def _status(**fields: object) -> Callable[[Path], None]:
+    return lambda folder: (folder / "status.json").write_text(json.dumps({"created": "2026-01-01T00:00:00", **fields}))
+
+
+def _metrics_line(line: str) -> Callable[[Path], None]:
+    good = json.dumps({"kind": "train", "step": 1, "total_steps": 2, "epoch": 0.5, "loss": 0.69})
+    return lambda folder: (folder / "metrics.jsonl").write_text(f"{good}\n{line}\n")
+
+
+def _evaluated_run(ctx: Ctx) -> Path:
+    """A completed run with its test evaluation saved (as training leaves it), then its accuracy made text."""
+    from bmcore.data import load_prepared
+    from bmcore.evaluate import evaluate_model
+    from bmcore.inference import load_for_inference
+
+    folder = _damaged_run(lambda f: None)(ctx)
+    out = folder / "evaluation" / "test"
+    evaluate_model(load_for_inference(str(folder / "model")), load_prepared("tiny-data"), "test", out_dir=out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    (out / "metrics.json").write_text(json.dumps({**metrics, "accuracy": "high"}))
+    return folder
+
+
+def _job_folder(**fields: object) -> Callable[[Ctx], Path]:
+    def make(ctx: Ctx) -> Path:
+        folder = ctx.workspace / "jobs" / "estimate-1"
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps({"kind": "estimate", "key": "k", "params": {}}))
+        (folder / "status.json").write_text(json.dumps({"state": "running", "created": "2026-01-01T00:00:00",
+                                                        "handles_sigterm": True, **fields}))
+        return folder
+    return make
+
+
+def _busy_run(ctx: Ctx) -> Path:
+    """A run whose job is alive (this test's process, with its start time): it takes the one job slot."""
+    from bmcore.runs import own_process
+
+    return _run_folder(ctx, "busy", "running", **own_process())
+
+
+OPEN_RUN = "the Train page shows the run opened as damaged, with this line"
+CANCEL_JOB = "a page reads a damaged job as failed with this line, and offers Cancel only for a live job"
+
 CASES += [
+    Case("run-pid-minus-one", R, "runs cancel on a running run whose status.json says pid -1 (every process)", "run",
+         "pid is -1, not a job's process id", make=_damaged_run(_status(state="running", pid=-1)),
+         cli_args=("runs", "cancel", "{path}")),
+    Case("job-pid-zero", R, "jobs cancel on a job whose status.json says pid 0 (its whole process group)", "cli",
+         "pid is 0, not a job's process id", make=_job_folder(pid=0), cli_args=("jobs", "cancel", "{path}"),
+         no_ui=CANCEL_JOB),
+    Case("metrics-line-list", R, "a metrics.jsonl line that is [1,2]", "run",
+         "metrics.jsonl in damaged is damaged: line 2 is", cli_expect="line 2 is [1, 2], not a JSON object",
+         make=_damaged_run(_metrics_line("[1,2]")), cli_args=("runs", "show", "{path}")),
+    Case("metrics-line-null", R, "a metrics.jsonl line that is null (export --format zip)", "run",
+         "metrics.jsonl in damaged is damaged: line 2 is null", make=_damaged_run(_metrics_line("null")),
+         cli_args=("export", "{path}", "--format", "zip")),
+    Case("metrics-text-loss", R, "a metrics.jsonl line whose loss is text", "run", 'has loss "low", not a number',
+         make=_damaged_run(_metrics_line(json.dumps({"kind": "train", "step": 2, "loss": "low"}))),
+         cli_args=("runs", "show", "{path}")),
+    Case("eval-test-text", R, "an eval.json whose test scores are a string", "run",
+         "eval.json in damaged is damaged: test is 'x'",
+         make=_damaged_run(lambda f: (f / "eval.json").write_text(json.dumps({"test": "x"}))),
+         cli_args=("export", "{path}")),
+    Case("evaluation-accuracy-text", R, "an evaluation's metrics.json whose accuracy is text", "evaluation",
+         "is damaged: accuracy is 'high', not a number", make=_evaluated_run, cli_args=("export", "{path}")),
+    Case("pretrain-background-slots", R, "pretrain --background while every job slot (BMCORE_MAX_JOBS) is taken", "cli",
+         "training jobs are already queued or running", make=_busy_run, env={"BMCORE_MAX_JOBS": "1"},
+         cli_args=("pretrain", "--data", "tiny-data", "--model", "{model}", "--max-steps", "2", "--background"),
+         no_ui="the Pretrain page starts through the same start_pretraining, refused before a run folder exists"),
 ]
 
 
 # --- issue 26, data readers, caps and parsing (readers) ---
+# Bombs: a small file that expands to gigabytes when read. Built in memory in about a second each; the memory-bounded
+# test (tests/test_reader_caps.py) reads them in a subprocess and checks its peak memory.
+
+
+def xlsx_shared_string_bomb(text_chars: int = 100_000, cells: int = 20_000) -> bytes:
+    """A workbook of ``cells`` rows whose text cell is one shared string of ``text_chars`` characters (2*10^9
+    characters in all by default, in about 170 KB): the zip's unpacked size is small, the sheet is not."""
+    shared = ["text", "label", "x" * text_chars, "pos", "neg"]
+    sst = "".join(f"<si><t>{t}</t></si>" for t in shared)
+    rows = ['<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c></row>']
+    rows += [f'<row r="{i}"><c r="A{i}" t="s"><v>2</v></c><c r="B{i}" t="s"><v>{3 + i % 2}</v></c></row>'
+             for i in range(2, cells + 2)]
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    pkg = "http://schemas.openxmlformats.org/package/2006"
+    members = {
+        "[Content_Types].xml": f'<Types xmlns="{pkg}/content-types"><Default Extension="rels" '
+        'ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" '
+        'ContentType="application/xml"/><Override PartName="/xl/workbook.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+        '<Override PartName="/xl/worksheets/sheet1.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+        '<Override PartName="/xl/sharedStrings.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>',
+        "_rels/.rels": f'<Relationships xmlns="{pkg}/relationships"><Relationship Id="rId1" '
+        f'Type="{rel}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        "xl/workbook.xml": f'<workbook xmlns="{main}" xmlns:r="{rel}"><sheets><sheet name="data" sheetId="1" '
+        'r:id="rId1"/></sheets></workbook>',
+        "xl/_rels/workbook.xml.rels": f'<Relationships xmlns="{pkg}/relationships"><Relationship Id="rId1" '
+        f'Type="{rel}/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" '
+        f'Type="{rel}/sharedStrings" Target="sharedStrings.xml"/></Relationships>',
+        "xl/sharedStrings.xml": f'<sst xmlns="{main}" count="{2 * cells + 2}" uniqueCount="{len(shared)}">{sst}</sst>',
+        "xl/worksheets/sheet1.xml": f'<worksheet xmlns="{main}"><sheetData>{"".join(rows)}</sheetData></worksheet>',
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, body in members.items():
+            zf.writestr(name, body)
+    return buf.getvalue()
+
+
+def csv_one_cell(chars: int = 45_000_000) -> bytes:
+    """A CSV of 45 MB whose first text is one cell of ``chars`` characters, then ordinary rows."""
+    return b'text,label\n"' + b"y" * chars + b'",pos\n' + csv_bytes(rows(20)).split(b"\n", 1)[1]
+
+
+def parquet_nested_bomb(rows_n: int = 2_000, items: int = 1_000, chars: int = 1_000) -> bytes:
+    """A list column whose items are one dictionary-encoded string: 2*10^9 characters in a few KB."""
+    import numpy as np
+    import pyarrow as pa
+
+    values = pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows_n * items, dtype=np.int32)), pa.array(["z" * chars]))
+    offsets = pa.array(np.arange(0, rows_n * items + 1, items, dtype=np.int32))
+    table = pa.table({"text": pa.array([f"sentence {i} here" for i in range(rows_n)]),
+                      "label": pa.array(["ab"[i % 2] for i in range(rows_n)]),
+                      "tokens": pa.ListArray.from_arrays(offsets, values)})
+    return _parquet(table)
+
+
+def parquet_binary_bomb(rows_n: int = 20_000, nbytes: int = 100_000) -> bytes:
+    """An image Parquet (a binary column) whose every row is one dictionary-encoded value of ``nbytes`` bytes;
+    written without Arrow's schema, so a reader sees a plain binary column, as most writers leave it."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    image = pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows_n, dtype=np.int32)), pa.array([b"\x89PNG" + b"\0" * nbytes]))
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"image": image, "label": pa.array(["ab"[i % 2] for i in range(rows_n)])}), buf,
+                   compression="zstd", store_schema=False)
+    return buf.getvalue()
+
+
+def _loop(ctx: Ctx) -> Path:
+    """A file that is a link to itself (``ln -s x.csv x.csv``)."""
+    path = ctx.tmp / "loop.csv"
+    path.symlink_to(path.name)
+    return path
+
+
+def _loop_in_folder(ctx: Ctx) -> Path:
+    """A folder source whose train.csv is a link to itself."""
+    folder = ctx.tmp / "looped"
+    folder.mkdir()
+    (folder / "train.csv").symlink_to("train.csv")
+    (folder / "test.csv").write_bytes(csv_bytes(rows(20)))
+    return folder
+
+
+def _loop_in_images(ctx: Ctx) -> Path:
+    """An image folder (cat/, dog/) where one image is a link to itself."""
+    folder = ctx.tmp / "pets"
+    for label in ("cat", "dog"):
+        (folder / label).mkdir(parents=True)
+        (folder / label / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (folder / "cat" / "2.png").symlink_to("2.png")
+    return folder
+
+
+def _deep_json(lines: bool) -> bytes:
+    deep = "[" * 100_000 + "]" * 100_000
+    if lines:
+        return "".join(json.dumps({"text": f"sentence {i} here", "label": "ab"[i % 2]}) + "\n" for i in range(20)).encode() \
+            + ('{"text": "deep", "label": ' + deep + "}\n").encode()
+    return deep.encode()
+
+
+def _json_objects() -> bytes:
+    return json.dumps([{"text": t, "label": lab, "meta": {"source": "web", "n": i}}
+                       for i, (t, lab) in enumerate(zip(rows()["text"], rows()["label"], strict=True))]).encode()
+
+
+def _cr_only() -> bytes:
+    return csv_bytes(rows()).replace(b"\n", b"\r")
+
+
+def _quoted_labels() -> bytes:
+    """Multi-label cells separated by ';' whose parts are CSV-quoted when they hold a comma: '"good, fun";pos'."""
+    labels = ['"good, fun";pos', "pos", "neg", "good, fun", '"good, fun";neg', "neg;pos"]
+    return _labels([labels[i % len(labels)] for i in range(120)])
+
+
+LOOP = "too many levels of symbolic links"
 CASES += [
+    Case("xlsx-shared-strings", X, "an xlsx of 170 KB whose one 100,000-character shared string fills 20,000 cells "
+         "(2*10^9 characters), in a public demo", "file", "decodes to more than 50,000,000 characters", env=DEMO_FILES,
+         file=lambda: ("shared.xlsx", xlsx_shared_string_bomb())),
+    Case("csv-long-cell", X, "a CSV with a cell of 2,000,000 characters (any mode)", "file",
+         "has a cell of 2,000,000 characters", file=lambda: ("long-cell.csv", _with_texts("y" * 2_000_000))),
+    Case("jsonl-long-cell", X, "JSONL with a 200,000-character text, in a public demo", "file",
+         "has a cell of 200,000 characters", env=DEMO_FILES,
+         file=lambda: ("long-cell.jsonl", json.dumps({"text": "y" * 200_000, "label": "a"}).encode() + b"\n")),
+    Case("parquet-nested-bomb", X, "a Parquet file of 10 KB whose list column decodes to 2*10^9 characters", "file",
+         "has nested columns (tokens)", file=lambda: ("nested.parquet", parquet_nested_bomb())),
+    Case("parquet-image-bomb", X, "an image Parquet of 600 bytes whose one image is used by 20,000 rows (2 GB), "
+         "in a public demo", "file", "more than the limit of 1000 MB", env=DEMO_FILES,
+         file=lambda: ("images.parquet", parquet_binary_bomb())),
+    Case("json-deep", F, "JSON nested 100,000 lists deep", "file", "is nested too deeply",
+         file=lambda: ("deep.json", _deep_json(False))),
+    Case("jsonl-deep", F, "JSONL with a record nested 100,000 lists deep", "file", "is nested too deeply",
+         file=lambda: ("deep.jsonl", _deep_json(True))),
+    Case("symlink-loop-file", F, "a data path that is a link to itself (ln -s x.csv x.csv)", "path", LOOP,
+         make=_loop, cli_args=("data", "inspect", "{path}")),
+    Case("symlink-loop-demo", S, "a link to itself as the data path, in a public demo (paths outside the workspace "
+         "turned off)", "path", LOOP, make=_loop, cli_args=("data", "inspect", "{path}"),
+         env={"BMCORE_PUBLIC_DEMO": "1"}),
+    Case("symlink-loop-folder", F, "a folder source whose train.csv is a link to itself", "path", LOOP,
+         make=_loop_in_folder, cli_args=("data", "inspect", "{path}")),
+    Case("symlink-loop-images", F, "an image folder with an image that is a link to itself", "path", LOOP,
+         make=_loop_in_images, cli_args=("data", "inspect", "{path}")),
+    Case("json-object-cells", F, "JSON records with an object in a cell", "file", "JSON objects in column 'meta' kept as JSON text",
+         ok=True, file=lambda: ("objects.json", _json_objects())),
+    Case("csv-cr-only", F, "a CSV whose lines end in CR alone (old Mac)", "file", "lines end in a carriage return alone",
+         ok=True, file=lambda: ("mac.csv", _cr_only())),
+    Case("label-quoted-parts", C, "multi-label cells whose CSV-quoted parts hold a comma (\"good, fun\";pos)", "file",
+         "parts in double quotes read whole", ok=True, file=lambda: ("quoted.csv", _quoted_labels())),
 ]
 
 
@@ -525,16 +765,15 @@ CASES += [
 
 # --- issue 26, pages: warnings, settings, charts (pages) ---
 def _overfit_run_with_junk(ctx: Ctx) -> Path:
-    """A finished run whose metrics.jsonl shows overfitting between lines a visitor could have written (not JSON, not
-    a record, text and NaN where numbers go, a half-written last line), and whose eval.json names a class the model
-    never predicts with a Markdown image."""
+    """A finished run whose metrics.jsonl shows overfitting between lines the readers skip (not JSON, a NaN loss, a
+    half-written last line), and whose eval.json names a class the model never predicts with a Markdown image."""
     folder = _run_folder(ctx, "overfit", "completed")
     lines = []
     for step, (train, val) in enumerate(((0.7, 0.5), (0.5, 0.4), (0.3, 0.5), (0.1, 0.7)), start=1):
         lines += [{"kind": "train", "step": 10 * step, "total_steps": 40, "epoch": step, "loss": train},
                   {"kind": "eval", "step": 10 * step, "epoch": step, "eval_loss": val, "eval_accuracy": 0.5}]
-    junk = ["not json", "[1, 2]", json.dumps({"kind": "eval", "step": "<b>", "eval_loss": "high"}),
-            '{"kind": "eval", "step": 45, "eval_loss": NaN}', json.dumps({"kind": "train", "step": True, "loss": 0.0})]
+    junk = ["not json", '{"kind": "eval", "step": 45, "eval_loss": NaN}']  # skipped; a record of the wrong shape
+    # makes the run damaged instead (the runs area's cases)
     text = "\n".join([*map(json.dumps, lines[:4]), *junk, *map(json.dumps, lines[4:])]) + '\n{"kind": "eval", "st'
     (folder / "metrics.jsonl").write_text(text)
     test = {"accuracy": 0.5, "macro_f1": 0.33, "confusion_matrix": [[5, 0], [5, 0]], "labels": ["fine", IMG]}
@@ -544,8 +783,8 @@ def _overfit_run_with_junk(ctx: Ctx) -> Path:
 
 P = "Pages: warnings, settings, charts"
 CASES += [
-    Case("run-metrics-junk", P, "a metrics.jsonl with junk lines (not JSON, text and NaN for numbers, half a line) "
-         "around an overfitting run, and a never-predicted class named with a Markdown image", "runfiles",
+    Case("run-metrics-junk", P, "a metrics.jsonl with lines to skip (not JSON, a NaN loss, half a line) around an "
+         "overfitting run, and a never-predicted class named with a Markdown image", "run",
          "Overfitting: the validation loss rose from its lowest, 0.400 at step 20, to 0.700 at step 40", ok=True,
          make=_overfit_run_with_junk, markdown=(IMG,),
          no_cli="the warnings are drawn by the Train and Evaluate pages (train.log words the missed classes itself)"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 from collections.abc import Iterator
@@ -33,17 +32,16 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 
 
 def kill_leftovers(ws: Path) -> None:
-    """SIGKILL the process group of every run or job under ``ws`` whose process is still alive."""
+    """SIGKILL the process group of every run or job under ``ws`` whose process is still alive, verified as the job's
+    own as the app verifies it (:func:`bmcore.runs.signal_job`: start time, command line, group leader)."""
     from bmcore import runs
 
     for status in [*ws.glob("runs/*/status.json"), *ws.glob("jobs/*/status.json")]:
         try:
-            pid = runs.read_json(status).get("pid")
+            fields = runs.read_json(status)
         except Exception:  # noqa: BLE001 - a damaged status has no process to stop
             continue
-        if isinstance(pid, int) and runs.pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+        runs.signal_job(status.parent, fields, signal.SIGKILL, group=True)
 
 
 @pytest.fixture(scope="session")

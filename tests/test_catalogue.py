@@ -72,7 +72,7 @@ def busy_run() -> None:
     folder = runs.runs_dir() / "busy"
     folder.mkdir()
     runs.write_json_atomic(folder / runs.CONFIG_FILE, {"model_name_or_path": "builtin:minilm", "dataset": DATASET})
-    runs.write_json_atomic(folder / runs.STATUS_FILE, {"state": "running", "pid": os.getpid(), "created": runs.now()})
+    runs.write_json_atomic(folder / runs.STATUS_FILE, {"state": "running", **runs.own_process(), "created": runs.now()})
 
 
 # --- CLI ------------------------------------------------------------------------------------------
@@ -315,7 +315,7 @@ def test_readme_lists_every_case() -> None:
 
 # --- round two (issue 17, items 5-14): the new kinds of tests/catalogue.py -------------------------
 
-ROUND_TWO_KINDS = ("cli", "runs", "path", "model", "readonly")
+ROUND_TWO_KINDS = ("cli", "runs", "path", "model", "readonly", "run", "evaluation")
 DAMAGED_RUNS = {"bad-created", "bad-started", "bad-pid", "bad-metric"}
 
 
@@ -375,14 +375,24 @@ def ui_readonly(case: Case, ctx: Ctx, path: Path) -> AppTest:
     return at.button(key="data_save").click().run()
 
 
-def ui_runfiles(case: Case, ctx: Ctx, path: Path) -> AppTest:
-    """Open the run on the Train page."""
+def ui_run(case: Case, ctx: Ctx, path: Path) -> AppTest:
+    """Open the run ``path`` on the Train page (issue 26: damaged run files)."""
     at = open_app()
     at.switch_page("pages/train.py").run()
     return at.selectbox(key="train_pick").select(path.name).run()
 
 
-ROUND_TWO_DRIVERS = {"path": ui_path, "model": ui_model, "runs": ui_runs, "readonly": ui_readonly, "runfiles": ui_runfiles}
+def ui_evaluation(case: Case, ctx: Ctx, path: Path) -> AppTest:
+    """Pick the run ``path`` on the Evaluate page, its own test split (issue 26: a damaged saved evaluation)."""
+    at = open_app()
+    at.switch_page("pages/evaluate.py").run()
+    at.selectbox(key="evaluate_run").select(path.name).run()
+    at.selectbox(key="evaluate_dataset").select(DATASET).run()
+    return at.selectbox(key="evaluate_split").select("test").run()
+
+
+ROUND_TWO_DRIVERS = {"path": ui_path, "model": ui_model, "runs": ui_runs, "readonly": ui_readonly, "run": ui_run,
+                     "evaluation": ui_evaluation}
 
 
 def check_runs_page(case: Case, at: AppTest) -> None:

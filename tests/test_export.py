@@ -195,7 +195,7 @@ def test_cli_refuses_a_missing_folder_an_unfinished_run_and_an_unknown_format(ws
     assert main(["export", str(tmp_path / "no-such-run"), "--format", "zip"]) == 2
     assert "does not exist" in one_error_line(capsys)
     busy = runs.create_run(TrainConfig(dataset="sst-small"), "busy")
-    runs.write_status(busy, state=runs.RUNNING, pid=os.getpid())  # a live process: it reads as running
+    runs.write_status(busy, state=runs.RUNNING, **runs.own_process())  # a live process: it reads as running
     assert main(["export", str(busy), "--format", "zip"]) == 2
     assert "run busy is running, not completed" in one_error_line(capsys)
     assert not (busy / ex.EXPORT_DIR).exists()

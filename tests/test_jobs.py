@@ -76,7 +76,7 @@ def test_a_job_queues_behind_training_and_cancels_while_queued(ws: Path, tiny_mo
         time.sleep(3)  # both processes are up and polling the queue
         for job in (first, second):
             info = jobs.read(job)
-            assert info["state"] == runs.QUEUED and runs.pid_alive(info["pid"]), info
+            assert info["state"] == runs.QUEUED and runs.pid_alive(info["pid"], info["pid_start"]), info
         jobs.cancel(first)
         assert wait_state(first, (runs.CANCELLED, runs.FAILED, runs.COMPLETED), timeout=60)["state"] == runs.CANCELLED
         assert not Path(key).exists()  # nothing half-written
@@ -172,8 +172,8 @@ def test_running_jobs_cancel_at_once(finished_run: Path, local_hub):
         time.sleep(0.2)
     jobs.cancel(job)
     assert wait_state(job, (runs.CANCELLED, runs.FAILED, runs.COMPLETED), timeout=30)["state"] == runs.CANCELLED
-    pid, deadline = runs.read_json(job / runs.STATUS_FILE)["pid"], time.time() + 30
-    while runs.pid_alive(pid):  # and the process is gone, not left hanging on the network
+    status, deadline = runs.read_json(job / runs.STATUS_FILE), time.time() + 30
+    while runs.pid_alive(status["pid"], status["pid_start"]):  # and the process is gone, not left hanging on the network
         assert time.time() < deadline
         time.sleep(0.2)
 

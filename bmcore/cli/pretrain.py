@@ -47,10 +47,14 @@ def _run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     check_config(config)  # bad data or model: one line, exit 2, and no run folder written
+    if args.background:
+        from ..limits import check_jobs
+
+        check_jobs(runs.active_jobs())  # every job slot taken: refused before a run folder exists
     run_dir = runs.create_run(config, run_dir=args.out) if args.out else runs.create_run(config, pretrain_run_name(config))
     print(json.dumps({"run_dir": str(run_dir)}), flush=True)
     if args.background:
-        print(json.dumps({"run_dir": str(run_dir), "pid": runs.launch(run_dir)}))
+        print(json.dumps({"run_dir": str(run_dir), "pid": runs.launch_new(run_dir)}))
         return 0
     from ..train import run_training
 

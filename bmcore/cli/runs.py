@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.set_defaults(func=_show)
     cancel = rsub.add_parser("cancel", help="ask a queued or running job to stop (it saves and marks itself cancelled)")
     cancel.add_argument("run", help="run folder or run name")
-    cancel.set_defaults(func=lambda a: runs.request_stop(runs.find_run(a.run)) or print(json.dumps({"stop_requested": a.run})))
+    cancel.set_defaults(func=_cancel)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -34,4 +34,12 @@ def _show(args: argparse.Namespace) -> int:
     prog = runs.progress(run_dir)
     out = {"run": run_dir.name, "path": str(run_dir), **status, "step": prog["step"], "total_steps": prog["total_steps"]}
     print(json.dumps(out, indent=2))
+    return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    run_dir = runs.find_run(args.run)
+    runs.read_status(run_dir)  # a damaged status (a pid of -1) is refused with its one line, nothing written
+    runs.request_stop(run_dir)
+    print(json.dumps({"stop_requested": args.run}))
     return 0

@@ -120,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
             run_dir = runs.create_run(config, run_dir=target) if target else runs.create_run(config)
             print(json.dumps({"run_dir": str(run_dir)}), flush=True)
     if args.background:
-        pid = runs.launch(run_dir, resume=args.resume)
+        pid = runs.launch(run_dir, resume=args.resume) if existing else runs.launch_new(run_dir)
         print(json.dumps({"run_dir": str(run_dir), "pid": pid}))
         return 0
     from ..train import run_training
