@@ -16,7 +16,6 @@ on its way to a person:
 
 from __future__ import annotations
 
-import html
 import re
 from typing import Any
 
@@ -68,9 +67,20 @@ def md_code(value: Any, in_table: bool = False) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
+# Plotly's text renderer (svg_text_utils.convertToTspans) reads tags such as <b>, <a href> and <br>, then decodes the
+# entities below in the text between them; nothing else. So only "<" and ">" (tags), "$" (LaTeX) and an "&" that opens
+# one of these entities need escaping: "&", quotes and apostrophes otherwise show as they are, and escaping them
+# (html.escape) would show "&quot;" in a legend, as plotly does not decode that entity.
+_PLOT_ENTITY = re.compile(r"&(?=(?:#\d+|#x[\da-fA-F]+|[a-z]+);)")
+_PLOT_ESCAPES = {"<": "&lt;", ">": "&gt;", "$": "&#36;"}
+_PLOT_UNESCAPES = {"&amp;": "&", **{v: k for k, v in _PLOT_ESCAPES.items()}}
+
+
 def plot_text(value: Any) -> str:
-    """``value`` for a plotly label, tick, title or hover text: HTML-escaped, and ``$`` as an entity (no LaTeX)."""
-    return html.escape(str(value)).replace("$", "&#36;")
+    """``value`` for a plotly label, tick, title or hover text, escaped once for plotly: it renders back as exactly
+    ``value`` (no tag, link or LaTeX); ``&`` and quotes stay as they are unless they would read as an entity."""
+    text = _PLOT_ENTITY.sub("&amp;", str(value))
+    return re.sub(r"[<>$]", lambda m: _PLOT_ESCAPES[m.group()], text)
 
 
 def plot_texts(values: Any) -> list[str]:
@@ -103,4 +113,4 @@ def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 def from_plot_text(value: Any) -> str:
     """The original of a :func:`plot_text` (a category that came back from a click on a chart)."""
-    return html.unescape(str(value))
+    return re.sub(r"&amp;|&lt;|&gt;|&#36;", lambda m: _PLOT_UNESCAPES[m.group()], str(value))

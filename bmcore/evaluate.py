@@ -137,35 +137,6 @@ def probs_of(predictions: pd.DataFrame, label_names: Sequence[str]) -> np.ndarra
 # --- metrics ------------------------------------------------------------------------------
 
 
-MISSED_RECALL = 0.1  # a class recalled this rarely or less is "never or almost never predicted"
-
-
-def missed_classes(matrix: Sequence[Sequence[int]], label_names: Sequence[str]) -> list[dict[str, Any]]:
-    """Classes with examples that the model (almost) never predicts right: recall at most :data:`MISSED_RECALL`.
-
-    ``matrix`` is the confusion matrix, rows gold and columns predicted, in ``label_names`` order.
-    """
-    cm = np.asarray(matrix, dtype=np.int64)
-    out = []
-    for i, name in enumerate(label_names):
-        support = int(cm[i].sum()) if i < len(cm) else 0
-        if support and cm[i, i] / support <= MISSED_RECALL:
-            out.append({"label": str(name), "recall": float(cm[i, i] / support), "hits": int(cm[i, i]),
-                        "support": support, "predicted": int(cm[:, i].sum())})
-    return out
-
-
-def missed_classes_note(missed: Sequence[dict[str, Any]], split: str = "test") -> str:
-    """One plain-text warning for :func:`missed_classes`, with what to try; empty when no class is missed."""
-    if not missed:
-        return ""
-    parts = [f"{m['label']} ({m['hits']} of {m['support']} {split} examples)" for m in missed]
-    return (("Class " if len(missed) == 1 else "Classes ") + ", ".join(parts)
-            + (" is" if len(missed) == 1 else " are") + " never or almost never predicted right. The model has not "
-            "learned " + ("it" if len(missed) == 1 else "them") + ": train with class weights (balanced), more epochs "
-            "or a higher learning rate, or add examples.")
-
-
 def roc_pr_curves(predictions: pd.DataFrame, label_names: Sequence[str], max_points: int = 200) -> dict[str, Any]:
     """One-vs-rest ROC and precision-recall curves per class, thinned to ``max_points`` for plotting.
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .display import md
+from .display import md, plot_texts
 from .errors import BmcoreError
 
 ATTRIBUTION_OUTPUT = "probability"  # what attributions explain: the target's probability (softmax, or its sigmoid)
@@ -463,8 +463,8 @@ def dataset_is_pair(dataset: str) -> bool:
 
 
 def token_labels(tokens: Sequence[str], max_chars: int = TOKEN_LABEL_CHARS) -> list[str]:
-    """Tokens as chart tick labels: shortened to ``max_chars`` and HTML-escaped (plotly renders some tags)."""
-    return [html.escape(t if len(t) <= max_chars else t[: max_chars - 1] + "…") for t in map(str, tokens)]
+    """Tokens as chart tick labels: shortened to ``max_chars`` and escaped for plotly (it renders some tags)."""
+    return plot_texts(t if len(t) <= max_chars else t[: max_chars - 1] + "…" for t in map(str, tokens))
 
 
 def token_window(n_tokens: int, start: int = 0, size: int = 40) -> tuple[int, int]:

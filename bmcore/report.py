@@ -7,6 +7,7 @@ A metric tile is a dict of :func:`streamlit.metric`'s arguments (label, value, d
 
 from __future__ import annotations
 
+import math
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from .display import md, plot_text
 from .errors import BmcoreError
 from .estimate import format_duration
 from .evaluate import find_evaluation
-from .tasks import MULTI_LABEL
+from .tasks import MULTI_LABEL, get_task
 from .workspace import runs_dir
 
 PREVIEW = 90  # characters of text in pickers
@@ -183,6 +184,97 @@ def estimate_note(est: dict[str, Any], ended: str) -> tuple[bool, str]:
         return True, (f"The machine was busy while timing (load {est['load']} on {est['cores']} cores), so this errs "
                       f"long; time it again when it is idle. {timed}.")
     return False, f"{timed}. Once the run starts, its progress bar gives the time left from its own measured speed."
+
+
+def missed_note(problem_type: Any, metrics: Any, split: str = "test") -> str:
+    """The task's warning on classes or labels a split's ``metrics`` show are never predicted right (see
+    :meth:`bmcore.tasks.Task.missed_note`); empty for none, and for a damaged file (an unknown task, no metrics)."""
+    try:
+        task = get_task(problem_type if isinstance(problem_type, str) else None)
+    except BmcoreError:
+        return ""
+    return task.missed_note(metrics, split) if isinstance(metrics, dict) else ""
+
+
+OVERFIT_RISES = 3  # consecutive rises of the validation loss that read as overfitting
+OVERFIT_RATIO = 1.5  # or the validation loss this many times its lowest
+OVERFIT_CHANGE = 0.05  # and each loss moved by this share at least (a random model's 0.6931 drifts by 1e-6)
+
+
+def _loss_points(records: Sequence[dict[str, Any]], key: str) -> list[tuple[float, float]]:
+    """(step, value) of every record with a finite number under ``key``, by step; a step logged twice (a resumed
+    run) keeps its last value."""
+    points: dict[float, float] = {}
+    for r in records:
+        step, value = (r.get("step"), r.get(key)) if isinstance(r, dict) else (None, None)
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                       for v in (step, value)):
+            points[float(step)] = float(value)
+    return sorted(points.items())
+
+
+def _train_loss_at(train: list[tuple[float, float]], after: float, upto: float) -> float | None:
+    """The mean training loss logged in (``after``, ``upto``], else the last one at or before ``upto`` (smoother than
+    one noisy logging step)."""
+    window = [v for s, v in train if after < s <= upto]
+    if window:
+        return sum(window) / len(window)
+    before = [v for s, v in train if s <= upto]
+    return before[-1] if before else None
+
+
+def overfitting(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """Whether a run's metrics.jsonl records show overfitting: the validation loss (``eval_loss``) rose over the last
+    :data:`OVERFIT_RISES` evaluations in a row, or stands at :data:`OVERFIT_RATIO` times its lowest or more, while the
+    training loss (``loss``) fell over the same stretch; each by :data:`OVERFIT_CHANGE` of its value at least. Returns the figures (``best_step``, ``best_loss``, ``step``,
+    ``loss``, ``train_from``, ``train_to``), or None."""
+    evals, train = _loss_points(records, "eval_loss"), _loss_points(records, "loss")
+    if len(evals) < 2:
+        return None
+    steps = [s for s, _ in evals]
+    losses = [v for _, v in evals]
+    best = min(range(len(losses)), key=losses.__getitem__)
+    rises = next((k for k in range(len(losses) - 1) if losses[-1 - k] <= losses[-2 - k]), len(losses) - 1)
+    if rises >= OVERFIT_RISES and losses[-1] >= (1 + OVERFIT_CHANGE) * losses[-1 - rises]:
+        start = len(losses) - 1 - rises  # the evaluation the rise started from
+    elif best < len(losses) - 1 and losses[-1] >= OVERFIT_RATIO * losses[best] and losses[best] > 0:
+        start = best
+    else:
+        return None
+    before = [-math.inf, *steps]  # each evaluation's training window starts after the previous evaluation
+    train_from = _train_loss_at(train, before[start], steps[start])
+    train_to = _train_loss_at(train, before[-2], steps[-1])
+    if train_from is None or train_to is None or train_to > (1 - OVERFIT_CHANGE) * train_from:
+        return None  # the training loss did not fall: not overfitting (underfitting or a bad learning rate)
+    return {"best_step": int(steps[best]), "best_loss": losses[best], "start_step": int(steps[start]),
+            "start_loss": losses[start], "step": int(steps[-1]), "loss": losses[-1], "rises": rises,
+            "train_from": train_from, "train_to": train_to}
+
+
+def overfitting_note(records: Sequence[dict[str, Any]]) -> str | None:
+    """:func:`overfitting` as one plain-text warning with what to try, or None."""
+    o = overfitting(records)
+    if o is None:
+        return None
+    start, end = f"{o['start_loss']:.3f} at step {o['start_step']:,}", f"{o['loss']:.3f} at step {o['step']:,}"
+    if o["rises"] >= OVERFIT_RISES:
+        lowest = "" if o["start_step"] == o["best_step"] else f" (its lowest: {o['best_loss']:.3f} at step {o['best_step']:,})"
+        rose = f"rose {o['rises']} evaluations in a row, from {start} to {end}{lowest}"
+    else:
+        rose = f"rose from its lowest, {start}, to {end}"
+    return (f"Overfitting: the validation loss {rose}, while "
+            f"the training loss fell from {o['train_from']:.3f} to {o['train_to']:.3f}: the model is memorising the "
+            "training examples. The best checkpoint on validation is the one kept, not the last; to do better, train "
+            "fewer epochs (or set early-stopping patience), add training data, or lower the learning rate.")
+
+
+def run_overfitting_note(run_dir: str | Path) -> str | None:
+    """:func:`overfitting_note` for the run in ``run_dir``; None too when its metrics.jsonl is damaged (the run view
+    says so itself)."""
+    try:
+        return overfitting_note(runs.read_metrics(Path(run_dir)))
+    except BmcoreError:
+        return None
 
 
 # --- evaluation ------------------------------------------------------------------------------

@@ -225,10 +225,7 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
     runs.write_json_atomic(run_dir / runs.EVAL_FILE, results)
     log.info("test %s", ", ".join(f"{k} {v:.4f}" for k, v in results["test"].items()
                                   if k in ("accuracy", "macro_f1", "f1_micro", "loss") and isinstance(v, float)))
-    from .evaluate import missed_classes, missed_classes_note
-
-    if "confusion_matrix" in results["test"] and (
-            note := missed_classes_note(missed_classes(results["test"]["confusion_matrix"], label_names))):
+    if note := task.missed_note(results["test"]):
         log.warning(note)
     try:  # the model card (model/README.md): data, hyperparameters, test metrics; the run stands without it
         from .export import write_model_card

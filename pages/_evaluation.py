@@ -143,14 +143,20 @@ def show_summary(s: Scored) -> None:
     st.caption(report.evaluation_caption(m, len(s.result.predictions), len(s.result.label_names), s.dataset, s.split))
     for row in report.headline_tiles(m):
         show_tiles(row)
-    cm = m.get("confusion_matrix") or {}
-    if note := ev.missed_classes_note(ev.missed_classes(cm.get("matrix") or [], cm.get("labels") or []), m.get("split", "")):
-        st.warning(md(note), icon=":material/warning:")
+    show_warnings(s)
     if not m.get("baseline"):
         st.caption("No baseline: the dataset has no train split to train it on.")
     for note in m.get("notes") or []:
         st.caption(md(note))
     show_downloads(s)
+
+
+def show_warnings(s: Scored) -> None:
+    """What the scores alone do not say: classes (or labels) the model never gets right, and a run that overfitted."""
+    if note := report.missed_note(s.result.problem_type, s.result.metrics, s.result.metrics.get("split", "")):
+        st.warning(md(note), icon=":material/warning:")
+    if s.this_run in s.finished and (note := report.run_overfitting_note(s.finished[s.this_run].path)):
+        st.warning(md(note), icon=":material/trending_up:")
 
 
 def show_downloads(s: Scored) -> None:

@@ -19,6 +19,7 @@ from pages._evaluation import (
     show_downloads,
     show_errors,
     show_flips,
+    show_warnings,
 )
 from pages._ui import show_tiles
 
@@ -48,6 +49,7 @@ def show_summary(s: Scored) -> None:
                                          "labels"))
     for row in report.multi_label_tiles(m):
         show_tiles(row)
+    show_warnings(s)
     if not m.get("baseline"):
         st.caption("No baseline: the dataset has no train split to train it on.")
     for note in m.get("notes") or []:

@@ -103,3 +103,22 @@ def start_job(kind: str, params: dict, key: str, env: dict | None = None) -> Non
         st.error(md(exc))
     else:
         st.rerun()
+
+
+KEPT_PREFIX = "_kept_"
+
+
+def keep(*keys: str) -> None:
+    """Keep these widgets' values when the user leaves the page and comes back.
+
+    Streamlit deletes a widget's state at the end of any run that does not draw it (a run of another page), so
+    a setting would come back at its default. A copy under a key no widget owns survives, and is put back on
+    return. Call it before the widgets are drawn and after the page's own writes to these keys (a hand-over);
+    only for widgets without a ``value=``/``index=`` default (Streamlit warns when both set a value).
+    """
+    for key in keys:
+        copy = KEPT_PREFIX + key
+        if key in st.session_state:
+            st.session_state[copy] = st.session_state[key]
+        elif copy in st.session_state:
+            st.session_state[key] = st.session_state[copy]

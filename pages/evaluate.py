@@ -12,7 +12,7 @@ from bmcore.errors import BmcoreError
 from pages import _multilabel
 from pages._evaluation import IMAGE_SECTIONS, SECTIONS, Scored, load, split_images
 from pages._export import show_export
-from pages._ui import job_outcome, show_job, start_job
+from pages._ui import job_outcome, keep, show_job, start_job
 
 SOURCES = ("A finished run", "Local model folder")
 
@@ -53,6 +53,8 @@ if not dataset_names:
     st.stop()
 
 st.subheader("Model and data")
+keep("evaluate_source", "evaluate_run", "evaluate_model_path", "evaluate_dataset", "evaluate_split", "evaluate_cm_norm",
+     "evaluate_cell_gold", "evaluate_cell_pred", "evaluate_lcell_label", "evaluate_lcell_cell")  # across page visits
 c1, c2, c3 = st.columns([1.4, 1, 0.6])
 source = c1.radio("Model", SOURCES, key="evaluate_source", horizontal=True)
 this_run: str | None = None

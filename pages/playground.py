@@ -22,7 +22,7 @@ from bmcore.display import csv_frame, md, plot_texts
 from bmcore.errors import BmcoreError
 from bmcore.inference import ImageClassifier, load_for_inference, predict
 from pages._image_playground import IMAGE_INTRO, show_image_playground
-from pages._ui import require_frame
+from pages._ui import keep, require_frame
 
 require_frame("pages/playground.py")
 
@@ -152,6 +152,8 @@ if handed_model:
     st.session_state["playground_model_choice"] = match.ref if match else CUSTOM
     if match is None:
         st.session_state["playground_path"] = str(handed_model)
+keep("playground_model_choice", "playground_path", "playground_input", "playground_pair", "playground_batch_source",
+     "playground_batch_lines")  # the text and its result are still there after a visit to another page
 choice = st.selectbox("Model", [*by_ref, CUSTOM], key="playground_model_choice",
                       format_func=lambda r: by_ref[r].label if r in by_ref else r,
                       help="Completed runs in the workspace, the untrained base model, or any local save_pretrained folder.")
@@ -308,6 +310,7 @@ with one:
     if st.session_state.get("playground_target_text") != (text, pair):
         st.session_state["playground_target_text"] = (text, pair)
         st.session_state["playground_target"] = PREDICTED
+    keep("playground_target")
     # A sentinel, not None: a selectbox whose value is None shows "Choose an option" in the browser.
     target = c1.selectbox("Explain the label" if multi else "Explain the class", [PREDICTED, *names], key="playground_target",
                           format_func=lambda c: ("the top predicted label" if multi else "the predicted class")

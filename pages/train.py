@@ -10,7 +10,6 @@ from bmcore.data import list_prepared
 from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.estimate import estimate_key
-from bmcore.evaluate import missed_classes, missed_classes_note
 from bmcore.models import (
     DEFAULT_MODEL,
     PRECISIONS,
@@ -23,7 +22,7 @@ from bmcore.vision import is_image_model
 from bmcore.workspace import check_name
 from pages import _charts as charts
 from pages._runs_view import RunsView, show_runs, start_button
-from pages._ui import job_outcome, require_frame, show_job, show_tiles, start_job
+from pages._ui import job_outcome, keep, require_frame, show_job, show_tiles, start_job
 
 require_frame("pages/train.py")
 
@@ -65,6 +64,8 @@ def show_estimate(config: TrainConfig, meta: dict) -> None:
 
 
 def show_outcome(run_dir: Path, state: str) -> None:
+    if note := report.run_overfitting_note(run_dir):  # live too: outcome is drawn in every state
+        st.warning(md(note), icon=":material/trending_up:")
     if state == runs.CANCELLED:
         saved = (run_dir / runs.MODEL_DIR).is_dir()
         st.info("Cancelled. " + ("The model as it stood is saved in model/; resume to continue from the last checkpoint."
@@ -76,8 +77,7 @@ def show_outcome(run_dir: Path, state: str) -> None:
             st.error(md(exc))
             return
         show_tiles(report.result_tiles(result))
-        test = result.get("test", {})
-        if note := missed_classes_note(missed_classes(test.get("confusion_matrix") or [], test.get("labels") or [])):
+        if note := report.missed_note(result.get("problem_type"), result.get("test")):
             st.warning(md(note), icon=":material/warning:")
         model_dir = run_dir / runs.MODEL_DIR
         st.markdown(f"The best model is a standard Hugging Face folder: {md(model_dir)}. "
@@ -113,6 +113,7 @@ with runs_area:
     show_runs(RUNS)
 
 with settings:
+    keep("train_estimate")  # the estimate stays on after a visit to another page
     datasets = list_prepared()
     if not datasets:
         st.info("No prepared datasets in the workspace yet: prepare one on the Data page first.")

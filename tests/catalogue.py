@@ -898,7 +898,30 @@ CASES += [
 
 
 # --- issue 26, pages: warnings, settings, charts (pages) ---
+def _overfit_run_with_junk(ctx: Ctx) -> Path:
+    """A finished run whose metrics.jsonl shows overfitting between lines the readers skip (not JSON, a NaN loss, a
+    half-written last line), and whose eval.json names a class the model never predicts with a Markdown image."""
+    folder = _run_folder(ctx, "overfit", "completed")
+    lines = []
+    for step, (train, val) in enumerate(((0.7, 0.5), (0.5, 0.4), (0.3, 0.5), (0.1, 0.7)), start=1):
+        lines += [{"kind": "train", "step": 10 * step, "total_steps": 40, "epoch": step, "loss": train},
+                  {"kind": "eval", "step": 10 * step, "epoch": step, "eval_loss": val, "eval_accuracy": 0.5}]
+    junk = ["not json", '{"kind": "eval", "step": 45, "eval_loss": NaN}']  # skipped; a record of the wrong shape
+    # makes the run damaged instead (the runs area's cases)
+    text = "\n".join([*map(json.dumps, lines[:4]), *junk, *map(json.dumps, lines[4:])]) + '\n{"kind": "eval", "st'
+    (folder / "metrics.jsonl").write_text(text)
+    test = {"accuracy": 0.5, "macro_f1": 0.33, "confusion_matrix": [[5, 0], [5, 0]], "labels": ["fine", IMG]}
+    (folder / "eval.json").write_text(json.dumps({"validation": test, "test": test}))
+    return folder
+
+
+P = "Pages: warnings, settings, charts"
 CASES += [
+    Case("run-metrics-junk", P, "a metrics.jsonl with lines to skip (not JSON, a NaN loss, half a line) around an "
+         "overfitting run, and a never-predicted class named with a Markdown image", "run",
+         "Overfitting: the validation loss rose from its lowest, 0.400 at step 20, to 0.700 at step 40", ok=True,
+         make=_overfit_run_with_junk, markdown=(IMG,),
+         no_cli="the warnings are drawn by the Train and Evaluate pages (train.log words the missed classes itself)"),
 ]
 
 

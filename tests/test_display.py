@@ -130,3 +130,54 @@ def test_csv_frame_neutralises_headers_too() -> None:
     frame = csv_frame(pd.DataFrame({"=x": ["=1", "ok"], "n": [-1.0, 2.0]}))
     assert list(frame.columns) == ["'=x", "n"] and frame["=x" if "=x" in frame else "'=x"].tolist() == ["'=1", "ok"]
     assert frame["n"].tolist() == [-1.0, 2.0]
+
+
+AMPERSAND = "Tom & \"Jerry's\""  # what html.escape would turn into &amp; &quot; &#x27;, and plotly shows &quot; as is
+BOLD = "<b>bold</b>"
+
+
+def figure_texts(fig) -> list[str]:
+    """Every string a figure carries (categories, ticks, legend names, titles, hover text)."""
+    import json
+
+    def walk(x):
+        if isinstance(x, str):
+            yield x
+        elif isinstance(x, dict):
+            for v in x.values():
+                yield from walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                yield from walk(v)
+
+    return list(walk(json.loads(fig.to_json())))
+
+
+def test_plot_text_escapes_once_for_plotly() -> None:
+    assert plot_text(AMPERSAND) == AMPERSAND  # nothing plotly would read as a tag, an entity or LaTeX
+    assert plot_text(BOLD) == "&lt;b&gt;bold&lt;/b&gt;"
+    for raw in (AMPERSAND, BOLD, "&amp;", "&lt;b&gt;", "&#36;", "&#x27; $x$", "AT&T;", "&&lt;"):
+        assert from_plot_text(plot_text(raw)) == raw
+    assert plot_text("&lt;b&gt;") == "&amp;lt;b&amp;gt;"  # shown as typed, not as a tag nor as "<b>"
+
+
+def test_charts_show_quotes_and_ampersands_as_they_are() -> None:
+    from bmcore import report
+    from pages import _charts as charts
+
+    names = [AMPERSAND, BOLD, "plain"]
+    metrics = {"per_class": {n: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 3} for n in names}}
+    cmp = {"per_class": {n: {"f1_diff": d, "f1_a": 0.5, "f1_b": 0.5 + d} for n, d in zip(names, (0.1, -0.1, 0.0), strict=True)}}
+    curves = {n: {"roc": {"fpr": [0, 1], "tpr": [0, 1], "auc": 0.5}, "pr": {"recall": [0, 1], "precision": [1, 0], "ap": 0.5}}
+              for n in names}
+    figures = [charts.per_class_figure(ev.per_class_frame(metrics), names),
+               charts.confusion_figure([[1, 0, 0], [0, 1, 0], [0, 0, 1]], names, False),
+               charts.f1_diff_figure(report.f1_diff_frame(cmp, plot_text("run & co")), names, plot_text("run & co")),
+               *charts.roc_pr_figures(*report.curve_frames(curves), 3, "")]
+    for fig in figures:
+        texts = figure_texts(fig)
+        assert any(AMPERSAND in t for t in texts) and any("&lt;b&gt;bold&lt;/b&gt;" in t for t in texts)
+        assert not [t for t in texts if "&quot;" in t or "&#x27;" in t or "&amp;" in t or "<b>bold" in t]
+    heat = figures[1].data[0]
+    assert list(heat.x) == [AMPERSAND, "&lt;b&gt;bold&lt;/b&gt;", "plain"]  # the categories exactly as plotly draws them
+    assert figures[0].layout.xaxis.categoryarray[0] == AMPERSAND

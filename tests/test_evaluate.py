@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bmcore import evaluate as ev
 from bmcore.baseline import baseline_metrics, baseline_predict, fit_baseline
 from bmcore.cli import main
 from bmcore.data import load_source, prepare, save_prepared
@@ -382,11 +381,13 @@ def test_cli_scores_a_single_file_whole(tiny_model, tmp_path, shared_data, capsy
 
 
 def test_missed_classes_name_what_is_never_predicted():
+    from bmcore.tasks.single_label_classification import missed_classes, missed_classes_note
+
     matrix = [[50, 0, 1], [2, 40, 0], [8, 1, 0]]  # the third class (9 examples) is never predicted right
-    missed = ev.missed_classes(matrix, ["a", "b", "rare"])
+    missed = missed_classes(matrix, ["a", "b", "rare"])
     assert missed == [{"label": "rare", "recall": 0.0, "hits": 0, "support": 9, "predicted": 1}]
-    note = ev.missed_classes_note(missed)
+    note = missed_classes_note(missed)
     assert note.startswith("Class rare (0 of 9 test examples) is never or almost never predicted right")
     assert "class weights (balanced)" in note
-    assert ev.missed_classes([[5, 0], [0, 0]], ["a", "b"]) == []  # no examples of b: nothing to say
-    assert ev.missed_classes_note([]) == ""
+    assert missed_classes([[5, 0], [0, 0]], ["a", "b"]) == []  # no examples of b: nothing to say
+    assert missed_classes_note([]) == ""

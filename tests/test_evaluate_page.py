@@ -125,6 +125,25 @@ def test_finished_run_opens_with_metrics_cells_errors_and_downloads(ws: Path):
     assert not at.exception and not at.error
 
 
+def test_the_chosen_cell_and_normalisation_stay_when_you_leave_and_come_back(ws: Path):
+    at = open_page()
+    cm = json.loads((ws / "runs" / "r1" / runs.EVALUATION_DIR / "test" / ev.METRICS_FILE).read_text())["confusion_matrix"]
+    i, j = max(((a, b) for a in range(2) for b in range(2)), key=lambda ab: cm["matrix"][ab[0]][ab[1]])
+    gold, pred = cm["labels"][i], cm["labels"][j]
+    at.radio(key="evaluate_cm_norm").set_value("Row-normalised").run()
+    at.selectbox(key="evaluate_cell_gold").select(gold).run()
+    at.selectbox(key="evaluate_cell_pred").select(pred).run()
+    cell = table(at, "evaluate_cell_table")
+    for page in ("pages/playground.py", "pages/data.py"):  # away, through two other pages, then back
+        at.switch_page(page).run()
+    at.switch_page("pages/evaluate.py").run()
+    assert not at.exception and not at.error
+    assert at.radio(key="evaluate_cm_norm").value == "Row-normalised"
+    assert (at.selectbox(key="evaluate_cell_gold").value, at.selectbox(key="evaluate_cell_pred").value) == (gold, pred)
+    assert table(at, "evaluate_cell_table").equals(cell)  # the cell's examples are listed again
+    assert at.selectbox(key="evaluate_run").value == "r1" and at.selectbox(key="evaluate_split").value == "test"
+
+
 def test_open_an_example_in_the_playground(ws: Path):
     at = open_page()
     at.radio(key="evaluate_err_show").set_value("All examples").run()

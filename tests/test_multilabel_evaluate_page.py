@@ -202,3 +202,53 @@ def test_train_page_starts_each_kind_of_problem_from_its_task_s_defaults(ws: Pat
         assert at.number_input(key="train_head_lr").value == pytest.approx(want["head_learning_rate"] or 0.0), name
         assert at.selectbox(key="train_class_weights").value == want["class_weights"], name
     assert any("--learning-rate" in c.value for c in at.code) == (multi["learning_rate"] != TrainConfig().learning_rate)
+
+
+def overfit(run_dir: Path) -> None:
+    """Continue a real run's metrics.jsonl as if it trained on: validation loss up to 1.6x its lowest, training loss
+    halving (the records shaped as the training callback writes them)."""
+    records = runs.read_metrics(run_dir)
+    last_eval = [r for r in records if r["kind"] == "eval"][-1]
+    last_train = [r for r in records if r["kind"] == "train"][-1]
+    lowest = min(r["eval_loss"] for r in records if r["kind"] == "eval")
+    for k, (train_loss, eval_loss) in enumerate(((0.5, 1.1), (0.3, 1.6)), start=1):
+        step = last_eval["step"] + 8 * k
+        runs.append_metrics(run_dir, {**last_train, "step": step, "loss": last_train["loss"] * train_loss})
+        runs.append_metrics(run_dir, {**last_eval, "step": step, "eval_loss": lowest * eval_loss})
+
+
+def never_predict(metrics_file: Path, key: str | None, labels: int = 5) -> list[str]:
+    """Rewrite saved metrics as a model that never predicts ``labels`` of the labels with gold examples would score
+    (no true and no false positives: precision, recall and F1 0), the rest as they were; returns those labels.
+    This tiny model's tuned thresholds predict every label, so it never misses one by itself."""
+    data = json.loads(metrics_file.read_text())
+    m = data[key] if key else data
+    names = [n for n, r in m["per_class"].items() if r["support"]][:labels]
+    for n in names:
+        m["per_class"][n].update(precision=0.0, recall=0.0, f1=0.0, predicted=0)
+    runs.write_json_atomic(metrics_file, data)
+    return names
+
+
+def test_train_and_evaluate_warn_of_labels_never_found_and_of_overfitting(ws: Path):
+    run_dir = ws / "runs" / "ml"
+    missed = never_predict(run_dir / runs.EVAL_FILE, "test")
+    never_predict(run_dir / runs.EVALUATION_DIR / "test" / ev.METRICS_FILE, None)
+    overfit(run_dir)
+    n_labels = len(saved(ws).label_names)
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page("pages/train.py").run()
+    at.selectbox(key="train_pick").select("ml").run()
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith(f"5 of {n_labels} labels are never or almost never predicted right: {missed[0]} (F1 0.00, 0 of")
+               and all(n in w for n in missed) and "class weights" in w for w in warnings), warnings
+    assert any(w.startswith("Overfitting: the validation loss rose from its lowest") and "fewer epochs" in w
+               for w in warnings), warnings
+
+    at = open_evaluate()
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith(f"5 of {n_labels} labels are never") and all(n in w for n in missed) for w in warnings)
+    assert any(w.startswith("Overfitting:") for w in warnings), warnings
+    at = open_evaluate("ml2")  # its own metrics: every label found, no overfitting
+    assert not [w.value for w in at.warning if w.value.startswith(("Overfitting:", "5 of"))]

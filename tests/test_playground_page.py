@@ -205,3 +205,19 @@ def test_helpers() -> None:
     assert frame.to_dict("records") == [{"text": "t", "label": "b", "confidence": 0.8, "p(a)": 0.2, "p(b)": 0.8,
                                          "truncated": False}]
     assert bx.predict_command("m", "it's <ok>") == "python -m bmcore predict --model m --explain 'it'\"'\"'s <ok>'"
+
+
+def test_the_text_and_its_result_stay_when_you_leave_and_come_back(trained: Path) -> None:
+    at = open_playground()
+    at.text_area(key="playground_input").input("a charming and affecting film").run()
+    at.text_area(key="playground_batch_lines").input("one line\nanother line").run()
+    shown = {m.label: m.value for m in at.metric}
+    assert "Prediction" in shown
+    for page in ("pages/data.py", "pages/evaluate.py"):  # away (to another page, twice), then back
+        at.switch_page(page).run()
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    assert at.text_area(key="playground_input").value == "a charming and affecting film"
+    assert at.text_area(key="playground_batch_lines").value == "one line\nanother line"
+    assert at.selectbox(key="playground_model_choice").value == str(trained)
+    assert {m.label: m.value for m in at.metric}["Prediction"] == shown["Prediction"]  # the result is drawn again

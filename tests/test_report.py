@@ -210,3 +210,69 @@ def test_an_upload_is_kept_only_when_it_holds_text(workspace):
     path = save_upload("notes.txt", b"first note\n\nsecond note\n")
     assert path == workspace / UPLOADS_DIR / "notes.txt" and path.read_text() == "first note\n\nsecond note\n"
     assert save_upload("../escape.txt", b"text").parent == workspace / UPLOADS_DIR  # a path keeps its last part only
+
+
+def metric_records(eval_losses: list[float], train_losses: list[float], every: int = 50, log: int = 10) -> list[dict]:
+    """metrics.jsonl records as the training callback writes them: a train line every ``log`` steps (``train_losses``
+    spread over the run), an eval line every ``every`` steps with ``eval_losses``."""
+    total = every * len(eval_losses)
+    steps = list(range(log, total + 1, log))
+    out = []
+    for k, step in enumerate(steps):
+        loss = train_losses[min(len(train_losses) - 1, k * len(train_losses) // len(steps))]
+        out.append({"kind": "train", "step": step, "total_steps": total, "epoch": round(step / every, 4), "loss": loss,
+                    "learning_rate": 5e-5, "grad_norm": 1.2, "samples_per_s": 80.0, "tokens_per_s": 2000.0,
+                    "elapsed_s": step * 0.5, "train_s": step * 0.5, "examples": step * 16, "tokens": step * 400,
+                    "remaining_s": (total - step) * 0.5})
+        if step % every == 0:
+            out.append({"kind": "eval", "step": step, "epoch": round(step / every, 4), "elapsed_s": step * 0.5 + 1,
+                        "train_s": step * 0.5, "examples": step * 16, "eval_loss": eval_losses[step // every - 1],
+                        "eval_accuracy": 0.8, "eval_macro_f1": 0.78, "eval_runtime": 1.5,
+                        "eval_samples_per_second": 100.0, "eval_steps_per_second": 6.0})
+    return out
+
+
+def test_overfitting_is_named_when_validation_loss_climbs_while_training_loss_falls():
+    falling = [0.70, 0.50, 0.35, 0.20, 0.12, 0.08, 0.05, 0.03]
+    # Validation loss doubles from its lowest (0.40 at step 100) while the training loss falls.
+    records = metric_records([0.55, 0.40, 0.45, 0.80], falling)
+    o = report.overfitting(records)
+    assert (o["best_step"], o["best_loss"], o["step"], o["loss"]) == (100, 0.40, 200, 0.80)
+    assert o["train_to"] < o["train_from"]
+    note = report.overfitting_note(records)
+    assert note.startswith("Overfitting: the validation loss rose from its lowest, 0.400 at step 100, to 0.800 at step 200")
+    for advice in ("fewer epochs", "best checkpoint", "add training data", "lower the learning rate"):
+        assert advice in note
+    # Three rises in a row, below 1.5x the lowest, count too.
+    rising = metric_records([0.50, 0.44, 0.46, 0.50, 0.55], falling)
+    assert report.overfitting_note(rising).startswith(
+        "Overfitting: the validation loss rose 3 evaluations in a row, from 0.440 at step 100 to 0.550 at step 250")
+    # Not overfitting: both losses fall; validation rises only twice; both rise (a learning rate too high);
+    # noise-sized rises (a random model's constant 0.6931 loss, as a real tiny run logs it).
+    assert report.overfitting(metric_records([0.6, 0.5, 0.45, 0.44], falling)) is None
+    assert report.overfitting(metric_records([0.5, 0.44, 0.46, 0.50], falling)) is None
+    assert report.overfitting(metric_records([0.5, 0.4, 0.7, 0.9], [0.5, 0.6, 0.8, 1.2])) is None
+    flat = [0.69313, 0.693131, 0.693132, 0.693134, 0.693136]
+    assert report.overfitting(metric_records(flat, [0.693135, 0.693134, 0.693133])) is None
+    assert report.overfitting([]) is None and report.overfitting(metric_records([0.4], falling)) is None
+
+
+def test_overfitting_reads_damaged_and_resumed_records():
+    records = metric_records([0.55, 0.40, 0.45, 0.80], [0.7, 0.5, 0.3, 0.1])
+    # A visitor may have written metrics.jsonl: odd values are skipped, never a crash or markup in the note.
+    damaged = [*records, "x", {"kind": "eval", "step": "<b>", "eval_loss": 9.0}, {"kind": "eval", "step": 500,
+               "eval_loss": float("nan")}, {"kind": "eval", "step": True, "eval_loss": 1.0}, {"step": 600, "loss": None}]
+    assert report.overfitting_note(damaged) == report.overfitting_note(records)
+    # A resumed run logs some steps twice: the later line wins (here the validation loss then went back down).
+    resumed = [*records, {**records[-1], "eval_loss": 0.39}]
+    assert report.overfitting(resumed) is None
+
+
+def test_missed_note_asks_the_run_s_task_and_survives_a_damaged_eval_json():
+    matrix = [[50, 0, 1], [2, 40, 0], [8, 1, 0]]
+    test = {"confusion_matrix": matrix, "labels": ["a", "b", "<b>rare</b>"]}  # eval.json's shape
+    assert report.missed_note(None, test).startswith("Class <b>rare</b> (0 of 9 test examples)")  # plain text: pages md() it
+    per_class = {"a": {"support": 4, "recall": 0.0, "f1": 0.0}, "b": {"support": 3, "recall": 1.0, "f1": 1.0}}
+    assert report.missed_note("multi_label_classification", {"per_class": per_class}).startswith("1 of 2 labels is never")
+    for problem_type, metrics in (("no-such-task", test), (None, "x"), (None, None), (None, {}), (None, {"labels": 3})):
+        assert report.missed_note(problem_type, metrics) == ""

@@ -54,6 +54,32 @@ def test_multi_label_metrics_match_scikit_learn(goemotions_gold):
         multi_label_metrics(gold, pred[:, :3], None, names)
 
 
+def test_labels_never_predicted_are_named_like_classes_are(goemotions_gold):
+    gold, names = goemotions_gold  # the real GoEmotions dev labels
+    pred = gold.copy()
+    never = [n for n in names if n != "neutral"][:25:5]  # five of 28 labels the model never predicts: their F1 is 0
+    pred[:, [names.index(n) for n in never]] = 0
+    pred[:, names.index("neutral")] = 1  # a label predicted everywhere has full recall: not missed
+    m = multi_label_metrics(gold, pred, None, names)
+    task = get_task(MULTI_LABEL)
+    note = task.missed_note(m, "dev")
+    assert note.startswith("5 of 28 labels are never or almost never predicted right: ")
+    for n in never:
+        assert f"{n} (F1 0.00, 0 of {m['per_class'][n]['support']} dev examples found)" in note
+    assert "neutral" not in note and "class weights" in note and "these labels" in note
+    assert task.missed_note(multi_label_metrics(gold, gold, None, names)) == ""  # all found: nothing to say
+    # A damaged eval.json (a visitor may have written it) says nothing rather than fail.
+    for damaged in ({"per_class": "x"}, {"per_class": {"a": None, "b": {"support": "3", "recall": 0, "f1": 0}}}, {}):
+        assert task.missed_note(damaged) == ""
+    # Single-label: the same warning from an evaluation's confusion matrix and from eval.json's.
+    single = get_task(SINGLE_LABEL)
+    matrix, labels = [[50, 0, 1], [2, 40, 0], [8, 1, 0]], ["a", "b", "rare"]
+    from_eval = single.missed_note({"confusion_matrix": {"matrix": matrix, "labels": labels}})
+    assert from_eval == single.missed_note({"confusion_matrix": matrix, "labels": labels})
+    assert from_eval.startswith("Class rare (0 of 9 test examples) is never or almost never predicted right")
+    assert single.missed_note({"confusion_matrix": [[1, 2], [3]], "labels": labels}) == ""
+
+
 def test_tuned_thresholds_beat_a_flat_half_on_what_they_were_tuned_on(goemotions_gold):
     gold, names = goemotions_gold
     rng = np.random.default_rng(1)

@@ -161,3 +161,16 @@ def test_a_run_can_be_cancelled_from_the_page(tiny_model, sst_tiny):
     at.run()
     assert not at.exception
     assert any("Cancelled" in i.value for i in at.info)
+
+
+def test_the_estimate_toggle_stays_on_when_you_leave_and_come_back(tiny_model, sst_tiny):
+    at = set_tiny_run(open_train_page(), sst_tiny, tiny_model)
+    at.toggle(key="train_estimate").set_value(True).run()
+    assert not at.exception and jobs.list_jobs("estimate")  # on: the timing job started
+    for page in ("pages/playground.py", "pages/evaluate.py"):
+        at.switch_page(page).run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    assert at.toggle(key="train_estimate").value
+    for job in jobs.list_jobs("estimate"):  # the timing jobs are not what this test is about
+        jobs.cancel(job)

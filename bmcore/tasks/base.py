@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+MISSED_RECALL = 0.1  # a class or label recalled this rarely or less is "never or almost never predicted right"
+
 
 class Task:
     """What differs between kinds of problem. Subclasses override what they change; see :mod:`bmcore.tasks`."""
@@ -155,6 +157,11 @@ class Task:
         """Score a split for the Evaluate page: the prediction table, the metrics, what to save with the model
         (fitted on ``validation()`` when ``fit``), and notes."""
         raise NotImplementedError
+
+    def missed_note(self, metrics: dict[str, Any], split: str = "test") -> str:
+        """One plain-text warning naming the classes (or labels) a split's metrics show the model (almost) never gets
+        right, with what to try; empty when there are none. ``metrics``: eval.json's ``test`` or an evaluation's."""
+        return ""
 
     def baseline(self, train: pd.DataFrame, df: pd.DataFrame, label_names: Sequence[str], *, seed: int,
                  n_bins: int) -> dict[str, Any]:

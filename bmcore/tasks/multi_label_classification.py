@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..errors import BmcoreError
 from ..metrics import EPS, multi_label_metrics
-from .base import Task
+from .base import MISSED_RECALL, Task
 
 DEFAULT_THRESHOLD = 0.5
 THRESHOLD_GRID = np.round(np.arange(0.02, 0.981, 0.01), 2)  # candidate thresholds tuned per label
@@ -28,6 +28,7 @@ AUTO_WEIGHTS = "sqrt"  # positive weight sqrt(negatives / positives) per label
 MAX_POS_WEIGHT = 100.0
 PROB_PREFIX = "prob_"
 MIN_TUNE_POSITIVES = 20  # validation positives a label needs for a threshold of its own; rarer labels share one
+MISSED_SHOWN = 10  # labels named in the missed-labels warning; the rest are counted
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -94,6 +95,35 @@ def tune_thresholds(probs: np.ndarray, gold: np.ndarray, grid: np.ndarray = THRE
     return out
 
 
+def missed_labels(per_class: dict[str, Any]) -> list[dict[str, Any]]:
+    """Labels with gold examples that the model (almost) never finds: recall at most :data:`MISSED_RECALL` (F1 0
+    when it finds none). ``per_class`` is :func:`bmcore.metrics.multi_label_metrics`' ``per_class``."""
+    out = []
+    for name, r in (per_class if isinstance(per_class, dict) else {}).items():
+        values = [r.get(k) for k in ("support", "recall", "f1")] if isinstance(r, dict) else []
+        if len(values) < 3 or not all(isinstance(v, (int, float)) for v in values):
+            continue  # a damaged metrics file: skip the row rather than fail
+        support, recall, f1 = values
+        if support > 0 and recall <= MISSED_RECALL:
+            out.append({"label": str(name), "recall": float(recall), "f1": float(f1), "hits": round(recall * support),
+                        "support": int(support)})
+    return out
+
+
+def missed_labels_note(missed: Sequence[dict[str, Any]], n_labels: int, split: str = "test") -> str:
+    """One plain-text warning for :func:`missed_labels`, with what to try; empty when no label is missed."""
+    if not missed:
+        return ""
+    parts = [f"{m['label']} (F1 {m['f1']:.2f}, {m['hits']} of {m['support']} {split} examples found)"
+             for m in missed[:MISSED_SHOWN]]
+    more = f" and {len(missed) - MISSED_SHOWN} more" if len(missed) > MISSED_SHOWN else ""
+    one = len(missed) == 1
+    return (f"{len(missed)} of {n_labels} labels {'is' if one else 'are'} never or almost never predicted right: "
+            + ", ".join(parts) + more + ". The model has not learned " + ("it" if one else "them") + ": train with "
+            "class weights (balanced: each label's positives weigh its negatives-to-positives ratio), more epochs or a higher learning rate, or add "
+            "examples with " + ("this label." if one else "these labels."))
+
+
 class MultiLabelClassification(Task):
     problem_type = "multi_label_classification"
     title = "Multi-label classification"
@@ -143,6 +173,10 @@ class MultiLabelClassification(Task):
         with torch.no_grad():
             head[-1].bias.copy_(torch.tensor(np.log(odds), dtype=head[-1].bias.dtype))
         return f"head bias set to each label's prior (log-odds {np.log(odds).min():.2f} to {np.log(odds).max():.2f})"
+
+    def missed_note(self, metrics: dict[str, Any], split: str = "test") -> str:
+        per_class = metrics.get("per_class") or {}
+        return missed_labels_note(missed_labels(per_class), len(per_class) if isinstance(per_class, dict) else 0, split)
 
     def validation_metrics(self, logits: np.ndarray, targets: np.ndarray, label_names: Sequence[str]) -> dict[str, Any]:
         gold = np.asarray(targets).round().astype(np.int64)

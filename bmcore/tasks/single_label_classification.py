@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..errors import BmcoreError
 from ..metrics import EPS, classification_metrics, compute_metrics
-from .base import Task
+from .base import MISSED_RECALL, Task
 
 AUTO_IMBALANCE = 3.0  # class_weights=auto weighs the loss from this largest:smallest class ratio on
 AUTO_WEIGHTS = "balanced"  # emotion with 1.6% surprise: its recall 0.80 (balanced), 0.50 (sqrt), 0.11 (none)
@@ -131,6 +131,38 @@ def prediction_table(df: pd.DataFrame, probs: np.ndarray, label_names: Sequence[
     return out
 
 
+def missed_classes(matrix: Sequence[Sequence[int]], label_names: Sequence[str]) -> list[dict[str, Any]]:
+    """Classes with examples that the model (almost) never predicts right: recall at most :data:`MISSED_RECALL`.
+
+    ``matrix`` is the confusion matrix, rows gold and columns predicted, in ``label_names`` order.
+    """
+    try:
+        cm = np.asarray(matrix, dtype=np.int64)
+    except (TypeError, ValueError):  # a damaged eval.json: nothing to say rather than a traceback
+        return []
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        return []
+    out = []
+    for i, name in enumerate(label_names):
+        support = int(cm[i].sum()) if i < len(cm) else 0
+        if support and cm[i, i] / support <= MISSED_RECALL:
+            out.append({"label": str(name), "recall": float(cm[i, i] / support), "hits": int(cm[i, i]),
+                        "support": support, "predicted": int(cm[:, i].sum())})
+    return out
+
+
+def missed_classes_note(missed: Sequence[dict[str, Any]], split: str = "test") -> str:
+    """One plain-text warning for :func:`missed_classes`, with what to try; empty when no class is missed."""
+    if not missed:
+        return ""
+    parts = [f"{m['label']} ({m['hits']} of {m['support']} {split} examples)" for m in missed]
+    return (("Class " if len(missed) == 1 else "Classes ") + ", ".join(parts)
+            + (" is" if len(missed) == 1 else " are") + " never or almost never predicted right. The model has not "
+            "learned " + ("it" if len(missed) == 1 else "them") + ": train with class weights (balanced), more epochs "
+            "or a higher learning rate, or add examples.")
+
+
+
 class SingleLabelClassification(Task):
     problem_type = "single_label_classification"
     title = "Single-label classification"
@@ -162,6 +194,11 @@ class SingleLabelClassification(Task):
             return torch.nn.functional.cross_entropy(logits, labels, weight=weights.to(logits.device))
 
         return mode, compute_loss, {n: round(float(w), 3) for n, w in zip(label_names, vector, strict=True)}
+
+    def missed_note(self, metrics: dict[str, Any], split: str = "test") -> str:
+        cm = metrics.get("confusion_matrix") or []  # an evaluation's {"matrix", "labels"}; eval.json's matrix and "labels"
+        matrix, labels = (cm.get("matrix"), cm.get("labels")) if isinstance(cm, dict) else (cm, metrics.get("labels"))
+        return missed_classes_note(missed_classes(matrix or [], labels or []), split)
 
     def validation_metrics(self, logits: np.ndarray, targets: np.ndarray, label_names: Sequence[str]) -> dict[str, Any]:
         m = classification_metrics(np.asarray(logits).argmax(axis=-1), np.asarray(targets), list(label_names))
