@@ -5,8 +5,10 @@ training batches in the order the job's sampler draws them (token-budget batches
 included, padded as the collator pads; images decoded, augmented and resized to the run's image size), and times whole optimizer steps (forward, backward, gradient
 clipping, the Trainer's default fused AdamW) past a warm-up, for a few seconds. The median step, times
 the run's steps, is the training time; the spread of the steps gives a likely range. Evaluation passes
-count as forward-only work, about a third of a training step per example. The job itself then corrects
-the figure from its own measured speed (the ETA of its progress lines).
+count as forward-only work, about a third of a training step per example: each validation pass during
+training, then validation and test once more and the test split again in the full evaluation after it.
+The job itself then corrects the figure from its own measured speed (the ETA of its progress lines, which
+counts the evaluations and the scoring after training too).
 """
 
 from __future__ import annotations
@@ -56,6 +58,20 @@ def count_evaluations(config: TrainConfig, n_train: int, world_size: int = 1, le
     if config.eval_strategy == "steps":
         return steps // int(config.eval_steps or steps)
     return max(1, math.ceil(steps / steps_per_epoch(config, n_train, world_size, lengths)))
+
+
+def time_left(steps_left: int, seconds_per_step: float, evaluations_left: int, seconds_per_evaluation: float,
+              passes_after: float = 0.0) -> float:
+    """Seconds until a run ends: its optimizer steps still to take, its evaluations still to come (each with its
+    checkpoint save), and the work after training, ``passes_after`` validation-sized passes (the job scores
+    validation and test, then evaluates the test split in full)."""
+    return max(0, steps_left) * seconds_per_step + (max(0, evaluations_left) + passes_after) * seconds_per_evaluation
+
+
+def passes_after_training(n_val: int, n_test: int) -> float:
+    """The scoring after training in validation-sized passes: validation and test once each to tune and score, then
+    the test split again in the full evaluation (with calibration and the baseline)."""
+    return (n_val + 2 * n_test) / max(n_val, 1)
 
 
 COST_FIELDS = ("model_name_or_path", "dataset", "max_seq_length", "num_train_epochs", "max_steps",
@@ -223,8 +239,10 @@ def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, w
     examples_per_step = sum(len(b) for b in timed) / len(times)
     per_example = seconds_per_step / examples_per_step
     evaluations = count_evaluations(config, n_train, world_size, lengths)
-    # Each evaluation reads the validation split; the end scores validation and test once more.
-    eval_seconds = (evaluations * n_val + n_val + n_test) * per_example * EVAL_COST / max(world_size, 1)
+    # Each evaluation reads the validation split; after training the job scores validation and test, then the test
+    # split again in the full evaluation.
+    eval_seconds = ((evaluations + passes_after_training(n_val, n_test)) * n_val * per_example * EVAL_COST
+                    / max(world_size, 1))
     train_seconds = steps * seconds_per_step
     fixed = eval_seconds + load_seconds
     cores = os.cpu_count() or 1

@@ -22,6 +22,7 @@ from . import queue, runs
 from .config import TrainConfig
 from .data import PreparedDataset, is_prepared, load_prepared, resolve_dataset, save_prepared
 from .errors import BmcoreError
+from .estimate import passes_after_training
 from .limits import check_training
 from .tasks import Task, get_task
 from .trainer import (
@@ -162,6 +163,7 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
         return task.validation_metrics(np.asarray(p.predictions), np.asarray(p.label_ids), label_names)
 
     callback = make_callback(run_dir, config, precision)
+    callback.passes_after = passes_after_training(len(val_ds), len(test_ds))  # the ETA counts the scoring after training
     callbacks = [callback]
     if config.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
@@ -189,6 +191,8 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
                                "best_checkpoint": trainer.state.best_model_checkpoint}
     tuned: dict[str, Any] = {}
     if not cancelled:
+        if main:
+            runs.write_status(run_dir, phase="scoring validation and test")
         # Every rank takes part: prediction gathers across processes under DDP.
         outputs = {split: trainer.predict(data[split], metric_key_prefix=split) for split in ("validation", "test")}
         # Trainer's evaluation batches are grouped by length: the targets come back with the predictions, in their order.
@@ -208,7 +212,7 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
         return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time(),
                                  best_metric=best, best_metric_name=config.metric_for_best_model)
     model_dir = run_dir / runs.MODEL_DIR
-    runs.write_status(run_dir, phase="scoring the test split")
+    runs.write_status(run_dir, phase="evaluating the test split in full, with the baseline")
     try:
         # The full evaluation: predictions, calibration (temperature saved with the model) and the baseline.
         from .evaluate import evaluate_model
