@@ -8,7 +8,6 @@ import pytest
 from bmcore import data as bdata
 from bmcore.config import TrainConfig
 from bmcore.estimate import (
-    EVAL_COST,
     count_evaluations,
     estimate_duration,
     format_duration,
@@ -140,8 +139,8 @@ def test_multi_label_estimate_and_eta_follow_the_real_schedule(tiny_model, share
     assert est["evaluations"] == sum(m["kind"] == "eval" for m in metrics) == 2
     splits = bdata.load_prepared("emo-eta").splits
     n_val, n_test = len(splits["validation"]), len(splits["test"])
-    per_example = est["seconds_per_step"] / est["examples_per_step"]
-    after = (est["evaluations"] + passes_after_training(n_val, n_test)) * n_val * per_example * EVAL_COST
+    assert 0 < est["eval_seconds_per_example"] < 10  # timed on validation batches, not guessed
+    after = (est["evaluations"] + passes_after_training(n_val, n_test)) * n_val * est["eval_seconds_per_example"]
     assert est["eval_seconds"] == pytest.approx(after)  # the test split is scored twice after training
     first = lines[0]
     timed = [m for m in lines if m["remaining_s"] is not None]
@@ -151,3 +150,22 @@ def test_multi_label_estimate_and_eta_follow_the_real_schedule(tiny_model, share
         assert m["remaining_s"] >= 0.98 * (m["total_steps"] - m["step"]) * per_step - 0.05, m
         assert m["ts"] > 0
     assert lines[-1]["remaining_s"] > 0  # the last evaluation and the scoring after training, not "measuring the speed"
+
+
+def test_the_image_estimate_times_evaluation_batches_too(tiny_vit):
+    """Fashion-MNIST images through the tiny ViT: training steps and forward-only validation batches, both timed."""
+    from _images import DATASET, PER_CLASS
+    from test_image_task import CLASSES, FASHION, fashion_frames
+
+    if not (FASHION / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    bdata.save_prepared(bdata.PreparedDataset(name=DATASET, source="fashion-mnist idx files",
+                                              columns=bdata.Columns(["image"], "label"),
+                                              label_names=sorted(set(CLASSES.values())), splits=fashion_frames(PER_CLASS),
+                                              modality="image"))
+    est = estimate_duration(TrainConfig(model_name_or_path=str(tiny_vit), dataset=DATASET, max_steps=30,
+                                        per_device_train_batch_size=16, per_device_eval_batch_size=8), probe_steps=2)
+    n_val, n_test = 8 * len(set(CLASSES.values())), 8 * len(set(CLASSES.values()))
+    assert est["total_steps"] == 30 and est["examples_per_step"] == 16 and est["eval_seconds_per_example"] > 0
+    assert est["eval_seconds"] == pytest.approx((est["evaluations"] + passes_after_training(n_val, n_test)) * n_val
+                                                * est["eval_seconds_per_example"])
