@@ -21,7 +21,6 @@ from typing import Any
 
 from .config import TrainConfig
 
-EVAL_COST = 1 / 3  # forward only: roughly a third of forward + backward + optimizer per example
 PROBE_WARMUP_STEPS = 2  # untimed: first-call allocations, kernel selection, the optimizer's state
 PROBE_MIN_STEPS = 3  # timed steps at least...
 PROBE_MIN_S = 4.0  # ...and seconds at least, so one slow or fast step does not decide
@@ -60,20 +59,6 @@ def count_evaluations(config: TrainConfig, n_train: int, world_size: int = 1, le
     if config.eval_strategy == "steps":
         return steps // int(config.eval_steps or steps)
     return max(1, math.ceil(steps / steps_per_epoch(config, n_train, world_size, lengths)))
-
-
-def time_left(steps_left: int, seconds_per_step: float, evaluations_left: int, seconds_per_evaluation: float,
-              passes_after: float = 0.0) -> float:
-    """Seconds until a run ends: its optimizer steps still to take, its evaluations still to come (each with its
-    checkpoint save), and the work after training, ``passes_after`` validation-sized passes (the job scores
-    validation and test, then evaluates the test split in full)."""
-    return max(0, steps_left) * seconds_per_step + (max(0, evaluations_left) + passes_after) * seconds_per_evaluation
-
-
-def passes_after_training(n_val: int, n_test: int) -> float:
-    """The scoring after training in validation-sized passes: validation and test once each to tune and score, then
-    the test split again in the full evaluation (with calibration and the baseline)."""
-    return (n_val + 2 * n_test) / max(n_val, 1)
 
 
 COST_FIELDS = ("model_name_or_path", "dataset", "max_seq_length", "num_train_epochs", "max_steps",
@@ -213,7 +198,7 @@ def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, w
         torch_device,
     )
     from .train import task_for_config
-    from .trainer import build_training_args, device_plan
+    from .trainer import EVAL_COST, build_training_args, device_plan, passes_after_training
 
     ds = resolve_dataset(config.dataset, text_columns=config.text_column, label_column=config.label_column,
                          label_columns=config.label_columns, label_delimiter=config.label_delimiter,

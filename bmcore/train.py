@@ -22,13 +22,13 @@ from . import queue, runs
 from .config import TrainConfig
 from .data import PreparedDataset, is_prepared, load_prepared, resolve_dataset, save_prepared
 from .errors import BmcoreError
-from .estimate import passes_after_training
 from .limits import check_training
 from .tasks import Task, get_task
 from .trainer import (
     build_training_args,
     make_callback,
     mean_examples_per_step,
+    passes_after_training,
     rank,
     save_model_atomically,
     setup_logging,

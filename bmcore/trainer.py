@@ -22,7 +22,6 @@ from typing import Any
 from . import runs
 from .config import TrainConfig
 from .errors import BmcoreError
-from .estimate import EVAL_COST, time_left
 from .inference import write_model_meta
 from .models import (
     DeviceInfo,
@@ -36,6 +35,21 @@ from .models import (
 log = logging.getLogger("bmcore.train")
 
 PROGRESS_EVERY_S = 5  # a progress line at least this often (seconds), whatever logging_steps says
+EVAL_COST = 1 / 3  # forward only: roughly a third of forward + backward + optimizer per example
+
+
+def time_left(steps_left: int, seconds_per_step: float, evaluations_left: int, seconds_per_evaluation: float,
+              passes_after: float = 0.0) -> float:
+    """Seconds until a run ends: its optimizer steps still to take, its evaluations still to come (each with its
+    checkpoint save), and the work after training, ``passes_after`` validation-sized passes (the job scores
+    validation and test, then evaluates the test split in full)."""
+    return max(0, steps_left) * seconds_per_step + (max(0, evaluations_left) + passes_after) * seconds_per_evaluation
+
+
+def passes_after_training(n_val: int, n_test: int) -> float:
+    """The scoring after training in validation-sized passes: validation and test once each to tune and score, then
+    the test split again in the full evaluation (with calibration and the baseline)."""
+    return (n_val + 2 * n_test) / max(n_val, 1)
 
 
 def rank() -> int:
@@ -246,7 +260,7 @@ def make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
         def remaining(self, state: Any, args: Any, now: float) -> float | None:
             """Seconds until the job ends, from this run's own speed: its steps (training time only), the evaluations
             still to come (as long as those so far, each with its save; before the first, the validation split at
-            :data:`~bmcore.estimate.EVAL_COST` of a training example each) and the scoring after training. None
+            :data:`EVAL_COST` of a training example each) and the scoring after training. None
             until two steps past the first are measured."""
             if self.first_step_end is None or state.global_step - self.first_step_end[0] < 2:
                 return None

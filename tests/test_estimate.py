@@ -11,12 +11,11 @@ from bmcore.estimate import (
     count_evaluations,
     estimate_duration,
     format_duration,
-    passes_after_training,
     steps_per_epoch,
-    time_left,
     total_steps,
 )
 from bmcore.models import detect_device, load_tokenizer, select_precision
+from bmcore.trainer import passes_after_training, time_left
 
 
 @pytest.fixture
@@ -166,6 +165,7 @@ def test_the_image_estimate_times_evaluation_batches_too(tiny_vit):
     est = estimate_duration(TrainConfig(model_name_or_path=str(tiny_vit), dataset=DATASET, max_steps=30,
                                         per_device_train_batch_size=16, per_device_eval_batch_size=8), probe_steps=2)
     n_val, n_test = 8 * len(set(CLASSES.values())), 8 * len(set(CLASSES.values()))
-    assert est["total_steps"] == 30 and est["examples_per_step"] == 16 and est["eval_seconds_per_example"] > 0
+    # Batches of 16 (the probe may reach the epoch's last, shorter one: 120 images)
+    assert est["total_steps"] == 30 and 8 <= est["examples_per_step"] <= 16 and est["eval_seconds_per_example"] > 0
     assert est["eval_seconds"] == pytest.approx((est["evaluations"] + passes_after_training(n_val, n_test)) * n_val
                                                 * est["eval_seconds_per_example"])
