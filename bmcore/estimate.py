@@ -4,9 +4,12 @@ The probe loads the run's model as the job would (precision, attention kernel, d
 training batches in the order the job's sampler draws them (token-budget batches of short texts
 included, padded as the collator pads; images decoded, augmented and resized to the run's image size), and times whole optimizer steps (forward, backward, gradient
 clipping, the Trainer's default fused AdamW) past a warm-up, for a few seconds. The median step, times
-the run's steps, is the training time; the spread of the steps gives a likely range. Evaluation passes
-count as forward-only work, about a third of a training step per example. The job itself then corrects
-the figure from its own measured speed (the ETA of its progress lines).
+the run's steps, is the training time; the spread of the steps gives a likely range. A few validation
+batches, longest first as Trainer groups them, are then timed forward only (evaluation's own cost per
+example: on a tiny or small model fixed costs make it far more than a third of a training example), for
+each validation pass during training, then validation and test once more and the test split again in the
+full evaluation after it. The job itself then corrects the figure from its own measured speed (the ETA of
+its progress lines, which counts the evaluations and the scoring after training too).
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ from typing import Any
 
 from .config import TrainConfig
 
-EVAL_COST = 1 / 3  # forward only: roughly a third of forward + backward + optimizer per example
 PROBE_WARMUP_STEPS = 2  # untimed: first-call allocations, kernel selection, the optimizer's state
 PROBE_MIN_STEPS = 3  # timed steps at least...
 PROBE_MIN_S = 4.0  # ...and seconds at least, so one slow or fast step does not decide
 PROBE_MAX_STEPS = 40
 PROBE_MAX_S = 40.0  # a probe on a very slow machine stops here and extrapolates from what it has
+EVAL_PROBE_BATCHES = 3  # evaluation batches timed after one untimed: forward passes as the job's evaluations run them
 
 
 def steps_per_epoch(config: TrainConfig, n_train: int, world_size: int = 1, lengths: Sequence[int] | None = None) -> int:
@@ -128,6 +131,42 @@ def _time_steps(model: Any, batches: list[dict[str, Any]], optimizer: Any, dtype
     return times
 
 
+def _eval_batches(n: int, size: int, lengths: Sequence[int] | None, seed: int) -> list[list[int]]:
+    """Validation batches (index lists) for the evaluation probe: a seeded sample, longest first as Trainer groups
+    evaluation batches by length (texts; ``lengths`` None for images); at least two, the first untimed."""
+    import random
+
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    order = order[: (EVAL_PROBE_BATCHES + 1) * size]
+    if lengths is not None:
+        order.sort(key=lambda i: -lengths[i])
+    batches = [order[i:i + size] for i in range(0, len(order), size)]
+    return batches if len(batches) > 1 else batches * 2
+
+
+def _time_eval(model: Any, batches: list[dict[str, Any]], dtype: Any, device_type: str) -> float | None:
+    """Seconds per example of evaluation: forward passes without gradients (the loss included, as Trainer computes
+    it), the first batch untimed. None without batches."""
+    import torch
+
+    if not batches:
+        return None
+    model.eval()
+    seconds, examples = 0.0, 0
+    with torch.no_grad():
+        for k, batch in enumerate(batches):
+            t0 = time.perf_counter()
+            with torch.autocast(device_type=device_type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                model(**batch)
+            if device_type == "cuda":
+                torch.cuda.synchronize()
+            if k:
+                seconds += time.perf_counter() - t0
+                examples += len(batch["labels"])
+    return seconds / max(examples, 1)
+
+
 def _columns(df: Any) -> tuple[list[str], ...]:
     return (df["text"].tolist(), df["text_pair"].tolist()) if "text_pair" in df else (df["text"].tolist(),)
 
@@ -138,7 +177,8 @@ def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, w
     Returns ``seconds_per_step`` (the median optimizer step, gradient accumulation included),
     ``total_steps``, ``estimated_seconds`` with ``low_seconds``/``high_seconds`` (the likely range from
     the spread of the timed steps), ``samples_per_s``, ``precision``, ``probe_steps`` and ``probe_seconds``,
-    ``busy`` (the machine was loaded while timing, so the figure errs long), and the parts of the total.
+    ``busy`` (the machine was loaded while timing, so the figure errs long), and the parts of the total
+    (``eval_seconds`` from ``eval_seconds_per_example``, timed on validation batches).
     """
     import os
     import statistics
@@ -158,12 +198,12 @@ def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, w
         torch_device,
     )
     from .train import task_for_config
-    from .trainer import build_training_args, device_plan
+    from .trainer import EVAL_COST, build_training_args, device_plan, passes_after_training
 
     ds = resolve_dataset(config.dataset, text_columns=config.text_column, label_column=config.label_column,
                          label_columns=config.label_columns, label_delimiter=config.label_delimiter,
                          seed=config.seed)
-    train = ds.splits["train"]
+    train, val = ds.splits["train"], ds.splits["validation"]
     n_train, n_val, n_test = (len(ds.splits[s]) for s in ("train", "validation", "test"))
     from .vision import is_convolutional
 
@@ -176,6 +216,7 @@ def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, w
     task = task_for_config(config, ds)
     label_names = task.label_names(ds)
     labels = task.targets(train, label_names)  # the model's own loss: the task's targets, as training feeds them
+    val_labels = task.targets(val, label_names) if n_val else []
     image = task.modality == "image"
     if image:  # the job's image processor (at the run's image_size), model, augmented items and collator
         processor = task.load_processor(mref, config, ds)
@@ -183,6 +224,7 @@ def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, w
         load_seconds = time.perf_counter() - t0
         items = task.encode_split(train, processor, config, labels, train=True)
         feature, collate, lengths = items.__getitem__, task.collator(processor), None
+        val_feature, val_lengths = task.encode_split(val, processor, config, val_labels, train=False).__getitem__, None
     else:
         tokenizer = load_tokenizer(mref)
         model = load_classifier(mref, label_names, attn_implementation=plan["attn_implementation"], **task.model_kwargs(),
@@ -195,6 +237,12 @@ def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, w
 
         def feature(i: int) -> dict[str, Any]:  # only the probed rows become features, not the whole train split
             return {**{k: enc[k][i] for k in enc.keys()}, "labels": labels[i]}
+
+        val_enc = tokenizer(*_columns(val), truncation=True, max_length=config.max_seq_length) if n_val else {"input_ids": []}
+        val_lengths = [len(ids) for ids in val_enc["input_ids"]]
+
+        def val_feature(i: int) -> dict[str, Any]:
+            return {**{k: val_enc[k][i] for k in val_enc.keys()}, "labels": val_labels[i]}
 
         collate = DataCollatorWithPadding(tokenizer)
 
@@ -209,11 +257,14 @@ def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, w
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     times = _time_steps(model, batches, optimizer, autocast_dtype(precision), config.gradient_accumulation_steps,
                         dev.type, probe_steps)
+    eval_batches = [{k: v.to(dev) for k, v in collate([val_feature(i) for i in b]).items()}
+                    for b in (_eval_batches(n_val, config.per_device_eval_batch_size, val_lengths, config.seed) if n_val else [])]
+    eval_per_example = _time_eval(model, eval_batches, autocast_dtype(precision), dev.type)
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     timed = [index_batches[(k * config.gradient_accumulation_steps + j) % len(index_batches)]
              for k in range(PROBE_WARMUP_STEPS, PROBE_WARMUP_STEPS + len(times))
              for j in range(config.gradient_accumulation_steps)]
-    del model, optimizer, batches  # free the memory before the process ends or the next job
+    del model, optimizer, batches, eval_batches  # free the memory before the process ends or the next job
     if dev.type == "cuda":
         torch.cuda.empty_cache()
 
@@ -223,8 +274,11 @@ def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, w
     examples_per_step = sum(len(b) for b in timed) / len(times)
     per_example = seconds_per_step / examples_per_step
     evaluations = count_evaluations(config, n_train, world_size, lengths)
-    # Each evaluation reads the validation split; the end scores validation and test once more.
-    eval_seconds = (evaluations * n_val + n_val + n_test) * per_example * EVAL_COST / max(world_size, 1)
+    if eval_per_example is None:  # no validation rows to time: forward only, about a third of a training example
+        eval_per_example = per_example * EVAL_COST
+    # Each evaluation reads the validation split; after training the job scores validation and test, then the test
+    # split again in the full evaluation.
+    eval_seconds = (evaluations + passes_after_training(n_val, n_test)) * n_val * eval_per_example / max(world_size, 1)
     train_seconds = steps * seconds_per_step
     fixed = eval_seconds + load_seconds
     cores = os.cpu_count() or 1
@@ -239,6 +293,7 @@ def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, w
         "precision": precision,
         "train_seconds": train_seconds,
         "eval_seconds": eval_seconds,
+        "eval_seconds_per_example": eval_per_example,
         "load_seconds": load_seconds,
         "evaluations": evaluations,
         "n_train": n_train,

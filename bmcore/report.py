@@ -85,10 +85,14 @@ def run_commands(kind: str, config: Any, run_name: str) -> list[str]:
 
 
 def progress_text(p: dict[str, Any]) -> str:
-    """The progress bar's line: ``step 5 of 10``, and while running the time left (or that it is being measured)."""
+    """The progress bar's line: ``step 5 of 10``, and while running the time left (the scoring after training
+    included), that the speed is being measured, or, past the reckoned end, that the job is finishing."""
     eta = ""
     if p["status"]["state"] == runs.RUNNING:
-        eta = f" · about {format_duration(p['eta_s'])} left" if p["eta_s"] else " · measuring the speed..."
+        if p["eta_s"] is None:
+            eta = " · measuring the speed..."
+        else:
+            eta = f" · about {format_duration(p['eta_s'])} left" if p["eta_s"] >= 1 else " · finishing..."
     return f"step {p['step']} of {p['total_steps']}{eta}"
 
 

@@ -637,8 +637,11 @@ def progress(run_dir: Path) -> dict[str, Any]:
     step = last.get("step", 0)
     if status["state"] == COMPLETED:
         step = total = total or step or 1
+    eta = last.get("remaining_s") if isinstance(last.get("remaining_s"), (int, float)) else None
+    if eta is not None and isinstance(last.get("ts"), (int, float)):
+        eta = max(0.0, eta - max(0.0, time.time() - last["ts"]))  # counts down between lines and after the last
     return {"status": status, "train": train, "eval": evals, "step": step, "total_steps": total,
-            "fraction": min(1.0, step / total) if total else 0.0, "eta_s": last.get("remaining_s"),
+            "fraction": min(1.0, step / total) if total else 0.0, "eta_s": eta,
             "last": last, "last_eval": evals[-1] if evals else {}}
 
 

@@ -27,6 +27,7 @@ from .trainer import (
     build_training_args,
     make_callback,
     mean_examples_per_step,
+    passes_after_training,
     rank,
     save_model_atomically,
     setup_logging,
@@ -161,6 +162,7 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
         return task.validation_metrics(np.asarray(p.predictions), np.asarray(p.label_ids), label_names)
 
     callback = make_callback(run_dir, config, precision)
+    callback.passes_after = passes_after_training(len(val_ds), len(test_ds))  # the ETA counts the scoring after training
     callbacks = [callback]
     if config.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
@@ -188,6 +190,8 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
                                "best_checkpoint": trainer.state.best_model_checkpoint}
     tuned: dict[str, Any] = {}
     if not cancelled:
+        if main:
+            runs.write_status(run_dir, phase="scoring validation and test")
         # Every rank takes part: prediction gathers across processes under DDP.
         outputs = {split: trainer.predict(data[split], metric_key_prefix=split) for split in ("validation", "test")}
         # Trainer's evaluation batches are grouped by length: the targets come back with the predictions, in their order.
@@ -207,7 +211,7 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
         return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time(),
                                  best_metric=best, best_metric_name=config.metric_for_best_model)
     model_dir = run_dir / runs.MODEL_DIR
-    runs.write_status(run_dir, phase="scoring the test split")
+    runs.write_status(run_dir, phase="evaluating the test split in full, with the baseline")
     try:
         # The full evaluation: predictions, calibration (temperature saved with the model) and the baseline.
         from .evaluate import evaluate_model

@@ -35,6 +35,21 @@ from .models import (
 log = logging.getLogger("bmcore.train")
 
 PROGRESS_EVERY_S = 5  # a progress line at least this often (seconds), whatever logging_steps says
+EVAL_COST = 1 / 3  # forward only: roughly a third of forward + backward + optimizer per example
+
+
+def time_left(steps_left: int, seconds_per_step: float, evaluations_left: int, seconds_per_evaluation: float,
+              passes_after: float = 0.0) -> float:
+    """Seconds until a run ends: its optimizer steps still to take, its evaluations still to come (each with its
+    checkpoint save), and the work after training, ``passes_after`` validation-sized passes (the job scores
+    validation and test, then evaluates the test split in full)."""
+    return max(0, steps_left) * seconds_per_step + (max(0, evaluations_left) + passes_after) * seconds_per_evaluation
+
+
+def passes_after_training(n_val: int, n_test: int) -> float:
+    """The scoring after training in validation-sized passes: validation and test once each to tune and score, then
+    the test split again in the full evaluation (with calibration and the baseline)."""
+    return (n_val + 2 * n_test) / max(n_val, 1)
 
 
 def rank() -> int:
@@ -187,7 +202,10 @@ def make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
             self.mark = self.t0
             self.cancelled = False
             self.trainer: Any = None  # set after the Trainer is built; counts the examples of each step
-            self.first_step_end: tuple[int, float] | None = None  # the ETA leaves out the first step's warm-up
+            # (step, time, train_s, examples) at the end of the first step: the ETA leaves out its warm-up
+            self.first_step_end: tuple[int, float, float, int] | None = None
+            self.evaluations = 0  # evaluations (each with its checkpoint save) in this process
+            self.passes_after = 0.0  # validation-sized passes the job makes after training (fine_tune sets it)
 
         def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001
             self.t0 = self.last_t = self.mark = time.time()
@@ -202,7 +220,7 @@ def make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
             self.train_s += now - self.mark
             self.mark = now
             if self.first_step_end is None:
-                self.first_step_end = (state.global_step, now)
+                self.first_step_end = (state.global_step, now, self.train_s, self.examples(state, args))
             # Progress by time as well as by step: on a slow machine 10 steps can take minutes. Not under DDP,
             # where logging gathers across ranks and every rank must decide alike.
             if now - self.last_t >= PROGRESS_EVERY_S and world_size() == 1:
@@ -217,6 +235,7 @@ def make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
 
         def on_evaluate(self, args, state, control, **kw):  # noqa: ANN001
             self.mark = time.time()
+            self.evaluations += 1
 
         def on_save(self, args, state, control, **kw):  # noqa: ANN001
             self.mark = time.time()
@@ -229,6 +248,32 @@ def make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
                 return 0
             return (state.global_step * args.per_device_train_batch_size * args.gradient_accumulation_steps
                     * max(args.world_size, 1))
+
+        def planned_evaluations(self, state: Any, args: Any) -> int:
+            """Evaluations of the whole run: one per epoch, or one every ``eval_steps`` steps."""
+            strategy = getattr(args.eval_strategy, "value", args.eval_strategy)
+            if strategy == "epoch":
+                return math.ceil(state.num_train_epochs or 1)
+            every = state.eval_steps or args.eval_steps
+            return state.max_steps // int(every) if strategy == "steps" and every and every >= 1 else 0
+
+        def remaining(self, state: Any, args: Any, now: float) -> float | None:
+            """Seconds until the job ends, from this run's own speed: its steps (training time only), the evaluations
+            still to come (as long as those so far, each with its save; before the first, the validation split at
+            :data:`EVAL_COST` of a training example each) and the scoring after training. None
+            until two steps past the first are measured."""
+            if self.first_step_end is None or state.global_step - self.first_step_end[0] < 2:
+                return None
+            step0, t0, train0, examples0 = self.first_step_end
+            trained = self.train_s - train0
+            if self.evaluations:
+                per_eval = max((now - t0) - trained, 0.0) / self.evaluations
+            else:
+                n_val = len(self.trainer.eval_dataset) if getattr(self.trainer, "eval_dataset", None) is not None else 0
+                per_eval = n_val * EVAL_COST * trained / max(self.examples(state, args) - examples0, 1)
+            done = sum(1 for h in state.log_history if "eval_loss" in h)
+            return time_left(state.max_steps - state.global_step, trained / (state.global_step - step0),
+                             self.planned_evaluations(state, args) - done, per_eval, self.passes_after)
 
         def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001
             logs = logs or {}
@@ -251,15 +296,13 @@ def make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
             dt = max(now - self.last_t, 1e-9)
             samples = self.examples(state, args) - self.last_examples
             tokens = state.num_input_tokens_seen - self.last_tokens
-            rate = 0.0  # steps per second since the end of the first step; no ETA before two more steps
-            if self.first_step_end is not None and state.global_step - self.first_step_end[0] >= 2:
-                rate = (state.global_step - self.first_step_end[0]) / max(now - self.first_step_end[1], 1e-9)
+            remaining = self.remaining(state, args, now)
             rec = {"kind": "train", "step": state.global_step, "total_steps": state.max_steps,
                    "epoch": round(state.epoch or 0, 4), "loss": loss, "learning_rate": logs.get("learning_rate"),
                    "grad_norm": logs.get("grad_norm"), "samples_per_s": round(samples / dt, 2),
                    "tokens_per_s": round(tokens / dt, 1), "elapsed_s": round(elapsed, 2),
                    "train_s": round(self.train_s, 2), "examples": self.examples(state, args), "tokens": state.num_input_tokens_seen,
-                   "remaining_s": round((state.max_steps - state.global_step) / rate, 1) if rate > 0 else None}
+                   "remaining_s": round(remaining, 1) if remaining is not None else None, "ts": round(now, 2)}
             runs.append_metrics(run_dir, rec)
             log.info("step %d/%d loss %.4f lr %.2e %.1f samples/s", state.global_step, state.max_steps, loss,
                      logs.get("learning_rate") or 0, rec["samples_per_s"])

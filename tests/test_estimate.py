@@ -7,8 +7,15 @@ import pytest
 
 from bmcore import data as bdata
 from bmcore.config import TrainConfig
-from bmcore.estimate import count_evaluations, estimate_duration, format_duration, steps_per_epoch, total_steps
+from bmcore.estimate import (
+    count_evaluations,
+    estimate_duration,
+    format_duration,
+    steps_per_epoch,
+    total_steps,
+)
 from bmcore.models import detect_device, load_tokenizer, select_precision
+from bmcore.trainer import passes_after_training, time_left
 
 
 @pytest.fixture
@@ -89,3 +96,76 @@ def test_estimate_is_close_to_the_run_s_measured_speed(shared_data):
     ratio = est["seconds_per_step"] / measured
     print(f"estimate {est['seconds_per_step']:.3f} s/step, the run {measured:.3f} s/step, ratio {ratio:.2f}")
     assert 0.5 <= ratio <= 2.0, (est, measured)
+
+
+def test_time_left_counts_steps_evaluations_and_the_scoring_after_training():
+    assert passes_after_training(100, 150) == 4.0  # validation and test once, then test again in the full evaluation
+    assert time_left(10, 0.5, 2, 3.0, passes_after=4.0) == 10 * 0.5 + (2 + 4) * 3.0
+    assert time_left(0, 0.5, -1, 3.0, passes_after=4.0) == 12.0  # at the last step: only the scoring after training
+
+
+def test_the_baseline_fits_on_one_thread():
+    """28 one-vs-rest fits on GoEmotions with OpenBLAS's 2 threads on a loaded CPU: 123-145 s; on one thread 7 s."""
+    from threadpoolctl import threadpool_info
+
+    from bmcore.baseline import one_thread
+
+    with one_thread():
+        assert {pool["num_threads"] for pool in threadpool_info()} == {1}
+
+
+def test_multi_label_estimate_and_eta_follow_the_real_schedule(tiny_model, shared_data):
+    """GoEmotions comments with multi-label's defaults (batch_growth 2, a head learning rate): the estimate counts the
+    job's own token-budget steps and evaluations, and every ETA of the run counts more than its steps left, the
+    evaluations and the scoring after training, so the last step's line still has time left to count down."""
+    from bmcore import runs
+    from bmcore.config import task_defaults
+    from bmcore.train import run_training
+
+    df = pd.read_csv(shared_data / "goemotions" / "train.csv", dtype=str, keep_default_na=False).head(500)
+    bdata.save_prepared(bdata.prepare(bdata.RawData("goemotions-sample", {"all": df}), "emo-eta", seed=0))
+    config = TrainConfig(**task_defaults({"dataset": "emo-eta", "model_name_or_path": str(tiny_model),
+                                          "num_train_epochs": 2, "max_seq_length": 64, "per_device_train_batch_size": 8}))
+    assert config.batch_growth == 2 and config.head_learning_rate
+    est = estimate_duration(config, probe_steps=2)
+    run_dir = runs.create_run(config, "eta")
+    assert run_training(run_dir)["state"] == runs.COMPLETED
+    metrics = runs.read_metrics(run_dir)
+    lines = [m for m in metrics if m["kind"] == "train"]
+    assert est["total_steps"] == lines[-1]["total_steps"] == lines[-1]["step"]  # steps of the grown batches
+    assert est["examples_per_step"] == pytest.approx(lines[-1]["examples"] / lines[-1]["step"], rel=0.15)
+    assert lines[-1]["examples"] / lines[-1]["step"] > 8  # short comments rode in larger batches
+    assert est["evaluations"] == sum(m["kind"] == "eval" for m in metrics) == 2
+    splits = bdata.load_prepared("emo-eta").splits
+    n_val, n_test = len(splits["validation"]), len(splits["test"])
+    assert 0 < est["eval_seconds_per_example"] < 10  # timed on validation batches, not guessed
+    after = (est["evaluations"] + passes_after_training(n_val, n_test)) * n_val * est["eval_seconds_per_example"]
+    assert est["eval_seconds"] == pytest.approx(after)  # the test split is scored twice after training
+    first = lines[0]
+    timed = [m for m in lines if m["remaining_s"] is not None]
+    assert timed and first["remaining_s"] is None
+    for m in timed:  # train_s excludes evaluations and saves: the ETA adds them on top of the steps left
+        per_step = (m["train_s"] - first["train_s"]) / (m["step"] - first["step"])
+        assert m["remaining_s"] >= 0.98 * (m["total_steps"] - m["step"]) * per_step - 0.05, m
+        assert m["ts"] > 0
+    assert lines[-1]["remaining_s"] > 0  # the last evaluation and the scoring after training, not "measuring the speed"
+
+
+def test_the_image_estimate_times_evaluation_batches_too(tiny_vit):
+    """Fashion-MNIST images through the tiny ViT: training steps and forward-only validation batches, both timed."""
+    from _images import DATASET, PER_CLASS
+    from test_image_task import CLASSES, FASHION, fashion_frames
+
+    if not (FASHION / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    bdata.save_prepared(bdata.PreparedDataset(name=DATASET, source="fashion-mnist idx files",
+                                              columns=bdata.Columns(["image"], "label"),
+                                              label_names=sorted(set(CLASSES.values())), splits=fashion_frames(PER_CLASS),
+                                              modality="image"))
+    est = estimate_duration(TrainConfig(model_name_or_path=str(tiny_vit), dataset=DATASET, max_steps=30,
+                                        per_device_train_batch_size=16, per_device_eval_batch_size=8), probe_steps=2)
+    n_val, n_test = 8 * len(set(CLASSES.values())), 8 * len(set(CLASSES.values()))
+    # Batches of 16 (the probe may reach the epoch's last, shorter one: 120 images)
+    assert est["total_steps"] == 30 and 8 <= est["examples_per_step"] <= 16 and est["eval_seconds_per_example"] > 0
+    assert est["eval_seconds"] == pytest.approx((est["evaluations"] + passes_after_training(n_val, n_test)) * n_val
+                                                * est["eval_seconds_per_example"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import time
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,20 @@ def test_progress_text_says_time_left_only_while_running():
     assert report.progress_text(p) == f"step 5 of 10 · about {format_duration(90)} left"
     assert report.progress_text({**p, "eta_s": None}) == "step 5 of 10 · measuring the speed..."
     assert report.progress_text({**p, "status": {"state": runs.COMPLETED}}) == "step 5 of 10"
+    # Past the reckoned end (the scoring after training ran long) the job is finishing, its speed long measured.
+    assert report.progress_text({**p, "step": 10, "eta_s": 0.0}) == "step 10 of 10 · finishing..."
+
+
+def test_the_time_left_counts_down_from_the_last_progress_line(tmp_path):
+    run_dir = runs.create_run(TrainConfig(dataset="d"), "countdown")
+    runs.write_status(run_dir, state=runs.RUNNING, total_steps=10)
+    runs.append_metrics(run_dir, {"kind": "train", "step": 10, "total_steps": 10, "remaining_s": 100.0,
+                                  "ts": time.time() - 30})
+    assert runs.progress(run_dir)["eta_s"] == pytest.approx(70, abs=5)  # the scoring after training, counting down
+    runs.append_metrics(run_dir, {"kind": "train", "step": 10, "total_steps": 10, "remaining_s": 5.0, "ts": time.time() - 60})
+    assert runs.progress(run_dir)["eta_s"] == 0.0
+    runs.append_metrics(run_dir, {"kind": "train", "step": 10, "total_steps": 10, "remaining_s": "soon"})  # a visitor's
+    assert runs.progress(run_dir)["eta_s"] is None
 
 
 def test_run_tiles_from_a_real_progress_record(tmp_path):
