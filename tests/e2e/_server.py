@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -31,14 +34,47 @@ def need_chromium() -> None:
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test.sh does it)")
 
 
-class Server:
-    """One `streamlit run app.py` on ``workspace``, in its own process group (so it can be killed as a whole)."""
+# The live servers of this pytest session, by environment: starting `streamlit run` and its first script run
+# (torch, transformers, the device) costs seconds on 2 cores, so a test's Server(ws) reuses one when it can.
+_LIVE: dict[tuple, Server] = {}
 
-    def __init__(self, workspace: Path, port: int | None = None) -> None:
+
+def _env_key() -> tuple:
+    # What a server took from os.environ, less what changes by itself from one test to the next.
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k not in {"PYTEST_CURRENT_TEST", "BMCORE_WORKSPACE"}))
+
+
+@atexit.register
+def _stop_live() -> None:
+    for server in list(_LIVE.values()):
+        server.kill()
+        shutil.rmtree(server.link.parent, ignore_errors=True)
+
+
+class Server:
+    """`streamlit run app.py` serving ``workspace``, in its own process group (so it can be killed as a whole).
+
+    Shared: the server's BMCORE_WORKSPACE is a symbolic link, and a later Server(ws) with the same environment reuses
+    the live server, pointing the link at its own ``ws`` (bmcore resolves the workspace on every use, so every page,
+    cache key and job started from then on sees only ``ws``). stop() hands the server back for the next test; kill()
+    really kills it, and the next Server() starts a fresh one. ``fresh=True`` asks for a server of its own.
+    """
+
+    def __init__(self, workspace: Path, port: int | None = None, fresh: bool = False) -> None:
         self.workspace = Path(workspace)
+        key = _env_key()
+        live = _LIVE.get(key)
+        if live is not None and live.proc.poll() is None and port is None and not fresh:
+            self.__dict__.update({k: v for k, v in live.__dict__.items() if k != "workspace"})
+            self._point(self.workspace)
+            self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+            _LIVE[key] = self
+            return
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "BMCORE_WORKSPACE": str(self.workspace), "HF_HUB_OFFLINE": "1"}
+        self.link = Path(tempfile.mkdtemp(prefix="bmcore-e2e-")) / "workspace"
+        self._point(self.workspace)
+        env = {**os.environ, "BMCORE_WORKSPACE": str(self.link), "HF_HUB_OFFLINE": "1"}
         self.log_path = self.workspace.parent / f"server-{self.port}.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -55,9 +91,21 @@ class Server:
                 pass
             assert self.proc.poll() is None and time.time() < deadline, self.log_path.read_text()[-2000:]
             time.sleep(0.5)
+        if not fresh:
+            _LIVE[key] = self
+
+    def _point(self, workspace: Path) -> None:
+        """Point the server's workspace link at ``workspace`` (a new link renamed over the old: never missing)."""
+        tmp = self.link.with_name(f"link-{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(workspace.resolve(), target_is_directory=True)
+        os.replace(tmp, self.link)
 
     def kill(self) -> None:
         """SIGKILL the server's whole process group, as a crash or a container restart would."""
+        for key, server in list(_LIVE.items()):
+            if server.proc is self.proc:
+                del _LIVE[key]
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -66,6 +114,10 @@ class Server:
         self._log.close()
 
     def stop(self) -> None:
+        """Done with the server: a shared one stays up for the next test, one of its own is terminated."""
+        if any(server.proc is self.proc for server in _LIVE.values()) and self.proc.poll() is None:
+            self._log.close()
+            return
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
