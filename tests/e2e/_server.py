@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -34,9 +35,10 @@ def need_chromium() -> None:
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test.sh does it)")
 
 
-# The live servers of this pytest session, by environment: starting `streamlit run` and its first script run
-# (torch, transformers, the device) costs seconds on 2 cores, so a test's Server(ws) reuses one when it can.
-_LIVE: dict[tuple, Server] = {}
+# Servers handed back by a test (stop()) and free for the next one, by environment: starting `streamlit run` and its
+# first script run (torch, transformers, the device) costs seconds on 2 cores, so Server(ws) reuses one when it can.
+_FREE: dict[tuple, Server] = {}
+_STARTED: list[subprocess.Popen] = []  # every server this session started: none outlives it
 
 
 def _env_key() -> tuple:
@@ -45,30 +47,31 @@ def _env_key() -> tuple:
 
 
 @atexit.register
-def _stop_live() -> None:
-    for server in list(_LIVE.values()):
-        server.kill()
+def _stop_all() -> None:
+    for proc in _STARTED:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    for server in _FREE.values():
         shutil.rmtree(server.link.parent, ignore_errors=True)
 
 
 class Server:
     """`streamlit run app.py` serving ``workspace``, in its own process group (so it can be killed as a whole).
 
-    Shared: the server's BMCORE_WORKSPACE is a symbolic link, and a later Server(ws) with the same environment reuses
-    the live server, pointing the link at its own ``ws`` (bmcore resolves the workspace on every use, so every page,
-    cache key and job started from then on sees only ``ws``). stop() hands the server back for the next test; kill()
-    really kills it, and the next Server() starts a fresh one. ``fresh=True`` asks for a server of its own.
+    Shared: the server's BMCORE_WORKSPACE is a symbolic link. stop() hands a live server back, and a later Server(ws)
+    with the same environment takes it and points the link at its own ``ws`` (bmcore resolves the workspace on every
+    use, so each page, cache key and job from then on sees only ``ws``). A server is never shared by two holders at
+    once; kill() really kills it, and the next Server() starts a fresh one. ``fresh=True``: a server of its own.
     """
 
     def __init__(self, workspace: Path, port: int | None = None, fresh: bool = False) -> None:
         self.workspace = Path(workspace)
-        key = _env_key()
-        live = _LIVE.get(key)
-        if live is not None and live.proc.poll() is None and port is None and not fresh:
-            self.__dict__.update({k: v for k, v in live.__dict__.items() if k != "workspace"})
+        self.shared, self._key = not fresh and port is None, _env_key()
+        free = _FREE.pop(self._key, None) if self.shared else None
+        if free is not None and free.proc.poll() is None:
+            self.port, self.url, self.link, self.log_path, self.proc = free.port, free.url, free.link, free.log_path, free.proc
             self._point(self.workspace)
             self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-            _LIVE[key] = self
             return
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -82,6 +85,7 @@ class Server:
              "--server.port", str(self.port), "--server.address", "127.0.0.1",
              "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        _STARTED.append(self.proc)
         deadline = time.time() + 90
         while True:
             try:
@@ -91,8 +95,6 @@ class Server:
                 pass
             assert self.proc.poll() is None and time.time() < deadline, self.log_path.read_text()[-2000:]
             time.sleep(0.5)
-        if not fresh:
-            _LIVE[key] = self
 
     def _point(self, workspace: Path) -> None:
         """Point the server's workspace link at ``workspace`` (a new link renamed over the old: never missing)."""
@@ -103,9 +105,6 @@ class Server:
 
     def kill(self) -> None:
         """SIGKILL the server's whole process group, as a crash or a container restart would."""
-        for key, server in list(_LIVE.items()):
-            if server.proc is self.proc:
-                del _LIVE[key]
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -114,9 +113,12 @@ class Server:
         self._log.close()
 
     def stop(self) -> None:
-        """Done with the server: a shared one stays up for the next test, one of its own is terminated."""
-        if any(server.proc is self.proc for server in _LIVE.values()) and self.proc.poll() is None:
-            self._log.close()
+        """Done with the server: a shared one is handed back for the next test, one of its own is terminated."""
+        self._log.close()
+        if _FREE.get(self._key) is self:  # stopped twice
+            return
+        if self.shared and self.proc.poll() is None and self._key not in _FREE:
+            _FREE[self._key] = self
             return
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -124,7 +126,6 @@ class Server:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
-        self._log.close()
 
 
 def idle(page, timeout: float = 120) -> None:
