@@ -321,6 +321,7 @@ FINE_TUNE_PER_CLASS = {"train": 600, "validation": 40, "test": 100}
 ACC_BAR, GAP_BAR = 0.87, 0.04
 
 
+@pytest.mark.slow
 def test_builtin_efficientnet_lite0_fine_tunes_well_above_the_pixel_baseline(fashion, tmp_path):
     """A real fine-tune, sized for CI: ``python -m bmcore train --data DATASET --num-train-epochs 2 --no-augment`` with
     the image defaults otherwise (the built-in EfficientNet-Lite0, learning rate 1e-3, 64 px) on 6,000 Fashion-MNIST

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -31,14 +35,49 @@ def need_chromium() -> None:
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test.sh does it)")
 
 
-class Server:
-    """One `streamlit run app.py` on ``workspace``, in its own process group (so it can be killed as a whole)."""
+# Servers handed back by a test (stop()) and free for the next one, by environment: starting `streamlit run` and its
+# first script run (torch, transformers, the device) costs seconds on 2 cores, so Server(ws) reuses one when it can.
+_FREE: dict[tuple, Server] = {}
+_STARTED: list[subprocess.Popen] = []  # every server this session started: none outlives it
 
-    def __init__(self, workspace: Path, port: int | None = None) -> None:
+
+def _env_key() -> tuple:
+    # What a server took from os.environ, less what changes by itself from one test to the next.
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k not in {"PYTEST_CURRENT_TEST", "BMCORE_WORKSPACE"}))
+
+
+@atexit.register
+def _stop_all() -> None:
+    for proc in _STARTED:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    for server in _FREE.values():
+        shutil.rmtree(server.link.parent, ignore_errors=True)
+
+
+class Server:
+    """`streamlit run app.py` serving ``workspace``, in its own process group (so it can be killed as a whole).
+
+    Shared: the server's BMCORE_WORKSPACE is a symbolic link. stop() hands a live server back, and a later Server(ws)
+    with the same environment takes it and points the link at its own ``ws`` (bmcore resolves the workspace on every
+    use, so each page, cache key and job from then on sees only ``ws``). A server is never shared by two holders at
+    once; kill() really kills it, and the next Server() starts a fresh one. ``fresh=True``: a server of its own.
+    """
+
+    def __init__(self, workspace: Path, port: int | None = None, fresh: bool = False) -> None:
         self.workspace = Path(workspace)
+        self.shared, self._key = not fresh and port is None, _env_key()
+        free = _FREE.pop(self._key, None) if self.shared else None
+        if free is not None and free.proc.poll() is None:
+            self.port, self.url, self.link, self.log_path, self.proc = free.port, free.url, free.link, free.log_path, free.proc
+            self._point(self.workspace)
+            self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+            return
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "BMCORE_WORKSPACE": str(self.workspace), "HF_HUB_OFFLINE": "1"}
+        self.link = Path(tempfile.mkdtemp(prefix="bmcore-e2e-")) / "workspace"
+        self._point(self.workspace)
+        env = {**os.environ, "BMCORE_WORKSPACE": str(self.link), "HF_HUB_OFFLINE": "1"}
         self.log_path = self.workspace.parent / f"server-{self.port}.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -46,6 +85,7 @@ class Server:
              "--server.port", str(self.port), "--server.address", "127.0.0.1",
              "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        _STARTED.append(self.proc)
         deadline = time.time() + 90
         while True:
             try:
@@ -55,6 +95,13 @@ class Server:
                 pass
             assert self.proc.poll() is None and time.time() < deadline, self.log_path.read_text()[-2000:]
             time.sleep(0.5)
+
+    def _point(self, workspace: Path) -> None:
+        """Point the server's workspace link at ``workspace`` (a new link renamed over the old: never missing)."""
+        tmp = self.link.with_name(f"link-{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(workspace.resolve(), target_is_directory=True)
+        os.replace(tmp, self.link)
 
     def kill(self) -> None:
         """SIGKILL the server's whole process group, as a crash or a container restart would."""
@@ -66,13 +113,19 @@ class Server:
         self._log.close()
 
     def stop(self) -> None:
+        """Done with the server: a shared one is handed back for the next test, one of its own is terminated."""
+        self._log.close()
+        if _FREE.get(self._key) is self:  # stopped twice
+            return
+        if self.shared and self.proc.poll() is None and self._key not in _FREE:
+            _FREE[self._key] = self
+            return
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
-        self._log.close()
 
 
 def idle(page, timeout: float = 120) -> None:

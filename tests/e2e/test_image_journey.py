@@ -64,7 +64,7 @@ def test_image_journey(workspace: Path, tiny_resnet: Path, tmp_path: Path) -> No
             idle(page)
             body = page.inner_text("body")
             assert "156" in body and "Trouser" in body and "Every image is 28x28 pixels" in body
-            assert page.locator('[data-testid="stImage"]').count() >= 3  # the sample grid
+            page.locator('[data-testid="stImage"]').nth(2).wait_for()  # the sample grid (drawn last: wait, not count)
             fill(page, "Name", "garments")
             page.get_by_role("button", name="Save").click()
             idle(page)

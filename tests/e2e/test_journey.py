@@ -5,17 +5,25 @@ Screenshots of every step are kept in test-artifacts/e2e/ (look at them).
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from _server import ARGS, CHROMIUM, ask_playground, choose, fill, free_port, go, idle, set_up_tiny_run, shot, wait_runs_ended
+from _server import (
+    ARGS,
+    CHROMIUM,
+    Server,
+    ask_playground,
+    choose,
+    fill,
+    go,
+    idle,
+    need_chromium,
+    set_up_tiny_run,
+    shot,
+    wait_runs_ended,
+)
 from conftest import ROOT
 
 from bmcore import runs
@@ -28,33 +36,11 @@ ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     """`streamlit run app.py` on a free localhost port with a temporary workspace."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test.sh does it)")
+    need_chromium()
     ws = tmp_path_factory.mktemp("e2e-workspace")
-    port = free_port()
-    env = {**os.environ, "BMCORE_WORKSPACE": str(ws), "HF_HUB_OFFLINE": "1"}
-    log = open(ws / "server.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1",
-                             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            pass
-        assert proc.poll() is None and time.time() < deadline, (ws / "server.log").read_text()[-2000:]
-        time.sleep(0.5)
-    yield {"url": url, "workspace": ws}
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    srv = Server(ws)
+    yield {"url": srv.url, "workspace": ws}
+    srv.stop()
 
 
 @pytest.fixture(scope="module")
