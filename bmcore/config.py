@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .data import LABEL_DELIMITERS
 from .errors import BmcoreError
+from .labels import LABEL_DELIMITERS
 from .models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, PRECISIONS
 from .tasks import MASKED_LM
 from .tasks import TASKS as REGISTERED_TASKS
@@ -235,25 +235,6 @@ class PretrainConfig(TrainConfig):
             raise BmcoreError(f"mlm_probability must be between 0 and 1, not {self.mlm_probability}")
         if self.metric_for_best_model != "loss":
             raise BmcoreError("metric_for_best_model must be loss for a pretraining run")
-
-
-def task_defaults(settings: dict[str, Any]) -> dict[str, Any]:
-    """The settings a new run of ``settings`` (TrainConfig fields: at least ``dataset``) starts from: its task's
-    defaults (:attr:`bmcore.tasks.base.Task.defaults`, e.g. multi-label's or images'), under what ``settings`` set
-    themselves."""
-    from .data import kind_of
-    from .tasks import get_task
-
-    problem_type = settings.get("problem_type") or "auto"
-    try:
-        detected, modality = kind_of(str(settings.get("dataset") or TrainConfig.dataset),
-                                     text_columns=settings.get("text_column"), label_column=settings.get("label_column"),
-                                     label_columns=settings.get("label_columns"),
-                                     label_delimiter=settings.get("label_delimiter"))
-        task = get_task(detected if problem_type == "auto" else problem_type, modality)
-    except (BmcoreError, OSError, ValueError):
-        return dict(settings)  # the job reports a bad source in one line; the defaults do not matter then
-    return {**task.defaults, **settings}
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:

@@ -42,7 +42,8 @@ import pandas as pd
 from . import images
 from .bounded import check_parquet, check_xlsx
 from .errors import BmcoreError, os_error_message
-from .files import read_source_bytes, resolve_path
+from .files import read_json, read_source_bytes, resolve_path
+from .labels import LABEL_DELIMITERS
 from .limits import (
     check_cell_chars,
     check_file_chars,
@@ -53,7 +54,7 @@ from .limits import (
     current,
 )
 from .models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL
-from .workspace import check_name, check_regular, datasets_dir, inside
+from .workspace import check_name, check_regular, datasets_dir, inside, runs_dir
 
 BUILTIN_DATASETS = ("builtin:bbc-news", images.FASHION_MNIST)
 DEFAULT_DATASET = "builtin:bbc-news"
@@ -67,7 +68,6 @@ FILE_ROW = "file_row"  # a prepared text row's row in its source file, from 1 af
 MIN_CLASS_EXAMPLES = 10  # below this many training examples a class is flagged as tiny
 SINGLE_LABEL = "single_label_classification"  # Hugging Face's config.problem_type names
 MULTI_LABEL = "multi_label_classification"
-LABEL_DELIMITERS = ("json", ",", ";", "|")  # "json": each cell is a JSON list of names
 MULTI_EVIDENCE = 0.01  # share of rows with several labels needed (with recurring parts) to read a column as multi-label
 MAX_COOCCURRENCE = 100  # labels; above this the co-occurrence matrix is left out of the stats
 BINARY_VALUES = {"0": 0, "1": 1, "0.0": 0, "1.0": 1, "false": 0, "true": 1}
@@ -1331,6 +1331,28 @@ class DatasetExists(BmcoreError):
     """A dataset of that name exists and may not be replaced (:func:`save_prepared`)."""
 
 
+def runs_using(name: str) -> list[str]:
+    """``"run (state)"`` for each run in the workspace whose ``config.json`` names the prepared dataset ``name``.
+
+    Read from the run folders' files directly, not through :mod:`bmcore.runs`: that module reads configs through
+    :mod:`bmcore.config`, which reads this one. A run whose config cannot be read is not counted (it names no
+    dataset one could trust); one whose status cannot be read counts, as damaged.
+    """
+    used = []
+    for config_file in sorted(runs_dir().glob("*/config.json")):
+        try:
+            if read_json(config_file).get("dataset") != name:
+                continue
+        except BmcoreError:
+            continue
+        try:
+            state = str(read_json(config_file.parent / "status.json").get("state", "unknown"))
+        except BmcoreError:
+            state = "damaged"
+        used.append(f"{config_file.parent.name} ({state})")
+    return used
+
+
 def check_replace(name: str, overwrite: bool | None = None, hint: str = "save it under another name") -> None:
     """Refuse to replace the prepared dataset ``name`` when runs were trained on it (their evaluation and
     explanations read its splits, so new data under the old name breaks them), unless ``overwrite`` is True;
@@ -1339,12 +1361,9 @@ def check_replace(name: str, overwrite: bool | None = None, hint: str = "save it
         return
     if overwrite is False:
         raise DatasetExists(f"a dataset named {name!r} already exists; choose another name")
-    # runs imports config, which imports this module: imported here, at call time, not at import time.
-    from .runs import runs_using_dataset
-
-    used = runs_using_dataset(name)
+    used = runs_using(name)
     if used:
-        names = ", ".join(f"{r.name} ({r.state})" for r in used[:3]) + (", ..." if len(used) > 3 else "")
+        names = ", ".join(used[:3]) + (", ..." if len(used) > 3 else "")
         raise DatasetExists(f"dataset {name!r} is used by run {names}; replacing it would change the data those runs "
                             f"are evaluated on: {hint}")
 

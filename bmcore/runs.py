@@ -358,11 +358,6 @@ def list_runs() -> list[RunSummary]:
     return sorted(rows, key=lambda r: (r.created, r.name), reverse=True)
 
 
-def runs_using_dataset(name: str) -> list[RunSummary]:
-    """The runs in the workspace whose config names the prepared dataset ``name`` (replacing it changes their data)."""
-    return [r for r in list_runs() if r.dataset == name]
-
-
 def find_run(name_or_path: str) -> Path:
     """A run folder from a workspace run name or a path."""
     p = Path(name_or_path).expanduser()

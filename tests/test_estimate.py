@@ -119,7 +119,7 @@ def test_multi_label_estimate_and_eta_follow_the_real_schedule(tiny_model, share
     job's own token-budget steps and evaluations, and every ETA of the run counts more than its steps left, the
     evaluations and the scoring after training, so the last step's line still has time left to count down."""
     from bmcore import runs
-    from bmcore.config import task_defaults
+    from bmcore.defaults import task_defaults
     from bmcore.train import run_training
 
     df = pd.read_csv(shared_data / "goemotions" / "train.csv", dtype=str, keep_default_na=False).head(500)

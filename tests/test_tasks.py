@@ -288,7 +288,7 @@ def test_a_multi_label_head_starts_at_each_label_s_prior(tiny_model):
 def test_a_new_run_starts_from_its_task_s_defaults(shared_data, tmp_path):
     """Multi-label data starts from the multi-label task's settings; what the user sets still wins, and single-label
     data keeps TrainConfig's own defaults."""
-    from bmcore.config import task_defaults
+    from bmcore.defaults import task_defaults
 
     multi = get_task(MULTI_LABEL).defaults
     assert multi  # the multi-label task has its own starting point (README: measured on GoEmotions)
@@ -305,7 +305,7 @@ def test_a_new_run_starts_from_its_task_s_defaults(shared_data, tmp_path):
 def test_image_data_starts_from_the_image_task_s_defaults():
     """Image data starts from the built-in EfficientNet-Lite0 and its learning rate (README: measured on Fashion-MNIST);
     a model or rate the user gives wins."""
-    from bmcore.config import task_defaults
+    from bmcore.defaults import task_defaults
 
     got = task_defaults({"dataset": "builtin:fashion-mnist"})
     assert got == {"dataset": "builtin:fashion-mnist", "model_name_or_path": "builtin:efficientnet-lite0", "learning_rate": 1e-3}

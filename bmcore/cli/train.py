@@ -12,7 +12,8 @@ import typing
 from pathlib import Path
 
 from .. import runs
-from ..config import TrainConfig, config_fields, task_defaults
+from ..config import TrainConfig, config_fields
+from ..defaults import task_defaults
 from ..errors import BmcoreError
 
 _SKIP = {"model_name_or_path", "dataset", "text_column", "label_columns"}
