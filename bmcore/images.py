@@ -81,7 +81,12 @@ MODE_NOTICES = {"CMYK": "CMYK images converted to RGB", "P": "palette images con
 def _open(data: bytes | IO[bytes], name: str) -> Image.Image:
     """Open (header only: ``data`` is the file's bytes, or a binary file object) with the pixel cap checked before
     anything is decoded."""
-    if isinstance(data, (bytes, bytearray)) and not data:
+    if isinstance(data, (bytes, bytearray)):
+        empty = not data
+    else:  # a zip member or file: peek at one byte, then back to the start
+        empty = not data.read(1)
+        data.seek(0)
+    if empty:
         raise BmcoreError(f"{name} is empty (0 bytes), not an image")
     try:
         with warnings.catch_warnings():

@@ -90,7 +90,7 @@ def test_fashion_mnist_shows_stats_samples_and_saves():
     saved = bdata.load_prepared("fashion-mnist")
     assert saved.modality == "image" and saved.stats["rows_total"] == 70000 and len(saved.label_names) == 10
     at.run()
-    assert any(c.value.startswith("No prepared text datasets yet") for c in at.caption)  # label quality is text-only
+    assert any(c.value.startswith("No prepared single-label text datasets yet") for c in at.caption)  # text-only
 
 
 def test_uploaded_zip_leakage_is_dropped_and_saved(clothes_zip):

@@ -148,7 +148,8 @@ def test_the_time_left_counts_down_from_the_last_progress_line(tmp_path):
     runs.append_metrics(run_dir, {"kind": "train", "step": 10, "total_steps": 10, "remaining_s": 5.0, "ts": time.time() - 60})
     assert runs.progress(run_dir)["eta_s"] == 0.0
     runs.append_metrics(run_dir, {"kind": "train", "step": 10, "total_steps": 10, "remaining_s": "soon"})  # a visitor's
-    assert runs.progress(run_dir)["eta_s"] is None
+    with pytest.raises(BmcoreError, match="line 3 has remaining_s \"soon\", not a number"):
+        runs.progress(run_dir)  # the reader refuses it: the page shows the run as damaged
 
 
 def test_run_tiles_from_a_real_progress_record(tmp_path):
