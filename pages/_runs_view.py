@@ -16,13 +16,6 @@ from pages._ui import show_tiles
 BADGES = {"queued": ("gray", ":material/schedule:"), "running": ("blue", ":material/play_arrow:"),
           "completed": ("green", ":material/check_circle:"), "failed": ("red", ":material/error:"),
           "cancelled": ("orange", ":material/stop_circle:")}
-RUNS_COLUMNS = {  # run names and dates are long: wide columns keep them whole (the table scrolls sideways)
-    "name": st.column_config.TextColumn("name", width="large"),
-    "model": st.column_config.TextColumn("model", width="medium"),
-    "dataset": st.column_config.TextColumn("dataset", width="medium"),
-    "best metric": st.column_config.TextColumn("best metric", width="medium"),
-    "created": st.column_config.TextColumn("created", width="medium"),
-}
 POLL_S = 2  # seconds between live refreshes while a run is queued or running
 
 
@@ -121,8 +114,7 @@ def show_runs(view: RunsView) -> None:
             st.caption(view.no_runs)
             return
         if view.table:
-            st.dataframe(runs.runs_frame(rows), hide_index=True, key=f"{view.page}_runs_table",
-                         column_config=RUNS_COLUMNS)
+            st.dataframe(runs.runs_frame(rows), hide_index=True, key=f"{view.page}_runs_table")
         names = [r.name for r in rows]
         if st.session_state.get(run_key) not in names:
             st.session_state[run_key] = names[0]
