@@ -178,7 +178,7 @@ def pid_alive(pid: Any, start: Any = None) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
         return False
-    return b"bmcore" in cmdline or b"torchrun" in cmdline or b"accelerate" in cmdline or b"pytest" in cmdline
+    return b"bmcore" in cmdline or b"torchrun" in cmdline or b"accelerate" in cmdline
 
 
 def _names_folder(pid: int, folder: Path) -> bool:

@@ -12,4 +12,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   else sudo apt-get update -qq && sudo apt-get install -y -qq "${missing[@]}" >/dev/null; fi
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-exec python -m pytest -q -p no:cacheprovider "$@"
+# Two pytest-xdist workers (BMCORE_TEST_WORKERS): a module's tests stay together on one, the browser tests share one
+# (tests/conftest.py groups them); much of a test's time is one core waiting (a subprocess starting, a page, a poll).
+exec python -m pytest -q -p no:cacheprovider -n "${BMCORE_TEST_WORKERS:-2}" --dist loadgroup "$@"

@@ -558,10 +558,12 @@ def _job_folder(**fields: object) -> Callable[[Ctx], Path]:
 
 
 def _busy_run(ctx: Ctx) -> Path:
-    """A run whose job is alive (this test's process, with its start time): it takes the one job slot."""
-    from bmcore.runs import own_process
+    """A run whose job is alive (a stand-in job process, with its start time): it takes the one job slot."""
+    from conftest import start_stand_in_job
 
-    return _run_folder(ctx, "busy", "running", **own_process())
+    proc = start_stand_in_job()
+    ctx.procs.append(proc)
+    return _run_folder(ctx, "busy", "running", pid=proc.pid, pid_start=process_start(proc.pid))
 
 
 OPEN_RUN = "the Train page shows the run opened as damaged, with this line"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +18,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for pytest-xdist (scripts/test.sh runs ``-n 2 --dist loadgroup``): a module's tests stay on one worker,
+    so a module-scoped fixture (test_evaluate's MiniLM fine-tune) is built once; the browser tests form one group, so
+    they share one ``streamlit run`` server (tests/e2e/_server.py) and run one at a time beside the other worker."""
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            group = "e2e" if item.get_closest_marker("e2e") else item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(autouse=True)
@@ -42,6 +55,28 @@ def kill_leftovers(ws: Path) -> None:
         except Exception:  # noqa: BLE001 - a damaged status has no process to stop
             continue
         runs.signal_job(status.parent, fields, signal.SIGKILL, group=True)
+
+
+def start_stand_in_job() -> subprocess.Popen:
+    """A live process that reads as a job's own (``bmcore`` in its command line), for tests that need a run or a job
+    to read as running; the caller kills it. Tests never stand in with their own process: pytest's command line is no
+    job's (and under pytest-xdist a worker's names neither)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "bmcore-stand-in-job"])
+    deadline = time.monotonic() + 10  # until /proc shows its start time and command line
+    while b"bmcore" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return proc
+
+
+@pytest.fixture
+def stand_in_job() -> Iterator[dict]:
+    """``pid`` and ``pid_start`` of a live stand-in job process (:func:`start_stand_in_job`), killed after the test."""
+    from bmcore import runs
+
+    proc = start_stand_in_job()
+    yield {"pid": proc.pid, "pid_start": runs.process_start(proc.pid)}
+    proc.kill()
+    proc.wait()
 
 
 @pytest.fixture(scope="session")

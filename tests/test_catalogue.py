@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from catalogue import BY_ID, CASES, LONG, SCRIPT, Case, Ctx, csv_bytes, readme_table, rows
-from conftest import ROOT
+from conftest import ROOT, start_stand_in_job
 from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
@@ -67,12 +67,15 @@ def model_ref(case: Case, ctx: Ctx) -> str | None:
                       remote=ctx.tmp / "remote") if ref else None
 
 
-def busy_run() -> None:
-    """A run that reads as running: its pid is this test process (alive, and 'pytest' in its command line)."""
+def busy_run(ctx: Ctx) -> None:
+    """A run that reads as running: its pid is a live stand-in job process (conftest.start_stand_in_job)."""
+    proc = start_stand_in_job()
+    ctx.procs.append(proc)
     folder = runs.runs_dir() / "busy"
     folder.mkdir()
     runs.write_json_atomic(folder / runs.CONFIG_FILE, {"model_name_or_path": "builtin:minilm", "dataset": DATASET})
-    runs.write_json_atomic(folder / runs.STATUS_FILE, {"state": "running", **runs.own_process(), "created": runs.now()})
+    runs.write_json_atomic(folder / runs.STATUS_FILE, {"state": "running", "pid": proc.pid,
+                                                        "pid_start": runs.process_start(proc.pid), "created": runs.now()})
 
 
 # --- CLI ------------------------------------------------------------------------------------------
@@ -119,7 +122,7 @@ def test_cli(case_id: str, ctx: Ctx, monkeypatch: pytest.MonkeyPatch, capsys: py
     for k, v in case.env.items():
         monkeypatch.setenv(k, v)
     if case.id == "demo-jobs":
-        busy_run()
+        busy_run(ctx)
     args = cli_args(case, ctx)
     before = snapshot(ctx.workspace)
     if case.ok and case.kind == "train":
@@ -268,7 +271,7 @@ def test_ui(case_id: str, ctx: Ctx, monkeypatch: pytest.MonkeyPatch) -> None:
     for k, v in case.env.items():
         monkeypatch.setenv(k, v)
     if case.id == "demo-jobs":
-        busy_run()
+        busy_run(ctx)
     if case.make is not None:
         case_path = case.make(ctx)
     before = snapshot(ctx.workspace)

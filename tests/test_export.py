@@ -191,11 +191,12 @@ def test_cli_exports_zip_card_and_onnx_with_its_parity_line(run_dir: Path, tmp_p
     assert f"model card: {run_dir / 'model' / 'README.md'}" in out
 
 
-def test_cli_refuses_a_missing_folder_an_unfinished_run_and_an_unknown_format(ws: Path, tmp_path: Path, capsys):
+def test_cli_refuses_a_missing_folder_an_unfinished_run_and_an_unknown_format(ws: Path, tmp_path: Path, capsys,
+                                                                              stand_in_job: dict):
     assert main(["export", str(tmp_path / "no-such-run"), "--format", "zip"]) == 2
     assert "does not exist" in one_error_line(capsys)
     busy = runs.create_run(TrainConfig(dataset="sst-small"), "busy")
-    runs.write_status(busy, state=runs.RUNNING, **runs.own_process())  # a live process: it reads as running
+    runs.write_status(busy, state=runs.RUNNING, **stand_in_job)  # a live job process: it reads as running
     assert main(["export", str(busy), "--format", "zip"]) == 2
     assert "run busy is running, not completed" in one_error_line(capsys)
     assert not (busy / ex.EXPORT_DIR).exists()

@@ -107,7 +107,7 @@ def test_kill_leftovers_never_signals_the_test_process(workspace: Path, signals:
     run = workspace / "runs" / "busy"
     run.mkdir(parents=True)
     runs.write_json_atomic(run / runs.STATUS_FILE, {"state": "running", **runs.own_process(), "created": runs.now()})
-    assert runs.read_status(run)["state"] == runs.RUNNING  # it reads as alive (pytest's own process)
+    assert runs.read_status(run)["state"] != runs.RUNNING  # pytest's own process, alive, is no job's process
     kill_leftovers(workspace)
     assert signals == []
 
@@ -193,12 +193,13 @@ def test_the_runs_table_shows_a_dash_for_missing_values_never_none(workspace: Pa
                                        "test accuracy": "-", "duration (s)": "-", "created": "-"}
 
 
-def test_a_background_start_refused_by_the_job_limit_leaves_no_run_folder(workspace: Path, monkeypatch: pytest.MonkeyPatch):
+def test_a_background_start_refused_by_the_job_limit_leaves_no_run_folder(workspace: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                           stand_in_job: dict):
     from bmcore.config import TrainConfig
 
     busy = workspace / "runs" / "busy"
     busy.mkdir(parents=True)
-    runs.write_json_atomic(busy / runs.STATUS_FILE, {"state": "running", **runs.own_process(), "created": runs.now()})
+    runs.write_json_atomic(busy / runs.STATUS_FILE, {"state": "running", **stand_in_job, "created": runs.now()})
     monkeypatch.setenv("BMCORE_MAX_JOBS", "1")
     # Created while the slot was free, launched once another job took it: refused, and the folder is gone.
     run = runs.create_run(TrainConfig(model_name_or_path="builtin:minilm", dataset="d"), name="late")
