@@ -167,12 +167,22 @@ def save_rows(ds: bdata.PreparedDataset, split: str, folder: str | Path) -> Path
         df.to_parquet(tmp, index=False)
         tmp.replace(out / f"{name}.parquet")
     write_json_atomic(out / ROWS_META, {"name": ds.name, "source": Path(ds.source).name, "split": split,
-                                        "splits": list(ds.splits), "label_names": ds.label_names, "notes": ds.notes,
+                                        "splits": {name: len(df) for name, df in ds.splits.items()}, "label_names": ds.label_names, "notes": ds.notes,
                                         "text_columns": ds.columns.text, "label_column": ds.columns.label,
                                         "label_delimiter": ds.columns.label_delimiter,
                                         "label_columns": ds.columns.label_columns, "problem_type": ds.problem_type,
                                         "modality": ds.modality})
     return out
+
+
+def rows_meta(folder: str | Path) -> dict[str, Any]:
+    """What :func:`save_rows` wrote into ``folder`` (``scored.json``: name, split, rows per split, label names,
+    problem type, modality), without the rows; ``{}`` when there is none or it is damaged."""
+    try:
+        meta = json.loads((Path(folder) / ROWS_META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def load_rows(folder: str | Path) -> tuple[bdata.PreparedDataset, str]:
