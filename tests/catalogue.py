@@ -925,6 +925,57 @@ CASES += [
 ]
 
 
+
+# --- issue 27, evaluate folders ---
+# evaluate --data FOLDER on the CLI; the same class folders zipped and uploaded on the Evaluate page (kind
+# "evaluate-source", driven by tests/test_catalogue.py).
+
+
+def _eval_source(classes: tuple[str, ...], model: tuple[str, ...] | None = ("Bag", "Trouser"),
+                 junk: bool = False) -> Callable[[Ctx], Path]:
+    """A folder with ``photos/`` (three small PNGs per class folder; ``junk``: a text file named notes.png in the first),
+    ``photos.zip`` (the same, zipped) and ``model/`` (a tiny random ResNet knowing ``model``; None: no model, the case
+    uses the tiny text model)."""
+    def make(ctx: Ctx) -> Path:
+        from PIL import Image
+
+        folder = ctx.tmp / "eval-source"
+        (folder / "photos").mkdir(parents=True)
+        for c in classes:
+            (folder / "photos" / c).mkdir()
+            for i in range(3):
+                Image.new("L", (8, 8), 40 * i + 20).save(folder / "photos" / c / f"{i}.png")
+        if junk:
+            (folder / "photos" / classes[0] / "notes.png").write_text("not an image, despite its name")
+        with zipfile.ZipFile(folder / "photos.zip", "w") as zf:
+            for f in sorted((folder / "photos").rglob("*.png")):
+                zf.write(f, f.relative_to(folder / "photos").as_posix())
+        if model:
+            from bmcore.models import make_tiny_resnet
+
+            with contextlib.redirect_stderr(io.StringIO()):
+                make_tiny_resnet(folder / "model", list(model))
+        return folder
+    return make
+
+
+EVAL_SOURCE = ("evaluate", "--model", "{path}/model", "--data", "{path}/photos", "--out", "{path}/out")
+EV = "Evaluating a folder or zip of images"
+CASES += [
+    Case("eval-images-unknown-class", EV, "evaluate a folder (or an uploaded zip) of class folders, one of them a class "
+         "the model does not know", "evaluate-source", "has 1 class folder the model does not know (Coat)",
+         make=_eval_source(("Bag", "Coat", "Trouser")), cli_args=EVAL_SOURCE),
+    Case("eval-images-empty", EV, "evaluate an empty folder (an empty zip on the Evaluate page)", "evaluate-source",
+         "has no images in class folders", cli_expect="is empty: there is nothing to score", make=_eval_source(()),
+         cli_args=EVAL_SOURCE),
+    Case("eval-images-not-an-image", EV, "evaluate class folders holding a text file named notes.png", "evaluate-source",
+         "Bag/notes.png is not an image", make=_eval_source(("Bag", "Trouser"), junk=True), cli_args=EVAL_SOURCE),
+    Case("eval-images-text-model", EV, "evaluate a text model on a folder (or an uploaded zip) of image class folders",
+         "evaluate-source", "holds image data, but the model classifies text; evaluate an image model on it",
+         make=_eval_source(("Bag", "Trouser"), model=None),
+         cli_args=("evaluate", "--model", "{model}", "--data", "{path}/photos", "--out", "{path}/out")),
+]
+
 BY_ID = {c.id: c for c in CASES}
 
 
