@@ -86,3 +86,18 @@ def test_a_class_the_model_does_not_know_is_refused_by_name(sources, tmp_path, c
     assert rc == 2 and len(err.splitlines()) == 1, err
     assert "splits.zip has 1 class folder the model does not know (Sneaker); the model's classes are Bag, Trouser" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_rows_a_page_read_are_scored_by_the_job_as_read(tiny_model, shared_data, tmp_path):
+    """The Evaluate page saves what it read from an upload (save_rows); the scoring job scores exactly that."""
+    from bmcore.evaluate import evaluate_model
+    from bmcore.scoring import load_rows, save_rows, whole_dataset
+    from bmcore.tasks import get_task
+
+    rows = pd.read_csv(shared_data / "sst2" / "dev.csv").head(40)
+    ds, split = whole_dataset("new.csv", get_task(), ["negative", "positive"], data=rows.to_csv(index=False).encode())
+    assert split == "all" and len(ds.splits["all"]) == 40
+    back, split = load_rows(save_rows(ds, split, tmp_path / "eval"))
+    assert split == "all" and back.label_names == ds.label_names and back.splits["all"].equals(ds.splits["all"])
+    result = evaluate_model(str(tiny_model), back, split, tmp_path / "eval", notes=["a note"])
+    assert result.metrics["n"] == 40 and result.metrics["notes"][0] == "a note"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from _folders import CLASSES, PER_CLASS, fashion_splits, tiny_image_model, write_class_folders, zip_folder
 from conftest import ROOT
@@ -69,3 +70,11 @@ def test_an_uploaded_zip_is_scored_whole_with_thumbnails(upload, workspace: Path
     assert not again.error and not any(b.key == "evaluate_start" for b in again.button)
     assert {m.label for m in again.metric} >= {"Accuracy"}
 
+
+
+def test_an_uploaded_text_file_is_scored_whole_for_a_text_model(tiny_model: Path, shared_data: Path, workspace: Path):
+    rows = pd.read_csv(shared_data / "sst2" / "dev.csv").head(40)
+    bdata.save_prepared(bdata.prepare(bdata.RawData("sst2", {"all": rows}), "sst-few", seed=0))
+    at = open_with_upload(tiny_model, "new-reviews.csv", rows.to_csv(index=False).encode())
+    assert not at.error and any("40 examples" in i.value for i in at.info), [i.value for i in at.info]
+    assert any(b.key == "evaluate_start" for b in at.button)  # the job's side: tests/test_evaluate_sources.py
