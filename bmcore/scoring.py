@@ -118,9 +118,9 @@ def check_classes(found: Sequence[str], label_names: Sequence[str], where: str) 
     against a label it can never predict, or dropped unseen)."""
     unknown = sorted(set(found) - set(label_names))
     if unknown:
-        raise BmcoreError(f"{where} has {len(unknown)} class folder{'s' if len(unknown) > 1 else ''} the model does not "
+        raise BmcoreError(f"{where} has {len(unknown)} class{'es' if len(unknown) > 1 else ''} the model does not "
                           f"know ({_listed(unknown)}); the model's classes are {_listed(list(label_names))}: rename "
-                          "the folders to those names, or leave them out")
+                          "the class folders to those names, or leave them out")
 
 
 def image_dataset(raw: bdata.RawData, label_names: Sequence[str], *,
@@ -130,7 +130,8 @@ def image_dataset(raw: bdata.RawData, label_names: Sequence[str], *,
     where = Path(raw.source).name or raw.source
     frames = {s: df.assign(label=bdata.normalise_labels(df["label"], "label")) for s, df in raw.frames.items()}
     frames = {s: df[df["label"].notna()].reset_index(drop=True) for s, df in frames.items()}
-    wanted = _split_name(split)
+    # A built-in dataset (builtin:fashion-mnist) is a benchmark with its own test split: that is what it is scored on.
+    wanted = _split_name(split) or ("test" if raw.source.startswith("builtin:") else None)
     own = [s for s in bdata.SPLITS if s in frames]  # the source's split folders, if it has them
     if wanted not in (None, ALL) and wanted not in own:
         raise BmcoreError(f"{where} has no {wanted} folder" + (f"; its splits: {', '.join(own)} (or all)" if own else

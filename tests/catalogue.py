@@ -963,7 +963,7 @@ EVAL_SOURCE = ("evaluate", "--model", "{path}/model", "--data", "{path}/photos",
 EV = "Evaluating a folder or zip of images"
 CASES += [
     Case("eval-images-unknown-class", EV, "evaluate a folder (or an uploaded zip) of class folders, one of them a class "
-         "the model does not know", "evaluate-source", "has 1 class folder the model does not know (Coat)",
+         "the model does not know", "evaluate-source", "has 1 class the model does not know (Coat)",
          make=_eval_source(("Bag", "Coat", "Trouser")), cli_args=EVAL_SOURCE),
     Case("eval-images-empty", EV, "evaluate an empty folder (an empty zip on the Evaluate page)", "evaluate-source",
          "has no images in class folders", cli_expect="is empty: there is nothing to score", make=_eval_source(()),

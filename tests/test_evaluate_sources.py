@@ -84,7 +84,7 @@ def test_a_class_the_model_does_not_know_is_refused_by_name(sources, tmp_path, c
     rc = main(["evaluate", "--model", str(model), "--data", str(sources["splits_zip"]), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1, err
-    assert "splits.zip has 1 class folder the model does not know (Sneaker); the model's classes are Bag, Trouser" in err
+    assert "splits.zip has 1 class the model does not know (Sneaker); the model's classes are Bag, Trouser" in err
     assert not (tmp_path / "out").exists()
 
 
