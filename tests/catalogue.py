@@ -959,6 +959,13 @@ def _eval_source(classes: tuple[str, ...], model: tuple[str, ...] | None = ("Bag
     return make
 
 
+def _eval_pixel_bomb(ctx: Ctx) -> Path:
+    """``photos.zip``: 20 solid 5000x5000 PNGs in two class folders (500,000,000 pixels in 9 KB), and the model."""
+    folder = _eval_source((), model=("class_0", "class_1"))(ctx)
+    (folder / "photos.zip").write_bytes(solid_zip(20))
+    return folder
+
+
 EVAL_SOURCE = ("evaluate", "--model", "{path}/model", "--data", "{path}/photos", "--out", "{path}/out")
 EV = "Evaluating a folder or zip of images"
 CASES += [
@@ -974,6 +981,10 @@ CASES += [
          "evaluate-source", "holds image data, but the model classifies text; evaluate an image model on it",
          make=_eval_source(("Bag", "Trouser"), model=None),
          cli_args=("evaluate", "--model", "{model}", "--data", "{path}/photos", "--out", "{path}/out")),
+    Case("eval-images-total-pixels", EV, "evaluate a 9 KB zip of 20 solid 5000x5000 PNGs (500,000,000 pixels), with "
+         "BMCORE_MAX_TOTAL_PIXELS at the demo's 250,000,000", "evaluate-source",
+         "its images add up to more than 250,000,000 pixels", env=PIXELS_CAP, make=_eval_pixel_bomb,
+         cli_args=("evaluate", "--model", "{path}/model", "--data", "{path}/photos.zip", "--out", "{path}/out")),
 ]
 
 BY_ID = {c.id: c for c in CASES}
