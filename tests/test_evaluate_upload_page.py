@@ -41,6 +41,7 @@ def open_with_upload(model: Path, name: str, data: bytes) -> AppTest:
 
 def test_an_uploaded_zip_is_scored_whole_with_thumbnails(upload, workspace: Path):
     model, data, frames = upload
+    # The page opens on a workspace with a prepared dataset (as after training); the upload is scored, not it.
     bdata.save_prepared(bdata.PreparedDataset(name="other", source="x", columns=bdata.IMAGE_COLUMNS,
                                               label_names=sorted(CLASSES.values()), splits=frames, modality="image"))
     at = open_with_upload(model, "photos.zip", data)
