@@ -15,13 +15,19 @@ CLASSES = {1: "Trouser", 7: "Sneaker", 8: "Bag"}  # Fashion-MNIST classes whose 
 PER_CLASS = {"train": 6, "validation": 3, "test": 4}
 
 
+_READ: dict[tuple, dict[str, pd.DataFrame]] = {}  # read once per session: unpacking the idx files takes seconds
+
+
 def fashion_splits(per_class: dict[str, int] = PER_CLASS) -> dict[str, pd.DataFrame]:
     """Train, validation and test frames (image PNG bytes, label, path) of :data:`CLASSES`."""
     from test_image_task import FASHION, fashion_frames
 
     if not (FASHION / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
-    return fashion_frames(per_class, CLASSES)
+    key = tuple(sorted(per_class.items()))
+    if key not in _READ:
+        _READ[key] = fashion_frames(per_class, CLASSES)
+    return {split: df.copy() for split, df in _READ[key].items()}
 
 
 def write_class_folders(root: Path, frames: dict[str, pd.DataFrame], split_folders: bool = True) -> Path:
