@@ -263,7 +263,7 @@ def evaluate_model(model_ref: Any, dataset: Any, split: str = "test", out_dir: s
                    fit_calibration: bool = True, save_temperature: bool = False, baseline: bool = True,
                    baseline_train: pd.DataFrame | None = None, progress: Progress | None = None,
                    batch_size: int = 64, max_seq_length: int | None = None, n_bins: int = DEFAULT_BINS,
-                   seed: int = 0) -> EvalResult:
+                   seed: int = 0, notes: Sequence[str] = ()) -> EvalResult:
     """Evaluate a model on one split of a prepared dataset, next to the TF-IDF baseline.
 
     * Scores ``split`` (``progress(done, total)`` counts the validation rows too when
@@ -275,6 +275,7 @@ def evaluate_model(model_ref: Any, dataset: Any, split: str = "test", out_dir: s
     * Trains the baseline on the train split (or ``baseline_train``); skipped with a note
       when there is none.
     * With ``out_dir``, writes ``metrics.json`` and ``predictions.csv`` there.
+    * ``notes``: lines on how the data was read (a source scored whole, :mod:`bmcore.scoring`), first in the notes.
     """
     from .inference import write_model_meta
 
@@ -291,7 +292,7 @@ def evaluate_model(model_ref: Any, dataset: Any, split: str = "test", out_dir: s
     if data_type != task.problem_type:
         raise BmcoreError(f"the model was trained for {task.problem_type} but dataset {dataset.name!r} is "
                           f"{data_type} data; evaluate a model fine-tuned on data like this")
-    notes: list[str] = []
+    notes = list(notes)
     val = dataset.splits.get("validation")
     do_fit = fit_calibration and val is not None and len(val) > 0
     total = len(df) + (len(val) if do_fit else 0)

@@ -74,19 +74,25 @@ class Reporter:
 
 
 def _evaluate(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
+    """Score a prepared dataset's split, or (``rows``) what a page read from an upload (:func:`bmcore.scoring.save_rows`)."""
     from .data import load_prepared
     from .evaluate import evaluate_model
     from .inference import load_for_inference
+    from .scoring import load_rows
 
     report.say("Loading the model...")
     clf = load_for_inference(params["model_dir"], precision=params.get("precision") or "auto")
-    dataset = load_prepared(params["dataset"])
+    if params.get("rows"):
+        dataset, split = load_rows(params["rows"])
+    else:
+        dataset, split = load_prepared(params["dataset"]), params["split"]
 
     def progress(done: int, total: int) -> None:
         report(done, total, "Fitting the temperature and training the TF-IDF baseline..." if done >= total else
                f"Scoring {done:,} of {total:,} examples...")
 
-    evaluate_model(clf, dataset, params["split"], params["out_dir"], progress=progress)
+    evaluate_model(clf, dataset, split, params["out_dir"], progress=progress,
+                   notes=dataset.notes if params.get("rows") else ())
     return {"out_dir": params["out_dir"]}
 
 

@@ -10,11 +10,13 @@ from bmcore.data import dataset_dir, list_prepared
 from bmcore.display import md
 from bmcore.errors import BmcoreError
 from pages import _multilabel
+from pages import _scoring as upload_ui
 from pages._evaluation import IMAGE_SECTIONS, SECTIONS, Scored, load, split_images
 from pages._export import show_export
 from pages._ui import job_outcome, keep, show_job, start_job
 
 SOURCES = ("A finished run", "Local model folder")
+DATA_KINDS = ("A prepared dataset", "Upload a file")
 
 
 def fail(exc: Exception | str) -> None:
@@ -54,6 +56,7 @@ if not dataset_names:
 
 st.subheader("Model and data")
 keep("evaluate_source", "evaluate_run", "evaluate_model_path", "evaluate_dataset", "evaluate_split", "evaluate_cm_norm",
+     "evaluate_data_kind",
      "evaluate_cell_gold", "evaluate_cell_pred", "evaluate_lcell_label", "evaluate_lcell_cell")  # across page visits
 c1, c2, c3 = st.columns([1.4, 1, 0.6])
 source = c1.radio("Model", SOURCES, key="evaluate_source", horizontal=True)
@@ -72,58 +75,83 @@ if source == SOURCES[0]:
 else:
     model_dir = c1.text_input("Path to a fine-tuned model folder (save_pretrained, safetensors)",
                               key="evaluate_model_path").strip()
-if st.session_state.get("evaluate_dataset") not in dataset_names:
-    st.session_state["evaluate_dataset"] = run_dataset if run_dataset in dataset_names else dataset_names[0]
-dataset = c2.selectbox("Prepared dataset", dataset_names, key="evaluate_dataset")
-meta = datasets[dataset_names.index(dataset)]
-sizes = meta.get("splits", {})
-split_options = report.split_choices(sizes)
-if st.session_state.get("evaluate_split") not in split_options:
-    st.session_state["evaluate_split"] = report.default_split(split_options)
-split = c3.selectbox("Split", split_options, key="evaluate_split",
-                     help="test is the honest score. validation was used to pick the best checkpoint and fit the temperature.")
-c2.caption(f"{len(meta.get('label_names', []))} {report.label_unit(meta.get('problem_type'))} · " + report.split_sizes(sizes))
+uploaded = None
+if c2.radio("Data", DATA_KINDS, key="evaluate_data_kind", horizontal=True) == DATA_KINDS[0]:
+    if st.session_state.get("evaluate_dataset") not in dataset_names:
+        st.session_state["evaluate_dataset"] = run_dataset if run_dataset in dataset_names else dataset_names[0]
+    dataset = c2.selectbox("Prepared dataset", dataset_names, key="evaluate_dataset")
+    meta = datasets[dataset_names.index(dataset)]
+    sizes = meta.get("splits", {})
+    split_options = report.split_choices(sizes)
+    if st.session_state.get("evaluate_split") not in split_options:
+        st.session_state["evaluate_split"] = report.default_split(split_options)
+    split = c3.selectbox("Split", split_options, key="evaluate_split",
+                         help="test is the honest score. validation was used to pick the best checkpoint and fit the temperature.")
+    c2.caption(f"{len(meta.get('label_names', []))} {report.label_unit(meta.get('problem_type'))} · " + report.split_sizes(sizes))
+else:
+    uploaded = upload_ui.upload_box(c2)
 if not model_dir:
     if source == SOURCES[0]:
         st.page_link("pages/train.py", label="Go to the Train page", icon=":material/model_training:")
     else:
         st.info("Give the path of a model folder.")
     st.stop()
+if st.session_state.get("evaluate_data_kind") == DATA_KINDS[1] and uploaded is None:
+    st.info("Upload a file to score every image or row in it.")
+    st.stop()
 
 try:
-    ev.check_labels(ev.model_label_names(model_dir), list(meta.get("label_names", [])))
-    out_dir = ev.evaluation_dir(model_dir, dataset, split, run_dataset)
+    if uploaded is None:
+        ev.check_labels(ev.model_label_names(model_dir), list(meta.get("label_names", [])))
+        out_dir = ev.evaluation_dir(model_dir, dataset, split, run_dataset)
+        data_folder, shown_data = dataset_dir(dataset), dataset
+    else:  # an upload is scored whole; its evaluation folder also holds the rows read from it
+        up = upload_ui.target(uploaded, model_dir, run_dataset)
+        out_dir, dataset, split, shown_data = up.out_dir, up.key, up.split, up.name
+        data_folder, meta = out_dir, upload_ui.meta(up)
+        sizes = meta.get("splits", {})
 except BmcoreError as exc:
     fail(exc)
 
 st.caption("The same evaluation from a terminal (with this workspace in BMCORE_WORKSPACE):")
-st.code(report.evaluate_command(model_dir, dataset, split, out_dir), language="bash")
+st.code(report.evaluate_command(model_dir, shown_data, split, out_dir), language="bash")
 
-if not ev.is_fresh(out_dir, model_dir, dataset_dir(dataset)):
+if not ev.is_fresh(out_dir, model_dir, None if uploaded is not None else data_folder):
+    if uploaded is not None:  # read (and refused in one line) before anything is written
+        try:
+            ds, split = upload_ui.read(uploaded.name, dataset, model_dir, uploaded.getvalue())
+        except BmcoreError as exc:
+            fail(exc)
+        sizes = {split: len(ds.splits[split])}
     # Scoring runs as a background job on the device queue: the page only draws its progress.
     job = jobs.latest("evaluate", str(out_dir))
     if job is not None and jobs.read(job)["state"] in runs.ACTIVE:
         show_job(job, "evaluate")
         st.stop()
-    st.info(report.scoring_note(dataset, split, sizes))
+    st.info(report.scoring_note(shown_data, split, sizes))
     job_outcome(job, "The last scoring")
     if st.button("Evaluate", type="primary", key="evaluate_start", icon=":material/play_arrow:"):
-        start_job("evaluate", {"model_dir": model_dir, "dataset": dataset, "split": split, "out_dir": str(out_dir),
-                               "precision": st.session_state.get("precision", "auto")}, str(out_dir))
+        try:
+            params = (upload_ui.job_params(up, ds, model_dir) if uploaded is not None else
+                      {"model_dir": model_dir, "dataset": dataset, "split": split, "out_dir": str(out_dir),
+                       "precision": st.session_state.get("precision", "auto")})
+        except (BmcoreError, OSError) as exc:
+            fail(exc)
+        start_job("evaluate", params, str(out_dir))
     st.stop()
 
 mtime = ev.evaluation_mtime(out_dir)
 image = meta.get("modality") == "image"
 try:
-    folder = dataset_dir(dataset)
-    images = split_images(str(folder), split, meta.get("created")) if image else None
+    images = split_images(str(data_folder), split, meta.get("created")) if image else None
     scored = Scored(load(str(out_dir), mtime), out_dir, mtime, model_dir, dataset, split, this_run, completed, images)
 except BmcoreError as exc:
     fail(exc)
 if image:
     st.caption("Images: the baseline is logistic regression on the pixels, each image downscaled to 16x16 grayscale; "
                "the examples below are shown as thumbnails, captioned file name: gold → predicted (confidence).")
-for section in _multilabel.SECTIONS if scored.result.multi_label else IMAGE_SECTIONS if image else SECTIONS:
+sections = _multilabel.SECTIONS if scored.result.multi_label else IMAGE_SECTIONS if image else SECTIONS
+for section in sections if uploaded is None else upload_ui.sections(sections):
     section(scored)
 if this_run is not None:
     show_export(Path(completed[this_run].path))

@@ -927,6 +927,68 @@ CASES += [
 ]
 
 
+
+# --- issue 27, evaluate folders ---
+# evaluate --data FOLDER on the CLI; the same class folders zipped and uploaded on the Evaluate page (kind
+# "evaluate-source", driven by tests/test_catalogue.py).
+
+
+def _eval_source(classes: tuple[str, ...], model: tuple[str, ...] | None = ("Bag", "Trouser"),
+                 junk: bool = False) -> Callable[[Ctx], Path]:
+    """A folder with ``photos/`` (three small PNGs per class folder; ``junk``: a text file named notes.png in the first),
+    ``photos.zip`` (the same, zipped) and ``model/`` (a tiny random ResNet knowing ``model``; None: no model, the case
+    uses the tiny text model)."""
+    def make(ctx: Ctx) -> Path:
+        from PIL import Image
+
+        folder = ctx.tmp / "eval-source"
+        (folder / "photos").mkdir(parents=True)
+        for c in classes:
+            (folder / "photos" / c).mkdir()
+            for i in range(3):
+                Image.new("L", (8, 8), 40 * i + 20).save(folder / "photos" / c / f"{i}.png")
+        if junk:
+            (folder / "photos" / classes[0] / "notes.png").write_text("not an image, despite its name")
+        with zipfile.ZipFile(folder / "photos.zip", "w") as zf:
+            for f in sorted((folder / "photos").rglob("*.png")):
+                zf.write(f, f.relative_to(folder / "photos").as_posix())
+        if model:
+            from bmcore.models import make_tiny_resnet
+
+            with contextlib.redirect_stderr(io.StringIO()):
+                make_tiny_resnet(folder / "model", list(model))
+        return folder
+    return make
+
+
+def _eval_pixel_bomb(ctx: Ctx) -> Path:
+    """``photos.zip``: 20 solid 5000x5000 PNGs in two class folders (500,000,000 pixels in 9 KB), and the model."""
+    folder = _eval_source((), model=("class_0", "class_1"))(ctx)
+    (folder / "photos.zip").write_bytes(solid_zip(20))
+    return folder
+
+
+EVAL_SOURCE = ("evaluate", "--model", "{path}/model", "--data", "{path}/photos", "--out", "{path}/out")
+EV = "Evaluating a folder or zip of images"
+CASES += [
+    Case("eval-images-unknown-class", EV, "evaluate a folder (or an uploaded zip) of class folders, one of them a class "
+         "the model does not know", "evaluate-source", "has 1 class the model does not know (Coat)",
+         make=_eval_source(("Bag", "Coat", "Trouser")), cli_args=EVAL_SOURCE),
+    Case("eval-images-empty", EV, "evaluate an empty folder (an empty zip on the Evaluate page)", "evaluate-source",
+         "has no images in class folders", cli_expect="is empty: there is nothing to score", make=_eval_source(()),
+         cli_args=EVAL_SOURCE),
+    Case("eval-images-not-an-image", EV, "evaluate class folders holding a text file named notes.png", "evaluate-source",
+         "Bag/notes.png is not an image", make=_eval_source(("Bag", "Trouser"), junk=True), cli_args=EVAL_SOURCE),
+    Case("eval-images-text-model", EV, "evaluate a text model on a folder (or an uploaded zip) of image class folders",
+         "evaluate-source", "holds image data, but the model classifies text; evaluate an image model on it",
+         make=_eval_source(("Bag", "Trouser"), model=None),
+         cli_args=("evaluate", "--model", "{model}", "--data", "{path}/photos", "--out", "{path}/out")),
+    Case("eval-images-total-pixels", EV, "evaluate a 9 KB zip of 20 solid 5000x5000 PNGs (500,000,000 pixels), with "
+         "BMCORE_MAX_TOTAL_PIXELS at the demo's 250,000,000", "evaluate-source",
+         "its images add up to more than 250,000,000 pixels", env=PIXELS_CAP, make=_eval_pixel_bomb,
+         cli_args=("evaluate", "--model", "{path}/model", "--data", "{path}/photos.zip", "--out", "{path}/out")),
+]
+
 BY_ID = {c.id: c for c in CASES}
 
 

@@ -420,3 +420,23 @@ def check_runs_page(case: Case, at: AppTest) -> None:
     for page in ("pages/evaluate.py", "pages/playground.py", "pages/pretrain.py"):
         at.switch_page(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])
+
+
+# --- issue 27, evaluate folders: the CLI scores the folder, the Evaluate page an upload of it zipped ----------------
+
+ROUND_TWO_KINDS += ("evaluate-source",)
+
+
+def ui_evaluate_source(case: Case, ctx: Ctx, path: Path) -> AppTest:
+    """Upload ``path/photos.zip`` on the Evaluate page, for the model ``path/model`` (else the tiny text model)."""
+    at = open_app()
+    at.switch_page("pages/evaluate.py").run()
+    at.radio(key="evaluate_source").set_value("Local model folder").run()
+    model = path / "model" if (path / "model").is_dir() else ctx.tiny_model
+    at.text_input(key="evaluate_model_path").input(str(model)).run()
+    at.radio(key="evaluate_data_kind").set_value("Upload a file").run()
+    return at.file_uploader(key="evaluate_upload").upload("photos.zip", (path / "photos.zip").read_bytes(),
+                                                          "application/zip").run()
+
+
+ROUND_TWO_DRIVERS["evaluate-source"] = ui_evaluate_source

@@ -168,6 +168,15 @@ class Task:
         """The TF-IDF baseline trained on ``train`` and scored on ``df``, with the same metric keys."""
         raise NotImplementedError
 
+    def scoring_dataset(self, raw: Any, label_names: Sequence[str], *, split: str | None = None,
+                        text_columns: list[str] | None = None, label_column: str | None = None,
+                        seed: int = 42) -> tuple[Any, str]:
+        """A source read as it is (:class:`bmcore.data.RawData`, not a prepared dataset) as the dataset to score with
+        a model of this task whose classes are ``label_names``, and the split to score (:mod:`bmcore.scoring`)."""
+        from ..scoring import text_dataset
+
+        return text_dataset(raw, split=split, text_columns=text_columns, label_column=label_column, seed=seed)
+
 
 def is_image_model(model_or_config: Any) -> bool:
     """True for an image classifier (an ``...ForImageClassification`` architecture), from a model or its config."""

@@ -280,5 +280,13 @@ class ImageClassification(SingleLabelClassification):
 
         return pixel_baseline_metrics(train, df, list(label_names), seed=seed, n_bins=n_bins)
 
+    def scoring_dataset(self, raw: Any, label_names: Sequence[str], *, split: str | None = None,
+                        text_columns: list[str] | None = None, label_column: str | None = None,
+                        seed: int = 42) -> tuple[Any, str]:
+        """Class folders scored whole, or one of their split folders; classes mapped to the model's."""
+        from ..scoring import image_dataset
+
+        return image_dataset(raw, label_names, split=split)
+
 
 TASK = ImageClassification()
