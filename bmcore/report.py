@@ -22,6 +22,7 @@ from .display import md, plot_text
 from .errors import BmcoreError
 from .estimate import format_duration
 from .evaluate import find_evaluation
+from .splits import examples_of
 from .tasks import MULTI_LABEL, get_task
 from .workspace import runs_dir
 
@@ -313,7 +314,7 @@ def evaluation_caption(metrics: dict[str, Any], n: int, n_classes: int, dataset:
                        unit: str = "classes") -> str:
     """One line on what was scored: how many examples of which split, when, in which precision, what was cut."""
     m = metrics
-    return (f"{m.get('n', n):,} {split} examples of {md(dataset)} · {n_classes} {unit} · "
+    return (f"{m.get('n', n):,} {examples_of(split)} of {md(dataset)} · {n_classes} {unit} · "
             f"scored {m.get('created', '')} in {m.get('precision') or '-'}"
             + (f" · {m['image_size']} px images" if m.get("image_size") else
                f" · max_seq_length {m.get('max_seq_length') or '-'}")

@@ -27,8 +27,9 @@ from . import data as bdata
 from .errors import BmcoreError
 from .files import write_json_atomic
 from .limits import check_local_path
+from .splits import WHOLE_SOURCE
 
-ALL = "all"  # the split that holds every row of a source scored whole
+ALL = WHOLE_SOURCE  # the split that holds every row of a source scored whole
 ROWS_META = "scored.json"  # next to <split>.parquet in an evaluation folder: what the page read, for the job
 SHOWN_CLASSES = 10
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..errors import BmcoreError
 from ..metrics import EPS, multi_label_metrics
+from ..splits import examples_of
 from .base import MISSED_RECALL, Task
 
 DEFAULT_THRESHOLD = 0.5
@@ -114,7 +115,7 @@ def missed_labels_note(missed: Sequence[dict[str, Any]], n_labels: int, split: s
     """One plain-text warning for :func:`missed_labels`, with what to try; empty when no label is missed."""
     if not missed:
         return ""
-    parts = [f"{m['label']} (F1 {m['f1']:.2f}, {m['hits']} of {m['support']} {split} examples found)"
+    parts = [f"{m['label']} (F1 {m['f1']:.2f}, {m['hits']} of {m['support']} {examples_of(split)} found)"
              for m in missed[:MISSED_SHOWN]]
     more = f" and {len(missed) - MISSED_SHOWN} more" if len(missed) > MISSED_SHOWN else ""
     one = len(missed) == 1

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..errors import BmcoreError
 from ..metrics import EPS, classification_metrics, compute_metrics
+from ..splits import examples_of
 from .base import MISSED_RECALL, Task
 
 AUTO_IMBALANCE = 3.0  # class_weights=auto weighs the loss from this largest:smallest class ratio on
@@ -155,7 +156,7 @@ def missed_classes_note(missed: Sequence[dict[str, Any]], split: str = "test") -
     """One plain-text warning for :func:`missed_classes`, with what to try; empty when no class is missed."""
     if not missed:
         return ""
-    parts = [f"{m['label']} ({m['hits']} of {m['support']} {split} examples)" for m in missed]
+    parts = [f"{m['label']} ({m['hits']} of {m['support']} {examples_of(split)})" for m in missed]
     return (("Class " if len(missed) == 1 else "Classes ") + ", ".join(parts)
             + (" is" if len(missed) == 1 else " are") + " never or almost never predicted right. The model has not "
             "learned " + ("it" if len(missed) == 1 else "them") + ": train with class weights (balanced), more epochs "
