@@ -98,7 +98,7 @@ def test_predict_explain_writes_a_heat_map_png(image_runs, kind, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     rec = json.loads(out.stdout)
     assert rec["heatmap"] == str(tmp_path / "a shirt.heatmap.png") and rec["target"] == rec["label"]
-    assert rec["method"] == ("attention rollout" if kind == "vit" else "integrated gradients")
+    assert rec["method"] == ("rollout" if kind == "vit" else "gradcam")  # each model's default
     heat = Image.open(rec["heatmap"])
     assert heat.format == "PNG" and heat.mode == "RGB" and heat.size == (320, 320)
     assert np.asarray(heat).std() > 0  # not a blank picture
@@ -116,7 +116,7 @@ def test_predict_explain_writes_a_heat_map_png(image_runs, kind, tmp_path):
 
 
 def test_overlay_blends_the_heat_map_over_the_image():
-    from bmcore.explain import HEAT_COLOURS, OVERLAY_FLOOR, overlay_image
+    from bmcore.explain_images import HEAT_COLOURS, OVERLAY_FLOOR, overlay_image
 
     grey = np.array([200, 200, 200])
     heat = np.zeros((32, 32))
