@@ -105,7 +105,8 @@ def _unit(x: np.ndarray) -> np.ndarray:
 def feature_map_layer(model: Any, x: Any) -> tuple[str, Any, tuple[int, int]]:
     """The layer Grad-CAM reads, found by one forward pass of ``x`` with hooks: the last module whose output is a 4-D
     feature map [batch, channels, h, w] at least :data:`GRADCAM_MIN_SIDE` cells a side (else the last of the largest
-    side). Padding layers (a shifted grid) and modules called more than once are passed over. Returns (the module's
+    side). Padding layers (a shifted grid), tensors whose last two sides are not the input's shape (channels-last)
+    and modules called more than once are passed over. Returns (the module's
     name, the module, (h, w))."""
     import torch
 
@@ -115,7 +116,10 @@ def feature_map_layer(model: Any, x: Any) -> tuple[str, Any, tuple[int, int]]:
     def hook(name: str) -> Any:
         def record(module: Any, _inputs: Any, out: Any) -> None:
             calls[name] = calls.get(name, 0) + 1
-            if torch.is_tensor(out) and out.dim() == 4 and out.shape[-1] * out.shape[-2] > 1:
+            # A map's grid has the input's shape; a channels-last tensor [batch, h, w, channels] (inside a ConvNeXt
+            # block) does not, and is passed over.
+            if (torch.is_tensor(out) and out.dim() == 4 and out.shape[-1] * out.shape[-2] > 1
+                    and out.shape[-2] * x.shape[-1] == out.shape[-1] * x.shape[-2]):
                 seen.append((name, module, (int(out.shape[-2]), int(out.shape[-1]))))
         return record
 

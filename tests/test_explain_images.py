@@ -43,6 +43,18 @@ def test_gradcam_on_a_tiny_resnet(tiny_resnet):
         xi.explain_image(clf, img, method="rollout")
 
 
+def test_gradcam_on_a_tiny_convnext():
+    # ConvNeXt's blocks work channels-last inside ([batch, h, w, channels]): Grad-CAM reads a stage's [batch, c, h, w].
+    import torch
+    from transformers import ConvNextConfig, ConvNextForImageClassification
+
+    torch.manual_seed(0)
+    model = ConvNextForImageClassification(ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2)).eval()
+    heat, layer, grid = xi.gradcam(model, torch.rand(1, 3, 64, 64), 0)
+    assert heat.shape == (64, 64) and layer == "convnext.encoder.stages.1" and grid == (8, 8)
+    assert xi.image_methods(model.config) == ["gradcam", "integrated_gradients"]
+
+
 def test_gradcam_layer_of_the_builtin_model(lite0):
     import torch
 
