@@ -671,130 +671,16 @@ def example_label(example: dict[str, str], max_chars: int = 70) -> str:
     return md(text)
 
 
-# --- images (issue 16) --------------------------------------------------------------------
-
-IMAGE_IG_STEPS = 32  # Integrated Gradients steps for an image (one batch of 32 forward/backward passes of one image)
+# --- images (issue 16; their explanations and heat maps: bmcore.explain_images) ---------------
 
 
-@dataclass
-class ImageExplanation:
-    """Why an image classifier predicts what it does: a heat map over the image as the model saw it
-    (``heatmap`` [side, side], in [0, 1], 1 the most important pixels), the scores and the target class."""
-
-    label_names: list[str]
-    probs: np.ndarray
-    target: str
-    target_id: int
-    method: str  # "attention rollout" (ViT-like models) or "integrated gradients" (CNNs)
-    heatmap: np.ndarray
-    seconds: float = 0.0
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    x = x - x.min()
-    return x / x.max() if x.max() > 0 else x
-
-
-def explain_image(classifier: Any, image: Any, target: str | int | None = None, *,
-                  n_steps: int = IMAGE_IG_STEPS) -> ImageExplanation:
-    """Explain one prediction of an image classifier (:class:`bmcore.inference.ImageClassifier`) for a PIL image
-    (or image bytes). ViT-like models (patches): attention rollout from the [CLS] token to each patch, spread over the
-    patch's pixels. CNNs: captum's Integrated Gradients of the target's probability w.r.t. the pixels from a black
-    (all-zero, after normalisation) image, summed over channels as absolute values. Both on an fp32 copy."""
-    import copy
-
-    import torch
-
-    from .tasks.image_classification import decode, fixed_image_size, pixel_values
-
-    t0 = time.perf_counter()
-    img = decode(image) if isinstance(image, (bytes, bytearray, memoryview)) else image.convert("RGB")
-    task, names = classifier.task, list(classifier.label_names)
-    patches = fixed_image_size(classifier.model.config) is not None
-    model = eager_model(classifier) if patches else copy.deepcopy(classifier.model).float().eval()
-    x = pixel_values(classifier.processor, [img]).to(device=model.device, dtype=torch.float32)
-    with torch.no_grad():
-        out = model(pixel_values=x, output_attentions=patches)
-    probs = task.torch_scores(out.logits)[0].cpu().numpy()
-    target_id = resolve_target(names, target, int(probs.argmax()))
-    side = x.shape[-1]
-    if patches:
-        if not out.attentions:
-            raise BmcoreError("this model returns no attention weights; attention maps need eager attention")
-        att = torch.stack([a[0] for a in out.attentions]).float().cpu().numpy()
-        row = attention_rollout(att)[0]
-        grid = int(round(np.sqrt(len(row) - 1)))
-        cells = row[len(row) - grid * grid:].reshape(grid, grid)  # patches after [CLS] (and any distillation token)
-        idx = np.arange(side) * grid // side  # each pixel's patch
-        heat = cells[idx][:, idx]
-        method = "attention rollout"
-    else:
-        from captum.attr import IntegratedGradients
-
-        ig = IntegratedGradients(lambda px: task.torch_scores(model(pixel_values=px).logits))
-        attr = ig.attribute(x, baselines=torch.zeros_like(x), target=target_id, n_steps=n_steps, internal_batch_size=n_steps)
-        heat = attr.detach().abs().sum(dim=1)[0].cpu().numpy()
-        method = "integrated gradients"
-    return ImageExplanation(names, probs, names[target_id], target_id, method, _unit(heat), time.perf_counter() - t0)
-
-
-# Heat-map colours (dark blue, through teal and yellow, to red), interpolated linearly: low -> high importance.
-HEAT_COLOURS = np.array([[8, 29, 88], [34, 94, 168], [65, 182, 196], [254, 224, 139], [215, 48, 39]], dtype=np.float64)
-OVERLAY_PX = 320  # the overlay's side: a 28 px garment or a 32 px model input is drawn large enough to read
-OVERLAY_ALPHA = 0.75  # share of the heat map's colour in the blend at its hottest pixels; the rest is the image
-OVERLAY_FLOOR = 0.25  # share of the colour at the coldest pixels: unimportant areas keep the image visible
-
-
-def heat_colours(heatmap: np.ndarray) -> np.ndarray:
-    """RGB colours [h, w, 3] (uint8) of a heat map in [0, 1], on :data:`HEAT_COLOURS`."""
-    v = np.clip(np.asarray(heatmap, dtype=np.float64), 0, 1) * (len(HEAT_COLOURS) - 1)
-    lo = np.floor(v).astype(int).clip(0, len(HEAT_COLOURS) - 2)
-    frac = (v - lo)[..., None]
-    return np.round(HEAT_COLOURS[lo] * (1 - frac) + HEAT_COLOURS[lo + 1] * frac).astype(np.uint8)
-
-
-def overlay_image(image: Any, heatmap: np.ndarray, *, side: int = OVERLAY_PX, alpha: float = OVERLAY_ALPHA) -> Any:
-    """The heat map blended over the image as the model saw it (square, resized to the heat map's grid), drawn at
-    ``side`` pixels: an RGB PIL image. Each pixel's colour weighs from ``alpha * OVERLAY_FLOOR`` (coldest) to ``alpha``
-    (hottest), so the image stays visible where the map is low. Pixels stay sharp (nearest neighbour) so a patch map
-    shows its patches."""
-    from PIL import Image
-
-    from .tasks.image_classification import decode
-
-    img = decode(image) if isinstance(image, (bytes, bytearray, memoryview)) else image.convert("RGB")
-    h, w = np.asarray(heatmap).shape
-    base = np.asarray(img.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float64)
-    w = alpha * (OVERLAY_FLOOR + (1 - OVERLAY_FLOOR) * np.clip(np.asarray(heatmap, dtype=np.float64), 0, 1))[..., None]
-    blend = np.round(base * (1 - w) + heat_colours(heatmap) * w).astype(np.uint8)
-    return Image.fromarray(blend, mode="RGB").resize((side, side), Image.Resampling.NEAREST)
-
-
-def overlay_png(image: Any, heatmap: np.ndarray, **kwargs: Any) -> bytes:
-    """:func:`overlay_image` encoded as PNG bytes (what the Playground draws and ``predict --explain`` writes)."""
-    import io
-
-    buf = io.BytesIO()
-    overlay_image(image, heatmap, **kwargs).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def image_explanation_note(method: str) -> str:
-    """One or two sentences on what an image explanation's map means, and its limits."""
-    if method == "attention rollout":
-        return ("Attention rollout: how much the [CLS] token, which the classifier reads, draws on each patch through "
-                "all layers (red: most). It shows where the model looks, not whether a patch argues for or against the "
-                "class, and it is the same map whichever class is picked.")
-    return ("Integrated Gradients: how much each pixel changed the picked class's probability, from a black image to "
-            "this one (red: most, either way). The map is noisy at pixel level and depends on the black baseline.")
-
-
-def image_predict_command(ref: str, image_name: str = "image.png", explain: bool = True) -> str:
-    """The CLI equivalent for one image file (shell-quoted): ``--explain`` writes its heat map beside the file."""
+def image_predict_command(ref: str, image_name: str = "image.png", explain: bool = True, method: str | None = None) -> str:
+    """The CLI equivalent for one image file (shell-quoted): ``--explain`` writes its heat map beside the file, made by
+    ``method`` when one is given (``--method``; None: the model's default)."""
     import shlex
 
-    return f"python -m bmcore predict --model {shlex.quote(ref)}{' --explain' if explain else ''} {shlex.quote(image_name)}"
+    flags = (" --explain" if explain else "") + (f" --method {shlex.quote(method)}" if explain and method else "")
+    return f"python -m bmcore predict --model {shlex.quote(ref)}{flags} {shlex.quote(image_name)}"
 
 
 def image_pipeline_snippet(folder: str) -> str:

@@ -5,11 +5,13 @@ Layout only: decoding, predictions, explanations and the blended heat map come f
 names are data, shown as text.
 """
 
+import hashlib
 from pathlib import PurePosixPath
 
 import streamlit as st
 
 from bmcore import explain as bx
+from bmcore import explain_images as xi
 from bmcore.display import csv_frame, md
 from bmcore.errors import BmcoreError
 from bmcore.images import IMAGE_SUFFIXES
@@ -18,18 +20,19 @@ from bmcore.tasks.image_classification import decode
 
 UPLOAD, EXAMPLE, CAMERA = "Upload an image", "An image from the test split", "Take a photo"
 IMAGE_INTRO = ("A **prediction** is a probability for each class; the label is the most probable one. The **explanation** is a "
-         "heat map over the image of what weighed most in the prediction: **attention rollout** for patch models "
-         "(ViT), how much the classifier's [CLS] token draws on each patch through all layers; **Integrated "
-         "Gradients** for CNNs (ResNet, EfficientNet), how much each pixel moved the class's probability away from "
-         "a black image.")
+         "heat map over the image of what weighed most in the prediction: **Grad-CAM** for CNNs (ResNet, "
+         "EfficientNet, ConvNeXt), the region of the last feature map that raises the class's score; **attention "
+         "rollout** for patch models (ViT), how much the classifier's [CLS] token draws on each patch through all "
+         "layers; or, for any model, **Integrated Gradients**, how much each pixel moved the class's probability away "
+         "from a black image.")
 IMAGE_TYPES = sorted(s.lstrip(".") for s in IMAGE_SUFFIXES)
 
 
 @st.cache_data(show_spinner="Explaining the prediction...", max_entries=16)
-def explained(key: tuple[str, float], precision: str, data: bytes, target: str, _load):
-    """The explanation and its overlay PNG, cached per (model, image, class): moving between classes is instant."""
-    ex = bx.explain_image(_load(key, precision), data, target)
-    return ex, bx.overlay_png(data, ex.heatmap)
+def explained(key: tuple[str, float], precision: str, data: bytes, target: str, method: str, _load):
+    """The explanation and its overlay PNG, cached per (model, image, class, method): moving back is instant."""
+    ex = xi.explain_image(_load(key, precision), data, target, method=method)
+    return ex, xi.overlay_png(data, ex.heatmap)
 
 
 def show_image_playground(info, clf, precision: str, load, draw_probabilities, fail) -> None:
@@ -55,9 +58,16 @@ def show_image_playground(info, clf, precision: str, load, draw_probabilities, f
             shot = st.camera_input("Take a photo", key="playground_image_camera")
             if shot is not None:
                 data, name = shot.getvalue(), "photo.jpg"
+        methods = xi.image_methods(clf.model.config)
+        if st.session_state.get("playground_image_method") not in methods:  # another model: its own default
+            st.session_state["playground_image_method"] = methods[0]
+        method = st.selectbox("Explanation", methods, key="playground_image_method", format_func=xi.METHOD_TITLES.get,
+                              help="Grad-CAM shows the region a CNN relies on; attention rollout where a ViT looks; "
+                                   "Integrated Gradients, for any model, each pixel's share (noisy on photos).")
         st.caption("The same from the command line (`--explain` writes the heat map as a PNG beside the image), and "
                    "in Python with transformers:")
-        st.code(bx.image_predict_command(info.location, name), language="bash", wrap_lines=True)
+        st.code(bx.image_predict_command(info.location, name, method=None if method == methods[0] else method),
+                language="bash", wrap_lines=True)
         st.code(bx.image_pipeline_snippet(info.location), language="python")
         if data is None:
             st.info("Upload an image, or pick one from the test split.")
@@ -66,10 +76,10 @@ def show_image_playground(info, clf, precision: str, load, draw_probabilities, f
             image = decode(data, name)
         except BmcoreError as exc:
             fail(exc)
-        show_one(info, clf, precision, load, draw_probabilities, fail, data, image, gold)
+        show_one(info, clf, precision, load, draw_probabilities, fail, data, image, gold, method)
 
 
-def show_one(info, clf, precision, load, draw_probabilities, fail, data, image, gold) -> None:
+def show_one(info, clf, precision, load, draw_probabilities, fail, data, image, gold, method) -> None:
     names = clf.label_names
     pred = clf.predict_proba([image])
     label, probs = pred.labels[0], dict(zip(names, pred.probs[0].tolist(), strict=True))
@@ -85,16 +95,22 @@ def show_one(info, clf, precision, load, draw_probabilities, fail, data, image, 
     with left:
         draw_probabilities(probs, calibrated)
     with right:
-        target = st.selectbox("Explain the class", names, index=names.index(label), key="playground_image_target",
+        # A class picked for one image is not carried over to the next: a new image explains its own prediction.
+        shown = (info.cache_key, hashlib.sha256(bytes(data)).hexdigest())
+        if st.session_state.get("playground_image_target_for") != shown or st.session_state.get(
+                "playground_image_target") not in names:
+            st.session_state["playground_image_target_for"] = shown
+            st.session_state["playground_image_target"] = label
+        target = st.selectbox("Explain the class", names, key="playground_image_target",
                               format_func=lambda c: f"{c} (predicted)" if c == label else c)
         try:
-            ex, png = explained(info.cache_key, precision, bytes(data), target, load)
+            ex, png = explained(info.cache_key, precision, bytes(data), target, method, load)
         except BmcoreError as exc:
             fail(exc)
         a, b = st.columns(2)
-        a.image(bx.overlay_png(data, ex.heatmap, alpha=0.0), caption="What the model sees", width="stretch")
-        b.image(png, caption=md(f"{ex.method}: {ex.target}"), width="stretch")
-        st.caption(md(bx.image_explanation_note(ex.method)) + f" Explained in {ex.seconds:.2f} s.")
+        a.image(xi.overlay_png(data, ex.heatmap, alpha=0.0), caption="What the model sees", width="stretch")
+        b.image(png, caption=md(f"{ex.title}: {ex.target}"), width="stretch")
+        st.caption(md(xi.image_explanation_note(ex)) + f" Explained in {ex.seconds:.2f} s.")
 
 
 def show_batch(info, clf, names) -> None:

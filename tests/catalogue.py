@@ -989,6 +989,50 @@ CASES += [
          cli_args=("evaluate", "--model", "{path}/model", "--data", "{path}/photos.zip", "--out", "{path}/out")),
 ]
 
+
+# --- issue 27, Grad-CAM: an explanation method that does not fit the model ------------------------------------------
+
+
+def _tiny_image_model(kind: str) -> Callable[[Ctx], Path]:
+    """A folder with a tiny random image model (model/: ``kind`` resnet or vit) and one 32x32 PNG (a.png)."""
+    def make(ctx: Ctx) -> Path:
+        from bmcore.models import make_tiny_resnet, make_tiny_vit
+
+        folder = ctx.tmp / f"tiny-{kind}"
+        with contextlib.redirect_stderr(io.StringIO()):  # transformers' progress bar: not the command's output
+            (make_tiny_resnet if kind == "resnet" else make_tiny_vit)(folder / "model")
+        (folder / "a.png").write_bytes(solid_png(32, 128))
+        return folder
+    return make
+
+
+def _explain_with(method: str, *extra: str) -> tuple[str, ...]:
+    return ("predict", "--model", "{path}/model", *extra, "--method", method, "{path}/a.png")
+
+
+METHOD_FITS = "the Playground offers only the methods that fit the model"
+CASES += [
+    Case("predict-method-rollout-cnn", M, "predict --explain --method rollout on a CNN (ResNet)", "cli",
+         "rollout needs attention over image patches (a ViT-like model), and this is a resnet model; use gradcam or "
+         "integrated_gradients", make=_tiny_image_model("resnet"), cli_args=_explain_with("rollout", "--explain"),
+         no_ui=METHOD_FITS),
+    Case("predict-method-gradcam-vit", M, "predict --explain --method gradcam on a ViT", "cli",
+         "gradcam needs a convolutional feature map (a CNN such as ResNet, EfficientNet or ConvNeXt), and this is a vit "
+         "model; use rollout or integrated_gradients", make=_tiny_image_model("vit"),
+         cli_args=_explain_with("gradcam", "--explain"), no_ui=METHOD_FITS),
+    Case("predict-method-unknown", M, "predict --explain --method smoothgrad (no such method)", "cli",
+         "unknown explanation method 'smoothgrad'; choose one of gradcam, rollout, integrated_gradients",
+         make=_tiny_image_model("resnet"), cli_args=_explain_with("smoothgrad", "--explain"), no_ui=METHOD_FITS),
+    Case("predict-method-without-explain", M, "predict --method gradcam without --explain", "cli",
+         "--method chooses how --explain draws an image's heat map; add --explain", make=_tiny_image_model("resnet"),
+         cli_args=_explain_with("gradcam"), no_ui="the Playground always explains one image"),
+    Case("predict-method-text-model", M, "predict --explain --method gradcam on a text model", "cli",
+         "--method is for image models", cli_args=("predict", "--model", "{model}", "--explain", "--method", "gradcam",
+                                                  "a fine film"),
+         no_ui="the text Playground has no method choice"),
+]
+
+
 BY_ID = {c.id: c for c in CASES}
 
 
@@ -1008,3 +1052,4 @@ def readme_table() -> str:
                 else f"CLI words it “…{c.cli_expect}…”" if c.cli_expect else "CLI and UI")
         lines.append(f"| {c.group} | `{c.id}`: {c.title} | {sees(c)} | {note} |".replace("<", "&lt;"))
     return "\n".join(lines)
+

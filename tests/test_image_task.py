@@ -268,19 +268,20 @@ def test_image_run_cancels_and_resumes(tiny_resnet, fashion_ds):
 def test_image_explanations(tiny_vit, tiny_resnet, fashion):
     from PIL import Image
 
-    from bmcore.explain import explain_image
+    from bmcore.explain_images import explain_image
     from bmcore.inference import load_for_inference, predict_images
 
     img = Image.open(io.BytesIO(fashion["test"]["image"].iloc[0]))
-    for model, method in ((tiny_vit, "attention rollout"), (tiny_resnet, "integrated gradients")):
+    # Each model's default first (rollout for a ViT, Grad-CAM for a CNN), then Integrated Gradients, offered for both.
+    for model, method in ((tiny_vit, "rollout"), (tiny_resnet, "gradcam"), (tiny_resnet, "integrated_gradients")):
         clf = load_for_inference(str(model))
-        ex = explain_image(clf, img)
+        ex = explain_image(clf, img, method=None if method != "integrated_gradients" else method)
         assert ex.method == method and ex.heatmap.shape == (32, 32)
-        assert ex.heatmap.min() == 0 and ex.heatmap.max() == pytest.approx(1)
+        assert ex.heatmap.min() == 0 and ex.heatmap.max() == pytest.approx(1) or (method == "gradcam" and ex.empty)
         assert ex.target == predict_images(clf, [img])[0]["label"]
-        if method == "attention rollout":  # one value per 8 x 8 patch
+        if method == "rollout":  # one value per 8 x 8 patch
             assert (ex.heatmap[:8, :8] == ex.heatmap[0, 0]).all()
-        assert explain_image(clf, img, target=1).target_id == 1
+        assert explain_image(clf, img, target=1, method=method).target_id == 1
 
 
 def test_resume_and_best_model_load_a_checkpoint_by_its_saved_names(tiny_vit, tiny_model, tmp_path):

@@ -98,25 +98,26 @@ def test_predict_explain_writes_a_heat_map_png(image_runs, kind, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     rec = json.loads(out.stdout)
     assert rec["heatmap"] == str(tmp_path / "a shirt.heatmap.png") and rec["target"] == rec["label"]
-    assert rec["method"] == ("attention rollout" if kind == "vit" else "integrated gradients")
+    assert rec["method"] == ("rollout" if kind == "vit" else "gradcam")  # each model's default
     heat = Image.open(rec["heatmap"])
     assert heat.format == "PNG" and heat.mode == "RGB" and heat.size == (320, 320)
     assert np.asarray(heat).std() > 0  # not a blank picture
     if kind == "vit":
         return  # the flags below are the CLI's, the same for every image model: checked once (each call is a process)
-    # --out DIR and a chosen class; a text flag that makes no sense for images is refused in one line.
+    # --out DIR, a chosen class and method; a text flag that makes no sense for images is refused in one line.
     out = cli("predict", "--model", str(image_runs[kind]), "--explain", "--target", "Bag", "--out", str(tmp_path / "maps"),
-              str(image))
+              "--method", "integrated_gradients", str(image))
     assert out.returncode == 0, out.stderr[-2000:]
     rec = json.loads(out.stdout)
     assert rec["target"] == "Bag" and Path(rec["heatmap"]) == tmp_path / "maps" / "a shirt.heatmap.png"
+    assert rec["method"] == "integrated_gradients"
     assert Path(rec["heatmap"]).is_file()
     bad = cli("predict", "--model", str(image_runs[kind]), "--pair", "x", str(image))
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_overlay_blends_the_heat_map_over_the_image():
-    from bmcore.explain import HEAT_COLOURS, OVERLAY_FLOOR, overlay_image
+    from bmcore.explain_images import HEAT_COLOURS, OVERLAY_FLOOR, overlay_image
 
     grey = np.array([200, 200, 200])
     heat = np.zeros((32, 32))

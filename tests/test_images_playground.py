@@ -57,10 +57,12 @@ def test_upload_shows_probabilities_prediction_and_explanation(image_runs, kind)
     chart = next(c for c in at.get("plotly_chart") if "Probability of each class" in c.proto.spec)
     bars = json.loads(chart.proto.spec)["data"][0]
     assert sorted(bars["y"]) == sorted(plot_texts(clf.label_names))  # every class has its bar
-    method = "attention rollout" if kind == "vit" else "Integrated Gradients"
+    method = "attention rollout" if kind == "vit" else "Grad-CAM"  # each model's default, named
     captions = [c for im in at.get("image") for c in im.captions]  # the image as the model sees it, the overlay beside it
-    assert captions == ["What the model sees", f"{method.lower()}: {rec['label']}"]
-    assert any(method.lower() in c.value.lower() for c in at.caption)  # what the map means, and its limits
+    assert captions == ["What the model sees", f"{method}: {rec['label']}"]
+    assert any(c.value.lower().startswith(f"{method.lower()}:") for c in at.caption)  # what the map means, its limits
+    picker = at.selectbox(key="playground_image_method")  # the method is a choice, named as people write it
+    assert picker.options == [method, "Integrated Gradients"] and picker.format_func(picker.value) == method
     code = "\n".join(c.value for c in at.code)
     assert "python -m bmcore predict --model" in code and "--explain garment.png" in code
     assert 'pipeline("image-classification", model=' in code
@@ -69,6 +71,33 @@ def test_upload_shows_probabilities_prediction_and_explanation(image_runs, kind)
     other = next(n for n in clf.label_names if n != rec["label"])
     at.selectbox(key="playground_image_target").select(other).run()
     assert not at.exception and not at.error
+
+
+def test_a_new_image_explains_its_own_prediction(image_runs):
+    # Upload A, pick a class that neither A nor B is predicted as, then upload B: the class explained is B's prediction.
+    clf = load_for_inference(str(image_runs["resnet"] / runs.MODEL_DIR))
+    pngs = list(bdata.load_prepared(DATASET).splits["test"]["image"])
+    labels = [r["label"] for r in predict_images(clf, pngs)]
+    a = 0
+    b = next(i for i, lab in enumerate(labels) if lab != labels[a])
+    other = next(n for n in clf.label_names if n not in (labels[a], labels[b]))
+    at = open_model(image_runs["resnet"])
+    at.file_uploader(key="playground_image_file").upload("a.png", pngs[a], "image/png").run()
+    target = at.selectbox(key="playground_image_target")
+    assert target.value == labels[a] and target.format_func(target.value) == f"{labels[a]} (predicted)"
+    target.select(other).run()
+    assert [c for im in at.get("image") for c in im.captions][1] == f"Grad-CAM: {other}"
+    at.file_uploader(key="playground_image_file").upload("b.png", pngs[b], "image/png").run()
+    assert not at.exception and not at.error and metric(at, "Prediction") == labels[b]
+    target = at.selectbox(key="playground_image_target")
+    assert target.value == labels[b] and target.format_func(target.value) == f"{labels[b]} (predicted)"
+    assert [c for im in at.get("image") for c in im.captions][1] == f"Grad-CAM: {labels[b]}"
+
+    # Integrated Gradients, chosen: named in the caption and in the command line shown.
+    at.selectbox(key="playground_image_method").select("integrated_gradients").run()
+    assert not at.exception and not at.error
+    assert [c for im in at.get("image") for c in im.captions][1] == f"Integrated Gradients: {labels[b]}"
+    assert "--explain --method integrated_gradients b.png" in "\n".join(c.value for c in at.code)
 
 
 def test_a_test_image_shows_its_true_class(image_runs):

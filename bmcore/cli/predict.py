@@ -2,7 +2,8 @@
 ``python -m bmcore predict --model REF [--explain [--out DIR]] IMAGE...`` (image files: one JSON line each, with
 ``image``, ``label``, ``scores``; with ``--explain`` the explanation heat map blended over the image is written as a PNG,
 ``NAME.heatmap.png`` beside each image or in ``--out DIR`` (``NAME-2.heatmap.png``... when names repeat), and the line
-adds ``heatmap``, ``method`` and ``target``). The pixels of all the images are capped together
+adds ``heatmap``, ``method`` and ``target``; ``--method`` picks gradcam, integrated_gradients or rollout, default the
+model's own: Grad-CAM for CNNs, attention rollout for ViT-like models, see :mod:`bmcore.explain_images`). The pixels of all the images are capped together
 (``BMCORE_MAX_TOTAL_PIXELS``, from their headers), and they are decoded one batch at a time.
 
 Prints one JSON line per input: ``label`` and ``scores``; with ``--explain`` also
@@ -31,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pair", action="append", metavar="TEXT_PAIR",
                    help="second text for text-pair models: once for all texts, or once per text")
     p.add_argument("--explain", action="store_true", help="add tokens, attention maps and Integrated Gradients attributions; "
-                   "for an image model, write each image's heat map (attention rollout or Integrated Gradients) as a PNG")
+                   "for an image model, write each image's heat map (see --method) as a PNG")
+    p.add_argument("--method", help="image models with --explain: gradcam (default for CNNs), rollout (default for "
+                                    "ViT-like models) or integrated_gradients (any model)")
     p.add_argument("--out", metavar="DIR", help="image models with --explain: the folder for the heat-map PNGs "
                                                 "(default: beside each image)")
     p.add_argument("--target", help="class to attribute to (name or id; default the predicted class, or for a "
@@ -80,9 +83,13 @@ def _run(args: argparse.Namespace) -> int:
         pairs = args.pair * len(texts) if len(args.pair) == 1 else list(args.pair)
     if args.max_seq_length is not None and args.max_seq_length < 2:
         raise BmcoreError("--max-seq-length must be at least 2 tokens")
+    if args.method is not None and not args.explain:
+        raise BmcoreError("--method chooses how --explain draws an image's heat map; add --explain")
     clf = load_for_inference(args.model, precision=args.precision, max_seq_length=args.max_seq_length)
     if getattr(clf, "processor", None) is not None:
         return _run_images(clf, texts, args)
+    if args.method is not None:
+        raise BmcoreError("--method is for image models; a text model's --explain gives attention and Integrated Gradients")
     records = predict(clf, texts, pairs, calibrated=args.calibrated, batch_size=args.batch_size)
     for i, (text, rec) in enumerate(zip(texts, records, strict=True)):
         out = {"text": text, **rec}
@@ -120,7 +127,7 @@ def read_image(path: str | Path) -> bytes:
 
 
 def _run_images(clf: object, paths: list[str], args: argparse.Namespace) -> int:
-    from ..explain import OVERLAY_PX
+    from ..explain_images import OVERLAY_PX, choose_method
     from ..images import total_pixels
     from ..inference import predict_images
 
@@ -130,6 +137,7 @@ def _run_images(clf: object, paths: list[str], args: argparse.Namespace) -> int:
         raise BmcoreError("--file reads texts; give image files as arguments for an image model")
     from ..tasks.image_classification import decode
 
+    method = choose_method(clf.model.config, args.method) if args.explain else None  # type: ignore[attr-defined]
     # Every file is checked, and the pixels of all of them counted from their headers, before one is decoded.
     total_pixels("the images given", ((p, lambda p=p: check_image_file(p).open("rb")) for p in paths))
     out_dir = Path(args.out).expanduser() if args.out else None
@@ -150,9 +158,9 @@ def _run_images(clf: object, paths: list[str], args: argparse.Namespace) -> int:
             rec.pop("truncated", None)
             line = {"image": path, **rec}
             if args.explain:
-                from ..explain import explain_image, overlay_png
+                from ..explain_images import explain_image, overlay_png
 
-                ex = explain_image(clf, img, target=args.target if args.target is not None else rec["label"])
+                ex = explain_image(clf, img, target=args.target if args.target is not None else rec["label"], method=method)
                 target = targets[start + k]
                 target.write_bytes(overlay_png(img, ex.heatmap))
                 line.update(heatmap=str(target), method=ex.method, target=ex.target)
