@@ -224,7 +224,7 @@ def default_workers() -> int:
 class ImageClassification(SingleLabelClassification):
     title = "Image classification"
     modality = "image"
-    label_quality = False  # the check embeds texts
+    quality_encoders = (DEFAULT_IMAGE_MODEL,)  # label quality: the built-in model's pooled features (bmcore.quality_images)
     # The built-in CNN, and its learning rate: on 6,000 Fashion-MNIST images (1 epoch, 64 px) 1e-4 reached 0.62 test
     # accuracy, 1e-3 0.78 and 3e-3 0.80 (bench/NOTES.md). ViT-like models want less (1e-4 or below).
     defaults: dict[str, Any] = {"model_name_or_path": DEFAULT_IMAGE_MODEL, "learning_rate": 1e-3}
@@ -279,6 +279,12 @@ class ImageClassification(SingleLabelClassification):
         from ..baseline import pixel_baseline_metrics
 
         return pixel_baseline_metrics(train, df, list(label_names), seed=seed, n_bins=n_bins)
+
+    def score_label_quality(self, ds: Any, rows: pd.DataFrame, labels: np.ndarray, **kwargs: Any
+                            ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+        from ..quality_images import score_images
+
+        return score_images(ds, rows, labels, **kwargs)
 
 
 TASK = ImageClassification()
