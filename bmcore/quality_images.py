@@ -41,9 +41,10 @@ THUMB_PX = 96
 
 
 def embed_images(images: Sequence[bytes], ref: str = DEFAULT_IMAGE_MODEL, *, size: int | None = None,
-                 batch_size: int = EMBED_BATCH, precision: str = "auto",
+                 batch_size: int = EMBED_BATCH, precision: str = "auto", names: Sequence[str] | None = None,
                  progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """L2-normalised pooled features of a frozen image model, [n, hidden], in input order (``images``: file bytes).
+    """L2-normalised pooled features of a frozen image model, [n, hidden], in input order (``images``: file bytes;
+    ``names`` name them in a refusal, default "image N").
 
     ``size`` is the side images are resized to (default: the side a run on these images would train at).
     """
@@ -63,7 +64,8 @@ def embed_images(images: Sequence[bytes], ref: str = DEFAULT_IMAGE_MODEL, *, siz
     out: list[np.ndarray] = []
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
-            batch = [decode(b, f"image {start + i + 1}") for i, b in enumerate(images[start:start + batch_size])]
+            batch = [decode(b, names[start + i] if names is not None else f"image {start + i + 1}")
+                     for i, b in enumerate(images[start:start + batch_size])]
             x = pixel_values(processor, batch).to(kind, dtype=dtype).contiguous(memory_format=torch.channels_last)
             pooled = model.base_model(pixel_values=x).pooler_output.flatten(1).float()
             out.append(torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy())
@@ -102,6 +104,7 @@ def score_images(ds: PreparedDataset, rows: pd.DataFrame, labels: np.ndarray, *,
     t0 = time.perf_counter()
     images = [b for split in rows["split"].unique() for b in ds.splits[split][IMAGE_COLUMN]]
     features = embed_images(images, encoder, precision=precision,
+                            names=[f"{t} ({s} split)" for s, t in zip(rows["split"], rows["text"], strict=True)],
                             progress=lambda d, t: report(d, t, f"Embedding {d:,} of {t:,} images with {encoder}..."))
     embed_s = time.perf_counter() - t0
     from threadpoolctl import threadpool_limits

@@ -15,7 +15,6 @@ from bmcore import data as bdata
 from bmcore import quality as bq
 from bmcore import quality_images as bqi
 from bmcore.cli import main as cli_main
-from bmcore.errors import BmcoreError
 
 
 def file_names(frame: pd.DataFrame) -> list[str]:
@@ -77,15 +76,3 @@ def test_cli_scores_an_image_dataset(workspace: Path, tmp_path: Path, capsys: py
     assert cli_main(["data", "quality", "small", "--encoder", "tfidf"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "error: the encoder 'tfidf' does not read image data; 'small' takes builtin:efficientnet-lite0"
-
-
-def test_a_broken_image_in_a_prepared_split_is_refused_in_one_line(workspace: Path):
-    from test_image_task import fashion_frames
-
-    frames = fashion_frames({"train": 6, "validation": 2, "test": 2})
-    frames["train"].loc[0, "image"] = b"not an image"
-    ds = bdata.PreparedDataset(name="broken", source="x", columns=bdata.Columns(["image"], "label"),
-                               label_names=sorted(set(frames["train"]["label"])), splits=frames, modality="image")
-    with pytest.raises(BmcoreError) as err:
-        bq.score_dataset(ds)
-    assert "\n" not in str(err.value) and "image 1" in str(err.value)
