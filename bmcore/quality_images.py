@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .baseline import one_thread
 from .builtin_images import DEFAULT_IMAGE_MODEL
 from .data import PreparedDataset, dataset_dir
 from .errors import BmcoreError
@@ -77,7 +78,8 @@ def embed_images(images: Sequence[bytes], ref: str = DEFAULT_IMAGE_MODEL, *, siz
 def find_image_issues(given: Sequence[str], probs: np.ndarray, features: np.ndarray) -> pd.DataFrame:
     """cleanlab ``Datalab``'s label issues, outliers and near duplicates for rows with labels ``given``, out-of-fold
     ``probs`` [n, classes] (columns in label-name order) and ``features`` [n, d]: per row ``is_<type>_issue`` and
-    ``<type>_score`` (1 good, 0 bad) for each of :data:`ISSUE_TYPES`."""
+    ``<type>_score`` (1 good, 0 bad) for each of :data:`ISSUE_TYPES`, and ``near_duplicate_sets`` (the rows each row
+    nearly duplicates)."""
     from cleanlab import Datalab
 
     lab = Datalab(pd.DataFrame({"label": list(given)}), label_name="label", verbosity=0)
@@ -87,13 +89,24 @@ def find_image_issues(given: Sequence[str], probs: np.ndarray, features: np.ndar
     for kind in ISSUE_TYPES:  # a check Datalab skipped (too few rows) flags nothing
         if f"is_{kind}_issue" not in issues:
             issues[f"is_{kind}_issue"], issues[f"{kind}_score"] = False, 1.0
+    if "near_duplicate" in lab.get_issue_summary()["issue_type"].tolist():
+        issues["near_duplicate_sets"] = lab.get_issues("near_duplicate")["near_duplicate_sets"].to_numpy()
     return issues.reset_index(drop=True)
 
 
-def issue_names(issues: pd.DataFrame) -> list[str]:
-    """Per row, its issue types in words ("label issue, outlier"), or "" when it has none."""
+def issue_names(issues: pd.DataFrame, names: Sequence[str]) -> list[str]:
+    """Per row, its issue types in words ("label issue, near duplicate of Bag/12.png"), or "" when it has none;
+    ``names`` name the rows (a near duplicate names the first of its others)."""
     flags = {kind: issues[f"is_{kind}_issue"].to_numpy(dtype=bool) for kind in ISSUE_TYPES}
-    return [", ".join(ISSUE_NAMES[k] for k in ISSUE_TYPES if flags[k][i]) for i in range(len(issues))]
+    sets = issues["near_duplicate_sets"] if "near_duplicate_sets" in issues else None
+    out = []
+    for i in range(len(issues)):
+        words = [ISSUE_NAMES[k] for k in ISSUE_TYPES if flags[k][i]]
+        others = list(sets.iat[i]) if sets is not None and flags["near_duplicate"][i] else []
+        if others:
+            words[-1] += f" of {names[int(others[0])]}" + (f" and {len(others) - 1} more" if len(others) > 1 else "")
+        out.append(", ".join(words))
+    return out
 
 
 def score_images(ds: PreparedDataset, rows: pd.DataFrame, labels: np.ndarray, *, encoder: str, folds: int, seed: int,
@@ -107,10 +120,7 @@ def score_images(ds: PreparedDataset, rows: pd.DataFrame, labels: np.ndarray, *,
                             names=[f"{t} ({s} split)" for s, t in zip(rows["split"], rows["text"], strict=True)],
                             progress=lambda d, t: report(d, t, f"Embedding {d:,} of {t:,} images with {encoder}..."))
     embed_s = time.perf_counter() - t0
-    from threadpoolctl import threadpool_limits
-
-    # One BLAS thread: on a busy 2-core machine a threaded lbfgs fit of 240 x 1,280 took 1.9 s, a single thread 0.11 s.
-    with threadpool_limits(1):
+    with one_thread():  # a threaded lbfgs fit of 240 x 1,280 took 1.9 s on a busy 2-core machine, one thread 0.11 s
         probs = out_of_fold_probs(features, labels, len(ds.label_names), folds=folds, seed=seed, c=LOGREG_C,
                                   progress=lambda d, t: report(d, t, f"Cross-validating: fold {d} of {t}..."))
     report(1, 1, "Finding label issues, outliers and near duplicates...")
@@ -129,7 +139,7 @@ def score_images(ds: PreparedDataset, rows: pd.DataFrame, labels: np.ndarray, *,
         outlier=flags[:, 1],
         conflict=False,
         near_duplicate=flags[:, 2],
-        issues=issue_names(issues),
+        issues=issue_names(issues, rows["text"].astype(str).tolist()),
         review=flags.any(axis=1),
         review_score=np.where(flags, worst, 1.0).min(axis=1),  # its worst flagged score: 0 is the most doubtful
     )

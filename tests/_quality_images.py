@@ -20,6 +20,7 @@ from bmcore import quality as bq
 
 NAME = "fashion-noisy"
 PLANTED = "china.jpg"
+COPY = "copy.jpg"
 PER_CLASS = 60
 FLIPS = 9
 _MADE: dict[str, object] = {}
@@ -27,7 +28,8 @@ _MADE: dict[str, object] = {}
 
 def class_folder(root: Path, per_class: int = PER_CLASS, flips: int = FLIPS, seed: int = 0) -> tuple[Path, set[str]]:
     """Fashion-MNIST images as ``root/<class>/<i>.png``, ``flips`` of them in a wrong class folder (their file names
-    returned), and scikit-learn's photo of a Chinese temple as ``Bag/china.jpg``."""
+    returned), scikit-learn's photo of a Chinese temple as ``Bag/china.jpg``, and a JPEG copy of the first image as
+    ``Trouser/copy.jpg``."""
     from PIL import Image
     from sklearn.datasets import load_sample_images
     from test_image_task import CLASSES, FASHION, read_idx
@@ -48,6 +50,8 @@ def class_folder(root: Path, per_class: int = PER_CLASS, flips: int = FLIPS, see
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(images[i]).save(folder / f"{i}.png")
     Image.fromarray(load_sample_images().images[0]).save(root / "Bag" / PLANTED, quality=90)
+    first = chosen[0][0]  # a copy of the first image, resaved as JPEG, in another class folder: a near duplicate
+    Image.fromarray(images[first]).save(root / "Trouser" / COPY, quality=95)
     return root, moved
 
 
