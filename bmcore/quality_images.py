@@ -2,8 +2,8 @@
 
 1. Every image of every split gets a feature vector from the built-in image model, frozen: the pooled output of
    ``builtin:efficientnet-lite0``'s last stage (1,280 numbers), L2-normalised, at the side a run on the data would
-   train at (:func:`bmcore.tasks.image_classification.choose_image_size`). Images are decoded a batch at a time through
-   :func:`bmcore.images.decode_image` (its pixel limit, EXIF rotation, one-line refusals).
+   train at. The image task does it (:func:`bmcore.tasks.image_classification.embed_images`): images are decoded a
+   batch at a time through :func:`bmcore.images.decode_image` (its pixel limit, EXIF rotation, one-line refusals).
 2. k-fold cross-validation of logistic regression on those features gives out-of-fold class probabilities, as for
    texts (:func:`bmcore.quality.out_of_fold_probs`).
 3. cleanlab's ``Datalab`` finds three kinds of issue from the probabilities and the features: **label issues** (the
@@ -23,56 +23,18 @@ import numpy as np
 import pandas as pd
 
 from .baseline import one_thread
-from .builtin_images import DEFAULT_IMAGE_MODEL
 from .data import PreparedDataset, dataset_dir
 from .errors import BmcoreError
 from .images import thumbnail
-from .models import autocast_dtype, detect_device, inference_placement, load_config, resolve_model, select_precision
 from .quality import Progress, out_of_fold_probs
-from .tasks.image_classification import IMAGE_COLUMN, choose_image_size, decode, pixel_values, processor_for_size
-from .vision import load_image_classifier, load_image_processor
 
-EMBED_BATCH = 32  # images decoded and embedded at a time: 32 x 3 x 224 x 224 floats is 19 MB
 # On L2-normalised EfficientNet-Lite0 features of 300 Fashion-MNIST images (4 classes, 9 labels flipped, 6 draws of
 # the flips) cleanlab found 65%, 70% and 76% of the flips at C 1, 3 and 10, with 81%, 90% and 80% of its flags right.
 LOGREG_C = 3.0
 ISSUE_TYPES = {"label": {}, "outlier": {}, "near_duplicate": {}}  # what Datalab looks for, with its own defaults
 ISSUE_NAMES = {"label": "label issue", "outlier": "outlier", "near_duplicate": "near duplicate"}
 THUMB_PX = 96
-
-
-def embed_images(images: Sequence[bytes], ref: str = DEFAULT_IMAGE_MODEL, *, size: int | None = None,
-                 batch_size: int = EMBED_BATCH, precision: str = "auto", names: Sequence[str] | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """L2-normalised pooled features of a frozen image model, [n, hidden], in input order (``images``: file bytes;
-    ``names`` name them in a refusal, default "image N").
-
-    ``size`` is the side images are resized to (default: the side a run on these images would train at).
-    """
-    import torch
-
-    mref = resolve_model(ref)
-    model = load_image_classifier(mref).eval()
-    processor = load_image_processor(mref)
-    side = size or choose_image_size(None, load_config(mref), processor, images)
-    processor = processor_for_size(processor, side)
-    device = detect_device()
-    kind, weights = inference_placement(select_precision(precision, device)[0], device)
-    if weights != "fp32":
-        model.to(dtype=autocast_dtype(weights))
-    model.to(torch.device(kind))
-    dtype = next(model.parameters()).dtype
-    out: list[np.ndarray] = []
-    with torch.inference_mode():
-        for start in range(0, len(images), batch_size):
-            batch = [decode(b, names[start + i] if names is not None else f"image {start + i + 1}")
-                     for i, b in enumerate(images[start:start + batch_size])]
-            x = pixel_values(processor, batch).to(kind, dtype=dtype).contiguous(memory_format=torch.channels_last)
-            pooled = model.base_model(pixel_values=x).pooler_output.flatten(1).float()
-            out.append(torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy())
-            if progress is not None:
-                progress(min(start + batch_size, len(images)), len(images))
-    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+Embed = Callable[..., np.ndarray]  # images (bytes), encoder, precision=, names=, progress= -> features [n, d]
 
 
 def find_image_issues(given: Sequence[str], probs: np.ndarray, features: np.ndarray) -> pd.DataFrame:
@@ -109,14 +71,15 @@ def issue_names(issues: pd.DataFrame, names: Sequence[str]) -> list[str]:
     return out
 
 
-def score_images(ds: PreparedDataset, rows: pd.DataFrame, labels: np.ndarray, *, encoder: str, folds: int, seed: int,
-                 precision: str, report: Progress) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """The label-quality scores of an image dataset's ``rows`` (:func:`bmcore.quality.score_dataset`): the columns
+def score_images(ds: PreparedDataset, rows: pd.DataFrame, labels: np.ndarray, *, embed: Embed, encoder: str, folds: int,
+                 seed: int, precision: str, report: Progress) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """The label-quality scores of an image dataset's ``rows`` (:func:`bmcore.quality.score_dataset`), its images
+    embedded by ``embed`` (the image task's :func:`bmcore.tasks.image_classification.embed_images`): the columns
     every result has, plus ``near_duplicate``, ``issues`` (in words), ``review`` and ``review_score``; no conflicts
     table (a near duplicate is reviewed as a flag); and the summary's extra keys."""
     t0 = time.perf_counter()
-    images = [b for split in rows["split"].unique() for b in ds.splits[split][IMAGE_COLUMN]]
-    features = embed_images(images, encoder, precision=precision,
+    images = [b for split in rows["split"].unique() for b in ds.splits[split]["image"]]  # PNG bytes (bmcore.images)
+    features = embed(images, encoder, precision=precision,
                             names=[f"{t} ({s} split)" for s, t in zip(rows["split"], rows["text"], strict=True)],
                             progress=lambda d, t: report(d, t, f"Embedding {d:,} of {t:,} images with {encoder}..."))
     embed_s = time.perf_counter() - t0
@@ -152,8 +115,8 @@ def flag_gallery(dataset: str, flags: pd.DataFrame, size: int = THUMB_PX) -> tup
     thumbs, captions = [], []
     for split, group in flags.groupby("split", sort=False):
         path = dataset_dir(dataset) / f"{split}.parquet"
-        try:
-            images = pd.read_parquet(path, columns=[IMAGE_COLUMN, "sha256"])
+        try:  # (bmcore.evaluate.split_images reads the same; evaluate imports this module's task, so not from there)
+            images = pd.read_parquet(path, columns=["image", "sha256"])
         except (OSError, ValueError, KeyError) as exc:
             raise BmcoreError(f"cannot read the images of split {split!r} from {path} ({exc.__class__.__name__}); "
                               "prepare the dataset again") from exc
@@ -161,7 +124,7 @@ def flag_gallery(dataset: str, flags: pd.DataFrame, size: int = THUMB_PX) -> tup
             at = int(f["row"])
             if at >= len(images) or str(images["sha256"].iat[at]) != str(f["sha256"]):
                 raise BmcoreError(f"the images of {dataset!r} no longer match its label-quality scores; score it again")
-            thumbs.append((int(f["flag"]), thumbnail(bytes(images[IMAGE_COLUMN].iat[at]), size)))
+            thumbs.append((int(f["flag"]), thumbnail(bytes(images["image"].iat[at]), size)))
             captions.append((int(f["flag"]), f"{int(f['flag'])}. {PurePosixPath(str(f['text'])).name}: {f['issues']}; "
                                              f"{f['given']} → {f['suggested']}"))
     order = np.argsort([t[0] for t in thumbs], kind="stable")
