@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
@@ -31,7 +33,8 @@ from .quality import Progress, out_of_fold_probs
 # On L2-normalised EfficientNet-Lite0 features of 300 Fashion-MNIST images (4 classes, 9 labels flipped, 6 draws of
 # the flips) cleanlab found 65%, 70% and 76% of the flips at C 1, 3 and 10, with 81%, 90% and 80% of its flags right.
 LOGREG_C = 3.0
-ISSUE_TYPES = {"label": {}, "outlier": {}, "near_duplicate": {}}  # what Datalab looks for, with its own defaults
+ISSUE_TYPES = ("label", "outlier", "near_duplicate")  # what Datalab looks for, with its own defaults
+NEIGHBOURS = 10  # Datalab's own k for outliers and near duplicates (fewer where the dataset is smaller)
 ISSUE_NAMES = {"label": "label issue", "outlier": "outlier", "near_duplicate": "near duplicate"}
 THUMB_PX = 96
 Embed = Callable[..., np.ndarray]  # images (bytes), encoder, precision=, names=, progress= -> features [n, d]
@@ -45,8 +48,12 @@ def find_image_issues(given: Sequence[str], probs: np.ndarray, features: np.ndar
     from cleanlab import Datalab
 
     lab = Datalab(pd.DataFrame({"label": list(given)}), label_name="label", verbosity=0)
-    # Fresh settings each call: Datalab writes what it computed (the neighbour graph) into the dicts it is given.
-    lab.find_issues(pred_probs=probs, features=features, issue_types={k: dict(v) for k, v in ISSUE_TYPES.items()})
+    # Fresh settings each call: Datalab writes what it computed (the neighbour graph) into the dicts it is given. Its
+    # 10 neighbours need 11 rows: fewer, and it prints an error (into the CLI's JSON) and skips the check.
+    near = {"k": min(NEIGHBOURS, len(features) - 1)}
+    issue_types = {"label": {}, "outlier": dict(near), "near_duplicate": dict(near)}
+    with contextlib.redirect_stdout(sys.stderr):  # what Datalab prints is a log line, never the CLI's JSON
+        lab.find_issues(pred_probs=probs, features=features, issue_types=issue_types)
     issues = lab.get_issues()
     for kind in ISSUE_TYPES:  # a check Datalab skipped (too few rows) flags nothing
         if f"is_{kind}_issue" not in issues:

@@ -82,3 +82,18 @@ def test_cli_scores_an_image_dataset(workspace: Path, tmp_path: Path, capsys: py
     assert cli_main(["data", "quality", "small", "--encoder", "tfidf"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "error: the encoder 'tfidf' does not read image data; 'small' takes builtin:efficientnet-lite0"
+
+
+def test_a_handful_of_images_is_checked_and_prints_nothing(capsys: pytest.CaptureFixture):
+    """Fewer images than Datalab's 10 neighbours: the checks still run (fewer neighbours), and nothing reaches stdout
+    (the CLI's JSON). Synthetic features: the model is tested above."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(6, 8)).astype(np.float32)
+    features[1] = features[0]
+    features /= np.linalg.norm(features, axis=1, keepdims=True)
+    issues = bqi.find_image_issues(["a", "b"] * 3, rng.dirichlet([1, 1], size=6), features)
+    assert issues["is_near_duplicate_issue"].tolist()[:2] == [True, True]
+    assert bqi.issue_names(issues, [f"{i}.png" for i in range(6)])[:2] == ["near duplicate of 1.png", "near duplicate of 0.png"]
+    assert capsys.readouterr().out == ""
