@@ -33,7 +33,7 @@ from .quality import Progress, out_of_fold_probs
 # On L2-normalised EfficientNet-Lite0 features of 300 Fashion-MNIST images (4 classes, 9 labels flipped, 6 draws of
 # the flips) cleanlab found 65%, 70% and 76% of the flips at C 1, 3 and 10, with 81%, 90% and 80% of its flags right.
 LOGREG_C = 3.0
-ISSUE_TYPES = ("label", "outlier", "near_duplicate")  # what Datalab looks for, with its own defaults
+ISSUE_TYPES = ("label", "outlier", "near_duplicate")  # what Datalab looks for, with its defaults but k
 NEIGHBOURS = 10  # Datalab's own k for outliers and near duplicates (fewer where the dataset is smaller)
 ISSUE_NAMES = {"label": "label issue", "outlier": "outlier", "near_duplicate": "near duplicate"}
 THUMB_PX = 96

@@ -8,7 +8,6 @@ copy the workspace into their own (:func:`copy_scored`) rather than write into i
 
 from __future__ import annotations
 
-import io
 import shutil
 from pathlib import Path
 
@@ -77,12 +76,3 @@ def copy_scored(factory: pytest.TempPathFactory, workspace: Path) -> set[str]:
     shutil.copytree(ws, workspace, dirs_exist_ok=True)
     return moved
 
-
-def photo_bytes() -> bytes:
-    """scikit-learn's flower photo as JPEG bytes."""
-    from PIL import Image
-    from sklearn.datasets import load_sample_images
-
-    buf = io.BytesIO()
-    Image.fromarray(load_sample_images().images[1]).save(buf, "JPEG")
-    return buf.getvalue()
