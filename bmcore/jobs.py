@@ -121,14 +121,14 @@ def _estimate(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
 
 
 def _label_quality(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
-    from .quality import DEFAULT_ENCODER, DEFAULT_FOLDS, run_quality
+    from .quality import DEFAULT_FOLDS, run_quality
 
     report.say("Loading the dataset and the encoder...")
-    result = run_quality(params["dataset"], encoder=params.get("encoder") or DEFAULT_ENCODER,
+    result = run_quality(params["dataset"], encoder=params.get("encoder") or None,
                          folds=int(params.get("folds") or DEFAULT_FOLDS), seed=int(params.get("seed") or 0),
                          precision=params.get("precision") or "auto", progress=report)
     return {k: result.summary[k] for k in ("dataset", "encoder", "rows", "flagged", "conflicts", "outliers",
-                                           "oof_accuracy", "seconds")}
+                                           "to_review", "oof_accuracy", "seconds")}
 
 
 @dataclass(frozen=True)

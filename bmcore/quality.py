@@ -13,6 +13,11 @@ How the scores are made (confident learning, Northcutt et al. 2021, through ``cl
 Besides, rows whose features are (almost) the same but whose labels differ are listed as **conflicts**, and rows far
 from every other row of their class (cosine distance to their nearest same-class neighbours) as **class outliers**.
 
+That is the text check (:func:`score_texts`). The features and the checks come from the dataset's task
+(:meth:`bmcore.tasks.base.Task.score_label_quality`): an image dataset is embedded by the built-in image model and
+checked by cleanlab's ``Datalab`` for label issues, outliers and near duplicates (:mod:`bmcore.quality_images`). The
+review, the stored result and the new versions are the same for both.
+
 The result lives with the dataset, in ``datasets/NAME/quality/`` (``scores.parquet``, ``conflicts.parquet``,
 ``summary.json``), and carries the dataset's content hash: a dataset prepared again reads as not scored. Fixing
 labels never touches the dataset itself: :func:`save_version` writes a new prepared dataset (``NAME-v2``...)
@@ -68,6 +73,7 @@ ACTIONS = ("keep", "relabel", "drop")
 CHANGE_COLUMNS = ("split", "row", "action", "new_label")
 VERSION_RE = re.compile(r"^(?P<base>.+)-v(?P<n>\d+)$")
 FLAG_COLUMNS = ("split", "row", "text", "given", "suggested", "confidence", "quality")
+FLAG_EXTRA = ("issues", "sha256")  # where a result has them (images): the issue types in words, the image's hash
 MAX_VERSION_TRIES = 100  # concurrent saves of a new version: names tried before giving up
 
 Progress = Callable[[int, int, str], None]
@@ -82,18 +88,21 @@ class QualityResult:
     summary: dict[str, Any]
 
     def flagged(self, split: str | None = None) -> pd.DataFrame:
-        """Rows that look mislabeled, lowest quality first (optionally of one split)."""
-        rows = self.scores[self.scores["issue"]]
+        """Rows to review, the most doubtful first (optionally of one split): those that look mislabeled, lowest
+        quality first; for images also outliers and near duplicates (``review``), by their worst issue score."""
+        review, order = ("review", "review_score") if "review" in self.scores else ("issue", "quality")
+        rows = self.scores[self.scores[review]]
         if split is not None:
             rows = rows[rows["split"] == split]
-        return rows.sort_values("quality", kind="stable")
+        return rows.sort_values(order, kind="stable")
 
 
 def flags_frame(result: QualityResult) -> pd.DataFrame:
     """Every flagged row, lowest quality first, numbered (``flag`` 1, 2, ...), with its row in the source file
     (``file_row``, counted from 1 after the header) where the dataset keeps it: the table to review or download."""
     flagged = result.flagged().reset_index(drop=True)
-    cols = [*FLAG_COLUMNS[:2], *([FILE_ROW] if FILE_ROW in flagged else []), *FLAG_COLUMNS[2:]]
+    extra = [c for c in FLAG_EXTRA if c in flagged]
+    cols = [*FLAG_COLUMNS[:2], *([FILE_ROW] if FILE_ROW in flagged else []), FLAG_COLUMNS[2], *extra, *FLAG_COLUMNS[3:]]
     return flagged[cols].assign(flag=np.arange(1, len(flagged) + 1))[["flag", *cols]]
 
 
@@ -118,13 +127,15 @@ def _quiet(done: int, total: int, message: str) -> None:
 
 
 def _all_rows(ds: PreparedDataset) -> pd.DataFrame:
+    """Every row of every split: split, row, what shows it (``text``, and for images the file name and hash, from
+    the task's :meth:`input_columns`), the given label and the row in the source file where kept."""
+    task = get_task(ds.problem_type, ds.modality)
     parts = []
     for split in SPLITS:
         df = ds.splits[split]
-        part = pd.DataFrame({"split": split, "row": np.arange(len(df), dtype=np.int64),
-                             "text": df["text"].astype(str).to_numpy()})
-        if ds.is_pair:
-            part["text_pair"] = df["text_pair"].astype(str).to_numpy()
+        part = task.input_columns(df).drop(columns="row", errors="ignore")
+        part.insert(0, "split", split)
+        part.insert(1, "row", np.arange(len(df), dtype=np.int64))
         part["given"] = df["label"].astype(str).to_numpy()
         if FILE_ROW in df:
             part[FILE_ROW] = df[FILE_ROW].to_numpy()
@@ -280,7 +291,8 @@ def class_outliers(features: Any, labels: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def supports(meta: dict[str, Any] | PreparedDataset) -> bool:
-    """True when the label check works on a dataset (a prepared one, or its ``dataset.json``): its task says so."""
+    """True when the label check works on a dataset (a prepared one, or its ``dataset.json``): its task says so
+    (single-label texts and images)."""
     get = meta.get if isinstance(meta, dict) else lambda k, d=None: getattr(meta, k, d)
     try:
         return get_task(get("problem_type"), get("modality") or "text").label_quality
@@ -289,28 +301,36 @@ def supports(meta: dict[str, Any] | PreparedDataset) -> bool:
 
 
 def check_supported(ds: PreparedDataset) -> None:
-    """Refuse, in one line, a dataset the label check cannot score (images, several labels per row)."""
+    """Refuse, in one line, a dataset the label check cannot score (several labels per row)."""
     if not supports(ds):
         try:
             kind = get_task(ds.problem_type, ds.modality).title.lower()
         except BmcoreError:
             kind = f"{ds.modality} {ds.problem_type}"
-        raise BmcoreError(f"label quality works on single-label text datasets; {ds.name!r} is "
+        raise BmcoreError(f"label quality works on single-label datasets (texts or images); {ds.name!r} is "
                           f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind} dataset")
 
 
-def score_dataset(ds: PreparedDataset, *, encoder: str = DEFAULT_ENCODER, folds: int = DEFAULT_FOLDS, seed: int = 0,
+def quality_encoders(ds: PreparedDataset | dict[str, Any]) -> tuple[str, ...]:
+    """The features the label check can use on a dataset (a prepared one or its ``dataset.json``), the default first."""
+    get = ds.get if isinstance(ds, dict) else lambda k, d=None: getattr(ds, k, d)
+    return get_task(get("problem_type"), get("modality") or "text").quality_encoders
+
+
+def score_dataset(ds: PreparedDataset, *, encoder: str | None = None, folds: int = DEFAULT_FOLDS, seed: int = 0,
                   precision: str = "auto", progress: Progress | None = None) -> QualityResult:
-    """Score every row of every split of ``ds`` for how likely its label is wrong (see the module docstring).
+    """Score every row of every split of ``ds`` for how likely its label is wrong (see the module docstring); the
+    features and the checks come from the dataset's task (:meth:`bmcore.tasks.base.Task.score_label_quality`).
 
-    ``progress(done, total, message)`` reports the embedding and the folds.
+    ``encoder`` None: the task's first (:func:`quality_encoders`). ``progress(done, total, message)`` reports the
+    embedding and the folds.
     """
-    from cleanlab.filter import find_label_issues
-    from cleanlab.rank import get_label_quality_scores
-
     check_supported(ds)
-    if encoder not in ENCODERS:
-        raise BmcoreError(f"encoder must be one of {', '.join(ENCODERS)}, not {encoder!r}")
+    task = get_task(ds.problem_type, ds.modality)
+    encoder = encoder or task.quality_encoders[0]
+    if encoder not in task.quality_encoders:
+        raise BmcoreError(f"the encoder {encoder!r} does not read {ds.modality} data; {ds.name!r} takes "
+                          f"{' or '.join(task.quality_encoders)}")
     if not 2 <= folds <= 20:
         raise BmcoreError("folds must be between 2 and 20")
     report = progress or _quiet
@@ -324,6 +344,31 @@ def score_dataset(ds: PreparedDataset, *, encoder: str = DEFAULT_ENCODER, folds:
     labels = labels.astype(np.int64)
     if len(np.unique(labels)) < 2:
         raise BmcoreError(f"dataset {ds.name!r} has a single class in its rows; label quality needs two or more")
+    scores, conflicts, extra = task.score_label_quality(ds, rows, labels, encoder=encoder, folds=folds, seed=seed,
+                                                        precision=precision, report=report)
+    issue, outlier = scores["issue"].to_numpy(dtype=bool), scores["outlier"].to_numpy(dtype=bool)
+    per_class = {name: {"rows": int((labels == i).sum()), "flagged": int((issue & (labels == i)).sum()),
+                        "outliers": int((outlier & (labels == i)).sum())} for i, name in enumerate(ds.label_names)}
+    per_split = {s: int(scores.loc[scores["split"] == s, "issue"].sum()) for s in SPLITS}
+    oof_accuracy = float((scores["suggested"] == scores["given"]).mean())
+    summary = {"dataset": ds.name, "content_hash": ds.content_hash(), "encoder": encoder, "folds": folds, "seed": seed,
+               "model": describe_model(encoder),
+               "rows": n, "flagged": int(issue.sum()), "flagged_per_split": per_split, "per_class": per_class,
+               "conflicts": int(len(conflicts)), "outliers": int(outlier.sum()), "oof_accuracy": round(oof_accuracy, 4),
+               **extra, "to_review": int(scores["review"].sum()) if "review" in scores else int(issue.sum()),
+               "seconds": round(time.perf_counter() - t0, 1), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return QualityResult(scores, conflicts, summary)
+
+
+def score_texts(ds: PreparedDataset, rows: pd.DataFrame, labels: np.ndarray, *, encoder: str, folds: int, seed: int,
+                precision: str, report: Progress) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """The label-quality scores of a text dataset's ``rows`` (:func:`score_dataset`), its conflicting
+    near-duplicate pairs, and the summary's extra keys."""
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    t0 = time.perf_counter()
+    n = len(rows)
     texts = rows["text"].tolist()
     pairs = rows["text_pair"].tolist() if "text_pair" in rows else None
     joined = texts if pairs is None else [f"{a}{PAIR_SEPARATOR}{b}" for a, b in zip(texts, pairs, strict=True)]
@@ -362,23 +407,16 @@ def score_dataset(ds: PreparedDataset, *, encoder: str = DEFAULT_ENCODER, folds:
         outlier=outlier,
         conflict=[(s, int(r)) in in_conflict for s, r in zip(rows["split"], rows["row"], strict=True)],
     )
-    oof_accuracy = float((suggested == labels).mean())
-    per_class = {name: {"rows": int((labels == i).sum()), "flagged": int((issue & (labels == i)).sum()),
-                        "outliers": int((outlier & (labels == i)).sum())} for i, name in enumerate(ds.label_names)}
-    per_split = {s: int(scores.loc[scores["split"] == s, "issue"].sum()) for s in SPLITS}
-    summary = {"dataset": ds.name, "content_hash": ds.content_hash(), "encoder": encoder, "folds": folds, "seed": seed,
-               "model": describe_model(encoder),
-               "rows": n, "flagged": int(issue.sum()), "flagged_per_split": per_split, "per_class": per_class,
-               "conflicts": int(len(conflicts)), "outliers": int(outlier.sum()), "oof_accuracy": round(oof_accuracy, 4),
-               "seconds": round(time.perf_counter() - t0, 1), "embed_seconds": round(embed_s, 1),
-               "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    return QualityResult(scores, conflicts, summary)
+    return scores, conflicts, {"embed_seconds": round(embed_s, 1)}
 
 
 def describe_model(encoder: str) -> str:
     """One line saying where the out-of-fold probabilities come from."""
     if encoder == "tfidf":
         return "logistic regression on TF-IDF word uni- and bigrams, k-fold cross-validated"
+    if encoder not in ENCODERS:
+        return (f"logistic regression on frozen pooled {encoder} features, k-fold cross-validated; cleanlab's "
+                "Datalab for label issues, outliers and near duplicates")
     return (f"logistic regression on frozen mean-pooled {encoder} embeddings, averaged with one on TF-IDF word uni- "
             "and bigrams, k-fold cross-validated")
 
@@ -427,7 +465,7 @@ def load_quality(name: str) -> QualityResult | None:
         return None
 
 
-def run_quality(name: str, *, encoder: str = DEFAULT_ENCODER, folds: int = DEFAULT_FOLDS, seed: int = 0,
+def run_quality(name: str, *, encoder: str | None = None, folds: int = DEFAULT_FOLDS, seed: int = 0,
                 precision: str = "auto", progress: Progress | None = None) -> QualityResult:
     """Score the prepared dataset ``name`` and store the result with it."""
     result = score_dataset(load_prepared(name), encoder=encoder, folds=folds, seed=seed, precision=precision,
@@ -442,6 +480,21 @@ def class_summary_frame(result: QualityResult) -> pd.DataFrame:
              "share": round(c["flagged"] / c["rows"], 4) if c["rows"] else 0.0, "class outliers": c["outliers"]}
             for name, c in result.summary.get("per_class", {}).items()]
     return pd.DataFrame(rows, columns=["label", "rows", "look mislabeled", "share", "class outliers"])
+
+
+def summary_tiles(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The headline numbers of a result as (label, value, help) tiles: rows that look mislabeled, near duplicates
+    (images) or conflicting duplicates (texts), outliers, and the checking model's out-of-fold accuracy."""
+    dups = (("Near duplicates", summary["near_duplicates"], "images with almost the same features, to review")
+            if "near_duplicates" in summary else
+            ("Conflicting duplicates", summary.get("conflicts", 0), "same or almost the same text, other label"))
+    outliers = ("Outliers", "far from every other image: a placeholder, a broken or an unrelated picture") \
+        if "near_duplicates" in summary else ("Class outliers", "far from every other row of their class")
+    return [("Look mislabeled", f"{summary['flagged']:,}", f"of {summary['rows']:,} rows in all splits"),
+            (dups[0], f"{int(dups[1]):,}", dups[2]),
+            (outliers[0], f"{summary['outliers']:,}", outliers[1]),
+            ("Out-of-fold accuracy", f"{summary['oof_accuracy']:.1%}", "how well the checking model agrees with the "
+             "given labels; low values mean weaker flags")]
 
 
 def mark_predictions(predictions: pd.DataFrame, result: QualityResult | None, split: str) -> pd.DataFrame:
@@ -484,11 +537,14 @@ def read_changes(path: str | Path) -> pd.DataFrame:
 
 def check_changes(ds: PreparedDataset, changes: pd.DataFrame) -> pd.DataFrame:
     """Validated changes: known splits, rows in range, known actions, a known label for each relabel, one decision
-    per row, and (when a ``text`` column is given) the text the row really has. Raises :class:`BmcoreError`."""
+    per row, and (when a ``text`` column is given) the text the row really has (for images: its file name). Raises
+    :class:`BmcoreError`."""
     missing = [c for c in ("row", "action") if c not in changes]
     if missing:
         raise BmcoreError(f"the changes have no {missing[0]!r} column; expected columns {', '.join(CHANGE_COLUMNS)}")
     out = []
+    task = get_task(ds.problem_type, ds.modality)
+    shown = {s: task.input_columns(df) for s, df in ds.splits.items()} if "text" in changes else {}
     for i, rec in enumerate(changes.to_dict("records"), start=1):
         split = _unescape_cell(rec.get("split")) or "train"
         action = _unescape_cell(rec.get("action")).strip().lower()
@@ -505,7 +561,7 @@ def check_changes(ds: PreparedDataset, changes: pd.DataFrame) -> pd.DataFrame:
             raise BmcoreError(f"change {i}: unknown action {action!r}; one of {', '.join(ACTIONS)}")
         if action == "relabel" and label not in ds.label_names:
             raise BmcoreError(f"change {i}: new label {label!r} is not one of the dataset's labels")
-        if "text" in rec and _unescape_cell(rec["text"]) != str(ds.splits[split]["text"].iloc[row]):
+        if "text" in rec and _unescape_cell(rec["text"]) != str(shown[split]["text"].iloc[row]):
             raise BmcoreError(f"change {i}: {split} row {row} has another text in {ds.name!r}; were the changes made "
                               "for another version?")
         out.append({"split": split, "row": row, "action": action, "new_label": label if action == "relabel" else ""})
@@ -565,7 +621,8 @@ def apply_changes(ds: PreparedDataset, changes: pd.DataFrame, name: str) -> Prep
     notes = [*ds.notes, f"version {version['number']} of {ds.name}: {version['relabelled']} rows relabelled, "
                         f"{version['dropped']} dropped after review"]
     return PreparedDataset(name=name, source=ds.source, columns=ds.columns, label_names=list(ds.label_names),
-                           splits=splits, notes=notes, stats={}, version=version)
+                           splits=splits, notes=notes, stats={}, version=version, problem_type=ds.problem_type,
+                           modality=ds.modality)
 
 
 def save_version(ds: PreparedDataset, changes: pd.DataFrame, name: str | None = None, *,

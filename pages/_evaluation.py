@@ -360,5 +360,5 @@ def show_compare(s: Scored) -> None:
 # The single-label layout, top to bottom; a multi-label evaluation has its own (pages/_multilabel.py).
 SECTIONS = (show_summary, show_confusion, show_errors, show_gold, show_per_class, show_curves, show_calibration,
             show_compare)
-# An image classifier: the same, with thumbnails for the examples; the label-quality check reads texts only.
+# An image classifier: the same, with thumbnails for the examples, less the gold-label check (not drawn for images yet).
 IMAGE_SECTIONS = tuple(section for section in SECTIONS if section is not show_gold)

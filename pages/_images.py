@@ -23,7 +23,8 @@ def show_source(raw) -> None:
     st.caption("Images per split of the source: " + ", ".join(f"{s} {len(df):,}" for s, df in raw.frames.items()))
     for note in raw.notes:
         st.info(md(note), icon=":material/info:")
-    st.caption("The label-quality check above reads text datasets only; it does not score images yet.")
+    st.caption("Once saved, the label-quality check above finds images whose label looks wrong, outliers (a "
+               "placeholder or an unrelated picture) and near duplicates.")
 
 
 def show_sizes(ds, tile, side) -> None:

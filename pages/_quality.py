@@ -11,6 +11,7 @@ import streamlit as st
 
 from bmcore import jobs, runs
 from bmcore import quality as bq
+from bmcore import quality_images as bqi
 from bmcore.data import list_prepared, load_prepared
 from bmcore.display import csv_frame, md
 from bmcore.errors import BmcoreError
@@ -18,6 +19,8 @@ from pages._ui import job_outcome, show_job
 
 SHOWN = 200  # flagged rows per page of the review table (lowest quality first)
 PREVIEW = 80  # characters of text in the row picker
+GALLERY = 48  # flagged images shown as thumbnails per page of flags (each one also when picked for review)
+ENCODER_NAMES = {"builtin:minilm": "MiniLM embeddings + TF-IDF", "tfidf": "TF-IDF only (fast)"}
 DECISIONS = "quality_decisions"  # session state: {dataset: {"split:row": (action, new_label)}}
 COLUMNS = {
     "flag": st.column_config.NumberColumn("flag", width="small", help="rank: 1 = the most doubtful label"),
@@ -26,10 +29,13 @@ COLUMNS = {
                                                   width="small", help="probability of the suggested label"),
     "quality": st.column_config.NumberColumn("quality", format="%.3f", width="small",
                                              help="probability of the given label, out of fold: low means doubtful"),
+    "issues": st.column_config.TextColumn("issues", help="label issue, outlier (far from every other image), near "
+                                          "duplicate (almost the same image as another)"),
+    "sha256": None,  # an image's hash: how the thumbnails are matched to the flags, not for reading
 }
 
 
-def start_scoring(dataset: str, encoder: str, key: str) -> None:
+def start_scoring(dataset: str, encoder: str | None, key: str) -> None:
     """The button that starts (or restarts) the label-quality job for ``dataset``."""
     label = "Find label issues" if bq.load_quality(dataset) is None else "Score again"
     if st.button(label, key=key, type="primary", icon=":material/fact_check:"):
@@ -56,7 +62,20 @@ def _pick_label(row: pd.Series, decisions: dict) -> str:
     text = str(row["text"]).replace("\n", " ")
     text = text if len(text) <= PREVIEW else text[:PREVIEW - 1] + "…"
     done = decisions.get(bq.decision_key(row))
-    return (f"[{done[0]}] " if done else "") + f"{bq.row_name(row)} · {row['given']} → {row['suggested']} · {text}"
+    issues = f"{row['issues']} · " if row.get("issues") else ""
+    return (f"[{done[0]}] " if done else "") + f"{bq.row_name(row)} · {issues}{row['given']} → {row['suggested']} · {text}"
+
+
+def _thumbnails(dataset: str, rows: pd.DataFrame, **kwargs) -> None:
+    """Flagged images (rows with a ``sha256``, the image's hash) as thumbnails, captioned as text; nothing for texts."""
+    if "sha256" not in rows or rows.empty:
+        return
+    try:
+        thumbs, captions = bqi.flag_gallery(dataset, rows, **kwargs)
+    except BmcoreError as exc:
+        st.error(md(exc))
+        return
+    st.image(thumbs, caption=[md(c) for c in captions], width=kwargs.get("size", bqi.THUMB_PX))
 
 
 def _flag_page(dataset: str, flagged: pd.DataFrame) -> pd.DataFrame:
@@ -93,6 +112,10 @@ def review(dataset: str, names: list[str], result: bq.QualityResult) -> None:
     event = st.dataframe(shown, hide_index=True, column_config=COLUMNS,
                          key=f"quality_flagged_table_{dataset}_{len(flagged)}_{shown['flag'].iloc[0]}", height=320,
                          on_select="rerun", selection_mode="multi-row")
+    if "sha256" in shown:
+        st.caption(f"The first {min(GALLERY, len(shown))} flagged images of this page: flag number, file name, issues, "
+                   "given → suggested label. Pick any flag below to see it and decide.")
+        _thumbnails(dataset, shown.head(GALLERY))
     st.download_button(f"All {len(flagged):,} flagged rows (CSV)", csv_frame(flagged).to_csv(index=False),
                        file_name=f"flags-{dataset}.csv", mime="text/csv", key="quality_flags_download",
                        icon=":material/download:")
@@ -102,6 +125,7 @@ def review(dataset: str, names: list[str], result: bq.QualityResult) -> None:
     pick = c1.selectbox("Row to review", range(len(shown)), key=f"quality_row_{dataset}_{shown['flag'].iloc[0]}",
                         format_func=lambda i: _pick_label(shown.iloc[i], decisions))
     row = shown.iloc[pick]
+    _thumbnails(dataset, shown.iloc[[pick]], size=2 * bqi.THUMB_PX)
     done = decisions.get(bq.decision_key(row))
     # One key per row: a widget shared by every row would carry the last row's choice over to this one.
     own = f"{dataset}_{bq.decision_key(row)}"
@@ -151,18 +175,21 @@ def show_label_quality() -> None:
         st.markdown("Most datasets carry some wrong labels. This check scores every row with **confident learning** "
                     "(cleanlab): a fast model that never saw the row, trained by k-fold cross-validation, says how "
                     "likely its label is; rows whose label it doubts beyond the estimated noise rate are flagged, "
-                    "with the label it suggests. Review them, then save a **new version** of the dataset.")
+                    "with the label it suggests. For images, **outliers** (a placeholder, a broken or an unrelated picture among "
+                    "the photos) and **near duplicates** are flagged too. Review them, then save a **new version** of "
+                    "the dataset.")
         saved = st.session_state.pop("quality_saved", None)
         if saved:
             st.success(md(f"Saved the reviewed dataset as {saved!r}: choose it on the Train page."))
         if not names:
-            st.caption("No prepared single-label text datasets yet: save one below first (the check does not work on "
-                       "image or multi-label datasets).")
+            st.caption("No prepared single-label datasets yet: save one below first (the check does not work on "
+                       "multi-label datasets).")
             return
         c1, c2 = st.columns(2)
         dataset = c1.selectbox("Prepared dataset", names, key="quality_dataset")
-        encoder = c2.radio("Features", bq.ENCODERS, key="quality_encoder", horizontal=True,
-                           format_func=lambda e: "MiniLM embeddings + TF-IDF" if e != "tfidf" else "TF-IDF only (fast)")
+        encoders = bq.quality_encoders(prepared[dataset])
+        encoder = c2.radio("Features", encoders, key="quality_encoder", horizontal=True,
+                           format_func=lambda e: ENCODER_NAMES.get(e, f"{e} features")) if len(encoders) > 1 else encoders[0]
         st.caption(f"Out-of-fold probabilities from {bq.describe_model(encoder)} ({bq.DEFAULT_FOLDS} folds).")
         if scoring_job(dataset, "quality"):
             return
@@ -172,12 +199,8 @@ def show_label_quality() -> None:
             st.info(md(f"{dataset!r} has not been checked yet (or was prepared again since)."))
             return
         s = result.summary
-        m = st.columns(4)
-        m[0].metric("Look mislabeled", f"{s['flagged']:,}", help=f"of {s['rows']:,} rows in all splits")
-        m[1].metric("Conflicting duplicates", f"{s['conflicts']:,}", help="same or almost the same text, other label")
-        m[2].metric("Class outliers", f"{s['outliers']:,}", help="far from every other row of their class")
-        m[3].metric("Out-of-fold accuracy", f"{s['oof_accuracy']:.1%}", help="how well the checking model agrees "
-                    "with the given labels; low values mean weaker flags")
+        for col, (label, value, hint) in zip(st.columns(4), bq.summary_tiles(s), strict=True):
+            col.metric(label, value, help=hint)
         st.caption(md(f"Scored {s['created']} with {s['encoder']} in {s['seconds']} s."))
         st.dataframe(bq.class_summary_frame(result), hide_index=True, key="quality_class_table")
         review(dataset, list(prepared[dataset].get("label_names", [])), result)
@@ -201,7 +224,7 @@ def show_gold_check(predictions: pd.DataFrame, dataset: str, split: str) -> None
     result = bq.load_quality(dataset)
     if result is None:
         st.caption(md(f"{dataset!r} has not been checked for label errors yet."))
-        start_scoring(dataset, bq.DEFAULT_ENCODER, "evaluate_quality_start")
+        start_scoring(dataset, None, "evaluate_quality_start")
         return
     try:
         marked = bq.mark_predictions(predictions, result, split)

@@ -884,14 +884,14 @@ CASES += [
          "on", "resave", "is used by run done (completed)", make=_rows_file_and_run,
          cli_args=("data", "prepare", "{path}", "--name", "tiny-data"),
          no_cli="the CLI case prepare-over-used-dataset (refused unless --overwrite)"),
-    Case("quality-image-dataset", S, "data quality on an image dataset", "cli",
-         "label quality works on single-label text datasets; 'shapes' is an image classification dataset",
+    Case("quality-image-dataset", S, "data quality with a text encoder (TF-IDF) on an image dataset", "cli",
+         "the encoder 'tfidf' does not read image data; 'shapes' takes builtin:efficientnet-lite0",
          make=_image_dataset, cli_args=("data", "quality", "shapes", "--encoder", "tfidf"),
-         no_ui="the Data page offers the check only for single-label text datasets"),
+         no_ui="the Data page offers an image dataset only the image model's features"),
     Case("quality-multi-label-dataset", S, "data quality on a multi-label dataset", "cli",
-         "label quality works on single-label text datasets; 'emotions' is a multi-label classification dataset",
-         make=_multi_label_dataset, cli_args=("data", "quality", "emotions", "--encoder", "tfidf"),
-         no_ui="the Data page offers the check only for single-label text datasets"),
+         "label quality works on single-label datasets (texts or images); 'emotions' is a multi-label classification "
+         "dataset", make=_multi_label_dataset, cli_args=("data", "quality", "emotions", "--encoder", "tfidf"),
+         no_ui="the Data page offers the check only for single-label datasets"),
     Case("quality-out-missing-folder", S, "data quality --out into a folder that does not exist", "cli",
          "cannot write --out /missing/dir/x.csv: folder /missing/dir does not exist",
          cli_args=("data", "quality", "tiny-data", "--encoder", "tfidf", "--out", "/missing/dir/x.csv"),
@@ -1030,6 +1030,31 @@ CASES += [
          "--method is for image models", cli_args=("predict", "--model", "{model}", "--explain", "--method", "gradcam",
                                                   "a fine film"),
          no_ui="the text Playground has no method choice"),
+]
+
+
+# --- issue 27, label quality for images ---
+
+
+def _damaged_image_dataset(ctx: Ctx) -> Path:
+    """The prepared image dataset of :func:`_image_dataset` with one stored image overwritten by junk afterwards (a
+    workspace file changed by hand, or half-written by a full disk)."""
+    from bmcore import data as bdata
+
+    folder = _image_dataset(ctx)
+    path = bdata.dataset_dir("shapes") / "train.parquet"
+    frame = pd.read_parquet(path)
+    frame.loc[0, "image"] = b"not an image"
+    frame.to_parquet(path, index=False)
+    return folder
+
+
+IQ = "Label quality for images"
+CASES += [
+    Case("quality-image-damaged", IQ, "data quality on an image dataset whose stored image was damaged after it was "
+         "prepared", "cli", "is not an image (PNG, JPEG, BMP, GIF, WebP or TIFF)", make=_damaged_image_dataset,
+         cli_args=("data", "quality", "shapes"),
+         ui_skip="the Data page runs the same check as a background job and shows its one-line failure"),
 ]
 
 

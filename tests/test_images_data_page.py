@@ -82,7 +82,7 @@ def test_fashion_mnist_shows_stats_samples_and_saves():
     keys = {w.key for w in at.text_input} | {w.key for w in at.number_input} | {w.key for w in at.selectbox}
     assert "data_tokenizer" not in keys and "data_max_seq_length" not in keys
     assert not any(k.startswith(("data_text_", "data_label_")) for k in keys if k)
-    assert any("label-quality check above reads text datasets only" in c.value for c in at.caption)
+    assert any("label-quality check above finds images whose label looks wrong, outliers" in c.value for c in at.caption)
     assert at.code[0].value == "python -m bmcore data prepare builtin:fashion-mnist --name fashion-mnist"
 
     at.button(key="data_save").click().run()
@@ -90,7 +90,7 @@ def test_fashion_mnist_shows_stats_samples_and_saves():
     saved = bdata.load_prepared("fashion-mnist")
     assert saved.modality == "image" and saved.stats["rows_total"] == 70000 and len(saved.label_names) == 10
     at.run()
-    assert any(c.value.startswith("No prepared single-label text datasets yet") for c in at.caption)  # text-only
+    assert at.selectbox(key="quality_dataset").options == ["fashion-mnist"]  # the label check takes images too
 
 
 def test_uploaded_zip_leakage_is_dropped_and_saved(clothes_zip):

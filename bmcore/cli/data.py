@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .. import data as bdata
 from .. import quality as bquality
+from ..builtin_images import DEFAULT_IMAGE_MODEL
 from ..display import csv_frame
 from ..errors import BmcoreError, os_error_message
 from ..models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, load_counting_tokenizer
@@ -55,9 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = dsub.add_parser("quality", help="score every row for how likely its label is wrong (confident learning)")
     q.add_argument("dataset", help="a prepared dataset's name")
     q.add_argument("--out", help="also write the scores to this CSV file")
-    q.add_argument("--encoder", choices=bquality.ENCODERS, default=bquality.DEFAULT_ENCODER,
-                   help="features for the cross-validated logistic regression: mean-pooled embeddings of a frozen "
-                        f"encoder, or TF-IDF (default {bquality.DEFAULT_ENCODER})")
+    q.add_argument("--encoder", help="features for the cross-validated logistic regression: for texts, mean-pooled "
+                   f"embeddings of a frozen encoder or TF-IDF ({', '.join(bquality.ENCODERS)}; default "
+                   f"{bquality.DEFAULT_ENCODER}); for images, the built-in model's pooled features ({DEFAULT_IMAGE_MODEL})")
     q.add_argument("--folds", type=int, default=bquality.DEFAULT_FOLDS, help="cross-validation folds")
     q.add_argument("--seed", type=int, default=0, help="seed of the folds")
     q.set_defaults(func=_quality)

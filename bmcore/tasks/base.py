@@ -20,7 +20,8 @@ class Task:
     modality = "text"  # what the inputs are: "text", or "image" (a prepared dataset's ``modality``)
     own_job = False  # True: :meth:`run` trains the model; False: the shared fine-tuning loop (bmcore.train.fine_tune)
     defaults: dict[str, Any] = {}  # TrainConfig settings this task starts from instead of TrainConfig's own defaults
-    label_quality = False  # True: bmcore.quality can score its datasets' labels (one class per row, a text input)
+    label_quality = False  # True: bmcore.quality can score its datasets' labels (one class per row)
+    quality_encoders: tuple[str, ...] = ()  # the features its label-quality check can use, the default first
 
     # --- the job ---------------------------------------------------------------------------
 
@@ -176,6 +177,13 @@ class Task:
         from ..scoring import text_dataset
 
         return text_dataset(raw, split=split, text_columns=text_columns, label_column=label_column, seed=seed)
+
+    def score_label_quality(self, ds: Any, rows: pd.DataFrame, labels: np.ndarray, *, encoder: str, folds: int,
+                            seed: int, precision: str, report: Callable[[int, int, str], None]
+                            ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+        """Label quality for ``ds`` (where :attr:`label_quality`): per row of ``rows`` (:func:`bmcore.quality.score_dataset`;
+        ``labels`` their class ids) the scores, the conflicting pairs, and extra summary keys."""
+        raise NotImplementedError
 
 
 def is_image_model(model_or_config: Any) -> bool:

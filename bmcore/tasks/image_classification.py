@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ MIN_IMAGE_SIZE = 32
 CROP_SCALE = (0.85, 1.0)
 CROP_RATIO = (0.9, 1 / 0.9)
 IMAGE_COLUMN = "image"
+EMBED_BATCH = 32  # images decoded and embedded at a time for label quality: 32 x 3 x 224 x 224 floats is 19 MB
 
 
 # --- loading: bmcore.vision (models, processors) and bmcore.images (decoding, limits) -------------
@@ -218,13 +219,52 @@ def default_workers() -> int:
     return 2 if (os.cpu_count() or 1) >= 2 else 0
 
 
+# --- features for label quality (bmcore.quality_images) ---------------------------------------
+
+
+def embed_images(images: Sequence[bytes], ref: str = DEFAULT_IMAGE_MODEL, *, size: int | None = None,
+                 batch_size: int = EMBED_BATCH, precision: str = "auto", names: Sequence[str] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """L2-normalised pooled features of a frozen image model, [n, hidden], in input order (``images``: file bytes;
+    ``names`` name them in a refusal, default "image N").
+
+    ``size`` is the side images are resized to (default: the side a run on these images would train at).
+    """
+    import torch
+
+    from ..models import autocast_dtype, detect_device, inference_placement, load_config, resolve_model, select_precision
+
+    mref = resolve_model(ref)
+    model = load_image_classifier(mref).eval()
+    processor = load_image_processor(mref)
+    side = size or choose_image_size(None, load_config(mref), processor, images)
+    processor = processor_for_size(processor, side)
+    device = detect_device()
+    kind, weights = inference_placement(select_precision(precision, device)[0], device)
+    if weights != "fp32":
+        model.to(dtype=autocast_dtype(weights))
+    model.to(torch.device(kind))
+    dtype = next(model.parameters()).dtype
+    out: list[np.ndarray] = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            batch = [decode(b, names[start + i] if names is not None else f"image {start + i + 1}")
+                     for i, b in enumerate(images[start:start + batch_size])]
+            x = pixel_values(processor, batch).to(kind, dtype=dtype).contiguous(memory_format=torch.channels_last)
+            pooled = model.base_model(pixel_values=x).pooler_output.flatten(1).float()
+            out.append(torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy())
+            if progress is not None:
+                progress(min(start + batch_size, len(images)), len(images))
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
 # --- the task ------------------------------------------------------------------------------------
 
 
 class ImageClassification(SingleLabelClassification):
     title = "Image classification"
     modality = "image"
-    label_quality = False  # the check embeds texts
+    quality_encoders = (DEFAULT_IMAGE_MODEL,)  # label quality: the built-in model's pooled features (bmcore.quality_images)
     # The built-in CNN, and its learning rate: on 6,000 Fashion-MNIST images (1 epoch, 64 px) 1e-4 reached 0.62 test
     # accuracy, 1e-3 0.78 and 3e-3 0.80 (bench/NOTES.md). ViT-like models want less (1e-4 or below).
     defaults: dict[str, Any] = {"model_name_or_path": DEFAULT_IMAGE_MODEL, "learning_rate": 1e-3}
@@ -287,6 +327,12 @@ class ImageClassification(SingleLabelClassification):
         from ..scoring import image_dataset
 
         return image_dataset(raw, label_names, split=split)
+
+    def score_label_quality(self, ds: Any, rows: pd.DataFrame, labels: np.ndarray, **kwargs: Any
+                            ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+        from ..quality_images import score_images
+
+        return score_images(ds, rows, labels, embed=embed_images, **kwargs)
 
 
 TASK = ImageClassification()

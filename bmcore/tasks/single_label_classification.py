@@ -169,6 +169,12 @@ class SingleLabelClassification(Task):
     title = "Single-label classification"
     label_quality = True
 
+    @property
+    def quality_encoders(self) -> tuple[str, ...]:  # type: ignore[override]
+        from ..quality import ENCODERS
+
+        return ENCODERS
+
     def targets(self, df: pd.DataFrame, label_names: Sequence[str]) -> list[int]:
         return gold_ids(df["label"].astype(str).tolist(), label_names).tolist()
 
@@ -260,6 +266,12 @@ class SingleLabelClassification(Task):
         from ..baseline import baseline_metrics
 
         return baseline_metrics(train, df, list(label_names), seed=seed, n_bins=n_bins)
+
+    def score_label_quality(self, ds: Any, rows: pd.DataFrame, labels: np.ndarray, **kwargs: Any
+                            ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+        from ..quality import score_texts
+
+        return score_texts(ds, rows, labels, **kwargs)
 
 
 TASK = SingleLabelClassification()
