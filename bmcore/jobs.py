@@ -82,8 +82,11 @@ def _evaluate(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
 
     report.say("Loading the model...")
     clf = load_for_inference(params["model_dir"], precision=params.get("precision") or "auto")
+    baseline_train = None
     if params.get("rows"):
         dataset, split = load_rows(params["rows"])
+        if params.get("baseline_train"):  # an upload has no train split: the run's own dataset trains the baseline
+            baseline_train = load_prepared(params["baseline_train"]).splits["train"]
     else:
         dataset, split = load_prepared(params["dataset"]), params["split"]
 
@@ -91,7 +94,7 @@ def _evaluate(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
         report(done, total, "Fitting the temperature and training the TF-IDF baseline..." if done >= total else
                f"Scoring {done:,} of {total:,} examples...")
 
-    evaluate_model(clf, dataset, split, params["out_dir"], progress=progress,
+    evaluate_model(clf, dataset, split, params["out_dir"], progress=progress, baseline_train=baseline_train,
                    notes=dataset.notes if params.get("rows") else ())
     return {"out_dir": params["out_dir"]}
 

@@ -295,10 +295,12 @@ def default_split(options: Sequence[str]) -> str:
     return "test" if "test" in options else options[0]
 
 
-def evaluate_command(model_dir: str, dataset: str, split: str, out_dir: str | Path) -> str:
-    """The terminal command that writes the same evaluation, on two lines."""
+def evaluate_command(model_dir: str, dataset: str, split: str, out_dir: str | Path, baseline_train: str | None = None) -> str:
+    """The terminal command that writes the same evaluation, on two lines (``baseline_train``: the prepared dataset
+    whose train split trains the baseline, for a source without one)."""
     return (shlex.join(["python", "-m", "bmcore", "evaluate", "--model", model_dir]) + " \\\n    "
-            + shlex.join(["--data", dataset, "--split", split, "--out", str(shown_path(out_dir))]))
+            + shlex.join(["--data", dataset, "--split", split, "--out", str(shown_path(out_dir)),
+                          *(["--baseline-train", baseline_train] if baseline_train else [])]))
 
 
 def scoring_note(dataset: str, split: str, sizes: dict[str, int]) -> str:

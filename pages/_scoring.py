@@ -59,11 +59,12 @@ def meta(up: Upload) -> dict:
     return scoring.rows_meta(up.out_dir)
 
 
-def job_params(up: Upload, ds: bdata.PreparedDataset, model_dir: str) -> dict:
-    """Save the rows read into the evaluation's folder; the scoring job's parameters."""
+def job_params(up: Upload, ds: bdata.PreparedDataset, model_dir: str, baseline_train: str | None) -> dict:
+    """Save the rows read into the evaluation's folder; the scoring job's parameters (``baseline_train``: the prepared
+    dataset whose train split trains the baseline, the run's own; an upload has none)."""
     scoring.save_rows(ds, up.split, up.out_dir)
     return {"model_dir": model_dir, "rows": str(up.out_dir), "split": up.split, "out_dir": str(up.out_dir),
-            "precision": st.session_state.get("precision", "auto")}
+            "precision": st.session_state.get("precision", "auto"), "baseline_train": baseline_train}
 
 
 def sections(layout: tuple) -> list:

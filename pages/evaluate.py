@@ -100,6 +100,7 @@ if st.session_state.get("evaluate_data_kind") == DATA_KINDS[1] and uploaded is N
     st.info("Upload a file to score every image or row in it.")
     st.stop()
 
+baseline_train: str | None = None
 try:
     if uploaded is None:
         ev.check_labels(ev.model_label_names(model_dir), list(meta.get("label_names", [])))
@@ -109,12 +110,13 @@ try:
         up = upload_ui.target(uploaded, model_dir, run_dataset)
         out_dir, dataset, split, shown_data = up.out_dir, up.key, up.split, up.name
         data_folder, meta = out_dir, upload_ui.meta(up)
+        baseline_train = run_dataset if run_dataset in dataset_names else None  # the run's train split, if kept
         sizes = meta.get("splits", {})
 except BmcoreError as exc:
     fail(exc)
 
 st.caption("The same evaluation from a terminal (with this workspace in BMCORE_WORKSPACE):")
-st.code(report.evaluate_command(model_dir, shown_data, split, out_dir), language="bash")
+st.code(report.evaluate_command(model_dir, shown_data, split, out_dir, baseline_train), language="bash")
 
 if not ev.is_fresh(out_dir, model_dir, None if uploaded is not None else data_folder):
     if uploaded is not None:  # read (and refused in one line) before anything is written
@@ -132,7 +134,7 @@ if not ev.is_fresh(out_dir, model_dir, None if uploaded is not None else data_fo
     job_outcome(job, "The last scoring")
     if st.button("Evaluate", type="primary", key="evaluate_start", icon=":material/play_arrow:"):
         try:
-            params = (upload_ui.job_params(up, ds, model_dir) if uploaded is not None else
+            params = (upload_ui.job_params(up, ds, model_dir, baseline_train) if uploaded is not None else
                       {"model_dir": model_dir, "dataset": dataset, "split": split, "out_dir": str(out_dir),
                        "precision": st.session_state.get("precision", "auto")})
         except (BmcoreError, OSError) as exc:
