@@ -416,6 +416,28 @@ def calibration_text(metrics: dict[str, Any]) -> tuple[str | None, str | None]:
     return text, caption
 
 
+def no_temperature_text(metrics: dict[str, Any]) -> str | None:
+    """Why an evaluation has no temperature, as one Markdown-escaped line; None when it has one."""
+    if metrics.get("temperature"):
+        return None
+    reason = (metrics.get("calibration") or {}).get("reason")
+    if not isinstance(reason, str) or not reason:  # an evaluation saved before reasons were recorded
+        return "No temperature was fitted (the dataset has no validation split)."
+    return md(f"No temperature was saved: {reason}. The probabilities are the model's own.")
+
+
+def model_temperature_note(meta: dict[str, Any]) -> str | None:
+    """Why a model's probabilities come without calibrated ones, from its ``bmcore.json``, as one Markdown-escaped
+    line for the Playground; None when it has a temperature."""
+    if meta.get("temperature"):
+        return None
+    reason = meta.get("temperature_reason")
+    if isinstance(reason, str) and reason:
+        return md(f"No calibrated probabilities: no temperature was saved with this model, as {reason}.")
+    return ("No calibrated probabilities: no temperature is saved with this model (a run saves one when it lowers the "
+            "log loss on validation examples it was not fitted on).")
+
+
 def curve_frames(data: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """ROC and PR curves from :func:`bmcore.evaluate.roc_pr_curves` as long frames for line charts.
 

@@ -83,7 +83,7 @@ def show_one(info, clf, precision, load, draw_probabilities, fail, data, image, 
                     delta_color="normal" if gold == label else "inverse", help="The image's class in its dataset.")
     left, right = st.columns([1, 1])
     with left:
-        draw_probabilities(probs, calibrated)
+        draw_probabilities(probs, calibrated, clf.meta)
     with right:
         target = st.selectbox("Explain the class", names, index=names.index(label), key="playground_image_target",
                               format_func=lambda c: f"{c} (predicted)" if c == label else c)
