@@ -21,6 +21,7 @@ class Task:
     own_job = False  # True: :meth:`run` trains the model; False: the shared fine-tuning loop (bmcore.train.fine_tune)
     defaults: dict[str, Any] = {}  # TrainConfig settings this task starts from instead of TrainConfig's own defaults
     label_quality = False  # True: bmcore.quality can score its datasets' labels (one class per row, a text input)
+    more_data = "add training examples"  # what to try against overfitting, besides fewer epochs and a lower rate
 
     # --- the job ---------------------------------------------------------------------------
 
