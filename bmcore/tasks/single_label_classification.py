@@ -23,12 +23,12 @@ AUTO_IMBALANCE = 3.0  # class_weights=auto weighs the loss from this largest:sma
 AUTO_WEIGHTS = "balanced"  # emotion with 1.6% surprise: its recall 0.80 (balanced), 0.50 (sqrt), 0.11 (none)
 T_BOUNDS = (0.05, 20.0)  # a fitted T outside this range means the logits are degenerate, not miscalibrated
 PROB_PREFIX = "prob_"
-# Temperature scaling needs this many validation examples at least. Measured on emotion (TF-IDF + logistic regression,
-# 200 draws per size; README, "Calibration on small validation splits"): for a model whose confidences are nearly right,
-# a temperature fitted on 25 or 50 validation examples made the test log loss worse in 39-66% of draws (by +0.002 to
-# +0.06 nats on average), on 100 in 22-36% (by -0.002 to +0.0003), on 400 in 1-2%. An over-confident model gains
-# from as few as 25, but the held-out check below is itself noisy there: on 25 examples it still kept a harmful
-# temperature in 22% of draws, since the fit rests on the few mistakes (a model right 90% of the time makes 2 or 3).
+# Temperature scaling needs this many validation examples at least: below it, the held-out check below rests on folds
+# of under 20 examples, and the fit on the few mistakes among them (a model right 90% of the time makes 2 or 3 in 25).
+# Measured on emotion (scripts/temperature_experiment.py, README "Calibration on small validation splits"): for a
+# nearly calibrated model a temperature fitted on 25 / 50 / 100 validation examples made the test log loss worse in
+# 88% / 78% / 72% of draws (+0.019 / +0.008 / +0.004 nats on average; the held-out check alone halves that); for an
+# over-confident one it helped at every size (-0.40 nats on 25), a gain this minimum gives up below 100.
 MIN_TEMPERATURE_ROWS = 100
 TEMPERATURE_FOLDS = 5  # cross-fitting: fit on 4/5 of validation, score the other 1/5, five times
 
