@@ -269,9 +269,12 @@ def evaluate_model(model_ref: Any, dataset: Any, split: str = "test", out_dir: s
     * Scores ``split`` (``progress(done, total)`` counts the validation rows too when
       calibration is fitted).
     * Fits temperature scaling on the validation split when it has rows and
-      ``fit_calibration`` is true; with ``save_temperature`` it is written into a local
-      model folder's ``bmcore.json``, where prediction picks it up. Without fitting, a
-      temperature already saved with the model is used for the calibrated numbers.
+      ``fit_calibration`` is true, kept only where it helps on validation rows it was not
+      fitted on (the task decides, e.g. :func:`bmcore.tasks.single_label_classification.decide_temperature`);
+      with ``save_temperature`` the outcome is written into a local model folder's
+      ``bmcore.json``, where prediction picks it up: the temperature, or none and why
+      (``temperature_reason``). Without fitting, a temperature already saved with the
+      model is used for the calibrated numbers.
     * Trains the baseline on the train split (or ``baseline_train``); skipped with a note
       when there is none.
     * With ``out_dir``, writes ``metrics.json`` and ``predictions.csv`` there.
@@ -308,7 +311,7 @@ def evaluate_model(model_ref: Any, dataset: Any, split: str = "test", out_dir: s
                                                        validation=validation if do_fit else None, fit=fit_calibration,
                                                        n_bins=n_bins)
     notes.extend(task_notes)
-    if fitted and split == "validation":
+    if any(v is not None for v in fitted.values()) and split == "validation":
         notes.append("fitted on the scored split itself (validation), so these numbers are optimistic")
     if fitted and save_temperature:
         path = getattr(clf.ref, "path", None)

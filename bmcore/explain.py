@@ -379,15 +379,14 @@ def model_mtime(folder: str | Path) -> float:
 
 def model_info(ref: str) -> ModelInfo:
     """Resolve ``ref`` (builtin:minilm, a run folder or a model folder) into a :class:`ModelInfo`."""
-    from .inference import read_model_meta
+    from .inference import read_model_meta, saved_temperature
     from .models import is_base_model, resolve_model
 
     mref = resolve_model(ref)
     meta = read_model_meta(mref.path)
-    t = meta.get("temperature")
     return ModelInfo(ref=ref, location=mref.location, mtime=model_mtime(mref.path) if mref.path else 0.0,
                      dataset=str(meta.get("dataset") or ""), base=is_base_model(mref),
-                     temperature=float(t) if t else None)
+                     temperature=saved_temperature(meta))
 
 
 def playground_models() -> list[ModelChoice]:

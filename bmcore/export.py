@@ -245,9 +245,11 @@ def model_card(run_dir: str | Path) -> str:
             lines.append("")
         if model.get("ece") is not None:
             t = model.get("temperature")
+            why = (model.get("calibration") or {}).get("reason") or meta.get("temperature_reason")
             lines += [f"Expected calibration error {_num(model.get('ece'))}"
                       + (f", {_num(model.get('ece_calibrated'))} after temperature scaling (T = {t:.3f}, fitted on the "
-                         "validation split and saved in `bmcore.json`)" if t else "") + ".", ""]
+                         "validation split and saved in `bmcore.json`)" if t else "") + "."
+                      + (f" No temperature was saved: {md(why)}." if not t and isinstance(why, str) and why else ""), ""]
     else:
         lines += ["No test metrics were saved for this run.", ""]
 

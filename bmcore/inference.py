@@ -8,6 +8,7 @@ all use it, so there is one inference path to make fast.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,19 @@ def read_model_meta(path: str | Path | None) -> dict[str, Any]:
         return read_json(Path(path) / MODEL_META)
     except BmcoreError:
         return {}
+
+
+def saved_temperature(meta: dict[str, Any]) -> float | None:
+    """The temperature in a model's ``bmcore.json``, or None when none is saved (null or absent: the file's
+    ``temperature_reason`` says why). Anything but a finite number above 0 is a one-line error: fitting never writes
+    one, so the file is damaged, and a guessed value would skew every calibrated score."""
+    t = meta.get("temperature")
+    if t is None:
+        return None
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+        raise BmcoreError(f"the model's bmcore.json is damaged: its temperature must be a positive number, not "
+                          f"{str(t)[:40]!r}; remove it, or evaluate the model again with --save-temperature")
+    return float(t)
 
 
 def write_model_meta(path: str | Path, **updates: Any) -> dict[str, Any]:
@@ -106,8 +120,7 @@ class Classifier:
     @property
     def temperature(self) -> float | None:
         """The temperature fitted on validation data and saved with the model, if any."""
-        t = self.meta.get("temperature")
-        return float(t) if t else None
+        return saved_temperature(self.meta)
 
     def encode(self, texts: Sequence[str], pairs: Sequence[str] | None = None, *, padding: bool = True) -> Any:
         """Tokenise with truncation at ``max_seq_length`` (pairs truncate the longer side first)."""
@@ -306,6 +319,7 @@ def load_for_inference(ref: str | ModelRef, *, precision: str = "auto", attn_imp
     from .tasks import is_image_model
 
     mref = ref if isinstance(ref, ModelRef) else resolve_model(ref)
+    saved_temperature(read_model_meta(mref.path))  # a damaged temperature is refused before the weights load
     device = detect_device()
     prec, _ = select_precision(precision, device)
     image = is_image_model(load_config(mref))

@@ -17,11 +17,12 @@ import pandas as pd
 
 from . import runs
 from .baseline import PIXEL_BASELINE_NAME
-from .data import SPLITS
+from .data import DATASET_META, SPLITS, dataset_dir, is_prepared
 from .display import md, plot_text
 from .errors import BmcoreError
 from .estimate import format_duration
 from .evaluate import find_evaluation
+from .files import read_json
 from .splits import examples_of
 from .tasks import MULTI_LABEL, get_task
 from .workspace import runs_dir
@@ -201,7 +202,9 @@ def missed_note(problem_type: Any, metrics: Any, split: str = "test") -> str:
     return task.missed_note(metrics, split) if isinstance(metrics, dict) else ""
 
 
-OVERFIT_RISES = 3  # consecutive rises of the validation loss that read as overfitting
+OVERFIT_RISES = 3  # consecutive rises of the validation loss that read as overfitting (2 in a run of 3 evaluations:
+# a small-data run evaluates once an epoch, 3 times in all, and a loss that rose at both evaluations after the first
+# is the same signature)
 OVERFIT_RATIO = 1.5  # or the validation loss this many times its lowest
 OVERFIT_CHANGE = 0.05  # and each loss moved by this share at least (a random model's 0.6931 drifts by 1e-6)
 
@@ -230,9 +233,10 @@ def _train_loss_at(train: list[tuple[float, float]], after: float, upto: float) 
 
 def overfitting(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """Whether a run's metrics.jsonl records show overfitting: the validation loss (``eval_loss``) rose over the last
-    :data:`OVERFIT_RISES` evaluations in a row, or stands at :data:`OVERFIT_RATIO` times its lowest or more, while the
-    training loss (``loss``) fell over the same stretch; each by :data:`OVERFIT_CHANGE` of its value at least. Returns the figures (``best_step``, ``best_loss``, ``step``,
-    ``loss``, ``train_from``, ``train_to``), or None."""
+    :data:`OVERFIT_RISES` evaluations in a row (at every evaluation after the first, in a run of 3), or stands at
+    :data:`OVERFIT_RATIO` times its lowest or more, while the training loss (``loss``) fell over the same stretch; each
+    by :data:`OVERFIT_CHANGE` of its value at least. Returns the figures (``best_step``, ``best_loss``, ``start_step``,
+    ``start_loss``, ``step``, ``loss``, ``rises``, ``in_a_row``, ``train_from``, ``train_to``), or None."""
     evals, train = _loss_points(records, "eval_loss"), _loss_points(records, "loss")
     if len(evals) < 2:
         return None
@@ -240,7 +244,8 @@ def overfitting(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     losses = [v for _, v in evals]
     best = min(range(len(losses)), key=losses.__getitem__)
     rises = next((k for k in range(len(losses) - 1) if losses[-1 - k] <= losses[-2 - k]), len(losses) - 1)
-    if rises >= OVERFIT_RISES and losses[-1] >= (1 + OVERFIT_CHANGE) * losses[-1 - rises]:
+    in_a_row = rises >= max(2, min(OVERFIT_RISES, len(losses) - 1)) and losses[-1] >= (1 + OVERFIT_CHANGE) * losses[-1 - rises]
+    if in_a_row:
         start = len(losses) - 1 - rises  # the evaluation the rise started from
     elif best < len(losses) - 1 and losses[-1] >= OVERFIT_RATIO * losses[best] and losses[best] > 0:
         start = best
@@ -252,32 +257,52 @@ def overfitting(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     if train_from is None or train_to is None or train_to > (1 - OVERFIT_CHANGE) * train_from:
         return None  # the training loss did not fall: not overfitting (underfitting or a bad learning rate)
     return {"best_step": int(steps[best]), "best_loss": losses[best], "start_step": int(steps[start]),
-            "start_loss": losses[start], "step": int(steps[-1]), "loss": losses[-1], "rises": rises,
+            "start_loss": losses[start], "step": int(steps[-1]), "loss": losses[-1], "rises": rises, "in_a_row": in_a_row,
             "train_from": train_from, "train_to": train_to}
 
 
-def overfitting_note(records: Sequence[dict[str, Any]]) -> str | None:
-    """:func:`overfitting` as one plain-text warning with what to try, or None."""
+def overfitting_note(records: Sequence[dict[str, Any]], best: str = "macro_f1", patience: int = 0,
+                     more_data: str = "add training examples") -> str | None:
+    """:func:`overfitting` as one plain-text warning with what to try, or None. ``best`` is the run's
+    ``metric_for_best_model``, ``patience`` its ``early_stopping_patience``, ``more_data`` its task's
+    :attr:`~bmcore.tasks.Task.more_data`."""
     o = overfitting(records)
     if o is None:
         return None
     start, end = f"{o['start_loss']:.3f} at step {o['start_step']:,}", f"{o['loss']:.3f} at step {o['step']:,}"
-    if o["rises"] >= OVERFIT_RISES:
+    if o["in_a_row"]:
         lowest = "" if o["start_step"] == o["best_step"] else f" (its lowest: {o['best_loss']:.3f} at step {o['best_step']:,})"
         rose = f"rose {o['rises']} evaluations in a row, from {start} to {end}{lowest}"
     else:
         rose = f"rose from its lowest, {start}, to {end}"
+    stop = f"lower early_stopping_patience (now {patience})" if patience else "set early_stopping_patience (2, say)"
     return (f"Overfitting: the validation loss {rose}, while "
             f"the training loss fell from {o['train_from']:.3f} to {o['train_to']:.3f}: the model is memorising the "
-            "training examples. The best checkpoint on validation is the one kept, not the last; to do better, train "
-            "fewer epochs (or set early-stopping patience), add training data, or lower the learning rate.")
+            f"training examples. The checkpoint kept is the one with the best validation {best} "
+            f"(metric_for_best_model), not necessarily the last. To do better: train fewer epochs or {stop}, lower the "
+            f"learning rate, or {more_data}.")
+
+
+def _run_advice(run_dir: Path) -> dict[str, Any]:
+    """The settings the overfitting note names, from the run's config and its dataset's task; {} when unreadable."""
+    try:
+        config = runs.load_run_config(run_dir)
+    except (BmcoreError, OSError, TypeError, ValueError):
+        return {}
+    out: dict[str, Any] = {"best": str(config.metric_for_best_model), "patience": int(config.early_stopping_patience)}
+    try:
+        meta = read_json(dataset_dir(config.dataset) / DATASET_META) if is_prepared(config.dataset) else {}
+        out["more_data"] = get_task(meta.get("problem_type"), meta.get("modality")).more_data
+    except (BmcoreError, OSError, TypeError, ValueError, AttributeError):
+        pass
+    return out
 
 
 def run_overfitting_note(run_dir: str | Path) -> str | None:
-    """:func:`overfitting_note` for the run in ``run_dir``; None too when its metrics.jsonl is damaged (the run view
-    says so itself)."""
+    """:func:`overfitting_note` for the run in ``run_dir``, with its own settings; None too when its metrics.jsonl is
+    damaged (the run view says so itself)."""
     try:
-        return overfitting_note(runs.read_metrics(Path(run_dir)))
+        return overfitting_note(runs.read_metrics(Path(run_dir)), **_run_advice(Path(run_dir)))
     except BmcoreError:
         return None
 
@@ -417,6 +442,28 @@ def calibration_text(metrics: dict[str, Any]) -> tuple[str | None, str | None]:
     before, after = calib.get("log_loss_before"), calib.get("log_loss_after")
     caption = f"Log loss on this split: {before:.3f} → {after:.3f}." if before is not None and after is not None else None
     return text, caption
+
+
+def no_temperature_text(metrics: dict[str, Any]) -> str | None:
+    """Why an evaluation has no temperature, as one Markdown-escaped line; None when it has one."""
+    if metrics.get("temperature"):
+        return None
+    reason = (metrics.get("calibration") or {}).get("reason")
+    if not isinstance(reason, str) or not reason:  # an evaluation saved before reasons were recorded
+        return "No temperature was fitted (the dataset has no validation split)."
+    return md(f"No temperature was saved: {reason}. The probabilities are the model's own.")
+
+
+def model_temperature_note(meta: dict[str, Any]) -> str | None:
+    """Why a model's probabilities come without calibrated ones, from its ``bmcore.json``, as one Markdown-escaped
+    line for the Playground; None when it has a temperature."""
+    if meta.get("temperature"):
+        return None
+    reason = meta.get("temperature_reason")
+    if isinstance(reason, str) and reason:
+        return md(f"No calibrated probabilities: no temperature was saved with this model, as {reason}.")
+    return ("No calibrated probabilities: no temperature is saved with this model (a run saves one when it lowers the "
+            "log loss on validation examples it was not fitted on).")
 
 
 def curve_frames(data: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -273,7 +273,7 @@ def show_calibration(s: Scored) -> None:
                     "80% are right. Points below it mean over-confidence. Marker size is the number of examples.")
         text, caption = report.calibration_text(m)
         if text is None:
-            st.caption("No temperature was fitted (the dataset has no validation split).")
+            st.caption(report.no_temperature_text(m))
         else:
             st.markdown(text)
             if caption:

@@ -93,7 +93,7 @@ def show_one(info, clf, precision, load, draw_probabilities, fail, data, image, 
                     delta_color="normal" if gold == label else "inverse", help="The image's class in its dataset.")
     left, right = st.columns([1, 1])
     with left:
-        draw_probabilities(probs, calibrated)
+        draw_probabilities(probs, calibrated, clf.meta)
     with right:
         # A class picked for one image is not carried over to the next: a new image explains its own prediction.
         shown = (info.cache_key, hashlib.sha256(bytes(data)).hexdigest())

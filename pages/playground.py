@@ -18,6 +18,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from bmcore import explain as bx
+from bmcore import report
 from bmcore.display import csv_frame, md, plot_texts
 from bmcore.errors import BmcoreError
 from bmcore.inference import ImageClassifier, load_for_inference, predict
@@ -110,13 +111,15 @@ def threshold_chart(frame) -> go.Figure:
     return fig
 
 
-def draw_probabilities(probs: dict[str, float], calibrated: dict[str, float] | None) -> None:
+def draw_probabilities(probs: dict[str, float], calibrated: dict[str, float] | None, meta: dict) -> None:
     bars = px.bar(bx.probability_frame(probs, calibrated).assign(**{"class": lambda f: plot_texts(f["class"])}), x="probability", y="class", color="kind", orientation="h",
                   barmode="group", range_x=[0, 1], text_auto=".1%", title="Probability of each class",
                   color_discrete_sequence=["#4F46E5", "#F59E0B"])
     bars.update_layout(height=max(220, 36 * len(probs) * (2 if calibrated else 1) + 110), legend_title_text="",
                        yaxis=dict(autorange="reversed", title=""), margin=dict(l=10, r=10, t=50, b=10))
     st.plotly_chart(bars, key="playground_probs_chart")
+    if calibrated is None and (note := report.model_temperature_note(meta)):
+        st.caption(note)
 
 
 st.title("Playground")
@@ -301,7 +304,7 @@ with one:
             st.dataframe(frame, hide_index=True, column_config={
                 "probability": st.column_config.ProgressColumn("probability", format="%.3f", min_value=0, max_value=1)})
     else:
-        draw_probabilities(probs, calibrated)
+        draw_probabilities(probs, calibrated, clf.meta)
 
     # --- attributions ---------------------------------------------------------------------
     st.subheader("Token attributions")

@@ -1058,6 +1058,28 @@ CASES += [
 ]
 
 
+# --- issue 27, calibration (temperature scaling) ---
+
+
+def _temperature(value: object) -> Callable[[Path], None]:
+    """Write ``value`` as the temperature in a model folder's bmcore.json (what evaluation saves there)."""
+    def change(folder: Path) -> None:
+        meta_file = folder / "bmcore.json"
+        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+        meta_file.write_text(json.dumps({**meta, "temperature": value}))
+    return change
+
+
+CASES += [
+    Case("model-temperature-word", M, "a bmcore.json whose temperature is a word", "model",
+         "its temperature must be a positive number, not 'hot'", make=_damaged_model(_temperature("hot")),
+         cli_args=("predict", "--model", "{path}", "--calibrated", "a fine film")),
+    Case("model-temperature-true", M, "a bmcore.json whose temperature is true (JSON's boolean)", "model",
+         "its temperature must be a positive number, not 'True'", make=_damaged_model(_temperature(True)),
+         cli_args=("predict", "--model", "{path}", "--calibrated", "a fine film")),
+]
+
+
 BY_ID = {c.id: c for c in CASES}
 
 

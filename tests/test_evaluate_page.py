@@ -94,6 +94,9 @@ def test_finished_run_opens_with_metrics_cells_errors_and_downloads(ws: Path):
     assert values["Macro F1"][0] == f"{saved['f1_macro']:.3f}"
     assert values["Accuracy"][1].endswith("vs baseline")
     assert "ECE, calibrated" in values
+    # 60 validation rows: no temperature was saved, and the reliability section says why.
+    assert any(c.value == "No temperature was saved: the validation split has 60 examples; at least 100 are needed to "
+               "trust a fitted temperature. The probabilities are the model's own." for c in at.caption)
     assert not any(b.key == "evaluate_start" for b in at.button)  # opened directly, nothing to score
     assert any("python -m bmcore evaluate --model" in c.value and "--split test" in c.value for c in at.code)
     assert len(at.get("plotly_chart")) >= 5  # confusion, per class, ROC, PR, reliability

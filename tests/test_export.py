@@ -86,6 +86,8 @@ def test_training_writes_a_model_card_with_data_hyperparameters_and_metrics_agai
     assert f"| this model | {saved['accuracy']:.4f} | {saved['f1_macro']:.4f} |" in text
     base = saved["baseline"]
     assert f"| baseline: TF-IDF + logistic regression | {base['accuracy']:.4f} | {base['f1_macro']:.4f} |" in text
+    assert ("No temperature was saved: the validation split has 60 examples; at least 100 are needed to trust a "
+            "fitted temperature.") in text
     assert str(ROOT) not in text and "/tmp" not in text  # no paths of this machine in a card meant for publishing
     # The card is written after the evaluation, and must not make the saved evaluation look stale.
     assert ev.is_fresh(run_dir / runs.EVALUATION_DIR / "test", run_dir / runs.MODEL_DIR)

@@ -105,6 +105,8 @@ def test_a_test_image_shows_its_true_class(image_runs):
     at.radio(key="playground_image_source").set_value("An image from the test split").run()
     assert not at.exception and not at.error
     assert metric(at, "True class") in bdata.load_prepared(DATASET).label_names
+    assert any(c.value.startswith("No calibrated probabilities: no temperature was saved with this model, as the "
+                                  "validation split has 32 examples") for c in at.caption)  # 8 images of 4 classes
 
 
 @pytest.mark.parametrize(("name", "data", "words"), [

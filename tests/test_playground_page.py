@@ -77,6 +77,9 @@ def test_predict_attention_attributions_escaped(trained: Path) -> None:
     assert not at.exception and not at.error
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Prediction"] in ("negative", "positive") and metrics["Latency"].endswith(" ms")
+    # 20 validation rows: the run saved no temperature, so no calibrated bars, and the caption says why.
+    assert any(c.value.startswith("No calibrated probabilities: no temperature was saved with this model, as the "
+                                  "validation split has 20 examples; at least 100") for c in at.caption)
     charts = [c.proto.id for c in at.get("plotly_chart")]
     assert len(charts) == 5  # probabilities, one head, rollout, all heads, [CLS]
     html = at.get("html")[0].value

@@ -257,7 +257,7 @@ def test_overfitting_is_named_when_validation_loss_climbs_while_training_loss_fa
     assert o["train_to"] < o["train_from"]
     note = report.overfitting_note(records)
     assert note.startswith("Overfitting: the validation loss rose from its lowest, 0.400 at step 100, to 0.800 at step 200")
-    for advice in ("fewer epochs", "best checkpoint", "add training data", "lower the learning rate"):
+    for advice in ("fewer epochs", "checkpoint kept", "add training examples", "lower the learning rate"):
         assert advice in note
     # Three rises in a row, below 1.5x the lowest, count too.
     rising = metric_records([0.50, 0.44, 0.46, 0.50, 0.55], falling)

@@ -91,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
     base = m.get("baseline")
     summary = multi_label_summary(result) if m.get("problem_type") == MULTI_LABEL else {"out": str(result.out_dir), "split": m["split"], "n": m["n"], "accuracy": m["accuracy"],
                "f1_macro": m["f1_macro"], "ece": m["ece"], "temperature": m["temperature"],
-               "ece_calibrated": m["ece_calibrated"],
+               "temperature_reason": (m.get("calibration") or {}).get("reason"), "ece_calibrated": m["ece_calibrated"],
                "baseline": {"accuracy": base["accuracy"], "f1_macro": base["f1_macro"]} if base else None,
                "notes": m["notes"]}
     if sys.stderr.isatty():

@@ -22,6 +22,7 @@ class Task:
     defaults: dict[str, Any] = {}  # TrainConfig settings this task starts from instead of TrainConfig's own defaults
     label_quality = False  # True: bmcore.quality can score its datasets' labels (one class per row)
     quality_encoders: tuple[str, ...] = ()  # the features its label-quality check can use, the default first
+    more_data = "add training examples"  # what to try against overfitting, besides fewer epochs and a lower rate
 
     # --- the job ---------------------------------------------------------------------------
 

@@ -303,6 +303,8 @@ class ImageClassification(SingleLabelClassification):
             kwargs["attn_implementation"] = plan["attn_implementation"]
         return load_image_classifier(mref, label_names, **kwargs)
 
+    more_data = "add training images and keep augmentation on (augment)"
+
     def input_columns(self, df: pd.DataFrame) -> pd.DataFrame:
         """What identifies each image in a prediction table: its row in the split, file name and content hash, and
         ``text`` (the file name, else ``image <row>``) where text views expect one."""
