@@ -7,15 +7,23 @@ import json
 
 import pytest
 import torch
-from test_image_task import FASHION, cli, fashion_frames
+from test_image_task import CLASSES, FASHION, cli, fashion_frames
 
 from bmcore import data as bdata
 from bmcore import runs
 from bmcore.config import TrainConfig
 from bmcore.models import resolve_model
 from bmcore.tasks import get_task
-from bmcore.tasks.image_classification import BN_MOMENTUM, follow_new_data
-from bmcore.vision import load_image_classifier
+from bmcore.tasks.image_classification import (
+    BN_MOMENTUM,
+    MIN_STEPS,
+    ImageSplit,
+    collate,
+    follow_new_data,
+    recompute_batch_norm,
+    small_data_steps,
+)
+from bmcore.vision import load_image_classifier, load_image_processor
 
 BatchNorm = torch.nn.modules.batchnorm._BatchNorm
 
@@ -51,6 +59,48 @@ def test_any_cnn_with_batch_norm_follows_the_new_images(tiny_resnet, tiny_vit):
     for _ in range(30):
         layer(torch.full((4, 3, 8, 8), 5.0))
     assert layer.running_mean.min() > 4.7
+
+
+def test_batch_norm_statistics_are_recomputed_on_the_training_images(tiny_resnet, tiny_vit):
+    """After training, each batch-norm layer's running mean is the plain average over the (unaugmented) training images
+    through the final weights: the first layer's equals its input's mean over all 16 images exactly. The model's mode
+    and momenta are as they were; a model without batch norm is left alone."""
+    frames = fashion_frames({"train": 4, "validation": 0, "test": 0}, CLASSES)["train"]  # 16 real images
+    model, processor = load_image_classifier(str(tiny_resnet)), load_image_processor(str(tiny_resnet))
+    split = ImageSplit(frames["image"].tolist(), [0] * len(frames), processor, 32, train=True, seed=1)
+    layers = [m for m in model.modules() if isinstance(m, BatchNorm)]
+    layers[0].momentum = 0.01
+    model.train()
+    assert recompute_batch_norm(model, split, batch_size=8) == 16
+    assert model.training and layers[0].momentum == 0.01
+    seen: list[torch.Tensor] = []
+    layers[0].register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    model.eval()
+    with torch.no_grad():
+        model(pixel_values=collate([ImageSplit(split.images, split.targets, processor, 32)[i] for i in range(16)])["pixel_values"])
+    assert torch.allclose(layers[0].running_mean, seen[0].mean(dim=(0, 2, 3)), atol=1e-5)
+    assert int(layers[0].num_batches_tracked) == 2
+    assert recompute_batch_norm(load_image_classifier(str(tiny_vit)), split) == 0
+
+
+def test_a_small_image_set_trains_for_at_least_min_steps_with_the_default_epochs(monkeypatch):
+    """500 images make 16 steps an epoch, 48 in the default three: the run takes MIN_STEPS (100) instead, evaluating
+    each epoch; 1,000 images (96 steps) too; from 1,067 images three epochs are enough. An epoch count or step count
+    the user set stands. 40 images (2 steps an epoch) evaluate every 10 steps, not 50 times; under DDP the steps count
+    all processes' batches; a deployment's epoch cap bounds the extra epochs."""
+    config = TrainConfig(dataset="x")
+    assert small_data_steps(config, 500) == {"max_steps": MIN_STEPS} == small_data_steps(config, 1000)
+    assert small_data_steps(config, 1067) == {} == small_data_steps(config, 60_000)
+    assert small_data_steps(TrainConfig(dataset="x", num_train_epochs=3), 500) == {}
+    assert small_data_steps(TrainConfig(dataset="x", max_steps=20), 500) == {}
+    assert small_data_steps(config, 40) == {"max_steps": 100, "eval_strategy": "steps", "save_strategy": "steps",
+                                            "eval_steps": 10, "save_steps": 10}
+    assert small_data_steps(config, 1000, world_size=2) == {"max_steps": MIN_STEPS}  # 16 steps an epoch: 48 in three
+    assert small_data_steps(config, 3200, world_size=2) == {}  # 50 steps an epoch
+    args = get_task("single_label_classification", "image").training_overrides(config, 500)
+    assert args["max_steps"] == MIN_STEPS and args["remove_unused_columns"] is False
+    monkeypatch.setenv("BMCORE_MAX_EPOCHS", "4")
+    assert small_data_steps(config, 500) == {"max_steps": 64}  # 4 epochs of 16 steps
 
 
 SMALL_PER_CLASS = {"train": 100, "validation": 13, "test": 200}

@@ -128,6 +128,8 @@ def test_image_run_end_to_end(which, fashion_ds, request, tmp_path):
     assert sorted(saved["id2label"].values()) == sorted(CLASSES.values())
     meta = json.loads((model_dir / "bmcore.json").read_text())
     assert meta["image_size"] == 32 and meta["modality"] == "image" and meta["temperature"] > 0
+    recomputed = "batch-norm statistics recomputed on 240 training images" in (run_dir / runs.LOG_FILE).read_text()
+    assert recomputed == (which == "tiny_resnet")  # a CNN's, before it is scored and saved; a ViT has none
 
     ev = json.loads((run_dir / runs.EVAL_FILE).read_text())
     assert sum(map(sum, ev["test"]["confusion_matrix"])) == 60
