@@ -150,7 +150,7 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
         log.info("short texts: %.0f examples per step on average (batch_growth %d)", mean_batch, config.batch_growth)
     if main:
         runs.write_status(run_dir, mean_examples_per_step=round(mean_batch, 1))
-    args = build_training_args(config, run_dir, precision, len(train_ds), **task.training_overrides(config))
+    args = build_training_args(config, run_dir, precision, len(train_ds), **task.training_overrides(config, len(train_ds), world_size()))
 
     mode, compute_loss, shown_weights = task.loss(config, train_targets, label_names)
     if main:
@@ -185,6 +185,8 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
     cancelled = callback.cancelled
+    if not cancelled and (note := task.finish_training(trainer.model, train_ds)):
+        log.info(note)
     best = trainer.state.best_metric
     results: dict[str, Any] = {"label_names": label_names, "dataset": ds.name, "problem_type": task.problem_type,
                                "best_checkpoint": trainer.state.best_model_checkpoint}

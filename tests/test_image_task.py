@@ -131,6 +131,9 @@ def test_image_run_end_to_end(which, fashion_ds, request, tmp_path):
     # 60 validation images: too few to trust a fitted temperature; none is saved, and bmcore.json says why.
     assert meta["temperature"] is None and meta["temperature_reason"].startswith("the validation split has 60 examples")
 
+    recomputed = "batch-norm statistics recomputed on 240 training images" in (run_dir / runs.LOG_FILE).read_text()
+    assert recomputed == (which == "tiny_resnet")  # a CNN's, before it is scored and saved; a ViT has none
+
     ev = json.loads((run_dir / runs.EVAL_FILE).read_text())
     assert sum(map(sum, ev["test"]["confusion_matrix"])) == 60
     assert ev["test"]["accuracy"] > 0.4  # four classes (chance 0.25, 60 test images: 0.4 is 2.7 standard errors above)
@@ -317,34 +320,6 @@ def test_resume_and_best_model_load_a_checkpoint_by_its_saved_names(tiny_vit, ti
                 assert all(same), folder.name
             elif folder == tiny_vit:  # what the fix is for: upstream leaves ViT's encoder as it was
                 assert not all(same)
-
-
-FINE_TUNE_PER_CLASS = {"train": 600, "validation": 40, "test": 100}
-# Measured 0.904 against the pixel baseline's 0.835 (1,000 test images: one standard error is about 0.01).
-ACC_BAR, GAP_BAR = 0.87, 0.04
-
-
-@pytest.mark.slow
-def test_builtin_efficientnet_lite0_fine_tunes_well_above_the_pixel_baseline(fashion, tmp_path):
-    """A real fine-tune, sized for CI: ``python -m bmcore train --data DATASET --num-train-epochs 2 --no-augment`` with
-    the image defaults otherwise (the built-in EfficientNet-Lite0, learning rate 1e-3, 64 px) on 6,000 Fashion-MNIST
-    training images of all ten classes, scored on 1,000 of its test images. Augmentation is off: at this budget it
-    costs accuracy on Fashion-MNIST (bench/NOTES.md)."""
-    from bmcore.images import FASHION_MNIST_CLASSES
-
-    frames = fashion_frames(FINE_TUNE_PER_CLASS, dict(enumerate(FASHION_MNIST_CLASSES)))
-    bdata.save_prepared(bdata.PreparedDataset(name="fashion-10", source="fashion-mnist idx files",
-                                              columns=bdata.Columns(["image"], "label"),
-                                              label_names=sorted(FASHION_MNIST_CLASSES), splits=frames, modality="image"))
-    run_dir = tmp_path / "lite0"
-    out = cli("train", "--data", "fashion-10", "--num-train-epochs", "2", "--no-augment", "--out", str(run_dir), timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
-    config = json.loads((run_dir / runs.CONFIG_FILE).read_text())
-    assert config["model_name_or_path"] == "builtin:efficientnet-lite0" and config["learning_rate"] == 1e-3
-    ev = json.loads((run_dir / runs.EVAL_FILE).read_text())
-    accuracy, baseline = ev["test"]["accuracy"], ev["baseline"]["accuracy"]
-    assert accuracy >= ACC_BAR, (accuracy, baseline)
-    assert accuracy >= baseline + GAP_BAR, (accuracy, baseline)
 
 
 def test_torchrun_two_processes_train_an_image_model(tiny_resnet, fashion_ds, tmp_path):

@@ -82,8 +82,9 @@ class Task:
         """Facts about the inputs saved with the model in ``bmcore.json`` (images: the image size)."""
         return {}
 
-    def training_overrides(self, config: Any) -> dict[str, Any]:
-        """``TrainingArguments`` this task sets differently from the text defaults (bmcore.trainer.build_training_args)."""
+    def training_overrides(self, config: Any, n_train: int = 0, world_size: int = 1) -> dict[str, Any]:
+        """``TrainingArguments`` this task sets differently from the text defaults (bmcore.trainer.build_training_args),
+        for ``n_train`` training examples over ``world_size`` processes."""
         return {}
 
     # --- the model ---------------------------------------------------------------------------
@@ -105,6 +106,11 @@ class Task:
 
     def init_model(self, model: Any, targets: list[Any], config: Any) -> str | None:
         """Adjust a freshly built model before training (e.g. its head's bias); returns a line for the log, or None."""
+        return None
+
+    def finish_training(self, model: Any, train: Any) -> str | None:
+        """Adjust the trained model before it is scored and saved (``train``: the encoded training split; images
+        recompute batch-norm statistics on it); returns a line for the log, or None."""
         return None
 
     def collator(self, tokenizer: Any) -> Any:

@@ -1,0 +1,134 @@
+"""Small data, images (issue 27): batch-norm statistics that follow the new images, and the built-in model's first run
+on 100 Fashion-MNIST images per class against the pixel baseline (scripts/small_data_images.py measures the rest)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from test_image_task import CLASSES, FASHION, cli, fashion_frames
+
+from bmcore import data as bdata
+from bmcore import runs
+from bmcore.config import TrainConfig
+from bmcore.models import resolve_model
+from bmcore.tasks import get_task
+from bmcore.tasks.image_classification import (
+    BN_MOMENTUM,
+    MIN_STEPS,
+    ImageSplit,
+    collate,
+    follow_new_data,
+    recompute_batch_norm,
+    small_data_steps,
+)
+from bmcore.vision import load_image_classifier, load_image_processor
+
+BatchNorm = torch.nn.modules.batchnorm._BatchNorm
+
+
+def momenta(model: torch.nn.Module) -> set[float | None]:
+    return {m.momentum for m in model.modules() if isinstance(m, BatchNorm)}
+
+
+def test_the_builtin_model_fine_tunes_with_batch_norm_statistics_that_follow_the_new_images():
+    """The built-in EfficientNet-Lite0 is converted with TensorFlow's decay 0.99 (torch momentum 0.01, kept: the saved
+    folder is the faithful conversion); the image task trains it at torch's 0.1, so a short fine-tune evaluates with
+    statistics of the new images, not ImageNet's."""
+    ref = resolve_model("builtin:efficientnet-lite0")
+    assert 0.01 in momenta(load_image_classifier(ref))
+    model = get_task("single_label_classification", "image").load_model(
+        ref, ["a", "b"], TrainConfig(dataset="x"), {"attn_implementation": "eager"})
+    assert momenta(model) == {BN_MOMENTUM}
+
+
+def test_any_cnn_with_batch_norm_follows_the_new_images(tiny_resnet, tiny_vit):
+    """The same for any CNN (a ResNet whose layers were made slow); faster layers stay as they are, and a model
+    without batch norm (ViT) is left alone."""
+    resnet = load_image_classifier(str(tiny_resnet))
+    layers = [m for m in resnet.modules() if isinstance(m, BatchNorm)]
+    layers[0].momentum, layers[1].momentum, layers[2].momentum = 0.01, 0.5, None  # None: a cumulative average
+    assert follow_new_data(resnet) == 1
+    assert [m.momentum for m in layers[:3]] == [BN_MOMENTUM, 0.5, None]
+    assert follow_new_data(load_image_classifier(str(tiny_vit))) == 0
+    # and the statistics do move: 30 train-mode batches of images unlike ImageNet's put the running mean near theirs
+    layer = torch.nn.BatchNorm2d(3, momentum=0.01)
+    follow_new_data(layer)
+    layer.train()
+    for _ in range(30):
+        layer(torch.full((4, 3, 8, 8), 5.0))
+    assert layer.running_mean.min() > 4.7
+
+
+def test_batch_norm_statistics_are_recomputed_on_the_training_images(tiny_resnet, tiny_vit):
+    """After training, each batch-norm layer's running mean is the plain average over the (unaugmented) training images
+    through the final weights: the first layer's equals its input's mean over all 16 images exactly. The model's mode
+    and momenta are as they were; a model without batch norm is left alone."""
+    frames = fashion_frames({"train": 4, "validation": 0, "test": 0}, CLASSES)["train"]  # 16 real images
+    model, processor = load_image_classifier(str(tiny_resnet)), load_image_processor(str(tiny_resnet))
+    split = ImageSplit(frames["image"].tolist(), [0] * len(frames), processor, 32, train=True, seed=1)
+    layers = [m for m in model.modules() if isinstance(m, BatchNorm)]
+    layers[0].momentum = 0.01
+    model.train()
+    assert recompute_batch_norm(model, split, batch_size=8) == 16
+    assert model.training and layers[0].momentum == 0.01
+    seen: list[torch.Tensor] = []
+    layers[0].register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    model.eval()
+    with torch.no_grad():
+        model(pixel_values=collate([ImageSplit(split.images, split.targets, processor, 32)[i] for i in range(16)])["pixel_values"])
+    assert torch.allclose(layers[0].running_mean, seen[0].mean(dim=(0, 2, 3)), atol=1e-5)
+    assert int(layers[0].num_batches_tracked) == 2
+    assert recompute_batch_norm(load_image_classifier(str(tiny_vit)), split) == 0
+
+
+def test_a_small_image_set_trains_for_at_least_min_steps_with_the_default_epochs(monkeypatch):
+    """500 images make 16 steps an epoch, 48 in the default three: the run takes MIN_STEPS (100) instead, evaluating
+    each epoch; 1,000 images (96 steps) too; from 1,067 images three epochs are enough. An epoch count or step count
+    the user set stands. 40 images (2 steps an epoch) evaluate every 10 steps, not 50 times; under DDP the steps count
+    all processes' batches; a deployment's epoch cap bounds the extra epochs."""
+    config = TrainConfig(dataset="x")
+    assert small_data_steps(config, 500) == {"max_steps": MIN_STEPS} == small_data_steps(config, 1000)
+    assert small_data_steps(config, 1067) == {} == small_data_steps(config, 60_000)
+    assert small_data_steps(TrainConfig(dataset="x", num_train_epochs=3), 500) == {}
+    assert small_data_steps(TrainConfig(dataset="x", max_steps=20), 500) == {}
+    assert small_data_steps(config, 40) == {"max_steps": 100, "eval_strategy": "steps", "save_strategy": "steps",
+                                            "eval_steps": 10, "save_steps": 10}
+    assert small_data_steps(config, 1000, world_size=2) == {"max_steps": MIN_STEPS}  # 16 steps an epoch: 48 in three
+    assert small_data_steps(config, 3200, world_size=2) == {}  # 50 steps an epoch
+    args = get_task("single_label_classification", "image").training_overrides(config, 500)
+    assert args["max_steps"] == MIN_STEPS and args["remove_unused_columns"] is False
+    monkeypatch.setenv("BMCORE_MAX_EPOCHS", "4")
+    assert small_data_steps(config, 500) == {"max_steps": 64}  # 4 epochs of 16 steps
+
+
+SMALL_PER_CLASS = {"train": 100, "validation": 13, "test": 200}
+# The first 200 images of each class of the official test split: a fixed stratified sample of 2,000 (one standard error
+# at 0.8 is 0.009). Measured 0.845 against the pixel baseline's 0.8015 (2026-12-06); before issue 27 the same defaults
+# scored about 0.76 on 100 images per class (README "Small data, images").
+SMALL_ACC_BAR = 0.80
+
+
+@pytest.mark.slow
+def test_builtin_model_on_100_images_per_class_beats_the_pixel_baseline(tmp_path):
+    """Issue 27's bar, every default: ``python -m bmcore train --data DATASET`` (the built-in EfficientNet-Lite0,
+    learning rate 1e-3, 64 px, augmentation, at least 100 steps) on 100 Fashion-MNIST training images per class
+    reaches 0.80 test accuracy and beats logistic regression on pixels trained on the same images."""
+    from bmcore.images import FASHION_MNIST_CLASSES
+
+    if not (FASHION / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    frames = fashion_frames(SMALL_PER_CLASS, dict(enumerate(FASHION_MNIST_CLASSES)))
+    bdata.save_prepared(bdata.PreparedDataset(name="fashion-100", source="fashion-mnist idx files",
+                                              columns=bdata.Columns(["image"], "label"),
+                                              label_names=sorted(FASHION_MNIST_CLASSES), splits=frames, modality="image"))
+    run_dir = tmp_path / "lite0"
+    out = cli("train", "--data", "fashion-100", "--out", str(run_dir), timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    config = json.loads((run_dir / runs.CONFIG_FILE).read_text())
+    assert config["model_name_or_path"] == "builtin:efficientnet-lite0" and config["learning_rate"] == 1e-3
+    ev = json.loads((run_dir / runs.EVAL_FILE).read_text())
+    accuracy, baseline = ev["test"]["accuracy"], ev["baseline"]["accuracy"]
+    assert sum(map(sum, ev["test"]["confusion_matrix"])) == 2000
+    assert accuracy >= SMALL_ACC_BAR and accuracy > baseline, (accuracy, baseline)
