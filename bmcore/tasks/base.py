@@ -20,6 +20,9 @@ class Task:
     modality = "text"  # what the inputs are: "text", or "image" (a prepared dataset's ``modality``)
     own_job = False  # True: :meth:`run` trains the model; False: the shared fine-tuning loop (bmcore.train.fine_tune)
     defaults: dict[str, Any] = {}  # TrainConfig settings this task starts from instead of TrainConfig's own defaults
+    # A run on its defaults (no epochs or steps set) makes at least this many optimiser steps: small data trains more
+    # epochs (bmcore.schedule). 0: no such rule.
+    min_train_steps = 0
     label_quality = False  # True: bmcore.quality can score its datasets' labels (one class per row, a text input)
 
     # --- the job ---------------------------------------------------------------------------
