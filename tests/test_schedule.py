@@ -8,7 +8,7 @@ import pytest
 from bmcore import data as bdata
 from bmcore import report, runs
 from bmcore.config import TrainConfig
-from bmcore.estimate import count_evaluations, total_steps
+from bmcore.estimate import count_evaluations, estimate_duration, total_steps
 from bmcore.schedule import MAX_AUTO_EPOCHS, planned_steps, resolve_schedule
 from bmcore.tasks import get_task
 
@@ -116,15 +116,17 @@ def test_the_cli_says_it_before_the_run(tiny_model, capsys, monkeypatch):
 
 def test_the_job_resolves_logs_and_records_the_rule(tiny_model, monkeypatch):
     """Every default on 64 training rows in batches of 64 under a 3-epoch cap: 3 epochs of one step, one evaluation
-    each, and the reason in status.json and train.log."""
+    each (the estimate counts the same), and the reason in status.json and train.log."""
     from bmcore.train import run_training
 
     monkeypatch.setenv("BMCORE_MAX_EPOCHS", "3")  # the rule's 30 epochs would cost 30 checkpoints here
     name = _prepare("job-rows", 80)  # 64 train
     config = TrainConfig(model_name_or_path=str(tiny_model), dataset=name, max_seq_length=32, per_device_train_batch_size=64)
+    est = estimate_duration(config, probe_steps=2)  # the estimate resolves the schedule as the job does
     run_dir = runs.create_run(config, "small")
     status = run_training(run_dir)
-    assert status["state"] == runs.COMPLETED and status["total_steps"] == 3
+    assert status["state"] == runs.COMPLETED and status["total_steps"] == 3 == est["total_steps"]
+    assert est["evaluations"] == 3
     assert status["schedule"].startswith("small dataset: 64 training rows, so the default 3 epochs in batches of 64")
     assert "small dataset: 64 training rows" in (run_dir / runs.LOG_FILE).read_text()
     assert len([r for r in runs.read_metrics(run_dir) if r["kind"] == "eval"]) == 3
