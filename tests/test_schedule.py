@@ -131,3 +131,4 @@ def test_the_job_resolves_logs_and_records_the_rule(tiny_model, monkeypatch):
     assert "small dataset: 64 training rows" in (run_dir / runs.LOG_FILE).read_text()
     assert len([r for r in runs.read_metrics(run_dir) if r["kind"] == "eval"]) == 3
     assert runs.load_run_config(run_dir).num_train_epochs is None  # config.json keeps what the user asked for
+    assert "| epochs and batches | `small dataset: 64 training rows" in (run_dir / "model" / "README.md").read_text()
