@@ -45,7 +45,10 @@ class TrainConfig:
     label_delimiter: str | None = _f(None, "Multi-label raw source: the label column holds several labels separated by this "
                                            "(, ; | or json for JSON lists). Auto-detected when empty.", choices=LABEL_DELIMITERS)
     max_seq_length: int = _f(DEFAULT_MAX_SEQ_LENGTH, "Tokens per input; longer texts are truncated. Shorter is faster (cost grows faster than length).")
-    num_train_epochs: float | None = _f(None, f"Passes over the training data (default {DEFAULT_EPOCHS:g}). Give this or max_steps.")
+    num_train_epochs: float | None = _f(None, f"Passes over the training data. Empty (0 on the Train page): auto, "
+                                        f"{DEFAULT_EPOCHS:g}, or on a small text dataset more epochs in batches of "
+                                        "per_device_train_batch_size, so the run makes enough optimiser steps (bmcore.schedule). "
+                                        "Give this or max_steps.")
     max_steps: int | None = _f(None, "Total optimizer steps; overrides epochs. Give this or num_train_epochs.")
     learning_rate: float = _f(1e-4, "Peak learning rate of AdamW for batches of per_device_train_batch_size; small encoders like MiniLM like 1e-4, "
                                  "BERT-base 2e-5 to 5e-5. Multi-label data starts at 3e-4 (with batch_growth 2): each label learns from "

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .config import TrainConfig
+from .schedule import resolve_schedule, steps_per_epoch
 
 PROBE_WARMUP_STEPS = 2  # untimed: first-call allocations, kernel selection, the optimizer's state
 PROBE_MIN_STEPS = 3  # timed steps at least...
@@ -27,23 +28,6 @@ PROBE_MIN_S = 4.0  # ...and seconds at least, so one slow or fast step does not 
 PROBE_MAX_STEPS = 40
 PROBE_MAX_S = 40.0  # a probe on a very slow machine stops here and extrapolates from what it has
 EVAL_PROBE_BATCHES = 3  # evaluation batches timed after one untimed: forward passes as the job's evaluations run them
-
-
-def steps_per_epoch(config: TrainConfig, n_train: int, world_size: int = 1, lengths: Sequence[int] | None = None) -> int:
-    """Optimizer steps in one pass over ``n_train`` examples (at least 1).
-
-    With the training texts' token ``lengths``, short texts are counted in the larger batches
-    that ``batch_growth`` gives them (:mod:`bmcore.batching`); without, every batch holds
-    ``per_device_train_batch_size`` examples.
-    """
-    if lengths is not None and config.batch_growth > 1:
-        from .batching import TokenBudgetBatchSampler
-
-        sampler = TokenBudgetBatchSampler(lengths, config.per_device_train_batch_size, config.max_seq_length, config.batch_growth)
-        batches = math.ceil(len(sampler) / max(world_size, 1))
-    else:
-        batches = math.ceil(n_train / (config.per_device_train_batch_size * max(world_size, 1)))
-    return max(1, math.ceil(batches / config.gradient_accumulation_steps))
 
 
 def total_steps(config: TrainConfig, n_train: int, world_size: int = 1, lengths: Sequence[int] | None = None) -> int:
@@ -214,6 +198,7 @@ def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, w
     precision = plan["precision"]
     dev = torch_device(device)
     task = task_for_config(config, ds)
+    config = resolve_schedule(config, n_train, task.min_train_steps, world_size).apply(config)  # as the job resolves it
     label_names = task.label_names(ds)
     labels = task.targets(train, label_names)  # the model's own loss: the task's targets, as training feeds them
     val_labels = task.targets(val, label_names) if n_val else []

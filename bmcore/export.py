@@ -279,6 +279,9 @@ def model_card(run_dir: str | Path) -> str:
         lines.append(f"| training | {last.get('step', '-')} steps in {float(last['elapsed_s']):.0f} s |")
     if meta.get("precision"):
         lines.append(f"| precision used | `{meta['precision']}` |")
+    status = _read(run_dir / runs.STATUS_FILE)
+    if isinstance(status.get("schedule"), str):  # the small-data rule's epochs and batches, where the table says unset
+        lines.append(f"| epochs and batches | {md_code(status['schedule'], in_table=True)} |")
     lines.append("")
 
     if image:

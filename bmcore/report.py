@@ -17,12 +17,14 @@ import pandas as pd
 
 from . import runs
 from .baseline import PIXEL_BASELINE_NAME
+from .config import DEFAULT_EPOCHS
 from .data import DATASET_META, SPLITS, dataset_dir, is_prepared
 from .display import md, plot_text
 from .errors import BmcoreError
 from .estimate import format_duration
 from .evaluate import find_evaluation
 from .files import read_json
+from .schedule import planned_steps, resolve_schedule
 from .splits import examples_of
 from .tasks import MULTI_LABEL, get_task
 from .workspace import runs_dir
@@ -190,6 +192,48 @@ def estimate_note(est: dict[str, Any], ended: str) -> tuple[bool, str]:
         return True, (f"The machine was busy while timing (load {est['load']} on {est['cores']} cores), so this errs "
                       f"long; time it again when it is idle. {timed}.")
     return False, f"{timed}. Once the run starts, its progress bar gives the time left from its own measured speed."
+
+
+def schedule_note(config: Any, n_train: int, min_steps: int) -> str | None:
+    """Before a run starts: the sentence on a run that would make few optimiser steps, and what the small-data default
+    does about it (:mod:`bmcore.schedule`); None when the run makes enough (or its task has no minimum)."""
+    if not min_steps or n_train <= 0:
+        return None
+    sched = resolve_schedule(config, n_train, min_steps)
+    if sched.small_data:
+        fewest = math.ceil(DEFAULT_EPOCHS * sched.steps_per_epoch / max(config.batch_growth, 1))
+        steps = planned_steps(sched, config)
+        if sched.epochs and sched.epochs > DEFAULT_EPOCHS:
+            how = f"trains {sched.epochs:g} epochs in batches of {config.per_device_train_batch_size} instead ({steps:,} steps)"
+        else:
+            how = (f"keeps batches at {config.per_device_train_batch_size} examples (batch growth off), so its "
+                   f"{DEFAULT_EPOCHS:g} epochs make {steps:,} steps")
+        return (f"Small dataset: {n_train:,} training rows could make as few as {fewest:,} optimiser steps in the default "
+                f"{DEFAULT_EPOCHS:g} epochs with short texts in grown batches, too few to learn from. The run {how}; the best "
+                "epoch on the validation split is kept. Set the epochs or steps yourself to choose otherwise.")
+    steps = planned_steps(sched, config)
+    grown = config.max_steps is None and config.batch_growth > 1
+    fewest = math.ceil(steps / config.batch_growth) if grown else steps
+    if fewest >= min_steps:
+        return None
+    how_many = f"{fewest:,} to {steps:,}" if grown and fewest < steps else f"{steps:,}"
+    return (f"Few optimiser steps: this run makes {how_many} ({n_train:,} training rows), and a model learns little in "
+            f"fewer than {min_steps}. Leave the epochs on auto for the small-data default, or raise the epochs or steps"
+            f"{' and set batch growth to 1' if grown else ''}.")
+
+
+def run_schedule_note(config: Any) -> str | None:
+    """:func:`schedule_note` for a run on a prepared dataset (its train rows and task from its ``dataset.json``);
+    None for a raw source, whose size the job learns (and logs) when it prepares it."""
+    if not is_prepared(config.dataset):
+        return None
+    meta = runs.read_json(dataset_dir(config.dataset) / DATASET_META)
+    try:
+        task = get_task(meta.get("problem_type"), meta.get("modality"))
+        n_train = int(meta.get("splits", {}).get("train", 0))
+    except (BmcoreError, TypeError, ValueError, AttributeError):
+        return None  # a damaged dataset.json: the job refuses it in one line
+    return schedule_note(config, n_train, task.min_train_steps)
 
 
 def missed_note(problem_type: Any, metrics: Any, split: str = "test") -> str:

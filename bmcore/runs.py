@@ -243,7 +243,8 @@ STATUS_FIELDS = {
     **dict.fromkeys(("best_metric", "test_accuracy", "test_macro_f1", "mean_examples_per_step",
                      "perplexity_before", "perplexity_after"), _NUMBER),
     **dict.fromkeys(("pid", "total_steps", "world_size"), "a whole number"),
-    **dict.fromkeys(("error", "best_metric_name", "precision", "notice", "head_notice", "mlm_head", "phase", "message"),
+    **dict.fromkeys(("error", "best_metric_name", "precision", "notice", "head_notice", "mlm_head", "phase", "message",
+                     "schedule"),
                     _TEXT),
     **dict.fromkeys(("pid_start", "done", "total"), "a whole number"),
 }

@@ -22,6 +22,7 @@ from .config import TrainConfig
 from .data import PreparedDataset, is_prepared, load_prepared, resolve_dataset, save_prepared
 from .errors import BmcoreError
 from .limits import check_training
+from .schedule import resolve_schedule
 from .tasks import Task, get_task
 from .trainer import (
     build_training_args,
@@ -143,6 +144,12 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
     model = task.load_model(mref, label_names, config, plan)
     if not resume and (note := task.init_model(model, train_targets, config)):
         log.info(note)
+    schedule = resolve_schedule(config, len(train_ds), task.min_train_steps, world_size())
+    if schedule.small_data:  # more epochs in plain batches, so a small set gets enough optimiser steps
+        log.info(schedule.reason)
+        config = schedule.apply(config)
+        if main:
+            runs.write_status(run_dir, schedule=schedule.reason)
     lengths = list(train_ds["length"]) if "length" in (getattr(train_ds, "column_names", None) or ()) else []
     batch_growth = config.batch_growth if lengths else 1  # token-budget batches need token lengths
     mean_batch = mean_examples_per_step(config, lengths)

@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from bmcore import jobs, report, runs
-from bmcore.config import BEST_METRICS, CLASS_WEIGHTS, DEFAULT_EPOCHS, INTERVALS, TrainConfig, config_fields
+from bmcore.config import BEST_METRICS, CLASS_WEIGHTS, INTERVALS, TrainConfig, config_fields
 from bmcore.data import list_prepared
 from bmcore.display import md
 from bmcore.errors import BmcoreError
@@ -176,7 +176,7 @@ with settings:
     if by_steps:
         max_steps = c[0].number_input("Steps", 0, 10**7, 500, step=50, key="train_max_steps", help=HELP["max_steps"])
     else:
-        epochs = c[0].number_input("Epochs", 0.0, 1000.0, D.num_train_epochs or DEFAULT_EPOCHS, step=1.0, key="train_epochs",
+        epochs = c[0].number_input("Epochs (0: auto)", 0.0, 1000.0, D.num_train_epochs or 0.0, step=1.0, key="train_epochs",
                                    help=HELP["num_train_epochs"])
     lr = c[1].number_input("Learning rate", 0.0, 1.0, D.learning_rate, step=1e-5, format="%.1e", key="train_lr",
                            help=HELP["learning_rate"])
@@ -242,7 +242,7 @@ with settings:
     try:
         config = TrainConfig(
             model_name_or_path=model, dataset=dataset, max_seq_length=int(seq_len),
-            num_train_epochs=None if by_steps else float(epochs), max_steps=int(max_steps) if by_steps else None,
+            num_train_epochs=None if by_steps or not epochs else float(epochs), max_steps=int(max_steps) if by_steps else None,
             learning_rate=float(lr), per_device_train_batch_size=int(batch), gradient_accumulation_steps=int(accum),
             warmup_steps=float(warmup), weight_decay=float(decay), lr_scheduler_type=scheduler, precision=precision,
             seed=int(seed), eval_strategy=strategy, eval_steps=int(eval_steps) if eval_steps else None,
@@ -258,6 +258,8 @@ with settings:
         st.stop()
     if precision_notice:
         st.info(md(precision_notice))
+    if steps_note := report.run_schedule_note(config):  # few optimiser steps, said before the run starts
+        st.info(md(steps_note), icon=":material/info:")
 
     st.subheader("Estimated duration")
     if st.toggle("Time a few training steps on this machine", key="train_estimate",

@@ -54,7 +54,7 @@ def test_format_duration(seconds, text):
 
 def test_probe_measures_and_extrapolates(tiny_model, toy_dataset):
     config = cfg(model_name_or_path=str(tiny_model), per_device_train_batch_size=8, max_seq_length=32,
-                 gradient_accumulation_steps=2, batch_growth=4)
+                 gradient_accumulation_steps=2, batch_growth=4, num_train_epochs=3.0)  # set: no small-data rule
     est = estimate_duration(config, probe_steps=2)
     assert est["precision"] == select_precision("auto", detect_device())[0]
     train = bdata.load_prepared(toy_dataset).splits["train"]

@@ -174,3 +174,17 @@ def test_the_estimate_toggle_stays_on_when_you_leave_and_come_back(tiny_model, s
     assert at.toggle(key="train_estimate").value
     for job in jobs.list_jobs("estimate"):  # the timing jobs are not what this test is about
         jobs.cancel(job)
+
+
+def test_the_page_says_when_a_run_makes_few_steps(sst_tiny):
+    """Before the run starts: on auto epochs the small-data default is explained; 2 epochs set by hand are too few."""
+    at = open_train_page()
+    at.selectbox(key="train_dataset").select(sst_tiny).run()
+    assert at.number_input(key="train_epochs").value == 0  # auto
+    notes = [i.value for i in at.info if "optimiser steps" in i.value]
+    assert len(notes) == 1 and notes[0].startswith("Small dataset: 160 training rows"), notes
+    assert "trains 30 epochs in batches of 32 instead (150 steps)" in notes[0]
+    at.number_input(key="train_epochs").set_value(2.0).run()
+    notes = [i.value for i in at.info if "optimiser steps" in i.value]
+    assert len(notes) == 1 and notes[0].startswith("Few optimiser steps: this run makes 3 to 10 (160 training rows)"), notes
+    assert not at.exception

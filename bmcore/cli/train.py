@@ -11,7 +11,7 @@ import time
 import typing
 from pathlib import Path
 
-from .. import runs
+from .. import report, runs
 from ..config import TrainConfig, config_fields
 from ..defaults import task_defaults
 from ..errors import BmcoreError
@@ -111,6 +111,8 @@ def _run(args: argparse.Namespace) -> int:
         notice = runs.preflight(config)
         if notice and int(os.environ.get("RANK", "0")) == 0:
             print(f"notice: {notice}", file=sys.stderr, flush=True)
+        if (steps_note := report.run_schedule_note(config)) and int(os.environ.get("RANK", "0")) == 0:
+            print(f"notice: {steps_note}", file=sys.stderr, flush=True)  # the Train page's line on few optimiser steps
         target = args.out or args.run_dir
         if int(os.environ.get("RANK", "0")) > 0:
             # Under torchrun every rank runs this command; rank 0 creates the folder, the others join it.

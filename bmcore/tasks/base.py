@@ -23,6 +23,9 @@ class Task:
     label_quality = False  # True: bmcore.quality can score its datasets' labels (one class per row)
     quality_encoders: tuple[str, ...] = ()  # the features its label-quality check can use, the default first
     more_data = "add training examples"  # what to try against overfitting, besides fewer epochs and a lower rate
+    # A run on its defaults (no epochs or steps set) makes at least this many optimiser steps: small data trains more
+    # epochs (bmcore.schedule). 0: no such rule.
+    min_train_steps = 0
 
     # --- the job ---------------------------------------------------------------------------
 

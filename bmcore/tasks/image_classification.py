@@ -345,6 +345,7 @@ class ImageClassification(SingleLabelClassification):
     title = "Image classification"
     modality = "image"
     quality_encoders = (DEFAULT_IMAGE_MODEL,)  # label quality: the built-in model's pooled features (bmcore.quality_images)
+    min_train_steps = 0  # not bmcore.schedule's text rule: images have their own minimum (small_data_steps, MIN_STEPS)
     # The built-in CNN, and its learning rate: on 6,000 Fashion-MNIST images (1 epoch, 64 px) 1e-4 reached 0.62 test
     # accuracy, 1e-3 0.78 and 3e-3 0.80 (bench/NOTES.md). ViT-like models want less (1e-4 or below).
     defaults: dict[str, Any] = {"model_name_or_path": DEFAULT_IMAGE_MODEL, "learning_rate": 1e-3}
