@@ -14,7 +14,9 @@ Inference (the Playground and evaluation): ``bmcore`` against ``transformers.pip
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import tempfile
 import time
@@ -348,6 +350,19 @@ def _recipe_bmcore(texts: list[str], gold: list[str], max_len: int, warmup: int,
     return last["train_s"] - first["train_s"], last["examples"] - first["examples"], last["tokens"] - first["tokens"]
 
 
+@contextlib.contextmanager
+def _training_log_at(level: int):
+    """The training logger at ``level`` while a benchmark runs its jobs in this process, as it was afterwards (a
+    caller's own runs keep their train.log lines)."""
+    logger = logging.getLogger("bmcore.train")
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
 def _quiet() -> None:
     from transformers.utils import logging as hf_logging
 
@@ -355,15 +370,14 @@ def _quiet() -> None:
     hf_logging.disable_progress_bar()
 
 
+@_training_log_at(logging.WARNING)
 def bench_training(kinds: tuple[str, ...] = ("short", "long"), quick: bool = False, model: str = DEFAULT_MODEL,
                    log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train with the four recipes on each kind of text; samples/s, real tokens/s, MFU, peak RSS and ratios."""
-    import logging
 
     from .config import TrainConfig
     from .models import load_config, load_tokenizer, resolve_model
 
-    logging.getLogger("bmcore.train").setLevel(logging.WARNING)
     warmup, steps = (2, 6) if quick else (3, 20)
     device = detect_device()
     measured = machine_peak(device, log)
@@ -552,17 +566,16 @@ def _tta_result(curve: list[dict[str, float]], target: float) -> dict[str, Any]:
 TTA_SEEDS = (42, 7, 1)  # one setting's crossing point moves by up to ~28k examples between seeds: the median is reported
 
 
+@_training_log_at(logging.WARNING)
 def bench_time_to_accuracy(model: str = DEFAULT_MODEL, target: float = TARGET_ACCURACY, seeds: tuple[int, ...] = TTA_SEEDS,
                            log: Callable[[str], None] = print, data: tuple[Any, Any] | None = None) -> dict[str, Any]:
     """Seconds of training until SST-2 dev accuracy reaches ``target`` (or one epoch): ``trainer-best`` against
     ``bmcore``, side by side for each seed; the speedup reported is the median of the per-seed ratios. ``data``
     (train, dev) replaces SST-2."""
-    import logging
     import statistics
 
     from .models import resolve_model
 
-    logging.getLogger("bmcore.train").setLevel(logging.WARNING)
     train, dev = data if data is not None else _sst2()
     log(f"\ntime to {target:.2f} SST-2 dev accuracy (or one epoch; training seconds, evaluations not counted), "
         f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}")
@@ -682,14 +695,13 @@ def _image_recipe_bmcore(df: Any, names: list[str], model: str, warmup: int, ste
     return last["train_s"] - first["train_s"], last["examples"] - first["examples"], str(status.get("precision", "?"))
 
 
+@_training_log_at(logging.ERROR)  # its 8 validation images draw a "never predicted" warning
 def bench_images(quick: bool = False, model: str = "builtin:efficientnet-lite0",
                  log: Callable[[str], None] = print) -> dict[str, Any]:
     """Training samples/s on Fashion-MNIST images at 64 px: bmcore's job against the plain ``Trainer`` recipe."""
-    import logging
 
     from .models import resolve_model
 
-    logging.getLogger("bmcore.train").setLevel(logging.ERROR)  # its 8 validation images draw a "never predicted" warning
     warmup, steps = (2, 6) if quick else (3, 25)
     try:
         df, names = _fashion_sample((warmup + steps) * BATCH * 2)

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups in its own hook
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Groups for pytest-xdist (scripts/test.sh runs ``-n 2 --dist loadgroup``): a module's tests stay on one worker,
     so a module-scoped fixture (test_evaluate's MiniLM fine-tune) is built once; the browser tests form one group, so

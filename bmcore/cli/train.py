@@ -111,8 +111,6 @@ def _run(args: argparse.Namespace) -> int:
         notice = runs.preflight(config)
         if notice and int(os.environ.get("RANK", "0")) == 0:
             print(f"notice: {notice}", file=sys.stderr, flush=True)
-        if (steps_note := report.run_schedule_note(config)) and int(os.environ.get("RANK", "0")) == 0:
-            print(f"notice: {steps_note}", file=sys.stderr, flush=True)  # the Train page's line on few optimiser steps
         target = args.out or args.run_dir
         if int(os.environ.get("RANK", "0")) > 0:
             # Under torchrun every rank runs this command; rank 0 creates the folder, the others join it.
@@ -122,6 +120,8 @@ def _run(args: argparse.Namespace) -> int:
         else:
             run_dir = runs.create_run(config, run_dir=target) if target else runs.create_run(config)
             print(json.dumps({"run_dir": str(run_dir)}), flush=True)
+            if steps_note := report.run_schedule_note(config):  # after every check: an error stays one line
+                print(f"notice: {steps_note}", file=sys.stderr, flush=True)  # the Train page's line on few steps
     if args.background:
         pid = runs.launch(run_dir, resume=args.resume) if existing else runs.launch_new(run_dir)
         print(json.dumps({"run_dir": str(run_dir), "pid": pid}))
