@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from _server import ARGS, CHROMIUM, Server, choose, fill, go, idle, need_chromium, shot, wait_job_result, wait_runs_ended
 from conftest import ROOT
+from test_quality_journey import pick_row
 
 from bmcore import data as bdata
 from bmcore import images as bimg
@@ -65,16 +66,6 @@ def zips(tmp: Path) -> tuple[Path, Path, Path]:
     return tmp / "garments.zip", tmp / "new-garments.zip", sneaker
 
 
-def pick_flag(page, n: int) -> None:
-    """Choose the ``n``-th flag (0 = first) in the review's row picker with the keyboard."""
-    field = page.locator('[data-testid="stSelectbox"]').filter(has_text="Row to review").first.locator("input")
-    field.click()
-    for _ in range(n):
-        field.press("ArrowDown")
-    field.press("Enter")
-    idle(page)
-
-
 def test_small_image_zip_quality_train_evaluate_and_grad_cam(workspace: Path, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -117,7 +108,7 @@ def test_small_image_zip_quality_train_evaluate_and_grad_cam(workspace: Path, tm
             assert PHOTO in files, files
             photo = files.index(PHOTO)
             assert "outlier" in flags["issues"].iloc[photo]
-            pick_flag(page, photo)
+            pick_row(page, photo)
             page.get_by_text("drop", exact=True).first.click()
             idle(page)
             page.get_by_role("button", name="Record").click()
