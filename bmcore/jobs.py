@@ -18,6 +18,7 @@ process; the job ends ``cancelled`` at once, queued or running, and writes nothi
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -268,7 +269,16 @@ def wait(job_dir: Path, timeout: float = 600) -> dict[str, Any]:
 _READY = "handles_sigterm"  # status.json: the job's process may now be stopped with SIGTERM
 
 
+_HANDLER_PID: list[int] = []  # the job's own process, which installed _on_sigterm
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
+    if os.getpid() not in _HANDLER_PID:
+        # A worker the job forked (a multiprocessing pool, a DataLoader) inherited this handler; its parent stops it with
+        # SIGTERM, and a worker that raised instead of dying left that parent waiting for it forever. Die as by default.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     raise Cancelled()
 
 
@@ -283,6 +293,7 @@ def run_job(job_dir: str | Path) -> dict[str, Any]:
     kind = KINDS.get(str(cfg.get("kind")))
     if kind is None:
         raise BmcoreError(f"{job_dir.name}: unknown job kind {cfg.get('kind')!r}")
+    _HANDLER_PID[:] = [os.getpid()]
     signal.signal(signal.SIGTERM, _on_sigterm)
     lock = None
     try:

@@ -51,7 +51,9 @@ def find_image_issues(given: Sequence[str], probs: np.ndarray, features: np.ndar
     # Fresh settings each call: Datalab writes what it computed (the neighbour graph) into the dicts it is given. Its
     # 10 neighbours need 11 rows: fewer, and it prints an error (into the CLI's JSON) and skips the check.
     near = {"k": min(NEIGHBOURS, len(features) - 1)}
-    issue_types = {"label": {}, "outlier": dict(near), "near_duplicate": dict(near)}
+    # n_jobs 1: the label check's default forks a worker pool, which hung a job (bmcore.quality says the same of text)
+    label = {"clean_learning_kwargs": {"find_label_issues_kwargs": {"n_jobs": 1}}}
+    issue_types = {"label": label, "outlier": dict(near), "near_duplicate": dict(near)}
     with contextlib.redirect_stdout(sys.stderr):  # what Datalab prints is a log line, never the CLI's JSON
         lab.find_issues(pred_probs=probs, features=features, issue_types=issue_types)
     issues = lab.get_issues()

@@ -48,18 +48,21 @@ def pools(name: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         return train, train, _stratified(_read("sst2/dev.csv"), TEST_ROWS, 0)  # dev is the test: GLUE's test has no labels
     if name == "emotion":
         return _read("emotion/train.csv"), _read("emotion/val.csv"), _stratified(_read("emotion/test.csv"), TEST_ROWS, 0)
+    if name == "goemotions":  # multi-label: random samples (a label set is no stratum), dev is the test
+        train = _read("goemotions/train.csv")
+        return train, train, _read("goemotions/dev.csv").sample(TEST_ROWS, random_state=0)
     if name in ("ag_news", "sms_spam"):
         everything = _read("ag_news/test.csv" if name == "ag_news" else "sms_spam/all.csv")
         test = _stratified(everything, TEST_ROWS, 0)
         rest = everything.drop(test.index)
         return rest, rest, test
-    raise SystemExit(f"unknown set {name}; choose sst2, emotion, ag_news or sms_spam")
+    raise SystemExit(f"unknown set {name}; choose sst2, emotion, ag_news, sms_spam or goemotions")
 
 
 def _stratified(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     from sklearn.model_selection import train_test_split
 
-    part, _ = train_test_split(df, train_size=n, stratify=df["label"], random_state=seed)
+    part, _ = train_test_split(df, train_size=n, stratify=df["label"] if "label" in df else None, random_state=seed)
     return part
 
 
@@ -71,7 +74,7 @@ def build_cut(name: str, n: int, seed: int, folder: Path) -> Path:
     val = _stratified(val_pool, max(n // 5, 50), seed)
     folder.mkdir(parents=True, exist_ok=True)
     for split, df in (("train", train), ("validation", val), ("test", test)):
-        df[["text", "label"]].to_csv(folder / f"{split}.csv", index=False)
+        df[["text", "label" if "label" in df else "labels"]].to_csv(folder / f"{split}.csv", index=False)
     return folder
 
 
@@ -91,7 +94,7 @@ def run_one(name: str, n: int, seed: int, variant: str, settings: dict, scratch:
     status = run_training(run_dir)
     result = runs.read_eval(run_dir)
     return {"set": name, "n": n, "seed": seed, "variant": variant, "settings": settings,
-            "macro_f1": result["test"]["macro_f1"], "accuracy": result["test"]["accuracy"],
+            "macro_f1": result["test"]["macro_f1"], "accuracy": result["test"].get("accuracy", result["test"].get("subset_accuracy")),
             "tfidf_macro_f1": (result.get("baseline") or {}).get("macro_f1"),
             "steps": status.get("total_steps"), "schedule": status.get("schedule"), "wall_s": round(time.time() - t0, 1),
             "run_dir": str(run_dir)}

@@ -12,7 +12,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   else sudo apt-get update -qq && sudo apt-get install -y -qq "${missing[@]}" >/dev/null; fi
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-# BMCORE_TEST_WORKERS=2 runs two pytest-xdist workers (a module's tests stay together on one, the browser tests share
-# one: tests/conftest.py groups them). Off by default: on 2 cores it took 29 min 43 s for 51 CPU-minutes of work (the
-# real fine-tunes keep both cores busy either way, so little is gained) and a speed-comparing test flaked under it.
-exec python -m pytest -q -p no:cacheprovider -n "${BMCORE_TEST_WORKERS:-0}" --dist loadgroup "$@"
+# Two pytest-xdist workers by default (BMCORE_TEST_WORKERS=0: serial). A module's tests stay together on one worker and
+# the browser tests share one (tests/conftest.py groups them). Each worker's torch uses one thread (OMP_NUM_THREADS=1,
+# inherited by the jobs and servers it starts): two workers of two threads each on 2 cores fought over them, and the
+# suite took as long as serially (29 min 43 s against 29 min 5 s).
+workers="${BMCORE_TEST_WORKERS:-2}"
+if [ "$workers" != 0 ]; then export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"; fi
+exec python -m pytest -q -p no:cacheprovider -n "$workers" --dist loadgroup "$@"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,6 +107,45 @@ def multilabel_workspace(tmp_path_factory: pytest.TempPathFactory, shared_data: 
     ws.mkdir()
     train_goemotions(ws, tiny_model, shared_data)
     return ws
+
+
+SMS_RARE = "sms-rare"
+
+
+@pytest.fixture(scope="session")
+def minilm_sms(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    """A workspace with one real fine-tune, made once for every test that needs a trained builtin:minilm: SMS spam cut
+    to 2% spam in train (1,470 ham, 30 spam; 49:1), 250 validation and 300 test messages (50 spam), prepared as
+    ``sms-rare``, and ``runs/rare`` trained on it through the CLI with every default but 3 epochs and
+    ``--max-seq-length 64``. Tests that write copy it first (:func:`copy_workspace`). Its tests are marked
+    ``xdist_group("minilm_sms")``, so one pytest-xdist worker builds it once."""
+    import pandas as pd
+
+    from bmcore import data as bdata
+    from bmcore.cli import main
+
+    ws = tmp_path_factory.mktemp("minilm-sms") / "workspace"
+    ws.mkdir()
+    sms = pd.read_csv(shared_data / "sms_spam" / "all.csv").sample(frac=1, random_state=0)
+    ham, spam = sms[sms["label"] == "ham"], sms[sms["label"] == "spam"]
+    frames = {"train": pd.concat([ham.iloc[:1470], spam.iloc[:30]]),  # 49:1
+              "validation": pd.concat([ham.iloc[1720:1960], spam.iloc[80:90]]),
+              "test": pd.concat([ham.iloc[1470:1720], spam.iloc[30:80]])}  # enough spam to measure its recall
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BMCORE_WORKSPACE", str(ws))
+        bdata.save_prepared(bdata.prepare(bdata.RawData("sms", frames), SMS_RARE, use_source_splits=True, seed=0))
+        # 3 epochs set, as before the small-data rule (which would train 1,500 rows in 188 plain steps, not about 40
+        # grown ones): test_small_data_defaults_beat_tfidf holds the rule.
+        assert main(["train", "--data", SMS_RARE, "--out", str(ws / "runs" / "rare"), "--max-seq-length", "64",
+                     "--num-train-epochs", "3"]) == 0
+    for checkpoint in (ws / "runs" / "rare").glob("checkpoint-*"):
+        shutil.rmtree(checkpoint)  # the model is saved; copies stay small
+    return ws
+
+
+def copy_workspace(source: Path, workspace: Path) -> None:
+    """Copy a session fixture's workspace into a test's own, so the test may write."""
+    shutil.copytree(source, workspace, dirs_exist_ok=True)
 
 
 @pytest.fixture

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SMS_RARE
 
 from bmcore.baseline import baseline_metrics, baseline_predict, fit_baseline
 from bmcore.cli import main
@@ -30,55 +32,6 @@ from bmcore.tasks.single_label_classification import apply_temperature, fit_temp
 
 def read_csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False)
-
-
-def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Shuffle, sort by length within mega-batches of 8 batches, then shuffle the batches (as group_by_length does)."""
-    order = rng.permutation(len(lengths))
-    mega = [m[np.argsort(-lengths[m], kind="stable")] for m in np.array_split(order, max(1, len(order) // (batch_size * 8)))]
-    batches = [b for m in mega for b in np.array_split(m, max(1, round(len(m) / batch_size)))]
-    return [batches[k] for k in rng.permutation(len(batches))]
-
-
-def fine_tune(model_ref: str, train: pd.DataFrame, label_names: list[str], out_dir: Path, *, max_seq_length: int = 64,
-              lr: float = 6e-5, batch_size: int = 32, epochs: int = 1, seed: int = 0) -> Path:
-    """Test scaffolding: a minimal torch fine-tuning loop (AdamW, warmup + linear decay, bf16 autocast on CPU).
-
-    Deliberately independent of bmcore's training engine, so evaluation is tested on its own.
-    """
-    import torch
-
-    from bmcore.inference import write_model_meta
-    from bmcore.models import autocast_dtype, detect_device, load_classifier, load_tokenizer
-
-    torch.manual_seed(seed)
-    tok = load_tokenizer(model_ref)
-    model = load_classifier(model_ref, label_names)
-    model.train()
-    dtype = autocast_dtype(detect_device().precision) if detect_device().kind == "cpu" else None
-    texts = train["text"].tolist()
-    y = train["label"].map({n: i for i, n in enumerate(label_names)}).to_numpy()
-    lengths = np.array([len(t) for t in texts])
-    rng = np.random.default_rng(seed)
-    plan = [length_grouped_batches(lengths, batch_size, rng) for _ in range(epochs)]
-    steps = sum(map(len, plan))
-    warmup = max(1, steps // 10)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / (steps - warmup))))
-    for idx in (b for epoch in plan for b in epoch):
-        enc = tok([texts[j] for j in idx], truncation=True, max_length=max_seq_length, padding=True, return_tensors="pt")
-        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            loss = model(**enc, labels=torch.tensor(y[idx])).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad()
-    model.eval()
-    model.save_pretrained(out_dir)
-    tok.save_pretrained(out_dir)
-    write_model_meta(out_dir, max_seq_length=max_seq_length)
-    return out_dir
 
 
 # --- metrics -------------------------------------------------------------------------------
@@ -273,15 +226,17 @@ def test_compare_runs_on_fixed_tables(shared_data):
 # --- a real fine-tuned model (slow) ----------------------------------------------------------
 
 
-SPAM_TRAIN_ROWS = 3000
-
-
 @pytest.fixture(scope="module")
-def spam(shared_data, tmp_path_factory):
-    """builtin:minilm fine-tuned for one epoch on 3,000 SMS spam training rows, and its evaluation on test."""
-    ds = prepare(load_source(str(shared_data / "sms_spam" / "all.csv")), name="sms", seed=0)
-    train = ds.splits["train"].sample(n=SPAM_TRAIN_ROWS, random_state=0)
-    model_dir = fine_tune("builtin:minilm", train, ds.label_names, tmp_path_factory.mktemp("spam") / "model")
+def spam(minilm_sms, tmp_path_factory):
+    """conftest's builtin:minilm fine-tune on SMS spam (49:1, 250 validation messages), its model copied and evaluated
+    again here on its test split with ``save_temperature``."""
+    from bmcore.data import load_prepared
+
+    model_dir = tmp_path_factory.mktemp("spam") / "model"
+    shutil.copytree(minilm_sms / "runs" / "rare" / "model", model_dir)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BMCORE_WORKSPACE", str(minilm_sms))
+        ds = load_prepared(SMS_RARE)
     out = tmp_path_factory.mktemp("spam-eval")
     result = evaluate_model(str(model_dir), ds, "test", out, save_temperature=True)
     return ds, model_dir, result
@@ -314,6 +269,7 @@ def check_temperature_kept_only_if_it_helps(ds, model_dir: Path, result) -> None
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("minilm_sms")  # one worker builds conftest's minilm_sms for all its tests
 def test_temperature_scaling_is_kept_only_if_it_lowers_held_out_nll(spam):
     # Was test_temperature_scaling_lowers_validation_nll, which asserted a temperature is always kept: the rule now
     # keeps one only where it lowers the log loss on validation rows it was not fitted on (issue 27).
@@ -321,6 +277,7 @@ def test_temperature_scaling_is_kept_only_if_it_lowers_held_out_nll(spam):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("minilm_sms")  # one worker builds conftest's minilm_sms for all its tests
 def test_finetuned_minilm_beats_the_baseline_on_sms_spam(spam):
     ds, _, result = spam
     m = result.metrics
@@ -331,6 +288,7 @@ def test_finetuned_minilm_beats_the_baseline_on_sms_spam(spam):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("minilm_sms")  # one worker builds conftest's minilm_sms for all its tests
 def test_saved_evaluation_reads_back(spam):
     _, _, result = spam
     back = load_eval(result.out_dir)

@@ -203,3 +203,33 @@ def test_jobs_cli_lists_shows_and_refuses_unknown(ws: Path, tiny_model: Path, ca
     assert "no job 'nope'" in capsys.readouterr().err
     with pytest.raises(Exception, match="unknown job kind"):
         jobs.start("format-disk", {}, "k")
+
+
+def test_a_process_the_job_forks_dies_of_sigterm_and_the_job_still_cancels():
+    """A job cancels on SIGTERM by raising in its own process. The workers it forks (cleanlab's pool, a DataLoader)
+    inherit that handler, and a pool stops its workers with SIGTERM: a worker that raised instead of dying hung the
+    image label-quality job, its pool waiting on it forever. A forked worker dies of the signal; the job still cancels."""
+    import subprocess
+    import sys
+
+    code = """
+import os, signal, sys, time
+from bmcore import jobs
+jobs._HANDLER_PID[:] = [os.getpid()]
+signal.signal(signal.SIGTERM, jobs._on_sigterm)
+child = os.fork()
+if child == 0:
+    time.sleep(30)
+    os._exit(0)
+time.sleep(0.3)
+os.kill(child, signal.SIGTERM)
+_, status = os.waitpid(child, 0)
+print("child", os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM)
+try:
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
+except jobs.Cancelled:
+    print("job cancelled")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split("\n")[:2] == ["child True", "job cancelled"], out.stdout + out.stderr[-2000:]

@@ -259,22 +259,11 @@ def test_loss_class_weights_modes():
 
 
 @pytest.mark.slow
-def test_defaults_keep_a_rare_class(shared_data):
-    """SMS spam cut to 2% of train: with every default, builtin:minilm still recalls the rare class and beats TF-IDF."""
-    import pandas as pd
-
-    from bmcore.cli import main
-
-    sms = pd.read_csv(shared_data / "sms_spam" / "all.csv").sample(frac=1, random_state=0)
-    ham, spam = sms[sms["label"] == "ham"], sms[sms["label"] == "spam"]
-    train = pd.concat([ham.iloc[:1470], spam.iloc[:30]])  # 49:1
-    test = pd.concat([ham.iloc[1470:1720], spam.iloc[30:80]])  # enough spam to measure its recall
-    frames = {"train": train, "validation": pd.concat([ham.iloc[1720:1960], spam.iloc[80:90]]), "test": test}
-    bdata.save_prepared(bdata.prepare(bdata.RawData("sms", frames), "sms-rare", use_source_splits=True, seed=0))
-    run_dir = runs.runs_dir() / "rare"
-    # 3 epochs set, as before the small-data rule (which would train 1,500 rows in 188 plain steps, not about 40 grown
-    # ones): this test holds the class weights, at its old cost; test_small_data_defaults_beat_tfidf holds the rule.
-    assert main(["train", "--data", "sms-rare", "--out", str(run_dir), "--max-seq-length", "64", "--num-train-epochs", "3"]) == 0
+@pytest.mark.xdist_group("minilm_sms")  # one worker builds conftest's minilm_sms for all its tests
+def test_defaults_keep_a_rare_class(minilm_sms):
+    """SMS spam cut to 2% of train (conftest's minilm_sms): with every default, builtin:minilm still recalls the rare
+    class and beats TF-IDF."""
+    run_dir = minilm_sms / "runs" / "rare"
     assert runs.read_status(run_dir)["class_weights_used"] != "none"  # auto saw 49:1 and weighed the loss
     m = json.loads((run_dir / runs.EVALUATION_DIR / "test" / "metrics.json").read_text())
     recall = {k: v["recall"] for k, v in m["per_class"].items()}
