@@ -194,30 +194,32 @@ def estimate_note(est: dict[str, Any], ended: str) -> tuple[bool, str]:
     return False, f"{timed}. Once the run starts, its progress bar gives the time left from its own measured speed."
 
 
-def schedule_note(config: Any, n_train: int, min_steps: int) -> str | None:
+def schedule_note(config: Any, n_train: int, min_steps: int, *, grows: bool = True, noun: str = "rows") -> str | None:
     """Before a run starts: the sentence on a run that would make few optimiser steps, and what the small-data default
-    does about it (:mod:`bmcore.schedule`); None when the run makes enough (or its task has no minimum)."""
+    does about it (:mod:`bmcore.schedule`); None when the run makes enough (or its task has no minimum). ``grows`` and
+    ``noun``: the task's :attr:`~bmcore.tasks.base.Task.grows_batches` and :attr:`~bmcore.tasks.base.Task.example_noun`."""
     if not min_steps or n_train <= 0:
         return None
-    sched = resolve_schedule(config, n_train, min_steps)
+    sched = resolve_schedule(config, n_train, min_steps, grows=grows, noun=noun)
     if sched.small_data:
-        fewest = math.ceil(DEFAULT_EPOCHS * sched.steps_per_epoch / max(config.batch_growth, 1))
+        fewest = math.ceil(DEFAULT_EPOCHS * sched.steps_per_epoch / (max(config.batch_growth, 1) if grows else 1))
         steps = planned_steps(sched, config)
         if sched.epochs and sched.epochs > DEFAULT_EPOCHS:
             how = f"trains {sched.epochs:g} epochs in batches of {config.per_device_train_batch_size} instead ({steps:,} steps)"
         else:
             how = (f"keeps batches at {config.per_device_train_batch_size} examples (batch growth off), so its "
                    f"{DEFAULT_EPOCHS:g} epochs make {steps:,} steps")
-        return (f"Small dataset: {n_train:,} training rows could make as few as {fewest:,} optimiser steps in the default "
-                f"{DEFAULT_EPOCHS:g} epochs with short texts in grown batches, too few to learn from. The run {how}; the best "
+        grown = " with short texts in grown batches" if grows else ""
+        return (f"Small dataset: {n_train:,} training {noun} could make as few as {fewest:,} optimiser steps in the default "
+                f"{DEFAULT_EPOCHS:g} epochs{grown}, too few to learn from. The run {how}; the best "
                 "epoch on the validation split is kept. Set the epochs or steps yourself to choose otherwise.")
     steps = planned_steps(sched, config)
-    grown = config.max_steps is None and config.batch_growth > 1
+    grown = grows and config.max_steps is None and config.batch_growth > 1
     fewest = math.ceil(steps / config.batch_growth) if grown else steps
     if fewest >= min_steps:
         return None
     how_many = f"{fewest:,} to {steps:,}" if grown and fewest < steps else f"{steps:,}"
-    return (f"Few optimiser steps: this run makes {how_many} ({n_train:,} training rows), and a model learns little in "
+    return (f"Few optimiser steps: this run makes {how_many} ({n_train:,} training {noun}), and a model learns little in "
             f"fewer than {min_steps}. Leave the epochs on auto for the small-data default, or raise the epochs or steps"
             f"{' and set batch growth to 1' if grown else ''}.")
 
@@ -233,7 +235,7 @@ def run_schedule_note(config: Any) -> str | None:
         n_train = int(meta.get("splits", {}).get("train", 0))
     except (BmcoreError, TypeError, ValueError, AttributeError):
         return None  # a damaged dataset.json: the job refuses it in one line
-    return schedule_note(config, n_train, task.min_train_steps)
+    return schedule_note(config, n_train, task.min_train_steps, grows=task.grows_batches, noun=task.example_noun)
 
 
 def missed_note(problem_type: Any, metrics: Any, split: str = "test") -> str:

@@ -144,7 +144,8 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
     model = task.load_model(mref, label_names, config, plan)
     if not resume and (note := task.init_model(model, train_targets, config)):
         log.info(note)
-    schedule = resolve_schedule(config, len(train_ds), task.min_train_steps, world_size())
+    schedule = resolve_schedule(config, len(train_ds), task.min_train_steps, world_size(), grows=task.grows_batches,
+                                noun=task.example_noun)
     if schedule.small_data:  # more epochs in plain batches, so a small set gets enough optimiser steps
         log.info(schedule.reason)
         config = schedule.apply(config)

@@ -16,12 +16,10 @@ from bmcore.models import resolve_model
 from bmcore.tasks import get_task
 from bmcore.tasks.image_classification import (
     BN_MOMENTUM,
-    MIN_STEPS,
     ImageSplit,
     collate,
     follow_new_data,
     recompute_batch_norm,
-    small_data_steps,
 )
 from bmcore.vision import load_image_classifier, load_image_processor
 
@@ -84,23 +82,39 @@ def test_batch_norm_statistics_are_recomputed_on_the_training_images(tiny_resnet
 
 
 def test_a_small_image_set_trains_for_at_least_min_steps_with_the_default_epochs(monkeypatch):
-    """500 images make 16 steps an epoch, 48 in the default three: the run takes MIN_STEPS (100) instead, evaluating
-    each epoch; 1,000 images (96 steps) too; from 1,067 images three epochs are enough. An epoch count or step count
-    the user set stands. 40 images (2 steps an epoch) evaluate every 10 steps, not 50 times; under DDP the steps count
-    all processes' batches; a deployment's epoch cap bounds the extra epochs."""
-    config = TrainConfig(dataset="x")
-    assert small_data_steps(config, 500) == {"max_steps": MIN_STEPS} == small_data_steps(config, 1000)
-    assert small_data_steps(config, 1067) == {} == small_data_steps(config, 60_000)
-    assert small_data_steps(TrainConfig(dataset="x", num_train_epochs=3), 500) == {}
-    assert small_data_steps(TrainConfig(dataset="x", max_steps=20), 500) == {}
-    assert small_data_steps(config, 40) == {"max_steps": 100, "eval_strategy": "steps", "save_strategy": "steps",
-                                            "eval_steps": 10, "save_steps": 10}
-    assert small_data_steps(config, 1000, world_size=2) == {"max_steps": MIN_STEPS}  # 16 steps an epoch: 48 in three
-    assert small_data_steps(config, 3200, world_size=2) == {}  # 50 steps an epoch
-    args = get_task("single_label_classification", "image").training_overrides(config, 500)
-    assert args["max_steps"] == MIN_STEPS and args["remove_unused_columns"] is False
+    """Images follow bmcore.schedule's small-data rule with their own minimum (100 steps) and batches that never grow:
+    500 images make 16 steps an epoch, 48 in the default three, so the run trains 7 epochs (112 steps); 1,000 images
+    (32 an epoch) 4; from 1,067 images three epochs are enough. An epoch or step count the user set stands; under DDP
+    an epoch counts all processes' batches; a deployment's epoch cap bounds the extra epochs. The Train page, the CLI,
+    the estimate and the job read the same rule."""
+    from bmcore import report
+    from bmcore.estimate import total_steps
+    from bmcore.schedule import planned_steps, resolve_schedule
+
+    task = get_task("single_label_classification", "image")
+    assert (task.min_train_steps, task.grows_batches) == (100, False)
+    config = TrainConfig(dataset="x")  # batch_growth 4 by default: images' batches never grow, so it counts for nothing
+
+    def schedule(n: int, cfg: TrainConfig = config, world_size: int = 1):
+        return resolve_schedule(cfg, n, task.min_train_steps, world_size, grows=task.grows_batches, noun=task.example_noun)
+
+    assert (schedule(500).epochs, planned_steps(schedule(500), config)) == (7, 112)
+    assert schedule(500).reason == ("small dataset: 500 training images, so 7 epochs in batches of 32 make 112 optimiser "
+                                    "steps (the default 3 epochs would make 48; the aim is at least 100)")
+    assert schedule(1000).epochs == 4 and schedule(1000).apply(config).num_train_epochs == 4
+    assert not schedule(1067).small_data and not schedule(60_000).small_data
+    assert not schedule(500, TrainConfig(dataset="x", num_train_epochs=3)).small_data
+    assert not schedule(500, TrainConfig(dataset="x", max_steps=20)).small_data
+    assert schedule(1000, world_size=2).epochs == 7  # 16 steps an epoch over two processes
+    assert not schedule(3200, world_size=2).small_data  # 50 steps an epoch
+    assert total_steps(schedule(500).apply(config), 500) == 112  # the estimate counts the same steps
+    note = report.schedule_note(config, 500, task.min_train_steps, grows=False, noun=task.example_noun)
+    assert note.startswith("Small dataset: 500 training images could make as few as 48 optimiser steps in the default "
+                           "3 epochs, too few") and "trains 7 epochs in batches of 32 instead (112 steps)" in note
+    few = report.schedule_note(TrainConfig(dataset="x", num_train_epochs=3), 500, 100, grows=False, noun="images")
+    assert few.startswith("Few optimiser steps: this run makes 48 (500 training images)") and "batch growth" not in few
     monkeypatch.setenv("BMCORE_MAX_EPOCHS", "4")
-    assert small_data_steps(config, 500) == {"max_steps": 64}  # 4 epochs of 16 steps
+    assert schedule(500).epochs == 4  # 64 steps: the cap wins
 
 
 SMALL_PER_CLASS = {"train": 100, "validation": 13, "test": 200}

@@ -15,10 +15,10 @@ from bmcore.tasks import get_task
 MIN = get_task("single_label_classification").min_train_steps
 
 
-def test_text_tasks_ask_for_150_steps_and_images_for_none():
+def test_text_tasks_ask_for_150_steps_and_images_for_100():
     assert MIN == 150
     assert get_task("multi_label_classification").min_train_steps == 150
-    assert get_task("single_label_classification", "image").min_train_steps == 0
+    assert get_task("single_label_classification", "image").min_train_steps == 100  # tests/test_image_small_data.py
 
 
 @pytest.mark.parametrize(("rows", "epochs", "steps"), [
@@ -63,7 +63,7 @@ def test_bbc_news_makes_the_same_steps():
 
 
 def test_no_minimum_leaves_the_config_alone():
-    assert not resolve_schedule(TrainConfig(), 100, 0).small_data  # images, until measured
+    assert not resolve_schedule(TrainConfig(), 100, 0).small_data  # a task without a minimum (masked LM)
 
 
 def test_a_public_demo_caps_the_epochs(monkeypatch):

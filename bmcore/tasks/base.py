@@ -26,6 +26,8 @@ class Task:
     # A run on its defaults (no epochs or steps set) makes at least this many optimiser steps: small data trains more
     # epochs (bmcore.schedule). 0: no such rule.
     min_train_steps = 0
+    grows_batches = True  # short inputs ride in larger batches (TrainConfig.batch_growth); images: no
+    example_noun = "rows"  # what one training example is called in sentences ("300 training rows")
 
     # --- the job ---------------------------------------------------------------------------
 
