@@ -211,9 +211,14 @@ def _decode(raw: bytes, name: str, notes: list[str]) -> str:
 def _sniff_delimiter(text: str, default: str) -> str:
     sample = text[:65536]
     try:
-        return csv.Sniffer().sniff(sample, delimiters=[",", ";", "\t", "|"]).delimiter
+        sniffed = csv.Sniffer().sniff(sample, delimiters=[",", ";", "\t", "|"]).delimiter
     except csv.Error:
         return default
+    # The header names the columns: a delimiter it does not hold splits nothing. Texts full of "&lt;" and "&amp;"
+    # (1,000 SMS messages) made the sniffer choose ';' for a plain "text,label" file, which then read as ragged.
+    end = re.search(r"[\r\n]", sample)
+    header = sample[:end.start()] if end else sample
+    return default if sniffed not in header and default in header else sniffed
 
 
 def _check_header(columns: list[str], name: str) -> None:

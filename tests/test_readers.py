@@ -202,3 +202,21 @@ def test_csv_quoted_label_parts_keep_their_delimiter() -> None:
     assert any("parts in double quotes read whole" in n for n in ds.notes)
     every = pd.concat(ds.splits.values())
     assert set(every.loc[every["text"] == "sentence number 0 about a film", "label"]) == {'["good, fun", "pos"]'}
+
+
+def test_a_comma_header_wins_over_semicolons_in_the_texts(shared_data: Path, tmp_path: Path) -> None:
+    """1,000 real SMS messages written by pandas ("text,label"): their "&lt;#&gt;" entities made csv.Sniffer pick ';',
+    and the file was refused as ragged. The header holds the delimiter; a ';' file (a European spreadsheet) still reads."""
+    from sklearn.model_selection import train_test_split
+
+    sms = pd.read_csv(shared_data / "sms_spam" / "all.csv")
+    test, _ = train_test_split(sms, train_size=500, stratify=sms["label"], random_state=0)
+    rest = sms.drop(test.index)
+    cut, _ = train_test_split(rest, train_size=1000, stratify=rest["label"], random_state=0)
+    path = tmp_path / "train.csv"
+    cut.to_csv(path, index=False)
+    df, notes = read_table(path)
+    assert list(df.columns) == ["text", "label"] and len(df) == 1000 and not notes
+    cut.to_csv(path, index=False, sep=";")
+    df, notes = read_table(path)
+    assert list(df.columns) == ["text", "label"] and len(df) == 1000 and "detected the delimiter ';'" in " ".join(notes)
