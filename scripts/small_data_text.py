@@ -1,8 +1,8 @@
 """Small data, text (issue 27): builtin:minilm with every default against TF-IDF + logistic regression on cuts.
 
-For each shared set and training size, draws a stratified sample of that many training rows (seeded), a validation
-split of a fifth as many rows from rows the training sample does not hold, and scores on a fixed test sample (1,000
-rows, or the whole official test split when smaller). Each run is a real job (``bmcore.train.run_training``) in a
+For each shared set and training size, draws a stratified sample of that many training rows (seeded; GoEmotions, which
+is multi-label, a random one), a validation split of a fifth as many rows from rows the training sample does not hold,
+and scores on a fixed 500-row sample of the official test split (SST-2 and GoEmotions: their dev split). Each run is a real job (``bmcore.train.run_training``) in a
 scratch workspace; its ``eval.json`` gives the model's test macro F1 and the TF-IDF baseline's on the same split,
 trained on the same rows. One JSON line per run goes to --out; --table prints the Markdown table of a results file.
 
