@@ -93,10 +93,27 @@ def recalibrated_accuracy(model_dir: Path, dataset: str) -> tuple[float, float]:
     return saved, accuracy()
 
 
-def train(name: str, seed: int, extra: list[str], tag: str) -> dict[str, float]:
+# --frozen-bn: the lever issue 27 names beside momentum and recomputation. Every batch-norm layer keeps the statistics
+# it was converted with (ImageNet's) and normalises with them in training too; its scale and shift still learn.
+FROZEN_BN = """
+import runpy, torch
+from bmcore.tasks import image_classification as ic
+def freeze(model, momentum=None):
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in layers:
+        m.register_forward_pre_hook(lambda module, args: module.eval())
+    return len(layers)
+ic.follow_new_data = freeze
+ic.recompute_batch_norm = lambda *a, **k: 0
+runpy.run_module("bmcore", run_name="__main__", alter_sys=True)
+"""
+
+
+def train(name: str, seed: int, extra: list[str], tag: str, frozen_bn: bool = False) -> dict[str, float]:
     out = runs_dir() / f"{name}-{tag}-{time.strftime('%H%M%S')}"
     t0 = time.time()
-    proc = subprocess.run([sys.executable, "-m", "bmcore", "train", "--data", name, "--seed", str(seed),
+    entry = ["-c", FROZEN_BN] if frozen_bn else ["-m", "bmcore"]
+    proc = subprocess.run([sys.executable, *entry, "train", "--data", name, "--seed", str(seed),
                            "--out", str(out), *extra], cwd=ROOT, env=dict(os.environ), capture_output=True, text=True)
     if proc.returncode:
         sys.exit(f"{name} {tag}: training failed\n{proc.stderr[-2000:]}")
@@ -114,6 +131,8 @@ def main() -> None:
     parser.add_argument("--test-per-class", type=int, default=200, help="test images per class (1000: all 10,000)")
     parser.add_argument("--tag", default="default", help="a name for this variant in the run folders and the table")
     parser.add_argument("--diagnose", action="store_true", help="also score with batch-norm statistics recomputed")
+    parser.add_argument("--frozen-bn", action="store_true",
+                        help="keep every batch-norm layer's converted (ImageNet) statistics, in training too")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more train flags for every run")
     args = parser.parse_args()
     frames, _ = read_fashion_mnist()
@@ -123,7 +142,7 @@ def main() -> None:
     for n in args.per_class:
         for seed in args.seeds:
             name = build(frames, n, seed, args.test_per_class)
-            r = train(name, seed, args.extra, args.tag)
+            r = train(name, seed, args.extra, args.tag, args.frozen_bn)
             line = f"| {n} | {seed} | {r['accuracy']:.3f} | {r['baseline']:.3f} | {r['steps']} | {r['seconds']:.0f} |"
             if args.diagnose:
                 saved, recomputed = recalibrated_accuracy(Path(r["run"]) / "model", name)
