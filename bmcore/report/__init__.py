@@ -15,19 +15,19 @@ from typing import Any
 
 import pandas as pd
 
-from . import runs
-from .baseline import PIXEL_BASELINE_NAME
-from .config import DEFAULT_EPOCHS
-from .data import DATASET_META, SPLITS, dataset_dir, is_prepared
-from .display import md, plot_text
-from .errors import BmcoreError
-from .estimate import format_duration
-from .evaluate import find_evaluation
-from .files import read_json
-from .schedule import planned_steps, resolve_schedule
-from .splits import examples_of
-from .tasks import MULTI_LABEL, get_task
-from .workspace import runs_dir
+from .. import runs
+from ..baseline import PIXEL_BASELINE_NAME
+from ..config import DEFAULT_EPOCHS
+from ..data import DATASET_META, SPLITS, dataset_dir, is_prepared
+from ..display import md, plot_text
+from ..errors import BmcoreError
+from ..estimate import format_duration
+from ..evaluate import find_evaluation
+from ..files import read_json
+from ..schedule import planned_steps, resolve_schedule
+from ..splits import examples_of
+from ..tasks import MULTI_LABEL, get_task
+from ..workspace import runs_dir
 
 PREVIEW = 90  # characters of text in pickers
 
