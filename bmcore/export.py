@@ -392,11 +392,10 @@ def onnx_dir(run_dir: str | Path) -> Path:
 
 def is_image_folder(model_dir: str | Path) -> bool:
     """True when a model folder holds an image classifier (its ``config.json`` names one)."""
-    from .models import load_config, resolve_model
-    from .tasks import is_image_model
+    from .modalities import modality_of_ref
 
     try:
-        return bool(is_image_model(load_config(resolve_model(str(model_dir)))))
+        return modality_of_ref(str(model_dir)).name == "image"
     except (BmcoreError, OSError, ValueError):
         return False
 

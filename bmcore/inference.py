@@ -316,21 +316,16 @@ def load_for_inference(ref: str | ModelRef, *, precision: str = "auto", attn_imp
     """
     import torch
 
-    from .tasks import is_image_model
+    from .modalities import modality_of
 
     mref = ref if isinstance(ref, ModelRef) else resolve_model(ref)
     saved_temperature(read_model_meta(mref.path))  # a damaged temperature is refused before the weights load
     device = detect_device()
     prec, _ = select_precision(precision, device)
-    image = is_image_model(load_config(mref))
-    if image:
-        from .vision import load_image_classifier, load_image_processor
-
-        tok = load_image_processor(mref)  # saved at the training image size
-        model = load_image_classifier(mref, **({"attn_implementation": attn_implementation} if attn_implementation else {}))
-    else:
-        tok = load_tokenizer(mref)
-        model = load_classifier(mref, attn_implementation=attn_implementation)
+    modality = modality_of(load_config(mref))
+    tok = modality.load_processor(mref)  # images: saved at the training image size
+    model = modality.load_model(mref, **({"attn_implementation": attn_implementation} if attn_implementation else {}))
+    image = modality.name == "image"
     model.eval()
     kind, weights = inference_placement(prec, device)
     if weights != "fp32":

@@ -566,19 +566,14 @@ def preflight(config: TrainConfig) -> str | None:
     fits it, it reads the prepared dataset's kind of input (text or images), and a raw data source exists. Returns the precision notice (e.g. fp16 on a CPU), if any.
     """
     from .data import is_prepared, load_source
-    from .models import check_max_seq_length, load_config, load_tokenizer, resolve_model, select_precision
+    from .models import check_max_seq_length, load_config, resolve_model, select_precision
 
     model = resolve_model(config.model_name_or_path)
     check_max_seq_length(config.max_seq_length, model)
     if model.kind == "local":  # a damaged tokenizer (image processor) fails here, before a run folder exists
-        from .tasks import is_image_model
+        from .modalities import modality_of
 
-        if is_image_model(load_config(model)):
-            from .vision import load_image_processor
-
-            load_image_processor(model)
-        else:
-            load_tokenizer(model)
+        modality_of(load_config(model)).load_processor(model)
     if is_prepared(config.dataset):
         from .data import DATASET_META, dataset_dir
         from .limits import check_training

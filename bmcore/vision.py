@@ -8,26 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .builtin_images import BUILTIN_IMAGE_MODELS, DEFAULT_IMAGE_MODEL
+from .builtin_images import DEFAULT_IMAGE_MODEL
 from .errors import BmcoreError
-from .models import BUILTIN_PREFIX, ModelRef, _from_pretrained, check_weight_shapes, load_config, resolve_model
+from .models import ModelRef, _from_pretrained, check_weight_shapes, load_config, resolve_model
 
 
 def _ref(ref: str | ModelRef) -> ModelRef:
     return ref if isinstance(ref, ModelRef) else resolve_model(ref)
-
-
-def is_image_model(ref: str | ModelRef) -> bool:
-    """True when the reference is an image classifier transformers can load (ViT, ResNet, EfficientNet, ...)."""
-    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
-
-    name = ref.ref if isinstance(ref, ModelRef) else (ref or "").strip()
-    if name.startswith(BUILTIN_PREFIX):
-        return name[len(BUILTIN_PREFIX):] in BUILTIN_IMAGE_MODELS
-    config = load_config(_ref(ref))
-    archs = getattr(config, "architectures", None) or []
-    return (getattr(config, "model_type", "") in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
-            or any(a.endswith("ForImageClassification") for a in archs))
 
 
 # Image CNNs in transformers: they take any input size (ConvNeXt's config names a patch_size and image_size all the same).

@@ -16,9 +16,8 @@ from bmcore.models import (
     hub_offline,
     hub_reachable,
 )
-from bmcore.tasks import MULTI_LABEL, get_task
+from bmcore.tasks import get_task
 from bmcore.tasks.image_classification import CROP_SCALE
-from bmcore.vision import is_image_model
 from bmcore.workspace import check_name
 from pages import _charts as charts
 from pages._runs_view import RunsView, show_runs, start_button
@@ -82,13 +81,7 @@ def show_outcome(run_dir: Path, state: str) -> None:
         model_dir = run_dir / runs.MODEL_DIR
         st.markdown(f"The best model is a standard Hugging Face folder: {md(model_dir)}. "
                     "Score it in depth on the Evaluate page, or use it from Python:")
-        if is_image_model(str(model_dir)):
-            st.code(f'from transformers import pipeline\n\nclassifier = pipeline("image-classification", '
-                    f'model={str(model_dir)!r})\nprint(classifier("photo.png"))', language="python")
-            return
-        every = ", top_k=None" if result.get("problem_type") == MULTI_LABEL else ""  # a score for every label
-        st.code(f'from transformers import pipeline\n\nclassifier = pipeline("text-classification", model={str(model_dir)!r}'
-                f'{every})\nprint(classifier("The match went to extra time."))', language="python")
+        st.code(report.pipeline_snippet(model_dir, result.get("problem_type")), language="python")
 
 
 RUNS = RunsView(page="train", title="Runs", no_runs="No runs in the workspace yet.", tiles=report.train_tiles,

@@ -18,7 +18,8 @@ from PIL import Image
 from bmcore.builtin_images import builtin_image_model_dir, convert_efficientnet_lite0, lite0_weights_file
 from bmcore.errors import BmcoreError
 from bmcore.models import resolve_model
-from bmcore.vision import is_image_model, load_image_classifier, load_image_processor
+from bmcore.modalities import modality_of_ref
+from bmcore.vision import load_image_classifier, load_image_processor
 
 FASHION = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 HUB_VIT = "google/vit-base-patch16-224-in21k"
@@ -114,7 +115,7 @@ def test_builtin_conversion_is_atomic_when_two_ask_at_once(monkeypatch, tmp_path
     assert [p.name for p in models.iterdir()] == [a.name]  # no half-written temporary folder left behind
     ref = resolve_model("builtin:efficientnet-lite0")
     assert ref.kind == "builtin" and ref.path == a
-    assert is_image_model("builtin:efficientnet-lite0")
+    assert modality_of_ref("builtin:efficientnet-lite0").name == "image"
 
 
 def test_the_converter_reads_the_weights_without_a_full_unpickler(monkeypatch, tmp_path):
@@ -161,10 +162,10 @@ def test_the_identity_se_gate_stays_frozen_in_training(lite0):
         assert model.classifier.weight.grad.abs().max() > 0  # while the rest learns
 
 
-def test_is_image_model_tells_images_from_text(lite0, tiny_model):
-    assert is_image_model(str(lite0))
-    assert not is_image_model(str(tiny_model))
-    assert not is_image_model("builtin:minilm")
+def test_the_modality_of_a_model_tells_images_from_text(lite0, tiny_model):
+    assert modality_of_ref(str(lite0)).name == "image"
+    assert modality_of_ref(str(tiny_model)).name == "text"
+    assert modality_of_ref("builtin:minilm").name == "text"
 
 
 def test_offline_hub_id_fails_at_once_with_one_line(monkeypatch):
@@ -193,7 +194,7 @@ def test_pickle_only_image_model_is_refused_without_unpickling(lite0, tmp_path):
     shutil.copy(lite0 / "preprocessor_config.json", folder)
     marker = tmp_path / "unpickled"
     (folder / "pytorch_model.bin").write_bytes(pickle.dumps(_Canary(marker)))
-    for load in (load_image_classifier, load_image_processor, is_image_model):
+    for load in (load_image_classifier, load_image_processor, modality_of_ref):
         with pytest.raises(BmcoreError, match="only pickle weights"):
             load(str(folder))
     assert not marker.exists()

@@ -24,6 +24,7 @@ from ..errors import BmcoreError
 from ..estimate import format_duration
 from ..evaluate import find_evaluation
 from ..files import read_json
+from ..modalities import modality_of_ref
 from ..schedule import planned_steps, resolve_schedule
 from ..splits import examples_of
 from ..tasks import MULTI_LABEL, get_task
@@ -86,6 +87,13 @@ def run_commands(kind: str, config: Any, run_name: str) -> list[str]:
     if kind == "train":
         commands.append(shlex.join(["torchrun", "--nproc_per_node", "2", "-m", "bmcore", "train", *args]))
     return commands
+
+
+def pipeline_snippet(model_dir: str | Path, problem_type: str | None) -> str:
+    """Python that loads a saved model with ``transformers.pipeline`` and calls it on one input: the pipeline of the
+    model's modality, with the arguments its task needs (multi-label: a score for every label)."""
+    modality = modality_of_ref(str(model_dir))
+    return modality.pipeline_snippet(str(model_dir), get_task(problem_type, modality.name).pipeline_kwargs)
 
 
 def progress_text(p: dict[str, Any]) -> str:

@@ -18,7 +18,8 @@ import importlib
 from typing import Any
 
 from ..errors import BmcoreError
-from .base import Task, is_image_model
+from ..modalities import modality_of
+from .base import Task
 
 SINGLE_LABEL = "single_label_classification"
 MULTI_LABEL = "multi_label_classification"
@@ -49,8 +50,8 @@ def get_task(problem_type: str | None = None, modality: str | None = None) -> Ta
 def task_of_model(model_or_config: Any) -> Task:
     """The task a loaded model (or its ``config``) was trained for, from ``config.problem_type`` and its architecture."""
     config = getattr(model_or_config, "config", model_or_config)
-    return get_task(getattr(config, "problem_type", None), "image" if is_image_model(model_or_config) else "text")
+    return get_task(getattr(config, "problem_type", None), modality_of(model_or_config).name)
 
 
-__all__ = ["IMAGE_TASKS", "MASKED_LM", "MULTI_LABEL", "SINGLE_LABEL", "TASKS", "Task", "get_task", "is_image_model",
+__all__ = ["IMAGE_TASKS", "MASKED_LM", "MULTI_LABEL", "SINGLE_LABEL", "TASKS", "Task", "get_task",
            "task_of_model"]

@@ -28,6 +28,7 @@ class Task:
     min_train_steps = 0
     grows_batches = True  # short inputs ride in larger batches (TrainConfig.batch_growth); images: no
     example_noun = "rows"  # what one training example is called in sentences ("300 training rows")
+    pipeline_kwargs = ""  # more arguments of transformers.pipeline for this task's saved model (", top_k=None")
 
     # --- the job ---------------------------------------------------------------------------
 
@@ -66,8 +67,9 @@ class Task:
     def check_model(self, mref: Any, dataset: Any) -> None:
         """Refuse, in one line, a base model for another kind of input than this task's (a text model on images)."""
         from ..errors import BmcoreError
-        from ..models import load_config
-        kind = "image" if is_image_model(load_config(mref)) else "text"
+        from ..modalities import modality_of_ref
+
+        kind = modality_of_ref(mref).name
         if kind != self.modality:
             raise BmcoreError(f"model {mref.ref!r} is a{'n' if kind == 'image' else ''} {kind} model, but dataset "
                               f"{dataset.name!r} holds {self.modality} data; choose a{'n' if self.modality == 'image' else ''} "
@@ -196,23 +198,6 @@ class Task:
         """Label quality for ``ds`` (where :attr:`label_quality`): per row of ``rows`` (:func:`bmcore.quality.score_dataset`;
         ``labels`` their class ids) the scores, the conflicting pairs, and extra summary keys."""
         raise NotImplementedError
-
-
-def is_image_model(model_or_config: Any) -> bool:
-    """True for an image classifier (an ``...ForImageClassification`` architecture), from a model or its config."""
-    config = getattr(model_or_config, "config", model_or_config)
-    names = [*(getattr(config, "architectures", None) or []),
-             *([type(model_or_config).__name__] if hasattr(model_or_config, "config") else [])]
-    if names and any(str(n).endswith(("ForImageClassification", "ForSequenceClassification")) for n in names):
-        return any(str(n).endswith("ForImageClassification") for n in names)
-    # A base checkpoint without a head (ViTModel, ResNetModel): by its model type.
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
-        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
-    )
-
-    kind = getattr(config, "model_type", "")
-    return kind in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES and kind not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
 
 
 def tokenize_split(df: Any, tokenizer: Any, max_seq_length: int, targets: list[Any]) -> Any:
