@@ -20,7 +20,7 @@ from .tasks import TASKS as REGISTERED_TASKS
 from .workspace import check_regular
 
 DEFAULT_EPOCHS = 3.0
-BEST_METRICS = ("macro_f1", "accuracy", "loss")
+BEST_METRICS = ("macro_f1", "accuracy", "loss", "pearson")
 INTERVALS = ("epoch", "steps")
 CLASS_WEIGHTS = ("none", "balanced", "sqrt", "auto")
 PROBLEM_TYPES = ("auto", *(t for t in REGISTERED_TASKS if t != MASKED_LM))  # every registered task that fine-tunes a classifier head

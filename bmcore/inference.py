@@ -25,9 +25,7 @@ from .models import (
     autocast_dtype,
     detect_device,
     inference_placement,
-    load_classifier,
     load_config,
-    load_tokenizer,
     resolve_model,
     select_precision,
 )

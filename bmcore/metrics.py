@@ -2,7 +2,7 @@
 
 Training's validation, the final test scores, the Evaluate page and the TF-IDF baseline all call these.
 Single-label: :func:`compute_metrics` (the full report) and :func:`classification_metrics` (what training logs
-each evaluation). Multi-label: :func:`multi_label_metrics`. Calibration of confidences: :func:`reliability_bins`
+each evaluation). Multi-label: :func:`multi_label_metrics`. Regression: :func:`regression_metrics`. Calibration of confidences: :func:`reliability_bins`
 and :func:`expected_calibration_error`. These take labels and probabilities, never logits: turning logits into
 scores and labels is a task's job (:mod:`bmcore.tasks`).
 """
@@ -27,7 +27,7 @@ SCORE_KEYS = frozenset({
     "n", "num_classes", "accuracy", "macro_f1", "f1_macro", "f1_micro", "f1_weighted", "precision_macro",
     "recall_macro", "precision_micro", "recall_micro", "precision_weighted", "recall_weighted", "subset_accuracy",
     "hamming_loss", "loss", "log_loss", "ece", "ece_calibrated", "roc_auc_macro", "pr_auc_macro", "temperature",
-    "perplexity", "threshold", "truncated"})
+    "perplexity", "threshold", "truncated", "pearson", "spearman", "rmse", "mae", "r2"})
 SCORE_SECTIONS = ("validation", "test", "baseline", "flat_threshold", "calibration", "before", "after")
 
 
@@ -117,6 +117,7 @@ def compute_metrics(gold: Sequence[Any], pred: Sequence[Any], probs: np.ndarray 
     for avg in ("macro", "micro", "weighted"):
         prec, rec, f1, _ = precision_recall_fscore_support(y, p, average=avg, zero_division=0)
         out[f"precision_{avg}"], out[f"recall_{avg}"], out[f"f1_{avg}"] = float(prec), float(rec), float(f1)
+    out["macro_f1"] = out["f1_macro"]  # training's key name, as multi-label's
     prec, rec, f1, sup = precision_recall_fscore_support(y, p, labels=list(range(k)), average=None, zero_division=0)
     per_class = {names[i]: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]),
                             "support": int(sup[i]), "predicted": int((p == i).sum())} for i in range(k)}
@@ -239,4 +240,49 @@ def multi_label_metrics(gold: np.ndarray, pred: np.ndarray, probs: np.ndarray | 
     out["per_class"] = per_class
     out["label_confusion"] = {"labels": names,
                               "matrices": multilabel_confusion_matrix(y, p).astype(int).tolist()}  # [k][2][2]
+    return out
+
+
+ERROR_RANGES = 5  # regression: the error is reported for this many equal-width ranges of the gold score
+
+
+def regression_metrics(gold: Sequence[float] | np.ndarray, pred: Sequence[float] | np.ndarray) -> dict[str, Any]:
+    """Pearson and Spearman correlation, RMSE, MAE and R² of predicted scores against gold scores, with the error
+    in :data:`ERROR_RANGES` ranges of the gold score (``error_by_range``: low, high, n, mae, mean signed error).
+
+    A correlation is None where it is undefined (fewer than two rows, or a constant gold or prediction)."""
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    y = np.asarray(gold, dtype=np.float64).ravel()
+    p = np.asarray(pred, dtype=np.float64).ravel()
+    if len(y) != len(p):
+        raise BmcoreError(f"{len(y)} gold scores but {len(p)} predictions")
+    varies = len(y) >= 2 and np.ptp(y) > 0 and np.ptp(p) > 0
+    out: dict[str, Any] = {
+        "n": int(len(y)),
+        "pearson": _f(pearsonr(y, p)[0]) if varies else None,
+        "spearman": _f(spearmanr(y, p)[0]) if varies else None,
+        "rmse": float(np.sqrt(mean_squared_error(y, p))) if len(y) else None,
+        "mae": float(mean_absolute_error(y, p)) if len(y) else None,
+        "r2": _f(r2_score(y, p)) if len(y) >= 2 and np.ptp(y) > 0 else None,
+    }
+    out["error_by_range"] = error_by_range(y, p)
+    return out
+
+
+def error_by_range(gold: np.ndarray, pred: np.ndarray, ranges: int = ERROR_RANGES) -> list[dict[str, Any]]:
+    """The error in equal-width ranges of the gold score: where the model is good and where it is not."""
+    if not len(gold):
+        return []
+    lo, hi = float(gold.min()), float(gold.max())
+    edges = np.linspace(lo, hi, ranges + 1) if hi > lo else np.array([lo, hi])
+    which = np.clip(np.searchsorted(edges, gold, side="right") - 1, 0, len(edges) - 2)
+    out = []
+    for k in range(len(edges) - 1):
+        mask = which == k
+        err = pred[mask] - gold[mask]
+        out.append({"low": float(edges[k]), "high": float(edges[k + 1]), "n": int(mask.sum()),
+                    "mae": float(np.abs(err).mean()) if mask.any() else None,
+                    "bias": float(err.mean()) if mask.any() else None})
     return out

@@ -236,11 +236,12 @@ def _launched_at(status: dict[str, Any]) -> float:
 
 
 _NUMBER, _TEXT = "a number", "text"
+TEST_PREFIX = "test_"  # status.json's test_<metric> fields
 # The type of each field bmcore writes into status.json; a field of another type marks the run as damaged.
 STATUS_FIELDS = {
     **dict.fromkeys(("created", "started", "ended", "updated", "resumed"), _TEXT),  # local ISO times
     **dict.fromkeys(("created_ts", "launched_ts", "started_ts", "ended_ts"), _NUMBER),  # seconds since the epoch
-    **dict.fromkeys(("best_metric", "test_accuracy", "test_macro_f1", "mean_examples_per_step",
+    **dict.fromkeys(("best_metric", "mean_examples_per_step",
                      "perplexity_before", "perplexity_after"), _NUMBER),
     **dict.fromkeys(("pid", "total_steps", "world_size"), "a whole number"),
     **dict.fromkeys(("error", "best_metric_name", "precision", "notice", "head_notice", "mlm_head", "phase", "message",
@@ -266,7 +267,9 @@ def check_status(status: dict[str, Any], run_name: str) -> dict[str, Any]:
     state = status.get("state")
     if not isinstance(state, str) or state not in STATES:
         raise BmcoreError(f"status.json in {run_name} has an unknown state {state!r:.60}")
-    for key, kind in STATUS_FIELDS.items():
+    # test_<metric>: the task's headline metrics of the test split (accuracy, macro_f1; pearson, rmse, ...), numbers.
+    fields = {**STATUS_FIELDS, **{k: _NUMBER for k in status if isinstance(k, str) and k.startswith(TEST_PREFIX)}}
+    for key, kind in fields.items():
         if _wrong_type(status.get(key), kind):
             raise BmcoreError(f"status.json in {run_name} is damaged: {key} is {status[key]!r:.60}, not {kind}")
     if status.get("pid") is not None and status["pid"] <= 1:  # -1 and 0 would signal a whole group of processes
@@ -307,6 +310,8 @@ class RunSummary:
     best_metric: str = ""
     best_value: float | None = None
     test_accuracy: float | None = None
+    test_metric: str = ""  # the metric that sums up the run's test split (its task's first headline metric)
+    test_score: float | None = None
     error: str = ""
     task: str = "classification"  # or "mlm": a pretraining run, whose model/ is a base model for fine-tuning
 
@@ -342,7 +347,11 @@ def summarize_run(run_dir: Path) -> RunSummary:
         row.error = row.error or str(exc)
     if (run_dir / EVAL_FILE).exists():
         try:
-            row.test_accuracy = (read_eval(run_dir).get("test") or {}).get("accuracy")
+            evaluation = read_eval(run_dir)
+            test = evaluation.get("test") or {}
+            row.test_accuracy = test.get("accuracy")
+            row.test_metric = str(evaluation.get("headline") or "accuracy")  # eval.json before regression: accuracy
+            row.test_score = test.get(row.test_metric)
         except BmcoreError as exc:
             row.error = row.error or str(exc)
     return row
@@ -656,25 +665,6 @@ def short_model(model: str) -> str:
     """A model reference short enough for a table: a local path by its folder name (``run/model`` for a run's model)."""
     p = Path(model)
     return model if not p.is_absolute() else (f"{p.parent.name}/{p.name}" if p.name == MODEL_DIR else p.name)
-
-
-def _cell(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def runs_frame(rows: list[RunSummary] | None = None) -> Any:
-    """The runs table as a ``pandas.DataFrame``: name, model, dataset, state, best metric, test accuracy, duration (s).
-
-    Every cell is text, ``-`` where a run has no value yet (queued, running, failed), never ``None``."""
-    import pandas as pd
-
-    rows = list_runs() if rows is None else rows
-    data = [{"name": r.name, "model": short_model(r.model) or "-", "dataset": r.dataset or "-", "state": r.state,
-             "best metric": f"{r.best_metric} {r.best_value:.4f}" if r.best_value is not None else "-",
-             "test accuracy": _cell(r.test_accuracy, ".3f"), "duration (s)": _cell(r.duration_s, ".0f"),
-             "created": r.created or "-"} for r in rows]
-    return pd.DataFrame(data, columns=["name", "model", "dataset", "state", "best metric", "test accuracy",
-                                       "duration (s)", "created"])
 
 
 def finished_runs(classifiers: bool = False) -> list[RunSummary]:

@@ -12,6 +12,7 @@ import errno
 import logging
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,38 +120,87 @@ def run_training(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
 
 
 def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main: bool) -> dict[str, Any]:
-    """Fine-tune a classifier for ``task``: train, keep the best checkpoint, tune what the task tunes on the
-    validation split, score validation and test, save ``model/`` and evaluate the test split in full."""
-    from transformers import EarlyStoppingCallback, PrinterCallback
-
+    """Fine-tune a model for ``task``: train, keep the best checkpoint, tune what the task tunes on the validation
+    split, score validation and test, save ``model/`` and evaluate the test split in full."""
     device, plan, mref = start_job(config, run_dir, main)
-    precision = plan["precision"]
+    job = prepare_job(config, task, mref, main, run_dir)
+    log.info("device %s, precision %s; dataset %s (%s): %d train / %d validation / %d test, %d labels", device.label,
+             plan["precision"], job.ds.name, task.problem_type, *(len(job.data[s]) for s in SPLITS), len(job.label_names))
+    model = task.load_model(mref, job.label_names, config, plan)
+    if note := task.init_model(model, job.train_targets, config, resume=resume):
+        log.info(note)
+    config = apply_schedule(config, task, len(job.data["train"]), run_dir, main)
+    trainer, callback = build_trainer(run_dir, config, task, job, model, plan["precision"], main)
+    train_from(trainer, callback, run_dir, resume)
+    cancelled = callback.cancelled
+    if not cancelled and (note := task.finish_training(trainer.model, job.data["train"])):
+        log.info(note)
+    results, tuned = score_splits(trainer, task, job, cancelled, run_dir, main)
+    if not main:
+        return {}
+    save_model(trainer, task, job, config, run_dir, plan["precision"], tuned)
+    if cancelled:
+        return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time(),
+                                 best_metric=trainer.state.best_metric, best_metric_name=config.metric_for_best_model)
+    evaluate_in_full(results, task, job, run_dir, plan["precision"])
+    best = trainer.state.best_metric
+    return runs.write_status(run_dir, state=runs.COMPLETED, ended=runs.now(), ended_ts=time.time(),
+                             best_metric=best if best is not None else results["validation"].get(config.metric_for_best_model),
+                             best_metric_name=config.metric_for_best_model,
+                             **{f"{runs.TEST_PREFIX}{k}": results["test"].get(k) for k in task.headline})
+
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class Job:
+    """What a fine-tune reads: the dataset, its label names, the processor and each split encoded for Trainer."""
+
+    ds: PreparedDataset
+    label_names: list[str]
+    processor: Any
+    train_targets: list[Any]
+    data: dict[str, Any]
+
+
+def prepare_job(config: TrainConfig, task: Task, mref: Any, main: bool, run_dir: Path) -> Job:
+    """Load and check the dataset and the model's kind, then encode each split with the task's processor (a
+    tokenizer for text, an image processor and augmentation for images)."""
     ds = _load_dataset(config)
     task.check_dataset(ds)
     task.check_model(mref, ds)
     check_training(len(ds.splits["train"]), config.max_steps,
                    config.per_device_train_batch_size * config.gradient_accumulation_steps * world_size())
     label_names = task.label_names(ds)
-    # The task turns each split into model inputs: a tokenizer for text, an image processor (and augmentation) for images.
     processor = task.load_processor(mref, config, ds)
-    splits = {name: ds.splits[name] for name in ("train", "validation", "test")}
-    train_targets = task.targets(splits["train"], label_names)
-    data = {name: task.encode_split(df, processor, config, train_targets if name == "train" else task.targets(df, label_names),
+    train_targets = task.targets(ds.splits["train"], label_names)
+    data = {name: task.encode_split(ds.splits[name], processor, config,
+                                    train_targets if name == "train" else task.targets(ds.splits[name], label_names),
                                     train=name == "train")
-            for name, df in splits.items()}
-    train_ds, val_ds, test_ds = data["train"], data["validation"], data["test"]
-    log.info("device %s, precision %s; dataset %s (%s): %d train / %d validation / %d test, %d labels", device.label,
-             precision, ds.name, task.problem_type, len(train_ds), len(val_ds), len(test_ds), len(label_names))
-    model = task.load_model(mref, label_names, config, plan)
-    if not resume and (note := task.init_model(model, train_targets, config)):
-        log.info(note)
-    schedule = resolve_schedule(config, len(train_ds), task.min_train_steps, world_size(), grows=task.grows_batches,
+            for name in SPLITS}
+    return Job(ds, label_names, processor, train_targets, data)
+
+
+def apply_schedule(config: TrainConfig, task: Task, n_train: int, run_dir: Path, main: bool) -> TrainConfig:
+    """The small-data rule (:mod:`bmcore.schedule`): more epochs in plain batches when a small set would get too few
+    optimiser steps; the config as it will train."""
+    schedule = resolve_schedule(config, n_train, task.min_train_steps, world_size(), grows=task.grows_batches,
                                 noun=task.example_noun)
-    if schedule.small_data:  # more epochs in plain batches, so a small set gets enough optimiser steps
-        log.info(schedule.reason)
-        config = schedule.apply(config)
-        if main:
-            runs.write_status(run_dir, schedule=schedule.reason)
+    if not schedule.small_data:
+        return config
+    log.info(schedule.reason)
+    if main:
+        runs.write_status(run_dir, schedule=schedule.reason)
+    return schedule.apply(config)
+
+
+def build_trainer(run_dir: Path, config: TrainConfig, task: Task, job: Job, model: Any, precision: str,
+                  main: bool) -> tuple[Any, Any]:
+    """The Trainer with the task's loss, metrics and collator, token-budget batches and bmcore's callback."""
+    from transformers import EarlyStoppingCallback, PrinterCallback
+
+    train_ds = job.data["train"]
     lengths = list(train_ds["length"]) if "length" in (getattr(train_ds, "column_names", None) or ()) else []
     batch_growth = config.batch_growth if lengths else 1  # token-budget batches need token lengths
     mean_batch = mean_examples_per_step(config, lengths)
@@ -158,29 +208,34 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
         log.info("short texts: %.0f examples per step on average (batch_growth %d)", mean_batch, config.batch_growth)
     if main:
         runs.write_status(run_dir, mean_examples_per_step=round(mean_batch, 1))
-    args = build_training_args(config, run_dir, precision, len(train_ds), **task.training_overrides(config, len(train_ds), world_size()))
-
-    mode, compute_loss, shown_weights = task.loss(config, train_targets, label_names)
+    args = build_training_args(config, run_dir, precision, len(train_ds),
+                               **task.training_overrides(config, len(train_ds), world_size()))
+    mode, compute_loss, shown_weights = task.loss(config, job.train_targets, job.label_names)
     if main:
         runs.write_status(run_dir, class_weights_used=mode)
     if shown_weights is not None:
         log.info("class weights (%s%s): %s", mode, ", chosen by auto" if config.class_weights == "auto" else "", shown_weights)
 
     def compute_metrics(p: Any) -> dict[str, float]:
-        return task.validation_metrics(np.asarray(p.predictions), np.asarray(p.label_ids), label_names)
+        return task.validation_metrics(np.asarray(p.predictions), np.asarray(p.label_ids), job.label_names)
 
     callback = make_callback(run_dir, config, precision)
-    callback.passes_after = passes_after_training(len(val_ds), len(test_ds))  # the ETA counts the scoring after training
+    callback.passes_after = passes_after_training(len(job.data["validation"]), len(job.data["test"]))  # the ETA counts scoring
     callbacks = [callback]
     if config.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    trainer = trainer_class()(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=processor,
-                              data_collator=task.collator(processor), compute_metrics=compute_metrics,
-                              compute_loss_func=compute_loss, callbacks=callbacks,
+    trainer = trainer_class()(model=model, args=args, train_dataset=train_ds, eval_dataset=job.data["validation"],
+                              processing_class=job.processor, data_collator=task.collator(job.processor),
+                              compute_metrics=compute_metrics, compute_loss_func=compute_loss, callbacks=callbacks,
                               batch_growth=batch_growth, max_seq_length=config.max_seq_length,
                               head_learning_rate=config.head_learning_rate)
     callback.trainer = trainer
     trainer.remove_callback(PrinterCallback)  # our callback logs one readable line per step instead of dicts
+    return trainer, callback
+
+
+def train_from(trainer: Any, callback: Any, run_dir: Path, resume: bool) -> None:
+    """Train, from the last checkpoint when resuming (optimizer, scheduler and RNG as they were)."""
     checkpoint = None
     if resume:
         checkpoint = runs.last_checkpoint(run_dir)
@@ -192,53 +247,63 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
             callback.resumed_from = int(checkpoint.name.split("-")[1])
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
-    cancelled = callback.cancelled
-    if not cancelled and (note := task.finish_training(trainer.model, train_ds)):
-        log.info(note)
-    best = trainer.state.best_metric
-    results: dict[str, Any] = {"label_names": label_names, "dataset": ds.name, "problem_type": task.problem_type,
-                               "best_checkpoint": trainer.state.best_model_checkpoint}
+
+def score_splits(trainer: Any, task: Task, job: Job, cancelled: bool, run_dir: Path, main: bool
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """eval.json's results: validation and test scored by the final model, after the task tuned what it tunes
+    (thresholds, ...) on validation; and what was tuned."""
+    results: dict[str, Any] = {"label_names": job.label_names, "dataset": job.ds.name, "problem_type": task.problem_type,
+                               "headline": task.headline[0], "best_checkpoint": trainer.state.best_model_checkpoint}
     tuned: dict[str, Any] = {}
-    if not cancelled:
-        if main:
-            runs.write_status(run_dir, phase="scoring validation and test")
-        # Every rank takes part: prediction gathers across processes under DDP.
-        outputs = {split: trainer.predict(data[split], metric_key_prefix=split) for split in ("validation", "test")}
-        # Trainer's evaluation batches are grouped by length: the targets come back with the predictions, in their order.
-        val = outputs["validation"]
-        tuned = task.tune(np.asarray(val.predictions), np.asarray(val.label_ids), label_names)
-        for split, out in outputs.items():
-            results[split] = task.split_metrics(np.asarray(out.predictions), np.asarray(out.label_ids), label_names, tuned)
-            results[split]["loss"] = float(out.metrics.get(f"{split}_loss", float("nan")))
-    if not main:
-        return {}
-    meta = {"max_seq_length": config.max_seq_length, "dataset": ds.name, "label_names": label_names,
-            "base_model": config.model_name_or_path, "run": run_dir.name, "precision": precision,
-            "problem_type": task.problem_type, **task.model_meta(processor), **tuned}
-    save_model_atomically(trainer, processor, run_dir, meta)
-    log.info("saved the %s model to %s", "best" if best is not None else "final", run_dir / runs.MODEL_DIR)
     if cancelled:
-        return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time(),
-                                 best_metric=best, best_metric_name=config.metric_for_best_model)
+        return results, tuned
+    if main:
+        runs.write_status(run_dir, phase="scoring validation and test")
+    # Every rank takes part: prediction gathers across processes under DDP.
+    outputs = {split: trainer.predict(job.data[split], metric_key_prefix=split) for split in ("validation", "test")}
+    # Trainer's evaluation batches are grouped by length: the targets come back with the predictions, in their order.
+    val = outputs["validation"]
+    tuned = task.tune(np.asarray(val.predictions), np.asarray(val.label_ids), job.label_names)
+    for split, out in outputs.items():
+        results[split] = task.split_metrics(np.asarray(out.predictions), np.asarray(out.label_ids), job.label_names, tuned)
+        results[split]["loss"] = float(out.metrics.get(f"{split}_loss", float("nan")))
+    return results, tuned
+
+
+def save_model(trainer: Any, task: Task, job: Job, config: TrainConfig, run_dir: Path, precision: str,
+               tuned: dict[str, Any]) -> None:
+    """Save ``model/`` (best or final weights, the processor, ``bmcore.json`` with what was tuned) atomically."""
+    meta = {"max_seq_length": config.max_seq_length, "dataset": job.ds.name, "label_names": job.label_names,
+            "base_model": config.model_name_or_path, "run": run_dir.name, "precision": precision,
+            "problem_type": task.problem_type, **task.model_meta(job.processor), **tuned}
+    if note := task.before_save(trainer.model):
+        log.info(note)
+    save_model_atomically(trainer, job.processor, run_dir, meta)
+    log.info("saved the %s model to %s", "best" if trainer.state.best_metric is not None else "final",
+             run_dir / runs.MODEL_DIR)
+
+
+def evaluate_in_full(results: dict[str, Any], task: Task, job: Job, run_dir: Path, precision: str) -> None:
+    """Score the saved model on the test split in full, with the baseline (the Evaluate page's first view), write
+    eval.json and the model card. The run stands without the evaluation or the card: the log says why."""
+    from .evaluate import evaluate_model
+    from .inference import load_for_inference
+
     model_dir = run_dir / runs.MODEL_DIR
     runs.write_status(run_dir, phase="evaluating the test split in full, with the baseline")
     try:
-        # The full evaluation: predictions, calibration (temperature saved with the model) and the baseline.
-        from .evaluate import evaluate_model
-        from .inference import load_for_inference
-
         # In the run's own precision, so eval.json and the full evaluation score the same predictions (a CNN trains in
         # fp32 on an AVX512-BF16 CPU, where inference would otherwise pick bf16 weights and flip borderline images).
         clf = load_for_inference(str(model_dir), precision=precision)
-        full = evaluate_model(clf, ds, "test", out_dir=run_dir / runs.EVALUATION_DIR / "test", save_temperature=True)
+        full = evaluate_model(clf, job.ds, "test", out_dir=run_dir / runs.EVALUATION_DIR / "test", save_temperature=True)
         base = full.metrics.get("baseline") or {}
-        results["baseline"] = {"accuracy": base.get("accuracy"), "macro_f1": base.get("f1_macro")}
+        results["baseline"] = {k: base.get(k) for k in task.headline}
         results["temperature"] = full.metrics.get("temperature")
     except Exception as exc:  # the model and eval.json stand without it; say why in the log
         log.warning("the full test evaluation failed: %s", exc)
     runs.write_json_atomic(run_dir / runs.EVAL_FILE, results)
     log.info("test %s", ", ".join(f"{k} {v:.4f}" for k, v in results["test"].items()
-                                  if k in ("accuracy", "macro_f1", "f1_micro", "loss") and isinstance(v, float)))
+                                  if k in (*task.headline, "loss") and isinstance(v, float)))
     if note := task.missed_note(results["test"]):
         log.warning(note)
     try:  # the model card (model/README.md): data, hyperparameters, test metrics; the run stands without it
@@ -247,7 +312,3 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
         write_model_card(run_dir)
     except Exception as exc:
         log.warning("the model card was not written: %s", exc)
-    return runs.write_status(run_dir, state=runs.COMPLETED, ended=runs.now(), ended_ts=time.time(),
-                             best_metric=best if best is not None else results["validation"].get(config.metric_for_best_model),
-                             best_metric_name=config.metric_for_best_model,
-                             test_accuracy=results["test"].get("accuracy"), test_macro_f1=results["test"].get("macro_f1"))

@@ -11,6 +11,7 @@ import streamlit as st
 from bmcore import queue, report, runs
 from bmcore.display import md
 from bmcore.errors import BmcoreError, error_line
+from bmcore.report import runs_table
 from pages._ui import show_tiles
 
 BADGES = {"queued": ("gray", ":material/schedule:"), "running": ("blue", ":material/play_arrow:"),
@@ -114,7 +115,7 @@ def show_runs(view: RunsView) -> None:
             st.caption(view.no_runs)
             return
         if view.table:
-            st.dataframe(runs.runs_frame(rows), hide_index=True, key=f"{view.page}_runs_table")
+            st.dataframe(runs_table.runs_frame(rows), hide_index=True, key=f"{view.page}_runs_table")
         names = [r.name for r in rows]
         if st.session_state.get(run_key) not in names:
             st.session_state[run_key] = names[0]

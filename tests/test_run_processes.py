@@ -19,6 +19,7 @@ from conftest import kill_leftovers
 from bmcore import jobs, runs
 from bmcore.cli import main as cli_main
 from bmcore.errors import BmcoreError
+from bmcore.report.runs_table import runs_frame
 
 
 def _folder(base: Path, status: dict, kind: str = "evaluate") -> Path:
@@ -180,7 +181,7 @@ def test_the_train_page_opens_damaged_runs_and_the_good_one_still_works(workspac
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert {m.label: m.value for m in at.metric}["Test accuracy"] == "0.750"
     table = at.dataframe[0].value.set_index("name")
-    assert table.loc["good", "test accuracy"] == "0.750" and table.loc["bad-eval", "test accuracy"] == "-"
+    assert table.loc["good", "test score"] == "0.750 accuracy" and table.loc["bad-eval", "test score"] == "-"
 
 
 # --- item 21: the runs table, a refused background start, a write that hits a limit -------------------------
@@ -188,9 +189,9 @@ def test_the_train_page_opens_damaged_runs_and_the_good_one_still_works(workspac
 
 def test_the_runs_table_shows_a_dash_for_missing_values_never_none(workspace: Path):
     row = runs.RunSummary(name="r", path="/r", state="queued")
-    frame = runs.runs_frame([row])
+    frame = runs_frame([row])
     assert frame.iloc[0].to_dict() == {"name": "r", "model": "-", "dataset": "-", "state": "queued", "best metric": "-",
-                                       "test accuracy": "-", "duration (s)": "-", "created": "-"}
+                                       "test score": "-", "duration (s)": "-", "created": "-"}
 
 
 def test_a_background_start_refused_by_the_job_limit_leaves_no_run_folder(workspace: Path, monkeypatch: pytest.MonkeyPatch,

@@ -17,8 +17,8 @@ from PIL import Image
 
 from bmcore.builtin_images import builtin_image_model_dir, convert_efficientnet_lite0, lite0_weights_file
 from bmcore.errors import BmcoreError
-from bmcore.models import resolve_model
 from bmcore.modalities import modality_of_ref
+from bmcore.models import resolve_model
 from bmcore.vision import load_image_classifier, load_image_processor
 
 FASHION = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")

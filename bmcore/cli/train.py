@@ -135,5 +135,6 @@ def _run(args: argparse.Namespace) -> int:
     except Exception as exc:  # recorded in status.json and train.log; one line here
         raise SystemExit(f"error: training failed: {exc.__class__.__name__}: {' '.join(str(exc).split())[:300]}") from exc
     if status:
-        print(json.dumps({k: status.get(k) for k in ("state", "test_accuracy", "test_macro_f1", "error") if status.get(k) is not None}))
+        shown = {k: v for k, v in status.items() if k in ("state", "error") or k.startswith(runs.TEST_PREFIX)}
+        print(json.dumps({k: v for k, v in shown.items() if v is not None}))  # state, test_<headline metrics>, error
     return 0 if not status or status.get("state") in (runs.COMPLETED, runs.CANCELLED) else 1

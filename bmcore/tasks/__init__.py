@@ -29,6 +29,7 @@ TASKS: dict[str, str] = {  # problem_type -> the module that defines its TASK
     SINGLE_LABEL: "bmcore.tasks.single_label_classification",
     MULTI_LABEL: "bmcore.tasks.multi_label_classification",
     MASKED_LM: "bmcore.tasks.masked_lm",
+    "regression": "bmcore.tasks.regression",
 }
 IMAGE_TASKS: dict[str, str] = {  # problem_type -> the module of its task on images (a prepared dataset's modality "image")
     SINGLE_LABEL: "bmcore.tasks.image_classification",

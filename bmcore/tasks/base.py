@@ -29,6 +29,10 @@ class Task:
     grows_batches = True  # short inputs ride in larger batches (TrainConfig.batch_growth); images: no
     example_noun = "rows"  # what one training example is called in sentences ("300 training rows")
     pipeline_kwargs = ""  # more arguments of transformers.pipeline for this task's saved model (", top_k=None")
+    # The metrics that sum up a split, in eval.json's key names, the first the one a runs table shows; and how each
+    # is called in a sentence.
+    headline: tuple[str, ...] = ("accuracy", "macro_f1")
+    metric_names: dict[str, str] = {"accuracy": "accuracy", "macro_f1": "macro F1"}
 
     # --- the job ---------------------------------------------------------------------------
 
@@ -111,8 +115,14 @@ class Task:
         """Extra arguments for :func:`bmcore.models.load_classifier` (the ``problem_type`` saved in config.json)."""
         return {"problem_type": self.problem_type}
 
-    def init_model(self, model: Any, targets: list[Any], config: Any) -> str | None:
-        """Adjust a freshly built model before training (e.g. its head's bias); returns a line for the log, or None."""
+    def init_model(self, model: Any, targets: list[Any], config: Any, *, resume: bool = False) -> str | None:
+        """Adjust a freshly built model before training (e.g. its head's bias; ``resume``: the checkpoint's weights
+        will replace it, so only what weights do not hold); returns a line for the log, or None."""
+        return None
+
+    def before_save(self, model: Any) -> str | None:
+        """Adjust the model just before ``model/`` is saved, finished or cancelled (regression folds its scaling into
+        the head); returns a line for the log, or None."""
         return None
 
     def finish_training(self, model: Any, train: Any) -> str | None:

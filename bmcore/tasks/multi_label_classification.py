@@ -131,6 +131,7 @@ class MultiLabelClassification(Task):
     # GoEmotions, 1 epoch: test macro F1 0.434 (1e-4, growth 4) -> 0.477 (3e-4, growth 2) -> 0.50 (head at 3e-3); README
     defaults = {"learning_rate": 3e-4, "batch_growth": 2, "head_learning_rate": 3e-3}
     min_train_steps = 150  # as single-label text (bmcore.schedule)
+    metric_names = {"accuracy": "subset accuracy", "macro_f1": "macro F1"}
     pipeline_kwargs = ", top_k=None"  # a score for every label: the pipeline's default is the top one alone
 
     def gold(self, df: pd.DataFrame, label_names: Sequence[str]) -> np.ndarray:
@@ -154,7 +155,7 @@ class MultiLabelClassification(Task):
         shown = {n: round(float(w), 2) for n, w in zip(label_names, vector, strict=True)} if vector is not None else None
         return mode, compute_loss, shown
 
-    def init_model(self, model: Any, targets: list[Any], config: Any) -> str | None:
+    def init_model(self, model: Any, targets: list[Any], config: Any, *, resume: bool = False) -> str | None:
         """Start each label's output at its base rate instead of 0.5 (the bias of the head's last layer set to the
         log-odds of the label's frequency in train, weighted as the loss weighs positives).
 
@@ -164,7 +165,7 @@ class MultiLabelClassification(Task):
         import torch
 
         y = np.asarray(targets, dtype=np.float64)
-        if not y.size:
+        if resume or not y.size:  # on resume the checkpoint holds the trained bias
             return None
         n = len(y)
         pos = np.clip(y.sum(axis=0), 0.5, n - 0.5)

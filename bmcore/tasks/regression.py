@@ -1,0 +1,173 @@
+"""Regression: one number per example (a similarity score, a star rating, a priority), mean squared error.
+
+Hugging Face's ``problem_type="regression"``: the model has one output, the predicted score. Training standardises the
+targets (the loss is the mean squared error of ``(prediction - gold) / std``, with the mean and standard deviation of
+the training scores), so a score in thousands trains as well as one from 0 to 5; the head's output is shifted and
+scaled by the same two numbers, so every prediction, curve and metric is in the user's units. Before the model is
+saved the two numbers are folded into the head's last layer: the saved folder is a standard one whose raw output is
+the score (``transformers.pipeline("text-classification", model=DIR, function_to_apply="none")``).
+
+The best checkpoint is chosen by validation Pearson correlation; the Evaluate page shows Pearson and Spearman
+correlation, RMSE, MAE and R², the error in ranges of the gold score, and a baseline: ridge regression on TF-IDF
+features (:func:`bmcore.baseline.regression_baseline_metrics`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..baseline import regression_baseline_metrics
+from ..errors import BmcoreError
+from ..metrics import regression_metrics
+from .base import Task
+
+SCORE_LABEL = "score"  # the one output's name in id2label: pipeline() answers {"label": "score", "score": ...}
+MIN_STD = 1e-8  # a training split whose scores are all equal still trains (on the raw error)
+
+
+def standardisation(targets: Sequence[float]) -> tuple[float, float]:
+    """The mean and standard deviation of the training scores (std 1 when they do not vary)."""
+    y = np.asarray(targets, dtype=np.float64)
+    if not y.size:
+        return 0.0, 1.0
+    std = float(y.std())
+    return float(y.mean()), std if std > MIN_STD else 1.0
+
+
+def output_layer(model: Any) -> Any:
+    """The head's last linear layer: the one with a single output, outside the base model."""
+    import torch
+
+    prefix = getattr(model, "base_model_prefix", "")
+    found = [m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) and m.out_features == 1
+             and not (prefix and name.startswith(prefix + "."))]
+    if not found:
+        raise BmcoreError(f"{type(model).__name__} has no one-output head to predict a score with")
+    return found[-1]
+
+
+class Regression(Task):
+    problem_type = "regression"
+    title = "Regression"
+    label_quality = False
+    defaults = {"metric_for_best_model": "pearson"}
+    min_train_steps = 150  # as the text classifiers (bmcore.schedule)
+    pipeline_kwargs = ', function_to_apply="none"'  # the raw output is the score: no softmax or sigmoid
+    headline = ("pearson", "spearman", "rmse", "mae")
+    metric_names = {"pearson": "Pearson correlation", "spearman": "Spearman correlation", "rmse": "RMSE", "mae": "MAE",
+                    "r2": "R²"}
+    more_data = "add training examples across the whole range of scores"
+
+    # --- data -> targets ---------------------------------------------------------------------
+
+    def label_names(self, dataset: Any) -> list[str]:
+        return [SCORE_LABEL]
+
+    def targets(self, df: pd.DataFrame, label_names: Sequence[str]) -> list[float]:
+        try:
+            y = df["label"].astype(float)
+        except (TypeError, ValueError) as exc:
+            raise BmcoreError(f"regression needs a number in every row's label ({exc})") from None
+        if not np.isfinite(y.to_numpy()).all():
+            raise BmcoreError("regression needs a finite number in every row's label (found an empty cell, inf or NaN)")
+        return y.tolist()
+
+    def gold(self, df: pd.DataFrame, label_names: Sequence[str]) -> np.ndarray:
+        return np.asarray(self.targets(df, label_names), dtype=np.float64)
+
+    # --- the model ---------------------------------------------------------------------------
+
+    def init_model(self, model: Any, targets: list[Any], config: Any, *, resume: bool = False) -> str | None:
+        """Shift and scale the head's output by the training scores' mean and standard deviation, so the head learns
+        standardised scores and the model answers in the user's units (also on resume: the hook is not saved)."""
+        mean, std = standardisation(targets)
+        layer = output_layer(model)
+        handle = layer.register_forward_hook(lambda module, args, out: out * std + mean)
+        model.bmcore_standardisation = (handle, layer, mean, std)
+        return f"scores standardised for training: mean {mean:.4g}, standard deviation {std:.4g}"
+
+    def before_save(self, model: Any) -> str | None:
+        """Fold the mean and standard deviation into the head's last layer, so the saved model answers in the user's
+        units without bmcore: ``w * std`` and ``b * std + mean``."""
+        import torch
+
+        handle, layer, mean, std = getattr(model, "bmcore_standardisation", (None, None, 0.0, 1.0))
+        if handle is None:
+            return None
+        with torch.no_grad():
+            layer.weight.mul_(std)
+            if layer.bias is not None:
+                layer.bias.mul_(std).add_(mean)
+        handle.remove()
+        del model.bmcore_standardisation
+        return "the standardisation is folded into the head: the saved model predicts scores in the data's units"
+
+    def loss(self, config: Any, targets: list[Any], label_names: Sequence[str]) -> tuple[str, Callable[..., Any] | None, Any]:
+        import torch
+
+        _, std = standardisation(targets)
+
+        def compute_loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+            pred = outputs["logits"].float().view(-1)
+            return torch.nn.functional.mse_loss(pred / std, labels.float().view(-1) / std)
+
+        return "none", compute_loss, None
+
+    def validation_metrics(self, logits: np.ndarray, targets: np.ndarray, label_names: Sequence[str]) -> dict[str, Any]:
+        m = regression_metrics(np.asarray(targets), np.asarray(logits)[:, 0])
+        # Trainer compares the best checkpoint's figure with numbers: a constant prediction correlates 0, not None.
+        return {k: m[k] if m[k] is not None else 0.0 for k in ("pearson", "spearman", "rmse", "mae")}
+
+    # --- logits -> scores -> predictions ------------------------------------------------------
+
+    def scores(self, logits: np.ndarray, meta: dict[str, Any] | None = None, *, calibrated: bool = False) -> np.ndarray:
+        """The predicted score itself, [n, 1] (no softmax: the output is the number)."""
+        return np.asarray(logits, dtype=np.float64).reshape(len(logits), -1)[:, :1]
+
+    def torch_scores(self, logits: Any) -> Any:
+        return logits.float()[:, :1]
+
+    def decide(self, scores: np.ndarray, label_names: Sequence[str], meta: dict[str, Any] | None = None) -> list[float]:
+        return [float(s) for s in np.asarray(scores, dtype=np.float64).reshape(-1)]
+
+    # --- scoring a split ----------------------------------------------------------------------
+
+    def split_metrics(self, logits: np.ndarray, targets: np.ndarray, label_names: Sequence[str],
+                      meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        return regression_metrics(np.asarray(targets), np.asarray(logits)[:, 0])
+
+    def prediction_table(self, df: pd.DataFrame, pred: np.ndarray, truncated: np.ndarray | None) -> pd.DataFrame:
+        """Inputs, gold, pred, error (pred - gold), abs_error and truncated, one row per example."""
+        out = self.input_columns(df).reset_index(drop=True).copy()
+        out["gold"] = self.gold(df, [SCORE_LABEL])
+        out["pred"] = np.asarray(pred, dtype=np.float64)
+        out["error"] = out["pred"] - out["gold"]
+        out["abs_error"] = out["error"].abs()
+        out["truncated"] = np.asarray(truncated, dtype=bool) if truncated is not None else False
+        return out
+
+    def input_columns(self, df: pd.DataFrame) -> pd.DataFrame:
+        out = pd.DataFrame({"text": df["text"].astype(str).to_numpy()})
+        if "text_pair" in df:
+            out["text_pair"] = df["text_pair"].astype(str).to_numpy()
+        return out
+
+    def evaluate(self, df: pd.DataFrame, logits: np.ndarray, label_names: Sequence[str], meta: dict[str, Any], *,
+                 truncated: np.ndarray | None, validation: Callable[[], tuple[pd.DataFrame, np.ndarray]] | None,
+                 fit: bool, n_bins: int) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any], list[str]]:
+        """The table (sorted as the split is; the error browser sorts by ``abs_error``) and the metrics. Nothing is
+        fitted after training: a score has no temperature or thresholds."""
+        pred = self.scores(logits)[:, 0]
+        table = self.prediction_table(df, pred, truncated)
+        return table, regression_metrics(table["gold"].to_numpy(), pred), {}, []
+
+    def baseline(self, train: pd.DataFrame, df: pd.DataFrame, label_names: Sequence[str], *, seed: int,
+                 n_bins: int) -> dict[str, Any]:
+        return regression_baseline_metrics(train, df)
+
+
+TASK = Regression()
