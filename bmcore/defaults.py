@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .config import TrainConfig
-from .data import kind_of
+from .data.resolve import kind_of
 from .errors import BmcoreError
 from .tasks import get_task
 

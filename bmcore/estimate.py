@@ -171,7 +171,7 @@ def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, w
     import torch
     from transformers import DataCollatorWithPadding, Trainer
 
-    from .data import resolve_dataset
+    from .data.resolve import resolve_dataset
     from .models import (
         autocast_dtype,
         detect_device,

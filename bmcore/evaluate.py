@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import label_matrix, label_sets
+from .data.label_values import label_matrix, label_sets
 from .display import csv_frame
 from .errors import BmcoreError
 from .files import write_json_atomic

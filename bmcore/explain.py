@@ -423,7 +423,8 @@ def playground_examples(dataset: str, per_class: int | None = None, max_chars: i
     """
     import pandas as pd
 
-    from .data import MULTI_LABEL, is_prepared, label_sets, load_prepared
+    from .data import is_prepared, label_sets, load_prepared
+    from .problem_types import MULTI_LABEL
 
     if not dataset or not is_prepared(dataset):
         return []
@@ -572,7 +573,8 @@ def read_batch_labels(name: str, data: bytes) -> list[str | None] | None:
 def gold_label_set(value: str) -> list[str]:
     """The label names of one gold cell of a multi-label batch file: a JSON list (``["anger", "joy"]``), or names
     separated by ``,``, ``;`` or ``|`` (the first of these the cell holds)."""
-    from .data import LABEL_DELIMITERS, decode_label_set
+    from .data import decode_label_set
+    from .labels import LABEL_DELIMITERS
 
     value = str(value).strip()
     if value.startswith("["):

@@ -586,7 +586,7 @@ def image_frames_from_table(df: pd.DataFrame, column: str, label: str, base: Pat
 
 def read_image_parquet(data: bytes, name: str) -> pd.DataFrame | None:
     """A Parquet file with a binary image column, bounded by its footer (rows, unpacked bytes); None when the file
-    has no binary column (a text table: :func:`bmcore.data.read_table` reads it)."""
+    has no binary column (a text table: :func:`bmcore.data.tables.read_table` reads it)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -629,7 +629,7 @@ def read_image_source(source: str, data: bytes | None = None) -> tuple[dict[str,
 
 
 class ImageSplits(Protocol):
-    """What the stats read of a :class:`bmcore.data.PreparedDataset` (named here without importing it)."""
+    """What the stats read of a :class:`bmcore.data.dataset.PreparedDataset` (named here without importing it)."""
 
     splits: dict[str, pd.DataFrame]
     label_names: list[str]
@@ -655,7 +655,7 @@ def _summary(values: pd.Series) -> dict[str, float]:
 def image_stats(ds: ImageSplits) -> dict[str, Any]:
     """The image part of a prepared image dataset's stats (plain, JSON-ready): sizes, aspect ratios and modes,
     the most common sizes, and duplicate groups across splits. Rows, classes and duplicate counts come from
-    :func:`bmcore.data.compute_stats`, which calls this."""
+    :func:`bmcore.data.stats.compute_stats`, which calls this."""
     sizes = _sizes(ds)
     common = sizes.groupby(["width", "height"]).size().sort_values(ascending=False).head(SIZE_TABLE_ROWS)
     dups = duplicates_frame(ds)

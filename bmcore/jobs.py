@@ -76,7 +76,7 @@ class Reporter:
 
 def _evaluate(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
     """Score a prepared dataset's split, or (``rows``) what a page read from an upload (:func:`bmcore.scoring.save_rows`)."""
-    from .data import load_prepared
+    from .data.storage import load_prepared
     from .evaluate import evaluate_model
     from .inference import load_for_inference
     from .scoring import load_rows

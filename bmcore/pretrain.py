@@ -78,7 +78,8 @@ def load_texts(source: str, seed: int = 42) -> tuple[list[str], list[str], str]:
     blank-line block, with 5% held out. Any other source the data layer reads is prepared on the
     fly (its splits when it has them) and used the same way.
     """
-    from .data import is_prepared, load_prepared, resolve_dataset
+    from .data.resolve import resolve_dataset
+    from .data.storage import is_prepared, load_prepared
 
     source = (source or "").strip()
     if not source:

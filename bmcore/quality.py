@@ -40,7 +40,9 @@ import numpy as np
 import pandas as pd
 
 from .baseline import BASELINE_C, PAIR_SEPARATOR
-from .data import FILE_ROW, SPLITS, DatasetExists, PreparedDataset, dataset_dir, is_prepared, load_prepared, save_prepared
+from .data.dataset import FILE_ROW, SPLITS, PreparedDataset
+from .data.stats import compute_stats
+from .data.storage import DatasetExists, dataset_dir, is_prepared, load_prepared, save_prepared
 from .display import FORMULA_STARTS
 from .errors import BmcoreError
 from .models import (
@@ -633,8 +635,6 @@ def save_version(ds: PreparedDataset, changes: pd.DataFrame, name: str | None = 
     version number is taken, atomically: of two concurrent saves each gets its own version. An explicit other name
     that is taken is refused.
     """
-    from .data import compute_stats
-
     auto = name is None or (next_free and VERSION_RE.match(name) is not None and _base(name) == _base(ds.name))
     name = name or next_version_name(ds.name)
     for _ in range(MAX_VERSION_TRIES):

@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from .baseline import one_thread
-from .data import PreparedDataset, dataset_dir
+from .data.dataset import PreparedDataset
+from .data.storage import dataset_dir
 from .errors import BmcoreError
 from .images import thumbnail
 from .quality import Progress, out_of_fold_probs

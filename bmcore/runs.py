@@ -574,7 +574,8 @@ def preflight(config: TrainConfig) -> str | None:
     """Check a config against its model before a run folder exists: the model loads safely, ``max_seq_length``
     fits it, it reads the prepared dataset's kind of input (text or images), and a raw data source exists. Returns the precision notice (e.g. fp16 on a CPU), if any.
     """
-    from .data import is_prepared, load_source
+    from .data.readers import load_source
+    from .data.storage import is_prepared
     from .models import check_max_seq_length, load_config, resolve_model, select_precision
 
     model = resolve_model(config.model_name_or_path)
@@ -584,7 +585,7 @@ def preflight(config: TrainConfig) -> str | None:
 
         modality_of(load_config(model)).load_processor(model)
     if is_prepared(config.dataset):
-        from .data import DATASET_META, dataset_dir
+        from .data.storage import DATASET_META, dataset_dir
         from .limits import check_training
 
         meta = read_json(dataset_dir(config.dataset) / DATASET_META)

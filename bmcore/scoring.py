@@ -23,10 +23,15 @@ from typing import Any
 
 import pandas as pd
 
-from . import data as bdata
+from .data.columns import Columns, check_columns, detect_columns, detect_label_shape
+from .data.dataset import SPLITS, PreparedDataset
+from .data.label_values import encode_label_set, normalise_labels, order_labels
+from .data.preparation import IMAGE_COLUMNS, prepare, standardise
+from .data.readers import SPLIT_ALIASES, RawData, load_source, suggest_name
 from .errors import BmcoreError
 from .files import write_json_atomic
 from .limits import check_local_path
+from .problem_types import MULTI_LABEL, SINGLE_LABEL
 from .splits import WHOLE_SOURCE
 
 ALL = WHOLE_SOURCE  # the split that holds every row of a source scored whole
@@ -36,13 +41,13 @@ SHOWN_CLASSES = 10
 
 def whole_dataset(source: str, task: Any, label_names: Sequence[str], *, data: bytes | None = None,
                   split: str | None = None, text_columns: list[str] | None = None, label_column: str | None = None,
-                  seed: int = 42) -> tuple[bdata.PreparedDataset, str]:
+                  seed: int = 42) -> tuple[PreparedDataset, str]:
     """``source`` (a path, or an upload's name with its bytes in ``data``) as the dataset to score with a model of
     ``task`` whose classes are ``label_names``, and the split to score. Refuses, in one line, data of another kind
     than the model's (images for a text model) and, for images, classes the model does not know."""
     if data is None:
         _check_not_empty(source)
-    raw = bdata.load_source(source, data)
+    raw = load_source(source, data)
     if raw.modality != task.modality:
         raise BmcoreError(f"{Path(source).name or source} holds {raw.modality} data, but the model classifies "
                           f"{task.modality}; evaluate a{'n' if raw.modality[:1] in 'aeiou' else ''} {raw.modality} model on it")
@@ -59,52 +64,52 @@ def _check_not_empty(source: str) -> None:
 
 
 def _split_name(split: str | None) -> str | None:
-    return None if split is None else bdata.SPLIT_ALIASES.get(split.strip().lower(), split.strip())
+    return None if split is None else SPLIT_ALIASES.get(split.strip().lower(), split.strip())
 
 
 # --- text ---------------------------------------------------------------------------------------
 
 
-def text_dataset(raw: bdata.RawData, *, split: str | None = None, text_columns: list[str] | None = None,
-                 label_column: str | None = None, seed: int = 42) -> tuple[bdata.PreparedDataset, str]:
+def text_dataset(raw: RawData, *, split: str | None = None, text_columns: list[str] | None = None,
+                 label_column: str | None = None, seed: int = 42) -> tuple[PreparedDataset, str]:
     """A text source to score: a folder of split files prepared (scored on ``split``, default test), one file
     whole (split ``all``; its columns detected unless named)."""
     if raw.has_splits:
         cols = None
         if text_columns or label_column:
-            guess = bdata.detect_columns(next(iter(raw.frames.values())))
-            cols = bdata.Columns(list(text_columns or guess.text), label_column or guess.label)
+            guess = detect_columns(next(iter(raw.frames.values())))
+            cols = Columns(list(text_columns or guess.text), label_column or guess.label)
         name = Path(raw.source).stem or "dataset"
-        return bdata.prepare(raw, name=name, columns=cols, seed=seed), _split_name(split) or "test"
+        return prepare(raw, name=name, columns=cols, seed=seed), _split_name(split) or "test"
     if _split_name(split) not in (None, ALL):
         raise BmcoreError(f"{Path(raw.source).name} is one file, scored whole; leave out --split")
     return _single_file(raw, text_columns, label_column), ALL
 
 
-def _single_file(raw: bdata.RawData, text_columns: list[str] | None, label_column: str | None) -> bdata.PreparedDataset:
+def _single_file(raw: RawData, text_columns: list[str] | None, label_column: str | None) -> PreparedDataset:
     """A one-file source as a dataset whose only non-empty split is ``all``."""
     df = raw.frames[ALL]
-    guess = bdata.detect_columns(df) if not (text_columns and label_column) else None
+    guess = detect_columns(df) if not (text_columns and label_column) else None
     if guess is not None and not (text_columns or label_column):
         cols = guess
     else:  # columns named on the command line: the label shape is still read from the data
-        cols = bdata.Columns(list(text_columns or guess.text), label_column or guess.label)  # type: ignore[union-attr]
+        cols = Columns(list(text_columns or guess.text), label_column or guess.label)  # type: ignore[union-attr]
         if cols.label in df.columns:
-            cols = bdata.detect_label_shape(df, cols)[0]
-    bdata._check_columns(df, cols, raw.source)
-    std, dropped = bdata._standardise(df, cols, raw.source)
+            cols = detect_label_shape(df, cols)[0]
+    check_columns(df, cols, raw.source)
+    std, dropped = standardise(df, cols, raw.source)
     if std.empty:
         raise BmcoreError(f"{raw.source} has no rows with both a text and a label")
-    if cols.problem_type == bdata.MULTI_LABEL:  # label sets, stored as prepared datasets store them (JSON lists)
-        names = bdata.order_labels({n for ls in std["label"] for n in ls} | set(cols.label_columns or []))
-        std["label"] = [bdata.encode_label_set(ls) for ls in std["label"]]
+    if cols.problem_type == MULTI_LABEL:  # label sets, stored as prepared datasets store them (JSON lists)
+        names = order_labels({n for ls in std["label"] for n in ls} | set(cols.label_columns or []))
+        std["label"] = [encode_label_set(ls) for ls in std["label"]]
     else:
-        names = bdata.order_labels(std["label"])
+        names = order_labels(std["label"])
     empty = std.iloc[0:0]
     notes = list(raw.notes) + ([f"dropped {dropped} rows with an empty text or label"] if dropped else [])
-    return bdata.PreparedDataset(name=Path(raw.source).stem, source=raw.source, columns=cols, label_names=names,
-                                 splits={"train": empty, "validation": empty, ALL: std}, notes=notes,
-                                 problem_type=cols.problem_type)
+    return PreparedDataset(name=Path(raw.source).stem, source=raw.source, columns=cols, label_names=names,
+                           splits={"train": empty, "validation": empty, ALL: std}, notes=notes,
+                           problem_type=cols.problem_type)
 
 
 # --- images -------------------------------------------------------------------------------------
@@ -124,16 +129,16 @@ def check_classes(found: Sequence[str], label_names: Sequence[str], where: str) 
                           "the class folders to those names, or leave them out")
 
 
-def image_dataset(raw: bdata.RawData, label_names: Sequence[str], *,
-                  split: str | None = None) -> tuple[bdata.PreparedDataset, str]:
+def image_dataset(raw: RawData, label_names: Sequence[str], *,
+                  split: str | None = None) -> tuple[PreparedDataset, str]:
     """An image source to score: every image (split ``all``), or the source's split folder ``split``, with the
     classes (folder names) mapped to the model's ``label_names``."""
     where = Path(raw.source).name or raw.source
-    frames = {s: df.assign(label=bdata.normalise_labels(df["label"], "label")) for s, df in raw.frames.items()}
+    frames = {s: df.assign(label=normalise_labels(df["label"], "label")) for s, df in raw.frames.items()}
     frames = {s: df[df["label"].notna()].reset_index(drop=True) for s, df in frames.items()}
     # A built-in dataset (builtin:fashion-mnist) is a benchmark with its own test split: that is what it is scored on.
     wanted = _split_name(split) or ("test" if raw.source.startswith("builtin:") else None)
-    own = [s for s in bdata.SPLITS if s in frames]  # the source's split folders, if it has them
+    own = [s for s in SPLITS if s in frames]  # the source's split folders, if it has them
     if wanted not in (None, ALL) and wanted not in own:
         raise BmcoreError(f"{where} has no {wanted} folder" + (f"; its splits: {', '.join(own)} (or all)" if own else
                           ": it has no split folders (train/, validation/, test/), so it is scored whole; leave out --split"))
@@ -152,14 +157,14 @@ def image_dataset(raw: bdata.RawData, label_names: Sequence[str], *,
     else:
         notes.append(f"scored the {name} folder of {where}: {len(df):,} images")
         splits = {"train": frames.get("train", empty), "validation": frames.get("validation", empty), name: df}
-    return bdata.PreparedDataset(name=bdata.suggest_name(raw.source), source=raw.source, columns=bdata.IMAGE_COLUMNS,
-                                 label_names=list(label_names), splits=splits, notes=notes, modality="image"), name
+    return PreparedDataset(name=suggest_name(raw.source), source=raw.source, columns=IMAGE_COLUMNS,
+                           label_names=list(label_names), splits=splits, notes=notes, modality="image"), name
 
 
 # --- handing a page's read to the scoring job -----------------------------------------------------
 
 
-def save_rows(ds: bdata.PreparedDataset, split: str, folder: str | Path) -> Path:
+def save_rows(ds: PreparedDataset, split: str, folder: str | Path) -> Path:
     """Write the dataset's splits (``<split>.parquet``; an image split is also what the Evaluate page's thumbnails
     read) and ``scored.json`` into ``folder``, for :func:`load_rows` in the scoring job."""
     out = Path(folder)
@@ -187,19 +192,19 @@ def rows_meta(folder: str | Path) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
-def load_rows(folder: str | Path) -> tuple[bdata.PreparedDataset, str]:
+def load_rows(folder: str | Path) -> tuple[PreparedDataset, str]:
     """The dataset and split :func:`save_rows` wrote into ``folder``."""
     out = Path(folder)
     try:
         meta = json.loads((out / ROWS_META).read_text(encoding="utf-8"))
         splits = {str(s): pd.read_parquet(out / f"{s}.parquet") for s in meta["splits"]}
-        cols = bdata.Columns(list(meta["text_columns"]), str(meta["label_column"]), label_columns=meta.get("label_columns"),
-                             label_delimiter=meta.get("label_delimiter"))
-        ds = bdata.PreparedDataset(name=str(meta["name"]), source=str(meta["source"]), columns=cols,
-                                   label_names=[str(n) for n in meta["label_names"]], splits=splits,
-                                   notes=[str(n) for n in meta.get("notes") or []],
-                                   problem_type=str(meta.get("problem_type") or bdata.SINGLE_LABEL),
-                                   modality=str(meta.get("modality") or "text"))
+        cols = Columns(list(meta["text_columns"]), str(meta["label_column"]), label_columns=meta.get("label_columns"),
+                       label_delimiter=meta.get("label_delimiter"))
+        ds = PreparedDataset(name=str(meta["name"]), source=str(meta["source"]), columns=cols,
+                             label_names=[str(n) for n in meta["label_names"]], splits=splits,
+                             notes=[str(n) for n in meta.get("notes") or []],
+                             problem_type=str(meta.get("problem_type") or SINGLE_LABEL),
+                             modality=str(meta.get("modality") or "text"))
         return ds, str(meta["split"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BmcoreError(f"the data to score in {out} is damaged ({exc.__class__.__name__}); upload it again") from exc

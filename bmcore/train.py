@@ -20,7 +20,9 @@ import numpy as np
 
 from . import queue, runs
 from .config import TrainConfig
-from .data import PreparedDataset, is_prepared, load_prepared, resolve_dataset, save_prepared
+from .data.dataset import PreparedDataset
+from .data.resolve import resolve_dataset
+from .data.storage import is_prepared, load_prepared, save_prepared
 from .errors import BmcoreError
 from .limits import check_training
 from .schedule import resolve_schedule

@@ -5,10 +5,10 @@ from pathlib import Path
 import streamlit as st
 
 from bmcore import jobs, queue, runs
-from bmcore.data import prepared_frame
 from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.models import load_counting_tokenizer
+from bmcore.report.data import prepared_frame
 
 
 @st.cache_resource(show_spinner="Loading the tokenizer...", max_entries=4)

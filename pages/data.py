@@ -13,7 +13,9 @@ from bmcore import limits
 from bmcore import quality as bquality
 from bmcore.display import md, plot_texts
 from bmcore.errors import BmcoreError
+from bmcore.labels import LABEL_DELIMITERS
 from bmcore.models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, hub_offline, hub_reachable
+from bmcore.report import data as rdata
 from pages import _images as img_ui
 from pages._quality import show_label_quality
 from pages._ui import require_frame, show_prepared_datasets, tokenizer
@@ -238,8 +240,8 @@ else:  # --- preview and columns -----------------------------------------------
     pair_col = pick(c2, "Second text column (text pairs only)", f"data_pair_{key}", [NONE, *columns],
                     guess.text[1] if guess and len(guess.text) == 2 else NONE)
     guessed_shape = bdata.label_shape(guess) if guess else "single"
-    shape = pick(c3, "Labels per row", f"data_shape_{key}", list(bdata.LABEL_SHAPES), guessed_shape,
-                 format_func=bdata.LABEL_SHAPES.get)
+    shape = pick(c3, "Labels per row", f"data_shape_{key}", list(rdata.LABEL_SHAPES), guessed_shape,
+                 format_func=rdata.LABEL_SHAPES.get)
     for note in detected:
         st.caption(md(note))
     c1, c2 = st.columns(2)
@@ -252,7 +254,7 @@ else:  # --- preview and columns -----------------------------------------------
     else:
         label_col = pick(c1, "Label column", f"data_label_{key}", columns, (guess.label or None) if guess else None)
     if shape == "delimited":
-        delimiter = pick(c2, "Labels separated by", f"data_delim_{key}", list(bdata.LABEL_DELIMITERS),
+        delimiter = pick(c2, "Labels separated by", f"data_delim_{key}", list(LABEL_DELIMITERS),
                          guess.label_delimiter if guess and guess.label_delimiter else ",",
                          format_func=lambda d: "JSON lists" if d == "json" else repr(d))
     if text_col is None or label_col is None or (shape == "columns" and len(label_cols) < 2):
@@ -301,7 +303,7 @@ for col, split_name in zip(m[2:5], bdata.SPLITS, strict=True):
     col.metric(split_name.capitalize(), f"{stats['rows'][split_name]:,}")
 
 balance_col, lengths_col = st.columns(2)
-balance = px.bar(bdata.class_balance_frame(stats).assign(label=lambda f: plot_texts(f["label"])), x="label", y="count", color="split", barmode="group",
+balance = px.bar(rdata.class_balance_frame(stats).assign(label=lambda f: plot_texts(f["label"])), x="label", y="count", color="split", barmode="group",
                  title="Rows per label and split" if multi else f"{'Images' if image else 'Rows'} per class and split")
 balance_col.plotly_chart(balance, key="data_balance_chart")
 if image:
@@ -312,9 +314,9 @@ if multi:
     c[1].metric("Rows with no label", f"{sum(stats['no_label_rows'].values()):,}")
     c[2].metric("Rare labels", len(stats["rare_labels"]), help=f"fewer than {bdata.MIN_CLASS_EXAMPLES} rows in all")
     card_col, co_col = st.columns(2)
-    card_col.plotly_chart(px.bar(bdata.labels_per_row_frame(stats), x="labels", y="rows", color="split", barmode="group",
+    card_col.plotly_chart(px.bar(rdata.labels_per_row_frame(stats), x="labels", y="rows", color="split", barmode="group",
                                  title="Labels per row"), key="data_cardinality_chart")
-    co = bdata.cooccurrence_frame(stats, ds.label_names, diagonal=False)
+    co = rdata.cooccurrence_frame(stats, ds.label_names, diagonal=False)
     if not co.empty:
         names = plot_texts(co.columns)
         co_col.plotly_chart(px.imshow(co.to_numpy(), x=names, y=names, color_continuous_scale="Blues",
@@ -341,7 +343,7 @@ elif any(stats["duplicates_within"].values()) or any(stats["leakage"].values()):
         st.rerun()
 if not multi:
     with st.expander(f"Suggested class weights (imbalance {stats['imbalance_ratio']}:1)"):
-        st.dataframe(bdata.class_weights_frame(stats), hide_index=True)
+        st.dataframe(rdata.class_weights_frame(stats), hide_index=True)
 if image:
     img_ui.show_duplicates(ds)
     img_ui.show_samples(ds)
@@ -354,12 +356,12 @@ else:
     stats = ds.stats
     m[5].metric("Truncated", f"{stats['truncated_share']:.1%}", help=f"texts longer than {stats['max_seq_length']} tokens")
     # The detail goes on a second, smaller title line: one long line is cut off in a half-width chart.
-    lengths = px.histogram(bdata.token_length_frame(ds).assign(label=lambda f: plot_texts(f["label"])), x="n_tokens",
+    lengths = px.histogram(rdata.token_length_frame(ds).assign(label=lambda f: plot_texts(f["label"])), x="n_tokens",
                            color="split" if multi else "label", barmode="overlay", opacity=0.6,
                            nbins=60, title=f"Token lengths per {'split' if multi else 'class'}<br><sup>{stats['truncated_share']:.1%} truncated at "
                                            f"max_seq_length {stats['max_seq_length']}</sup>")
     lengths.add_vline(x=stats["max_seq_length"], line_dash="dash", annotation_text="max_seq_length")
-    lengths.update_xaxes(range=[0, bdata.length_axis_max(stats)])  # a few very long texts would squash the rest
+    lengths.update_xaxes(range=[0, rdata.length_axis_max(stats)])  # a few very long texts would squash the rest
     lengths_col.plotly_chart(lengths, key="data_lengths_chart")
     for warning in bdata.warnings_for(stats):
         if warning not in shown:
@@ -393,7 +395,7 @@ st.caption("The same from the command line:")
 columns_used = {} if image else {"text_columns": list(text_cols), "label_column": label_col or None,
                                   "label_columns": list(label_cols), "label_delimiter": delimiter,
                                   "single_label": shape == "single" and guessed_shape != "single"}
-st.code(bdata.prepare_command(source, name or "NAME", **columns_used, use_source_splits=use_source_splits, ratios=ratios,
+st.code(rdata.prepare_command(source, name or "NAME", **columns_used, use_source_splits=use_source_splits, ratios=ratios,
                               seed=int(seed), max_seq_length=int(max_seq_length), tokenizer=tokenizer_ref,
                               test_file=test_source, drop_duplicates=recipe.drop_duplicates), language="bash")
 

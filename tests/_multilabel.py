@@ -14,6 +14,7 @@ import pytest
 from bmcore import data as bdata
 from bmcore import runs
 from bmcore.config import TrainConfig
+from bmcore.problem_types import MULTI_LABEL
 from bmcore.train import run_training
 
 DATASET = "emo"
@@ -28,7 +29,7 @@ def train_goemotions(ws: Path, tiny_model: Path, shared_data: Path) -> Path:
         mp.setenv("BMCORE_PRECISION", "fp32")  # training's own test scores and the full evaluation then agree exactly
         df = pd.read_csv(shared_data / "goemotions" / "train.csv", dtype=str, keep_default_na=False).head(ROWS)
         ds = bdata.prepare(bdata.RawData("goemotions-sample", {"all": df}), DATASET, seed=0)
-        assert ds.problem_type == bdata.MULTI_LABEL
+        assert ds.problem_type == MULTI_LABEL
         bdata.save_prepared(ds)
         cfg = TrainConfig(model_name_or_path=str(tiny_model), dataset=DATASET, max_seq_length=64, max_steps=20,
                           per_device_train_batch_size=16, eval_strategy="steps", eval_steps=10, logging_steps=5,

@@ -17,6 +17,8 @@ from bmcore import data as bdata
 from bmcore.cli import main as cli_main
 from bmcore.errors import BmcoreError
 from bmcore.models import load_tokenizer
+from bmcore.report import data as rdata
+from bmcore.workspace import datasets_dir
 
 BBC_COUNTS = {"business": 510, "entertainment": 386, "politics": 417, "sports": 511, "tech": 401}
 
@@ -198,9 +200,9 @@ def test_stats_count_rows_duplicates_leakage_and_tiny_classes():
     warnings = " | ".join(bdata.warnings_for(stats))
     for word in ("duplicate", "leakage", "too small", "imbalance", "dropped"):
         assert word in warnings
-    balance = bdata.class_balance_frame(stats)
+    balance = rdata.class_balance_frame(stats)
     assert len(balance) == 9 and balance["count"].sum() == 19
-    weights = bdata.class_weights_frame(stats)
+    weights = rdata.class_weights_frame(stats)
     assert weights.set_index("label")["suggested weight"].to_dict() == stats["class_weights"]
 
 
@@ -221,7 +223,7 @@ def test_token_lengths_and_truncation_share(shared_data, tok):
     share = sum(n > 24 for n in expected) / len(expected)
     assert 0.05 < share < 0.95  # the limit really cuts some and not all
     assert stats["truncated_share"] == round(share, 4)
-    lengths = bdata.token_length_frame(ds)
+    lengths = rdata.token_length_frame(ds)
     assert len(lengths) == len(dev)
     assert sorted(lengths["n_tokens"]) == sorted(expected)
     assert set(lengths["split"]) == set(bdata.SPLITS)
@@ -236,7 +238,7 @@ def test_token_length_frame_needs_a_tokenizer(sms):
     ds = bdata.prepare(bdata.RawData("sms", {"all": sms}))
     bdata.compute_stats(ds)
     with pytest.raises(BmcoreError, match="tokenizer"):
-        bdata.token_length_frame(ds)
+        rdata.token_length_frame(ds)
 
 
 # --- encodings ----------------------------------------------------------------------------
@@ -279,7 +281,7 @@ def test_save_load_list_round_trip(sms, workspace):
     assert meta["content_hash"] == ds.content_hash() and meta["stats"]["rows_total"] == len(sms)
     listed = bdata.list_prepared()
     assert [m["name"] for m in listed] == ["sms"]
-    table = bdata.prepared_frame()
+    table = rdata.prepared_frame()
     assert table.loc[0, "name"] == "sms" and table.loc[0, "classes"] == 2
     assert bdata.resolve_dataset("sms").content_hash() == ds.content_hash()
     with pytest.raises(BmcoreError, match="already exists"):
@@ -309,14 +311,14 @@ def test_a_dataset_runs_were_trained_on_is_never_replaced_by_default(sms, worksp
     assert cli_main(["data", "prepare", str(path), "--name", "sms"]) == 2
     assert cli_main(["data", "prepare", str(path), "--name", "sms", "--overwrite"]) == 0
     assert bdata.load_prepared("sms").stats["rows_total"] == 200
-    assert not [p for p in bdata.datasets_dir().iterdir() if p.name.startswith(".")]
+    assert not [p for p in datasets_dir().iterdir() if p.name.startswith(".")]
 
 
 def test_suggest_name_and_prepare_command():
     assert bdata.suggest_name("builtin:bbc-news") == "bbc-news"
     assert bdata.suggest_name("/data/My Reviews.csv") == "My-Reviews"
     assert bdata.suggest_name("../shared/data/sst2/") == "sst2"
-    cmd = bdata.prepare_command("my file.csv", "reviews", text_columns=["body"], label_column="stars",
+    cmd = rdata.prepare_command("my file.csv", "reviews", text_columns=["body"], label_column="stars",
                                 use_source_splits=False, ratios=(0.7, 0.15, 0.15), seed=1, max_seq_length=64)
     assert cmd == ("python -m bmcore data prepare 'my file.csv' --name reviews --text-column body --label-column stars "
                    "--new-splits --ratios 0.7 0.15 0.15 --seed 1 --max-seq-length 64")

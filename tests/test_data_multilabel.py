@@ -12,6 +12,8 @@ import pytest
 from bmcore import data as bdata
 from bmcore.cli import main as cli_main
 from bmcore.errors import BmcoreError
+from bmcore.problem_types import MULTI_LABEL, SINGLE_LABEL
+from bmcore.report import data as rdata
 
 JIGSAW = ["anger", "annoyance", "disapproval", "joy", "neutral"]  # five GoEmotions labels as 0/1 columns
 
@@ -47,7 +49,7 @@ def matrix(ds: bdata.PreparedDataset, split: str) -> np.ndarray:
 
 def test_goemotions_folder_is_detected_and_test_is_carved_from_train(shared_data):
     ds = bdata.prepare(bdata.load_source(str(shared_data / "goemotions")), "goemotions")
-    assert ds.problem_type == bdata.MULTI_LABEL and ds.is_multi_label
+    assert ds.problem_type == MULTI_LABEL and ds.is_multi_label
     assert ds.columns.label == "labels" and ds.columns.label_delimiter == ","
     assert len(ds.label_names) == 28 and ds.label_names == sorted(ds.label_names)
     assert any(n.startswith("multi-label: column 'labels' holds several labels separated by ','") for n in ds.notes)
@@ -110,13 +112,13 @@ def test_zero_one_columns_jigsaw_shape(goemotions, tmp_path):
 def test_forced_shapes_and_single_label(goemotions, tmp_path):
     df = goemotions[goemotions.groupby("labels")["labels"].transform("size") >= 3]  # enough rows to split each combination
     cols, notes = bdata.choose_columns(df, single_label=True)
-    assert cols.problem_type == bdata.SINGLE_LABEL and notes == ["single-label (as chosen): one label per row in column 'labels'"]
+    assert cols.problem_type == SINGLE_LABEL and notes == ["single-label (as chosen): one label per row in column 'labels'"]
     ds = bdata.prepare(bdata.RawData("emo", {"all": df}), "emo", cols)
-    assert ds.problem_type == bdata.SINGLE_LABEL
+    assert ds.problem_type == SINGLE_LABEL
     assert set(ds.label_names) == set(df["labels"])  # each combination is a class of its own
     cols, _ = bdata.choose_columns(df, ["text"], "labels", label_delimiter=",")
-    assert cols.problem_type == bdata.MULTI_LABEL
-    assert bdata.prepare_command("emo.csv", "emo", single_label=True).endswith("--name emo --single-label")
+    assert cols.problem_type == MULTI_LABEL
+    assert rdata.prepare_command("emo.csv", "emo", single_label=True).endswith("--name emo --single-label")
     jig = pd.read_csv(write_jigsaw(df, tmp_path / "t.csv"), dtype=str)
     cols, _ = bdata.choose_columns(jig, label_columns=["anger", "joy"])
     assert cols.label_columns == ["anger", "joy"] and cols.text == ["comment_text"]
@@ -132,19 +134,19 @@ def test_commas_inside_single_labels_stay_single(shared_data):
     cities = {"World": "New York, NY", "Sports": "Paris, France", "Business": "Business", "Sci/Tech": "Sci/Tech"}
     news["label"] = news["label"].map(cities)
     cols, note = bdata.detect_label_shape(news, bdata.Columns(["text"], "label"))
-    assert cols.problem_type == bdata.SINGLE_LABEL
+    assert cols.problem_type == SINGLE_LABEL
     assert "read as one label per row" in note
     ds = bdata.prepare(bdata.RawData("cities", {"all": news}), "cities")
-    assert ds.problem_type == bdata.SINGLE_LABEL and "New York, NY" in ds.label_names
+    assert ds.problem_type == SINGLE_LABEL and "New York, NY" in ds.label_names
 
 
 def test_existing_single_label_datasets_are_still_single_label(shared_data):
     for source in ("sst2", "ag_news/test.csv", "emotion", "sms_spam/all.csv"):
         raw = bdata.load_source(str(shared_data / source))
         first = next(iter(raw.frames.values()))
-        assert bdata.detect_columns(first).problem_type == bdata.SINGLE_LABEL, source
+        assert bdata.detect_columns(first).problem_type == SINGLE_LABEL, source
     ds = bdata.prepare(bdata.load_source("builtin:bbc-news"), "bbc")
-    assert ds.problem_type == bdata.SINGLE_LABEL and ds.describe()["problem_type"] == bdata.SINGLE_LABEL
+    assert ds.problem_type == SINGLE_LABEL and ds.describe()["problem_type"] == SINGLE_LABEL
     assert not any("label" in n and "multi" in n for n in ds.notes)
     assert "labels_per_row" not in bdata.compute_stats(ds)
 
@@ -178,9 +180,9 @@ def test_multi_label_stats_match_pandas(goemotions):
     rare = [n for n, c in stats["class_counts_total"].items() if c < bdata.MIN_CLASS_EXAMPLES]
     assert stats["rare_labels"] == rare and rare  # 3,000 rows: grief and the like are rare
     assert any(w.startswith("labels too rare to split") and rare[0] in w for w in bdata.warnings_for(stats))
-    assert stats["class_weights"] == {} and bdata.class_weights_frame(stats).empty
-    assert not bdata.class_balance_frame(stats).empty and not bdata.labels_per_row_frame(stats).empty
-    assert bdata.cooccurrence_frame(stats, ds.label_names).shape == (len(ds.label_names),) * 2
+    assert stats["class_weights"] == {} and rdata.class_weights_frame(stats).empty
+    assert not rdata.class_balance_frame(stats).empty and not rdata.labels_per_row_frame(stats).empty
+    assert rdata.cooccurrence_frame(stats, ds.label_names).shape == (len(ds.label_names),) * 2
 
 
 def test_duplicates_test_file_save_and_load(goemotions, tmp_path):
@@ -197,14 +199,14 @@ def test_duplicates_test_file_save_and_load(goemotions, tmp_path):
     assert not any(stats["leakage"].values())
     path = bdata.save_prepared(ds)
     meta = json.loads((path / bdata.DATASET_META).read_text())
-    assert meta["problem_type"] == bdata.MULTI_LABEL and meta["label_delimiter"] == ","
+    assert meta["problem_type"] == MULTI_LABEL and meta["label_delimiter"] == ","
     back = bdata.load_prepared("emo")
-    assert back.problem_type == bdata.MULTI_LABEL and back.columns.label_delimiter == ","
+    assert back.problem_type == MULTI_LABEL and back.columns.label_delimiter == ","
     assert back.content_hash() == ds.content_hash() and back.label_names == ds.label_names
     assert [m["name"] for m in bdata.list_prepared()] == ["emo"]
     del meta["problem_type"]  # a dataset.json from before multi-label: single-label
     (path / bdata.DATASET_META).write_text(json.dumps(meta))
-    assert bdata.load_prepared("emo").problem_type == bdata.SINGLE_LABEL
+    assert bdata.load_prepared("emo").problem_type == SINGLE_LABEL
 
 
 def test_cli_prepare_and_inspect(goemotions, tmp_path, capsys):
@@ -212,12 +214,12 @@ def test_cli_prepare_and_inspect(goemotions, tmp_path, capsys):
     assert cli_main(["data", "prepare", str(src), "--name", "toxic", "--max-seq-length", "64",
                      "--label-columns", "anger,joy,neutral"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["problem_type"] == bdata.MULTI_LABEL and out["label_names"] == ["anger", "joy", "neutral"]
+    assert out["problem_type"] == MULTI_LABEL and out["label_names"] == ["anger", "joy", "neutral"]
     assert bdata.load_prepared("toxic").columns.label_columns == ["anger", "joy", "neutral"]
 
     assert cli_main(["data", "inspect", str(src), "--max-seq-length", "64"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["label_columns"] == JIGSAW and shown["problem_type"] == bdata.MULTI_LABEL
+    assert shown["label_columns"] == JIGSAW and shown["problem_type"] == MULTI_LABEL
     assert any(n.startswith("multi-label: 5 columns") for n in shown["notes"])
     assert "labels_per_row" in shown and "cooccurrence" in shown
 

@@ -12,6 +12,7 @@ from bmcore import data as bdata
 from bmcore.cli import main as cli_main
 from bmcore.errors import BmcoreError
 from bmcore.models import CountingTokenizer, load_counting_tokenizer, load_tokenizer
+from bmcore.report import data as rdata
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def test_cli_prepare_with_a_test_file_and_dropped_duplicates(sms, shared_data, t
     assert saved.stats["rows"]["train"] + saved.stats["rows"]["validation"] < 3500  # the shared rows and repeats left
     assert cli_main(["data", "inspect", "sms", "--test-file", str(tmp_path / "test.csv")]) == 2
     assert "prepared dataset" in capsys.readouterr().err
-    assert bdata.prepare_command("train.csv", "sms", test_file="test.csv", drop_duplicates=True) == (
+    assert rdata.prepare_command("train.csv", "sms", test_file="test.csv", drop_duplicates=True) == (
         "python -m bmcore data prepare train.csv --name sms --test-file test.csv --drop-duplicates")
 
 

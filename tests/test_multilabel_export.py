@@ -15,6 +15,7 @@ from bmcore import export as ex
 from bmcore import runs
 from bmcore.cli import main
 from bmcore.inference import load_for_inference, predict, read_model_meta
+from bmcore.problem_types import MULTI_LABEL
 
 TEXTS = ["Thank you so much, this made my day!", "I can't believe they did that again, so annoying.",
          "What do you mean by that?"]
@@ -36,7 +37,7 @@ def test_pipeline_top_k_none_gives_bmcores_sigmoid_scores_and_the_card_recipe_it
 
     model_dir = run_dir / runs.MODEL_DIR
     clf = load_for_inference(str(model_dir), precision="fp32")
-    assert clf.problem_type == bdata.MULTI_LABEL
+    assert clf.problem_type == MULTI_LABEL
     records = predict(clf, TEXTS)
     pipe = pipeline("text-classification", model=str(model_dir), top_k=None)
     thresholds = json.loads((model_dir / "bmcore.json").read_text())["thresholds"]
@@ -83,16 +84,16 @@ def test_zip_carries_the_thresholds_and_onnx_parity_compares_label_sets(run_dir:
         names = set(zf.namelist())
         assert {"config.json", "model.safetensors", "bmcore.json", "README.md"} <= names
         assert json.loads(zf.read("bmcore.json"))["thresholds"] == read_model_meta(run_dir / runs.MODEL_DIR)["thresholds"]
-        assert json.loads(zf.read("config.json"))["problem_type"] == bdata.MULTI_LABEL
+        assert json.loads(zf.read("config.json"))["problem_type"] == MULTI_LABEL
 
     result = ex.export_onnx(run_dir)
     p = result.parity
     assert result.passed, p
-    assert p["problem_type"] == bdata.MULTI_LABEL and p["label_agreement"] == 1.0
+    assert p["problem_type"] == MULTI_LABEL and p["label_agreement"] == 1.0
     assert p["n"] == len(bdata.load_prepared(DATASET).splits["test"]) and p["max_abs_diff"] < ex.PARITY_ATOL
 
     parity = json.loads((ex.onnx_dir(run_dir) / ex.PARITY_FILE).read_text())
-    assert parity["passed"] and parity["problem_type"] == bdata.MULTI_LABEL
+    assert parity["passed"] and parity["problem_type"] == MULTI_LABEL
     assert "ONNX parity passed" in ex.parity_summary(parity) and "label agreement 100.0%" in ex.parity_summary(parity)
 
 
@@ -123,7 +124,7 @@ def test_cli_evaluate_prints_multi_label_metrics_and_the_per_label_table(run_dir
     assert main(["evaluate", "--model", model, "--data", DATASET, "--out", str(tmp_path / "ev")]) == 0
     out = json.loads(capsys.readouterr().out)
     saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    assert out["problem_type"] == bdata.MULTI_LABEL and out["n"] == saved["n"]
+    assert out["problem_type"] == MULTI_LABEL and out["n"] == saved["n"]
     for key in ("f1_micro", "f1_macro", "f1_samples", "subset_accuracy", "hamming_loss"):
         assert out[key] == saved[key] and out["baseline"][key] == saved["baseline"][key]
     thresholds = read_model_meta(model)["thresholds"]
@@ -146,5 +147,5 @@ def test_cli_evaluate_scores_a_multi_label_file_whole(run_dir: Path, tmp_path: P
         assert main(["evaluate", "--model", model, "--data", str(tmp_path / "dev.csv"), "--out", str(tmp_path / "ev"),
                      *extra]) == 0
         out = json.loads(capsys.readouterr().out)
-        assert out["problem_type"] == bdata.MULTI_LABEL and out["split"] == "all" and out["n"] == 150
+        assert out["problem_type"] == MULTI_LABEL and out["split"] == "all" and out["n"] == 150
         assert sum(row["support"] for row in out["per_label"].values()) == sum(len(v.split(",")) for v in dev["labels"])

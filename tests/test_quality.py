@@ -16,6 +16,8 @@ from bmcore import jobs, runs
 from bmcore import quality as bq
 from bmcore.cli import main as cli_main
 from bmcore.errors import BmcoreError
+from bmcore.report import data as rdata
+from bmcore.workspace import datasets_dir
 
 NAME = "sms"
 FLIP_SHARE = 0.05
@@ -122,7 +124,7 @@ def test_reviewed_changes_make_a_new_version_and_leave_the_original(noisy_sms: n
     # The original is byte-for-byte what it was.
     assert bdata.load_prepared(NAME).content_hash() == original.content_hash()
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.is_file()} == stamp
-    table = bdata.prepared_frame().set_index("name")
+    table = rdata.prepared_frame().set_index("name")
     assert table.loc["sms-v2", "version"] == "v2 of sms (1 relabelled, 2 dropped)" and table.loc[NAME, "version"] == ""
     with pytest.raises(BmcoreError, match="already exists"):
         bq.save_version(original, changes, "sms-v2")
@@ -219,7 +221,7 @@ def test_concurrent_new_versions_each_get_their_own_name(noisy_sms: np.ndarray):
             assert back.version["number"] == int(r.name.rsplit("-v", 1)[1])
         made += names
     assert sorted(made, key=lambda n: int(n.rsplit("-v", 1)[1])) == [f"sms-v{n}" for n in range(2, 38)]
-    assert not [p for p in bdata.datasets_dir().iterdir() if p.name.startswith(".")]  # no temporary folder left
+    assert not [p for p in datasets_dir().iterdir() if p.name.startswith(".")]  # no temporary folder left
     with pytest.raises(BmcoreError, match="'sms-v5' already exists"):
         bq.save_version(original, pd.DataFrame({"row": ["0"], "action": ["drop"]}), "sms-v5")  # an explicit name
     bdata.save_prepared(replace(original, name="mine"), overwrite=False)

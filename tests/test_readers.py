@@ -35,7 +35,8 @@ from catalogue import (
 from conftest import ROOT
 
 from bmcore import data as bdata
-from bmcore.data import _split_parts, read_table
+from bmcore.data import read_table
+from bmcore.data.label_values import split_parts
 from bmcore.errors import BmcoreError
 
 PEAK_MB = 1536  # the README's bound for reading any one file in a public demo
@@ -190,10 +191,10 @@ def test_cr_only_line_endings_are_read() -> None:
 
 
 def test_csv_quoted_label_parts_keep_their_delimiter() -> None:
-    assert _split_parts('"good, fun";pos', ";") == ["good, fun", "pos"]
-    assert _split_parts('"New York, NY",Boston', ",") == ["New York, NY", "Boston"]
-    assert _split_parts('a "b" c;d', ";") == ['a "b" c', "d"]
-    assert _split_parts('"unbalanced;x', ";") == ['"unbalanced', "x"]  # not CSV: a plain split
+    assert split_parts('"good, fun";pos', ";") == ["good, fun", "pos"]
+    assert split_parts('"New York, NY",Boston', ",") == ["New York, NY", "Boston"]
+    assert split_parts('a "b" c;d', ";") == ['a "b" c', "d"]
+    assert split_parts('"unbalanced;x', ";") == ['"unbalanced', "x"]  # not CSV: a plain split
     labels = ['"good, fun";pos', "pos", "neg", "good, fun", '"good, fun";neg', "neg;pos"]
     df = pd.DataFrame({"text": [f"sentence number {i} about a film" for i in range(120)],
                        "label": [labels[i % len(labels)] for i in range(120)]})

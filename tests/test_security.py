@@ -15,7 +15,7 @@ from bmcore import limits, runs
 from bmcore.config import TrainConfig
 from bmcore.errors import BmcoreError
 from bmcore.explain import attributions_html
-from bmcore.workspace import check_name, inside
+from bmcore.workspace import check_name, datasets_dir, inside
 
 
 def test_streamlit_config_limits_uploads_and_has_xsrf_protection():
@@ -33,7 +33,7 @@ def test_unsafe_names_are_refused(name):
 def test_paths_cannot_escape_the_workspace_even_through_a_symlink(workspace, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
-    (bdata.datasets_dir() / "sneaky").symlink_to(outside, target_is_directory=True)
+    (datasets_dir() / "sneaky").symlink_to(outside, target_is_directory=True)
     with pytest.raises(BmcoreError, match="escapes the workspace"):
         bdata.dataset_dir("sneaky")
     for parts in (("..", "x"), ("/etc/passwd",)):

@@ -8,11 +8,17 @@ import sys
 import time
 from pathlib import Path
 
-from .. import data as bdata
 from .. import quality as bquality
 from ..builtin_images import DEFAULT_IMAGE_MODEL
+from ..data.columns import choose_columns
+from ..data.label_values import label_notices
+from ..data.preparation import drop_duplicates, prepare
+from ..data.readers import load_source, with_test_file
+from ..data.stats import compute_stats, warnings_for
+from ..data.storage import check_replace, dataset_dir, is_prepared, list_prepared, load_prepared, save_prepared
 from ..display import csv_frame
 from ..errors import BmcoreError, os_error_message
+from ..labels import LABEL_DELIMITERS
 from ..models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, load_counting_tokenizer
 
 
@@ -29,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--label-column", help="label column")
         q.add_argument("--label-columns", type=_names, metavar="A,B,...",
                        help="multi-label: several 0/1 columns, one per label (e.g. toxic,obscene,insult)")
-        q.add_argument("--label-delimiter", choices=bdata.LABEL_DELIMITERS,
+        q.add_argument("--label-delimiter", choices=LABEL_DELIMITERS,
                        help="multi-label: the label column holds several labels separated by this (json: JSON lists)")
         q.add_argument("--single-label", action="store_true",
                        help="read the label column as one class per row, even when it looks multi-label")
@@ -52,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                 "or drop) applied to a prepared SOURCE; saved as a new version under --name")
         q.set_defaults(func=_run)
     ls = dsub.add_parser("list", help="list prepared datasets in the workspace")
-    ls.set_defaults(func=lambda args: print(json.dumps(bdata.list_prepared(), indent=2)))
+    ls.set_defaults(func=lambda args: print(json.dumps(list_prepared(), indent=2)))
     q = dsub.add_parser("quality", help="score every row for how likely its label is wrong (confident learning)")
     q.add_argument("dataset", help="a prepared dataset's name")
     q.add_argument("--out", help="also write the scores to this CSV file")
@@ -72,7 +78,7 @@ def _names(value: str) -> list[str]:
 
 
 def _quality(args: argparse.Namespace) -> int:
-    if not bdata.is_prepared(args.dataset):
+    if not is_prepared(args.dataset):
         raise BmcoreError(f"no prepared dataset named {args.dataset!r} in the workspace; prepare it first")
     if args.out and not Path(args.out).expanduser().parent.is_dir():  # said before minutes of scoring, not after
         raise BmcoreError(f"cannot write --out {args.out}: folder {Path(args.out).expanduser().parent} does not exist")
@@ -114,10 +120,10 @@ class _Progress:
 
 
 def _apply_changes(args: argparse.Namespace) -> int:
-    if not bdata.is_prepared(args.source):
+    if not is_prepared(args.source):
         raise BmcoreError("--apply-changes works on a prepared dataset: give its name as SOURCE")
-    new = bquality.save_version(bdata.load_prepared(args.source), bquality.read_changes(args.apply_changes), args.name)
-    print(json.dumps({"name": new.name, "path": str(bdata.dataset_dir(new.name)), "version": new.version,
+    new = bquality.save_version(load_prepared(args.source), bquality.read_changes(args.apply_changes), args.name)
+    print(json.dumps({"name": new.name, "path": str(dataset_dir(new.name)), "version": new.version,
                       "splits": {s: len(df) for s, df in new.splits.items()}}))
     return 0
 
@@ -126,45 +132,45 @@ def _run(args: argparse.Namespace) -> int:
     if args.max_seq_length < 1:
         raise ValueError("--max-seq-length must be a positive number of tokens")
     if args.data_command == "prepare":
-        bdata.dataset_dir(args.name)  # a bad name is refused before the source is read
+        dataset_dir(args.name)  # a bad name is refused before the source is read
         if args.apply_changes:
             return _apply_changes(args)
         # Refused before the source is read; save_prepared checks again.
-        bdata.check_replace(args.name, args.overwrite or None, "choose another --name, or give --overwrite to replace it")
-    if bdata.is_prepared(args.source):
+        check_replace(args.name, args.overwrite or None, "choose another --name, or give --overwrite to replace it")
+    if is_prepared(args.source):
         if args.test_file:
             raise ValueError(f"--test-file needs a file or folder source; {args.source!r} is a prepared dataset")
-        ds = bdata.load_prepared(args.source)
+        ds = load_prepared(args.source)
     else:
-        raw = bdata.load_source(args.source, sheet=args.sheet)
+        raw = load_source(args.source, sheet=args.sheet)
         if args.test_file:
-            test = bdata.load_source(args.test_file, sheet=args.sheet)
+            test = load_source(args.test_file, sheet=args.sheet)
             if test.modality != raw.modality:
                 raise ValueError(f"--test-file {args.test_file} holds {test.modality}s, the source {raw.modality}s")
-            raw = bdata.with_test_file(raw, test)
+            raw = with_test_file(raw, test)
         cols, notes = None, []
         chosen = args.text_column or args.label_column or args.label_columns or args.label_delimiter or args.single_label
         if chosen and raw.modality == "image":
             raise ValueError(f"{args.source} is an image source: its classes come from its folders or label column; "
                              "leave out the column options")
         if chosen:
-            cols, notes = bdata.choose_columns(next(iter(raw.frames.values())), args.text_column, args.label_column,
-                                               label_columns=args.label_columns, label_delimiter=args.label_delimiter,
-                                               single_label=args.single_label)
-        ds = bdata.prepare(raw, name=getattr(args, "name", None) or "dataset", columns=cols,
-                           use_source_splits=not args.new_splits, ratios=tuple(args.ratios), seed=args.seed)
+            cols, notes = choose_columns(next(iter(raw.frames.values())), args.text_column, args.label_column,
+                                         label_columns=args.label_columns, label_delimiter=args.label_delimiter,
+                                         single_label=args.single_label)
+        ds = prepare(raw, name=getattr(args, "name", None) or "dataset", columns=cols,
+                     use_source_splits=not args.new_splits, ratios=tuple(args.ratios), seed=args.seed)
         ds.notes[len(raw.notes):len(raw.notes)] = notes
     if args.drop_duplicates:
-        bdata.drop_duplicates(ds)
+        drop_duplicates(ds)
     if ds.modality == "image":
-        stats = bdata.compute_stats(ds)
+        stats = compute_stats(ds)
     else:
-        stats = bdata.compute_stats(ds, load_counting_tokenizer(args.tokenizer), args.max_seq_length,
-                                    tokenizer_name=args.tokenizer, progress=_Progress())
+        stats = compute_stats(ds, load_counting_tokenizer(args.tokenizer), args.max_seq_length,
+                              tokenizer_name=args.tokenizer, progress=_Progress())
     if args.data_command == "prepare":
-        for warning in bdata.label_notices(ds.label_names):
+        for warning in label_notices(ds.label_names):
             print(f"notice: {warning}", file=sys.stderr)
-        path = bdata.save_prepared(ds, overwrite=args.overwrite or None)
+        path = save_prepared(ds, overwrite=args.overwrite or None)
         if ds.is_multi_label:
             print(f"note: multi-label, {ds.columns.describe_labels()}", file=sys.stderr)
         print(json.dumps({"name": ds.name, "path": str(path), "splits": stats["rows"], "problem_type": ds.problem_type,
@@ -174,6 +180,6 @@ def _run(args: argparse.Namespace) -> int:
            **({"label_columns": ds.columns.label_columns} if ds.columns.label_columns else {}),
            **({"label_delimiter": ds.columns.label_delimiter} if ds.columns.label_delimiter else {}),
            "label_shape": ds.columns.describe_labels(), "label_names": ds.label_names, "notes": ds.notes,
-           "warnings": bdata.warnings_for(stats), **stats}
+           "warnings": warnings_for(stats), **stats}
     print(json.dumps(out, indent=2))
     return 0

@@ -14,7 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from .. import data as bdata
+from ..data.readers import SPLIT_ALIASES
+from ..data.resolve import resolve_dataset
+from ..data.storage import is_prepared, load_prepared
 from ..errors import BmcoreError
 from ..scoring import whole_dataset
 from ..tasks import MULTI_LABEL, task_of_model
@@ -66,8 +68,8 @@ def _run(args: argparse.Namespace) -> int:
         raise BmcoreError("--max-seq-length must be a positive number of tokens")
     mref = resolve_model(args.model)  # fail fast on a missing model, before reading data
     notes: list[str] = []
-    if bdata.is_prepared(args.data):
-        ds, split = bdata.load_prepared(args.data), args.split or "test"
+    if is_prepared(args.data):
+        ds, split = load_prepared(args.data), args.split or "test"
     else:  # the model's task reads the source: text by its columns, images by their class folders
         config = load_config(mref)
         labels = [str(config.id2label[i]) for i in sorted(config.id2label)]
@@ -75,10 +77,10 @@ def _run(args: argparse.Namespace) -> int:
                                   split=args.split, text_columns=args.text_column, label_column=args.label_column,
                                   seed=args.seed)
         notes = ds.notes
-    split = bdata.SPLIT_ALIASES.get(split.lower(), split)
+    split = SPLIT_ALIASES.get(split.lower(), split)
     baseline_train: pd.DataFrame | None = None
     if args.baseline_train:
-        baseline_train = bdata.resolve_dataset(args.baseline_train).splits["train"]
+        baseline_train = resolve_dataset(args.baseline_train).splits["train"]
 
     def progress(done: int, total: int) -> None:
         print(f"\rscoring {done}/{total}", end="", file=sys.stderr, flush=True)

@@ -19,11 +19,8 @@ from typing import Any
 
 from ..errors import BmcoreError
 from ..modalities import modality_of
+from ..problem_types import MASKED_LM, MULTI_LABEL, SINGLE_LABEL
 from .base import Task
-
-SINGLE_LABEL = "single_label_classification"
-MULTI_LABEL = "multi_label_classification"
-MASKED_LM = "masked_lm"
 
 TASKS: dict[str, str] = {  # problem_type -> the module that defines its TASK
     SINGLE_LABEL: "bmcore.tasks.single_label_classification",

@@ -1,0 +1,9 @@
+"""The kinds of problem a model learns, named as Hugging Face's ``config.problem_type`` names them.
+
+A leaf module (it imports nothing of bmcore), so the tasks (:mod:`bmcore.tasks`, which say what each kind means) and
+the data layer (:mod:`bmcore.data`, which detects a dataset's kind) can both name them without a circle.
+"""
+
+SINGLE_LABEL = "single_label_classification"
+MULTI_LABEL = "multi_label_classification"
+MASKED_LM = "masked_lm"
