@@ -11,7 +11,8 @@
   image (captum's ``IntegratedGradients``). It is noisy at pixel level: drawn over a photo it reads as specks.
 
 :func:`overlay_image` draws a map in a rainbow colour map over a desaturated copy of the image, so the region shows on
-a colourful photo too. Which methods fit a model is :func:`image_methods`' answer (the first is the default).
+a colourful photo too. Which methods fit a model is :func:`image_methods`' answer (the first is the default). The
+sentence the Playground shows under a map is :func:`bmcore.report.playground.image_explanation_note`'s.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .errors import BmcoreError
-from .explain import _LOCK, attention_rollout, eager_model, resolve_target
+from .explain import EXPLAIN_LOCK, attention_rollout, eager_model, resolve_target
 from .tasks.image_classification import decode, fixed_image_size, pixel_values
 from .vision import is_cnn_config
 
@@ -200,7 +201,7 @@ def explain_image(classifier: Any, image: Any, target: str | int | None = None, 
     model = eager_model(classifier)
     x = pixel_values(classifier.processor, [img]).to(device=model.device, dtype=torch.float32)
     layer, grid = "", None
-    with _LOCK, torch.autocast(device_type=x.device.type, enabled=False):
+    with EXPLAIN_LOCK, torch.autocast(device_type=x.device.type, enabled=False):
         with torch.no_grad():
             out = model(pixel_values=x, output_attentions=method == ROLLOUT)
         probs = task.torch_scores(out.logits)[0].cpu().numpy()
@@ -213,22 +214,6 @@ def explain_image(classifier: Any, image: Any, target: str | int | None = None, 
             heat = integrated_gradients(model, task, x, target_id, n_steps)
     return ImageExplanation(names, probs, names[target_id], target_id, method, _unit(heat), time.perf_counter() - t0,
                             layer, grid)
-
-
-def image_explanation_note(ex: ImageExplanation) -> str:
-    """One or two sentences on what an image explanation's map means, and its limits."""
-    if ex.method == ROLLOUT:
-        return ("Attention rollout: how much the [CLS] token, which the classifier reads, draws on each patch through "
-                "all layers (red: most). It shows where the model looks, not whether a patch argues for or against the "
-                "class, and it is the same map whichever class is picked.")
-    if ex.method == GRADCAM:
-        cells = f"{ex.grid[0]} x {ex.grid[1]}" if ex.grid else "a few"
-        note = (f"Grad-CAM: the regions of the model's last convolutional feature map ({cells} cells, {ex.layer}) "
-                "whose activations raise the picked class's score (red: most, blue: none). It is coarse by design: "
-                "it says where, not which pixels.")
-        return note + (" Here no region raises it: the map is empty." if ex.empty else "")
-    return ("Integrated Gradients: how much each pixel changed the picked class's probability, from a black image to "
-            "this one (red: most, either way). The map is noisy at pixel level and depends on the black baseline.")
 
 
 # --- drawing ---------------------------------------------------------------------------------------

@@ -400,7 +400,7 @@ def read_image_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], list[str]]
     return frames, notes + decoded
 
 
-def _zip_members(zf: zipfile.ZipFile, name: str) -> list[zipfile.ZipInfo]:
+def zip_members(zf: zipfile.ZipFile, name: str) -> list[zipfile.ZipInfo]:
     """The zip's image members, after refusing unsafe names, links and a total unpacked size over the cap."""
     members = []
     for info in zf.infolist():
@@ -427,7 +427,7 @@ def read_image_zip(data: bytes, name: str) -> tuple[dict[str, pd.DataFrame], lis
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise BmcoreError(f"{name} is not a readable zip file") from exc
     with zf:
-        members = _zip_members(zf, name)
+        members = zip_members(zf, name)
         infos = {i.filename: i for i in members}
         others = sum(1 for i in zf.infolist() if not i.is_dir() and not _skipped(PurePosixPath(i.filename).parts)
                      and not is_image_file(i.filename))

@@ -10,12 +10,13 @@ from pathlib import PurePosixPath
 
 import streamlit as st
 
-from bmcore import explain as bx
+from bmcore import batch_files
 from bmcore import explain_images as xi
 from bmcore.display import csv_frame, md
 from bmcore.errors import BmcoreError
 from bmcore.images import IMAGE_SUFFIXES
 from bmcore.inference import predict_images
+from bmcore.report import playground as view
 from bmcore.tasks.image_classification import decode
 
 UPLOAD, EXAMPLE, CAMERA = "Upload an image", "An image from the test split", "Take a photo"
@@ -42,7 +43,7 @@ def show_image_playground(info, clf, precision: str, load, draw_probabilities, f
     with many:
         show_batch(info, clf, names)
     with one:
-        examples = bx.playground_image_examples(info.dataset) if info.dataset else []
+        examples = view.playground_image_examples(info.dataset) if info.dataset else []
         sources = [UPLOAD, *([EXAMPLE] if examples else []), CAMERA]
         source = st.radio("Image", sources, horizontal=True, key="playground_image_source")
         data, name, gold = None, "image.png", None
@@ -66,9 +67,9 @@ def show_image_playground(info, clf, precision: str, load, draw_probabilities, f
                                    "Integrated Gradients, for any model, each pixel's share (noisy on photos).")
         st.caption("The same from the command line (`--explain` writes the heat map as a PNG beside the image), and "
                    "in Python with transformers:")
-        st.code(bx.image_predict_command(info.location, name, method=None if method == methods[0] else method),
+        st.code(view.image_predict_command(info.location, name, method=None if method == methods[0] else method),
                 language="bash", wrap_lines=True)
-        st.code(bx.image_pipeline_snippet(info.location), language="python")
+        st.code(view.image_pipeline_snippet(info.location), language="python")
         if data is None:
             st.info("Upload an image, or pick one from the test split.")
             return
@@ -110,7 +111,7 @@ def show_one(info, clf, precision, load, draw_probabilities, fail, data, image, 
         a, b = st.columns(2)
         a.image(xi.overlay_png(data, ex.heatmap, alpha=0.0), caption="What the model sees", width="stretch")
         b.image(png, caption=md(f"{ex.title}: {ex.target}"), width="stretch")
-        st.caption(md(xi.image_explanation_note(ex)) + f" Explained in {ex.seconds:.2f} s.")
+        st.caption(md(view.image_explanation_note(ex)) + f" Explained in {ex.seconds:.2f} s.")
 
 
 def show_batch(info, clf, names) -> None:
@@ -120,13 +121,13 @@ def show_batch(info, clf, names) -> None:
     if upload is None:
         return
     try:
-        files = bx.read_image_batch(upload.name, upload.getvalue())  # total pixels checked from the headers
+        files = batch_files.read_image_batch(upload.name, upload.getvalue())  # total pixels checked from the headers
         # Decoded a batch at a time, each reduced on load; a bad file is named in the one-line refusal.
         records = predict_images(clf, [b for _, b in files], names=[p for p, _ in files])
     except BmcoreError as exc:
         st.error(md(exc))
         return
-    table = bx.image_predictions_frame([p for p, _ in files], records)
+    table = view.image_predictions_frame([p for p, _ in files], records)
     known = table["folder"].isin(names)
     if known.any():
         right = (table["folder"] == table["label"])[known]

@@ -17,11 +17,12 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from bmcore import batch_files, report
 from bmcore import explain as bx
-from bmcore import report
 from bmcore.display import csv_frame, md, plot_texts
 from bmcore.errors import BmcoreError
 from bmcore.inference import ImageClassifier, load_for_inference, predict
+from bmcore.report import playground as view
 from pages._image_playground import IMAGE_INTRO, show_image_playground
 from pages._ui import keep, require_frame
 
@@ -112,7 +113,7 @@ def threshold_chart(frame) -> go.Figure:
 
 
 def draw_probabilities(probs: dict[str, float], calibrated: dict[str, float] | None, meta: dict) -> None:
-    bars = px.bar(bx.probability_frame(probs, calibrated).assign(**{"class": lambda f: plot_texts(f["class"])}), x="probability", y="class", color="kind", orientation="h",
+    bars = px.bar(view.probability_frame(probs, calibrated).assign(**{"class": lambda f: plot_texts(f["class"])}), x="probability", y="class", color="kind", orientation="h",
                   barmode="group", range_x=[0, 1], text_auto=".1%", title="Probability of each class",
                   color_discrete_sequence=["#4F46E5", "#F59E0B"])
     bars.update_layout(height=max(220, 36 * len(probs) * (2 if calibrated else 1) + 110), legend_title_text="",
@@ -146,12 +147,12 @@ if handed_over:
 
 # --- model --------------------------------------------------------------------------------
 try:
-    choices = bx.playground_models()
+    choices = view.playground_models()
 except BmcoreError as exc:
     fail(exc)
 by_ref = {c.ref: c for c in choices}
 if handed_model:
-    match = bx.find_choice(choices, str(handed_model))
+    match = view.find_choice(choices, str(handed_model))
     st.session_state["playground_model_choice"] = match.ref if match else CUSTOM
     if match is None:
         st.session_state["playground_path"] = str(handed_model)
@@ -168,7 +169,7 @@ if choice == CUSTOM:
         st.stop()
 precision = st.session_state.get("precision", "auto")
 try:
-    info = bx.model_info(ref)
+    info = view.model_info(ref)
     clf = classifier(info.cache_key, precision)
 except (BmcoreError, OSError, ValueError) as exc:
     fail(exc)
@@ -198,8 +199,8 @@ with many:
         upload = st.file_uploader("A .txt or .csv file", type=["txt", "csv"], key="playground_batch_file")
         if upload is not None:
             try:
-                texts, pairs = bx.read_batch(upload.name, upload.getvalue())
-                gold = bx.read_batch_labels(upload.name, upload.getvalue())
+                texts, pairs = batch_files.read_batch(upload.name, upload.getvalue())
+                gold = batch_files.read_batch_labels(upload.name, upload.getvalue())
             except BmcoreError as exc:
                 st.error(md(exc))
     if texts:
@@ -208,10 +209,10 @@ with many:
         except BmcoreError as exc:
             st.error(md(exc))
         else:
-            table = bx.predictions_frame(texts, records, pairs)
+            table = view.predictions_frame(texts, records, pairs)
             multi = "labels" in table
             if gold is not None:
-                scores = bx.batch_scores(gold, records, names)
+                scores = batch_files.batch_scores(gold, records, names)
                 table.insert(int(table.columns.get_loc("labels" if multi else "label")), "gold", gold)
                 if scores["n"] and multi:
                     c = st.columns(4)
@@ -234,30 +235,30 @@ with many:
                 "confidence": st.column_config.ProgressColumn("confidence", format="%.3f", min_value=0, max_value=1)})
             st.download_button("Download as CSV", csv_frame(table).to_csv(index=False).encode("utf-8"), "predictions.csv",
                                "text/csv", key="playground_batch_download", icon=":material/download:")
-            counts = bx.batch_label_counts(records).items() if multi else table["label"].value_counts().items()
+            counts = view.batch_label_counts(records).items() if multi else table["label"].value_counts().items()
             st.caption(md(f"{len(table):,} texts · " + ("predicted labels: " if multi else "")
                           + ", ".join(f"{k} {v:,}" for k, v in counts)))
 
 # --- one text -----------------------------------------------------------------------------
 with one:
-    examples = bx.playground_examples(info.dataset) if info.dataset else []
+    examples = view.playground_examples(info.dataset) if info.dataset else []
     if examples:
         st.caption(f"Examples from the test split of `{info.dataset}` (true label first):")
         cols = st.columns(min(GRID_COLS, len(examples)))
         for i, example in enumerate(examples):
-            cols[i % len(cols)].button(bx.example_label(example), key=f"playground_example_{i}", on_click=use_example,
+            cols[i % len(cols)].button(view.example_label(example), key=f"playground_example_{i}", on_click=use_example,
                                        args=(example,), width="stretch")
     if handed_over:
         st.caption("Prefilled from the Evaluate page.")
     text = st.text_area("Text", key="playground_input", height=110, placeholder="Type a sentence, then Ctrl+Enter")
-    if bx.dataset_is_pair(info.dataset):
+    if view.dataset_is_pair(info.dataset):
         pair = st.text_area("Second text (this model reads text pairs)", key="playground_pair", height=80)
     else:
         with st.expander("Second text, for text-pair models"):
             pair = st.text_area("Second text", key="playground_pair", height=80)
     pair = pair if pair and pair.strip() else None
     st.caption("The same from the command line:")
-    st.code(bx.predict_command(info.location, text or "TEXT", pair), language="bash", wrap_lines=True)
+    st.code(view.predict_command(info.location, text or "TEXT", pair), language="bash", wrap_lines=True)
     if not text:
         st.info("Type a text, or pick an example.")
         st.stop()
@@ -281,7 +282,7 @@ with one:
         m[1].metric("Probability", f"{probs[label]:.1%}")
     m[2].metric("Latency", f"{pred.seconds * 1000:.1f} ms", help="One forward pass on the cached model, tokenising included.")
     if true_label is not None and multi:
-        true_set = bx.gold_label_set(true_label)
+        true_set = batch_files.gold_label_set(true_label)
         right = set(true_set) == set(label)
         m[3].metric("True labels", md(", ".join(true_set)) if true_set else "none", "right" if right else "wrong",
                     delta_color="normal" if right else "inverse", delta_arrow="off", help="The example's labels in its dataset.")
@@ -298,7 +299,7 @@ with one:
                    "need not add up to 1), and a label is predicted when its probability reaches that label's threshold, "
                    + ("tuned on the validation split to give the label its best F1." if clf.meta.get("thresholds") else
                       "0.5 for every label here, as this model has no tuned thresholds."))
-        frame = bx.threshold_frame(probs, pred.thresholds, label)
+        frame = view.threshold_frame(probs, pred.thresholds, label)
         st.plotly_chart(threshold_chart(frame), key="playground_thresholds_chart")
         with st.expander("As a table"):
             st.dataframe(frame, hide_index=True, column_config={
@@ -334,7 +335,7 @@ with one:
     st.subheader("Attention")
     att, n_tok = ex.attentions, len(ex.tokens)
     n_layers, n_heads = att.shape[:2]
-    labels = bx.token_labels(ex.tokens)
+    labels = view.token_labels(ex.tokens)
     c1, c2, c3 = st.columns(3)
     layer = c1.slider("Layer", 1, n_layers, n_layers, key=f"playground_layer_{n_layers}") - 1
     head = c2.slider("Head", 1, n_heads, 1, key=f"playground_head_{n_heads}") - 1
@@ -342,14 +343,14 @@ with one:
     if n_tok > WINDOW:
         start = c3.slider(f"First token shown ({WINDOW} of {n_tok} at a time)", 0, n_tok - WINDOW, 0,
                           key=f"playground_window_{n_tok}")
-    lo, hi = bx.token_window(n_tok, start, WINDOW)
+    lo, hi = view.token_window(n_tok, start, WINDOW)
     one_head, all_heads, rollout, cls_tab = st.tabs(["One head", "Every head of the layer", "Rollout", "[CLS] attention"])
     one_head.plotly_chart(heatmap(att[layer, head], labels, lo, hi, f"Layer {layer + 1}, head {head + 1}"),
                           key="playground_head_chart", width="content")
     all_heads.plotly_chart(head_grid(att, labels, lo, hi, layer), key="playground_grid_chart")
     rollout.plotly_chart(heatmap(ex.rollout, labels, lo, hi, "Rollout: attention combined through all layers"),
                          key="playground_rollout_chart", width="content")
-    frame = bx.cls_bars(ex, layer)
+    frame = view.cls_bars(ex, layer)
     frame = frame[(frame["position"] >= lo) & (frame["position"] < hi)].assign(token=lambda f: [labels[p] for p in f["position"]])
     cls = px.bar(frame, x="position", y="weight", color="kind", barmode="group", title="What [CLS] attends to",
                  hover_data={"token": True, "position": False}, color_discrete_sequence=["#4F46E5", "#10B981"])

@@ -17,6 +17,7 @@ from bmcore import explain_images as xi
 from bmcore.errors import BmcoreError
 from bmcore.explain import eager_model
 from bmcore.inference import load_for_inference
+from bmcore.report import playground as view
 
 CANVAS, GARMENT = 224, 84  # the built-in model's input side; a garment three times Fashion-MNIST's 28 px
 
@@ -36,7 +37,7 @@ def test_gradcam_on_a_tiny_resnet(tiny_resnet):
     assert ex.method == "gradcam" and ex.title == "Grad-CAM" and ex.heatmap.shape == (32, 32)  # the input's size
     assert ex.layer == "resnet.encoder.stages.1" and ex.grid == (4, 4)  # the last stage, before pooling
     assert 0 <= ex.heatmap.min() and ex.heatmap.max() <= 1 and (ex.empty or ex.heatmap.max() == pytest.approx(1))
-    assert "Grad-CAM" in xi.image_explanation_note(ex) and "4 x 4 cells" in xi.image_explanation_note(ex)
+    assert "Grad-CAM" in view.image_explanation_note(ex) and "4 x 4 cells" in view.image_explanation_note(ex)
     # At 16 px the last stage is 2 x 2: the stage before it (4 x 4 cells) is read instead.
     assert xi.feature_map_layer(eager_model(clf), torch.zeros(1, 3, 16, 16))[::2] == ("resnet.encoder.stages.0", (4, 4))
     with pytest.raises(BmcoreError, match="rollout needs attention over image patches.*use gradcam or integrated_gradients"):

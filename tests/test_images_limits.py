@@ -30,7 +30,7 @@ BOUND_MB = 4 * DECODED_MB
 
 PLAYGROUND = """
 import json, resource, sys
-from bmcore import explain as bx
+from bmcore import batch_files
 from bmcore.errors import BmcoreError
 from bmcore.inference import load_for_inference, predict_images
 
@@ -38,7 +38,7 @@ clf = load_for_inference(sys.argv[1], precision="fp32")
 data = open(sys.argv[2], "rb").read()
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
-    files = bx.read_image_batch("solid.zip", data)  # as pages/_image_playground.py's batch tab
+    files = batch_files.read_image_batch("solid.zip", data)  # as pages/_image_playground.py's batch tab
     records = predict_images(clf, [b for _, b in files], names=[p for p, _ in files])
     message = f"{len(records)} predictions"
 except BmcoreError as exc:

@@ -1,5 +1,6 @@
 """The Playground page on a multi-label model (AppTest): every label against its threshold, the predicted set,
-explanations of a picked label, batch mode, and the helpers behind them in bmcore.explain."""
+explanations of a picked label, batch mode, and the helpers behind them in
+bmcore.report.playground and bmcore.batch_files."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from _multilabel import DATASET, RUN, copy_workspace
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
+from bmcore import batch_files
 from bmcore import data as bdata
 from bmcore import explain as bx
 from bmcore.display import md
 from bmcore.inference import read_model_meta
+from bmcore.report import playground as view
 
 TIMEOUT = 180  # the first run imports torch and transformers on 2 busy CPU cores
 PAGE = "pages/playground.py"
@@ -139,11 +142,11 @@ def test_helpers_top_predicted_threshold_frame_and_gold_sets() -> None:
     assert bx.top_predicted(["love", "joy"], scores) == "joy"
     assert bx.top_predicted([], scores) == "joy"  # nothing predicted: the top-scoring label
     assert bx.top_predicted("anger", scores) == "anger"  # single-label: the prediction itself
-    frame = bx.threshold_frame(scores, [0.5, 0.1, 0.65], ["joy", "anger"])
+    frame = view.threshold_frame(scores, [0.5, 0.1, 0.65], ["joy", "anger"])
     assert frame["label"].tolist() == ["joy", "love", "anger"]
     assert frame["threshold"].tolist() == [0.5, 0.65, 0.1] and frame["predicted"].tolist() == ["yes", "no", "yes"]
-    assert bx.gold_label_set('["a", "b"]') == ["a", "b"]
-    assert bx.gold_label_set("a, b") == ["a", "b"] and bx.gold_label_set("a|b") == ["a", "b"]
-    assert bx.gold_label_set("neutral") == ["neutral"]
+    assert batch_files.gold_label_set('["a", "b"]') == ["a", "b"]
+    assert batch_files.gold_label_set("a, b") == ["a", "b"] and batch_files.gold_label_set("a|b") == ["a", "b"]
+    assert batch_files.gold_label_set("neutral") == ["neutral"]
     records = [{"label": "joy", "labels": ["joy", "love"], "scores": {}}, {"label": "joy", "labels": ["joy"], "scores": {}}]
-    assert bx.batch_label_counts(records) == {"joy": 2, "love": 1}
+    assert view.batch_label_counts(records) == {"joy": 2, "love": 1}

@@ -1,4 +1,5 @@
-"""The Playground page through AppTest on a model trained here, plus its helpers in bmcore.explain."""
+"""The Playground page through AppTest on a model trained here, plus its helpers in bmcore.report.playground
+and bmcore.batch_files."""
 
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ import pytest
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
+from bmcore import batch_files, runs
 from bmcore import data as bdata
-from bmcore import explain as bx
-from bmcore import runs
 from bmcore.config import TrainConfig
 from bmcore.errors import BmcoreError
 from bmcore.inference import write_model_meta
 from bmcore.models import make_tiny_bert
+from bmcore.report import playground as view
 
 TIMEOUT = 180  # the first run imports torch and transformers on 2 busy CPU cores
 PAGE = "pages/playground.py"
@@ -180,34 +181,34 @@ def test_builtin_is_labelled_untrained_and_bad_inputs(trained: Path) -> None:
 
 def test_cache_key_follows_the_model_folder_mtime(tmp_path: Path) -> None:
     folder = make_tiny_bert(tmp_path / "m", ["a", "b"])
-    first = bx.model_info(str(folder))
+    first = view.model_info(str(folder))
     assert first.cache_key == (str(folder.resolve()), first.mtime) and not first.base
     weights = folder / "model.safetensors"
     os.utime(weights, (first.mtime + 10, first.mtime + 10))  # a retrained model in the same folder
-    second = bx.model_info(str(folder))
+    second = view.model_info(str(folder))
     assert second.cache_key != first.cache_key and second.mtime == first.mtime + 10
     write_model_meta(folder, dataset="sst-tiny", temperature=1.5)  # e.g. calibration saved a temperature
     os.utime(folder / "bmcore.json", (first.mtime + 20, first.mtime + 20))
-    third = bx.model_info(str(folder))
+    third = view.model_info(str(folder))
     assert third.cache_key != second.cache_key and third.dataset == "sst-tiny" and third.temperature == 1.5
-    assert bx.model_info("builtin:minilm").base
+    assert view.model_info("builtin:minilm").base
 
 
 def test_helpers() -> None:
-    assert bx.token_window(10, 0, 40) == (0, 10)
-    assert bx.token_window(100, 90, 40) == (60, 100)
-    assert bx.token_labels(["<", "script", "supercalifragilistic"]) == ["&lt;", "script", "supercalifrag…"]
-    assert bx.example_label({"label": "pos", "text": "*bold* [x](y)"}) == "pos: \\*bold\\* \\[x\\](y)"  # no link: the brackets are escaped
-    texts, pairs = bx.read_batch("a.txt", b"one\n\n two \n")
+    assert view.token_window(10, 0, 40) == (0, 10)
+    assert view.token_window(100, 90, 40) == (60, 100)
+    assert view.token_labels(["<", "script", "supercalifragilistic"]) == ["&lt;", "script", "supercalifrag…"]
+    assert view.example_label({"label": "pos", "text": "*bold* [x](y)"}) == "pos: \\*bold\\* \\[x\\](y)"  # no link: the brackets are escaped
+    texts, pairs = batch_files.read_batch("a.txt", b"one\n\n two \n")
     assert texts == ["one", " two "] and pairs is None
-    texts, pairs = bx.read_batch("a.csv", b"premise,hypothesis\np1,h1\np2,h2\n")
+    texts, pairs = batch_files.read_batch("a.csv", b"premise,hypothesis\np1,h1\np2,h2\n")
     assert texts == ["p1", "p2"] and pairs == ["h1", "h2"]
     with pytest.raises(BmcoreError, match="no text column"):
-        bx.read_batch("a.csv", b"x,y\n1,2\n")
-    frame = bx.predictions_frame(["t"], [{"label": "b", "scores": {"a": 0.2, "b": 0.8}, "truncated": False}])
+        batch_files.read_batch("a.csv", b"x,y\n1,2\n")
+    frame = view.predictions_frame(["t"], [{"label": "b", "scores": {"a": 0.2, "b": 0.8}, "truncated": False}])
     assert frame.to_dict("records") == [{"text": "t", "label": "b", "confidence": 0.8, "p(a)": 0.2, "p(b)": 0.8,
                                          "truncated": False}]
-    assert bx.predict_command("m", "it's <ok>") == "python -m bmcore predict --model m --explain 'it'\"'\"'s <ok>'"
+    assert view.predict_command("m", "it's <ok>") == "python -m bmcore predict --model m --explain 'it'\"'\"'s <ok>'"
 
 
 def test_the_text_and_its_result_stay_when_you_leave_and_come_back(trained: Path) -> None:

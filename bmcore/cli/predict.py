@@ -54,7 +54,7 @@ def read_texts(path: str | Path) -> tuple[list[str], list[str] | None]:
     are skipped); a table needs a column named like ``text``/``sentence``, or a pair such
     as ``premise``/``hypothesis``, or a single column.
     """
-    from ..explain import read_batch
+    from ..batch_files import read_batch
 
     path = Path(path)
     check_regular(path)  # a FIFO or a device: say what it is, and never open it
