@@ -242,7 +242,7 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
     if note := task.missed_note(results["test"]):
         log.warning(note)
     try:  # the model card (model/README.md): data, hyperparameters, test metrics; the run stands without it
-        from .export import write_model_card
+        from .export.card import write_model_card
 
         write_model_card(run_dir)
     except Exception as exc:
