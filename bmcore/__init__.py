@@ -24,7 +24,10 @@ from .data import (
 from .errors import BmcoreError
 from .evaluate import EvalResult, compare_runs, compute_metrics, evaluate_model, load_eval, predict_split
 from .explain import Explanation, attention_rollout, attributions_html
-from .export import export_onnx, export_zip, push_to_hub, write_model_card
+from .export.bundle import export_zip
+from .export.card import write_model_card
+from .export.hub import push_to_hub
+from .export.onnx import export_onnx
 from .inference import Classifier, load_for_inference, predict
 from .models import (
     DeviceInfo,

@@ -101,7 +101,8 @@ def _evaluate(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
 
 
 def _export_onnx(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
-    from .export import export_onnx, parity_summary
+    from .export.onnx import export_onnx
+    from .report.export import parity_summary
 
     report.say("Exporting to ONNX, then comparing ONNX Runtime with PyTorch on the test split...")
     onnx = export_onnx(params["run_dir"])
@@ -109,7 +110,7 @@ def _export_onnx(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
 
 
 def _push(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
-    from .export import push_to_hub
+    from .export.hub import push_to_hub
 
     report.say(f"Uploading to {params['repo_id']}...")
     # The token comes in HF_TOKEN, set for this process alone: it is never written to the job folder.

@@ -309,7 +309,7 @@ def evaluate_in_full(results: dict[str, Any], task: Task, job: Job, run_dir: Pat
     if note := task.missed_note(results["test"]):
         log.warning(note)
     try:  # the model card (model/README.md): data, hyperparameters, test metrics; the run stands without it
-        from .export import write_model_card
+        from .export.card import write_model_card
 
         write_model_card(run_dir)
     except Exception as exc:

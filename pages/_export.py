@@ -5,10 +5,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from bmcore import export as ex
 from bmcore import jobs, runs
 from bmcore.display import md
 from bmcore.errors import BmcoreError
+from bmcore.export.bundle import export_zip, zip_path
+from bmcore.export.card import model_card
+from bmcore.export.hub import check_hub
+from bmcore.export.onnx import ONNX_FILE, read_onnx_export
+from bmcore.report.export import export_command, onnx_note
 from pages._ui import job_outcome, show_job, start_job
 
 
@@ -17,15 +21,15 @@ def show_export(run_dir: Path) -> None:
     st.markdown("Take the model away: a **zip** of its folder, which `transformers.pipeline` loads once unzipped, with a "
                 "**model card** (README.md: data, settings, test metrics against the baseline); or **ONNX** for ONNX "
                 "Runtime, checked against PyTorch on the test split; or push it to the **Hugging Face Hub**.")
-    st.code(shlex.join(ex.export_command(run_dir, ["zip", "onnx"])), language="bash")
+    st.code(shlex.join(export_command(run_dir, ["zip", "onnx"])), language="bash")
     row = st.container(horizontal=True)
     # Callables: the zip is built, and the ONNX file read, only when a button is clicked.
-    row.download_button("Model (zip)", lambda: ex.export_zip(run_dir).read_bytes(), key="evaluate_export_zip",
-                        file_name=ex.zip_path(run_dir).name, mime="application/zip", on_click="ignore",
+    row.download_button("Model (zip)", lambda: export_zip(run_dir).read_bytes(), key="evaluate_export_zip",
+                        file_name=zip_path(run_dir).name, mime="application/zip", on_click="ignore",
                         icon=":material/folder_zip:")
-    row.download_button("Model card (README.md)", lambda: ex.model_card(run_dir), key="evaluate_export_card",
+    row.download_button("Model card (README.md)", lambda: model_card(run_dir), key="evaluate_export_card",
                         file_name="README.md", mime="text/markdown", on_click="ignore", icon=":material/description:")
-    onnx = ex.read_onnx_export(run_dir)
+    onnx = read_onnx_export(run_dir)
     if onnx is None:
         job = jobs.latest("export-onnx", str(run_dir))
         if job is not None and jobs.read(job)["state"] in runs.ACTIVE:
@@ -37,11 +41,9 @@ def show_export(run_dir: Path) -> None:
     else:
         path = onnx.path
         row.download_button("ONNX (model.onnx)", lambda: path.read_bytes(), key="evaluate_export_onnx_download",
-                            file_name=ex.ONNX_FILE, mime="application/octet-stream", on_click="ignore",
+                            file_name=ONNX_FILE, mime="application/octet-stream", on_click="ignore",
                             icon=":material/download:")
-        helper = "image processor" if ex.is_image_folder(run_dir / runs.MODEL_DIR) else "tokenizer"
-        (st.success if onnx.passed else st.error)(md(ex.parity_summary(onnx.parity) + f". The {helper} and config are "
-                                                     f"in {path.parent}."))
+        (st.success if onnx.passed else st.error)(onnx_note(run_dir, onnx))
     with st.expander("Push to the Hugging Face Hub", icon=":material/cloud_upload:"):
         c1, c2 = st.columns(2)
         repo = c1.text_input("Repository (owner/name)", key="evaluate_hub_repo", placeholder=f"your-user/{run_dir.name}")
@@ -58,7 +60,7 @@ def show_export(run_dir: Path) -> None:
             job_outcome(job, "The last push")
         if st.button("Push", key="evaluate_hub_push", icon=":material/upload:"):
             try:  # offline, no token or a malformed repo id: one line at once, before any job starts
-                repo, secret = ex.check_hub(repo, token or None)
+                repo, secret = check_hub(repo, token or None)
             except BmcoreError as exc:
                 st.error(md(exc))
             else:  # the token reaches the job's process in its environment; it is never written to disk

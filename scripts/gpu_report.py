@@ -225,7 +225,7 @@ def run_summary(run_dir: Path, peak: float | None) -> dict[str, Any] | None:
             if last.get("tokens"):
                 out["tokens_per_s"] = last["tokens"] / last["train_s"]
                 try:
-                    from bmcore.bench import train_flops_per_token
+                    from bmcore.bench.peak import train_flops_per_token
                     from bmcore.models import load_config
 
                     per_token = train_flops_per_token(load_config(config["model_name_or_path"]), last["tokens"] / last["examples"])

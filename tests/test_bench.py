@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import ROOT
 
-from bmcore.bench import PEAK_MAX_REPEATS, PEAK_SIZES, machine_peak, matmul_peak, peak_precisions
+from bmcore.bench.peak import PEAK_MAX_REPEATS, PEAK_SIZES, machine_peak, matmul_peak, peak_precisions
 from bmcore.models import FORCED_FP32, PRECISION_ENV, DeviceInfo, detect_device
 
 
@@ -30,7 +30,7 @@ def test_bench_quick_inference_prints_the_summary_line(tiny_model, tmp_path):
 def test_bench_images_puts_bmcore_beside_the_plain_trainer_recipe(tiny_resnet):
     """The image row on real Fashion-MNIST images (a tiny ResNet keeps it quick): both recipes train on the same images
     at the same size, and the ratios come out."""
-    from bmcore.bench import IMAGE_RECIPES, bench_images
+    from bmcore.bench.images import IMAGE_RECIPES, bench_images
 
     if not os.path.isfile("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"):
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
@@ -96,7 +96,7 @@ def test_time_to_accuracy_runs_both_recipes_per_seed_and_reports_the_median(tiny
 
     import pandas as pd
 
-    from bmcore.bench import bench_time_to_accuracy
+    from bmcore.bench.accuracy import bench_time_to_accuracy
 
     monkeypatch.setenv("BMCORE_WORKSPACE", str(tmp_path / "ws"))  # the bench points it at its own folder
     train = pd.read_csv(shared_data / "sst2" / "train.csv").iloc[:256]

@@ -17,12 +17,17 @@ from conftest import ROOT, copy_workspace
 
 from bmcore import data as bdata
 from bmcore import evaluate as ev
-from bmcore import export as ex
 from bmcore import jobs, runs
 from bmcore.cli import main
 from bmcore.config import TrainConfig
 from bmcore.display import md
 from bmcore.errors import BmcoreError
+from bmcore.export.bundle import export_zip
+from bmcore.export.card import base_model_id, model_card
+from bmcore.export.hub import check_hub, push_to_hub
+from bmcore.export.onnx import ONNX_DIR, PARITY_ATOL, PARITY_FILE, export_onnx, read_onnx_export
+from bmcore.export.run import CARD_FILE, EXPORT_DIR
+from bmcore.report.export import parity_summary
 
 TIMEOUT = 180  # AppTest's first run imports torch, transformers and scikit-learn on 2 busy CPU cores
 
@@ -65,10 +70,10 @@ def run_dir(ws: Path) -> Path:
 def test_training_writes_a_model_card_with_data_hyperparameters_and_metrics_against_the_baseline(run_dir: Path):
     from huggingface_hub import ModelCard
 
-    path = run_dir / runs.MODEL_DIR / ex.CARD_FILE
+    path = run_dir / runs.MODEL_DIR / CARD_FILE
     assert path.is_file()  # written by the training job itself
     text = path.read_text()
-    assert text == ex.model_card(run_dir)
+    assert text == model_card(run_dir)
     card = ModelCard.load(path)
     assert card.data.pipeline_tag == "text-classification"
     assert card.data.library_name == "transformers"
@@ -94,9 +99,9 @@ def test_training_writes_a_model_card_with_data_hyperparameters_and_metrics_agai
 
 
 def test_card_names_a_builtin_base_model_by_its_hub_id():
-    assert ex.base_model_id("builtin:minilm") == "sentence-transformers/all-MiniLM-L6-v2"
-    assert ex.base_model_id("distilbert-base-uncased") == "distilbert-base-uncased"
-    assert ex.base_model_id("/no/such/folder/anywhere") is None
+    assert base_model_id("builtin:minilm") == "sentence-transformers/all-MiniLM-L6-v2"
+    assert base_model_id("distilbert-base-uncased") == "distilbert-base-uncased"
+    assert base_model_id("/no/such/folder/anywhere") is None
 
 
 # --- zip -------------------------------------------------------------------------------------
@@ -105,8 +110,8 @@ def test_card_names_a_builtin_base_model_by_its_hub_id():
 def test_zip_unzips_into_a_folder_that_transformers_pipeline_loads(run_dir: Path, tmp_path: Path):
     from transformers import pipeline
 
-    path = ex.export_zip(run_dir)
-    assert path == run_dir / ex.EXPORT_DIR / "r1-model.zip"
+    path = export_zip(run_dir)
+    assert path == run_dir / EXPORT_DIR / "r1-model.zip"
     with zipfile.ZipFile(path) as zf:
         names = set(zf.namelist())
         zf.extractall(tmp_path / "unzipped")
@@ -127,14 +132,14 @@ def test_zip_unzips_into_a_folder_that_transformers_pipeline_loads(run_dir: Path
 def test_onnx_export_matches_pytorch_on_the_test_split(run_dir: Path):
     import onnxruntime as ort
 
-    result = ex.export_onnx(run_dir)
+    result = export_onnx(run_dir)
     assert result.passed, result.parity
     p = result.parity
     assert p["n"] == p["split_size"] == 60 and p["sample"] == "all"
     assert p["max_abs_diff"] < 1e-4 and p["label_agreement"] == 1.0
-    assert json.loads((run_dir / ex.EXPORT_DIR / ex.ONNX_DIR / ex.PARITY_FILE).read_text()) == p
-    assert ex.read_onnx_export(run_dir).parity == p
-    assert "ONNX parity passed" in ex.parity_summary(p) and "all 60 test examples" in ex.parity_summary(p)
+    assert json.loads((run_dir / EXPORT_DIR / ONNX_DIR / PARITY_FILE).read_text()) == p
+    assert read_onnx_export(run_dir).parity == p
+    assert "ONNX parity passed" in parity_summary(p) and "all 60 test examples" in parity_summary(p)
     # Dynamic axes: another batch size and sequence length run, and the folder has its tokenizer.
     from transformers import AutoTokenizer
 
@@ -147,9 +152,9 @@ def test_onnx_export_matches_pytorch_on_the_test_split(run_dir: Path):
 
 
 def test_onnx_parity_sample_is_capped_and_stated(run_dir: Path):
-    result = ex.export_onnx(run_dir, max_examples=7)
+    result = export_onnx(run_dir, max_examples=7)
     assert result.parity["n"] == 7 and result.parity["sample"] == "first 7"
-    assert "the first 7 of 60 test examples" in ex.parity_summary(result.parity)
+    assert "the first 7 of 60 test examples" in parity_summary(result.parity)
 
 
 # --- Hub -------------------------------------------------------------------------------------
@@ -158,7 +163,7 @@ def test_onnx_parity_sample_is_capped_and_stated(run_dir: Path):
 def test_push_to_hub_offline_says_so_in_one_line(run_dir: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(BmcoreError, match="offline") as info:
-        ex.push_to_hub(run_dir, "someone/r1", token="hf_not_a_real_token")
+        push_to_hub(run_dir, "someone/r1", token="hf_not_a_real_token")
     assert "\n" not in str(info.value)
 
 
@@ -168,10 +173,10 @@ def test_push_to_hub_without_a_token_says_so_in_one_line(run_dir: Path, monkeypa
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
     monkeypatch.delenv("HF_TOKEN", raising=False)
     with pytest.raises(BmcoreError, match="without a token") as info:
-        ex.push_to_hub(run_dir, "someone/r1")
+        push_to_hub(run_dir, "someone/r1")
     assert "\n" not in str(info.value)
     with pytest.raises(BmcoreError, match="owner/name"):
-        ex.check_hub("no-owner", token="hf_not_a_real_token")
+        check_hub("no-owner", token="hf_not_a_real_token")
 
 
 # --- CLI -------------------------------------------------------------------------------------
@@ -201,7 +206,7 @@ def test_cli_refuses_a_missing_folder_an_unfinished_run_and_an_unknown_format(ws
     runs.write_status(busy, state=runs.RUNNING, **stand_in_job)  # a live job process: it reads as running
     assert main(["export", str(busy), "--format", "zip"]) == 2
     assert "run busy is running, not completed" in one_error_line(capsys)
-    assert not (busy / ex.EXPORT_DIR).exists()
+    assert not (busy / EXPORT_DIR).exists()
     with pytest.raises(SystemExit) as info:
         main(["export", "r1", "--format", "pdf"])
     assert info.value.code == 2
@@ -216,7 +221,7 @@ def test_cli_hub_offline_and_without_token(run_dir: Path, monkeypatch: pytest.Mo
     monkeypatch.delenv("HF_TOKEN", raising=False)
     assert main(["export", str(run_dir), "--format", "zip", "--format", "hub", "--repo-id", "someone/r1"]) == 2
     assert "without a token" in one_error_line(capsys)
-    assert not (run_dir / ex.EXPORT_DIR).exists()  # checked before the zip was built
+    assert not (run_dir / EXPORT_DIR).exists()  # checked before the zip was built
 
 
 # --- the Evaluate page ----------------------------------------------------------------------
@@ -240,9 +245,9 @@ def test_evaluate_page_export_section(ws: Path, run_dir: Path):
     assert jobs.wait(job, timeout=TIMEOUT)["state"] == runs.COMPLETED, runs.log_tail(job)
     at.run()
     assert not at.exception and not at.error
-    parity = json.loads((run_dir / ex.EXPORT_DIR / ex.ONNX_DIR / ex.PARITY_FILE).read_text())
+    parity = json.loads((run_dir / EXPORT_DIR / ONNX_DIR / PARITY_FILE).read_text())
     shown = [s.value for s in at.success if s.value.startswith("ONNX parity passed")]
-    assert shown and shown[0].startswith(md(ex.parity_summary(parity)))
+    assert shown and shown[0].startswith(md(parity_summary(parity)))
     at.run()  # the next visit reads the saved result: no export button, the verdict still shown
     assert not [b for b in at.button if b.key == "evaluate_export_onnx"]
     assert [s.value for s in at.success if s.value.startswith("ONNX parity passed")] == shown
@@ -267,10 +272,10 @@ def test_onnx_parity_on_a_fine_tuned_minilm(workspace: Path, minilm_sms: Path):
     matches PyTorch on its 300 test messages."""
     copy_workspace(minilm_sms, workspace)
     run_dir = workspace / "runs" / "rare"
-    result = ex.export_onnx(run_dir)
-    print(ex.parity_summary(result.parity))  # the numbers, with pytest -s
+    result = export_onnx(run_dir)
+    print(parity_summary(result.parity))  # the numbers, with pytest -s
     assert result.passed, result.parity
     assert result.parity["n"] == 300 and result.parity["label_agreement"] == 1.0
-    assert result.parity["max_abs_diff"] < ex.PARITY_ATOL
-    card = (run_dir / runs.MODEL_DIR / ex.CARD_FILE).read_text()
+    assert result.parity["max_abs_diff"] < PARITY_ATOL
+    card = (run_dir / runs.MODEL_DIR / CARD_FILE).read_text()
     assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in card

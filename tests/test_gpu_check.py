@@ -146,7 +146,7 @@ def test_bench_reads_sst2_from_the_folder_the_check_carries(tmp_path):
     if not (SHARED_DATA / "sst2" / "dev.csv").is_file():
         pytest.skip("../shared/data is not present")
     pd.read_csv(SHARED_DATA / "sst2" / "dev.csv").tail(5).to_csv(tmp_path / "dev.csv", index=False)
-    out = subprocess.run([sys.executable, "-c", "import json; from bmcore.bench import sentences; print(json.dumps(sentences()))"],
+    out = subprocess.run([sys.executable, "-c", "import json; from bmcore.bench.texts import sentences; print(json.dumps(sentences()))"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120,
                          env={**os.environ, "BMCORE_SST2_DIR": str(tmp_path)})
     assert out.returncode == 0, out.stderr[-2000:]

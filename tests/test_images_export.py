@@ -18,8 +18,10 @@ from conftest import ROOT
 from PIL import Image
 
 from bmcore import data as bdata
-from bmcore import export as ex
 from bmcore import runs
+from bmcore.export.bundle import export_zip
+from bmcore.export.card import model_card
+from bmcore.export.onnx import PARITY_ATOL, export_onnx, read_onnx_export
 
 
 @pytest.fixture
@@ -37,10 +39,10 @@ def test_onnx_export_of_an_image_model_passes_parity(image_runs, kind):
     import onnxruntime as ort
 
     run_dir = image_runs[kind]
-    result = ex.export_onnx(run_dir)
+    result = export_onnx(run_dir)
     assert result.passed, result.parity
     p = result.parity
-    assert p["n"] == p["split_size"] == 32 and p["label_agreement"] == 1.0 and p["max_abs_diff"] <= ex.PARITY_ATOL
+    assert p["n"] == p["split_size"] == 32 and p["label_agreement"] == 1.0 and p["max_abs_diff"] <= PARITY_ATOL
     assert (result.path.parent / "preprocessor_config.json").is_file() and (result.path.parent / "config.json").is_file()
     session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["pixel_values"]
@@ -51,11 +53,11 @@ def test_onnx_export_of_an_image_model_passes_parity(image_runs, kind):
     test = bdata.load_prepared(DATASET).splits["test"]
     x = pixel_values(load_image_processor(str(run_dir / runs.MODEL_DIR)), [decode(b) for b in test["image"].head(5)])
     assert session.run(["logits"], {"pixel_values": x.numpy()})[0].shape == (5, 4)
-    assert ex.read_onnx_export(run_dir).passed
+    assert read_onnx_export(run_dir).passed
 
 
 def test_model_card_describes_an_image_classifier(image_runs):
-    card = ex.model_card(image_runs["resnet"])
+    card = model_card(image_runs["resnet"])
     assert "pipeline_tag: image-classification" in card and "image-classification" in card
     assert "An image classifier with 4 classes" in card and "`Sneaker`" in card
     assert "Image size: 32x32 pixels" in card and "random resized crop and horizontal flip" in card
@@ -74,7 +76,7 @@ def test_zip_loads_in_the_pipeline_and_agrees_with_predict(image_runs, tmp_path)
 
     run_dir = image_runs["vit"]
     folder = tmp_path / "unzipped"
-    with zipfile.ZipFile(ex.export_zip(run_dir)) as zf:
+    with zipfile.ZipFile(export_zip(run_dir)) as zf:
         zf.extractall(folder)
     assert (folder / "README.md").read_text().startswith("---")
     test = bdata.load_prepared(DATASET).splits["test"]

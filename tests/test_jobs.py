@@ -179,13 +179,13 @@ def test_running_jobs_cancel_at_once(finished_run: Path, local_hub):
 
 
 def test_onnx_export_job(finished_run: Path):
-    from bmcore import export as ex
+    from bmcore.export.onnx import read_onnx_export
 
     job = jobs.start("export-onnx", {"run_dir": str(finished_run)}, str(finished_run))
     info = jobs.wait(job, timeout=300)
     assert info["state"] == runs.COMPLETED, info
     assert info["result"]["passed"] and "ONNX parity passed" in info["result"]["summary"]
-    assert ex.read_onnx_export(finished_run) is not None
+    assert read_onnx_export(finished_run) is not None
 
 
 def test_jobs_cli_lists_shows_and_refuses_unknown(ws: Path, tiny_model: Path, capsys: pytest.CaptureFixture):

@@ -11,11 +11,14 @@ import pytest
 from _multilabel import DATASET, copy_workspace
 
 from bmcore import data as bdata
-from bmcore import export as ex
 from bmcore import runs
 from bmcore.cli import main
+from bmcore.export.bundle import export_zip
+from bmcore.export.card import write_model_card
+from bmcore.export.onnx import PARITY_ATOL, PARITY_FILE, export_onnx, onnx_dir
 from bmcore.inference import load_for_inference, predict, read_model_meta
 from bmcore.problem_types import MULTI_LABEL
+from bmcore.report.export import parity_summary
 
 TEXTS = ["Thank you so much, this made my day!", "I can't believe they did that again, so annoying.",
          "What do you mean by that?"]
@@ -57,7 +60,7 @@ def test_pipeline_top_k_none_gives_bmcores_sigmoid_scores_and_the_card_recipe_it
 def test_model_card_names_the_problem_the_thresholds_and_the_multi_label_metrics(run_dir: Path):
     from huggingface_hub import ModelCard
 
-    card_path = ex.write_model_card(run_dir)
+    card_path = write_model_card(run_dir)
     text = card_path.read_text(encoding="utf-8")
     meta = read_model_meta(run_dir / runs.MODEL_DIR)
     metrics = json.loads((run_dir / runs.EVALUATION_DIR / "test" / "metrics.json").read_text())
@@ -79,14 +82,14 @@ def test_model_card_names_the_problem_the_thresholds_and_the_multi_label_metrics
 
 
 def test_zip_carries_the_thresholds_and_onnx_parity_compares_label_sets(run_dir: Path, tmp_path: Path):
-    path = ex.export_zip(run_dir)
+    path = export_zip(run_dir)
     with zipfile.ZipFile(path) as zf:
         names = set(zf.namelist())
         assert {"config.json", "model.safetensors", "bmcore.json", "README.md"} <= names
         assert json.loads(zf.read("bmcore.json"))["thresholds"] == read_model_meta(run_dir / runs.MODEL_DIR)["thresholds"]
         assert json.loads(zf.read("config.json"))["problem_type"] == MULTI_LABEL
 
-    result = ex.export_onnx(run_dir)
+    result = export_onnx(run_dir)
     p = result.parity
     assert result.passed, p
     assert p["problem_type"] == MULTI_LABEL and p["label_agreement"] == 1.0
@@ -95,6 +98,12 @@ def test_zip_carries_the_thresholds_and_onnx_parity_compares_label_sets(run_dir:
     parity = json.loads((ex.onnx_dir(run_dir) / ex.PARITY_FILE).read_text())
     assert parity["passed"] and parity["problem_type"] == MULTI_LABEL
     assert "ONNX parity passed" in ex.parity_summary(parity) and "label agreement 100.0%" in ex.parity_summary(parity)
+    assert p["problem_type"] == bdata.MULTI_LABEL and p["label_agreement"] == 1.0
+    assert p["n"] == len(bdata.load_prepared(DATASET).splits["test"]) and p["max_abs_diff"] < PARITY_ATOL
+
+    parity = json.loads((onnx_dir(run_dir) / PARITY_FILE).read_text())
+    assert parity["passed"] and parity["problem_type"] == bdata.MULTI_LABEL
+    assert "ONNX parity passed" in parity_summary(parity) and "label agreement 100.0%" in parity_summary(parity)
 
 
 def test_cli_predict_prints_the_predicted_set_scores_and_thresholds(run_dir: Path, capsys):

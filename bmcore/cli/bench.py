@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..bench import TTA_SEEDS
+from ..bench.accuracy import TTA_SEEDS
+from ..bench.suite import run_bench
 from ..models import DEFAULT_MODEL
 
 
@@ -22,8 +23,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..bench import run_bench
-
     summary = run_bench(quick=args.quick, only=args.only, model=args.model, seeds=TTA_SEEDS[:args.seeds])
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")

@@ -21,7 +21,7 @@ from conftest import ROOT
 from markdown_it import MarkdownIt
 
 from bmcore import data as bdata
-from bmcore import export as ex
+from bmcore.export.card import model_card
 
 pytestmark = pytest.mark.e2e
 
@@ -145,7 +145,7 @@ def test_data_from_files_is_shown_as_text_on_every_page(tiny_model: Path, worksp
             check("playground")
 
             # The model card, rendered as a Markdown viewer would, in the same browser.
-            card = MarkdownIt("commonmark").enable("table").render(ex.model_card(run))
+            card = MarkdownIt("commonmark").enable("table").render(model_card(run))
             page.set_content(card)
             check("model-card")
             browser.close()
