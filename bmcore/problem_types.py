@@ -7,3 +7,7 @@ the data layer (:mod:`bmcore.data`, which detects a dataset's kind) can both nam
 SINGLE_LABEL = "single_label_classification"
 MULTI_LABEL = "multi_label_classification"
 MASKED_LM = "masked_lm"
+REGRESSION = "regression"
+
+# What a dataset's label shape (bmcore.data.columns.label_shape: how the labels are written in the file) is learnt as.
+PROBLEM_TYPE_OF_SHAPE = {"single": SINGLE_LABEL, "delimited": MULTI_LABEL, "columns": MULTI_LABEL, "score": REGRESSION}

@@ -47,15 +47,15 @@ def matrix(ds: bdata.PreparedDataset, split: str) -> np.ndarray:
     return bdata.label_matrix(ds.splits[split]["label"], ds.label_names)
 
 
-def test_goemotions_folder_is_detected_and_test_is_carved_from_train(shared_data):
+def test_goemotions_folder_is_detected_and_scored_on_its_dev_split(shared_data):
     ds = bdata.prepare(bdata.load_source(str(shared_data / "goemotions")), "goemotions")
     assert ds.problem_type == MULTI_LABEL and ds.is_multi_label
     assert ds.columns.label == "labels" and ds.columns.label_delimiter == ","
     assert len(ds.label_names) == 28 and ds.label_names == sorted(ds.label_names)
     assert any(n.startswith("multi-label: column 'labels' holds several labels separated by ','") for n in ds.notes)
-    assert len(ds.splits["validation"]) == 5426  # the source's dev split
-    assert len(ds.splits["train"]) + len(ds.splits["test"]) == 43410
-    assert abs(len(ds.splits["test"]) / 43410 - 0.1) < 0.005
+    assert len(ds.splits["test"]) == 5426  # the source's dev split
+    assert len(ds.splits["train"]) + len(ds.splits["validation"]) == 43410
+    assert abs(len(ds.splits["validation"]) / 43410 - 1 / 9) < 0.005
     rank = {n: i for i, n in enumerate(ds.label_names)}
     first = bdata.label_sets(ds.splits["train"]["label"].head(2000))
     assert all(ls and [rank[n] for n in ls] == sorted(rank[n] for n in ls) for ls in first)  # label_names order

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from ..errors import BmcoreError
 from ..labels import LABEL_DELIMITERS
-from ..problem_types import MULTI_LABEL, SINGLE_LABEL
-from .label_values import as_binary, split_parts
+from ..problem_types import PROBLEM_TYPE_OF_SHAPE
+from .label_values import as_binary, score_values, split_parts
 
 MULTI_EVIDENCE = 0.01  # share of rows with several labels needed (with recurring parts) to read a column as multi-label
 MAX_CLASSES = 500
+# A label column of numbers is read as a score to predict (regression) when some are not whole numbers, or when more
+# than this many whole numbers are not the ids 0..k-1 or 1..k of classes (CLINC's 150 intents are ids 0-149).
+MIN_SCORE_VALUES = 50
 
 LABEL_NAMES = ("label", "labels", "class", "category", "target", "sentiment", "intent", "emotion", "topic", "y")
 TEXT_NAMES = ("text", "sentence", "content", "review", "message", "body", "document", "tweet", "comment", "title")
@@ -40,11 +44,13 @@ class Columns:
     label: str
     label_columns: list[str] | None = None
     label_delimiter: str | None = None
+    scores: bool = False  # ``label`` holds one number per row, a score to predict
 
     @property
     def problem_type(self) -> str:
-        """``multi_label_classification`` for either multi-label shape, else ``single_label_classification``."""
-        return MULTI_LABEL if (self.label_columns or self.label_delimiter) else SINGLE_LABEL
+        """What the label shape is learnt as (:data:`bmcore.problem_types.PROBLEM_TYPE_OF_SHAPE`): single-label,
+        multi-label for either multi-label shape, regression for scores."""
+        return PROBLEM_TYPE_OF_SHAPE[label_shape(self)]
 
     def describe_labels(self) -> str:
         """The label shape in words, e.g. ``several labels per row in column 'labels', separated by ','``."""
@@ -54,6 +60,8 @@ class Columns:
             return f"several labels per row in column {self.label!r}, as JSON lists"
         if self.label_delimiter:
             return f"several labels per row in column {self.label!r}, separated by {self.label_delimiter!r}"
+        if self.scores:
+            return f"one score per row in column {self.label!r} (a number to predict)"
         return f"one label per row in column {self.label!r}"
 
 
@@ -183,13 +191,30 @@ def detect_label_shape(df: pd.DataFrame, cols: Columns) -> tuple[Columns, str]:
     if considered:
         return cols, (f"column {cols.label!r} has labels containing {' '.join(map(repr, considered))} but is read as one "
                       "label per row: too few rows have several parts, or the parts are not labels on their own")
+    if (why := scores_reason(values)) is not None:
+        return Columns(cols.text, cols.label, scores=True), (f"regression: column {cols.label!r} holds {why}, read as a "
+                                                             "score to predict; choose one label per row to read them as classes")
     return cols, ""
 
 
+def scores_reason(values: pd.Series) -> str | None:
+    """Why a label column's values read as scores rather than class names (None when they do not): numbers, some not
+    whole, or more than :data:`MIN_SCORE_VALUES` whole numbers that are not the ids of classes."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.isna().any() or not np.isfinite(numbers.to_numpy(dtype=float)).all():
+        return None
+    distinct = np.unique(numbers.to_numpy(dtype=float))
+    span = f"{len(distinct):,} distinct values from {distinct[0]:g} to {distinct[-1]:g}"
+    if not np.allclose(distinct, np.round(distinct)):
+        return f"numbers that are not whole ({span})"
+    ids = distinct[0] in (0, 1) and distinct[-1] - distinct[0] == len(distinct) - 1
+    return f"whole numbers ({span})" if len(distinct) > MIN_SCORE_VALUES and not ids else None
+
+
 def label_shape(cols: Columns) -> str:
-    """The shape of a :class:`Columns`' labels: ``single``, ``delimited`` or ``columns`` (the keys of
+    """The shape of a :class:`Columns`' labels: ``single``, ``delimited``, ``columns`` or ``score`` (the keys of
     :data:`bmcore.report.data.LABEL_SHAPES`)."""
-    return "columns" if cols.label_columns else "delimited" if cols.label_delimiter else "single"
+    return "columns" if cols.label_columns else "delimited" if cols.label_delimiter else "score" if cols.scores else "single"
 
 
 def binary_columns(df: pd.DataFrame) -> list[str]:
@@ -199,14 +224,15 @@ def binary_columns(df: pd.DataFrame) -> list[str]:
 
 def choose_columns(df: pd.DataFrame, text: list[str] | None = None, label: str | None = None, *,
                    label_columns: list[str] | None = None, label_delimiter: str | None = None,
-                   single_label: bool = False) -> tuple[Columns, list[str]]:
+                   single_label: bool = False, scores: bool = False) -> tuple[Columns, list[str]]:
     """Columns from the user's choices, the rest detected; and notes on what was detected.
 
     ``label_columns`` (several 0/1 columns) or ``label_delimiter`` (``,`` ``;`` ``|`` or ``json``) force a
-    multi-label shape, ``single_label`` forces one label per row; otherwise the shape is detected.
+    multi-label shape, ``single_label`` forces one label per row, ``scores`` one score per row (regression);
+    otherwise the shape is detected.
     """
-    if sum(bool(x) for x in (label_columns, label_delimiter, single_label)) > 1:
-        raise BmcoreError("choose one label shape: label columns, a label delimiter, or single-label")
+    if sum(bool(x) for x in (label_columns, label_delimiter, single_label, scores)) > 1:
+        raise BmcoreError("choose one label shape: label columns, a label delimiter, single-label or scores")
     base = None if text and (label or label_columns) else _detect_text_label(df)
     cols = Columns(list(text or base.text), label or ("" if label_columns else base.label))  # type: ignore[union-attr]
     if label_columns:
@@ -214,8 +240,12 @@ def choose_columns(df: pd.DataFrame, text: list[str] | None = None, label: str |
         cols.label = ""
     elif label_delimiter:
         cols.label_delimiter = label_delimiter
-    if label_columns or label_delimiter or single_label:
+    cols.scores = scores
+    if label_columns or label_delimiter or single_label or scores:
         check_columns(df, cols)
-        return cols, [] if not single_label else [f"single-label (as chosen): {cols.describe_labels()}"]
+        if scores:
+            score_values(df[cols.label], cols.label)  # numbers, or one line naming the first that is not
+        return cols, [f"{'single-label' if single_label else 'regression'} (as chosen): {cols.describe_labels()}"
+                      ] if single_label or scores else []
     cols, note = detect_label_shape(df, cols)
     return cols, [note] if note else []

@@ -28,7 +28,7 @@ BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u206
 def normalise_labels(series: pd.Series, column: str) -> pd.Series:
     """Labels as clean strings: whitespace stripped, integer-valued floats as integers.
 
-    Raises for non-integer numbers (a regression target, not classes).
+    Raises for non-integer numbers (a score to predict, not classes: :func:`score_values`).
     """
     # Integer and float columns (Parquet, JSON) cannot hold the string names: widen them to object.
     s = series.astype(object) if pd.api.types.is_numeric_dtype(series) else series.copy()
@@ -39,11 +39,25 @@ def normalise_labels(series: pd.Series, column: str) -> pd.Series:
     if as_num.notna().all():
         if not np.allclose(as_num, np.round(as_num)):
             raise BmcoreError(f"label column {column!r} holds non-integer numbers (e.g. {as_num.iloc[0]}); "
-                              "classification needs class names or integer ids")
+                              "classification needs class names or integer ids: read them as scores (regression)")
         s.loc[nonnull.index] = np.round(as_num).astype(np.int64).astype(str)
     else:
         s.loc[nonnull.index] = nonnull.astype(str).str.strip()
     return s.replace("", np.nan)
+
+
+def score_values(series: pd.Series, column: str) -> pd.Series:
+    """A score column as floats (an empty cell stays NaN: its row is dropped); one line naming the first value that
+    is not a number."""
+    as_num = pd.to_numeric(series.astype(str).str.strip().replace({"": np.nan, "nan": np.nan, "None": np.nan}),
+                           errors="coerce")
+    bad = series[as_num.isna() & series.notna() & (series.astype(str).str.strip() != "")]
+    if len(bad):
+        raise BmcoreError(f"score column {column!r} holds {str(bad.iloc[0])[:40]!r} in row {int(bad.index[0]) + 1}; "
+                          "a score to predict must be a number in every row")
+    if not np.isfinite(as_num.dropna().to_numpy(dtype=float)).all():
+        raise BmcoreError(f"score column {column!r} holds an infinite value; a score must be a finite number")
+    return as_num.astype(float)
 
 
 def order_labels(labels: list[str] | set[str] | pd.Series) -> list[str]:

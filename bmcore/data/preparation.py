@@ -22,6 +22,7 @@ from .label_values import (
     map_unique,
     normalise_labels,
     order_labels,
+    score_values,
     split_cell,
 )
 from .readers import RawData
@@ -66,6 +67,8 @@ def standardise(df: pd.DataFrame, cols: Columns, where: str,
         out["text_pair"] = df[cols.text[1]]
     if cols.problem_type == MULTI_LABEL:
         out["label"] = _label_lists(df, cols, where)
+    elif cols.scores:
+        out["label"] = score_values(df[cols.label], cols.label).to_numpy()
     else:
         out["label"] = normalise_labels(df[cols.label], cols.label)
     for c in [c for c in ("text", "text_pair") if c in out]:
@@ -110,17 +113,43 @@ def prepare(raw: RawData, name: str = "dataset", columns: Columns | None = None,
         std[split], dropped[split] = standardise(df, cols, where, file_rows[split])
         if dropped[split]:
             notes.append(f"dropped {dropped[split]} {split} rows with an empty text or label")
-    label_names = _label_names(std, cols, multi)
+    label_names = SCORE_NAMES if cols.scores else _label_names(std, cols, multi)
+    if cols.scores:
+        _check_scores(std, cols.label)
+        bins = score_bins(pd.concat([d["label"] for d in std.values()]))
+        for df in std.values():
+            df[SCORE_BIN] = bins(df["label"])
     if multi:
         rank = {n: i for i, n in enumerate(label_names)}
         for df in std.values():
             df["label"] = [encode_label_set(sorted(names, key=rank.__getitem__)) for names in df["label"]]
     strata = label_names if multi else None
     _note_case_clashes(label_names, notes)
-    ds = PreparedDataset(name=name, source=raw.source, columns=cols, label_names=label_names,
-                         splits=three_splits(std, ratios, seed, strata, notes), notes=notes, dropped_empty=dropped,
-                         problem_type=cols.problem_type)
-    return ds
+    splits = three_splits(std, ratios, seed, strata, notes, key=SCORE_BIN if cols.scores else "label")
+    splits = {s: df.drop(columns=SCORE_BIN, errors="ignore") for s, df in splits.items()}
+    return PreparedDataset(name=name, source=raw.source, columns=cols, label_names=label_names, splits=splits,
+                           notes=notes, dropped_empty=dropped, problem_type=cols.problem_type)
+
+
+SCORE_NAMES = ["score"]  # a score dataset's one output, as the regression task names it
+SCORE_BIN = "_score_bin"  # a temporary column: the splits of scores are stratified on their quantile range
+SCORE_BINS = 5
+
+
+def score_bins(scores: pd.Series) -> Any:
+    """A function giving each score its quantile range (of :data:`SCORE_BINS`) among ``scores``, so every split holds
+    low, middle and high scores alike."""
+    edges = np.unique(np.quantile(scores.to_numpy(dtype=float), np.linspace(0, 1, SCORE_BINS + 1)[1:-1]))
+    return lambda s: np.searchsorted(edges, s.to_numpy(dtype=float), side="right").astype(str)
+
+
+def _check_scores(std: dict[str, pd.DataFrame], column: str) -> None:
+    """Refuse, in one line, scores a model cannot learn: none, or one value only."""
+    scores = pd.concat([d["label"] for d in std.values()])
+    if scores.empty:
+        raise BmcoreError(f"score column {column!r} is empty or every text is empty")
+    if scores.nunique() < 2:
+        raise BmcoreError(f"every score in column {column!r} is {scores.iloc[0]:g}; regression needs scores that vary")
 
 
 def _label_names(std: dict[str, pd.DataFrame], cols: Columns, multi: bool) -> list[str]:

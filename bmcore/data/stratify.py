@@ -58,43 +58,55 @@ def iterative_stratification(y: np.ndarray, frac: float, seed: int) -> np.ndarra
 
 
 def stratified_split(df: pd.DataFrame, sizes: tuple[float, float], seed: int,
-                      label_names: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Two parts in the ratio ``sizes``, stratified by label; multi-label (``label_names`` given) by
-    :func:`iterative_stratification`, where a label too rare for every part is no error."""
+                      label_names: list[str] | None = None, key: str = "label") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two parts in the ratio ``sizes``, stratified by label (or by the column ``key``: the range of a score);
+    multi-label (``label_names`` given) by :func:`iterative_stratification`, where a label too rare for every part
+    is no error."""
     from sklearn.model_selection import train_test_split
 
     frac = sizes[0] / (sizes[0] + sizes[1])
     if label_names is not None:
         first = iterative_stratification(label_matrix(df["label"], label_names), frac, seed)
         return df[first].reset_index(drop=True), df[~first].reset_index(drop=True)
-    counts = df["label"].value_counts()
+    counts = df[key].value_counts()
     tiny = counts[counts < 2]
     if len(tiny):
         raise BmcoreError(f"class {tiny.index[0]!r} has only {int(tiny.iloc[0])} example; each class needs at least "
                           "3 examples to be split into train/validation/test (remove it or give your own splits)")
     try:
-        a, b = train_test_split(df, train_size=frac, stratify=df["label"], random_state=seed)
+        a, b = train_test_split(df, train_size=frac, stratify=df[key], random_state=seed)
     except ValueError as exc:
         raise BmcoreError(f"cannot make a stratified split: {str(exc).splitlines()[0]}") from exc
     return a.reset_index(drop=True), b.reset_index(drop=True)
 
 
 def three_splits(std: dict[str, pd.DataFrame], ratios: tuple[float, float, float], seed: int,
-                  strata: list[str] | None, notes: list[str]) -> dict[str, pd.DataFrame]:
-    """Train, validation and test: the source's own, with missing ones carved from train, or all made anew."""
+                  strata: list[str] | None, notes: list[str], key: str = "label") -> dict[str, pd.DataFrame]:
+    """Train, validation and test: the source's own, with missing ones carved from train, or all made anew
+    (stratified on ``key``, or on multi-label ``strata``).
+
+    A source with train and validation but no test (GLUE's SST-2, STS-B, GoEmotions: train and dev) is scored on its
+    own validation split, the one published results report: it becomes the test split, and a new validation split is
+    carved from train to pick the best checkpoint."""
     r_train, r_val, r_test = ratios
-    if "train" in std:
+    if "train" in std and "validation" in std and "test" not in std:
+        std["test"] = std.pop("validation")
+        notes.append(f"the source's validation split is the test split (it has no test split); validation is carved "
+                     f"from train (seed {seed})")
+        train, std["validation"] = stratified_split(std["train"], (r_train, r_val), seed, strata, key)
+        std["train"] = train
+    elif "train" in std:
         train = std["train"]
         if "validation" not in std or "test" not in std:
             missing = [s for s in ("validation", "test") if s not in std]
             notes.append(f"the source has no {' or '.join(missing)} split; carved from train (seed {seed})")
         if "test" not in std:
-            train, std["test"] = stratified_split(train, (1 - r_test, r_test), seed, strata)
+            train, std["test"] = stratified_split(train, (1 - r_test, r_test), seed, strata, key)
         if "validation" not in std:
-            train, std["validation"] = stratified_split(train, (r_train, r_val), seed, strata)
+            train, std["validation"] = stratified_split(train, (r_train, r_val), seed, strata, key)
         std["train"] = train
     else:
-        rest, test = stratified_split(std["all"], (r_train + r_val, r_test), seed, strata)
-        train, val = stratified_split(rest, (r_train, r_val), seed, strata)
+        rest, test = stratified_split(std["all"], (r_train + r_val, r_test), seed, strata, key)
+        train, val = stratified_split(rest, (r_train, r_val), seed, strata, key)
         std = {"train": train, "validation": val, "test": test}
     return {s: std[s] for s in SPLITS}

@@ -19,14 +19,14 @@ from typing import Any
 
 from ..errors import BmcoreError
 from ..modalities import modality_of
-from ..problem_types import MASKED_LM, MULTI_LABEL, SINGLE_LABEL
+from ..problem_types import MASKED_LM, MULTI_LABEL, REGRESSION, SINGLE_LABEL
 from .base import Task
 
 TASKS: dict[str, str] = {  # problem_type -> the module that defines its TASK
     SINGLE_LABEL: "bmcore.tasks.single_label_classification",
     MULTI_LABEL: "bmcore.tasks.multi_label_classification",
     MASKED_LM: "bmcore.tasks.masked_lm",
-    "regression": "bmcore.tasks.regression",
+    REGRESSION: "bmcore.tasks.regression",
 }
 IMAGE_TASKS: dict[str, str] = {  # problem_type -> the module of its task on images (a prepared dataset's modality "image")
     SINGLE_LABEL: "bmcore.tasks.image_classification",
