@@ -11,3 +11,6 @@ REGRESSION = "regression"
 
 # What a dataset's label shape (bmcore.data.columns.label_shape: how the labels are written in the file) is learnt as.
 PROBLEM_TYPE_OF_SHAPE = {"single": SINGLE_LABEL, "delimited": MULTI_LABEL, "columns": MULTI_LABEL, "score": REGRESSION}
+# The problem types a user may ask ``data prepare`` for, and the label shape each forces (None: detect which of its
+# shapes the file holds).
+PREPARED_SHAPES = {SINGLE_LABEL: "single", MULTI_LABEL: None, REGRESSION: "score"}

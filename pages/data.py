@@ -45,6 +45,7 @@ class Recipe(NamedTuple):
     label: str
     label_columns: tuple[str, ...]  # multi-label: one 0/1 column per label
     label_delimiter: str | None  # multi-label: several labels in the label column
+    scores: bool  # regression: one score per row in the label column
     use_source_splits: bool
     ratios: tuple[float, float, float]
     seed: int
@@ -62,7 +63,8 @@ def split(recipe: Recipe, _data: bytes | None, _test_data: bytes | None) -> bdat
     raw = load(recipe.source, recipe.fingerprint, _data)
     if recipe.test_source:
         raw = bdata.with_test_file(raw, load(recipe.test_source, recipe.test_fingerprint, _test_data))
-    cols = bdata.Columns(list(recipe.text), recipe.label, list(recipe.label_columns) or None, recipe.label_delimiter)
+    cols = bdata.Columns(list(recipe.text), recipe.label, list(recipe.label_columns) or None, recipe.label_delimiter,
+                         recipe.scores)
     ds = bdata.prepare(raw, columns=cols,
                        use_source_splits=recipe.use_source_splits, ratios=recipe.ratios, seed=recipe.seed)
     if recipe.drop_duplicates:
@@ -282,7 +284,7 @@ if not image:
 ratios = ((100 - val_pct - test_pct) / 100, val_pct / 100, test_pct / 100)
 dedupe_key = f"drop_duplicates_{key}"
 recipe = Recipe(source, fingerprint, test_source, test_fingerprint, text_cols, label_col, label_cols, delimiter,
-                use_source_splits, ratios, int(seed), bool(kept(dedupe_key, False)))
+                shape == "score", use_source_splits, ratios, int(seed), bool(kept(dedupe_key, False)))
 
 try:
     ds = split(recipe, data, test_data)
@@ -298,13 +300,21 @@ st.subheader("Stats")
 multi = ds.is_multi_label
 m = st.columns(6)
 m[0].metric("Images" if image else "Rows", f"{stats['rows_total']:,}")
-m[1].metric("Labels" if multi else "Classes", stats["num_classes"])
+if "score_summary" in stats:
+    m[1].metric("Mean score (train)", f"{stats['score_summary']['train'].get('mean', float('nan')):.3g}")
+else:
+    m[1].metric("Labels" if multi else "Classes", stats["num_classes"])
 for col, split_name in zip(m[2:5], bdata.SPLITS, strict=True):
     col.metric(split_name.capitalize(), f"{stats['rows'][split_name]:,}")
 
 balance_col, lengths_col = st.columns(2)
-balance = px.bar(rdata.class_balance_frame(stats).assign(label=lambda f: plot_texts(f["label"])), x="label", y="count", color="split", barmode="group",
-                 title="Rows per label and split" if multi else f"{'Images' if image else 'Rows'} per class and split")
+if "score_histogram" in stats:  # a score per row: its distribution in each split, not classes
+    balance = px.bar(rdata.score_histogram_frame(stats), x="score", y="rows", color="split", barmode="group",
+                     title=f"Scores per split<br><sup>{rdata.score_summary_text(stats)}</sup>")
+else:
+    balance = px.bar(rdata.class_balance_frame(stats).assign(label=lambda f: plot_texts(f["label"])), x="label", y="count",
+                     color="split", barmode="group",
+                     title="Rows per label and split" if multi else f"{'Images' if image else 'Rows'} per class and split")
 balance_col.plotly_chart(balance, key="data_balance_chart")
 if image:
     img_ui.show_sizes(ds, m[5], lengths_col)
@@ -341,7 +351,7 @@ elif any(stats["duplicates_within"].values()) or any(stats["leakage"].values()):
                       "split (test keeps its rows). Saved datasets keep the choice; the command below includes it."):
         st.session_state.setdefault(KEPT, {})[dedupe_key] = True
         st.rerun()
-if not multi:
+if stats.get("class_weights"):
     with st.expander(f"Suggested class weights (imbalance {stats['imbalance_ratio']}:1)"):
         st.dataframe(rdata.class_weights_frame(stats), hide_index=True)
 if image:
@@ -357,8 +367,8 @@ else:
     m[5].metric("Truncated", f"{stats['truncated_share']:.1%}", help=f"texts longer than {stats['max_seq_length']} tokens")
     # The detail goes on a second, smaller title line: one long line is cut off in a half-width chart.
     lengths = px.histogram(rdata.token_length_frame(ds).assign(label=lambda f: plot_texts(f["label"])), x="n_tokens",
-                           color="split" if multi else "label", barmode="overlay", opacity=0.6,
-                           nbins=60, title=f"Token lengths per {'split' if multi else 'class'}<br><sup>{stats['truncated_share']:.1%} truncated at "
+                           color="split" if multi or ds.columns.scores else "label", barmode="overlay", opacity=0.6,
+                           nbins=60, title=f"Token lengths per {'split' if multi or ds.columns.scores else 'class'}<br><sup>{stats['truncated_share']:.1%} truncated at "
                                            f"max_seq_length {stats['max_seq_length']}</sup>")
     lengths.add_vline(x=stats["max_seq_length"], line_dash="dash", annotation_text="max_seq_length")
     lengths.update_xaxes(range=[0, rdata.length_axis_max(stats)])  # a few very long texts would squash the rest
@@ -394,7 +404,8 @@ if st.button("Save", type="primary", key="data_save", disabled=used):
 st.caption("The same from the command line:")
 columns_used = {} if image else {"text_columns": list(text_cols), "label_column": label_col or None,
                                   "label_columns": list(label_cols), "label_delimiter": delimiter,
-                                  "single_label": shape == "single" and guessed_shape != "single"}
+                                  "single_label": shape == "single" and guessed_shape != "single",
+                                  "scores": shape == "score" and guessed_shape != "score"}
 st.code(rdata.prepare_command(source, name or "NAME", **columns_used, use_source_splits=use_source_splits, ratios=ratios,
                               seed=int(seed), max_seq_length=int(max_seq_length), tokenizer=tokenizer_ref,
                               test_file=test_source, drop_duplicates=recipe.drop_duplicates), language="bash")

@@ -20,6 +20,7 @@ from ..display import csv_frame
 from ..errors import BmcoreError, os_error_message
 from ..labels import LABEL_DELIMITERS
 from ..models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, load_counting_tokenizer
+from ..problem_types import PREPARED_SHAPES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--label-delimiter", choices=LABEL_DELIMITERS,
                        help="multi-label: the label column holds several labels separated by this (json: JSON lists)")
         q.add_argument("--single-label", action="store_true",
-                       help="read the label column as one class per row, even when it looks multi-label")
+                       help="read the label column as one class per row, even when it looks multi-label or like scores")
+        q.add_argument("--problem-type", choices=list(PREPARED_SHAPES),
+                       help="what the labels are learnt as, instead of the detected: regression reads the label column "
+                            "as a score to predict; single_label_classification as --single-label")
         q.add_argument("--max-seq-length", type=int, default=DEFAULT_MAX_SEQ_LENGTH,
                        help=f"tokens; texts longer are truncated (default {DEFAULT_MAX_SEQ_LENGTH}, as training)")
         q.add_argument("--tokenizer", default=DEFAULT_MODEL, help="model reference whose tokenizer counts tokens")
@@ -149,14 +153,16 @@ def _run(args: argparse.Namespace) -> int:
                 raise ValueError(f"--test-file {args.test_file} holds {test.modality}s, the source {raw.modality}s")
             raw = with_test_file(raw, test)
         cols, notes = None, []
-        chosen = args.text_column or args.label_column or args.label_columns or args.label_delimiter or args.single_label
+        forced = PREPARED_SHAPES.get(args.problem_type or "")
+        single, scores = args.single_label or forced == "single", forced == "score"
+        chosen = args.text_column or args.label_column or args.label_columns or args.label_delimiter or single or scores
         if chosen and raw.modality == "image":
             raise ValueError(f"{args.source} is an image source: its classes come from its folders or label column; "
                              "leave out the column options")
         if chosen:
             cols, notes = choose_columns(next(iter(raw.frames.values())), args.text_column, args.label_column,
                                          label_columns=args.label_columns, label_delimiter=args.label_delimiter,
-                                         single_label=args.single_label)
+                                         single_label=single, scores=scores)
         ds = prepare(raw, name=getattr(args, "name", None) or "dataset", columns=cols,
                      use_source_splits=not args.new_splits, ratios=tuple(args.ratios), seed=args.seed)
         ds.notes[len(raw.notes):len(raw.notes)] = notes

@@ -66,6 +66,7 @@ class PreparedDataset:
             "label_column": self.columns.label,
             **({"label_columns": self.columns.label_columns} if self.columns.label_columns else {}),
             **({"label_delimiter": self.columns.label_delimiter} if self.columns.label_delimiter else {}),
+            **({"scores": True} if self.columns.scores else {}),
             "problem_type": self.problem_type,
             "modality": self.modality,
             "label_names": self.label_names,

@@ -38,7 +38,8 @@ def normalise_labels(series: pd.Series, column: str) -> pd.Series:
     as_num = pd.to_numeric(nonnull.astype(str).str.strip(), errors="coerce")
     if as_num.notna().all():
         if not np.allclose(as_num, np.round(as_num)):
-            raise BmcoreError(f"label column {column!r} holds non-integer numbers (e.g. {as_num.iloc[0]}); "
+            example = as_num[~np.isclose(as_num, np.round(as_num))].iloc[0]
+            raise BmcoreError(f"label column {column!r} holds non-integer numbers (e.g. {example:g}); "
                               "classification needs class names or integer ids: read them as scores (regression)")
         s.loc[nonnull.index] = np.round(as_num).astype(np.int64).astype(str)
     else:

@@ -53,6 +53,8 @@ def compute_stats(ds: PreparedDataset, tokenizer: Any = None, max_seq_length: in
     matrices = {s: label_matrix(ds.splits[s]["label"], ds.label_names) for s in SPLITS} if ds.is_multi_label else {}
     if ds.is_multi_label:  # rows that have the label
         per_split = {s: dict(zip(ds.label_names, map(int, m.sum(axis=0)), strict=True)) for s, m in matrices.items()}
+    elif ds.columns.scores:  # every row has its score
+        per_split = {s: {n: int(len(ds.splits[s])) for n in ds.label_names} for s in SPLITS}
     else:
         per_split = {s: {n: int(c) for n, c in ds.splits[s]["label"].value_counts().reindex(ds.label_names, fill_value=0).items()}
                      for s in SPLITS}
@@ -87,6 +89,9 @@ def compute_stats(ds: PreparedDataset, tokenizer: Any = None, max_seq_length: in
     if ds.is_multi_label:
         stats.update(multi_label_stats(matrices, ds.label_names))
         stats["class_weights"] = {}  # inverse class frequency is a single-label idea
+    if ds.columns.scores:
+        stats.update(score_stats({s: ds.splits[s]["label"].to_numpy(dtype=float) for s in SPLITS}))
+        stats["class_weights"] = {}
     if ds.modality == "image":
         stats.update(images.image_stats(ds))
     elif tokenizer is not None:
@@ -118,11 +123,27 @@ def _token_stats(ds: PreparedDataset, tokenizer: Any, max_seq_length: int, progr
         ds.splits[s] = df.assign(n_tokens=ln)
         lengths[s] = _length_summary(ln, max_seq_length)
     train = ds.splits["train"]
-    has = (lambda j, n: matrices["train"][:, j] == 1) if ds.is_multi_label else (lambda j, n: train["label"] == n)
+    has = ((lambda j, n: matrices["train"][:, j] == 1) if ds.is_multi_label else
+           (lambda j, n: np.ones(len(train), dtype=bool)) if ds.columns.scores else (lambda j, n: train["label"] == n))
     return {"token_lengths": lengths,
             "token_lengths_per_class": {n: _length_summary(train.loc[has(j, n), "n_tokens"].to_numpy(), max_seq_length)
                                         for j, n in enumerate(ds.label_names)},
             "truncated_share": round(trunc_total / max(n_total, 1), 4)}
+
+
+SCORE_HISTOGRAM_BINS = 20
+
+
+def score_stats(scores: dict[str, np.ndarray]) -> dict[str, Any]:
+    """A score dataset's targets: per split the count, mean, standard deviation, min and max, and a histogram on bins
+    shared by every split (so the splits can be drawn side by side)."""
+    every = np.concatenate(list(scores.values()))
+    lo, hi = float(every.min()), float(every.max())
+    edges = np.linspace(lo, hi if hi > lo else lo + 1, SCORE_HISTOGRAM_BINS + 1)
+    summary = {s: {"count": int(len(v)), "mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()),
+                   "max": float(v.max())} if len(v) else {"count": 0} for s, v in scores.items()}
+    return {"score_summary": summary, "score_histogram": {
+        "edges": [float(e) for e in edges], "counts": {s: np.histogram(v, edges)[0].astype(int).tolist() for s, v in scores.items()}}}
 
 
 def multi_label_stats(matrices: dict[str, np.ndarray], label_names: list[str]) -> dict[str, Any]:

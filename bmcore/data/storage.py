@@ -156,7 +156,7 @@ def load_prepared(name: str) -> PreparedDataset:
     except (OSError, ValueError) as exc:
         raise BmcoreError(f"prepared dataset {name!r} is damaged ({exc.__class__.__name__}); prepare it again") from exc
     cols = Columns(meta["text_columns"], meta["label_column"], label_columns=meta.get("label_columns"),
-                   label_delimiter=meta.get("label_delimiter"))
+                   label_delimiter=meta.get("label_delimiter"), scores=bool(meta.get("scores")))
     return PreparedDataset(name=meta["name"], source=meta.get("source", ""), columns=cols,
                            label_names=list(meta["label_names"]), splits=splits,
                            notes=meta.get("notes", []), stats=meta.get("stats", {}), version=meta.get("version"),

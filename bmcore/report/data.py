@@ -17,7 +17,26 @@ from ..errors import BmcoreError
 from ..models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL
 
 LABEL_SHAPES = {"single": "One label per row", "delimited": "Several labels in one column",
-                "columns": "One 0/1 column per label"}  # keyed by bmcore.data.columns.label_shape
+                "columns": "One 0/1 column per label",
+                "score": "A score per row (regression)"}  # keyed by bmcore.data.columns.label_shape
+
+
+def score_histogram_frame(stats: dict[str, Any]) -> pd.DataFrame:
+    """A score dataset's targets per split on shared bins, long form (``split``, ``score`` = the bin's middle, ``rows``),
+    for a grouped bar chart; empty for a dataset of classes."""
+    hist = stats.get("score_histogram") or {}
+    edges = np.asarray(hist.get("edges") or [], dtype=float)
+    middles = (edges[:-1] + edges[1:]) / 2 if len(edges) > 1 else []
+    rows = [{"split": s, "score": float(m), "rows": int(c)}
+            for s, counts in (hist.get("counts") or {}).items() for m, c in zip(middles, counts, strict=False)]
+    return pd.DataFrame(rows, columns=["split", "score", "rows"])
+
+
+def score_summary_text(stats: dict[str, Any]) -> str:
+    """``train: mean 2.70, sd 1.47, 0 to 5 · ...``: each split's scores in one line."""
+    parts = [f"{s}: mean {v['mean']:.3g}, sd {v['std']:.3g}, {v['min']:g} to {v['max']:g}"
+             for s, v in (stats.get("score_summary") or {}).items() if v.get("count")]
+    return " · ".join(parts)
 
 
 def class_balance_frame(stats: dict[str, Any]) -> pd.DataFrame:
@@ -67,6 +86,7 @@ def _version_text(version: Any) -> str:
 
 def prepare_command(source: str, name: str, *, text_columns: list[str] | None = None, label_column: str | None = None,
                     label_columns: list[str] | None = None, label_delimiter: str | None = None, single_label: bool = False,
+                    scores: bool = False,
                     use_source_splits: bool = True, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 42,
                     max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH, tokenizer: str = DEFAULT_MODEL, sheet: str | None = None,
                     test_file: str | None = None, drop_duplicates: bool = False) -> str:
@@ -82,6 +102,8 @@ def prepare_command(source: str, name: str, *, text_columns: list[str] | None = 
         parts += ["--label-delimiter", label_delimiter]
     if single_label:
         parts.append("--single-label")
+    if scores:
+        parts += ["--problem-type", "regression"]
     if not use_source_splits:
         parts.append("--new-splits")
     if tuple(round(r, 6) for r in ratios) != (0.8, 0.1, 0.1):
