@@ -29,6 +29,7 @@ from .export.card import write_model_card
 from .export.hub import push_to_hub
 from .export.onnx import export_onnx
 from .inference import Classifier, load_for_inference, predict
+from .launch import start_run
 from .models import (
     DeviceInfo,
     ModelRef,
@@ -40,7 +41,7 @@ from .models import (
     select_precision,
 )
 from .pretrain import start_pretraining
-from .runs import list_runs, read_metrics, read_status, request_stop, start_run
+from .runs import list_runs, read_metrics, read_status, request_stop
 from .workspace import datasets_dir, runs_dir, workspace_dir
 
 __version__ = "0.1.0"

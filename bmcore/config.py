@@ -15,15 +15,14 @@ from typing import Any
 from .errors import BmcoreError
 from .labels import LABEL_DELIMITERS
 from .models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, PRECISIONS
-from .tasks import MASKED_LM
-from .tasks import TASKS as REGISTERED_TASKS
+from .problem_types import FINE_TUNE_TYPES
 from .workspace import check_regular
 
 DEFAULT_EPOCHS = 3.0
 BEST_METRICS = ("macro_f1", "accuracy", "loss", "pearson")
 INTERVALS = ("epoch", "steps")
 CLASS_WEIGHTS = ("none", "balanced", "sqrt", "auto")
-PROBLEM_TYPES = ("auto", *(t for t in REGISTERED_TASKS if t != MASKED_LM))  # every registered task that fine-tunes a classifier head
+PROBLEM_TYPES = ("auto", *FINE_TUNE_TYPES)  # every task that fine-tunes a head
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -39,7 +38,8 @@ class TrainConfig:
     text_column: list[str] | None = _f(None, "Text column(s) of a raw source; two for text pairs. Auto-detected when empty.")
     label_column: str | None = _f(None, "Label column of a raw source. Auto-detected when empty.")
     problem_type: str = _f("auto", "What the model learns: auto (from the dataset), single_label_classification (one class "
-                           "per text, softmax) or multi_label_classification (any number of labels per text, a sigmoid each).",
+                           "per text, softmax), multi_label_classification (any number of labels per text, a sigmoid each) "
+                           "or regression (a score per text, mean squared error).",
                            choices=PROBLEM_TYPES)
     label_columns: list[str] | None = _f(None, "Multi-label raw source: several 0/1 columns, one per label. Auto-detected when empty.")
     label_delimiter: str | None = _f(None, "Multi-label raw source: the label column holds several labels separated by this "
@@ -137,7 +137,7 @@ class TrainConfig:
             (self.logging_steps >= 1, "logging_steps must be at least 1"),
             (self.early_stopping_patience >= 0, "early_stopping_patience must be zero (off) or more"),
             (self.metric_for_best_model in BEST_METRICS, f"metric_for_best_model must be one of {', '.join(BEST_METRICS)}"),
-            (self.problem_type == "auto" or (self.problem_type in REGISTERED_TASKS and self.problem_type != MASKED_LM),
+            (self.problem_type in PROBLEM_TYPES,
              f"problem_type must be one of {', '.join(PROBLEM_TYPES)}, not {self.problem_type!r}"),
             (self.class_weights in CLASS_WEIGHTS, f"class_weights must be one of {', '.join(CLASS_WEIGHTS)}, not {self.class_weights!r}"),
             (self.save_total_limit >= 1, "save_total_limit must be at least 1"),

@@ -11,6 +11,9 @@ REGRESSION = "regression"
 
 # What a dataset's label shape (bmcore.data.columns.label_shape: how the labels are written in the file) is learnt as.
 PROBLEM_TYPE_OF_SHAPE = {"single": SINGLE_LABEL, "delimited": MULTI_LABEL, "columns": MULTI_LABEL, "score": REGRESSION}
+# What a fine-tune learns (``TrainConfig.problem_type``; "auto" takes the dataset's); masked LM is pretraining's own.
+FINE_TUNE_TYPES = (SINGLE_LABEL, MULTI_LABEL, REGRESSION)
+
 # The problem types a user may ask ``data prepare`` for, and the label shape each forces (None: detect which of its
 # shapes the file holds).
 PREPARED_SHAPES = {SINGLE_LABEL: "single", MULTI_LABEL: None, REGRESSION: "score"}

@@ -543,21 +543,6 @@ def active_jobs(exclude: Path | None = None) -> int:
     return sum(1 for r in list_runs() if r.state in ACTIVE and Path(r.path).resolve() != skip)
 
 
-def start_run(config: TrainConfig, name: str | None = None) -> Path:
-    """Create a run in the workspace and launch it in the background. Returns the run folder.
-
-    Everything that can be checked before training is checked first (model, limits), so a
-    refused run leaves nothing in the workspace.
-    """
-    from .limits import check_jobs
-
-    check_jobs(active_jobs())
-    preflight(config)
-    run_dir = create_run(config, name)
-    launch_new(run_dir)
-    return run_dir
-
-
 def launch_new(run_dir: Path) -> int:
     """:func:`launch` a run folder just made by :func:`create_run`; when it is refused (every job slot taken
     meanwhile, BMCORE_MAX_JOBS) the folder is removed, so no ``queued`` run without a job is left behind."""
@@ -568,38 +553,6 @@ def launch_new(run_dir: Path) -> int:
 
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
-
-
-def preflight(config: TrainConfig) -> str | None:
-    """Check a config against its model before a run folder exists: the model loads safely, ``max_seq_length``
-    fits it, it reads the prepared dataset's kind of input (text or images), and a raw data source exists. Returns the precision notice (e.g. fp16 on a CPU), if any.
-    """
-    from .data.readers import load_source
-    from .data.storage import is_prepared
-    from .models import check_max_seq_length, load_config, resolve_model, select_precision
-
-    model = resolve_model(config.model_name_or_path)
-    check_max_seq_length(config.max_seq_length, model)
-    if model.kind == "local":  # a damaged tokenizer (image processor) fails here, before a run folder exists
-        from .modalities import modality_of
-
-        modality_of(load_config(model)).load_processor(model)
-    if is_prepared(config.dataset):
-        from .data.storage import DATASET_META, dataset_dir
-        from .limits import check_training
-
-        meta = read_json(dataset_dir(config.dataset) / DATASET_META)
-        if getattr(config, "task", None) != "mlm":  # a text model on images (or the reverse): refused before it starts
-            from types import SimpleNamespace
-
-            from .tasks import get_task
-
-            get_task(meta.get("problem_type"), meta.get("modality")).check_model(model, SimpleNamespace(name=config.dataset))
-        check_training(int(meta.get("splits", {}).get("train", 0)), config.max_steps,
-                       config.per_device_train_batch_size * config.gradient_accumulation_steps)
-    elif not config.dataset.startswith(("builtin:", "hub:")):
-        load_source(config.dataset)  # a missing or malformed file fails here, not in the background job
-    return select_precision(config.precision)[1]
 
 
 def request_stop(run_dir: Path) -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from bmcore import jobs, report, runs
+from bmcore import jobs, launch, report, runs
 from bmcore.config import BEST_METRICS, CLASS_WEIGHTS, INTERVALS, TrainConfig, config_fields
 from bmcore.data import list_prepared
 from bmcore.display import md
@@ -243,7 +243,7 @@ with settings:
             class_weights=weights, freeze_embeddings=freeze, batch_growth=int(growth),
             hidden_dropout=float(dropout), head_learning_rate=float(head_lr) or None,
             image_size=int(side) or None, augment=bool(augment))
-        precision_notice = runs.preflight(config)  # the checks the CLI makes: model, max_seq_length, training size
+        precision_notice = launch.preflight(config)  # the checks the CLI makes: model, max_seq_length, training size
         if name:
             check_name(name, "run name")
     except (ValueError, OSError) as exc:
@@ -266,4 +266,4 @@ with settings:
     st.code(local, language="bash")
     st.caption("On a machine with several GPUs, one process per GPU (only rank 0 writes the run folder):")
     st.code(multi_gpu, language="bash")
-    start_button("train", "Start training", lambda: runs.start_run(config, name or None))
+    start_button("train", "Start training", lambda: launch.start_run(config, name or None))

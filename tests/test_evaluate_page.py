@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
 from bmcore import evaluate as ev
-from bmcore import jobs, runs
+from bmcore import jobs, launch, runs
 from bmcore.config import TrainConfig
 from bmcore.models import make_tiny_bert
 
@@ -234,7 +234,7 @@ def test_compare_with_another_run(ws: Path):
 
 def test_scoring_waits_for_training_survives_a_reload_and_cancels(ws: Path, tiny_model: Path):
     # A real training run holds the device: scoring started from the page queues behind it.
-    busy = runs.start_run(TrainConfig(model_name_or_path=str(tiny_model), dataset="sst-small", max_steps=100_000,
+    busy = launch.start_run(TrainConfig(model_name_or_path=str(tiny_model), dataset="sst-small", max_steps=100_000,
                                       max_seq_length=32), "busy")
     try:
         runs.wait_for(busy, (runs.RUNNING,), timeout=TIMEOUT)

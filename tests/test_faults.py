@@ -17,7 +17,7 @@ from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
-from bmcore import runs
+from bmcore import launch, runs
 from bmcore.config import TrainConfig
 from bmcore.errors import BmcoreError
 
@@ -82,7 +82,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_model, 
     straight = runs.create_run(config(tiny_model), "straight")
     assert cli("train", str(straight)).returncode == 0
 
-    killed = runs.start_run(config(tiny_model), "killed")
+    killed = launch.start_run(config(tiny_model), "killed")
     deadline = time.time() + 180
     while not (runs.last_checkpoint(killed) and [m for m in runs.read_metrics(killed) if m.get("step", 0) >= 13]):
         assert time.time() < deadline, runs.log_tail(killed)
@@ -193,10 +193,10 @@ def test_damaged_checkpoint_and_status_get_clear_errors(tiny_model, done):
 
 LAUNCHER = """
 import os, sys, time
-from bmcore import runs
+from bmcore import launch, runs
 from bmcore.config import TrainConfig
 cfg = TrainConfig.from_dict({cfg!r})
-print(runs.start_run(cfg, "survivor"), flush=True)
+print(launch.start_run(cfg, "survivor"), flush=True)
 time.sleep(600)  # the 'server' stays up until it is killed
 """
 

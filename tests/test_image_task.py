@@ -19,7 +19,7 @@ import pytest
 from conftest import ROOT
 
 from bmcore import data as bdata
-from bmcore import runs
+from bmcore import launch, runs
 from bmcore.config import TrainConfig
 from bmcore.errors import BmcoreError
 
@@ -248,7 +248,7 @@ def test_text_model_on_image_data_and_image_model_on_text_fail_in_one_line(tiny_
 
 
 def test_image_run_cancels_and_resumes(tiny_resnet, fashion_ds):
-    run_dir = runs.start_run(image_config(tiny_resnet, fashion_ds, max_steps=400, eval_steps=200), "img-cancel")
+    run_dir = launch.start_run(image_config(tiny_resnet, fashion_ds, max_steps=400, eval_steps=200), "img-cancel")
     deadline = time.time() + 180
     while not [m for m in runs.read_metrics(run_dir) if m["kind"] == "train" and m["step"] >= 5]:
         assert time.time() < deadline, runs.log_tail(run_dir)

@@ -15,7 +15,7 @@ import pytest
 
 from bmcore import data as bdata
 from bmcore import evaluate as ev
-from bmcore import jobs, queue, runs
+from bmcore import jobs, launch, queue, runs
 from bmcore.config import TrainConfig
 from bmcore.workspace import jobs_dir
 
@@ -40,7 +40,7 @@ def wait_state(path: Path, states: tuple[str, ...], timeout: float = 300) -> dic
 
 def hold_device(tiny_model: Path) -> Path:
     """A real training run that keeps the device busy (thousands of steps) until the test cancels it."""
-    run = runs.start_run(TrainConfig(model_name_or_path=str(tiny_model), dataset=DATASET, max_steps=100_000,
+    run = launch.start_run(TrainConfig(model_name_or_path=str(tiny_model), dataset=DATASET, max_steps=100_000,
                                      max_seq_length=32), "busy")
     wait_state(run, (runs.RUNNING,))
     assert queue.device_busy()
@@ -144,7 +144,7 @@ def local_hub(monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 def finished_run(ws: Path, tiny_model: Path) -> Path:
-    run = runs.start_run(TrainConfig(model_name_or_path=str(tiny_model), dataset=DATASET, max_steps=4,
+    run = launch.start_run(TrainConfig(model_name_or_path=str(tiny_model), dataset=DATASET, max_steps=4,
                                      max_seq_length=32), "done")
     assert wait_state(run, (runs.COMPLETED, runs.FAILED, runs.CANCELLED))["state"] == runs.COMPLETED
     return run

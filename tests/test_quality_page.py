@@ -12,7 +12,7 @@ from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
-from bmcore import jobs, runs
+from bmcore import jobs, launch, runs
 from bmcore import quality as bq
 from bmcore.config import TrainConfig
 from tests.test_quality import NAME, noisy_sms  # noqa: F401 - the fixture
@@ -82,7 +82,7 @@ def test_review_three_rows_save_a_version_and_train_on_it(noisy_sms: np.ndarray,
         assert new.splits[split0]["label"].iloc[row0] == rows.iloc[0]["suggested"]
     assert bdata.load_prepared(NAME).content_hash() == original.content_hash()
     # Train on the new version: the run records it.
-    run = runs.start_run(TrainConfig(model_name_or_path=str(tiny_model), dataset="sms-v2", max_steps=4,
+    run = launch.start_run(TrainConfig(model_name_or_path=str(tiny_model), dataset="sms-v2", max_steps=4,
                                      max_seq_length=32, eval_strategy="steps", eval_steps=4), "on-v2")
     status = runs.wait_for(run, timeout=600)
     assert status["state"] == runs.COMPLETED, runs.log_tail(run)
@@ -93,7 +93,7 @@ def test_evaluate_marks_errors_whose_gold_label_looks_wrong(noisy_sms: np.ndarra
     from bmcore import evaluate as ev
 
     result = bq.run_quality(NAME, encoder="tfidf")
-    run = runs.start_run(TrainConfig(model_name_or_path=str(tiny_model), dataset=NAME, max_steps=4, max_seq_length=32,
+    run = launch.start_run(TrainConfig(model_name_or_path=str(tiny_model), dataset=NAME, max_steps=4, max_seq_length=32,
                                      eval_strategy="steps", eval_steps=4), "r1")
     assert runs.wait_for(run, timeout=600)["state"] == runs.COMPLETED, runs.log_tail(run)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()

@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT
 
 from bmcore import data as bdata
-from bmcore import runs
+from bmcore import launch, runs
 from bmcore.config import TrainConfig
 from bmcore.models import detect_device
 
@@ -84,7 +84,7 @@ def test_run_completes_and_writes_the_contract(tiny_model, sst_small):
 
 
 def test_cancel_saves_and_marks_cancelled(tiny_model, sst_small):
-    run_dir = runs.start_run(tiny_config(tiny_model, sst_small, max_steps=2000, eval_steps=1000), "cancel-me")
+    run_dir = launch.start_run(tiny_config(tiny_model, sst_small, max_steps=2000, eval_steps=1000), "cancel-me")
     deadline = time.time() + 120
     while not [m for m in runs.read_metrics(run_dir) if m["kind"] == "train" and m["step"] >= 4]:
         assert time.time() < deadline, runs.log_tail(run_dir)
@@ -97,9 +97,9 @@ def test_cancel_saves_and_marks_cancelled(tiny_model, sst_small):
 
 
 def test_second_job_waits_queued_then_runs(tiny_model, sst_small):
-    first = runs.start_run(tiny_config(tiny_model, sst_small, max_steps=40, eval_steps=20), "first")
+    first = launch.start_run(tiny_config(tiny_model, sst_small, max_steps=40, eval_steps=20), "first")
     time.sleep(0.2)
-    second = runs.start_run(tiny_config(tiny_model, sst_small, max_steps=10, eval_steps=10), "second")
+    second = launch.start_run(tiny_config(tiny_model, sst_small, max_steps=10, eval_steps=10), "second")
     seen_queued = False
     deadline = time.time() + 240
     while runs.read_status(first)["state"] in runs.ACTIVE:
@@ -115,7 +115,7 @@ def test_second_job_waits_queued_then_runs(tiny_model, sst_small):
 
 
 def test_killed_run_reads_failed_and_resume_finishes(tiny_model, sst_small):
-    run_dir = runs.start_run(tiny_config(tiny_model, sst_small, max_steps=60, eval_steps=10, logging_steps=1), "killed")
+    run_dir = launch.start_run(tiny_config(tiny_model, sst_small, max_steps=60, eval_steps=10, logging_steps=1), "killed")
     deadline = time.time() + 180
     while not (runs.last_checkpoint(run_dir) and [m for m in runs.read_metrics(run_dir) if m.get("step", 0) >= 14]):
         assert time.time() < deadline, runs.log_tail(run_dir)

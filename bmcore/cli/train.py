@@ -11,7 +11,7 @@ import time
 import typing
 from pathlib import Path
 
-from .. import report, runs
+from .. import launch, report, runs
 from ..config import TrainConfig, config_fields
 from ..defaults import task_defaults
 from ..errors import BmcoreError
@@ -108,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
             from ..limits import check_jobs
 
             check_jobs(runs.active_jobs())
-        notice = runs.preflight(config)
+        notice = launch.preflight(config)
         if notice and int(os.environ.get("RANK", "0")) == 0:
             print(f"notice: {notice}", file=sys.stderr, flush=True)
         target = args.out or args.run_dir
