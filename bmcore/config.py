@@ -7,12 +7,12 @@ the run folder's ``config.json``, so the three never disagree.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import BmcoreError
+from .files import read_json
 from .labels import LABEL_DELIMITERS
 from .models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, PRECISIONS
 from .problem_types import FINE_TUNE_TYPES
@@ -175,14 +175,7 @@ class TrainConfig:
     def load(cls, path: str | Path) -> TrainConfig:
         """Read a config JSON file."""
         check_regular(path)  # a FIFO would block the read forever
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-        except FileNotFoundError as exc:
-            raise BmcoreError(f"config file {path} does not exist") from exc
-        except UnicodeDecodeError as exc:
-            raise BmcoreError(f"config file {path} is not UTF-8 text (a byte at position {exc.start} is not)") from exc
-        except json.JSONDecodeError as exc:
-            raise BmcoreError(f"config file {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+        return cls.from_dict(read_json(path, f"config file {path}"))
 
     def cli_args(self) -> list[str]:
         """The non-default settings as CLI flags (``--learning-rate 0.0001``), for the command preview."""

@@ -38,17 +38,26 @@ def named_os_error(exc: OSError, path: str | Path) -> OSError:
     return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
 
 
-def read_json(path: str | Path) -> dict[str, Any]:
-    """Read a JSON object, raising :class:`BmcoreError` when it is missing or damaged."""
+def read_json(path: str | Path, what: str | None = None, fix: str = "") -> dict[str, Any]:
+    """Read a JSON object, raising a one-line :class:`BmcoreError` when it is missing or damaged: the one JSON reader.
+
+    ``what`` names the file in the message (default ``NAME in FOLDER``); ``fix`` is appended to it (``; prepare it
+    again``)."""
     path = Path(path)
+    what = what or f"{path.name} in {path.parent.name}"
+    fix = f"; {fix}" if fix else ""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise BmcoreError(f"{path} does not exist") from exc
+        raise BmcoreError(f"{what if what != f'{path.name} in {path.parent.name}' else path} does not exist{fix}") from exc
+    except UnicodeDecodeError as exc:
+        raise BmcoreError(f"{what} is not UTF-8 text (a byte at position {exc.start} is not){fix}") from exc
+    except json.JSONDecodeError as exc:
+        raise BmcoreError(f"{what} is damaged: not valid JSON ({exc.msg} at line {exc.lineno}){fix}") from exc
     except (OSError, ValueError) as exc:
-        raise BmcoreError(f"{path.name} in {path.parent.name} is damaged ({exc.__class__.__name__})") from exc
+        raise BmcoreError(f"{what} is damaged ({exc.__class__.__name__}){fix}") from exc
     if not isinstance(data, dict):
-        raise BmcoreError(f"{path.name} in {path.parent.name} is not a JSON object")
+        raise BmcoreError(f"{what} is not a JSON object{fix}")
     return data
 
 

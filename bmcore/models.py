@@ -23,6 +23,7 @@ from typing import Any
 
 from .builtin_images import BUILTIN_IMAGE_MODELS, builtin_image_model_dir
 from .errors import BmcoreError
+from .files import read_json
 from .limits import check_hub, check_local_path
 
 BUILTIN_PREFIX = "builtin:"
@@ -84,12 +85,7 @@ def check_model_dir(path: Path) -> None:
     """Refuse a folder that is not a safe ``save_pretrained`` folder, with a one-line reason."""
     if not (path / "config.json").is_file():
         raise BmcoreError(f"model folder {path} has no config.json; expected a save_pretrained folder")
-    try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise BmcoreError(f"model folder {path} has an unreadable config.json ({exc.__class__.__name__})") from exc
-    if not isinstance(config, dict):
-        raise BmcoreError(f"model folder {path} has a config.json that is not a JSON object")
+    config = read_json(path / "config.json", f"the config.json of model folder {path}")
     if config.get("auto_map") or config.get("trust_remote_code"):
         raise BmcoreError(f"model folder {path} asks for remote code (auto_map); refused: bmcore never runs code shipped with a model")
     if not any((path / name).is_file() for name in _SAFE_WEIGHTS):
@@ -113,11 +109,7 @@ def _check_model_files(path: Path, config: dict[str, Any]) -> None:
                               f"(e.g. {{\"0\": \"negative\"}}): {str(mapping)[:80]}")
     tok = path / "tokenizer.json"
     if tok.is_file():
-        try:
-            tok_data = json.loads(tok.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise BmcoreError(f"model folder {path} has an unreadable tokenizer.json ({exc.__class__.__name__}); "
-                              "copy it again from the original model") from exc
+        tok_data = read_json(tok, f"the tokenizer.json of model folder {path}", "copy it again from the original model")
         if not isinstance(tok_data, dict) or not isinstance(tok_data.get("model"), dict):
             raise BmcoreError(f"model folder {path} has a tokenizer.json of the wrong structure (no tokenizer model); "
                               "copy it again from the original model")

@@ -473,12 +473,9 @@ def check_checkpoint(path: Path) -> None:
     """Refuse a damaged checkpoint with a one-line error: unreadable ``trainer_state.json`` or weights."""
     path = Path(path)
     fix = f"delete {path.name} to resume from an earlier checkpoint, or start the run again"
-    try:
-        state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
-        if not isinstance(state, dict) or "global_step" not in state:
-            raise ValueError("no global_step")
-    except (OSError, ValueError) as exc:
-        raise BmcoreError(f"{path.name} is damaged (trainer_state.json unreadable: {exc.__class__.__name__}); {fix}") from exc
+    state = read_json(path / "trainer_state.json", f"{path.name}'s trainer_state.json", fix)
+    if "global_step" not in state:
+        raise BmcoreError(f"{path.name} is damaged (trainer_state.json has no global_step); {fix}")
     weights = path / "model.safetensors"
     if (path / "model.safetensors.index.json").is_file():
         return  # a sharded checkpoint: Trainer checks the shards against the index itself

@@ -260,3 +260,17 @@ def test_no_kind_is_compared_outside_its_seam():
     hits = _kind_comparisons()
     found = Counter(h.split(":")[0] for h in hits)
     assert _over(dict(found), KIND_COMPARED, 0) == {}, "ask the task or the modality instead:\n" + "\n".join(hits)
+
+
+# One JSON reader (bmcore.files.read_json, with the file named in its one-line error): what still reads JSON itself.
+RAW_JSON_READS = {"bmcore/evaluate.py": 4, "bmcore/export/run.py": 1, "bmcore/report/playground.py": 1, "bmcore/scoring.py": 2}
+
+
+def test_json_files_are_read_by_the_one_reader():
+    import re
+    from collections import Counter
+
+    pattern = re.compile(r"json\.loads\(.*read_text\(")
+    found = Counter(str(p.relative_to(ROOT)) for p in [*(ROOT / "bmcore").rglob("*.py"), *(ROOT / "pages").glob("*.py")]
+                    if p.name != "files.py" for line in p.read_text().splitlines() if pattern.search(line))
+    assert _over(dict(found), RAW_JSON_READS, 0) == {}, "read it with bmcore.files.read_json"

@@ -6,9 +6,8 @@ asks to learn a source's problem type and modality (:func:`kind_of`) without pre
 
 from __future__ import annotations
 
-import json
-
 from .. import images
+from ..files import read_json
 from ..problem_types import SINGLE_LABEL
 from .columns import choose_columns
 from .dataset import PreparedDataset
@@ -29,7 +28,7 @@ def kind_of(source: str, *, text_columns: list[str] | None = None, label_column:
             label_columns: list[str] | str | None = None, label_delimiter: str | None = None) -> tuple[str, str]:
     """``(problem_type, modality)`` of a prepared dataset or a raw source (see :func:`problem_type_of`)."""
     if is_prepared(source):
-        meta = json.loads((dataset_dir(source) / DATASET_META).read_text(encoding="utf-8"))
+        meta = read_json(dataset_dir(source) / DATASET_META, f"prepared dataset {source!r}", "prepare it again")
         return str(meta.get("problem_type") or SINGLE_LABEL), str(meta.get("modality") or "text")
     if images.is_image_source(source):
         return SINGLE_LABEL, "image"

@@ -130,8 +130,8 @@ def list_prepared() -> list[dict[str, Any]]:
         if d.name.startswith(".") or not meta.is_file():
             continue
         try:
-            out.append(json.loads(meta.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
+            out.append(read_json(meta))
+        except BmcoreError:
             continue
     return sorted(out, key=lambda m: m.get("created", ""), reverse=True)
 
@@ -150,8 +150,8 @@ def load_prepared(name: str) -> PreparedDataset:
     meta_path = folder / DATASET_META
     if not meta_path.is_file():
         raise BmcoreError(f"no prepared dataset named {name!r} in the workspace")
+    meta = read_json(meta_path, f"prepared dataset {name!r}", "prepare it again")
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
         splits = {s: pd.read_parquet(folder / f"{s}.parquet") for s in SPLITS}
     except (OSError, ValueError) as exc:
         raise BmcoreError(f"prepared dataset {name!r} is damaged ({exc.__class__.__name__}); prepare it again") from exc
