@@ -1,100 +1,80 @@
 """bmcore: the engine of bmcore studio - data, training, evaluation and explanations.
 
 It never imports streamlit; the dashboard in ``app.py`` and ``pages/`` draws what it returns.
-Heavy libraries (torch, transformers) load lazily, on first use.
+``import bmcore`` loads nothing else: each name below is imported from its module on first use (PEP 562), so
+``import bmcore.data`` costs only the data package, and heavy libraries (torch, transformers) load when used.
 """
 
-from .config import PretrainConfig, TrainConfig
-from .data import (
-    Columns,
-    PreparedDataset,
-    RawData,
-    compute_stats,
-    detect_columns,
-    drop_duplicates,
-    list_prepared,
-    load_prepared,
-    load_source,
-    prepare,
-    resolve_dataset,
-    save_prepared,
-    warnings_for,
-    with_test_file,
-)
-from .errors import BmcoreError
-from .evaluate import EvalResult, compare_runs, compute_metrics, evaluate_model, load_eval, predict_split
-from .explain import Explanation, attention_rollout, attributions_html
-from .export.bundle import export_zip
-from .export.card import write_model_card
-from .export.hub import push_to_hub
-from .export.onnx import export_onnx
-from .inference import Classifier, load_for_inference, predict
-from .launch import start_run
-from .models import (
-    DeviceInfo,
-    ModelRef,
-    detect_device,
-    load_classifier,
-    load_tokenizer,
-    make_tiny_bert,
-    resolve_model,
-    select_precision,
-)
-from .pretrain import start_pretraining
-from .runs import list_runs, read_metrics, read_status, request_stop
-from .workspace import datasets_dir, runs_dir, workspace_dir
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BmcoreError",
-    "Classifier",
-    "Columns",
-    "DeviceInfo",
-    "EvalResult",
-    "Explanation",
-    "ModelRef",
-    "PreparedDataset",
-    "PretrainConfig",
-    "RawData",
-    "TrainConfig",
-    "attention_rollout",
-    "attributions_html",
-    "compare_runs",
-    "compute_metrics",
-    "compute_stats",
-    "datasets_dir",
-    "detect_columns",
-    "detect_device",
-    "drop_duplicates",
-    "evaluate_model",
-    "export_onnx",
-    "export_zip",
-    "list_prepared",
-    "list_runs",
-    "load_classifier",
-    "load_eval",
-    "load_for_inference",
-    "load_prepared",
-    "load_source",
-    "load_tokenizer",
-    "make_tiny_bert",
-    "predict",
-    "predict_split",
-    "push_to_hub",
-    "prepare",
-    "read_metrics",
-    "read_status",
-    "request_stop",
-    "resolve_dataset",
-    "resolve_model",
-    "runs_dir",
-    "save_prepared",
-    "select_precision",
-    "start_pretraining",
-    "start_run",
-    "warnings_for",
-    "with_test_file",
-    "workspace_dir",
-    "write_model_card",
-]
+# The public API: name -> the module that defines it (its one home).
+API: dict[str, str] = {
+    "attention_rollout": "bmcore.explain",
+    "attributions_html": "bmcore.explain",
+    "BmcoreError": "bmcore.errors",
+    "Classifier": "bmcore.inference",
+    "Columns": "bmcore.data",
+    "compare_runs": "bmcore.evaluate",
+    "compute_metrics": "bmcore.evaluate",
+    "compute_stats": "bmcore.data",
+    "datasets_dir": "bmcore.workspace",
+    "detect_columns": "bmcore.data",
+    "detect_device": "bmcore.models",
+    "DeviceInfo": "bmcore.models",
+    "drop_duplicates": "bmcore.data",
+    "EvalResult": "bmcore.evaluate",
+    "evaluate_model": "bmcore.evaluate",
+    "Explanation": "bmcore.explain",
+    "export_onnx": "bmcore.export.onnx",
+    "export_zip": "bmcore.export.bundle",
+    "list_prepared": "bmcore.data",
+    "list_runs": "bmcore.runs",
+    "load_classifier": "bmcore.models",
+    "load_eval": "bmcore.evaluate",
+    "load_for_inference": "bmcore.inference",
+    "load_prepared": "bmcore.data",
+    "load_source": "bmcore.data",
+    "load_tokenizer": "bmcore.models",
+    "make_tiny_bert": "bmcore.models",
+    "ModelRef": "bmcore.models",
+    "predict": "bmcore.inference",
+    "predict_split": "bmcore.evaluate",
+    "prepare": "bmcore.data",
+    "PreparedDataset": "bmcore.data",
+    "PretrainConfig": "bmcore.config",
+    "push_to_hub": "bmcore.export.hub",
+    "RawData": "bmcore.data",
+    "read_metrics": "bmcore.runs",
+    "read_status": "bmcore.runs",
+    "request_stop": "bmcore.runs",
+    "resolve_dataset": "bmcore.data",
+    "resolve_model": "bmcore.models",
+    "runs_dir": "bmcore.workspace",
+    "save_prepared": "bmcore.data",
+    "select_precision": "bmcore.models",
+    "start_pretraining": "bmcore.pretrain",
+    "start_run": "bmcore.launch",
+    "TrainConfig": "bmcore.config",
+    "warnings_for": "bmcore.data",
+    "with_test_file": "bmcore.data",
+    "workspace_dir": "bmcore.workspace",
+    "write_model_card": "bmcore.export.card",
+}
+__all__ = sorted(API)
+
+
+def __getattr__(name: str) -> Any:
+    if name in API:
+        value = getattr(importlib.import_module(API[name]), name)
+        globals()[name] = value  # the next access is a plain attribute
+        return value
+    raise AttributeError(f"module 'bmcore' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *API})

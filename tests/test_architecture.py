@@ -274,3 +274,12 @@ def test_json_files_are_read_by_the_one_reader():
     found = Counter(str(p.relative_to(ROOT)) for p in [*(ROOT / "bmcore").rglob("*.py"), *(ROOT / "pages").glob("*.py")]
                     if p.name != "files.py" for line in p.read_text().splitlines() if pattern.search(line))
     assert _over(dict(found), RAW_JSON_READS, 0) == {}, "read it with bmcore.files.read_json"
+
+
+def test_import_bmcore_loads_nothing_until_a_name_is_used():
+    """``bmcore/__init__`` imports no submodule eagerly (that would make every lazy import in the engine pointless);
+    every public name still resolves from its one home."""
+    code = ("import sys, bmcore; before = sorted(m for m in sys.modules if m.startswith('bmcore'));"
+            "[getattr(bmcore, n) for n in bmcore.__all__]; print(before)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['bmcore']"
