@@ -19,6 +19,7 @@ from bmcore.cli import main as cli_main
 from bmcore.config import PretrainConfig, TrainConfig, config_from_dict
 from bmcore.models import is_base_model, resolve_model
 from bmcore.pretrain import curves_frame, is_pretrain_run, load_texts, split_documents, start_pretraining
+from bmcore.report.runs_table import runs_frame
 
 SENTENCES = ["the patient was given {} mg of the drug and felt better on day {}",
              "blood pressure fell to {} over {} after the second dose",
@@ -89,7 +90,7 @@ def test_finetune_from_the_pretrained_run_folder(pretrained, tiny_model, shared_
     assert config["architectures"] == ["BertForSequenceClassification"]
     assert config["id2label"] == {"0": "negative", "1": "positive"}
     assert not is_base_model(str(run_dir))
-    assert runs.runs_frame().set_index("name").loc["from-pretrained", "model"] == pretrained.name  # the base, readable
+    assert runs_frame().set_index("name").loc["from-pretrained", "model"] == pretrained.name  # the base, readable
 
 
 def test_split_documents_by_line_or_blank_line_block():
