@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .config import TrainConfig
@@ -151,10 +152,6 @@ def _time_eval(model: Any, batches: list[dict[str, Any]], dtype: Any, device_typ
     return seconds / max(examples, 1)
 
 
-def _columns(df: Any) -> tuple[list[str], ...]:
-    return (df["text"].tolist(), df["text_pair"].tolist()) if "text_pair" in df else (df["text"].tolist(),)
-
-
 def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, world_size: int = 1) -> dict[str, Any]:
     """Measure training steps of ``config`` on this machine and extrapolate to the whole run.
 
@@ -164,128 +161,141 @@ def estimate_duration(config: TrainConfig, probe_steps: int = PROBE_MIN_STEPS, w
     ``busy`` (the machine was loaded while timing, so the figure errs long), and the parts of the total
     (``eval_seconds`` from ``eval_seconds_per_example``, timed on validation batches).
     """
-    import os
-    import statistics
-
-    import numpy as np
     import torch
-    from transformers import DataCollatorWithPadding, Trainer
 
+    probe = load_probe(config, world_size)
+    config, dev = probe.config, probe.device
+    wanted = (PROBE_WARMUP_STEPS + PROBE_MAX_STEPS) * config.gradient_accumulation_steps
+    index_batches = _probe_batches(config, probe.lengths or [0] * probe.n_train, wanted, grow=probe.task.grows_batches)
+    timing = time_probe(probe, index_batches, probe_steps)
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+    timed = [index_batches[(k * config.gradient_accumulation_steps + j) % len(index_batches)]
+             for k in range(PROBE_WARMUP_STEPS, PROBE_WARMUP_STEPS + len(timing["times"]))
+             for j in range(config.gradient_accumulation_steps)]
+    return extrapolate(probe, timing, sum(len(b) for b in timed) / len(timing["times"]), world_size)
+
+
+@dataclass
+class Probe:
+    """What the timing needs: the run's resolved config, task, model on its device, and the split items to batch."""
+
+    config: TrainConfig
+    task: Any
+    device: Any
+    precision: str
+    model: Any
+    load_seconds: float
+    collate: Any
+    train_items: Any
+    val_items: Any
+    lengths: list[int] | None
+    val_lengths: list[int] | None
+    n_train: int
+    n_val: int
+    n_test: int
+
+
+def load_probe(config: TrainConfig, world_size: int) -> Probe:
+    """The run as its job would start it: the dataset, the small-data schedule, and the task's processor, model and
+    encoded splits (the task's targets, as training feeds them)."""
     from .data.resolve import resolve_dataset
-    from .models import (
-        autocast_dtype,
-        detect_device,
-        dropout_overrides,
-        load_classifier,
-        load_tokenizer,
-        resolve_model,
-        torch_device,
-    )
+    from .models import detect_device, resolve_model, torch_device
     from .train import task_for_config
-    from .trainer import EVAL_COST, build_training_args, device_plan, passes_after_training
-
-    ds = resolve_dataset(config.dataset, text_columns=config.text_column, label_column=config.label_column,
-                         label_columns=config.label_columns, label_delimiter=config.label_delimiter,
-                         seed=config.seed)
-    train, val = ds.splits["train"], ds.splits["validation"]
-    n_train, n_val, n_test = (len(ds.splits[s]) for s in ("train", "validation", "test"))
+    from .trainer import device_plan
     from .vision import is_convolutional
 
+    ds = resolve_dataset(config.dataset, text_columns=config.text_column, label_column=config.label_column,
+                         label_columns=config.label_columns, label_delimiter=config.label_delimiter, seed=config.seed)
+    train, val = ds.splits["train"], ds.splits["validation"]
     device = detect_device()
     t0 = time.perf_counter()
     mref = resolve_model(config.model_name_or_path)
     plan = device_plan(config, device, convolutional=is_convolutional(mref))
-    precision = plan["precision"]
     dev = torch_device(device)
     task = task_for_config(config, ds)
-    config = resolve_schedule(config, n_train, task.min_train_steps, world_size,
+    config = resolve_schedule(config, len(train), task.min_train_steps, world_size,
                               grows=task.grows_batches).apply(config)  # as the job resolves it
     label_names = task.label_names(ds)
-    labels = task.targets(train, label_names)  # the model's own loss: the task's targets, as training feeds them
-    val_labels = task.targets(val, label_names) if n_val else []
-    image = task.modality == "image"
-    if image:  # the job's image processor (at the run's image_size), model, augmented items and collator
-        processor = task.load_processor(mref, config, ds)
-        model = task.load_model(mref, label_names, config, plan).to(dev)
-        load_seconds = time.perf_counter() - t0
-        items = task.encode_split(train, processor, config, labels, train=True)
-        feature, collate, lengths = items.__getitem__, task.collator(processor), None
-        val_feature, val_lengths = task.encode_split(val, processor, config, val_labels, train=False).__getitem__, None
-    else:
-        tokenizer = load_tokenizer(mref)
-        model = load_classifier(mref, label_names, attn_implementation=plan["attn_implementation"], **task.model_kwargs(),
-                                **dropout_overrides(mref, config.attention_dropout, config.hidden_dropout)).to(dev)
-        load_seconds = time.perf_counter() - t0
-        if config.freeze_embeddings:
-            model.get_input_embeddings().weight.requires_grad_(False)
-        enc = tokenizer(*_columns(train), truncation=True, max_length=config.max_seq_length)
-        lengths = [len(ids) for ids in enc["input_ids"]]
+    processor = task.load_processor(mref, config, ds)
+    model = task.load_model(mref, label_names, config, plan).to(dev)
+    load_seconds = time.perf_counter() - t0
+    items = task.encode_split(train, processor, config, task.targets(train, label_names), train=True)
+    val_items = task.encode_split(val, processor, config, task.targets(val, label_names), train=False) if len(val) else []
+    return Probe(config, task, dev, plan["precision"], model, load_seconds, task.collator(processor), items, val_items,
+                 _lengths(items), _lengths(val_items), len(train), len(val), len(ds.splits["test"]))
 
-        def feature(i: int) -> dict[str, Any]:  # only the probed rows become features, not the whole train split
-            return {**{k: enc[k][i] for k in enc.keys()}, "labels": labels[i]}
 
-        val_enc = tokenizer(*_columns(val), truncation=True, max_length=config.max_seq_length) if n_val else {"input_ids": []}
-        val_lengths = [len(ids) for ids in val_enc["input_ids"]]
+def _lengths(items: Any) -> list[int] | None:
+    """Token lengths of encoded text items (a ``length`` column); None for images, which batch by count."""
+    return list(items["length"]) if "length" in (getattr(items, "column_names", None) or ()) else None
 
-        def val_feature(i: int) -> dict[str, Any]:
-            return {**{k: val_enc[k][i] for k in val_enc.keys()}, "labels": val_labels[i]}
 
-        collate = DataCollatorWithPadding(tokenizer)
+def _features(items: Any, rows: list[int]) -> list[dict[str, Any]]:
+    """The model inputs of ``rows`` (the ``length`` column, for grouping batches, is no model input)."""
+    return [{k: v for k, v in items[i].items() if k != "length"} for i in rows]
 
-    wanted = (PROBE_WARMUP_STEPS + PROBE_MAX_STEPS) * config.gradient_accumulation_steps
-    index_batches = _probe_batches(config, lengths or [0] * n_train, wanted, grow=not image)
-    batches = [{k: v.to(dev) for k, v in collate([feature(i) for i in b]).items()} for b in index_batches]
 
+def time_probe(probe: Probe, index_batches: list[list[int]], probe_steps: int) -> dict[str, Any]:
+    """Time optimizer steps on ``index_batches`` and forward passes on validation batches; the machine's load before
+    and after (a loaded machine makes the figure err long). Frees the model afterwards."""
+    import os
+
+    from transformers import Trainer
+
+    from .models import autocast_dtype
+    from .trainer import build_training_args
+
+    config, dev, model = probe.config, probe.device, probe.model
+    batches = [{k: v.to(dev) for k, v in probe.collate(_features(probe.train_items, b)).items()} for b in index_batches]
     model.train()
-    args = build_training_args(config, "/nonexistent-estimate", precision, n_train)
+    args = build_training_args(config, "/nonexistent-estimate", probe.precision, probe.n_train)
     optim_cls, optim_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
     optimizer = optim_cls([p for p in model.parameters() if p.requires_grad], **optim_kwargs)
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    times = _time_steps(model, batches, optimizer, autocast_dtype(precision), config.gradient_accumulation_steps,
+    times = _time_steps(model, batches, optimizer, autocast_dtype(probe.precision), config.gradient_accumulation_steps,
                         dev.type, probe_steps)
-    eval_batches = [{k: v.to(dev) for k, v in collate([val_feature(i) for i in b]).items()}
-                    for b in (_eval_batches(n_val, config.per_device_eval_batch_size, val_lengths, config.seed) if n_val else [])]
-    eval_per_example = _time_eval(model, eval_batches, autocast_dtype(precision), dev.type)
+    eval_index = _eval_batches(probe.n_val, config.per_device_eval_batch_size, probe.val_lengths, config.seed) if probe.n_val else []
+    eval_batches = [{k: v.to(dev) for k, v in probe.collate(_features(probe.val_items, b)).items()} for b in eval_index]
+    eval_per_example = _time_eval(model, eval_batches, autocast_dtype(probe.precision), dev.type)
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    timed = [index_batches[(k * config.gradient_accumulation_steps + j) % len(index_batches)]
-             for k in range(PROBE_WARMUP_STEPS, PROBE_WARMUP_STEPS + len(times))
-             for j in range(config.gradient_accumulation_steps)]
-    del model, optimizer, batches, eval_batches  # free the memory before the process ends or the next job
-    if dev.type == "cuda":
-        torch.cuda.empty_cache()
+    probe.model = None  # free the memory before the process ends or the next job
+    del model, optimizer, batches, eval_batches
+    return {"times": times, "eval_per_example": eval_per_example, "load": max(load_before, load_after)}
 
-    steps = total_steps(config, n_train, world_size, lengths)
+
+def extrapolate(probe: Probe, timing: dict[str, Any], examples_per_step: float, world_size: int) -> dict[str, Any]:
+    """The whole run's time from the timed steps: its steps, its evaluations and the scoring after training."""
+    import os
+    import statistics
+
+    import numpy as np
+
+    from .trainer import EVAL_COST, passes_after_training
+
+    config, times = probe.config, timing["times"]
+    steps = total_steps(config, probe.n_train, world_size, probe.lengths)
     seconds_per_step = statistics.median(times)
     low_step, high_step = (float(np.percentile(times, q)) for q in (10, 90))
-    examples_per_step = sum(len(b) for b in timed) / len(times)
     per_example = seconds_per_step / examples_per_step
-    evaluations = count_evaluations(config, n_train, world_size, lengths)
+    evaluations = count_evaluations(config, probe.n_train, world_size, probe.lengths)
+    eval_per_example = timing["eval_per_example"]
     if eval_per_example is None:  # no validation rows to time: forward only, about a third of a training example
         eval_per_example = per_example * EVAL_COST
     # Each evaluation reads the validation split; after training the job scores validation and test, then the test
     # split again in the full evaluation.
-    eval_seconds = (evaluations + passes_after_training(n_val, n_test)) * n_val * eval_per_example / max(world_size, 1)
+    eval_seconds = (evaluations + passes_after_training(probe.n_val, probe.n_test)) * probe.n_val * eval_per_example \
+        / max(world_size, 1)
     train_seconds = steps * seconds_per_step
-    fixed = eval_seconds + load_seconds
+    fixed = eval_seconds + probe.load_seconds
     cores = os.cpu_count() or 1
     return {
-        "seconds_per_step": seconds_per_step,
-        "total_steps": steps,
-        "estimated_seconds": train_seconds + fixed,
-        "low_seconds": steps * low_step + fixed,
-        "high_seconds": steps * high_step + fixed,
+        "seconds_per_step": seconds_per_step, "total_steps": steps, "estimated_seconds": train_seconds + fixed,
+        "low_seconds": steps * low_step + fixed, "high_seconds": steps * high_step + fixed,
         "samples_per_s": max(world_size, 1) * examples_per_step / seconds_per_step,
-        "examples_per_step": examples_per_step,
-        "precision": precision,
-        "train_seconds": train_seconds,
-        "eval_seconds": eval_seconds,
-        "eval_seconds_per_example": eval_per_example,
-        "load_seconds": load_seconds,
-        "evaluations": evaluations,
-        "n_train": n_train,
-        "probe_steps": len(times),
-        "probe_seconds": sum(times),
-        "busy": dev.type == "cpu" and max(load_before, load_after) > cores + 0.5,
-        "load": round(max(load_before, load_after), 2),
+        "examples_per_step": examples_per_step, "precision": probe.precision, "train_seconds": train_seconds,
+        "eval_seconds": eval_seconds, "eval_seconds_per_example": eval_per_example, "load_seconds": probe.load_seconds,
+        "evaluations": evaluations, "n_train": probe.n_train, "probe_steps": len(times), "probe_seconds": sum(times),
+        "busy": probe.device.type == "cpu" and timing["load"] > cores + 0.5, "load": round(timing["load"], 2),
         "cores": cores,
     }

@@ -186,132 +186,138 @@ def trainer_class() -> Any:
     return BmcoreTrainer
 
 
+class RunFolderProgress:
+    """The methods of bmcore's ``TrainerCallback`` (:func:`make_callback`): writes progress to ``metrics.jsonl``,
+    honours stop requests, and refuses NaN losses."""
+
+    def __init__(self, run_dir: Path, precision: str) -> None:
+        self.run_dir = run_dir
+        self.precision = precision
+        self.t0 = time.time()
+        self.last_t = self.t0
+        self.last_step = 0
+        self.last_tokens = 0
+        self.last_examples = 0
+        self.train_s = 0.0  # seconds spent in training steps, evaluations and checkpoint saves excluded
+        self.mark = self.t0
+        self.cancelled = False
+        self.trainer: Any = None  # set after the Trainer is built; counts the examples of each step
+        # (step, time, train_s, examples) at the end of the first step: the ETA leaves out its warm-up
+        self.first_step_end: tuple[int, float, float, int] | None = None
+        self.evaluations = 0  # evaluations (each with its checkpoint save) in this process
+        self.passes_after = 0.0  # validation-sized passes the job makes after training (fine_tune sets it)
+
+    def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001
+        self.t0 = self.last_t = self.mark = time.time()
+        self.last_step = state.global_step
+        self.last_tokens = state.num_input_tokens_seen
+        self.last_examples = self.examples(state, args)
+        if state.is_world_process_zero:
+            runs.write_status(self.run_dir, total_steps=state.max_steps, precision=self.precision, phase="training")
+
+    def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+        now = time.time()
+        self.train_s += now - self.mark
+        self.mark = now
+        if self.first_step_end is None:
+            self.first_step_end = (state.global_step, now, self.train_s, self.examples(state, args))
+        # Progress by time as well as by step: on a slow machine 10 steps can take minutes. Not under DDP,
+        # where logging gathers across ranks and every rank must decide alike.
+        if now - self.last_t >= PROGRESS_EVERY_S and world_size() == 1:
+            control.should_log = True
+        if state.global_step >= state.max_steps:
+            control.should_log = True  # a last progress line: a finished run shows its final epoch and learning rate
+        if runs.stop_requested(self.run_dir):
+            self.cancelled = True
+            control.should_training_stop = True
+            control.should_save = True  # a checkpoint to resume from
+        return control
+
+    def on_evaluate(self, args, state, control, **kw):  # noqa: ANN001
+        self.mark = time.time()
+        self.evaluations += 1
+
+    def on_save(self, args, state, control, **kw):  # noqa: ANN001
+        self.mark = time.time()
+
+    def examples(self, state: Any = None, args: Any = None) -> int:
+        """Examples trained on so far: counted by bmcore's trainer, else steps x the fixed batch."""
+        if self.trainer is not None and hasattr(self.trainer, "examples_seen"):
+            return self.trainer.examples_seen * max(world_size(), 1)
+        if state is None or args is None:
+            return 0
+        return (state.global_step * args.per_device_train_batch_size * args.gradient_accumulation_steps
+                * max(args.world_size, 1))
+
+    def planned_evaluations(self, state: Any, args: Any) -> int:
+        """Evaluations of the whole run: one per epoch, or one every ``eval_steps`` steps."""
+        strategy = getattr(args.eval_strategy, "value", args.eval_strategy)
+        if strategy == "epoch":
+            return math.ceil(state.num_train_epochs or 1)
+        every = state.eval_steps or args.eval_steps
+        return state.max_steps // int(every) if strategy == "steps" and every and every >= 1 else 0
+
+    def remaining(self, state: Any, args: Any, now: float) -> float | None:
+        """Seconds until the job ends, from this run's own speed: its steps (training time only), the evaluations
+        still to come (as long as those so far, each with its save; before the first, the validation split at
+        :data:`EVAL_COST` of a training example each) and the scoring after training. None
+        until two steps past the first are measured."""
+        if self.first_step_end is None or state.global_step - self.first_step_end[0] < 2:
+            return None
+        step0, t0, train0, examples0 = self.first_step_end
+        trained = self.train_s - train0
+        if self.evaluations:
+            per_eval = max((now - t0) - trained, 0.0) / self.evaluations
+        else:
+            n_val = len(self.trainer.eval_dataset) if getattr(self.trainer, "eval_dataset", None) is not None else 0
+            per_eval = n_val * EVAL_COST * trained / max(self.examples(state, args) - examples0, 1)
+        done = sum(1 for h in state.log_history if "eval_loss" in h)
+        return time_left(state.max_steps - state.global_step, trained / (state.global_step - step0),
+                         self.planned_evaluations(state, args) - done, per_eval, self.passes_after)
+
+    def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001
+        logs = logs or {}
+        loss = logs.get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise BmcoreError(f"the training loss became {loss} at step {state.global_step}; "
+                              "lower the learning rate or check the data")
+        if not state.is_world_process_zero:
+            return
+        now = time.time()
+        elapsed = now - self.t0
+        if "eval_loss" in logs:
+            rec = {"kind": "eval", "step": state.global_step, "epoch": round(state.epoch or 0, 4),
+                   "elapsed_s": round(elapsed, 2), "train_s": round(self.train_s, 2), "examples": self.examples(state, args),
+                   **{k: v for k, v in logs.items() if k.startswith("eval_") and isinstance(v, (int, float))}}
+            runs.append_metrics(self.run_dir, rec)
+            return
+        if loss is None:
+            return
+        dt = max(now - self.last_t, 1e-9)
+        samples = self.examples(state, args) - self.last_examples
+        tokens = state.num_input_tokens_seen - self.last_tokens
+        remaining = self.remaining(state, args, now)
+        rec = {"kind": "train", "step": state.global_step, "total_steps": state.max_steps,
+               "epoch": round(state.epoch or 0, 4), "loss": loss, "learning_rate": logs.get("learning_rate"),
+               "grad_norm": logs.get("grad_norm"), "samples_per_s": round(samples / dt, 2),
+               "tokens_per_s": round(tokens / dt, 1), "elapsed_s": round(elapsed, 2),
+               "train_s": round(self.train_s, 2), "examples": self.examples(state, args), "tokens": state.num_input_tokens_seen,
+               "remaining_s": round(remaining, 1) if remaining is not None else None, "ts": round(now, 2)}
+        runs.append_metrics(self.run_dir, rec)
+        log.info("step %d/%d loss %.4f lr %.2e %.1f samples/s", state.global_step, state.max_steps, loss,
+                 logs.get("learning_rate") or 0, rec["samples_per_s"])
+        self.last_t, self.last_step, self.last_tokens = now, state.global_step, state.num_input_tokens_seen
+        self.last_examples = self.examples(state, args)
+
+    resumed_from: int | None = None
+
+
 def make_callback(run_dir: Path, config: TrainConfig, precision: str) -> Any:
+    """bmcore's ``TrainerCallback`` for a run folder (:class:`RunFolderProgress`; transformers loads on first use)."""
     from transformers import TrainerCallback
 
-    class RunFolderCallback(TrainerCallback):
-        """Writes progress to ``metrics.jsonl``, honours stop requests, and refuses NaN losses."""
-
-        def __init__(self) -> None:
-            self.t0 = time.time()
-            self.last_t = self.t0
-            self.last_step = 0
-            self.last_tokens = 0
-            self.last_examples = 0
-            self.train_s = 0.0  # seconds spent in training steps, evaluations and checkpoint saves excluded
-            self.mark = self.t0
-            self.cancelled = False
-            self.trainer: Any = None  # set after the Trainer is built; counts the examples of each step
-            # (step, time, train_s, examples) at the end of the first step: the ETA leaves out its warm-up
-            self.first_step_end: tuple[int, float, float, int] | None = None
-            self.evaluations = 0  # evaluations (each with its checkpoint save) in this process
-            self.passes_after = 0.0  # validation-sized passes the job makes after training (fine_tune sets it)
-
-        def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001
-            self.t0 = self.last_t = self.mark = time.time()
-            self.last_step = state.global_step
-            self.last_tokens = state.num_input_tokens_seen
-            self.last_examples = self.examples(state, args)
-            if state.is_world_process_zero:
-                runs.write_status(run_dir, total_steps=state.max_steps, precision=precision, phase="training")
-
-        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
-            now = time.time()
-            self.train_s += now - self.mark
-            self.mark = now
-            if self.first_step_end is None:
-                self.first_step_end = (state.global_step, now, self.train_s, self.examples(state, args))
-            # Progress by time as well as by step: on a slow machine 10 steps can take minutes. Not under DDP,
-            # where logging gathers across ranks and every rank must decide alike.
-            if now - self.last_t >= PROGRESS_EVERY_S and world_size() == 1:
-                control.should_log = True
-            if state.global_step >= state.max_steps:
-                control.should_log = True  # a last progress line: a finished run shows its final epoch and learning rate
-            if runs.stop_requested(run_dir):
-                self.cancelled = True
-                control.should_training_stop = True
-                control.should_save = True  # a checkpoint to resume from
-            return control
-
-        def on_evaluate(self, args, state, control, **kw):  # noqa: ANN001
-            self.mark = time.time()
-            self.evaluations += 1
-
-        def on_save(self, args, state, control, **kw):  # noqa: ANN001
-            self.mark = time.time()
-
-        def examples(self, state: Any = None, args: Any = None) -> int:
-            """Examples trained on so far: counted by bmcore's trainer, else steps x the fixed batch."""
-            if self.trainer is not None and hasattr(self.trainer, "examples_seen"):
-                return self.trainer.examples_seen * max(world_size(), 1)
-            if state is None or args is None:
-                return 0
-            return (state.global_step * args.per_device_train_batch_size * args.gradient_accumulation_steps
-                    * max(args.world_size, 1))
-
-        def planned_evaluations(self, state: Any, args: Any) -> int:
-            """Evaluations of the whole run: one per epoch, or one every ``eval_steps`` steps."""
-            strategy = getattr(args.eval_strategy, "value", args.eval_strategy)
-            if strategy == "epoch":
-                return math.ceil(state.num_train_epochs or 1)
-            every = state.eval_steps or args.eval_steps
-            return state.max_steps // int(every) if strategy == "steps" and every and every >= 1 else 0
-
-        def remaining(self, state: Any, args: Any, now: float) -> float | None:
-            """Seconds until the job ends, from this run's own speed: its steps (training time only), the evaluations
-            still to come (as long as those so far, each with its save; before the first, the validation split at
-            :data:`EVAL_COST` of a training example each) and the scoring after training. None
-            until two steps past the first are measured."""
-            if self.first_step_end is None or state.global_step - self.first_step_end[0] < 2:
-                return None
-            step0, t0, train0, examples0 = self.first_step_end
-            trained = self.train_s - train0
-            if self.evaluations:
-                per_eval = max((now - t0) - trained, 0.0) / self.evaluations
-            else:
-                n_val = len(self.trainer.eval_dataset) if getattr(self.trainer, "eval_dataset", None) is not None else 0
-                per_eval = n_val * EVAL_COST * trained / max(self.examples(state, args) - examples0, 1)
-            done = sum(1 for h in state.log_history if "eval_loss" in h)
-            return time_left(state.max_steps - state.global_step, trained / (state.global_step - step0),
-                             self.planned_evaluations(state, args) - done, per_eval, self.passes_after)
-
-        def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001
-            logs = logs or {}
-            loss = logs.get("loss")
-            if loss is not None and not math.isfinite(loss):
-                raise BmcoreError(f"the training loss became {loss} at step {state.global_step}; "
-                                  "lower the learning rate or check the data")
-            if not state.is_world_process_zero:
-                return
-            now = time.time()
-            elapsed = now - self.t0
-            if "eval_loss" in logs:
-                rec = {"kind": "eval", "step": state.global_step, "epoch": round(state.epoch or 0, 4),
-                       "elapsed_s": round(elapsed, 2), "train_s": round(self.train_s, 2), "examples": self.examples(state, args),
-                       **{k: v for k, v in logs.items() if k.startswith("eval_") and isinstance(v, (int, float))}}
-                runs.append_metrics(run_dir, rec)
-                return
-            if loss is None:
-                return
-            dt = max(now - self.last_t, 1e-9)
-            samples = self.examples(state, args) - self.last_examples
-            tokens = state.num_input_tokens_seen - self.last_tokens
-            remaining = self.remaining(state, args, now)
-            rec = {"kind": "train", "step": state.global_step, "total_steps": state.max_steps,
-                   "epoch": round(state.epoch or 0, 4), "loss": loss, "learning_rate": logs.get("learning_rate"),
-                   "grad_norm": logs.get("grad_norm"), "samples_per_s": round(samples / dt, 2),
-                   "tokens_per_s": round(tokens / dt, 1), "elapsed_s": round(elapsed, 2),
-                   "train_s": round(self.train_s, 2), "examples": self.examples(state, args), "tokens": state.num_input_tokens_seen,
-                   "remaining_s": round(remaining, 1) if remaining is not None else None, "ts": round(now, 2)}
-            runs.append_metrics(run_dir, rec)
-            log.info("step %d/%d loss %.4f lr %.2e %.1f samples/s", state.global_step, state.max_steps, loss,
-                     logs.get("learning_rate") or 0, rec["samples_per_s"])
-            self.last_t, self.last_step, self.last_tokens = now, state.global_step, state.num_input_tokens_seen
-            self.last_examples = self.examples(state, args)
-
-        resumed_from: int | None = None
-
-    return RunFolderCallback()
+    callback = type("RunFolderCallback", (RunFolderProgress, TrainerCallback), {})
+    return callback(run_dir, precision)
 
 
 CONV_FP32_REASON = ("fp32: convolutions train faster in fp32 (channels-last) than in bf16 autocast on a CPU with "
