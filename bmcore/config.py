@@ -15,7 +15,7 @@ from .errors import BmcoreError
 from .files import read_json
 from .labels import LABEL_DELIMITERS
 from .models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, PRECISIONS
-from .problem_types import FINE_TUNE_TYPES
+from .problem_types import FINE_TUNE_TYPES, MASKED_LM
 from .workspace import check_regular
 
 DEFAULT_EPOCHS = 3.0
@@ -153,6 +153,11 @@ class TrainConfig:
 
         check_epochs(self.epochs, self.max_steps)  # a public demo caps the epochs
 
+    @property
+    def pretraining(self) -> bool:
+        """True for a masked-LM pretraining run (:class:`PretrainConfig`), False for a fine-tune."""
+        return False
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (what ``config.json`` holds)."""
         return dataclasses.asdict(self)
@@ -198,19 +203,28 @@ class TrainConfig:
         return out
 
 
-TASKS = ("classification", "mlm")
+FINE_TUNE = "fine_tune"  # config.json's ``task``: the job a run folder holds (fine-tuning, or masked-LM pretraining)
+TASKS = (FINE_TUNE, MASKED_LM)
+LEGACY_TASKS = {"classification": FINE_TUNE, "mlm": MASKED_LM}  # the names run folders made before 2026-12-06 hold
+
+
+def task_of(data: dict[str, Any]) -> str:
+    """The job a config dict describes (:data:`TASKS`), the names of older run folders read as today's."""
+    task = data.get("task") or FINE_TUNE
+    return LEGACY_TASKS.get(task, task) if isinstance(task, str) else task
 
 
 @dataclass
 class PretrainConfig(TrainConfig):
-    """Settings of a masked-language-model pretraining run (``task`` mlm): a :class:`TrainConfig` with MLM defaults.
+    """Settings of a masked-language-model pretraining run (``task`` masked_lm, the problem type it learns): a
+    :class:`TrainConfig` with MLM defaults.
 
     ``dataset`` is any text source: a prepared dataset (labels ignored) or a plain text file.
     """
 
     dataset: str = _f("", "Unlabelled text: a prepared dataset's name (its labels are ignored), a .txt file with one "
                       "document per line or per blank-line block, or any data source with a text column.")
-    task: str = _f("mlm", "What the run trains: mlm (masked-language-model pretraining).", choices=("mlm",))
+    task: str = _f(MASKED_LM, "What the run trains: masked_lm (masked-language-model pretraining).", choices=(MASKED_LM,))
     mlm_probability: float = _f(0.15, "Share of tokens hidden for the model to predict (BERT used 0.15).")
     max_steps: int | None = _f(300, "Total optimizer steps; overrides epochs. Give this or num_train_epochs.")
     learning_rate: float = _f(1e-4, "Peak learning rate of AdamW; 5e-5 to 1e-4 keeps what the encoder knows.")
@@ -222,11 +236,16 @@ class PretrainConfig(TrainConfig):
     metric_for_best_model: str = _f("loss", "Pretraining keeps the final model; the held-out MLM loss is tracked.",
                                     choices=("loss",))
 
+    @property
+    def pretraining(self) -> bool:
+        return True
+
     def validate(self) -> None:
         """Raise :class:`BmcoreError` naming the first bad setting."""
         super().validate()
-        if self.task != "mlm":
-            raise BmcoreError(f"task must be mlm for a pretraining run, not {self.task!r}")
+        self.task = LEGACY_TASKS.get(self.task, self.task)
+        if self.task not in TASKS[1:]:
+            raise BmcoreError(f"task must be {MASKED_LM} for a pretraining run, not {self.task!r}")
         if not 0 < self.mlm_probability < 1:
             raise BmcoreError(f"mlm_probability must be between 0 and 1, not {self.mlm_probability}")
         if self.metric_for_best_model != "loss":
@@ -234,11 +253,12 @@ class PretrainConfig(TrainConfig):
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """A :class:`TrainConfig` or, for ``task`` mlm, a :class:`PretrainConfig` (what a run's ``config.json`` holds)."""
-    task = data.get("task", "classification") if isinstance(data, dict) else None
+    """A :class:`TrainConfig` or, for ``task`` masked_lm, a :class:`PretrainConfig` (what a run's ``config.json``
+    holds)."""
+    task = task_of(data) if isinstance(data, dict) else None
     if task not in TASKS:
         raise BmcoreError(f"unknown task {task!r} in the config; expected one of {', '.join(TASKS)}")
-    return (PretrainConfig if task == "mlm" else TrainConfig).from_dict(data)
+    return (TrainConfig if task == FINE_TUNE else PretrainConfig).from_dict(data)
 
 
 def config_fields() -> list[dataclasses.Field]:

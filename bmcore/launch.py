@@ -30,7 +30,7 @@ def preflight(config: TrainConfig) -> str | None:
         modality_of(load_config(model)).load_processor(model)
     if is_prepared(config.dataset):
         meta = read_json(dataset_dir(config.dataset) / DATASET_META)
-        if getattr(config, "task", None) != "mlm":  # a text model on images (or the reverse): refused before it starts
+        if not config.pretraining:  # a text model on images (or the reverse): refused before it starts
             get_task(meta.get("problem_type"), meta.get("modality")).check_model(model, SimpleNamespace(name=config.dataset))
         check_training(int(meta.get("splits", {}).get("train", 0)), config.max_steps,
                        config.per_device_train_batch_size * config.gradient_accumulation_steps)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import runs
-from .config import PretrainConfig
+from .config import FINE_TUNE, PretrainConfig, task_of
 from .errors import BmcoreError
 from .models import (
     ModelRef,
@@ -327,12 +327,12 @@ def train_mlm(run_dir: Path, config: PretrainConfig, resume: bool, main: bool) -
         return {}
     evals = [m for m in runs.read_metrics(run_dir) if m.get("kind") == "eval"]
     first, last = (evals[0], evals[-1]) if evals else ({}, {})
-    meta = {"task": "mlm", "max_seq_length": config.max_seq_length, "dataset": config.dataset,
+    meta = {"task": config.task, "max_seq_length": config.max_seq_length, "dataset": config.dataset,
             "base_model": config.model_name_or_path, "run": run_dir.name, "precision": precision, "mlm_head": head,
             "perplexity_before": first.get("eval_perplexity"), "perplexity_after": last.get("eval_perplexity")}
     save_model_atomically(trainer, tokenizer, run_dir, meta, finish=_keep_base_weights(mref, model))
     log.info("saved the masked-LM model to %s", run_dir / runs.MODEL_DIR)
-    result = {"task": "mlm", "dataset": config.dataset, "data": described, "mlm_head": head,
+    result = {"task": config.task, "dataset": config.dataset, "data": described, "mlm_head": head,
               "train_blocks": len(train_ds), "held_out_blocks": len(eval_ds),
               "validation": {"loss": last.get("eval_loss"), "perplexity": last.get("eval_perplexity")},
               "before": {"loss": first.get("eval_loss"), "perplexity": first.get("eval_perplexity"), "step": first.get("step")},
@@ -353,7 +353,7 @@ def train_mlm(run_dir: Path, config: PretrainConfig, resume: bool, main: bool) -
 def is_pretrain_run(run_dir: str | Path) -> bool:
     """True for a run folder whose config is a masked-LM pretraining run."""
     try:
-        return runs.read_json(Path(run_dir) / runs.CONFIG_FILE).get("task") == "mlm"
+        return task_of(runs.read_json(Path(run_dir) / runs.CONFIG_FILE)) != FINE_TUNE
     except BmcoreError:
         return False
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import TrainConfig, config_from_dict
+from .config import FINE_TUNE, TrainConfig, config_from_dict, task_of
 from .errors import BmcoreError
 from .files import named_os_error, read_json, write_json_atomic  # noqa: F401 - the run folder's readers and writers
 from .metrics import check_scores
@@ -313,7 +313,11 @@ class RunSummary:
     test_metric: str = ""  # the metric that sums up the run's test split (its task's first headline metric)
     test_score: float | None = None
     error: str = ""
-    task: str = "classification"  # or "mlm": a pretraining run, whose model/ is a base model for fine-tuning
+    task: str = FINE_TUNE  # or masked_lm: a pretraining run, whose model/ is a base model for fine-tuning
+
+    @property
+    def pretraining(self) -> bool:
+        return self.task != FINE_TUNE
 
 
 def _duration(status: dict[str, Any]) -> float | None:
@@ -342,7 +346,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
         cfg = read_json(run_dir / CONFIG_FILE)
         row.model = str(cfg.get("model_name_or_path", ""))
         row.dataset = str(cfg.get("dataset", ""))
-        row.task = str(cfg.get("task") or "classification")
+        row.task = str(task_of(cfg))
     except BmcoreError as exc:
         row.error = row.error or str(exc)
     if (run_dir / EVAL_FILE).exists():
@@ -625,4 +629,4 @@ def finished_runs(classifiers: bool = False) -> list[RunSummary]:
     (fine-tunes from them are classifiers and stay).
     """
     return [r for r in list_runs() if r.state == COMPLETED and (Path(r.path) / MODEL_DIR).is_dir()
-            and not (classifiers and r.task == "mlm")]
+            and not (classifiers and r.pretraining)]

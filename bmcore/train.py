@@ -60,8 +60,8 @@ def _load_dataset(config: TrainConfig) -> PreparedDataset:
 def task_for_config(config: Any, dataset: PreparedDataset | None = None) -> Task:
     """The task of a run: its ``problem_type``, or with ``auto`` the prepared dataset's, for the dataset's modality."""
     problem_type = getattr(config, "problem_type", None) or "auto"
-    if problem_type == "auto" and getattr(config, "task", None) == "mlm":
-        return get_task("masked_lm")
+    if problem_type == "auto" and getattr(config, "pretraining", False):
+        return get_task(config.task)  # masked_lm: the pretraining config's task is its problem type
     if dataset is None:
         dataset = _load_dataset(config)
     if problem_type == "auto":

@@ -50,7 +50,7 @@ def show_outcome(run_dir: Path, state: str) -> None:
 RUNS = RunsView(page="pretrain", title="Pretraining runs", no_runs="No pretraining runs in the workspace yet.",
                 tiles=report.pretrain_tiles, curves=curves_frame, figures=charts.pretrain_curves,
                 no_curves="The curves appear after the first evaluation (before the first step).",
-                right_key="pretrain_ppl_chart", no_right=None, outcome=show_outcome, task="mlm")
+                right_key="pretrain_ppl_chart", no_right=None, outcome=show_outcome, task=PretrainConfig.task)
 
 st.title("Pretrain")
 st.markdown(

@@ -58,9 +58,9 @@ def test_pretraining_completes_and_perplexity_drops(pretrained):
     assert "masked-LM head was initialised fresh" in (pretrained / runs.LOG_FILE).read_text()
     assert [m["step"] for m in runs.read_metrics(pretrained) if m["kind"] == "train"][-1] == 24
     result = json.loads((pretrained / runs.EVAL_FILE).read_text())
-    assert result["task"] == "mlm" and result["after"]["perplexity"] < result["before"]["perplexity"]
+    assert result["task"] == "masked_lm" and result["after"]["perplexity"] < result["before"]["perplexity"]
     meta = json.loads((pretrained / "model" / "bmcore.json").read_text())
-    assert meta["task"] == "mlm" and meta["mlm_head"] == "fresh"
+    assert meta["task"] == "masked_lm" and meta["mlm_head"] == "fresh"
     assert is_pretrain_run(pretrained) and isinstance(runs.load_run_config(pretrained), PretrainConfig)
     frame = curves_frame(pretrained)
     assert {"training MLM loss", "validation MLM loss", "validation perplexity"} <= set(frame["metric"])
@@ -110,6 +110,8 @@ def test_prepared_dataset_texts_ignore_labels_and_hold_out_validation(shared_dat
 
 def test_task_dispatch_in_config_json():
     assert isinstance(config_from_dict({"task": "mlm", "dataset": "x"}), PretrainConfig)
+    assert config_from_dict({"task": "mlm", "dataset": "x"}).task == "masked_lm"  # a run folder of before 2026-12-06
+    assert isinstance(config_from_dict({"task": "masked_lm", "dataset": "x"}), PretrainConfig)
     assert type(config_from_dict({"dataset": "x"})) is TrainConfig
     with pytest.raises(ValueError, match="unknown task"):
         config_from_dict({"task": "ner", "dataset": "x"})
