@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from .. import images
+from ..images.sources import is_image_source
 from ..problem_types import SINGLE_LABEL
 from .columns import choose_columns
 from .dataset import PreparedDataset
@@ -31,7 +31,7 @@ def kind_of(source: str, *, text_columns: list[str] | None = None, label_column:
     if is_prepared(source):
         meta = json.loads((dataset_dir(source) / DATASET_META).read_text(encoding="utf-8"))
         return str(meta.get("problem_type") or SINGLE_LABEL), str(meta.get("modality") or "text")
-    if images.is_image_source(source):
+    if is_image_source(source):
         return SINGLE_LABEL, "image"
     if isinstance(label_columns, str):
         label_columns = [c.strip() for c in label_columns.split(",") if c.strip()]

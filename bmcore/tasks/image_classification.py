@@ -59,7 +59,7 @@ RECOMPUTE_IMAGES = 2048
 def decode(data: bytes, name: str = "image", min_side: int | None = None) -> Any:
     """An image's bytes as an RGB PIL image: :func:`bmcore.images.decode_image` (pixel limit, EXIF rotation, one-line
     refusals; with ``min_side`` a large image reduced on load), then RGB, as the models here take three channels."""
-    from ..images import decode_image
+    from ..images.codec import decode_image
 
     img = decode_image(bytes(data), name, min_side)
     return img if img.mode == "RGB" else img.convert("RGB")

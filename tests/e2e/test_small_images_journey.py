@@ -33,8 +33,8 @@ PER_CLASS, EVAL_PER_CLASS, FLIPS = 30, 15, 3
 
 def fashion(split: str) -> tuple[np.ndarray, np.ndarray]:
     folder = bimg.FASHION_MNIST_DIR
-    return (bimg._read_idx(folder / bimg.FASHION_MNIST_FILES[split][0], 0x803),
-            bimg._read_idx(folder / bimg.FASHION_MNIST_FILES[split][1], 0x801))
+    return (bimg.read_idx(folder / bimg.FASHION_MNIST_FILES[split][0], 0x803),
+            bimg.read_idx(folder / bimg.FASHION_MNIST_FILES[split][1], 0x801))
 
 
 def zips(tmp: Path) -> tuple[Path, Path, Path]:
