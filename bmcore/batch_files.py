@@ -19,7 +19,8 @@ import numpy as np
 
 from .data import LABEL_NAMES, PAIR_NAMES, TEXT_NAMES, decode_label_set, normalise_labels, read_table
 from .errors import BmcoreError
-from .images import total_pixels, zip_members
+from .images.codec import total_pixels
+from .images.sources import zip_members
 from .labels import LABEL_DELIMITERS
 from .metrics import compute_metrics, multi_label_metrics
 

@@ -652,7 +652,7 @@ def gallery(predictions: pd.DataFrame, shown: pd.DataFrame, images: pd.DataFrame
     index, as :func:`cell_examples` and :func:`filter_predictions` keep it), read from the split's ``images``
     (:func:`split_images`). A caption is the file name, then gold → predicted and the confidence (and the loss).
     Refuses, in one line, an evaluation whose images no longer match the prepared split (it was prepared again)."""
-    from .images import thumbnail
+    from .images.codec import thumbnail
 
     thumbs, captions = [], []
     for index, row in shown.head(limit).iterrows():

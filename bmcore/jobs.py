@@ -126,7 +126,8 @@ def _estimate(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
 
 
 def _label_quality(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
-    from .quality import DEFAULT_FOLDS, run_quality
+    from .quality.features import DEFAULT_FOLDS
+    from .quality.job import run_quality
 
     report.say("Loading the dataset and the encoder...")
     result = run_quality(params["dataset"], encoder=params.get("encoder") or None,

@@ -10,6 +10,7 @@ import streamlit as st
 
 from bmcore import images as bimg
 from bmcore.display import md
+from bmcore.report import images as rimg
 
 SAMPLES_PER_CLASS = 8
 THUMB_PX = 84  # thumbnails in the grid: Fashion-MNIST's 28x28 images at three times their size
@@ -34,16 +35,16 @@ def show_sizes(ds, tile, side) -> None:
     tile.metric("Duplicate groups", f"{stats['duplicate_groups']:,}", help="sets of images with the same pixels")
     sizes = stats["image_sizes"]
     if sizes["distinct_sizes"] > 1:
-        side.plotly_chart(px.histogram(bimg.size_frame(ds), x="aspect", color="split", barmode="overlay", opacity=0.6,
+        side.plotly_chart(px.histogram(rimg.size_frame(ds), x="aspect", color="split", barmode="overlay", opacity=0.6,
                                        nbins=40, title="Aspect ratio (width / height)"), key="data_aspect_chart")
         where = st.columns(3)
     else:  # one size: a chart would be a single bar, so the tables go beside the class balance
         side.markdown(f"**Every image is {int(sizes['width']['median'])}x{int(sizes['height']['median'])} pixels**")
         where = [side] * 3
     where[0].caption("Most common sizes (pixels)")
-    where[0].dataframe(bimg.common_sizes_frame(stats), hide_index=True, key="data_sizes_table")
+    where[0].dataframe(rimg.common_sizes_frame(stats), hide_index=True, key="data_sizes_table")
     where[1].caption("Modes and channels (L: grayscale, RGB: colour)")
-    where[1].dataframe(bimg.modes_frame(stats), hide_index=True, key="data_modes_table")
+    where[1].dataframe(rimg.modes_frame(stats), hide_index=True, key="data_modes_table")
     where[2].caption("Width, height and aspect ratio (width / height)")
     where[2].dataframe([{"": k, **v} for k, v in sizes.items() if isinstance(v, dict)], hide_index=True,
                        key="data_size_summary")
@@ -60,7 +61,7 @@ def show_samples(ds, split: str = "train") -> None:
     """A grid of sample images: one row per class, its name as text beside its images."""
     st.subheader("Sample images")
     st.caption(md(f"{SAMPLES_PER_CLASS} random {split} images per class, enlarged or reduced to {THUMB_PX} pixels."))
-    samples = bimg.sample_images(ds, SAMPLES_PER_CLASS, split)
+    samples = rimg.sample_images(ds, SAMPLES_PER_CLASS, split)
     for label, group in samples.groupby("label", sort=False):
         name, grid = st.columns([1, 5], vertical_alignment="center")
         name.markdown(md(label))

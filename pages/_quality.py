@@ -11,10 +11,10 @@ import streamlit as st
 
 from bmcore import jobs, runs
 from bmcore import quality as bq
-from bmcore import quality_images as bqi
 from bmcore.data import list_prepared, load_prepared
 from bmcore.display import csv_frame, md
 from bmcore.errors import BmcoreError
+from bmcore.report import quality as rq
 from pages._ui import job_outcome, show_job
 
 SHOWN = 200  # flagged rows per page of the review table (lowest quality first)
@@ -61,9 +61,9 @@ def scoring_job(dataset: str, key: str) -> bool:
 def _pick_label(row: pd.Series, decisions: dict) -> str:
     text = str(row["text"]).replace("\n", " ")
     text = text if len(text) <= PREVIEW else text[:PREVIEW - 1] + "…"
-    done = decisions.get(bq.decision_key(row))
+    done = decisions.get(rq.decision_key(row))
     issues = f"{row['issues']} · " if row.get("issues") else ""
-    return (f"[{done[0]}] " if done else "") + f"{bq.row_name(row)} · {issues}{row['given']} → {row['suggested']} · {text}"
+    return (f"[{done[0]}] " if done else "") + f"{rq.row_name(row)} · {issues}{row['given']} → {row['suggested']} · {text}"
 
 
 def _thumbnails(dataset: str, rows: pd.DataFrame, **kwargs) -> None:
@@ -71,11 +71,11 @@ def _thumbnails(dataset: str, rows: pd.DataFrame, **kwargs) -> None:
     if "sha256" not in rows or rows.empty:
         return
     try:
-        thumbs, captions = bqi.flag_gallery(dataset, rows, **kwargs)
+        thumbs, captions = rq.flag_gallery(dataset, rows, **kwargs)
     except BmcoreError as exc:
         st.error(md(exc))
         return
-    st.image(thumbs, caption=[md(c) for c in captions], width=kwargs.get("size", bqi.THUMB_PX))
+    st.image(thumbs, caption=[md(c) for c in captions], width=kwargs.get("size", rq.THUMB_PX))
 
 
 def _flag_page(dataset: str, flagged: pd.DataFrame) -> pd.DataFrame:
@@ -92,19 +92,19 @@ def _flag_page(dataset: str, flagged: pd.DataFrame) -> pd.DataFrame:
 
 def _bulk(shown: pd.DataFrame, selected: list[int], decisions: dict) -> None:
     """Keep or drop the rows selected in the table, or else every row shown that has no decision yet."""
-    rows = shown.iloc[selected] if selected else shown[[bq.decision_key(r) not in decisions for _, r in shown.iterrows()]]
+    rows = shown.iloc[selected] if selected else shown[[rq.decision_key(r) not in decisions for _, r in shown.iterrows()]]
     what = f"the {len(rows):,} selected" if selected else f"all {len(rows):,} undecided rows shown"
     b1, b2 = st.columns(2)
     for col, action in ((b1, "keep"), (b2, "drop")):
         if col.button(f"{action.capitalize()} {what}", key=f"quality_bulk_{action}", disabled=rows.empty,
                       help="Select rows in the table (click their left edge) to decide for those only."):
-            decisions.update({bq.decision_key(r): (action, "") for _, r in rows.iterrows()})
+            decisions.update({rq.decision_key(r): (action, "") for _, r in rows.iterrows()})
             st.rerun()
 
 
 def review(dataset: str, names: list[str], result: bq.QualityResult) -> None:
     """Per row keep, relabel or drop (or many at once); the decisions so far; saving them as a new version."""
-    flagged = bq.flags_frame(result)
+    flagged = rq.flags_frame(result)
     if flagged.empty:
         st.success("No row looks mislabeled.")
         return
@@ -125,22 +125,22 @@ def review(dataset: str, names: list[str], result: bq.QualityResult) -> None:
     pick = c1.selectbox("Row to review", range(len(shown)), key=f"quality_row_{dataset}_{shown['flag'].iloc[0]}",
                         format_func=lambda i: _pick_label(shown.iloc[i], decisions))
     row = shown.iloc[pick]
-    _thumbnails(dataset, shown.iloc[[pick]], size=2 * bqi.THUMB_PX)
-    done = decisions.get(bq.decision_key(row))
+    _thumbnails(dataset, shown.iloc[[pick]], size=2 * rq.THUMB_PX)
+    done = decisions.get(rq.decision_key(row))
     # One key per row: a widget shared by every row would carry the last row's choice over to this one.
-    own = f"{dataset}_{bq.decision_key(row)}"
+    own = f"{dataset}_{rq.decision_key(row)}"
     action = c2.radio("Decision", bq.ACTIONS, key=f"quality_action_{own}", horizontal=True,
                       index=bq.ACTIONS.index(done[0]) if done else 0)
     label = done[1] if done and done[1] in names else row["suggested"]
     new_label = c3.selectbox("New label", names, key=f"quality_new_label_{own}", index=names.index(label)
                              if label in names else 0, disabled=action != "relabel")
     if c4.button("Record", key="quality_record", icon=":material/check:"):
-        decisions[bq.decision_key(row)] = (action, new_label)
+        decisions[rq.decision_key(row)] = (action, new_label)
         st.rerun()
     if not decisions:
         st.caption("Pick a row, choose keep, relabel or drop, and record it. Rows you do not review are kept.")
         return
-    changes = bq.changes_frame(decisions)
+    changes = rq.changes_frame(decisions)
     st.markdown(f"**{len(changes)}** decisions: " + ", ".join(f"{(changes['action'] == a).sum()} {a}" for a in bq.ACTIONS))
     st.dataframe(changes, hide_index=True, key="quality_changes_table")
     c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
@@ -199,10 +199,10 @@ def show_label_quality() -> None:
             st.info(md(f"{dataset!r} has not been checked yet (or was prepared again since)."))
             return
         s = result.summary
-        for col, (label, value, hint) in zip(st.columns(4), bq.summary_tiles(s), strict=True):
+        for col, (label, value, hint) in zip(st.columns(4), rq.summary_tiles(s), strict=True):
             col.metric(label, value, help=hint)
         st.caption(md(f"Scored {s['created']} with {s['encoder']} in {s['seconds']} s."))
-        st.dataframe(bq.class_summary_frame(result), hide_index=True, key="quality_class_table")
+        st.dataframe(rq.class_summary_frame(result), hide_index=True, key="quality_class_table")
         review(dataset, list(prepared[dataset].get("label_names", [])), result)
         if len(result.conflicts):
             st.markdown("**Near-duplicates with different labels**")
@@ -227,7 +227,7 @@ def show_gold_check(predictions: pd.DataFrame, dataset: str, split: str) -> None
         start_scoring(dataset, None, "evaluate_quality_start")
         return
     try:
-        marked = bq.mark_predictions(predictions, result, split)
+        marked = rq.mark_predictions(predictions, result, split)
     except BmcoreError as exc:
         st.warning(md(exc))
         return

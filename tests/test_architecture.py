@@ -167,8 +167,8 @@ def _python_files() -> list:
 
 # Issue 28 shrinks these to nothing: each is a module (or function) still over its cap, with the most it may hold
 # until it is split. A module that is not listed may not pass the cap; a listed one may not grow.
-LONG_MODULES = {"bmcore/evaluate.py": 665, "bmcore/images.py": 726, "bmcore/models.py": 617, "bmcore/quality.py": 661,
-                "bmcore/report/__init__.py": 575, "bmcore/runs.py": 687}
+LONG_MODULES = {"bmcore/evaluate.py": 665, "bmcore/models.py": 617, "bmcore/report/__init__.py": 575,
+                "bmcore/runs.py": 687}
 LONG_FUNCTIONS = {"bmcore/evaluate.py:evaluate_model": 83}
 
 

@@ -20,6 +20,7 @@ from bmcore import data as bdata
 from bmcore import images
 from bmcore.cli import main as cli_main
 from bmcore.errors import BmcoreError
+from bmcore.report import images as rimg
 
 FM = images.FASHION_MNIST_DIR
 needs_fashion = pytest.mark.skipif(not (FM / "t10k-images-idx3-ubyte.gz").is_file(),
@@ -31,7 +32,7 @@ def fm_test() -> tuple[np.ndarray, np.ndarray]:
     """Fashion-MNIST's 10,000 test images and labels (the real pixels everything below is written from)."""
     if not (FM / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.skip("apt-get install dataset-fashion-mnist")
-    return images._read_idx(FM / "t10k-images-idx3-ubyte.gz", 0x803), images._read_idx(FM / "t10k-labels-idx1-ubyte.gz", 0x801)
+    return images.read_idx(FM / "t10k-images-idx3-ubyte.gz", 0x803), images.read_idx(FM / "t10k-labels-idx1-ubyte.gz", 0x801)
 
 
 def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -347,15 +348,15 @@ def test_sample_grid_and_size_tables(fm_test, tmp_path):
     wide = Image.fromarray(fm_test[0][0], "L").resize((56, 28))
     wide.save(root / "Bag" / "wide.png")
     ds = bdata.prepare(bdata.load_source(str(root)), name="sizes")
-    grid = images.sample_images(ds, per_class=3)
+    grid = rimg.sample_images(ds, per_class=3)
     assert list(grid.columns) == ["label", "image", "path"]
     assert grid["label"].tolist() == [n for n in ds.label_names for _ in range(3)]
     assert all(images.decode_image(b).size in {(28, 28), (56, 28)} for b in grid["image"])
     stats = bdata.compute_stats(ds)
     assert stats["image_sizes"]["aspect"]["max"] == 2.0 and stats["image_sizes"]["distinct_sizes"] == 2
-    table = images.common_sizes_frame(stats)
+    table = rimg.common_sizes_frame(stats)
     assert table.iloc[0].tolist() == [28, 28, 36] and table.iloc[1].tolist() == [56, 28, 1]
-    sizes = images.size_frame(ds)
+    sizes = rimg.size_frame(ds)
     assert len(sizes) == 37 and set(sizes.columns) == {"split", "label", "width", "height", "mode", "aspect"}
 
 

@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
 from bmcore import images as bimg
+from bmcore.images import fashion_mnist
 
 TIMEOUT = 180
 CLASSES = {0: "T-shirt", 1: "Trouser", 8: "$Bag$"}  # "$Bag$": a class name that Markdown would typeset as a formula
@@ -38,8 +39,8 @@ def table(at: AppTest, first_column: str):
 def pngs() -> dict[str, list[bytes]]:
     """20 real Fashion-MNIST test images of each of three classes, as PNG files."""
     folder = bimg.FASHION_MNIST_DIR
-    pixels = bimg._read_idx(folder / bimg.FASHION_MNIST_FILES["test"][0], 0x803)
-    labels = bimg._read_idx(folder / bimg.FASHION_MNIST_FILES["test"][1], 0x801)
+    pixels = bimg.read_idx(folder / bimg.FASHION_MNIST_FILES["test"][0], 0x803)
+    labels = bimg.read_idx(folder / bimg.FASHION_MNIST_FILES["test"][1], 0x801)
     return {name: [bimg.gray_png(p) for p in pixels[np.flatnonzero(labels == k)[:20]]] for k, name in CLASSES.items()}
 
 
@@ -173,7 +174,7 @@ def test_uploaded_parquet_with_image_bytes(pngs):
 def test_fashion_mnist_without_the_debian_package(tmp_path, monkeypatch):
     import streamlit as st
 
-    monkeypatch.setattr(bimg, "FASHION_MNIST_DIR", tmp_path)
+    monkeypatch.setattr(fashion_mnist, "FASHION_MNIST_DIR", tmp_path)
     st.cache_data.clear()  # another test may have read the real files
     at = open_page("Built-in: Fashion-MNIST")
     assert not at.exception

@@ -134,7 +134,7 @@ def test_reduced_on_load_keeps_the_shorter_side_and_the_picture():
 def fashion_pngs(n: int) -> list[bytes]:
     if not (images.FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.skip("apt-get install dataset-fashion-mnist")
-    pixels = images._read_idx(images.FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz", 0x803)
+    pixels = images.read_idx(images.FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz", 0x803)
     return [images.gray_png(p) for p in pixels[:n]]
 
 

@@ -17,6 +17,7 @@ from bmcore import quality as bq
 from bmcore.cli import main as cli_main
 from bmcore.errors import BmcoreError
 from bmcore.report import data as rdata
+from bmcore.report import quality as rq
 from bmcore.workspace import datasets_dir
 
 NAME = "sms"
@@ -72,7 +73,7 @@ def test_tfidf_scores_find_flipped_labels_conflicts_and_outliers(noisy_sms: np.n
     summary = result.summary
     assert summary["per_class"]["spam"]["rows"] + summary["per_class"]["ham"]["rows"] == len(scores)
     assert summary["flagged"] == int(scores["issue"].sum()) and summary["encoder"] == "tfidf"
-    table = bq.class_summary_frame(result)
+    table = rq.class_summary_frame(result)
     assert table["look mislabeled"].sum() == summary["flagged"]
     # Stored with the dataset; a dataset prepared again under the same name reads as not scored.
     back = bq.load_quality(NAME)
@@ -172,13 +173,13 @@ def test_evaluation_rows_are_marked_where_the_gold_label_looks_wrong(noisy_sms: 
     result = bq.run_quality(NAME, encoder="tfidf")
     test = bdata.load_prepared(NAME).splits["test"]
     predictions = pd.DataFrame({"text": test["text"], "gold": test["label"], "pred": test["label"]})
-    marked = bq.mark_predictions(predictions, result, "test")
+    marked = rq.mark_predictions(predictions, result, "test")
     part = result.scores[result.scores["split"] == "test"]
     assert marked["gold_suspect"].tolist() == part["issue"].tolist()
     assert marked["suggested"].tolist() == part["suggested"].tolist()
-    assert not bq.mark_predictions(predictions, None, "test")["gold_suspect"].any()
+    assert not rq.mark_predictions(predictions, None, "test")["gold_suspect"].any()
     with pytest.raises(BmcoreError, match="score the dataset again"):
-        bq.mark_predictions(predictions.iloc[:5], result, "test")
+        rq.mark_predictions(predictions.iloc[:5], result, "test")
 
 
 def _save_in_race(original: bdata.PreparedDataset, drop: int, i: int, start, results: dict) -> None:
@@ -242,13 +243,13 @@ def test_flags_are_numbered_by_the_row_of_the_uploaded_file(workspace: Path, sha
     df.to_csv(path, index=False)
     bdata.save_prepared(bdata.prepare(bdata.load_source(str(path)), "upload", seed=0))
     result = bq.run_quality("upload", encoder="tfidf")
-    flags = bq.flags_frame(result)
+    flags = rq.flags_frame(result)
     assert len(flags) == result.summary["flagged"] and flags["flag"].tolist() == list(range(1, len(flags) + 1))
     for _, f in flags.iterrows():  # file row N is line N + 1 of the CSV (after the header)
         assert df.loc[f[bdata.FILE_ROW] - 1, "text"] == f["text"]
     hits = set(flags[bdata.FILE_ROW] - 1) & set(flipped.tolist())
     assert len(hits) >= len(flipped) // 2  # the flipped rows are found under their own file rows
-    assert bq.row_name(flags.iloc[0]) == f"file row {flags.iloc[0][bdata.FILE_ROW]:,} ({flags.iloc[0]['split']})"
+    assert rq.row_name(flags.iloc[0]) == f"file row {flags.iloc[0][bdata.FILE_ROW]:,} ({flags.iloc[0]['split']})"
     written = csv_frame(flags).to_csv(index=False)
     assert "\n'=HYPERLINK" in written or ",'=HYPERLINK" in written or "\"'=HYPERLINK" in written
     assert cli_main(["data", "quality", "upload", "--encoder", "tfidf", "--out", str(tmp_path / "no" / "x.csv")]) == 2

@@ -13,8 +13,9 @@ from _quality_images import COPY, NAME, PLANTED, scored_workspace
 
 from bmcore import data as bdata
 from bmcore import quality as bq
-from bmcore import quality_images as bqi
 from bmcore.cli import main as cli_main
+from bmcore.quality import images as bqi
+from bmcore.report import quality as rq
 
 
 def file_names(frame: pd.DataFrame) -> list[str]:
@@ -46,11 +47,11 @@ def test_flipped_labels_and_a_planted_photo_are_flagged(tmp_path_factory: pytest
     print(f"found {len(issues & moved)} of {len(moved)} flips among {len(issues)} label issues; "
           f"{summary['seconds']} s ({summary['embed_seconds']} s embedding)")
     # The review lists every flagged image, worst first, with its issue types; flags and summary agree.
-    flags = bq.flags_frame(result)
+    flags = rq.flags_frame(result)
     assert len(flags) == summary["to_review"] == int(scores["review"].sum())
     assert summary["flagged"] == int(scores["issue"].sum()) and summary["outliers"] == int(scores["outlier"].sum())
     assert (flags["issues"] != "").all() and PLANTED in file_names(flags)
-    thumbs, captions = bqi.flag_gallery(NAME, flags.head(5))
+    thumbs, captions = rq.flag_gallery(NAME, flags.head(5))
     assert len(thumbs) == 5 and all(t.startswith(b"\x89PNG") for t in thumbs)
     assert captions[0].startswith(f"1. {file_names(flags)[0]}: {flags['issues'].iloc[0]}; {flags['given'].iloc[0]} → ")
     # Relabel a flipped image to its suggestion and drop the photo: a new image version, the original untouched.
@@ -58,7 +59,7 @@ def test_flipped_labels_and_a_planted_photo_are_flagged(tmp_path_factory: pytest
     names = file_names(flags)
     flip = flags[[n in moved and "label" in i for n, i in zip(names, flags["issues"], strict=True)]].iloc[0]
     drop = flags[[n == PLANTED for n in names]].iloc[0]
-    changes = bq.changes_frame({bq.decision_key(flip): ("relabel", flip["suggested"]), bq.decision_key(drop): ("drop", "")})
+    changes = rq.changes_frame({rq.decision_key(flip): ("relabel", flip["suggested"]), rq.decision_key(drop): ("drop", "")})
     # With the file names the flags table shows: the check that the changes were made for this version.
     new = bq.save_version(original, changes.merge(flags[["split", "row", "text"]], on=["split", "row"]))
     back = bdata.load_prepared(new.name)

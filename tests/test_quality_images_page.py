@@ -11,13 +11,14 @@ from test_quality_page import button, open_data_page
 
 from bmcore import data as bdata
 from bmcore import quality as bq
+from bmcore.report import quality as rq
 
 
 def test_review_flagged_images_relabel_one_drop_one_save_a_version(tmp_path_factory: pytest.TempPathFactory,
                                                                   workspace: Path):
     moved = copy_scored(tmp_path_factory, workspace)
     result = bq.load_quality(NAME)
-    flags = bq.flags_frame(result)
+    flags = rq.flags_frame(result)
     names = [PurePosixPath(t).name for t in flags["text"]]
     at = open_data_page()
     assert NAME in at.selectbox(key="quality_dataset").options  # image datasets are offered now
@@ -40,7 +41,7 @@ def test_review_flagged_images_relabel_one_drop_one_save_a_version(tmp_path_fact
         row = flags.iloc[i]
         at.selectbox(key=f"quality_row_{NAME}_1").set_value(i).run()
         assert at.image[-1].captions[0].startswith(f"{i + 1}\\. {names[i]}")
-        at.radio(key=f"quality_action_{NAME}_{bq.decision_key(row)}").set_value(action).run()
+        at.radio(key=f"quality_action_{NAME}_{rq.decision_key(row)}").set_value(action).run()
         button(at, "quality_record").click().run()
         assert not at.exception
     assert any(m.value.startswith("**2** decisions: 0 keep, 1 relabel, 1 drop") for m in at.markdown)

@@ -15,6 +15,8 @@ from bmcore import data as bdata
 from bmcore import jobs, launch, runs
 from bmcore import quality as bq
 from bmcore.config import TrainConfig
+from bmcore.errors import BmcoreError
+from bmcore.report import quality as rq
 from tests.test_quality import NAME, noisy_sms  # noqa: F401 - the fixture
 
 TIMEOUT = 180
@@ -32,11 +34,11 @@ def button(at: AppTest, key: str):
 
 
 def action_key(row: pd.Series) -> str:
-    return f"quality_action_{NAME}_{bq.decision_key(row)}"
+    return f"quality_action_{NAME}_{rq.decision_key(row)}"
 
 
 def label_key(row: pd.Series) -> str:
-    return f"quality_new_label_{NAME}_{bq.decision_key(row)}"
+    return f"quality_new_label_{NAME}_{rq.decision_key(row)}"
 
 
 def scored_page(encoder: str = "tfidf") -> AppTest:
@@ -101,7 +103,7 @@ def test_evaluate_marks_errors_whose_gold_label_looks_wrong(noisy_sms: np.ndarra
     assert not at.exception
     assert any(s.value == "Model mistakes or label mistakes?" for s in at.subheader)
     saved = ev.load_eval(run / runs.EVALUATION_DIR / "test")
-    marked = bq.mark_predictions(saved.predictions, result, "test")
+    marked = rq.mark_predictions(saved.predictions, result, "test")
     errors = marked[~marked["correct"].astype(bool)]
     n = int(errors["gold_suspect"].sum())
     assert any(f"**{n:,}** of {len(errors):,} errors" in m.value for m in at.markdown)
@@ -119,7 +121,7 @@ def test_dataset_names_and_labels_are_shown_as_text(noisy_sms: np.ndarray, hosti
 def test_each_row_starts_from_its_own_suggestion(noisy_sms: np.ndarray):  # noqa: F811
     """Item 5: a row's New label is its own suggested label, never the previous row's choice."""
     at = scored_page()
-    flagged = bq.flags_frame(bq.load_quality(NAME))
+    flagged = rq.flags_frame(bq.load_quality(NAME))
     first, second = flagged.iloc[0], flagged.iloc[1]
     at.radio(key=action_key(first)).set_value("relabel").run()
     other = next(n for n in ("ham", "spam") if n != first["suggested"])
@@ -130,7 +132,7 @@ def test_each_row_starts_from_its_own_suggestion(noisy_sms: np.ndarray):  # noqa
     assert at.radio(key=action_key(second)).value == "keep"
     button(at, "quality_record").click().run()
     decisions = at.session_state["quality_decisions"][NAME]
-    assert decisions == {bq.decision_key(first): ("relabel", other), bq.decision_key(second): ("keep", "ham" if
+    assert decisions == {rq.decision_key(first): ("relabel", other), rq.decision_key(second): ("keep", "ham" if
                          second["suggested"] == "ham" else "spam")}
     # Back on the first row: its recorded decision, not a default.
     at.selectbox(key=f"quality_row_{NAME}_1").set_value(0).run()
@@ -143,7 +145,7 @@ def test_every_flag_is_reviewable_by_page_and_in_bulk(noisy_sms: np.ndarray, mon
 
     monkeypatch.setattr(pq, "SHOWN", 10)
     at = scored_page()
-    flagged = bq.flags_frame(bq.load_quality(NAME))
+    flagged = rq.flags_frame(bq.load_quality(NAME))
     assert len(flagged) > 20
     pages = -(-len(flagged) // 10)
     assert any(f"Flags 1 to 10 of {len(flagged):,}" in c.value and f"{pages} pages" in c.value for c in at.caption)
@@ -156,8 +158,8 @@ def test_every_flag_is_reviewable_by_page_and_in_bulk(noisy_sms: np.ndarray, mon
     button(at, "quality_record").click().run()
     button(at, "quality_bulk_drop").click().run()
     decisions = at.session_state["quality_decisions"][NAME]
-    assert len(decisions) == len(last) and decisions[bq.decision_key(last.iloc[-1])] == ("keep", last.iloc[-1]["suggested"])
-    assert all(decisions[bq.decision_key(r)] == ("drop", "") for _, r in last.iloc[:-1].iterrows())
+    assert len(decisions) == len(last) and decisions[rq.decision_key(last.iloc[-1])] == ("keep", last.iloc[-1]["suggested"])
+    assert all(decisions[rq.decision_key(r)] == ("drop", "") for _, r in last.iloc[:-1].iterrows())
 
 
 def test_a_dataset_saved_on_the_page_is_offered_for_review_at_once(workspace: Path, shared_data: Path):
@@ -184,5 +186,5 @@ def test_image_and_multi_label_datasets_are_not_offered(noisy_sms: np.ndarray): 
     at = open_data_page()
     assert "multi" not in at.selectbox(key="quality_dataset").options and NAME in at.selectbox(key="quality_dataset").options
     assert bq.supports(ds) and not bq.supports(multi)
-    with pytest.raises(bq.BmcoreError, match="'multi' is a multi-label classification dataset"):
+    with pytest.raises(BmcoreError, match="'multi' is a multi-label classification dataset"):
         bq.score_dataset(multi, encoder="tfidf")

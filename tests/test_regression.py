@@ -14,6 +14,7 @@ from bmcore import runs
 from bmcore.baseline import regression_baseline_metrics
 from bmcore.cli import main as cli_main
 from bmcore.metrics import regression_metrics
+from bmcore.models import detect_device
 from bmcore.tasks import get_task
 
 
@@ -77,6 +78,7 @@ def test_a_regression_run_is_an_ordinary_run(workspace: Path, stsb_small: str, t
     from transformers import pipeline
 
     monkeypatch.setenv("BMCORE_PRECISION", "fp32")  # a tiny random model's scores differ in the 4th digit: bf16 ties them
+    detect_device.cache_clear()  # the device (and its precision) is read once per process: read it again in fp32
 
     out = workspace / "runs" / "reg"
     assert cli_main(["train", "--data", stsb_small, "--model", str(tiny_model), "--out", str(out), "--max-steps", "30",

@@ -18,7 +18,7 @@ from PIL import Image
 from .. import runs
 from ..config import TrainConfig
 from ..data import Columns, PreparedDataset, save_prepared
-from ..images import read_fashion_mnist
+from ..images.fashion_mnist import read_fashion_mnist
 from ..models import detect_device, resolve_model
 from ..tasks.image_classification import processor_for_size
 from ..train import run_training

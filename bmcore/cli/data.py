@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-from .. import quality as bquality
 from ..builtin_images import DEFAULT_IMAGE_MODEL
 from ..data.columns import choose_columns
 from ..data.label_values import label_notices
@@ -21,6 +20,10 @@ from ..errors import BmcoreError, os_error_message
 from ..labels import LABEL_DELIMITERS
 from ..models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, load_counting_tokenizer
 from ..problem_types import PREPARED_SHAPES
+from ..quality.changes import read_changes, save_version
+from ..quality.features import DEFAULT_ENCODER, DEFAULT_FOLDS, ENCODERS
+from ..quality.job import run_quality
+from ..quality.results import quality_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -67,9 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("dataset", help="a prepared dataset's name")
     q.add_argument("--out", help="also write the scores to this CSV file")
     q.add_argument("--encoder", help="features for the cross-validated logistic regression: for texts, mean-pooled "
-                   f"embeddings of a frozen encoder or TF-IDF ({', '.join(bquality.ENCODERS)}; default "
-                   f"{bquality.DEFAULT_ENCODER}); for images, the built-in model's pooled features ({DEFAULT_IMAGE_MODEL})")
-    q.add_argument("--folds", type=int, default=bquality.DEFAULT_FOLDS, help="cross-validation folds")
+                   f"embeddings of a frozen encoder or TF-IDF ({', '.join(ENCODERS)}; default "
+                   f"{DEFAULT_ENCODER}); for images, the built-in model's pooled features ({DEFAULT_IMAGE_MODEL})")
+    q.add_argument("--folds", type=int, default=DEFAULT_FOLDS, help="cross-validation folds")
     q.add_argument("--seed", type=int, default=0, help="seed of the folds")
     q.set_defaults(func=_quality)
 
@@ -94,14 +97,14 @@ def _quality(args: argparse.Namespace) -> int:
             shown[0] = tenth
             print(message, file=sys.stderr, flush=True)
 
-    result = bquality.run_quality(args.dataset, encoder=args.encoder, folds=args.folds, seed=args.seed, progress=progress)
+    result = run_quality(args.dataset, encoder=args.encoder, folds=args.folds, seed=args.seed, progress=progress)
     if args.out:
         try:
             csv_frame(result.scores).to_csv(Path(args.out).expanduser(), index=False)
         except OSError as exc:
             raise BmcoreError(f"cannot write --out {args.out}: {os_error_message(exc)} (the scores are saved with "
-                              f"the dataset, in {bquality.quality_dir(args.dataset)})") from exc
-    print(json.dumps({**result.summary, "path": str(bquality.quality_dir(args.dataset)),
+                              f"the dataset, in {quality_dir(args.dataset)})") from exc
+    print(json.dumps({**result.summary, "path": str(quality_dir(args.dataset)),
                       **({"out": args.out} if args.out else {})}, indent=2))
     return 0
 
@@ -126,7 +129,7 @@ class _Progress:
 def _apply_changes(args: argparse.Namespace) -> int:
     if not is_prepared(args.source):
         raise BmcoreError("--apply-changes works on a prepared dataset: give its name as SOURCE")
-    new = bquality.save_version(load_prepared(args.source), bquality.read_changes(args.apply_changes), args.name)
+    new = save_version(load_prepared(args.source), read_changes(args.apply_changes), args.name)
     print(json.dumps({"name": new.name, "path": str(dataset_dir(new.name)), "version": new.version,
                       "splits": {s: len(df) for s, df in new.splits.items()}}))
     return 0

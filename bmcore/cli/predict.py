@@ -128,7 +128,7 @@ def read_image(path: str | Path) -> bytes:
 
 def _run_images(clf: object, paths: list[str], args: argparse.Namespace) -> int:
     from ..explain_images import OVERLAY_PX, choose_method
-    from ..images import total_pixels
+    from ..images.codec import total_pixels
     from ..inference import predict_images
 
     if args.pair:

@@ -204,7 +204,7 @@ def scores_reason(values: pd.Series) -> str | None:
     if numbers.isna().any() or not np.isfinite(numbers.to_numpy(dtype=float)).all():
         return None
     distinct = np.unique(numbers.to_numpy(dtype=float))
-    span = f"{len(distinct):,} distinct values from {distinct[0]:g} to {distinct[-1]:g}"
+    span = f"{len(distinct):,} distinct values from {distinct[0]:.4g} to {distinct[-1]:.4g}"
     if not np.allclose(distinct, np.round(distinct)):
         return f"numbers that are not whole ({span})"
     ids = distinct[0] in (0, 1) and distinct[-1] - distinct[0] == len(distinct) - 1

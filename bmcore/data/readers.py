@@ -22,16 +22,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import images
 from ..errors import BmcoreError, os_error_message
 from ..files import resolve_path
+from ..images.fashion_mnist import FASHION_MNIST
+from ..images.sources import is_image_folder, read_image_folder, read_image_source
+from ..images.tables import image_column, image_frames_from_table, read_image_parquet
 from ..limits import check_hub, check_local_path, check_upload
 from ..models import hub_offline, hub_reachable
 from ..workspace import check_regular
 from .columns import LABEL_NAMES
 from .tables import FILE_TYPES, read_table
 
-BUILTIN_DATASETS = ("builtin:bbc-news", images.FASHION_MNIST)
+BUILTIN_DATASETS = ("builtin:bbc-news", FASHION_MNIST)
 DEFAULT_DATASET = "builtin:bbc-news"
 SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
                  "val": "validation", "dev": "validation", "test": "test", "testing": "test"}
@@ -147,23 +149,23 @@ def _read_file(path: str | Path, data: bytes | None, folder: Path | None, sheet:
                 data = Path(path).read_bytes()
             except OSError as exc:
                 raise BmcoreError(f"cannot read {os_error_message(exc)}") from exc
-        table = images.read_image_parquet(data, name)
+        table = read_image_parquet(data, name)
         if table is not None:
             return _image_table(table, folder, name, source, [])
     df, notes = read_table(path, data=data, sheet=sheet)
-    if images.image_column(df) is not None:
+    if image_column(df) is not None:
         return _image_table(df, folder, name, source, notes)
     return RawData(source, {"all": df}, notes)
 
 
 def _image_table(df: pd.DataFrame, folder: Path | None, name: str, source: str, notes: list[str]) -> RawData:
-    column = images.image_column(df)
+    column = image_column(df)
     if column is None:
         raise BmcoreError(f"{name} has no image column (image bytes, or file names ending in .png, .jpg, ...)")
     labels = [c for c in df.columns if str(c).lower() in LABEL_NAMES and c != column]
     if not labels:
         raise BmcoreError(f"{name} has an image column {column!r} but no label column (named label, class, category ...)")
-    frame, image_notes = images.image_frames_from_table(df, column, str(labels[0]), folder, name)
+    frame, image_notes = image_frames_from_table(df, column, str(labels[0]), folder, name)
     return RawData(source, {"all": frame}, [*notes, f"{name}: images from column {column!r}, classes from "
                                                     f"{labels[0]!r}", *image_notes], modality="image")
 
@@ -175,8 +177,8 @@ def load_source(source: str, data: bytes | None = None, sheet: str | None = None
         raise BmcoreError("no data source given; try builtin:bbc-news")
     if source == "builtin:bbc-news":
         return RawData(source, {"all": read_bbc_news()}, [])
-    if source == images.FASHION_MNIST or (source.lower().endswith(".zip") and data is not None):
-        return RawData(source, *images.read_image_source(source, data), modality="image")
+    if source == FASHION_MNIST or (source.lower().endswith(".zip") and data is not None):
+        return RawData(source, *read_image_source(source, data), modality="image")
     if source.startswith("builtin:"):
         raise BmcoreError(f"unknown built-in dataset {source!r}; available: {', '.join(BUILTIN_DATASETS)}")
     if source.startswith("hub:"):
@@ -189,12 +191,12 @@ def load_source(source: str, data: bytes | None = None, sheet: str | None = None
     check_local_path(path, "data path")  # before any existence check: no probing of the server's files
     check_regular(path)
     if path.is_dir():
-        if images.is_image_folder(path):
-            return RawData(str(path), *images.read_image_folder(path), modality="image")
+        if is_image_folder(path):
+            return RawData(str(path), *read_image_folder(path), modality="image")
         return _read_folder(path, sheet)
     if path.exists():
         if path.suffix.lower() == ".zip":
-            return RawData(str(path), *images.read_image_source(str(path)), modality="image")
+            return RawData(str(path), *read_image_source(str(path)), modality="image")
         return _read_file(path, None, path.parent, sheet, str(path))
     if Path(source).suffix.lower() in {*FILE_TYPES, ".zip"} or "/" in source or "\\" in source:
         raise BmcoreError(f"{source} does not exist")
@@ -242,7 +244,7 @@ def source_fingerprint(source: str, data: bytes | None = None) -> str:
     path = Path((source or "").strip()).expanduser()
     if source.startswith(("builtin:", "hub:")) or not path.exists():
         return ""
-    if path.is_dir() and images.is_image_folder(path):  # the images are in subfolders: count and date them all
+    if path.is_dir() and is_image_folder(path):  # the images are in subfolders: count and date them all
         found = [f for f in path.rglob("*") if f.is_file()]
         return (f"{len(found)}:{sum(f.stat().st_size for f in found)}:"
                 f"{max((f.stat().st_mtime_ns for f in found), default=0)}")

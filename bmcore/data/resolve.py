@@ -6,8 +6,8 @@ asks to learn a source's problem type and modality (:func:`kind_of`) without pre
 
 from __future__ import annotations
 
-from .. import images
 from ..files import read_json
+from ..images.sources import is_image_source
 from ..problem_types import SINGLE_LABEL
 from .columns import choose_columns
 from .dataset import PreparedDataset
@@ -30,7 +30,7 @@ def kind_of(source: str, *, text_columns: list[str] | None = None, label_column:
     if is_prepared(source):
         meta = read_json(dataset_dir(source) / DATASET_META, f"prepared dataset {source!r}", "prepare it again")
         return str(meta.get("problem_type") or SINGLE_LABEL), str(meta.get("modality") or "text")
-    if images.is_image_source(source):
+    if is_image_source(source):
         return SINGLE_LABEL, "image"
     if isinstance(label_columns, str):
         label_columns = [c.strip() for c in label_columns.split(",") if c.strip()]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import images
+from ..images.stats import image_stats
 from ..models import DEFAULT_MAX_SEQ_LENGTH
 from ..problem_types import MULTI_LABEL
 from .dataset import SPLITS, PreparedDataset
@@ -93,7 +93,7 @@ def compute_stats(ds: PreparedDataset, tokenizer: Any = None, max_seq_length: in
         stats.update(score_stats({s: ds.splits[s]["label"].to_numpy(dtype=float) for s in SPLITS}))
         stats["class_weights"] = {}
     if ds.modality == "image":
-        stats.update(images.image_stats(ds))
+        stats.update(image_stats(ds))
     elif tokenizer is not None:
         stats.update(_token_stats(ds, tokenizer, max_seq_length, progress, matrices))
         stats["tokenizer"] = tokenizer_name or getattr(tokenizer, "name_or_path", "")

@@ -205,7 +205,7 @@ class Task:
     def score_label_quality(self, ds: Any, rows: pd.DataFrame, labels: np.ndarray, *, encoder: str, folds: int,
                             seed: int, precision: str, report: Callable[[int, int, str], None]
                             ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-        """Label quality for ``ds`` (where :attr:`label_quality`): per row of ``rows`` (:func:`bmcore.quality.score_dataset`;
+        """Label quality for ``ds`` (where :attr:`label_quality`): per row of ``rows`` (:func:`bmcore.quality.job.score_dataset`;
         ``labels`` their class ids) the scores, the conflicting pairs, and extra summary keys."""
         raise NotImplementedError
 

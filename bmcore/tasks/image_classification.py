@@ -59,7 +59,7 @@ RECOMPUTE_IMAGES = 2048
 def decode(data: bytes, name: str = "image", min_side: int | None = None) -> Any:
     """An image's bytes as an RGB PIL image: :func:`bmcore.images.decode_image` (pixel limit, EXIF rotation, one-line
     refusals; with ``min_side`` a large image reduced on load), then RGB, as the models here take three channels."""
-    from ..images import decode_image
+    from ..images.codec import decode_image
 
     img = decode_image(bytes(data), name, min_side)
     return img if img.mode == "RGB" else img.convert("RGB")
@@ -229,7 +229,7 @@ def default_workers() -> int:
     return 2 if (os.cpu_count() or 1) >= 2 else 0
 
 
-# --- features for label quality (bmcore.quality_images) ---------------------------------------
+# --- features for label quality (bmcore.quality.images) ---------------------------------------
 
 
 def embed_images(images: Sequence[bytes], ref: str = DEFAULT_IMAGE_MODEL, *, size: int | None = None,
@@ -318,7 +318,7 @@ def recompute_batch_norm(model: Any, split: ImageSplit, limit: int = RECOMPUTE_I
 class ImageClassification(SingleLabelClassification):
     title = "Image classification"
     modality = "image"
-    quality_encoders = (DEFAULT_IMAGE_MODEL,)  # label quality: the built-in model's pooled features (bmcore.quality_images)
+    quality_encoders = (DEFAULT_IMAGE_MODEL,)  # label quality: the built-in model's pooled features (bmcore.quality.images)
     # bmcore.schedule's small-data rule, with images' own minimum: on Fashion-MNIST cut to 50 images per class, 48 steps
     # (the default 3 epochs) scored 0.775 and 100 steps 0.811 (README, "Small data, images").
     min_train_steps = 100
@@ -398,7 +398,7 @@ class ImageClassification(SingleLabelClassification):
 
     def score_label_quality(self, ds: Any, rows: pd.DataFrame, labels: np.ndarray, **kwargs: Any
                             ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-        from ..quality_images import score_images
+        from ..quality.images import score_images
 
         return score_images(ds, rows, labels, embed=embed_images, **kwargs)
 

@@ -229,7 +229,7 @@ class SingleLabelClassification(Task):
 
     @property
     def quality_encoders(self) -> tuple[str, ...]:  # type: ignore[override]
-        from ..quality import ENCODERS
+        from ..quality.features import ENCODERS
 
         return ENCODERS
 
@@ -334,7 +334,7 @@ class SingleLabelClassification(Task):
 
     def score_label_quality(self, ds: Any, rows: pd.DataFrame, labels: np.ndarray, **kwargs: Any
                             ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-        from ..quality import score_texts
+        from ..quality.texts import score_texts
 
         return score_texts(ds, rows, labels, **kwargs)
 

@@ -27,8 +27,8 @@ CLASSES = {1: "Trouser", 7: "Sneaker", 8: "Bag"}
 def garments_zip(path: Path) -> tuple[Path, bytes]:
     """A zip of class folders (train/ 40 and test/ 12 real Fashion-MNIST images a class); and one more image."""
     folder = bimg.FASHION_MNIST_DIR
-    pixels = bimg._read_idx(folder / bimg.FASHION_MNIST_FILES["test"][0], 0x803)
-    labels = bimg._read_idx(folder / bimg.FASHION_MNIST_FILES["test"][1], 0x801)
+    pixels = bimg.read_idx(folder / bimg.FASHION_MNIST_FILES["test"][0], 0x803)
+    labels = bimg.read_idx(folder / bimg.FASHION_MNIST_FILES["test"][1], 0x801)
     with zipfile.ZipFile(path, "w") as zf:
         for k, name in CLASSES.items():
             for i, p in enumerate(pixels[np.flatnonzero(labels == k)[:52]]):

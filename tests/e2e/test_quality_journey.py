@@ -17,6 +17,7 @@ from conftest import ROOT
 from bmcore import data as bdata
 from bmcore import quality as bq
 from bmcore import runs
+from bmcore.report import quality as rq
 
 pytestmark = pytest.mark.e2e
 
@@ -78,7 +79,7 @@ def test_review_save_a_version_and_train_on_it(server: Server, workspace: Path, 
         wait_job_result(page, "Look mislabeled", workspace)
         idle(page)
         page.screenshot(path=str(ARTIFACTS / "quality-1-flagged.png"), full_page=True)
-        flags = bq.flags_frame(bq.load_quality("sms"))
+        flags = rq.flags_frame(bq.load_quality("sms"))
         n = len(flags)
         with page.expect_download() as download:
             page.get_by_role("button", name=f"All {n:,} flagged rows (CSV)").click()

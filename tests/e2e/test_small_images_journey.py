@@ -21,6 +21,7 @@ from bmcore import data as bdata
 from bmcore import images as bimg
 from bmcore import quality as bq
 from bmcore import runs
+from bmcore.report import quality as rq
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not (bimg.FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
                                                   reason="Debian's dataset-fashion-mnist is not installed")]
@@ -33,8 +34,8 @@ PER_CLASS, EVAL_PER_CLASS, FLIPS = 30, 15, 3
 
 def fashion(split: str) -> tuple[np.ndarray, np.ndarray]:
     folder = bimg.FASHION_MNIST_DIR
-    return (bimg._read_idx(folder / bimg.FASHION_MNIST_FILES[split][0], 0x803),
-            bimg._read_idx(folder / bimg.FASHION_MNIST_FILES[split][1], 0x801))
+    return (bimg.read_idx(folder / bimg.FASHION_MNIST_FILES[split][0], 0x803),
+            bimg.read_idx(folder / bimg.FASHION_MNIST_FILES[split][1], 0x801))
 
 
 def zips(tmp: Path) -> tuple[Path, Path, Path]:
@@ -103,7 +104,7 @@ def test_small_image_zip_quality_train_evaluate_and_grad_cam(workspace: Path, tm
             page.get_by_role("button", name="Find label issues").click()
             wait_job_result(page, "Look mislabeled", workspace)
             idle(page)
-            flags = bq.flags_frame(bq.load_quality("garments"))
+            flags = rq.flags_frame(bq.load_quality("garments"))
             files = [PurePosixPath(t).name for t in flags["text"]]
             assert PHOTO in files, files
             photo = files.index(PHOTO)

@@ -1,15 +1,18 @@
-"""Label quality for image datasets: the same review as for texts (:mod:`bmcore.quality`), from image features.
+"""Label quality for image datasets: the same review as for texts (:mod:`bmcore.quality.texts`), from image features.
 
 1. Every image of every split gets a feature vector from the built-in image model, frozen: the pooled output of
    ``builtin:efficientnet-lite0``'s last stage (1,280 numbers), L2-normalised, at the side a run on the data would
    train at. The image task does it (:func:`bmcore.tasks.image_classification.embed_images`): images are decoded a
    batch at a time through :func:`bmcore.images.decode_image` (its pixel limit, EXIF rotation, one-line refusals).
 2. k-fold cross-validation of logistic regression on those features gives out-of-fold class probabilities, as for
-   texts (:func:`bmcore.quality.out_of_fold_probs`).
+   texts (:func:`bmcore.quality.features.out_of_fold_probs`).
 3. cleanlab's ``Datalab`` finds three kinds of issue from the probabilities and the features: **label issues** (the
    given label disagrees with the probabilities beyond the estimated noise), **outliers** (far from every other
    image: a placeholder, a broken or an unrelated picture among the photos) and **near duplicates** (almost the same
    features: a copy, a crop, a resave). Each flagged image is reviewed like a flagged text: keep, relabel or drop.
+
+The image task calls :func:`score_images` (:meth:`bmcore.tasks.base.Task.score_label_quality`); this module knows no
+task. The thumbnails of flagged images a page shows are :func:`bmcore.report.quality.flag_gallery`.
 """
 
 from __future__ import annotations
@@ -18,18 +21,14 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .baseline import one_thread
-from .data.dataset import PreparedDataset
-from .data.storage import dataset_dir
-from .errors import BmcoreError
-from .images import thumbnail
-from .quality import Progress, out_of_fold_probs
+from ..baseline import one_thread
+from ..data.dataset import PreparedDataset
+from .features import Progress, out_of_fold_probs
 
 # On L2-normalised EfficientNet-Lite0 features of 300 Fashion-MNIST images (4 classes, 9 labels flipped, 6 draws of
 # the flips) cleanlab found 65%, 70% and 76% of the flips at C 1, 3 and 10, with 81%, 90% and 80% of its flags right.
@@ -37,7 +36,6 @@ LOGREG_C = 3.0
 ISSUE_TYPES = ("label", "outlier", "near_duplicate")  # what Datalab looks for, with its defaults but k
 NEIGHBOURS = 10  # Datalab's own k for outliers and near duplicates (fewer where the dataset is smaller)
 ISSUE_NAMES = {"label": "label issue", "outlier": "outlier", "near_duplicate": "near duplicate"}
-THUMB_PX = 96
 Embed = Callable[..., np.ndarray]  # images (bytes), encoder, precision=, names=, progress= -> features [n, d]
 
 
@@ -52,7 +50,7 @@ def find_image_issues(given: Sequence[str], probs: np.ndarray, features: np.ndar
     # Fresh settings each call: Datalab writes what it computed (the neighbour graph) into the dicts it is given. Its
     # 10 neighbours need 11 rows: fewer, and it prints an error (into the CLI's JSON) and skips the check.
     near = {"k": min(NEIGHBOURS, len(features) - 1)}
-    # n_jobs 1: the label check's default forks a worker pool, which hung a job (bmcore.quality says the same of text)
+    # n_jobs 1: the label check's default forks a worker pool, which hung a job (bmcore.quality.texts says the same of text)
     label = {"clean_learning_kwargs": {"find_label_issues_kwargs": {"n_jobs": 1}}}
     issue_types = {"label": label, "outlier": dict(near), "near_duplicate": dict(near)}
     with contextlib.redirect_stdout(sys.stderr):  # what Datalab prints is a log line, never the CLI's JSON
@@ -83,7 +81,7 @@ def issue_names(issues: pd.DataFrame, names: Sequence[str]) -> list[str]:
 
 def score_images(ds: PreparedDataset, rows: pd.DataFrame, labels: np.ndarray, *, embed: Embed, encoder: str, folds: int,
                  seed: int, precision: str, report: Progress) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """The label-quality scores of an image dataset's ``rows`` (:func:`bmcore.quality.score_dataset`), its images
+    """The label-quality scores of an image dataset's ``rows`` (:func:`bmcore.quality.job.score_dataset`), its images
     embedded by ``embed`` (the image task's :func:`bmcore.tasks.image_classification.embed_images`): the columns
     every result has, plus ``near_duplicate``, ``issues`` (in words), ``review`` and ``review_score``; no conflicts
     table (a near duplicate is reviewed as a flag); and the summary's extra keys."""
@@ -117,25 +115,3 @@ def score_images(ds: PreparedDataset, rows: pd.DataFrame, labels: np.ndarray, *,
         review_score=np.where(flags, worst, 1.0).min(axis=1),  # its worst flagged score: 0 is the most doubtful
     )
     return scores, pd.DataFrame(), {"near_duplicates": int(flags[:, 2].sum()), "embed_seconds": round(embed_s, 1)}
-
-
-def flag_gallery(dataset: str, flags: pd.DataFrame, size: int = THUMB_PX) -> tuple[list[bytes], list[str]]:
-    """Thumbnails (PNG) of flagged images (rows of :func:`bmcore.quality.flags_frame`) with captions: flag number,
-    file name, issue types, given → suggested label. Refuses, in one line, flags whose images no longer match."""
-    thumbs, captions = [], []
-    for split, group in flags.groupby("split", sort=False):
-        path = dataset_dir(dataset) / f"{split}.parquet"
-        try:  # (bmcore.evaluate.split_images reads the same; evaluate imports this module's task, so not from there)
-            images = pd.read_parquet(path, columns=["image", "sha256"])
-        except (OSError, ValueError, KeyError) as exc:
-            raise BmcoreError(f"cannot read the images of split {split!r} from {path} ({exc.__class__.__name__}); "
-                              "prepare the dataset again") from exc
-        for _, f in group.iterrows():
-            at = int(f["row"])
-            if at >= len(images) or str(images["sha256"].iat[at]) != str(f["sha256"]):
-                raise BmcoreError(f"the images of {dataset!r} no longer match its label-quality scores; score it again")
-            thumbs.append((int(f["flag"]), thumbnail(bytes(images["image"].iat[at]), size)))
-            captions.append((int(f["flag"]), f"{int(f['flag'])}. {PurePosixPath(str(f['text'])).name}: {f['issues']}; "
-                                             f"{f['given']} → {f['suggested']}"))
-    order = np.argsort([t[0] for t in thumbs], kind="stable")
-    return [thumbs[i][1] for i in order], [captions[i][1] for i in order]
