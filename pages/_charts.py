@@ -195,14 +195,14 @@ def score_scatter_figure(points: pd.DataFrame, span: tuple[float, float]) -> go.
     selection returns), and the dotted line y = x over ``span``; from :func:`bmcore.report.regression.scatter_frame`."""
     lo, hi = span
     fig = go.Figure(go.Scatter(
-        x=points["gold"], y=points["pred"], mode="markers", customdata=points[["row"]].to_numpy(),
+        x=points["gold"], y=points["pred"], mode="markers", customdata=points["row"].to_numpy(),
         text=points["hover"], marker={"size": 6, "opacity": 0.6, "color": points["abs_error"], "colorscale": "Viridis",
                                       "colorbar": {"title": "|error|"}},
         hovertemplate="gold %{x:.3f} · predicted %{y:.3f}<br>%{text}<extra></extra>"))
     fig.add_shape(type="line", x0=lo, y0=lo, x1=hi, y1=hi, line={"dash": "dot", "color": "#9CA3AF"})
     fig.update_layout(title="Predicted against gold score", height=480, dragmode="select",
                       xaxis={"title": "gold score", "range": [lo, hi]},
-                      yaxis={"title": "predicted score", "range": [lo, hi], "scaleanchor": "x"})
+                      yaxis={"title": "predicted score", "range": [lo, hi]})
     return fig
 
 

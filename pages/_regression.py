@@ -84,7 +84,9 @@ def show_errors(s: Scored) -> None:
                              "scores predicted too high from those predicted too low.")
     span = None
     if bounds is not None and bounds[1] > bounds[0]:
-        span = c2.slider("Gold score between", bounds[0], bounds[1], bounds, key="evaluate_score_range")
+        # A range kept from another evaluation may lie outside this one's scores: the slider would refuse it.
+        st.session_state["evaluate_score_range"] = rr.range_state(st.session_state.get("evaluate_score_range"), bounds)
+        span = c2.slider("Gold score between", bounds[0], bounds[1], key="evaluate_score_range")
     rows = rr.example_table(s.result.predictions, sort=sort, gold_range=span)
     st.caption(f"{len(rows):,} of {len(s.result.predictions):,} examples.")
     if rows.empty:

@@ -64,10 +64,12 @@ def test_a_selection_lists_its_rows_largest_error_first(scored):
     table, _ = scored
     points = rr.scatter_frame(table)
     picked = points.sort_values("gold").head(7)
-    selection = [{"x": g, "y": p, "customdata": [int(r)], "point_index": i}
+    # As Streamlit hands a box selection back: plotly's point fields, the row in customdata.
+    selection = [{"curve_number": 0, "point_number": i, "point_index": i, "x": g, "y": p, "customdata": int(r)}
                  for i, (r, g, p) in enumerate(zip(picked["row"], picked["gold"], picked["pred"], strict=True))]
-    rows = rr.selected_rows(selection + [{"x": 1}, "junk", {"customdata": ["x"]}, {"customdata": [True]}])
+    rows = rr.selected_rows(selection + [{"x": 1}, "junk", {"customdata": ["x"]}, {"customdata": True}])
     assert rows == sorted(picked["row"].tolist())
+    assert rr.selected_rows([{"customdata": [5]}, {"customdata": {"0": 7}}, {"customdata": 2.0}]) == [2, 5, 7]
     listed = rr.example_table(table, rows)
     assert len(listed) == 7 and listed["abs_error"].is_monotonic_decreasing
     assert set(listed["text"]) == set(table.loc[rows, "text"])
@@ -86,6 +88,8 @@ def test_the_error_table_is_sorted_by_absolute_error_and_filters_a_gold_range(sc
     inside = rr.example_table(table, gold_range=(4.0, 5.0))
     assert len(inside) == int(table["gold"].between(4.0, 5.0).sum()) > 0
     assert rr.gold_bounds(table) == (table["gold"].min(), table["gold"].max())
+    assert rr.range_state((1.0, 2.0), (0.0, 5.0)) == (1.0, 2.0)
+    assert rr.range_state((1.0, 6.0), (0.0, 5.0)) == rr.range_state(None, (0.0, 5.0)) == (0.0, 5.0)  # another evaluation's
     with pytest.raises(BmcoreError, match="unknown order"):
         rr.example_table(table, sort="by colour")
     as_text = table.astype({"gold": str, "pred": str})  # an older evaluation read from its CSV

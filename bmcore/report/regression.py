@@ -100,11 +100,13 @@ def scatter_range(frame: pd.DataFrame) -> tuple[float, float]:
 
 
 def selected_rows(points: Any) -> list[int]:
-    """The prediction rows a scatter selection picked: each point carries its row as its first ``customdata``
-    (anything else in the selection state is ignored)."""
+    """The prediction rows a scatter selection picked: each point carries its row as its ``customdata`` (the browser
+    sends a number, or a one-item list or ``{"0": row}`` for a row of custom data; anything else is ignored)."""
     rows = []
     for point in points if isinstance(points, list) else []:
         data = point.get("customdata") if isinstance(point, dict) else None
+        if isinstance(data, dict):
+            data = list(data.values())
         value = data[0] if isinstance(data, list) and data else data
         if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
             rows.append(int(value))
@@ -154,6 +156,16 @@ def gold_bounds(predictions: pd.DataFrame) -> tuple[float, float] | None:
     """The smallest and largest gold score (the error browser's range filter), or None without a finite one."""
     gold = scores(predictions)["gold"].dropna()
     return None if gold.empty else (float(gold.min()), float(gold.max()))
+
+
+def range_state(state: Any, bounds: tuple[float, float]) -> tuple[float, float]:
+    """The gold range filter to show: the one kept from an earlier visit when it lies within ``bounds`` (this
+    evaluation's gold scores), else all of them."""
+    if isinstance(state, (tuple, list)) and len(state) == 2 and all(isinstance(v, (int, float)) for v in state):
+        lo, hi = float(state[0]), float(state[1])
+        if bounds[0] <= lo <= hi <= bounds[1]:
+            return lo, hi
+    return bounds
 
 
 # --- comparing two runs ---------------------------------------------------------------------
