@@ -188,3 +188,33 @@ def label_confusion_figure(matrices: list, names: list[str], shown: list[int], c
                       dragmode=False, title={"text": "Per label: rows gold (no/yes), columns predicted (no/yes)",
                                              "font": {"size": 15}})
     return fig
+
+
+def score_scatter_figure(points: pd.DataFrame, span: tuple[float, float]) -> go.Figure:
+    """Predicted against gold scores, one point per example with its prediction row as ``customdata`` (what a
+    selection returns), and the dotted line y = x over ``span``; from :func:`bmcore.report.regression.scatter_frame`."""
+    lo, hi = span
+    fig = go.Figure(go.Scatter(
+        x=points["gold"], y=points["pred"], mode="markers", customdata=points["row"].to_numpy(),
+        text=points["hover"], marker={"size": 6, "opacity": 0.6, "color": points["abs_error"], "colorscale": "Viridis",
+                                      "colorbar": {"title": "|error|"}},
+        hovertemplate="gold %{x:.3f} · predicted %{y:.3f}<br>%{text}<extra></extra>"))
+    fig.add_shape(type="line", x0=lo, y0=lo, x1=hi, y1=hi, line={"dash": "dot", "color": "#9CA3AF"})
+    fig.update_layout(title="Predicted against gold score", height=480, dragmode="select",
+                      xaxis={"title": "gold score", "range": [lo, hi]},
+                      yaxis={"title": "predicted score", "range": [lo, hi]})
+    return fig
+
+
+def error_range_figure(frame: pd.DataFrame) -> go.Figure:
+    """MAE and bias (mean signed error) per range of the gold score, each bar labelled with its number of examples;
+    from :func:`bmcore.report.regression.error_range_frame`."""
+    counts = [f"{int(n):,} ex." for n in frame["n"]]
+    fig = go.Figure([go.Bar(x=frame["range"], y=frame["mae"], name="MAE", marker_color=TWO_HUES[0], text=counts,
+                            textposition="outside", hovertemplate="gold %{x}<br>MAE %{y:.3f}<br>%{text}<extra></extra>"),
+                     go.Bar(x=frame["range"], y=frame["bias"], name="bias (predicted − gold)", marker_color=TWO_HUES[1],
+                            hovertemplate="gold %{x}<br>mean signed error %{y:+.3f}<extra></extra>")])
+    fig.add_hline(y=0, line={"color": "#9CA3AF", "width": 1})
+    fig.update_layout(title="Error by range of the gold score", barmode="group", height=400, legend=LEGEND_TOP,
+                      xaxis={"title": "gold score"}, yaxis={"title": "error, in the scores' units"})
+    return fig

@@ -1,7 +1,8 @@
-"""The Evaluate page's results, section by section: summary, confusions, errors, gold check, per class, curves,
-calibration and comparison. :data:`SECTIONS` is the layout for a single-label classifier, top to bottom; a
-multi-label one has its own tuple of sections in pages/_multilabel.py, drawn from the same :class:`Scored`. The export,
-the same for any task, stays on the page."""
+"""The Evaluate page's results for a single-label classifier (text or images), section by section: summary,
+confusions, errors, gold check, per class, curves, calibration and comparison; and what every task's sections share
+(:class:`Scored`, tables, downloads, picking another run). :data:`DRAWERS` maps the section keys a task names
+(:attr:`bmcore.tasks.base.Task.evaluate_sections`) to their drawing functions; multi-label and regression have their
+own (pages/_multilabel.py, pages/_regression.py). The export, the same for any task, stays on the page."""
 
 import json
 from dataclasses import dataclass
@@ -140,6 +141,11 @@ def open_in_playground(rows: pd.DataFrame, key: str, model_dir: str, **table_kwa
 def show_summary(s: Scored) -> None:
     m = s.result.metrics
     st.subheader("How good is it?")
+    st.markdown("**Accuracy** counts right answers; on imbalanced data it can look high while a rare class is always "
+                "missed, so **macro F1**, the mean F1 over classes, is the number to watch. The **confusion matrix** "
+                "(rows gold, columns predicted) shows which classes are mixed up. **Calibration** asks whether a "
+                "confidence of 0.9 means right 90% of the time; the expected calibration error (**ECE**) measures the "
+                "gap, and **temperature scaling**, fitted on the validation split, closes it.")
     st.caption(report.evaluation_caption(m, len(s.result.predictions), len(s.result.label_names), s.dataset, s.split))
     for row in report.headline_tiles(m):
         show_tiles(row)
@@ -206,8 +212,9 @@ def show_confusion(s: Scored) -> None:
         open_in_playground(rows, "evaluate_cell", s.model_dir, height=min(420, 38 + 35 * min(len(rows), 11)))
 
 
-def show_errors(s: Scored) -> None:
-    names, predictions, multi = s.result.label_names, s.result.predictions, s.result.multi_label
+def show_errors(s: Scored, multi: bool = False) -> None:
+    """The error browser; ``multi``: gold and pred are label sets (the multi-label sections register it so)."""
+    names, predictions = s.result.label_names, s.result.predictions
     st.subheader("Error browser")
     if multi:
         st.caption("A multi-label example is wrong unless its whole predicted set equals the gold set; a label filter "
@@ -357,8 +364,7 @@ def show_compare(s: Scored) -> None:
         show_flips(cmp, other)
 
 
-# The single-label layout, top to bottom; a multi-label evaluation has its own (pages/_multilabel.py).
-SECTIONS = (show_summary, show_confusion, show_errors, show_gold, show_per_class, show_curves, show_calibration,
-            show_compare)
-# An image classifier: the same, with thumbnails for the examples, less the gold-label check (not drawn for images yet).
-IMAGE_SECTIONS = tuple(section for section in SECTIONS if section is not show_gold)
+# A single-label classifier's sections by key (the task names them, in its order; an image model shows its examples as
+# thumbnails, and its modality leaves the gold check out).
+DRAWERS = {"summary": show_summary, "confusion": show_confusion, "errors": show_errors, "gold": show_gold,
+           "per_class": show_per_class, "curves": show_curves, "calibration": show_calibration, "compare": show_compare}

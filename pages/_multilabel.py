@@ -1,6 +1,7 @@
 """The Evaluate page's results for a multi-label classifier, section by section: the headline scores beside the
 baseline, what the tuned per-label thresholds gained, the per-label table, the per-label confusion grid with the
-examples of a chosen cell, the error browser and the comparison with another run. :data:`SECTIONS` is the layout."""
+examples of a chosen cell, the error browser and the comparison with another run. :data:`DRAWERS` maps the section keys
+of :attr:`bmcore.tasks.multi_label_classification.MultiLabelClassification.evaluate_sections` to them."""
 
 from functools import partial
 
@@ -134,7 +135,7 @@ def show_multi_label_compare(s: Scored) -> None:
         show_flips(cmp, other, ev.shown_sets)
 
 
-# The multi-label layout, top to bottom. No gold check, curves or calibration: the per-label table has each label's
-# ROC/PR-AUC, and the thresholds, not a temperature, are what is tuned.
-SECTIONS = (show_summary, show_thresholds, show_per_label, show_label_confusion, show_errors,
-            show_multi_label_compare)
+# The multi-label sections by key (the task names them, in its order).
+DRAWERS = {"label_summary": show_summary, "thresholds": show_thresholds, "per_label": show_per_label,
+           "label_confusion": show_label_confusion, "label_errors": partial(show_errors, multi=True),
+           "label_compare": show_multi_label_compare}

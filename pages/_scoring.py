@@ -67,8 +67,9 @@ def job_params(up: Upload, ds: bdata.PreparedDataset, model_dir: str, baseline_t
             "precision": st.session_state.get("precision", "auto"), "baseline_train": baseline_train}
 
 
-def sections(layout: tuple) -> list:
-    """The results sections for an upload: the layout's, less the label-quality check (it reads a prepared dataset)."""
-    from pages._evaluation import show_gold
+UPLOAD_OMITS = ("gold",)  # the label-quality check reads a prepared dataset's split, which an upload has not
 
-    return [section for section in layout if section is not show_gold]
+
+def sections(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The results sections (by key) for an upload: the task's and modality's, less those that need a prepared dataset."""
+    return tuple(key for key in keys if key not in UPLOAD_OMITS)

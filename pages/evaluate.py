@@ -1,4 +1,5 @@
-"""Evaluate: score a model on a locked split next to a TF-IDF baseline; confusions, errors, curves, calibration, comparison."""
+"""Evaluate: score a model on a locked split next to a baseline; the results sections its task names (confusions,
+errors, curves and calibration for a classifier; correlation, a scatter and the error by range for a score), comparison."""
 
 from pathlib import Path
 
@@ -9,10 +10,12 @@ from bmcore import jobs, report, runs
 from bmcore.data import dataset_dir, list_prepared
 from bmcore.display import md
 from bmcore.errors import BmcoreError
-from pages import _multilabel
+from bmcore.modalities import get_modality
+from bmcore.tasks import get_task
 from pages import _scoring as upload_ui
-from pages._evaluation import IMAGE_SECTIONS, SECTIONS, Scored, load, split_images
+from pages._evaluation import Scored, load, split_images
 from pages._export import show_export
+from pages._sections import DRAWERS
 from pages._ui import job_outcome, keep, show_job, start_job
 
 SOURCES = ("A finished run", "Local model folder")
@@ -37,12 +40,10 @@ def on_run_change() -> None:
 st.title("Evaluate")
 st.markdown(
     "Evaluation scores a trained model on the **test split**, which was locked away during training, so the score is "
-    "honest. Every result sits next to a **baseline**, TF-IDF word counts with logistic regression trained on the same "
-    "data in seconds: if the transformer does not beat it clearly, fine-tuning was not worth it. **Accuracy** counts "
-    "right answers; on imbalanced data it can look high while a rare class is always missed, so **macro F1**, the mean "
-    "F1 over classes, is the number to watch. The **confusion matrix** (rows gold, columns predicted) shows which "
-    "classes are mixed up. **Calibration** asks whether a confidence of 0.9 means right 90% of the time; the expected "
-    "calibration error (**ECE**) measures the gap, and **temperature scaling**, fitted on the validation split, closes it."
+    "honest. Every result sits next to a **baseline**, a simple model (for texts, TF-IDF word counts with a linear model) "
+    "trained on the same data in seconds: if the transformer does not beat it clearly, fine-tuning was not worth it. What "
+    "the results show depends on what the model predicts (a class, a set of labels or a score); each part explains its "
+    "numbers."
 )
 
 datasets = list_prepared()
@@ -143,17 +144,17 @@ if not ev.is_fresh(out_dir, model_dir, None if uploaded is not None else data_fo
     st.stop()
 
 mtime = ev.evaluation_mtime(out_dir)
-image = meta.get("modality") == "image"
 try:
-    images = split_images(str(data_folder), split, meta.get("created")) if image else None
+    modality = get_modality(meta.get("modality"))
+    images = split_images(str(data_folder), split, meta.get("created")) if modality.thumbnails else None
     scored = Scored(load(str(out_dir), mtime), out_dir, mtime, model_dir, dataset, split, this_run, completed, images)
+    # The task names its results sections, the modality leaves out those its inputs have no view for.
+    sections = modality.evaluate_sections(get_task(scored.result.problem_type, modality.name).evaluate_sections)
 except BmcoreError as exc:
     fail(exc)
-if image:
-    st.caption("Images: the baseline is logistic regression on the pixels, each image downscaled to 16x16 grayscale; "
-               "the examples below are shown as thumbnails, captioned file name: gold → predicted (confidence).")
-sections = _multilabel.SECTIONS if scored.result.multi_label else IMAGE_SECTIONS if image else SECTIONS
-for section in sections if uploaded is None else upload_ui.sections(sections):
-    section(scored)
+if modality.evaluate_note:
+    st.caption(modality.evaluate_note)
+for key in sections if uploaded is None else upload_ui.sections(sections):
+    DRAWERS[key](scored)
 if this_run is not None:
     show_export(Path(completed[this_run].path))

@@ -12,6 +12,13 @@ class Modality:
     example_noun = "rows"  # what one example is called in sentences ("300 training rows")
     pipeline_task = ""  # transformers.pipeline's task name for a classifier of this input
     pipeline_example = ""  # a Python literal of one input, for the snippet that calls a saved model
+    thumbnails = False  # True: the Evaluate page shows examples as pictures (bmcore.evaluate.gallery), not as text
+    evaluate_note = ""  # a line the Evaluate page shows above the results of a model on these inputs ("" for none)
+    evaluate_omits: tuple[str, ...] = ()  # the task's Evaluate sections these inputs have no view for (by key)
+
+    def evaluate_sections(self, sections: tuple[str, ...]) -> tuple[str, ...]:
+        """A task's Evaluate sections (:attr:`bmcore.tasks.base.Task.evaluate_sections`) less those this input leaves out."""
+        return tuple(key for key in sections if key not in self.evaluate_omits)
 
     def builtin_models(self) -> tuple[str, ...]:
         """The built-in model references (``builtin:...``) of this modality."""

@@ -15,6 +15,10 @@ class Image(Modality):
     example_noun = "images"
     pipeline_task = "image-classification"
     pipeline_example = '"photo.png"'
+    thumbnails = True
+    evaluate_note = ("Images: the baseline is logistic regression on the pixels, each image downscaled to 16x16 grayscale; "
+                     "the examples below are shown as thumbnails, captioned file name: gold → predicted (confidence).")
+    evaluate_omits = ("gold",)  # the label-quality check of a split's gold labels is not drawn for images yet
 
     def builtin_models(self) -> tuple[str, ...]:
         return tuple(BUILTIN_PREFIX + name for name in BUILTIN_IMAGE_MODELS)

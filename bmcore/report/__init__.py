@@ -155,8 +155,12 @@ PROBLEM_TYPE_TEXT = {  # what a learner needs to know about each kind of problem
 
 
 def label_unit(problem_type: str | None) -> str:
-    """What a dataset's labels are called in a count: ``classes``, or ``labels`` for multi-label data."""
-    return "labels" if problem_type == MULTI_LABEL else "classes"
+    """What a dataset's labels are called in a count, as its task says (``classes``; ``labels`` for multi-label
+    data); ``classes`` for an unknown problem type."""
+    try:
+        return get_task(problem_type if isinstance(problem_type, str) else None).label_unit
+    except BmcoreError:
+        return "classes"
 
 
 def problem_type_text(problem_type: str | None) -> str | None:

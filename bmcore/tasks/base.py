@@ -33,6 +33,11 @@ class Task:
     # is called in a sentence.
     headline: tuple[str, ...] = ("accuracy", "macro_f1")
     metric_names: dict[str, str] = {"accuracy": "accuracy", "macro_f1": "macro F1"}
+    label_unit = "classes"  # what a dataset's label names are called in a count ("4 classes")
+    # The Evaluate page's results sections, top to bottom, by their keys in the page's registry (pages/evaluate.py:
+    # DRAWERS); the modality may leave some out (bmcore.modalities.base.Modality.evaluate_sections).
+    evaluate_sections: tuple[str, ...] = ("summary", "confusion", "errors", "gold", "per_class", "curves", "calibration",
+                                          "compare")
 
     # --- the job ---------------------------------------------------------------------------
 

@@ -133,6 +133,10 @@ class MultiLabelClassification(Task):
     min_train_steps = 150  # as single-label text (bmcore.schedule)
     metric_names = {"accuracy": "subset accuracy", "macro_f1": "macro F1"}
     pipeline_kwargs = ", top_k=None"  # a score for every label: the pipeline's default is the top one alone
+    label_unit = "labels"
+    # No gold check, curves or calibration: the per-label table has each label's ROC/PR-AUC, and the thresholds, not a
+    # temperature, are what is tuned.
+    evaluate_sections = ("label_summary", "thresholds", "per_label", "label_confusion", "label_errors", "label_compare")
 
     def gold(self, df: pd.DataFrame, label_names: Sequence[str]) -> np.ndarray:
         return multi_hot(label_sets(df["label"].tolist()), label_names)

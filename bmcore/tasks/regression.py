@@ -61,6 +61,9 @@ class Regression(Task):
     metric_names = {"pearson": "Pearson correlation", "spearman": "Spearman correlation", "rmse": "RMSE", "mae": "MAE",
                     "r2": "R²"}
     more_data = "add training examples across the whole range of scores"
+    label_unit = "score"  # "1 score": the one output
+    # No confusion matrix, calibration or per-class view: a score is right by a distance, not a class.
+    evaluate_sections = ("score_summary", "score_scatter", "error_by_range", "score_errors", "score_compare")
 
     # --- data -> targets ---------------------------------------------------------------------
 
@@ -163,7 +166,9 @@ class Regression(Task):
         fitted after training: a score has no temperature or thresholds."""
         pred = self.scores(logits)[:, 0]
         table = self.prediction_table(df, pred, truncated)
-        return table, regression_metrics(table["gold"].to_numpy(), pred), {}, []
+        metrics = {"problem_type": self.problem_type, "label_names": [SCORE_LABEL],
+                   **regression_metrics(table["gold"].to_numpy(), pred)}
+        return table, metrics, {}, []
 
     def baseline(self, train: pd.DataFrame, df: pd.DataFrame, label_names: Sequence[str], *, seed: int,
                  n_bins: int) -> dict[str, Any]:
