@@ -245,11 +245,11 @@ def _kind_comparisons() -> list[str]:
 
 
 # Issue 28 takes these to nothing: per file, the comparisons it still holds (none may be added).
-KIND_COMPARED = {"bmcore/cli/data.py": 6, "bmcore/cli/evaluate.py": 6, "bmcore/config.py": 5, "bmcore/data/columns.py": 2,
+KIND_COMPARED = {"bmcore/cli/data.py": 6, "bmcore/config.py": 5, "bmcore/data/columns.py": 2,
                  "bmcore/data/dataset.py": 4, "bmcore/data/preparation.py": 4, "bmcore/data/resolve.py": 5,
                  "bmcore/data/stats.py": 8, "bmcore/data/storage.py": 2, "bmcore/estimate.py": 1, "bmcore/evaluate.py": 4,
-                 "bmcore/export/card.py": 5, "bmcore/export/run.py": 1, "bmcore/inference.py": 1, "bmcore/pretrain.py": 1,
-                 "bmcore/report/__init__.py": 4, "bmcore/report/playground.py": 5, "bmcore/runs.py": 2,
+                 "bmcore/export/run.py": 1, "bmcore/inference.py": 1, "bmcore/pretrain.py": 1,
+                 "bmcore/report/__init__.py": 4, "bmcore/report/playground.py": 2, "bmcore/runs.py": 2,
                  "bmcore/scoring.py": 3, "bmcore/train.py": 1, "pages/data.py": 2, "pages/evaluate.py": 1,
                  "pages/train.py": 1}
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..display import md_code
+from ..display import md, md_code
 
 MISSED_RECALL = 0.1  # a class or label recalled this rarely or less is "never or almost never predicted right"
 
@@ -215,6 +215,41 @@ class Task:
     def explain_target(self, record: dict[str, Any]) -> str:
         """The label that attributions explain by default for a :meth:`record`: the predicted class."""
         return str(record["label"])
+
+    # What the Playground draws of one prediction besides its tiles: "probabilities" (a bar per class), "thresholds"
+    # (each label's score against its threshold) or "score" (the number alone). Attributions explain this output.
+    playground_view = "probabilities"
+    attribution_output = "probability"  # what attributions explain (bmcore.explain): the target's probability
+    examples_per_group = 2  # the Playground's examples from each group of :meth:`example_groups`
+
+    def explained_output(self, target: str) -> str:
+        """How a sentence names the output attributions explain: ``P(target)``."""
+        return f"P({target})"
+
+    def prediction_tiles(self, record: dict[str, Any], gold: str | None = None
+                         ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """What the Playground shows of one prediction (a :meth:`record`) as ``st.metric`` arguments (names from data
+        made inert), and, when the example's gold label is known (``gold``, as its dataset's label column holds it),
+        a tile that compares it with the prediction (else None)."""
+        label = str(record["label"])
+        tiles = [{"label": "Prediction", "value": md(label)},
+                 {"label": "Probability", "value": f"{record['scores'][label]:.1%}"}]
+        if gold is None:
+            return tiles, None
+        right = gold == label
+        return tiles, {"label": "True label", "value": md(gold), "delta": "right" if right else "wrong",
+                       "delta_color": "normal" if right else "inverse", "delta_arrow": "off",
+                       "help": "The example's label in its dataset."}
+
+    def example_groups(self, labels: pd.Series, label_names: Sequence[str]) -> list[tuple[str, np.ndarray]]:
+        """Groups of a split's rows (by their ``label`` column) that the Playground draws examples from, each named,
+        with a boolean mask: one per class."""
+        values = labels.astype(str)
+        return [(str(n), (values == str(n)).to_numpy()) for n in label_names]
+
+    def gold_text(self, value: Any) -> str:
+        """One gold value of a prepared split's ``label`` column as plain text (an example's button says it)."""
+        return str(value)
 
     def summary(self, metrics: dict[str, Any]) -> dict[str, Any]:
         """What ``bmcore evaluate`` prints of an evaluation's metrics (:meth:`evaluate`, ``baseline`` included): the

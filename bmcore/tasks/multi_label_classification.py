@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..batch_files import gold_label_set
 from ..display import md, md_code
 from ..errors import BmcoreError
 from ..metrics import EPS, multi_label_metrics
@@ -284,6 +285,35 @@ class MultiLabelClassification(Task):
         """The top-scoring predicted label (an empty set: the top-scoring label of all)."""
         scores = record["scores"]
         return max(list(record["labels"]) or list(scores), key=lambda n: scores[n])
+
+    playground_view = "thresholds"
+    examples_per_group = 1  # an example carries its whole label set: it is not repeated under each of its labels
+
+    def prediction_tiles(self, record: dict[str, Any], gold: str | None = None
+                         ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """How many labels are predicted and the top-scoring one; the example's gold set against the predicted set."""
+        labels, scores, top = record["labels"], record["scores"], record["label"]
+        tiles = [{"label": "Labels predicted", "value": f"{len(labels)} of {len(scores)}",
+                  "help": "Labels whose probability reaches their threshold."},
+                 {"label": "Top label", "value": md(top), "delta": f"{scores[top]:.1%}", "delta_color": "off",
+                  "delta_arrow": "off",
+                  "help": "The label with the highest probability (predicted only when it reaches its threshold)."}]
+        if gold is None:
+            return tiles, None
+        true_set = gold_label_set(gold)
+        right = set(true_set) == set(labels)
+        return tiles, {"label": "True labels", "value": md(", ".join(true_set)) if true_set else "none",
+                       "delta": "right" if right else "wrong", "delta_color": "normal" if right else "inverse",
+                       "delta_arrow": "off", "help": "The example's labels in its dataset."}
+
+    def example_groups(self, labels: pd.Series, label_names: Sequence[str]) -> list[tuple[str, np.ndarray]]:
+        """One group per label: the rows whose set holds it."""
+        sets = label_sets(labels.tolist())
+        return [(str(n), np.array([str(n) in s for s in sets], dtype=bool)) for n in label_names]
+
+    def gold_text(self, value: Any) -> str:
+        """The set's names (not a JSON list: a single label may start with "[" too), or "no label"."""
+        return ", ".join(label_sets([value])[0]) or "no label"
 
     def summary(self, metrics: dict[str, Any]) -> dict[str, Any]:
         """Micro, macro and samples F1, subset accuracy, Hamming loss, the thresholds' source, and one row per label

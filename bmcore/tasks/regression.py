@@ -29,6 +29,7 @@ from .base import Task, card_number
 SCORE_LABEL = "score"  # the one output's name in id2label: pipeline() answers {"label": "score", "score": ...}
 SUMMARY_KEYS = ("pearson", "spearman", "rmse", "mae", "r2")  # what bmcore evaluate and the model card give
 BASELINE_NAME = "TF-IDF + ridge regression (for pairs: both texts and their overlap)"
+EXAMPLE_RANGES = 3  # the Playground's examples come from the low, middle and high scores
 MIN_STD = 1e-8  # a training split whose scores are all equal still trains (on the raw error)
 
 
@@ -182,6 +183,43 @@ class Regression(Task):
 
     def explain_target(self, record: dict[str, Any]) -> str:
         return SCORE_LABEL  # the one output: attributions explain the score itself
+
+    playground_view = "score"
+    attribution_output = "score"
+
+    def explained_output(self, target: str) -> str:
+        return "the score"
+
+    def prediction_tiles(self, record: dict[str, Any], gold: str | None = None
+                         ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """The predicted score; the example's gold score, with the error (predicted - gold)."""
+        tiles = [{"label": "Predicted score", "value": f"{record['score']:.3f}",
+                  "help": "The model's one output: a number in the units of the scores it was trained on."}]
+        try:
+            true = float(gold) if gold is not None else None
+        except ValueError:
+            true = None
+        if true is None or not np.isfinite(true):
+            return tiles, None
+        return tiles, {"label": "True score", "value": f"{true:.3f}", "delta": f"{record['score'] - true:+.3f} error",
+                       "delta_color": "off", "delta_arrow": "off",
+                       "help": "The example's score in its dataset; the error is the predicted score minus it."}
+
+    def example_groups(self, labels: pd.Series, label_names: Sequence[str]) -> list[tuple[str, np.ndarray]]:
+        """Low, middle and high scores: the split's scores cut at their thirds."""
+        y = pd.to_numeric(labels, errors="coerce").to_numpy(dtype=np.float64)
+        known = np.isfinite(y)
+        if not known.any():
+            return []
+        edges = np.quantile(y[known], np.linspace(0, 1, EXAMPLE_RANGES + 1))
+        which = np.clip(np.searchsorted(edges, y, side="right") - 1, 0, EXAMPLE_RANGES - 1)
+        return [(f"{edges[k]:.2f} to {edges[k + 1]:.2f}", known & (which == k)) for k in range(EXAMPLE_RANGES)]
+
+    def gold_text(self, value: Any) -> str:
+        try:
+            return f"{float(value):.2f}"
+        except (TypeError, ValueError):
+            return str(value)
 
     def summary(self, metrics: dict[str, Any]) -> dict[str, Any]:
         """Pearson and Spearman correlation, RMSE, MAE and R², and the baseline's same figures."""
