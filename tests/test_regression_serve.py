@@ -13,6 +13,7 @@ import io
 import json
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from bmcore.evaluate import METRICS_FILE, read_predictions
 from bmcore.export.card import write_model_card
 from bmcore.export.onnx import PARITY_ATOL, export_onnx
 from bmcore.inference import load_for_inference, predict
+from bmcore.models import detect_device
 from bmcore.report import playground as view
 from bmcore.report.export import parity_summary
 
@@ -48,6 +50,7 @@ def trained_workspace(tmp_path_factory: pytest.TempPathFactory, shared_data: Pat
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BMCORE_WORKSPACE", str(ws))
         mp.setenv("BMCORE_PRECISION", "fp32")
+        detect_device.cache_clear()
         splits = {"train": stsb(shared_data, "train", 300), "validation": stsb(shared_data, "train", 80, 300),
                   "test": stsb(shared_data, "dev", 120)}
         bdata.save_prepared(bdata.PreparedDataset(name=DATASET, source="stsb",
@@ -57,12 +60,22 @@ def trained_workspace(tmp_path_factory: pytest.TempPathFactory, shared_data: Pat
             assert cli_main(["train", "--data", DATASET, "--model", str(tiny_model), "--out", str(ws / "runs" / RUN),
                              "--max-steps", "30", "--max-seq-length", str(MAX_LEN), "--learning-rate", "1e-3",
                              "--eval-strategy", "steps", "--eval-steps", "10"]) == 0
+    detect_device.cache_clear()
     return ws
 
 
 @pytest.fixture
-def run_dir(trained_workspace: Path, workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def fp32(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """fp32 inference, whatever an earlier test in this process detected (:func:`bmcore.models.detect_device` is
+    cached): the pipeline's scores and bmcore's then agree to 1e-4."""
     monkeypatch.setenv("BMCORE_PRECISION", "fp32")
+    detect_device.cache_clear()
+    yield
+    detect_device.cache_clear()  # the tests after this one detect the device as it is
+
+
+@pytest.fixture
+def run_dir(trained_workspace: Path, workspace: Path, fp32: None) -> Path:
     shutil.copytree(trained_workspace, workspace, dirs_exist_ok=True)
     return workspace / "runs" / RUN
 
@@ -211,3 +224,18 @@ def test_a_playground_batch_of_pairs_with_gold_scores(run_dir: Path, shared_data
     assert shown["RMSE"] == f"{np.sqrt((err ** 2).mean()):.3f}"
     assert shown["Pearson correlation"] == f"{np.corrcoef(table['gold'].astype(float), table['score'])[0, 1]:.3f}"
     assert any(c.value.startswith("30 texts · predicted scores from ") for c in at.caption)
+
+
+def test_the_train_page_offers_what_a_regression_run_measures_and_shows_its_result(run_dir: Path):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="train_dataset").value == DATASET
+    best = at.selectbox(key="train_best_metric")
+    assert best.options == ["loss", "pearson"] and best.value == "pearson"  # no accuracy to pick a checkpoint by
+    assert any("--metric-for-best-model pearson" in c.value for c in at.code)
+
+    test = json.loads((run_dir / runs.EVAL_FILE).read_text())["test"]
+    metrics = {m.label: m.value for m in at.metric}  # the finished run's outcome
+    assert metrics["Test Pearson correlation"] == f"{test['pearson']:.3f}" and "Test accuracy" not in metrics
+    assert any('function_to_apply="none"' in c.value for c in at.code)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .. import runs
 from ..baseline import PIXEL_BASELINE_NAME
-from ..config import DEFAULT_EPOCHS
+from ..config import BEST_METRICS, DEFAULT_EPOCHS
 from ..data import DATASET_META, SPLITS, dataset_dir, is_prepared
 from ..display import md, plot_text
 from ..errors import BmcoreError
@@ -96,6 +96,12 @@ def pipeline_snippet(model_dir: str | Path, problem_type: str | None) -> str:
     return modality.pipeline_snippet(str(model_dir), get_task(problem_type, modality.name).pipeline_kwargs)
 
 
+def best_metric_choices(task: Any) -> list[str]:
+    """The Train page's choices of the metric that picks the best checkpoint: those of TrainConfig's that a run of
+    ``task`` measures on validation (accuracy and macro F1, or Pearson correlation), and the loss."""
+    return [m for m in BEST_METRICS if m in (*task.headline, "loss")]
+
+
 def progress_text(p: dict[str, Any]) -> str:
     """The progress bar's line: ``step 5 of 10``, and while running the time left (the scoring after training
     included), that the speed is being measured, or, past the reckoned end, that the job is finishing."""
@@ -126,7 +132,8 @@ def pretrain_tiles(p: dict[str, Any]) -> list[Tile]:
 
 
 def result_tiles(result: dict[str, Any]) -> list[Tile]:
-    """A finished run's test and validation scores from its eval.json.
+    """A finished run's test and validation scores from its eval.json: its task's first two headline metrics
+    (accuracy and macro F1; regression: Pearson and Spearman correlation).
 
     Multi-label: macro F1 and subset accuracy, and what the tuned per-label thresholds gained over a flat 0.5.
     """
@@ -139,8 +146,13 @@ def result_tiles(result: dict[str, Any]) -> list[Tile]:
                 tile("Validation macro F1", fmt(val.get("f1_macro"))),
                 tile("Tuned thresholds gain", fmt(_gain(test.get("f1_macro"), flat.get("f1_macro")), "+.3f"),
                      help="Test macro F1 with the per-label thresholds tuned on validation, minus at a flat 0.5.")]
-    return [tile("Test accuracy", fmt(test.get("accuracy"))), tile("Test macro F1", fmt(test.get("macro_f1"))),
-            tile("Validation accuracy", fmt(val.get("accuracy"))), tile("Validation macro F1", fmt(val.get("macro_f1")))]
+    try:  # the task's first two headline metrics: accuracy and macro F1, Pearson and Spearman correlation
+        task = get_task(result.get("problem_type"))
+    except BmcoreError:  # a problem type this version does not know
+        task = get_task()
+    shown = [(k, task.metric_names.get(k, k)) for k in task.headline[:2]]
+    return [*(tile(f"Test {name}", fmt(test.get(k))) for k, name in shown),
+            *(tile(f"Validation {name}", fmt(val.get(k))) for k, name in shown)]
 
 
 def _gain(value: float | None, other: float | None) -> float | None:
