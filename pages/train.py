@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from bmcore import jobs, report, runs
-from bmcore.config import CLASS_WEIGHTS, INTERVALS, TrainConfig, config_fields
+from bmcore.config import BEST_METRICS, CLASS_WEIGHTS, INTERVALS, TrainConfig, config_fields
 from bmcore.data import list_prepared
 from bmcore.display import md
 from bmcore.errors import BmcoreError
@@ -211,7 +211,7 @@ with settings:
                       if strategy == "steps" else None)
         patience = c[1].number_input("Early-stopping patience", 0, 1000, D.early_stopping_patience, key="train_patience",
                                      help=HELP["early_stopping_patience"])
-        best_metrics = report.best_metric_choices(task)  # what this kind of run measures on validation
+        best_metrics = [m for m in BEST_METRICS if m in (*task.headline, "loss")]  # what this task's runs measure
         best = c[2].selectbox("Best model by", best_metrics, best_metrics.index(D.metric_for_best_model),
                               key="train_best_metric", help=HELP["metric_for_best_model"])
         weights = c[3].selectbox("Class weights", CLASS_WEIGHTS, CLASS_WEIGHTS.index(D.class_weights), key="train_class_weights",

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .. import runs
 from ..baseline import PIXEL_BASELINE_NAME
-from ..config import BEST_METRICS, DEFAULT_EPOCHS
+from ..config import DEFAULT_EPOCHS
 from ..data import DATASET_META, SPLITS, dataset_dir, is_prepared
 from ..display import md, plot_text
 from ..errors import BmcoreError
@@ -27,7 +27,7 @@ from ..files import read_json
 from ..modalities import modality_of_ref
 from ..schedule import planned_steps, resolve_schedule
 from ..splits import examples_of
-from ..tasks import MULTI_LABEL, get_task
+from ..tasks import MULTI_LABEL, TASKS, get_task
 from ..workspace import runs_dir
 
 PREVIEW = 90  # characters of text in pickers
@@ -96,12 +96,6 @@ def pipeline_snippet(model_dir: str | Path, problem_type: str | None) -> str:
     return modality.pipeline_snippet(str(model_dir), get_task(problem_type, modality.name).pipeline_kwargs)
 
 
-def best_metric_choices(task: Any) -> list[str]:
-    """The Train page's choices of the metric that picks the best checkpoint: those of TrainConfig's that a run of
-    ``task`` measures on validation (accuracy and macro F1, or Pearson correlation), and the loss."""
-    return [m for m in BEST_METRICS if m in (*task.headline, "loss")]
-
-
 def progress_text(p: dict[str, Any]) -> str:
     """The progress bar's line: ``step 5 of 10``, and while running the time left (the scoring after training
     included), that the speed is being measured, or, past the reckoned end, that the job is finishing."""
@@ -146,11 +140,8 @@ def result_tiles(result: dict[str, Any]) -> list[Tile]:
                 tile("Validation macro F1", fmt(val.get("f1_macro"))),
                 tile("Tuned thresholds gain", fmt(_gain(test.get("f1_macro"), flat.get("f1_macro")), "+.3f"),
                      help="Test macro F1 with the per-label thresholds tuned on validation, minus at a flat 0.5.")]
-    try:  # the task's first two headline metrics: accuracy and macro F1, Pearson and Spearman correlation
-        task = get_task(result.get("problem_type"))
-    except BmcoreError:  # a problem type this version does not know
-        task = get_task()
-    shown = [(k, task.metric_names.get(k, k)) for k in task.headline[:2]]
+    task = get_task(result["problem_type"] if result.get("problem_type") in TASKS else None)
+    shown = [(k, task.metric_names.get(k, k)) for k in task.headline[:2]]  # accuracy and macro F1; Pearson, Spearman
     return [*(tile(f"Test {name}", fmt(test.get(k))) for k, name in shown),
             *(tile(f"Validation {name}", fmt(val.get(k))) for k, name in shown)]
 
