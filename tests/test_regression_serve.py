@@ -141,7 +141,8 @@ def test_evaluate_prints_correlations_and_errors_next_to_the_baseline(run_dir: P
 
 def test_the_model_card_gives_the_regression_results_and_a_snippet_that_works(run_dir: Path, capsys):
     card = write_model_card(run_dir).read_text()
-    test = json.loads((run_dir / runs.EVAL_FILE).read_text())["test"]
+    # The card gives the full evaluation that training wrote (bmcore's inference), not eval.json's (Trainer's batches).
+    test = json.loads((run_dir / runs.EVALUATION_DIR / "test" / METRICS_FILE).read_text())
     assert "A text regression model that predicts a score" in card
     assert "| model | Pearson correlation | Spearman correlation | RMSE | MAE | R² |" in card
     row = next(line for line in card.splitlines() if line.startswith("| this model |"))
