@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .data import LABEL_NAMES, PAIR_NAMES, TEXT_NAMES, decode_label_set, normalise_labels, read_table
 from .errors import BmcoreError
 from .images.codec import total_pixels
 from .images.sources import zip_members
 from .labels import LABEL_DELIMITERS
-from .metrics import compute_metrics, multi_label_metrics
+from .metrics import compute_metrics, multi_label_metrics, regression_metrics
 
 
 def read_batch(name: str, data: bytes) -> tuple[list[str], list[str] | None]:
@@ -57,8 +58,11 @@ def read_batch_labels(name: str, data: bytes) -> list[str | None] | None:
     column = next((lower[n] for n in LABEL_NAMES if n in lower), None)
     if column is None:
         return None
-    labels = normalise_labels(df[column], str(column))
-    return [v if isinstance(v, str) else None for v in labels]
+    try:
+        labels = normalise_labels(df[column], str(column))
+    except BmcoreError:  # numbers with decimals (gold scores, for a regression model), or an empty column
+        labels = df[column].map(lambda v: None if pd.isna(v) else str(v).strip())
+    return [v if isinstance(v, str) and v else None for v in labels]
 
 
 def gold_label_set(value: str) -> list[str]:
@@ -84,8 +88,23 @@ def _multi_label_batch_scores(gold: Sequence[str | None], records: Sequence[dict
         y[i, [index[n] for n in g]] = 1
         p[i, [index[n] for n in pred]] = 1
     m = multi_label_metrics(y, p, None, list(label_names))
-    return {"n": m["n"], "accuracy": m["subset_accuracy"], "macro_f1": m["f1_macro"], "micro_f1": m["f1_micro"],
+    return {"n": m["n"], "subset_accuracy": m["subset_accuracy"], "micro_f1": m["f1_micro"], "macro_f1": m["f1_macro"],
             "unknown": []}
+
+
+def _score_batch_scores(gold: Sequence[str | None], records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    rows = []
+    for g, r in zip(gold, records, strict=True):
+        try:
+            value = float(g) if g is not None else None
+        except ValueError:
+            value = None  # not a number: no gold score for this row
+        if value is not None and np.isfinite(value):
+            rows.append((value, float(r["score"])))
+    if not rows:
+        return {"n": 0, "unknown": []}
+    m = regression_metrics([g for g, _ in rows], [p for _, p in rows])
+    return {"n": m["n"], "pearson": m["pearson"], "rmse": m["rmse"], "mae": m["mae"], "unknown": []}
 
 
 def batch_scores(gold: Sequence[str | None], records: Sequence[dict[str, Any]], label_names: Sequence[str]) -> dict[str, Any]:
@@ -93,11 +112,14 @@ def batch_scores(gold: Sequence[str | None], records: Sequence[dict[str, Any]], 
 
     Returns ``n``, ``accuracy`` and ``macro_f1``, or ``unknown`` (the gold labels that are not classes of the
     model, then no scores: the file's labels do not match the model's) with ``n`` 0 when nothing can be scored.
-    For a multi-label model (records with ``labels``) each gold cell is a set (:func:`gold_label_set`),
-    ``accuracy`` is the subset accuracy (the whole set right) and ``micro_f1`` is added.
+    For a multi-label model (records with ``labels``) each gold cell is a set (:func:`gold_label_set`), and
+    ``subset_accuracy`` (the whole set right), ``micro_f1`` and ``macro_f1`` are given. For a regression model
+    (records with ``score``) each gold cell is a number (cells that are not are left out): ``pearson``, ``rmse``, ``mae``.
     """
     if records and "labels" in records[0]:
         return _multi_label_batch_scores(gold, records, label_names)
+    if records and "score" in records[0]:
+        return _score_batch_scores(gold, records)
     pairs = [(g, r["label"]) for g, r in zip(gold, records, strict=True) if g is not None]
     unknown = sorted({g for g, _ in pairs} - set(label_names))
     if unknown or not pairs:

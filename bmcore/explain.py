@@ -6,7 +6,7 @@ attributions by Integrated Gradients (captum's ``LayerIntegratedGradients`` over
 embeddings). :func:`attributions_html` renders attributions as shaded, HTML-escaped text.
 
 Attributions explain the **score** of the target class that the model's task gives (the softmax probability for
-single-label models, the label's sigmoid for multi-label ones): they sum (up to
+single-label models, the label's sigmoid for multi-label ones, the predicted number for regression): they sum (up to
 captum's convergence delta) to ``P(target | text) - P(target | baseline)``, where the
 baseline keeps [CLS]/[SEP] and replaces every other token by [PAD].
 
@@ -35,7 +35,7 @@ from .errors import BmcoreError
 from .models import load_classifier
 from .tasks import task_of_model
 
-ATTRIBUTION_OUTPUT = "probability"  # what attributions explain: the target's probability (softmax, or its sigmoid)
+ATTRIBUTION_OUTPUT = "probability"  # what attributions explain by default (the task says: Task.attribution_output)
 IG_STEPS = 64  # measured on a BBC News fine-tune: |delta| 17% of the output change at 32 steps, 0.4% at 64, in under 0.5 s
 IG_TOKEN_BUDGET = 4096  # tokens per internal IG batch (n_steps x T); bounds memory for long inputs
 SPECIAL_TOKENS = frozenset({"[CLS]", "[SEP]", "[PAD]", "<s>", "</s>", "<pad>", "<cls>", "<sep>"})
@@ -67,6 +67,7 @@ class Explanation:
     output_diff: float | None = None  # P(target | text) - P(target | baseline)
     n_steps: int = 0
     seconds: float = 0.0
+    attribution_output: str = ATTRIBUTION_OUTPUT  # what the attributions explain, as the model's task says
 
     @property
     def cls_rollout(self) -> np.ndarray | None:
@@ -92,7 +93,7 @@ class Explanation:
             "n_tokens": self.n_tokens, "max_seq_length": self.max_seq_length,
             "attentions": arr(self.attentions), "rollout": arr(self.rollout),
             "cls_rollout": arr(self.cls_rollout), "cls_attention": arr(self.cls_attention),
-            "attributions": arr(self.attributions), "attribution_output": ATTRIBUTION_OUTPUT,
+            "attributions": arr(self.attributions), "attribution_output": self.attribution_output,
             "delta": self.delta, "output_diff": self.output_diff, "n_steps": self.n_steps, "seconds": self.seconds,
         }
 
@@ -183,14 +184,6 @@ def resolve_target(label_names: Sequence[str], target: str | int | None, default
     if 0 <= idx < len(label_names) and not isinstance(target, bool):
         return idx
     raise BmcoreError(f"unknown target class {target!r}; choose one of {', '.join(label_names)} or an id below {len(label_names)}")
-
-
-def top_predicted(labels: str | Sequence[str], scores: dict[str, float]) -> str:
-    """The label to explain by default: a single-label prediction itself; for a multi-label set, its highest-scoring
-    label (an empty set: the highest-scoring label of all)."""
-    if isinstance(labels, str):
-        return labels
-    return max(list(labels) or list(scores), key=lambda n: scores[n])
 
 
 def _baseline_ids(tokenizer: Any, input_ids: Any) -> Any:
@@ -295,7 +288,7 @@ def explain(classifier: Any, text: str, text_pair: str | None = None, target: st
         target=names[target_id], target_id=target_id, truncated=n_tokens > ids.shape[1], n_tokens=n_tokens,
         max_seq_length=msl, attentions=att, rollout=attention_rollout(att) if att is not None else None,
         attributions=scores, delta=delta, output_diff=diff, n_steps=int(n_steps) if attributions else 0,
-        seconds=time.perf_counter() - t0,
+        seconds=time.perf_counter() - t0, attribution_output=classifier.task.attribution_output,
     )
 
 

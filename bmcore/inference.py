@@ -65,7 +65,8 @@ def write_model_meta(path: str | Path, **updates: Any) -> dict[str, Any]:
 
 @dataclass
 class Prediction:
-    """Predictions for a list of inputs: scores [n, labels] from the model's task, the predicted labels, label names."""
+    """Predictions for a list of inputs: scores [n, labels] from the model's task (class probabilities; a regression
+    model's score, [n, 1]), its decisions (``labels``), the label names."""
 
     label_names: list[str]
     probs: np.ndarray
@@ -73,13 +74,8 @@ class Prediction:
     truncated: np.ndarray  # bool per input: longer than max_seq_length
     seconds: float = 0.0
     calibrated_probs: np.ndarray | None = None
-    labels: list[Any] = field(default_factory=list)  # per input: a class name, or a list of names (multi-label)
+    labels: list[Any] = field(default_factory=list)  # per input: a class name, a list of names (multi-label), a score
     thresholds: list[float] | None = None  # per label, for a task that decides by thresholds
-
-    @property
-    def label_ids(self) -> np.ndarray:
-        """The top-scoring label id per input."""
-        return self.probs.argmax(axis=1)
 
 
 @dataclass
@@ -128,7 +124,7 @@ class Classifier:
 
     def predict_proba(self, texts: Sequence[str], pairs: Sequence[str] | None = None, *, batch_size: int = 64,
                       token_budget: int = 8192, progress: Callable[[int, int], None] | None = None) -> Prediction:
-        """Class probabilities for every input, in input order.
+        """The task's scores for every input (class probabilities; a regression model's score), in input order.
 
         Inputs are sorted by length and grouped into batches of at most ``batch_size``
         inputs and ``token_budget`` padded tokens, so short texts go fast and long texts
@@ -246,16 +242,13 @@ class ImageClassifier(Classifier):
         return self.predict_proba(df["image"].tolist(), batch_size=batch_size, progress=progress)
 
 
-def _records(pred: Prediction, calibrated: bool) -> list[dict[str, Any]]:
-    """One record per input: ``label``, ``scores`` and ``truncated`` (see :func:`predict`)."""
+def _records(pred: Prediction, task: Any, meta: dict[str, Any], calibrated: bool) -> list[dict[str, Any]]:
+    """One record per input, as the model's ``task`` writes a prediction (:meth:`bmcore.tasks.base.Task.record`),
+    with ``truncated`` (see :func:`predict`)."""
     names = pred.label_names
     records = []
-    for i, label in enumerate(pred.labels):
-        rec: dict[str, Any] = {"label": label, "scores": {n: float(p) for n, p in zip(names, pred.probs[i], strict=True)},
-                               "truncated": bool(pred.truncated[i])}
-        if isinstance(label, list):  # a set of labels: also name the top one, and say the thresholds
-            rec.update(label=names[int(pred.probs[i].argmax())], labels=label,
-                       thresholds=dict(zip(names, pred.thresholds or [], strict=True)))
+    for i, decision in enumerate(pred.labels):
+        rec = task.record(decision, pred.probs[i], names, meta) | {"truncated": bool(pred.truncated[i])}
         if calibrated and pred.calibrated_probs is not None:
             rec["calibrated_scores"] = {n: float(p) for n, p in zip(names, pred.calibrated_probs[i], strict=True)}
         records.append(rec)
@@ -271,12 +264,14 @@ def predict_images(classifier: ImageClassifier, images: Sequence[Any], calibrate
         raise BmcoreError("no images to predict; give at least one image")
     if not isinstance(classifier, ImageClassifier):
         raise BmcoreError("this model classifies text, not images; give a text, or an image model")
-    return _records(classifier.predict_proba(images, batch_size=batch_size, names=names), calibrated)
+    return _records(classifier.predict_proba(images, batch_size=batch_size, names=names), classifier.task,
+                    classifier.meta, calibrated)
 
 
 def predict(classifier: Classifier, texts: Sequence[str], pairs: Sequence[str] | None = None,
             calibrated: bool = False, *, batch_size: int = 64) -> list[dict[str, Any]]:
-    """One record per input: ``label``, ``scores`` (class -> probability) and ``truncated``.
+    """One record per input, as the model's task writes a prediction, with ``truncated``: a classifier's hold
+    ``label`` and ``scores`` (class -> probability); a regression model's hold ``score``, the predicted number.
 
     A multi-label model's records hold ``labels`` (the predicted set, each label's score against its threshold)
     and ``thresholds`` (label -> threshold); their ``label`` is the top-scoring label.
@@ -301,7 +296,8 @@ def predict(classifier: Classifier, texts: Sequence[str], pairs: Sequence[str] |
             raise BmcoreError(f"{len(texts)} texts but {len(pairs)} text pairs; give one pair per text")
     if isinstance(classifier, ImageClassifier):
         raise BmcoreError("this model classifies images, not text; give image files")
-    return _records(classifier.predict_proba(texts, pairs, batch_size=batch_size), calibrated)
+    return _records(classifier.predict_proba(texts, pairs, batch_size=batch_size), classifier.task, classifier.meta,
+                    calibrated)
 
 
 def load_for_inference(ref: str | ModelRef, *, precision: str = "auto", attn_implementation: str | None = None,

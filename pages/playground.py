@@ -46,6 +46,11 @@ def explained(key: tuple[str, float], precision: str, text: str, pair: str | Non
     return bx.explain(classifier(key, precision), text, pair, target=target, n_steps=n_steps)
 
 
+@st.cache_data(max_entries=8)
+def score_range(dataset: str):
+    return view.score_range(dataset)  # reads the training split once per dataset, not on every rerun
+
+
 @st.cache_data(show_spinner="Predicting...", max_entries=4)
 def predicted(key: tuple[str, float], precision: str, texts: tuple[str, ...], pairs: tuple[str, ...] | None):
     return predict(classifier(key, precision), list(texts), list(pairs) if pairs else None)
@@ -125,11 +130,13 @@ def draw_probabilities(probs: dict[str, float], calibrated: dict[str, float] | N
 
 st.title("Playground")
 TEXT_INTRO = (
-    "A **prediction** is a probability for each class; the label is the most probable one (a multi-label model predicts every label whose probability reaches its threshold). **Attention** shows how much "
+    "A **prediction** is a probability for each class; the label is the most probable one (a multi-label model predicts "
+    "every label whose probability reaches its threshold; a regression model predicts one number, a score). "
+    "**Attention** shows how much "
     "each token looks at each other token in one layer and head: it shows where information flows, but it is not an "
     "explanation by itself. **Rollout** combines the attention of all layers. **Token attributions** (Integrated "
-    "Gradients) say how much each token pushed the chosen class's probability up (green) or down (red), compared with "
-    "the same input made of [PAD] tokens."
+    "Gradients) say how much each token pushed the chosen class's probability (or the score) up (green) or down (red), "
+    "compared with the same input made of [PAD] tokens."
 )
 intro = st.empty()  # a text model's intro, replaced by an image model's once the model is known
 intro.markdown(TEXT_INTRO)
@@ -210,24 +217,12 @@ with many:
             st.error(md(exc))
         else:
             table = view.predictions_frame(texts, records, pairs)
-            multi = "labels" in table
             if gold is not None:
                 scores = batch_files.batch_scores(gold, records, names)
-                table.insert(int(table.columns.get_loc("labels" if multi else "label")), "gold", gold)
-                if scores["n"] and multi:
-                    c = st.columns(4)
-                    c[0].metric("Subset accuracy", f"{scores['accuracy']:.3f}",
-                                help="Share of the labelled rows whose whole label set was predicted exactly.")
-                    c[1].metric("Micro F1", f"{scores['micro_f1']:.3f}", help="F1 over every (row, label) decision.")
-                    c[2].metric("Macro F1", f"{scores['macro_f1']:.3f}", help="F1 of each label, averaged: rare "
-                                "labels count as much as common ones.")
-                    c[3].metric("Labelled rows", f"{scores['n']:,}", help="Rows of the file's label column with labels.")
-                elif scores["n"]:
-                    c = st.columns(3)
-                    c[0].metric("Accuracy", f"{scores['accuracy']:.3f}", help="Share of the labelled rows predicted right.")
-                    c[1].metric("Macro F1", f"{scores['macro_f1']:.3f}", help="F1 averaged over the classes, each "
-                                "counting the same: the number to watch when classes are imbalanced.")
-                    c[2].metric("Labelled rows", f"{scores['n']:,}", help="Rows of the file's label column with a label.")
+                table.insert(view.gold_column_at(table), "gold", gold)
+                if tiles := view.batch_tiles(scores):
+                    for col, t in zip(st.columns(len(tiles)), tiles, strict=True):
+                        col.metric(**t)
                 elif scores["unknown"]:
                     st.caption(md("No accuracy: the file's labels (" + ", ".join(scores["unknown"][:5])
                                   + ") are not classes of this model (" + ", ".join(names) + ")."))
@@ -235,9 +230,7 @@ with many:
                 "confidence": st.column_config.ProgressColumn("confidence", format="%.3f", min_value=0, max_value=1)})
             st.download_button("Download as CSV", csv_frame(table).to_csv(index=False).encode("utf-8"), "predictions.csv",
                                "text/csv", key="playground_batch_download", icon=":material/download:")
-            counts = view.batch_label_counts(records).items() if multi else table["label"].value_counts().items()
-            st.caption(md(f"{len(table):,} texts · " + ("predicted labels: " if multi else "")
-                          + ", ".join(f"{k} {v:,}" for k, v in counts)))
+            st.caption(view.batch_caption(table, records))
 
 # --- one text -----------------------------------------------------------------------------
 with one:
@@ -266,34 +259,20 @@ with one:
         fail("the text is empty; type a sentence")
 
     pred = clf.predict_proba([text], [pair] if pair else None)
+    task = clf.task  # it says what one prediction is: a class, a set of labels, a score
+    record = task.record(pred.labels[0], pred.probs[0], names, clf.meta)
     label, probs = pred.labels[0], dict(zip(names, pred.probs[0].tolist(), strict=True))
     calibrated = dict(zip(names, pred.calibrated_probs[0].tolist(), strict=True)) if pred.calibrated_probs is not None else None
-    multi = pred.thresholds is not None  # the model decides label by label, each at its own threshold
     known = st.session_state.get("playground_true")
-    true_label = known[2] if known and known[:2] == (text, pair or "") else None
-    m = st.columns(4 if true_label is not None else 3)
-    if multi:
-        m[0].metric("Labels predicted", f"{len(label)} of {len(names)}", help="Labels whose probability reaches their threshold.")
-        top = max(probs, key=probs.get)
-        m[1].metric("Top label", md(top), f"{probs[top]:.1%}", delta_color="off", delta_arrow="off",
-                    help="The label with the highest probability (predicted only when it reaches its threshold).")
-    else:
-        m[0].metric("Prediction", md(label))
-        m[1].metric("Probability", f"{probs[label]:.1%}")
-    m[2].metric("Latency", f"{pred.seconds * 1000:.1f} ms", help="One forward pass on the cached model, tokenising included.")
-    if true_label is not None and multi:
-        true_set = batch_files.gold_label_set(true_label)
-        right = set(true_set) == set(label)
-        m[3].metric("True labels", md(", ".join(true_set)) if true_set else "none", "right" if right else "wrong",
-                    delta_color="normal" if right else "inverse", delta_arrow="off", help="The example's labels in its dataset.")
-    elif true_label is not None:
-        m[3].metric("True label", md(true_label), "right" if true_label == label else "wrong",
-                    delta_color="normal" if true_label == label else "inverse", delta_arrow="off",
-                    help="The example's label in its dataset.")
+    tiles, truth = task.prediction_tiles(record, known[2] if known and known[:2] == (text, pair or "") else None)
+    tiles += [{"label": "Latency", "value": f"{pred.seconds * 1000:.1f} ms",
+               "help": "One forward pass on the cached model, tokenising included."}] + ([truth] if truth else [])
+    for col, t in zip(st.columns(len(tiles)), tiles, strict=True):
+        col.metric(**t)
     if pred.truncated[0]:
         st.warning(f"The input is longer than max_seq_length ({clf.max_seq_length} tokens): only its first "
                    f"{clf.max_seq_length} tokens were read.")
-    if multi:
+    if task.playground_view == "thresholds":
         st.markdown("**Predicted labels:** " + (md(", ".join(label)) if label else "none (no label reaches its threshold)"))
         st.caption("A multi-label model asks one yes/no question per label: each label gets its own probability (they "
                    "need not add up to 1), and a label is predicted when its probability reaches that label's threshold, "
@@ -304,8 +283,10 @@ with one:
         with st.expander("As a table"):
             st.dataframe(frame, hide_index=True, column_config={
                 "probability": st.column_config.ProgressColumn("probability", format="%.3f", min_value=0, max_value=1)})
-    else:
+    elif task.playground_view == "probabilities":
         draw_probabilities(probs, calibrated, clf.meta)
+    else:  # a score: the number, and the range of the scores it was trained on
+        st.caption(view.score_range_note(info.dataset, score_range(info.dataset)))
 
     # --- attributions ---------------------------------------------------------------------
     st.subheader("Token attributions")
@@ -315,21 +296,24 @@ with one:
         st.session_state["playground_target_text"] = (text, pair)
         st.session_state["playground_target"] = PREDICTED
     keep("playground_target")
-    # A sentinel, not None: a selectbox whose value is None shows "Choose an option" in the browser.
-    target = c1.selectbox("Explain the label" if multi else "Explain the class", [PREDICTED, *names], key="playground_target",
-                          format_func=lambda c: ("the top predicted label" if multi else "the predicted class")
-                          if c == PREDICTED else c)
+    target = PREDICTED
+    if len(names) > 1:  # one output (a score) has nothing to choose
+        multi = task.playground_view == "thresholds"
+        # A sentinel, not None: a selectbox whose value is None shows "Choose an option" in the browser.
+        target = c1.selectbox("Explain the label" if multi else "Explain the class", [PREDICTED, *names],
+                              key="playground_target", format_func=lambda c: ("the top predicted label" if multi else
+                                                                              "the predicted class") if c == PREDICTED else c)
     n_steps = c2.select_slider("Integrated Gradients steps", [8, 16, 32, 64, 128], 64, key="playground_n_steps",
                                help="More steps: a smaller convergence delta, and a slower explanation.")
     try:
-        ex = explained(info.cache_key, precision, text, pair, bx.top_predicted(label, probs) if target == PREDICTED else target,
+        ex = explained(info.cache_key, precision, text, pair, task.explain_target(record) if target == PREDICTED else target,
                        int(n_steps))
     except BmcoreError as exc:
         fail(exc)
     st.html(bx.attributions_html(ex.tokens, ex.attributions, target=ex.target))
-    st.caption(f"Attributions of P({md(ex.target)}) sum to {ex.output_diff:+.4f}, the change from the [PAD] baseline to the "
-               f"text. Convergence delta {ex.delta:+.2e} ({ex.n_steps} steps): near 0 means the steps were enough. "
-               f"Explained in {ex.seconds:.2f} s.")
+    st.caption(f"Attributions of {md(task.explained_output(ex.target))} sum to {ex.output_diff:+.4f}, the change from "
+               f"the [PAD] baseline to the text. Convergence delta {ex.delta:+.2e} ({ex.n_steps} steps): near 0 means the "
+               f"steps were enough. Explained in {ex.seconds:.2f} s.")
 
     # --- attention ------------------------------------------------------------------------
     st.subheader("Attention")

@@ -27,7 +27,8 @@ require_frame("pages/train.py")
 
 HELP = {f.name: f.metadata["help"] for f in config_fields()}
 D = TrainConfig()  # the defaults
-TASK_WIDGETS = ("train_lr", "train_head_lr", "train_batch_growth", "train_class_weights", "train_epochs")  # settings a task may start from its own defaults
+TASK_WIDGETS = ("train_lr", "train_head_lr", "train_batch_growth", "train_class_weights", "train_epochs",
+                "train_best_metric")  # settings a task may start from its own defaults
 MODEL_KINDS = ("Built-in MiniLM", "A finished run", "Local folder", "Hugging Face Hub")
 IMAGE_MODEL_KINDS = ("Built-in EfficientNet-Lite0", *MODEL_KINDS[1:])
 IMAGE_MODEL = "builtin:efficientnet-lite0"
@@ -120,7 +121,8 @@ with settings:
     dataset = c1.selectbox("Prepared dataset", names, key="train_dataset")
     meta = datasets[names.index(dataset)]
     image = meta.get("modality") == "image"
-    D = TrainConfig(**get_task(meta.get("problem_type"), meta.get("modality")).defaults)  # this kind of problem's defaults (e.g. multi-label)
+    task = get_task(meta.get("problem_type"), meta.get("modality"))
+    D = TrainConfig(**task.defaults)  # this kind of problem's defaults (e.g. multi-label)
     kind_key = f"{meta.get('problem_type')}/{meta.get('modality', 'text')}"
     if st.session_state.get("train_defaults_for") != kind_key:  # another kind: its defaults in the widgets
         st.session_state["train_defaults_for"] = kind_key
@@ -209,7 +211,9 @@ with settings:
                       if strategy == "steps" else None)
         patience = c[1].number_input("Early-stopping patience", 0, 1000, D.early_stopping_patience, key="train_patience",
                                      help=HELP["early_stopping_patience"])
-        best = c[2].selectbox("Best model by", BEST_METRICS, key="train_best_metric", help=HELP["metric_for_best_model"])
+        best_metrics = [m for m in BEST_METRICS if m in (*task.headline, "loss")]  # what this task's runs measure
+        best = c[2].selectbox("Best model by", best_metrics, best_metrics.index(D.metric_for_best_model),
+                              key="train_best_metric", help=HELP["metric_for_best_model"])
         weights = c[3].selectbox("Class weights", CLASS_WEIGHTS, CLASS_WEIGHTS.index(D.class_weights), key="train_class_weights",
                                  help=HELP["class_weights"])
         c = st.columns(4)

@@ -17,10 +17,11 @@ from streamlit.testing.v1 import AppTest
 
 from bmcore import batch_files
 from bmcore import data as bdata
-from bmcore import explain as bx
 from bmcore.display import md
 from bmcore.inference import read_model_meta
+from bmcore.problem_types import MULTI_LABEL
 from bmcore.report import playground as view
+from bmcore.tasks import get_task
 
 TIMEOUT = 180  # the first run imports torch and transformers on 2 busy CPU cores
 PAGE = "pages/playground.py"
@@ -80,7 +81,8 @@ def test_every_label_against_its_threshold_the_set_and_a_picked_label_explained(
     # Attributions explain the top predicted label by default, then the label the user picks.
     picker = at.selectbox(key="playground_target")
     assert picker.format_func(picker.value) == "the top predicted label"
-    top = bx.top_predicted(predicted, dict(zip(table["label"], table["probability"], strict=True)))
+    top = get_task(MULTI_LABEL).explain_target({"labels": predicted,
+                                                "scores": dict(zip(table["label"], table["probability"], strict=True))})
     assert f"“{top}”" in at.get("html")[0].value
     other = next(n for n in table["label"] if n != top)
     picker.select(other).run()
@@ -139,9 +141,10 @@ def test_batch_of_a_labelled_multi_label_file(model_dir: Path, shared_data: Path
 
 def test_helpers_top_predicted_threshold_frame_and_gold_sets() -> None:
     scores = {"joy": 0.7, "anger": 0.2, "love": 0.6}
-    assert bx.top_predicted(["love", "joy"], scores) == "joy"
-    assert bx.top_predicted([], scores) == "joy"  # nothing predicted: the top-scoring label
-    assert bx.top_predicted("anger", scores) == "anger"  # single-label: the prediction itself
+    top = get_task(MULTI_LABEL).explain_target  # what attributions explain by default: the top predicted label
+    assert top({"labels": ["love", "joy"], "scores": scores}) == "joy"
+    assert top({"labels": [], "scores": scores}) == "joy"  # nothing predicted: the top-scoring label
+    assert get_task().explain_target({"label": "anger", "scores": scores}) == "anger"  # single-label: the prediction
     frame = view.threshold_frame(scores, [0.5, 0.1, 0.65], ["joy", "anger"])
     assert frame["label"].tolist() == ["joy", "love", "anger"]
     assert frame["threshold"].tolist() == [0.5, 0.65, 0.1] and frame["predicted"].tolist() == ["yes", "no", "yes"]

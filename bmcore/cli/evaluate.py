@@ -1,8 +1,10 @@
 """``python -m bmcore evaluate --model REF --data SOURCE_OR_PREPARED_NAME [--split test] --out DIR``.
 
-Prints one JSON line: the split's headline metrics next to the baseline's. For a multi-label model those are
-micro, macro and samples F1, subset accuracy and Hamming loss, with ``per_label`` (each label's precision, recall,
-F1, support, predicted count and threshold).
+Prints one JSON line: the split's headline metrics next to the baseline's, as the model's task sums them up
+(:meth:`bmcore.tasks.base.Task.summary`): accuracy, macro F1 and the calibration error for a classifier; for a
+multi-label model micro, macro and samples F1, subset accuracy and Hamming loss, with ``per_label`` (each label's
+precision, recall, F1, support, predicted count and threshold); for a regression model Pearson and Spearman
+correlation, RMSE, MAE and R².
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 import pandas as pd
 
@@ -19,7 +20,7 @@ from ..data.resolve import resolve_dataset
 from ..data.storage import is_prepared, load_prepared
 from ..errors import BmcoreError
 from ..scoring import whole_dataset
-from ..tasks import MULTI_LABEL, task_of_model
+from ..tasks import task_of_model
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,22 +43,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
-MULTI_LABEL_KEYS = ("f1_micro", "f1_macro", "f1_samples", "subset_accuracy", "hamming_loss")
-
-
-def multi_label_summary(result: Any) -> dict[str, Any]:
-    """What ``evaluate`` prints for a multi-label model: micro, macro and samples F1, subset accuracy, Hamming loss,
-    the thresholds' source, and one row per label (precision, recall, F1, support, predicted, threshold)."""
-    m = result.metrics
-    base = m.get("baseline")
-    per_label = {n: {k: v.get(k) for k in ("precision", "recall", "f1", "support", "predicted", "threshold")}
-                 for n, v in m["per_class"].items()}
-    return {"out": str(result.out_dir), "split": m["split"], "n": m["n"], "problem_type": MULTI_LABEL,
-            **{k: m[k] for k in MULTI_LABEL_KEYS}, "thresholds_fitted_on": (m.get("thresholds") or {}).get("fitted_on"),
-            "per_label": per_label, "baseline": {k: base.get(k) for k in MULTI_LABEL_KEYS} if base else None,
-            "notes": m["notes"]}
-
-
 def _run(args: argparse.Namespace) -> int:
     from ..evaluate import evaluate_model
     from ..models import load_config, resolve_model
@@ -68,12 +53,13 @@ def _run(args: argparse.Namespace) -> int:
         raise BmcoreError("--max-seq-length must be a positive number of tokens")
     mref = resolve_model(args.model)  # fail fast on a missing model, before reading data
     notes: list[str] = []
+    config = load_config(mref)
+    task = task_of_model(config)
     if is_prepared(args.data):
         ds, split = load_prepared(args.data), args.split or "test"
     else:  # the model's task reads the source: text by its columns, images by their class folders
-        config = load_config(mref)
         labels = [str(config.id2label[i]) for i in sorted(config.id2label)]
-        ds, split = whole_dataset(args.data, task_of_model(config), labels,
+        ds, split = whole_dataset(args.data, task, labels,
                                   split=args.split, text_columns=args.text_column, label_column=args.label_column,
                                   seed=args.seed)
         notes = ds.notes
@@ -90,12 +76,9 @@ def _run(args: argparse.Namespace) -> int:
                             progress=progress if sys.stderr.isatty() else None,
                             batch_size=args.batch_size, max_seq_length=args.max_seq_length, notes=notes)
     m = result.metrics
-    base = m.get("baseline")
-    summary = multi_label_summary(result) if m.get("problem_type") == MULTI_LABEL else {"out": str(result.out_dir), "split": m["split"], "n": m["n"], "accuracy": m["accuracy"],
-               "f1_macro": m["f1_macro"], "ece": m["ece"], "temperature": m["temperature"],
-               "temperature_reason": (m.get("calibration") or {}).get("reason"), "ece_calibrated": m["ece_calibrated"],
-               "baseline": {"accuracy": base["accuracy"], "f1_macro": base["f1_macro"]} if base else None,
-               "notes": m["notes"]}
+    # The model's task says what sums up its evaluation (accuracy and calibration, F1 per label, correlations), with
+    # the baseline's same figures.
+    summary = {"out": str(result.out_dir), "split": m["split"], "n": m["n"], **task.summary(m), "notes": m["notes"]}
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(json.dumps(summary))

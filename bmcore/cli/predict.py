@@ -10,7 +10,9 @@ Prints one JSON line per input: ``label`` and ``scores``; with ``--explain`` als
 ``tokens``, ``attributions``, ``attentions`` [layers][heads][tokens][tokens] and ``truncated``.
 A multi-label model's lines also hold ``labels`` (the predicted set: each label whose score reaches its
 threshold) and ``thresholds`` (label -> threshold, tuned on validation); ``label`` is the top-scoring label,
-and ``--explain`` attributes the top-scoring predicted label by default.
+and ``--explain`` attributes the top-scoring predicted label by default. A regression model's lines hold ``score``
+(the predicted number, in the training data's units) instead of ``label`` and ``scores``, and ``--explain`` attributes
+the score. The model's task writes each line (:meth:`bmcore.tasks.base.Task.record`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from ..workspace import check_regular
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict (and explain) texts with a model; one JSON line per input")
-    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify (image files, for an image model)")
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify or score (image files, for an image model)")
     p.add_argument("--model", required=True, help="builtin:minilm, a run folder or its model/ folder, or a Hub id")
     p.add_argument("--file", help="one text per line (.txt), or a table (CSV, TSV, JSONL...) with a text column")
     p.add_argument("--pair", action="append", metavar="TEXT_PAIR",
@@ -96,12 +98,12 @@ def _run(args: argparse.Namespace) -> int:
         if pairs is not None:
             out["text_pair"] = pairs[i]
         if args.explain:
-            from ..explain import explain, top_predicted
+            from ..explain import explain
 
             # Attribute to the label printed (or the asked class), so the two always agree.
-            default = top_predicted(rec.get("labels", rec["label"]), rec["scores"])
             ex = explain(clf, text, pairs[i] if pairs is not None else None,
-                         target=args.target if args.target is not None else default, n_steps=args.n_steps)
+                         target=args.target if args.target is not None else clf.task.explain_target(rec),
+                         n_steps=args.n_steps)
             d = ex.to_dict(decimals=5)
             out.update(tokens=d["tokens"], attributions=d["attributions"], attentions=d["attentions"],
                        truncated=d["truncated"], n_tokens=d["n_tokens"], target=d["target"], delta=d["delta"])

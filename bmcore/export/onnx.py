@@ -108,10 +108,12 @@ def check_onnx_parity(onnx_path: str | Path, model_dir: str | Path, texts: list[
     """Compare ONNX Runtime's logits with PyTorch's (fp32) on ``texts`` (image bytes, for an image model); return
     JSON-ready results.
 
-    ``max_abs_diff`` is the largest |logit difference| over every example and class,
-    ``label_agreement`` the share of examples whose decision is the same, as the model's task makes it from
-    the logits: the argmax class (single-label), or the whole label set at the thresholds saved in
-    ``bmcore.json`` (multi-label); ``passed`` when the difference is within ``atol`` and every decision agrees.
+    ``max_abs_diff`` is the largest |logit difference| over every example and class (a regression model's logit is
+    its score), and the task's agreement (:attr:`bmcore.tasks.base.Task.agreement_key`) the share of examples whose
+    prediction is the same, as the model's task makes it from the logits: ``label_agreement`` for a classifier (the
+    argmax class, or the whole label set at the thresholds saved in ``bmcore.json``), ``score_agreement`` for a
+    regression model (the score within ``atol``); ``output`` names what was compared (``logit`` or ``score``).
+    ``passed`` when the difference is within ``atol`` and every prediction agrees.
     """
     import onnxruntime as ort
     import torch
@@ -120,9 +122,6 @@ def check_onnx_parity(onnx_path: str | Path, model_dir: str | Path, texts: list[
     names = _input_names(tokenizer, model)
     task, meta = task_of_model(model), read_model_meta(model_dir)
     label_names = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
-
-    def decide(logits: Any) -> list[Any]:
-        return task.decide(task.scores(logits, meta), label_names, meta)
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(1, torch.get_num_threads())
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
@@ -139,11 +138,11 @@ def check_onnx_parity(onnx_path: str | Path, model_dir: str | Path, texts: list[
         t_ort += time.perf_counter() - t1
         t_torch += t1 - t0
         diffs.append(float(np.abs(got - ref).max()))
-        agree += sum(a == b for a, b in zip(decide(got), decide(ref), strict=True))
+        agree += task.agreeing(got, ref, label_names, meta, atol)
     n = len(texts)
     max_diff = max(diffs, default=0.0)
-    return {"n": n, "max_abs_diff": max_diff, "label_agreement": agree / n if n else None, "atol": atol,
-            "problem_type": task.problem_type,
+    return {"n": n, "max_abs_diff": max_diff, task.agreement_key: agree / n if n else None, "atol": atol,
+            "problem_type": task.problem_type, "output": task.output_name,
             "passed": bool(n and max_diff <= atol and agree == n), "max_seq_length": max_seq_length,
             "torch_seconds": round(t_torch, 3), "onnxruntime_seconds": round(t_ort, 3),
             "onnxruntime": ort.__version__, "torch": torch.__version__}

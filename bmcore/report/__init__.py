@@ -27,7 +27,7 @@ from ..files import read_json
 from ..modalities import modality_of_ref
 from ..schedule import planned_steps, resolve_schedule
 from ..splits import examples_of
-from ..tasks import MULTI_LABEL, get_task
+from ..tasks import MULTI_LABEL, TASKS, get_task
 from ..workspace import runs_dir
 
 PREVIEW = 90  # characters of text in pickers
@@ -126,7 +126,8 @@ def pretrain_tiles(p: dict[str, Any]) -> list[Tile]:
 
 
 def result_tiles(result: dict[str, Any]) -> list[Tile]:
-    """A finished run's test and validation scores from its eval.json.
+    """A finished run's test and validation scores from its eval.json: its task's first two headline metrics
+    (accuracy and macro F1; regression: Pearson and Spearman correlation).
 
     Multi-label: macro F1 and subset accuracy, and what the tuned per-label thresholds gained over a flat 0.5.
     """
@@ -139,8 +140,10 @@ def result_tiles(result: dict[str, Any]) -> list[Tile]:
                 tile("Validation macro F1", fmt(val.get("f1_macro"))),
                 tile("Tuned thresholds gain", fmt(_gain(test.get("f1_macro"), flat.get("f1_macro")), "+.3f"),
                      help="Test macro F1 with the per-label thresholds tuned on validation, minus at a flat 0.5.")]
-    return [tile("Test accuracy", fmt(test.get("accuracy"))), tile("Test macro F1", fmt(test.get("macro_f1"))),
-            tile("Validation accuracy", fmt(val.get("accuracy"))), tile("Validation macro F1", fmt(val.get("macro_f1")))]
+    task = get_task(result["problem_type"] if result.get("problem_type") in TASKS else None)
+    shown = [(k, task.metric_names.get(k, k)) for k in task.headline[:2]]  # accuracy and macro F1; Pearson, Spearman
+    return [*(tile(f"Test {name}", fmt(test.get(k))) for k, name in shown),
+            *(tile(f"Validation {name}", fmt(val.get(k))) for k, name in shown)]
 
 
 def _gain(value: float | None, other: float | None) -> float | None:

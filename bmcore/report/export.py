@@ -21,15 +21,18 @@ def export_command(run_dir: str | Path, formats: list[str]) -> list[str]:
 
 
 def parity_summary(parity: dict[str, Any]) -> str:
-    """One line for a parity result: verdict, max |logit diff|, label agreement and what was compared."""
+    """One line for a parity result: verdict, max |logit diff| (a regression model's: |score diff|), the share of
+    examples whose prediction agrees (label or score agreement, as the model's task compared them) and what was
+    compared."""
     verdict = "passed" if parity.get("passed") else "FAILED"
-    agree = parity.get("label_agreement")
+    key = next((k for k in parity if k.endswith("_agreement")), "label_agreement")
+    agree = parity.get(key)
     n = parity.get("n", 0)
     total = parity.get("split_size", n)
     what = f"all {n:,}" if n == total else f"the first {n:,} of {total:,}"
-    return (f"ONNX parity {verdict}: max |logit diff| {parity.get('max_abs_diff', float('nan')):.2e} "
-            f"(tolerance {parity.get('atol', PARITY_ATOL):.0e}), label agreement "
-            f"{'-' if agree is None else f'{agree:.1%}'} on {what} test examples")
+    return (f"ONNX parity {verdict}: max |{parity.get('output') or 'logit'} diff| "
+            f"{parity.get('max_abs_diff', float('nan')):.2e} (tolerance {parity.get('atol', PARITY_ATOL):.0e}), "
+            f"{key.replace('_', ' ')} {'-' if agree is None else f'{agree:.1%}'} on {what} test examples")
 
 
 def onnx_note(run_dir: Path, onnx: OnnxExport) -> str:

@@ -18,14 +18,14 @@ from typing import Any
 import pandas as pd
 
 from .. import runs
-from ..data import DATASET_META, dataset_dir, is_prepared, label_sets, load_prepared
+from ..data import DATASET_META, dataset_dir, is_prepared, load_prepared
 from ..display import md, plot_texts
 from ..errors import BmcoreError
 from ..explain import Explanation, cls_attention
 from ..explain_images import GRADCAM, ROLLOUT, ImageExplanation
 from ..inference import read_model_meta, saved_temperature
 from ..models import DEFAULT_MODEL, is_base_model, resolve_model
-from ..tasks import MULTI_LABEL
+from ..tasks import get_task
 
 # --- models and examples ---------------------------------------------------------------------
 
@@ -76,6 +76,19 @@ def model_info(ref: str) -> ModelInfo:
                      temperature=saved_temperature(meta))
 
 
+def headline_text(summary: runs.RunSummary, meta: dict[str, Any]) -> str:
+    """A run's test figure as the model picker says it, in its task's words: ``test accuracy 0.912``, ``test subset
+    accuracy 0.430`` (multi-label: the whole label set right), ``test Pearson correlation 0.871``."""
+    if not isinstance(summary.test_score, (int, float)):
+        return "no test score"
+    try:
+        names = get_task(meta.get("problem_type"), meta.get("modality")).metric_names
+    except BmcoreError:  # a problem type this version does not know: the metric's own key
+        names = {}
+    metric = summary.test_metric or "accuracy"
+    return f"test {names.get(metric, metric)} {summary.test_score:.3f}"
+
+
 def playground_models() -> list[ModelChoice]:
     """Completed workspace runs that have a model (newest first), then ``builtin:minilm`` labelled as untrained."""
     out = []
@@ -83,11 +96,8 @@ def playground_models() -> list[ModelChoice]:
         folder = Path(r.path) / runs.MODEL_DIR
         if r.state != runs.COMPLETED or r.task == "mlm" or not (folder / "config.json").is_file():  # mlm: no head yet
             continue
-        # A multi-label run's accuracy is its subset accuracy (the whole label set right): say so.
-        multi = read_model_meta(folder).get("problem_type") == MULTI_LABEL
-        acc = (f"test {'subset accuracy' if multi else 'accuracy'} {r.test_accuracy:.3f}"
-               if isinstance(r.test_accuracy, (int, float)) else "no test score")
-        out.append(ModelChoice(str(folder.resolve()), f"{r.name} · {r.dataset or '?'} · {acc}", r.dataset))
+        out.append(ModelChoice(str(folder.resolve()), f"{r.name} · {r.dataset or '?'} · "
+                                                      f"{headline_text(r, read_model_meta(folder))}", r.dataset))
     out.append(ModelChoice(DEFAULT_MODEL, f"{DEFAULT_MODEL} · untrained base model (random head: predictions are "
                                           "meaningless until fine-tuned)", base=True))
     return out
@@ -95,37 +105,55 @@ def playground_models() -> list[ModelChoice]:
 
 def playground_examples(dataset: str, per_class: int | None = None, max_chars: int = 600,
                         seed: int = 0) -> list[dict[str, str]]:
-    """A few test-split examples per class of a prepared dataset: ``label``, ``text`` (and ``text_pair``).
+    """A few test-split examples of a prepared dataset from each group its task makes of the rows (a class, a label,
+    a range of scores: :meth:`bmcore.tasks.base.Task.example_groups`): ``label`` (the gold value as the split holds
+    it), ``label_names`` (the same as text, for the button), ``text`` (and ``text_pair``).
 
-    ``per_class`` defaults to 2, and to 1 for a multi-label dataset (whose examples carry their whole label set,
-    as a JSON list, and are not repeated under each of their labels).
-
-    Returns [] when the dataset is not in the workspace. Short texts are preferred, so that
-    examples are quick to read and explain.
+    ``per_class`` defaults to the task's (2 per class; 1 per label of a multi-label dataset, whose examples carry
+    their whole label set and are not repeated under each of their labels). Returns [] when the dataset is not in
+    the workspace. Short texts are preferred, so that examples are quick to read and explain.
     """
     if not dataset or not is_prepared(dataset):
         return []
     ds = load_prepared(dataset)
+    try:
+        task = get_task(getattr(ds, "problem_type", None))
+    except BmcoreError:
+        return []
     test = ds.splits["test"]
-    sets = label_sets(test["label"]) if getattr(ds, "problem_type", None) == MULTI_LABEL else None
+    short = (test["text"].astype(str).str.len() <= max_chars).to_numpy()
     out = []
     seen: set[str] = set()
-    for label in ds.label_names:
-        # A multi-label row is an example of each label in its set (its label is the set, as a JSON list).
-        has = pd.Series([label in s for s in sets], index=test.index) if sets is not None else test["label"] == label
-        rows = test[has & (test["text"].str.len() <= max_chars)]
+    for _, has in task.example_groups(test["label"], ds.label_names):
+        rows = test[has & short]
         rows = rows if len(rows) else test[has]
-        if sets is not None:
-            rows = rows[~rows["text"].isin(seen)]
-        for _, row in rows.sample(min(per_class or (2 if sets is None else 1), len(rows)), random_state=seed).iterrows():
+        rows = rows[~rows["text"].isin(seen)]  # a text in two groups (a multi-label set) is shown once
+        for _, row in rows.sample(min(per_class or task.examples_per_group, len(rows)), random_state=seed).iterrows():
             seen.add(str(row["text"]))
-            ex = {"label": str(label) if sets is None else str(row["label"]), "text": str(row["text"])}
-            if sets is not None:  # the set's names, for the button: a single label may start with "[" too
-                ex["label_names"] = ", ".join(sets[test.index.get_loc(row.name)]) or "no label"
+            ex = {"label": str(row["label"]), "label_names": task.gold_text(row["label"]), "text": str(row["text"])}
             if "text_pair" in row and isinstance(row["text_pair"], str):
                 ex["text_pair"] = row["text_pair"]
             out.append(ex)
     return out
+
+
+def score_range(dataset: str) -> tuple[float, float] | None:
+    """The lowest and highest score in a prepared dataset's train split (a regression model's training range), or
+    None when the dataset is not in the workspace or its labels are not numbers."""
+    if not dataset or not is_prepared(dataset):
+        return None
+    try:
+        y = pd.to_numeric(load_prepared(dataset).splits["train"]["label"], errors="coerce").dropna()
+    except (BmcoreError, KeyError, OSError, ValueError):
+        return None
+    return (float(y.min()), float(y.max())) if len(y) else None
+
+
+def score_range_note(dataset: str, span: tuple[float, float] | None) -> str:
+    """The sentence under a predicted score: the range of the scores the model was trained on (Markdown-escaped)."""
+    if span is None:
+        return "The model predicts one number, in the units of the scores it was trained on."
+    return md(f"The model predicts one number: the training scores of {dataset} run from {span[0]:g} to {span[1]:g}.")
 
 
 def dataset_is_pair(dataset: str) -> bool:
@@ -195,7 +223,8 @@ def batch_label_counts(records: Sequence[dict[str, Any]]) -> dict[str, int]:
 def predictions_frame(texts: Sequence[str], records: Sequence[dict[str, Any]], pairs: Sequence[str] | None = None) -> Any:
     """A predictions table from :func:`bmcore.inference.predict` records: text[, text_pair], label, confidence,
     one probability column per class (``p(class)``), and truncated. Multi-label records add ``labels``, the
-    predicted set as a JSON list (``label`` is then the top-scoring label)."""
+    predicted set as a JSON list (``label`` is then the top-scoring label); a regression model's records give
+    ``score`` instead of the label and probabilities."""
     rows = []
     for i, (text, rec) in enumerate(zip(texts, records, strict=True)):
         row: dict[str, Any] = {"text": text}
@@ -203,11 +232,53 @@ def predictions_frame(texts: Sequence[str], records: Sequence[dict[str, Any]], p
             row["text_pair"] = pairs[i]
         if "labels" in rec:
             row["labels"] = json.dumps(rec["labels"], ensure_ascii=False)
-        row |= {"label": rec["label"], "confidence": rec["scores"][rec["label"]]}
-        row |= {f"p({c})": p for c, p in rec["scores"].items()}
+        if "label" in rec:
+            row |= {"label": rec["label"], "confidence": rec["scores"][rec["label"]]}
+            row |= {f"p({c})": p for c, p in rec["scores"].items()}
+        if "score" in rec:
+            row["score"] = rec["score"]
         row["truncated"] = rec["truncated"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def gold_column_at(table: pd.DataFrame) -> int:
+    """Where a batch table's ``gold`` column goes: just before what the model predicted (its label set, label or
+    score)."""
+    return next((int(table.columns.get_loc(c)) for c in ("labels", "label", "score") if c in table), len(table.columns))
+
+
+BATCH_TILES = (  # (key of bmcore.batch_files.batch_scores, tile label, help), in the order shown
+    ("accuracy", "Accuracy", "Share of the labelled rows predicted right."),
+    ("subset_accuracy", "Subset accuracy", "Share of the labelled rows whose whole label set was predicted exactly."),
+    ("micro_f1", "Micro F1", "F1 over every (row, label) decision."),
+    ("macro_f1", "Macro F1", "F1 of each class or label, averaged: rare ones count as much as common ones."),
+    ("pearson", "Pearson correlation", "How closely the predicted scores follow the gold scores (1: a straight line)."),
+    ("rmse", "RMSE", "Root mean squared error, in the scores' units: large errors weigh more."),
+    ("mae", "MAE", "Mean absolute error, in the scores' units."),
+)
+
+
+def batch_tiles(scores: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tiles of a labelled batch's scores (:func:`bmcore.batch_files.batch_scores`): what the model's kind of
+    prediction was scored with, then the number of labelled rows; [] when nothing was scored."""
+    if not scores.get("n"):
+        return []
+    tiles = [{"label": label, "value": "-" if scores[key] is None else f"{scores[key]:.3f}", "help": help}
+             for key, label, help in BATCH_TILES if key in scores]
+    return tiles + [{"label": "Labelled rows", "value": f"{scores['n']:,}",
+                     "help": "Rows of the file's label column with a label."}]
+
+
+def batch_caption(table: pd.DataFrame, records: Sequence[dict[str, Any]]) -> str:
+    """The line under a batch's table: how many texts, and what was predicted how often (scores: their range)."""
+    head = f"{len(table):,} texts · "
+    if "score" in table:
+        return md(head + f"predicted scores from {table['score'].min():.3f} to {table['score'].max():.3f}, "
+                         f"mean {table['score'].mean():.3f}")
+    multi = "labels" in table
+    counts = batch_label_counts(records).items() if multi else table["label"].value_counts().items()
+    return md(head + ("predicted labels: " if multi else "") + ", ".join(f"{k} {v:,}" for k, v in counts))
 
 
 def predict_command(ref: str, text: str, text_pair: str | None = None) -> str:

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..display import md, md_code
+
 MISSED_RECALL = 0.1  # a class or label recalled this rarely or less is "never or almost never predicted right"
 
 
@@ -207,12 +209,116 @@ class Task:
 
         return text_dataset(raw, split=split, text_columns=text_columns, label_column=label_column, seed=seed)
 
+    # --- what leaves the studio: predictions, the evaluate CLI, the model card, ONNX ------------------
+
+    def record(self, decision: Any, scores: Sequence[float], label_names: Sequence[str],
+               meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One prediction as ``bmcore predict`` prints it (:func:`bmcore.inference.predict`): ``label`` (the
+        decision) and ``scores`` (label -> score), from one row of :meth:`scores`."""
+        return {"label": decision, "scores": {str(n): float(p) for n, p in zip(label_names, scores, strict=True)}}
+
+    def explain_target(self, record: dict[str, Any]) -> str:
+        """The label that attributions explain by default for a :meth:`record`: the predicted class."""
+        return str(record["label"])
+
+    # What the Playground draws of one prediction besides its tiles: "probabilities" (a bar per class), "thresholds"
+    # (each label's score against its threshold) or "score" (the number alone). Attributions explain this output.
+    playground_view = "probabilities"
+    attribution_output = "probability"  # what attributions explain (bmcore.explain): the target's probability
+    examples_per_group = 2  # the Playground's examples from each group of :meth:`example_groups`
+
+    def explained_output(self, target: str) -> str:
+        """How a sentence names the output attributions explain: ``P(target)``."""
+        return f"P({target})"
+
+    def prediction_tiles(self, record: dict[str, Any], gold: str | None = None
+                         ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """What the Playground shows of one prediction (a :meth:`record`) as ``st.metric`` arguments (names from data
+        made inert), and, when the example's gold label is known (``gold``, as its dataset's label column holds it),
+        a tile that compares it with the prediction (else None)."""
+        label = str(record["label"])
+        tiles = [{"label": "Prediction", "value": md(label)},
+                 {"label": "Probability", "value": f"{record['scores'][label]:.1%}"}]
+        if gold is None:
+            return tiles, None
+        right = gold == label
+        return tiles, {"label": "True label", "value": md(gold), "delta": "right" if right else "wrong",
+                       "delta_color": "normal" if right else "inverse", "delta_arrow": "off",
+                       "help": "The example's label in its dataset."}
+
+    def example_groups(self, labels: pd.Series, label_names: Sequence[str]) -> list[tuple[str, np.ndarray]]:
+        """Groups of a split's rows (by their ``label`` column) that the Playground draws examples from, each named,
+        with a boolean mask: one per class."""
+        values = labels.astype(str)
+        return [(str(n), (values == str(n)).to_numpy()) for n in label_names]
+
+    def gold_text(self, value: Any) -> str:
+        """One gold value of a prepared split's ``label`` column as plain text (an example's button says it)."""
+        return str(value)
+
+    def summary(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """What ``bmcore evaluate`` prints of an evaluation's metrics (:meth:`evaluate`, ``baseline`` included): the
+        headline figures next to the baseline's."""
+        base = metrics.get("baseline")
+        return {**{k: metrics.get(k) for k in self.headline},
+                "baseline": {k: base.get(k) for k in self.headline} if base else None}
+
+    # The model card's Hub eval results: (metric type, key in the metrics, name, metric args), in the card's order.
+    card_metrics: tuple[tuple[str, str, str, dict[str, Any] | None], ...] = ()
+
+    def card_test_metrics(self, test: dict[str, Any], baseline: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(model, baseline) for the card from ``eval.json``'s ``test`` and ``baseline`` (written by training), in
+        the key names of a full evaluation's metrics, when the run has no full evaluation."""
+        return test, baseline
+
+    def card_has_results(self, model: dict[str, Any]) -> bool:
+        """True when ``model`` (a full evaluation's metrics) holds this task's results for the card."""
+        return model.get(self.card_metrics[0][1] if self.card_metrics else self.headline[0]) is not None
+
+    def card_what(self, labels: Sequence[str], modality: str) -> str:
+        """The card's first sentence, up to "fine-tuned": what the model is and predicts."""
+        return f"A {modality} model with {len(labels)} outputs"
+
+    def card_results(self, model: dict[str, Any], baseline: dict[str, Any], meta: dict[str, Any],
+                     labels: Sequence[str]) -> list[str]:
+        """The card's "Results on the test split" section (Markdown lines, every name from data made inert)."""
+        return ["No test metrics were saved for this run.", ""]
+
+    def card_labels(self, labels: Sequence[str]) -> str:
+        """The card's Data section line that names what the model predicts."""
+        return "- Classes: " + ", ".join(md_code(n) for n in labels)
+
+    def card_data(self, meta: dict[str, Any], config: dict[str, Any]) -> list[str]:
+        """More lines for the card's Data section, from ``bmcore.json`` and the run's ``config.json`` (images: size)."""
+        return []
+
+    def card_usage(self, dataset: str, meta: dict[str, Any], config: dict[str, Any]) -> list[str]:
+        """The card from "Use it" on: how to load the saved folder and call it, the CLI, and the limitations."""
+        return []
+
+    # ONNX parity (bmcore.export.onnx): what the raw outputs are called, and the share of examples whose prediction
+    # agrees between ONNX Runtime and PyTorch, by its key in parity.json.
+    output_name = "logit"
+    agreement_key = "label_agreement"
+
+    def agreeing(self, got: np.ndarray, ref: np.ndarray, label_names: Sequence[str], meta: dict[str, Any],
+                 atol: float) -> int:
+        """How many examples get the same prediction from the logits ``got`` as from ``ref`` (ONNX Runtime's and
+        PyTorch's): the same decision, as this task makes it (the class, or the whole label set at the thresholds)."""
+        decide = lambda logits: self.decide(self.scores(logits, meta), label_names, meta)  # noqa: E731
+        return sum(a == b for a, b in zip(decide(got), decide(ref), strict=True))
+
     def score_label_quality(self, ds: Any, rows: pd.DataFrame, labels: np.ndarray, *, encoder: str, folds: int,
                             seed: int, precision: str, report: Callable[[int, int, str], None]
                             ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
         """Label quality for ``ds`` (where :attr:`label_quality`): per row of ``rows`` (:func:`bmcore.quality.job.score_dataset`;
         ``labels`` their class ids) the scores, the conflicting pairs, and extra summary keys."""
         raise NotImplementedError
+
+
+def card_number(x: Any, spec: str = ".4f") -> str:
+    """A metric as the model card writes it: four decimals, ``-`` where there is none."""
+    return "-" if x is None else format(x, spec)
 
 
 def tokenize_split(df: Any, tokenizer: Any, max_seq_length: int, targets: list[Any]) -> Any:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..builtin_images import DEFAULT_IMAGE_MODEL
+from ..display import md_code
 from ..errors import BmcoreError
 from ..vision import is_cnn_config, load_image_classifier, load_image_processor
 from .single_label_classification import SingleLabelClassification
@@ -387,6 +388,31 @@ class ImageClassification(SingleLabelClassification):
         from ..baseline import pixel_baseline_metrics
 
         return pixel_baseline_metrics(train, df, list(label_names), seed=seed, n_bins=n_bins)
+
+    baseline_name = "logistic regression on 16x16 grayscale pixels"
+    baseline_features = "pixel"
+
+    def card_data(self, meta: dict[str, Any], config: dict[str, Any]) -> list[str]:
+        """The image size and the augmentation."""
+        size = meta.get("image_size") or config.get("image_size")
+        return [f"- Image size: {f'{int(size)}x{int(size)} pixels' if size else 'the model default'} (every image is "
+                "resized to it and normalised by the saved image processor, `preprocessor_config.json`)",
+                "- Augmentation of the training split: " + ("random resized crop and horizontal flip"
+                                                             if config.get("augment", True) else "none")
+                + "; evaluation never augments"]
+
+    def card_usage(self, dataset: str, meta: dict[str, Any], config: dict[str, Any]) -> list[str]:
+        """transformers' image-classification pipeline, the CLI, and the limitations."""
+        size = meta.get("image_size") or config.get("image_size")
+        return ["## Use it", "", "```python", "from transformers import pipeline", "",
+                'classifier = pipeline("image-classification", model="path/to/this/folder")',
+                'classifier("image.png", top_k=None)  # every class with its probability', "```", "",
+                "Or with the bmcore studio CLI: `python -m bmcore predict --model path/to/this/folder image.png` "
+                "(`--explain` also writes a heat map of what the model looked at).", "",
+                "## Limitations", "",
+                f"It only knows the classes above and the kind of images in {md_code(dataset)}; every image is resized "
+                f"to {f'{int(size)}x{int(size)}' if size else 'the model size'} pixels first, so fine detail is lost. "
+                "Check the confusion matrix and the misclassified images before relying on it.", ""]
 
     def scoring_dataset(self, raw: Any, label_names: Sequence[str], *, split: str | None = None,
                         text_columns: list[str] | None = None, label_column: str | None = None,

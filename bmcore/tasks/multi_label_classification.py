@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..batch_files import gold_label_set
+from ..display import md, md_code
 from ..errors import BmcoreError
 from ..metrics import EPS, multi_label_metrics
 from ..splits import examples_of
-from .base import MISSED_RECALL, Task
+from .base import MISSED_RECALL, Task, card_number
 
 DEFAULT_THRESHOLD = 0.5
 THRESHOLD_GRID = np.round(np.arange(0.02, 0.981, 0.01), 2)  # candidate thresholds tuned per label
@@ -28,6 +30,9 @@ AUTO_IMBALANCE = 3.0  # class_weights=auto weighs positives when the most freque
 AUTO_WEIGHTS = "sqrt"  # positive weight sqrt(negatives / positives) per label
 MAX_POS_WEIGHT = 100.0
 PROB_PREFIX = "prob_"
+SUMMARY_KEYS = ("f1_micro", "f1_macro", "f1_samples", "subset_accuracy", "hamming_loss")  # bmcore evaluate prints these
+CARD_COLUMNS = (("micro F1", "f1_micro"), ("macro F1", "f1_macro"), ("samples F1", "f1_samples"),
+                ("subset accuracy", "subset_accuracy"), ("Hamming loss", "hamming_loss"))  # the card's results table
 MIN_TUNE_POSITIVES = 20  # validation positives a label needs for a threshold of its own; rarer labels share one
 MISSED_SHOWN = 10  # labels named in the missed-labels warning; the rest are counted
 
@@ -269,6 +274,124 @@ class MultiLabelClassification(Task):
         metrics["thresholds"] = {"values": dict(zip(map(str, label_names), self.thresholds(label_names, meta), strict=True)),
                                  "fitted_on": source}
         return table, metrics, save, notes
+
+    # --- a prediction, the evaluate CLI and the model card -------------------------------------
+
+    def record(self, decision: Any, scores: Sequence[float], label_names: Sequence[str],
+               meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``labels`` (the predicted set: each label whose score reaches its threshold), ``thresholds`` (label ->
+        threshold), ``scores``, and ``label``: the top-scoring label."""
+        names = [str(n) for n in label_names]
+        return {"label": names[int(np.argmax(scores))], "scores": {n: float(p) for n, p in zip(names, scores, strict=True)},
+                "labels": decision, "thresholds": dict(zip(names, self.thresholds(names, meta), strict=True))}
+
+    def explain_target(self, record: dict[str, Any]) -> str:
+        """The top-scoring predicted label (an empty set: the top-scoring label of all)."""
+        scores = record["scores"]
+        return max(list(record["labels"]) or list(scores), key=lambda n: scores[n])
+
+    playground_view = "thresholds"
+    examples_per_group = 1  # an example carries its whole label set: it is not repeated under each of its labels
+
+    def prediction_tiles(self, record: dict[str, Any], gold: str | None = None
+                         ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """How many labels are predicted and the top-scoring one; the example's gold set against the predicted set."""
+        labels, scores, top = record["labels"], record["scores"], record["label"]
+        tiles = [{"label": "Labels predicted", "value": f"{len(labels)} of {len(scores)}",
+                  "help": "Labels whose probability reaches their threshold."},
+                 {"label": "Top label", "value": md(top), "delta": f"{scores[top]:.1%}", "delta_color": "off",
+                  "delta_arrow": "off",
+                  "help": "The label with the highest probability (predicted only when it reaches its threshold)."}]
+        if gold is None:
+            return tiles, None
+        true_set = gold_label_set(gold)
+        right = set(true_set) == set(labels)
+        return tiles, {"label": "True labels", "value": md(", ".join(true_set)) if true_set else "none",
+                       "delta": "right" if right else "wrong", "delta_color": "normal" if right else "inverse",
+                       "delta_arrow": "off", "help": "The example's labels in its dataset."}
+
+    def example_groups(self, labels: pd.Series, label_names: Sequence[str]) -> list[tuple[str, np.ndarray]]:
+        """One group per label: the rows whose set holds it."""
+        sets = label_sets(labels.tolist())
+        return [(str(n), np.array([str(n) in s for s in sets], dtype=bool)) for n in label_names]
+
+    def gold_text(self, value: Any) -> str:
+        """The set's names (not a JSON list: a single label may start with "[" too), or "no label"."""
+        return ", ".join(label_sets([value])[0]) or "no label"
+
+    def summary(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """Micro, macro and samples F1, subset accuracy, Hamming loss, the thresholds' source, and one row per label
+        (precision, recall, F1, support, predicted, threshold); the baseline's same figures."""
+        m, base = metrics, metrics.get("baseline")
+        per_label = {n: {k: v.get(k) for k in ("precision", "recall", "f1", "support", "predicted", "threshold")}
+                     for n, v in m["per_class"].items()}
+        return {"problem_type": self.problem_type, **{k: m[k] for k in SUMMARY_KEYS},
+                "thresholds_fitted_on": (m.get("thresholds") or {}).get("fitted_on"), "per_label": per_label,
+                "baseline": {k: base.get(k) for k in SUMMARY_KEYS} if base else None}
+
+    card_metrics = (("f1", "f1_micro", "Test micro F1", {"average": "micro"}),
+                    ("f1", "f1_macro", "Test macro F1", {"average": "macro"}),
+                    ("accuracy", "subset_accuracy", "Test subset accuracy (whole label set right)", None))
+
+    def card_test_metrics(self, test: dict[str, Any], baseline: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        return test, {}  # eval.json keeps the multi-label baseline's accuracy and macro F1 only: not comparable here
+
+    def card_what(self, labels: Sequence[str], modality: str) -> str:
+        names = ", ".join(md_code(n) for n in labels)
+        return f"A multi-label {modality} classifier with {len(labels)} labels ({names})"
+
+    def card_labels(self, labels: Sequence[str]) -> str:
+        return "- Labels: " + ", ".join(md_code(n) for n in labels)
+
+    def card_results(self, model: dict[str, Any], baseline: dict[str, Any], meta: dict[str, Any],
+                     labels: Sequence[str]) -> list[str]:
+        """The headline metrics against the baseline, and per label its threshold (tuned on validation, saved in
+        ``bmcore.json``) with precision, recall and F1."""
+        if model.get("f1_micro") is None:
+            return ["No test metrics were saved for this run.", ""]
+        n = model.get("n")
+        lines = [f"Scored on {n:,} held-out test examples, never seen in training or model selection." if n else "", "",
+                 "| model | " + " | ".join(c for c, _ in CARD_COLUMNS) + " |", "| --- |" + " ---: |" * len(CARD_COLUMNS),
+                 "| this model | " + " | ".join(card_number(model.get(k)) for _, k in CARD_COLUMNS) + " |"]
+        if baseline.get("f1_micro") is not None:
+            lines += ["| baseline: TF-IDF + one-vs-rest logistic regression (threshold 0.5) | "
+                      + " | ".join(card_number(baseline.get(k)) for _, k in CARD_COLUMNS) + " |", "",
+                      "The baseline is trained on the same train split and scored on the same test examples."]
+        lines += ["", "Subset accuracy counts a text as right only when its whole label set is; the Hamming loss is the "
+                  "share of wrong yes/no label decisions (lower is better).", ""]
+        fitted = meta.get("thresholds_fitted_on")
+        lines += ["### Thresholds", "",
+                  (f"Each label has its own decision threshold, tuned on the {md(fitted)} split (the one that gives the "
+                   "label its best F1) and saved in `bmcore.json` under `thresholds`." if meta.get("thresholds") else
+                   "No thresholds were tuned (there was no validation split): every label uses 0.5."), ""]
+        flat = model.get("flat_threshold") or {}
+        if flat.get("f1_micro") is not None:
+            lines += [f"With one flat threshold of {flat.get('threshold')} instead: micro F1 "
+                      f"{card_number(flat.get('f1_micro'))}, macro F1 {card_number(flat.get('f1_macro'))}.", ""]
+        per_class = model.get("per_class") or {}
+        lines += ["| label | threshold | precision | recall | F1 | support |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for name, t in zip(labels, self.thresholds(labels, meta), strict=True):
+            v = per_class.get(name) or {}
+            lines.append(f"| {md(name)} | {t:.2f} | {card_number(v.get('precision'))} | {card_number(v.get('recall'))} | "
+                         f"{card_number(v.get('f1'))} | {v.get('support', '-')} |")
+        return lines + [""]
+
+    def card_usage(self, dataset: str, meta: dict[str, Any], config: dict[str, Any]) -> list[str]:
+        """transformers' pipeline with ``top_k=None`` and the thresholds from ``bmcore.json``, the CLI, the limits."""
+        msl = meta.get("max_seq_length") or config.get("max_seq_length")
+        limit = f"truncation=True{f', max_length={msl}' if msl else ''}"
+        return ["## Use it", "", "Every label gets its own sigmoid score; a label applies when its score reaches that "
+                "label's threshold, saved in `bmcore.json`.", "", "```python", "import json", "",
+                "from transformers import pipeline", "",
+                'classifier = pipeline("text-classification", model="path/to/this/folder", top_k=None)  # every label',
+                'thresholds = json.load(open("path/to/this/folder/bmcore.json"))["thresholds"]',
+                f'scores = classifier(["your text here"], {limit})[0]  # a list in: one list of scores per text',
+                'labels = [s["label"] for s in scores if s["score"] >= thresholds[s["label"]]]', "```", "",
+                "Or with the bmcore studio CLI: `python -m bmcore predict --model path/to/this/folder \"your text here\"` "
+                "(it applies the thresholds).", "", "## Limitations", "",
+                f"It only knows the labels above and the kind of text in {md_code(dataset)}; texts longer than "
+                f"{msl or 'max_seq_length'} tokens are cut. Check each label's F1 and the misclassified examples before "
+                "relying on it.", ""]
 
     def baseline(self, train: pd.DataFrame, df: pd.DataFrame, label_names: Sequence[str], *, seed: int,
                  n_bins: int) -> dict[str, Any]:

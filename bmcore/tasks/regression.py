@@ -21,11 +21,15 @@ import numpy as np
 import pandas as pd
 
 from ..baseline import regression_baseline_metrics
+from ..display import md_code
 from ..errors import BmcoreError
 from ..metrics import regression_metrics
-from .base import Task
+from .base import Task, card_number
 
 SCORE_LABEL = "score"  # the one output's name in id2label: pipeline() answers {"label": "score", "score": ...}
+SUMMARY_KEYS = ("pearson", "spearman", "rmse", "mae", "r2")  # what bmcore evaluate and the model card give
+BASELINE_NAME = "TF-IDF + ridge regression (for pairs: both texts and their overlap)"
+EXAMPLE_RANGES = 3  # the Playground's examples come from the low, middle and high scores
 MIN_STD = 1e-8  # a training split whose scores are all equal still trains (on the raw error)
 
 
@@ -174,5 +178,116 @@ class Regression(Task):
                  n_bins: int) -> dict[str, Any]:
         return regression_baseline_metrics(train, df)
 
+
+    # --- a prediction, the evaluate CLI, the model card and ONNX ---------------------------------
+
+    def record(self, decision: Any, scores: Sequence[float], label_names: Sequence[str],
+               meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``score``: the predicted number, in the training data's units."""
+        return {"score": float(decision)}
+
+    def explain_target(self, record: dict[str, Any]) -> str:
+        return SCORE_LABEL  # the one output: attributions explain the score itself
+
+    playground_view = "score"
+    attribution_output = "score"
+
+    def explained_output(self, target: str) -> str:
+        return "the score"
+
+    def prediction_tiles(self, record: dict[str, Any], gold: str | None = None
+                         ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """The predicted score; the example's gold score, with the error (predicted - gold)."""
+        tiles = [{"label": "Predicted score", "value": f"{record['score']:.3f}",
+                  "help": "The model's one output: a number in the units of the scores it was trained on."}]
+        try:
+            true = float(gold) if gold is not None else None
+        except ValueError:
+            true = None
+        if true is None or not np.isfinite(true):
+            return tiles, None
+        return tiles, {"label": "True score", "value": f"{true:.3f}", "delta": f"{record['score'] - true:+.3f} error",
+                       "delta_color": "off", "delta_arrow": "off",
+                       "help": "The example's score in its dataset; the error is the predicted score minus it."}
+
+    def example_groups(self, labels: pd.Series, label_names: Sequence[str]) -> list[tuple[str, np.ndarray]]:
+        """Low, middle and high scores: the split's scores cut at their thirds."""
+        y = pd.to_numeric(labels, errors="coerce").to_numpy(dtype=np.float64)
+        known = np.isfinite(y)
+        if not known.any():
+            return []
+        edges = np.quantile(y[known], np.linspace(0, 1, EXAMPLE_RANGES + 1))
+        which = np.clip(np.searchsorted(edges, y, side="right") - 1, 0, EXAMPLE_RANGES - 1)
+        return [(f"{edges[k]:.2f} to {edges[k + 1]:.2f}", known & (which == k)) for k in range(EXAMPLE_RANGES)]
+
+    def gold_text(self, value: Any) -> str:
+        try:
+            return f"{float(value):.2f}"
+        except (TypeError, ValueError):
+            return str(value)
+
+    def summary(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """Pearson and Spearman correlation, RMSE, MAE and R², and the baseline's same figures."""
+        base = metrics.get("baseline")
+        return {"problem_type": self.problem_type, **{k: metrics.get(k) for k in SUMMARY_KEYS},
+                "baseline": {k: base.get(k) for k in SUMMARY_KEYS} if base else None}
+
+    card_metrics = (("pearsonr", "pearson", "Test Pearson correlation", None),
+                    ("spearmanr", "spearman", "Test Spearman correlation", None),
+                    ("mse", "rmse", "Test RMSE", {"squared": False}), ("mae", "mae", "Test MAE", None))
+
+    def card_what(self, labels: Sequence[str], modality: str) -> str:
+        return f"A {modality} regression model that predicts a score (one number per input)"
+
+    def card_labels(self, labels: Sequence[str]) -> str:
+        return "- Target: a score, one number per example (the label column), learned with mean squared error"
+
+    def card_results(self, model: dict[str, Any], baseline: dict[str, Any], meta: dict[str, Any],
+                     labels: Sequence[str]) -> list[str]:
+        """Pearson and Spearman correlation, RMSE, MAE and R² against the baseline, and the error by gold range."""
+        if model.get("pearson") is None and model.get("rmse") is None:
+            return ["No test metrics were saved for this run.", ""]
+        n = model.get("n")
+        head = " | ".join(self.metric_names[k] for k in SUMMARY_KEYS)
+        lines = [f"Scored on {n:,} held-out test examples, never seen in training or model selection." if n else "", "",
+                 f"| model | {head} |", "| --- |" + " ---: |" * len(SUMMARY_KEYS),
+                 "| this model | " + " | ".join(card_number(model.get(k)) for k in SUMMARY_KEYS) + " |"]
+        if baseline.get("rmse") is not None:
+            lines += [f"| baseline: {BASELINE_NAME} | " + " | ".join(card_number(baseline.get(k)) for k in SUMMARY_KEYS)
+                      + " |", "", "The baseline is trained on the same train split and scored on the same test examples."]
+        else:
+            lines += ["", "No TF-IDF baseline was trained (the dataset had no train split)."]
+        lines += ["", "RMSE and MAE are in the data's own units (lower is better).", ""]
+        ranges = [r for r in model.get("error_by_range") or [] if isinstance(r, dict) and r.get("n")]
+        if ranges:
+            lines += ["| gold score | examples | MAE | mean error (predicted - gold) |", "| --- | ---: | ---: | ---: |"]
+            lines += [f"| {card_number(r.get('low'), '.2f')} to {card_number(r.get('high'), '.2f')} | {r['n']} | "
+                      f"{card_number(r.get('mae'))} | {card_number(r.get('bias'), '+.4f')} |" for r in ranges]
+            lines.append("")
+        return lines
+
+    def card_usage(self, dataset: str, meta: dict[str, Any], config: dict[str, Any]) -> list[str]:
+        """transformers' pipeline with ``function_to_apply="none"`` (the raw output is the score), the CLI, limits."""
+        msl = meta.get("max_seq_length") or config.get("max_seq_length")
+        limit = f"truncation=True{f', max_length={msl}' if msl else ''}"
+        return ["## Use it", "", "The model's one output is the score itself: ask the pipeline for the raw output, "
+                "not a softmax.", "", "```python", "from transformers import pipeline", "",
+                f'scorer = pipeline("text-classification", model="path/to/this/folder"{self.pipeline_kwargs})',
+                f'print(scorer("your text here", {limit}))  # [{{"label": "{SCORE_LABEL}", "score": ...}}]',
+                f'print(scorer({{"text": "a first text", "text_pair": "a second text"}}, {limit}))  # a text pair',
+                "```", "",
+                "Or with the bmcore studio CLI: `python -m bmcore predict --model path/to/this/folder \"your text here\"` "
+                "(`--pair \"second text\"` for text pairs).", "", "## Limitations", "",
+                f"It knows the range of scores and the kind of text in {md_code(dataset)}; a score outside the training "
+                f"range is rarely predicted, and texts longer than {msl or 'max_seq_length'} tokens are cut. Check the "
+                "error by gold range and the examples with the largest errors before relying on it.", ""]
+
+    output_name = "score"
+    agreement_key = "score_agreement"
+
+    def agreeing(self, got: np.ndarray, ref: np.ndarray, label_names: Sequence[str], meta: dict[str, Any],
+                 atol: float) -> int:
+        """How many examples get the same score from both, within ``atol``."""
+        return int((np.abs(self.scores(got)[:, 0] - self.scores(ref)[:, 0]) <= atol).sum())
 
 TASK = Regression()

@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..display import md, md_code
 from ..errors import BmcoreError
 from ..metrics import EPS, classification_metrics, compute_metrics
 from ..splits import examples_of
-from .base import MISSED_RECALL, Task
+from .base import MISSED_RECALL, Task, card_number
 
 AUTO_IMBALANCE = 3.0  # class_weights=auto weighs the loss from this largest:smallest class ratio on
 AUTO_WEIGHTS = "balanced"  # emotion with 1.6% surprise: its recall 0.80 (balanced), 0.50 (sqrt), 0.11 (none)
@@ -331,6 +332,72 @@ class SingleLabelClassification(Task):
         from ..baseline import baseline_metrics
 
         return baseline_metrics(train, df, list(label_names), seed=seed, n_bins=n_bins)
+
+    # --- the evaluate CLI and the model card ---------------------------------------------------
+
+    baseline_name = "TF-IDF + logistic regression"  # the card's name of the baseline (bmcore.baseline)
+    baseline_features = "TF-IDF"  # what the baseline reads, for the card's "No ... baseline was trained"
+    card_metrics = (("accuracy", "accuracy", "Test accuracy", None), ("f1", "f1_macro", "Test macro F1", {"average": "macro"}))
+
+    def summary(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """Accuracy and macro F1 with the calibration error before and after temperature scaling, and the
+        baseline's accuracy and macro F1."""
+        m, base = metrics, metrics.get("baseline")
+        return {"accuracy": m["accuracy"], "f1_macro": m["f1_macro"], "ece": m["ece"], "temperature": m["temperature"],
+                "temperature_reason": (m.get("calibration") or {}).get("reason"), "ece_calibrated": m["ece_calibrated"],
+                "baseline": {"accuracy": base["accuracy"], "f1_macro": base["f1_macro"]} if base else None}
+
+    def card_test_metrics(self, test: dict[str, Any], baseline: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        return ({"accuracy": test.get("accuracy"), "f1_macro": test.get("macro_f1"), "n": test.get("n")},
+                {"accuracy": baseline.get("accuracy"), "f1_macro": baseline.get("macro_f1")})
+
+    def card_what(self, labels: Sequence[str], modality: str) -> str:
+        names = ", ".join(md_code(n) for n in labels)
+        return f"A{'n' if modality[:1] in 'aeiou' else ''} {modality} classifier with {len(labels)} classes ({names})"
+
+    def card_results(self, model: dict[str, Any], baseline: dict[str, Any], meta: dict[str, Any],
+                     labels: Sequence[str]) -> list[str]:
+        """Accuracy and macro F1 against the baseline, each class's precision, recall and F1, and the calibration
+        error before and after temperature scaling."""
+        if model.get("accuracy") is None:
+            return ["No test metrics were saved for this run.", ""]
+        n = model.get("n")
+        lines = [f"Scored on {n:,} held-out test examples, never seen in training or model selection." if n else "", "",
+                 "| model | accuracy | macro F1 |", "| --- | ---: | ---: |",
+                 f"| this model | {card_number(model.get('accuracy'))} | {card_number(model.get('f1_macro'))} |"]
+        if baseline.get("accuracy") is not None:
+            lines += [f"| baseline: {self.baseline_name} | {card_number(baseline.get('accuracy'))} | "
+                      f"{card_number(baseline.get('f1_macro'))} |", "",
+                      "The baseline is trained on the same train split and scored on the same test examples.", ""]
+        else:
+            lines += ["", f"No {self.baseline_features} baseline was trained (the dataset had no train split).", ""]
+        per_class = model.get("per_class") or {}
+        if per_class:
+            lines += ["| class | precision | recall | F1 | support |", "| --- | ---: | ---: | ---: | ---: |"]
+            lines += [f"| {md(name)} | {card_number(v.get('precision'))} | {card_number(v.get('recall'))} | "
+                      f"{card_number(v.get('f1'))} | {v.get('support', '-')} |" for name, v in per_class.items()]
+            lines.append("")
+        if model.get("ece") is not None:
+            t = model.get("temperature")
+            why = (model.get("calibration") or {}).get("reason") or meta.get("temperature_reason")
+            lines += [f"Expected calibration error {card_number(model.get('ece'))}"
+                      + (f", {card_number(model.get('ece_calibrated'))} after temperature scaling (T = {t:.3f}, fitted "
+                         "on the validation split and saved in `bmcore.json`)" if t else "") + "."
+                      + (f" No temperature was saved: {md(why)}." if not t and isinstance(why, str) and why else ""), ""]
+        return lines
+
+    def card_usage(self, dataset: str, meta: dict[str, Any], config: dict[str, Any]) -> list[str]:
+        """transformers' text-classification pipeline, the CLI, and the limitations."""
+        msl = meta.get("max_seq_length") or config.get("max_seq_length")
+        limit = f"truncation=True{f', max_length={msl}' if msl else ''}"
+        return ["## Use it", "", "```python", "from transformers import pipeline", "",
+                'classifier = pipeline("text-classification", model="path/to/this/folder")',
+                f'classifier("your text here", {limit})', "```", "",
+                "Or with the bmcore studio CLI: `python -m bmcore predict --model path/to/this/folder \"your text here\"`.",
+                "", "## Limitations", "",
+                f"It only knows the classes above and the kind of text in {md_code(dataset)}; texts longer than "
+                f"{msl or 'max_seq_length'} tokens are cut. Check the confusion matrix and the misclassified examples "
+                "before relying on it.", ""]
 
     def score_label_quality(self, ds: Any, rows: pd.DataFrame, labels: np.ndarray, **kwargs: Any
                             ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
