@@ -249,7 +249,7 @@ KIND_COMPARED = {"bmcore/cli/data.py": 6, "bmcore/config.py": 5,
                  "bmcore/data/dataset.py": 4, "bmcore/data/preparation.py": 4, "bmcore/data/resolve.py": 5,
                  "bmcore/data/stats.py": 8, "bmcore/data/storage.py": 2, "bmcore/evaluate.py": 4,
                  "bmcore/export/run.py": 1, "bmcore/inference.py": 1,
-                 "bmcore/report/__init__.py": 3, "bmcore/report/playground.py": 2,
+                 "bmcore/report/__init__.py": 3, "bmcore/report/playground.py": 1,
                  "bmcore/scoring.py": 3, "pages/data.py": 2, "pages/train.py": 1}
 
 

@@ -94,7 +94,7 @@ def playground_models() -> list[ModelChoice]:
     out = []
     for r in runs.list_runs():
         folder = Path(r.path) / runs.MODEL_DIR
-        if r.state != runs.COMPLETED or r.task == "mlm" or not (folder / "config.json").is_file():  # mlm: no head yet
+        if r.state != runs.COMPLETED or r.pretraining or not (folder / "config.json").is_file():  # pretraining: no head yet
             continue
         out.append(ModelChoice(str(folder.resolve()), f"{r.name} · {r.dataset or '?'} · "
                                                       f"{headline_text(r, read_model_meta(folder))}", r.dataset))
