@@ -477,7 +477,10 @@ def check_checkpoint(path: Path) -> None:
     """Refuse a damaged checkpoint with a one-line error: unreadable ``trainer_state.json`` or weights."""
     path = Path(path)
     fix = f"delete {path.name} to resume from an earlier checkpoint, or start the run again"
-    state = read_json(path / "trainer_state.json", f"{path.name}'s trainer_state.json", fix)
+    try:
+        state = read_json(path / "trainer_state.json")
+    except BmcoreError as exc:
+        raise BmcoreError(f"{path.name} is damaged (trainer_state.json unreadable: {exc}); {fix}") from exc
     if "global_step" not in state:
         raise BmcoreError(f"{path.name} is damaged (trainer_state.json has no global_step); {fix}")
     weights = path / "model.safetensors"

@@ -471,7 +471,7 @@ CASES += [
          file=lambda: ("newline.csv", _labels(["neg\native", "pos"] * 30))),
     Case("model-half-weights", M, "a model.safetensors truncated to half", "model", "has a damaged model.safetensors",
          make=_damaged_model(_half_weights), cli_args=("predict", "--model", "{path}", "a fine film")),
-    Case("model-tokenizer-not-json", M, "a tokenizer.json that is not JSON", "model", "has an unreadable tokenizer.json",
+    Case("model-tokenizer-not-json", M, "a tokenizer.json that is not JSON", "model", "is damaged: not valid JSON",
          make=_damaged_model(lambda f: (f / "tokenizer.json").write_text("not json {")),
          cli_args=("predict", "--model", "{path}", "a fine film")),
     Case("model-tokenizer-shape", M, "a tokenizer.json of the wrong structure", "model", "its files are damaged (KeyError",
