@@ -149,6 +149,12 @@ def show_summary(s: Scored) -> None:
     st.caption(report.evaluation_caption(m, len(s.result.predictions), len(s.result.label_names), s.dataset, s.split))
     for row in report.headline_tiles(m):
         show_tiles(row)
+    show_summary_end(s)
+
+
+def show_summary_end(s: Scored) -> None:
+    """What every task's summary ends with: the warnings, a missing baseline, the scoring notes, the downloads."""
+    m = s.result.metrics
     show_warnings(s)
     if not m.get("baseline"):
         st.caption("No baseline: the dataset has no train split to train it on.")

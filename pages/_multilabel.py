@@ -17,10 +17,9 @@ from pages._evaluation import (
     Scored,
     compared,
     open_in_playground,
-    show_downloads,
     show_errors,
     show_flips,
-    show_warnings,
+    show_summary_end,
 )
 from pages._ui import show_tiles
 
@@ -50,12 +49,7 @@ def show_summary(s: Scored) -> None:
                                          "labels"))
     for row in report.multi_label_tiles(m):
         show_tiles(row)
-    show_warnings(s)
-    if not m.get("baseline"):
-        st.caption("No baseline: the dataset has no train split to train it on.")
-    for note in m.get("notes") or []:
-        st.caption(md(note))
-    show_downloads(s)
+    show_summary_end(s)
 
 
 def show_thresholds(s: Scored) -> None:

@@ -11,7 +11,7 @@ from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.report import regression as rr
 from pages import _charts as charts
-from pages._evaluation import TABLE_COLUMNS, Scored, compared, show_downloads, show_examples, show_warnings
+from pages._evaluation import TABLE_COLUMNS, Scored, compared, show_examples, show_summary_end
 from pages._ui import show_tiles
 
 SCORE_COLUMNS = {
@@ -35,12 +35,7 @@ def show_summary(s: Scored) -> None:
     st.markdown(rr.INTRO)
     st.caption(report.evaluation_caption(m, len(s.result.predictions), 1, s.dataset, s.split, "score"))
     show_tiles(rr.regression_tiles(m))
-    show_warnings(s)
-    if not m.get("baseline"):
-        st.caption("No baseline: the dataset has no train split to train it on.")
-    for note in m.get("notes") or []:
-        st.caption(md(note))
-    show_downloads(s)
+    show_summary_end(s)
 
 
 def show_scatter(s: Scored) -> None:
