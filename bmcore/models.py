@@ -256,7 +256,7 @@ def hub_reachable(timeout: float = 2.0) -> bool:
         return False
 
 
-def _from_pretrained(cls: Any, ref: ModelRef, offer: str = DEFAULT_MODEL, **kwargs: Any) -> Any:
+def from_pretrained_safely(cls: Any, ref: ModelRef, offer: str = DEFAULT_MODEL, **kwargs: Any) -> Any:
     """Call ``cls.from_pretrained`` safely: safetensors only, never remote code, clear offline errors
     (which ``offer`` the built-in model instead)."""
     from transformers.utils import logging as hf_logging
@@ -298,7 +298,7 @@ def load_tokenizer(ref: str | ModelRef) -> Any:
     from transformers import AutoTokenizer
 
     mref = ref if isinstance(ref, ModelRef) else resolve_model(ref)
-    return _from_pretrained(AutoTokenizer, mref)
+    return from_pretrained_safely(AutoTokenizer, mref)
 
 
 class CountingTokenizer:
@@ -335,7 +335,7 @@ def load_config(ref: str | ModelRef) -> Any:
     from transformers import AutoConfig
 
     mref = ref if isinstance(ref, ModelRef) else resolve_model(ref)
-    return _from_pretrained(AutoConfig, mref)
+    return from_pretrained_safely(AutoConfig, mref)
 
 
 def load_classifier(ref: str | ModelRef, label_names: list[str] | None = None,
@@ -367,7 +367,7 @@ def load_classifier(ref: str | ModelRef, label_names: list[str] | None = None,
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialized head" warning is expected here
     try:
-        return _from_pretrained(AutoModelForSequenceClassification, mref, **kwargs)
+        return from_pretrained_safely(AutoModelForSequenceClassification, mref, **kwargs)
     finally:
         hf_logging.set_verbosity(verbosity)
 

@@ -24,9 +24,9 @@ from .config import FINE_TUNE, PretrainConfig, task_of
 from .errors import BmcoreError
 from .models import (
     ModelRef,
-    _from_pretrained,
     check_max_seq_length,
     dropout_overrides,
+    from_pretrained_safely,
     load_tokenizer,
     resolve_model,
 )
@@ -178,7 +178,7 @@ def load_mlm_model(ref: str | ModelRef, **kwargs: Any) -> tuple[Any, list[str]]:
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # we report the fresh head ourselves, in one line
     try:
-        model, info = _from_pretrained(AutoModelForMaskedLM, mref, use_safetensors=True, output_loading_info=True, **kwargs)
+        model, info = from_pretrained_safely(AutoModelForMaskedLM, mref, use_safetensors=True, output_loading_info=True, **kwargs)
     finally:
         hf_logging.set_verbosity(verbosity)
     return model, sorted(info.get("missing_keys") or [])

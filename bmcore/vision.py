@@ -10,7 +10,7 @@ from typing import Any
 
 from .builtin_images import DEFAULT_IMAGE_MODEL
 from .errors import BmcoreError
-from .models import ModelRef, _from_pretrained, check_weight_shapes, load_config, resolve_model
+from .models import ModelRef, check_weight_shapes, from_pretrained_safely, load_config, resolve_model
 
 
 def _ref(ref: str | ModelRef) -> ModelRef:
@@ -45,7 +45,7 @@ def load_image_processor(ref: str | ModelRef) -> Any:
     if mref.path is not None and not (mref.path / "preprocessor_config.json").is_file():
         raise BmcoreError(f"model folder {mref.path} has no preprocessor_config.json; an image model needs its "
                           "image processor saved next to it (processor.save_pretrained(dir))")
-    processor = _from_pretrained(AutoImageProcessor, mref, offer=DEFAULT_IMAGE_MODEL)
+    processor = from_pretrained_safely(AutoImageProcessor, mref, offer=DEFAULT_IMAGE_MODEL)
     # Grayscale (Fashion-MNIST), palette and RGBA images become the RGB the model expects, unless it takes one channel.
     if getattr(processor, "do_convert_rgb", False) is None and getattr(load_config(mref), "num_channels", 3) == 3:
         processor.do_convert_rgb = True
@@ -73,7 +73,7 @@ def load_image_classifier(ref: str | ModelRef, label_names: list[str] | None = N
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialized head" warning is expected here
     try:
-        model = _from_pretrained(AutoModelForImageClassification, mref, offer=DEFAULT_IMAGE_MODEL, **kwargs)
+        model = from_pretrained_safely(AutoModelForImageClassification, mref, offer=DEFAULT_IMAGE_MODEL, **kwargs)
     finally:
         hf_logging.set_verbosity(verbosity)
     if is_cnn_config(model.config):  # a CNN: channels-last convolutions are faster on CPUs and GPUs

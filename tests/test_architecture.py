@@ -192,7 +192,7 @@ def test_functions_stay_short():
     assert _over(lines, LONG_FUNCTIONS, FUNCTION_LINES) == {}, "split these into named steps"
 
 
-PRIVATE_CROSSINGS = 3  # issue 28 takes this to 0
+PRIVATE_CROSSINGS = 0  # issue 28 took this to 0
 
 
 def test_no_private_name_crosses_a_module():

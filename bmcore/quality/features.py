@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from ..models import (
-    _from_pretrained,
     autocast_dtype,
     detect_device,
+    from_pretrained_safely,
     inference_placement,
     load_tokenizer,
     resolve_model,
@@ -48,7 +48,7 @@ def embed_texts(ref: str, texts: list[str], pairs: list[str] | None = None, *,
 
     mref = resolve_model(ref)
     tok = load_tokenizer(mref)
-    model = _from_pretrained(AutoModel, mref, use_safetensors=True)
+    model = from_pretrained_safely(AutoModel, mref, use_safetensors=True)
     model.eval()
     device = detect_device()
     kind, weights = inference_placement(select_precision(precision, device)[0], device)
