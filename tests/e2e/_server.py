@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,33 @@ class Server:
                 self.kill()
 
 
+@contextlib.contextmanager
+def open_app(workspace: Path) -> Iterator:
+    """A headless Chromium page on a `streamlit run` server of ``workspace``, at the front page and idle. On leaving
+    without an exception: no JavaScript error was raised on the page. The browser is closed and the server handed back
+    either way."""
+    from playwright.sync_api import sync_playwright
+
+    need_chromium()
+    server = Server(workspace)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+            try:
+                page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+                page.set_default_timeout(120_000)
+                errors: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(server.url)
+                idle(page)
+                yield page
+                assert not errors, errors
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+
+
 def idle(page, timeout: float = 120) -> None:
     """Wait until Streamlit has finished the current script run (and no rerun is asked for)."""
     page.wait_for_timeout(400)
@@ -175,6 +203,30 @@ def set_up_tiny_run(page, dataset: str, model, max_seq_length: int, steps: int |
     if steps is not None:
         fill(page, "Steps", str(steps))
     fill(page, "max_seq_length (tokens)", str(max_seq_length))
+
+
+def upload(page, path: Path) -> None:
+    """Upload ``path`` on the Data page's "Upload a file" source and wait for its stats."""
+    page.get_by_text("Upload a file", exact=True).click()
+    idle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
+    page.get_by_role("heading", name="Stats").first.wait_for()
+    idle(page)
+
+
+def train_to_the_end(page, workspace: Path) -> Path:
+    """Press the Train page's "Start training", wait for the one run it starts to complete, reload; its folder."""
+    page.get_by_role("button", name="Start training").click()
+    idle(page)
+    deadline = time.time() + 60
+    while not (workspace / "runs").is_dir() or not any((workspace / "runs").iterdir()):
+        assert time.time() < deadline, "no run folder appeared"
+        time.sleep(0.5)
+    (run_dir,) = (workspace / "runs").iterdir()
+    assert wait_runs_ended([run_dir])[run_dir.name][-1] == "completed", runs.log_tail(run_dir)
+    page.reload()
+    idle(page)
+    return run_dir
 
 
 def wait_code(page, *parts: str, timeout: float = 120) -> None:

@@ -5,17 +5,15 @@ and upload an image in the Playground. Screenshots in test-artifacts/e2e-images/
 from __future__ import annotations
 
 import shutil
-import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _server import ARGS, CHROMIUM, Server, choose, fill, go, idle, need_chromium, shot, wait_runs_ended
+from _server import choose, fill, go, idle, need_chromium, open_app, shot, train_to_the_end, upload
 from conftest import ROOT
 
 from bmcore import images as bimg
-from bmcore import runs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not (bimg.FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
                                                   reason="Debian's dataset-fashion-mnist is not installed")]
@@ -37,84 +35,56 @@ def garments_zip(path: Path) -> tuple[Path, bytes]:
 
 
 def test_image_journey(workspace: Path, tiny_resnet: Path, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
     need_chromium()
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
     zipped, sneaker = garments_zip(tmp_path / "garments.zip")
     (tmp_path / "sneaker.png").write_bytes(sneaker)
 
-    server = Server(workspace)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            page.set_default_timeout(120_000)
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(server.url)
-            idle(page)
+    with open_app(workspace) as page:
 
-            # 1. Data: the zip is read as an image dataset, with its stats and a sample grid; saved by name.
-            page.get_by_text("Upload a file", exact=True).click()
-            idle(page)
-            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(zipped))
-            page.get_by_role("heading", name="Stats").first.wait_for()
-            idle(page)
-            body = page.inner_text("body")
-            assert "156" in body and "Trouser" in body and "Every image is 28x28 pixels" in body
-            page.locator('[data-testid="stImage"]').nth(2).wait_for()  # the sample grid (drawn last: wait, not count)
-            fill(page, "Name", "garments")
-            page.get_by_role("button", name="Save").click()
-            idle(page)
-            page.get_by_text("Saved 'garments'").wait_for()
-            shot(page, ARTIFACTS, "1-data-images")
+        # 1. Data: the zip is read as an image dataset, with its stats and a sample grid; saved by name.
+        upload(page, zipped)
+        body = page.inner_text("body")
+        assert "156" in body and "Trouser" in body and "Every image is 28x28 pixels" in body
+        page.locator('[data-testid="stImage"]').nth(2).wait_for()  # the sample grid (drawn last: wait, not count)
+        fill(page, "Name", "garments")
+        page.get_by_role("button", name="Save").click()
+        idle(page)
+        page.get_by_text("Saved 'garments'").wait_for()
+        shot(page, ARTIFACTS, "1-data-images")
 
-            # 2. Train: image settings instead of text ones; a short run of the tiny ResNet.
-            go(page, "Train")
-            choose(page, "Prepared dataset", "garments")
-            page.get_by_text("Local folder", exact=True).click()
-            idle(page)
-            fill(page, "Path to a save_pretrained folder (safetensors weights)", str(tiny_resnet))
-            page.get_by_text("steps", exact=True).first.click()
-            idle(page)
-            fill(page, "Steps", "30")
-            body = page.inner_text("body")
-            assert page.get_by_label("max_seq_length (tokens)", exact=True).count() == 0 and "image_size (pixels" in body
-            shot(page, ARTIFACTS, "2-train-settings")
-            page.get_by_role("button", name="Start training").click()
-            idle(page)
-            deadline = time.time() + 60
-            while not (workspace / "runs").is_dir() or not any((workspace / "runs").iterdir()):
-                assert time.time() < deadline, "no run folder appeared"
-                time.sleep(0.5)
-            (run_dir,) = (workspace / "runs").iterdir()
-            assert wait_runs_ended([run_dir])[run_dir.name][-1] == "completed", runs.log_tail(run_dir)
-            page.reload()
-            idle(page)
-            shot(page, ARTIFACTS, "3-train-finished")
+        # 2. Train: image settings instead of text ones; a short run of the tiny ResNet.
+        go(page, "Train")
+        choose(page, "Prepared dataset", "garments")
+        page.get_by_text("Local folder", exact=True).click()
+        idle(page)
+        fill(page, "Path to a save_pretrained folder (safetensors weights)", str(tiny_resnet))
+        page.get_by_text("steps", exact=True).first.click()
+        idle(page)
+        fill(page, "Steps", "30")
+        body = page.inner_text("body")
+        assert page.get_by_label("max_seq_length (tokens)", exact=True).count() == 0 and "image_size (pixels" in body
+        shot(page, ARTIFACTS, "2-train-settings")
+        train_to_the_end(page, workspace)
+        shot(page, ARTIFACTS, "3-train-finished")
 
-            # 3. Evaluate: the tiles, the pixel baseline, thumbnails in the error gallery.
-            go(page, "Evaluate")
-            page.get_by_role("heading", name="How good is it?").first.wait_for()
-            idle(page, timeout=180)
-            body = page.inner_text("body")
-            assert "Accuracy" in body and "pixel" in body.lower()
-            assert page.locator('[data-testid="stImage"]').count() >= 1  # thumbnails of images
-            shot(page, ARTIFACTS, "4-evaluate-images")
+        # 3. Evaluate: the tiles, the pixel baseline, thumbnails in the error gallery.
+        go(page, "Evaluate")
+        page.get_by_role("heading", name="How good is it?").first.wait_for()
+        idle(page, timeout=180)
+        body = page.inner_text("body")
+        assert "Accuracy" in body and "pixel" in body.lower()
+        assert page.locator('[data-testid="stImage"]').count() >= 1  # thumbnails of images
+        shot(page, ARTIFACTS, "4-evaluate-images")
 
-            # 4. Playground: upload an image; every class's probability and the explanation over the image.
-            go(page, "Playground")
-            idle(page, timeout=180)
-            page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(tmp_path / "sneaker.png"))
-            idle(page, timeout=180)
-            page.locator(".js-plotly-plot").first.wait_for()
-            body = page.inner_text("body")
-            assert "Prediction" in body and all(name in body for name in CLASSES.values())
-            assert page.locator('[data-testid="stImage"]').count() >= 2  # the model's view and the heat map over it
-            shot(page, ARTIFACTS, "5-playground-image")
-            assert not errors, errors
-            browser.close()
-    finally:
-        server.stop()
+        # 4. Playground: upload an image; every class's probability and the explanation over the image.
+        go(page, "Playground")
+        idle(page, timeout=180)
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(tmp_path / "sneaker.png"))
+        idle(page, timeout=180)
+        page.locator(".js-plotly-plot").first.wait_for()
+        body = page.inner_text("body")
+        assert "Prediction" in body and all(name in body for name in CLASSES.values())
+        assert page.locator('[data-testid="stImage"]').count() >= 2  # the model's view and the heat map over it
+        shot(page, ARTIFACTS, "5-playground-image")

@@ -22,6 +22,7 @@ from _server import (
     need_chromium,
     set_up_tiny_run,
     shot,
+    upload,
     wait_runs_ended,
 )
 from conftest import ROOT
@@ -83,11 +84,7 @@ def test_journey(server, browser_page, tiny_model, shared_data, tmp_path):
     csv = tmp_path / "reviews.csv"
     sample = pd.read_csv(shared_data / "sst2" / "train.csv").sample(300, random_state=0)
     sample.rename(columns={"text": "review", "label": "sentiment"}).to_csv(csv, index=False)
-    page.get_by_text("Upload a file", exact=True).click()
-    idle(page)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(csv))
-    page.get_by_role("heading", name="Stats").first.wait_for()
-    idle(page)
+    upload(page, csv)
     text_box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Text column").first
     label_box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Label column").first
     assert text_box.locator("input").input_value() == "review"

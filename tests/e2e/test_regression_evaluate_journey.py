@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from _server import ARGS, CHROMIUM, Server, go, idle, need_chromium, shot
+from _server import go, idle, need_chromium, open_app, shot
 from conftest import ROOT
 
 from bmcore import data as bdata
@@ -28,8 +28,6 @@ def stsb(shared_data: Path, split: str, n: int, start: int = 0) -> pd.DataFrame:
 
 def test_regression_evaluate_journey(workspace: Path, shared_data: Path, tiny_model: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from playwright.sync_api import sync_playwright
-
     need_chromium()
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
@@ -46,39 +44,26 @@ def test_regression_evaluate_journey(workspace: Path, shared_data: Path, tiny_mo
                          "--learning-rate", "1e-3"]) == 0
     detect_device.cache_clear()
 
-    server = Server(workspace)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            page.set_default_timeout(120_000)
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(server.url)
-            idle(page)
-            go(page, "Evaluate")
-            page.get_by_role("heading", name="How good is it?").first.wait_for()
-            body = page.inner_text("body")
-            assert all(t in body for t in ("Pearson", "Spearman", "RMSE", "MAE", "R²", "vs baseline"))
-            assert "Which classes does it confuse?" not in body and "Calibration" not in body
-            page.get_by_role("heading", name="Where is it off?").first.wait_for()
-            page.get_by_text("Over all examples the model predicts").first.wait_for()
+    with open_app(workspace) as page:
+        go(page, "Evaluate")
+        page.get_by_role("heading", name="How good is it?").first.wait_for()
+        body = page.inner_text("body")
+        assert all(t in body for t in ("Pearson", "Spearman", "RMSE", "MAE", "R²", "vs baseline"))
+        assert "Which classes does it confuse?" not in body and "Calibration" not in body
+        page.get_by_role("heading", name="Where is it off?").first.wait_for()
+        page.get_by_text("Over all examples the model predicts").first.wait_for()
 
-            # Drag a box over the whole plot area: every drawn point is selected, and listed below the chart.
-            scatter = page.locator(".js-plotly-plot").filter(has_text="Predicted against gold").first
-            scatter.scroll_into_view_if_needed()
-            area = scatter.locator(".nsewdrag").first.bounding_box()
-            page.mouse.move(area["x"] + 2, area["y"] + 2)
-            page.mouse.down()
-            page.mouse.move(area["x"] + area["width"] / 2, area["y"] + area["height"] / 2, steps=8)
-            page.mouse.move(area["x"] + area["width"] - 2, area["y"] + area["height"] - 2, steps=8)
-            page.mouse.up()
-            idle(page)
-            page.get_by_text("selected examples, largest error first").first.wait_for()
-            selected = page.get_by_text("selected examples, largest error first").first.inner_text()
-            assert int(selected.split()[0].replace(",", "")) > 0, selected
-            shot(page, ARTIFACTS, "1-evaluate-regression")
-            assert not errors, errors
-            browser.close()
-    finally:
-        server.stop()
+        # Drag a box over the whole plot area: every drawn point is selected, and listed below the chart.
+        scatter = page.locator(".js-plotly-plot").filter(has_text="Predicted against gold").first
+        scatter.scroll_into_view_if_needed()
+        area = scatter.locator(".nsewdrag").first.bounding_box()
+        page.mouse.move(area["x"] + 2, area["y"] + 2)
+        page.mouse.down()
+        page.mouse.move(area["x"] + area["width"] / 2, area["y"] + area["height"] / 2, steps=8)
+        page.mouse.move(area["x"] + area["width"] - 2, area["y"] + area["height"] - 2, steps=8)
+        page.mouse.up()
+        idle(page)
+        page.get_by_text("selected examples, largest error first").first.wait_for()
+        selected = page.get_by_text("selected examples, largest error first").first.inner_text()
+        assert int(selected.split()[0].replace(",", "")) > 0, selected
+        shot(page, ARTIFACTS, "1-evaluate-regression")

@@ -7,20 +7,29 @@ Screenshots in test-artifacts/e2e-small-images/ (look at them)."""
 from __future__ import annotations
 
 import shutil
-import time
 import zipfile
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pytest
-from _server import ARGS, CHROMIUM, Server, choose, fill, go, idle, need_chromium, shot, wait_job_result, wait_runs_ended
+from _server import (
+    choose,
+    fill,
+    go,
+    idle,
+    need_chromium,
+    open_app,
+    shot,
+    train_to_the_end,
+    upload,
+    wait_job_result,
+)
 from conftest import ROOT
 from test_quality_journey import pick_row
 
 from bmcore import data as bdata
 from bmcore import images as bimg
 from bmcore import quality as bq
-from bmcore import runs
 from bmcore.report import quality as rq
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not (bimg.FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
@@ -68,106 +77,78 @@ def zips(tmp: Path) -> tuple[Path, Path, Path]:
 
 
 def test_small_image_zip_quality_train_evaluate_and_grad_cam(workspace: Path, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
     need_chromium()
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
     train_zip, eval_zip, sneaker = zips(tmp_path)
-    server = Server(workspace)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            page.set_default_timeout(120_000)
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(server.url)
-            idle(page)
+    with open_app(workspace) as page:
 
-            # 1. Data: the zip is an image dataset; saved by name.
-            page.get_by_text("Upload a file", exact=True).click()
-            idle(page)
-            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(train_zip))
-            page.get_by_role("heading", name="Stats").first.wait_for()
-            idle(page)
-            fill(page, "Name", "garments")
-            page.get_by_role("button", name="Save").click()
-            idle(page)
-            page.get_by_text("Saved 'garments'").wait_for()
-            shot(page, ARTIFACTS, "1-data")
+        # 1. Data: the zip is an image dataset; saved by name.
+        upload(page, train_zip)
+        fill(page, "Name", "garments")
+        page.get_by_role("button", name="Save").click()
+        idle(page)
+        page.get_by_text("Saved 'garments'").wait_for()
+        shot(page, ARTIFACTS, "1-data")
 
-            # 2. Label quality on the images: the planted photo is flagged (an outlier); drop it, save a new version.
-            page.get_by_text("Label quality: find the labels that are wrong").click()
-            idle(page)
-            choose(page, "Prepared dataset", "garments")
-            page.get_by_role("button", name="Find label issues").click()
-            wait_job_result(page, "Look mislabeled", workspace)
-            idle(page)
-            flags = rq.flags_frame(bq.load_quality("garments"))
-            files = [PurePosixPath(t).name for t in flags["text"]]
-            assert PHOTO in files, files
-            photo = files.index(PHOTO)
-            assert "outlier" in flags["issues"].iloc[photo]
-            pick_row(page, photo)
-            page.get_by_text("drop", exact=True).first.click()
-            idle(page)
-            page.get_by_role("button", name="Record").click()
-            idle(page)
-            page.get_by_text("1 decisions: 0 keep, 0 relabel, 1 drop").wait_for()
-            shot(page, ARTIFACTS, "2-quality-flagged-images")
-            page.get_by_role("button", name="Save as a new version").click()
-            page.get_by_text("Saved the reviewed dataset as 'garments-v2'").wait_for()
-            v2 = bdata.load_prepared("garments-v2")
-            assert v2.modality == "image" and v2.version["dropped"] == 1
-            assert all(PurePosixPath(p).name != PHOTO for s in bdata.SPLITS for p in v2.splits[s]["path"])
+        # 2. Label quality on the images: the planted photo is flagged (an outlier); drop it, save a new version.
+        page.get_by_text("Label quality: find the labels that are wrong").click()
+        idle(page)
+        choose(page, "Prepared dataset", "garments")
+        page.get_by_role("button", name="Find label issues").click()
+        wait_job_result(page, "Look mislabeled", workspace)
+        idle(page)
+        flags = rq.flags_frame(bq.load_quality("garments"))
+        files = [PurePosixPath(t).name for t in flags["text"]]
+        assert PHOTO in files, files
+        photo = files.index(PHOTO)
+        assert "outlier" in flags["issues"].iloc[photo]
+        pick_row(page, photo)
+        page.get_by_text("drop", exact=True).first.click()
+        idle(page)
+        page.get_by_role("button", name="Record").click()
+        idle(page)
+        page.get_by_text("1 decisions: 0 keep, 0 relabel, 1 drop").wait_for()
+        shot(page, ARTIFACTS, "2-quality-flagged-images")
+        page.get_by_role("button", name="Save as a new version").click()
+        page.get_by_text("Saved the reviewed dataset as 'garments-v2'").wait_for()
+        v2 = bdata.load_prepared("garments-v2")
+        assert v2.modality == "image" and v2.version["dropped"] == 1
+        assert all(PurePosixPath(p).name != PHOTO for s in bdata.SPLITS for p in v2.splits[s]["path"])
 
-            # 3. Train the built-in EfficientNet-Lite0 (the image default) on the reviewed version, by steps.
-            go(page, "Train")
-            choose(page, "Prepared dataset", "garments-v2")
-            page.get_by_text("steps", exact=True).first.click()
-            idle(page)
-            fill(page, "Steps", "20")
-            assert "builtin:efficientnet-lite0" in page.inner_text("body")
-            page.get_by_role("button", name="Start training").click()
-            idle(page)
-            deadline = time.time() + 60
-            while not (workspace / "runs").is_dir() or not any((workspace / "runs").iterdir()):
-                assert time.time() < deadline, "no run folder appeared"
-                time.sleep(0.5)
-            (run_dir,) = (workspace / "runs").iterdir()
-            assert wait_runs_ended([run_dir])[run_dir.name][-1] == "completed", runs.log_tail(run_dir)
-            page.reload()
-            idle(page)
-            shot(page, ARTIFACTS, "3-trained")
+        # 3. Train the built-in EfficientNet-Lite0 (the image default) on the reviewed version, by steps.
+        go(page, "Train")
+        choose(page, "Prepared dataset", "garments-v2")
+        page.get_by_text("steps", exact=True).first.click()
+        idle(page)
+        fill(page, "Steps", "20")
+        assert "builtin:efficientnet-lite0" in page.inner_text("body")
+        train_to_the_end(page, workspace)
+        shot(page, ARTIFACTS, "3-trained")
 
-            # 4. Evaluate: a separate zip of new images, scored whole as a background job.
-            go(page, "Evaluate")
-            idle(page, timeout=180)
-            page.get_by_text("Upload a file", exact=True).last.click()
-            idle(page)
-            page.locator('[data-testid="stFileUploaderDropzoneInput"]').last.set_input_files(str(eval_zip))
-            idle(page, timeout=180)
-            page.get_by_role("button", name="Evaluate").click()
-            wait_job_result(page, "Baseline accuracy", workspace)
-            idle(page, timeout=180)
-            body = page.inner_text("body")
-            assert f"{EVAL_PER_CLASS * len(CLASSES)} examples of" in body and "all examples" not in body
-            # The zip has no train split: the pixel baseline is trained on the run's own dataset, and says so.
-            assert "--baseline-train garments-v2" in body and "no train split" not in body
-            assert page.locator('[data-testid="stImage"]').count() >= 1  # thumbnails
-            shot(page, ARTIFACTS, "4-evaluate-new-zip")
+        # 4. Evaluate: a separate zip of new images, scored whole as a background job.
+        go(page, "Evaluate")
+        idle(page, timeout=180)
+        page.get_by_text("Upload a file", exact=True).last.click()
+        idle(page)
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').last.set_input_files(str(eval_zip))
+        idle(page, timeout=180)
+        page.get_by_role("button", name="Evaluate").click()
+        wait_job_result(page, "Baseline accuracy", workspace)
+        idle(page, timeout=180)
+        body = page.inner_text("body")
+        assert f"{EVAL_PER_CLASS * len(CLASSES)} examples of" in body and "all examples" not in body
+        # The zip has no train split: the pixel baseline is trained on the run's own dataset, and says so.
+        assert "--baseline-train garments-v2" in body and "no train split" not in body
+        assert page.locator('[data-testid="stImage"]').count() >= 1  # thumbnails
+        shot(page, ARTIFACTS, "4-evaluate-new-zip")
 
-            # 5. Playground: a new image, its prediction, and Grad-CAM's region drawn over it (the method named).
-            go(page, "Playground")
-            idle(page, timeout=180)
-            page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(sneaker))
-            idle(page, timeout=180)
-            page.get_by_text("Grad-CAM").first.wait_for()
-            assert page.locator('[data-testid="stImage"]').count() >= 2  # the model's view and the map over it
-            assert all(name in page.inner_text("body") for name in CLASSES.values())
-            shot(page, ARTIFACTS, "5-playground-grad-cam")
-            assert not errors, errors
-            browser.close()
-    finally:
-        server.stop()
+        # 5. Playground: a new image, its prediction, and Grad-CAM's region drawn over it (the method named).
+        go(page, "Playground")
+        idle(page, timeout=180)
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(sneaker))
+        idle(page, timeout=180)
+        page.get_by_text("Grad-CAM").first.wait_for()
+        assert page.locator('[data-testid="stImage"]').count() >= 2  # the model's view and the map over it
+        assert all(name in page.inner_text("body") for name in CLASSES.values())
+        shot(page, ARTIFACTS, "5-playground-grad-cam")
