@@ -126,8 +126,9 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
     split, score validation and test, save ``model/`` and evaluate the test split in full."""
     device, plan, mref = start_job(config, run_dir, main)
     job = prepare_job(config, task, mref, main, run_dir)
-    log.info("device %s, precision %s; dataset %s (%s): %d train / %d validation / %d test, %d labels", device.label,
-             plan["precision"], job.ds.name, task.problem_type, *(len(job.data[s]) for s in SPLITS), len(job.label_names))
+    log.info("device %s, precision %s; dataset %s (%s): %d train / %d validation / %d test, %d %s", device.label,
+             plan["precision"], job.ds.name, task.problem_type, *(len(job.data[s]) for s in SPLITS), len(job.label_names),
+             task.label_unit)
     model = task.load_model(mref, job.label_names, config, plan)
     if note := task.init_model(model, job.train_targets, config, resume=resume):
         log.info(note)
