@@ -46,6 +46,11 @@ class Modality:
     # --- data: a raw source recognised, prepared, scored and measured (bmcore.data, bmcore.scoring) ---------
 
     input_noun = "inputs"  # what the inputs are called in the data's warnings ("texts", "images")
+    # The Data page's views of these inputs, top to bottom, by their keys in the page (pages/data.py: "columns" to
+    # choose, "tokens" to count; "image_source", "image_sizes", "image_samples" to look at pictures).
+    data_views: tuple[str, ...] = ()
+    default_model = ""  # the built-in model a run on these inputs starts from by default
+    train_settings: tuple[str, ...] = ()  # the TrainConfig settings only these inputs have (the Train page shows them)
     # Why a source of these inputs has no columns to choose, as the words after its name ("is an image source: ...");
     # "" for a table whose text and label columns are detected or chosen (bmcore.data.columns).
     fixed_columns = ""

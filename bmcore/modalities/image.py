@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..builtin_images import BUILTIN_IMAGE_MODELS
+from ..builtin_images import BUILTIN_IMAGE_MODELS, DEFAULT_IMAGE_MODEL
 from ..images.datasets import image_dataset, prepare_images
 from ..images.sources import is_image_source
 from ..images.stats import image_stats
@@ -50,6 +50,9 @@ class Image(Modality):
         return load_image_classifier(ref, label_names, **kwargs)
 
     input_noun = "images"
+    data_views = ("image_source", "image_sizes", "image_samples")
+    default_model = DEFAULT_IMAGE_MODEL
+    train_settings = ("image_size", "augment")
     fixed_columns = "is an image source: its classes come from its folders or label column"
 
     def reads_source(self, source: str) -> bool:

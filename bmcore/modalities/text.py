@@ -13,6 +13,7 @@ from ..models import (
     BUILTIN_MODELS,
     BUILTIN_PREFIX,
     DEFAULT_MAX_SEQ_LENGTH,
+    DEFAULT_MODEL,
     load_classifier,
     load_counting_tokenizer,
     load_tokenizer,
@@ -39,6 +40,9 @@ class Text(Modality):
         return load_classifier(ref, label_names, **kwargs)
 
     input_noun = "texts"
+    data_views = ("columns", "tokens")
+    default_model = DEFAULT_MODEL
+    train_settings = ("max_seq_length", "freeze_embeddings", "batch_growth")
 
     def detect_problem_type(self, raw: Any, *, text_columns: list[str] | None = None, label_column: str | None = None,
                             label_columns: list[str] | None = None, label_delimiter: str | None = None) -> str:

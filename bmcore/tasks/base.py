@@ -311,6 +311,7 @@ class Task:
     label_nouns = ("class", "classes")  # what one label name is called in the data's warnings and charts, and many
     weighs_classes = True  # class imbalance is answered by class weights (bmcore.data.stats warns about it)
     data_note = ""  # what `bmcore data prepare` notes about the label shape ("multi-label"; "" for nothing)
+    rows_by_label = True  # each row has one of the label names, so a chart of rows can colour them by it
 
     def read_labels(self, df: pd.DataFrame, cols: Any, where: str) -> Any:
         """The label of each row of a source's table ``df`` with columns ``cols`` (:class:`bmcore.data.columns.Columns`),

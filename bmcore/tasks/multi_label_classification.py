@@ -414,6 +414,7 @@ class MultiLabelClassification(Task):
     label_nouns = ("label", "labels")
     weighs_classes = False  # inverse class frequency is a single-label idea: rare labels get positive weights instead
     data_note = "multi-label"
+    rows_by_label = False  # a row has any number of labels
 
     def read_labels(self, df: pd.DataFrame, cols: Columns, where: str) -> pd.Series:
         """Each row's label names as a list; ``None`` where a 0/1 cell is missing (the row is dropped)."""
