@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import LABEL_NAMES, PAIR_NAMES, TEXT_NAMES, decode_label_set, normalise_labels, read_table
+from .data.columns import LABEL_NAMES, PAIR_NAMES, TEXT_NAMES
+from .data.label_values import decode_label_set, normalise_labels
+from .data.tables import read_table
 from .errors import BmcoreError
 from .images.codec import total_pixels
 from .images.sources import zip_members

@@ -8,6 +8,8 @@ SINGLE_LABEL = "single_label_classification"
 MULTI_LABEL = "multi_label_classification"
 MASKED_LM = "masked_lm"
 REGRESSION = "regression"
+# What a dataset or model that names no problem type learns (Hugging Face's default, one class per example).
+DEFAULT_PROBLEM_TYPE = SINGLE_LABEL
 
 # What a dataset's label shape (bmcore.data.columns.label_shape: how the labels are written in the file) is learnt as.
 PROBLEM_TYPE_OF_SHAPE = {"single": SINGLE_LABEL, "delimited": MULTI_LABEL, "columns": MULTI_LABEL, "score": REGRESSION}

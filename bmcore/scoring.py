@@ -1,22 +1,21 @@
 """Scoring a source whole: a file, a folder or a zip that is no prepared dataset, every row or image of it.
 
 ``evaluate --data FILE|FOLDER|ZIP`` and the Evaluate page's upload score new data as it comes, with no split carved
-out of it. The model's task says how a source becomes the dataset it scores (:meth:`bmcore.tasks.base.Task.scoring_dataset`):
+out of it. The source's modality says how it becomes the dataset to score
+(:meth:`bmcore.modalities.base.Modality.scoring_source`):
 
-* text (:func:`text_dataset`): one file is scored whole (split ``all``); a folder of split files is prepared and
-  scored on the split asked for (``test`` by default), as before;
-* images (:func:`image_dataset`): a folder or zip of class folders, the classes mapped to the model's ``id2label``
-  (a class the model does not know is refused in one line naming it). With split folders (train/, validation/,
-  test/) every image is scored together (split ``all``), or only the split asked for, where the source's own train
-  split trains the baseline and its validation split fits the temperature, as for a prepared dataset.
-
-The images are read by :mod:`bmcore.images` (class folders, zips, the pixel caps and the zip-bomb checks).
+* a table of texts (:func:`text_dataset`): one file is scored whole (split ``all``); a folder of split files is
+  prepared and scored on the split asked for (``test`` by default), as before;
+* images (:func:`bmcore.images.datasets.image_dataset`): a folder or zip of class folders, the classes mapped to the
+  model's ``id2label`` (a class the model does not know is refused in one line naming it). With split folders
+  (train/, validation/, test/) every image is scored together (split ``all``), or only the split asked for, where the
+  source's own train split trains the baseline and its validation split fits the temperature, as for a prepared
+  dataset. The images are read by :mod:`bmcore.images` (class folders, zips, the pixel caps and the zip-bomb checks).
 :func:`save_rows` and :func:`load_rows` hand what a page read to the background scoring job.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,19 +23,19 @@ from typing import Any
 import pandas as pd
 
 from .data.columns import Columns, check_columns, detect_columns, detect_label_shape
-from .data.dataset import SPLITS, PreparedDataset
-from .data.label_values import encode_label_set, normalise_labels, order_labels
-from .data.preparation import IMAGE_COLUMNS, prepare, standardise
-from .data.readers import SPLIT_ALIASES, RawData, load_source, suggest_name
+from .data.dataset import PreparedDataset
+from .data.preparation import prepare, standardise
+from .data.readers import RawData, canonical_split, load_source
 from .errors import BmcoreError
-from .files import write_json_atomic
+from .files import read_json, write_json_atomic
 from .limits import check_local_path
-from .problem_types import MULTI_LABEL, SINGLE_LABEL
+from .modalities import DEFAULT_MODALITY, get_modality
+from .problem_types import DEFAULT_PROBLEM_TYPE
 from .splits import WHOLE_SOURCE
+from .tasks import get_task
 
 ALL = WHOLE_SOURCE  # the split that holds every row of a source scored whole
 ROWS_META = "scored.json"  # next to <split>.parquet in an evaluation folder: what the page read, for the job
-SHOWN_CLASSES = 10
 
 
 def whole_dataset(source: str, task: Any, label_names: Sequence[str], *, data: bytes | None = None,
@@ -51,8 +50,10 @@ def whole_dataset(source: str, task: Any, label_names: Sequence[str], *, data: b
     if raw.modality != task.modality:
         raise BmcoreError(f"{Path(source).name or source} holds {raw.modality} data, but the model classifies "
                           f"{task.modality}; evaluate a{'n' if raw.modality[:1] in 'aeiou' else ''} {raw.modality} model on it")
-    return task.scoring_dataset(raw, label_names, split=split, text_columns=text_columns, label_column=label_column,
-                                seed=seed)
+    scored = get_modality(raw.modality).scoring_source(raw, list(label_names), split=split)
+    if scored is not None:
+        return scored
+    return text_dataset(raw, split=split, text_columns=text_columns, label_column=label_column, seed=seed)
 
 
 def _check_not_empty(source: str) -> None:
@@ -61,10 +62,6 @@ def _check_not_empty(source: str) -> None:
     check_local_path(path, "data path")  # first: no probing of the server's files where paths are turned off
     if path.is_dir() and not any(not p.name.startswith(".") for p in path.iterdir()):
         raise BmcoreError(f"folder {source} is empty: there is nothing to score")
-
-
-def _split_name(split: str | None) -> str | None:
-    return None if split is None else SPLIT_ALIASES.get(split.strip().lower(), split.strip())
 
 
 # --- text ---------------------------------------------------------------------------------------
@@ -80,8 +77,8 @@ def text_dataset(raw: RawData, *, split: str | None = None, text_columns: list[s
             guess = detect_columns(next(iter(raw.frames.values())))
             cols = Columns(list(text_columns or guess.text), label_column or guess.label)
         name = Path(raw.source).stem or "dataset"
-        return prepare(raw, name=name, columns=cols, seed=seed), _split_name(split) or "test"
-    if _split_name(split) not in (None, ALL):
+        return prepare(raw, name=name, columns=cols, seed=seed), canonical_split(split) or "test"
+    if canonical_split(split) not in (None, ALL):
         raise BmcoreError(f"{Path(raw.source).name} is one file, scored whole; leave out --split")
     return _single_file(raw, text_columns, label_column), ALL
 
@@ -100,65 +97,14 @@ def _single_file(raw: RawData, text_columns: list[str] | None, label_column: str
     std, dropped = standardise(df, cols, raw.source)
     if std.empty:
         raise BmcoreError(f"{raw.source} has no rows with both a text and a label")
-    if cols.problem_type == MULTI_LABEL:  # label sets, stored as prepared datasets store them (JSON lists)
-        names = order_labels({n for ls in std["label"] for n in ls} | set(cols.label_columns or []))
-        std["label"] = [encode_label_set(ls) for ls in std["label"]]
-    else:
-        names = order_labels(std["label"])
+    task = get_task(cols.problem_type)  # the labels stored as prepared datasets store them (multi-label: JSON lists)
+    names = task.found_labels(std["label"], cols)
+    std["label"] = task.encode_found(std["label"])
     empty = std.iloc[0:0]
     notes = list(raw.notes) + ([f"dropped {dropped} rows with an empty text or label"] if dropped else [])
     return PreparedDataset(name=Path(raw.source).stem, source=raw.source, columns=cols, label_names=names,
                            splits={"train": empty, "validation": empty, ALL: std}, notes=notes,
                            problem_type=cols.problem_type)
-
-
-# --- images -------------------------------------------------------------------------------------
-
-
-def _listed(names: Sequence[str]) -> str:
-    return ", ".join(names[:SHOWN_CLASSES]) + (f", ... ({len(names)} in all)" if len(names) > SHOWN_CLASSES else "")
-
-
-def check_classes(found: Sequence[str], label_names: Sequence[str], where: str) -> None:
-    """Refuse, in one line naming them, class folders the model has no class for (their images would be scored
-    against a label it can never predict, or dropped unseen)."""
-    unknown = sorted(set(found) - set(label_names))
-    if unknown:
-        raise BmcoreError(f"{where} has {len(unknown)} class{'es' if len(unknown) > 1 else ''} the model does not "
-                          f"know ({_listed(unknown)}); the model's classes are {_listed(list(label_names))}: rename "
-                          "the class folders to those names, or leave them out")
-
-
-def image_dataset(raw: RawData, label_names: Sequence[str], *,
-                  split: str | None = None) -> tuple[PreparedDataset, str]:
-    """An image source to score: every image (split ``all``), or the source's split folder ``split``, with the
-    classes (folder names) mapped to the model's ``label_names``."""
-    where = Path(raw.source).name or raw.source
-    frames = {s: df.assign(label=normalise_labels(df["label"], "label")) for s, df in raw.frames.items()}
-    frames = {s: df[df["label"].notna()].reset_index(drop=True) for s, df in frames.items()}
-    # A built-in dataset (builtin:fashion-mnist) is a benchmark with its own test split: that is what it is scored on.
-    wanted = _split_name(split) or ("test" if raw.source.startswith("builtin:") else None)
-    own = [s for s in SPLITS if s in frames]  # the source's split folders, if it has them
-    if wanted not in (None, ALL) and wanted not in own:
-        raise BmcoreError(f"{where} has no {wanted} folder" + (f"; its splits: {', '.join(own)} (or all)" if own else
-                          ": it has no split folders (train/, validation/, test/), so it is scored whole; leave out --split"))
-    scored = {ALL: pd.concat(list(frames.values()), ignore_index=True)} if wanted in (None, ALL) else {wanted: frames[wanted]}
-    check_classes(list(dict.fromkeys(pd.concat(list(frames.values()))["label"])), label_names, where)
-    name, df = next(iter(scored.items()))
-    if df.empty:
-        raise BmcoreError(f"{where} has no labelled images" + (f" in its {name} folder" if name != ALL else ""))
-    empty = df.iloc[0:0]
-    notes = list(raw.notes)
-    if name == ALL:
-        sizes = ", ".join(f"{s} {len(frames[s]):,}" for s in own)
-        notes.append(f"scored all {len(df):,} images of {where}" + (f", its splits together ({sizes})" if own else "")
-                     + ("; --split test scores the test folder alone, next to a baseline trained on train/" if own else ""))
-        splits = {"train": empty, "validation": empty, ALL: df}
-    else:
-        notes.append(f"scored the {name} folder of {where}: {len(df):,} images")
-        splits = {"train": frames.get("train", empty), "validation": frames.get("validation", empty), name: df}
-    return PreparedDataset(name=suggest_name(raw.source), source=raw.source, columns=IMAGE_COLUMNS,
-                           label_names=list(label_names), splits=splits, notes=notes, modality="image"), name
 
 
 # --- handing a page's read to the scoring job -----------------------------------------------------
@@ -186,8 +132,8 @@ def rows_meta(folder: str | Path) -> dict[str, Any]:
     """What :func:`save_rows` wrote into ``folder`` (``scored.json``: name, split, rows per split, label names,
     problem type, modality), without the rows; ``{}`` when there is none or it is damaged."""
     try:
-        meta = json.loads((Path(folder) / ROWS_META).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        meta = read_json(Path(folder) / ROWS_META)
+    except BmcoreError:
         return {}
     return meta if isinstance(meta, dict) else {}
 
@@ -196,15 +142,15 @@ def load_rows(folder: str | Path) -> tuple[PreparedDataset, str]:
     """The dataset and split :func:`save_rows` wrote into ``folder``."""
     out = Path(folder)
     try:
-        meta = json.loads((out / ROWS_META).read_text(encoding="utf-8"))
+        meta = read_json(out / ROWS_META)
         splits = {str(s): pd.read_parquet(out / f"{s}.parquet") for s in meta["splits"]}
         cols = Columns(list(meta["text_columns"]), str(meta["label_column"]), label_columns=meta.get("label_columns"),
                        label_delimiter=meta.get("label_delimiter"))
         ds = PreparedDataset(name=str(meta["name"]), source=str(meta["source"]), columns=cols,
                              label_names=[str(n) for n in meta["label_names"]], splits=splits,
                              notes=[str(n) for n in meta.get("notes") or []],
-                             problem_type=str(meta.get("problem_type") or SINGLE_LABEL),
-                             modality=str(meta.get("modality") or "text"))
+                             problem_type=str(meta.get("problem_type") or DEFAULT_PROBLEM_TYPE),
+                             modality=str(meta.get("modality") or DEFAULT_MODALITY))
         return ds, str(meta["split"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (BmcoreError, OSError, ValueError, KeyError, TypeError) as exc:
         raise BmcoreError(f"the data to score in {out} is damaged ({exc.__class__.__name__}); upload it again") from exc

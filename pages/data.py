@@ -14,8 +14,10 @@ from bmcore import quality as bquality
 from bmcore.display import md, plot_texts
 from bmcore.errors import BmcoreError
 from bmcore.labels import LABEL_DELIMITERS
+from bmcore.modalities import get_modality
 from bmcore.models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, hub_offline, hub_reachable
 from bmcore.report import data as rdata
+from bmcore.tasks import get_task
 from pages import _images as img_ui
 from pages._quality import show_label_quality
 from pages._ui import require_frame, show_prepared_datasets, tokenizer
@@ -218,10 +220,13 @@ try:
 except BmcoreError as exc:
     fail(exc)
 key = fingerprint[:8] or bdata.suggest_name(source)  # new source, new widgets, so the detected choice is preselected again
-image = raw.modality == "image"
-if image:  # the classes come from the folders (or the detected label column): no columns to choose
+modality = get_modality(raw.modality)
+views = modality.data_views  # what this page shows of these inputs
+if "image_source" in views:
     img_ui.show_source(raw)
-    text_cols, label_col, label_cols, delimiter, shape, guessed_shape = ("image",), "label", (), None, "single", "single"
+if "columns" not in views:  # the classes come from the folders (or the detected label column): no columns to choose
+    text_cols, label_col, label_cols, delimiter = tuple(bdata.IMAGE_COLUMNS.text), bdata.IMAGE_COLUMNS.label, (), None
+    shape = guessed_shape = "single"
 else:  # --- preview and columns ---------------------------------------------------------------
     for note in raw.notes:
         st.caption(md(note))
@@ -265,7 +270,7 @@ else:  # --- preview and columns -----------------------------------------------
     text_cols = (text_col,) if pair_col == NONE else (text_col, pair_col)
 
 # --- splits and tokens --------------------------------------------------------------------
-st.subheader("Splits" if image else "Splits and tokens")
+st.subheader("Splits and tokens" if "tokens" in views else "Splits")
 c1, c2, c3, c4 = st.columns(4)
 if raw.has_splits:
     use_source_splits = c1.toggle("Use the source's own splits", value=True, key="data_use_source_splits",
@@ -277,7 +282,7 @@ val_pct = c2.number_input("Validation %", 1, 45, 10, key="data_val_pct")
 test_pct = c3.number_input("Test %", 1, 45, 10, key="data_test_pct")
 seed = c4.number_input("Seed", 0, 2**31 - 1, 42, key="data_seed")
 max_seq_length, tokenizer_ref = DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL
-if not image:
+if "tokens" in views:
     c1, c2 = st.columns(2)
     max_seq_length = c1.number_input("max_seq_length (tokens)", 8, 8192, DEFAULT_MAX_SEQ_LENGTH, step=32, key="data_max_seq_length")
     tokenizer_ref = c2.text_input("Tokenizer (model reference)", DEFAULT_MODEL, key="data_tokenizer").strip() or DEFAULT_MODEL
@@ -297,13 +302,13 @@ for note in ds.notes:
 
 # --- stats: the counts first, then the token lengths (counting them is the slow part) -------
 st.subheader("Stats")
-multi = ds.is_multi_label
+task = get_task(ds.problem_type, ds.modality)
 m = st.columns(6)
-m[0].metric("Images" if image else "Rows", f"{stats['rows_total']:,}")
+m[0].metric(modality.example_noun.capitalize(), f"{stats['rows_total']:,}")
 if "score_summary" in stats:
     m[1].metric("Mean score (train)", f"{stats['score_summary']['train'].get('mean', float('nan')):.3g}")
 else:
-    m[1].metric("Labels" if multi else "Classes", stats["num_classes"])
+    m[1].metric(task.label_nouns[1].capitalize(), stats["num_classes"])
 for col, split_name in zip(m[2:5], bdata.SPLITS, strict=True):
     col.metric(split_name.capitalize(), f"{stats['rows'][split_name]:,}")
 
@@ -314,11 +319,11 @@ if "score_histogram" in stats:  # a score per row: its distribution in each spli
 else:
     balance = px.bar(rdata.class_balance_frame(stats).assign(label=lambda f: plot_texts(f["label"])), x="label", y="count",
                      color="split", barmode="group",
-                     title="Rows per label and split" if multi else f"{'Images' if image else 'Rows'} per class and split")
+                     title=f"{modality.example_noun.capitalize()} per {task.label_nouns[0]} and split")
 balance_col.plotly_chart(balance, key="data_balance_chart")
-if image:
+if "image_sizes" in views:
     img_ui.show_sizes(ds, m[5], lengths_col)
-if multi:
+if "label_cardinality" in stats:  # labels per row: a row may have any number of them
     c = st.columns(3)
     c[0].metric("Labels per row (mean)", f"{stats['label_cardinality']:.2f}")
     c[1].metric("Rows with no label", f"{sum(stats['no_label_rows'].values()):,}")
@@ -346,18 +351,18 @@ if recipe.drop_duplicates:
         st.rerun()
 elif any(stats["duplicates_within"].values()) or any(stats["leakage"].values()):
     if st.button("Drop duplicates and overlaps", key="data_drop_duplicates", icon=":material/cleaning_services:",
-                 help=f"Drops {(things := 'images' if image else 'texts')} repeated within a split, and train or "
-                      f"validation {things} that also occur in a later "
+                 help=f"Drops {modality.input_noun} repeated within a split, and train or "
+                      f"validation {modality.input_noun} that also occur in a later "
                       "split (test keeps its rows). Saved datasets keep the choice; the command below includes it."):
         st.session_state.setdefault(KEPT, {})[dedupe_key] = True
         st.rerun()
 if stats.get("class_weights"):
     with st.expander(f"Suggested class weights (imbalance {stats['imbalance_ratio']}:1)"):
         st.dataframe(rdata.class_weights_frame(stats), hide_index=True)
-if image:
+if "image_samples" in views:
     img_ui.show_duplicates(ds)
     img_ui.show_samples(ds)
-else:
+if "tokens" in views:
     with lengths_col:
         try:
             ds = count_tokens(recipe, data, test_data, int(max_seq_length), tokenizer_ref)
@@ -367,8 +372,8 @@ else:
     m[5].metric("Truncated", f"{stats['truncated_share']:.1%}", help=f"texts longer than {stats['max_seq_length']} tokens")
     # The detail goes on a second, smaller title line: one long line is cut off in a half-width chart.
     lengths = px.histogram(rdata.token_length_frame(ds).assign(label=lambda f: plot_texts(f["label"])), x="n_tokens",
-                           color="split" if multi or ds.columns.scores else "label", barmode="overlay", opacity=0.6,
-                           nbins=60, title=f"Token lengths per {'split' if multi or ds.columns.scores else 'class'}<br><sup>{stats['truncated_share']:.1%} truncated at "
+                           color="label" if task.rows_by_label else "split", barmode="overlay", opacity=0.6,
+                           nbins=60, title=f"Token lengths per {'class' if task.rows_by_label else 'split'}<br><sup>{stats['truncated_share']:.1%} truncated at "
                                            f"max_seq_length {stats['max_seq_length']}</sup>")
     lengths.add_vline(x=stats["max_seq_length"], line_dash="dash", annotation_text="max_seq_length")
     lengths.update_xaxes(range=[0, rdata.length_axis_max(stats)])  # a few very long texts would squash the rest
@@ -402,7 +407,7 @@ if st.button("Save", type="primary", key="data_save", disabled=used):
     st.session_state["data_saved"] = (name, str(path))
     st.rerun()  # the label-quality picker at the top lists the new dataset
 st.caption("The same from the command line:")
-columns_used = {} if image else {"text_columns": list(text_cols), "label_column": label_col or None,
+columns_used = {} if "columns" not in views else {"text_columns": list(text_cols), "label_column": label_col or None,
                                   "label_columns": list(label_cols), "label_delimiter": delimiter,
                                   "single_label": shape == "single" and guessed_shape != "single",
                                   "scores": shape == "score" and guessed_shape != "score"}

@@ -10,6 +10,7 @@ from bmcore.data import list_prepared
 from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.estimate import estimate_key
+from bmcore.modalities import DEFAULT_MODALITY, get_modality
 from bmcore.models import (
     DEFAULT_MODEL,
     PRECISIONS,
@@ -30,14 +31,20 @@ D = TrainConfig()  # the defaults
 TASK_WIDGETS = ("train_lr", "train_head_lr", "train_batch_growth", "train_class_weights", "train_epochs",
                 "train_best_metric")  # settings a task may start from its own defaults
 MODEL_KINDS = ("Built-in MiniLM", "A finished run", "Local folder", "Hugging Face Hub")
-IMAGE_MODEL_KINDS = ("Built-in EfficientNet-Lite0", *MODEL_KINDS[1:])
-IMAGE_MODEL = "builtin:efficientnet-lite0"
 IMAGE_INTRO = (
     "For images, fine-tuning starts from a **pretrained vision model**: a CNN (ResNet, ConvNeXt, EfficientNet) or a "
     "Vision Transformer (ViT, which reads an image as a grid of patches), already trained on millions of photos "
     "(ImageNet), so it knows edges, textures and shapes. A new **classification head** for your classes goes on top, "
     "and both train on your train split; the validation split keeps the best checkpoint. The default, "
     "`builtin:efficientnet-lite0` (4.7M parameters), is bundled and works offline.")
+# What the page says of each kind of input, by modality name (bmcore.modalities): the built-in model's choice and
+# caption, an intro, and Hub model ids to suggest.
+BUILTIN_CHOICES = {"image": "Built-in EfficientNet-Lite0"}
+BUILTIN_CAPTIONS = {"text": "MiniLM-L6 (22.7M parameters, 6 layers), bundled: works offline.",
+                    "image": "EfficientNet-Lite0 (4.7M parameters), pretrained on ImageNet, bundled: works offline."}
+INTROS = {"image": IMAGE_INTRO}
+HUB_PLACEHOLDERS = {"text": "distilbert-base-uncased", "image": "google/vit-base-patch16-224-in21k"}
+HUB_HELP = {"image": "e.g. google/vit-base-patch16-224-in21k, microsoft/resnet-50 or facebook/convnext-tiny-224"}
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "polynomial", "inverse_sqrt")
 
 
@@ -117,10 +124,11 @@ with settings:
     st.subheader("Data and model")
     c1, c2 = st.columns(2)
     names = [d["name"] for d in datasets]
-    modalities = {d["name"]: d.get("modality", "text") for d in datasets}
+    modalities = {d["name"]: d.get("modality") or DEFAULT_MODALITY for d in datasets}
     dataset = c1.selectbox("Prepared dataset", names, key="train_dataset")
     meta = datasets[names.index(dataset)]
-    image = meta.get("modality") == "image"
+    modality = get_modality(meta.get("modality"))
+    settings_shown = modality.train_settings  # the settings only these inputs have
     task = get_task(meta.get("problem_type"), meta.get("modality"))
     D = TrainConfig(**task.defaults)  # this kind of problem's defaults (e.g. multi-label)
     kind_key = f"{meta.get('problem_type')}/{meta.get('modality', 'text')}"
@@ -133,19 +141,18 @@ with settings:
     if explained := report.problem_type_text(meta.get("problem_type")):
         c1.info(explained, icon=":material/label:")
 
-    if image:
-        c1.info(IMAGE_INTRO, icon=":material/image:")
-    kinds = IMAGE_MODEL_KINDS if image else MODEL_KINDS
+    if modality.name in INTROS:
+        c1.info(INTROS[modality.name], icon=":material/image:")
+    kinds = (BUILTIN_CHOICES.get(modality.name, MODEL_KINDS[0]), *MODEL_KINDS[1:])
     kind = kinds[MODEL_KINDS.index(c2.radio("Model", MODEL_KINDS, key="train_model_kind", horizontal=True,
                                             format_func=lambda k: kinds[MODEL_KINDS.index(k)]))]
     if kind == kinds[0]:
-        model = IMAGE_MODEL if image else DEFAULT_MODEL
-        c2.caption("EfficientNet-Lite0 (4.7M parameters), pretrained on ImageNet, bundled: works offline." if image
-                   else "MiniLM-L6 (22.7M parameters, 6 layers), bundled: works offline.")
+        model = modality.default_model or DEFAULT_MODEL
+        c2.caption(BUILTIN_CAPTIONS.get(modality.name, ""))
     elif kind == MODEL_KINDS[1]:
         # Only runs of this kind of input: an image run's model for image data, a text run's for text.
         finished = [str(Path(r.path) / runs.MODEL_DIR) for r in runs.finished_runs()
-                    if modalities.get(r.dataset, "text") == ("image" if image else "text")]
+                    if modalities.get(r.dataset, DEFAULT_MODALITY) == modality.name]
         model = c2.selectbox("Finished run", finished, key="train_model_run", format_func=lambda p: Path(p).parent.name,
                              help="Fine-tune a model you trained before, e.g. on new data (a new head if the labels differ).")
         if not finished:
@@ -153,14 +160,12 @@ with settings:
     elif kind == MODEL_KINDS[2]:
         model = c2.text_input("Path to a save_pretrained folder (safetensors weights)", key="train_model_path").strip()
     else:
-        builtin = IMAGE_MODEL if image else DEFAULT_MODEL
+        builtin = modality.default_model or DEFAULT_MODEL
         if hub_offline() or not hub_reachable():
             c2.warning("Offline: the Hugging Face Hub cannot be reached, so only models already in the local "
                        f"Hugging Face cache load. Use {builtin} or a local folder otherwise.")
         model = c2.text_input("Hub model id", key="train_model_hub",
-                              placeholder="google/vit-base-patch16-224-in21k" if image else "distilbert-base-uncased",
-                              help="e.g. google/vit-base-patch16-224-in21k, microsoft/resnet-50 or "
-                                   "facebook/convnext-tiny-224" if image else None).strip()
+                              placeholder=HUB_PLACEHOLDERS.get(modality.name), help=HUB_HELP.get(modality.name)).strip()
     if not model:
         st.info("Choose a model.")
         st.stop()
@@ -177,10 +182,11 @@ with settings:
                            help=HELP["learning_rate"])
     batch = c[2].number_input("Batch size", 1, 4096, D.per_device_train_batch_size, key="train_batch_size",
                               help=HELP["per_device_train_batch_size"])
-    if image:
+    seq_len, side, augment = D.max_seq_length, 0, D.augment
+    if "image_size" in settings_shown:
         side = c[3].number_input("image_size (pixels, 0: auto)", 0, 1024, 0, step=32, key="train_image_size",
                                  help=HELP["image_size"])
-        seq_len = D.max_seq_length
+    if "augment" in settings_shown:
         augment = st.checkbox("Augment the training images", D.augment, key="train_augment", help=HELP["augment"])
         st.caption("**image_size** is the square side, in pixels, each image is resized to before the model sees it: "
                    "auto takes a ViT's own size (its patch grid fixes it), or for a CNN about twice the images' "
@@ -189,10 +195,9 @@ with settings:
                    f"of {CROP_SCALE[0]:.0%}-100% of it, resized back, and a mirror image), so it learns the object, not "
                    "the exact pixels; validation and test images are never changed. On a small budget it can cost a "
                    "little accuracy (Fashion-MNIST, 6,000 images, 3 epochs: 0.906 without, 0.881 with).")
-    else:
+    if "max_seq_length" in settings_shown:
         seq_len = c[3].number_input("max_seq_length (tokens)", 8, 8192, D.max_seq_length, step=32,
                                     key="train_max_seq_length", help=HELP["max_seq_length"])
-        side, augment = 0, D.augment
 
     with st.expander("Advanced"):
         c = st.columns(4)
@@ -222,11 +227,11 @@ with settings:
         logging_steps = c[2].number_input("Logging steps", 1, 10**6, D.logging_steps, key="train_logging_steps",
                                           help=HELP["logging_steps"])
         freeze, growth = D.freeze_embeddings, D.batch_growth  # text-only settings: hidden for images
-        if not image:
+        if "freeze_embeddings" in settings_shown:
             freeze = c[3].checkbox("Freeze the embeddings", D.freeze_embeddings, key="train_freeze",
                                    help=HELP["freeze_embeddings"])
         c = st.columns(4)
-        if not image:
+        if "batch_growth" in settings_shown:
             growth = c[0].number_input("Batch growth for short texts", 1, 64, D.batch_growth, key="train_batch_growth",
                                        help=HELP["batch_growth"])
         dropout = c[1].number_input("Hidden dropout", 0.0, 0.9, D.hidden_dropout, step=0.05, key="train_hidden_dropout",

@@ -245,12 +245,9 @@ def _kind_comparisons() -> list[str]:
 
 # Issue 28 takes these to nothing: per file, the comparisons it still holds (none may be added). config.py's five are
 # the pretraining config naming its own problem type (masked_lm), no comparison.
-KIND_COMPARED = {"bmcore/cli/data.py": 6, "bmcore/config.py": 5,
-                 "bmcore/data/dataset.py": 4, "bmcore/data/preparation.py": 4, "bmcore/data/resolve.py": 5,
-                 "bmcore/data/stats.py": 8, "bmcore/data/storage.py": 2, "bmcore/evaluate.py": 4,
+KIND_COMPARED = {"bmcore/config.py": 5, "bmcore/evaluate.py": 4,
                  "bmcore/export/run.py": 1, "bmcore/inference.py": 1,
-                 "bmcore/report/__init__.py": 3, "bmcore/report/playground.py": 1,
-                 "bmcore/scoring.py": 3, "pages/data.py": 2, "pages/train.py": 1}
+                 "bmcore/report/__init__.py": 3, "bmcore/report/playground.py": 1}
 
 
 def test_no_kind_is_compared_outside_its_seam():
@@ -262,7 +259,7 @@ def test_no_kind_is_compared_outside_its_seam():
 
 
 # One JSON reader (bmcore.files.read_json, with the file named in its one-line error): what still reads JSON itself.
-RAW_JSON_READS = {"bmcore/evaluate.py": 4, "bmcore/export/run.py": 1, "bmcore/models.py": 2, "bmcore/report/playground.py": 1, "bmcore/scoring.py": 2}
+RAW_JSON_READS = {"bmcore/evaluate.py": 4, "bmcore/export/run.py": 1, "bmcore/models.py": 2, "bmcore/report/playground.py": 1}
 
 
 def test_json_files_are_read_by_the_one_reader():

@@ -49,7 +49,7 @@ def matrix(ds: bdata.PreparedDataset, split: str) -> np.ndarray:
 
 def test_goemotions_folder_is_detected_and_scored_on_its_dev_split(shared_data):
     ds = bdata.prepare(bdata.load_source(str(shared_data / "goemotions")), "goemotions")
-    assert ds.problem_type == MULTI_LABEL and ds.is_multi_label
+    assert ds.problem_type == MULTI_LABEL
     assert ds.columns.label == "labels" and ds.columns.label_delimiter == ","
     assert len(ds.label_names) == 28 and ds.label_names == sorted(ds.label_names)
     assert any(n.startswith("multi-label: column 'labels' holds several labels separated by ','") for n in ds.notes)
@@ -192,7 +192,7 @@ def test_duplicates_test_file_save_and_load(goemotions, tmp_path):
     test.to_csv(tmp_path / "test.csv", index=False)
     raw = bdata.with_test_file(bdata.load_source(str(tmp_path / "train.csv")), bdata.load_source(str(tmp_path / "test.csv")))
     ds = bdata.prepare(raw, "emo")
-    assert ds.is_multi_label and len(ds.splits["test"]) == 700
+    assert ds.problem_type == MULTI_LABEL and len(ds.splits["test"]) == 700
     dropped = bdata.drop_duplicates(ds)
     assert dropped["train"] + dropped["validation"] >= 200
     stats = bdata.compute_stats(ds)
@@ -236,8 +236,8 @@ def test_resolve_dataset_takes_the_train_configs_label_shape(goemotions, tmp_pat
     """What ``python -m bmcore train --data FILE --label-columns a,b`` passes on (TrainConfig.label_columns)."""
     src = str(write_jigsaw(goemotions.head(800), tmp_path / "toxic.csv"))
     ds = bdata.resolve_dataset(src, label_columns="anger,neutral")
-    assert ds.is_multi_label and ds.label_names == ["anger", "neutral"]
+    assert ds.problem_type == MULTI_LABEL and ds.label_names == ["anger", "neutral"]
     assert bdata.resolve_dataset(src).columns.label_columns == JIGSAW  # detected without it
     goemotions.head(800).to_csv(tmp_path / "emo.csv", index=False)
     ds = bdata.resolve_dataset(str(tmp_path / "emo.csv"), label_delimiter=",")
-    assert ds.columns.label_delimiter == "," and ds.is_multi_label
+    assert ds.columns.label_delimiter == "," and ds.problem_type == MULTI_LABEL

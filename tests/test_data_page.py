@@ -11,6 +11,7 @@ from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
+from bmcore.problem_types import MULTI_LABEL
 
 TIMEOUT = 120
 
@@ -166,7 +167,7 @@ def test_zero_one_columns_upload_and_save(app, goemotions_csv):
     app.text_input(key=f"data_name_{key}").input("toxic").run()
     app.button(key="data_save").click().run()
     saved = bdata.load_prepared("toxic")
-    assert saved.is_multi_label and saved.columns.label_columns == ["anger", "$joy$"]
+    assert saved.problem_type == MULTI_LABEL and saved.columns.label_columns == ["anger", "$joy$"]
     app.multiselect(key=f"data_labelcols_{key}").unselect("anger").run()
     assert not app.exception and any("at least two 0/1 label columns" in i.value for i in app.info)
 

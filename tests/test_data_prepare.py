@@ -11,6 +11,7 @@ import pytest
 from bmcore import data as bdata
 from bmcore.cli import main as cli_main
 from bmcore.errors import BmcoreError
+from bmcore.modalities.text import token_lengths
 from bmcore.models import CountingTokenizer, load_counting_tokenizer, load_tokenizer
 from bmcore.report import data as rdata
 
@@ -82,6 +83,6 @@ def test_counting_tokenizer_counts_as_the_training_tokenizer(tiny_model):
     texts, titles = raw["text"].tolist(), raw["title"].tolist()
     counting, full = load_counting_tokenizer("builtin:minilm"), load_tokenizer("builtin:minilm")
     assert isinstance(counting, CountingTokenizer)
-    assert (bdata.token_lengths(texts, counting) == bdata.token_lengths(texts, full)).all()
-    assert (bdata.token_lengths(texts, counting, titles) == bdata.token_lengths(texts, full, titles)).all()
+    assert (token_lengths(texts, counting) == token_lengths(texts, full)).all()
+    assert (token_lengths(texts, counting, titles) == token_lengths(texts, full, titles)).all()
     assert not isinstance(load_counting_tokenizer(str(tiny_model)), CountingTokenizer)  # other models: transformers

@@ -16,6 +16,7 @@ from bmcore import jobs, launch, runs
 from bmcore import quality as bq
 from bmcore.config import TrainConfig
 from bmcore.errors import BmcoreError
+from bmcore.problem_types import MULTI_LABEL
 from bmcore.report import quality as rq
 from tests.test_quality import NAME, noisy_sms  # noqa: F401 - the fixture
 
@@ -181,7 +182,7 @@ def test_image_and_multi_label_datasets_are_not_offered(noisy_sms: np.ndarray): 
     ds = bdata.load_prepared(NAME)
     multi = bdata.prepare(bdata.RawData("multi", {"all": pd.DataFrame({
         "text": [f"text number {i}" for i in range(60)], "labels": ["a,b", "a", "b"] * 20})}), "multi", seed=0)
-    assert multi.is_multi_label
+    assert multi.problem_type == MULTI_LABEL
     bdata.save_prepared(multi)
     at = open_data_page()
     assert "multi" not in at.selectbox(key="quality_dataset").options and NAME in at.selectbox(key="quality_dataset").options

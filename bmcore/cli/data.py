@@ -18,12 +18,14 @@ from ..data.storage import check_replace, dataset_dir, is_prepared, list_prepare
 from ..display import csv_frame
 from ..errors import BmcoreError, os_error_message
 from ..labels import LABEL_DELIMITERS
-from ..models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, load_counting_tokenizer
+from ..modalities import get_modality
+from ..models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL
 from ..problem_types import PREPARED_SHAPES
 from ..quality.changes import read_changes, save_version
 from ..quality.features import DEFAULT_ENCODER, DEFAULT_FOLDS, ENCODERS
 from ..quality.job import run_quality
 from ..quality.results import quality_dir
+from ..tasks import get_task
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -159,9 +161,8 @@ def _run(args: argparse.Namespace) -> int:
         forced = PREPARED_SHAPES.get(args.problem_type or "")
         single, scores = args.single_label or forced == "single", forced == "score"
         chosen = args.text_column or args.label_column or args.label_columns or args.label_delimiter or single or scores
-        if chosen and raw.modality == "image":
-            raise ValueError(f"{args.source} is an image source: its classes come from its folders or label column; "
-                             "leave out the column options")
+        if chosen and (fixed := get_modality(raw.modality).fixed_columns):
+            raise ValueError(f"{args.source} {fixed}; leave out the column options")
         if chosen:
             cols, notes = choose_columns(next(iter(raw.frames.values())), args.text_column, args.label_column,
                                          label_columns=args.label_columns, label_delimiter=args.label_delimiter,
@@ -171,17 +172,15 @@ def _run(args: argparse.Namespace) -> int:
         ds.notes[len(raw.notes):len(raw.notes)] = notes
     if args.drop_duplicates:
         drop_duplicates(ds)
-    if ds.modality == "image":
-        stats = compute_stats(ds)
-    else:
-        stats = compute_stats(ds, load_counting_tokenizer(args.tokenizer), args.max_seq_length,
-                              tokenizer_name=args.tokenizer, progress=_Progress())
+    tokenizer = get_modality(ds.modality).counting_tokenizer(args.tokenizer)  # None: no tokens to count (images)
+    stats = compute_stats(ds, tokenizer, args.max_seq_length if tokenizer is not None else DEFAULT_MAX_SEQ_LENGTH,
+                          tokenizer_name=args.tokenizer, progress=_Progress())
     if args.data_command == "prepare":
         for warning in label_notices(ds.label_names):
             print(f"notice: {warning}", file=sys.stderr)
         path = save_prepared(ds, overwrite=args.overwrite or None)
-        if ds.is_multi_label:
-            print(f"note: multi-label, {ds.columns.describe_labels()}", file=sys.stderr)
+        if said := get_task(ds.problem_type, ds.modality).data_note:
+            print(f"note: {said}, {ds.columns.describe_labels()}", file=sys.stderr)
         print(json.dumps({"name": ds.name, "path": str(path), "splits": stats["rows"], "problem_type": ds.problem_type,
                           "modality": ds.modality, "label_names": ds.label_names}))
         return 0

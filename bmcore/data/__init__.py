@@ -10,7 +10,9 @@ One job per module:
 * :mod:`~bmcore.data.dataset` - the :class:`PreparedDataset` type and its split names;
 * :mod:`~bmcore.data.stratify` - stratified train/validation/test splits, iterative for multi-label rows;
 * :mod:`~bmcore.data.preparation` - a :class:`RawData` made a :class:`PreparedDataset`; duplicates dropped;
-* :mod:`~bmcore.data.stats` - what a prepared dataset holds, measured, and the warnings from it;
+* :mod:`~bmcore.data.stats` - what a prepared dataset holds, measured, and the warnings from it (the task and the
+  modality add what their labels and inputs hold: :mod:`~bmcore.data.label_stats`, token lengths, image sizes);
+* :mod:`~bmcore.data.label_stats` - multi-label cardinality and co-occurrence, a score's distribution;
 * :mod:`~bmcore.data.storage` - prepared datasets saved in, listed and loaded from the workspace;
 * :mod:`~bmcore.data.resolve` - a dataset from any source: a prepared name, or a raw source prepared on the fly.
 
@@ -41,6 +43,7 @@ The names below are re-exported for ``from bmcore import data``; code inside :mo
 from __future__ import annotations
 
 from .columns import (
+    IMAGE_COLUMNS,
     LABEL_NAMES,
     PAIR_NAMES,
     TEXT_NAMES,
@@ -52,6 +55,7 @@ from .columns import (
     label_shape,
 )
 from .dataset import FILE_ROW, SPLITS, PreparedDataset
+from .label_stats import MIN_CLASS_EXAMPLES, multi_label_stats
 from .label_values import (
     decode_label_set,
     encode_label_set,
@@ -61,7 +65,7 @@ from .label_values import (
     normalise_labels,
     order_labels,
 )
-from .preparation import IMAGE_COLUMNS, drop_duplicates, prepare
+from .preparation import drop_duplicates, prepare
 from .readers import (
     BUILTIN_DATASETS,
     DEFAULT_DATASET,
@@ -74,7 +78,7 @@ from .readers import (
     with_test_file,
 )
 from .resolve import kind_of, problem_type_of, resolve_dataset
-from .stats import MIN_CLASS_EXAMPLES, compute_stats, multi_label_stats, token_lengths, warnings_for
+from .stats import compute_stats, warnings_for
 from .storage import (
     DATASET_META,
     DatasetExists,
@@ -136,7 +140,6 @@ __all__ = [
     "save_prepared",
     "source_fingerprint",
     "suggest_name",
-    "token_lengths",
     "warnings_for",
     "with_test_file",
 ]

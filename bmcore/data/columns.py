@@ -65,6 +65,10 @@ class Columns:
         return f"one label per row in column {self.label!r}"
 
 
+# The columns of every prepared image dataset (bmcore.images reads them so): the picture, and its class.
+IMAGE_COLUMNS = Columns(text=["image"], label="label")
+
+
 def _text_score(s: pd.Series) -> float:
     """Mean length of the column's values when most of them look like prose, else 0."""
     vals = s.dropna().astype(str).head(2000)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..problem_types import MULTI_LABEL, SINGLE_LABEL
+from ..problem_types import DEFAULT_PROBLEM_TYPE
 from .columns import Columns
 
 SPLITS = ("train", "validation", "test")
@@ -35,13 +35,8 @@ class PreparedDataset:
     stats: dict[str, Any] = field(default_factory=dict)
     dropped_empty: dict[str, int] = field(default_factory=dict)
     version: dict[str, Any] | None = None  # a reviewed version: number, parent, changes (bmcore.quality.save_version)
-    problem_type: str = SINGLE_LABEL  # or MULTI_LABEL: each ``label`` is a JSON list of names (encode_label_set)
+    problem_type: str = DEFAULT_PROBLEM_TYPE  # its task (bmcore.tasks.get_task) says how ``label`` is read
     modality: str = "text"  # or "image": columns image (PNG bytes), label, sha256, path (bmcore.images)
-
-    @property
-    def is_multi_label(self) -> bool:
-        """True when each row has a set of labels (``label`` is a JSON list)."""
-        return self.problem_type == MULTI_LABEL
 
     @property
     def is_pair(self) -> bool:

@@ -6,71 +6,29 @@ train/validation/test (:mod:`bmcore.data.stratify`); :func:`drop_duplicates` the
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
 from ..errors import BmcoreError
-from ..problem_types import MULTI_LABEL
-from .columns import MAX_CLASSES, Columns, check_columns, detect_columns
+from ..modalities import get_modality
+from ..tasks import get_task
+from .columns import Columns, check_columns, detect_columns
 from .dataset import FILE_ROW, SPLITS, PreparedDataset
-from .label_values import (
-    BINARY_VALUES,
-    as_binary,
-    encode_label_set,
-    map_unique,
-    normalise_labels,
-    order_labels,
-    score_values,
-    split_cell,
-)
 from .readers import RawData
 from .stats import text_keys
 from .stratify import three_splits
-
-IMAGE_COLUMNS = Columns(text=["image"], label="label")
-
-
-def _label_lists(df: pd.DataFrame, cols: Columns, where: str) -> pd.Series:
-    """Each row's label names as a list; ``None`` where a 0/1 cell is missing (the row is dropped)."""
-    if cols.label_columns:
-        flags = {}
-        for c in cols.label_columns:
-            b = as_binary(df[c])
-            if b is None:
-                bad = next(v for v in df[c] if BINARY_VALUES.get(str(v).strip().lower()) is None and not pd.isna(v))
-                raise BmcoreError(f"label column {c!r} of {where} holds {str(bad)[:40]!r}; each label column must hold only 0 or 1")
-            flags[c] = b
-        mat = pd.DataFrame(flags).to_numpy(dtype=float)
-        names = np.array(cols.label_columns, dtype=object)
-        return pd.Series([None if np.isnan(r).any() else names[r == 1].tolist() for r in mat], index=df.index, dtype=object)
-    d = str(cols.label_delimiter)
-
-    def parse(v: Any) -> list[str]:
-        try:
-            return split_cell(v, d)
-        except BmcoreError as exc:
-            row = int(np.flatnonzero((df[cols.label] == v).to_numpy())[0])
-            raise BmcoreError(f"label column {cols.label!r} of {where}, row {row + 1}: {exc}") from None
-
-    return pd.Series(map_unique(df[cols.label], parse), index=df.index, dtype=object)
 
 
 def standardise(df: pd.DataFrame, cols: Columns, where: str,
                 file_rows: np.ndarray | None = None) -> tuple[pd.DataFrame, int]:
     """Standard columns, and each row's number in its file (``file_rows``, by default 1, 2, ...) as
-    :data:`~bmcore.data.dataset.FILE_ROW`; multi-label rows get a list of names (encoded once the label order is
-    known). Returns the rows kept (those with a text and a label) and how many were dropped."""
+    :data:`~bmcore.data.dataset.FILE_ROW`. The task of the label shape reads the labels
+    (:meth:`bmcore.tasks.base.Task.read_labels`: multi-label rows get a list of names, encoded once the label order
+    is known). Returns the rows kept (those with a text and a label) and how many were dropped."""
     out = pd.DataFrame({"text": df[cols.text[0]]})
     if len(cols.text) == 2:
         out["text_pair"] = df[cols.text[1]]
-    if cols.problem_type == MULTI_LABEL:
-        out["label"] = _label_lists(df, cols, where)
-    elif cols.scores:
-        out["label"] = score_values(df[cols.label], cols.label).to_numpy()
-    else:
-        out["label"] = normalise_labels(df[cols.label], cols.label)
+    out["label"] = get_task(cols.problem_type).read_labels(df, cols, where)
     for c in [c for c in ("text", "text_pair") if c in out]:
         out[c] = out[c].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
     keep = out["label"].notna() & out["text"].notna() & (out["text"].str.strip().str.len() > 0)
@@ -89,22 +47,24 @@ def prepare(raw: RawData, name: str = "dataset", columns: Columns | None = None,
     rows are split with ``ratios`` and ``seed``. The test split is meant to be scored once.
 
     Without ``columns`` the columns and the label shape are detected (:func:`~bmcore.data.columns.detect_label_shape`;
-    a note says what was found). Multi-label rows become JSON lists (:func:`~bmcore.data.label_values.encode_label_set`)
-    and the splits are made by iterative stratification (Sechidis et al. 2011), which keeps each label's share close
-    in every split.
+    a note says what was found). The task of that shape names, stores and stratifies the labels
+    (:meth:`bmcore.tasks.base.Task.prepared_labels`: multi-label rows become JSON lists split by iterative
+    stratification, scores are stratified on their range); the modality prepares a source that has no columns to map
+    (:meth:`bmcore.modalities.base.Modality.prepare_source`: images).
     """
     if len(ratios) != 3 or min(ratios) <= 0 or abs(sum(ratios) - 1) > 1e-6:
         raise BmcoreError("split ratios must be three positive numbers that sum to 1, e.g. 0.8 0.1 0.1")
     frames = raw.frames if (use_source_splits and raw.has_splits) else {"all": raw.combined()}
-    if raw.modality == "image":
-        return _prepare_images(raw, frames, name, ratios, seed)
+    own = get_modality(raw.modality).prepare_source(raw, frames, name, ratios, seed)
+    if own is not None:  # images: classes from their folders, no columns to map
+        return own
     # Each row's number in its own file (the combined frame is the files one after the other).
     file_rows = {s: np.arange(1, len(df) + 1) for s, df in frames.items()} if frames is raw.frames else {
         "all": np.concatenate([np.arange(1, len(df) + 1) for df in raw.frames.values()])}
     first = next(iter(frames.values()))
     notes = list(raw.notes)
     cols = columns or detect_columns(first, notes)
-    multi = cols.problem_type == MULTI_LABEL
+    task = get_task(cols.problem_type)
     std: dict[str, pd.DataFrame] = {}
     dropped: dict[str, int] = {}
     for split, df in frames.items():
@@ -113,60 +73,13 @@ def prepare(raw: RawData, name: str = "dataset", columns: Columns | None = None,
         std[split], dropped[split] = standardise(df, cols, where, file_rows[split])
         if dropped[split]:
             notes.append(f"dropped {dropped[split]} {split} rows with an empty text or label")
-    label_names = SCORE_NAMES if cols.scores else _label_names(std, cols, multi)
-    if cols.scores:
-        _check_scores(std, cols.label)
-        bins = score_bins(pd.concat([d["label"] for d in std.values()]))
-        for df in std.values():
-            df[SCORE_BIN] = bins(df["label"])
-    if multi:
-        rank = {n: i for i, n in enumerate(label_names)}
-        for df in std.values():
-            df["label"] = [encode_label_set(sorted(names, key=rank.__getitem__)) for names in df["label"]]
-    strata = label_names if multi else None
+    label_names, strata, key = task.prepared_labels(std, cols)
     _note_case_clashes(label_names, notes)
-    splits = three_splits(std, ratios, seed, strata, notes, key=SCORE_BIN if cols.scores else "label")
-    splits = {s: df.drop(columns=SCORE_BIN, errors="ignore") for s, df in splits.items()}
+    splits = three_splits(std, ratios, seed, strata, notes, key=key)
+    if key != "label":  # a column the task added to stratify on
+        splits = {s: df.drop(columns=key, errors="ignore") for s, df in splits.items()}
     return PreparedDataset(name=name, source=raw.source, columns=cols, label_names=label_names, splits=splits,
                            notes=notes, dropped_empty=dropped, problem_type=cols.problem_type)
-
-
-SCORE_NAMES = ["score"]  # a score dataset's one output, as the regression task names it
-SCORE_BIN = "_score_bin"  # a temporary column: the splits of scores are stratified on their quantile range
-SCORE_BINS = 5
-
-
-def score_bins(scores: pd.Series) -> Any:
-    """A function giving each score its quantile range (of :data:`SCORE_BINS`) among ``scores``, so every split holds
-    low, middle and high scores alike."""
-    edges = np.unique(np.quantile(scores.to_numpy(dtype=float), np.linspace(0, 1, SCORE_BINS + 1)[1:-1]))
-    return lambda s: np.searchsorted(edges, s.to_numpy(dtype=float), side="right").astype(str)
-
-
-def _check_scores(std: dict[str, pd.DataFrame], column: str) -> None:
-    """Refuse, in one line, scores a model cannot learn: none, or one value only."""
-    scores = pd.concat([d["label"] for d in std.values()])
-    if scores.empty:
-        raise BmcoreError(f"score column {column!r} is empty or every text is empty")
-    if scores.nunique() < 2:
-        raise BmcoreError(f"every score in column {column!r} is {scores.iloc[0]:g}; regression needs scores that vary")
-
-
-def _label_names(std: dict[str, pd.DataFrame], cols: Columns, multi: bool) -> list[str]:
-    """The label names of the standardised splits, in order; refused when there are fewer than two or more than
-    :data:`~bmcore.data.columns.MAX_CLASSES`."""
-    labels_all = pd.concat([d["label"] for d in std.values()])
-    what = "label columns " + ", ".join(map(repr, cols.label_columns)) if cols.label_columns else f"column {cols.label!r}"
-    if labels_all.empty:
-        raise BmcoreError(f"{what if cols.label_columns else 'label ' + what} is empty or every text is empty")
-    label_names = order_labels({n for names in labels_all for n in names} | set(cols.label_columns or [])
-                               if multi else labels_all)
-    if len(label_names) < 2:
-        raise BmcoreError(f"only one class ({label_names[0]!r}) in {what}; classification needs at least two"
-                          if label_names else f"{what} holds no label at all")
-    if len(label_names) > MAX_CLASSES:
-        raise BmcoreError(f"{what} has {len(label_names)} classes (more than {MAX_CLASSES}); is it really the label column?")
-    return label_names
 
 
 def _note_case_clashes(label_names: list[str], notes: list[str]) -> None:
@@ -177,27 +90,6 @@ def _note_case_clashes(label_names: list[str], notes: list[str]) -> None:
     clashes = [v for v in folded.values() if len(v) > 1]
     if clashes:
         notes.append("labels that differ only in case: " + "; ".join(" / ".join(v) for v in clashes))
-
-
-def _prepare_images(raw: RawData, frames: dict[str, pd.DataFrame], name: str, ratios: tuple[float, float, float],
-                    seed: int) -> PreparedDataset:
-    """An image source's frames (already decoded by :mod:`bmcore.images`) split and labelled as text is."""
-    notes = list(raw.notes)
-    std = {}
-    for split, df in frames.items():
-        df = df.assign(label=normalise_labels(df["label"], "label"))
-        std[split] = df[df["label"].notna()].reset_index(drop=True)
-    labels_all = pd.concat([d["label"] for d in std.values()])
-    if labels_all.empty:
-        raise BmcoreError(f"{raw.source} has no labelled images")
-    label_names = order_labels(labels_all)
-    if len(label_names) < 2:
-        raise BmcoreError(f"only one class ({label_names[0]!r}) in {raw.source}; classification needs at least two")
-    if len(label_names) > MAX_CLASSES:
-        raise BmcoreError(f"{raw.source} has {len(label_names)} classes (more than {MAX_CLASSES}); is each folder a class?")
-    splits = three_splits(std, ratios, seed, None, notes)
-    return PreparedDataset(name=name, source=raw.source, columns=IMAGE_COLUMNS, label_names=label_names,
-                           splits=splits, notes=notes, modality="image")
 
 
 def drop_duplicates(ds: PreparedDataset) -> dict[str, int]:

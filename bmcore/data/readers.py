@@ -37,6 +37,13 @@ BUILTIN_DATASETS = ("builtin:bbc-news", FASHION_MNIST)
 DEFAULT_DATASET = "builtin:bbc-news"
 SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
                  "val": "validation", "dev": "validation", "test": "test", "testing": "test"}
+
+
+def canonical_split(split: str | None) -> str | None:
+    """A split name as asked for (``dev``, `` Val ``) as the split it names (``validation``); None stays None."""
+    return None if split is None else SPLIT_ALIASES.get(split.strip().lower(), split.strip())
+
+
 GENERIC_STEMS = frozenset({"train", "training", "test", "testing", "validation", "valid", "val", "dev", "data",
                            "dataset", "all", "full", "export", "file", "upload", "download", "sample", "input"})
 

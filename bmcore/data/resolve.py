@@ -7,8 +7,8 @@ asks to learn a source's problem type and modality (:func:`kind_of`) without pre
 from __future__ import annotations
 
 from ..files import read_json
-from ..images.sources import is_image_source
-from ..problem_types import SINGLE_LABEL
+from ..modalities import DEFAULT_MODALITY, get_modality, modality_of_source
+from ..problem_types import DEFAULT_PROBLEM_TYPE
 from .columns import choose_columns
 from .dataset import PreparedDataset
 from .preparation import prepare
@@ -29,17 +29,15 @@ def kind_of(source: str, *, text_columns: list[str] | None = None, label_column:
     """``(problem_type, modality)`` of a prepared dataset or a raw source (see :func:`problem_type_of`)."""
     if is_prepared(source):
         meta = read_json(dataset_dir(source) / DATASET_META, f"prepared dataset {source!r}", "prepare it again")
-        return str(meta.get("problem_type") or SINGLE_LABEL), str(meta.get("modality") or "text")
-    if is_image_source(source):
-        return SINGLE_LABEL, "image"
+        return str(meta.get("problem_type") or DEFAULT_PROBLEM_TYPE), str(meta.get("modality") or DEFAULT_MODALITY)
     if isinstance(label_columns, str):
         label_columns = [c.strip() for c in label_columns.split(",") if c.strip()]
-    raw = load_source(source)
-    if raw.modality == "image":  # a table with an image column
-        return SINGLE_LABEL, "image"
-    df = raw.combined()
-    cols, _ = choose_columns(df, text_columns, label_column, label_columns=label_columns, label_delimiter=label_delimiter)
-    return cols.problem_type, "text"
+    modality, raw = modality_of_source(source), None
+    if modality is None:  # known once read (a table with an image column holds images)
+        raw = load_source(source)
+        modality = get_modality(raw.modality)
+    return modality.detect_problem_type(raw, text_columns=text_columns, label_column=label_column,
+                                        label_columns=label_columns, label_delimiter=label_delimiter), modality.name
 
 
 def resolve_dataset(source: str, *, text_columns: list[str] | None = None, label_column: str | None = None,

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..errors import BmcoreError, os_error_message
 from ..files import read_json
-from ..problem_types import SINGLE_LABEL
+from ..problem_types import DEFAULT_PROBLEM_TYPE
 from ..workspace import check_name, datasets_dir, inside, runs_dir
 from .columns import Columns
 from .dataset import SPLITS, PreparedDataset
@@ -160,4 +160,4 @@ def load_prepared(name: str) -> PreparedDataset:
     return PreparedDataset(name=meta["name"], source=meta.get("source", ""), columns=cols,
                            label_names=list(meta["label_names"]), splits=splits,
                            notes=meta.get("notes", []), stats=meta.get("stats", {}), version=meta.get("version"),
-                           problem_type=meta.get("problem_type", SINGLE_LABEL), modality=meta.get("modality", "text"))
+                           problem_type=meta.get("problem_type", DEFAULT_PROBLEM_TYPE), modality=meta.get("modality", "text"))

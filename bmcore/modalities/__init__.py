@@ -43,6 +43,15 @@ def modality_of(model_or_config: Any) -> Modality:
     return get_modality()
 
 
+def modality_of_source(source: str) -> Modality | None:
+    """The modality a raw source is known to hold without reading it (a folder of class folders: image), or None."""
+    for name in MODALITIES:
+        modality = get_modality(name)
+        if modality.reads_source(source):
+            return modality
+    return None
+
+
 def modality_of_ref(ref: str | ModelRef) -> Modality:
     """The modality of the model a reference names (a built-in is known by name, anything else by its config)."""
     mref = ref if isinstance(ref, ModelRef) else resolve_model(ref)
@@ -53,4 +62,5 @@ def modality_of_ref(ref: str | ModelRef) -> Modality:
     return modality_of(load_config(mref))
 
 
-__all__ = ["DEFAULT_MODALITY", "MODALITIES", "Modality", "get_modality", "modality_of", "modality_of_ref"]
+__all__ = ["DEFAULT_MODALITY", "MODALITIES", "Modality", "get_modality", "modality_of", "modality_of_ref",
+           "modality_of_source"]

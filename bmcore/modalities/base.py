@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -41,3 +42,47 @@ class Modality:
         (``pipeline_kwargs``: more arguments, e.g. ``", top_k=None"``, from the task)."""
         return (f'from transformers import pipeline\n\nclassifier = pipeline("{self.pipeline_task}", model={model_dir!r}'
                 f"{pipeline_kwargs})\nprint(classifier({self.pipeline_example}))")
+
+    # --- data: a raw source recognised, prepared, scored and measured (bmcore.data, bmcore.scoring) ---------
+
+    input_noun = "inputs"  # what the inputs are called in the data's warnings ("texts", "images")
+    # The Data page's views of these inputs, top to bottom, by their keys in the page (pages/data.py: "columns" to
+    # choose, "tokens" to count; "image_source", "image_sizes", "image_samples" to look at pictures).
+    data_views: tuple[str, ...] = ()
+    default_model = ""  # the built-in model a run on these inputs starts from by default
+    train_settings: tuple[str, ...] = ()  # the TrainConfig settings only these inputs have (the Train page shows them)
+    # Why a source of these inputs has no columns to choose, as the words after its name ("is an image source: ...");
+    # "" for a table whose text and label columns are detected or chosen (bmcore.data.columns).
+    fixed_columns = ""
+
+    def reads_source(self, source: str) -> bool:
+        """True when ``source`` (a path or reference) is known to hold these inputs without reading it."""
+        return False
+
+    def detect_problem_type(self, raw: Any, *, text_columns: list[str] | None = None, label_column: str | None = None,
+                            label_columns: list[str] | None = None, label_delimiter: str | None = None) -> str:
+        """The problem type a raw source (:class:`bmcore.data.readers.RawData`; None when :meth:`reads_source` knew
+        it unread) of these inputs is learnt as, with the columns chosen (the rest detected)."""
+        raise NotImplementedError
+
+    def prepare_source(self, raw: Any, frames: dict[str, Any], name: str, ratios: tuple[float, float, float],
+                       seed: int) -> Any:
+        """A raw source of these inputs (its ``frames``: its splits, or all rows) prepared its own way as a
+        :class:`bmcore.data.dataset.PreparedDataset`; None: a table, whose columns :func:`bmcore.data.preparation.prepare`
+        maps to the standard ones."""
+        return None
+
+    def scoring_source(self, raw: Any, label_names: list[str], *, split: str | None = None) -> tuple[Any, str] | None:
+        """A raw source of these inputs as the dataset a model whose classes are ``label_names`` scores, and the
+        split to score (:func:`bmcore.scoring.whole_dataset`); None: a table, read by :func:`bmcore.scoring.text_dataset`."""
+        return None
+
+    def counting_tokenizer(self, ref: str) -> Any:
+        """What counts a prepared dataset's tokens for its stats (a fast tokenizer of model ``ref``), or None."""
+        return None
+
+    def input_stats(self, ds: Any, task: Any, tokenizer: Any = None, max_seq_length: int = 0, tokenizer_name: str = "",
+                    progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """What a prepared dataset's stats (:func:`bmcore.data.stats.compute_stats`) hold about its inputs (token
+        lengths, image sizes), with ``task`` saying which rows have each label."""
+        return {}

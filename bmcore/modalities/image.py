@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..builtin_images import BUILTIN_IMAGE_MODELS
+from ..builtin_images import BUILTIN_IMAGE_MODELS, DEFAULT_IMAGE_MODEL
+from ..images.datasets import image_dataset, prepare_images
+from ..images.sources import is_image_source
+from ..images.stats import image_stats
 from ..models import BUILTIN_PREFIX
+from ..problem_types import DEFAULT_PROBLEM_TYPE
 from ..vision import load_image_classifier, load_image_processor
 from .base import Modality
 
@@ -44,6 +48,31 @@ class Image(Modality):
 
     def load_model(self, ref: Any, label_names: list[str] | None = None, **kwargs: Any) -> Any:
         return load_image_classifier(ref, label_names, **kwargs)
+
+    input_noun = "images"
+    data_views = ("image_source", "image_sizes", "image_samples")
+    default_model = DEFAULT_IMAGE_MODEL
+    train_settings = ("image_size", "augment")
+    fixed_columns = "is an image source: its classes come from its folders or label column"
+
+    def reads_source(self, source: str) -> bool:
+        """``builtin:fashion-mnist``, a ``.zip``, or a folder of class folders (a table with an image column is
+        known once read)."""
+        return is_image_source(source)
+
+    def detect_problem_type(self, raw: Any, **columns: Any) -> str:
+        return DEFAULT_PROBLEM_TYPE  # one class per image, from its folder or label column
+
+    def prepare_source(self, raw: Any, frames: dict[str, Any], name: str, ratios: tuple[float, float, float],
+                       seed: int) -> Any:
+        return prepare_images(raw, frames, name, ratios, seed)
+
+    def scoring_source(self, raw: Any, label_names: list[str], *, split: str | None = None) -> tuple[Any, str]:
+        return image_dataset(raw, label_names, split=split)
+
+    def input_stats(self, ds: Any, task: Any, tokenizer: Any = None, max_seq_length: int = 0, tokenizer_name: str = "",
+                    progress: Any = None) -> dict[str, Any]:
+        return image_stats(ds)
 
 
 MODALITY = Image()

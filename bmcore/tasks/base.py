@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,15 +200,6 @@ class Task:
         """The TF-IDF baseline trained on ``train`` and scored on ``df``, with the same metric keys."""
         raise NotImplementedError
 
-    def scoring_dataset(self, raw: Any, label_names: Sequence[str], *, split: str | None = None,
-                        text_columns: list[str] | None = None, label_column: str | None = None,
-                        seed: int = 42) -> tuple[Any, str]:
-        """A source read as it is (:class:`bmcore.data.RawData`, not a prepared dataset) as the dataset to score with
-        a model of this task whose classes are ``label_names``, and the split to score (:mod:`bmcore.scoring`)."""
-        from ..scoring import text_dataset
-
-        return text_dataset(raw, split=split, text_columns=text_columns, label_column=label_column, seed=seed)
-
     # --- what leaves the studio: predictions, the evaluate CLI, the model card, ONNX ------------------
 
     def record(self, decision: Any, scores: Sequence[float], label_names: Sequence[str],
@@ -314,6 +305,47 @@ class Task:
         """Label quality for ``ds`` (where :attr:`label_quality`): per row of ``rows`` (:func:`bmcore.quality.job.score_dataset`;
         ``labels`` their class ids) the scores, the conflicting pairs, and extra summary keys."""
         raise NotImplementedError
+
+    # --- a dataset's labels: read, named, stored, split and counted (bmcore.data) ----------------------
+
+    label_nouns = ("class", "classes")  # what one label name is called in the data's warnings and charts, and many
+    weighs_classes = True  # class imbalance is answered by class weights (bmcore.data.stats warns about it)
+    data_note = ""  # what `bmcore data prepare` notes about the label shape ("multi-label"; "" for nothing)
+    rows_by_label = True  # each row has one of the label names, so a chart of rows can colour them by it
+
+    def read_labels(self, df: pd.DataFrame, cols: Any, where: str) -> Any:
+        """The label of each row of a source's table ``df`` with columns ``cols`` (:class:`bmcore.data.columns.Columns`),
+        as :func:`bmcore.data.preparation.standardise` keeps it (None where a row has none: it is dropped);
+        ``where`` names the table in errors."""
+        raise NotImplementedError
+
+    def found_labels(self, labels: pd.Series, cols: Any) -> list[str]:
+        """The label names in a column of :meth:`read_labels`, in order (no checks)."""
+        raise NotImplementedError
+
+    def encode_found(self, labels: pd.Series) -> Any:
+        """A column of :meth:`read_labels` as a prepared dataset stores it, label names in the order read."""
+        return labels
+
+    def prepared_labels(self, std: dict[str, pd.DataFrame], cols: Any) -> tuple[list[str], list[str] | None, str]:
+        """The label names of a source's standardised frames (refused in one line when a model cannot learn them),
+        each frame's ``label`` stored as a prepared dataset stores it (in place), and how to stratify the splits:
+        the label names for iterative multi-label stratification (or None) and the column to stratify on (one
+        other than ``label`` is a temporary column this added to every frame, dropped after splitting)."""
+        raise NotImplementedError
+
+    def label_counts(self, df: pd.DataFrame, label_names: Sequence[str]) -> dict[str, int]:
+        """Rows of a prepared split that have each label (a score dataset: every row has its one output)."""
+        raise NotImplementedError
+
+    def label_masks(self, df: pd.DataFrame, label_names: Sequence[str]) -> Iterator[np.ndarray]:
+        """For each label in order, which rows of a prepared split have it (booleans), one label at a time."""
+        raise NotImplementedError
+
+    def label_stats(self, splits: dict[str, pd.DataFrame], label_names: Sequence[str]) -> dict[str, Any]:
+        """What this task adds to a prepared dataset's stats (:func:`bmcore.data.stats.compute_stats`) about its
+        labels, replacing keys of the shared stats where they do not apply."""
+        return {}
 
 
 def card_number(x: Any, spec: str = ".4f") -> str:

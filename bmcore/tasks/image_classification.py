@@ -414,14 +414,6 @@ class ImageClassification(SingleLabelClassification):
                 f"to {f'{int(size)}x{int(size)}' if size else 'the model size'} pixels first, so fine detail is lost. "
                 "Check the confusion matrix and the misclassified images before relying on it.", ""]
 
-    def scoring_dataset(self, raw: Any, label_names: Sequence[str], *, split: str | None = None,
-                        text_columns: list[str] | None = None, label_column: str | None = None,
-                        seed: int = 42) -> tuple[Any, str]:
-        """Class folders scored whole, or one of their split folders; classes mapped to the model's."""
-        from ..scoring import image_dataset
-
-        return image_dataset(raw, label_names, split=split)
-
     def score_label_quality(self, ds: Any, rows: pd.DataFrame, labels: np.ndarray, **kwargs: Any
                             ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
         from ..quality.images import score_images

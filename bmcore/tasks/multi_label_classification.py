@@ -11,18 +11,31 @@ In a prepared dataset the ``label`` column holds each row's label set as a JSON 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..batch_files import gold_label_set
+from ..data.columns import Columns
+from ..data.label_stats import multi_label_stats
+from ..data.label_values import (
+    BINARY_VALUES,
+    as_binary,
+    encode_label_set,
+    label_matrix,
+    map_unique,
+    order_labels,
+    split_cell,
+)
+from ..data.label_values import label_sets as decode_label_sets
 from ..display import md, md_code
 from ..errors import BmcoreError
 from ..metrics import EPS, multi_label_metrics
 from ..splits import examples_of
 from .base import MISSED_RECALL, Task, card_number
+from .single_label_classification import checked_label_names
 
 DEFAULT_THRESHOLD = 0.5
 THRESHOLD_GRID = np.round(np.arange(0.02, 0.981, 0.01), 2)  # candidate thresholds tuned per label
@@ -45,9 +58,7 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 
 def label_sets(values: Sequence[Any]) -> list[list[str]]:
     """Each row's label set from the prepared ``label`` column (JSON lists of names)."""
-    from ..data import label_sets as decode
-
-    return decode(pd.Series(list(values), dtype=object))
+    return decode_label_sets(pd.Series(list(values), dtype=object))
 
 
 def multi_hot(sets: Sequence[Sequence[str]], label_names: Sequence[str]) -> np.ndarray:
@@ -399,6 +410,63 @@ class MultiLabelClassification(Task):
 
         return multi_label_baseline_metrics(train, df, list(label_names), self.gold(train, label_names),
                                             self.gold(df, label_names), seed=seed)
+
+    label_nouns = ("label", "labels")
+    weighs_classes = False  # inverse class frequency is a single-label idea: rare labels get positive weights instead
+    data_note = "multi-label"
+    rows_by_label = False  # a row has any number of labels
+
+    def read_labels(self, df: pd.DataFrame, cols: Columns, where: str) -> pd.Series:
+        """Each row's label names as a list; ``None`` where a 0/1 cell is missing (the row is dropped)."""
+        if cols.label_columns:
+            flags = {}
+            for c in cols.label_columns:
+                b = as_binary(df[c])
+                if b is None:
+                    bad = next(v for v in df[c] if BINARY_VALUES.get(str(v).strip().lower()) is None and not pd.isna(v))
+                    raise BmcoreError(f"label column {c!r} of {where} holds {str(bad)[:40]!r}; each label column must hold only 0 or 1")
+                flags[c] = b
+            mat = pd.DataFrame(flags).to_numpy(dtype=float)
+            names = np.array(cols.label_columns, dtype=object)
+            return pd.Series([None if np.isnan(r).any() else names[r == 1].tolist() for r in mat], index=df.index, dtype=object)
+        d = str(cols.label_delimiter)
+
+        def parse(v: Any) -> list[str]:
+            try:
+                return split_cell(v, d)
+            except BmcoreError as exc:
+                row = int(np.flatnonzero((df[cols.label] == v).to_numpy())[0])
+                raise BmcoreError(f"label column {cols.label!r} of {where}, row {row + 1}: {exc}") from None
+
+        return pd.Series(map_unique(df[cols.label], parse), index=df.index, dtype=object)
+
+    def found_labels(self, labels: pd.Series, cols: Columns) -> list[str]:
+        return order_labels({n for names in labels for n in names} | set(cols.label_columns or []))
+
+    def encode_found(self, labels: pd.Series) -> list[str]:
+        return [encode_label_set(names) for names in labels]
+
+    def prepared_labels(self, std: dict[str, pd.DataFrame], cols: Columns) -> tuple[list[str], list[str] | None, str]:
+        """Each row's names as a JSON list in label order (:func:`~bmcore.data.label_values.encode_label_set`); the
+        splits are made by iterative stratification (Sechidis et al. 2011), which keeps each label's share close."""
+        label_names = checked_label_names(std, cols, self.found_labels)
+        rank = {n: i for i, n in enumerate(label_names)}
+        for df in std.values():
+            df["label"] = [encode_label_set(sorted(names, key=rank.__getitem__)) for names in df["label"]]
+        return label_names, label_names, "label"
+
+    def label_counts(self, df: pd.DataFrame, label_names: Sequence[str]) -> dict[str, int]:
+        return dict(zip(label_names, map(int, label_matrix(df["label"], list(label_names)).sum(axis=0)), strict=True))
+
+    def label_masks(self, df: pd.DataFrame, label_names: Sequence[str]) -> Iterator[np.ndarray]:
+        matrix = label_matrix(df["label"], list(label_names))
+        for j in range(len(label_names)):
+            yield matrix[:, j] == 1
+
+    def label_stats(self, splits: dict[str, pd.DataFrame], label_names: Sequence[str]) -> dict[str, Any]:
+        """Labels per row, rows with none, rare labels and co-occurrence (:func:`~bmcore.data.label_stats.multi_label_stats`)."""
+        matrices = {s: label_matrix(df["label"], list(label_names)) for s, df in splits.items()}
+        return {**multi_label_stats(matrices, list(label_names)), "class_weights": {}}
 
 
 TASK = MultiLabelClassification()

@@ -14,13 +14,16 @@ features (:func:`bmcore.baseline.regression_baseline_metrics`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..baseline import regression_baseline_metrics
+from ..data.columns import Columns
+from ..data.label_stats import score_stats
+from ..data.label_values import order_labels, score_values
 from ..display import md_code
 from ..errors import BmcoreError
 from ..metrics import regression_metrics
@@ -31,6 +34,8 @@ SUMMARY_KEYS = ("pearson", "spearman", "rmse", "mae", "r2")  # what bmcore evalu
 BASELINE_NAME = "TF-IDF + ridge regression (for pairs: both texts and their overlap)"
 EXAMPLE_RANGES = 3  # the Playground's examples come from the low, middle and high scores
 MIN_STD = 1e-8  # a training split whose scores are all equal still trains (on the raw error)
+SCORE_BIN = "_score_bin"  # a temporary column: the splits of scores are stratified on their quantile range
+SCORE_BINS = 5
 
 
 def standardisation(targets: Sequence[float]) -> tuple[float, float]:
@@ -289,5 +294,46 @@ class Regression(Task):
                  atol: float) -> int:
         """How many examples get the same score from both, within ``atol``."""
         return int((np.abs(self.scores(got)[:, 0] - self.scores(ref)[:, 0]) <= atol).sum())
+
+    weighs_classes = False  # one output: no classes to weigh
+    rows_by_label = False  # a row has a score, not a class
+
+    def read_labels(self, df: pd.DataFrame, cols: Columns, where: str) -> np.ndarray:
+        return score_values(df[cols.label], cols.label).to_numpy()
+
+    def found_labels(self, labels: pd.Series, cols: Columns) -> list[str]:
+        return order_labels(labels)
+
+    def prepared_labels(self, std: dict[str, pd.DataFrame], cols: Columns) -> tuple[list[str], list[str] | None, str]:
+        """Refuse, in one line, scores a model cannot learn (none, or one value only); the splits are stratified on
+        each score's quantile range, so every split holds low, middle and high scores alike."""
+        scores = pd.concat([d["label"] for d in std.values()])
+        if scores.empty:
+            raise BmcoreError(f"score column {cols.label!r} is empty or every text is empty")
+        if scores.nunique() < 2:
+            raise BmcoreError(f"every score in column {cols.label!r} is {scores.iloc[0]:g}; regression needs scores that vary")
+        bins = score_bins(scores)
+        for df in std.values():
+            df[SCORE_BIN] = bins(df["label"])
+        return [SCORE_LABEL], None, SCORE_BIN
+
+    def label_counts(self, df: pd.DataFrame, label_names: Sequence[str]) -> dict[str, int]:
+        return {n: int(len(df)) for n in label_names}  # every row has its score
+
+    def label_masks(self, df: pd.DataFrame, label_names: Sequence[str]) -> Iterator[np.ndarray]:
+        for _ in label_names:
+            yield np.ones(len(df), dtype=bool)
+
+    def label_stats(self, splits: dict[str, pd.DataFrame], label_names: Sequence[str]) -> dict[str, Any]:
+        """The scores' distribution per split (:func:`~bmcore.data.label_stats.score_stats`)."""
+        return {**score_stats({s: df["label"].to_numpy(dtype=float) for s, df in splits.items()}), "class_weights": {}}
+
+
+def score_bins(scores: pd.Series) -> Callable[[pd.Series], np.ndarray]:
+    """A function giving each score its quantile range (of :data:`SCORE_BINS`) among ``scores``, so every split holds
+    low, middle and high scores alike."""
+    edges = np.unique(np.quantile(scores.to_numpy(dtype=float), np.linspace(0, 1, SCORE_BINS + 1)[1:-1]))
+    return lambda s: np.searchsorted(edges, s.to_numpy(dtype=float), side="right").astype(str)
+
 
 TASK = Regression()

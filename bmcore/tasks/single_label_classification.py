@@ -9,12 +9,14 @@ split one number fitted to a few mistakes can make calibration worse (25 validat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..data.columns import MAX_CLASSES, Columns
+from ..data.label_values import normalise_labels, order_labels
 from ..display import md, md_code
 from ..errors import BmcoreError
 from ..metrics import EPS, classification_metrics, compute_metrics
@@ -404,6 +406,39 @@ class SingleLabelClassification(Task):
         from ..quality.texts import score_texts
 
         return score_texts(ds, rows, labels, **kwargs)
+
+    def read_labels(self, df: pd.DataFrame, cols: Columns, where: str) -> pd.Series:
+        return normalise_labels(df[cols.label], cols.label)
+
+    def found_labels(self, labels: pd.Series, cols: Columns) -> list[str]:
+        return order_labels(labels)
+
+    def prepared_labels(self, std: dict[str, pd.DataFrame], cols: Columns) -> tuple[list[str], list[str] | None, str]:
+        return checked_label_names(std, cols, self.found_labels), None, "label"
+
+    def label_counts(self, df: pd.DataFrame, label_names: Sequence[str]) -> dict[str, int]:
+        return {n: int(c) for n, c in df["label"].value_counts().reindex(label_names, fill_value=0).items()}
+
+    def label_masks(self, df: pd.DataFrame, label_names: Sequence[str]) -> Iterator[np.ndarray]:
+        for n in label_names:
+            yield (df["label"] == n).to_numpy()
+
+
+def checked_label_names(std: dict[str, pd.DataFrame], cols: Columns,
+                        found: Callable[[pd.Series, Columns], list[str]]) -> list[str]:
+    """The label names of the standardised splits ``std`` (``found`` reads them from their label column), in order;
+    refused when there are fewer than two or more than :data:`~bmcore.data.columns.MAX_CLASSES`."""
+    labels_all = pd.concat([d["label"] for d in std.values()])
+    what = "label columns " + ", ".join(map(repr, cols.label_columns)) if cols.label_columns else f"column {cols.label!r}"
+    if labels_all.empty:
+        raise BmcoreError(f"{what if cols.label_columns else 'label ' + what} is empty or every text is empty")
+    label_names = found(labels_all, cols)
+    if len(label_names) < 2:
+        raise BmcoreError(f"only one class ({label_names[0]!r}) in {what}; classification needs at least two"
+                          if label_names else f"{what} holds no label at all")
+    if len(label_names) > MAX_CLASSES:
+        raise BmcoreError(f"{what} has {len(label_names)} classes (more than {MAX_CLASSES}); is it really the label column?")
+    return label_names
 
 
 TASK = SingleLabelClassification()
