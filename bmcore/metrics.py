@@ -119,7 +119,8 @@ def compute_metrics(gold: Sequence[Any], pred: Sequence[Any], probs: np.ndarray 
     the per-class report and the confusion matrix list every class in ``label_names``
     order. ROC-AUC and PR-AUC are one-vs-rest, for each class that has both positive and
     negative gold examples (binary: the second class is positive); the macro value is
-    their mean, None when no class qualifies.
+    their mean, None when no class qualifies. ECE and the reliability bins measure the probability ``probs`` gives
+    each ``pred`` (the task's decision).
     """
     from sklearn.metrics import (
         accuracy_score,
@@ -169,25 +170,28 @@ def compute_metrics(gold: Sequence[Any], pred: Sequence[Any], probs: np.ndarray 
         out["macro_roc_auc"] = float(np.mean(rocs)) if rocs else None
         out["macro_pr_auc"] = float(np.mean(prs)) if prs else None
         out["log_loss"] = float(log_loss(y, pr, labels=list(range(k))))
-        out["ece"] = expected_calibration_error(pr, y, n_bins)
-        out["reliability"] = reliability_bins(pr, y, n_bins)
+        out["ece"] = expected_calibration_error(pr, y, p, n_bins)
+        out["reliability"] = reliability_bins(pr, y, p, n_bins)
     out["per_class"] = per_class
     return out
 
 
-def reliability_bins(probs: np.ndarray, gold_ids: Sequence[int] | np.ndarray, n_bins: int = DEFAULT_BINS) -> list[dict[str, Any]]:
+def reliability_bins(probs: np.ndarray, gold_ids: Sequence[int] | np.ndarray, pred_ids: Sequence[int] | np.ndarray,
+                     n_bins: int = DEFAULT_BINS) -> list[dict[str, Any]]:
     """Equal-width confidence bins over [0, 1] for a reliability diagram.
 
-    Confidence is the top class probability; an example is right when that class is
-    gold. Bin i holds confidences in (i/n, (i+1)/n] (the first bin also holds 0). Each
-    bin reports its edges, mean confidence, accuracy and count (None for empty bins).
+    ``pred_ids`` are the predicted classes (the task's decisions: the top class). Confidence is the probability of
+    the predicted class; an example is right when that class is gold. Bin i holds confidences in (i/n, (i+1)/n]
+    (the first bin also holds 0). Each bin reports its edges, mean confidence, accuracy and count (None for empty
+    bins).
     """
     if n_bins < MIN_BINS:
         raise ValueError(f"use at least {MIN_BINS} bins for a reliability diagram, not {n_bins}")
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(gold_ids, dtype=np.int64)
-    conf = p.max(axis=1) if len(p) else np.zeros(0)
-    right = (p.argmax(axis=1) == y) if len(p) else np.zeros(0, dtype=bool)
+    q = np.asarray(pred_ids, dtype=np.int64)
+    conf = p[np.arange(len(p)), q] if len(p) else np.zeros(0)
+    right = q == y
     # ceil(conf * n) - 1 puts conf exactly on an upper edge into that bin, as (lo, hi] wants.
     idx = np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
     bins = []
@@ -200,9 +204,10 @@ def reliability_bins(probs: np.ndarray, gold_ids: Sequence[int] | np.ndarray, n_
     return bins
 
 
-def expected_calibration_error(probs: np.ndarray, gold_ids: Sequence[int] | np.ndarray, n_bins: int = DEFAULT_BINS) -> float:
-    """ECE: the count-weighted mean gap |accuracy - confidence| over equal-width bins."""
-    bins = reliability_bins(probs, gold_ids, n_bins)
+def expected_calibration_error(probs: np.ndarray, gold_ids: Sequence[int] | np.ndarray,
+                               pred_ids: Sequence[int] | np.ndarray, n_bins: int = DEFAULT_BINS) -> float:
+    """ECE: the count-weighted mean gap |accuracy - confidence| over equal-width bins (:func:`reliability_bins`)."""
+    bins = reliability_bins(probs, gold_ids, pred_ids, n_bins)
     n = sum(b["count"] for b in bins)
     if n == 0:
         return 0.0

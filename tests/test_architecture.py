@@ -297,3 +297,15 @@ def test_metric_keys_have_one_set_of_names():
             if old.search(line)]
     assert hits == [], "name it <average>_<metric> (bmcore.metrics):\n" + "\n".join(hits)
     assert not set(LEGACY_KEYS) & SCORE_KEYS and {"macro_f1", "samples_f1", "macro_roc_auc"} <= SCORE_KEYS
+
+
+# argmax outside bmcore/tasks/ that is no decision about labels: splitting rows (stratify) and a speed probe's own check.
+ARGMAX_ALLOWED = {"bmcore/data/stratify.py", "bmcore/bench/accuracy.py"}
+
+
+def test_only_tasks_pick_the_top_class():
+    """``argmax(`` assumes one label per row: outside bmcore/tasks/ code asks the task (``decide``, ``top_class``)."""
+    hits = [f"{p.relative_to(ROOT)}:{i}: {line.strip()}" for p in _python_files()
+            if "tasks" not in p.relative_to(ROOT).parts and str(p.relative_to(ROOT)) not in ARGMAX_ALLOWED
+            for i, line in enumerate(p.read_text().splitlines(), 1) if "argmax(" in line.split("#")[0]]
+    assert hits == [], "ask the task instead:\n" + "\n".join(hits)

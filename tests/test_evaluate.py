@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import SMS_RARE
 
-from bmcore.baseline import baseline_metrics, baseline_predict, fit_baseline
+from bmcore.baseline import baseline_metrics, baseline_probs, fit_baseline
 from bmcore.cli import main
 from bmcore.data import load_source, prepare, save_prepared
 from bmcore.errors import BmcoreError
@@ -25,6 +25,7 @@ from bmcore.evaluate import (
     roc_pr_curves,
 )
 from bmcore.metrics import expected_calibration_error, reliability_bins
+from bmcore.tasks.single_label_classification import TASK as SINGLE_LABEL_TASK
 from bmcore.tasks.single_label_classification import apply_temperature, fit_temperature, nll
 
 # --- helpers -------------------------------------------------------------------------------
@@ -43,8 +44,8 @@ def emotion_preds(shared_data: Path) -> tuple[list[str], list[str], np.ndarray, 
     train = read_csv(shared_data / "emotion" / "train.csv").head(4000)  # fast; the predictions only need to be realistic
     val = read_csv(shared_data / "emotion" / "val.csv")
     names = ["sadness", "joy", "love", "anger", "fear", "surprise"]  # the dataset's id order, not alphabetical
-    pred, probs = baseline_predict(fit_baseline(train, names), val, names)
-    return val["label"].tolist(), [names[i] for i in pred], probs, names
+    probs = baseline_probs(fit_baseline(train, names), val, names)
+    return val["label"].tolist(), SINGLE_LABEL_TASK.decide(probs, names), probs, names
 
 
 def test_metrics_equal_sklearn(emotion_preds):
@@ -157,15 +158,16 @@ def test_ece_matches_a_hand_computed_case():
     gold = np.array([0, 0, 0, 1, 0, 0])
     # Bins (0.9,1]: gap .07; (0.8,.9]: |0-.82|; (.5,.6]: |1-.55|; (.7,.8]: |1-.71|; (.6,.7]: 2 x |.5-.63|.
     expected = (0.07 + 0.82 + 0.45 + 0.29 + 2 * 0.13) / 6
-    assert expected_calibration_error(probs, gold, n_bins=10) == pytest.approx(expected)
-    bins = reliability_bins(probs, gold, n_bins=10)
+    pred = np.array([0, 1, 0, 1, 0, 1])  # the top class of each row
+    assert expected_calibration_error(probs, gold, pred, n_bins=10) == pytest.approx(expected)
+    bins = reliability_bins(probs, gold, pred, n_bins=10)
     assert [b["count"] for b in bins] == [0, 0, 0, 0, 0, 1, 2, 1, 1, 1]
     assert bins[6]["confidence"] == pytest.approx(0.63) and bins[6]["accuracy"] == 0.5
     assert bins[3]["confidence"] is None
     # A confidence on an upper edge belongs to that bin: (0.4, 0.5] holds 0.5.
-    assert reliability_bins(np.array([[0.5, 0.5]]), [0], n_bins=10)[4]["count"] == 1
+    assert reliability_bins(np.array([[0.5, 0.5]]), [0], [0], n_bins=10)[4]["count"] == 1
     with pytest.raises(ValueError):
-        reliability_bins(probs, gold, n_bins=5)
+        reliability_bins(probs, gold, pred, n_bins=5)
 
 
 def test_fit_temperature_recovers_a_known_temperature():
@@ -185,8 +187,8 @@ def test_baseline_on_sst2_is_reproducible_and_in_the_sanity_band(shared_data):
     train = read_csv(shared_data / "sst2" / "train.csv")
     dev = read_csv(shared_data / "sst2" / "dev.csv")
     names = ["negative", "positive"]
-    a = baseline_metrics(train, dev, names)
-    b = baseline_metrics(train, dev, names)
+    a = baseline_metrics(train, dev, names, decide=SINGLE_LABEL_TASK.decide)
+    b = baseline_metrics(train, dev, names, decide=SINGLE_LABEL_TASK.decide)
     assert 0.75 <= a["accuracy"] <= 0.85
     for key in ("accuracy", "macro_f1", "log_loss", "ece", "confusion_matrix", "per_class"):
         assert a[key] == b[key]

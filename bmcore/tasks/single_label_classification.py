@@ -331,7 +331,7 @@ class SingleLabelClassification(Task):
                  n_bins: int) -> dict[str, Any]:
         from ..baseline import baseline_metrics
 
-        return baseline_metrics(train, df, list(label_names), seed=seed, n_bins=n_bins)
+        return baseline_metrics(train, df, list(label_names), seed=seed, n_bins=n_bins, decide=self.decide)
 
     # --- the evaluate CLI and the model card ---------------------------------------------------
 
@@ -399,7 +399,7 @@ class SingleLabelClassification(Task):
                             ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
         from ..quality.texts import score_texts
 
-        return score_texts(ds, rows, labels, **kwargs)
+        return score_texts(ds, rows, labels, top_class=self.top_class, **kwargs)
 
 
 TASK = SingleLabelClassification()
