@@ -6,6 +6,7 @@ scored on the same split, so a user sees at once whether fine-tuning was worth i
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ def fit_baseline(train_df: pd.DataFrame, label_names: list[str], seed: int = 0, 
     """Fit the TF-IDF + logistic regression pipeline on ``train_df`` (columns text[, text_pair], label).
 
     Deterministic: lbfgs with a fixed ``seed``. The pipeline's ``classes_`` are ids into
-    ``label_names``; use :func:`baseline_predict` to get probabilities for every class.
+    ``label_names``; use :func:`baseline_probs` to get probabilities for every class.
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -65,26 +66,30 @@ def fit_baseline(train_df: pd.DataFrame, label_names: list[str], seed: int = 0, 
     return pipe
 
 
-def baseline_predict(pipe: Any, df: pd.DataFrame, label_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted class ids and probabilities [n, len(label_names)] (0 for classes absent from train)."""
+def baseline_probs(pipe: Any, df: pd.DataFrame, label_names: list[str]) -> np.ndarray:
+    """The probabilities [n, len(label_names)] of every class (0 for classes absent from train)."""
     part = pipe.predict_proba(baseline_texts(df))
     probs = np.zeros((len(df), len(label_names)), dtype=np.float64)
     probs[:, pipe.classes_] = part
-    return probs.argmax(axis=1), probs
+    return probs
+
+
+Decide = Callable[[np.ndarray, Sequence[str]], list[Any]]  # a task's decide: probabilities, label names -> labels
 
 
 def baseline_metrics(train_df: pd.DataFrame, test_df: pd.DataFrame, label_names: list[str], seed: int = 0,
-                     n_bins: int | None = None) -> dict[str, Any]:
-    """Train the baseline on ``train_df`` and score it on ``test_df``: the same metric dict as the model's."""
+                     n_bins: int | None = None, *, decide: Decide) -> dict[str, Any]:
+    """Train the baseline on ``train_df`` and score it on ``test_df``, its probabilities turned into labels by
+    ``decide`` (the task's :meth:`bmcore.tasks.base.Task.decide`): the same metric dict as the model's."""
     import time
 
     from .metrics import compute_metrics
 
     t0 = time.perf_counter()
     pipe = fit_baseline(train_df, label_names, seed=seed)
-    pred, probs = baseline_predict(pipe, test_df, label_names)
+    probs = baseline_probs(pipe, test_df, label_names)
     kwargs = {"n_bins": n_bins} if n_bins else {}
-    metrics = compute_metrics(test_df["label"].astype(str).tolist(), [label_names[i] for i in pred], probs,
+    metrics = compute_metrics(test_df["label"].astype(str).tolist(), decide(probs, label_names), probs,
                               label_names, **kwargs)
     metrics["model"] = BASELINE_NAME
     metrics["train_rows"] = int(len(train_df))
@@ -186,9 +191,10 @@ def pixel_features(images: Any, side: int = PIXEL_SIDE) -> np.ndarray:
 
 
 def pixel_baseline_metrics(train_df: pd.DataFrame, test_df: pd.DataFrame, label_names: list[str], seed: int = 0,
-                           n_bins: int | None = None) -> dict[str, Any]:
+                           n_bins: int | None = None, *, decide: Decide) -> dict[str, Any]:
     """The image baseline: logistic regression on :func:`pixel_features` (standardised), trained on ``train_df`` and
-    scored on ``test_df`` (columns image, label): the same metric dict as the model's."""
+    scored on ``test_df`` (columns image, label), its probabilities turned into labels by ``decide`` (the task's):
+    the same metric dict as the model's."""
     import time
 
     from sklearn.linear_model import LogisticRegression
@@ -211,8 +217,8 @@ def pixel_baseline_metrics(train_df: pd.DataFrame, test_df: pd.DataFrame, label_
     probs = np.zeros((len(test_df), len(label_names)), dtype=np.float64)
     probs[:, pipe.classes_] = pipe.predict_proba(pixel_features(test_df["image"]))
     kwargs = {"n_bins": n_bins} if n_bins else {}
-    metrics = compute_metrics(test_df["label"].astype(str).tolist(), [label_names[i] for i in probs.argmax(axis=1)],
-                              probs, label_names, **kwargs)
+    metrics = compute_metrics(test_df["label"].astype(str).tolist(), decide(probs, label_names), probs, label_names,
+                              **kwargs)
     metrics["model"] = PIXEL_BASELINE_NAME
     metrics["train_rows"] = int(len(train_df))
     metrics["seconds"] = round(time.perf_counter() - t0, 3)

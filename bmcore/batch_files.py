@@ -90,7 +90,7 @@ def _multi_label_batch_scores(gold: Sequence[str | None], records: Sequence[dict
         y[i, [index[n] for n in g]] = 1
         p[i, [index[n] for n in pred]] = 1
     m = multi_label_metrics(y, p, None, list(label_names))
-    return {"n": m["n"], "subset_accuracy": m["subset_accuracy"], "micro_f1": m["f1_micro"], "macro_f1": m["f1_macro"],
+    return {"n": m["n"], "subset_accuracy": m["subset_accuracy"], "micro_f1": m["micro_f1"], "macro_f1": m["macro_f1"],
             "unknown": []}
 
 
@@ -127,7 +127,7 @@ def batch_scores(gold: Sequence[str | None], records: Sequence[dict[str, Any]], 
     if unknown or not pairs:
         return {"n": 0, "unknown": unknown}
     m = compute_metrics([g for g, _ in pairs], [p for _, p in pairs], None, list(label_names))
-    return {"n": m["n"], "accuracy": m["accuracy"], "macro_f1": m["f1_macro"], "unknown": []}
+    return {"n": m["n"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "unknown": []}
 
 
 BATCH_IMAGES_MAX = 1000  # images in one Playground batch zip: predictions for more belong to `bmcore evaluate`

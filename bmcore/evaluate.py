@@ -224,7 +224,7 @@ def compare_runs(pred_a: pd.DataFrame, pred_b: pd.DataFrame, label_names: Sequen
     return {
         "n": int(len(pred_a)),
         "accuracy_a": ma["accuracy"], "accuracy_b": mb["accuracy"], "accuracy_diff": mb["accuracy"] - ma["accuracy"],
-        "f1_macro_a": ma["f1_macro"], "f1_macro_b": mb["f1_macro"], "f1_macro_diff": mb["f1_macro"] - ma["f1_macro"],
+        "macro_f1_a": ma["macro_f1"], "macro_f1_b": mb["macro_f1"], "macro_f1_diff": mb["macro_f1"] - ma["macro_f1"],
         "per_class": _f1_diffs(ma, mb, names),
         "confusion_diff": {"labels": names, "matrix": cm_diff.tolist()},
         **_flips(pred_a, pred_b, right_a, right_b),
@@ -243,7 +243,7 @@ def compare_multi_label_runs(pred_a: pd.DataFrame, pred_b: pd.DataFrame, label_n
     ma = multi_label_metrics(gold, label_matrix(pred_a["pred"], names), None, names)
     mb = multi_label_metrics(gold, label_matrix(pred_b["pred"], names), None, names)
     out: dict[str, Any] = {"n": int(len(pred_a))}
-    for key in ("f1_macro", "f1_micro", "subset_accuracy"):
+    for key in ("macro_f1", "micro_f1", "subset_accuracy"):
         out[f"{key}_a"], out[f"{key}_b"], out[f"{key}_diff"] = ma[key], mb[key], mb[key] - ma[key]
     right_a = (label_matrix(pred_a["pred"], names) == gold).all(axis=1)
     right_b = (label_matrix(pred_b["pred"], names) == gold).all(axis=1)
@@ -391,7 +391,7 @@ def load_eval(out_dir: str | Path) -> EvalResult:
         raise BmcoreError(f"the evaluation in {out} is damaged ({exc.__class__.__name__}); run it again") from exc
     if not isinstance(metrics, dict):
         raise BmcoreError(f"the evaluation in {out} is damaged ({METRICS_FILE} is not a JSON object); run it again")
-    check_scores(metrics, f"{METRICS_FILE} of the evaluation in {out}")
+    metrics = check_scores(metrics, f"{METRICS_FILE} of the evaluation in {out}")  # legacy key names upgraded
     for col in ("correct", "truncated"):
         if col in preds and preds[col].dtype != bool:
             preds[col] = preds[col].astype(str).str.lower() == "true"

@@ -274,7 +274,7 @@ def explain(classifier: Any, text: str, text_pair: str | None = None, target: st
             if not out.attentions:
                 raise BmcoreError(f"{type(model).__name__} returned no attention weights; it needs eager attention")
             att = torch.stack([a[0] for a in out.attentions]).float().cpu().numpy()
-    label_id = int(probs.argmax())
+    label_id = classifier.task.top_class(probs)
     target_id = resolve_target(names, target, label_id)
 
     scores = delta = diff = None

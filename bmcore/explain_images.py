@@ -205,7 +205,7 @@ def explain_image(classifier: Any, image: Any, target: str | int | None = None, 
         with torch.no_grad():
             out = model(pixel_values=x, output_attentions=method == ROLLOUT)
         probs = task.torch_scores(out.logits)[0].cpu().numpy()
-        target_id = resolve_target(names, target, int(probs.argmax()))
+        target_id = resolve_target(names, target, task.top_class(probs))
         if method == ROLLOUT:
             heat = rollout_map(out.attentions, x.shape[-1])
         elif method == GRADCAM:

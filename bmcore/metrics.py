@@ -5,6 +5,14 @@ Single-label: :func:`compute_metrics` (the full report) and :func:`classificatio
 each evaluation). Multi-label: :func:`multi_label_metrics`. Regression: :func:`regression_metrics`. Calibration of confidences: :func:`reliability_bins`
 and :func:`expected_calibration_error`. These take labels and probabilities, never logits: turning logits into
 scores and labels is a task's job (:mod:`bmcore.tasks`).
+
+Key names, the same in training's logs (``eval_macro_f1``), ``eval.json``, ``status.json`` (``test_macro_f1``), an
+evaluation's ``metrics.json``, the CLI and the model card: an average is ``<average>_<metric>``, with average
+``macro``, ``micro``, ``weighted`` or ``samples`` and metric ``f1``, ``precision``, ``recall``, ``roc_auc`` or
+``pr_auc`` (``macro_f1``, ``micro_precision``, ``macro_roc_auc``); the rest are plain names (``accuracy``,
+``subset_accuracy``, ``hamming_loss``, ``log_loss``, ``ece``, ``pearson``, ``rmse``, ...). Files written before
+this set had ``f1_macro``-style names: :func:`upgrade_keys` (run by :func:`check_scores`, which every reader of a
+score file calls) renames them, the one place that knows the old names.
 """
 
 from __future__ import annotations
@@ -23,17 +31,34 @@ EPS = 1e-12  # floor for probabilities inside logs
 
 # The score keys of eval.json and an evaluation's metrics.json (and of their split, baseline and calibration
 # sections): each one a number or null. A file in the workspace is data: a string here is a damaged file.
+AVERAGES = ("macro", "micro", "weighted", "samples")
 SCORE_KEYS = frozenset({
-    "n", "num_classes", "accuracy", "macro_f1", "f1_macro", "f1_micro", "f1_weighted", "precision_macro",
-    "recall_macro", "precision_micro", "recall_micro", "precision_weighted", "recall_weighted", "subset_accuracy",
-    "hamming_loss", "loss", "log_loss", "ece", "ece_calibrated", "roc_auc_macro", "pr_auc_macro", "temperature",
-    "perplexity", "threshold", "truncated", "pearson", "spearman", "rmse", "mae", "r2"})
+    "n", "num_classes", "accuracy", "subset_accuracy", "hamming_loss", "loss", "log_loss", "ece", "ece_calibrated",
+    "macro_roc_auc", "macro_pr_auc", "temperature", "perplexity", "threshold", "truncated", "pearson", "spearman",
+    "rmse", "mae", "r2", *(f"{a}_{m}" for a in AVERAGES for m in ("f1", "precision", "recall"))})
 SCORE_SECTIONS = ("validation", "test", "baseline", "flat_threshold", "calibration", "before", "after")
+# The names in files written before the one set of key names (<metric>_<average>: f1_macro, roc_auc_macro, ...).
+LEGACY_KEYS = {f"{m}_{a}": f"{a}_{m}" for a in AVERAGES for m in ("f1", "precision", "recall", "roc_auc", "pr_auc")}
+
+
+def upgrade_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (an evaluation's ``metrics.json``, ``eval.json``) with the legacy key names of :data:`LEGACY_KEYS`
+    renamed to today's, in every score section (``test``, ``baseline``, ...); a new name already there wins. A copy."""
+    out = {}
+    for key, value in data.items():
+        new = LEGACY_KEYS.get(key)
+        if new is None:
+            out[key] = upgrade_keys(value) if key in SCORE_SECTIONS and isinstance(value, dict) else value
+        elif new not in data:
+            out[new] = value
+    return out
 
 
 def check_scores(data: dict[str, Any], where: str) -> dict[str, Any]:
     """Refuse scores of the wrong shape (``{"test": "x"}``, a text accuracy) with a one-line :class:`BmcoreError`
-    naming ``where`` and the field, so every page and command reading them shows the file as damaged. Returns ``data``."""
+    naming ``where`` and the field, so every page and command reading them shows the file as damaged.
+
+    Every reader of a score file calls it: it returns ``data`` with legacy key names upgraded (:func:`upgrade_keys`)."""
     def walk(d: dict[str, Any], path: str) -> None:
         for key in SCORE_SECTIONS:
             if d.get(key) is not None and not isinstance(d[key], dict):
@@ -48,6 +73,7 @@ def check_scores(data: dict[str, Any], where: str) -> dict[str, Any]:
             if d.get(key) is not None and not isinstance(d[key], (list, dict)):
                 raise BmcoreError(f"{where} is damaged: {path}{key} is {d[key]!r:.60}, not a list")
 
+    data = upgrade_keys(data) if isinstance(data, dict) else data
     walk(data, "")
     return data
 
@@ -93,7 +119,8 @@ def compute_metrics(gold: Sequence[Any], pred: Sequence[Any], probs: np.ndarray 
     the per-class report and the confusion matrix list every class in ``label_names``
     order. ROC-AUC and PR-AUC are one-vs-rest, for each class that has both positive and
     negative gold examples (binary: the second class is positive); the macro value is
-    their mean, None when no class qualifies.
+    their mean, None when no class qualifies. ECE and the reliability bins measure the probability ``probs`` gives
+    each ``pred`` (the task's decision).
     """
     from sklearn.metrics import (
         accuracy_score,
@@ -116,8 +143,7 @@ def compute_metrics(gold: Sequence[Any], pred: Sequence[Any], probs: np.ndarray 
     out: dict[str, Any] = {"n": n, "num_classes": k, "label_names": names, "accuracy": float(accuracy_score(y, p))}
     for avg in ("macro", "micro", "weighted"):
         prec, rec, f1, _ = precision_recall_fscore_support(y, p, average=avg, zero_division=0)
-        out[f"precision_{avg}"], out[f"recall_{avg}"], out[f"f1_{avg}"] = float(prec), float(rec), float(f1)
-    out["macro_f1"] = out["f1_macro"]  # training's key name, as multi-label's
+        out[f"{avg}_precision"], out[f"{avg}_recall"], out[f"{avg}_f1"] = float(prec), float(rec), float(f1)
     prec, rec, f1, sup = precision_recall_fscore_support(y, p, labels=list(range(k)), average=None, zero_division=0)
     per_class = {names[i]: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]),
                             "support": int(sup[i]), "predicted": int((p == i).sum())} for i in range(k)}
@@ -125,7 +151,7 @@ def compute_metrics(gold: Sequence[Any], pred: Sequence[Any], probs: np.ndarray 
     out["confusion_matrix"] = {"labels": names, "matrix": cm.astype(int).tolist()}
     off = [(int(cm[i, j]), names[i], names[j]) for i in range(k) for j in range(k) if i != j and cm[i, j]]
     out["top_confusions"] = [{"gold": g, "pred": q, "count": c} for c, g, q in sorted(off, key=lambda t: -t[0])[:10]]
-    out["roc_auc_macro"] = out["pr_auc_macro"] = out["log_loss"] = out["ece"] = None
+    out["macro_roc_auc"] = out["macro_pr_auc"] = out["log_loss"] = out["ece"] = None
     out["reliability"] = []
     if probs is not None:
         pr = np.asarray(probs, dtype=np.float64)
@@ -141,28 +167,31 @@ def compute_metrics(gold: Sequence[Any], pred: Sequence[Any], probs: np.ndarray 
             per_class[names[i]]["pr_auc"] = _f(average_precision_score(onehot, pr[:, i])) if ok else None
         rocs = [per_class[names[i]]["roc_auc"] for i in positives if per_class[names[i]].get("roc_auc") is not None]
         prs = [per_class[names[i]]["pr_auc"] for i in positives if per_class[names[i]].get("pr_auc") is not None]
-        out["roc_auc_macro"] = float(np.mean(rocs)) if rocs else None
-        out["pr_auc_macro"] = float(np.mean(prs)) if prs else None
+        out["macro_roc_auc"] = float(np.mean(rocs)) if rocs else None
+        out["macro_pr_auc"] = float(np.mean(prs)) if prs else None
         out["log_loss"] = float(log_loss(y, pr, labels=list(range(k))))
-        out["ece"] = expected_calibration_error(pr, y, n_bins)
-        out["reliability"] = reliability_bins(pr, y, n_bins)
+        out["ece"] = expected_calibration_error(pr, y, p, n_bins)
+        out["reliability"] = reliability_bins(pr, y, p, n_bins)
     out["per_class"] = per_class
     return out
 
 
-def reliability_bins(probs: np.ndarray, gold_ids: Sequence[int] | np.ndarray, n_bins: int = DEFAULT_BINS) -> list[dict[str, Any]]:
+def reliability_bins(probs: np.ndarray, gold_ids: Sequence[int] | np.ndarray, pred_ids: Sequence[int] | np.ndarray,
+                     n_bins: int = DEFAULT_BINS) -> list[dict[str, Any]]:
     """Equal-width confidence bins over [0, 1] for a reliability diagram.
 
-    Confidence is the top class probability; an example is right when that class is
-    gold. Bin i holds confidences in (i/n, (i+1)/n] (the first bin also holds 0). Each
-    bin reports its edges, mean confidence, accuracy and count (None for empty bins).
+    ``pred_ids`` are the predicted classes (the task's decisions: the top class). Confidence is the probability of
+    the predicted class; an example is right when that class is gold. Bin i holds confidences in (i/n, (i+1)/n]
+    (the first bin also holds 0). Each bin reports its edges, mean confidence, accuracy and count (None for empty
+    bins).
     """
     if n_bins < MIN_BINS:
         raise ValueError(f"use at least {MIN_BINS} bins for a reliability diagram, not {n_bins}")
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(gold_ids, dtype=np.int64)
-    conf = p.max(axis=1) if len(p) else np.zeros(0)
-    right = (p.argmax(axis=1) == y) if len(p) else np.zeros(0, dtype=bool)
+    q = np.asarray(pred_ids, dtype=np.int64)
+    conf = p[np.arange(len(p)), q] if len(p) else np.zeros(0)
+    right = q == y
     # ceil(conf * n) - 1 puts conf exactly on an upper edge into that bin, as (lo, hi] wants.
     idx = np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
     bins = []
@@ -175,9 +204,10 @@ def reliability_bins(probs: np.ndarray, gold_ids: Sequence[int] | np.ndarray, n_
     return bins
 
 
-def expected_calibration_error(probs: np.ndarray, gold_ids: Sequence[int] | np.ndarray, n_bins: int = DEFAULT_BINS) -> float:
-    """ECE: the count-weighted mean gap |accuracy - confidence| over equal-width bins."""
-    bins = reliability_bins(probs, gold_ids, n_bins)
+def expected_calibration_error(probs: np.ndarray, gold_ids: Sequence[int] | np.ndarray,
+                               pred_ids: Sequence[int] | np.ndarray, n_bins: int = DEFAULT_BINS) -> float:
+    """ECE: the count-weighted mean gap |accuracy - confidence| over equal-width bins (:func:`reliability_bins`)."""
+    bins = reliability_bins(probs, gold_ids, pred_ids, n_bins)
     n = sum(b["count"] for b in bins)
     if n == 0:
         return 0.0
@@ -192,7 +222,6 @@ def multi_label_metrics(gold: np.ndarray, pred: np.ndarray, probs: np.ndarray | 
     Micro, macro, weighted and samples precision/recall/F1; ``subset_accuracy`` (every label of a row right,
     also given as ``accuracy``); ``hamming_loss``; per label precision, recall, F1, support, predicted count,
     the threshold used, ROC-AUC and PR-AUC; and each label's 2x2 confusion matrix ``[[tn, fp], [fn, tp]]``.
-    ``macro_f1`` repeats ``f1_macro`` under training's key name.
     """
     from sklearn.metrics import (
         accuracy_score,
@@ -215,16 +244,15 @@ def multi_label_metrics(gold: np.ndarray, pred: np.ndarray, probs: np.ndarray | 
                            "subset_accuracy": float(accuracy_score(y, p)), "hamming_loss": float(hamming_loss(y, p)),
                            "labels_per_row_gold": float(y.sum(axis=1).mean()), "labels_per_row_pred": float(p.sum(axis=1).mean())}
     out["accuracy"] = out["subset_accuracy"]
-    for avg in ("macro", "micro", "weighted", "samples"):
+    for avg in AVERAGES:
         prec, rec, f1, _ = precision_recall_fscore_support(y, p, average=avg, zero_division=0)
-        out[f"precision_{avg}"], out[f"recall_{avg}"], out[f"f1_{avg}"] = float(prec), float(rec), float(f1)
-    out["macro_f1"] = out["f1_macro"]
+        out[f"{avg}_precision"], out[f"{avg}_recall"], out[f"{avg}_f1"] = float(prec), float(rec), float(f1)
     prec, rec, f1, sup = precision_recall_fscore_support(y, p, average=None, zero_division=0)
     per_class = {names[i]: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]),
                             "support": int(sup[i]), "predicted": int(p[:, i].sum()),
                             "threshold": float(thresholds[i]) if thresholds is not None else None}
                  for i in range(k)}
-    out["roc_auc_macro"] = out["pr_auc_macro"] = None
+    out["macro_roc_auc"] = out["macro_pr_auc"] = None
     if probs is not None:
         pr = np.asarray(probs, dtype=np.float64)
         if pr.shape != (n, k):
@@ -235,8 +263,8 @@ def multi_label_metrics(gold: np.ndarray, pred: np.ndarray, probs: np.ndarray | 
             per_class[names[i]]["pr_auc"] = _f(average_precision_score(y[:, i], pr[:, i])) if ok else None
         rocs = [v["roc_auc"] for v in per_class.values() if v["roc_auc"] is not None]
         prs = [v["pr_auc"] for v in per_class.values() if v["pr_auc"] is not None]
-        out["roc_auc_macro"] = float(np.mean(rocs)) if rocs else None
-        out["pr_auc_macro"] = float(np.mean(prs)) if prs else None
+        out["macro_roc_auc"] = float(np.mean(rocs)) if rocs else None
+        out["macro_pr_auc"] = float(np.mean(prs)) if prs else None
     out["per_class"] = per_class
     out["label_confusion"] = {"labels": names,
                               "matrices": multilabel_confusion_matrix(y, p).astype(int).tolist()}  # [k][2][2]

@@ -279,3 +279,30 @@ def test_import_bmcore_loads_nothing_until_a_name_is_used():
             "[getattr(bmcore, n) for n in bmcore.__all__]; print(before)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['bmcore']"
+
+
+def test_metric_keys_have_one_set_of_names():
+    """Averages are ``<average>_<metric>`` (``macro_f1``) everywhere: the old ``f1_macro`` style appears in
+    bmcore/metrics.py alone, which upgrades files written with it (``upgrade_keys``)."""
+    import re
+
+    from bmcore.metrics import LEGACY_KEYS, SCORE_KEYS
+
+    old = re.compile(r"\b(f1|precision|recall|roc_auc|pr_auc)_(macro|micro|weighted|samples)\b")
+    hits = [f"{p.relative_to(ROOT)}:{i}: {line.strip()}" for p in [*_python_files(), *(ROOT / "bmcore").rglob("*.py")]
+            if p != ROOT / "bmcore" / "metrics.py" for i, line in enumerate(p.read_text().splitlines(), 1)
+            if old.search(line)]
+    assert hits == [], "name it <average>_<metric> (bmcore.metrics):\n" + "\n".join(hits)
+    assert not set(LEGACY_KEYS) & SCORE_KEYS and {"macro_f1", "samples_f1", "macro_roc_auc"} <= SCORE_KEYS
+
+
+# argmax outside bmcore/tasks/ that is no decision about labels: splitting rows (stratify) and a speed probe's own check.
+ARGMAX_ALLOWED = {"bmcore/data/stratify.py", "bmcore/bench/accuracy.py"}
+
+
+def test_only_tasks_pick_the_top_class():
+    """``argmax(`` assumes one label per row: outside bmcore/tasks/ code asks the task (``decide``, ``top_class``)."""
+    hits = [f"{p.relative_to(ROOT)}:{i}: {line.strip()}" for p in _python_files()
+            if "tasks" not in p.relative_to(ROOT).parts and str(p.relative_to(ROOT)) not in ARGMAX_ALLOWED
+            for i, line in enumerate(p.read_text().splitlines(), 1) if "argmax(" in line.split("#")[0]]
+    assert hits == [], "ask the task instead:\n" + "\n".join(hits)

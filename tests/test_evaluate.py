@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import SMS_RARE
 
-from bmcore.baseline import baseline_metrics, baseline_predict, fit_baseline
+from bmcore.baseline import baseline_metrics, baseline_probs, fit_baseline
 from bmcore.cli import main
 from bmcore.data import load_source, prepare, save_prepared
 from bmcore.errors import BmcoreError
@@ -25,6 +25,7 @@ from bmcore.evaluate import (
     roc_pr_curves,
 )
 from bmcore.metrics import expected_calibration_error, reliability_bins
+from bmcore.tasks.single_label_classification import TASK as SINGLE_LABEL_TASK
 from bmcore.tasks.single_label_classification import apply_temperature, fit_temperature, nll
 
 # --- helpers -------------------------------------------------------------------------------
@@ -43,8 +44,8 @@ def emotion_preds(shared_data: Path) -> tuple[list[str], list[str], np.ndarray, 
     train = read_csv(shared_data / "emotion" / "train.csv").head(4000)  # fast; the predictions only need to be realistic
     val = read_csv(shared_data / "emotion" / "val.csv")
     names = ["sadness", "joy", "love", "anger", "fear", "surprise"]  # the dataset's id order, not alphabetical
-    pred, probs = baseline_predict(fit_baseline(train, names), val, names)
-    return val["label"].tolist(), [names[i] for i in pred], probs, names
+    probs = baseline_probs(fit_baseline(train, names), val, names)
+    return val["label"].tolist(), SINGLE_LABEL_TASK.decide(probs, names), probs, names
 
 
 def test_metrics_equal_sklearn(emotion_preds):
@@ -55,17 +56,17 @@ def test_metrics_equal_sklearn(emotion_preds):
     assert m["n"] == len(gold) == 2000
     assert m["accuracy"] == pytest.approx(skm.accuracy_score(gold, pred))
     for avg in ("macro", "micro", "weighted"):
-        assert m[f"precision_{avg}"] == pytest.approx(skm.precision_score(gold, pred, average=avg, zero_division=0))
-        assert m[f"recall_{avg}"] == pytest.approx(skm.recall_score(gold, pred, average=avg, zero_division=0))
-        assert m[f"f1_{avg}"] == pytest.approx(skm.f1_score(gold, pred, average=avg, zero_division=0))
+        assert m[f"{avg}_precision"] == pytest.approx(skm.precision_score(gold, pred, average=avg, zero_division=0))
+        assert m[f"{avg}_recall"] == pytest.approx(skm.recall_score(gold, pred, average=avg, zero_division=0))
+        assert m[f"{avg}_f1"] == pytest.approx(skm.f1_score(gold, pred, average=avg, zero_division=0))
     report = skm.classification_report(gold, pred, labels=names, output_dict=True, zero_division=0)
     for n in names:
         for key in ("precision", "recall", "f1"):
             assert m["per_class"][n][key] == pytest.approx(report[n]["f1-score" if key == "f1" else key])
         assert m["per_class"][n]["support"] == report[n]["support"]
     y = np.array([names.index(g) for g in gold])
-    assert m["roc_auc_macro"] == pytest.approx(skm.roc_auc_score(y, probs, multi_class="ovr", average="macro"))
-    assert m["pr_auc_macro"] == pytest.approx(np.mean([skm.average_precision_score(y == i, probs[:, i]) for i in range(6)]))
+    assert m["macro_roc_auc"] == pytest.approx(skm.roc_auc_score(y, probs, multi_class="ovr", average="macro"))
+    assert m["macro_pr_auc"] == pytest.approx(np.mean([skm.average_precision_score(y == i, probs[:, i]) for i in range(6)]))
     assert m["log_loss"] == pytest.approx(skm.log_loss(y, probs, labels=list(range(6))))
     assert m["confusion_matrix"]["labels"] == names
     assert m["confusion_matrix"]["matrix"] == skm.confusion_matrix(gold, pred, labels=names).tolist()
@@ -79,7 +80,7 @@ def test_metrics_with_a_class_absent_from_gold(emotion_preds):
     m = compute_metrics([gold[i] for i in keep], [pred[i] for i in keep], probs[keep], names)
     assert m["per_class"]["surprise"]["support"] == 0
     assert m["per_class"]["surprise"]["roc_auc"] is None and m["per_class"]["joy"]["roc_auc"] > 0.5
-    assert m["roc_auc_macro"] is not None and m["log_loss"] > 0
+    assert m["macro_roc_auc"] is not None and m["log_loss"] > 0
     assert sum(map(sum, m["confusion_matrix"]["matrix"])) == len(keep)
 
 
@@ -92,8 +93,8 @@ def test_binary_auc_uses_the_second_class():
     pred = ["spam" if p > 0.5 else "ham" for p in p_spam]
     m = compute_metrics(gold, pred, probs, ["ham", "spam"])
     y = np.array([g == "spam" for g in gold])
-    assert m["roc_auc_macro"] == pytest.approx(roc_auc_score(y, p_spam))
-    assert m["pr_auc_macro"] == pytest.approx(average_precision_score(y, p_spam))
+    assert m["macro_roc_auc"] == pytest.approx(roc_auc_score(y, p_spam))
+    assert m["macro_pr_auc"] == pytest.approx(average_precision_score(y, p_spam))
     curves = roc_pr_curves(prediction_table(pd.DataFrame({"text": list("abcdef"), "label": gold}), probs, ["ham", "spam"],
                                             are_probs=True), ["ham", "spam"])
     assert list(curves) == ["spam"] and curves["spam"]["roc"]["auc"] == pytest.approx(roc_auc_score(y, p_spam))
@@ -110,13 +111,41 @@ def test_confusion_matrix_keeps_label_order_and_sums_to_n():
                             [0, 2, 0],   # gold negative
                             [1, 0, 1]]   # gold neutral
     assert sum(map(sum, cm["matrix"])) == len(gold)
-    assert m["ece"] is None and m["roc_auc_macro"] is None
+    assert m["ece"] is None and m["macro_roc_auc"] is None
     assert m["top_confusions"][0]["count"] == 1
 
 
 def test_unknown_label_is_a_clear_error():
     with pytest.raises(BmcoreError, match="'maybe' is not one of"):
         compute_metrics(["yes", "maybe"], ["yes", "no"], None, ["no", "yes"])
+
+
+def test_an_evaluation_saved_with_the_old_key_names_still_reads(tmp_path):
+    """metrics.json written before the one set of key names (``f1_macro``, ``roc_auc_macro``, ...) reads back in
+    today's names, its baseline too; and so does an old multi-label eval.json with its flat-threshold section."""
+    from bmcore import report, runs
+
+    old = {"n": 2, "accuracy": 0.5, "f1_macro": 0.4, "macro_f1": 0.4, "f1_micro": 0.5, "f1_weighted": 0.45,
+           "precision_macro": 0.3, "recall_macro": 0.6, "roc_auc_macro": 0.7, "pr_auc_macro": 0.65, "ece": 0.1,
+           "log_loss": 0.9, "baseline": {"accuracy": 0.5, "f1_macro": 0.2}, "per_class": {}}
+    (tmp_path / "metrics.json").write_text(json.dumps(old))
+    pd.DataFrame({"text": ["a", "b"], "gold": ["x", "y"], "pred": ["x", "x"]}).to_csv(tmp_path / "predictions.csv",
+                                                                                    index=False)
+    m = load_eval(tmp_path).metrics
+    assert (m["macro_f1"], m["micro_f1"], m["weighted_f1"]) == (0.4, 0.5, 0.45)
+    assert (m["macro_precision"], m["macro_recall"], m["macro_roc_auc"], m["macro_pr_auc"]) == (0.3, 0.6, 0.7, 0.65)
+    assert m["baseline"]["macro_f1"] == 0.2
+    assert not {"f1_macro", "f1_micro", "roc_auc_macro"} & (set(m) | set(m["baseline"]))
+    tiles = {t["label"]: t for row in report.headline_tiles(m) for t in row}
+    assert tiles["Macro F1"]["value"] == "0.400" and tiles["Baseline macro F1"]["value"] == "0.200"
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / runs.EVAL_FILE).write_text(json.dumps({"problem_type": "multi_label_classification", "test": {
+        "f1_macro": 0.4, "macro_f1": 0.4, "f1_micro": 0.6, "f1_samples": 0.55, "subset_accuracy": 0.3,
+        "flat_threshold": {"threshold": 0.5, "f1_macro": 0.35, "f1_micro": 0.5}}}))
+    test = runs.read_eval(run)["test"]
+    assert (test["micro_f1"], test["samples_f1"], test["flat_threshold"]["macro_f1"]) == (0.6, 0.55, 0.35)
 
 
 # --- calibration ---------------------------------------------------------------------------
@@ -129,15 +158,16 @@ def test_ece_matches_a_hand_computed_case():
     gold = np.array([0, 0, 0, 1, 0, 0])
     # Bins (0.9,1]: gap .07; (0.8,.9]: |0-.82|; (.5,.6]: |1-.55|; (.7,.8]: |1-.71|; (.6,.7]: 2 x |.5-.63|.
     expected = (0.07 + 0.82 + 0.45 + 0.29 + 2 * 0.13) / 6
-    assert expected_calibration_error(probs, gold, n_bins=10) == pytest.approx(expected)
-    bins = reliability_bins(probs, gold, n_bins=10)
+    pred = np.array([0, 1, 0, 1, 0, 1])  # the top class of each row
+    assert expected_calibration_error(probs, gold, pred, n_bins=10) == pytest.approx(expected)
+    bins = reliability_bins(probs, gold, pred, n_bins=10)
     assert [b["count"] for b in bins] == [0, 0, 0, 0, 0, 1, 2, 1, 1, 1]
     assert bins[6]["confidence"] == pytest.approx(0.63) and bins[6]["accuracy"] == 0.5
     assert bins[3]["confidence"] is None
     # A confidence on an upper edge belongs to that bin: (0.4, 0.5] holds 0.5.
-    assert reliability_bins(np.array([[0.5, 0.5]]), [0], n_bins=10)[4]["count"] == 1
+    assert reliability_bins(np.array([[0.5, 0.5]]), [0], [0], n_bins=10)[4]["count"] == 1
     with pytest.raises(ValueError):
-        reliability_bins(probs, gold, n_bins=5)
+        reliability_bins(probs, gold, pred, n_bins=5)
 
 
 def test_fit_temperature_recovers_a_known_temperature():
@@ -157,10 +187,10 @@ def test_baseline_on_sst2_is_reproducible_and_in_the_sanity_band(shared_data):
     train = read_csv(shared_data / "sst2" / "train.csv")
     dev = read_csv(shared_data / "sst2" / "dev.csv")
     names = ["negative", "positive"]
-    a = baseline_metrics(train, dev, names)
-    b = baseline_metrics(train, dev, names)
+    a = baseline_metrics(train, dev, names, decide=SINGLE_LABEL_TASK.decide)
+    b = baseline_metrics(train, dev, names, decide=SINGLE_LABEL_TASK.decide)
     assert 0.75 <= a["accuracy"] <= 0.85
-    for key in ("accuracy", "f1_macro", "log_loss", "ece", "confusion_matrix", "per_class"):
+    for key in ("accuracy", "macro_f1", "log_loss", "ece", "confusion_matrix", "per_class"):
         assert a[key] == b[key]
     assert a["model"] == "tfidf-logreg" and a["n"] == 872
 
@@ -283,7 +313,7 @@ def test_finetuned_minilm_beats_the_baseline_on_sms_spam(spam):
     m = result.metrics
     assert m["n"] == len(ds.splits["test"])
     assert m["baseline"]["n"] == m["n"] and m["baseline"]["train_rows"] == len(ds.splits["train"])
-    assert m["f1_macro"] > m["baseline"]["f1_macro"], (m["f1_macro"], m["baseline"]["f1_macro"])
+    assert m["macro_f1"] > m["baseline"]["macro_f1"], (m["macro_f1"], m["baseline"]["macro_f1"])
     assert m["confusion_matrix"]["labels"] == ["ham", "spam"]
 
 
@@ -331,7 +361,7 @@ def test_cli_writes_metrics_and_predictions(tiny_model, tmp_path, shared_data, c
     n = len(ds.splits["test"])
     assert summary["n"] == metrics["n"] == len(preds) == n
     assert metrics["split"] == "test"
-    for key in ("accuracy", "precision_macro", "recall_micro", "f1_weighted", "per_class", "ece", "log_loss"):
+    for key in ("accuracy", "macro_precision", "micro_recall", "weighted_f1", "per_class", "ece", "log_loss"):
         assert key in metrics
     assert metrics["confusion_matrix"]["labels"] == ["negative", "positive"]
     assert sum(map(sum, metrics["confusion_matrix"]["matrix"])) == n

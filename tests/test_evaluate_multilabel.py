@@ -99,7 +99,7 @@ def test_two_multi_label_runs_compared(goe):
     df, names = goe
     a, b = scored(df, names, seed=0), scored(df, names, seed=1)
     cmp = ev.compare_multi_label_runs(a.predictions, b.predictions, names)
-    for key in ("f1_macro", "f1_micro", "subset_accuracy"):
+    for key in ("macro_f1", "micro_f1", "subset_accuracy"):
         assert cmp[f"{key}_a"] == pytest.approx(a.metrics[key]) and cmp[f"{key}_b"] == pytest.approx(b.metrics[key])
         assert cmp[f"{key}_diff"] == pytest.approx(b.metrics[key] - a.metrics[key])
     gold = bdata.label_matrix(df["label"], names)
@@ -110,7 +110,7 @@ def test_two_multi_label_runs_compared(goe):
     assert cmp["num_wrong_to_right"] == int((~right_a & right_b).sum())
     # The same per-label F1 as scikit-learn's report of b.
     ref = multi_label_metrics(gold, bdata.label_matrix(b.predictions["pred"], names), None, names)
-    assert cmp["f1_macro_b"] == pytest.approx(ref["f1_macro"])
+    assert cmp["macro_f1_b"] == pytest.approx(ref["macro_f1"])
     with pytest.raises(BmcoreError, match="different splits"):
         ev.compare_multi_label_runs(a.predictions.head(10), b.predictions, names)
     with pytest.raises(BmcoreError, match="not the same split"):
@@ -120,17 +120,17 @@ def test_two_multi_label_runs_compared(goe):
 def test_multi_label_tiles(goe):
     df, names = goe
     m = scored(df, names, seed=0).metrics
-    m["baseline"] = {k: 0.5 for k in ("f1_micro", "f1_macro", "f1_weighted", "f1_samples", "subset_accuracy")} | {
+    m["baseline"] = {k: 0.5 for k in ("micro_f1", "macro_f1", "weighted_f1", "samples_f1", "subset_accuracy")} | {
         "hamming_loss": 0.1}
     rows = report.multi_label_tiles(m)
     tiles = {t["label"]: t for row in rows for t in row}
     assert [len(r) for r in rows] == [4, 4, 4]
-    assert tiles["Samples F1"]["value"] == f"{m['f1_samples']:.3f}"
-    assert tiles["Samples F1"]["delta"] == f"{m['f1_samples'] - 0.5:+.3f} vs baseline"
+    assert tiles["Samples F1"]["value"] == f"{m['samples_f1']:.3f}"
+    assert tiles["Samples F1"]["delta"] == f"{m['samples_f1'] - 0.5:+.3f} vs baseline"
     assert tiles["Hamming loss"]["delta_color"] == "inverse" and tiles["Baseline Hamming loss"]["value"] == "0.100"
     thresholds = {t["label"]: t for t in report.threshold_tiles(m)}
     flat = m["flat_threshold"]
-    assert thresholds["Micro F1, tuned thresholds"]["delta"] == f"{m['f1_micro'] - flat['f1_micro']:+.3f} vs 0.5"
+    assert thresholds["Micro F1, tuned thresholds"]["delta"] == f"{m['micro_f1'] - flat['micro_f1']:+.3f} vs 0.5"
     assert report.thresholds_caption(m) == "Thresholds saved with the model, from 0.30 to 0.30; the per-label table lists each one."
     assert "No tuned thresholds" in report.thresholds_caption({"thresholds": {"values": {}, "fitted_on": None}})
     cmp = ev.compare_multi_label_runs(*(scored(df, names, seed=s).predictions for s in (0, 1)), names)
@@ -142,8 +142,8 @@ def test_a_finished_run_s_tiles_follow_its_problem_type():
     single = {"test": {"accuracy": 0.8, "macro_f1": 0.7}, "validation": {"accuracy": 0.75, "macro_f1": 0.6}}
     assert [t["label"] for t in report.result_tiles(single)][0] == "Test accuracy"
     multi = {"problem_type": MULTI_LABEL, "baseline": {"macro_f1": 0.2},
-             "test": {"f1_macro": 0.4, "subset_accuracy": 0.1, "flat_threshold": {"f1_macro": 0.3}},
-             "validation": {"f1_macro": 0.45}}
+             "test": {"macro_f1": 0.4, "subset_accuracy": 0.1, "flat_threshold": {"macro_f1": 0.3}},
+             "validation": {"macro_f1": 0.45}}
     tiles = {t["label"]: t for t in report.result_tiles(multi)}
     assert tiles["Test macro F1"]["delta"] == "+0.200 vs baseline"
     assert tiles["Test subset accuracy"]["value"] == "0.100" and tiles["Tuned thresholds gain"]["value"] == "+0.100"

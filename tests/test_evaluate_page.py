@@ -91,7 +91,7 @@ def test_finished_run_opens_with_metrics_cells_errors_and_downloads(ws: Path):
     values = metric_values(at)
     assert values["Accuracy"][0] == f"{saved['accuracy']:.3f}"
     assert values["Baseline accuracy"][0] == f"{saved['baseline']['accuracy']:.3f}"
-    assert values["Macro F1"][0] == f"{saved['f1_macro']:.3f}"
+    assert values["Macro F1"][0] == f"{saved['macro_f1']:.3f}"
     assert values["Accuracy"][1].endswith("vs baseline")
     assert "ECE, calibrated" in values
     # 60 validation rows: no temperature was saved, and the reliability section says why.

@@ -82,15 +82,15 @@ def test_training_writes_a_model_card_with_data_hyperparameters_and_metrics_agai
     saved = json.loads((run_dir / runs.EVALUATION_DIR / "test" / ev.METRICS_FILE).read_text())
     results = {r.metric_type: r.metric_value for r in card.data.eval_results}
     assert results["accuracy"] == pytest.approx(saved["accuracy"], abs=1e-4)
-    assert results["f1"] == pytest.approx(saved["f1_macro"], abs=1e-4)
+    assert results["f1"] == pytest.approx(saved["macro_f1"], abs=1e-4)
     assert card.data.eval_results[0].dataset_name == "sst-small"
     # Data, hyperparameters, and test metrics next to the baseline.
     assert "`sst-small`" in text and "300 train, 60 validation, 60 test" in text
     assert "| `learning_rate` | `0.0001` |" in text and "| `max_steps` | `10` |" in text
     assert "| `max_seq_length` | `64` |" in text
-    assert f"| this model | {saved['accuracy']:.4f} | {saved['f1_macro']:.4f} |" in text
+    assert f"| this model | {saved['accuracy']:.4f} | {saved['macro_f1']:.4f} |" in text
     base = saved["baseline"]
-    assert f"| baseline: TF-IDF + logistic regression | {base['accuracy']:.4f} | {base['f1_macro']:.4f} |" in text
+    assert f"| baseline: TF-IDF + logistic regression | {base['accuracy']:.4f} | {base['macro_f1']:.4f} |" in text
     assert ("No temperature was saved: the validation split has 60 examples; at least 100 are needed to trust a "
             "fitted temperature.") in text
     assert str(ROOT) not in text and "/tmp" not in text  # no paths of this machine in a card meant for publishing

@@ -222,11 +222,12 @@ def test_image_size_is_chosen_and_checked(tiny_vit, tiny_resnet, fashion_ds, tmp
 
 def test_pixel_baseline_on_fashion(fashion):
     from bmcore.baseline import pixel_baseline_metrics, pixel_features
+    from bmcore.tasks.image_classification import TASK as IMAGE_TASK
 
     names = sorted(set(CLASSES.values()))
     x = pixel_features(fashion["test"]["image"].iloc[:2])
     assert x.shape == (2, 256) and 0 <= x.min() and x.max() <= 1
-    m = pixel_baseline_metrics(fashion["train"], fashion["test"], names)
+    m = pixel_baseline_metrics(fashion["train"], fashion["test"], names, decide=IMAGE_TASK.decide)
     assert m["model"] == "pixels16-logreg" and m["accuracy"] > 0.7 and m["train_rows"] == 240
 
 

@@ -86,18 +86,18 @@ def test_evaluate_shows_multi_label_tiles_thresholds_per_label_table_cells_and_e
     m, names = result.metrics, result.label_names
     at = open_evaluate()
     values = {t.label: (t.value, t.delta) for t in at.metric}
-    for label, key in (("Micro F1", "f1_micro"), ("Macro F1", "f1_macro"), ("Weighted F1", "f1_weighted"),
-                       ("Samples F1", "f1_samples"), ("Subset accuracy", "subset_accuracy"), ("Hamming loss", "hamming_loss")):
+    for label, key in (("Micro F1", "micro_f1"), ("Macro F1", "macro_f1"), ("Weighted F1", "weighted_f1"),
+                       ("Samples F1", "samples_f1"), ("Subset accuracy", "subset_accuracy"), ("Hamming loss", "hamming_loss")):
         assert values[label][0] == f"{m[key]:.3f}", label
         assert values[label][1] == f"{m[key] - m['baseline'][key]:+.3f} vs baseline", label
-    assert values["Baseline macro F1"][0] == f"{m['baseline']['f1_macro']:.3f}"
+    assert values["Baseline macro F1"][0] == f"{m['baseline']['macro_f1']:.3f}"
     assert "Accuracy" not in values and "ECE" not in values  # no single-label tiles
 
     # The gain of the tuned per-label thresholds over a flat 0.5, with what a per-label threshold is.
     flat = m["flat_threshold"]
-    assert values["Macro F1, flat 0.5"][0] == f"{flat['f1_macro']:.3f}"
-    assert values["Macro F1, tuned thresholds"][1] == f"{m['f1_macro'] - flat['f1_macro']:+.3f} vs 0.5"
-    assert values["Micro F1, tuned thresholds"][1] == f"{m['f1_micro'] - flat['f1_micro']:+.3f} vs 0.5"
+    assert values["Macro F1, flat 0.5"][0] == f"{flat['macro_f1']:.3f}"
+    assert values["Macro F1, tuned thresholds"][1] == f"{m['macro_f1'] - flat['macro_f1']:+.3f} vs 0.5"
+    assert values["Micro F1, tuned thresholds"][1] == f"{m['micro_f1'] - flat['micro_f1']:+.3f} vs 0.5"
     assert any("per-label threshold" in t.value for t in at.markdown)
     assert any("fitted on the validation split" in c.value for c in at.caption)
 
@@ -158,7 +158,7 @@ def test_comparing_two_multi_label_runs(ws: Path):
     at.selectbox(key="evaluate_compare_run").select("ml2").run()
     assert not at.exception and not at.error
     tiles = {t.label: (t.value, t.delta) for t in at.metric if (t.delta or "").endswith("vs ml2")}
-    for label, key in (("Macro F1", "f1_macro"), ("Micro F1", "f1_micro"), ("Subset accuracy", "subset_accuracy")):
+    for label, key in (("Macro F1", "macro_f1"), ("Micro F1", "micro_f1"), ("Subset accuracy", "subset_accuracy")):
         assert tiles[label] == (f"{mine.metrics[key]:.3f}", f"{mine.metrics[key] - theirs.metrics[key]:+.3f} vs ml2")
     assert len(at.get("plotly_chart")) == charts + 1  # the per-label F1 difference
     assert any("Now right (were wrong)" == t.label for t in at.metric)
@@ -176,9 +176,9 @@ def test_train_page_names_the_problem_type_and_shows_multi_label_results(ws: Pat
     result = json.loads((ws / "runs" / "ml" / runs.EVAL_FILE).read_text())
     test = result["test"]
     values = {t.label: t.value for t in at.metric}
-    assert values["Test macro F1"] == f"{test['f1_macro']:.3f}"
+    assert values["Test macro F1"] == f"{test['macro_f1']:.3f}"
     assert values["Test subset accuracy"] == f"{test['subset_accuracy']:.3f}"
-    assert values["Tuned thresholds gain"] == f"{test['f1_macro'] - test['flat_threshold']['f1_macro']:+.3f}"
+    assert values["Tuned thresholds gain"] == f"{test['macro_f1'] - test['flat_threshold']['macro_f1']:+.3f}"
     assert "Test accuracy" not in values
     assert any("top_k=None" in c.value for c in at.code)
     assert not at.exception and not at.error

@@ -69,7 +69,7 @@ def test_model_card_names_the_problem_the_thresholds_and_the_multi_label_metrics
     assert "bmcore.json" in text and '["thresholds"]' in text
     assert 'scores = classifier(["your text here"], truncation=True, max_length=64)[0]' in text
     assert "| model | micro F1 | macro F1 | samples F1 | subset accuracy | Hamming loss |" in text
-    assert f"| this model | {metrics['f1_micro']:.4f} | {metrics['f1_macro']:.4f} | {metrics['f1_samples']:.4f} | " \
+    assert f"| this model | {metrics['micro_f1']:.4f} | {metrics['macro_f1']:.4f} | {metrics['samples_f1']:.4f} | " \
            f"{metrics['subset_accuracy']:.4f} | {metrics['hamming_loss']:.4f} |" in text
     assert "tuned on the validation split" in text
     for name, t in meta["thresholds"].items():  # each label's tuned threshold, in its row of the per-label table
@@ -77,7 +77,7 @@ def test_model_card_names_the_problem_the_thresholds_and_the_multi_label_metrics
         assert row.split(" | ")[1] == f"{t:.2f}"
     card = ModelCard.load(card_path)
     results = {r.metric_name: r.metric_value for r in card.data.eval_results}
-    assert results["Test micro F1"] == round(metrics["f1_micro"], 4)
+    assert results["Test micro F1"] == round(metrics["micro_f1"], 4)
     assert results["Test subset accuracy (whole label set right)"] == round(metrics["subset_accuracy"], 4)
 
 
@@ -128,7 +128,7 @@ def test_cli_evaluate_prints_multi_label_metrics_and_the_per_label_table(run_dir
     out = json.loads(capsys.readouterr().out)
     saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert out["problem_type"] == MULTI_LABEL and out["n"] == saved["n"]
-    for key in ("f1_micro", "f1_macro", "f1_samples", "subset_accuracy", "hamming_loss"):
+    for key in ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss"):
         assert out[key] == saved[key] and out["baseline"][key] == saved["baseline"][key]
     thresholds = read_model_meta(model)["thresholds"]
     assert list(out["per_label"]) == list(thresholds) and out["thresholds_fitted_on"] == "validation"

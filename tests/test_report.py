@@ -56,14 +56,14 @@ def test_formats_and_previews():
 
 def test_headline_tiles_show_the_metrics_against_the_baseline(dev):
     m = metrics_of(scored(dev, 0))
-    m["baseline"] = {"accuracy": 0.5, "f1_macro": 0.4}
+    m["baseline"] = {"accuracy": 0.5, "macro_f1": 0.4}
     first, second = report.headline_tiles(m)
     tiles = {t["label"]: t for t in first + second}
     assert tiles["Accuracy"]["value"] == f"{m['accuracy']:.3f}"
     assert tiles["Accuracy"]["delta"] == f"{m['accuracy'] - 0.5:+.3f} vs baseline"
-    assert tiles["Macro F1"]["delta"] == f"{m['f1_macro'] - 0.4:+.3f} vs baseline"
+    assert tiles["Macro F1"]["delta"] == f"{m['macro_f1'] - 0.4:+.3f} vs baseline"
     assert tiles["Baseline accuracy"]["value"] == "0.500"
-    assert tiles["ROC-AUC (macro)"]["value"] == f"{m['roc_auc_macro']:.3f}"
+    assert tiles["ROC-AUC (macro)"]["value"] == f"{m['macro_roc_auc']:.3f}"
     assert tiles["ECE, calibrated"]["delta"] is None  # no temperature was fitted
     m["ece_calibrated"] = m["ece"] / 2
     tile = {t["label"]: t for t in report.headline_tiles(m)[1]}["ECE, calibrated"]

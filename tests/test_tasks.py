@@ -39,16 +39,16 @@ def test_multi_label_metrics_match_scikit_learn(goemotions_gold):
     pred = (probs >= 0.5).astype(int)
     m = multi_label_metrics(gold, pred, probs, names, [0.5] * len(names))
     for avg in ("micro", "macro", "weighted", "samples"):
-        assert m[f"f1_{avg}"] == pytest.approx(f1_score(gold, pred, average=avg, zero_division=0))
-        assert m[f"precision_{avg}"] == pytest.approx(precision_score(gold, pred, average=avg, zero_division=0))
+        assert m[f"{avg}_f1"] == pytest.approx(f1_score(gold, pred, average=avg, zero_division=0))
+        assert m[f"{avg}_precision"] == pytest.approx(precision_score(gold, pred, average=avg, zero_division=0))
     assert m["subset_accuracy"] == m["accuracy"] == pytest.approx(accuracy_score(gold, pred))
     assert m["hamming_loss"] == pytest.approx(hamming_loss(gold, pred))
-    assert m["macro_f1"] == m["f1_macro"]
+    assert not {"f1_macro", "f1_micro"} & set(m)  # one set of key names (bmcore.metrics)
     per = f1_score(gold, pred, average=None, zero_division=0)
     assert [m["per_class"][n]["f1"] for n in names] == pytest.approx(per)
     assert [m["per_class"][n]["support"] for n in names] == gold.sum(axis=0).tolist()
     assert m["label_confusion"]["matrices"] == multilabel_confusion_matrix(gold, pred).tolist()
-    assert 0.5 < m["roc_auc_macro"] <= 1.0
+    assert 0.5 < m["macro_roc_auc"] <= 1.0
     json.dumps(m)  # JSON-ready
     with pytest.raises(ValueError):
         multi_label_metrics(gold, pred[:, :3], None, names)
@@ -155,14 +155,14 @@ def test_a_multi_label_run_saves_a_standard_folder_with_thresholds(multilabel_ru
     assert meta["problem_type"] == MULTI_LABEL and set(meta["thresholds"]) == set(names)
     ev = json.loads((multilabel_run / runs.EVAL_FILE).read_text())
     assert ev["problem_type"] == MULTI_LABEL
-    for key in ("f1_micro", "f1_macro", "f1_samples", "subset_accuracy", "hamming_loss", "flat_threshold"):
+    for key in ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss", "flat_threshold"):
         assert key in ev["test"], key
-    assert runs.read_status(multilabel_run)["test_macro_f1"] == ev["test"]["f1_macro"]
+    assert runs.read_status(multilabel_run)["test_macro_f1"] == ev["test"]["macro_f1"]
     # Training's test scores (Trainer's batches, grouped by length) match the full evaluation's (rows in order):
     # the gold labels were paired with the right predictions.
     full = json.loads((multilabel_run / runs.EVALUATION_DIR / "test" / "metrics.json").read_text())
     assert ev["test"]["n"] == full["n"]
-    for key in ("f1_macro", "f1_micro", "subset_accuracy", "hamming_loss"):
+    for key in ("macro_f1", "micro_f1", "subset_accuracy", "hamming_loss"):
         assert ev["test"][key] == pytest.approx(full[key], abs=1e-9), key
     # transformers' own pipeline applies a sigmoid to this model by itself, and agrees with bmcore's scores.
     texts = ["thank you so much, this is wonderful", "why would anyone do that? terrible"]
@@ -186,7 +186,7 @@ def test_a_multi_label_model_evaluates_with_its_thresholds(multilabel_run: Path,
     result = evaluate_model(multilabel_run / runs.MODEL_DIR, ds, "validation", out_dir=out)
     m = result.metrics
     assert m["thresholds"]["fitted_on"] == "validation" and m["baseline"]["model"] == "tfidf-logreg"
-    assert m["baseline"]["problem_type"] == MULTI_LABEL and "f1_macro" in m["baseline"]
+    assert m["baseline"]["problem_type"] == MULTI_LABEL and "macro_f1" in m["baseline"]
     table = load_eval(out).predictions
     assert len(table) == len(ds.splits["validation"])
     gold = [json.loads(g) for g in table["gold"]]

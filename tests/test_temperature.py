@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from bmcore import report
-from bmcore.baseline import baseline_predict, fit_baseline
+from bmcore.baseline import baseline_probs, fit_baseline
 from bmcore.cli import main
 from bmcore.data import load_prepared, load_source, prepare, save_prepared
 from bmcore.evaluate import evaluate_model
@@ -36,7 +36,7 @@ def emotion_logits(shared_data: Path) -> dict[str, tuple[np.ndarray, np.ndarray]
     out = {}
     for split, f in (("validation", "val.csv"), ("test", "test.csv")):
         df = read(f)
-        _, probs = baseline_predict(model, df, EMOTION)
+        probs = baseline_probs(model, df, EMOTION)
         out[split] = (np.log(np.clip(probs, 1e-12, 1.0)), df["label"].map(EMOTION.index).to_numpy())
     return out
 

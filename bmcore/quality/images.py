@@ -79,11 +79,13 @@ def issue_names(issues: pd.DataFrame, names: Sequence[str]) -> list[str]:
     return out
 
 
-def score_images(ds: PreparedDataset, rows: pd.DataFrame, labels: np.ndarray, *, embed: Embed, encoder: str, folds: int,
-                 seed: int, precision: str, report: Progress) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+def score_images(ds: PreparedDataset, rows: pd.DataFrame, labels: np.ndarray, *, embed: Embed,
+                 top_class: Callable[[np.ndarray], Any], encoder: str, folds: int, seed: int, precision: str,
+                 report: Progress) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """The label-quality scores of an image dataset's ``rows`` (:func:`bmcore.quality.job.score_dataset`), its images
-    embedded by ``embed`` (the image task's :func:`bmcore.tasks.image_classification.embed_images`): the columns
-    every result has, plus ``near_duplicate``, ``issues`` (in words), ``review`` and ``review_score``; no conflicts
+    embedded by ``embed`` (the image task's :func:`bmcore.tasks.image_classification.embed_images`), each one's
+    suggested label by ``top_class`` (the task's :meth:`bmcore.tasks.base.Task.top_class`): the columns every result
+    has, plus ``near_duplicate``, ``issues`` (in words), ``review`` and ``review_score``; no conflicts
     table (a near duplicate is reviewed as a flag); and the summary's extra keys."""
     t0 = time.perf_counter()
     images = [b for split in rows["split"].unique() for b in ds.splits[split]["image"]]  # PNG bytes (bmcore.images)
@@ -97,7 +99,7 @@ def score_images(ds: PreparedDataset, rows: pd.DataFrame, labels: np.ndarray, *,
     report(1, 1, "Finding label issues, outliers and near duplicates...")
     issues = find_image_issues([ds.label_names[i] for i in labels], probs, features)
     n = len(rows)
-    suggested = probs.argmax(axis=1)
+    suggested = top_class(probs)
     flags = issues[[f"is_{kind}_issue" for kind in ISSUE_TYPES]].to_numpy(dtype=bool)
     worst = issues[[f"{kind}_score" for kind in ISSUE_TYPES]].to_numpy(dtype=float)
     scores = rows.assign(

@@ -5,7 +5,7 @@
    those on TF-IDF (the two err on different rows).
 3. ``cleanlab.filter.find_label_issues`` flags the rows whose given label disagrees with those probabilities beyond
    what the estimated per-class noise rates explain; ``get_label_quality_scores`` (self-confidence: the
-   probability of the given label) ranks them. The suggested label is the most probable class.
+   probability of the given label) ranks them. The suggested label is the task's top class (``top_class``).
 
 Besides, conflicting near duplicates and class outliers (:mod:`bmcore.quality.neighbours`). The single-label task
 calls :func:`score_texts` (:meth:`bmcore.tasks.base.Task.score_label_quality`); this module knows no task.
@@ -14,6 +14,7 @@ calls :func:`score_texts` (:meth:`bmcore.tasks.base.Task.score_label_quality`); 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -50,10 +51,12 @@ def _text_probs(ds: PreparedDataset, rows: pd.DataFrame, labels: np.ndarray, *, 
     return features, probs, embed_s
 
 
-def score_texts(ds: PreparedDataset, rows: pd.DataFrame, labels: np.ndarray, *, encoder: str, folds: int, seed: int,
-                precision: str, report: Progress) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+def score_texts(ds: PreparedDataset, rows: pd.DataFrame, labels: np.ndarray, *, top_class: Callable[[np.ndarray], Any],
+                encoder: str, folds: int, seed: int, precision: str, report: Progress
+                ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """The label-quality scores of a text dataset's ``rows`` (:func:`bmcore.quality.job.score_dataset`), its
-    conflicting near-duplicate pairs, and the summary's extra keys."""
+    conflicting near-duplicate pairs, and the summary's extra keys. ``top_class``: the task's
+    (:meth:`bmcore.tasks.base.Task.top_class`), the class suggested from each row's out-of-fold probabilities."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
@@ -65,7 +68,7 @@ def score_texts(ds: PreparedDataset, rows: pd.DataFrame, labels: np.ndarray, *, 
     # cancelled; one process does the per-class pruning in well under a second for 100k rows.
     issue = find_label_issues(labels, probs, filter_by="prune_by_noise_rate", n_jobs=1)
     quality = get_label_quality_scores(labels, probs, method="self_confidence")
-    suggested = probs.argmax(axis=1)
+    suggested = top_class(probs)
     outlier_score, outlier = class_outliers(features, labels)
     conflicts = find_conflicts(rows, features, DUPLICATE_SIMILARITY[encoder])
     in_conflict = set(zip(conflicts["split_a"], conflicts["row_a"], strict=True)) | set(

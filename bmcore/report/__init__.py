@@ -134,11 +134,11 @@ def result_tiles(result: dict[str, Any]) -> list[Tile]:
     test, val = result.get("test", {}), result.get("validation", {})
     if result.get("problem_type") == MULTI_LABEL:
         flat = test.get("flat_threshold") or {}
-        return [tile("Test macro F1", fmt(test.get("f1_macro")), delta(test.get("f1_macro"), (result.get("baseline") or {})
+        return [tile("Test macro F1", fmt(test.get("macro_f1")), delta(test.get("macro_f1"), (result.get("baseline") or {})
                      .get("macro_f1")), "The mean of the per-label F1 scores; next to the TF-IDF baseline."),
                 tile("Test subset accuracy", fmt(test.get("subset_accuracy")), help=SUBSET_HELP),
-                tile("Validation macro F1", fmt(val.get("f1_macro"))),
-                tile("Tuned thresholds gain", fmt(_gain(test.get("f1_macro"), flat.get("f1_macro")), "+.3f"),
+                tile("Validation macro F1", fmt(val.get("macro_f1"))),
+                tile("Tuned thresholds gain", fmt(_gain(test.get("macro_f1"), flat.get("macro_f1")), "+.3f"),
                      help="Test macro F1 with the per-label thresholds tuned on validation, minus at a flat 0.5.")]
     task = get_task(result["problem_type"] if result.get("problem_type") in TASKS else None)
     shown = [(k, task.metric_names.get(k, k)) for k in task.headline[:2]]  # accuracy and macro F1; Pearson, Spearman
@@ -419,24 +419,24 @@ def headline_tiles(metrics: dict[str, Any]) -> list[list[Tile]]:
          tile("Baseline accuracy", fmt(base.get("accuracy")), help=("Logistic regression on the pixels (16x16 grayscale)"
               if base.get("model") == PIXEL_BASELINE_NAME else "TF-IDF + logistic regression") + ", trained on the same "
               "train split and scored on the same examples."),
-         tile("Macro F1", fmt(m["f1_macro"]), delta(m["f1_macro"], base.get("f1_macro")),
+         tile("Macro F1", fmt(m["macro_f1"]), delta(m["macro_f1"], base.get("macro_f1")),
               "The mean of the per-class F1 scores: every class counts the same, however rare."),
-         tile("Baseline macro F1", fmt(base.get("f1_macro")))],
+         tile("Baseline macro F1", fmt(base.get("macro_f1")))],
         [tile("ECE", fmt(m.get("ece")), help="Expected calibration error: the average gap between confidence and "
               "accuracy over confidence bins (0 is perfect)."),
          tile("ECE, calibrated", fmt(calibrated), delta(calibrated, m.get("ece"), "") if calibrated is not None else None,
               "After temperature scaling, fitted on the validation split. Lower is better.", "inverse"),
-         tile("ROC-AUC (macro)", fmt(m.get("roc_auc_macro")), help="One class against the rest, averaged over classes."),
+         tile("ROC-AUC (macro)", fmt(m.get("macro_roc_auc")), help="One class against the rest, averaged over classes."),
          tile("Log loss", fmt(m.get("log_loss")), help="Mean cross-entropy of the gold class (lower is better).")],
     ]
 
 
 SUBSET_HELP = "Share of examples whose whole label set is exactly right (strict: one label wrong fails the row)."
 MULTI_LABEL_TILES = (  # key, tile label, help; lower is better for hamming_loss
-    ("f1_micro", "Micro F1", "F1 over every (example, label) decision pooled: frequent labels weigh most."),
-    ("f1_macro", "Macro F1", "The mean of the per-label F1 scores: every label counts the same, however rare."),
-    ("f1_weighted", "Weighted F1", "The per-label F1 scores averaged by each label's number of gold examples."),
-    ("f1_samples", "Samples F1", "F1 of each example's predicted set against its gold set, averaged over examples."),
+    ("micro_f1", "Micro F1", "F1 over every (example, label) decision pooled: frequent labels weigh most."),
+    ("macro_f1", "Macro F1", "The mean of the per-label F1 scores: every label counts the same, however rare."),
+    ("weighted_f1", "Weighted F1", "The per-label F1 scores averaged by each label's number of gold examples."),
+    ("samples_f1", "Samples F1", "F1 of each example's predicted set against its gold set, averaged over examples."),
     ("subset_accuracy", "Subset accuracy", SUBSET_HELP),
     ("hamming_loss", "Hamming loss", "Share of (example, label) decisions that are wrong (lower is better)."),
 )
@@ -464,7 +464,7 @@ def threshold_tiles(metrics: dict[str, Any]) -> list[Tile]:
     """Macro and micro F1 with the tuned per-label thresholds against a flat 0.5, the gain as the delta."""
     flat = metrics.get("flat_threshold") or {}
     out = []
-    for key, label in (("f1_macro", "Macro F1"), ("f1_micro", "Micro F1")):
+    for key, label in (("macro_f1", "Macro F1"), ("micro_f1", "Micro F1")):
         out += [tile(f"{label}, tuned thresholds", fmt(metrics.get(key)), delta(metrics.get(key), flat.get(key), "vs 0.5")),
                 tile(f"{label}, flat 0.5", fmt(flat.get(key)))]
     return out
@@ -551,7 +551,7 @@ def compare_tiles(cmp: dict[str, Any], other: str) -> list[Tile]:
     """This model against ``other`` from :func:`bmcore.evaluate.compare_runs` (a is the other, b this one)."""
     what = f"vs {md(other)}"
     return [tile("Accuracy", fmt(cmp["accuracy_b"]), delta(cmp["accuracy_b"], cmp["accuracy_a"], what)),
-            tile("Macro F1", fmt(cmp["f1_macro_b"]), delta(cmp["f1_macro_b"], cmp["f1_macro_a"], what)),
+            tile("Macro F1", fmt(cmp["macro_f1_b"]), delta(cmp["macro_f1_b"], cmp["macro_f1_a"], what)),
             tile("Now wrong (were right)", f"{cmp['num_right_to_wrong']:,}"),
             tile("Now right (were wrong)", f"{cmp['num_wrong_to_right']:,}")]
 
@@ -560,7 +560,7 @@ def multi_label_compare_tiles(cmp: dict[str, Any], other: str) -> list[Tile]:
     """This multi-label model against ``other`` from :func:`bmcore.evaluate.compare_multi_label_runs`."""
     what = f"vs {md(other)}"
     return [tile(label, fmt(cmp[f"{key}_b"]), delta(cmp[f"{key}_b"], cmp[f"{key}_a"], what))
-            for key, label in (("f1_macro", "Macro F1"), ("f1_micro", "Micro F1"), ("subset_accuracy", "Subset accuracy"))
+            for key, label in (("macro_f1", "Macro F1"), ("micro_f1", "Micro F1"), ("subset_accuracy", "Subset accuracy"))
             ] + [tile("Now wrong (were right)", f"{cmp['num_right_to_wrong']:,}", help="Label sets exactly right before."),
                  tile("Now right (were wrong)", f"{cmp['num_wrong_to_right']:,}")]
 

@@ -347,6 +347,13 @@ class Task:
         labels, replacing keys of the shared stats where they do not apply."""
         return {}
 
+    def top_class(self, scores: np.ndarray) -> Any:
+        """The id of the output with the highest score: of each row of ``scores`` [n, outputs] (an array of ids), or of
+        one row [outputs] (an int). The class an explanation names and explains unless told another, the label a
+        label-quality check suggests, and a single-label task's decision."""
+        top = np.asarray(scores).argmax(axis=-1)
+        return int(top) if top.ndim == 0 else top
+
 
 def card_number(x: Any, spec: str = ".4f") -> str:
     """A metric as the model card writes it: four decimals, ``-`` where there is none."""

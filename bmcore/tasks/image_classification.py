@@ -387,7 +387,7 @@ class ImageClassification(SingleLabelClassification):
                  n_bins: int) -> dict[str, Any]:
         from ..baseline import pixel_baseline_metrics
 
-        return pixel_baseline_metrics(train, df, list(label_names), seed=seed, n_bins=n_bins)
+        return pixel_baseline_metrics(train, df, list(label_names), seed=seed, n_bins=n_bins, decide=self.decide)
 
     baseline_name = "logistic regression on 16x16 grayscale pixels"
     baseline_features = "pixel"
@@ -418,7 +418,7 @@ class ImageClassification(SingleLabelClassification):
                             ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
         from ..quality.images import score_images
 
-        return score_images(ds, rows, labels, embed=embed_images, **kwargs)
+        return score_images(ds, rows, labels, embed=embed_images, top_class=self.top_class, **kwargs)
 
 
 TASK = ImageClassification()

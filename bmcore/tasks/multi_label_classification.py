@@ -43,8 +43,8 @@ AUTO_IMBALANCE = 3.0  # class_weights=auto weighs positives when the most freque
 AUTO_WEIGHTS = "sqrt"  # positive weight sqrt(negatives / positives) per label
 MAX_POS_WEIGHT = 100.0
 PROB_PREFIX = "prob_"
-SUMMARY_KEYS = ("f1_micro", "f1_macro", "f1_samples", "subset_accuracy", "hamming_loss")  # bmcore evaluate prints these
-CARD_COLUMNS = (("micro F1", "f1_micro"), ("macro F1", "f1_macro"), ("samples F1", "f1_samples"),
+SUMMARY_KEYS = ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss")  # bmcore evaluate prints these
+CARD_COLUMNS = (("micro F1", "micro_f1"), ("macro F1", "macro_f1"), ("samples F1", "samples_f1"),
                 ("subset accuracy", "subset_accuracy"), ("Hamming loss", "hamming_loss"))  # the card's results table
 MIN_TUNE_POSITIVES = 20  # validation positives a label needs for a threshold of its own; rarer labels share one
 MISSED_SHOWN = 10  # labels named in the missed-labels warning; the rest are counted
@@ -205,7 +205,7 @@ class MultiLabelClassification(Task):
     def validation_metrics(self, logits: np.ndarray, targets: np.ndarray, label_names: Sequence[str]) -> dict[str, Any]:
         gold = np.asarray(targets).round().astype(np.int64)
         m = multi_label_metrics(gold, (sigmoid(logits) >= DEFAULT_THRESHOLD).astype(np.int64), None, label_names)
-        return {"accuracy": m["subset_accuracy"], "macro_f1": m["f1_macro"], "micro_f1": m["f1_micro"]}
+        return {"accuracy": m["subset_accuracy"], "macro_f1": m["macro_f1"], "micro_f1": m["micro_f1"]}
 
     def scores(self, logits: np.ndarray, meta: dict[str, Any] | None = None, *, calibrated: bool = False) -> np.ndarray:
         return sigmoid(logits)
@@ -235,7 +235,7 @@ class MultiLabelClassification(Task):
         m = multi_label_metrics(gold, self.predict_matrix(probs, label_names, meta), probs, label_names,
                                 self.thresholds(label_names, meta))
         flat = multi_label_metrics(gold, (probs >= DEFAULT_THRESHOLD).astype(np.int64), None, label_names)
-        m["flat_threshold"] = {"threshold": DEFAULT_THRESHOLD, "f1_macro": flat["f1_macro"], "f1_micro": flat["f1_micro"],
+        m["flat_threshold"] = {"threshold": DEFAULT_THRESHOLD, "macro_f1": flat["macro_f1"], "micro_f1": flat["micro_f1"],
                                "subset_accuracy": flat["subset_accuracy"]}
         return m
 
@@ -340,8 +340,8 @@ class MultiLabelClassification(Task):
                 "thresholds_fitted_on": (m.get("thresholds") or {}).get("fitted_on"), "per_label": per_label,
                 "baseline": {k: base.get(k) for k in SUMMARY_KEYS} if base else None}
 
-    card_metrics = (("f1", "f1_micro", "Test micro F1", {"average": "micro"}),
-                    ("f1", "f1_macro", "Test macro F1", {"average": "macro"}),
+    card_metrics = (("f1", "micro_f1", "Test micro F1", {"average": "micro"}),
+                    ("f1", "macro_f1", "Test macro F1", {"average": "macro"}),
                     ("accuracy", "subset_accuracy", "Test subset accuracy (whole label set right)", None))
 
     def card_test_metrics(self, test: dict[str, Any], baseline: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -358,13 +358,13 @@ class MultiLabelClassification(Task):
                      labels: Sequence[str]) -> list[str]:
         """The headline metrics against the baseline, and per label its threshold (tuned on validation, saved in
         ``bmcore.json``) with precision, recall and F1."""
-        if model.get("f1_micro") is None:
+        if model.get("micro_f1") is None:
             return ["No test metrics were saved for this run.", ""]
         n = model.get("n")
         lines = [f"Scored on {n:,} held-out test examples, never seen in training or model selection." if n else "", "",
                  "| model | " + " | ".join(c for c, _ in CARD_COLUMNS) + " |", "| --- |" + " ---: |" * len(CARD_COLUMNS),
                  "| this model | " + " | ".join(card_number(model.get(k)) for _, k in CARD_COLUMNS) + " |"]
-        if baseline.get("f1_micro") is not None:
+        if baseline.get("micro_f1") is not None:
             lines += ["| baseline: TF-IDF + one-vs-rest logistic regression (threshold 0.5) | "
                       + " | ".join(card_number(baseline.get(k)) for _, k in CARD_COLUMNS) + " |", "",
                       "The baseline is trained on the same train split and scored on the same test examples."]
@@ -376,9 +376,9 @@ class MultiLabelClassification(Task):
                    "label its best F1) and saved in `bmcore.json` under `thresholds`." if meta.get("thresholds") else
                    "No thresholds were tuned (there was no validation split): every label uses 0.5."), ""]
         flat = model.get("flat_threshold") or {}
-        if flat.get("f1_micro") is not None:
+        if flat.get("micro_f1") is not None:
             lines += [f"With one flat threshold of {flat.get('threshold')} instead: micro F1 "
-                      f"{card_number(flat.get('f1_micro'))}, macro F1 {card_number(flat.get('f1_macro'))}.", ""]
+                      f"{card_number(flat.get('micro_f1'))}, macro F1 {card_number(flat.get('macro_f1'))}.", ""]
         per_class = model.get("per_class") or {}
         lines += ["| label | threshold | precision | recall | F1 | support |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
         for name, t in zip(labels, self.thresholds(labels, meta), strict=True):

@@ -333,25 +333,21 @@ class SingleLabelClassification(Task):
                  n_bins: int) -> dict[str, Any]:
         from ..baseline import baseline_metrics
 
-        return baseline_metrics(train, df, list(label_names), seed=seed, n_bins=n_bins)
+        return baseline_metrics(train, df, list(label_names), seed=seed, n_bins=n_bins, decide=self.decide)
 
     # --- the evaluate CLI and the model card ---------------------------------------------------
 
     baseline_name = "TF-IDF + logistic regression"  # the card's name of the baseline (bmcore.baseline)
     baseline_features = "TF-IDF"  # what the baseline reads, for the card's "No ... baseline was trained"
-    card_metrics = (("accuracy", "accuracy", "Test accuracy", None), ("f1", "f1_macro", "Test macro F1", {"average": "macro"}))
+    card_metrics = (("accuracy", "accuracy", "Test accuracy", None), ("f1", "macro_f1", "Test macro F1", {"average": "macro"}))
 
     def summary(self, metrics: dict[str, Any]) -> dict[str, Any]:
         """Accuracy and macro F1 with the calibration error before and after temperature scaling, and the
         baseline's accuracy and macro F1."""
         m, base = metrics, metrics.get("baseline")
-        return {"accuracy": m["accuracy"], "f1_macro": m["f1_macro"], "ece": m["ece"], "temperature": m["temperature"],
+        return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "ece": m["ece"], "temperature": m["temperature"],
                 "temperature_reason": (m.get("calibration") or {}).get("reason"), "ece_calibrated": m["ece_calibrated"],
-                "baseline": {"accuracy": base["accuracy"], "f1_macro": base["f1_macro"]} if base else None}
-
-    def card_test_metrics(self, test: dict[str, Any], baseline: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        return ({"accuracy": test.get("accuracy"), "f1_macro": test.get("macro_f1"), "n": test.get("n")},
-                {"accuracy": baseline.get("accuracy"), "f1_macro": baseline.get("macro_f1")})
+                "baseline": {"accuracy": base["accuracy"], "macro_f1": base["macro_f1"]} if base else None}
 
     def card_what(self, labels: Sequence[str], modality: str) -> str:
         names = ", ".join(md_code(n) for n in labels)
@@ -366,10 +362,10 @@ class SingleLabelClassification(Task):
         n = model.get("n")
         lines = [f"Scored on {n:,} held-out test examples, never seen in training or model selection." if n else "", "",
                  "| model | accuracy | macro F1 |", "| --- | ---: | ---: |",
-                 f"| this model | {card_number(model.get('accuracy'))} | {card_number(model.get('f1_macro'))} |"]
+                 f"| this model | {card_number(model.get('accuracy'))} | {card_number(model.get('macro_f1'))} |"]
         if baseline.get("accuracy") is not None:
             lines += [f"| baseline: {self.baseline_name} | {card_number(baseline.get('accuracy'))} | "
-                      f"{card_number(baseline.get('f1_macro'))} |", "",
+                      f"{card_number(baseline.get('macro_f1'))} |", "",
                       "The baseline is trained on the same train split and scored on the same test examples.", ""]
         else:
             lines += ["", f"No {self.baseline_features} baseline was trained (the dataset had no train split).", ""]
@@ -405,7 +401,7 @@ class SingleLabelClassification(Task):
                             ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
         from ..quality.texts import score_texts
 
-        return score_texts(ds, rows, labels, **kwargs)
+        return score_texts(ds, rows, labels, top_class=self.top_class, **kwargs)
 
     def read_labels(self, df: pd.DataFrame, cols: Columns, where: str) -> pd.Series:
         return normalise_labels(df[cols.label], cols.label)
