@@ -280,7 +280,7 @@ def evaluate_model(model_ref: Any, dataset: Any, split: str = "test", out_dir: s
     * With ``out_dir``, writes ``metrics.json`` and ``predictions.csv`` there.
     * ``notes``: lines on how the data was read (a source scored whole, :mod:`bmcore.scoring`), first in the notes.
     """
-    from .inference import write_model_meta
+    from .model_meta import write_model_meta
 
     if split not in dataset.splits:
         raise BmcoreError(f"dataset {dataset.name!r} has no split {split!r}; choose one of {', '.join(dataset.splits)}")

@@ -22,7 +22,7 @@ from typing import Any
 from . import runs
 from .config import TrainConfig
 from .errors import BmcoreError
-from .inference import write_model_meta
+from .model_meta import write_model_meta
 from .models import (
     DeviceInfo,
     ModelRef,

@@ -20,7 +20,7 @@ from .. import runs
 from ..data import load_prepared
 from ..errors import BmcoreError
 from ..evaluate import PREDICTIONS_FILE, read_predictions
-from ..inference import read_model_meta
+from ..model_meta import read_model_meta
 from ..models import load_classifier, load_tokenizer
 from ..tasks import task_of_model
 from ..tasks.image_classification import decode, pixel_values
