@@ -335,7 +335,7 @@ def evaluate_model(model_ref: Any, dataset: Any, split: str = "test", out_dir: s
                    examples_per_second=round(len(df) / seconds, 1) if seconds > 0 else None,
                    created=time.strftime("%Y-%m-%dT%H:%M:%S"), notes=notes)
     if task.modality == "image":  # the side the images were resized to, where texts have max_seq_length
-        from .tasks.image_classification import processor_size
+        from .modalities.image import processor_size
 
         metrics["image_size"] = processor_size(clf.processor)
     result = EvalResult(metrics, table, Path(out_dir) if out_dir is not None else None, logits)

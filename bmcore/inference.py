@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .errors import BmcoreError
+from .modalities.image import decode, pixel_values, processor_size
 from .model_meta import read_model_meta, saved_temperature
 from .models import (
     DEFAULT_MAX_SEQ_LENGTH,
@@ -170,8 +171,6 @@ class ImageClassifier(Classifier):
     def load_side(self) -> int | None:
         """The shorter side image bytes are reduced to on load (at least twice the model's input side; None when the
         processor names no size): memory per image stays small whatever the file's size."""
-        from .tasks.image_classification import processor_size
-
         side = processor_size(self.processor)
         return 2 * side if side else None
 
@@ -182,8 +181,6 @@ class ImageClassifier(Classifier):
         order: resized and normalised by the saved image processor, as ``pipeline("image-classification")`` does.
         Bytes are decoded one batch at a time and reduced on load (:attr:`load_side`), so memory stays bounded."""
         import torch
-
-        from .tasks.image_classification import decode, pixel_values
 
         t0 = time.perf_counter()
         n = len(images)

@@ -10,6 +10,7 @@ from bmcore.data import list_prepared
 from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.estimate import estimate_key
+from bmcore.modalities.image import CROP_SCALE
 from bmcore.models import (
     DEFAULT_MODEL,
     PRECISIONS,
@@ -17,7 +18,6 @@ from bmcore.models import (
     hub_reachable,
 )
 from bmcore.tasks import get_task
-from bmcore.tasks.image_classification import CROP_SCALE
 from bmcore.workspace import check_name
 from pages import _charts as charts
 from pages._runs_view import RunsView, show_runs, start_button

@@ -20,10 +20,10 @@ from .. import runs
 from ..data import load_prepared
 from ..errors import BmcoreError
 from ..evaluate import PREDICTIONS_FILE, read_predictions
+from ..modalities.image import decode, pixel_values
 from ..model_meta import read_model_meta
 from ..models import load_classifier, load_tokenizer
 from ..tasks import task_of_model
-from ..tasks.image_classification import decode, pixel_values
 from ..vision import load_image_classifier, load_image_processor
 from .run import export_dir, finished_run, is_fresh, is_image_folder, read_or_empty
 
