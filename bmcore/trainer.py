@@ -24,6 +24,7 @@ from .config import TrainConfig
 from .errors import BmcoreError
 from .model_meta import write_model_meta
 from .models import (
+    DEFAULT_MAX_SEQ_LENGTH,
     DeviceInfo,
     ModelRef,
     check_max_seq_length,
@@ -122,7 +123,7 @@ def trainer_class() -> Any:
     from .batching import TokenBudgetBatchSampler
 
     class BmcoreTrainer(Trainer):
-        def __init__(self, *args: Any, batch_growth: int = 1, max_seq_length: int = 128,
+        def __init__(self, *args: Any, batch_growth: int = 1, max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
                      head_learning_rate: float | None = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.batch_growth, self.max_seq_length = batch_growth, max_seq_length

@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from bmcore import jobs, launch, report, runs
-from bmcore.config import BEST_METRICS, CLASS_WEIGHTS, INTERVALS, TrainConfig, config_fields
+from bmcore.config import BEST_METRICS, CLASS_WEIGHTS, INTERVALS, MAX_SEQ_LENGTH_RANGE, TrainConfig, config_fields
 from bmcore.data import list_prepared
 from bmcore.display import md
 from bmcore.errors import BmcoreError
@@ -190,7 +190,7 @@ with settings:
                    "the exact pixels; validation and test images are never changed. On a small budget it can cost a "
                    "little accuracy (Fashion-MNIST, 6,000 images, 3 epochs: 0.906 without, 0.881 with).")
     else:
-        seq_len = c[3].number_input("max_seq_length (tokens)", 8, 8192, D.max_seq_length, step=32,
+        seq_len = c[3].number_input("max_seq_length (tokens)", *MAX_SEQ_LENGTH_RANGE, D.max_seq_length, step=32,
                                     key="train_max_seq_length", help=HELP["max_seq_length"])
         side, augment = 0, D.augment
 

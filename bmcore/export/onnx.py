@@ -22,7 +22,7 @@ from ..errors import BmcoreError
 from ..evaluate import PREDICTIONS_FILE, read_predictions
 from ..modalities.image import decode, pixel_values
 from ..model_meta import read_model_meta
-from ..models import load_classifier, load_tokenizer
+from ..models import DEFAULT_MAX_SEQ_LENGTH, load_classifier, load_tokenizer
 from ..tasks import task_of_model
 from ..vision import load_image_classifier, load_image_processor
 from .run import export_dir, finished_run, is_fresh, is_image_folder, read_or_empty
@@ -104,7 +104,7 @@ def _test_texts(run_dir: Path, limit: int) -> tuple[list[str], list[str] | None,
 
 
 def check_onnx_parity(onnx_path: str | Path, model_dir: str | Path, texts: list[Any], pairs: list[str] | None = None, *,
-                      max_seq_length: int = 128, batch_size: int = 32, atol: float = PARITY_ATOL) -> dict[str, Any]:
+                      max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH, batch_size: int = 32, atol: float = PARITY_ATOL) -> dict[str, Any]:
     """Compare ONNX Runtime's logits with PyTorch's (fp32) on ``texts`` (image bytes, for an image model); return
     JSON-ready results.
 
@@ -206,7 +206,7 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, max_examples:
     model.config.save_pretrained(str(target))
 
     meta = read_model_meta(model_dir)
-    msl = int(meta.get("max_seq_length") or read_or_empty(run_dir / runs.CONFIG_FILE).get("max_seq_length") or 128)
+    msl = int(meta.get("max_seq_length") or read_or_empty(run_dir / runs.CONFIG_FILE).get("max_seq_length") or DEFAULT_MAX_SEQ_LENGTH)
     parity = check_onnx_parity(target / ONNX_FILE, model_dir, texts, pairs, max_seq_length=msl, atol=atol)
     parity.update(split="test", split_size=total, sample="all" if len(texts) == total else f"first {len(texts)}",
                   opset=ONNX_OPSET, file=ONNX_FILE, created=runs.now())
