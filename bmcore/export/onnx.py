@@ -7,7 +7,6 @@ This module is ``bmcore.export.onnx``; ``import onnx`` below is absolute and loa
 from __future__ import annotations
 
 import inspect
-import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from .. import runs
 from ..data import load_prepared
 from ..errors import BmcoreError
 from ..evaluate import PREDICTIONS_FILE, read_predictions
+from ..files import atomic_path
 from ..modalities.image import decode, pixel_values
 from ..model_meta import read_model_meta
 from ..models import DEFAULT_MAX_SEQ_LENGTH, load_classifier, load_tokenizer
@@ -186,22 +186,20 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, max_examples:
         sample = tokenizer(["an example to trace", "a second, longer example to trace the padding"], padding=True,
                            return_tensors="pt")
         axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch"}}
-    tmp = target / f".{ONNX_FILE}.tmp"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the tracer's warnings concern shapes that the dynamic axes cover
-        # The wrapper must be in eval mode: the exporter restores the module's mode afterwards, and a wrapper in
-        # training mode would switch dropout back on in the PyTorch reference.
-        try:
-            torch.onnx.export(Logits(model).eval(), tuple(sample[n] for n in names), str(tmp), input_names=names,
-                              output_names=["logits"], dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False)
-        except Exception as exc:  # an operator the exporter cannot write: say which architecture, in one line
-            tmp.unlink(missing_ok=True)
-            reason = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
-            raise BmcoreError(f"{model.config.model_type} models cannot be exported to ONNX here: {reason}") from None
     import onnx
 
-    onnx.checker.check_model(str(tmp))  # a malformed graph fails here, with onnx's reason, not later in a user's runtime
-    os.replace(tmp, target / ONNX_FILE)
+    with atomic_path(target / ONNX_FILE) as tmp:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's warnings concern shapes that the dynamic axes cover
+            # The wrapper must be in eval mode: the exporter restores the module's mode afterwards, and a wrapper in
+            # training mode would switch dropout back on in the PyTorch reference.
+            try:
+                torch.onnx.export(Logits(model).eval(), tuple(sample[n] for n in names), str(tmp), input_names=names,
+                                  output_names=["logits"], dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False)
+            except Exception as exc:  # an operator the exporter cannot write: say which architecture, in one line
+                reason = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+                raise BmcoreError(f"{model.config.model_type} models cannot be exported to ONNX here: {reason}") from None
+        onnx.checker.check_model(str(tmp))  # a malformed graph fails here, with onnx's reason, not in a user's runtime
     tokenizer.save_pretrained(str(target))
     model.config.save_pretrained(str(target))
 
