@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import importlib.resources
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from .errors import BmcoreError
+from .files import atomic_folder
 
 BUILTIN_PREFIX = "builtin:"  # as bmcore.models says it (which imports this module)
 
@@ -133,19 +132,15 @@ def builtin_image_model_dir(name: str) -> Path:
     final = cache_dir() / "models" / f"{name}-v{CONVERSION_VERSION}-{weights.stat().st_size}"
     if (final / "config.json").is_file():
         return final
+    converting = False
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=final.parent))
+        with atomic_folder(final, keep_existing=True) as tmp:  # a lost race keeps the folder that was first
+            converting = True
+            convert_efficientnet_lite0(tmp)
     except OSError as exc:
+        if converting:
+            raise
         raise BmcoreError(f"cannot write the converted builtin:{name} under {final.parent} ({exc.strerror or exc}); "
                           f"set {CACHE_ENV} to a writable folder") from exc
-    try:
-        convert_efficientnet_lite0(tmp)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not (final / "config.json").is_file():  # not a lost race: a real failure
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return final

@@ -23,6 +23,7 @@ BEST_METRICS = ("macro_f1", "accuracy", "loss", "pearson")
 INTERVALS = ("epoch", "steps")
 CLASS_WEIGHTS = ("none", "balanced", "sqrt", "auto")
 PROBLEM_TYPES = ("auto", *FINE_TUNE_TYPES)  # every task that fine-tunes a head
+MAX_SEQ_LENGTH_RANGE = (8, 8192)  # tokens: the max_seq_length a config takes (the pages' inputs offer the same)
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -108,6 +109,7 @@ class TrainConfig:
         """Raise :class:`BmcoreError` (a ``ValueError``) naming the first bad setting."""
         if isinstance(self.text_column, str):
             self.text_column = [self.text_column]
+        lo, hi = MAX_SEQ_LENGTH_RANGE
         checks = [
             (bool(str(self.model_name_or_path).strip()), "model_name_or_path is empty; try builtin:minilm"),
             (bool(str(self.dataset).strip()), "dataset is empty; prepare one on the Data page or try builtin:bbc-news"),
@@ -119,7 +121,7 @@ class TrainConfig:
             (self.per_device_eval_batch_size >= 1, f"per_device_eval_batch_size must be at least 1, not {self.per_device_eval_batch_size}"),
             (self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps must be at least 1"),
             (1 <= self.batch_growth <= 64, f"batch_growth must be between 1 (off) and 64, not {self.batch_growth}"),
-            (8 <= self.max_seq_length <= 8192, f"max_seq_length must be between 8 and 8192 tokens, not {self.max_seq_length}"),
+            (lo <= self.max_seq_length <= hi, f"max_seq_length must be between {lo} and {hi} tokens, not {self.max_seq_length}"),
             (not (self.num_train_epochs is not None and self.max_steps is not None),
              "give either num_train_epochs or max_steps, not both"),
             (self.num_train_epochs is None or self.num_train_epochs > 0, f"num_train_epochs must be positive, not {self.num_train_epochs}"),

@@ -280,7 +280,7 @@ def evaluate_model(model_ref: Any, dataset: Any, split: str = "test", out_dir: s
     * With ``out_dir``, writes ``metrics.json`` and ``predictions.csv`` there.
     * ``notes``: lines on how the data was read (a source scored whole, :mod:`bmcore.scoring`), first in the notes.
     """
-    from .inference import write_model_meta
+    from .model_meta import write_model_meta
 
     if split not in dataset.splits:
         raise BmcoreError(f"dataset {dataset.name!r} has no split {split!r}; choose one of {', '.join(dataset.splits)}")
@@ -335,7 +335,7 @@ def evaluate_model(model_ref: Any, dataset: Any, split: str = "test", out_dir: s
                    examples_per_second=round(len(df) / seconds, 1) if seconds > 0 else None,
                    created=time.strftime("%Y-%m-%dT%H:%M:%S"), notes=notes)
     if task.modality == "image":  # the side the images were resized to, where texts have max_seq_length
-        from .tasks.image_classification import processor_size
+        from .modalities.image import processor_size
 
         metrics["image_size"] = processor_size(clf.processor)
     result = EvalResult(metrics, table, Path(out_dir) if out_dir is not None else None, logits)

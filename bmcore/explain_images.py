@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import BmcoreError
 from .explain import EXPLAIN_LOCK, attention_rollout, eager_model, resolve_target
-from .tasks.image_classification import decode, fixed_image_size, pixel_values
+from .modalities.image import decode, fixed_image_size, pixel_values
 from .vision import is_cnn_config
 
 GRADCAM, ROLLOUT, INTEGRATED_GRADIENTS = "gradcam", "rollout", "integrated_gradients"

@@ -1,10 +1,15 @@
-"""Reading and writing the JSON files of run, job, model and evaluation folders, and a source file's bytes with a
-one-line error: one home for each."""
+"""Reading and writing the JSON files of run, job, model and evaluation folders, a source file's bytes with a
+one-line error, and atomic writes of files and folders: one home for each."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,23 +17,75 @@ from .errors import BmcoreError
 
 
 def write_json_atomic(path: str | Path, data: Any, default: Any = None) -> None:
-    """Write JSON to a temporary file in the same folder, fsync, then ``os.replace``: readers never see half a file.
+    """Write JSON through :func:`atomic_path`: readers never see half a file; an OS error names ``path``.
 
     ``default`` converts values ``json`` cannot (numpy numbers)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2, default=default)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
     except OSError as exc:  # a full disk or a file-size limit fails inside write(), whose error names no file
-        tmp.unlink(missing_ok=True)
         raise named_os_error(exc, path) from exc
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """A temporary path in ``target``'s folder to write a file at: when the block ends without an error the file is
+    fsynced and ``os.replace``-d onto ``target`` (readers never see half a file); when it raises, the file is removed.
+
+    For writers that want a path (a zip, ``torch.onnx.export``); :func:`write_text_atomic` and
+    :func:`write_json_atomic` write through it."""
+    target = Path(target)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) through :func:`atomic_path`; an OS error names ``path``, not the temporary file."""
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise named_os_error(exc, path) from exc
+
+
+@contextlib.contextmanager
+def atomic_folder(target: str | Path, *, keep_existing: bool = False) -> Iterator[Path]:
+    """A temporary folder beside ``target`` to fill: when the block ends without an error it takes ``target``'s place
+    by renames (an existing ``target`` is moved aside first and removed after, so a crash mid-write leaves the previous
+    folder whole); when it raises, the temporary folder is removed.
+
+    With ``keep_existing``, a ``target`` that appeared meanwhile (another process filled it first) is kept and the new
+    folder dropped: readers of the first are never disturbed."""
+    target = Path(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+        if keep_existing:
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                if not target.is_dir():  # not a lost race: a real failure
+                    raise
+        else:
+            old = target.with_name(f".{target.name}.old-{time.time_ns()}")
+            if target.exists():
+                os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already when it took target's place
 
 
 def named_os_error(exc: OSError, path: str | Path) -> OSError:

@@ -8,17 +8,16 @@ all use it, so there is one inference path to make fast.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import BmcoreError
-from .files import read_json, write_json_atomic
+from .modalities.image import decode, pixel_values, processor_size
+from .model_meta import read_model_meta, saved_temperature
 from .models import (
     DEFAULT_MAX_SEQ_LENGTH,
     ModelRef,
@@ -29,38 +28,6 @@ from .models import (
     resolve_model,
     select_precision,
 )
-
-MODEL_META = "bmcore.json"  # extra facts saved next to a model: temperature, thresholds, max_seq_length, dataset
-
-
-def read_model_meta(path: str | Path | None) -> dict[str, Any]:
-    """The ``bmcore.json`` saved in a model folder, or {} when there is none or it is unreadable."""
-    if path is None or not (Path(path) / MODEL_META).is_file():
-        return {}
-    try:
-        return read_json(Path(path) / MODEL_META)
-    except BmcoreError:
-        return {}
-
-
-def saved_temperature(meta: dict[str, Any]) -> float | None:
-    """The temperature in a model's ``bmcore.json``, or None when none is saved (null or absent: the file's
-    ``temperature_reason`` says why). Anything but a finite number above 0 is a one-line error: fitting never writes
-    one, so the file is damaged, and a guessed value would skew every calibrated score."""
-    t = meta.get("temperature")
-    if t is None:
-        return None
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
-        raise BmcoreError(f"the model's bmcore.json is damaged: its temperature must be a positive number, not "
-                          f"{str(t)[:40]!r}; remove it, or evaluate the model again with --save-temperature")
-    return float(t)
-
-
-def write_model_meta(path: str | Path, **updates: Any) -> dict[str, Any]:
-    """Merge ``updates`` into a model folder's ``bmcore.json`` (written atomically)."""
-    meta = read_model_meta(path) | updates
-    write_json_atomic(Path(path) / MODEL_META, meta)
-    return meta
 
 
 @dataclass
@@ -204,8 +171,6 @@ class ImageClassifier(Classifier):
     def load_side(self) -> int | None:
         """The shorter side image bytes are reduced to on load (at least twice the model's input side; None when the
         processor names no size): memory per image stays small whatever the file's size."""
-        from .tasks.image_classification import processor_size
-
         side = processor_size(self.processor)
         return 2 * side if side else None
 
@@ -216,8 +181,6 @@ class ImageClassifier(Classifier):
         order: resized and normalised by the saved image processor, as ``pipeline("image-classification")`` does.
         Bytes are decoded one batch at a time and reduced on load (:attr:`load_side`), so memory stays bounded."""
         import torch
-
-        from .tasks.image_classification import decode, pixel_values
 
         t0 = time.perf_counter()
         n = len(images)

@@ -25,6 +25,7 @@ from .data.resolve import resolve_dataset
 from .data.storage import is_prepared, load_prepared, save_prepared
 from .errors import BmcoreError
 from .limits import check_training
+from .pretrain import train_mlm
 from .schedule import resolve_schedule
 from .tasks import Task, get_task
 from .trainer import (
@@ -96,7 +97,7 @@ def run_training(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
                           **started, **({"resumed": runs.now()} if resume else {}))
     try:
         task = task_for_config(config)
-        status = task.run(run_dir, config, resume, main) if task.own_job else fine_tune(run_dir, config, task, resume, main)
+        status = LOOPS[task.loop](run_dir, config, task, resume, main)
     except BaseException as exc:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             where = f" while writing {Path(exc.filename).name}" if exc.filename else ""
@@ -315,3 +316,12 @@ def evaluate_in_full(results: dict[str, Any], task: Task, job: Job, run_dir: Pat
         write_model_card(run_dir)
     except Exception as exc:
         log.warning("the model card was not written: %s", exc)
+
+
+def pretrain(run_dir: Path, config: Any, task: Task, resume: bool, main: bool) -> dict[str, Any]:
+    """Masked-language-model pretraining (:func:`bmcore.pretrain.train_mlm`): no labels, so no task to ask."""
+    return train_mlm(run_dir, config, resume, main)
+
+
+# The training loops, by the name a task gives as its ``loop`` (bmcore.tasks.base.Task.loop).
+LOOPS = {"fine_tune": fine_tune, "pretrain": pretrain}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -22,8 +21,10 @@ from typing import Any
 from . import runs
 from .config import TrainConfig
 from .errors import BmcoreError
-from .inference import write_model_meta
+from .files import atomic_folder
+from .model_meta import write_model_meta
 from .models import (
+    DEFAULT_MAX_SEQ_LENGTH,
     DeviceInfo,
     ModelRef,
     check_max_seq_length,
@@ -122,7 +123,7 @@ def trainer_class() -> Any:
     from .batching import TokenBudgetBatchSampler
 
     class BmcoreTrainer(Trainer):
-        def __init__(self, *args: Any, batch_growth: int = 1, max_seq_length: int = 128,
+        def __init__(self, *args: Any, batch_growth: int = 1, max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
                      head_learning_rate: float | None = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.batch_growth, self.max_seq_length = batch_growth, max_seq_length
@@ -435,20 +436,10 @@ def save_model_atomically(trainer: Any, tokenizer: Any, run_dir: Path, meta: dic
     ``finish`` may complete the temporary folder before the swap (pretraining adds the base's pooler).
     """
     final = run_dir / runs.MODEL_DIR
-    tmp = run_dir / f".{runs.MODEL_DIR}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_folder(final) as tmp:  # a half-written copy is removed: it must not fill the disk further
         trainer.save_model(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         write_model_meta(tmp, **meta)
         if finish is not None:
             finish(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # a half-written copy must not fill the disk further
-        raise
-    old = run_dir / f".{runs.MODEL_DIR}.old-{os.getpid()}"
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
     return final

@@ -16,8 +16,8 @@ from bmcore.display import csv_frame, md
 from bmcore.errors import BmcoreError
 from bmcore.images import IMAGE_SUFFIXES
 from bmcore.inference import predict_images
+from bmcore.modalities.image import decode
 from bmcore.report import playground as view
-from bmcore.tasks.image_classification import decode
 
 UPLOAD, EXAMPLE, CAMERA = "Upload an image", "An image from the test split", "Take a photo"
 IMAGE_INTRO = ("A **prediction** is a probability for each class; the label is the most probable one. The **explanation** is a "

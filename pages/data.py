@@ -11,6 +11,7 @@ from bmcore import data as bdata
 from bmcore import images as bimg
 from bmcore import limits
 from bmcore import quality as bquality
+from bmcore.config import MAX_SEQ_LENGTH_RANGE
 from bmcore.display import md, plot_texts
 from bmcore.errors import BmcoreError
 from bmcore.labels import LABEL_DELIMITERS
@@ -284,7 +285,8 @@ seed = c4.number_input("Seed", 0, 2**31 - 1, 42, key="data_seed")
 max_seq_length, tokenizer_ref = DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL
 if "tokens" in views:
     c1, c2 = st.columns(2)
-    max_seq_length = c1.number_input("max_seq_length (tokens)", 8, 8192, DEFAULT_MAX_SEQ_LENGTH, step=32, key="data_max_seq_length")
+    max_seq_length = c1.number_input("max_seq_length (tokens)", *MAX_SEQ_LENGTH_RANGE, DEFAULT_MAX_SEQ_LENGTH, step=32,
+                                     key="data_max_seq_length")
     tokenizer_ref = c2.text_input("Tokenizer (model reference)", DEFAULT_MODEL, key="data_tokenizer").strip() or DEFAULT_MODEL
 ratios = ((100 - val_pct - test_pct) / 100, val_pct / 100, test_pct / 100)
 dedupe_key = f"drop_duplicates_{key}"

@@ -6,7 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from bmcore import report, runs
-from bmcore.config import PretrainConfig
+from bmcore.config import MAX_SEQ_LENGTH_RANGE, PretrainConfig
 from bmcore.data import list_prepared
 from bmcore.display import md
 from bmcore.models import DEFAULT_MODEL, resolve_model
@@ -102,7 +102,7 @@ with settings:
                            help=HELP["learning_rate"])
     prob = c[2].number_input("Mask probability", 0.01, 0.99, D.mlm_probability, step=0.05, key="pretrain_mlm_probability",
                              help=HELP["mlm_probability"])
-    seq_len = c[3].number_input("max_seq_length (tokens)", 8, 8192, D.max_seq_length, step=32, key="pretrain_max_seq_length",
+    seq_len = c[3].number_input("max_seq_length (tokens)", *MAX_SEQ_LENGTH_RANGE, D.max_seq_length, step=32, key="pretrain_max_seq_length",
                                 help="Tokens per block.")
     batch = c[4].number_input("Batch size", 1, 4096, D.per_device_train_batch_size, key="pretrain_batch_size",
                               help=HELP["per_device_train_batch_size"])

@@ -5,12 +5,13 @@ from pathlib import Path
 import streamlit as st
 
 from bmcore import jobs, launch, report, runs
-from bmcore.config import BEST_METRICS, CLASS_WEIGHTS, INTERVALS, TrainConfig, config_fields
+from bmcore.config import BEST_METRICS, CLASS_WEIGHTS, INTERVALS, MAX_SEQ_LENGTH_RANGE, TrainConfig, config_fields
 from bmcore.data import list_prepared
 from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.estimate import estimate_key
 from bmcore.modalities import DEFAULT_MODALITY, get_modality
+from bmcore.modalities.image import CROP_SCALE
 from bmcore.models import (
     DEFAULT_MODEL,
     PRECISIONS,
@@ -18,7 +19,6 @@ from bmcore.models import (
     hub_reachable,
 )
 from bmcore.tasks import get_task
-from bmcore.tasks.image_classification import CROP_SCALE
 from bmcore.workspace import check_name
 from pages import _charts as charts
 from pages._runs_view import RunsView, show_runs, start_button
@@ -196,7 +196,7 @@ with settings:
                    "the exact pixels; validation and test images are never changed. On a small budget it can cost a "
                    "little accuracy (Fashion-MNIST, 6,000 images, 3 epochs: 0.906 without, 0.881 with).")
     if "max_seq_length" in settings_shown:
-        seq_len = c[3].number_input("max_seq_length (tokens)", 8, 8192, D.max_seq_length, step=32,
+        seq_len = c[3].number_input("max_seq_length (tokens)", *MAX_SEQ_LENGTH_RANGE, D.max_seq_length, step=32,
                                     key="train_max_seq_length", help=HELP["max_seq_length"])
 
     with st.expander("Advanced"):

@@ -4,7 +4,6 @@ only the task and modality seams compare against a kind of problem or input (iss
 import subprocess
 import sys
 
-import pytest
 from conftest import ROOT
 
 
@@ -102,7 +101,8 @@ def test_a_task_is_one_registered_module():
 
 def _engine_graph_with_registries() -> dict[str, set[str]]:
     """:func:`_engine_imports` plus what a module loads by name through ``importlib`` (a registry such as
-    ``bmcore.tasks.TASKS`` names its modules in strings): a circle hidden behind ``importlib`` is a circle."""
+    ``bmcore.tasks.TASKS`` names its modules in strings): a circle hidden behind ``importlib`` is a circle. A logger's
+    name (``logging.getLogger("bmcore.train")``, shared by the training job's modules) loads nothing."""
     import ast
 
     graph = _engine_imports()
@@ -110,9 +110,12 @@ def _engine_graph_with_registries() -> dict[str, set[str]]:
         path = ROOT / (name.replace(".", "/") + ".py")
         if not path.is_file():
             path = ROOT / name.replace(".", "/") / "__init__.py"
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        logger_names = {id(n.args[0]) for n in ast.walk(tree) if isinstance(n, ast.Call) and n.args
+                        and getattr(n.func, "attr", getattr(n.func, "id", None)) == "getLogger"}
+        for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in graph \
-                    and node.value.startswith("bmcore.") and node.value != name:
+                    and node.value.startswith("bmcore.") and node.value != name and id(node) not in logger_names:
                 graph[name].add(node.value)
     return graph
 
@@ -149,7 +152,6 @@ def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
     return groups
 
 
-@pytest.mark.xfail(strict=True, reason="issue 28: tasks -> masked_lm -> pretrain -> runs -> tasks, and more")
 def test_no_import_circle_hides_behind_importlib():
     """A task registry loads its modules with importlib; the modules it loads must not import what imports it."""
     graph = _engine_graph_with_registries()
@@ -259,7 +261,7 @@ def test_no_kind_is_compared_outside_its_seam():
 
 
 # One JSON reader (bmcore.files.read_json, with the file named in its one-line error): what still reads JSON itself.
-RAW_JSON_READS = {"bmcore/evaluate.py": 4, "bmcore/export/run.py": 1, "bmcore/models.py": 2, "bmcore/report/playground.py": 1}
+RAW_JSON_READS = {"bmcore/evaluate.py": 4, "bmcore/models.py": 2, "bmcore/report/playground.py": 1}
 
 
 def test_json_files_are_read_by_the_one_reader():

@@ -276,7 +276,8 @@ def check_temperature_kept_only_if_it_helps(ds, model_dir: Path, result) -> None
     """The temperature rule on a model evaluated with ``save_temperature``: fitted on a validation split of 100 rows or
     more, kept (and saved) exactly when the cross-fitted log loss improves, otherwise none saved and the reason with
     the model; checked independently on the validation split with the model's own logits."""
-    from bmcore.inference import load_for_inference, read_model_meta
+    from bmcore.inference import load_for_inference
+    from bmcore.model_meta import read_model_meta
     from bmcore.tasks.single_label_classification import MIN_TEMPERATURE_ROWS
 
     cal = result.metrics["calibration"]

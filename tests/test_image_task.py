@@ -174,9 +174,9 @@ def test_image_run_end_to_end(which, fashion_ds, request, tmp_path):
 
 
 def test_augmentation_only_on_the_training_split(tiny_resnet, fashion_ds):
+    from bmcore.modalities.image import pixel_values
     from bmcore.models import resolve_model
     from bmcore.tasks import get_task
-    from bmcore.tasks.image_classification import pixel_values
 
     ds = bdata.load_prepared(fashion_ds)
     task = get_task("single_label_classification", "image")
@@ -190,7 +190,7 @@ def test_augmentation_only_on_the_training_split(tiny_resnet, fashion_ds):
     assert a.shape == c.shape == (3, 32, 32) and train[0]["labels"] == targets[0]
     assert not np.allclose(a.numpy(), b.numpy())  # a fresh crop/flip at each read
     assert np.allclose(c.numpy(), val[0]["pixel_values"].numpy())  # evaluation is deterministic...
-    from bmcore.tasks.image_classification import decode
+    from bmcore.modalities.image import decode
 
     same = pixel_values(processor, [decode(ds.splits["train"]["image"].iloc[0])])[0]
     assert np.allclose(c.numpy(), same.numpy())  # ...and is exactly the saved processor's transform
@@ -200,9 +200,10 @@ def test_augmentation_only_on_the_training_split(tiny_resnet, fashion_ds):
 
 
 def test_image_size_is_chosen_and_checked(tiny_vit, tiny_resnet, fashion_ds, tmp_path):
+    from bmcore.modalities.image import choose_image_size, processor_size
     from bmcore.models import load_config, make_tiny_resnet, resolve_model
     from bmcore.tasks import get_task
-    from bmcore.tasks.image_classification import choose_image_size, load_image_processor, processor_size
+    from bmcore.vision import load_image_processor
 
     ds = bdata.load_prepared(fashion_ds)
     images = ds.splits["train"]["image"]

@@ -47,7 +47,7 @@ def test_onnx_export_of_an_image_model_passes_parity(image_runs, kind):
     session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["pixel_values"]
     # Any batch size runs (the batch axis is dynamic), on the saved processor's pixels.
-    from bmcore.tasks.image_classification import decode, pixel_values
+    from bmcore.modalities.image import decode, pixel_values
     from bmcore.vision import load_image_processor
 
     test = bdata.load_prepared(DATASET).splits["test"]

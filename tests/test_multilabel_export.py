@@ -16,7 +16,8 @@ from bmcore.cli import main
 from bmcore.export.bundle import export_zip
 from bmcore.export.card import write_model_card
 from bmcore.export.onnx import PARITY_ATOL, PARITY_FILE, export_onnx, onnx_dir
-from bmcore.inference import load_for_inference, predict, read_model_meta
+from bmcore.inference import load_for_inference, predict
+from bmcore.model_meta import read_model_meta
 from bmcore.problem_types import MULTI_LABEL
 from bmcore.report.export import parity_summary
 

@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from bmcore import batch_files
 from bmcore import data as bdata
 from bmcore.display import md
-from bmcore.inference import read_model_meta
+from bmcore.model_meta import read_model_meta
 from bmcore.problem_types import MULTI_LABEL
 from bmcore.report import playground as view
 from bmcore.tasks import get_task

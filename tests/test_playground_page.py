@@ -18,7 +18,7 @@ from bmcore import batch_files, runs
 from bmcore import data as bdata
 from bmcore.config import TrainConfig
 from bmcore.errors import BmcoreError
-from bmcore.inference import write_model_meta
+from bmcore.model_meta import write_model_meta
 from bmcore.models import make_tiny_bert
 from bmcore.report import playground as view
 

@@ -14,7 +14,8 @@ import pytest
 
 from bmcore.cli import main
 from bmcore.errors import BmcoreError
-from bmcore.inference import load_for_inference, predict, write_model_meta
+from bmcore.inference import load_for_inference, predict
+from bmcore.model_meta import write_model_meta
 
 ROOT = Path(__file__).resolve().parents[1]
 

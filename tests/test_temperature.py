@@ -16,7 +16,8 @@ from bmcore.baseline import baseline_probs, fit_baseline
 from bmcore.cli import main
 from bmcore.data import load_prepared, load_source, prepare, save_prepared
 from bmcore.evaluate import evaluate_model
-from bmcore.inference import load_for_inference, read_model_meta, write_model_meta
+from bmcore.inference import load_for_inference
+from bmcore.model_meta import read_model_meta, write_model_meta
 from bmcore.tasks.single_label_classification import (
     MIN_TEMPERATURE_ROWS,
     decide_temperature,

@@ -212,7 +212,7 @@ def test_cnns_are_told_from_patch_models_and_kept_channels_last(tiny_resnet, tin
     import torch
     from transformers import ConvNextConfig, ViTConfig
 
-    from bmcore.tasks.image_classification import fixed_image_size
+    from bmcore.modalities.image import fixed_image_size
     from bmcore.vision import is_convolutional, load_image_classifier
 
     assert is_convolutional(str(tiny_resnet)) and is_convolutional("builtin:efficientnet-lite0")

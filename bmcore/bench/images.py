@@ -19,8 +19,8 @@ from .. import runs
 from ..config import TrainConfig
 from ..data import Columns, PreparedDataset, save_prepared
 from ..images.fashion_mnist import read_fashion_mnist
+from ..modalities.image import processor_for_size
 from ..models import detect_device, resolve_model
-from ..tasks.image_classification import processor_for_size
 from ..train import run_training
 from .measure import BATCH, PeakRSS, quiet_transformers, training_log_at
 

@@ -137,7 +137,7 @@ def _run_images(clf: object, paths: list[str], args: argparse.Namespace) -> int:
         raise BmcoreError("--pair is for text-pair models; an image model takes image files only")
     if args.file:
         raise BmcoreError("--file reads texts; give image files as arguments for an image model")
-    from ..tasks.image_classification import decode
+    from ..modalities.image import decode
 
     method = choose_method(clf.model.config, args.method) if args.explain else None  # type: ignore[attr-defined]
     # Every file is checked, and the pixels of all of them counted from their headers, before one is decoded.

@@ -5,11 +5,11 @@ Files sit at the archive's root, so ``transformers.pipeline`` loads the folder o
 
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 
 from .. import runs
+from ..files import atomic_path
 from .card import write_model_card
 from .run import SKIPPED, export_dir, finished_run
 
@@ -26,11 +26,9 @@ def export_zip(run: str | Path, out: str | Path | None = None) -> Path:
     model_dir = run_dir / runs.MODEL_DIR
     target = Path(out) if out is not None else zip_path(run_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+    with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for p in sorted(model_dir.rglob("*")):
             rel = p.relative_to(model_dir)
             if p.is_file() and p.name not in SKIPPED and not any(part.startswith(".") for part in rel.parts):
                 zf.write(p, rel.as_posix())
-    os.replace(tmp, target)
     return target

@@ -17,6 +17,7 @@ from ..data import DATASET_META, dataset_dir
 from ..display import md, md_code
 from ..errors import BmcoreError
 from ..evaluate import METRICS_FILE
+from ..files import write_text_atomic
 from ..metrics import check_scores
 from ..modalities import modality_of_ref
 from ..models import resolve_model
@@ -188,7 +189,5 @@ def write_model_card(run_dir: str | Path) -> Path:
             return path  # unchanged: leave the folder's mtime alone (the Playground caches models by it)
     except OSError:
         pass
-    tmp = path.with_name(f".{CARD_FILE}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
     return path

@@ -7,7 +7,6 @@ This module is ``bmcore.export.onnx``; ``import onnx`` below is absolute and loa
 from __future__ import annotations
 
 import inspect
-import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -20,10 +19,11 @@ from .. import runs
 from ..data import load_prepared
 from ..errors import BmcoreError
 from ..evaluate import PREDICTIONS_FILE, read_predictions
-from ..inference import read_model_meta
-from ..models import load_classifier, load_tokenizer
+from ..files import atomic_path
+from ..modalities.image import decode, pixel_values
+from ..model_meta import read_model_meta
+from ..models import DEFAULT_MAX_SEQ_LENGTH, load_classifier, load_tokenizer
 from ..tasks import task_of_model
-from ..tasks.image_classification import decode, pixel_values
 from ..vision import load_image_classifier, load_image_processor
 from .run import export_dir, finished_run, is_fresh, is_image_folder, read_or_empty
 
@@ -104,7 +104,7 @@ def _test_texts(run_dir: Path, limit: int) -> tuple[list[str], list[str] | None,
 
 
 def check_onnx_parity(onnx_path: str | Path, model_dir: str | Path, texts: list[Any], pairs: list[str] | None = None, *,
-                      max_seq_length: int = 128, batch_size: int = 32, atol: float = PARITY_ATOL) -> dict[str, Any]:
+                      max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH, batch_size: int = 32, atol: float = PARITY_ATOL) -> dict[str, Any]:
     """Compare ONNX Runtime's logits with PyTorch's (fp32) on ``texts`` (image bytes, for an image model); return
     JSON-ready results.
 
@@ -186,27 +186,25 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, max_examples:
         sample = tokenizer(["an example to trace", "a second, longer example to trace the padding"], padding=True,
                            return_tensors="pt")
         axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch"}}
-    tmp = target / f".{ONNX_FILE}.tmp"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the tracer's warnings concern shapes that the dynamic axes cover
-        # The wrapper must be in eval mode: the exporter restores the module's mode afterwards, and a wrapper in
-        # training mode would switch dropout back on in the PyTorch reference.
-        try:
-            torch.onnx.export(Logits(model).eval(), tuple(sample[n] for n in names), str(tmp), input_names=names,
-                              output_names=["logits"], dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False)
-        except Exception as exc:  # an operator the exporter cannot write: say which architecture, in one line
-            tmp.unlink(missing_ok=True)
-            reason = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
-            raise BmcoreError(f"{model.config.model_type} models cannot be exported to ONNX here: {reason}") from None
     import onnx
 
-    onnx.checker.check_model(str(tmp))  # a malformed graph fails here, with onnx's reason, not later in a user's runtime
-    os.replace(tmp, target / ONNX_FILE)
+    with atomic_path(target / ONNX_FILE) as tmp:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's warnings concern shapes that the dynamic axes cover
+            # The wrapper must be in eval mode: the exporter restores the module's mode afterwards, and a wrapper in
+            # training mode would switch dropout back on in the PyTorch reference.
+            try:
+                torch.onnx.export(Logits(model).eval(), tuple(sample[n] for n in names), str(tmp), input_names=names,
+                                  output_names=["logits"], dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False)
+            except Exception as exc:  # an operator the exporter cannot write: say which architecture, in one line
+                reason = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+                raise BmcoreError(f"{model.config.model_type} models cannot be exported to ONNX here: {reason}") from None
+        onnx.checker.check_model(str(tmp))  # a malformed graph fails here, with onnx's reason, not in a user's runtime
     tokenizer.save_pretrained(str(target))
     model.config.save_pretrained(str(target))
 
     meta = read_model_meta(model_dir)
-    msl = int(meta.get("max_seq_length") or read_or_empty(run_dir / runs.CONFIG_FILE).get("max_seq_length") or 128)
+    msl = int(meta.get("max_seq_length") or read_or_empty(run_dir / runs.CONFIG_FILE).get("max_seq_length") or DEFAULT_MAX_SEQ_LENGTH)
     parity = check_onnx_parity(target / ONNX_FILE, model_dir, texts, pairs, max_seq_length=msl, atol=atol)
     parity.update(split="test", split_size=total, sample="all" if len(texts) == total else f"first {len(texts)}",
                   opset=ONNX_OPSET, file=ONNX_FILE, created=runs.now())

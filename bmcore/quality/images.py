@@ -2,7 +2,7 @@
 
 1. Every image of every split gets a feature vector from the built-in image model, frozen: the pooled output of
    ``builtin:efficientnet-lite0``'s last stage (1,280 numbers), L2-normalised, at the side a run on the data would
-   train at. The image task does it (:func:`bmcore.tasks.image_classification.embed_images`): images are decoded a
+   train at. The image task does it (:func:`bmcore.modalities.image.embed_images`): images are decoded a
    batch at a time through :func:`bmcore.images.decode_image` (its pixel limit, EXIF rotation, one-line refusals).
 2. k-fold cross-validation of logistic regression on those features gives out-of-fold class probabilities, as for
    texts (:func:`bmcore.quality.features.out_of_fold_probs`).
@@ -83,7 +83,7 @@ def score_images(ds: PreparedDataset, rows: pd.DataFrame, labels: np.ndarray, *,
                  top_class: Callable[[np.ndarray], Any], encoder: str, folds: int, seed: int, precision: str,
                  report: Progress) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """The label-quality scores of an image dataset's ``rows`` (:func:`bmcore.quality.job.score_dataset`), its images
-    embedded by ``embed`` (the image task's :func:`bmcore.tasks.image_classification.embed_images`), each one's
+    embedded by ``embed`` (the image task's :func:`bmcore.modalities.image.embed_images`), each one's
     suggested label by ``top_class`` (the task's :meth:`bmcore.tasks.base.Task.top_class`): the columns every result
     has, plus ``near_duplicate``, ``issues`` (in words), ``review`` and ``review_score``; no conflicts
     table (a near duplicate is reviewed as a flag); and the summary's extra keys."""

@@ -5,9 +5,6 @@ prepared again reads as not scored.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +13,7 @@ import pandas as pd
 
 from ..data.storage import dataset_dir, is_prepared
 from ..errors import BmcoreError
-from ..runs import read_json, write_json_atomic
+from ..files import atomic_folder, read_json, write_json_atomic
 
 QUALITY_DIR = "quality"
 SCORES_FILE = "scores.parquet"
@@ -48,26 +45,13 @@ def quality_dir(name: str) -> Path:
 
 
 def save_quality(name: str, result: QualityResult) -> Path:
-    """Store a result with its dataset, atomically (a temporary folder, then a rename)."""
-    base = dataset_dir(name)
-    if not base.is_dir():
+    """Store a result with its dataset, atomically (a temporary folder, then a rename: :func:`bmcore.files.atomic_folder`)."""
+    if not dataset_dir(name).is_dir():
         raise BmcoreError(f"no prepared dataset named {name!r} in the workspace")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{QUALITY_DIR}.", dir=base))
-    try:
+    with atomic_folder(quality_dir(name)) as tmp:
         result.scores.to_parquet(tmp / SCORES_FILE, index=False)
         result.conflicts.to_parquet(tmp / CONFLICTS_FILE, index=False)
         write_json_atomic(tmp / SUMMARY_FILE, result.summary)
-        target = quality_dir(name)
-        if target.exists():
-            old = base / f".{QUALITY_DIR}.old-{time.time_ns()}"
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return quality_dir(name)
 
 

@@ -23,7 +23,7 @@ from ..display import md, plot_texts
 from ..errors import BmcoreError
 from ..explain import Explanation, cls_attention
 from ..explain_images import GRADCAM, ROLLOUT, ImageExplanation
-from ..inference import read_model_meta, saved_temperature
+from ..model_meta import read_model_meta, saved_temperature
 from ..models import DEFAULT_MODEL, is_base_model, resolve_model
 from ..tasks import get_task
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +19,10 @@ class Task:
     problem_type: str = ""
     title: str = ""
     modality = "text"  # what the inputs are: "text", or "image" (a prepared dataset's ``modality``)
-    own_job = False  # True: :meth:`run` trains the model; False: the shared fine-tuning loop (bmcore.train.fine_tune)
+    # The training loop that trains this task's models, by its name in bmcore.train.LOOPS: the shared fine-tuning
+    # loop, or masked-language-model pretraining (bmcore.pretrain.train_mlm). A task names its loop; it does not import
+    # it (the loops import the data layer, which asks the tasks).
+    loop = "fine_tune"
     defaults: dict[str, Any] = {}  # TrainConfig settings this task starts from instead of TrainConfig's own defaults
     label_quality = False  # True: bmcore.quality can score its datasets' labels (one class per row)
     quality_encoders: tuple[str, ...] = ()  # the features its label-quality check can use, the default first
@@ -40,12 +42,6 @@ class Task:
     # DRAWERS); the modality may leave some out (bmcore.modalities.base.Modality.evaluate_sections).
     evaluate_sections: tuple[str, ...] = ("summary", "confusion", "errors", "gold", "per_class", "curves", "calibration",
                                           "compare")
-
-    # --- the job ---------------------------------------------------------------------------
-
-    def run(self, run_dir: Path, config: Any, resume: bool, main: bool) -> dict[str, Any]:
-        """A task's own training job, when ``own_job`` (queue and status are handled by the caller)."""
-        raise NotImplementedError
 
     # --- data -> targets ---------------------------------------------------------------------
 

@@ -12,15 +12,15 @@ apply a softmax too). What differs is the input side:
   (so ``pipeline("image-classification")`` and bmcore agree);
 * the baseline is logistic regression on downscaled grayscale pixels (:func:`bmcore.baseline.pixel_baseline_metrics`).
 
-Image models load through :func:`bmcore.vision.load_image_classifier` and :func:`bmcore.vision.load_image_processor`.
+Image models load through :func:`bmcore.vision.load_image_classifier` and :func:`bmcore.vision.load_image_processor`;
+what depends on the input alone (decoding, the image size, augmentation, ``pixel_values``, features for label quality)
+lives in :mod:`bmcore.modalities.image`.
 """
 
 from __future__ import annotations
 
-import io
-import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -29,19 +29,21 @@ import pandas as pd
 from ..builtin_images import DEFAULT_IMAGE_MODEL
 from ..display import md_code
 from ..errors import BmcoreError
-from ..vision import is_cnn_config, load_image_classifier, load_image_processor
+from ..modalities.image import (
+    DEFAULT_IMAGE_SIZE,
+    augment,
+    choose_image_size,
+    decode,
+    embed_images,
+    fixed_image_size,
+    pixel_values,
+    processor_for_size,
+    processor_size,
+)
+from ..vision import load_image_classifier, load_image_processor
 from .single_label_classification import SingleLabelClassification
 
-SIZE_STEP = 32  # CNNs downsample 32x: a side that is a multiple of 32 keeps every stage's feature map whole
-MIN_IMAGE_SIZE = 32
-# Light augmentation: a random resized crop keeping 85-100% of the area at an aspect within 10% of the original, and a
-# horizontal flip. torchvision's defaults (8-100%, 3/4-4/3) are for 224 px ImageNet photos: a 28 px garment cut to 8% is
-# no longer a garment. Measured on 6,000 Fashion-MNIST images, 3 epochs at 64 px (3,000 test images): no augmentation
-# 0.906, flip only 0.892, this crop and flip 0.881, a 60-100% crop and flip 0.878 (bench/NOTES.md).
-CROP_SCALE = (0.85, 1.0)
-CROP_RATIO = (0.9, 1 / 0.9)
 IMAGE_COLUMN = "image"
-EMBED_BATCH = 32  # images decoded and embedded at a time for label quality: 32 x 3 x 224 x 224 floats is 19 MB
 
 # The least share of each training batch's statistics that a batch-norm layer's running mean and variance take in: torch's
 # own default. EfficientNet-Lite0 is converted with TensorFlow's decay 0.99 (torch momentum 0.01), right for 350 ImageNet
@@ -54,139 +56,7 @@ BN_MOMENTUM = 0.1
 RECOMPUTE_IMAGES = 2048
 
 
-# --- loading: bmcore.vision (models, processors) and bmcore.images (decoding, limits) -------------
-
-
-def decode(data: bytes, name: str = "image", min_side: int | None = None) -> Any:
-    """An image's bytes as an RGB PIL image: :func:`bmcore.images.decode_image` (pixel limit, EXIF rotation, one-line
-    refusals; with ``min_side`` a large image reduced on load), then RGB, as the models here take three channels."""
-    from ..images.codec import decode_image
-
-    img = decode_image(bytes(data), name, min_side)
-    return img if img.mode == "RGB" else img.convert("RGB")
-
-
-# --- image size ----------------------------------------------------------------------------------
-
-
-def fixed_image_size(model_config: Any) -> int | None:
-    """The one input side a model takes, for patch models whose position embeddings fix it (ViT, DeiT, BEiT, Swin);
-    None for CNNs (ResNet, ConvNeXt, EfficientNet), which take any size."""
-    size = getattr(model_config, "image_size", None)
-    if size is None or getattr(model_config, "patch_size", None) is None or is_cnn_config(model_config):
-        return None
-    return int(size[0] if isinstance(size, (list, tuple)) else size)
-
-
-def _size_keys(size: Any) -> dict[str, int]:
-    """An image processor's ``size``/``crop_size`` (a dict, or transformers' ``SizeDict``) as a plain dict of its set keys."""
-    if isinstance(size, int):
-        return {"height": size, "width": size}
-    get = size.get if isinstance(size, dict) else (lambda k: getattr(size, k, None))
-    return {k: int(get(k)) for k in ("height", "width", "shortest_edge") if get(k)}
-
-
-def processor_size(processor: Any) -> int | None:
-    """The square side an image processor resizes (or crops) to, if it says one."""
-    for attr in ("crop_size", "size"):
-        size = _size_keys(getattr(processor, attr, None))
-        if getattr(processor, "do_center_crop", True) is False and attr == "crop_size":
-            continue
-        for key in ("height", "shortest_edge"):
-            if size.get(key):
-                return size[key]
-    return None
-
-
-def typical_side(images: Sequence[bytes], sample: int = 200) -> int:
-    """The median shorter side of (up to ``sample`` of) the images."""
-    from PIL import Image
-
-    sides = []
-    for data in list(images)[:sample]:
-        try:
-            sides.append(min(Image.open(io.BytesIO(bytes(data))).size))
-        except Exception:  # noqa: BLE001 - a bad file is refused when it is decoded; here it only does not count
-            continue
-    return int(np.median(sides)) if sides else 224
-
-
-def choose_image_size(requested: int | None, model_config: Any, processor: Any, images: Sequence[bytes]) -> int:
-    """The run's image side. ViT-like models take only their own size (a different one is refused in one line).
-    For CNNs, auto is twice the data's typical side rounded up to a multiple of 32, between 32 and the model's own
-    size: Fashion-MNIST (28 px) trains at 64, where its last stage still sees a 2x2 map, not 1x1. A ResNet-18-sized
-    CNN (random init, batch 32, 2-core AVX512-BF16 CPU) trained at 159/175 samples/s (fp32/bf16) at 64 px, against
-    342/362 at 32, 75/119 at 96 and 45/72 at 128: one Fashion-MNIST epoch (60,000 images) in about 6 minutes at 64."""
-    fixed = fixed_image_size(model_config)
-    if fixed is not None:
-        if requested is not None and requested != fixed:
-            raise BmcoreError(f"this model takes {fixed} x {fixed} pixel images (its position embeddings fix the size); "
-                              f"set image_size to {fixed} or leave it empty")
-        return fixed
-    if requested is not None:
-        return int(requested)
-    native = processor_size(processor) or 224
-    auto = SIZE_STEP * math.ceil(2 * typical_side(images) / SIZE_STEP)
-    return int(max(MIN_IMAGE_SIZE, min(auto, native)))
-
-
-def processor_for_size(processor: Any, size: int) -> Any:
-    """A copy of ``processor`` that resizes every image to ``size`` x ``size`` (what is saved with the model)."""
-    import copy
-
-    p = copy.deepcopy(processor)
-    current = _size_keys(getattr(p, "size", None))
-    if "shortest_edge" in current and "height" not in current:
-        # ConvNeXt-style: resize the short side then centre-crop to a square of the same side (crop_pct only
-        # applies below 384 px; 1.0 keeps the whole image, as training's evaluation transform does).
-        p.size = {"shortest_edge": size}
-        if hasattr(p, "crop_pct"):
-            p.crop_pct = 1.0
-    else:
-        p.size = {"height": size, "width": size}
-    if _size_keys(getattr(p, "crop_size", None)):
-        p.crop_size = {"height": size, "width": size}
-    return p
-
-
-# --- the data ------------------------------------------------------------------------------------
-
-
-def random_resized_crop(img: Any, size: int, rng: np.random.Generator, scale: tuple[float, float] = CROP_SCALE,
-                        ratio: tuple[float, float] = CROP_RATIO) -> Any:
-    """A random crop of ``scale`` of the area and ``ratio`` aspect, resized to ``size`` x ``size`` (torchvision's
-    RandomResizedCrop, in PIL; falls back to the whole image when no crop fits in 10 tries)."""
-    from PIL import Image
-
-    w, h = img.size
-    area = w * h
-    for _ in range(10):
-        target = area * rng.uniform(*scale)
-        aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
-        cw, ch = int(round(math.sqrt(target * aspect))), int(round(math.sqrt(target / aspect)))
-        if 0 < cw <= w and 0 < ch <= h:
-            x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-            return img.resize((size, size), Image.BILINEAR, box=(x, y, x + cw, y + ch))
-    return img.resize((size, size), Image.BILINEAR)
-
-
-def augment(img: Any, size: int, rng: np.random.Generator, flip: bool = True) -> Any:
-    """The training augmentation: a random resized crop to ``size``, and a horizontal flip half the time."""
-    from PIL import ImageOps
-
-    img = random_resized_crop(img, size, rng)
-    return ImageOps.mirror(img) if flip and rng.random() < 0.5 else img
-
-
-def pixel_values(processor: Any, images: Sequence[Any], *, resized: bool = False) -> Any:
-    """``pixel_values`` [n, 3, side, side] of RGB PIL images through ``processor`` (its rescale and normalisation;
-    its resize too unless the images are ``resized`` already)."""
-    kwargs: dict[str, Any] = {"return_tensors": "pt"}
-    if resized:
-        kwargs["do_resize"] = False
-        if hasattr(processor, "do_center_crop"):
-            kwargs["do_center_crop"] = False
-    return processor(list(images), **kwargs)["pixel_values"]
+# --- the training data: decoding, sizes and augmentation come from bmcore.modalities.image ---------
 
 
 class ImageSplit:
@@ -230,43 +100,8 @@ def default_workers() -> int:
     return 2 if (os.cpu_count() or 1) >= 2 else 0
 
 
-# --- features for label quality (bmcore.quality.images) ---------------------------------------
+# --- batch-norm statistics after a short fine-tune --------------------------------------------
 
-
-def embed_images(images: Sequence[bytes], ref: str = DEFAULT_IMAGE_MODEL, *, size: int | None = None,
-                 batch_size: int = EMBED_BATCH, precision: str = "auto", names: Sequence[str] | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """L2-normalised pooled features of a frozen image model, [n, hidden], in input order (``images``: file bytes;
-    ``names`` name them in a refusal, default "image N").
-
-    ``size`` is the side images are resized to (default: the side a run on these images would train at).
-    """
-    import torch
-
-    from ..models import autocast_dtype, detect_device, inference_placement, load_config, resolve_model, select_precision
-
-    mref = resolve_model(ref)
-    model = load_image_classifier(mref).eval()
-    processor = load_image_processor(mref)
-    side = size or choose_image_size(None, load_config(mref), processor, images)
-    processor = processor_for_size(processor, side)
-    device = detect_device()
-    kind, weights = inference_placement(select_precision(precision, device)[0], device)
-    if weights != "fp32":
-        model.to(dtype=autocast_dtype(weights))
-    model.to(torch.device(kind))
-    dtype = next(model.parameters()).dtype
-    out: list[np.ndarray] = []
-    with torch.inference_mode():
-        for start in range(0, len(images), batch_size):
-            batch = [decode(b, names[start + i] if names is not None else f"image {start + i + 1}")
-                     for i, b in enumerate(images[start:start + batch_size])]
-            x = pixel_values(processor, batch).to(kind, dtype=dtype).contiguous(memory_format=torch.channels_last)
-            pooled = model.base_model(pixel_values=x).pooler_output.flatten(1).float()
-            out.append(torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy())
-            if progress is not None:
-                progress(min(start + batch_size, len(images)), len(images))
-    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 def follow_new_data(model: Any, momentum: float = BN_MOMENTUM) -> int:
     """Let every batch-norm layer of ``model`` whose running statistics move slower than ``momentum`` (torch's
@@ -340,7 +175,7 @@ class ImageClassification(SingleLabelClassification):
     def encode_split(self, df: pd.DataFrame, processor: Any, config: Any, targets: list[Any], *, train: bool) -> Any:
         if IMAGE_COLUMN not in df:
             raise BmcoreError("the split has no 'image' column; prepare an image dataset first")
-        return ImageSplit(df[IMAGE_COLUMN].tolist(), targets, processor, processor_size(processor) or 224,
+        return ImageSplit(df[IMAGE_COLUMN].tolist(), targets, processor, processor_size(processor) or DEFAULT_IMAGE_SIZE,
                           train=train and bool(getattr(config, "augment", True)), seed=int(getattr(config, "seed", 0)))
 
     def model_meta(self, processor: Any) -> dict[str, Any]:
