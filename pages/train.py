@@ -219,8 +219,9 @@ with settings:
         best_metrics = [m for m in BEST_METRICS if m in (*task.headline, "loss")]  # what this task's runs measure
         best = c[2].selectbox("Best model by", best_metrics, best_metrics.index(D.metric_for_best_model),
                               key="train_best_metric", help=HELP["metric_for_best_model"])
-        weights = c[3].selectbox("Class weights", CLASS_WEIGHTS, CLASS_WEIGHTS.index(D.class_weights), key="train_class_weights",
-                                 help=HELP["class_weights"])
+        weights = (c[3].selectbox("Class weights", CLASS_WEIGHTS, CLASS_WEIGHTS.index(D.class_weights),
+                                  key="train_class_weights", help=HELP["class_weights"])
+                   if task.takes_class_weights else D.class_weights)  # a score has no classes to weigh
         c = st.columns(4)
         scheduler = c[0].selectbox("Learning-rate schedule", SCHEDULERS, key="train_scheduler", help=HELP["lr_scheduler_type"])
         seed = c[1].number_input("Seed", 0, 2**31 - 1, D.seed, key="train_seed", help=HELP["seed"])

@@ -188,3 +188,16 @@ def test_the_page_says_when_a_run_makes_few_steps(sst_tiny):
     notes = [i.value for i in at.info if "optimiser steps" in i.value]
     assert len(notes) == 1 and notes[0].startswith("Few optimiser steps: this run makes 3 to 10 (160 training rows)"), notes
     assert not at.exception
+
+
+def test_a_score_dataset_is_not_offered_class_weights(sst_tiny, shared_data: Path):
+    """Class weights weigh classes; a regression dataset (STS-B pairs with a 0-5 score) has none, so the page does not
+    offer them, while a single-label one does."""
+    df = pd.read_csv(shared_data / "stsb" / "train.csv").iloc[:200]
+    raw = bdata.RawData("stsb-sample", {"all": df})
+    bdata.save_prepared(bdata.prepare(raw, "stsb-tiny", seed=0, columns=bdata.Columns(["sentence1", "sentence2"], "score", scores=True)))
+    at = open_train_page()
+    at.selectbox(key="train_dataset").select("stsb-tiny").run()
+    assert not at.exception and "train_class_weights" not in [w.key for w in at.selectbox]
+    at.selectbox(key="train_dataset").select(sst_tiny).run()
+    assert "train_class_weights" in [w.key for w in at.selectbox]

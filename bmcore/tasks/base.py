@@ -306,6 +306,7 @@ class Task:
 
     label_nouns = ("class", "classes")  # what one label name is called in the data's warnings and charts, and many
     weighs_classes = True  # class imbalance is answered by class weights (bmcore.data.stats warns about it)
+    takes_class_weights = True  # the class_weights setting weighs this task's loss (the Train page offers it)
     data_note = ""  # what `bmcore data prepare` notes about the label shape ("multi-label"; "" for nothing)
     rows_by_label = True  # each row has one of the label names, so a chart of rows can colour them by it
 

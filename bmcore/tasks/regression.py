@@ -296,6 +296,7 @@ class Regression(Task):
         return int((np.abs(self.scores(got)[:, 0] - self.scores(ref)[:, 0]) <= atol).sum())
 
     weighs_classes = False  # one output: no classes to weigh
+    takes_class_weights = False
     rows_by_label = False  # a row has a score, not a class
 
     def read_labels(self, df: pd.DataFrame, cols: Columns, where: str) -> np.ndarray:
