@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +81,20 @@ def resolve_path(path: str | Path, shown: str | Path | None = None) -> Path:
     except (RuntimeError, OSError) as exc:
         raise BmcoreError(f"{shown if shown is not None else path}: too many levels of symbolic links "
                           "(a link that leads back to itself); remove or fix the link") from exc
+
+
+def write_with_atomic(path: str | Path, write: Callable[[Path], Any]) -> None:
+    """Write a file through ``write(temporary_path)`` (``frame.to_parquet``, ``frame.to_csv``...) into a temporary file
+    in the same folder, then ``os.replace`` it onto ``path``: readers never see half a file, and a failed write leaves
+    no temporary file behind (its error names ``path``)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise named_os_error(exc, path) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

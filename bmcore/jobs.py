@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import queue, runs
+from . import processes, queue, runs
 from .errors import BmcoreError
 from .workspace import JOBS_DIR, jobs_dir, workspace_dir
 
@@ -186,8 +186,8 @@ def start(kind: str, params: dict[str, Any], key: str, env: dict[str, str] | Non
     runs.write_json_atomic(job_dir / runs.CONFIG_FILE, {"kind": kind, "key": key, "params": params})
     runs.write_json_atomic(job_dir / runs.STATUS_FILE, {"state": runs.QUEUED, "created": runs.now(),
                                                         "created_ts": time.time(), "launched_ts": time.time(), "pid": None})
-    pid = runs.spawn(job_command(job_dir), job_dir / runs.JOB_LOG_FILE, env)
-    runs.write_status(job_dir, pid=pid, pid_start=runs.process_start(pid))
+    pid = processes.spawn(job_command(job_dir), job_dir / runs.JOB_LOG_FILE, env)
+    runs.write_status(job_dir, pid=pid, pid_start=processes.process_start(pid))
     return job_dir
 
 
@@ -254,9 +254,9 @@ def cancel(job_dir: Path) -> None:
     status = runs.read_status(job_dir)  # read again: the process may have become ready to be signalled meanwhile
     # Only a process that has installed its SIGTERM handler is signalled: one still starting up would die
     # of the default action and read as failed. It reads the stop file (written above) once ready instead.
-    # The pid is signalled only when verified as this job's own process (runs.signal_job), never on trust.
+    # The pid is signalled only when verified as this job's own process (processes.signal_job), never on trust.
     if status["state"] in runs.ACTIVE and status.get(_READY) is True:
-        runs.signal_job(job_dir, status, signal.SIGTERM)
+        processes.signal_job(job_dir, status, signal.SIGTERM)
 
 
 def wait(job_dir: Path, timeout: float = 600) -> dict[str, Any]:
@@ -299,7 +299,7 @@ def run_job(job_dir: str | Path) -> dict[str, Any]:
     signal.signal(signal.SIGTERM, _on_sigterm)
     lock = None
     try:
-        runs.write_status(job_dir, state=runs.QUEUED, **runs.own_process(), **{_READY: True})
+        runs.write_status(job_dir, state=runs.QUEUED, **processes.own_process(), **{_READY: True})
         if runs.stop_requested(job_dir):  # cancelled while this process was starting, before it could be signalled
             raise Cancelled()
         if kind.uses_device:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import runs
+from . import processes, runs
 from .errors import BmcoreError
 from .workspace import jobs_dir, runs_dir, workspace_dir
 
@@ -38,7 +38,7 @@ def older_waiting(job_dir: Path, mine: float) -> bool:
             st = runs.read_status(other)  # a damaged status (wrong field types) is no job to wait for
         except BmcoreError:
             continue
-        if st["state"] == runs.QUEUED and (st.get("created_ts") or 0) < mine and runs.pid_alive(st.get("pid"), st.get("pid_start")):
+        if st["state"] == runs.QUEUED and (st.get("created_ts") or 0) < mine and processes.pid_alive(st.get("pid"), st.get("pid_start")):
             return True
     return False
 

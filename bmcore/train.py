@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from . import queue, runs
+from . import processes, queue, runs
 from .config import TrainConfig
 from .data.dataset import PreparedDataset
 from .data.resolve import resolve_dataset
@@ -83,7 +83,7 @@ def run_training(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     config = runs.load_run_config(run_dir)
     lock = None
     if main:
-        runs.write_status(run_dir, state=runs.QUEUED, **runs.own_process())
+        runs.write_status(run_dir, state=runs.QUEUED, **processes.own_process())
         if world_size() == 1:
             lock = queue.wait_turn(run_dir)
             if lock is None:
@@ -91,7 +91,7 @@ def run_training(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
                 return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time())
         previous = runs.read_json(run_dir / runs.STATUS_FILE)
         started = {} if resume and previous.get("started_ts") else {"started": runs.now(), "started_ts": time.time()}
-        runs.write_status(run_dir, state=runs.RUNNING, **runs.own_process(), error=None, world_size=world_size(),
+        runs.write_status(run_dir, state=runs.RUNNING, **processes.own_process(), error=None, world_size=world_size(),
                           phase="loading the model and tokenizing the data",
                           **started, **({"resumed": runs.now()} if resume else {}))
     try:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from bmcore import jobs, launch, report, runs
+from bmcore import jobs, launch, report, run_list, runs
 from bmcore.config import BEST_METRICS, CLASS_WEIGHTS, INTERVALS, TrainConfig, config_fields
 from bmcore.data import list_prepared
 from bmcore.display import md
@@ -144,7 +144,7 @@ with settings:
                    else "MiniLM-L6 (22.7M parameters, 6 layers), bundled: works offline.")
     elif kind == MODEL_KINDS[1]:
         # Only runs of this kind of input: an image run's model for image data, a text run's for text.
-        finished = [str(Path(r.path) / runs.MODEL_DIR) for r in runs.finished_runs()
+        finished = [str(Path(r.path) / runs.MODEL_DIR) for r in run_list.finished_runs()
                     if modalities.get(r.dataset, "text") == ("image" if image else "text")]
         model = c2.selectbox("Finished run", finished, key="train_model_run", format_func=lambda p: Path(p).parent.name,
                              help="Fine-tune a model you trained before, e.g. on new data (a new head if the labels differ).")

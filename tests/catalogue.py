@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bmcore.runs import process_start
+from bmcore.processes import process_start
 
 
 @dataclass

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from bmcore import processes
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -48,7 +50,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 
 def kill_leftovers(ws: Path) -> None:
     """SIGKILL the process group of every run or job under ``ws`` whose process is still alive, verified as the job's
-    own as the app verifies it (:func:`bmcore.runs.signal_job`: start time, command line, group leader)."""
+    own as the app verifies it (:func:`bmcore.processes.signal_job`: start time, command line, group leader)."""
     from bmcore import runs
 
     for status in [*ws.glob("runs/*/status.json"), *ws.glob("jobs/*/status.json")]:
@@ -56,7 +58,7 @@ def kill_leftovers(ws: Path) -> None:
             fields = runs.read_json(status)
         except Exception:  # noqa: BLE001 - a damaged status has no process to stop
             continue
-        runs.signal_job(status.parent, fields, signal.SIGKILL, group=True)
+        processes.signal_job(status.parent, fields, signal.SIGKILL, group=True)
 
 
 def start_stand_in_job() -> subprocess.Popen:
@@ -73,10 +75,9 @@ def start_stand_in_job() -> subprocess.Popen:
 @pytest.fixture
 def stand_in_job() -> Iterator[dict]:
     """``pid`` and ``pid_start`` of a live stand-in job process (:func:`start_stand_in_job`), killed after the test."""
-    from bmcore import runs
 
     proc = start_stand_in_job()
-    yield {"pid": proc.pid, "pid_start": runs.process_start(proc.pid)}
+    yield {"pid": proc.pid, "pid_start": processes.process_start(proc.pid)}
     proc.kill()
     proc.wait()
 

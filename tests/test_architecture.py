@@ -167,9 +167,8 @@ def _python_files() -> list:
 
 # Issue 28 shrinks these to nothing: each is a module (or function) still over its cap, with the most it may hold
 # until it is split. A module that is not listed may not pass the cap; a listed one may not grow.
-LONG_MODULES = {"bmcore/evaluate.py": 665, "bmcore/models.py": 617, "bmcore/report/__init__.py": 575,
-                "bmcore/runs.py": 687}
-LONG_FUNCTIONS = {"bmcore/evaluate.py:evaluate_model": 83}
+LONG_MODULES = {"bmcore/models.py": 617}
+LONG_FUNCTIONS: dict[str, int] = {}
 
 
 def _over(found: dict[str, int], allowed: dict[str, int], cap: int) -> dict[str, int]:

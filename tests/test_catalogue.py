@@ -23,7 +23,7 @@ from conftest import ROOT, start_stand_in_job
 from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
-from bmcore import runs
+from bmcore import processes, runs
 from bmcore.cli import main as cli_main
 from bmcore.models import detect_device
 
@@ -75,7 +75,7 @@ def busy_run(ctx: Ctx) -> None:
     folder.mkdir()
     runs.write_json_atomic(folder / runs.CONFIG_FILE, {"model_name_or_path": "builtin:minilm", "dataset": DATASET})
     runs.write_json_atomic(folder / runs.STATUS_FILE, {"state": "running", "pid": proc.pid,
-                                                        "pid_start": runs.process_start(proc.pid), "created": runs.now()})
+                                                        "pid_start": processes.process_start(proc.pid), "created": runs.now()})
 
 
 # --- CLI ------------------------------------------------------------------------------------------

@@ -13,18 +13,13 @@ from conftest import SMS_RARE
 
 from bmcore.baseline import baseline_metrics, baseline_predict, fit_baseline
 from bmcore.cli import main
+from bmcore.compare import compare_runs
 from bmcore.data import load_source, prepare, save_prepared
 from bmcore.errors import BmcoreError
-from bmcore.evaluate import (
-    compare_runs,
-    compute_metrics,
-    evaluate_model,
-    load_eval,
-    predict_split,
-    prediction_table,
-    roc_pr_curves,
-)
-from bmcore.metrics import expected_calibration_error, reliability_bins
+from bmcore.evaluate import evaluate_model, predict_split, prediction_table
+from bmcore.evaluation_files import load_eval
+from bmcore.metrics import compute_metrics, expected_calibration_error, reliability_bins
+from bmcore.report.examples import roc_pr_curves
 from bmcore.tasks.single_label_classification import apply_temperature, fit_temperature, nll
 
 # --- helpers -------------------------------------------------------------------------------

@@ -140,7 +140,7 @@ def test_image_run_end_to_end(which, fashion_ds, request, tmp_path):
     assert ev["baseline"]["accuracy"] > 0.7  # logistic regression on 16x16 pixels
 
     # The evaluation table of the test split: one row per image, in the split's order, with loss and scores.
-    from bmcore.evaluate import load_eval
+    from bmcore.evaluation_files import load_eval
 
     full = load_eval(run_dir / runs.EVALUATION_DIR / "test")
     table, test = full.predictions, bdata.load_prepared(fashion_ds).splits["test"]

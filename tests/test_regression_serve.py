@@ -26,7 +26,7 @@ from test_regression import stsb
 from bmcore import data as bdata
 from bmcore import runs
 from bmcore.cli import main as cli_main
-from bmcore.evaluate import METRICS_FILE, read_predictions
+from bmcore.evaluation_files import METRICS_FILE, read_predictions
 from bmcore.export.card import write_model_card
 from bmcore.export.onnx import PARITY_ATOL, export_onnx
 from bmcore.inference import load_for_inference, predict

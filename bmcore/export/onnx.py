@@ -19,7 +19,7 @@ import numpy as np
 from .. import runs
 from ..data import load_prepared
 from ..errors import BmcoreError
-from ..evaluate import PREDICTIONS_FILE, read_predictions
+from ..evaluation_files import PREDICTIONS_FILE, read_predictions
 from ..inference import read_model_meta
 from ..models import load_classifier, load_tokenizer
 from ..tasks import task_of_model

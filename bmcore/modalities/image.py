@@ -6,6 +6,7 @@ from typing import Any
 
 from ..builtin_images import BUILTIN_IMAGE_MODELS
 from ..models import BUILTIN_PREFIX
+from ..tasks.image_classification import processor_size
 from ..vision import load_image_classifier, load_image_processor
 from .base import Modality
 
@@ -44,6 +45,12 @@ class Image(Modality):
 
     def load_model(self, ref: Any, label_names: list[str] | None = None, **kwargs: Any) -> Any:
         return load_image_classifier(ref, label_names, **kwargs)
+
+    pictures = True
+    processor_noun = "image processor"
+
+    def evaluation_facts(self, processor: Any) -> dict[str, Any]:
+        return {"image_size": processor_size(processor)}
 
 
 MODALITY = Image()

@@ -22,14 +22,13 @@ from ..display import md, md_code
 from ..errors import BmcoreError
 from ..metrics import EPS, multi_label_metrics
 from ..splits import examples_of
-from .base import MISSED_RECALL, Task, card_number
+from .base import MISSED_RECALL, PROB_PREFIX, Task, card_number
 
 DEFAULT_THRESHOLD = 0.5
 THRESHOLD_GRID = np.round(np.arange(0.02, 0.981, 0.01), 2)  # candidate thresholds tuned per label
 AUTO_IMBALANCE = 3.0  # class_weights=auto weighs positives when the most frequent label has this many times the rarest
 AUTO_WEIGHTS = "sqrt"  # positive weight sqrt(negatives / positives) per label
 MAX_POS_WEIGHT = 100.0
-PROB_PREFIX = "prob_"
 SUMMARY_KEYS = ("f1_micro", "f1_macro", "f1_samples", "subset_accuracy", "hamming_loss")  # bmcore evaluate prints these
 CARD_COLUMNS = (("micro F1", "f1_micro"), ("macro F1", "f1_macro"), ("samples F1", "f1_samples"),
                 ("subset accuracy", "subset_accuracy"), ("Hamming loss", "hamming_loss"))  # the card's results table
@@ -399,6 +398,11 @@ class MultiLabelClassification(Task):
 
         return multi_label_baseline_metrics(train, df, list(label_names), self.gold(train, label_names),
                                             self.gold(df, label_names), seed=seed)
+
+    result_tiles = "thresholds"  # macro F1 and subset accuracy, and what the tuned per-label thresholds gained
+    training_text = ("Multi-label: a text can carry any number of labels at once. The model gives every label its own "
+                     "yes/no score (a sigmoid per label), learns with binary cross-entropy, and after training tunes one "
+                     "threshold per label on the validation split.")
 
 
 TASK = MultiLabelClassification()
