@@ -17,18 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from .device import autocast_dtype, detect_device, inference_placement, select_precision
 from .errors import BmcoreError
 from .files import read_json, write_json_atomic
-from .models import (
-    DEFAULT_MAX_SEQ_LENGTH,
-    ModelRef,
-    autocast_dtype,
-    detect_device,
-    inference_placement,
-    load_config,
-    resolve_model,
-    select_precision,
-)
+from .models import DEFAULT_MAX_SEQ_LENGTH, ModelRef, load_config, resolve_model
 
 MODEL_META = "bmcore.json"  # extra facts saved next to a model: temperature, thresholds, max_seq_length, dataset
 

@@ -21,16 +21,10 @@ from typing import Any
 
 from . import runs
 from .config import TrainConfig
+from .device import DeviceInfo, detect_device, select_precision
 from .errors import BmcoreError
 from .inference import write_model_meta
-from .models import (
-    DeviceInfo,
-    ModelRef,
-    check_max_seq_length,
-    detect_device,
-    resolve_model,
-    select_precision,
-)
+from .models import ModelRef, check_max_seq_length, resolve_model
 
 log = logging.getLogger("bmcore.train")
 

@@ -7,15 +7,11 @@ import streamlit as st
 from bmcore import jobs, launch, report, run_list, runs
 from bmcore.config import BEST_METRICS, CLASS_WEIGHTS, INTERVALS, TrainConfig, config_fields
 from bmcore.data import list_prepared
+from bmcore.device import PRECISIONS
 from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.estimate import estimate_key
-from bmcore.models import (
-    DEFAULT_MODEL,
-    PRECISIONS,
-    hub_offline,
-    hub_reachable,
-)
+from bmcore.models import DEFAULT_MODEL, hub_offline, hub_reachable
 from bmcore.tasks import get_task
 from bmcore.tasks.image_classification import CROP_SCALE
 from bmcore.workspace import check_name

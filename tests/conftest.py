@@ -93,7 +93,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny randomly initialised BERT (2 layers, hidden 32) with the bundled MiniLM vocabulary."""
-    from bmcore.models import make_tiny_bert
+    from bmcore.tiny_models import make_tiny_bert
 
     return make_tiny_bert(tmp_path_factory.mktemp("tiny") / "tiny-bert", ["negative", "positive"])
 
@@ -166,7 +166,7 @@ def bbc_small() -> str:
 @pytest.fixture(scope="session")
 def tiny_vit(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny randomly initialised ViT (32 px input, 8 px patches, 2 layers, hidden 32) with its image processor."""
-    from bmcore.models import make_tiny_vit
+    from bmcore.tiny_models import make_tiny_vit
 
     return make_tiny_vit(tmp_path_factory.mktemp("tiny") / "tiny-vit", ["class_0", "class_1"])
 
@@ -174,7 +174,7 @@ def tiny_vit(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_resnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny randomly initialised ResNet (two stages of basic blocks, 8 and 16 channels) with its image processor."""
-    from bmcore.models import make_tiny_resnet
+    from bmcore.tiny_models import make_tiny_resnet
 
     return make_tiny_resnet(tmp_path_factory.mktemp("tiny") / "tiny-resnet", ["class_0", "class_1"])
 

@@ -25,7 +25,7 @@ from streamlit.testing.v1 import AppTest
 from bmcore import data as bdata
 from bmcore import processes, runs
 from bmcore.cli import main as cli_main
-from bmcore.models import detect_device
+from bmcore.device import detect_device
 
 TIMEOUT = 180
 DATASET = "tiny-data"

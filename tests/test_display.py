@@ -18,9 +18,9 @@ from bmcore import data as bdata
 from bmcore import evaluate as ev
 from bmcore import evaluation_files as evf
 from bmcore.display import csv_cell, csv_frame, from_plot_text, md, md_code, plot_text
-from bmcore.models import make_tiny_bert
 from bmcore.report import evaluation as rev
 from bmcore.report import examples as rex
+from bmcore.tiny_models import make_tiny_bert
 
 LABELS = ['=HYPERLINK("http://127.0.0.1:9/x","click")', "@neg"]  # class names a spreadsheet would run
 PAYLOADS = (IMG, LINK, HTML, LATEX, "**bold** _it_ ~~s~~ `c` :red[x] :smile: www.example.com a@example.com",

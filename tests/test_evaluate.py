@@ -172,7 +172,7 @@ def test_baseline_joins_text_pairs():
 
 
 def test_predict_split_table_and_label_mismatch(tiny_model, shared_data, tmp_path):
-    from bmcore.models import make_tiny_bert
+    from bmcore.tiny_models import make_tiny_bert
 
     dev = read_csv(shared_data / "sst2" / "dev.csv").head(40)
     calls = []

@@ -18,7 +18,7 @@ from bmcore import data as bdata
 from bmcore import evaluation_files as evf
 from bmcore import jobs, launch, runs
 from bmcore.config import TrainConfig
-from bmcore.models import make_tiny_bert
+from bmcore.tiny_models import make_tiny_bert
 
 TIMEOUT = 180  # the first run imports torch, transformers and scikit-learn on 2 busy CPU cores
 AG_LABELS = ["Business", "Sci/Tech", "Sports", "World"]

@@ -200,9 +200,10 @@ def test_augmentation_only_on_the_training_split(tiny_resnet, fashion_ds):
 
 
 def test_image_size_is_chosen_and_checked(tiny_vit, tiny_resnet, fashion_ds, tmp_path):
-    from bmcore.models import load_config, make_tiny_resnet, resolve_model
+    from bmcore.models import load_config, resolve_model
     from bmcore.tasks import get_task
     from bmcore.tasks.image_classification import choose_image_size, load_image_processor, processor_size
+    from bmcore.tiny_models import make_tiny_resnet
 
     ds = bdata.load_prepared(fashion_ds)
     images = ds.splits["train"]["image"]

@@ -13,8 +13,8 @@ from bmcore import data as bdata
 from bmcore import run_list, runs
 from bmcore.baseline import regression_baseline_metrics
 from bmcore.cli import main as cli_main
+from bmcore.device import detect_device
 from bmcore.metrics import regression_metrics
-from bmcore.models import detect_device
 from bmcore.tasks import get_task
 
 

@@ -19,7 +19,7 @@ from bmcore import data as bdata
 from bmcore import evaluation_files as evf
 from bmcore import runs
 from bmcore.cli import main as cli_main
-from bmcore.models import detect_device
+from bmcore.device import detect_device
 
 TIMEOUT = 180  # the first run imports torch, transformers and scikit-learn on busy CPU cores
 DATASET = "stsb-small"

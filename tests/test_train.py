@@ -17,7 +17,7 @@ from conftest import ROOT
 from bmcore import data as bdata
 from bmcore import launch, run_list, runs
 from bmcore.config import TrainConfig
-from bmcore.models import detect_device
+from bmcore.device import detect_device
 
 
 @pytest.fixture

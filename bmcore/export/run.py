@@ -1,18 +1,18 @@
 """The finished run an export starts from: checking it, where its exports go, and when an export is stale.
 
 Also what every export shares: the formats, the files left out, a lenient JSON reader, and whether the run's model
-reads images.
+reads pictures (its modality says).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from .. import runs
 from ..errors import BmcoreError
+from ..files import read_json
 from ..modalities import modality_of_ref
 
 FORMATS = ("zip", "onnx", "card", "hub")
@@ -59,9 +59,8 @@ def read_or_empty(path: Path) -> dict[str, Any]:
     """A JSON object from ``path``, or ``{}`` when it is missing, damaged or not an object: export sections whose
     files are missing say so rather than fail."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+        return read_json(path)
+    except BmcoreError:
         return {}
 
 

@@ -243,7 +243,8 @@ def embed_images(images: Sequence[bytes], ref: str = DEFAULT_IMAGE_MODEL, *, siz
     """
     import torch
 
-    from ..models import autocast_dtype, detect_device, inference_placement, load_config, resolve_model, select_precision
+    from ..device import autocast_dtype, detect_device, inference_placement, select_precision
+    from ..models import load_config, resolve_model
 
     mref = resolve_model(ref)
     model = load_image_classifier(mref).eval()
