@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import processes, runs
+from . import files, processes, runs
 from .errors import BmcoreError
 from .workspace import jobs_dir, runs_dir, workspace_dir
 
@@ -50,7 +50,7 @@ def wait_turn(job_dir: Path, poll: float = 0.5) -> Any | None:
     """
     job_dir = Path(job_dir)
     lock = open(workspace_dir() / LOCK_FILE, "a+")  # noqa: SIM115 - held for the job's lifetime
-    mine = runs.read_json(job_dir / runs.STATUS_FILE).get("created_ts") or time.time()
+    mine = files.read_json(job_dir / runs.STATUS_FILE).get("created_ts") or time.time()
     announced = False
     while True:
         if runs.stop_requested(job_dir):

@@ -31,7 +31,7 @@ from typing import Any
 
 from .config import TrainConfig, config_from_dict
 from .errors import BmcoreError
-from .files import named_os_error, read_json, write_json_atomic  # noqa: F401 - the run folder's readers and writers
+from .files import named_os_error, read_json, write_json_atomic
 from .metrics import check_scores
 from .processes import pid_alive, process_start, spawn
 from .workspace import check_name, inside, runs_dir

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from . import processes, queue, runs
+from . import files, processes, queue, runs
 from .config import TrainConfig
 from .data.dataset import PreparedDataset
 from .data.resolve import resolve_dataset
@@ -89,7 +89,7 @@ def run_training(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
             if lock is None:
                 log.info("cancelled while queued")
                 return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time())
-        previous = runs.read_json(run_dir / runs.STATUS_FILE)
+        previous = files.read_json(run_dir / runs.STATUS_FILE)
         started = {} if resume and previous.get("started_ts") else {"started": runs.now(), "started_ts": time.time()}
         runs.write_status(run_dir, state=runs.RUNNING, **processes.own_process(), error=None, world_size=world_size(),
                           phase="loading the model and tokenizing the data",
@@ -303,7 +303,7 @@ def evaluate_in_full(results: dict[str, Any], task: Task, job: Job, run_dir: Pat
         results["temperature"] = full.metrics.get("temperature")
     except Exception as exc:  # the model and eval.json stand without it; say why in the log
         log.warning("the full test evaluation failed: %s", exc)
-    runs.write_json_atomic(run_dir / runs.EVAL_FILE, results)
+    files.write_json_atomic(run_dir / runs.EVAL_FILE, results)
     log.info("test %s", ", ".join(f"{k} {v:.4f}" for k, v in results["test"].items()
                                   if k in (*task.headline, "loss") and isinstance(v, float)))
     if note := task.missed_note(results["test"]):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bmcore import processes
+from bmcore import files, processes
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -51,11 +51,10 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 def kill_leftovers(ws: Path) -> None:
     """SIGKILL the process group of every run or job under ``ws`` whose process is still alive, verified as the job's
     own as the app verifies it (:func:`bmcore.processes.signal_job`: start time, command line, group leader)."""
-    from bmcore import runs
 
     for status in [*ws.glob("runs/*/status.json"), *ws.glob("jobs/*/status.json")]:
         try:
-            fields = runs.read_json(status)
+            fields = files.read_json(status)
         except Exception:  # noqa: BLE001 - a damaged status has no process to stop
             continue
         processes.signal_job(status.parent, fields, signal.SIGKILL, group=True)

@@ -23,7 +23,7 @@ from conftest import ROOT, start_stand_in_job
 from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
-from bmcore import processes, runs
+from bmcore import files, processes, runs
 from bmcore.cli import main as cli_main
 from bmcore.device import detect_device
 
@@ -73,8 +73,8 @@ def busy_run(ctx: Ctx) -> None:
     ctx.procs.append(proc)
     folder = runs.runs_dir() / "busy"
     folder.mkdir()
-    runs.write_json_atomic(folder / runs.CONFIG_FILE, {"model_name_or_path": "builtin:minilm", "dataset": DATASET})
-    runs.write_json_atomic(folder / runs.STATUS_FILE, {"state": "running", "pid": proc.pid,
+    files.write_json_atomic(folder / runs.CONFIG_FILE, {"model_name_or_path": "builtin:minilm", "dataset": DATASET})
+    files.write_json_atomic(folder / runs.STATUS_FILE, {"state": "running", "pid": proc.pid,
                                                         "pid_start": processes.process_start(proc.pid), "created": runs.now()})
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from bmcore import data as bdata
 from bmcore import evaluation_files as evf
-from bmcore import jobs, launch, processes, queue, runs
+from bmcore import files, jobs, launch, processes, queue, runs
 from bmcore.config import TrainConfig
 from bmcore.workspace import jobs_dir
 
@@ -172,7 +172,7 @@ def test_running_jobs_cancel_at_once(finished_run: Path, local_hub):
         time.sleep(0.2)
     jobs.cancel(job)
     assert wait_state(job, (runs.CANCELLED, runs.FAILED, runs.COMPLETED), timeout=30)["state"] == runs.CANCELLED
-    status, deadline = runs.read_json(job / runs.STATUS_FILE), time.time() + 30
+    status, deadline = files.read_json(job / runs.STATUS_FILE), time.time() + 30
     while processes.pid_alive(status["pid"], status["pid_start"]):  # and the process is gone, not left hanging on the network
         assert time.time() < deadline
         time.sleep(0.2)

@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
 from bmcore import evaluation_files as evf
-from bmcore import runs
+from bmcore import files, runs
 from bmcore.config import TrainConfig
 from bmcore.report import examples as rex
 from bmcore.tasks import MULTI_LABEL
@@ -227,7 +227,7 @@ def never_predict(metrics_file: Path, key: str | None, labels: int = 5) -> list[
     names = [n for n, r in m["per_class"].items() if r["support"]][:labels]
     for n in names:
         m["per_class"][n].update(precision=0.0, recall=0.0, f1=0.0, predicted=0)
-    runs.write_json_atomic(metrics_file, data)
+    files.write_json_atomic(metrics_file, data)
     return names
 
 

@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT
 
 from bmcore import data as bdata
-from bmcore import launch, run_list, runs
+from bmcore import files, launch, run_list, runs
 from bmcore.config import TrainConfig
 from bmcore.device import detect_device
 
@@ -322,7 +322,7 @@ def test_head_learning_rate_moves_the_head_and_not_the_encoder(tiny_model, sst_s
              and (after[k].float() - before[k].float()).abs().max() > 1e-4}
     assert moved == {"bert.pooler.dense.bias", "bert.pooler.dense.weight", "classifier.bias", "classifier.weight"}, moved
     assert not any(k.startswith("bert.encoder.") for k in moved)
-    assert "head_learning_rate" in str(runs.read_json(run_dir / "config.json"))
+    assert "head_learning_rate" in str(files.read_json(run_dir / "config.json"))
 
 
 SMALL_TRAIN_ROWS = 300  # issue 27: a first run on a few hundred rows

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import runs
+from .. import files, runs
 from ..data import load_prepared
 from ..errors import BmcoreError
 from ..evaluation_files import PREDICTIONS_FILE, read_predictions
@@ -210,7 +210,7 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, max_examples:
     parity = check_onnx_parity(target / ONNX_FILE, model_dir, texts, pairs, max_seq_length=msl, atol=atol)
     parity.update(split="test", split_size=total, sample="all" if len(texts) == total else f"first {len(texts)}",
                   opset=ONNX_OPSET, file=ONNX_FILE, created=runs.now())
-    runs.write_json_atomic(target / PARITY_FILE, parity)
+    files.write_json_atomic(target / PARITY_FILE, parity)
     return OnnxExport(target / ONNX_FILE, parity)
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..data.storage import dataset_dir, is_prepared
 from ..errors import BmcoreError
-from ..runs import read_json, write_json_atomic
+from ..files import read_json, write_json_atomic
 
 QUALITY_DIR = "quality"
 SCORES_FILE = "scores.parquet"

@@ -10,7 +10,7 @@ import pytest
 from _server import ARGS, CHROMIUM, Server, fill, go, idle, need_chromium, set_up_tiny_run, wait_code, wait_runs_ended
 
 from bmcore import data as bdata
-from bmcore import run_list, runs
+from bmcore import files, run_list, runs
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +61,7 @@ def set_up_training(page, tiny_model: Path, steps: int | None) -> None:
 def run_config(name: str) -> tuple[int, int]:
     """(max_steps in config.json, total_steps in status.json) of a run."""
     run_dir = runs.runs_dir() / name
-    return runs.read_json(run_dir / runs.CONFIG_FILE)["max_steps"], runs.read_status(run_dir).get("total_steps")
+    return files.read_json(run_dir / runs.CONFIG_FILE)["max_steps"], runs.read_status(run_dir).get("total_steps")
 
 
 def table(page) -> list[str]:
@@ -128,7 +128,7 @@ def test_a_typed_value_reaches_the_run_when_start_is_clicked_at_once(ws: Path, b
         (row,) = run_list.list_runs()
         assert wait_runs_ended([row.path])[row.name][-1] == runs.COMPLETED, runs.log_tail(Path(row.path))
         assert run_config(row.name) == (7, 7)
-        assert runs.read_json(Path(row.path) / runs.CONFIG_FILE)["max_seq_length"] == 40
+        assert files.read_json(Path(row.path) / runs.CONFIG_FILE)["max_seq_length"] == 40
         wait_code(page, "--max-steps 7", "--max-seq-length 40")  # the page kept the typed values too
     finally:
         server.stop()
