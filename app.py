@@ -7,9 +7,9 @@ from dataclasses import replace
 import streamlit as st
 
 from bmcore import limits
+from bmcore.device import PRECISIONS, detect_device, select_precision
 from bmcore.display import md
 from bmcore.errors import BmcoreError
-from bmcore.models import PRECISIONS, detect_device, select_precision
 from bmcore.workspace import workspace_dir
 
 st.set_page_config(page_title="bmcore studio", page_icon="🧪", layout="wide")

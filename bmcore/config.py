@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .device import PRECISIONS
 from .errors import BmcoreError
 from .files import read_json
 from .labels import LABEL_DELIMITERS
-from .models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, PRECISIONS
+from .models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL
 from .problem_types import FINE_TUNE_TYPES, MASKED_LM
 from .workspace import check_regular
 

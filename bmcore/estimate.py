@@ -200,7 +200,8 @@ def load_probe(config: TrainConfig, world_size: int) -> Probe:
     """The run as its job would start it: the dataset, the small-data schedule, and the task's processor, model and
     encoded splits (the task's targets, as training feeds them)."""
     from .data.resolve import resolve_dataset
-    from .models import detect_device, resolve_model, torch_device
+    from .device import detect_device, torch_device
+    from .models import resolve_model
     from .train import task_for_config
     from .trainer import device_plan
     from .vision import is_convolutional
@@ -243,7 +244,7 @@ def time_probe(probe: Probe, index_batches: list[list[int]], probe_steps: int) -
 
     from transformers import Trainer
 
-    from .models import autocast_dtype
+    from .device import autocast_dtype
     from .trainer import build_training_args
 
     config, dev, model = probe.config, probe.device, probe.model

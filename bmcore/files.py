@@ -137,3 +137,4 @@ def resolve_path(path: str | Path, shown: str | Path | None = None) -> Path:
     except (RuntimeError, OSError) as exc:
         raise BmcoreError(f"{shown if shown is not None else path}: too many levels of symbolic links "
                           "(a link that leads back to itself); remove or fix the link") from exc
+

@@ -15,19 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from .device import autocast_dtype, detect_device, inference_placement, select_precision
 from .errors import BmcoreError
 from .modalities.image import decode, pixel_values, processor_size
 from .model_meta import read_model_meta, saved_temperature
-from .models import (
-    DEFAULT_MAX_SEQ_LENGTH,
-    ModelRef,
-    autocast_dtype,
-    detect_device,
-    inference_placement,
-    load_config,
-    resolve_model,
-    select_precision,
-)
+from .models import DEFAULT_MAX_SEQ_LENGTH, ModelRef, load_config, resolve_model
 
 
 @dataclass
@@ -282,7 +274,6 @@ def load_for_inference(ref: str | ModelRef, *, precision: str = "auto", attn_imp
     modality = modality_of(load_config(mref))
     tok = modality.load_processor(mref)  # images: saved at the training image size
     model = modality.load_model(mref, **({"attn_implementation": attn_implementation} if attn_implementation else {}))
-    image = modality.name == "image"
     model.eval()
     kind, weights = inference_placement(prec, device)
     if weights != "fp32":
@@ -291,7 +282,7 @@ def load_for_inference(ref: str | ModelRef, *, precision: str = "auto", attn_imp
         model.to(dtype=autocast_dtype(weights))
     model.to(torch.device(kind))
     meta = read_model_meta(mref.path)
-    if image:
+    if modality.pictures:  # an image processor, no tokens and no max_seq_length
         return ImageClassifier(mref, tok, model, prec, None, meta)
     limit = int(getattr(model.config, "max_position_embeddings", 512) or 512)
     if getattr(model.config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"}:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import queue, runs
+from . import files, processes, queue, runs
 from .errors import BmcoreError
 from .workspace import JOBS_DIR, jobs_dir, workspace_dir
 
@@ -183,16 +183,16 @@ def start(kind: str, params: dict[str, Any], key: str, env: dict[str, str] | Non
             continue
     else:
         raise BmcoreError("could not find a free job name")
-    runs.write_json_atomic(job_dir / runs.CONFIG_FILE, {"kind": kind, "key": key, "params": params})
-    runs.write_json_atomic(job_dir / runs.STATUS_FILE, {"state": runs.QUEUED, "created": runs.now(),
+    files.write_json_atomic(job_dir / runs.CONFIG_FILE, {"kind": kind, "key": key, "params": params})
+    files.write_json_atomic(job_dir / runs.STATUS_FILE, {"state": runs.QUEUED, "created": runs.now(),
                                                         "created_ts": time.time(), "launched_ts": time.time(), "pid": None})
-    pid = runs.spawn(job_command(job_dir), job_dir / runs.JOB_LOG_FILE, env)
-    runs.write_status(job_dir, pid=pid, pid_start=runs.process_start(pid))
+    pid = processes.spawn(job_command(job_dir), job_dir / runs.JOB_LOG_FILE, env)
+    runs.write_status(job_dir, pid=pid, pid_start=processes.process_start(pid))
     return job_dir
 
 
 def _config(job_dir: Path) -> dict[str, Any]:
-    return runs.read_json(Path(job_dir) / runs.CONFIG_FILE)
+    return files.read_json(Path(job_dir) / runs.CONFIG_FILE)
 
 
 def read(job_dir: Path) -> dict[str, Any]:
@@ -211,7 +211,7 @@ def read(job_dir: Path) -> dict[str, Any]:
     result = None
     if status["state"] == runs.COMPLETED:
         try:
-            result = runs.read_json(job_dir / RESULT_FILE)
+            result = files.read_json(job_dir / RESULT_FILE)
         except BmcoreError:
             result = None
     return {**status, "kind": cfg.get("kind"), "key": cfg.get("key"), "title": kind.title if kind else str(cfg.get("kind")),
@@ -227,7 +227,7 @@ def list_jobs(kind: str | None = None, key: str | None = None) -> list[Path]:
             continue
         try:
             cfg = _config(p)
-            created = float(runs.read_json(p / runs.STATUS_FILE).get("created_ts") or 0)
+            created = float(files.read_json(p / runs.STATUS_FILE).get("created_ts") or 0)
         except (BmcoreError, TypeError, ValueError):
             continue
         if (kind is None or cfg.get("kind") == kind) and (key is None or cfg.get("key") == key):
@@ -254,9 +254,9 @@ def cancel(job_dir: Path) -> None:
     status = runs.read_status(job_dir)  # read again: the process may have become ready to be signalled meanwhile
     # Only a process that has installed its SIGTERM handler is signalled: one still starting up would die
     # of the default action and read as failed. It reads the stop file (written above) once ready instead.
-    # The pid is signalled only when verified as this job's own process (runs.signal_job), never on trust.
+    # The pid is signalled only when verified as this job's own process (processes.signal_job), never on trust.
     if status["state"] in runs.ACTIVE and status.get(_READY) is True:
-        runs.signal_job(job_dir, status, signal.SIGTERM)
+        processes.signal_job(job_dir, status, signal.SIGTERM)
 
 
 def wait(job_dir: Path, timeout: float = 600) -> dict[str, Any]:
@@ -299,7 +299,7 @@ def run_job(job_dir: str | Path) -> dict[str, Any]:
     signal.signal(signal.SIGTERM, _on_sigterm)
     lock = None
     try:
-        runs.write_status(job_dir, state=runs.QUEUED, **runs.own_process(), **{_READY: True})
+        runs.write_status(job_dir, state=runs.QUEUED, **processes.own_process(), **{_READY: True})
         if runs.stop_requested(job_dir):  # cancelled while this process was starting, before it could be signalled
             raise Cancelled()
         if kind.uses_device:
@@ -309,7 +309,7 @@ def run_job(job_dir: str | Path) -> dict[str, Any]:
         runs.write_status(job_dir, state=runs.RUNNING, started=runs.now(), started_ts=time.time())
         log.info("%s: %s", kind.title, job_dir.name)
         result = kind.run(dict(cfg.get("params") or {}), Reporter(job_dir))
-        runs.write_json_atomic(job_dir / RESULT_FILE, result)
+        files.write_json_atomic(job_dir / RESULT_FILE, result)
         return runs.write_status(job_dir, state=runs.COMPLETED, ended=runs.now(), ended_ts=time.time())
     except Cancelled:
         log.info("cancelled")

@@ -13,10 +13,11 @@ from . import runs
 from .config import TrainConfig
 from .data.readers import load_source
 from .data.storage import DATASET_META, dataset_dir, is_prepared
+from .device import select_precision
 from .files import read_json
 from .limits import check_jobs, check_training
 from .modalities import modality_of
-from .models import check_max_seq_length, load_config, resolve_model, select_precision
+from .models import check_max_seq_length, load_config, resolve_model
 from .tasks import get_task
 
 

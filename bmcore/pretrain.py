@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import runs
+from . import files, runs
 from .config import FINE_TUNE, PretrainConfig, task_of
 from .errors import BmcoreError
 from .models import (
@@ -337,7 +337,7 @@ def train_mlm(run_dir: Path, config: PretrainConfig, resume: bool, main: bool) -
               "validation": {"loss": last.get("eval_loss"), "perplexity": last.get("eval_perplexity")},
               "before": {"loss": first.get("eval_loss"), "perplexity": first.get("eval_perplexity"), "step": first.get("step")},
               "after": {"loss": last.get("eval_loss"), "perplexity": last.get("eval_perplexity"), "step": last.get("step")}}
-    runs.write_json_atomic(run_dir / runs.EVAL_FILE, result)
+    files.write_json_atomic(run_dir / runs.EVAL_FILE, result)
     state = runs.CANCELLED if cancelled else runs.COMPLETED
     if not cancelled:
         log.info("held-out perplexity %.2f -> %.2f", first.get("eval_perplexity") or math.nan,
@@ -353,7 +353,7 @@ def train_mlm(run_dir: Path, config: PretrainConfig, resume: bool, main: bool) -
 def is_pretrain_run(run_dir: str | Path) -> bool:
     """True for a run folder whose config is a masked-LM pretraining run."""
     try:
-        return task_of(runs.read_json(Path(run_dir) / runs.CONFIG_FILE)) != FINE_TUNE
+        return task_of(files.read_json(Path(run_dir) / runs.CONFIG_FILE)) != FINE_TUNE
     except BmcoreError:
         return False
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import runs
+from . import files, processes, runs
 from .errors import BmcoreError
 from .workspace import jobs_dir, runs_dir, workspace_dir
 
@@ -38,7 +38,7 @@ def older_waiting(job_dir: Path, mine: float) -> bool:
             st = runs.read_status(other)  # a damaged status (wrong field types) is no job to wait for
         except BmcoreError:
             continue
-        if st["state"] == runs.QUEUED and (st.get("created_ts") or 0) < mine and runs.pid_alive(st.get("pid"), st.get("pid_start")):
+        if st["state"] == runs.QUEUED and (st.get("created_ts") or 0) < mine and processes.pid_alive(st.get("pid"), st.get("pid_start")):
             return True
     return False
 
@@ -50,7 +50,7 @@ def wait_turn(job_dir: Path, poll: float = 0.5) -> Any | None:
     """
     job_dir = Path(job_dir)
     lock = open(workspace_dir() / LOCK_FILE, "a+")  # noqa: SIM115 - held for the job's lifetime
-    mine = runs.read_json(job_dir / runs.STATUS_FILE).get("created_ts") or time.time()
+    mine = files.read_json(job_dir / runs.STATUS_FILE).get("created_ts") or time.time()
     announced = False
     while True:
         if runs.stop_requested(job_dir):

@@ -15,7 +15,8 @@ A run folder holds:
   baseline and calibration, ``predictions.csv``), which the Evaluate page opens directly;
 * ``stop.request`` - present while a cancel has been asked for.
 
-Readers return plain data; a run whose process has died reads as ``failed`` with the tail of its log.
+Readers return plain data; a run whose process has died reads as ``failed`` with the tail of its log. The runs
+table is :mod:`bmcore.run_list`; the processes of jobs, :mod:`bmcore.processes`.
 """
 
 from __future__ import annotations
@@ -23,18 +24,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import FINE_TUNE, TrainConfig, config_from_dict, task_of
+from .config import TrainConfig, config_from_dict
 from .errors import BmcoreError
-from .files import named_os_error, read_json, write_json_atomic  # noqa: F401 - the run folder's readers and writers
+from .files import named_os_error, read_json, write_json_atomic
 from .metrics import check_scores
-from .workspace import check_name, inside, runs_dir, workspace_dir
+from .processes import pid_alive, process_start, spawn
+from .workspace import check_name, inside, runs_dir
 
 CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"
@@ -140,86 +140,6 @@ def log_tail(run_dir: Path, lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _proc_stat(pid: int) -> list[str] | None:
-    """The fields of ``/proc/<pid>/stat`` after the command name (state first), or None when there is no such process."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def process_start(pid: int) -> int | None:
-    """When process ``pid`` started, in clock ticks since boot (field 22 of ``/proc/<pid>/stat``), or None.
-
-    A pid is reused once its process ends; pid and start time together name one process for good."""
-    fields = _proc_stat(pid)
-    try:
-        return int(fields[19]) if fields else None  # field 22 is the 20th after the command name
-    except (IndexError, ValueError):
-        return None
-
-
-def own_process() -> dict[str, Any]:
-    """The status fields with which a job names its own process: ``pid`` and ``pid_start``."""
-    pid = os.getpid()
-    return {"pid": pid, "pid_start": process_start(pid)}
-
-
-def pid_alive(pid: Any, start: Any = None) -> bool:
-    """True when ``pid`` (a whole number over 1) is the live, not zombie, bmcore process that started at ``start``
-    (:func:`process_start`, as the job recorded it). A pid taken on trust from a file, without its start time, or
-    whose start time differs (the pid was reused), is no job's process."""
-    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 1 or isinstance(start, bool) or not isinstance(start, int):
-        return False
-    fields = _proc_stat(pid)
-    if not fields or fields[0] in ("Z", "X") or process_start(pid) != start:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except OSError:
-        return False
-    return b"bmcore" in cmdline or b"torchrun" in cmdline or b"accelerate" in cmdline
-
-
-def _names_folder(pid: int, folder: Path) -> bool:
-    """True when the command line of ``pid`` names ``folder`` (``bmcore train RUN_DIR``, ``jobs run JOB_DIR``,
-    ``--out RUN_DIR``), read relative to that process's working folder."""
-    try:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
-    except OSError:
-        return False
-    target = Path(folder).resolve()
-    for arg in args:
-        try:
-            if arg and (cwd / os.fsdecode(arg)).resolve() == target:
-                return True
-        except (OSError, ValueError, RuntimeError):
-            continue
-    return False
-
-
-def signal_job(folder: Path, status: dict[str, Any], sig: int, group: bool = False) -> bool:
-    """Send ``sig`` to a run's or job's process, only when it is verifiably that job's own: alive with the start
-    time the job recorded (:func:`pid_alive`), its command line naming ``folder``, not this process, and for
-    ``group`` the leader of its own process group (the job's session). Returns whether it was signalled.
-
-    A pid read from ``status.json`` is never trusted on its own: ``-1`` or ``0`` would reach every process."""
-    pid = status.get("pid")
-    if not pid_alive(pid, status.get("pid_start")) or pid == os.getpid() or not _names_folder(pid, folder):
-        return False
-    try:
-        if group:
-            if os.getpgid(pid) != pid or pid == os.getpgrp():
-                return False
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
 def _last_error_line(tail: str) -> str:
     for line in reversed(tail.splitlines()):
         line = line.strip()
@@ -296,80 +216,9 @@ def read_status(run_dir: Path) -> dict[str, Any]:
     return status
 
 
-@dataclass
-class RunSummary:
-    """One row of the runs table."""
-
-    name: str
-    path: str
-    state: str
-    model: str = ""
-    dataset: str = ""
-    created: str = ""
-    duration_s: float | None = None
-    best_metric: str = ""
-    best_value: float | None = None
-    test_accuracy: float | None = None
-    test_metric: str = ""  # the metric that sums up the run's test split (its task's first headline metric)
-    test_score: float | None = None
-    error: str = ""
-    task: str = FINE_TUNE  # or masked_lm: a pretraining run, whose model/ is a base model for fine-tuning
-
-    @property
-    def pretraining(self) -> bool:
-        return self.task != FINE_TUNE
-
-
-def _duration(status: dict[str, Any]) -> float | None:
-    start = status.get("started_ts")
-    if not start:
-        return None
-    end = status.get("ended_ts") or (time.time() if status.get("state") == RUNNING else None)
-    return round(end - start, 1) if end else None
-
-
-def summarize_run(run_dir: Path) -> RunSummary:
-    """A :class:`RunSummary` for the runs table; a damaged run still gets a row with its error."""
-    run_dir = Path(run_dir)
-    row = RunSummary(name=run_dir.name, path=str(run_dir), state=FAILED)
-    try:
-        status = read_status(run_dir)
-        row.state = status["state"]
-        row.created = status.get("created") or ""
-        row.duration_s = _duration(status)
-        row.error = status.get("error") or ""
-        row.best_metric = status.get("best_metric_name") or ""
-        row.best_value = status.get("best_metric")
-    except BmcoreError as exc:
-        row.error = str(exc)
-    try:
-        cfg = read_json(run_dir / CONFIG_FILE)
-        row.model = str(cfg.get("model_name_or_path", ""))
-        row.dataset = str(cfg.get("dataset", ""))
-        row.task = str(task_of(cfg))
-    except BmcoreError as exc:
-        row.error = row.error or str(exc)
-    if (run_dir / EVAL_FILE).exists():
-        try:
-            evaluation = read_eval(run_dir)
-            test = evaluation.get("test") or {}
-            row.test_accuracy = test.get("accuracy")
-            row.test_metric = str(evaluation.get("headline") or "accuracy")  # eval.json before regression: accuracy
-            row.test_score = test.get(row.test_metric)
-        except BmcoreError as exc:
-            row.error = row.error or str(exc)
-    return row
-
-
 def is_run_dir(path: Path) -> bool:
     """True for a folder that looks like a run (it has a status or a config)."""
     return path.is_dir() and ((path / STATUS_FILE).exists() or (path / CONFIG_FILE).exists())
-
-
-def list_runs() -> list[RunSummary]:
-    """Every run in the workspace, newest first. Damaged runs are listed with their error, never hidden."""
-    rows = [summarize_run(p) for p in runs_dir().iterdir() if not p.name.startswith(".") and is_run_dir(p)]
-    return sorted(rows, key=lambda r: (r.created, r.name), reverse=True)
 
 
 def find_run(name_or_path: str) -> Path:
@@ -522,31 +371,6 @@ def launch(run_dir: Path, resume: bool = False) -> int:
     return pid
 
 
-def spawn(command: list[str], log_path: Path, env: dict[str, str] | None = None) -> int:
-    """Start an engine command in the background: a new session, no shell, stdout and stderr appended to ``log_path``.
-
-    ``env`` adds variables for the child alone (a Hub token, never written to disk). Returns the process id.
-    """
-    child = dict(os.environ)
-    child.setdefault("TOKENIZERS_PARALLELISM", "false")
-    child["PYTHONUNBUFFERED"] = "1"
-    # The child must find bmcore even when the UI was started from another folder.
-    root = str(Path(__file__).resolve().parents[1])
-    child["PYTHONPATH"] = root + (os.pathsep + child["PYTHONPATH"] if child.get("PYTHONPATH") else "")
-    child["BMCORE_WORKSPACE"] = str(workspace_dir())
-    child.update(env or {})
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, close_fds=True, env=child, cwd=root)
-    return proc.pid
-
-
-def active_jobs(exclude: Path | None = None) -> int:
-    """How many runs in the workspace are queued or running (their process alive)."""
-    skip = Path(exclude).resolve() if exclude is not None else None
-    return sum(1 for r in list_runs() if r.state in ACTIVE and Path(r.path).resolve() != skip)
-
-
 def launch_new(run_dir: Path) -> int:
     """:func:`launch` a run folder just made by :func:`create_run`; when it is refused (every job slot taken
     meanwhile, BMCORE_MAX_JOBS) the folder is removed, so no ``queued`` run without a job is left behind."""
@@ -557,6 +381,20 @@ def launch_new(run_dir: Path) -> int:
 
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
+
+
+def active_jobs(exclude: Path | None = None) -> int:
+    """How many runs in the workspace are queued or running (their process alive); a damaged run is none."""
+    skip = Path(exclude).resolve() if exclude is not None else None
+    return sum(1 for p in runs_dir().iterdir() if not p.name.startswith(".") and is_run_dir(p)
+               and _state(p) in ACTIVE and p.resolve() != skip)
+
+
+def _state(run_dir: Path) -> str:
+    try:
+        return read_status(run_dir)["state"]
+    except BmcoreError:
+        return FAILED
 
 
 def request_stop(run_dir: Path) -> None:
@@ -619,17 +457,3 @@ def metrics_frame(run_dir: Path) -> Any:
     return pd.DataFrame(rows, columns=["step", "epoch", "metric", "value"])
 
 
-def short_model(model: str) -> str:
-    """A model reference short enough for a table: a local path by its folder name (``run/model`` for a run's model)."""
-    p = Path(model)
-    return model if not p.is_absolute() else (f"{p.parent.name}/{p.name}" if p.name == MODEL_DIR else p.name)
-
-
-def finished_runs(classifiers: bool = False) -> list[RunSummary]:
-    """The completed runs with a saved ``model/`` folder, newest first: the models a page can use.
-
-    ``classifiers`` leaves out masked-LM pretraining runs, which have no classification head to score
-    (fine-tunes from them are classifiers and stay).
-    """
-    return [r for r in list_runs() if r.state == COMPLETED and (Path(r.path) / MODEL_DIR).is_dir()
-            and not (classifiers and r.pretraining)]

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from . import queue, runs
+from . import files, processes, queue, runs
 from .config import TrainConfig
 from .data.dataset import PreparedDataset
 from .data.resolve import resolve_dataset
@@ -84,15 +84,15 @@ def run_training(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     config = runs.load_run_config(run_dir)
     lock = None
     if main:
-        runs.write_status(run_dir, state=runs.QUEUED, **runs.own_process())
+        runs.write_status(run_dir, state=runs.QUEUED, **processes.own_process())
         if world_size() == 1:
             lock = queue.wait_turn(run_dir)
             if lock is None:
                 log.info("cancelled while queued")
                 return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time())
-        previous = runs.read_json(run_dir / runs.STATUS_FILE)
+        previous = files.read_json(run_dir / runs.STATUS_FILE)
         started = {} if resume and previous.get("started_ts") else {"started": runs.now(), "started_ts": time.time()}
-        runs.write_status(run_dir, state=runs.RUNNING, **runs.own_process(), error=None, world_size=world_size(),
+        runs.write_status(run_dir, state=runs.RUNNING, **processes.own_process(), error=None, world_size=world_size(),
                           phase="loading the model and tokenizing the data",
                           **started, **({"resumed": runs.now()} if resume else {}))
     try:
@@ -305,7 +305,7 @@ def evaluate_in_full(results: dict[str, Any], task: Task, job: Job, run_dir: Pat
         results["temperature"] = full.metrics.get("temperature")
     except Exception as exc:  # the model and eval.json stand without it; say why in the log
         log.warning("the full test evaluation failed: %s", exc)
-    runs.write_json_atomic(run_dir / runs.EVAL_FILE, results)
+    files.write_json_atomic(run_dir / runs.EVAL_FILE, results)
     log.info("test %s", ", ".join(f"{k} {v:.4f}" for k, v in results["test"].items()
                                   if k in (*task.headline, "loss") and isinstance(v, float)))
     if note := task.missed_note(results["test"]):

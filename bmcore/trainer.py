@@ -20,18 +20,11 @@ from typing import Any
 
 from . import runs
 from .config import TrainConfig
+from .device import DeviceInfo, detect_device, select_precision
 from .errors import BmcoreError
 from .files import atomic_folder
 from .model_meta import write_model_meta
-from .models import (
-    DEFAULT_MAX_SEQ_LENGTH,
-    DeviceInfo,
-    ModelRef,
-    check_max_seq_length,
-    detect_device,
-    resolve_model,
-    select_precision,
-)
+from .models import DEFAULT_MAX_SEQ_LENGTH, ModelRef, check_max_seq_length, resolve_model
 
 log = logging.getLogger("bmcore.train")
 

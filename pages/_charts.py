@@ -5,8 +5,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from bmcore import evaluate as ev
 from bmcore.display import plot_text, plot_texts
+from bmcore.report import examples as rex
 from bmcore.report import fmt
 
 TWO_HUES = ("#4F46E5", "#F59E0B")  # two clearly different hues: the theme's default palette is all blues
@@ -52,7 +52,7 @@ def confusion_figure(matrix: list[list[int]], names: list[str], normalised: bool
     k = len(names)
     names = plot_texts(names)  # the labels as plotly shows them (a click returns them; the page maps them back)
     counts = pd.DataFrame(matrix, index=names, columns=names)
-    share = ev.normalize_confusion(matrix)
+    share = rex.normalize_confusion(matrix)
     z = share if normalised else counts.to_numpy()
     show_text = k <= 12
     fig = go.Figure(go.Heatmap(
@@ -84,7 +84,7 @@ def confusion_figure(matrix: list[list[int]], names: list[str], normalised: bool
 
 
 def per_class_figure(frame: pd.DataFrame, names: list[str]) -> go.Figure:
-    """Grouped bars of precision, recall and F1 per class, from :func:`bmcore.evaluate.per_class_frame`."""
+    """Grouped bars of precision, recall and F1 per class, from :func:`bmcore.report.examples.per_class_frame`."""
     fig = px.bar(frame.assign(**{"class": plot_texts(frame["class"])}), x="class", y="value", color="metric",
                  barmode="group", range_y=(0, 1.05), color_discrete_map=METRIC_COLORS, hover_data={"support": True},
                  category_orders={"class": plot_texts(names)}, labels={"value": "score", "class": "", "metric": ""},
@@ -95,7 +95,7 @@ def per_class_figure(frame: pd.DataFrame, names: list[str]) -> go.Figure:
 
 
 def roc_pr_figures(roc: pd.DataFrame, pr: pd.DataFrame, n_classes: int, title_suffix: str) -> tuple[go.Figure, go.Figure]:
-    """The ROC and precision-recall curves, one line per class, from :func:`bmcore.report.curve_frames`."""
+    """The ROC and precision-recall curves, one line per class, from :func:`bmcore.report.evaluation.curve_frames`."""
     palette = px.colors.qualitative.Plotly if n_classes <= 10 else px.colors.qualitative.Alphabet
     # A vertical legend on the right never covers the axis titles, even with 20 classes.
     legend = {"title": None, "font": {"size": 11 if n_classes <= 10 else 9}, "tracegroupgap": 0}
@@ -110,7 +110,7 @@ def roc_pr_figures(roc: pd.DataFrame, pr: pd.DataFrame, n_classes: int, title_su
 
 
 def reliability_figure(frame: pd.DataFrame, metrics: dict) -> go.Figure:
-    """The reliability diagram before (and after) temperature scaling, from :func:`bmcore.evaluate.reliability_frame`."""
+    """The reliability diagram before (and after) temperature scaling, from :func:`bmcore.report.examples.reliability_frame`."""
     fig = go.Figure()
     fig.add_shape(**DIAGONAL)
     for which, part in frame.groupby("which", sort=False):
@@ -130,7 +130,7 @@ def reliability_figure(frame: pd.DataFrame, metrics: dict) -> go.Figure:
 
 
 def f1_diff_figure(diffs: pd.DataFrame, names: list[str], shown: str) -> go.Figure:
-    """Per-class F1 of this model minus the other (``shown``), from :func:`bmcore.report.f1_diff_frame`."""
+    """Per-class F1 of this model minus the other (``shown``), from :func:`bmcore.report.evaluation.f1_diff_frame`."""
     fig = px.bar(diffs, x="class", y="F1 difference", color="better", title="Per-class F1: this minus " + shown,
                  color_discrete_map={"this model": "#2563EB", shown: "#DC2626", "same": "#9CA3AF"},
                  category_orders={"class": plot_texts(names)}, hover_data={"this": ":.3f", shown: ":.3f", "better": False},
@@ -160,7 +160,7 @@ def confusion_diff_figure(z: list[list[int]], names: list[str], shown: str) -> g
 def label_confusion_figure(matrices: list, names: list[str], shown: list[int], cols: int = 6) -> go.Figure:
     """Small multiples: the 2x2 confusion matrix ``[[tn, fp], [fn, tp]]`` of each label in ``shown`` (indices into
     ``names``), rows gold (no/yes), columns predicted. Every cell has an invisible marker whose customdata is
-    ``[label index, cell]`` (cell a key of :data:`bmcore.evaluate.LABEL_CELLS`), so a click can pick it."""
+    ``[label index, cell]`` (cell a key of :data:`bmcore.report.examples.LABEL_CELLS`), so a click can pick it."""
     rows = max(1, -(-len(shown) // cols))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[plot_text(names[i]) for i in shown],
                         horizontal_spacing=0.05, vertical_spacing=0.5 / rows)
@@ -169,7 +169,7 @@ def label_confusion_figure(matrices: list, names: list[str], shown: list[int], c
     for n, i in enumerate(shown):
         r, c = n // cols + 1, n % cols + 1
         counts = matrices[i]
-        share = ev.normalize_confusion(counts)
+        share = rex.normalize_confusion(counts)
         fig.add_trace(go.Heatmap(z=share, x=axis, y=axis, colorscale="Blues", zmin=0, zmax=1, showscale=False,
                                  text=[[f"{v:,}" for v in row] for row in counts], texttemplate="%{text}",
                                  hoverinfo="skip"), row=r, col=c)
@@ -177,7 +177,7 @@ def label_confusion_figure(matrices: list, names: list[str], shown: list[int], c
         fig.add_trace(go.Scatter(
             x=[axis[b] for a in range(2) for b in range(2)], y=[axis[a] for a in range(2) for b in range(2)],
             customdata=[[i, keys[a][b]] for a in range(2) for b in range(2)], mode="markers", showlegend=False,
-            hovertext=[f"<b>{label}</b>: {ev.LABEL_CELLS[keys[a][b]][0]}<br>{counts[a][b]:,} examples<br>click to list them"
+            hovertext=[f"<b>{label}</b>: {rex.LABEL_CELLS[keys[a][b]][0]}<br>{counts[a][b]:,} examples<br>click to list them"
                        for a in range(2) for b in range(2)], hoverinfo="text",
             marker={"size": 28, "symbol": "square", "opacity": 0},
             selected={"marker": {"opacity": 0}}, unselected={"marker": {"opacity": 0}}), row=r, col=c)

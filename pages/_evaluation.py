@@ -13,10 +13,13 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from bmcore import evaluate as ev
-from bmcore import report, runs
+from bmcore import compare, report, run_list
+from bmcore import evaluation_files as evf
 from bmcore.display import from_plot_text, md, md_code, plot_text
 from bmcore.errors import BmcoreError
+from bmcore.images import codec
+from bmcore.report import evaluation as rev
+from bmcore.report import examples as rex
 from pages import _charts as charts
 from pages._quality import show_gold_check
 from pages._ui import show_tiles
@@ -48,45 +51,45 @@ SET_COLUMNS = {  # a multi-label table: gold and pred are label sets shown as te
 class Scored:
     """One evaluation on screen: what each results section draws from."""
 
-    result: ev.EvalResult
+    result: evf.EvalResult
     out_dir: Path
     mtime: float
     model_dir: str
     dataset: str
     split: str
     this_run: str | None
-    finished: dict[str, runs.RunSummary]  # the finished runs by name: this one and the others to compare with
-    images: pd.DataFrame | None = None  # an image evaluation: the split's images by row (bmcore.evaluate.split_images)
+    finished: dict[str, run_list.RunSummary]  # the finished runs by name: this one and the others to compare with
+    images: pd.DataFrame | None = None  # an image evaluation: the split's images by row (bmcore.report.examples.split_images)
 
 
 @st.cache_data(show_spinner="Reading the evaluation...", max_entries=8)
-def load(path: str, mtime: float) -> ev.EvalResult:
+def load(path: str, mtime: float) -> evf.EvalResult:
     # Keyed by folder and modification time: a re-scored evaluation is never served stale.
-    return ev.load_eval(path)
+    return evf.load_eval(path)
 
 
 @st.cache_data(show_spinner="Reading the images...", max_entries=2)
 def split_images(path: str, split: str, created: str | None) -> pd.DataFrame:
     # Keyed by the prepared dataset's folder, split and creation time (prepared again: read again).
-    return ev.split_images(path, split)
+    return rex.split_images(path, split)
 
 
 def show_gallery(s: Scored, rows: pd.DataFrame, loss: bool = False) -> None:
     """The rows of an image evaluation as thumbnails, captioned with file name, gold → predicted and confidence."""
-    if len(rows) > ev.GALLERY_MAX:
-        st.caption(f"Showing the first {ev.GALLERY_MAX} of {len(rows):,} images; download the predictions for all.")
+    if len(rows) > rex.GALLERY_MAX:
+        st.caption(f"Showing the first {rex.GALLERY_MAX} of {len(rows):,} images; download the predictions for all.")
     try:
-        thumbs, captions = ev.gallery(s.result.predictions, rows, s.images, loss=loss)
+        thumbs, captions = rex.gallery(s.result.predictions, rows, s.images, loss=loss)
     except BmcoreError as exc:
         st.error(md(exc))
         return
-    st.image(thumbs, caption=[md(c) for c in captions], width=ev.THUMB_PX)
+    st.image(thumbs, caption=[md(c) for c in captions], width=codec.THUMB_PX)
 
 
 @st.cache_data(show_spinner="Computing ROC and PR curves...", max_entries=8)
 def curves(path: str, mtime: float) -> dict:
     result = load(path, mtime)
-    return ev.roc_pr_curves(result.predictions, result.label_names)
+    return rex.roc_pr_curves(result.predictions, result.label_names)
 
 
 def on_cell_click() -> None:
@@ -146,8 +149,8 @@ def show_summary(s: Scored) -> None:
                 "(rows gold, columns predicted) shows which classes are mixed up. **Calibration** asks whether a "
                 "confidence of 0.9 means right 90% of the time; the expected calibration error (**ECE**) measures the "
                 "gap, and **temperature scaling**, fitted on the validation split, closes it.")
-    st.caption(report.evaluation_caption(m, len(s.result.predictions), len(s.result.label_names), s.dataset, s.split))
-    for row in report.headline_tiles(m):
+    st.caption(rev.evaluation_caption(m, len(s.result.predictions), len(s.result.label_names), s.dataset, s.split))
+    for row in rev.headline_tiles(m):
         show_tiles(row)
     show_summary_end(s)
 
@@ -174,7 +177,7 @@ def show_warnings(s: Scored) -> None:
 def show_downloads(s: Scored) -> None:
     m = s.result.metrics
     downloads = st.container(horizontal=True)
-    downloads.download_button("Predictions (CSV)", (s.out_dir / ev.PREDICTIONS_FILE).read_bytes(),
+    downloads.download_button("Predictions (CSV)", (s.out_dir / evf.PREDICTIONS_FILE).read_bytes(),
                               key="evaluate_download_csv", file_name=f"predictions-{s.dataset}-{s.split}.csv",
                               mime="text/csv", icon=":material/download:")
     downloads.download_button("Metrics (JSON)", json.dumps(m, indent=2), key="evaluate_download_json",
@@ -201,12 +204,12 @@ def show_confusion(s: Scored) -> None:
                         placeholder="choose a column")
     chart.plotly_chart(charts.confusion_figure(matrix, names, norm == NORMS[1]), key="evaluate_cm_chart",
                        on_select=on_cell_click, selection_mode=("points",), config={"displayModeBar": False})
-    if top := report.top_confusions_text(s.result.metrics):
+    if top := rev.top_confusions_text(s.result.metrics):
         chart.caption(top)
     if gold is None or pred is None:
         st.info("Click a cell of the matrix, or choose a gold and a predicted label above it, to list its examples.")
         return
-    rows = ev.cell_examples(s.result.predictions, gold, pred)
+    rows = rex.cell_examples(s.result.predictions, gold, pred)
     verdict = "correct" if gold == pred else "mistakes"
     st.markdown(f"**{len(rows):,}** examples of **{md(gold)}** predicted as **{md(pred)}** ({verdict}), most confident first.")
     if rows.empty:
@@ -227,13 +230,13 @@ def show_errors(s: Scored, multi: bool = False) -> None:
                    "keeps the examples whose set holds any of the chosen labels.")
     c = st.columns(2)
     show = c[0].radio("Examples", SHOW, key="evaluate_err_show", horizontal=True)
-    sort = c[1].selectbox("Sort", list(ev.SORTS), key="evaluate_err_sort",
+    sort = c[1].selectbox("Sort", list(rex.SORTS), key="evaluate_err_sort",
                           help="Loss is high when the model gave the gold class a low probability: confident mistakes "
                                "come first. Least confident first shows the borderline cases.")
     c = st.columns(2)
     gold = c[0].multiselect("Gold label", names, key="evaluate_err_gold", placeholder="any gold label")
     pred = c[1].multiselect("Predicted label", names, key="evaluate_err_pred", placeholder="any predicted label")
-    rows = ev.filter_predictions(predictions, errors_only=show == SHOW[0], gold=gold, pred=pred, sort=sort,
+    rows = rex.filter_predictions(predictions, errors_only=show == SHOW[0], gold=gold, pred=pred, sort=sort,
                                  multi_label=multi)
     n_err = int((~predictions["correct"].astype(bool)).sum())
     st.caption(f"{len(rows):,} examples match ({n_err:,} of {len(predictions):,} are misclassified). "
@@ -244,7 +247,7 @@ def show_errors(s: Scored, multi: bool = False) -> None:
     if s.images is not None:  # a gallery, in the chosen order (highest loss first: the confident mistakes)
         show_gallery(s, rows, loss=True)
     elif multi:
-        open_in_playground(ev.shown_sets(rows), "evaluate_errors", s.model_dir, height=420, column_config=SET_COLUMNS)
+        open_in_playground(rex.shown_sets(rows), "evaluate_errors", s.model_dir, height=420, column_config=SET_COLUMNS)
     else:
         open_in_playground(rows, "evaluate_errors", s.model_dir, height=420)
 
@@ -255,7 +258,7 @@ def show_gold(s: Scored) -> None:
 
 def show_per_class(s: Scored) -> None:
     st.subheader("Per class")
-    st.plotly_chart(charts.per_class_figure(ev.per_class_frame(s.result.metrics), s.result.label_names),
+    st.plotly_chart(charts.per_class_figure(rex.per_class_frame(s.result.metrics), s.result.label_names),
                     key="evaluate_per_class_chart")
 
 
@@ -266,7 +269,7 @@ def show_curves(s: Scored) -> None:
         return
     binary = (" (positive class: " + plot_text(next(iter(data))) + ")" if len(s.result.label_names) == 2
               else " (one class vs the rest)")
-    roc, pr = charts.roc_pr_figures(*report.curve_frames(data), len(data), binary)
+    roc, pr = charts.roc_pr_figures(*rev.curve_frames(data), len(data), binary)
     c1, c2 = st.columns(2)
     c1.plotly_chart(roc, key="evaluate_roc_chart")
     c2.plotly_chart(pr, key="evaluate_pr_chart")
@@ -275,7 +278,7 @@ def show_curves(s: Scored) -> None:
 def show_calibration(s: Scored) -> None:
     m = s.result.metrics
     st.subheader("Calibration: does confidence match accuracy?")
-    frame = ev.reliability_frame(m)
+    frame = rex.reliability_frame(m)
     if frame.empty:
         st.caption("No probabilities were saved, so there is no reliability diagram.")
         return
@@ -284,29 +287,29 @@ def show_calibration(s: Scored) -> None:
     with right:
         st.markdown("Points on the dotted diagonal are **calibrated**: of the examples predicted with confidence 0.8, "
                     "80% are right. Points below it mean over-confidence. Marker size is the number of examples.")
-        text, caption = report.calibration_text(m)
+        text, caption = rev.calibration_text(m)
         if text is None:
-            st.caption(report.no_temperature_text(m))
+            st.caption(rev.no_temperature_text(m))
         else:
             st.markdown(text)
             if caption:
                 st.caption(caption)
 
 
-def pick_other(s: Scored) -> tuple[str, ev.EvalResult] | None:
+def pick_other(s: Scored) -> tuple[str, evf.EvalResult] | None:
     """Another finished run evaluated on the same dataset and split, chosen by the user, and its evaluation."""
-    others = report.comparable_runs(s.finished, s.this_run, s.dataset, s.split)
+    others = rev.comparable_runs(s.finished, s.this_run, s.dataset, s.split)
     if not others:
         st.caption(f"No other finished run has an evaluation on {s.dataset} / {s.split} yet. Choose one above and "
                    "evaluate it on this dataset and split, then come back here.")
         return None
     other = st.selectbox("Other run", list(others), key="evaluate_compare_run", index=None,
                          placeholder="choose a run evaluated on the same split",
-                         format_func=lambda n: f"{n} · from {runs.short_model(s.finished[n].model)}")
+                         format_func=lambda n: f"{n} · from {run_list.short_model(s.finished[n].model)}")
     if other is None:
         return None
     try:
-        theirs = load(str(others[other]), ev.evaluation_mtime(others[other]))
+        theirs = load(str(others[other]), evf.evaluation_mtime(others[other]))
     except BmcoreError as exc:
         st.error(md(exc))
         return None
@@ -316,8 +319,8 @@ def pick_other(s: Scored) -> tuple[str, ev.EvalResult] | None:
         return None
     st.markdown(f"Differences are **this model minus {md(other)}**: above zero, this model does better.")
     if s.this_run in s.finished:  # the base model of each, so "from base" vs "from domain-adapted" reads at a glance
-        st.caption(f"This run was fine-tuned from {md_code(runs.short_model(s.finished[s.this_run].model))}; "
-                   f"{md(other)} from {md_code(runs.short_model(s.finished[other].model))}.")
+        st.caption(f"This run was fine-tuned from {md_code(run_list.short_model(s.finished[s.this_run].model))}; "
+                   f"{md(other)} from {md_code(run_list.short_model(s.finished[other].model))}.")
     return other, theirs
 
 
@@ -356,12 +359,12 @@ def compared(s: Scored, compare: Any, tiles: Any) -> tuple[dict, str] | None:
 def show_compare(s: Scored) -> None:
     names = s.result.label_names
     with st.expander("Compare with another run", icon=":material/compare_arrows:"):
-        if (got := compared(s, ev.compare_runs, report.compare_tiles)) is None:
+        if (got := compared(s, compare.compare_runs, rev.compare_tiles)) is None:
             return
         cmp, other = got
         c1, c2 = st.columns(2)
         shown = plot_text(other)  # the run's name in charts
-        c1.plotly_chart(charts.f1_diff_figure(report.f1_diff_frame(cmp, shown), names, shown),
+        c1.plotly_chart(charts.f1_diff_figure(rev.f1_diff_frame(cmp, shown), names, shown),
                         key="evaluate_compare_f1_chart")
         c2.plotly_chart(charts.confusion_diff_figure(cmp["confusion_diff"]["matrix"], names, shown),
                         key="evaluate_compare_cm_chart")

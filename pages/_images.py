@@ -10,10 +10,10 @@ import streamlit as st
 
 from bmcore import images as bimg
 from bmcore.display import md
+from bmcore.images.codec import THUMB_PX
 from bmcore.report import images as rimg
 
 SAMPLES_PER_CLASS = 8
-THUMB_PX = 84  # thumbnails in the grid: Fashion-MNIST's 28x28 images at three times their size
 INTRO = ("An **image classification** dataset is one folder per class, named after the class, holding that class's "
          "images (`cat/1.png`, `dog/2.jpg`), optionally under `train/`, `validation/` and `test/`. Upload it as a "
          "`.zip`, give its folder, or a CSV/Parquet with an image column (paths or bytes) and a label column.")

@@ -7,10 +7,11 @@ from functools import partial
 
 import streamlit as st
 
-from bmcore import evaluate as ev
-from bmcore import report
+from bmcore import compare
 from bmcore.display import md, plot_text
 from bmcore.errors import BmcoreError
+from bmcore.report import evaluation as rev
+from bmcore.report import examples as rex
 from pages import _charts as charts
 from pages._evaluation import (
     SET_COLUMNS,
@@ -24,7 +25,7 @@ from pages._evaluation import (
 from pages._ui import show_tiles
 
 MAX_GRID = 36  # labels drawn in the confusion grid at once (the most frequent); any label can be picked below it
-CELLS = list(ev.LABEL_CELLS)
+CELLS = list(rex.LABEL_CELLS)
 PER_LABEL_COLUMNS = {
     "label": st.column_config.TextColumn("label"),
     **{k: st.column_config.NumberColumn(k, format="%.3f") for k in ("precision", "recall", "f1")},
@@ -45,25 +46,25 @@ def show_summary(s: Scored) -> None:
                 "averages the labels, so a rare label counts as much as a common one; **samples F1** scores each "
                 "example's set. **Subset accuracy** is strict (the whole set must be right); the **Hamming loss** is "
                 "the share of single label decisions that are wrong.")
-    st.caption(report.evaluation_caption(m, len(s.result.predictions), len(s.result.label_names), s.dataset, s.split,
+    st.caption(rev.evaluation_caption(m, len(s.result.predictions), len(s.result.label_names), s.dataset, s.split,
                                          "labels"))
-    for row in report.multi_label_tiles(m):
+    for row in rev.multi_label_tiles(m):
         show_tiles(row)
     show_summary_end(s)
 
 
 def show_thresholds(s: Scored) -> None:
     st.subheader("Tuned thresholds against a flat 0.5")
-    st.markdown(report.THRESHOLD_TEXT)
-    show_tiles(report.threshold_tiles(s.result.metrics))
-    st.caption(report.thresholds_caption(s.result.metrics))
+    st.markdown(rev.THRESHOLD_TEXT)
+    show_tiles(rev.threshold_tiles(s.result.metrics))
+    st.caption(rev.thresholds_caption(s.result.metrics))
 
 
 def show_per_label(s: Scored) -> None:
     st.subheader("Per label")
-    table = ev.per_label_table(s.result.metrics)
+    table = rex.per_label_table(s.result.metrics)
     st.dataframe(table, column_config=PER_LABEL_COLUMNS, hide_index=True, key="evaluate_per_label_table")
-    st.plotly_chart(charts.per_class_figure(ev.per_class_frame(s.result.metrics), s.result.label_names),
+    st.plotly_chart(charts.per_class_figure(rex.per_class_frame(s.result.metrics), s.result.label_names),
                     key="evaluate_per_class_chart")
 
 
@@ -90,7 +91,7 @@ def show_label_confusion(s: Scored) -> None:
     c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
     label = c1.selectbox("Label", names, key="evaluate_lcell_label", index=None, placeholder="choose a label")
     cell = c2.radio("Cell", CELLS, key="evaluate_lcell_cell", horizontal=True,
-                    format_func=lambda c: ev.LABEL_CELLS[c][0])
+                    format_func=lambda c: rex.LABEL_CELLS[c][0])
     support = [int(x[1][0] + x[1][1]) for x in matrices]
     shown = sorted(sorted(range(len(names)), key=lambda i: -support[i])[:MAX_GRID])
     chart.plotly_chart(charts.label_confusion_figure(matrices, names, shown), key="evaluate_lcm_chart",
@@ -102,31 +103,31 @@ def show_label_confusion(s: Scored) -> None:
         st.info("Click a cell of a label's matrix, or choose a label above, to list its examples.")
         return
     try:
-        rows = ev.label_cell_examples(s.result.predictions, label, cell)
+        rows = rex.label_cell_examples(s.result.predictions, label, cell)
     except BmcoreError as exc:
         st.error(md(exc))
         return
-    st.markdown(f"**{len(rows):,}** {ev.LABEL_CELLS[cell][0]} of **{md(label)}**, most confident first.")
+    st.markdown(f"**{len(rows):,}** {rex.LABEL_CELLS[cell][0]} of **{md(label)}**, most confident first.")
     if rows.empty:
         st.caption("This cell is empty.")
         return
     st.caption("Select a row to open it in the Playground.")
-    open_in_playground(ev.shown_sets(rows), "evaluate_lcell", s.model_dir, column_config=SET_COLUMNS,
+    open_in_playground(rex.shown_sets(rows), "evaluate_lcell", s.model_dir, column_config=SET_COLUMNS,
                        height=min(420, 38 + 35 * min(len(rows), 11)))
 
 
 def show_multi_label_compare(s: Scored) -> None:
     names = s.result.label_names
     with st.expander("Compare with another run", icon=":material/compare_arrows:"):
-        if (got := compared(s, ev.compare_multi_label_runs, report.multi_label_compare_tiles)) is None:
+        if (got := compared(s, compare.compare_multi_label_runs, rev.multi_label_compare_tiles)) is None:
             return
         cmp, other = got
         shown = plot_text(other)  # the run's name in charts
-        st.plotly_chart(charts.f1_diff_figure(report.f1_diff_frame(cmp, shown), names, shown),
+        st.plotly_chart(charts.f1_diff_figure(rev.f1_diff_frame(cmp, shown), names, shown),
                         key="evaluate_compare_f1_chart")
         st.caption("Blue is a label whose F1 rose with this model, red one that fell. Below: the examples whose whole "
                    "label set went from right to wrong, or back.")
-        show_flips(cmp, other, ev.shown_sets)
+        show_flips(cmp, other, rex.shown_sets)
 
 
 # The multi-label sections by key (the task names them, in its order).

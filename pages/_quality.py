@@ -14,6 +14,7 @@ from bmcore import quality as bq
 from bmcore.data import list_prepared, load_prepared
 from bmcore.display import csv_frame, md
 from bmcore.errors import BmcoreError
+from bmcore.images.codec import THUMB_PX
 from bmcore.report import quality as rq
 from pages._ui import job_outcome, show_job
 
@@ -75,7 +76,7 @@ def _thumbnails(dataset: str, rows: pd.DataFrame, **kwargs) -> None:
     except BmcoreError as exc:
         st.error(md(exc))
         return
-    st.image(thumbs, caption=[md(c) for c in captions], width=kwargs.get("size", rq.THUMB_PX))
+    st.image(thumbs, caption=[md(c) for c in captions], width=kwargs.get("size", THUMB_PX))
 
 
 def _flag_page(dataset: str, flagged: pd.DataFrame) -> pd.DataFrame:
@@ -125,7 +126,7 @@ def review(dataset: str, names: list[str], result: bq.QualityResult) -> None:
     pick = c1.selectbox("Row to review", range(len(shown)), key=f"quality_row_{dataset}_{shown['flag'].iloc[0]}",
                         format_func=lambda i: _pick_label(shown.iloc[i], decisions))
     row = shown.iloc[pick]
-    _thumbnails(dataset, shown.iloc[[pick]], size=2 * rq.THUMB_PX)
+    _thumbnails(dataset, shown.iloc[[pick]], size=2 * THUMB_PX)
     done = decisions.get(rq.decision_key(row))
     # One key per row: a widget shared by every row would carry the last row's choice over to this one.
     own = f"{dataset}_{rq.decision_key(row)}"

@@ -6,9 +6,9 @@ range, the error browser and the comparison with another run. :data:`DRAWERS` ma
 
 import streamlit as st
 
-from bmcore import report
 from bmcore.display import md
 from bmcore.errors import BmcoreError
+from bmcore.report import evaluation as rev
 from bmcore.report import regression as rr
 from pages import _charts as charts
 from pages._evaluation import TABLE_COLUMNS, Scored, compared, show_examples, show_summary_end
@@ -33,7 +33,7 @@ def show_summary(s: Scored) -> None:
     m = s.result.metrics
     st.subheader("How good is it?")
     st.markdown(rr.INTRO)
-    st.caption(report.evaluation_caption(m, len(s.result.predictions), 1, s.dataset, s.split, "score"))
+    st.caption(rev.evaluation_caption(m, len(s.result.predictions), 1, s.dataset, s.split, "score"))
     show_tiles(rr.regression_tiles(m))
     show_summary_end(s)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from bmcore import queue, report, runs
+from bmcore import queue, report, run_list, runs
 from bmcore.display import md
 from bmcore.errors import BmcoreError, error_line
 from bmcore.report import runs_table
@@ -103,13 +103,13 @@ def show_run(view: RunsView, run_dir: Path) -> None:
 
 def show_runs(view: RunsView) -> None:
     """The runs and the open one's view; polls while any run is queued or running."""
-    active = any(r.state in runs.ACTIVE for r in runs.list_runs())
+    active = any(r.state in runs.ACTIVE for r in run_list.list_runs())
     run_key, pick_key = f"{view.page}_run", f"{view.page}_pick"
 
     def pick() -> None:
         st.session_state[run_key] = st.session_state[pick_key]
 
-    def draw(rows: list[runs.RunSummary]) -> None:
+    def draw(rows: list[run_list.RunSummary]) -> None:
         st.subheader(view.title)
         if not rows:
             st.caption(view.no_runs)
@@ -125,7 +125,7 @@ def show_runs(view: RunsView) -> None:
 
     @st.fragment(run_every=POLL_S if active else None)
     def live() -> None:
-        rows = runs.list_runs()
+        rows = run_list.list_runs()
         draw([r for r in rows if view.task is None or r.task == view.task])
         if active and not any(r.state in runs.ACTIVE for r in rows):
             # The last active run ended: one full rerun turns polling off. Drawn first, so that the page is
@@ -137,7 +137,7 @@ def show_runs(view: RunsView) -> None:
 
 def start_button(page: str, label: str, start: Callable[[], Path]) -> None:
     """Start a run with the settings above (and open it), or say in one line why it could not start."""
-    if any(r.state in runs.ACTIVE for r in runs.list_runs()):
+    if any(r.state in runs.ACTIVE for r in run_list.list_runs()):
         st.caption("Another run is using the device: a new one waits in the queue and starts by itself.")
     # Not an on_click callback: its args would be the settings of the previous script run, so a value typed and
     # committed by the click itself (blur) would be lost. This run already holds every committed value.

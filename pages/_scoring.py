@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from bmcore import data as bdata
-from bmcore import evaluate as ev
+from bmcore import evaluation_files as evf
 from bmcore import limits, scoring
 from bmcore.models import load_config, resolve_model
 from bmcore.tasks import task_of_model
@@ -41,7 +41,7 @@ def target(uploaded, model_dir: str, run_dataset: str | None) -> Upload:
     """Where the uploaded file's evaluation by ``model_dir`` is kept (nothing is read or written here)."""
     digest = hashlib.sha256(uploaded.getvalue()).hexdigest()[:8]
     key = f"{bdata.suggest_name(uploaded.name)}-{digest}"
-    return Upload(uploaded.name, key, scoring.ALL, ev.evaluation_dir(model_dir, key, scoring.ALL, run_dataset))
+    return Upload(uploaded.name, key, scoring.ALL, evf.evaluation_dir(model_dir, key, scoring.ALL, run_dataset))
 
 
 @st.cache_data(show_spinner="Reading the upload...", max_entries=1)

@@ -6,11 +6,13 @@ from pathlib import Path
 import streamlit as st
 
 from bmcore import evaluate as ev
-from bmcore import jobs, report, runs
+from bmcore import evaluation_files as evf
+from bmcore import jobs, report, run_list, runs
 from bmcore.data import dataset_dir, list_prepared
 from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.modalities import get_modality
+from bmcore.report import evaluation as rev
 from bmcore.tasks import get_task
 from pages import _scoring as upload_ui
 from pages._evaluation import Scored, load, split_images
@@ -49,7 +51,7 @@ st.markdown(
 datasets = list_prepared()
 dataset_names = [d["name"] for d in datasets]
 # Pretraining (mlm) runs have no classifier to score; fine-tunes from them are listed with their base model.
-completed = {r.name: r for r in runs.finished_runs(classifiers=True)}
+completed = {r.name: r for r in run_list.finished_runs(classifiers=True)}
 if not dataset_names:
     st.info("No prepared datasets in the workspace yet: prepare one on the Data page, then train a model.")
     st.page_link("pages/data.py", label="Go to the Data page", icon=":material/table_chart:")
@@ -83,9 +85,9 @@ if c2.radio("Data", DATA_KINDS, key="evaluate_data_kind", horizontal=True) == DA
     dataset = c2.selectbox("Prepared dataset", dataset_names, key="evaluate_dataset")
     meta = datasets[dataset_names.index(dataset)]
     sizes = meta.get("splits", {})
-    split_options = report.split_choices(sizes)
+    split_options = rev.split_choices(sizes)
     if st.session_state.get("evaluate_split") not in split_options:
-        st.session_state["evaluate_split"] = report.default_split(split_options)
+        st.session_state["evaluate_split"] = rev.default_split(split_options)
     split = c3.selectbox("Split", split_options, key="evaluate_split",
                          help="test is the honest score. validation was used to pick the best checkpoint and fit the temperature.")
     c2.caption(f"{len(meta.get('label_names', []))} {report.label_unit(meta.get('problem_type'))} · " + report.split_sizes(sizes))
@@ -105,7 +107,7 @@ baseline_train: str | None = None
 try:
     if uploaded is None:
         ev.check_labels(ev.model_label_names(model_dir), list(meta.get("label_names", [])))
-        out_dir = ev.evaluation_dir(model_dir, dataset, split, run_dataset)
+        out_dir = evf.evaluation_dir(model_dir, dataset, split, run_dataset)
         data_folder, shown_data = dataset_dir(dataset), dataset
     else:  # an upload is scored whole; its evaluation folder also holds the rows read from it
         up = upload_ui.target(uploaded, model_dir, run_dataset)
@@ -117,9 +119,9 @@ except BmcoreError as exc:
     fail(exc)
 
 st.caption("The same evaluation from a terminal (with this workspace in BMCORE_WORKSPACE):")
-st.code(report.evaluate_command(model_dir, shown_data, split, out_dir, baseline_train), language="bash")
+st.code(rev.evaluate_command(model_dir, shown_data, split, out_dir, baseline_train), language="bash")
 
-if not ev.is_fresh(out_dir, model_dir, None if uploaded is not None else data_folder):
+if not evf.is_fresh(out_dir, model_dir, None if uploaded is not None else data_folder):
     if uploaded is not None:  # read (and refused in one line) before anything is written
         try:
             ds, split = upload_ui.read(uploaded.name, dataset, model_dir, uploaded.getvalue())
@@ -131,7 +133,7 @@ if not ev.is_fresh(out_dir, model_dir, None if uploaded is not None else data_fo
     if job is not None and jobs.read(job)["state"] in runs.ACTIVE:
         show_job(job, "evaluate")
         st.stop()
-    st.info(report.scoring_note(shown_data, split, sizes))
+    st.info(rev.scoring_note(shown_data, split, sizes))
     job_outcome(job, "The last scoring")
     if st.button("Evaluate", type="primary", key="evaluate_start", icon=":material/play_arrow:"):
         try:
@@ -143,7 +145,7 @@ if not ev.is_fresh(out_dir, model_dir, None if uploaded is not None else data_fo
         start_job("evaluate", params, str(out_dir))
     st.stop()
 
-mtime = ev.evaluation_mtime(out_dir)
+mtime = evf.evaluation_mtime(out_dir)
 try:
     modality = get_modality(meta.get("modality"))
     images = split_images(str(data_folder), split, meta.get("created")) if modality.thumbnails else None

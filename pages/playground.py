@@ -17,11 +17,12 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from bmcore import batch_files, report
+from bmcore import batch_files
 from bmcore import explain as bx
 from bmcore.display import csv_frame, md, plot_texts
 from bmcore.errors import BmcoreError
 from bmcore.inference import ImageClassifier, load_for_inference, predict
+from bmcore.report import evaluation as rev
 from bmcore.report import playground as view
 from pages._image_playground import IMAGE_INTRO, show_image_playground
 from pages._ui import keep, require_frame
@@ -124,7 +125,7 @@ def draw_probabilities(probs: dict[str, float], calibrated: dict[str, float] | N
     bars.update_layout(height=max(220, 36 * len(probs) * (2 if calibrated else 1) + 110), legend_title_text="",
                        yaxis=dict(autorange="reversed", title=""), margin=dict(l=10, r=10, t=50, b=10))
     st.plotly_chart(bars, key="playground_probs_chart")
-    if calibrated is None and (note := report.model_temperature_note(meta)):
+    if calibrated is None and (note := rev.model_temperature_note(meta)):
         st.caption(note)
 
 

@@ -4,20 +4,16 @@ from pathlib import Path
 
 import streamlit as st
 
-from bmcore import jobs, launch, report, runs
+from bmcore import jobs, launch, report, run_list, runs
 from bmcore.config import BEST_METRICS, CLASS_WEIGHTS, INTERVALS, MAX_SEQ_LENGTH_RANGE, TrainConfig, config_fields
 from bmcore.data import list_prepared
+from bmcore.device import PRECISIONS
 from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.estimate import estimate_key
 from bmcore.modalities import DEFAULT_MODALITY, get_modality
 from bmcore.modalities.image import CROP_SCALE
-from bmcore.models import (
-    DEFAULT_MODEL,
-    PRECISIONS,
-    hub_offline,
-    hub_reachable,
-)
+from bmcore.models import DEFAULT_MODEL, hub_offline, hub_reachable
 from bmcore.tasks import get_task
 from bmcore.workspace import check_name
 from pages import _charts as charts
@@ -151,7 +147,7 @@ with settings:
         c2.caption(BUILTIN_CAPTIONS.get(modality.name, ""))
     elif kind == MODEL_KINDS[1]:
         # Only runs of this kind of input: an image run's model for image data, a text run's for text.
-        finished = [str(Path(r.path) / runs.MODEL_DIR) for r in runs.finished_runs()
+        finished = [str(Path(r.path) / runs.MODEL_DIR) for r in run_list.finished_runs()
                     if modalities.get(r.dataset, DEFAULT_MODALITY) == modality.name]
         model = c2.selectbox("Finished run", finished, key="train_model_run", format_func=lambda p: Path(p).parent.name,
                              help="Fine-tune a model you trained before, e.g. on new data (a new head if the labels differ).")

@@ -51,7 +51,7 @@ def zip_folder(folder: Path, out: Path, wrap: str = "") -> Path:
 
 def tiny_image_model(out: Path, labels: list[str] | None = None) -> Path:
     """The tiny random ResNet of tests/conftest.py (``make_tiny_resnet``) with ``labels`` (default the classes)."""
-    from bmcore.models import make_tiny_resnet
+    from bmcore.tiny_models import make_tiny_resnet
 
     with contextlib.redirect_stderr(io.StringIO()):  # transformers' progress bar
         return make_tiny_resnet(out, labels or sorted(CLASSES.values()))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bmcore.runs import process_start
+from bmcore.processes import process_start
 
 
 @dataclass
@@ -792,7 +792,7 @@ def solid_zip(n: int) -> bytes:
 
 def _big_images_and_model(ctx: Ctx) -> Path:
     """A folder with a tiny random ViT (model/) and three solid 5000x5000 PNGs (a.png, b.png, c.png)."""
-    from bmcore.models import make_tiny_vit
+    from bmcore.tiny_models import make_tiny_vit
 
     folder = ctx.tmp / "big-images"
     with contextlib.redirect_stderr(io.StringIO()):  # transformers' progress bar: not the command's output
@@ -954,7 +954,7 @@ def _eval_source(classes: tuple[str, ...], model: tuple[str, ...] | None = ("Bag
             for f in sorted((folder / "photos").rglob("*.png")):
                 zf.write(f, f.relative_to(folder / "photos").as_posix())
         if model:
-            from bmcore.models import make_tiny_resnet
+            from bmcore.tiny_models import make_tiny_resnet
 
             with contextlib.redirect_stderr(io.StringIO()):
                 make_tiny_resnet(folder / "model", list(model))
@@ -997,7 +997,7 @@ CASES += [
 def _tiny_image_model(kind: str) -> Callable[[Ctx], Path]:
     """A folder with a tiny random image model (model/: ``kind`` resnet or vit) and one 32x32 PNG (a.png)."""
     def make(ctx: Ctx) -> Path:
-        from bmcore.models import make_tiny_resnet, make_tiny_vit
+        from bmcore.tiny_models import make_tiny_resnet, make_tiny_vit
 
         folder = ctx.tmp / f"tiny-{kind}"
         with contextlib.redirect_stderr(io.StringIO()):  # transformers' progress bar: not the command's output

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from bmcore import files, processes
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -48,15 +50,14 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 
 def kill_leftovers(ws: Path) -> None:
     """SIGKILL the process group of every run or job under ``ws`` whose process is still alive, verified as the job's
-    own as the app verifies it (:func:`bmcore.runs.signal_job`: start time, command line, group leader)."""
-    from bmcore import runs
+    own as the app verifies it (:func:`bmcore.processes.signal_job`: start time, command line, group leader)."""
 
     for status in [*ws.glob("runs/*/status.json"), *ws.glob("jobs/*/status.json")]:
         try:
-            fields = runs.read_json(status)
+            fields = files.read_json(status)
         except Exception:  # noqa: BLE001 - a damaged status has no process to stop
             continue
-        runs.signal_job(status.parent, fields, signal.SIGKILL, group=True)
+        processes.signal_job(status.parent, fields, signal.SIGKILL, group=True)
 
 
 def start_stand_in_job() -> subprocess.Popen:
@@ -73,10 +74,9 @@ def start_stand_in_job() -> subprocess.Popen:
 @pytest.fixture
 def stand_in_job() -> Iterator[dict]:
     """``pid`` and ``pid_start`` of a live stand-in job process (:func:`start_stand_in_job`), killed after the test."""
-    from bmcore import runs
 
     proc = start_stand_in_job()
-    yield {"pid": proc.pid, "pid_start": runs.process_start(proc.pid)}
+    yield {"pid": proc.pid, "pid_start": processes.process_start(proc.pid)}
     proc.kill()
     proc.wait()
 
@@ -92,7 +92,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny randomly initialised BERT (2 layers, hidden 32) with the bundled MiniLM vocabulary."""
-    from bmcore.models import make_tiny_bert
+    from bmcore.tiny_models import make_tiny_bert
 
     return make_tiny_bert(tmp_path_factory.mktemp("tiny") / "tiny-bert", ["negative", "positive"])
 
@@ -165,7 +165,7 @@ def bbc_small() -> str:
 @pytest.fixture(scope="session")
 def tiny_vit(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny randomly initialised ViT (32 px input, 8 px patches, 2 layers, hidden 32) with its image processor."""
-    from bmcore.models import make_tiny_vit
+    from bmcore.tiny_models import make_tiny_vit
 
     return make_tiny_vit(tmp_path_factory.mktemp("tiny") / "tiny-vit", ["class_0", "class_1"])
 
@@ -173,7 +173,7 @@ def tiny_vit(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_resnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny randomly initialised ResNet (two stages of basic blocks, 8 and 16 channels) with its image processor."""
-    from bmcore.models import make_tiny_resnet
+    from bmcore.tiny_models import make_tiny_resnet
 
     return make_tiny_resnet(tmp_path_factory.mktemp("tiny") / "tiny-resnet", ["class_0", "class_1"])
 

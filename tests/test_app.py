@@ -7,7 +7,7 @@ from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
-from bmcore.models import detect_device
+from bmcore.device import detect_device
 
 PAGES = ("pages/data.py", "pages/pretrain.py", "pages/train.py", "pages/evaluate.py", "pages/playground.py")
 TIMEOUT = 120  # the first Data page run tokenises 2,225 articles on 2 CPU cores

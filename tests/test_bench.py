@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT
 
 from bmcore.bench.peak import PEAK_MAX_REPEATS, PEAK_SIZES, machine_peak, matmul_peak, peak_precisions
-from bmcore.models import FORCED_FP32, PRECISION_ENV, DeviceInfo, detect_device
+from bmcore.device import FORCED_FP32, PRECISION_ENV, DeviceInfo, detect_device
 
 
 def test_bench_quick_inference_prints_the_summary_line(tiny_model, tmp_path):

@@ -23,9 +23,9 @@ from conftest import ROOT, start_stand_in_job
 from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
-from bmcore import runs
+from bmcore import files, processes, runs
 from bmcore.cli import main as cli_main
-from bmcore.models import detect_device
+from bmcore.device import detect_device
 
 TIMEOUT = 180
 DATASET = "tiny-data"
@@ -73,9 +73,9 @@ def busy_run(ctx: Ctx) -> None:
     ctx.procs.append(proc)
     folder = runs.runs_dir() / "busy"
     folder.mkdir()
-    runs.write_json_atomic(folder / runs.CONFIG_FILE, {"model_name_or_path": "builtin:minilm", "dataset": DATASET})
-    runs.write_json_atomic(folder / runs.STATUS_FILE, {"state": "running", "pid": proc.pid,
-                                                        "pid_start": runs.process_start(proc.pid), "created": runs.now()})
+    files.write_json_atomic(folder / runs.CONFIG_FILE, {"model_name_or_path": "builtin:minilm", "dataset": DATASET})
+    files.write_json_atomic(folder / runs.STATUS_FILE, {"state": "running", "pid": proc.pid,
+                                                        "pid_start": processes.process_start(proc.pid), "created": runs.now()})
 
 
 # --- CLI ------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 
 
 def test_cuda_is_detected_with_mixed_precision_and_sdpa():
-    from bmcore.models import detect_device, inference_placement
+    from bmcore.device import detect_device, inference_placement
     from bmcore.trainer import device_plan
 
     device = detect_device()
@@ -42,8 +42,8 @@ def test_the_real_job_trains_saves_and_predicts_on_cuda(tiny_model, bbc_small, p
     from safetensors.torch import load_file
 
     from bmcore import train
+    from bmcore.device import autocast_dtype, detect_device, inference_placement
     from bmcore.inference import load_for_inference, predict
-    from bmcore.models import autocast_dtype, detect_device, inference_placement
 
     loaded = []
 
@@ -87,7 +87,8 @@ def test_sdpa_runs_fused_kernels_in_bf16_with_padding(tiny_model):
     kernel (flash or memory-efficient) did the attention."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    from bmcore.models import autocast_dtype, detect_device, load_classifier, load_tokenizer
+    from bmcore.device import autocast_dtype, detect_device
+    from bmcore.models import load_classifier, load_tokenizer
     from bmcore.trainer import device_plan
 
     device = detect_device()

@@ -16,8 +16,11 @@ from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
 from bmcore import evaluate as ev
+from bmcore import evaluation_files as evf
 from bmcore.display import csv_cell, csv_frame, from_plot_text, md, md_code, plot_text
-from bmcore.models import make_tiny_bert
+from bmcore.report import evaluation as rev
+from bmcore.report import examples as rex
+from bmcore.tiny_models import make_tiny_bert
 
 LABELS = ['=HYPERLINK("http://127.0.0.1:9/x","click")', "@neg"]  # class names a spreadsheet would run
 PAYLOADS = (IMG, LINK, HTML, LATEX, "**bold** _it_ ~~s~~ `c` :red[x] :smile: www.example.com a@example.com",
@@ -86,12 +89,12 @@ def test_every_csv_the_product_writes_is_formula_safe(formula_model: Path, formu
     texts = set(ds.splits["test"]["text"])
     assert texts & set(FORMULAS), "the test split should hold formula texts"
     # 1. `evaluate` (CLI and the training job): predictions.csv for people, predictions.parquet raw.
-    out = ev.evaluation_dir(formula_model, formula_data, "test")
+    out = evf.evaluation_dir(formula_model, formula_data, "test")
     ev.evaluate_model(str(formula_model), ds, "test", out)
-    table = assert_no_formula((out / ev.PREDICTIONS_FILE).read_bytes(), "predictions.csv")
+    table = assert_no_formula((out / evf.PREDICTIONS_FILE).read_bytes(), "predictions.csv")
     assert {"'" + t for t in texts & set(FORMULAS)} <= {r[0] for r in table[1:]}
-    assert set(ev.load_eval(out).predictions["text"]) == texts  # the page reads the raw values back
-    assert set(ev.load_eval(out).predictions["gold"]) <= set(LABELS)
+    assert set(evf.load_eval(out).predictions["text"]) == texts  # the page reads the raw values back
+    assert set(evf.load_eval(out).predictions["gold"]) <= set(LABELS)
 
     # 2. and 3. The Evaluate page's download and the Playground's batch CSV, as the browser would receive them.
     served: list[bytes] = []
@@ -112,7 +115,7 @@ def test_every_csv_the_product_writes_is_formula_safe(formula_model: Path, formu
     at.text_input(key="evaluate_model_path").input(str(formula_model)).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert served, "the Evaluate page offered no CSV download"
-    assert served[-1] == (out / ev.PREDICTIONS_FILE).read_bytes()
+    assert served[-1] == (out / evf.PREDICTIONS_FILE).read_bytes()
     at.switch_page("pages/playground.py").run()
     at.selectbox(key="playground_model_choice").select("(another local folder)").run()
     at.text_input(key="playground_path").input(str(formula_model)).run()
@@ -162,7 +165,6 @@ def test_plot_text_escapes_once_for_plotly() -> None:
 
 
 def test_charts_show_quotes_and_ampersands_as_they_are() -> None:
-    from bmcore import report
     from pages import _charts as charts
 
     names = [AMPERSAND, BOLD, "plain"]
@@ -170,10 +172,10 @@ def test_charts_show_quotes_and_ampersands_as_they_are() -> None:
     cmp = {"per_class": {n: {"f1_diff": d, "f1_a": 0.5, "f1_b": 0.5 + d} for n, d in zip(names, (0.1, -0.1, 0.0), strict=True)}}
     curves = {n: {"roc": {"fpr": [0, 1], "tpr": [0, 1], "auc": 0.5}, "pr": {"recall": [0, 1], "precision": [1, 0], "ap": 0.5}}
               for n in names}
-    figures = [charts.per_class_figure(ev.per_class_frame(metrics), names),
+    figures = [charts.per_class_figure(rex.per_class_frame(metrics), names),
                charts.confusion_figure([[1, 0, 0], [0, 1, 0], [0, 0, 1]], names, False),
-               charts.f1_diff_figure(report.f1_diff_frame(cmp, plot_text("run & co")), names, plot_text("run & co")),
-               *charts.roc_pr_figures(*report.curve_frames(curves), 3, "")]
+               charts.f1_diff_figure(rev.f1_diff_frame(cmp, plot_text("run & co")), names, plot_text("run & co")),
+               *charts.roc_pr_figures(*rev.curve_frames(curves), 3, "")]
     for fig in figures:
         texts = figure_texts(fig)
         assert any(AMPERSAND in t for t in texts) and any("&lt;b&gt;bold&lt;/b&gt;" in t for t in texts)

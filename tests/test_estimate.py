@@ -7,6 +7,7 @@ import pytest
 
 from bmcore import data as bdata
 from bmcore.config import TrainConfig
+from bmcore.device import detect_device, select_precision
 from bmcore.estimate import (
     count_evaluations,
     estimate_duration,
@@ -14,7 +15,7 @@ from bmcore.estimate import (
     steps_per_epoch,
     total_steps,
 )
-from bmcore.models import detect_device, load_tokenizer, select_precision
+from bmcore.models import load_tokenizer
 from bmcore.trainer import passes_after_training, time_left
 
 

@@ -13,18 +13,13 @@ from conftest import SMS_RARE
 
 from bmcore.baseline import baseline_metrics, baseline_probs, fit_baseline
 from bmcore.cli import main
+from bmcore.compare import compare_runs
 from bmcore.data import load_source, prepare, save_prepared
 from bmcore.errors import BmcoreError
-from bmcore.evaluate import (
-    compare_runs,
-    compute_metrics,
-    evaluate_model,
-    load_eval,
-    predict_split,
-    prediction_table,
-    roc_pr_curves,
-)
-from bmcore.metrics import expected_calibration_error, reliability_bins
+from bmcore.evaluate import evaluate_model, predict_split, prediction_table
+from bmcore.evaluation_files import load_eval
+from bmcore.metrics import compute_metrics, expected_calibration_error, reliability_bins
+from bmcore.report.examples import roc_pr_curves
 from bmcore.tasks.single_label_classification import TASK as SINGLE_LABEL_TASK
 from bmcore.tasks.single_label_classification import apply_temperature, fit_temperature, nll
 
@@ -123,7 +118,8 @@ def test_unknown_label_is_a_clear_error():
 def test_an_evaluation_saved_with_the_old_key_names_still_reads(tmp_path):
     """metrics.json written before the one set of key names (``f1_macro``, ``roc_auc_macro``, ...) reads back in
     today's names, its baseline too; and so does an old multi-label eval.json with its flat-threshold section."""
-    from bmcore import report, runs
+    from bmcore import runs
+    from bmcore.report import evaluation as rev
 
     old = {"n": 2, "accuracy": 0.5, "f1_macro": 0.4, "macro_f1": 0.4, "f1_micro": 0.5, "f1_weighted": 0.45,
            "precision_macro": 0.3, "recall_macro": 0.6, "roc_auc_macro": 0.7, "pr_auc_macro": 0.65, "ece": 0.1,
@@ -136,7 +132,7 @@ def test_an_evaluation_saved_with_the_old_key_names_still_reads(tmp_path):
     assert (m["macro_precision"], m["macro_recall"], m["macro_roc_auc"], m["macro_pr_auc"]) == (0.3, 0.6, 0.7, 0.65)
     assert m["baseline"]["macro_f1"] == 0.2
     assert not {"f1_macro", "f1_micro", "roc_auc_macro"} & (set(m) | set(m["baseline"]))
-    tiles = {t["label"]: t for row in report.headline_tiles(m) for t in row}
+    tiles = {t["label"]: t for row in rev.headline_tiles(m) for t in row}
     assert tiles["Macro F1"]["value"] == "0.400" and tiles["Baseline macro F1"]["value"] == "0.200"
 
     run = tmp_path / "run"
@@ -207,7 +203,7 @@ def test_baseline_joins_text_pairs():
 
 
 def test_predict_split_table_and_label_mismatch(tiny_model, shared_data, tmp_path):
-    from bmcore.models import make_tiny_bert
+    from bmcore.tiny_models import make_tiny_bert
 
     dev = read_csv(shared_data / "sst2" / "dev.csv").head(40)
     calls = []

@@ -15,10 +15,10 @@ from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
-from bmcore import evaluate as ev
+from bmcore import evaluation_files as evf
 from bmcore import jobs, launch, runs
 from bmcore.config import TrainConfig
-from bmcore.models import make_tiny_bert
+from bmcore.tiny_models import make_tiny_bert
 
 TIMEOUT = 180  # the first run imports torch, transformers and scikit-learn on 2 busy CPU cores
 AG_LABELS = ["Business", "Sci/Tech", "Sports", "World"]
@@ -44,7 +44,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, tiny_m
                               "--eval-steps", "5", "--max-seq-length", "64"],
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         assert out.returncode == 0, out.stderr[-2000:]
-    assert (ws / "runs" / "r1" / runs.EVALUATION_DIR / "test" / ev.METRICS_FILE).is_file()
+    assert (ws / "runs" / "r1" / runs.EVALUATION_DIR / "test" / evf.METRICS_FILE).is_file()
     return ws
 
 
@@ -87,7 +87,7 @@ def table(at: AppTest, key: str) -> pd.DataFrame:
 def test_finished_run_opens_with_metrics_cells_errors_and_downloads(ws: Path):
     at = open_page()
     assert not at.exception and not at.error
-    saved = json.loads((ws / "runs" / "r1" / runs.EVALUATION_DIR / "test" / ev.METRICS_FILE).read_text())
+    saved = json.loads((ws / "runs" / "r1" / runs.EVALUATION_DIR / "test" / evf.METRICS_FILE).read_text())
     values = metric_values(at)
     assert values["Accuracy"][0] == f"{saved['accuracy']:.3f}"
     assert values["Baseline accuracy"][0] == f"{saved['baseline']['accuracy']:.3f}"
@@ -130,7 +130,7 @@ def test_finished_run_opens_with_metrics_cells_errors_and_downloads(ws: Path):
 
 def test_the_chosen_cell_and_normalisation_stay_when_you_leave_and_come_back(ws: Path):
     at = open_page()
-    cm = json.loads((ws / "runs" / "r1" / runs.EVALUATION_DIR / "test" / ev.METRICS_FILE).read_text())["confusion_matrix"]
+    cm = json.loads((ws / "runs" / "r1" / runs.EVALUATION_DIR / "test" / evf.METRICS_FILE).read_text())["confusion_matrix"]
     i, j = max(((a, b) for a in range(2) for b in range(2)), key=lambda ab: cm["matrix"][ab[0]][ab[1]])
     gold, pred = cm["labels"][i], cm["labels"][j]
     at.radio(key="evaluate_cm_norm").set_value("Row-normalised").run()
@@ -160,7 +160,7 @@ def test_open_an_example_in_the_playground(ws: Path):
 
 def test_a_confusion_cell_example_opens_in_the_playground_with_its_true_label(ws: Path):
     at = open_page()
-    cm = json.loads((ws / "runs" / "r1" / runs.EVALUATION_DIR / "test" / ev.METRICS_FILE).read_text())["confusion_matrix"]
+    cm = json.loads((ws / "runs" / "r1" / runs.EVALUATION_DIR / "test" / evf.METRICS_FILE).read_text())["confusion_matrix"]
     i, j = max(((a, b) for a in range(2) for b in range(2) if a != b), key=lambda ab: cm["matrix"][ab[0]][ab[1]])
     if not cm["matrix"][i][j]:
         i, j = 0, 0  # a model without mistakes: a diagonal cell
@@ -188,7 +188,7 @@ def test_another_split_is_scored_once_then_cached(ws: Path):
     assert not at.exception and not at.error
     out = ws / "runs" / "r1" / runs.EVALUATION_DIR / "sst-small-validation"
     finish_job(at, "evaluate", str(out))
-    assert json.loads((out / ev.METRICS_FILE).read_text())["n"] == 60
+    assert json.loads((out / evf.METRICS_FILE).read_text())["n"] == 60
     assert "Accuracy" in metric_values(at)
     at.run()
     assert not any(b.key == "evaluate_start" for b in at.button)  # cached on disk: opens at once
@@ -203,7 +203,7 @@ def test_four_class_local_model_and_label_mismatch(ws: Path, tmp_path: Path):
     at.button(key="evaluate_start").click().run()
     assert not at.exception and not at.error
     finish_job(at, "evaluate")
-    assert list((ws / ev.EVALUATIONS_DIR).iterdir())  # cached under <workspace>/evaluations/
+    assert list((ws / evf.EVALUATIONS_DIR).iterdir())  # cached under <workspace>/evaluations/
     at.selectbox(key="evaluate_cell_gold").select("World").run()
     at.selectbox(key="evaluate_cell_pred").select("Sports").run()
     assert any("examples of **World** predicted as **Sports**" in m.value for m in at.markdown)
@@ -216,7 +216,7 @@ def test_four_class_local_model_and_label_mismatch(ws: Path, tmp_path: Path):
 def test_compare_with_another_run(ws: Path):
     # r2 is r1 with one prediction flipped: the comparison must find exactly that example.
     shutil.copytree(ws / "runs" / "r1", ws / "runs" / "r2")
-    path = ws / "runs" / "r2" / runs.EVALUATION_DIR / "test" / ev.RAW_PREDICTIONS_FILE  # what the page reads
+    path = ws / "runs" / "r2" / runs.EVALUATION_DIR / "test" / evf.RAW_PREDICTIONS_FILE  # what the page reads
     preds = pd.read_parquet(path)
     preds.loc[0, "pred"] = "negative" if preds.loc[0, "pred"] == "positive" else "positive"
     preds.loc[0, "correct"] = preds.loc[0, "pred"] == preds.loc[0, "gold"]

@@ -13,8 +13,9 @@ from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
-from bmcore import evaluate as ev
+from bmcore import evaluation_files as evf
 from bmcore import jobs, runs
+from bmcore.report import examples as rex
 
 TIMEOUT = 180
 
@@ -48,23 +49,23 @@ def test_an_uploaded_zip_is_scored_whole_with_thumbnails(upload, workspace: Path
     total = sum(PER_CLASS.values()) * len(CLASSES)
     assert not at.error and any(f"{total:,} examples" in i.value for i in at.info), [i.value for i in at.info]
     assert any("--data photos.zip --split all" in c.value for c in at.code)
-    assert not (workspace / ev.EVALUATIONS_DIR).exists()  # read in the page; nothing written before Evaluate
+    assert not (workspace / evf.EVALUATIONS_DIR).exists()  # read in the page; nothing written before Evaluate
     at.button(key="evaluate_start").click().run()
     assert not at.exception and not at.error
     [job] = jobs.list_jobs("evaluate")
     assert jobs.wait(job, timeout=TIMEOUT)["state"] == runs.COMPLETED, runs.log_tail(job)
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    [out] = list((workspace / ev.EVALUATIONS_DIR).iterdir())
-    metrics = json.loads((out / ev.METRICS_FILE).read_text())
+    [out] = list((workspace / evf.EVALUATIONS_DIR).iterdir())
+    metrics = json.loads((out / evf.METRICS_FILE).read_text())
     assert metrics["split"] == "all" and metrics["n"] == total
     assert metrics["notes"][0].startswith(f"scored all {total} images of photos.zip, its splits together")
     assert {m.label for m in at.metric} >= {"Accuracy", "Macro F1"}
     assert any(f"{total} examples of photos-" in c.value for c in at.caption)  # not "all examples"
     # The error browser shows the misclassified images as thumbnails, captioned file: gold → predicted.
-    wrong = int((~ev.read_predictions(out)["correct"]).sum())
+    wrong = int((~evf.read_predictions(out)["correct"]).sum())
     captions = at.image[0].captions
-    assert len(captions) == min(wrong, ev.GALLERY_MAX) > 0 and all(at.image[0].value)
+    assert len(captions) == min(wrong, rex.GALLERY_MAX) > 0 and all(at.image[0].value)
     assert all(" → " in c and c.split(": ", 1)[0].split("-", 1)[0] in PER_CLASS for c in captions)
     assert "Model mistakes or label mistakes?" not in [h.value for h in at.subheader]
     again = open_with_upload(model, "photos.zip", data)  # the same file again: its saved results, at once

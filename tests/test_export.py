@@ -16,7 +16,7 @@ import pytest
 from conftest import ROOT, copy_workspace
 
 from bmcore import data as bdata
-from bmcore import evaluate as ev
+from bmcore import evaluation_files as evf
 from bmcore import jobs, runs
 from bmcore.cli import main
 from bmcore.config import TrainConfig
@@ -79,7 +79,7 @@ def test_training_writes_a_model_card_with_data_hyperparameters_and_metrics_agai
     assert card.data.library_name == "transformers"
     assert set(card.data.metrics) == {"accuracy", "f1"}
     assert card.data.base_model is None  # started from a local folder, which has no Hub id
-    saved = json.loads((run_dir / runs.EVALUATION_DIR / "test" / ev.METRICS_FILE).read_text())
+    saved = json.loads((run_dir / runs.EVALUATION_DIR / "test" / evf.METRICS_FILE).read_text())
     results = {r.metric_type: r.metric_value for r in card.data.eval_results}
     assert results["accuracy"] == pytest.approx(saved["accuracy"], abs=1e-4)
     assert results["f1"] == pytest.approx(saved["macro_f1"], abs=1e-4)
@@ -95,7 +95,7 @@ def test_training_writes_a_model_card_with_data_hyperparameters_and_metrics_agai
             "fitted temperature.") in text
     assert str(ROOT) not in text and "/tmp" not in text  # no paths of this machine in a card meant for publishing
     # The card is written after the evaluation, and must not make the saved evaluation look stale.
-    assert ev.is_fresh(run_dir / runs.EVALUATION_DIR / "test", run_dir / runs.MODEL_DIR)
+    assert evf.is_fresh(run_dir / runs.EVALUATION_DIR / "test", run_dir / runs.MODEL_DIR)
 
 
 def test_card_names_a_builtin_base_model_by_its_hub_id():

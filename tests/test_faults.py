@@ -17,7 +17,7 @@ from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
-from bmcore import launch, runs
+from bmcore import launch, run_list, runs
 from bmcore.config import TrainConfig
 from bmcore.errors import BmcoreError
 
@@ -176,7 +176,7 @@ def test_damaged_checkpoint_and_status_get_clear_errors(tiny_model, done):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert f"error: {ckpt.name} is damaged (model.safetensors unreadable)" in out.stderr
 
-    listed = {r.name: r for r in runs.list_runs()}
+    listed = {r.name: r for r in run_list.list_runs()}
     assert set(listed) == {"done", "other", "damaged"}
     assert listed["damaged"].state == "failed" and "status.json in damaged is damaged" in listed["damaged"].error
     assert cli("runs", "list").returncode == 0

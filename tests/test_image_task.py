@@ -140,7 +140,7 @@ def test_image_run_end_to_end(which, fashion_ds, request, tmp_path):
     assert ev["baseline"]["accuracy"] > 0.7  # logistic regression on 16x16 pixels
 
     # The evaluation table of the test split: one row per image, in the split's order, with loss and scores.
-    from bmcore.evaluate import load_eval
+    from bmcore.evaluation_files import load_eval
 
     full = load_eval(run_dir / runs.EVALUATION_DIR / "test")
     table, test = full.predictions, bdata.load_prepared(fashion_ds).splits["test"]
@@ -201,8 +201,9 @@ def test_augmentation_only_on_the_training_split(tiny_resnet, fashion_ds):
 
 def test_image_size_is_chosen_and_checked(tiny_vit, tiny_resnet, fashion_ds, tmp_path):
     from bmcore.modalities.image import choose_image_size, processor_size
-    from bmcore.models import load_config, make_tiny_resnet, resolve_model
+    from bmcore.models import load_config, resolve_model
     from bmcore.tasks import get_task
+    from bmcore.tiny_models import make_tiny_resnet
     from bmcore.vision import load_image_processor
 
     ds = bdata.load_prepared(fashion_ds)

@@ -13,8 +13,9 @@ from streamlit.testing.v1 import AppTest
 from test_image_task import CLASSES, FASHION, fashion_frames
 
 from bmcore import data as bdata
-from bmcore import evaluate as ev
-from bmcore import jobs, runs
+from bmcore import evaluation_files as evf
+from bmcore import jobs, run_list, runs
+from bmcore.report import examples as rex
 
 TIMEOUT = 180  # the first run imports torch, transformers and scikit-learn on 2 busy CPU cores
 PER_CLASS = {"train": 50, "validation": 15, "test": 15}  # 200 / 60 / 60 images of four classes
@@ -101,7 +102,7 @@ def test_a_text_model_on_images_is_refused_before_start(fashion_ds, tiny_model):
     [error] = at.error
     assert "is a text model" in error.value and "holds image data" in error.value and "\n" not in error.value
     assert not any(b.key == "train_start" for b in at.button)
-    assert runs.list_runs() == []
+    assert run_list.list_runs() == []
 
 
 def test_train_an_image_model_then_evaluate_it_with_thumbnails(fashion_ds, tiny_resnet):
@@ -109,7 +110,7 @@ def test_train_an_image_model_then_evaluate_it_with_thumbnails(fashion_ds, tiny_
     assert not at.exception and not at.error
     at.button(key="train_start").click().run()
     assert not at.exception and not at.error
-    [row] = runs.list_runs()
+    [row] = run_list.list_runs()
     run_dir = Path(row.path)
     assert runs.wait_for(run_dir, timeout=600)["state"] == runs.COMPLETED, runs.log_tail(run_dir)
     config = json.loads((run_dir / "config.json").read_text())
@@ -121,7 +122,7 @@ def test_train_an_image_model_then_evaluate_it_with_thumbnails(fashion_ds, tiny_
     ev_page = open_page("pages/evaluate.py")
     ev_page.selectbox(key="evaluate_run").select(run_dir.name).run()
     assert not ev_page.exception and not ev_page.error
-    saved = json.loads((run_dir / runs.EVALUATION_DIR / "test" / ev.METRICS_FILE).read_text())
+    saved = json.loads((run_dir / runs.EVALUATION_DIR / "test" / evf.METRICS_FILE).read_text())
     metrics = {m.label: m for m in ev_page.metric}
     assert metrics["Accuracy"].value == f"{saved['accuracy']:.3f}"
     assert saved["baseline"]["model"] == "pixels16-logreg"
@@ -137,7 +138,7 @@ def test_train_an_image_model_then_evaluate_it_with_thumbnails(fashion_ds, tiny_
     names, matrix = cm["labels"], cm["matrix"]
     n_wrong = saved["n"] - sum(matrix[k][k] for k in range(len(names)))
     errors = gallery(ev_page, 0)
-    assert len(errors) == min(n_wrong, ev.GALLERY_MAX) > 0
+    assert len(errors) == min(n_wrong, rex.GALLERY_MAX) > 0
     losses = [float(c.rsplit("loss ", 1)[1]) for c in errors]
     assert losses == sorted(losses, reverse=True)
     assert all(c.split(": ", 1)[1].split(" → ")[0] != c.split(" → ")[1].split(" (")[0] for c in errors)
@@ -148,11 +149,11 @@ def test_train_an_image_model_then_evaluate_it_with_thumbnails(fashion_ds, tiny_
     ev_page.selectbox(key="evaluate_cell_pred").select(names[j]).run()
     assert not ev_page.exception and not ev_page.error
     cell = gallery(ev_page, 0)  # drawn above the error browser
-    assert len(cell) == min(matrix[i][j], ev.GALLERY_MAX) > 0
+    assert len(cell) == min(matrix[i][j], rex.GALLERY_MAX) > 0
     assert all(f": {names[i]} → {names[j]} (" in c for c in cell)
     confidences = [float(c.rsplit("(", 1)[1].rstrip(")")) for c in cell]
     assert confidences == sorted(confidences, reverse=True)
-    predictions = ev.read_predictions(run_dir / runs.EVALUATION_DIR / "test")
+    predictions = evf.read_predictions(run_dir / runs.EVALUATION_DIR / "test")
     files = predictions.loc[(predictions["gold"] == names[i]) & (predictions["pred"] == names[j]), "text"]
     assert all(f.startswith("t10k/") for f in files)  # the test split's files, captioned by their names
     shown = {c.split(": ", 1)[0].replace("\\", "") for c in cell}  # captions are Markdown-escaped ("102\\.png")

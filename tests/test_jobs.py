@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from bmcore import data as bdata
-from bmcore import evaluate as ev
-from bmcore import jobs, launch, queue, runs
+from bmcore import evaluation_files as evf
+from bmcore import files, jobs, launch, processes, queue, runs
 from bmcore.config import TrainConfig
 from bmcore.workspace import jobs_dir
 
@@ -48,7 +48,7 @@ def hold_device(tiny_model: Path) -> Path:
 
 
 def evaluate_params(ws: Path, tiny_model: Path, split: str = "validation") -> tuple[dict, str]:
-    out = ws / ev.EVALUATIONS_DIR / f"tiny-{split}"
+    out = ws / evf.EVALUATIONS_DIR / f"tiny-{split}"
     return {"model_dir": str(tiny_model), "dataset": DATASET, "split": split, "out_dir": str(out)}, str(out)
 
 
@@ -59,7 +59,7 @@ def test_evaluate_job_scores_in_the_background(ws: Path, tiny_model: Path):
     info = jobs.wait(job)
     assert info["state"] == runs.COMPLETED, info
     assert info["result"] == {"out_dir": key} and info["fraction"] == 1.0
-    saved = ev.load_eval(key)
+    saved = evf.load_eval(key)
     assert saved.metrics["n"] == len(bdata.load_prepared(DATASET).splits["validation"])
     assert saved.metrics["baseline"]["accuracy"] is not None  # the TF-IDF baseline was trained in the job too
     assert "Scoring" in (job / runs.JOB_LOG_FILE).read_text() or info["message"]
@@ -76,7 +76,7 @@ def test_a_job_queues_behind_training_and_cancels_while_queued(ws: Path, tiny_mo
         time.sleep(3)  # both processes are up and polling the queue
         for job in (first, second):
             info = jobs.read(job)
-            assert info["state"] == runs.QUEUED and runs.pid_alive(info["pid"], info["pid_start"]), info
+            assert info["state"] == runs.QUEUED and processes.pid_alive(info["pid"], info["pid_start"]), info
         jobs.cancel(first)
         assert wait_state(first, (runs.CANCELLED, runs.FAILED, runs.COMPLETED), timeout=60)["state"] == runs.CANCELLED
         assert not Path(key).exists()  # nothing half-written
@@ -172,8 +172,8 @@ def test_running_jobs_cancel_at_once(finished_run: Path, local_hub):
         time.sleep(0.2)
     jobs.cancel(job)
     assert wait_state(job, (runs.CANCELLED, runs.FAILED, runs.COMPLETED), timeout=30)["state"] == runs.CANCELLED
-    status, deadline = runs.read_json(job / runs.STATUS_FILE), time.time() + 30
-    while runs.pid_alive(status["pid"], status["pid_start"]):  # and the process is gone, not left hanging on the network
+    status, deadline = files.read_json(job / runs.STATUS_FILE), time.time() + 30
+    while processes.pid_alive(status["pid"], status["pid_start"]):  # and the process is gone, not left hanging on the network
         assert time.time() < deadline
         time.sleep(0.2)
 

@@ -9,16 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from bmcore.device import FORCED_FP32, PRECISION_ENV, DeviceInfo, detect_device, select_precision
 from bmcore.errors import BmcoreError
-from bmcore.models import (
-    FORCED_FP32,
-    PRECISION_ENV,
-    DeviceInfo,
-    detect_device,
-    load_tokenizer,
-    resolve_model,
-    select_precision,
-)
+from bmcore.models import load_tokenizer, resolve_model
 
 CPU_BF16 = DeviceInfo("cpu", "Intel Xeon", "bf16", "AVX512-BF16")
 CPU_FP32 = DeviceInfo("cpu", "old CPU", "fp32")
@@ -226,7 +219,7 @@ def test_training_device_plan_keeps_an_explicit_attention_kernel():
     ],
 )
 def test_inference_placement(device, precision, placement):
-    from bmcore.models import inference_placement
+    from bmcore.device import inference_placement
 
     assert inference_placement(precision, device) == placement
 

@@ -18,9 +18,10 @@ from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
-from bmcore import evaluate as ev
-from bmcore import runs
+from bmcore import evaluation_files as evf
+from bmcore import files, runs
 from bmcore.config import TrainConfig
+from bmcore.report import examples as rex
 from bmcore.tasks import MULTI_LABEL
 
 TIMEOUT = 180  # the first run imports torch, transformers and scikit-learn on busy CPU cores
@@ -45,7 +46,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, tiny_m
                                               max_seq_length=48, per_device_train_batch_size=16, learning_rate=5e-4,
                                               eval_strategy="steps", eval_steps=8, logging_steps=4, seed=seed), name)
             assert run_training(run)["state"] == runs.COMPLETED
-            assert (run / runs.EVALUATION_DIR / "test" / ev.METRICS_FILE).is_file()
+            assert (run / runs.EVALUATION_DIR / "test" / evf.METRICS_FILE).is_file()
     return ws
 
 
@@ -55,8 +56,8 @@ def ws(finished: Path, workspace: Path) -> Path:
     return workspace
 
 
-def saved(ws: Path, run: str = "ml") -> ev.EvalResult:
-    return ev.load_eval(ws / "runs" / run / runs.EVALUATION_DIR / "test")
+def saved(ws: Path, run: str = "ml") -> evf.EvalResult:
+    return evf.load_eval(ws / "runs" / run / runs.EVALUATION_DIR / "test")
 
 
 def open_evaluate(run: str = "ml") -> AppTest:
@@ -122,7 +123,7 @@ def test_evaluate_shows_multi_label_tiles_thresholds_per_label_table_cells_and_e
     assert (gold_has == (cell != "fp")).all() and (pred_has == (cell != "fn")).all()
     assert not rows["gold"].str.startswith("[").any()  # label sets read as text, not JSON
     assert rows["score"].is_monotonic_decreasing if cell != "fn" else rows["score"].is_monotonic_increasing
-    assert any(f"{ev.LABEL_CELLS[cell][0]} of" in t.value for t in at.markdown)
+    assert any(f"{rex.LABEL_CELLS[cell][0]} of" in t.value for t in at.markdown)
 
     # The error browser: sets not exactly right, highest loss first; then a gold-label filter on the sets.
     errors = table(at, "evaluate_errors_table")
@@ -140,7 +141,7 @@ def test_evaluate_shows_multi_label_tiles_thresholds_per_label_table_cells_and_e
 def test_a_label_cell_example_opens_in_the_playground_with_its_gold_set(ws: Path):
     at = open_evaluate()
     result = saved(ws)
-    i, cell, _ = busiest_cell(result.metrics, tuple(ev.LABEL_CELLS))
+    i, cell, _ = busiest_cell(result.metrics, tuple(rex.LABEL_CELLS))
     at.selectbox(key="evaluate_lcell_label").select(result.label_names[i]).run()
     at.radio(key="evaluate_lcell_cell").set_value(cell).run()
     rows = table(at, "evaluate_lcell_table")
@@ -226,14 +227,14 @@ def never_predict(metrics_file: Path, key: str | None, labels: int = 5) -> list[
     names = [n for n, r in m["per_class"].items() if r["support"]][:labels]
     for n in names:
         m["per_class"][n].update(precision=0.0, recall=0.0, f1=0.0, predicted=0)
-    runs.write_json_atomic(metrics_file, data)
+    files.write_json_atomic(metrics_file, data)
     return names
 
 
 def test_train_and_evaluate_warn_of_labels_never_found_and_of_overfitting(ws: Path):
     run_dir = ws / "runs" / "ml"
     missed = never_predict(run_dir / runs.EVAL_FILE, "test")
-    never_predict(run_dir / runs.EVALUATION_DIR / "test" / ev.METRICS_FILE, None)
+    never_predict(run_dir / runs.EVALUATION_DIR / "test" / evf.METRICS_FILE, None)
     overfit(run_dir)
     n_labels = len(saved(ws).label_names)
 

@@ -12,7 +12,7 @@ from _images import copy_workspace
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
-from bmcore import report, runs
+from bmcore import processes, report, runs
 from bmcore.config import TrainConfig
 
 TIMEOUT = 180
@@ -102,5 +102,5 @@ def test_image_run_warns_on_train_finished_and_live_and_on_evaluate(overfit_imag
     assert overfitting_warnings(at) == [note]
 
     # While it trains: the same warning in the live view.
-    runs.write_status(overfit_image_run, state=runs.RUNNING, **runs.own_process())
+    runs.write_status(overfit_image_run, state=runs.RUNNING, **processes.own_process())
     assert overfitting_warnings(open_train(name)) == [note]

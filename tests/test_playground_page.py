@@ -19,8 +19,8 @@ from bmcore import data as bdata
 from bmcore.config import TrainConfig
 from bmcore.errors import BmcoreError
 from bmcore.model_meta import write_model_meta
-from bmcore.models import make_tiny_bert
 from bmcore.report import playground as view
+from bmcore.tiny_models import make_tiny_bert
 
 TIMEOUT = 180  # the first run imports torch and transformers on 2 busy CPU cores
 PAGE = "pages/playground.py"

@@ -9,7 +9,7 @@ from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
-from bmcore import runs
+from bmcore import files, runs
 
 TIMEOUT = 120  # the first run imports torch and transformers on 2 busy CPU cores
 
@@ -50,7 +50,7 @@ def test_pretrain_then_fine_tune_from_it(tiny_model, tmp_path, shared_data):
     assert not at.exception and not at.error
     run_name = at.session_state["pretrain_run"]
     run_dir = runs.find_run(run_name)
-    assert runs.read_json(run_dir / "config.json")["max_steps"] == 5
+    assert files.read_json(run_dir / "config.json")["max_steps"] == 5
     status = runs.wait_for(run_dir, timeout=TIMEOUT)
     assert status["state"] == "completed", runs.log_tail(run_dir)
 

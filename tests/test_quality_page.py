@@ -12,7 +12,8 @@ from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
-from bmcore import jobs, launch, runs
+from bmcore import evaluation_files as evf
+from bmcore import jobs, launch, run_list, runs
 from bmcore import quality as bq
 from bmcore.config import TrainConfig
 from bmcore.errors import BmcoreError
@@ -89,11 +90,10 @@ def test_review_three_rows_save_a_version_and_train_on_it(noisy_sms: np.ndarray,
                                      max_seq_length=32, eval_strategy="steps", eval_steps=4), "on-v2")
     status = runs.wait_for(run, timeout=600)
     assert status["state"] == runs.COMPLETED, runs.log_tail(run)
-    assert runs.summarize_run(run).dataset == "sms-v2"
+    assert run_list.summarize_run(run).dataset == "sms-v2"
 
 
 def test_evaluate_marks_errors_whose_gold_label_looks_wrong(noisy_sms: np.ndarray, tiny_model: Path):  # noqa: F811
-    from bmcore import evaluate as ev
 
     result = bq.run_quality(NAME, encoder="tfidf")
     run = launch.start_run(TrainConfig(model_name_or_path=str(tiny_model), dataset=NAME, max_steps=4, max_seq_length=32,
@@ -103,7 +103,7 @@ def test_evaluate_marks_errors_whose_gold_label_looks_wrong(noisy_sms: np.ndarra
     at.switch_page("pages/evaluate.py").run()
     assert not at.exception
     assert any(s.value == "Model mistakes or label mistakes?" for s in at.subheader)
-    saved = ev.load_eval(run / runs.EVALUATION_DIR / "test")
+    saved = evf.load_eval(run / runs.EVALUATION_DIR / "test")
     marked = rq.mark_predictions(saved.predictions, result, "test")
     errors = marked[~marked["correct"].astype(bool)]
     n = int(errors["gold_suspect"].sum())

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from bmcore import data as bdata
-from bmcore import jobs, runs, train
+from bmcore import files, jobs, runs, train
 from bmcore import quality as bq
 from bmcore.config import TrainConfig
 from tests.test_quality import FLIP_SHARE, detection, flip
@@ -68,8 +68,8 @@ def finetune(dataset: str, seed: int = 42) -> dict:
     run_dir = runs.create_run(config, f"on-{dataset}-{seed}")
     status = train.run_training(run_dir)
     assert status["state"] == runs.COMPLETED, status
-    assert runs.read_json(run_dir / runs.CONFIG_FILE)["dataset"] == dataset  # the run records the version it used
-    return runs.read_json(run_dir / runs.EVAL_FILE)["test"]
+    assert files.read_json(run_dir / runs.CONFIG_FILE)["dataset"] == dataset  # the run records the version it used
+    return files.read_json(run_dir / runs.EVAL_FILE)["test"]
 
 
 SEEDS = (42, 7, 1)  # identical runs on a bf16 CPU differ by up to ~0.9 points: one seed cannot show a ~0.6-point gain

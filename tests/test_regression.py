@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from bmcore import data as bdata
-from bmcore import runs
+from bmcore import run_list, runs
 from bmcore.baseline import regression_baseline_metrics
 from bmcore.cli import main as cli_main
+from bmcore.device import detect_device
 from bmcore.metrics import regression_metrics
-from bmcore.models import detect_device
 from bmcore.tasks import get_task
 
 
@@ -99,4 +99,4 @@ def test_a_regression_run_is_an_ordinary_run(workspace: Path, stsb_small: str, t
     pair = {"text": "A man is playing a guitar.", "text_pair": "A man plays the guitar."}
     got = pipe(pair)
     assert got["label"] == "score" and 0.0 <= got["score"] <= 5.0
-    assert runs.summarize_run(out).test_metric == "pearson"
+    assert run_list.summarize_run(out).test_metric == "pearson"

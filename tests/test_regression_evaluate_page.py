@@ -16,10 +16,10 @@ from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
-from bmcore import evaluate as ev
+from bmcore import evaluation_files as evf
 from bmcore import runs
 from bmcore.cli import main as cli_main
-from bmcore.models import detect_device
+from bmcore.device import detect_device
 
 TIMEOUT = 180  # the first run imports torch, transformers and scikit-learn on busy CPU cores
 DATASET = "stsb-small"
@@ -48,7 +48,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, tiny_m
             assert cli_main(["train", "--data", DATASET, "--model", str(tiny_model), "--out", str(ws / "runs" / name),
                              "--max-steps", steps, "--max-seq-length", "48", "--learning-rate", "1e-3",
                              "--eval-strategy", "steps", "--eval-steps", "10"]) == 0
-            assert (ws / "runs" / name / runs.EVALUATION_DIR / "test" / ev.METRICS_FILE).is_file()
+            assert (ws / "runs" / name / runs.EVALUATION_DIR / "test" / evf.METRICS_FILE).is_file()
     detect_device.cache_clear()  # the next caller detects again, without the variable
     return ws
 
@@ -59,8 +59,8 @@ def ws(finished: Path, workspace: Path) -> Path:
     return workspace
 
 
-def saved(ws: Path, run: str = "reg") -> ev.EvalResult:
-    return ev.load_eval(ws / "runs" / run / runs.EVALUATION_DIR / "test")
+def saved(ws: Path, run: str = "reg") -> evf.EvalResult:
+    return evf.load_eval(ws / "runs" / run / runs.EVALUATION_DIR / "test")
 
 
 def open_page(run: str = "reg") -> AppTest:

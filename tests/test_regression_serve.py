@@ -26,11 +26,11 @@ from test_regression import stsb
 from bmcore import data as bdata
 from bmcore import runs
 from bmcore.cli import main as cli_main
-from bmcore.evaluate import METRICS_FILE, read_predictions
+from bmcore.device import detect_device
+from bmcore.evaluation_files import METRICS_FILE, read_predictions
 from bmcore.export.card import write_model_card
 from bmcore.export.onnx import PARITY_ATOL, export_onnx
 from bmcore.inference import load_for_inference, predict
-from bmcore.models import detect_device
 from bmcore.report import playground as view
 from bmcore.report.export import parity_summary
 
@@ -66,7 +66,7 @@ def trained_workspace(tmp_path_factory: pytest.TempPathFactory, shared_data: Pat
 
 @pytest.fixture
 def fp32(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """fp32 inference, whatever an earlier test in this process detected (:func:`bmcore.models.detect_device` is
+    """fp32 inference, whatever an earlier test in this process detected (:func:`bmcore.device.detect_device` is
     cached): the pipeline's scores and bmcore's then agree to 1e-4."""
     monkeypatch.setenv("BMCORE_PRECISION", "fp32")
     detect_device.cache_clear()

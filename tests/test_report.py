@@ -1,4 +1,4 @@
-"""What the pages show, computed by bmcore.report (and runs.finished_runs, pretrain.save_upload) on real data."""
+"""What the pages show, computed by bmcore.report (and run_list.finished_runs, pretrain.save_upload) on real data."""
 
 from __future__ import annotations
 
@@ -10,13 +10,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bmcore import compare, report, run_list, runs
 from bmcore import evaluate as ev
-from bmcore import report, runs
+from bmcore import evaluation_files as evf
+from bmcore import metrics as bmetrics
 from bmcore.cli import main
 from bmcore.config import PretrainConfig, TrainConfig
 from bmcore.errors import BmcoreError
 from bmcore.estimate import format_duration
 from bmcore.pretrain import UPLOADS_DIR, save_upload
+from bmcore.report import evaluation as rev
+from bmcore.report import examples as rex
 from bmcore.workspace import runs_dir
 
 NAMES = ["negative", "positive"]
@@ -40,7 +44,7 @@ def scored(dev: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 
 def metrics_of(table: pd.DataFrame) -> dict:
-    return ev.compute_metrics(table["gold"], table["pred"], ev.probs_of(table, NAMES), NAMES)
+    return bmetrics.compute_metrics(table["gold"], table["pred"], rex.probs_of(table, NAMES), NAMES)
 
 
 def test_formats_and_previews():
@@ -57,7 +61,7 @@ def test_formats_and_previews():
 def test_headline_tiles_show_the_metrics_against_the_baseline(dev):
     m = metrics_of(scored(dev, 0))
     m["baseline"] = {"accuracy": 0.5, "macro_f1": 0.4}
-    first, second = report.headline_tiles(m)
+    first, second = rev.headline_tiles(m)
     tiles = {t["label"]: t for t in first + second}
     assert tiles["Accuracy"]["value"] == f"{m['accuracy']:.3f}"
     assert tiles["Accuracy"]["delta"] == f"{m['accuracy'] - 0.5:+.3f} vs baseline"
@@ -66,16 +70,16 @@ def test_headline_tiles_show_the_metrics_against_the_baseline(dev):
     assert tiles["ROC-AUC (macro)"]["value"] == f"{m['macro_roc_auc']:.3f}"
     assert tiles["ECE, calibrated"]["delta"] is None  # no temperature was fitted
     m["ece_calibrated"] = m["ece"] / 2
-    tile = {t["label"]: t for t in report.headline_tiles(m)[1]}["ECE, calibrated"]
+    tile = {t["label"]: t for t in rev.headline_tiles(m)[1]}["ECE, calibrated"]
     assert tile["delta"] == f"{m['ece_calibrated'] - m['ece']:+.3f}" and tile["delta_color"] == "inverse"
     del m["baseline"]
-    assert {t["label"]: t for t in report.headline_tiles(m)[0]}["Accuracy"]["delta"] is None
+    assert {t["label"]: t for t in rev.headline_tiles(m)[0]}["Accuracy"]["delta"] is None
 
 
 def test_curve_frames_have_every_point_and_name_the_area(dev):
     table = scored(dev, 1)
-    data = ev.roc_pr_curves(table, NAMES)
-    roc, pr = report.curve_frames(data)
+    data = rex.roc_pr_curves(table, NAMES)
+    roc, pr = rev.curve_frames(data)
     assert len(roc) == sum(len(c["roc"]["fpr"]) for c in data.values())
     assert len(pr) == sum(len(c["pr"]["recall"]) for c in data.values())
     first = next(iter(data))
@@ -85,12 +89,12 @@ def test_curve_frames_have_every_point_and_name_the_area(dev):
 
 def test_compare_tiles_and_per_class_differences(dev):
     a, b = scored(dev, 2), scored(dev, 3)
-    cmp = ev.compare_runs(a, b, NAMES)
-    tiles = {t["label"]: t for t in report.compare_tiles(cmp, "r2")}
+    cmp = compare.compare_runs(a, b, NAMES)
+    tiles = {t["label"]: t for t in rev.compare_tiles(cmp, "r2")}
     assert tiles["Accuracy"]["value"] == f"{(b['gold'] == b['pred']).mean():.3f}"
     assert tiles["Accuracy"]["delta"].endswith("vs r2")
     assert tiles["Now wrong (were right)"]["value"] == f"{len(cmp['right_to_wrong']):,}"
-    diffs = report.f1_diff_frame(cmp, "r2")
+    diffs = rev.f1_diff_frame(cmp, "r2")
     assert diffs["class"].tolist() == NAMES
     for _, row in diffs.iterrows():
         d = row["F1 difference"]
@@ -99,17 +103,17 @@ def test_compare_tiles_and_per_class_differences(dev):
 
 
 def test_split_choices_leave_out_empty_splits():
-    assert report.split_choices({"train": 100, "validation": 0, "test": 20}) == ["train", "test"]
-    assert report.split_choices({}) == ["train", "validation", "test"]  # sizes unknown: all
-    assert report.split_choices({"train": 0, "validation": 0, "test": 0}) == ["train", "validation", "test"]
-    assert report.default_split(["train", "validation"]) == "train"
-    assert report.default_split(["train", "test"]) == "test"
+    assert rev.split_choices({"train": 100, "validation": 0, "test": 20}) == ["train", "test"]
+    assert rev.split_choices({}) == ["train", "validation", "test"]  # sizes unknown: all
+    assert rev.split_choices({"train": 0, "validation": 0, "test": 0}) == ["train", "validation", "test"]
+    assert rev.default_split(["train", "validation"]) == "train"
+    assert rev.default_split(["train", "test"]) == "test"
     assert report.split_sizes({"train": 1200, "test": 5}) == "1,200 train / 0 validation / 5 test"
 
 
 def test_evaluate_command_parses_back(tmp_path):
     out = Path.cwd() / "evals" / "x"
-    command = report.evaluate_command(str(tmp_path / "my model"), "sst 2", "test", out)
+    command = rev.evaluate_command(str(tmp_path / "my model"), "sst 2", "test", out)
     args = shlex.split(command.replace(" \\\n", " "))
     assert args[:6] == ["python", "-m", "bmcore", "evaluate", "--model", str(tmp_path / "my model")]
     assert args[6:] == ["--data", "sst 2", "--split", "test", "--out", "evals/x"]  # inside the working folder: relative
@@ -182,13 +186,13 @@ def test_estimate_text_and_busy_note():
 
 
 def test_calibration_text_and_top_confusions():
-    assert report.calibration_text({}) == (None, None)
-    text, caption = report.calibration_text({"temperature": 1.5, "calibration": {"saved": True, "log_loss_before": 0.5,
+    assert rev.calibration_text({}) == (None, None)
+    text, caption = rev.calibration_text({"temperature": 1.5, "calibration": {"saved": True, "log_loss_before": 0.5,
                                                                                   "log_loss_after": 0.4}})
     assert "T = **1.500**" in text and "fitted on the validation split and saved with the model" in text
     assert caption == "Log loss on this split: 0.500 → 0.400."
-    assert report.top_confusions_text({}) is None
-    top = report.top_confusions_text({"top_confusions": [{"gold": "*a*", "pred": "c", "count": 1200}]})
+    assert rev.top_confusions_text({}) is None
+    top = rev.top_confusions_text({"top_confusions": [{"gold": "*a*", "pred": "c", "count": 1200}]})
     assert top.startswith("Most frequent confusions: ") and "(1,200)" in top and "\\*a\\*" in top  # Markdown-escaped
 
 
@@ -204,18 +208,18 @@ def test_finished_runs_have_a_model_and_classifiers_leave_out_pretraining(dev):
     finish(runs.create_run(TrainConfig(dataset="sst"), "no-model"), with_model=False)
     runs.create_run(TrainConfig(dataset="sst"), "queued")
     mlm = finish(runs.create_run(PretrainConfig(dataset="notes.txt"), "mlm"))
-    assert sorted(r.name for r in runs.finished_runs()) == ["ft", "mlm"]
-    assert [r.name for r in runs.finished_runs(classifiers=True)] == ["ft"]
+    assert sorted(r.name for r in run_list.finished_runs()) == ["ft", "mlm"]
+    assert [r.name for r in run_list.finished_runs(classifiers=True)] == ["ft"]
 
     # comparable_runs: the other finished runs with a saved evaluation of the same dataset and split
     other = finish(runs.create_run(TrainConfig(dataset="sst"), "other"))
     table = scored(dev, 4)
-    ev.save_eval(ev.EvalResult({**metrics_of(table), "dataset": "sst", "split": "test"}, table),
-                 ev.evaluation_dir(other / runs.MODEL_DIR, "sst", "test"))
-    finished = {r.name: r for r in runs.finished_runs(classifiers=True)}
-    assert set(report.comparable_runs(finished, "ft", "sst", "test")) == {"other"}
-    assert report.comparable_runs(finished, "other", "sst", "test") == {}
-    assert report.comparable_runs(finished, "ft", "sst", "validation") == {}
+    evf.save_eval(evf.EvalResult({**metrics_of(table), "dataset": "sst", "split": "test"}, table),
+                 evf.evaluation_dir(other / runs.MODEL_DIR, "sst", "test"))
+    finished = {r.name: r for r in run_list.finished_runs(classifiers=True)}
+    assert set(rev.comparable_runs(finished, "ft", "sst", "test")) == {"other"}
+    assert rev.comparable_runs(finished, "other", "sst", "test") == {}
+    assert rev.comparable_runs(finished, "ft", "sst", "validation") == {}
     assert mlm.name not in finished and ft.name in finished
 
 

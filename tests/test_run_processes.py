@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from conftest import kill_leftovers
 
-from bmcore import jobs, runs
+from bmcore import files, jobs, processes, run_list, runs
 from bmcore.cli import main as cli_main
 from bmcore.errors import BmcoreError
 from bmcore.report.runs_table import runs_frame
@@ -25,8 +25,8 @@ from bmcore.report.runs_table import runs_frame
 def _folder(base: Path, status: dict, kind: str = "evaluate") -> Path:
     folder = base / "jobs" / "job-1"
     folder.mkdir(parents=True)
-    runs.write_json_atomic(folder / runs.CONFIG_FILE, {"kind": kind, "key": "k", "params": {}})
-    runs.write_json_atomic(folder / runs.STATUS_FILE, {"state": "running", "created": runs.now(), "created_ts": time.time(),
+    files.write_json_atomic(folder / runs.CONFIG_FILE, {"kind": kind, "key": "k", "params": {}})
+    files.write_json_atomic(folder / runs.STATUS_FILE, {"state": "running", "created": runs.now(), "created_ts": time.time(),
                                                        "handles_sigterm": True, **status})
     return folder
 
@@ -65,7 +65,7 @@ def test_a_live_pid_without_its_start_time_is_no_job(workspace: Path, signals: l
 
 
 def test_a_reused_pid_is_no_job(workspace: Path, signals: list):
-    mine = runs.own_process()
+    mine = processes.own_process()
     job = _folder(workspace, {**mine, "pid_start": mine["pid_start"] - 1})  # same pid, another process's start
     assert jobs.read(job)["state"] == runs.FAILED
     jobs.cancel(job)
@@ -78,7 +78,7 @@ def test_a_live_bmcore_process_of_another_folder_is_not_signalled(workspace: Pat
                             start_new_session=True)
     try:
         time.sleep(0.3)
-        job = _folder(workspace, {"pid": proc.pid, "pid_start": runs.process_start(proc.pid)})
+        job = _folder(workspace, {"pid": proc.pid, "pid_start": processes.process_start(proc.pid)})
         assert jobs.read(job)["state"] == runs.RUNNING
         jobs.cancel(job)
         kill_leftovers(workspace)
@@ -96,7 +96,7 @@ def test_the_jobs_own_process_is_signalled(workspace: Path):
                             start_new_session=True)
     try:
         time.sleep(0.3)
-        runs.write_status(job, pid=proc.pid, pid_start=runs.process_start(proc.pid))
+        runs.write_status(job, pid=proc.pid, pid_start=processes.process_start(proc.pid))
         kill_leftovers(workspace)
         assert proc.wait(timeout=10) == -signal.SIGKILL
     finally:
@@ -107,7 +107,7 @@ def test_the_jobs_own_process_is_signalled(workspace: Path):
 def test_kill_leftovers_never_signals_the_test_process(workspace: Path, signals: list):
     run = workspace / "runs" / "busy"
     run.mkdir(parents=True)
-    runs.write_json_atomic(run / runs.STATUS_FILE, {"state": "running", **runs.own_process(), "created": runs.now()})
+    files.write_json_atomic(run / runs.STATUS_FILE, {"state": "running", **processes.own_process(), "created": runs.now()})
     assert runs.read_status(run)["state"] != runs.RUNNING  # pytest's own process, alive, is no job's process
     kill_leftovers(workspace)
     assert signals == []
@@ -116,7 +116,7 @@ def test_kill_leftovers_never_signals_the_test_process(workspace: Path, signals:
 def test_a_queued_run_launched_in_the_future_does_not_wait_forever(workspace: Path):
     run = workspace / "runs" / "future"
     run.mkdir(parents=True)
-    runs.write_json_atomic(run / runs.STATUS_FILE, {"state": "queued", "pid": None, "created": runs.now(),
+    files.write_json_atomic(run / runs.STATUS_FILE, {"state": "queued", "pid": None, "created": runs.now(),
                                                     "launched_ts": time.time() + 10**9})
     assert runs.read_status(run)["state"] == runs.FAILED
     assert runs.active_jobs() == 0
@@ -138,10 +138,10 @@ def _completed_run(ws: Path, name: str, tiny_model: Path) -> Path:
     folder = ws / "runs" / name
     folder.mkdir(parents=True)
     shutil.copytree(tiny_model, folder / runs.MODEL_DIR)
-    runs.write_json_atomic(folder / runs.CONFIG_FILE, {"model_name_or_path": str(tiny_model), "dataset": "d"})
-    runs.write_json_atomic(folder / runs.STATUS_FILE, {"state": "completed", "created": f"2026-01-0{len(name) % 9 + 1}"})
+    files.write_json_atomic(folder / runs.CONFIG_FILE, {"model_name_or_path": str(tiny_model), "dataset": "d"})
+    files.write_json_atomic(folder / runs.STATUS_FILE, {"state": "completed", "created": f"2026-01-0{len(name) % 9 + 1}"})
     scores = {"accuracy": 0.75, "macro_f1": 0.7}
-    runs.write_json_atomic(folder / runs.EVAL_FILE, {"validation": scores, "test": scores})
+    files.write_json_atomic(folder / runs.EVAL_FILE, {"validation": scores, "test": scores})
     (folder / runs.METRICS_FILE).write_text(json.dumps({"kind": "train", "step": 1, "total_steps": 1, "loss": 0.5}) + "\n")
     return folder
 
@@ -168,9 +168,9 @@ def test_the_train_page_opens_damaged_runs_and_the_good_one_still_works(workspac
 
     good = _completed_run(workspace, "good", tiny_model)
     (_completed_run(workspace, "bad-metrics", tiny_model) / runs.METRICS_FILE).write_text("[1,2]\n")
-    runs.write_json_atomic(_completed_run(workspace, "bad-eval", tiny_model) / runs.EVAL_FILE, {"test": "x"})
-    assert runs.summarize_run(good).test_accuracy == 0.75
-    assert "eval.json in bad-eval is damaged" in runs.summarize_run(workspace / "runs" / "bad-eval").error
+    files.write_json_atomic(_completed_run(workspace, "bad-eval", tiny_model) / runs.EVAL_FILE, {"test": "x"})
+    assert run_list.summarize_run(good).test_accuracy == 0.75
+    assert "eval.json in bad-eval is damaged" in run_list.summarize_run(workspace / "runs" / "bad-eval").error
     at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=120).run()
     at.switch_page("pages/train.py").run()
     for name, says in (("bad-metrics", "metrics.jsonl in bad-metrics is damaged"), ("bad-eval", "eval.json in bad-eval is damaged")):
@@ -188,7 +188,7 @@ def test_the_train_page_opens_damaged_runs_and_the_good_one_still_works(workspac
 
 
 def test_the_runs_table_shows_a_dash_for_missing_values_never_none(workspace: Path):
-    row = runs.RunSummary(name="r", path="/r", state="queued")
+    row = run_list.RunSummary(name="r", path="/r", state="queued")
     frame = runs_frame([row])
     assert frame.iloc[0].to_dict() == {"name": "r", "model": "-", "dataset": "-", "state": "queued", "best metric": "-",
                                        "test score": "-", "duration (s)": "-", "created": "-"}
@@ -200,7 +200,7 @@ def test_a_background_start_refused_by_the_job_limit_leaves_no_run_folder(worksp
 
     busy = workspace / "runs" / "busy"
     busy.mkdir(parents=True)
-    runs.write_json_atomic(busy / runs.STATUS_FILE, {"state": "running", **stand_in_job, "created": runs.now()})
+    files.write_json_atomic(busy / runs.STATUS_FILE, {"state": "running", **stand_in_job, "created": runs.now()})
     monkeypatch.setenv("BMCORE_MAX_JOBS", "1")
     # Created while the slot was free, launched once another job took it: refused, and the folder is gone.
     run = runs.create_run(TrainConfig(model_name_or_path="builtin:minilm", dataset="d"), name="late")

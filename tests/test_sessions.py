@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 import bmcore.inference as binf
 from bmcore import data as bdata
-from bmcore import runs
+from bmcore import files, run_list, runs
 from bmcore.config import TrainConfig
 
 TIMEOUT = 180
@@ -50,9 +50,9 @@ def test_a_run_reads_queued_between_creation_and_launch(tiny_model: Path) -> Non
         {"text": [f"sentence {i}" for i in range(40)], "label": ["a", "b"] * 20})}), "rows", seed=0))
     run_dir = runs.create_run(TrainConfig(model_name_or_path=str(tiny_model), dataset="rows"), "fresh")
     assert runs.read_status(run_dir)["state"] == runs.QUEUED
-    assert [(r.name, r.state) for r in runs.list_runs()] == [("fresh", runs.QUEUED)]
-    status = runs.read_json(run_dir / runs.STATUS_FILE)
-    runs.write_json_atomic(run_dir / runs.STATUS_FILE, {**status, "created_ts": time.time() - runs.LAUNCH_GRACE_S - 1})
+    assert [(r.name, r.state) for r in run_list.list_runs()] == [("fresh", runs.QUEUED)]
+    status = files.read_json(run_dir / runs.STATUS_FILE)
+    files.write_json_atomic(run_dir / runs.STATUS_FILE, {**status, "created_ts": time.time() - runs.LAUNCH_GRACE_S - 1})
     assert runs.read_status(run_dir)["state"] == runs.FAILED  # never launched: after the grace it reads as dead
 
 

@@ -178,7 +178,8 @@ def test_a_multi_label_run_saves_a_standard_folder_with_thresholds(multilabel_ru
 
 
 def test_a_multi_label_model_evaluates_with_its_thresholds(multilabel_run: Path, monkeypatch):
-    from bmcore.evaluate import evaluate_model, load_eval
+    from bmcore.evaluate import evaluate_model
+    from bmcore.evaluation_files import load_eval
 
     monkeypatch.setenv("BMCORE_WORKSPACE", str(multilabel_run.parent.parent))
     ds = bdata.load_prepared(DATASET)

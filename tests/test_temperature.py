@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bmcore import report
 from bmcore.baseline import baseline_probs, fit_baseline
 from bmcore.cli import main
 from bmcore.data import load_prepared, load_source, prepare, save_prepared
 from bmcore.evaluate import evaluate_model
 from bmcore.inference import load_for_inference
 from bmcore.model_meta import read_model_meta, write_model_meta
+from bmcore.report import evaluation as rev
 from bmcore.tasks.single_label_classification import (
     MIN_TEMPERATURE_ROWS,
     decide_temperature,
@@ -92,10 +92,10 @@ def test_evaluation_saves_no_temperature_over_a_stale_one_and_every_view_says_wh
     meta = read_model_meta(model)
     assert meta["temperature"] is None and meta["temperature_reason"] == reason
     assert load_for_inference(str(model)).predict_proba(["a fine film"]).calibrated_probs is None
-    assert report.model_temperature_note(meta) == ("No calibrated probabilities: no temperature was saved with this "
+    assert rev.model_temperature_note(meta) == ("No calibrated probabilities: no temperature was saved with this "
                                                    f"model, as {reason}.")
-    assert report.no_temperature_text(metrics) == f"No temperature was saved: {reason}. The probabilities are the model's own."
-    assert report.calibration_text(metrics) == (None, None)
+    assert rev.no_temperature_text(metrics) == f"No temperature was saved: {reason}. The probabilities are the model's own."
+    assert rev.calibration_text(metrics) == (None, None)
 
     # Scored again without fitting: the reason saved with the model is the one given.
     again = evaluate_model(str(model), load_prepared(sst_25), "test", fit_calibration=False, baseline=False)
@@ -104,11 +104,11 @@ def test_evaluation_saves_no_temperature_over_a_stale_one_and_every_view_says_wh
 
 def test_reasons_from_files_are_shown_as_text():
     evil = "![x](http://evil.example/x.png) <b>25</b>"
-    text = report.no_temperature_text({"temperature": None, "calibration": {"reason": evil}})
-    note = report.model_temperature_note({"temperature": None, "temperature_reason": evil})
+    text = rev.no_temperature_text({"temperature": None, "calibration": {"reason": evil}})
+    note = rev.model_temperature_note({"temperature": None, "temperature_reason": evil})
     for shown in (text, note):
         assert "\\[x\\]" in shown and "![x](" not in shown and "<b>" not in shown  # Markdown-escaped
-    assert report.no_temperature_text({}) == "No temperature was fitted (the dataset has no validation split)."
-    assert report.no_temperature_text({"temperature": 1.4}) is None
-    assert report.model_temperature_note({"temperature": 1.4}) is None
-    assert report.model_temperature_note({}).startswith("No calibrated probabilities: no temperature is saved")
+    assert rev.no_temperature_text({}) == "No temperature was fitted (the dataset has no validation split)."
+    assert rev.no_temperature_text({"temperature": 1.4}) is None
+    assert rev.model_temperature_note({"temperature": 1.4}) is None
+    assert rev.model_temperature_note({}).startswith("No calibrated probabilities: no temperature is saved")

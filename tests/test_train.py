@@ -15,9 +15,9 @@ import pytest
 from conftest import ROOT
 
 from bmcore import data as bdata
-from bmcore import launch, runs
+from bmcore import files, launch, run_list, runs
 from bmcore.config import TrainConfig
-from bmcore.models import detect_device
+from bmcore.device import detect_device
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_run_completes_and_writes_the_contract(tiny_model, sst_small):
 
     clf = pipeline("text-classification", model=str(run_dir / runs.MODEL_DIR))
     assert clf("a wonderful, moving film")[0]["label"] in {"negative", "positive"}
-    assert runs.list_runs()[0].name == "contract"
+    assert run_list.list_runs()[0].name == "contract"
     shown = cli("runs", "show", str(run_dir))
     assert shown.returncode == 0 and json.loads(shown.stdout)["state"] == "completed"
 
@@ -111,7 +111,7 @@ def test_second_job_waits_queued_then_runs(tiny_model, sst_small):
     s1, s2 = runs.read_status(first), runs.wait_for(second, timeout=240)
     assert s1["state"] == s2["state"] == "completed"
     assert s2["started_ts"] >= s1["ended_ts"] - 1.0
-    assert {r.name for r in runs.list_runs()} == {"first", "second"}
+    assert {r.name for r in run_list.list_runs()} == {"first", "second"}
 
 
 def test_killed_run_reads_failed_and_resume_finishes(tiny_model, sst_small):
@@ -125,7 +125,7 @@ def test_killed_run_reads_failed_and_resume_finishes(tiny_model, sst_small):
     status = runs.read_status(run_dir)
     assert status["state"] == "failed" and "died" in status["error"]
     assert "log_tail" in status
-    rows = {r.name: r for r in runs.list_runs()}
+    rows = {r.name: r for r in run_list.list_runs()}
     assert rows["killed"].state == "failed"
     out = cli("train", str(run_dir), "--resume")
     assert out.returncode == 0, out.stderr[-2000:]
@@ -322,7 +322,7 @@ def test_head_learning_rate_moves_the_head_and_not_the_encoder(tiny_model, sst_s
              and (after[k].float() - before[k].float()).abs().max() > 1e-4}
     assert moved == {"bert.pooler.dense.bias", "bert.pooler.dense.weight", "classifier.bias", "classifier.weight"}, moved
     assert not any(k.startswith("bert.encoder.") for k in moved)
-    assert "head_learning_rate" in str(runs.read_json(run_dir / "config.json"))
+    assert "head_learning_rate" in str(files.read_json(run_dir / "config.json"))
 
 
 SMALL_TRAIN_ROWS = 300  # issue 27: a first run on a few hundred rows

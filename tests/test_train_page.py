@@ -14,7 +14,7 @@ from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
-from bmcore import jobs, runs
+from bmcore import jobs, run_list, runs
 
 TIMEOUT = 120  # the first run imports torch and transformers on 2 busy CPU cores
 
@@ -75,7 +75,7 @@ def test_start_a_tiny_run_and_see_it_finish(tiny_model, sst_tiny):
 
     at.button(key="train_start").click().run()
     assert not at.exception and not at.error
-    rows = runs.list_runs()
+    rows = run_list.list_runs()
     assert len(rows) == 1
     assert at.session_state["train_run"] == rows[0].name
     assert runs.wait_for(Path(rows[0].path), timeout=300)["state"] == runs.COMPLETED, runs.log_tail(Path(rows[0].path))
@@ -101,7 +101,7 @@ def test_a_value_set_with_the_click_on_start_reaches_the_run(tiny_model, sst_tin
     at.number_input(key="train_max_seq_length").set_value(40)
     at.button(key="train_start").click().run()
     assert not at.exception and not at.error
-    run_dir = Path(runs.list_runs()[0].path)
+    run_dir = Path(run_list.list_runs()[0].path)
     assert at.session_state["train_run"] == run_dir.name
     config = json.loads((run_dir / "config.json").read_text())
     assert (config["max_steps"], config["max_seq_length"]) == (4, 40)
@@ -139,7 +139,7 @@ def test_bad_settings_show_an_error_and_start_nothing(tiny_model, sst_tiny, widg
     assert not at.exception
     assert any(message in e.value for e in at.error)
     assert not _has_button(at, "train_start")
-    assert runs.list_runs() == []
+    assert run_list.list_runs() == []
 
 
 def _has_button(at: AppTest, key: str) -> bool:
@@ -150,7 +150,7 @@ def test_a_run_can_be_cancelled_from_the_page(tiny_model, sst_tiny):
     at = set_tiny_run(open_train_page(), sst_tiny, tiny_model)
     at.number_input(key="train_max_steps").set_value(5000).run()
     at.button(key="train_start").click().run()
-    run_dir = Path(runs.list_runs()[0].path)
+    run_dir = Path(run_list.list_runs()[0].path)
     deadline = time.time() + 120
     while not _has_button(at, "train_cancel") and time.time() < deadline:
         time.sleep(0.5)

@@ -22,7 +22,8 @@ import pandas as pd
 from .. import runs
 from ..config import TrainConfig
 from ..data import Columns, PreparedDataset, save_prepared
-from ..models import DEFAULT_MODEL, detect_device, load_tokenizer, resolve_model
+from ..device import detect_device
+from ..models import DEFAULT_MODEL, load_tokenizer, resolve_model
 from ..train import run_training
 from ..trainer import mean_examples_per_step
 from .measure import BATCH, quiet_transformers, training_log_at

@@ -18,9 +18,10 @@ from PIL import Image
 from .. import runs
 from ..config import TrainConfig
 from ..data import Columns, PreparedDataset, save_prepared
+from ..device import detect_device
 from ..images.fashion_mnist import read_fashion_mnist
 from ..modalities.image import processor_for_size
-from ..models import detect_device, resolve_model
+from ..models import resolve_model
 from ..train import run_training
 from .measure import BATCH, PeakRSS, quiet_transformers, training_log_at
 

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..device import detect_device
 from ..explain import explain
 from ..inference import load_for_inference, predict
-from ..models import DEFAULT_MODEL, detect_device, load_classifier, load_tokenizer, resolve_model
+from ..models import DEFAULT_MODEL, load_classifier, load_tokenizer, resolve_model
 from .measure import latencies, percentile
 from .texts import sentences
 

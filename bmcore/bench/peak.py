@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..models import DeviceInfo
+from ..device import DeviceInfo
 
 PEAK_BUDGET_S = 1.0  # timed seconds of matmuls per precision: the peak takes seconds on any machine
 PEAK_SIZES = (512, 1024, 2048)  # square matmul sizes, tried smallest first (smaller ones measure call overhead)

@@ -8,7 +8,8 @@ import os
 import time
 from typing import Any
 
-from ..models import DEFAULT_MODEL, detect_device
+from ..device import detect_device
+from ..models import DEFAULT_MODEL
 from .accuracy import TTA_SEEDS, bench_time_to_accuracy
 from .images import bench_images
 from .inference import bench_inference

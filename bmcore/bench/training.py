@@ -24,7 +24,8 @@ import pandas as pd
 from .. import runs
 from ..config import TrainConfig
 from ..data import Columns, PreparedDataset, save_prepared
-from ..models import DEFAULT_MODEL, detect_device, load_config, load_tokenizer, resolve_model
+from ..device import detect_device
+from ..models import DEFAULT_MODEL, load_config, load_tokenizer, resolve_model
 from ..train import run_training
 from .measure import BATCH, PeakRSS, quiet_transformers, training_log_at
 from .peak import machine_peak, train_flops_per_token

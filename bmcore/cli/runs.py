@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import json
 
-from .. import runs
+from .. import run_list, runs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    for row in runs.list_runs():
+    for row in run_list.list_runs():
         print(json.dumps(dataclasses.asdict(row)))
     return 0
 

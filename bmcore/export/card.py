@@ -16,7 +16,7 @@ from .. import runs
 from ..data import DATASET_META, dataset_dir
 from ..display import md, md_code
 from ..errors import BmcoreError
-from ..evaluate import METRICS_FILE
+from ..evaluation_files import METRICS_FILE
 from ..files import write_text_atomic
 from ..metrics import check_scores
 from ..modalities import modality_of_ref

@@ -18,8 +18,8 @@ import numpy as np
 from .. import runs
 from ..data import load_prepared
 from ..errors import BmcoreError
-from ..evaluate import PREDICTIONS_FILE, read_predictions
-from ..files import atomic_path
+from ..evaluation_files import PREDICTIONS_FILE, read_predictions
+from ..files import atomic_path, write_json_atomic
 from ..modalities.image import decode, pixel_values
 from ..model_meta import read_model_meta
 from ..models import DEFAULT_MAX_SEQ_LENGTH, load_classifier, load_tokenizer
@@ -208,7 +208,7 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, max_examples:
     parity = check_onnx_parity(target / ONNX_FILE, model_dir, texts, pairs, max_seq_length=msl, atol=atol)
     parity.update(split="test", split_size=total, sample="all" if len(texts) == total else f"first {len(texts)}",
                   opset=ONNX_OPSET, file=ONNX_FILE, created=runs.now())
-    runs.write_json_atomic(target / PARITY_FILE, parity)
+    write_json_atomic(target / PARITY_FILE, parity)
     return OnnxExport(target / ONNX_FILE, parity)
 
 

@@ -1,7 +1,7 @@
 """The finished run an export starts from: checking it, where its exports go, and when an export is stale.
 
 Also what every export shares: the formats, the files left out, a lenient JSON reader, and whether the run's model
-reads images.
+reads pictures (its modality says).
 """
 
 from __future__ import annotations
@@ -65,8 +65,9 @@ def read_or_empty(path: Path) -> dict[str, Any]:
 
 
 def is_image_folder(model_dir: str | Path) -> bool:
-    """True when a model folder holds an image classifier (its ``config.json`` names one)."""
+    """True when a model folder holds a classifier of pictures, an image classifier (its ``config.json`` names one):
+    its modality says so (:attr:`~bmcore.modalities.base.Modality.pictures`)."""
     try:
-        return modality_of_ref(str(model_dir)).name == "image"
+        return modality_of_ref(str(model_dir)).pictures
     except (BmcoreError, OSError, ValueError):
         return False

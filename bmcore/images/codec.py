@@ -208,7 +208,12 @@ def image_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
 
 
-def thumbnail(png: bytes, size: int = 84) -> bytes:
+# The one thumbnail size, in pixels of the longer side: Fashion-MNIST's 28 px at four times their size (an integer
+# scale keeps nearest-neighbour pixels sharp), wide enough for a caption line under it; larger images are reduced.
+THUMB_PX = 112
+
+
+def thumbnail(png: bytes, size: int = THUMB_PX) -> bytes:
     """A PNG scaled so its longer side is ``size`` pixels, for a grid: small images are enlarged with sharp pixels
     (nearest neighbour), large ones reduced smoothly, so each cell shows what the model sees at a readable size."""
     img = Image.open(io.BytesIO(png))

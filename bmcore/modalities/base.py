@@ -13,7 +13,7 @@ class Modality:
     example_noun = "rows"  # what one example is called in sentences ("300 training rows")
     pipeline_task = ""  # transformers.pipeline's task name for a classifier of this input
     pipeline_example = ""  # a Python literal of one input, for the snippet that calls a saved model
-    thumbnails = False  # True: the Evaluate page shows examples as pictures (bmcore.evaluate.gallery), not as text
+    thumbnails = False  # True: the Evaluate page shows examples as pictures (bmcore.report.examples.gallery), not as text
     evaluate_note = ""  # a line the Evaluate page shows above the results of a model on these inputs ("" for none)
     evaluate_omits: tuple[str, ...] = ()  # the task's Evaluate sections these inputs have no view for (by key)
 
@@ -85,4 +85,16 @@ class Modality:
                     progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
         """What a prepared dataset's stats (:func:`bmcore.data.stats.compute_stats`) hold about its inputs (token
         lengths, image sizes), with ``task`` saying which rows have each label."""
+        return {}
+
+    # --- predictions, evaluation and export ------------------------------------------------------------
+
+    # True: one example is a picture (an image file's bytes), not text: predictions take image files, the Playground
+    # offers pictures, an export carries an image processor.
+    pictures = False
+    processor_noun = "tokenizer"  # what turns raw inputs into model inputs, in a sentence ("image processor")
+
+    def evaluation_facts(self, processor: Any) -> dict[str, Any]:
+        """What an evaluation records about how its inputs were read, besides ``max_seq_length`` (images: the side
+        they were resized to, ``image_size``), from the model's processor."""
         return {}

@@ -16,20 +16,13 @@ from typing import Any
 import numpy as np
 
 from ..builtin_images import BUILTIN_IMAGE_MODELS, DEFAULT_IMAGE_MODEL
+from ..device import autocast_dtype, detect_device, inference_placement, select_precision
 from ..errors import BmcoreError
 from ..images.codec import decode_image
 from ..images.datasets import image_dataset, prepare_images
 from ..images.sources import is_image_source
 from ..images.stats import image_stats
-from ..models import (
-    BUILTIN_PREFIX,
-    autocast_dtype,
-    detect_device,
-    inference_placement,
-    load_config,
-    resolve_model,
-    select_precision,
-)
+from ..models import BUILTIN_PREFIX, load_config, resolve_model
 from ..problem_types import DEFAULT_PROBLEM_TYPE
 from ..vision import is_cnn_config, load_image_classifier, load_image_processor
 from .base import Modality
@@ -278,6 +271,11 @@ class Image(Modality):
     def input_stats(self, ds: Any, task: Any, tokenizer: Any = None, max_seq_length: int = 0, tokenizer_name: str = "",
                     progress: Any = None) -> dict[str, Any]:
         return image_stats(ds)
+    pictures = True
+    processor_noun = "image processor"
+
+    def evaluation_facts(self, processor: Any) -> dict[str, Any]:
+        return {"image_size": processor_size(processor)}
 
 
 MODALITY = Image()

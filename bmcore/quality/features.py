@@ -15,15 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..models import (
-    autocast_dtype,
-    detect_device,
-    from_pretrained_safely,
-    inference_placement,
-    load_tokenizer,
-    resolve_model,
-    select_precision,
-)
+from ..device import autocast_dtype, detect_device, inference_placement, select_precision
+from ..models import from_pretrained_safely, load_tokenizer, resolve_model
 
 ENCODERS = ("builtin:minilm", "tfidf")
 DEFAULT_ENCODER = "builtin:minilm"
@@ -41,7 +34,7 @@ def embed_texts(ref: str, texts: list[str], pairs: list[str] | None = None, *,
     """L2-normalised mean-pooled last hidden states of a frozen encoder, [n, hidden], in input order.
 
     Texts are sorted by length and padded per batch, so short texts cost little; weights are cast to bf16 where the
-    device has it (:func:`bmcore.models.select_precision`), and pooling is done in fp32.
+    device has it (:func:`bmcore.device.select_precision`), and pooling is done in fp32.
     """
     import torch
     from transformers import AutoModel

@@ -17,12 +17,14 @@ from typing import Any
 
 import pandas as pd
 
-from .. import runs
+from .. import run_list, runs
 from ..data import DATASET_META, dataset_dir, is_prepared, load_prepared
 from ..display import md, plot_texts
 from ..errors import BmcoreError
 from ..explain import Explanation, cls_attention
 from ..explain_images import GRADCAM, ROLLOUT, ImageExplanation
+from ..files import read_json
+from ..modalities import get_modality
 from ..model_meta import read_model_meta, saved_temperature
 from ..models import DEFAULT_MODEL, is_base_model, resolve_model
 from ..tasks import get_task
@@ -76,7 +78,7 @@ def model_info(ref: str) -> ModelInfo:
                      temperature=saved_temperature(meta))
 
 
-def headline_text(summary: runs.RunSummary, meta: dict[str, Any]) -> str:
+def headline_text(summary: run_list.RunSummary, meta: dict[str, Any]) -> str:
     """A run's test figure as the model picker says it, in its task's words: ``test accuracy 0.912``, ``test subset
     accuracy 0.430`` (multi-label: the whole label set right), ``test Pearson correlation 0.871``."""
     if not isinstance(summary.test_score, (int, float)):
@@ -92,7 +94,7 @@ def headline_text(summary: runs.RunSummary, meta: dict[str, Any]) -> str:
 def playground_models() -> list[ModelChoice]:
     """Completed workspace runs that have a model (newest first), then ``builtin:minilm`` labelled as untrained."""
     out = []
-    for r in runs.list_runs():
+    for r in run_list.list_runs():
         folder = Path(r.path) / runs.MODEL_DIR
         if r.state != runs.COMPLETED or r.pretraining or not (folder / "config.json").is_file():  # pretraining: no head yet
             continue
@@ -159,8 +161,8 @@ def score_range_note(dataset: str, span: tuple[float, float] | None) -> str:
 def dataset_is_pair(dataset: str) -> bool:
     """True when ``dataset`` is a prepared text-pair dataset in the workspace."""
     try:
-        meta = json.loads((dataset_dir(dataset) / DATASET_META).read_text(encoding="utf-8")) if dataset else {}
-    except (OSError, ValueError, BmcoreError):
+        meta = read_json(dataset_dir(dataset) / DATASET_META) if dataset else {}
+    except BmcoreError:
         return False
     return bool(meta.get("is_pair") or len(meta.get("text_columns", [])) == 2)
 
@@ -331,7 +333,7 @@ def playground_image_examples(dataset: str, per_class: int = 1, seed: int = 0) -
         return []
     ds = load_prepared(dataset)
     test = ds.splits.get("test")
-    if getattr(ds, "modality", "text") != "image" or test is None or not len(test):
+    if not get_modality(getattr(ds, "modality", None)).pictures or test is None or not len(test):
         return []
     out = []
     for label in ds.label_names:

@@ -14,14 +14,13 @@ import pandas as pd
 from ..data.dataset import FILE_ROW
 from ..data.storage import dataset_dir
 from ..errors import BmcoreError
-from ..evaluate import split_images
-from ..images.codec import thumbnail
+from ..images.codec import THUMB_PX, thumbnail
 from ..quality.changes import CHANGE_COLUMNS
 from ..quality.results import QualityResult
+from .examples import split_images
 
 FLAG_COLUMNS = ("split", "row", "text", "given", "suggested", "confidence", "quality")
 FLAG_EXTRA = ("issues", "sha256")  # where a result has them (images): the issue types in words, the image's hash
-THUMB_PX = 96
 
 
 def flags_frame(result: QualityResult) -> pd.DataFrame:

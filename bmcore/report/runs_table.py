@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..runs import RunSummary, list_runs, short_model
+from ..run_list import RunSummary, list_runs, short_model
 
 COLUMNS = ["name", "model", "dataset", "state", "best metric", "test score", "duration (s)", "created"]
 

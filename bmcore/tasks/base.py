@@ -11,6 +11,7 @@ import pandas as pd
 from ..display import md, md_code
 
 MISSED_RECALL = 0.1  # a class or label recalled this rarely or less is "never or almost never predicted right"
+PROB_PREFIX = "prob_"  # a prediction table's column of one class's (label's) score: prob_<label>
 
 
 class Task:
@@ -350,6 +351,18 @@ class Task:
         label-quality check suggests, and a single-label task's decision."""
         top = np.asarray(scores).argmax(axis=-1)
         return int(top) if top.ndim == 0 else top
+
+    # --- what the pages show of it -----------------------------------------------------------------------
+
+    # How the Train page's tiles sum up a finished run's eval.json, by its key in bmcore.report.RESULT_TILES:
+    # "headline" (the first two headline metrics, test and validation) or "thresholds" (with the tuned thresholds' gain).
+    result_tiles = "headline"
+    training_text = ""  # one sentence on what this kind of problem means for training ("" where nothing needs saying)
+
+    def prediction_frame(self, df: pd.DataFrame, probs: np.ndarray, label_names: Sequence[str], *,
+                         truncated: np.ndarray | None = None) -> pd.DataFrame:
+        """The prediction table of a split from this task's scores (:meth:`scores`) [n, classes]."""
+        raise NotImplementedError
 
 
 def card_number(x: Any, spec: str = ".4f") -> str:

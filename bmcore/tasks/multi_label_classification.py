@@ -34,7 +34,7 @@ from ..display import md, md_code
 from ..errors import BmcoreError
 from ..metrics import EPS, multi_label_metrics
 from ..splits import examples_of
-from .base import MISSED_RECALL, Task, card_number
+from .base import MISSED_RECALL, PROB_PREFIX, Task, card_number
 from .single_label_classification import checked_label_names
 
 DEFAULT_THRESHOLD = 0.5
@@ -42,7 +42,6 @@ THRESHOLD_GRID = np.round(np.arange(0.02, 0.981, 0.01), 2)  # candidate threshol
 AUTO_IMBALANCE = 3.0  # class_weights=auto weighs positives when the most frequent label has this many times the rarest
 AUTO_WEIGHTS = "sqrt"  # positive weight sqrt(negatives / positives) per label
 MAX_POS_WEIGHT = 100.0
-PROB_PREFIX = "prob_"
 SUMMARY_KEYS = ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss")  # bmcore evaluate prints these
 CARD_COLUMNS = (("micro F1", "micro_f1"), ("macro F1", "macro_f1"), ("samples F1", "samples_f1"),
                 ("subset accuracy", "subset_accuracy"), ("Hamming loss", "hamming_loss"))  # the card's results table
@@ -467,6 +466,10 @@ class MultiLabelClassification(Task):
         """Labels per row, rows with none, rare labels and co-occurrence (:func:`~bmcore.data.label_stats.multi_label_stats`)."""
         matrices = {s: label_matrix(df["label"], list(label_names)) for s, df in splits.items()}
         return {**multi_label_stats(matrices, list(label_names)), "class_weights": {}}
+    result_tiles = "thresholds"  # macro F1 and subset accuracy, and what the tuned per-label thresholds gained
+    training_text = ("Multi-label: a text can carry any number of labels at once. The model gives every label its own "
+                     "yes/no score (a sigmoid per label), learns with binary cross-entropy, and after training tunes one "
+                     "threshold per label on the validation split.")
 
 
 TASK = MultiLabelClassification()

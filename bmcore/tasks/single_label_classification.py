@@ -21,12 +21,11 @@ from ..display import md, md_code
 from ..errors import BmcoreError
 from ..metrics import EPS, classification_metrics, compute_metrics
 from ..splits import examples_of
-from .base import MISSED_RECALL, Task, card_number
+from .base import MISSED_RECALL, PROB_PREFIX, Task, card_number
 
 AUTO_IMBALANCE = 3.0  # class_weights=auto weighs the loss from this largest:smallest class ratio on
 AUTO_WEIGHTS = "balanced"  # emotion with 1.6% surprise: its recall 0.80 (balanced), 0.50 (sqrt), 0.11 (none)
 T_BOUNDS = (0.05, 20.0)  # a fitted T outside this range means the logits are degenerate, not miscalibrated
-PROB_PREFIX = "prob_"
 # Temperature scaling needs this many validation examples at least: below it, the held-out check below rests on folds
 # of under 20 examples, and the fit on the few mistakes among them (a model right 90% of the time makes 2 or 3 in 25).
 # Measured on emotion (scripts/temperature_experiment.py, README "Calibration on small validation splits"): for a
@@ -435,6 +434,10 @@ def checked_label_names(std: dict[str, pd.DataFrame], cols: Columns,
     if len(label_names) > MAX_CLASSES:
         raise BmcoreError(f"{what} has {len(label_names)} classes (more than {MAX_CLASSES}); is it really the label column?")
     return label_names
+
+    def prediction_frame(self, df: pd.DataFrame, probs: np.ndarray, label_names: Sequence[str], *,
+                         truncated: np.ndarray | None = None) -> pd.DataFrame:
+        return prediction_table(df, probs, label_names, truncated=truncated, inputs=self.input_columns(df))
 
 
 TASK = SingleLabelClassification()

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from bmcore import runs
+from bmcore import files, runs
 
 CHROMIUM = os.environ.get("BMCORE_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -244,7 +244,7 @@ def wait_job_result(page, text: str, workspace: Path, timeout: float = 300) -> N
     try:
         page.get_by_text(text).first.wait_for(timeout=timeout * 1000)
     except Exception as exc:  # noqa: BLE001 - Playwright's TimeoutError; re-raised with the evidence
-        jobs = {d.name: (runs.read_json(d / runs.STATUS_FILE), runs.log_tail(d))
+        jobs = {d.name: (files.read_json(d / runs.STATUS_FILE), runs.log_tail(d))
                 for d in sorted(Path(workspace).glob("jobs/*")) if (d / runs.STATUS_FILE).exists()}
         procs = subprocess.run(["ps", "-eo", "pid,etime,pcpu,args"], capture_output=True, text=True).stdout
         page_text = page.locator("body").inner_text()[-1500:]

@@ -10,7 +10,7 @@ import pytest
 from _server import ARGS, CHROMIUM, Server, fill, go, idle, need_chromium, set_up_tiny_run, wait_code, wait_runs_ended
 
 from bmcore import data as bdata
-from bmcore import runs
+from bmcore import files, run_list, runs
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +61,7 @@ def set_up_training(page, tiny_model: Path, steps: int | None) -> None:
 def run_config(name: str) -> tuple[int, int]:
     """(max_steps in config.json, total_steps in status.json) of a run."""
     run_dir = runs.runs_dir() / name
-    return runs.read_json(run_dir / runs.CONFIG_FILE)["max_steps"], runs.read_status(run_dir).get("total_steps")
+    return files.read_json(run_dir / runs.CONFIG_FILE)["max_steps"], runs.read_status(run_dir).get("total_steps")
 
 
 def table(page) -> list[str]:
@@ -88,10 +88,10 @@ def test_two_sessions_press_train_at_once(ws: Path, browser, tiny_model: Path) -
         button_a.click()
         button_b.click()  # within a fraction of a second of the first
         deadline = time.time() + 120
-        while len(runs.list_runs()) < 2:
-            assert time.time() < deadline, [r.name for r in runs.list_runs()]
+        while len(run_list.list_runs()) < 2:
+            assert time.time() < deadline, [r.name for r in run_list.list_runs()]
             time.sleep(0.1)
-        names = {r.name for r in runs.list_runs()}
+        names = {r.name for r in run_list.list_runs()}
         assert len(names) == 2
         seen = wait_runs_ended([runs.runs_dir() / n for n in names])
         statuses = {n: runs.read_status(runs.runs_dir() / n) for n in names}
@@ -122,13 +122,13 @@ def test_a_typed_value_reaches_the_run_when_start_is_clicked_at_once(ws: Path, b
         page.get_by_label("max_seq_length (tokens)", exact=True).first.fill("40")
         page.get_by_role("button", name="Start training").click()
         deadline = time.time() + 120
-        while not runs.list_runs():
+        while not run_list.list_runs():
             assert time.time() < deadline, "no run was started"
             time.sleep(0.1)
-        (row,) = runs.list_runs()
+        (row,) = run_list.list_runs()
         assert wait_runs_ended([row.path])[row.name][-1] == runs.COMPLETED, runs.log_tail(Path(row.path))
         assert run_config(row.name) == (7, 7)
-        assert runs.read_json(Path(row.path) / runs.CONFIG_FILE)["max_seq_length"] == 40
+        assert files.read_json(Path(row.path) / runs.CONFIG_FILE)["max_seq_length"] == 40
         wait_code(page, "--max-steps 7", "--max-seq-length 40")  # the page kept the typed values too
     finally:
         server.stop()

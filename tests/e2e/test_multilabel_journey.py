@@ -23,7 +23,7 @@ from _server import (
 )
 from conftest import ROOT
 
-from bmcore import evaluate as ev
+from bmcore import evaluation_files as evf
 from bmcore import runs
 
 pytestmark = pytest.mark.e2e
@@ -61,7 +61,7 @@ def test_multi_label_journey(workspace: Path, shared_data: Path, tiny_model: Pat
         shot(page, ARTIFACTS, "3-train-finished")
 
         # 3. Evaluate: multi-label tiles, tuned thresholds, and a click on the first label's confusion matrix.
-        result = ev.load_eval(run_dir / runs.EVALUATION_DIR / "test")
+        result = evf.load_eval(run_dir / runs.EVALUATION_DIR / "test")
         first = result.label_names[0]
         (tn, fp), _ = result.metrics["label_confusion"]["matrices"][0]
         go(page, "Evaluate")

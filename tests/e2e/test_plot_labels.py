@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from _server import ARGS, CHROMIUM, need_chromium
 
-from bmcore import evaluate as ev
+from bmcore.report import examples as rex
 from pages import _charts as charts
 
 pytestmark = pytest.mark.e2e
@@ -21,7 +21,7 @@ def test_plotly_draws_labels_as_typed(tmp_path: Path) -> None:
 
     need_chromium()
     metrics = {"per_class": {n: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 3} for n in NAMES}}
-    fig = charts.per_class_figure(ev.per_class_frame(metrics), NAMES)
+    fig = charts.per_class_figure(rex.per_class_frame(metrics), NAMES)
     page_file = tmp_path / "chart.html"
     fig.write_html(page_file, include_plotlyjs=True, full_html=True)  # plotly.js inline: no network
     with sync_playwright() as p:

@@ -16,7 +16,7 @@ from conftest import ROOT
 
 from bmcore import data as bdata
 from bmcore import quality as bq
-from bmcore import runs
+from bmcore import run_list, runs
 from bmcore.report import quality as rq
 
 pytestmark = pytest.mark.e2e
@@ -133,7 +133,7 @@ def test_review_save_a_version_and_train_on_it(server: Server, workspace: Path, 
         page.wait_for_timeout(300)
         page.screenshot(path=str(ARTIFACTS / "quality-4-no-save-over-a-used-dataset.png"), full_page=True)
         browser.close()
-    (run,) = [r for r in runs.list_runs()]
+    (run,) = [r for r in run_list.list_runs()]
     assert run.dataset == "sms-v2" and run.state == runs.COMPLETED
     assert bdata.load_prepared("sms-v2").content_hash() == before
     assert not errors, errors

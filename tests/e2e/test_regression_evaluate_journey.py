@@ -14,7 +14,7 @@ from conftest import ROOT
 
 from bmcore import data as bdata
 from bmcore.cli import main as cli_main
-from bmcore.models import detect_device
+from bmcore.device import detect_device
 
 pytestmark = pytest.mark.e2e
 

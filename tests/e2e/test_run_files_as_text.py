@@ -19,7 +19,7 @@ from _server import ARGS, CHROMIUM, Server, choose, go, idle, need_chromium
 from test_hostile_strings import ARTIFACTS, Listener, foreign_links
 
 from bmcore import data as bdata
-from bmcore import runs
+from bmcore import processes, runs
 from bmcore.display import WORD_JOINER
 
 pytestmark = pytest.mark.e2e
@@ -53,7 +53,7 @@ def test_a_runs_phase_and_other_status_fields_are_shown_as_text(workspace: Path)
     time.sleep(0.3)
     _run(workspace, "hostile-failed", "2026-01-01T00:00:00", state="failed", error=f"![e]({url}/e.png) went wrong")
     live = _run(workspace, "hostile-phase", "2026-01-02T00:00:00", state="running", pid=job.pid,
-                pid_start=runs.process_start(job.pid), started_ts=time.time(), phase=phase, precision=precision,
+                pid_start=processes.process_start(job.pid), started_ts=time.time(), phase=phase, precision=precision,
                 head_notice=f"![h]({url}/h.png)")
     (live / "metrics.jsonl").write_text(json.dumps({"kind": "train", "step": 1, "total_steps": 4, "epoch": 0.25,
                                                     "loss": 0.7, "learning_rate": 1e-4}) + "\n")
