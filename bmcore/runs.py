@@ -441,19 +441,3 @@ def progress(run_dir: Path) -> dict[str, Any]:
             "last": last, "last_eval": evals[-1] if evals else {}}
 
 
-CURVES = {"loss": "training loss", "eval_loss": "validation loss", "eval_accuracy": "validation accuracy",
-          "eval_macro_f1": "validation macro F1", "learning_rate": "learning rate"}
-
-
-def metrics_frame(run_dir: Path) -> Any:
-    """The run's curves as a long ``pandas.DataFrame`` (step, epoch, metric, value) for charts.
-
-    ``metric`` is a readable name from :data:`CURVES` (``training loss``, ``validation macro F1``...).
-    """
-    import pandas as pd
-
-    rows = [{"step": m.get("step"), "epoch": m.get("epoch"), "metric": name, "value": m[key]}
-            for m in read_metrics(run_dir) for key, name in CURVES.items() if isinstance(m.get(key), (int, float))]
-    return pd.DataFrame(rows, columns=["step", "epoch", "metric", "value"])
-
-

@@ -14,7 +14,6 @@ METRIC_COLORS = {"precision": "#4F46E5", "recall": "#F59E0B", "f1": "#10B981"}
 CALIB_COLORS = {"before": "#EF4444", "after temperature": "#4F46E5"}
 DIAGONAL = {"type": "line", "x0": 0, "y0": 0, "x1": 1, "y1": 1, "line": {"dash": "dot", "color": "#9CA3AF"}}
 LOSSES = ("training loss", "validation loss")
-SCORES = ("validation accuracy", "validation macro F1")
 LEGEND_TOP = {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"}
 
 
@@ -33,10 +32,12 @@ def curve(frame: pd.DataFrame, title: str, y_label: str, by_metric: bool = True,
 
 
 def train_curves(frame: pd.DataFrame) -> tuple[go.Figure, go.Figure | None]:
-    """A fine-tuning run's loss curves, and its validation scores once there are some, from ``runs.metrics_frame``."""
-    scores = frame[frame["metric"].isin(SCORES)]
+    """A fine-tuning run's loss curves, and its validation scores once there are some, from
+    ``report.train_curves_frame`` (scores from 0 to 1 on a fixed axis; a correlation can fall below 0)."""
+    scores = frame[frame["metric"].str.startswith("validation ") & ~frame["metric"].isin(LOSSES)]
+    fixed = not scores.empty and scores["value"].between(0, 1).all()
     return (curve(frame[frame["metric"].isin(LOSSES)], "Loss", "loss"),
-            None if scores.empty else curve(scores, "Validation scores", "score", range_y=(0, 1.02)))
+            None if scores.empty else curve(scores, "Validation scores", "score", range_y=(0, 1.02) if fixed else None))
 
 
 def pretrain_curves(frame: pd.DataFrame) -> tuple[go.Figure, go.Figure | None]:

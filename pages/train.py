@@ -89,7 +89,7 @@ def show_outcome(run_dir: Path, state: str) -> None:
 
 
 RUNS = RunsView(page="train", title="Runs", no_runs="No runs in the workspace yet.", tiles=report.train_tiles,
-                curves=runs.metrics_frame, figures=charts.train_curves,
+                curves=report.train_curves_frame, figures=charts.train_curves,
                 no_curves="The curves appear after the first logging step.", right_key="train_scores_chart",
                 no_right="Validation accuracy and macro F1 appear after the first evaluation.", outcome=show_outcome,
                 table=True)

@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 
 from bmcore import data as bdata
-from bmcore import run_list, runs
+from bmcore import report, run_list, runs
 from bmcore.baseline import regression_baseline_metrics
 from bmcore.cli import main as cli_main
 from bmcore.device import detect_device
 from bmcore.metrics import regression_metrics
 from bmcore.tasks import get_task
+from pages import _charts as charts
 
 
 def stsb(shared_data: Path, split: str, n: int, start: int = 0) -> pd.DataFrame:
@@ -92,6 +93,12 @@ def test_a_regression_run_is_an_ordinary_run(workspace: Path, stsb_small: str, t
     assert ev["test"]["rmse"] < 2.5  # in the data's units (scores 0 to 5), not standardised ones
     assert set(ev["baseline"]) == {"pearson", "spearman", "rmse", "mae"} and ev["baseline"]["pearson"] > 0.2
     assert any("eval_pearson" in r for r in runs.read_metrics(out))  # the best checkpoint is chosen by Pearson
+    curves = report.train_curves_frame(out)  # the Train page's live chart draws the task's scores
+    assert {"training loss", "validation loss", "validation Pearson correlation",
+            "validation Spearman correlation"} <= set(curves["metric"])
+    _, scores = charts.train_curves(curves)
+    assert scores is not None and {d.name for d in scores.data} == {"validation Pearson correlation",
+                                                                      "validation Spearman correlation"}
     assert "standardised for training" in (out / "train.log").read_text()
     config = json.loads((out / runs.MODEL_DIR / "config.json").read_text())
     assert config["problem_type"] == "regression" and config["id2label"] == {"0": "score"}

@@ -351,6 +351,19 @@ def overfitting_note(records: Sequence[dict[str, Any]], best: str = "macro_f1", 
             f"learning rate, or {more_data}.")
 
 
+def run_task(config: Any) -> Any:
+    """The task a run's ``config`` trains: its ``problem_type``, or with ``auto`` its prepared dataset's; None when the
+    dataset is not prepared (a raw source, detected by the job) or its ``dataset.json`` is unreadable."""
+    try:
+        meta = read_json(dataset_dir(config.dataset) / DATASET_META) if is_prepared(config.dataset) else None
+        problem_type = getattr(config, "problem_type", "auto")
+        if problem_type not in (None, "", "auto"):
+            return get_task(problem_type, (meta or {}).get("modality"))
+        return None if meta is None else get_task(meta.get("problem_type"), meta.get("modality"))
+    except (BmcoreError, OSError, TypeError, ValueError, AttributeError):
+        return None
+
+
 def _run_advice(run_dir: Path) -> dict[str, Any]:
     """The settings the overfitting note names, from the run's config and its dataset's task; {} when unreadable."""
     try:
@@ -358,12 +371,30 @@ def _run_advice(run_dir: Path) -> dict[str, Any]:
     except (BmcoreError, OSError, TypeError, ValueError):
         return {}
     out: dict[str, Any] = {"best": str(config.metric_for_best_model), "patience": int(config.early_stopping_patience)}
-    try:
-        meta = read_json(dataset_dir(config.dataset) / DATASET_META) if is_prepared(config.dataset) else {}
-        out["more_data"] = get_task(meta.get("problem_type"), meta.get("modality")).more_data
-    except (BmcoreError, OSError, TypeError, ValueError, AttributeError):
-        pass
+    if (task := run_task(config)) is not None:
+        out["more_data"] = task.more_data
     return out
+
+
+CURVE_NAMES = {"loss": "training loss", "eval_loss": "validation loss", "learning_rate": "learning rate"}
+
+
+def train_curves_frame(run_dir: str | Path) -> Any:
+    """A fine-tuning run's curves from its ``metrics.jsonl`` as a long ``pandas.DataFrame`` (step, epoch, metric,
+    value): the losses, the learning rate, and the validation scores its task sums a split up with, named as the task
+    names them (``validation macro F1``; regression: ``validation Pearson correlation``)."""
+    import pandas as pd
+
+    names = dict(CURVE_NAMES)
+    try:
+        task = run_task(runs.load_run_config(Path(run_dir)))
+    except (BmcoreError, OSError, TypeError, ValueError):
+        task = None
+    task = task or get_task(None)
+    names.update({f"eval_{k}": f"validation {task.metric_names.get(k, k)}" for k in task.headline[:2]})
+    rows = [{"step": m.get("step"), "epoch": m.get("epoch"), "metric": name, "value": m[key]}
+            for m in runs.read_metrics(Path(run_dir)) for key, name in names.items() if isinstance(m.get(key), (int, float))]
+    return pd.DataFrame(rows, columns=["step", "epoch", "metric", "value"])
 
 
 def run_overfitting_note(run_dir: str | Path) -> str | None:
