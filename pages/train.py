@@ -26,21 +26,7 @@ HELP = {f.name: f.metadata["help"] for f in config_fields()}
 D = TrainConfig()  # the defaults
 TASK_WIDGETS = ("train_lr", "train_head_lr", "train_batch_growth", "train_class_weights", "train_epochs",
                 "train_best_metric")  # settings a task may start from its own defaults
-MODEL_KINDS = ("Built-in MiniLM", "A finished run", "Local folder", "Hugging Face Hub")
-IMAGE_INTRO = (
-    "For images, fine-tuning starts from a **pretrained vision model**: a CNN (ResNet, ConvNeXt, EfficientNet) or a "
-    "Vision Transformer (ViT, which reads an image as a grid of patches), already trained on millions of photos "
-    "(ImageNet), so it knows edges, textures and shapes. A new **classification head** for your classes goes on top, "
-    "and both train on your train split; the validation split keeps the best checkpoint. The default, "
-    "`builtin:efficientnet-lite0` (4.7M parameters), is bundled and works offline.")
-# What the page says of each kind of input, by modality name (bmcore.modalities): the built-in model's choice and
-# caption, an intro, and Hub model ids to suggest.
-BUILTIN_CHOICES = {"image": "Built-in EfficientNet-Lite0"}
-BUILTIN_CAPTIONS = {"text": "MiniLM-L6 (22.7M parameters, 6 layers), bundled: works offline.",
-                    "image": "EfficientNet-Lite0 (4.7M parameters), pretrained on ImageNet, bundled: works offline."}
-INTROS = {"image": IMAGE_INTRO}
-HUB_PLACEHOLDERS = {"text": "distilbert-base-uncased", "image": "google/vit-base-patch16-224-in21k"}
-HUB_HELP = {"image": "e.g. google/vit-base-patch16-224-in21k, microsoft/resnet-50 or facebook/convnext-tiny-224"}
+MODEL_KINDS = ("Built-in model", "A finished run", "Local folder", "Hugging Face Hub")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "polynomial", "inverse_sqrt")
 
 
@@ -137,14 +123,14 @@ with settings:
     if explained := report.problem_type_text(meta.get("problem_type")):
         c1.info(explained, icon=":material/label:")
 
-    if modality.name in INTROS:
-        c1.info(INTROS[modality.name], icon=":material/image:")
-    kinds = (BUILTIN_CHOICES.get(modality.name, MODEL_KINDS[0]), *MODEL_KINDS[1:])
+    if modality.train_intro:
+        c1.info(modality.train_intro, icon=":material/model_training:")
+    kinds = (f"Built-in {modality.builtin_title}", *MODEL_KINDS[1:])
     kind = kinds[MODEL_KINDS.index(c2.radio("Model", MODEL_KINDS, key="train_model_kind", horizontal=True,
                                             format_func=lambda k: kinds[MODEL_KINDS.index(k)]))]
     if kind == kinds[0]:
         model = modality.default_model or DEFAULT_MODEL
-        c2.caption(BUILTIN_CAPTIONS.get(modality.name, ""))
+        c2.caption(modality.builtin_caption)
     elif kind == MODEL_KINDS[1]:
         # Only runs of this kind of input: an image run's model for image data, a text run's for text.
         finished = [str(Path(r.path) / runs.MODEL_DIR) for r in run_list.finished_runs()
@@ -161,7 +147,7 @@ with settings:
             c2.warning("Offline: the Hugging Face Hub cannot be reached, so only models already in the local "
                        f"Hugging Face cache load. Use {builtin} or a local folder otherwise.")
         model = c2.text_input("Hub model id", key="train_model_hub",
-                              placeholder=HUB_PLACEHOLDERS.get(modality.name), help=HUB_HELP.get(modality.name)).strip()
+                              placeholder=modality.hub_example or None, help=modality.hub_help or None).strip()
     if not model:
         st.info("Choose a model.")
         st.stop()

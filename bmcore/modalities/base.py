@@ -93,6 +93,13 @@ class Modality:
     # offers pictures, an export carries an image processor.
     pictures = False
     processor_noun = "tokenizer"  # what turns raw inputs into model inputs, in a sentence ("image processor")
+    # What the Train page says of models for these inputs: the built-in model's name and caption, an introduction
+    # ("" for none), and a Hub model id to suggest, with more in the help ("" for none).
+    builtin_title = ""
+    builtin_caption = ""
+    train_intro = ""
+    hub_example = ""
+    hub_help = ""
 
     def evaluation_facts(self, processor: Any) -> dict[str, Any]:
         """What an evaluation records about how its inputs were read, besides ``max_seq_length`` (images: the side

@@ -273,6 +273,16 @@ class Image(Modality):
         return image_stats(ds)
     pictures = True
     processor_noun = "image processor"
+    builtin_title = "EfficientNet-Lite0"
+    builtin_caption = "EfficientNet-Lite0 (4.7M parameters), pretrained on ImageNet, bundled: works offline."
+    train_intro = (
+        "For images, fine-tuning starts from a **pretrained vision model**: a CNN (ResNet, ConvNeXt, EfficientNet) or a "
+        "Vision Transformer (ViT, which reads an image as a grid of patches), already trained on millions of photos "
+        "(ImageNet), so it knows edges, textures and shapes. A new **classification head** for your classes goes on top, "
+        "and both train on your train split; the validation split keeps the best checkpoint. The default, "
+        "`builtin:efficientnet-lite0` (4.7M parameters), is bundled and works offline.")
+    hub_example = "google/vit-base-patch16-224-in21k"
+    hub_help = "e.g. google/vit-base-patch16-224-in21k, microsoft/resnet-50 or facebook/convnext-tiny-224"
 
     def evaluation_facts(self, processor: Any) -> dict[str, Any]:
         return {"image_size": processor_size(processor)}

@@ -43,6 +43,9 @@ class Text(Modality):
     data_views = ("columns", "tokens")
     default_model = DEFAULT_MODEL
     train_settings = ("max_seq_length", "freeze_embeddings", "batch_growth")
+    builtin_title = "MiniLM"
+    builtin_caption = "MiniLM-L6 (22.7M parameters, 6 layers), bundled: works offline."
+    hub_example = "distilbert-base-uncased"
 
     def detect_problem_type(self, raw: Any, *, text_columns: list[str] | None = None, label_column: str | None = None,
                             label_columns: list[str] | None = None, label_delimiter: str | None = None) -> str:
