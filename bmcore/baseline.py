@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import BmcoreError
+from .metrics import compute_metrics, multi_label_metrics, regression_metrics
 
 BASELINE_NAME = "tfidf-logreg"
 PAIR_SEPARATOR = " [SEP] "
@@ -83,8 +84,6 @@ def baseline_metrics(train_df: pd.DataFrame, test_df: pd.DataFrame, label_names:
     ``decide`` (the task's :meth:`bmcore.tasks.base.Task.decide`): the same metric dict as the model's."""
     import time
 
-    from .metrics import compute_metrics
-
     t0 = time.perf_counter()
     pipe = fit_baseline(train_df, label_names, seed=seed)
     probs = baseline_probs(pipe, test_df, label_names)
@@ -105,8 +104,6 @@ def multi_label_baseline_metrics(train_df: pd.DataFrame, test_df: pd.DataFrame, 
 
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-
-    from .metrics import multi_label_metrics
 
     t0 = time.perf_counter()
     vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, strip_accents="unicode")
@@ -160,8 +157,6 @@ def regression_baseline_metrics(train_df: pd.DataFrame, test_df: pd.DataFrame) -
 
     from sklearn.linear_model import Ridge
 
-    from .metrics import regression_metrics
-
     t0 = time.perf_counter()
     x_train, x_test = regression_features(train_df, test_df)
     with one_thread():
@@ -200,8 +195,6 @@ def pixel_baseline_metrics(train_df: pd.DataFrame, test_df: pd.DataFrame, label_
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-
-    from .metrics import compute_metrics
 
     t0 = time.perf_counter()
     index = {n: i for i, n in enumerate(label_names)}

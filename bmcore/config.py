@@ -15,6 +15,7 @@ from .device import PRECISIONS
 from .errors import BmcoreError
 from .files import read_json
 from .labels import LABEL_DELIMITERS
+from .limits import check_epochs
 from .models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL
 from .problem_types import FINE_TUNE_TYPES, MASKED_LM
 from .workspace import check_regular
@@ -152,7 +153,6 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise BmcoreError(message)
-        from .limits import check_epochs
 
         check_epochs(self.epochs, self.max_steps)  # a public demo caps the epochs
 

@@ -17,9 +17,11 @@ import numpy as np
 
 from .device import autocast_dtype, detect_device, inference_placement, select_precision
 from .errors import BmcoreError
+from .modalities import modality_of
 from .modalities.image import decode, pixel_values, processor_size
 from .model_meta import read_model_meta, saved_temperature
 from .models import DEFAULT_MAX_SEQ_LENGTH, ModelRef, load_config, resolve_model
+from .tasks import task_of_model
 
 
 @dataclass
@@ -57,8 +59,6 @@ class Classifier:
     @property
     def task(self) -> Any:
         """The model's task (:mod:`bmcore.tasks`), from ``config.problem_type``: it turns logits into scores and labels."""
-        from .tasks import task_of_model
-
         return task_of_model(self.model)
 
     @property
@@ -264,8 +264,6 @@ def load_for_inference(ref: str | ModelRef, *, precision: str = "auto", attn_imp
     else the training default, capped by the model's position embeddings.
     """
     import torch
-
-    from .modalities import modality_of
 
     mref = ref if isinstance(ref, ModelRef) else resolve_model(ref)
     saved_temperature(read_model_meta(mref.path))  # a damaged temperature is refused before the weights load

@@ -50,6 +50,7 @@ from pathlib import Path
 
 from .errors import BmcoreError
 from .files import resolve_path
+from .workspace import workspace_dir
 
 PUBLIC_DEMO = "BMCORE_PUBLIC_DEMO"
 MAX_TRAIN_ROWS = "BMCORE_MAX_TRAIN_ROWS"
@@ -179,7 +180,6 @@ def check_local_path(path: Path, what: str) -> None:
     """Refuse a server path outside the workspace when local paths are turned off (public hosting)."""
     if current().allow_local_paths:
         return
-    from .workspace import workspace_dir
 
     base = workspace_dir()
     resolved = resolve_path(path)

@@ -32,6 +32,7 @@ from typing import Any
 from .config import TrainConfig, config_from_dict
 from .errors import BmcoreError
 from .files import named_os_error, read_json, write_json_atomic
+from .limits import check_jobs
 from .metrics import check_scores
 from .processes import pid_alive, process_start, spawn
 from .workspace import check_name, inside, runs_dir
@@ -361,7 +362,6 @@ def launch(run_dir: Path, resume: bool = False) -> int:
     status = read_status(run_dir) if (run_dir / STATUS_FILE).exists() else {}
     if status.get("state") in ACTIVE and status.get("pid"):  # no pid yet: created and waiting for this launch
         raise BmcoreError(f"run {run_dir.name} is already {status['state']}")
-    from .limits import check_jobs
 
     check_jobs(active_jobs(exclude=run_dir))
     (run_dir / STOP_FILE).unlink(missing_ok=True)

@@ -20,6 +20,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .batching import TokenBudgetBatchSampler
 from .config import DEFAULT_EPOCHS, TrainConfig
 from .limits import current
 
@@ -34,8 +35,6 @@ def steps_per_epoch(config: TrainConfig, n_train: int, world_size: int = 1, leng
     ``per_device_train_batch_size`` examples.
     """
     if lengths is not None and config.batch_growth > 1:
-        from .batching import TokenBudgetBatchSampler
-
         sampler = TokenBudgetBatchSampler(lengths, config.per_device_train_batch_size, config.max_seq_length, config.batch_growth)
         batches = math.ceil(len(sampler) / max(world_size, 1))
     else:

@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from . import runs
+from .batching import TokenBudgetBatchSampler
 from .config import TrainConfig
 from .device import DeviceInfo, detect_device, select_precision
 from .errors import BmcoreError
 from .files import atomic_folder
 from .model_meta import write_model_meta
 from .models import DEFAULT_MAX_SEQ_LENGTH, ModelRef, check_max_seq_length, resolve_model
+from .vision import is_convolutional
 
 log = logging.getLogger("bmcore.train")
 
@@ -112,8 +114,6 @@ def trainer_class() -> Any:
     """``transformers.Trainer`` plus token-budget batches (:mod:`bmcore.batching`) and a count of examples trained on."""
     from torch.utils.data import DataLoader
     from transformers import Trainer
-
-    from .batching import TokenBudgetBatchSampler
 
     class BmcoreTrainer(Trainer):
         def __init__(self, *args: Any, batch_growth: int = 1, max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
@@ -347,8 +347,6 @@ def mean_examples_per_step(config: TrainConfig, lengths: list[int]) -> float:
     """
     if config.batch_growth <= 1 or not lengths:
         return float(config.per_device_train_batch_size)
-    from .batching import TokenBudgetBatchSampler
-
     return TokenBudgetBatchSampler(lengths, config.per_device_train_batch_size, config.max_seq_length,
                                    config.batch_growth).mean_batch_size()
 
@@ -359,8 +357,6 @@ def start_job(config: TrainConfig, run_dir: Path, main: bool) -> tuple[DeviceInf
     A precision fallback is logged and recorded in ``status.json``; a ``max_seq_length`` above the
     model's limit is refused.
     """
-    from .vision import is_convolutional
-
     device = detect_device()
     mref = resolve_model(config.model_name_or_path)
     plan = device_plan(config, device, convolutional=is_convolutional(mref))
