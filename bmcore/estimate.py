@@ -20,8 +20,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .batching import TokenBudgetBatchSampler
 from .config import TrainConfig
+from .data.resolve import resolve_dataset
+from .device import autocast_dtype, detect_device, torch_device
+from .models import resolve_model
 from .schedule import resolve_schedule, steps_per_epoch
+from .train import task_for_config
+from .trainer import EVAL_COST, build_training_args, device_plan, passes_after_training
+from .vision import is_convolutional
 
 PROBE_WARMUP_STEPS = 2  # untimed: first-call allocations, kernel selection, the optimizer's state
 PROBE_MIN_STEPS = 3  # timed steps at least...
@@ -75,8 +82,6 @@ def _probe_batches(config: TrainConfig, lengths: list[int], n: int, grow: bool =
     import random
 
     if config.batch_growth > 1 and grow:
-        from .batching import TokenBudgetBatchSampler
-
         batches = list(TokenBudgetBatchSampler(lengths, config.per_device_train_batch_size, config.max_seq_length,
                                                config.batch_growth, seed=config.seed))
     else:
@@ -199,13 +204,6 @@ class Probe:
 def load_probe(config: TrainConfig, world_size: int) -> Probe:
     """The run as its job would start it: the dataset, the small-data schedule, and the task's processor, model and
     encoded splits (the task's targets, as training feeds them)."""
-    from .data.resolve import resolve_dataset
-    from .device import detect_device, torch_device
-    from .models import resolve_model
-    from .train import task_for_config
-    from .trainer import device_plan
-    from .vision import is_convolutional
-
     ds = resolve_dataset(config.dataset, text_columns=config.text_column, label_column=config.label_column,
                          label_columns=config.label_columns, label_delimiter=config.label_delimiter, seed=config.seed)
     train, val = ds.splits["train"], ds.splits["validation"]
@@ -244,9 +242,6 @@ def time_probe(probe: Probe, index_batches: list[list[int]], probe_steps: int) -
 
     from transformers import Trainer
 
-    from .device import autocast_dtype
-    from .trainer import build_training_args
-
     config, dev, model = probe.config, probe.device, probe.model
     batches = [{k: v.to(dev) for k, v in probe.collate(_features(probe.train_items, b)).items()} for b in index_batches]
     model.train()
@@ -271,8 +266,6 @@ def extrapolate(probe: Probe, timing: dict[str, Any], examples_per_step: float, 
     import statistics
 
     import numpy as np
-
-    from .trainer import EVAL_COST, passes_after_training
 
     config, times = probe.config, timing["times"]
     steps = total_steps(config, probe.n_train, world_size, probe.lengths)

@@ -21,7 +21,10 @@ from typing import Any
 
 from . import files, runs
 from .config import FINE_TUNE, PretrainConfig, task_of
+from .data.resolve import resolve_dataset
+from .data.storage import is_prepared, load_prepared
 from .errors import BmcoreError
+from .limits import check_jobs
 from .models import (
     ModelRef,
     check_max_seq_length,
@@ -30,6 +33,7 @@ from .models import (
     load_tokenizer,
     resolve_model,
 )
+from .trainer import build_training_args, make_callback, save_model_atomically, start_job
 from .workspace import check_name, inside, workspace_dir
 
 log = logging.getLogger("bmcore.pretrain")
@@ -78,9 +82,6 @@ def load_texts(source: str, seed: int = 42) -> tuple[list[str], list[str], str]:
     blank-line block, with 5% held out. Any other source the data layer reads is prepared on the
     fly (its splits when it has them) and used the same way.
     """
-    from .data.resolve import resolve_dataset
-    from .data.storage import is_prepared, load_prepared
-
     source = (source or "").strip()
     if not source:
         raise BmcoreError("no text given; give a prepared dataset's name or a text file (--data)")
@@ -270,8 +271,6 @@ def train_mlm(run_dir: Path, config: PretrainConfig, resume: bool, main: bool) -
     """The MLM job of a run folder (called by :func:`bmcore.train.run_training`, which handles queue and status)."""
     from transformers import PrinterCallback
 
-    from .trainer import build_training_args, make_callback, save_model_atomically, start_job
-
     device, plan, mref = start_job(config, run_dir, main)
     precision = plan["precision"]
     tokenizer = load_tokenizer(mref)
@@ -381,8 +380,6 @@ def pretrain_run_name(config: PretrainConfig) -> str:
 
 def start_pretraining(config: PretrainConfig, name: str | None = None) -> Path:
     """Check the config, create a pretraining run in the workspace and launch it in the background."""
-    from .limits import check_jobs
-
     check_config(config)
     check_jobs(runs.active_jobs())  # every job slot taken: refused before a run folder exists
     run_dir = runs.create_run(config, name or pretrain_run_name(config))

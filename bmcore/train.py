@@ -24,6 +24,9 @@ from .data.dataset import PreparedDataset
 from .data.resolve import resolve_dataset
 from .data.storage import is_prepared, load_prepared, save_prepared
 from .errors import BmcoreError
+from .evaluate import evaluate_model
+from .export.card import write_model_card
+from .inference import load_for_inference
 from .limits import check_training
 from .pretrain import train_mlm
 from .schedule import resolve_schedule
@@ -290,9 +293,6 @@ def save_model(trainer: Any, task: Task, job: Job, config: TrainConfig, run_dir:
 def evaluate_in_full(results: dict[str, Any], task: Task, job: Job, run_dir: Path, precision: str) -> None:
     """Score the saved model on the test split in full, with the baseline (the Evaluate page's first view), write
     eval.json and the model card. The run stands without the evaluation or the card: the log says why."""
-    from .evaluate import evaluate_model
-    from .inference import load_for_inference
-
     model_dir = run_dir / runs.MODEL_DIR
     runs.write_status(run_dir, phase="evaluating the test split in full, with the baseline")
     try:
@@ -311,7 +311,6 @@ def evaluate_in_full(results: dict[str, Any], task: Task, job: Job, run_dir: Pat
     if note := task.missed_note(results["test"]):
         log.warning(note)
     try:  # the model card (model/README.md): data, hyperparameters, test metrics; the run stands without it
-        from .export.card import write_model_card
 
         write_model_card(run_dir)
     except Exception as exc:

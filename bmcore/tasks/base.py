@@ -9,6 +9,9 @@ import numpy as np
 import pandas as pd
 
 from ..display import md, md_code
+from ..errors import BmcoreError
+from ..modalities import modality_of_ref
+from ..models import dropout_overrides, load_classifier, load_tokenizer
 
 MISSED_RECALL = 0.1  # a class or label recalled this rarely or less is "never or almost never predicted right"
 PROB_PREFIX = "prob_"  # a prediction table's column of one class's (label's) score: prob_<label>
@@ -48,8 +51,6 @@ class Task:
 
     def check_dataset(self, dataset: Any) -> None:
         """Refuse, in one line, a prepared dataset this task cannot learn from (by default: another problem type)."""
-        from ..errors import BmcoreError
-
         kind = getattr(dataset, "problem_type", None) or "single_label_classification"
         modality = getattr(dataset, "modality", None) or "text"
         if modality != self.modality:
@@ -74,9 +75,6 @@ class Task:
 
     def check_model(self, mref: Any, dataset: Any) -> None:
         """Refuse, in one line, a base model for another kind of input than this task's (a text model on images)."""
-        from ..errors import BmcoreError
-        from ..modalities import modality_of_ref
-
         kind = modality_of_ref(mref).name
         if kind != self.modality:
             raise BmcoreError(f"model {mref.ref!r} is a{'n' if kind == 'image' else ''} {kind} model, but dataset "
@@ -85,8 +83,6 @@ class Task:
 
     def load_processor(self, mref: Any, config: Any = None, dataset: Any = None) -> Any:
         """What turns raw inputs into model inputs and is saved with the model (a tokenizer for text)."""
-        from ..models import load_tokenizer
-
         return load_tokenizer(mref)
 
     def encode_split(self, df: pd.DataFrame, processor: Any, config: Any, targets: list[Any], *, train: bool) -> Any:
@@ -106,8 +102,6 @@ class Task:
 
     def load_model(self, mref: Any, label_names: Sequence[str], config: Any, plan: dict[str, Any]) -> Any:
         """The model to fine-tune: the base with a fresh head for ``label_names``, in the run's attention kernel."""
-        from ..models import dropout_overrides, load_classifier
-
         model = load_classifier(mref, list(label_names), attn_implementation=plan["attn_implementation"],
                                 **self.model_kwargs(),
                                 **dropout_overrides(mref, config.attention_dropout, config.hidden_dropout))

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..baseline import pixel_baseline_metrics
 from ..builtin_images import DEFAULT_IMAGE_MODEL
 from ..display import md_code
 from ..errors import BmcoreError
@@ -40,6 +41,8 @@ from ..modalities.image import (
     processor_for_size,
     processor_size,
 )
+from ..models import load_config
+from ..quality.images import score_images
 from ..vision import load_image_classifier, load_image_processor
 from .single_label_classification import SingleLabelClassification
 
@@ -165,8 +168,6 @@ class ImageClassification(SingleLabelClassification):
     defaults: dict[str, Any] = {"model_name_or_path": DEFAULT_IMAGE_MODEL, "learning_rate": 1e-3}
 
     def load_processor(self, mref: Any, config: Any = None, dataset: Any = None) -> Any:
-        from ..models import load_config
-
         processor = load_image_processor(mref)
         images = dataset.splits["train"][IMAGE_COLUMN] if dataset is not None else []
         size = choose_image_size(getattr(config, "image_size", None), load_config(mref), processor, images)
@@ -196,8 +197,6 @@ class ImageClassification(SingleLabelClassification):
         return None
 
     def load_model(self, mref: Any, label_names: Sequence[str], config: Any, plan: dict[str, Any]) -> Any:
-        from ..models import load_config
-
         kwargs: dict[str, Any] = {"problem_type": self.problem_type}
         if fixed_image_size(load_config(mref)) is not None:  # attention models: the run's kernel (eager gives maps)
             kwargs["attn_implementation"] = plan["attn_implementation"]
@@ -220,8 +219,6 @@ class ImageClassification(SingleLabelClassification):
 
     def baseline(self, train: pd.DataFrame, df: pd.DataFrame, label_names: Sequence[str], *, seed: int,
                  n_bins: int) -> dict[str, Any]:
-        from ..baseline import pixel_baseline_metrics
-
         return pixel_baseline_metrics(train, df, list(label_names), seed=seed, n_bins=n_bins, decide=self.decide)
 
     baseline_name = "logistic regression on 16x16 grayscale pixels"
@@ -251,8 +248,6 @@ class ImageClassification(SingleLabelClassification):
 
     def score_label_quality(self, ds: Any, rows: pd.DataFrame, labels: np.ndarray, **kwargs: Any
                             ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-        from ..quality.images import score_images
-
         return score_images(ds, rows, labels, embed=embed_images, top_class=self.top_class, **kwargs)
 
 

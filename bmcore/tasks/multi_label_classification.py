@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..baseline import multi_label_baseline_metrics
 from ..batch_files import gold_label_set
 from ..data.columns import Columns
 from ..data.label_stats import multi_label_stats
@@ -405,8 +406,6 @@ class MultiLabelClassification(Task):
 
     def baseline(self, train: pd.DataFrame, df: pd.DataFrame, label_names: Sequence[str], *, seed: int,
                  n_bins: int) -> dict[str, Any]:
-        from ..baseline import multi_label_baseline_metrics
-
         return multi_label_baseline_metrics(train, df, list(label_names), self.gold(train, label_names),
                                             self.gold(df, label_names), seed=seed)
 

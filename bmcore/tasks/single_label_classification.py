@@ -15,11 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..baseline import baseline_metrics
 from ..data.columns import MAX_CLASSES, Columns
 from ..data.label_values import normalise_labels, order_labels
 from ..display import md, md_code
 from ..errors import BmcoreError
 from ..metrics import EPS, classification_metrics, compute_metrics
+from ..quality.features import ENCODERS
+from ..quality.texts import score_texts
 from ..splits import examples_of
 from .base import MISSED_RECALL, PROB_PREFIX, Task, card_number
 
@@ -231,7 +234,6 @@ class SingleLabelClassification(Task):
 
     @property
     def quality_encoders(self) -> tuple[str, ...]:  # type: ignore[override]
-        from ..quality.features import ENCODERS
 
         return ENCODERS
 
@@ -330,8 +332,6 @@ class SingleLabelClassification(Task):
 
     def baseline(self, train: pd.DataFrame, df: pd.DataFrame, label_names: Sequence[str], *, seed: int,
                  n_bins: int) -> dict[str, Any]:
-        from ..baseline import baseline_metrics
-
         return baseline_metrics(train, df, list(label_names), seed=seed, n_bins=n_bins, decide=self.decide)
 
     # --- the evaluate CLI and the model card ---------------------------------------------------
@@ -398,8 +398,6 @@ class SingleLabelClassification(Task):
 
     def score_label_quality(self, ds: Any, rows: pd.DataFrame, labels: np.ndarray, **kwargs: Any
                             ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-        from ..quality.texts import score_texts
-
         return score_texts(ds, rows, labels, top_class=self.top_class, **kwargs)
 
     def read_labels(self, df: pd.DataFrame, cols: Columns, where: str) -> pd.Series:
