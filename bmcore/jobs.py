@@ -29,7 +29,19 @@ from pathlib import Path
 from typing import Any
 
 from . import files, processes, queue, runs
+from .config import config_from_dict
+from .data.storage import load_prepared
 from .errors import BmcoreError
+from .estimate import estimate_duration
+from .evaluate import evaluate_model
+from .export.hub import push_to_hub
+from .export.onnx import export_onnx
+from .inference import load_for_inference
+from .limits import check_jobs
+from .quality.features import DEFAULT_FOLDS
+from .quality.job import run_quality
+from .report.export import parity_summary
+from .scoring import load_rows
 from .workspace import JOBS_DIR, jobs_dir, workspace_dir
 
 log = logging.getLogger("bmcore.jobs")
@@ -76,11 +88,6 @@ class Reporter:
 
 def _evaluate(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
     """Score a prepared dataset's split, or (``rows``) what a page read from an upload (:func:`bmcore.scoring.save_rows`)."""
-    from .data.storage import load_prepared
-    from .evaluate import evaluate_model
-    from .inference import load_for_inference
-    from .scoring import load_rows
-
     report.say("Loading the model...")
     clf = load_for_inference(params["model_dir"], precision=params.get("precision") or "auto")
     baseline_train = None
@@ -101,34 +108,23 @@ def _evaluate(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
 
 
 def _export_onnx(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
-    from .export.onnx import export_onnx
-    from .report.export import parity_summary
-
     report.say("Exporting to ONNX, then comparing ONNX Runtime with PyTorch on the test split...")
     onnx = export_onnx(params["run_dir"])
     return {"path": str(onnx.path), "passed": bool(onnx.parity.get("passed")), "summary": parity_summary(onnx.parity)}
 
 
 def _push(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
-    from .export.hub import push_to_hub
-
     report.say(f"Uploading to {params['repo_id']}...")
     # The token comes in HF_TOKEN, set for this process alone: it is never written to the job folder.
     return {"url": push_to_hub(params["run_dir"], params["repo_id"], None, private=bool(params.get("private", True)))}
 
 
 def _estimate(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
-    from .config import config_from_dict
-    from .estimate import estimate_duration
-
     report.say("Loading the model and timing training steps on real batches...")
     return estimate_duration(config_from_dict(params["config"]), probe_steps=int(params.get("probe_steps", 3)))
 
 
 def _label_quality(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
-    from .quality.features import DEFAULT_FOLDS
-    from .quality.job import run_quality
-
     report.say("Loading the dataset and the encoder...")
     result = run_quality(params["dataset"], encoder=params.get("encoder") or None,
                          folds=int(params.get("folds") or DEFAULT_FOLDS), seed=int(params.get("seed") or 0),
@@ -168,8 +164,6 @@ def start(kind: str, params: dict[str, Any], key: str, env: dict[str, str] | Non
 
     ``env`` holds secrets for the job's process alone (a Hub token); they are never written to disk.
     """
-    from .limits import check_jobs
-
     if kind not in KINDS:
         raise BmcoreError(f"unknown job kind {kind!r}; one of {', '.join(KINDS)}")
     check_jobs(runs.active_jobs() + active_jobs())

@@ -19,6 +19,8 @@ from ..data.readers import SPLIT_ALIASES
 from ..data.resolve import resolve_dataset
 from ..data.storage import is_prepared, load_prepared
 from ..errors import BmcoreError
+from ..evaluate import evaluate_model
+from ..models import load_config, resolve_model
 from ..scoring import whole_dataset
 from ..tasks import task_of_model
 
@@ -44,9 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..evaluate import evaluate_model
-    from ..models import load_config, resolve_model
-
     if args.batch_size < 1:
         raise BmcoreError("--batch-size must be a positive number")
     if args.max_seq_length is not None and args.max_seq_length < 1:

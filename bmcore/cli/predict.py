@@ -22,7 +22,13 @@ import json
 import sys
 from pathlib import Path
 
+from ..batch_files import read_batch
 from ..errors import BmcoreError
+from ..explain import explain
+from ..explain_images import OVERLAY_PX, choose_method, explain_image, overlay_png
+from ..images.codec import total_pixels
+from ..inference import load_for_inference, predict, predict_images
+from ..modalities.image import decode
 from ..workspace import check_regular
 
 
@@ -56,8 +62,6 @@ def read_texts(path: str | Path) -> tuple[list[str], list[str] | None]:
     are skipped); a table needs a column named like ``text``/``sentence``, or a pair such
     as ``premise``/``hypothesis``, or a single column.
     """
-    from ..batch_files import read_batch
-
     path = Path(path)
     check_regular(path)  # a FIFO or a device: say what it is, and never open it
     if path.is_dir():
@@ -68,8 +72,6 @@ def read_texts(path: str | Path) -> tuple[list[str], list[str] | None]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..inference import load_for_inference, predict
-
     texts = list(args.texts)
     pairs: list[str] | None = None
     if args.file:
@@ -98,8 +100,6 @@ def _run(args: argparse.Namespace) -> int:
         if pairs is not None:
             out["text_pair"] = pairs[i]
         if args.explain:
-            from ..explain import explain
-
             # Attribute to the label printed (or the asked class), so the two always agree.
             ex = explain(clf, text, pairs[i] if pairs is not None else None,
                          target=args.target if args.target is not None else clf.task.explain_target(rec),
@@ -129,15 +129,10 @@ def read_image(path: str | Path) -> bytes:
 
 
 def _run_images(clf: object, paths: list[str], args: argparse.Namespace) -> int:
-    from ..explain_images import OVERLAY_PX, choose_method
-    from ..images.codec import total_pixels
-    from ..inference import predict_images
-
     if args.pair:
         raise BmcoreError("--pair is for text-pair models; an image model takes image files only")
     if args.file:
         raise BmcoreError("--file reads texts; give image files as arguments for an image model")
-    from ..modalities.image import decode
 
     method = choose_method(clf.model.config, args.method) if args.explain else None  # type: ignore[attr-defined]
     # Every file is checked, and the pixels of all of them counted from their headers, before one is decoded.
@@ -160,8 +155,6 @@ def _run_images(clf: object, paths: list[str], args: argparse.Namespace) -> int:
             rec.pop("truncated", None)
             line = {"image": path, **rec}
             if args.explain:
-                from ..explain_images import explain_image, overlay_png
-
                 ex = explain_image(clf, img, target=args.target if args.target is not None else rec["label"], method=method)
                 target = targets[start + k]
                 target.write_bytes(overlay_png(img, ex.heatmap))

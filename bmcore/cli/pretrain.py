@@ -6,9 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
-from .. import runs
+from .. import runs, train
 from ..config import PretrainConfig
 from ..errors import BmcoreError
+from ..limits import check_jobs
+from ..pretrain import check_config, pretrain_run_name
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,23 +45,17 @@ def config_from_args(args: argparse.Namespace) -> PretrainConfig:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..pretrain import check_config, pretrain_run_name
-
     config = config_from_args(args)
     check_config(config)  # bad data or model: one line, exit 2, and no run folder written
     if args.background:
-        from ..limits import check_jobs
-
         check_jobs(runs.active_jobs())  # every job slot taken: refused before a run folder exists
     run_dir = runs.create_run(config, run_dir=args.out) if args.out else runs.create_run(config, pretrain_run_name(config))
     print(json.dumps({"run_dir": str(run_dir)}), flush=True)
     if args.background:
         print(json.dumps({"run_dir": str(run_dir), "pid": runs.launch_new(run_dir)}))
         return 0
-    from ..train import run_training
-
     try:
-        status = run_training(run_dir)
+        status = train.run_training(run_dir)
     except BmcoreError:
         raise
     except Exception as exc:  # recorded in status.json and train.log; one line here

@@ -11,10 +11,11 @@ import time
 import typing
 from pathlib import Path
 
-from .. import launch, report, runs
+from .. import launch, report, runs, train
 from ..config import TrainConfig, config_fields
 from ..defaults import task_defaults
 from ..errors import BmcoreError
+from ..limits import check_jobs
 
 _SKIP = {"model_name_or_path", "dataset", "text_column", "label_columns"}
 
@@ -105,8 +106,6 @@ def _run(args: argparse.Namespace) -> int:
         config = TrainConfig.from_dict(task_defaults({**base, **overrides}))  # e.g. multi-label starts from its own
         # Check the model, max_seq_length and a raw source before a run folder exists: bad input writes nothing.
         if args.background:
-            from ..limits import check_jobs
-
             check_jobs(runs.active_jobs())
         notice = launch.preflight(config)
         if notice and int(os.environ.get("RANK", "0")) == 0:
@@ -126,10 +125,8 @@ def _run(args: argparse.Namespace) -> int:
         pid = runs.launch(run_dir, resume=args.resume) if existing else runs.launch_new(run_dir)
         print(json.dumps({"run_dir": str(run_dir), "pid": pid}))
         return 0
-    from ..train import run_training
-
     try:
-        status = run_training(run_dir, resume=args.resume)
+        status = train.run_training(run_dir, resume=args.resume)
     except (BmcoreError, OSError):  # bad input, or a read-only run folder: one line from the CLI, exit 2
         raise
     except Exception as exc:  # recorded in status.json and train.log; one line here
