@@ -280,6 +280,40 @@ def test_import_bmcore_loads_nothing_until_a_name_is_used():
     assert out.stdout.strip() == "['bmcore']"
 
 
+# Issue 28: bmcore's own modules are imported at the top of the file. Per file, the function-local imports of a bmcore
+# module that stay, each with its reason on the line (none may be added): none today, since no engine module loads a
+# heavy library at import (that is the next test's job).
+LOCAL_OWN_IMPORTS: dict[str, int] = {}
+
+
+def test_own_modules_are_imported_at_the_top():
+    import ast
+    from collections import Counter
+
+    found: Counter[str] = Counter()
+    for path in (ROOT / "bmcore").rglob("*.py"):
+        for func in ast.walk(ast.parse(path.read_text())):
+            if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for node in ast.walk(func):
+                    own = (isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("bmcore"))
+                           or isinstance(node, ast.Import) and any(a.name.split(".")[0] == "bmcore" for a in node.names))
+                    found[str(path.relative_to(ROOT))] += bool(own)
+    assert _over(+found, LOCAL_OWN_IMPORTS, 0) == {}, "import it at the top, or say why it is lazy"
+
+
+HEAVY_LIBRARIES = ("torch", "transformers", "sklearn", "captum", "onnx")
+
+
+def test_the_cli_and_the_jobs_load_no_heavy_library():
+    """What makes the top-level imports above free: ``--help`` builds every command's parser and the job runner
+    imports every job's module, and neither loads torch, transformers, scikit-learn, captum or onnx (those are
+    imported inside the functions that use them)."""
+    code = (f"import sys, bmcore.cli, bmcore.jobs; bmcore.cli.build_parser();"
+            f"print([m for m in {HEAVY_LIBRARIES!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_metric_keys_have_one_set_of_names():
     """Averages are ``<average>_<metric>`` (``macro_f1``) everywhere: the old ``f1_macro`` style appears in
     bmcore/metrics.py alone, which upgrades files written with it (``upgrade_keys``)."""
