@@ -51,8 +51,10 @@ def test_the_real_job_trains_saves_and_predicts_on_cuda(tiny_model, bbc_small, p
         loaded.append(train_load(*args, **kwargs))
         return loaded[-1]
 
-    train_load = train.load_classifier
-    monkeypatch.setattr(train, "load_classifier", keep)
+    from bmcore.tasks import base as task_base  # the task loads the job's model
+
+    train_load = task_base.load_classifier
+    monkeypatch.setattr(task_base, "load_classifier", keep)
     run_dir = runs.create_run(tiny_config(tiny_model, bbc_small, precision=precision), f"cuda-{precision}")
     train.run_training(run_dir)
     status = runs.read_status(run_dir)

@@ -416,6 +416,10 @@ class SingleLabelClassification(Task):
         for n in label_names:
             yield (df["label"] == n).to_numpy()
 
+    def prediction_frame(self, df: pd.DataFrame, probs: np.ndarray, label_names: Sequence[str], *,
+                         truncated: np.ndarray | None = None) -> pd.DataFrame:
+        return prediction_table(df, probs, label_names, truncated=truncated, inputs=self.input_columns(df))
+
 
 def checked_label_names(std: dict[str, pd.DataFrame], cols: Columns,
                         found: Callable[[pd.Series, Columns], list[str]]) -> list[str]:
@@ -432,10 +436,6 @@ def checked_label_names(std: dict[str, pd.DataFrame], cols: Columns,
     if len(label_names) > MAX_CLASSES:
         raise BmcoreError(f"{what} has {len(label_names)} classes (more than {MAX_CLASSES}); is it really the label column?")
     return label_names
-
-    def prediction_frame(self, df: pd.DataFrame, probs: np.ndarray, label_names: Sequence[str], *,
-                         truncated: np.ndarray | None = None) -> pd.DataFrame:
-        return prediction_table(df, probs, label_names, truncated=truncated, inputs=self.input_columns(df))
 
 
 TASK = SingleLabelClassification()
