@@ -12,6 +12,7 @@ from bmcore.bench.peak import PEAK_MAX_REPEATS, PEAK_SIZES, machine_peak, matmul
 from bmcore.device import FORCED_FP32, PRECISION_ENV, DeviceInfo, detect_device
 
 
+@pytest.mark.slow
 def test_bench_quick_inference_prints_the_summary_line(tiny_model, tmp_path):
     """The inference part through the CLI, on the tiny BERT (--model): builtin:minilm took minutes on 2 cores for a
     test that asserts no speed (README's bench table runs it on builtin:minilm)."""
@@ -27,6 +28,7 @@ def test_bench_quick_inference_prints_the_summary_line(tiny_model, tmp_path):
     assert full["inference"]["model"] == str(tiny_model)
 
 
+@pytest.mark.slow
 def test_bench_images_puts_bmcore_beside_the_plain_trainer_recipe(tiny_resnet):
     """The image row on real Fashion-MNIST images (a tiny ResNet keeps it quick): both recipes train on the same images
     at the same size, and the ratios come out."""
@@ -79,6 +81,7 @@ def test_precision_env_leaves_bf16_unmeasured(monkeypatch):
         detect_device.cache_clear()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("budget_s", [1e-6, 1e6])
 def test_peak_sizes_and_repeats_are_bounded(budget_s):
     m = matmul_peak(("fp32",), budget_s=budget_s)["fp32"]
@@ -89,6 +92,7 @@ def test_peak_sizes_and_repeats_are_bounded(budget_s):
         assert (m["n"], m["repeats"]) == (PEAK_SIZES[-1], PEAK_MAX_REPEATS)
 
 
+@pytest.mark.slow
 def test_time_to_accuracy_runs_both_recipes_per_seed_and_reports_the_median(tiny_model, shared_data, monkeypatch, tmp_path):
     """The time-to-accuracy part, on an SST-2 slice and the tiny model: each seed trains ``trainer-best`` and bmcore
     side by side (an unreachable target: each stops after one epoch), and the speedup is the median per-seed ratio."""

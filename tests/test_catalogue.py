@@ -114,6 +114,7 @@ def cli_args(case: Case, ctx: Ctx) -> list[str]:
     return args + (["--background"] if case.train.get("background") else [])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case_id", CLI_IDS)
 def test_cli(case_id: str, ctx: Ctx, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     case = BY_ID[case_id]

@@ -328,6 +328,7 @@ def test_suggest_name_and_prepare_command():
 # --- command line -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_inspect_bbc_news():
     out = subprocess.run([sys.executable, "-m", "bmcore", "data", "inspect", "builtin:bbc-news"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -78,6 +78,7 @@ def test_cli_prepare_with_a_test_file_and_dropped_duplicates(sms, shared_data, t
         "python -m bmcore data prepare train.csv --name sms --test-file test.csv --drop-duplicates")
 
 
+@pytest.mark.slow
 def test_counting_tokenizer_counts_as_the_training_tokenizer(tiny_model):
     raw = bdata.load_source("builtin:bbc-news").frames["all"]
     texts, titles = raw["text"].tolist(), raw["title"].tolist()

@@ -115,6 +115,7 @@ def test_the_baseline_fits_on_one_thread():
         assert {pool["num_threads"] for pool in threadpool_info()} == {1}
 
 
+@pytest.mark.slow
 def test_multi_label_estimate_and_eta_follow_the_real_schedule(tiny_model, shared_data):
     """GoEmotions comments with multi-label's defaults (batch_growth 2, a head learning rate): the estimate counts the
     job's own token-budget steps and evaluations, and every ETA of the run counts more than its steps left, the

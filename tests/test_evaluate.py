@@ -179,6 +179,7 @@ def test_fit_temperature_recovers_a_known_temperature():
 # --- baseline ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_baseline_on_sst2_is_reproducible_and_in_the_sanity_band(shared_data):
     train = read_csv(shared_data / "sst2" / "train.csv")
     dev = read_csv(shared_data / "sst2" / "dev.csv")

@@ -84,6 +84,7 @@ def table(at: AppTest, key: str) -> pd.DataFrame:
     return found[0].value
 
 
+@pytest.mark.slow
 def test_finished_run_opens_with_metrics_cells_errors_and_downloads(ws: Path):
     at = open_page()
     assert not at.exception and not at.error
@@ -194,6 +195,7 @@ def test_another_split_is_scored_once_then_cached(ws: Path):
     assert not any(b.key == "evaluate_start" for b in at.button)  # cached on disk: opens at once
 
 
+@pytest.mark.slow
 def test_four_class_local_model_and_label_mismatch(ws: Path, tmp_path: Path):
     model = make_tiny_bert(tmp_path / "tiny-ag", AG_LABELS)
     at = open_page()

@@ -67,6 +67,7 @@ def run_dir(ws: Path) -> Path:
 # --- model card ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_training_writes_a_model_card_with_data_hyperparameters_and_metrics_against_the_baseline(run_dir: Path):
     from huggingface_hub import ModelCard
 
@@ -227,6 +228,7 @@ def test_cli_hub_offline_and_without_token(run_dir: Path, monkeypatch: pytest.Mo
 # --- the Evaluate page ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_evaluate_page_export_section(ws: Path, run_dir: Path):
     from streamlit.testing.v1 import AppTest
 

@@ -130,6 +130,7 @@ torch.save = full  # every checkpoint writes optimizer.pt through torch.save
 """
 
 
+@pytest.mark.slow
 def test_full_disk_fails_clearly_and_leaves_earlier_runs_alone(tiny_model, done):
     earlier = done
     files = {str(p): p.read_bytes() for p in earlier.rglob("*") if p.is_file()}
@@ -143,6 +144,7 @@ def test_full_disk_fails_clearly_and_leaves_earlier_runs_alone(tiny_model, done)
     assert runs.read_status(earlier)["state"] == "completed"
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_the_run(tiny_model, prepared, tmp_path):
     import torch
     from safetensors.torch import load_file, save_file
@@ -161,6 +163,7 @@ def test_nan_loss_stops_the_run(tiny_model, prepared, tmp_path):
     assert not (run_dir / runs.MODEL_DIR).exists()  # nothing trained on garbage is saved
 
 
+@pytest.mark.slow
 def test_damaged_checkpoint_and_status_get_clear_errors(tiny_model, done):
     other = runs.create_run(config(tiny_model), "other")
     damaged = runs.create_run(config(tiny_model), "damaged")

@@ -65,6 +65,7 @@ def test_bad_arguments_exit_2_with_one_line(args, message):
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and message in out.stderr
 
 
+@pytest.mark.slow
 def test_cuda_tests_collect_and_skip_cleanly_without_a_gpu():
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: gpu_check.sh runs them")
@@ -99,6 +100,7 @@ def tiny_bench() -> Path:
     return ROOT / "bench" / "results-2026-11-28-evening.json"
 
 
+@pytest.mark.slow
 def test_report_from_a_real_bench_run_and_a_finished_run_folder(tiny_model, tiny_bench, bbc_small, tmp_path):
     from bmcore.train import run_training
 

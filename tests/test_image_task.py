@@ -106,6 +106,7 @@ def test_dataset_modality_round_trips(fashion_ds):
     assert isinstance(ds.splits["train"]["image"].iloc[0], bytes) and len(ds.splits["train"]) == 240
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["tiny_vit", "tiny_resnet"])
 def test_image_run_end_to_end(which, fashion_ds, request, tmp_path):
     model = request.getfixturevalue(which)
@@ -233,6 +234,7 @@ def test_pixel_baseline_on_fashion(fashion):
     assert m["model"] == "pixels16-logreg" and m["accuracy"] > 0.7 and m["train_rows"] == 240
 
 
+@pytest.mark.slow
 def test_text_model_on_image_data_and_image_model_on_text_fail_in_one_line(tiny_model, tiny_vit, fashion_ds, tmp_path):
     run_dir = runs.create_run(image_config(tiny_model, fashion_ds), "text-on-images")
     out = cli("train", str(run_dir))
@@ -250,6 +252,7 @@ def test_text_model_on_image_data_and_image_model_on_text_fail_in_one_line(tiny_
     assert out.returncode == 2 and "not-an-image.png is not an image" in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_image_run_cancels_and_resumes(tiny_resnet, fashion_ds):
     run_dir = launch.start_run(image_config(tiny_resnet, fashion_ds, max_steps=400, eval_steps=200), "img-cancel")
     deadline = time.time() + 180
@@ -325,6 +328,7 @@ def test_resume_and_best_model_load_a_checkpoint_by_its_saved_names(tiny_vit, ti
                 assert not all(same)
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_train_an_image_model(tiny_resnet, fashion_ds, tmp_path):
     """The image task under ``torchrun`` (two CPU processes, gloo): one run folder, one model, every test image scored
     once (Trainer's distributed evaluation drops the padding its sampler adds)."""

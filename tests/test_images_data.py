@@ -385,6 +385,7 @@ def test_cli_inspects_and_prepares_image_sources(fm_test, tmp_path, capsys):
         assert what in err and err.count("\n") == 1, err
 
 
+@pytest.mark.slow
 @needs_fashion
 def test_cli_prepares_fashion_mnist(capsys):
     assert cli_main(["data", "prepare", "builtin:fashion-mnist", "--name", "fashion"]) == 0
@@ -402,6 +403,7 @@ def test_fashion_mnist_is_installed_by_every_deployment_route():
     assert "missing+=(dataset-fashion-mnist)" in (root / "scripts" / "test.sh").read_text()
 
 
+@pytest.mark.slow
 def test_image_column_is_linear_in_the_columns():
     """30,000 columns (issue 26): the sort key once called list.index per column, quadratic (over 120 s in `data
     inspect`); now the first rows are read once. The image column is found last, also past empty and numeric ones."""

@@ -66,6 +66,7 @@ def clothes_zip(pngs) -> bytes:
 
 @pytest.mark.skipif(not (bimg.FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
                     reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.slow
 def test_fashion_mnist_shows_stats_samples_and_saves():
     at = open_page("Built-in: Fashion-MNIST")
     assert not at.exception and not at.error

@@ -71,6 +71,7 @@ def test_model_card_describes_an_image_classifier(image_runs):
     assert (image_runs["resnet"] / runs.MODEL_DIR / "README.md").read_text(encoding="utf-8") == card
 
 
+@pytest.mark.slow
 def test_zip_loads_in_the_pipeline_and_agrees_with_predict(image_runs, tmp_path):
     from transformers import pipeline
 
@@ -91,6 +92,7 @@ def test_zip_loads_in_the_pipeline_and_agrees_with_predict(image_runs, tmp_path)
         assert rec["scores"] == pytest.approx(theirs, abs=1e-4) and rec["label"] == max(theirs, key=theirs.get)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["resnet", "vit"])
 def test_predict_explain_writes_a_heat_map_png(image_runs, kind, tmp_path):
     test = bdata.load_prepared(DATASET).splits["test"]

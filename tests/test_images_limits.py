@@ -68,6 +68,7 @@ def grown_mb(rec: dict) -> float:
     return (rec["peak_kb"] - rec["base_kb"]) / 1024
 
 
+@pytest.mark.slow
 def test_a_small_zip_of_huge_images_is_refused_from_its_headers(tiny_resnet, tmp_path):
     """The issue's zip: 20 solid 5000x5000 PNGs (500,000,000 pixels) in a 17 KB file. In a public demo
     (250,000,000 pixels at most) the Playground's batch refuses it from the headers: nothing is decoded."""
@@ -80,6 +81,7 @@ def test_a_small_zip_of_huge_images_is_refused_from_its_headers(tiny_resnet, tmp
     assert grown_mb(rec) < DECODED_MB, rec  # not even one image was decoded
 
 
+@pytest.mark.slow
 def test_the_playground_batch_decodes_huge_images_in_bounded_memory(tiny_resnet, tmp_path):
     """Under the cap (outside demo mode), 12 solid 5000x5000 PNGs (900 MB decoded) are predicted one batch at a
     time, each reduced on load: the process grows by a few decoded images at most (it held them all before)."""
@@ -99,6 +101,7 @@ def test_data_inspect_refuses_the_zip_before_decoding(tmp_path):
     assert grown_mb(rec) < DECODED_MB, rec
 
 
+@pytest.mark.slow
 def test_predict_counts_the_pixels_of_all_its_files_first(tiny_resnet, tmp_path, capsys, monkeypatch):
     png = solid_png()
     files = [tmp_path / f"big{i}.png" for i in range(3)]

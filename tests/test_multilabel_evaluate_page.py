@@ -82,6 +82,7 @@ def busiest_cell(metrics: dict, cells: tuple[str, ...]) -> tuple[int, str, int]:
     return i, cell, count
 
 
+@pytest.mark.slow
 def test_evaluate_shows_multi_label_tiles_thresholds_per_label_table_cells_and_errors(ws: Path):
     result = saved(ws)
     m, names = result.metrics, result.label_names

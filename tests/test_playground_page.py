@@ -64,6 +64,7 @@ def open_playground(**handoff: str) -> AppTest:
     return at
 
 
+@pytest.mark.slow
 def test_predict_attention_attributions_escaped(trained: Path) -> None:
     at = open_playground()
     picker = at.selectbox(key="playground_model_choice")

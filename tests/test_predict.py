@@ -68,6 +68,7 @@ def _pipeline_probs(folder: Path, texts: list[str]) -> tuple[list[str], np.ndarr
     return [names[i] for i in probs.argmax(1)], probs
 
 
+@pytest.mark.slow
 def test_labels_match_pipeline(tuned: Path, dev: list[str]) -> None:
     want, want_probs = _pipeline_probs(tuned, dev)
     assert len(set(want)) == 2, "the fine-tuned model should predict both classes"

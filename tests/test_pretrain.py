@@ -47,6 +47,7 @@ def pretrained(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return base / "run"
 
 
+@pytest.mark.slow
 def test_pretraining_completes_and_perplexity_drops(pretrained):
     status = runs.read_status(pretrained)
     assert status["state"] == "completed" and status["mlm_head"] == "fresh"
@@ -133,6 +134,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(make, extra, message, t
     assert not list((workspace / "runs").glob("*"))
 
 
+@pytest.mark.slow
 def test_cancel_then_resume_a_pretraining_run(tiny_model, tmp_path):
     corpus = write_corpus(tmp_path / "notes.txt", 2000)
     run_dir = start_pretraining(PretrainConfig(model_name_or_path=str(tiny_model), dataset=str(corpus), max_steps=40,

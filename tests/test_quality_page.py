@@ -52,6 +52,7 @@ def scored_page(encoder: str = "tfidf") -> AppTest:
     return at
 
 
+@pytest.mark.slow
 def test_review_three_rows_save_a_version_and_train_on_it(noisy_sms: np.ndarray, tiny_model: Path):  # noqa: F811
     at = open_data_page()
     at.selectbox(key="quality_dataset").set_value(NAME)

@@ -119,6 +119,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_data_page_refuses_bombs_with_bounded_memory(tmp_path: Path, demo_env: dict[str, str]) -> None:
     """Every bomb uploaded on the Data page, one after another in one process: its peak stays under the bound."""
     paths = []

@@ -84,6 +84,7 @@ TEXTS = [f"session {i}: the film was {w}" for i, w in enumerate(
     ["wonderful", "dreadful", "fine", "boring", "moving", "awful", "superb", "dull", "charming", "tedious"])]
 
 
+@pytest.mark.slow
 def test_ten_playground_sessions_share_one_cached_model(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import streamlit as st
 

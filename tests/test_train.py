@@ -44,6 +44,7 @@ def cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
                           timeout=timeout, env=os.environ.copy())
 
 
+@pytest.mark.slow
 def test_run_completes_and_writes_the_contract(tiny_model, sst_small):
     run_dir = runs.create_run(tiny_config(tiny_model, sst_small, batch_growth=4), "contract")
     out = cli("train", str(run_dir))
@@ -96,6 +97,7 @@ def test_cancel_saves_and_marks_cancelled(tiny_model, sst_small):
     assert runs.last_checkpoint(run_dir) is not None
 
 
+@pytest.mark.slow
 def test_second_job_waits_queued_then_runs(tiny_model, sst_small):
     first = launch.start_run(tiny_config(tiny_model, sst_small, max_steps=40, eval_steps=20), "first")
     time.sleep(0.2)
@@ -114,6 +116,7 @@ def test_second_job_waits_queued_then_runs(tiny_model, sst_small):
     assert {r.name for r in run_list.list_runs()} == {"first", "second"}
 
 
+@pytest.mark.slow
 def test_killed_run_reads_failed_and_resume_finishes(tiny_model, sst_small):
     run_dir = launch.start_run(tiny_config(tiny_model, sst_small, max_steps=60, eval_steps=10, logging_steps=1), "killed")
     deadline = time.time() + 180
@@ -151,6 +154,7 @@ def test_bad_configs_get_plain_messages(kwargs, message):
         TrainConfig(**kwargs)
 
 
+@pytest.mark.slow
 def test_cli_bad_arguments_exit_2_with_one_line(tiny_model, tmp_path):
     cases = [
         (["train", "--data", "builtin:bbc-news", "--learning-rate", "-1", "--out", str(tmp_path / "a")], "learning_rate must be positive"),
@@ -166,6 +170,7 @@ def test_cli_bad_arguments_exit_2_with_one_line(tiny_model, tmp_path):
         assert message in out.stderr and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
 
 
+@pytest.mark.slow
 def test_max_seq_length_above_model_limit_fails_clearly(tiny_model, sst_small):
     run_dir = runs.create_run(tiny_config(tiny_model, sst_small, max_seq_length=1024), "too-long")
     out = cli("train", str(run_dir))
@@ -173,6 +178,7 @@ def test_max_seq_length_above_model_limit_fails_clearly(tiny_model, sst_small):
     assert runs.read_status(run_dir)["state"] == "failed"
 
 
+@pytest.mark.slow
 def test_fp16_on_cpu_falls_back_with_a_notice(tiny_model, sst_small):
     run_dir = runs.create_run(tiny_config(tiny_model, sst_small, precision="fp16", max_steps=2, eval_steps=2), "fp16")
     out = cli("train", str(run_dir))
@@ -181,6 +187,7 @@ def test_fp16_on_cpu_falls_back_with_a_notice(tiny_model, sst_small):
     assert "fp16 is not supported on the CPU" in status["notice"] and status["precision"] in ("bf16", "fp32")
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_on_cpu_leave_one_model(tiny_model, sst_small, tmp_path):
     run_dir = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
@@ -222,6 +229,7 @@ def test_minilm_on_bbc_news_with_defaults_reaches_95():
     shutil.rmtree(run_dir / "checkpoint-0", ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_progress_lines_come_by_time_too(tiny_model, sst_small, monkeypatch):
     """A slow machine still sees progress: a line at least every PROGRESS_EVERY_S seconds, whatever logging_steps says."""
     from bmcore import train, trainer

@@ -56,6 +56,7 @@ def test_no_dataset_points_to_the_data_page():
     assert not at.button
 
 
+@pytest.mark.slow
 def test_start_a_tiny_run_and_see_it_finish(tiny_model, sst_tiny):
     at = set_tiny_run(open_train_page(), sst_tiny, tiny_model)
     at.number_input(key="train_hidden_dropout").set_value(0.1).run()
@@ -94,6 +95,7 @@ def test_start_a_tiny_run_and_see_it_finish(tiny_model, sst_tiny):
     assert "Test accuracy" in {m.label for m in fresh.metric}
 
 
+@pytest.mark.slow
 def test_a_value_set_with_the_click_on_start_reaches_the_run(tiny_model, sst_tiny):
     """A value typed and then Start clicked at once: the browser commits the value (blur) with the click, in one rerun."""
     at = set_tiny_run(open_train_page(), sst_tiny, tiny_model)  # 10 steps, max_seq_length 64 on screen
@@ -109,6 +111,7 @@ def test_a_value_set_with_the_click_on_start_reaches_the_run(tiny_model, sst_tin
     assert status["state"] == runs.COMPLETED and status["total_steps"] == 4, runs.log_tail(run_dir)
 
 
+@pytest.mark.slow
 def test_a_finished_run_shows_its_final_epoch_and_learning_rate(tiny_model, sst_tiny, workspace):
     # 7 steps logged every 5: without a line for the last step the page would show step 5's epoch and rate.
     run_dir = workspace / "runs" / "odd"
