@@ -21,7 +21,7 @@ from typing import Any
 from .errors import BmcoreError
 from .files import atomic_folder
 
-BUILTIN_PREFIX = "builtin:"  # as bmcore.models says it (which imports this module)
+BUILTIN_PREFIX = "builtin:"  # a bundled model's reference starts with it (bmcore.models resolves them)
 
 DEFAULT_IMAGE_MODEL = "builtin:efficientnet-lite0"
 CACHE_ENV = "BMCORE_CACHE"  # where converted built-in models live; default $XDG_CACHE_HOME/bmcore or ~/.cache/bmcore

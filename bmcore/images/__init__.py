@@ -70,7 +70,7 @@ from .sources import (
     zip_members,
 )
 from .stats import SIZE_TABLE_ROWS, ImageSplits, duplicates_frame, image_sizes, image_stats
-from .tables import IMAGE_COLUMNS, IMAGE_SAMPLE, image_column, image_frames_from_table, read_image_parquet
+from .tables import IMAGE_COLUMN_NAMES, IMAGE_SAMPLE, image_column, image_frames_from_table, read_image_parquet
 
 __all__ = [
     "FASHION_MNIST",
@@ -78,7 +78,7 @@ __all__ = [
     "FASHION_MNIST_DIR",
     "FASHION_MNIST_FILES",
     "FRAME_COLUMNS",
-    "IMAGE_COLUMNS",
+    "IMAGE_COLUMN_NAMES",
     "IMAGE_SAMPLE",
     "IMAGE_SUFFIXES",
     "MODE_NOTICES",

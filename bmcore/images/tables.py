@@ -17,7 +17,7 @@ from ..files import resolve_path
 from .codec import Decoder, image_frame, total_pixels
 from .sources import is_image_file
 
-IMAGE_COLUMNS = ("image", "img", "image_path", "path", "file", "filename", "file_name", "image_bytes", "bytes")
+IMAGE_COLUMN_NAMES = ("image", "img", "image_path", "path", "file", "filename", "file_name", "image_bytes", "bytes")
 IMAGE_SAMPLE = 50  # the first non-empty values of a column that must all be images for it to be the image column
 
 
@@ -41,7 +41,7 @@ def image_column(df: pd.DataFrame) -> str | None:
     columns = list(df.columns)
     kinds = [dtype.kind for dtype in df.dtypes]
     head = df.head(IMAGE_SAMPLE).to_numpy(dtype=object)
-    order = sorted(range(len(columns)), key=lambda i: (str(columns[i]).lower() not in IMAGE_COLUMNS, i))
+    order = sorted(range(len(columns)), key=lambda i: (str(columns[i]).lower() not in IMAGE_COLUMN_NAMES, i))
     for i in order:
         if kinds[i] in "biufcmM":  # numbers, booleans, dates: never image bytes or file names
             continue

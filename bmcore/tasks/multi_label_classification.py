@@ -26,11 +26,11 @@ from ..data.label_values import (
     as_binary,
     encode_label_set,
     label_matrix,
+    label_sets,
     map_unique,
     order_labels,
     split_cell,
 )
-from ..data.label_values import label_sets as decode_label_sets
 from ..display import md, md_code
 from ..errors import BmcoreError
 from ..metrics import EPS, multi_label_metrics
@@ -54,11 +54,6 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     """Element-wise logistic function, stable for large logits."""
     z = np.asarray(logits, dtype=np.float64)
     return np.exp(-np.logaddexp(0.0, -z))
-
-
-def label_sets(values: Sequence[Any]) -> list[list[str]]:
-    """Each row's label set from the prepared ``label`` column (JSON lists of names)."""
-    return decode_label_sets(pd.Series(list(values), dtype=object))
 
 
 def multi_hot(sets: Sequence[Sequence[str]], label_names: Sequence[str]) -> np.ndarray:
