@@ -25,7 +25,7 @@ from .runs import CONFIG_FILE, EVALUATION_DIR, MODEL_DIR, is_run_dir
 from .tasks import get_task
 from .workspace import workspace_dir
 
-METRICS_FILE = "metrics.json"
+EVAL_METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.csv"  # for people: spreadsheet-safe cells (a leading ' before =, +, -, @)
 RAW_PREDICTIONS_FILE = "predictions.parquet"  # for programs and the Evaluate page: the raw values
 EVALUATIONS_DIR = "evaluations"  # <workspace>/evaluations/<model-key>-<dataset>-<split>/ for models outside runs
@@ -65,7 +65,7 @@ def save_eval(result: EvalResult, out_dir: str | Path) -> Path:
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / METRICS_FILE, result.metrics, default=_json_default)
+    write_json_atomic(out / EVAL_METRICS_FILE, result.metrics, default=_json_default)
     for name, write in ((RAW_PREDICTIONS_FILE, lambda tmp: result.predictions.to_parquet(tmp, index=False)),
                         (PREDICTIONS_FILE, lambda tmp: csv_frame(result.predictions).to_csv(tmp, index=False))):
         try:
@@ -94,15 +94,15 @@ def load_eval(out_dir: str | Path) -> EvalResult:
     existed has only ``predictions.csv``, whose cells were then written raw too.
     """
     out = Path(out_dir)
-    mpath, ppath = out / METRICS_FILE, out / PREDICTIONS_FILE
+    mpath, ppath = out / EVAL_METRICS_FILE, out / PREDICTIONS_FILE
     if not mpath.is_file() or not ppath.is_file():
-        raise BmcoreError(f"{out} has no {METRICS_FILE} and {PREDICTIONS_FILE}; run the evaluation first")
-    metrics = read_json(mpath, f"{METRICS_FILE} of the evaluation in {out}", "run it again")
+        raise BmcoreError(f"{out} has no {EVAL_METRICS_FILE} and {PREDICTIONS_FILE}; run the evaluation first")
+    metrics = read_json(mpath, f"{EVAL_METRICS_FILE} of the evaluation in {out}", "run it again")
     try:
         preds = read_predictions(out)
     except (OSError, ValueError) as exc:
         raise BmcoreError(f"the evaluation in {out} is damaged ({exc.__class__.__name__}); run it again") from exc
-    metrics = check_scores(metrics, f"{METRICS_FILE} of the evaluation in {out}")  # legacy key names upgraded
+    metrics = check_scores(metrics, f"{EVAL_METRICS_FILE} of the evaluation in {out}")  # legacy key names upgraded
     for col in ("correct", "truncated"):
         if col in preds and preds[col].dtype != bool:
             preds[col] = preds[col].astype(str).str.lower() == "true"
@@ -152,7 +152,7 @@ def evaluation_mtime(out_dir: str | Path) -> float | None:
     """The newer modification time of ``metrics.json`` and ``predictions.csv``; None unless both exist."""
     out = Path(out_dir)
     try:
-        return max((out / METRICS_FILE).stat().st_mtime, (out / PREDICTIONS_FILE).stat().st_mtime)
+        return max((out / EVAL_METRICS_FILE).stat().st_mtime, (out / PREDICTIONS_FILE).stat().st_mtime)
     except OSError:
         return None
 
@@ -183,7 +183,7 @@ def find_evaluation(run_dir: str | Path, dataset: str, split: str) -> Path | Non
     if evaluation_mtime(out) is None:
         return None
     try:
-        meta = read_json(out / METRICS_FILE)
+        meta = read_json(out / EVAL_METRICS_FILE)
     except BmcoreError:
         return None
     return out if meta.get("dataset") in (dataset, "", None) and meta.get("split", split) == split else None

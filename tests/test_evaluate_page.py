@@ -44,7 +44,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, tiny_m
                               "--eval-steps", "5", "--max-seq-length", "64"],
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         assert out.returncode == 0, out.stderr[-2000:]
-    assert (ws / "runs" / "r1" / runs.EVALUATION_DIR / "test" / evf.METRICS_FILE).is_file()
+    assert (ws / "runs" / "r1" / runs.EVALUATION_DIR / "test" / evf.EVAL_METRICS_FILE).is_file()
     return ws
 
 
@@ -88,7 +88,7 @@ def table(at: AppTest, key: str) -> pd.DataFrame:
 def test_finished_run_opens_with_metrics_cells_errors_and_downloads(ws: Path):
     at = open_page()
     assert not at.exception and not at.error
-    saved = json.loads((ws / "runs" / "r1" / runs.EVALUATION_DIR / "test" / evf.METRICS_FILE).read_text())
+    saved = json.loads((ws / "runs" / "r1" / runs.EVALUATION_DIR / "test" / evf.EVAL_METRICS_FILE).read_text())
     values = metric_values(at)
     assert values["Accuracy"][0] == f"{saved['accuracy']:.3f}"
     assert values["Baseline accuracy"][0] == f"{saved['baseline']['accuracy']:.3f}"
@@ -131,7 +131,7 @@ def test_finished_run_opens_with_metrics_cells_errors_and_downloads(ws: Path):
 
 def test_the_chosen_cell_and_normalisation_stay_when_you_leave_and_come_back(ws: Path):
     at = open_page()
-    cm = json.loads((ws / "runs" / "r1" / runs.EVALUATION_DIR / "test" / evf.METRICS_FILE).read_text())["confusion_matrix"]
+    cm = json.loads((ws / "runs" / "r1" / runs.EVALUATION_DIR / "test" / evf.EVAL_METRICS_FILE).read_text())["confusion_matrix"]
     i, j = max(((a, b) for a in range(2) for b in range(2)), key=lambda ab: cm["matrix"][ab[0]][ab[1]])
     gold, pred = cm["labels"][i], cm["labels"][j]
     at.radio(key="evaluate_cm_norm").set_value("Row-normalised").run()
@@ -161,7 +161,7 @@ def test_open_an_example_in_the_playground(ws: Path):
 
 def test_a_confusion_cell_example_opens_in_the_playground_with_its_true_label(ws: Path):
     at = open_page()
-    cm = json.loads((ws / "runs" / "r1" / runs.EVALUATION_DIR / "test" / evf.METRICS_FILE).read_text())["confusion_matrix"]
+    cm = json.loads((ws / "runs" / "r1" / runs.EVALUATION_DIR / "test" / evf.EVAL_METRICS_FILE).read_text())["confusion_matrix"]
     i, j = max(((a, b) for a in range(2) for b in range(2) if a != b), key=lambda ab: cm["matrix"][ab[0]][ab[1]])
     if not cm["matrix"][i][j]:
         i, j = 0, 0  # a model without mistakes: a diagonal cell
@@ -189,7 +189,7 @@ def test_another_split_is_scored_once_then_cached(ws: Path):
     assert not at.exception and not at.error
     out = ws / "runs" / "r1" / runs.EVALUATION_DIR / "sst-small-validation"
     finish_job(at, "evaluate", str(out))
-    assert json.loads((out / evf.METRICS_FILE).read_text())["n"] == 60
+    assert json.loads((out / evf.EVAL_METRICS_FILE).read_text())["n"] == 60
     assert "Accuracy" in metric_values(at)
     at.run()
     assert not any(b.key == "evaluate_start" for b in at.button)  # cached on disk: opens at once

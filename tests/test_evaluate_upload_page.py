@@ -57,7 +57,7 @@ def test_an_uploaded_zip_is_scored_whole_with_thumbnails(upload, workspace: Path
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     [out] = list((workspace / evf.EVALUATIONS_DIR).iterdir())
-    metrics = json.loads((out / evf.METRICS_FILE).read_text())
+    metrics = json.loads((out / evf.EVAL_METRICS_FILE).read_text())
     assert metrics["split"] == "all" and metrics["n"] == total
     assert metrics["notes"][0].startswith(f"scored all {total} images of photos.zip, its splits together")
     assert {m.label for m in at.metric} >= {"Accuracy", "Macro F1"}

@@ -80,7 +80,7 @@ def test_training_writes_a_model_card_with_data_hyperparameters_and_metrics_agai
     assert card.data.library_name == "transformers"
     assert set(card.data.metrics) == {"accuracy", "f1"}
     assert card.data.base_model is None  # started from a local folder, which has no Hub id
-    saved = json.loads((run_dir / runs.EVALUATION_DIR / "test" / evf.METRICS_FILE).read_text())
+    saved = json.loads((run_dir / runs.EVALUATION_DIR / "test" / evf.EVAL_METRICS_FILE).read_text())
     results = {r.metric_type: r.metric_value for r in card.data.eval_results}
     assert results["accuracy"] == pytest.approx(saved["accuracy"], abs=1e-4)
     assert results["f1"] == pytest.approx(saved["macro_f1"], abs=1e-4)

@@ -122,7 +122,7 @@ def test_train_an_image_model_then_evaluate_it_with_thumbnails(fashion_ds, tiny_
     ev_page = open_page("pages/evaluate.py")
     ev_page.selectbox(key="evaluate_run").select(run_dir.name).run()
     assert not ev_page.exception and not ev_page.error
-    saved = json.loads((run_dir / runs.EVALUATION_DIR / "test" / evf.METRICS_FILE).read_text())
+    saved = json.loads((run_dir / runs.EVALUATION_DIR / "test" / evf.EVAL_METRICS_FILE).read_text())
     metrics = {m.label: m for m in ev_page.metric}
     assert metrics["Accuracy"].value == f"{saved['accuracy']:.3f}"
     assert saved["baseline"]["model"] == "pixels16-logreg"

@@ -46,7 +46,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, tiny_m
                                               max_seq_length=48, per_device_train_batch_size=16, learning_rate=5e-4,
                                               eval_strategy="steps", eval_steps=8, logging_steps=4, seed=seed), name)
             assert run_training(run)["state"] == runs.COMPLETED
-            assert (run / runs.EVALUATION_DIR / "test" / evf.METRICS_FILE).is_file()
+            assert (run / runs.EVALUATION_DIR / "test" / evf.EVAL_METRICS_FILE).is_file()
     return ws
 
 
@@ -235,7 +235,7 @@ def never_predict(metrics_file: Path, key: str | None, labels: int = 5) -> list[
 def test_train_and_evaluate_warn_of_labels_never_found_and_of_overfitting(ws: Path):
     run_dir = ws / "runs" / "ml"
     missed = never_predict(run_dir / runs.EVAL_FILE, "test")
-    never_predict(run_dir / runs.EVALUATION_DIR / "test" / evf.METRICS_FILE, None)
+    never_predict(run_dir / runs.EVALUATION_DIR / "test" / evf.EVAL_METRICS_FILE, None)
     overfit(run_dir)
     n_labels = len(saved(ws).label_names)
 

@@ -48,7 +48,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, tiny_m
             assert cli_main(["train", "--data", DATASET, "--model", str(tiny_model), "--out", str(ws / "runs" / name),
                              "--max-steps", steps, "--max-seq-length", "48", "--learning-rate", "1e-3",
                              "--eval-strategy", "steps", "--eval-steps", "10"]) == 0
-            assert (ws / "runs" / name / runs.EVALUATION_DIR / "test" / evf.METRICS_FILE).is_file()
+            assert (ws / "runs" / name / runs.EVALUATION_DIR / "test" / evf.EVAL_METRICS_FILE).is_file()
     detect_device.cache_clear()  # the next caller detects again, without the variable
     return ws
 

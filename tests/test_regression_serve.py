@@ -27,7 +27,7 @@ from bmcore import data as bdata
 from bmcore import runs
 from bmcore.cli import main as cli_main
 from bmcore.device import detect_device
-from bmcore.evaluation_files import METRICS_FILE, read_predictions
+from bmcore.evaluation_files import EVAL_METRICS_FILE, read_predictions
 from bmcore.export.card import write_model_card
 from bmcore.export.onnx import PARITY_ATOL, export_onnx
 from bmcore.inference import load_for_inference, predict
@@ -128,7 +128,7 @@ def test_evaluate_prints_correlations_and_errors_next_to_the_baseline(run_dir: P
     summary = json_lines(capsys)[-1]
     assert summary["problem_type"] == "regression" and summary["split"] == "test" and summary["n"] == 120
     assert "accuracy" not in summary and "ece" not in summary
-    saved = json.loads((out / METRICS_FILE).read_text())
+    saved = json.loads((out / EVAL_METRICS_FILE).read_text())
     for key in ("pearson", "spearman", "rmse", "mae", "r2"):
         assert summary[key] == pytest.approx(saved[key]) and summary["baseline"][key] == pytest.approx(saved["baseline"][key])
     table = read_predictions(out)
@@ -142,7 +142,7 @@ def test_evaluate_prints_correlations_and_errors_next_to_the_baseline(run_dir: P
 def test_the_model_card_gives_the_regression_results_and_a_snippet_that_works(run_dir: Path, capsys):
     card = write_model_card(run_dir).read_text()
     # The card gives the full evaluation that training wrote (bmcore's inference), not eval.json's (Trainer's batches).
-    test = json.loads((run_dir / runs.EVALUATION_DIR / "test" / METRICS_FILE).read_text())
+    test = json.loads((run_dir / runs.EVALUATION_DIR / "test" / EVAL_METRICS_FILE).read_text())
     assert "A text regression model that predicts a score" in card
     assert "| model | Pearson correlation | Spearman correlation | RMSE | MAE | R² |" in card
     row = next(line for line in card.splitlines() if line.startswith("| this model |"))

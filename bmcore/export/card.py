@@ -16,7 +16,7 @@ from .. import runs
 from ..data import DATASET_META, dataset_dir
 from ..display import md, md_code
 from ..errors import BmcoreError
-from ..evaluation_files import METRICS_FILE
+from ..evaluation_files import EVAL_METRICS_FILE
 from ..files import write_text_atomic
 from ..metrics import check_scores
 from ..modalities import modality_of_ref
@@ -43,7 +43,7 @@ def base_model_id(model_name_or_path: str) -> str | None:
 def _test_metrics(run_dir: Path, task: Task) -> tuple[dict[str, Any], dict[str, Any]]:
     """(model, baseline) test metrics: the full evaluation where it exists, else ``eval.json``'s summary (in the
     evaluation's key names, as the task reads them)."""
-    full = check_scores(read_or_empty(run_dir / runs.EVALUATION_DIR / "test" / METRICS_FILE),
+    full = check_scores(read_or_empty(run_dir / runs.EVALUATION_DIR / "test" / EVAL_METRICS_FILE),
                         f"the test evaluation of {run_dir.name}")
     if task.card_has_results(full):
         return full, full.get("baseline") or {}
