@@ -25,7 +25,7 @@ from ..model_meta import read_model_meta
 from ..models import DEFAULT_MAX_SEQ_LENGTH, load_classifier, load_tokenizer
 from ..tasks import task_of_model
 from ..vision import load_image_classifier, load_image_processor
-from .run import export_dir, finished_run, is_fresh, is_image_folder, read_or_empty
+from .run import export_dir, export_is_fresh, finished_run, is_image_model_folder, read_or_empty
 
 ONNX_DIR = "onnx"
 ONNX_FILE = "model.onnx"
@@ -57,7 +57,7 @@ def _load_fp32(model_dir: Path) -> tuple[Any, Any]:
     """(tokenizer or image processor, model) in fp32 with eager attention, which traces to plain ONNX ops."""
     import torch
 
-    if is_image_folder(model_dir):
+    if is_image_model_folder(model_dir):
         model = load_image_classifier(str(model_dir), attn_implementation="eager", dtype=torch.float32).float().eval()
         return load_image_processor(str(model_dir)), model
     model = load_classifier(str(model_dir), attn_implementation="eager", dtype=torch.float32).float().eval()
@@ -217,6 +217,6 @@ def read_onnx_export(run_dir: str | Path) -> OnnxExport | None:
     run_dir = Path(run_dir)
     path = onnx_dir(run_dir) / ONNX_FILE
     parity = read_or_empty(onnx_dir(run_dir) / PARITY_FILE)
-    if not parity or not is_fresh(path, run_dir / runs.MODEL_DIR):
+    if not parity or not export_is_fresh(path, run_dir / runs.MODEL_DIR):
         return None
     return OnnxExport(path, parity)

@@ -50,7 +50,7 @@ def _model_mtime(model_dir: Path) -> float:
     return max((p.stat().st_mtime for p in model_dir.iterdir() if p.is_file() and p.name != CARD_FILE), default=0.0)
 
 
-def is_fresh(path: Path, model_dir: Path) -> bool:
+def export_is_fresh(path: Path, model_dir: Path) -> bool:
     """True when ``path`` exists and is no older than the model it was exported from (the card aside)."""
     return path.is_file() and path.stat().st_mtime >= _model_mtime(model_dir)
 
@@ -64,7 +64,7 @@ def read_or_empty(path: Path) -> dict[str, Any]:
         return {}
 
 
-def is_image_folder(model_dir: str | Path) -> bool:
+def is_image_model_folder(model_dir: str | Path) -> bool:
     """True when a model folder holds a classifier of pictures, an image classifier (its ``config.json`` names one):
     its modality says so (:attr:`~bmcore.modalities.base.Modality.pictures`)."""
     try:

@@ -9,7 +9,7 @@ from typing import Any
 from .. import runs
 from ..display import md
 from ..export.onnx import PARITY_ATOL, OnnxExport
-from ..export.run import is_image_folder
+from ..export.run import is_image_model_folder
 
 
 def export_command(run_dir: str | Path, formats: list[str]) -> list[str]:
@@ -38,5 +38,5 @@ def parity_summary(parity: dict[str, Any]) -> str:
 def onnx_note(run_dir: Path, onnx: OnnxExport) -> str:
     """The page's note on an ONNX export (Markdown-escaped): the parity line, and where the tokenizer (or image
     processor) and config were written beside ``model.onnx``."""
-    helper = "image processor" if is_image_folder(Path(run_dir) / runs.MODEL_DIR) else "tokenizer"
+    helper = "image processor" if is_image_model_folder(Path(run_dir) / runs.MODEL_DIR) else "tokenizer"
     return md(parity_summary(onnx.parity) + f". The {helper} and config are in {onnx.path.parent}.")
