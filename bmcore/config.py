@@ -17,14 +17,14 @@ from .files import read_json
 from .labels import LABEL_DELIMITERS
 from .limits import check_epochs
 from .models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL
-from .problem_types import FINE_TUNE_TYPES, MASKED_LM
+from .problem_types import AUTO, FINE_TUNE_TYPES, MASKED_LM
 from .workspace import check_regular
 
 DEFAULT_EPOCHS = 3.0
 BEST_METRICS = ("macro_f1", "accuracy", "loss", "pearson")
 INTERVALS = ("epoch", "steps")
 CLASS_WEIGHTS = ("none", "balanced", "sqrt", "auto")
-PROBLEM_TYPES = ("auto", *FINE_TUNE_TYPES)  # every task that fine-tunes a head
+PROBLEM_TYPES = (AUTO, *FINE_TUNE_TYPES)  # every task that fine-tunes a head
 MAX_SEQ_LENGTH_RANGE = (8, 8192)  # tokens: the max_seq_length a config takes (the pages' inputs offer the same)
 
 
@@ -40,7 +40,7 @@ class TrainConfig:
     dataset: str = _f("builtin:bbc-news", "A prepared dataset's name in the workspace, or any data source (file, folder, builtin:bbc-news).")
     text_column: list[str] | None = _f(None, "Text column(s) of a raw source; two for text pairs. Auto-detected when empty.")
     label_column: str | None = _f(None, "Label column of a raw source. Auto-detected when empty.")
-    problem_type: str = _f("auto", "What the model learns: auto (from the dataset), single_label_classification (one class "
+    problem_type: str = _f(AUTO, "What the model learns: auto (from the dataset), single_label_classification (one class "
                            "per text, softmax), multi_label_classification (any number of labels per text, a sigmoid each) "
                            "or regression (a score per text, mean squared error).",
                            choices=PROBLEM_TYPES)

@@ -11,6 +11,7 @@ from typing import Any
 from .config import TrainConfig
 from .data.resolve import kind_of
 from .errors import BmcoreError
+from .problem_types import chosen_problem_type
 from .tasks import get_task
 
 
@@ -18,13 +19,12 @@ def task_defaults(settings: dict[str, Any]) -> dict[str, Any]:
     """The settings a new run of ``settings`` (TrainConfig fields: at least ``dataset``) starts from: its task's
     defaults (:attr:`bmcore.tasks.base.Task.defaults`, e.g. multi-label's or images'), under what ``settings`` set
     themselves."""
-    problem_type = settings.get("problem_type") or "auto"
     try:
         detected, modality = kind_of(str(settings.get("dataset") or TrainConfig.dataset),
                                      text_columns=settings.get("text_column"), label_column=settings.get("label_column"),
                                      label_columns=settings.get("label_columns"),
                                      label_delimiter=settings.get("label_delimiter"))
-        task = get_task(detected if problem_type == "auto" else problem_type, modality)
+        task = get_task(chosen_problem_type(settings.get("problem_type"), detected), modality)
     except (BmcoreError, OSError, ValueError):
         return dict(settings)  # the job reports a bad source in one line; the defaults do not matter then
     return {**task.defaults, **settings}

@@ -29,6 +29,7 @@ from .export.card import write_model_card
 from .inference import load_for_inference
 from .limits import check_training
 from .pretrain import train_mlm
+from .problem_types import chosen_problem_type
 from .schedule import resolve_schedule
 from .tasks import Task, get_task
 from .trainer import (
@@ -63,14 +64,12 @@ def _load_dataset(config: TrainConfig) -> PreparedDataset:
 
 def task_for_config(config: Any, dataset: PreparedDataset | None = None) -> Task:
     """The task of a run: its ``problem_type``, or with ``auto`` the prepared dataset's, for the dataset's modality."""
-    problem_type = getattr(config, "problem_type", None) or "auto"
-    if problem_type == "auto" and getattr(config, "pretraining", False):
+    if getattr(config, "pretraining", False):
         return get_task(config.task)  # masked_lm: the pretraining config's task is its problem type
     if dataset is None:
         dataset = _load_dataset(config)
-    if problem_type == "auto":
-        problem_type = getattr(dataset, "problem_type", None)
-    return get_task(problem_type, getattr(dataset, "modality", None))
+    return get_task(chosen_problem_type(getattr(config, "problem_type", None), getattr(dataset, "problem_type", None)),
+                    getattr(dataset, "modality", None))
 
 
 # --- the job --------------------------------------------------------------------------------

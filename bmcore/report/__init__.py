@@ -25,6 +25,7 @@ from ..errors import BmcoreError
 from ..estimate import format_duration
 from ..files import read_json
 from ..modalities import modality_of_ref
+from ..problem_types import chosen_problem_type
 from ..schedule import planned_steps, resolve_schedule
 from ..tasks import TASKS, get_task
 from ..workspace import runs_dir
@@ -356,10 +357,8 @@ def run_task(config: Any) -> Any:
     dataset is not prepared (a raw source, detected by the job) or its ``dataset.json`` is unreadable."""
     try:
         meta = read_json(dataset_dir(config.dataset) / DATASET_META) if is_prepared(config.dataset) else None
-        problem_type = getattr(config, "problem_type", "auto")
-        if problem_type not in (None, "", "auto"):
-            return get_task(problem_type, (meta or {}).get("modality"))
-        return None if meta is None else get_task(meta.get("problem_type"), meta.get("modality"))
+        problem_type = chosen_problem_type(getattr(config, "problem_type", None), (meta or {}).get("problem_type"))
+        return None if problem_type is None and meta is None else get_task(problem_type, (meta or {}).get("modality"))
     except (BmcoreError, OSError, TypeError, ValueError, AttributeError):
         return None
 
