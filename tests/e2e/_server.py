@@ -40,6 +40,7 @@ def need_chromium() -> None:
 # first script run (torch, transformers, the device) costs seconds on 2 cores, so Server(ws) reuses one when it can.
 _FREE: dict[tuple, Server] = {}
 _STARTED: list[subprocess.Popen] = []  # every server this session started: none outlives it
+_LINK_DIRS: list[Path] = []  # the temporary folder of each one's workspace link: none outlives the session
 
 
 def _env_key() -> tuple:
@@ -52,8 +53,8 @@ def _stop_all() -> None:
     for proc in _STARTED:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-    for server in _FREE.values():
-        shutil.rmtree(server.link.parent, ignore_errors=True)
+    for folder in _LINK_DIRS:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class Server:
@@ -77,6 +78,7 @@ class Server:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.link = Path(tempfile.mkdtemp(prefix="bmcore-e2e-")) / "workspace"
+        _LINK_DIRS.append(self.link.parent)
         self._point(self.workspace)
         env = {**os.environ, "BMCORE_WORKSPACE": str(self.link), "HF_HUB_OFFLINE": "1"}
         self.log_path = self.workspace.parent / f"server-{self.port}.log"
