@@ -93,11 +93,14 @@ class TrainConfig:
     save_total_limit: int = _f(2, "Checkpoints kept on disk (the best one is always kept).")
     image_size: int | None = _f(None, "Images: the side in pixels the model sees (square). Empty: auto, the model's own size for "
                                 "ViT-like models (their position embeddings fix it), else twice the data's typical side rounded "
-                                "up to a multiple of 32, at most the model's size (Fashion-MNIST's 28 px: 64). Cost grows with its square.")
+                                "up to a multiple of 32 (three times below 300 training images per class), at most the "
+                                "model's size (Fashion-MNIST's 28 px: 64, or 96 on a small set). Cost grows with its square.")
     augment: bool = _f(True, "Images: light augmentation of the training split (random resized crop, horizontal flip); "
                              "evaluation never augments.")
     dataloader_num_workers: int | None = _f(None, "Processes that decode and augment images while the model trains. Empty: "
                                             "auto (images: 2 when the machine has 2 cores or more; text: 0).")
+    score_test: bool = _f(True, "Score the test split when training ends. A search's trials (python -m bmcore tune) leave it "
+                                "unscored: they are compared on validation, and only the chosen trial's test split is scored, once.")
 
     def __post_init__(self) -> None:
         self.validate()

@@ -28,6 +28,7 @@ from .evaluate import evaluate_model
 from .export.card import write_model_card
 from .inference import load_for_inference
 from .limits import check_training
+from .model_meta import read_model_meta
 from .pretrain import train_mlm
 from .problem_types import chosen_problem_type
 from .schedule import resolve_schedule
@@ -141,15 +142,21 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
     cancelled = callback.cancelled
     if not cancelled and (note := task.finish_training(trainer.model, job.data["train"])):
         log.info(note)
-    results, tuned = score_splits(trainer, task, job, cancelled, run_dir, main)
+    results, tuned = score_splits(trainer, task, job, cancelled, run_dir, main, test=config.score_test)
     if not main:
         return {}
     save_model(trainer, task, job, config, run_dir, plan["precision"], tuned)
     if cancelled:
         return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time(),
                                  best_metric=trainer.state.best_metric, best_metric_name=config.metric_for_best_model)
-    evaluate_in_full(results, task, job, run_dir, plan["precision"])
     best = trainer.state.best_metric
+    if not config.score_test:  # a search's trial: compared on validation; bmcore.train.score_test scores the chosen one
+        files.write_json_atomic(run_dir / runs.EVAL_FILE, results)
+        log.info("the test split is left unscored (score_test off): only a search's chosen trial is scored on it")
+        return runs.write_status(run_dir, state=runs.COMPLETED, ended=runs.now(), ended_ts=time.time(),
+                                 best_metric=best if best is not None else results["validation"].get(config.metric_for_best_model),
+                                 best_metric_name=config.metric_for_best_model, test_scored=False)
+    evaluate_in_full(results, task, job, run_dir, plan["precision"])
     return runs.write_status(run_dir, state=runs.COMPLETED, ended=runs.now(), ended_ts=time.time(),
                              best_metric=best if best is not None else results["validation"].get(config.metric_for_best_model),
                              best_metric_name=config.metric_for_best_model,
@@ -253,10 +260,10 @@ def train_from(trainer: Any, callback: Any, run_dir: Path, resume: bool) -> None
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
 
-def score_splits(trainer: Any, task: Task, job: Job, cancelled: bool, run_dir: Path, main: bool
+def score_splits(trainer: Any, task: Task, job: Job, cancelled: bool, run_dir: Path, main: bool, test: bool = True
                  ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """eval.json's results: validation and test scored by the final model, after the task tuned what it tunes
-    (thresholds, ...) on validation; and what was tuned."""
+    """eval.json's results: validation and test (unless not ``test``) scored by the final model, after the task tuned
+    what it tunes (thresholds, ...) on validation; and what was tuned."""
     results: dict[str, Any] = {"label_names": job.label_names, "dataset": job.ds.name, "problem_type": task.problem_type,
                                "headline": task.headline[0], "best_checkpoint": trainer.state.best_model_checkpoint}
     tuned: dict[str, Any] = {}
@@ -265,7 +272,8 @@ def score_splits(trainer: Any, task: Task, job: Job, cancelled: bool, run_dir: P
     if main:
         runs.write_status(run_dir, phase="scoring validation and test")
     # Every rank takes part: prediction gathers across processes under DDP.
-    outputs = {split: trainer.predict(job.data[split], metric_key_prefix=split) for split in ("validation", "test")}
+    outputs = {split: trainer.predict(job.data[split], metric_key_prefix=split)
+               for split in (("validation", "test") if test else ("validation",))}
     # Trainer's evaluation batches are grouped by length: the targets come back with the predictions, in their order.
     val = outputs["validation"]
     tuned = task.tune(np.asarray(val.predictions), np.asarray(val.label_ids), job.label_names)
@@ -313,6 +321,39 @@ def evaluate_in_full(results: dict[str, Any], task: Task, job: Job, run_dir: Pat
         write_model_card(run_dir)
     except Exception as exc:
         log.warning("the model card was not written: %s", exc)
+
+
+def score_test(run_dir: str | Path) -> dict[str, Any]:
+    """Score a completed run's test split once, after the fact: a search's chosen trial, which trained with
+    ``score_test`` off. Writes what a run that scored it would have: the full evaluation with the baseline, eval.json's
+    test figures (the evaluation's scalar metrics), status.json's ``test_*`` and the model card. A run already scored
+    is left as it is. Returns eval.json's content."""
+    run_dir = Path(run_dir).resolve()
+    status = runs.read_status(run_dir)
+    results = files.read_json(run_dir / runs.EVAL_FILE)
+    if status.get("state") != runs.COMPLETED:
+        raise BmcoreError(f"run {run_dir.name} is {status.get('state')}, not completed: there is no model to score")
+    if results.get("test"):
+        return results
+    config = runs.load_run_config(run_dir)
+    ds = _load_dataset(config)
+    task = task_for_config(config, ds)
+    model_dir = run_dir / runs.MODEL_DIR
+    precision = read_model_meta(model_dir).get("precision") or "auto"
+    clf = load_for_inference(str(model_dir), precision=precision)
+    full = evaluate_model(clf, ds, "test", out_dir=run_dir / runs.EVALUATION_DIR / "test", save_temperature=True)
+    results["test"] = {k: v for k, v in full.metrics.items()
+                       if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("seconds", "examples_per_second")}
+    base = full.metrics.get("baseline") or {}
+    results["baseline"] = {k: base.get(k) for k in task.headline}
+    results["temperature"] = full.metrics.get("temperature")
+    files.write_json_atomic(run_dir / runs.EVAL_FILE, results)
+    runs.write_status(run_dir, test_scored=True, **{f"{runs.TEST_PREFIX}{k}": results["test"].get(k) for k in task.headline})
+    try:
+        write_model_card(run_dir)
+    except Exception as exc:  # the scores stand without the card
+        log.warning("the model card was not written: %s", exc)
+    return results
 
 
 def pretrain(run_dir: Path, config: Any, task: Task, resume: bool, main: bool) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.estimate import estimate_key
 from bmcore.modalities import DEFAULT_MODALITY, get_modality
-from bmcore.modalities.image import CROP_SCALE
+from bmcore.modalities.image import CROP_SCALE, SMALL_SET_PER_CLASS
 from bmcore.models import DEFAULT_MODEL, hub_offline, hub_reachable
 from bmcore.tasks import get_task
 from bmcore.workspace import check_name
@@ -172,7 +172,8 @@ with settings:
         augment = st.checkbox("Augment the training images", D.augment, key="train_augment", help=HELP["augment"])
         st.caption("**image_size** is the square side, in pixels, each image is resized to before the model sees it: "
                    "auto takes a ViT's own size (its patch grid fixes it), or for a CNN about twice the images' "
-                   "typical side, at most the model's; the cost of a step grows with its square. **Augmentation** "
+                   f"typical side (three times below {SMALL_SET_PER_CLASS} training images per class, where detail "
+                   "pays), at most the model's; the cost of a step grows with its square. **Augmentation** "
                    "shows the model a slightly different version of each training image every epoch (a random crop "
                    f"of {CROP_SCALE[0]:.0%}-100% of it, resized back, and a mirror image), so it learns the object, not "
                    "the exact pixels; validation and test images are never changed. On a small budget it can cost a "

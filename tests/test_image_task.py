@@ -201,7 +201,9 @@ def test_augmentation_only_on_the_training_split(tiny_resnet, fashion_ds):
 
 
 def test_image_size_is_chosen_and_checked(tiny_vit, tiny_resnet, fashion_ds, tmp_path):
-    from bmcore.modalities.image import choose_image_size, processor_size
+    from PIL import Image
+
+    from bmcore.modalities.image import SMALL_SET_PER_CLASS, choose_image_size, processor_size
     from bmcore.models import load_config, resolve_model
     from bmcore.tasks import get_task
     from bmcore.tiny_models import make_tiny_resnet
@@ -210,10 +212,20 @@ def test_image_size_is_chosen_and_checked(tiny_vit, tiny_resnet, fashion_ds, tmp
     ds = bdata.load_prepared(fashion_ds)
     images = ds.splits["train"]["image"]
     task = get_task("single_label_classification", "image")
-    # A CNN with a 224 px processor: twice Fashion-MNIST's 28 px side, rounded up to a multiple of 32.
+    # A CNN with a 224 px processor. This sample holds 60 training images per class, a small set: three times
+    # Fashion-MNIST's 28 px side, rounded up to a multiple of 32. With a few hundred per class or more: twice.
     big = make_tiny_resnet(tmp_path / "resnet224", ["a", "b"], image_size=224)
     proc = task.load_processor(resolve_model(str(big)), image_config(big, fashion_ds), ds)
-    assert processor_size(proc) == 64
+    assert processor_size(proc) == 96
+    big_config, big_proc = load_config(str(big)), load_image_processor(str(big))
+    assert choose_image_size(None, big_config, big_proc, images, per_class=60) == 96
+    assert choose_image_size(None, big_config, big_proc, images, per_class=SMALL_SET_PER_CLASS) == 64
+    assert choose_image_size(None, big_config, big_proc, images) == 64  # the count unknown: twice
+    # Photos (here 160 x 120) are larger than the model's 224 px at twice their side already: the model's own size.
+    photo = io.BytesIO()
+    Image.new("RGB", (160, 120), (90, 140, 60)).save(photo, format="JPEG")
+    for per_class in (10, 1000):
+        assert choose_image_size(None, big_config, big_proc, [photo.getvalue()] * 3, per_class=per_class) == 224
     assert processor_size(task.load_processor(resolve_model(str(big)), image_config(big, fashion_ds, image_size=96), ds)) == 96
     own = load_image_processor(str(tiny_resnet))
     assert choose_image_size(None, load_config(str(tiny_resnet)), own, images) == 32  # capped at the model's own size

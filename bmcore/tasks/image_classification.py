@@ -170,7 +170,8 @@ class ImageClassification(SingleLabelClassification):
     def load_processor(self, mref: Any, config: Any = None, dataset: Any = None) -> Any:
         processor = load_image_processor(mref)
         images = dataset.splits["train"][IMAGE_COLUMN] if dataset is not None else []
-        size = choose_image_size(getattr(config, "image_size", None), load_config(mref), processor, images)
+        per_class = len(images) / max(1, len(dataset.label_names)) if dataset is not None else None
+        size = choose_image_size(getattr(config, "image_size", None), load_config(mref), processor, images, per_class)
         return processor_for_size(processor, size)
 
     def encode_split(self, df: pd.DataFrame, processor: Any, config: Any, targets: list[Any], *, train: bool) -> Any:
