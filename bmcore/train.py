@@ -155,7 +155,7 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
         log.info("the test split is left unscored (score_test off): only a search's chosen trial is scored on it")
         return runs.write_status(run_dir, state=runs.COMPLETED, ended=runs.now(), ended_ts=time.time(),
                                  best_metric=best if best is not None else results["validation"].get(config.metric_for_best_model),
-                                 best_metric_name=config.metric_for_best_model, test_scored=False)
+                                 best_metric_name=config.metric_for_best_model, scored_test=False)
     evaluate_in_full(results, task, job, run_dir, plan["precision"])
     return runs.write_status(run_dir, state=runs.COMPLETED, ended=runs.now(), ended_ts=time.time(),
                              best_metric=best if best is not None else results["validation"].get(config.metric_for_best_model),
@@ -348,7 +348,7 @@ def score_test(run_dir: str | Path) -> dict[str, Any]:
     results["baseline"] = {k: base.get(k) for k in task.headline}
     results["temperature"] = full.metrics.get("temperature")
     files.write_json_atomic(run_dir / runs.EVAL_FILE, results)
-    runs.write_status(run_dir, test_scored=True, **{f"{runs.TEST_PREFIX}{k}": results["test"].get(k) for k in task.headline})
+    runs.write_status(run_dir, scored_test=True, **{f"{runs.TEST_PREFIX}{k}": results["test"].get(k) for k in task.headline})
     try:
         write_model_card(run_dir)
     except Exception as exc:  # the scores stand without the card

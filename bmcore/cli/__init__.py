@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from ..errors import os_error_message
 
-COMMANDS = ("data", "pretrain", "train", "runs", "jobs", "evaluate", "predict", "export", "bench")
+COMMANDS = ("data", "pretrain", "train", "tune", "runs", "jobs", "evaluate", "predict", "export", "bench")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -51,6 +51,11 @@ class Modality:
     data_views: tuple[str, ...] = ()
     default_model = ""  # the built-in model a run on these inputs starts from by default
     train_settings: tuple[str, ...] = ()  # the TrainConfig settings only these inputs have (the Train page shows them)
+
+    def search_space(self, settings: dict[str, Any], dataset: Any, models: list[str]) -> list[Any]:
+        """What a search (:mod:`bmcore.tune`) varies for these inputs: :class:`bmcore.search_space.SearchParam` s, around
+        ``settings`` (the task's defaults), for ``dataset`` (a prepared dataset) and the candidate ``models``."""
+        return []
     # Why a source of these inputs has no columns to choose, as the words after its name ("is an image source: ...");
     # "" for a table whose text and label columns are detected or chosen (bmcore.data.columns).
     fixed_columns = ""

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..builtin_images import BUILTIN_IMAGE_MODELS, DEFAULT_IMAGE_MODEL
+from ..data.columns import IMAGE_COLUMNS
 from ..device import autocast_dtype, detect_device, inference_placement, select_precision
 from ..errors import BmcoreError
 from ..images.codec import decode_image
@@ -24,6 +25,7 @@ from ..images.sources import is_image_source
 from ..images.stats import image_stats
 from ..models import BUILTIN_PREFIX, load_config, resolve_model
 from ..problem_types import DEFAULT_PROBLEM_TYPE
+from ..search_space import SearchParam
 from ..vision import is_cnn_config, load_image_classifier, load_image_processor
 from .base import Modality
 
@@ -260,6 +262,20 @@ class Image(Modality):
     data_views = ("image_source", "image_sizes", "image_samples")
     default_model = DEFAULT_IMAGE_MODEL
     train_settings = ("image_size", "augment")
+
+    def search_space(self, settings: dict[str, Any], dataset: Any, models: list[str]) -> list[Any]:
+        """The learning rate (a tenth to three times the default, log scale), epochs, augmentation, and the image side
+        (two, three or four times the images' typical side, up to 224 px) unless a candidate model fixes its own."""
+        lr = float(settings.get("learning_rate") or 1e-3)
+        space = [SearchParam.log("learning_rate", lr / 10, lr * 3), SearchParam.ints("num_train_epochs", 2, 10),
+                 SearchParam.choice("augment", (True, False))]
+        if not any(fixed_image_size(load_config(resolve_model(m))) is not None for m in models):
+            side = typical_side(dataset.splits["train"][IMAGE_COLUMNS.text[0]])
+            sides = sorted({max(MIN_IMAGE_SIZE, min(DEFAULT_IMAGE_SIZE, SIZE_STEP * math.ceil(f * side / SIZE_STEP)))
+                            for f in (2, 3, 4)})
+            if len(sides) > 1:
+                space.append(SearchParam.choice("image_size", tuple(sides)))
+        return space
     fixed_columns = "is an image source: its classes come from its folders or label column"
 
     def reads_source(self, source: str) -> bool:

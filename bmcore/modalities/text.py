@@ -18,6 +18,7 @@ from ..models import (
     load_counting_tokenizer,
     load_tokenizer,
 )
+from ..search_space import SearchParam
 from .base import Modality
 
 
@@ -43,6 +44,14 @@ class Text(Modality):
     data_views = ("columns", "tokens")
     default_model = DEFAULT_MODEL
     train_settings = ("max_seq_length", "freeze_embeddings", "batch_growth")
+
+    def search_space(self, settings: dict[str, Any], dataset: Any, models: list[str]) -> list[Any]:
+        """The learning rate (a quarter to four times the default, log scale), epochs, batch size, batch growth,
+        warm-up, and the head's learning rate (up to 30 times the default: a new head learns from nothing)."""
+        lr = float(settings.get("learning_rate") or 1e-4)
+        return [SearchParam.log("learning_rate", lr / 4, lr * 4), SearchParam.ints("num_train_epochs", 2, 10),
+                SearchParam.choice("per_device_train_batch_size", (16, 32)), SearchParam.choice("batch_growth", (1, 2, 4)),
+                SearchParam.floats("warmup_steps", 0.0, 0.2), SearchParam.log("head_learning_rate", lr, lr * 30)]
     builtin_title = "MiniLM"
     builtin_caption = "MiniLM-L6 (22.7M parameters, 6 layers), bundled: works offline."
     hub_example = "distilbert-base-uncased"

@@ -12,6 +12,7 @@ from ..display import md, md_code
 from ..errors import BmcoreError
 from ..modalities import modality_of_ref
 from ..models import dropout_overrides, load_classifier, load_tokenizer
+from ..search_space import SearchParam
 
 MISSED_RECALL = 0.1  # a class or label recalled this rarely or less is "never or almost never predicted right"
 PROB_PREFIX = "prob_"  # a prediction table's column of one class's (label's) score: prob_<label>
@@ -302,6 +303,11 @@ class Task:
     label_nouns = ("class", "classes")  # what one label name is called in the data's warnings and charts, and many
     weighs_classes = True  # class imbalance is answered by class weights (bmcore.data.stats warns about it)
     takes_class_weights = True  # the class_weights setting weighs this task's loss (the Train page offers it)
+
+    def search_space(self, settings: dict[str, Any]) -> list[Any]:
+        """What a search (:mod:`bmcore.tune`) varies for this task besides its inputs' settings: class weights, where
+        they weigh its loss."""
+        return [SearchParam.choice("class_weights", ("none", "balanced", "sqrt"))] if self.takes_class_weights else []
     data_note = ""  # what `bmcore data prepare` notes about the label shape ("multi-label"; "" for nothing)
     rows_by_label = True  # each row has one of the label names, so a chart of rows can colour them by it
 
