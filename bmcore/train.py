@@ -52,7 +52,8 @@ log = logging.getLogger("bmcore.train")
 # --- data -----------------------------------------------------------------------------------
 
 
-def _load_dataset(config: TrainConfig) -> PreparedDataset:
+def load_run_dataset(config: TrainConfig) -> PreparedDataset:
+    """A run's prepared dataset: by name, or prepared (and saved) from its source as the job does."""
     if is_prepared(config.dataset):
         return load_prepared(config.dataset)
     ds = resolve_dataset(config.dataset, text_columns=config.text_column, label_column=config.label_column, seed=config.seed,
@@ -68,7 +69,7 @@ def task_for_config(config: Any, dataset: PreparedDataset | None = None) -> Task
     if getattr(config, "pretraining", False):
         return get_task(config.task)  # masked_lm: the pretraining config's task is its problem type
     if dataset is None:
-        dataset = _load_dataset(config)
+        dataset = load_run_dataset(config)
     return get_task(chosen_problem_type(getattr(config, "problem_type", None), getattr(dataset, "problem_type", None)),
                     getattr(dataset, "modality", None))
 
@@ -179,7 +180,7 @@ class Job:
 def prepare_job(config: TrainConfig, task: Task, mref: Any, main: bool, run_dir: Path) -> Job:
     """Load and check the dataset and the model's kind, then encode each split with the task's processor (a
     tokenizer for text, an image processor and augmentation for images)."""
-    ds = _load_dataset(config)
+    ds = load_run_dataset(config)
     task.check_dataset(ds)
     task.check_model(mref, ds)
     check_training(len(ds.splits["train"]), config.max_steps,
@@ -336,7 +337,7 @@ def score_test(run_dir: str | Path) -> dict[str, Any]:
     if results.get("test"):
         return results
     config = runs.load_run_config(run_dir)
-    ds = _load_dataset(config)
+    ds = load_run_dataset(config)
     task = task_for_config(config, ds)
     model_dir = run_dir / runs.MODEL_DIR
     precision = read_model_meta(model_dir).get("precision") or "auto"

@@ -14,11 +14,9 @@ cannot finish in what is left is not started and the search ends, saying so.
 Honest selection: trials are compared on validation only (their runs train with ``score_test`` off); when the search
 ends, the best trial's test split is scored once (:func:`bmcore.train.score_test`).
 
-A study lives in ``WORKSPACE/studies/NAME/``: ``study.db`` (Optuna's SQLite storage, unless ``--storage URL`` names
-another, e.g. a database several machines share), ``status.json`` (this driver: state, pid, what the budget bought),
-``tune.log`` and ``stop.request`` while a cancel is asked for. A study survives a restart: run the command again with
-the same ``--study`` to continue it with more budget. A trial whose driver died is adopted by the next driver (its run
-followed to the end if it still trains, else failed).
+The study's folder and storage are :mod:`bmcore.studies`' business. A study survives a restart: run the command again
+with the same ``--study`` to continue it with more budget. A trial whose driver died is adopted by the next driver (its
+run followed to the end if it still trains, else failed).
 """
 
 from __future__ import annotations
@@ -26,129 +24,79 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import files, processes, runs
+from . import processes, runs
 from .config import TrainConfig
 from .data.storage import is_prepared, load_prepared, save_prepared
 from .defaults import task_defaults
 from .errors import BmcoreError
+from .estimate import estimate_duration
 from .launch import preflight
 from .limits import check_jobs
 from .modalities import get_modality
 from .schedule import resolve_schedule
 from .search_space import CHOICE, FLOAT, INT, LOG, SearchParam
-from .train import _load_dataset, score_test, task_for_config
-from .workspace import check_name, inside, workspace_dir
+from .studies import (
+    CANCELLED,
+    COMPLETED,
+    DEFAULTS,
+    OUTCOME,
+    PREDICTED,
+    RUN,
+    RUN_DIR,
+    RUNNING,
+    SECONDS,
+    WORKER,
+    Search,
+    direction_of,
+    import_optuna,
+    make_storage,
+    safe_url,
+    study_dir,
+    write_search_status,
+)
+from .train import load_run_dataset, score_test, task_for_config
 
 log = logging.getLogger("bmcore.tune")
 
-STUDIES_DIR = "studies"
-STATUS_FILE = "status.json"
-STOP_FILE = "stop.request"
-LOG_FILE = "tune.log"
-DB_FILE = "study.db"
 MODEL_PARAM = "model"  # the trial parameter that picks the candidate model
 REDUCTION_FACTOR = 3  # successive halving keeps the best third at each rung (1, 3, 9 epochs)
 STARTUP_TRIALS = 4  # TPE samples at random until this many trials finished; a 20-minute search holds about ten
 POLL_S = 1.0
 FIRST_OVERHEAD_S = 20.0  # a run's start (a new Python process, imports) and end (saving) before one was measured
-RUNNING, COMPLETED, CANCELLED, FAILED = "running", "completed", "cancelled", "failed"
-
-# Trial user attributes (strings, so they read the same from any storage).
-RUN, RUN_DIR, WORKER, DEFAULTS, PREDICTED, SECONDS, OUTCOME = ("run", "run_dir", "worker", "defaults", "predicted_s",
-                                                                "seconds", "outcome")
 
 
-def studies_dir() -> Path:
-    """Folder holding searches, one subfolder each."""
-    path = workspace_dir() / STUDIES_DIR
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
-def study_dir(name: str) -> Path:
-    return inside(studies_dir(), check_name(name, "study name"))
 
 
-def default_storage(name: str) -> str:
-    """Optuna's SQLite storage in the study's folder."""
-    return f"sqlite:///{study_dir(name) / DB_FILE}"
 
 
-def parse_budget(text: str | float | int) -> float:
-    """Seconds from ``30m``, ``90s``, ``1.5h`` or a bare number of minutes; one line for anything else."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*", str(text).lower())
-    if not m:
-        raise BmcoreError(f"budget {text!r} is not a duration; give minutes like 30m, seconds like 90s or hours like 1h")
-    seconds = float(m.group(1)) * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, None: 60}[m.group(2)]
-    if seconds <= 0:
-        raise BmcoreError("the budget must be more than zero")
-    return seconds
 
 
-def direction_of(metric: str) -> str:
-    return "minimize" if metric == "loss" else "maximize"
 
 
-def default_study_name(dataset: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", dataset.split(":")[-1].split("/")[-1]).strip("-")[:40] + "-search"
+
 
 
 # --- the study -----------------------------------------------------------------------------------
 
 
-@dataclass
-class Search:
-    """One search: what to train on, the candidate models, the budget, and where the study is kept."""
-
-    dataset: str
-    models: list[str] = field(default_factory=list)
-    budget_s: float = 1800.0
-    trials: int | None = None
-    study: str | None = None
-    storage: str | None = None
-    settings: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields every trial shares (seed, precision...)
-
-    def __post_init__(self) -> None:
-        self.study = check_name(self.study or default_study_name(self.dataset), "study name")
-        self.storage = self.storage or default_storage(self.study)
-        if self.trials is not None and self.trials < 1:
-            raise BmcoreError(f"--trials must be at least 1, not {self.trials}")
 
 
-def _optuna() -> Any:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna
 
 
-def make_storage(url: str) -> Any:
-    """Optuna's storage for ``url`` (a database URL), checked by a first query; one line when it cannot be reached."""
-    optuna = _optuna()
-    try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}
-                                             if url.startswith("sqlite") else {})
-        storage.get_all_studies()
-    except Exception as exc:  # a bad URL, a missing driver, a server that does not answer
-        reason = " ".join(str(exc).split())[:200]
-        raise BmcoreError(f"the study storage {_safe_url(url)} cannot be reached: {reason}") from None
-    return storage
 
 
-def _safe_url(url: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)  # never print a password
 
 
 def _sampler_and_pruner(n_train: int) -> tuple[Any, Any]:
-    optuna = _optuna()
+    optuna = import_optuna()
     sampler = optuna.samplers.TPESampler(n_startup_trials=STARTUP_TRIALS, multivariate=True)
     # Resource: training examples seen, so trials with other batch sizes meet at the same rungs (1, 3, 9 epochs).
     pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, int(0.9 * n_train)),
@@ -160,7 +108,7 @@ def prepared_dataset(name: str) -> Any:
     """The prepared dataset a search trains on: prepared now (once, like ``train`` does) when ``name`` is a source."""
     if is_prepared(name):
         return load_prepared(name)
-    ds = _load_dataset(TrainConfig(dataset=name))
+    ds = load_run_dataset(TrainConfig(dataset=name))
     if not is_prepared(ds.name):
         save_prepared(ds)
     return ds
@@ -169,7 +117,8 @@ def prepared_dataset(name: str) -> Any:
 def open_study(search: Search, ds: Any, metric: str) -> tuple[Any, bool]:
     """Create the study (trial 0: each candidate model with its defaults) or load it; a study of another dataset is
     refused. Returns the study and whether it is new."""
-    optuna = _optuna()
+    optuna = import_optuna()
+    study_dir(search.study).mkdir(parents=True, exist_ok=True)  # the default storage's folder, and status.json's
     storage = make_storage(search.storage)
     sampler, pruner = _sampler_and_pruner(len(ds.splits["train"]))
     try:
@@ -188,6 +137,8 @@ def open_study(search: Search, ds: Any, metric: str) -> tuple[Any, bool]:
     study.set_user_attr("created", runs.now())
     for model in search.models:  # the defaults first: the search never ends worse than them on validation
         study.enqueue_trial({MODEL_PARAM: model}, user_attrs={DEFAULTS: True})
+    for params in search.enqueue:
+        study.enqueue_trial({MODEL_PARAM: search.models[0], **params})
     return study, True
 
 
@@ -245,8 +196,6 @@ class CostModel:
                                 grows=task.grows_batches).apply(config)
 
     def predict(self, config: TrainConfig) -> float:
-        from .estimate import estimate_duration
-
         config = self.resolved(config)
         key = self.key(config)
         if key not in self.cache:
@@ -291,7 +240,7 @@ def follow(study: Any, trial: Any, run_dir: Path, metric: str, stop: Callable[[]
     """Follow a trial's run to its end, reporting each evaluation's validation ``metric`` to the pruner (step:
     training examples seen) and stopping the run when the pruner, the user (``stop``) or the deadline says so. Tells
     the study the outcome and returns it: completed, pruned, cancelled, over budget or failed."""
-    optuna = _optuna()
+    optuna = import_optuna()
     reported: set[int] = set()
     stopped = ""
     began = time.time()
@@ -351,7 +300,7 @@ class _Adopted:
 
 def adopt_orphans(study: Any, metric: str, stop: Callable[[], bool], deadline: float, echo: Callable[[str], None]) -> None:
     """Trials left running by a driver that died: follow each one's run to its end (or fail it when it has none)."""
-    optuna = _optuna()
+    optuna = import_optuna()
     for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if _worker_alive(frozen.user_attrs.get(WORKER)):
             continue  # another live driver's trial
@@ -368,40 +317,24 @@ def adopt_orphans(study: Any, metric: str, stop: Callable[[], bool], deadline: f
 # --- the driver -----------------------------------------------------------------------------------
 
 
-def write_status(search: Search, **fields: Any) -> dict[str, Any]:
-    path = study_dir(search.study) / STATUS_FILE
-    status = files.read_json(path) if path.exists() else {}
-    status.update(fields)
-    files.write_json_atomic(path, status)
-    return status
 
 
-def read_status(name: str) -> dict[str, Any]:
-    """The study's driver status; a driver whose process died reads as ``failed``."""
-    path = study_dir(name) / STATUS_FILE
-    if not path.exists():
-        return {}
-    status = files.read_json(path)
-    if status.get("state") == RUNNING and not processes.pid_alive(status.get("pid"), status.get("pid_start")):
-        status = {**status, "state": FAILED, "error": status.get("error") or "the search process ended without a word"}
-    return status
 
 
-def request_stop(name: str) -> None:
-    """Ask a study's driver to stop: it stops the trial that trains (its run ends cancelled) and ends the search."""
-    (study_dir(name) / STOP_FILE).write_text(runs.now(), encoding="utf-8")
+
+
 
 
 def run_search(search: Search, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the search to the end of its budget (or ``trials`` trials, or a stop request); choose the best trial on
     validation, score its test split once, and return the summary: ``best_run``, ``trials`` and what the budget
     bought."""
-    optuna = _optuna()
+    optuna = import_optuna()
     t0 = time.time()
     deadline = t0 + search.budget_s
     folder = study_dir(search.study)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / STOP_FILE).unlink(missing_ok=True)
+    (folder / runs.STOP_FILE).unlink(missing_ok=True)
     ds = prepared_dataset(search.dataset)
     search.dataset = ds.name
     base = TrainConfig.from_dict(task_defaults({**search.settings, "dataset": ds.name}))
@@ -414,12 +347,12 @@ def run_search(search: Search, echo: Callable[[str], None] = print) -> dict[str,
     if not new:
         search.models = list(dict.fromkeys([*study.user_attrs.get("models", []), *search.models]))
         study.set_user_attr("models", search.models)
-    write_status(search, state=RUNNING, **processes.own_process(), started=runs.now(), budget_s=search.budget_s,
-                 dataset=ds.name, models=search.models, storage=_safe_url(search.storage), error=None, ended=None,
+    write_search_status(search, state=RUNNING, **processes.own_process(), started=runs.now(), budget_s=search.budget_s,
+                 dataset=ds.name, models=search.models, storage=safe_url(search.storage), error=None, ended=None,
                  bought=None)
 
     def stop() -> bool:
-        return (folder / STOP_FILE).exists()
+        return (folder / runs.STOP_FILE).exists()
 
     adopt_orphans(study, metric, stop, deadline, echo)
     cost = CostModel(ds)
@@ -432,35 +365,59 @@ def run_search(search: Search, echo: Callable[[str], None] = print) -> dict[str,
             ended_by = "trials"
             break
         trial = study.ask()
-        settings = trial_settings(trial, search, ds)
-        config = TrainConfig.from_dict(settings)
-        predicted = cost.predict(config)
-        left = deadline - time.time()
-        if predicted > left:
-            set_trial_attr(study, trial.number, OUTCOME, "not started")
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-            echo(f"trial {trial.number}: not started, predicted {predicted / 60:.1f} min with {max(left, 0) / 60:.1f} "
-                 f"min of the budget left")
+        try:
+            outcome = run_trial(search, study, trial, ds, cost, metric, stop, deadline, started_here, echo)
+        except BaseException:  # a refused setting, a full disk, Ctrl-C: the trial ends failed, not running forever
+            if study.trials[trial.number].state == optuna.trial.TrialState.RUNNING:
+                study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            raise
+        if outcome == "not started":
             ended_by = "budget"
             break
-        check_jobs(runs.active_jobs())
-        run_dir = runs.create_run(config, name=_run_name(search.study, trial.number))
-        for key, value in ((RUN, run_dir.name), (RUN_DIR, str(run_dir)), (WORKER, _worker()), (PREDICTED, round(predicted, 1))):
-            set_trial_attr(study, trial.number, key, value)
-        runs.launch_new(run_dir)
         started_here += 1
-        shown = ", ".join(f"{k} {_short(v)}" for k, v in trial.params.items())
-        echo(f"trial {trial.number}: started {run_dir.name} ({shown}; predicted {predicted / 60:.1f} min)")
-        began = time.time()
-        outcome = follow(study, trial, run_dir, metric, stop, deadline + 0.1 * search.budget_s)
-        if outcome == "completed":
-            cost.learn(predicted, time.time() - began)
         outcomes.append(outcome)
         echo(leaderboard_line(study, trial.number, metric))
         if outcome == "cancelled":
             ended_by = "cancelled"
             break
     return finish(search, study, metric, t0, outcomes, ended_by, echo)
+
+
+def run_trial(search: Search, study: Any, trial: Any, ds: Any, cost: CostModel, metric: str, stop: Callable[[], bool],
+              deadline: float, started_here: int, echo: Callable[[str], None]) -> str:
+    """One trial: its settings, its predicted cost against what is left of the budget, its run launched and
+    followed to the end. Returns the outcome ("not started" when it cannot finish in time)."""
+    optuna = import_optuna()
+    settings = trial_settings(trial, search, ds)
+    config = TrainConfig.from_dict(settings)
+    predicted = cost.predict(config)
+    left = deadline - time.time()
+    if predicted > left:
+        set_trial_attr(study, trial.number, OUTCOME, "not started")
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        if not started_here and not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            raise BmcoreError(f"a budget of {_minutes(search.budget_s)} is too small for one trial: the first is "
+                              f"predicted to take {_minutes(predicted)}; give --budget {math.ceil(predicted / 60) + 1}m "
+                              f"or more")
+        echo(f"trial {trial.number}: not started, predicted {_minutes(predicted)} with {_minutes(max(left, 0))} "
+             f"of the budget left")
+        return "not started"
+    check_jobs(runs.active_jobs())
+    run_dir = runs.create_run(config, name=_run_name(search.study, trial.number))
+    for key, value in ((RUN, run_dir.name), (RUN_DIR, str(run_dir)), (WORKER, _worker()), (PREDICTED, round(predicted, 1))):
+        set_trial_attr(study, trial.number, key, value)
+    runs.launch_new(run_dir)
+    shown = ", ".join(f"{k} {_short(v)}" for k, v in trial.params.items())
+    echo(f"trial {trial.number}: started {run_dir.name} ({shown}; predicted {_minutes(predicted)})")
+    began = time.time()
+    outcome = follow(study, trial, run_dir, metric, stop, deadline + 0.1 * search.budget_s)
+    if outcome == "completed":
+        cost.learn(predicted, time.time() - began)
+    return outcome
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 def _run_name(study: str, number: int) -> str:
@@ -482,7 +439,7 @@ def leaderboard_line(study: Any, number: int, metric: str) -> str:
 def finish(search: Search, study: Any, metric: str, t0: float, outcomes: list[str], ended_by: str,
            echo: Callable[[str], None]) -> dict[str, Any]:
     """Choose the best completed trial on validation, score its test split once, write and return the summary."""
-    optuna = _optuna()
+    optuna = import_optuna()
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     summary: dict[str, Any] = {"study": search.study, "dataset": search.dataset, "metric": metric,
                                "trials": [{"trial": t.number, "outcome": t.user_attrs.get(OUTCOME, t.state.name.lower()),
@@ -497,7 +454,7 @@ def finish(search: Search, study: Any, metric: str, t0: float, outcomes: list[st
         run_dir = Path(best.user_attrs[RUN_DIR])
         echo(f"best: trial {best.number} ({best.user_attrs.get(RUN)}), {metric} {best.value:.4f} on validation; "
              f"scoring its test split")
-        write_status(search, phase=f"scoring the test split of trial {best.number}")
+        write_search_status(search, phase=f"scoring the test split of trial {best.number}")
         results = score_test(run_dir)
         test = results.get("test", {}).get(metric)
         summary.update(best_run=str(run_dir), best_trial=best.number, best_validation=best.value, best_test=test,
@@ -506,7 +463,7 @@ def finish(search: Search, study: Any, metric: str, t0: float, outcomes: list[st
                                      "test": test})
     summary["bought"] = bought_sentence(summary)
     state = CANCELLED if ended_by == "cancelled" else COMPLETED
-    write_status(search, state=state, ended=runs.now(), phase=None, **{k: v for k, v in summary.items() if k != "study"})
+    write_search_status(search, state=state, ended=runs.now(), phase=None, **{k: v for k, v in summary.items() if k != "study"})
     return summary
 
 
@@ -521,63 +478,11 @@ def bought_sentence(s: dict[str, Any]) -> str:
     return line + "."
 
 
-def trial_table(name: str, storage: str | None = None) -> list[dict[str, Any]]:
-    """Every trial of a study as plain records (for the leaderboard): number, state, outcome, validation value, run,
-    seconds, params. An unknown study: []."""
-    optuna = _optuna()
-    try:
-        study = optuna.load_study(study_name=name, storage=make_storage(storage or default_storage(name)))
-    except KeyError:
-        return []
-    out = []
-    for t in study.get_trials(deepcopy=False):
-        out.append({"trial": t.number, "state": t.state.name.lower(), "outcome": t.user_attrs.get(OUTCOME),
-                    "value": t.value, "run": t.user_attrs.get(RUN), "seconds": t.user_attrs.get(SECONDS),
-                    "predicted_s": t.user_attrs.get(PREDICTED), "defaults": bool(t.user_attrs.get(DEFAULTS)),
-                    "last_value": (t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None),
-                    "params": dict(t.params)})
-    return out
 
 
-def load_study(name: str, storage: str | None = None) -> Any:
-    """The Optuna study (for its plots); None when there is none of that name."""
-    optuna = _optuna()
-    try:
-        return optuna.load_study(study_name=name, storage=make_storage(storage or default_storage(name)))
-    except KeyError:
-        return None
 
 
-def list_studies() -> list[str]:
-    """Names of the searches in the workspace, newest first."""
-    found = [p for p in studies_dir().iterdir() if (p / STATUS_FILE).exists()]
-    return [p.name for p in sorted(found, key=lambda p: (p / STATUS_FILE).stat().st_mtime, reverse=True)]
 
 
-def tune_command(search: Search) -> list[str]:
-    """The CLI command of a search (what the Search tab starts and shows)."""
-    cmd = ["python", "-m", "bmcore", "tune", "--data", search.dataset, "--budget", f"{search.budget_s / 60:g}m",
-           "--study", search.study]
-    if search.models:
-        cmd += ["--models", ",".join(search.models)]
-    if search.trials:
-        cmd += ["--trials", str(search.trials)]
-    if search.storage and search.storage != default_storage(search.study):
-        cmd += ["--storage", search.storage]
-    return cmd
 
 
-def start_search(search: Search) -> int:
-    """Start ``tune_command`` in the background (a new session, output to the study's ``tune.log``); the pid."""
-    import sys
-
-    status = read_status(search.study)
-    if status.get("state") == RUNNING:
-        raise BmcoreError(f"search {search.study!r} is already running (process {status.get('pid')}); wait or stop it")
-    folder = study_dir(search.study)
-    folder.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, *tune_command(search)[1:]]
-    pid = processes.spawn(cmd, folder / LOG_FILE)
-    write_status(search, state=RUNNING, pid=pid, pid_start=processes.process_start(pid), started=runs.now(),
-                 dataset=search.dataset, budget_s=search.budget_s, error=None, ended=None)
-    return pid

@@ -9,7 +9,7 @@ import json
 import signal
 from typing import Any
 
-from .. import tune
+from .. import studies, tune
 from ..errors import BmcoreError
 
 
@@ -32,17 +32,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     settings: dict[str, Any] = {} if args.seed is None else {"seed": args.seed}
-    search = tune.Search(dataset=args.data, models=args.models, budget_s=tune.parse_budget(args.budget),
+    search = studies.Search(dataset=args.data, models=args.models, budget_s=studies.parse_budget(args.budget),
                          trials=args.trials, study=args.study, storage=args.storage, settings=settings)
 
     def on_sigterm(signum: int, frame: Any) -> None:  # a cancel from the page or `kill`: stop the trial, then end
-        tune.request_stop(search.study)
+        studies.request_search_stop(search.study)
 
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
         summary = tune.run_search(search, echo=lambda line: print(line, flush=True))
-    except BmcoreError as exc:
-        tune.write_status(search, state=tune.FAILED, error=str(exc)) if tune.study_dir(search.study).exists() else None
+    except BmcoreError as exc:  # one line on stderr (bmcore.cli.main), and in the study's status for the page
+        studies.mark_failed(search, str(exc))
         raise
     print(json.dumps({k: summary.get(k) for k in ("best_run", "best_trial", "best_validation", "best_test", "metric",
                                                   "bought", "trials")}), flush=True)
