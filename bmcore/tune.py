@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import socket
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -65,10 +66,15 @@ from .train import load_run_dataset, score_test, task_for_config
 log = logging.getLogger("bmcore.tune")
 
 MODEL_PARAM = "model"  # the trial parameter that picks the candidate model
-REDUCTION_FACTOR = 3  # successive halving keeps the best third at each rung (1, 3, 9 epochs)
+REDUCTION_FACTOR = 3  # successive halving keeps the best third at each rung
+# The pruner's resource is a trial's progress through its own schedule, in percent: trials meet at the same point of
+# their learning-rate schedules (a 10-epoch trial at 3 epochs still trains at a high rate; comparing it there with a
+# 3-epoch trial at its end would prune every long schedule). First rung at 30%, the next at 90%.
+MIN_RESOURCE = 30
 STARTUP_TRIALS = 4  # TPE samples at random until this many trials finished; a 20-minute search holds about ten
 POLL_S = 1.0
-FIRST_OVERHEAD_S = 20.0  # a run's start (a new Python process, imports) and end (saving) before one was measured
+OVERHEAD_S = 20.0  # a run's start (a new Python process, imports) and end (saving), which the probe does not time
+MISSES = 3  # trials in a row that cannot finish in what is left of the budget before the search ends
 
 
 
@@ -95,12 +101,10 @@ FIRST_OVERHEAD_S = 20.0  # a run's start (a new Python process, imports) and end
 
 
 
-def _sampler_and_pruner(n_train: int) -> tuple[Any, Any]:
+def _sampler_and_pruner() -> tuple[Any, Any]:
     optuna = import_optuna()
     sampler = optuna.samplers.TPESampler(n_startup_trials=STARTUP_TRIALS, multivariate=True)
-    # Resource: training examples seen, so trials with other batch sizes meet at the same rungs (1, 3, 9 epochs).
-    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, int(0.9 * n_train)),
-                                                    reduction_factor=REDUCTION_FACTOR)
+    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=MIN_RESOURCE, reduction_factor=REDUCTION_FACTOR)
     return sampler, pruner
 
 
@@ -120,7 +124,7 @@ def open_study(search: Search, ds: Any, metric: str) -> tuple[Any, bool]:
     optuna = import_optuna()
     study_dir(search.study).mkdir(parents=True, exist_ok=True)  # the default storage's folder, and status.json's
     storage = make_storage(search.storage)
-    sampler, pruner = _sampler_and_pruner(len(ds.splits["train"]))
+    sampler, pruner = _sampler_and_pruner()
     try:
         study = optuna.create_study(study_name=search.study, storage=storage, direction=direction_of(metric),
                                     sampler=sampler, pruner=pruner)
@@ -178,17 +182,19 @@ def trial_settings(trial: Any, search: Search, ds: Any) -> dict[str, Any]:
 
 class CostModel:
     """A trial's predicted seconds, from the run's own timing probe: one probe per model and batch shape, giving
-    seconds per training example and per validation example; epochs scale it. The fixed part of a run (a new process,
-    loading, saving) is learned from the trials this driver ran."""
+    seconds per training example and per validation example (one probe per model); epochs scale it. Then calibrated by the trials this
+    driver ran: the median ratio of their real seconds to the prediction (the probe times a few steps on a quiet
+    device; other jobs, evaluation and start-up are what it misses)."""
 
     def __init__(self, ds: Any) -> None:
         self.ds = ds
         self.cache: dict[tuple, dict[str, float]] = {}
-        self.overhead = FIRST_OVERHEAD_S
+        self.ratios: list[float] = []
 
     def key(self, config: TrainConfig) -> tuple:
-        return (config.model_name_or_path, config.per_device_train_batch_size, config.batch_growth,
-                config.max_seq_length, config.image_size, config.augment, config.precision)
+        # One probe per model and input shape: the cost of an example hardly depends on the batch it rides in, and a
+        # probe costs a model load and a dozen steps (the calibration below corrects what this misses).
+        return (config.model_name_or_path, config.max_seq_length, config.image_size, config.augment, config.precision)
 
     def resolved(self, config: TrainConfig) -> TrainConfig:
         task = task_for_config(config, self.ds)
@@ -206,12 +212,13 @@ class CostModel:
         n_train, n_val = len(self.ds.splits["train"]), len(self.ds.splits["validation"])
         epochs = config.epochs if config.max_steps is None else config.max_steps * config.per_device_train_batch_size / n_train
         evaluations = math.ceil(epochs) + 1  # one per epoch, then validation scored with the final model
-        return n_train * epochs * c["train_per_example"] + evaluations * n_val * c["eval_per_example"] + c["load"] + self.overhead
+        seconds = n_train * epochs * c["train_per_example"] + evaluations * n_val * c["eval_per_example"] + c["load"]
+        return (seconds + OVERHEAD_S) * (statistics.median(self.ratios) if self.ratios else 1.0)
 
-    def learn(self, predicted: float, actual: float) -> None:
-        """A finished trial took ``actual`` seconds against ``predicted``: widen the fixed part by what was missed."""
-        if actual > predicted:
-            self.overhead += min(actual - predicted, 120.0)
+    def learn(self, predicted: float, actual: float, fraction: float) -> None:
+        """A trial ran ``fraction`` of its schedule in ``actual`` seconds against ``predicted`` for all of it."""
+        if fraction >= 0.2 and predicted > 0:
+            self.ratios.append(min(20.0, max(0.05, actual / (predicted * fraction))))
 
 
 # --- following a trial's run ------------------------------------------------------------------------
@@ -237,8 +244,8 @@ def set_trial_attr(study: Any, number: int, key: str, value: Any) -> None:
 
 
 def follow(study: Any, trial: Any, run_dir: Path, metric: str, stop: Callable[[], bool], deadline: float) -> str:
-    """Follow a trial's run to its end, reporting each evaluation's validation ``metric`` to the pruner (step:
-    training examples seen) and stopping the run when the pruner, the user (``stop``) or the deadline says so. Tells
+    """Follow a trial's run to its end, reporting each evaluation's validation ``metric`` to the pruner (step: percent
+    of the run's optimiser steps done) and stopping the run when the pruner, the user (``stop``) or the deadline says so. Tells
     the study the outcome and returns it: completed, pruned, cancelled, over budget or failed."""
     optuna = import_optuna()
     reported: set[int] = set()
@@ -246,15 +253,16 @@ def follow(study: Any, trial: Any, run_dir: Path, metric: str, stop: Callable[[]
     began = time.time()
     while True:
         status = runs.read_status(run_dir)
-        for rec in runs.read_metrics(run_dir):
-            value, step = rec.get(f"eval_{metric}"), rec.get("examples")
-            if rec.get("kind") != "eval" or not isinstance(value, (int, float)) or not isinstance(step, int) or step in reported:
+        total = status.get("total_steps")
+        for rec in runs.read_metrics(run_dir) if isinstance(total, int) and total > 0 else ():
+            value, step = rec.get(f"eval_{metric}"), round(100 * rec.get("step", 0) / total)
+            if rec.get("kind") != "eval" or not isinstance(value, (int, float)) or step in reported:
                 continue
             reported.add(step)
             trial.report(float(value), step)
-            if not stopped and trial.should_prune():
+            if not stopped and step < 100 and trial.should_prune():  # at 100% it has finished: nothing to save
                 stopped = "pruned"
-                log.info("trial %d: pruned after %d examples (%s %.4f)", trial.number, step, metric, value)
+                log.info("trial %d: pruned at %d%% of its schedule (%s %.4f)", trial.number, step, metric, value)
                 runs.request_stop(run_dir)
         if status["state"] not in runs.ACTIVE:
             break
@@ -356,13 +364,15 @@ def run_search(search: Search, echo: Callable[[str], None] = print) -> dict[str,
 
     adopt_orphans(study, metric, stop, deadline, echo)
     cost = CostModel(ds)
-    started_here, outcomes, ended_by = 0, [], "budget"
+    started_here, misses, outcomes, ended_by = 0, 0, [], "budget"
     while True:
         if stop():
             ended_by = "cancelled"
             break
         if search.trials is not None and started_here >= search.trials:
             ended_by = "trials"
+            break
+        if started_here and time.time() >= deadline:
             break
         trial = study.ask()
         try:
@@ -371,9 +381,13 @@ def run_search(search: Search, echo: Callable[[str], None] = print) -> dict[str,
             if study.trials[trial.number].state == optuna.trial.TrialState.RUNNING:
                 study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
             raise
-        if outcome == "not started":
-            ended_by = "budget"
-            break
+        if outcome == "not started":  # too long for what is left: ask for others, then end
+            misses += 1
+            if misses >= MISSES:
+                ended_by = "budget"
+                break
+            continue
+        misses = 0
         started_here += 1
         outcomes.append(outcome)
         echo(leaderboard_line(study, trial.number, metric))
@@ -411,8 +425,8 @@ def run_trial(search: Search, study: Any, trial: Any, ds: Any, cost: CostModel, 
     echo(f"trial {trial.number}: started {run_dir.name} ({shown}; predicted {_minutes(predicted)})")
     began = time.time()
     outcome = follow(study, trial, run_dir, metric, stop, deadline + 0.1 * search.budget_s)
-    if outcome == "completed":
-        cost.learn(predicted, time.time() - began)
+    done = study.trials[trial.number].intermediate_values
+    cost.learn(predicted, time.time() - began, 1.0 if outcome == "completed" else max(done, default=0) / 100)
     return outcome
 
 

@@ -21,6 +21,8 @@ from ..models import (
 from ..search_space import SearchParam
 from .base import Modality
 
+LARGE_FOR_SEARCH = 10_000  # training rows from which a search also varies batch_growth
+
 
 class Text(Modality):
     name = "text"
@@ -46,11 +48,14 @@ class Text(Modality):
     train_settings = ("max_seq_length", "freeze_embeddings", "batch_growth")
 
     def search_space(self, settings: dict[str, Any], dataset: Any, models: list[str]) -> list[Any]:
-        """The learning rate (a quarter to four times the default, log scale), epochs, batch size, batch growth,
-        warm-up, and the head's learning rate (up to 30 times the default: a new head learns from nothing)."""
+        """The learning rate (a quarter to four times the default, log scale), epochs, batch size, warm-up, and the
+        head's learning rate (up to 30 times the default: a new head learns from nothing). Batch growth only on large
+        sets: on a small one it only takes optimiser steps away (the small-data rule turns it off too)."""
         lr = float(settings.get("learning_rate") or 1e-4)
-        return [SearchParam.log("learning_rate", lr / 4, lr * 4), SearchParam.ints("num_train_epochs", 2, 10),
-                SearchParam.choice("per_device_train_batch_size", (16, 32)), SearchParam.choice("batch_growth", (1, 2, 4)),
+        large = len(dataset.splits["train"]) >= LARGE_FOR_SEARCH
+        return [SearchParam.log("learning_rate", lr / 4, lr * 4), SearchParam.ints("num_train_epochs", 3 - large, 10),
+                SearchParam.choice("per_device_train_batch_size", (16, 32) if large else (8, 16, 32)),
+                *([SearchParam.choice("batch_growth", (1, 2, 4))] if large else [SearchParam.choice("batch_growth", (1,))]),
                 SearchParam.floats("warmup_steps", 0.0, 0.2), SearchParam.log("head_learning_rate", lr, lr * 30)]
     builtin_title = "MiniLM"
     builtin_caption = "MiniLM-L6 (22.7M parameters, 6 layers), bundled: works offline."
