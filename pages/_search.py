@@ -183,7 +183,7 @@ def show_study(search: tune.Search) -> None:
 
 def show_search() -> None:
     """The Search tab."""
-    st.markdown(rsearch.INTRO)
+    st.markdown(rsearch.SEARCH_INTRO)
     datasets = list_prepared()
     if not datasets:
         st.info("No prepared datasets in the workspace yet: prepare one on the Data page, then search here.")

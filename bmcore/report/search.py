@@ -13,7 +13,7 @@ import pandas as pd
 from ..run_list import short_model
 from ..tune import LOG_FILE, MODEL_PARAM, Search, direction_of, load_study, study_dir, tune_command
 
-INTRO = (
+SEARCH_INTRO = (
     "A **search** trains the same data several times, each trial with other settings (learning rate, epochs, batch "
     "size...) or another of the candidate models, and keeps the best: Optuna picks each trial's settings from how the "
     "earlier ones did and stops a hopeless trial early, until the time budget is spent. Trials are compared on the "
@@ -29,7 +29,7 @@ def value_column(metric: str) -> str:
     return f"validation {metric}"
 
 
-def cell(value: Any, spec: str = ".3g") -> str:
+def trial_cell(value: Any, spec: str = ".3g") -> str:
     """One leaderboard cell as text: a float with ``spec`` (3 significant figures: a learning rate reads 3.11e-05),
     ``-`` for none."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
@@ -67,17 +67,17 @@ def leaderboard_frame(rows: list[dict[str, Any]], metric: str) -> pd.DataFrame:
     column = value_column(metric)
     data = []
     for r in [*done, *rest]:
-        value = cell(r.get("value"), ".4f")
+        value = trial_cell(r.get("value"), ".4f")
         if value == "-" and r.get("last_value") is not None:
-            value = f"{cell(r['last_value'], '.4f')} ({'so far' if r.get('state') == 'running' else 'last'})"
+            value = f"{trial_cell(r['last_value'], '.4f')} ({'so far' if r.get('state') == 'running' else 'last'})"
         line = {"trial": str(r["trial"]), "outcome": outcome_text(r, best), column: value,
-                "seconds": cell(r.get("seconds"), ".0f"), "predicted (s)": cell(r.get("predicted_s"), ".0f"), "run": cell(r.get("run"))}
+                "seconds": trial_cell(r.get("seconds"), ".0f"), "predicted (s)": trial_cell(r.get("predicted_s"), ".0f"), "run": trial_cell(r.get("run"))}
         for p in params:
             v = (r.get("params") or {}).get(p)
             if v is None and r.get("defaults"):
                 line[p] = "default"  # the defaults trial chose nothing but its model
             else:
-                line[p] = short_model(v) if p == MODEL_PARAM and isinstance(v, str) else cell(v)
+                line[p] = short_model(v) if p == MODEL_PARAM and isinstance(v, str) else trial_cell(v)
         data.append(line)
     return pd.DataFrame(data, columns=[*TRIAL_COLUMNS[:2], column, *TRIAL_COLUMNS[2:], *params])
 
