@@ -136,13 +136,13 @@ def use_run(run_dir: Path, dataset: str | None) -> None:
 
 
 def show_figures(study, metric: str) -> None:
+    """Optuna's figures: the history and the importances side by side, the parallel coordinates below at full width."""
     st.markdown("##### Optuna's figures")
-    columns = st.columns(3)
-    for i, (title, figure, why) in enumerate(rsearch.search_figures(study, metric)):
-        with columns[i]:
-            st.caption(title)
+    figures = rsearch.search_figures(study, metric)
+    for i, (place, (title, figure, why)) in enumerate(zip([*st.columns(2), st.container()], figures, strict=True)):
+        with place:
             if figure is None:
-                st.caption(why)
+                st.caption(f"{title}: {why}")
             else:
                 st.plotly_chart(figure, key=f"search_figure_{i}")
     st.caption("With a handful of trials these figures are rough: importances in particular need many trials to mean much.")
@@ -193,4 +193,7 @@ def show_search() -> None:
         return
     st.caption("The same search from a terminal (it needs this workspace, set with BMCORE_WORKSPACE):")
     st.code(rsearch.search_command(search), language="bash")
-    show_study(search)
+    try:
+        show_study(search)
+    except (BmcoreError, OSError) as exc:  # a damaged status.json, a workspace that cannot be written
+        st.error(md(error_line(exc)))

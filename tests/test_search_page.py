@@ -103,6 +103,33 @@ def test_the_gap_line_says_validation_and_test_of_the_chosen_trial():
     assert rsearch.gap_line({"best_validation": 0.8}) is None
 
 
+def test_the_figures_say_why_one_is_missing():
+    import optuna
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(params={"model": "m"}, value=0.5,
+                                              distributions={"model": optuna.distributions.CategoricalDistribution(["m"])}))
+    space = {"model": optuna.distributions.CategoricalDistribution(["m"]),
+             "learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-3, log=True)}
+    study.add_trial(optuna.trial.create_trial(params={"model": "m", "learning_rate": 1e-4}, value=0.6, distributions=space))
+    study.add_trial(optuna.trial.create_trial(  # pruned: its settings are in no figure
+        params={"model": "m", "warmup_steps": 0.1}, state=optuna.trial.TrialState.PRUNED,
+        distributions={"model": space["model"], "warmup_steps": optuna.distributions.FloatDistribution(0.0, 0.2)}))
+    figures = {title: (fig, why) for title, fig, why in rsearch.search_figures(study, "macro_f1")}
+    assert figures["Optimisation history"][0] is not None and figures["Parallel coordinates"][0] is not None
+    assert figures["Parameter importances"][0] is None
+    assert "two or more completed trials" in figures["Parameter importances"][1]
+    assert rsearch.constant_params(study) == ["model"]  # one candidate model: not a parallel coordinate
+    for lr, value in ((3e-5, 0.55), (5e-4, 0.7)):
+        study.add_trial(optuna.trial.create_trial(params={"model": "m", "learning_rate": lr}, value=value,
+                                                  distributions=space))
+    importances = next(f for t, f, _ in rsearch.search_figures(study, "macro_f1") if t == "Parameter importances")
+    assert importances is not None
+    whys = {title: why for title, _, why in rsearch.search_figures(optuna.create_study(), "loss")}
+    assert whys["Optimisation history"] == whys["Parallel coordinates"] == "it appears when a trial has completed."
+    assert "two or more completed trials" in whys["Parameter importances"]
+
+
 def test_the_tab_without_data_points_to_the_data_page_and_starts_nothing():
     at = open_search_tab()
     assert any("then search here" in i.value for i in at.info)
@@ -139,6 +166,7 @@ def test_a_finished_search_shows_its_leaderboard_and_hands_its_best_run_to_evalu
                for i in at.info)
     assert any("bought 2 trials" in s.value for s in at.success)
     assert any(b.key == "search_start" and b.label == "Continue the search" for b in at.button)
+    assert len(at.get("plotly_chart")) >= 2  # Optuna's history and parallel coordinates
 
     at.button(key="search_use_best").click().run()
     assert not at.exception and not at.error

@@ -129,22 +129,27 @@ def varied_params(study: Any) -> tuple[list[str], int]:
     return varied, len(holding)
 
 
+def constant_params(study: Any) -> list[str]:
+    """The settings every completed trial holds with one same value (a single candidate model): nothing to plot."""
+    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    names = set.intersection(*(set(t.params) for t in done)) if done else set()
+    return [p for p in sorted(names) if len({repr(t.params[p]) for t in done}) == 1]
+
+
 def search_figures(study: Any, metric: str) -> list[tuple[str, Any, str | None]]:
-    """Optuna's optimisation history, parallel coordinates and parameter importances for ``study``: (title, plotly
-    figure or None, why there is none). Importances from a handful of trials are rough: the page says so."""
+    """Optuna's optimisation history, parameter importances and parallel coordinates for ``study``: (title, plotly
+    figure or None, why there is none: a clause that follows the title). Importances from a handful of trials are
+    rough: the page says so."""
     from optuna import visualization  # loads plotly and Optuna's plotting: only when a search is shown
 
     done = sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
-    wait = "It appears when a trial has completed." if not done else None
-    out: list[tuple[str, Any, str | None]] = []
-    out.append(("Optimisation history", None if wait else visualization.plot_optimization_history(study, target_name=metric),
-                wait))
-    out.append(("Parallel coordinates", None if wait else visualization.plot_parallel_coordinate(study, target_name=metric),
-                wait))
+    wait = "it appears when a trial has completed." if not done else None
+    history = None if wait else visualization.plot_optimization_history(study, target_name=metric)
+    out: list[tuple[str, Any, str | None]] = [("Optimisation history", history, wait)]
     varied, holding = varied_params(study)
     if holding < 2 or not varied:
-        why = ("Parameter importances need at least two completed trials that chose different settings "
-               f"(completed so far: {done}).")
+        why = ("they need two or more completed trials that searched the settings (the defaults "
+               f"trial searches none) and chose them differently; so far {holding}.")
         out.append(("Parameter importances", None, why))
     else:
         try:
@@ -152,8 +157,16 @@ def search_figures(study: Any, metric: str) -> list[tuple[str, Any, str | None]]
                 warnings.simplefilter("ignore")
                 fig = visualization.plot_param_importances(study, params=varied, target_name=metric)
         except (RuntimeError, ValueError) as exc:  # e.g. every trial scored the same: nothing to attribute
-            fig, why = None, f"Parameter importances cannot be worked out yet: {' '.join(str(exc).split())[:200]}"
+            fig, why = None, f"they cannot be worked out yet: {' '.join(str(exc).split())[:200]}"
         else:
             why = None
         out.append(("Parameter importances", fig, why))
+    if wait:
+        out.append(("Parallel coordinates", None, wait))
+    else:
+        constant = set(constant_params(study))
+        done_params = (t.params for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE")  # what it plots
+        shown = [p for p in dict.fromkeys(k for params in done_params for k in params) if p not in constant]
+        out.append(("Parallel coordinates", visualization.plot_parallel_coordinate(study, params=shown or None,
+                                                                                   target_name=metric), None))
     return out
