@@ -167,6 +167,9 @@ def search_figures(study: Any, metric: str) -> list[tuple[str, Any, str | None]]
         constant = set(constant_params(study))
         done_params = (t.params for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE")  # what it plots
         shown = [p for p in dict.fromkeys(k for params in done_params for k in params) if p not in constant]
-        out.append(("Parallel coordinates", visualization.plot_parallel_coordinate(study, params=shown or None,
-                                                                                   target_name=metric), None))
+        if shown:
+            out.append(("Parallel coordinates", visualization.plot_parallel_coordinate(study, params=shown,
+                                                                                       target_name=metric), None))
+        else:  # one completed trial, or only the defaults: one line across nothing
+            out.append(("Parallel coordinates", None, "they appear when completed trials chose different settings."))
     return out

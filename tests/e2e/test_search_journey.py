@@ -69,7 +69,7 @@ def test_search_journey(workspace: Path, shared_data: Path, tiny_model: Path) ->
             idle(page)
             page.get_by_text("chosen on validation").first.wait_for()
             assert page.locator('[data-testid="stDataFrame"]').filter(has_text="outcome").count() == 1
-            assert page.locator(".js-plotly-plot").count() >= 2  # Optuna's history and parallel coordinates
+            assert page.locator(".js-plotly-plot").count() >= 1  # Optuna's history; the others once trials differ
             shot(page, ARTIFACTS, "3-search-finished")
 
             best = Path(status["best_run"]).name
