@@ -1,4 +1,5 @@
-"""Train: pick a prepared dataset and a model, set hyperparameters, start a background run, watch it live."""
+"""Train: pick a prepared dataset and a model, set hyperparameters, start a background run, watch it live; or search
+models and settings within a time budget (the Search tab, pages/_search.py)."""
 
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from bmcore.tasks import get_task
 from bmcore.workspace import check_name
 from pages import _charts as charts
 from pages._runs_view import RunsView, show_runs, start_button
+from pages._search import show_search
 from pages._ui import job_outcome, keep, require_frame, show_job, show_tiles, start_job
 
 require_frame("pages/train.py")
@@ -82,7 +84,10 @@ RUNS = RunsView(page="train", title="Runs", no_runs="No runs in the workspace ye
 
 
 st.title("Train")
-st.markdown(
+train_tab, search_tab = st.tabs(["Train", "Search"])
+with search_tab:  # drawn first: a st.stop() in the Train tab's settings never hides it
+    show_search()
+train_tab.markdown(
     "**Fine-tuning** starts from a pretrained model, one that already reads language (default `builtin:minilm`) or "
     "sees images (`builtin:efficientnet-lite0`), puts a new **classification head** for your labels on top, and trains "
     "both on the train split, scoring the validation split as it goes to keep the best checkpoint. An **epoch** is one "
@@ -91,7 +96,7 @@ st.markdown(
     "(longer texts are cut). Training runs in the background: you can close the browser and come back."
 )
 # The settings come first on screen, but the runs are drawn first in code, so a stop() in the settings never hides them.
-settings, runs_area = st.container(), st.container()
+settings, runs_area = train_tab.container(), train_tab.container()
 with runs_area:
     show_runs(RUNS)
 
