@@ -15,6 +15,7 @@ its progress lines, which counts the evaluations and the scoring after training 
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -293,3 +294,49 @@ def extrapolate(probe: Probe, timing: dict[str, Any], examples_per_step: float, 
         "busy": probe.device.type == "cpu" and timing["load"] > cores + 0.5, "load": round(timing["load"], 2),
         "cores": cores,
     }
+
+
+# --- a search's trials (bmcore.tune) ---------------------------------------------------------------
+
+OVERHEAD_S = 20.0  # a run's start (a new Python process, imports) and end (saving), which the probe does not time
+
+
+class CostModel:
+    """A trial's predicted seconds, from the run's own timing probe: one probe per model and batch shape, giving
+    seconds per training example and per validation example (one probe per model); epochs scale it. Then calibrated by the trials this
+    driver ran: the median ratio of their real seconds to the prediction (the probe times a few steps on a quiet
+    device; other jobs, evaluation and start-up are what it misses)."""
+
+    def __init__(self, ds: Any) -> None:
+        self.ds = ds
+        self.cache: dict[tuple, dict[str, float]] = {}
+        self.ratios: list[float] = []
+
+    def key(self, config: TrainConfig) -> tuple:
+        # One probe per model and input shape: the cost of an example hardly depends on the batch it rides in, and a
+        # probe costs a model load and a dozen steps (the calibration below corrects what this misses).
+        return (config.model_name_or_path, config.max_seq_length, config.image_size, config.augment, config.precision)
+
+    def resolved(self, config: TrainConfig) -> TrainConfig:
+        task = task_for_config(config, self.ds)
+        return resolve_schedule(config, len(self.ds.splits["train"]), task.min_train_steps,
+                                grows=task.grows_batches).apply(config)
+
+    def predict(self, config: TrainConfig) -> float:
+        config = self.resolved(config)
+        key = self.key(config)
+        if key not in self.cache:
+            est = estimate_duration(config)
+            self.cache[key] = {"train_per_example": est["train_seconds"] / max(1.0, est["total_steps"] * est["examples_per_step"]),
+                               "eval_per_example": est["eval_seconds_per_example"], "load": est["load_seconds"]}
+        c = self.cache[key]
+        n_train, n_val = len(self.ds.splits["train"]), len(self.ds.splits["validation"])
+        epochs = config.epochs if config.max_steps is None else config.max_steps * config.per_device_train_batch_size / n_train
+        evaluations = math.ceil(epochs) + 1  # one per epoch, then validation scored with the final model
+        seconds = n_train * epochs * c["train_per_example"] + evaluations * n_val * c["eval_per_example"] + c["load"]
+        return (seconds + OVERHEAD_S) * (statistics.median(self.ratios) if self.ratios else 1.0)
+
+    def learn(self, predicted: float, actual: float, fraction: float) -> None:
+        """A trial ran ``fraction`` of its schedule in ``actual`` seconds against ``predicted`` for all of it."""
+        if fraction >= 0.2 and predicted > 0:
+            self.ratios.append(min(20.0, max(0.05, actual / (predicted * fraction))))

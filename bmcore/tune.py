@@ -8,8 +8,8 @@ a hopeless trial early (the run's own cancel: it ends ``cancelled``, its trial `
 each candidate model with every default, so a search never ends worse on validation than today's run.
 
 Budget: wall-clock seconds for this invocation. Before a trial starts, its cost is predicted from the run's own timing
-probe (:func:`bmcore.estimate.estimate_duration`, once per model and batch shape, then scaled by epochs); a trial that
-cannot finish in what is left is not started and the search ends, saying so.
+probe (:class:`bmcore.estimate.CostModel`: once per model, scaled by epochs, calibrated by real trials); a trial that
+cannot finish in what is left is not started (three such in a row end the search), and the end says what it bought.
 
 Honest selection: trials are compared on validation only (their runs train with ``score_test`` off); when the search
 ends, the best trial's test split is scored once (:func:`bmcore.train.score_test`).
@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import socket
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,11 +35,10 @@ from .config import TrainConfig
 from .data.storage import is_prepared, load_prepared, save_prepared
 from .defaults import task_defaults
 from .errors import BmcoreError
-from .estimate import estimate_duration
+from .estimate import CostModel
 from .launch import preflight
 from .limits import check_jobs
 from .modalities import get_modality
-from .schedule import resolve_schedule
 from .search_space import CHOICE, FLOAT, INT, LOG, SearchParam
 from .studies import (
     CANCELLED,
@@ -73,7 +71,6 @@ REDUCTION_FACTOR = 3  # successive halving keeps the best third at each rung
 MIN_RESOURCE = 30
 STARTUP_TRIALS = 4  # TPE samples at random until this many trials finished; a 20-minute search holds about ten
 POLL_S = 1.0
-OVERHEAD_S = 20.0  # a run's start (a new Python process, imports) and end (saving), which the probe does not time
 MISSES = 3  # trials in a row that cannot finish in what is left of the budget before the search ends
 
 
@@ -176,49 +173,6 @@ def trial_settings(trial: Any, search: Search, ds: Any) -> dict[str, Any]:
     settings["score_test"] = False  # compared on validation; the chosen trial's test split is scored once, at the end
     return settings
 
-
-# --- cost ------------------------------------------------------------------------------------------
-
-
-class CostModel:
-    """A trial's predicted seconds, from the run's own timing probe: one probe per model and batch shape, giving
-    seconds per training example and per validation example (one probe per model); epochs scale it. Then calibrated by the trials this
-    driver ran: the median ratio of their real seconds to the prediction (the probe times a few steps on a quiet
-    device; other jobs, evaluation and start-up are what it misses)."""
-
-    def __init__(self, ds: Any) -> None:
-        self.ds = ds
-        self.cache: dict[tuple, dict[str, float]] = {}
-        self.ratios: list[float] = []
-
-    def key(self, config: TrainConfig) -> tuple:
-        # One probe per model and input shape: the cost of an example hardly depends on the batch it rides in, and a
-        # probe costs a model load and a dozen steps (the calibration below corrects what this misses).
-        return (config.model_name_or_path, config.max_seq_length, config.image_size, config.augment, config.precision)
-
-    def resolved(self, config: TrainConfig) -> TrainConfig:
-        task = task_for_config(config, self.ds)
-        return resolve_schedule(config, len(self.ds.splits["train"]), task.min_train_steps,
-                                grows=task.grows_batches).apply(config)
-
-    def predict(self, config: TrainConfig) -> float:
-        config = self.resolved(config)
-        key = self.key(config)
-        if key not in self.cache:
-            est = estimate_duration(config)
-            self.cache[key] = {"train_per_example": est["train_seconds"] / max(1.0, est["total_steps"] * est["examples_per_step"]),
-                               "eval_per_example": est["eval_seconds_per_example"], "load": est["load_seconds"]}
-        c = self.cache[key]
-        n_train, n_val = len(self.ds.splits["train"]), len(self.ds.splits["validation"])
-        epochs = config.epochs if config.max_steps is None else config.max_steps * config.per_device_train_batch_size / n_train
-        evaluations = math.ceil(epochs) + 1  # one per epoch, then validation scored with the final model
-        seconds = n_train * epochs * c["train_per_example"] + evaluations * n_val * c["eval_per_example"] + c["load"]
-        return (seconds + OVERHEAD_S) * (statistics.median(self.ratios) if self.ratios else 1.0)
-
-    def learn(self, predicted: float, actual: float, fraction: float) -> None:
-        """A trial ran ``fraction`` of its schedule in ``actual`` seconds against ``predicted`` for all of it."""
-        if fraction >= 0.2 and predicted > 0:
-            self.ratios.append(min(20.0, max(0.05, actual / (predicted * fraction))))
 
 
 # --- following a trial's run ------------------------------------------------------------------------
@@ -356,7 +310,7 @@ def run_search(search: Search, echo: Callable[[str], None] = print) -> dict[str,
         search.models = list(dict.fromkeys([*study.user_attrs.get("models", []), *search.models]))
         study.set_user_attr("models", search.models)
     write_search_status(search, state=RUNNING, **processes.own_process(), started=runs.now(), budget_s=search.budget_s,
-                 dataset=ds.name, models=search.models, storage=safe_url(search.storage), error=None, ended=None,
+                 dataset=ds.name, models=search.models, storage=safe_url(search.storage), metric=metric, error=None, ended=None,
                  bought=None)
 
     def stop() -> bool:

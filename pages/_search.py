@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from bmcore import launch, run_list, runs, tune
+from bmcore import launch, run_list, runs, studies
 from bmcore.config import TrainConfig
 from bmcore.data import list_prepared
 from bmcore.defaults import task_defaults
@@ -19,8 +19,8 @@ from bmcore.report import search as rsearch
 from pages._ui import keep
 
 POLL_S = 2  # seconds between leaderboard refreshes while the search runs
-BADGES = {tune.RUNNING: ("blue", ":material/play_arrow:"), tune.COMPLETED: ("green", ":material/check_circle:"),
-          tune.CANCELLED: ("orange", ":material/stop_circle:"), tune.FAILED: ("red", ":material/error:")}
+BADGES = {studies.RUNNING: ("blue", ":material/play_arrow:"), studies.COMPLETED: ("green", ":material/check_circle:"),
+          studies.CANCELLED: ("orange", ":material/stop_circle:"), studies.FAILED: ("red", ":material/error:")}
 EVALUATE_SOURCE = "A finished run"  # the Evaluate page's first model source (pages/evaluate.py SOURCES[0])
 
 
@@ -31,7 +31,7 @@ def model_choices(modality, modalities: dict[str, str]) -> list[str]:
     return [*modality.builtin_models(), *finished]
 
 
-def chosen_search(datasets: list[dict]) -> tune.Search | None:
+def chosen_search(datasets: list[dict]) -> studies.Search | None:
     """The inputs: dataset, candidate models, budget, trials, study name. The search they describe, or None (said)."""
     keep("search_dataset", "search_study", "search_models", "search_more_models")  # across page visits
     names = [d["name"] for d in datasets]
@@ -42,7 +42,7 @@ def chosen_search(datasets: list[dict]) -> tune.Search | None:
     modality = get_modality(meta.get("modality"))
     if st.session_state.get("search_study_for") != dataset:  # another dataset: its own study name and models
         st.session_state["search_study_for"] = dataset
-        st.session_state["search_study"] = tune.default_study_name(dataset)
+        st.session_state["search_study"] = studies.default_study_name(dataset)
         st.session_state.pop("search_models", None)
     study = c1.text_input("Study name", key="search_study",
                           help="A search with this name is continued (with a new budget); a new name starts afresh.")
@@ -63,20 +63,20 @@ def chosen_search(datasets: list[dict]) -> tune.Search | None:
         st.info("Choose at least one candidate model.")
         return None
     try:
-        return tune.Search(dataset=dataset, models=models, budget_s=float(minutes) * 60, trials=int(trials) or None,
+        return studies.Search(dataset=dataset, models=models, budget_s=float(minutes) * 60, trials=int(trials) or None,
                            study=study.strip())
     except (BmcoreError, ValueError) as exc:
         st.error(md(error_line(exc)))
         return None
 
 
-def start(search: tune.Search) -> None:
+def start(search: studies.Search) -> None:
     """Check every candidate model as a run would, then start the search in the background."""
     try:
         for model in search.models:  # an unknown model: one line now, not a failed search later
             launch.preflight(TrainConfig.from_dict(task_defaults({"dataset": search.dataset,
                                                                   "model_name_or_path": model})))
-        tune.start_search(search)
+        studies.start_search(search)
     except (BmcoreError, ValueError, OSError) as exc:
         st.session_state["search_start_error"] = error_line(exc)
     st.rerun()
@@ -84,29 +84,29 @@ def start(search: tune.Search) -> None:
 
 def show_leaderboard(name: str, status: dict) -> None:
     """The driver's state, what it does now, and the leaderboard."""
-    state = status.get("state", tune.RUNNING)
-    color, icon = BADGES.get(state, BADGES[tune.FAILED])
+    state = status.get("state", studies.RUNNING)
+    color, icon = BADGES.get(state, BADGES[studies.FAILED])
     st.badge(state, icon=icon, color=color)
-    if state == tune.RUNNING and status.get("phase"):
+    if state == studies.RUNNING and status.get("phase"):
         st.caption(f"Now: {md(status['phase'])}")
     try:
-        rows = tune.trial_table(name)
+        rows = studies.trial_table(name)
         metric = status.get("metric") or rsearch.study_metric(name)
     except BmcoreError as exc:
         st.error(md(exc))
         return
     if rows:
         st.dataframe(rsearch.leaderboard_frame(rows, metric), hide_index=True)
-    elif state == tune.RUNNING:
+    elif state == studies.RUNNING:
         st.caption("Starting: the first trial's timing is being predicted...")
 
 
 def show_outcome(name: str, status: dict) -> None:
     """What a search that ended shows: what the budget bought, the validation-test gap, Use the best, the figures."""
     state = status.get("state")
-    if state == tune.FAILED:
+    if state == studies.FAILED:
         st.error(md(status.get("error") or "the search failed"))
-        st.code(rsearch.search_log_tail(name) or f"({tune.LOG_FILE} is empty)", language="text")
+        st.code(rsearch.search_log_tail(name) or f"({studies.SEARCH_LOG} is empty)", language="text")
     if status.get("bought"):
         st.success(md(status["bought"]), icon=":material/timer:")
     if gap := rsearch.gap_line(status):
@@ -118,7 +118,7 @@ def show_outcome(name: str, status: dict) -> None:
     if best_run and st.session_state.get("search_used") == Path(best_run).name:
         st.success(md(f"{Path(best_run).name} is now the run the Evaluate and Playground pages open."), icon=":material/check:")
         st.page_link("pages/evaluate.py", label="Open it on the Evaluate page", icon=":material/analytics:")
-    study = tune.load_study(name)
+    study = studies.load_study(name)
     if study is not None and study.trials:
         show_figures(study, status.get("metric") or rsearch.study_metric(name))
 
@@ -148,27 +148,27 @@ def show_figures(study, metric: str) -> None:
     st.caption("With a handful of trials these figures are rough: importances in particular need many trials to mean much.")
 
 
-def show_study(search: tune.Search) -> None:
+def show_study(search: studies.Search) -> None:
     """The study of this name, live while its driver runs; Cancel or Continue; its outcome."""
     name = search.study
-    status = tune.read_status(name)
-    running = status.get("state") == tune.RUNNING
+    status = studies.read_search_status(name)
+    running = status.get("state") == studies.RUNNING
 
     @st.fragment(run_every=POLL_S if running else None)
     def live() -> None:
-        now = tune.read_status(name)
+        now = studies.read_search_status(name)
         show_leaderboard(name, now)
-        if running and now.get("state") != tune.RUNNING:
+        if running and now.get("state") != studies.RUNNING:
             st.rerun()  # drawn first: a rerun asked from a timed fragment run can be dropped (pages/_runs_view.py)
 
     if status:
         st.subheader(f"Search {md(name)}")
         live()
     if running:
-        if (tune.study_dir(name) / tune.STOP_FILE).exists():
+        if (studies.study_dir(name) / runs.STOP_FILE).exists():
             st.caption("Stop requested: the trial that trains saves its model and stops, then the search ends.")
         elif st.button("Cancel the search", key="search_cancel", icon=":material/stop:"):
-            tune.request_stop(name)
+            studies.request_search_stop(name)
             st.rerun()
         return
     if status:

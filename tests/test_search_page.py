@@ -15,7 +15,7 @@ from conftest import ROOT, copy_workspace
 from streamlit.testing.v1 import AppTest
 
 from bmcore import data as bdata
-from bmcore import files, processes, tune
+from bmcore import files, processes, studies, tune
 from bmcore.report import search as rsearch
 
 TIMEOUT = 180  # the first run imports torch, transformers and Optuna on 2 busy CPU cores
@@ -36,7 +36,7 @@ def searched(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, tiny_m
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BMCORE_WORKSPACE", str(ws))
         prepare_sst(shared_data)
-        summary = tune.run_search(tune.Search(DATASET, [str(tiny_model)], budget_s=300, trials=2))
+        summary = tune.run_search(studies.Search(DATASET, [str(tiny_model)], budget_s=300, trials=2))
         assert summary["best_run"], summary
     for checkpoint in ws.glob("runs/*/checkpoint-*"):
         shutil.rmtree(checkpoint)  # the models are saved; copies stay small
@@ -163,7 +163,7 @@ def test_a_finished_search_shows_its_leaderboard_and_hands_its_best_run_to_evalu
     assert "validation macro_f1" in board.columns
     assert any(c.value.startswith("python -m bmcore tune --data sst-search --budget 30m --study sst-search-search")
                for c in at.code)
-    status = tune.read_status("sst-search-search")
+    status = studies.read_search_status("sst-search-search")
     assert any(i.value.startswith(f"Trial {status['best_trial']}, chosen on validation: macro") and "on test" in i.value
                for i in at.info)
     assert any("bought 2 trials" in s.value for s in at.success)
@@ -195,16 +195,16 @@ def test_a_search_started_from_the_tab_runs_and_fills_the_leaderboard(shared_dat
     try:
         at.button(key="search_start").click().run()
         assert not at.exception and not at.error
-        assert tune.read_status("fresh")["state"] == tune.RUNNING
+        assert studies.read_search_status("fresh")["state"] == studies.RUNNING
         assert any(b.key == "search_cancel" for b in at.button)
         deadline = time.time() + 300
-        while tune.read_status("fresh")["state"] == tune.RUNNING:
+        while studies.read_search_status("fresh")["state"] == studies.RUNNING:
             assert time.time() < deadline, rsearch.search_log_tail("fresh")
             time.sleep(1)
     finally:
         stop_driver(workspace)
-    status = tune.read_status("fresh")
-    assert status["state"] == tune.COMPLETED, (status, rsearch.search_log_tail("fresh"))
+    status = studies.read_search_status("fresh")
+    assert status["state"] == studies.COMPLETED, (status, rsearch.search_log_tail("fresh"))
     at.run()
     assert not at.exception and not at.error
     board = leaderboard(at)

@@ -11,7 +11,8 @@ from typing import Any
 import pandas as pd
 
 from ..run_list import short_model
-from ..tune import LOG_FILE, MODEL_PARAM, Search, direction_of, load_study, study_dir, tune_command
+from ..studies import SEARCH_LOG, Search, direction_of, load_study, study_dir, tune_command
+from ..tune import MODEL_PARAM
 
 SEARCH_INTRO = (
     "A **search** trains the same data several times, each trial with other settings (learning rate, epochs, batch "
@@ -55,7 +56,7 @@ def best_trial(rows: list[dict[str, Any]], metric: str) -> int | None:
 
 
 def leaderboard_frame(rows: list[dict[str, Any]], metric: str) -> pd.DataFrame:
-    """The leaderboard from :func:`bmcore.tune.trial_table`: one row per trial, completed ones best first on
+    """The leaderboard from :func:`bmcore.studies.trial_table`: one row per trial, completed ones best first on
     validation, then the others newest first. Columns: trial, outcome (the defaults and best trial marked), the
     validation figure (a trial still training or stopped early: its last reported figure, marked ``so far`` or
     ``last``), seconds, predicted seconds, run, then each setting a trial chose. Every cell is text."""
@@ -108,7 +109,7 @@ def study_metric(name: str) -> str:
 
 def search_log_tail(name: str, lines: int = 20) -> str:
     """The last ``lines`` lines of a study's ``tune.log`` (what the driver printed), or ``""``."""
-    path = study_dir(name) / LOG_FILE
+    path = study_dir(name) / SEARCH_LOG
     if not path.exists():
         return ""
     return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])

@@ -15,7 +15,7 @@ from _server import fill, go, idle, open_app, shot
 from conftest import ROOT
 
 from bmcore import data as bdata
-from bmcore import files, processes, tune
+from bmcore import files, processes, studies
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,7 @@ STUDY = "sst-search-search"
 
 def wait_status(study: str, until, timeout: float = 300) -> dict:
     deadline = time.time() + timeout
-    while not until(status := tune.read_status(study)):
+    while not until(status := studies.read_search_status(study)):
         assert time.time() < deadline, status
         time.sleep(0.5)
     return status
@@ -58,13 +58,13 @@ def test_search_journey(workspace: Path, shared_data: Path, tiny_model: Path) ->
             page.get_by_role("button", name="Start the search").click()
             idle(page)
             board = page.locator('[data-testid="stDataFrame"]').filter(has_text="outcome")
-            wait_status(STUDY, lambda s: s.get("state") != tune.RUNNING or len(tune.trial_table(STUDY)) >= 1)
+            wait_status(STUDY, lambda s: s.get("state") != studies.RUNNING or len(studies.trial_table(STUDY)) >= 1)
             board.first.wait_for(timeout=120_000)  # the live leaderboard, without a reload
             page.get_by_role("button", name="Cancel the search").wait_for()
             shot(page, ARTIFACTS, "2-search-running")
 
-            status = wait_status(STUDY, lambda s: s.get("state") != tune.RUNNING)
-            assert status["state"] == tune.COMPLETED, (status, (tune.study_dir(STUDY) / tune.LOG_FILE).read_text())
+            status = wait_status(STUDY, lambda s: s.get("state") != studies.RUNNING)
+            assert status["state"] == studies.COMPLETED, (status, (studies.study_dir(STUDY) / studies.SEARCH_LOG).read_text())
             page.get_by_text("bought 2 trials").first.wait_for(timeout=120_000)  # the page saw the end by itself
             idle(page)
             page.get_by_text("chosen on validation").first.wait_for()
