@@ -46,6 +46,7 @@ def test_budget_reads_minutes_seconds_and_hours() -> None:
             studies.parse_budget(bad)
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line(sst: str, tiny_model: Path, workspace: Path) -> None:
     """Exit 2 and one line: an unknown model, an unreachable storage, a budget too small for one trial, a study of
     another dataset. Nothing is left running."""
