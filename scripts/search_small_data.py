@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    from bmcore import runs, tune
+    from bmcore import runs, studies
     from bmcore.train import score_test
     from bmcore.workspace import workspace_dir
 
@@ -69,7 +69,7 @@ def main() -> None:
     metric = summary["metric"]
     defaults_run = runs.runs_dir() / f"{study}-t0"
     defaults_test = score_test(defaults_run)["test"][metric]
-    rows = tune.trial_table(study)
+    rows = studies.trial_table(study)
     print(f"\n| trial | outcome | validation {metric} | seconds | settings |\n|---|---|---|---|---|")
     for r in rows:
         value = f"{r['value']:.4f}" if r["value"] is not None else (f"({r['last_value']:.4f})" if r["last_value"] is not None else "")
