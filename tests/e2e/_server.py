@@ -81,7 +81,9 @@ class Server:
         _LINK_DIRS.append(self.link.parent)
         self._point(self.workspace)
         env = {**os.environ, "BMCORE_WORKSPACE": str(self.link), "HF_HUB_OFFLINE": "1"}
-        self.log_path = self.workspace.parent / f"server-{self.port}.log"
+        # Beside the workspace link, not in the test's tmp_path: a later test takes the server over, and pytest removes
+        # a passed test's tmp_path (tmp_path_retention_policy "failed").
+        self.log_path = self.link.parent / f"server-{self.port}.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
