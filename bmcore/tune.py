@@ -64,10 +64,10 @@ from .train import load_run_dataset, score_test, task_for_config
 log = logging.getLogger("bmcore.tune")
 
 MODEL_PARAM = "model"  # the trial parameter that picks the candidate model
-REDUCTION_FACTOR = 2  # successive halving keeps the better half at each rung (a third pruned near-copies of the best)
+REDUCTION_FACTOR = 3  # successive halving keeps the best third at each rung
 # The pruner's resource is a trial's progress through its own schedule, in percent: trials meet at the same point of
 # their learning-rate schedules (a 10-epoch trial at 3 epochs still trains at a high rate; comparing it there with a
-# 3-epoch trial at its end would prune every long schedule). First rung at 30%, the next at 60%.
+# 3-epoch trial at its end would prune every long schedule). First rung at 30%, the next at 90%.
 MIN_RESOURCE = 30
 STARTUP_TRIALS = 4  # TPE samples at random until this many trials finished; a 20-minute search holds about ten
 POLL_S = 1.0
