@@ -94,6 +94,7 @@ def test_search_prunes_chooses_on_validation_and_scores_test_once(sst: str, tiny
     for t in trials:
         run_dir = runs.runs_dir() / t.user_attrs["run"]
         assert read_json(run_dir / runs.CONFIG_FILE)["score_test"] is False
+        assert not runs.checkpoints(run_dir) and (run_dir / runs.MODEL_DIR).is_dir()  # the model stays, not the checkpoints
         scored = bool(runs.read_eval(run_dir).get("test")) if (run_dir / runs.EVAL_FILE).exists() else False
         assert scored == (t.number == best.number), t.number
     best_dir = Path(summary["best_run"])
