@@ -141,7 +141,7 @@ def test_two_workers_share_one_study(sst: str, tiny_model: Path, workspace: Path
     study run different trials (one each at a time; their runs share the device queue)."""
     url = f"sqlite:///{workspace / 'shared.db'}"
     args = ["tune", "--data", sst, "--study", "shared", "--models", str(tiny_model), "--seed", "0", "--budget", "10m",
-            "--trials", "2", "--storage", url]
+            "--trials", "1", "--storage", url]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     logs = [open(workspace / f"worker{i}.log", "wb") for i in (0, 1)]  # noqa: SIM115 - closed below
     first = subprocess.Popen([sys.executable, "-m", "bmcore", *args], cwd=ROOT, env=env, stdout=logs[0], stderr=subprocess.STDOUT)
@@ -154,7 +154,7 @@ def test_two_workers_share_one_study(sst: str, tiny_model: Path, workspace: Path
     for f in logs:
         f.close()
     study = optuna.load_study(study_name="shared", storage=url)
-    assert len(study.trials) == 4 and all(t.state.is_finished() for t in study.trials)
+    assert len(study.trials) == 2 and all(t.state.is_finished() for t in study.trials)
     workers = {json.loads(t.user_attrs["worker"])["pid"] for t in study.trials}
     assert workers == {first.pid, second.pid}
-    assert sorted(t.user_attrs["run"] for t in study.trials) == [f"shared-t{i}" for i in range(4)]
+    assert sorted(t.user_attrs["run"] for t in study.trials) == ["shared-t0", "shared-t1"]
