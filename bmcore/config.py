@@ -101,6 +101,10 @@ class TrainConfig:
                                             "auto (images: 2 when the machine has 2 cores or more; text: 0).")
     score_test: bool = _f(True, "Score the test split when training ends. A search's trials (python -m bmcore tune) leave it "
                                 "unscored: they are compared on validation, and only the chosen trial's test split is scored, once.")
+    few_shot: bool = _f(False, "Few-shot training (SetFit) for texts with a few dozen labelled examples per class: the body "
+                               "learns from pairs of examples (same class or not), then a logistic regression fits on its "
+                               "embeddings; saved as an ordinary classifier. Uses the model, max_seq_length, seed and max_steps "
+                               "(the cap on steps of 16 pairs, default 240); the learning rate is SetFit's 2e-5.")
 
     def __post_init__(self) -> None:
         self.validate()

@@ -26,6 +26,7 @@ from .data.storage import is_prepared, load_prepared, save_prepared
 from .errors import BmcoreError
 from .evaluate import evaluate_model
 from .export.card import write_model_card
+from .fewshot import BATCH_SIZE, few_shot_reason, fit_few_shot, fold_into, no_checkpoints, pair_steps
 from .inference import load_for_inference
 from .limits import check_training
 from .model_meta import read_model_meta
@@ -101,7 +102,7 @@ def run_training(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
                           **started, **({"resumed": runs.now()} if resume else {}))
     try:
         task = task_for_config(config)
-        status = LOOPS[task.loop](run_dir, config, task, resume, main)
+        status = LOOPS["few_shot" if getattr(config, "few_shot", False) else task.loop](run_dir, config, task, resume, main)
     except BaseException as exc:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             where = f" while writing {Path(exc.filename).name}" if exc.filename else ""
@@ -357,10 +358,61 @@ def score_test(run_dir: str | Path) -> dict[str, Any]:
     return results
 
 
+def few_shot(run_dir: Path, config: Any, task: Any, resume: bool, main: bool) -> dict[str, Any]:
+    """The few-shot job: SetFit on the training split, the head folded into the base's classifier, then the same
+    scoring, saving and full test evaluation as a fine-tune (:mod:`bmcore.train`)."""
+    if world_size() > 1:
+        raise BmcoreError("few-shot training runs in one process; start it without torchrun or accelerate")
+    if resume:
+        log.info("few-shot training keeps no checkpoints: it starts again from the beginning")
+    _, plan, mref = start_job(config, run_dir, main)
+    job = prepare_job(config, task, mref, main, run_dir)
+    if reason := few_shot_reason(task, two_texts="text_pair" in job.ds.splits["train"].columns):
+        raise BmcoreError(reason)
+    texts = job.ds.splits["train"]["text"].astype(str).tolist()
+    log.info("few-shot (SetFit): %d training %s, %s; pairs of %d for at most %d steps", len(texts), task.example_noun,
+             ", ".join(f"{k} {v}" for k, v in task.label_counts(job.ds.splits["train"], job.label_names).items()),
+             BATCH_SIZE, pair_steps(len(texts), config.max_steps))
+    callback = make_callback(run_dir, config, "fp32")
+    callback.passes_after = 2.0
+    stop = no_checkpoints()
+    runs.write_status(run_dir, phase="training the body on pairs (SetFit)", few_shot=True)
+    t0 = time.time()
+    few = fit_few_shot(mref, task, texts, job.train_targets, len(job.label_names), seed=config.seed,
+                       max_seq_length=config.max_seq_length, max_steps=config.max_steps, callbacks=[callback, stop])
+    if callback.cancelled:
+        return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time())
+    log.info("SetFit trained in %.0f s", time.time() - t0)
+    classifier = task.load_model(mref, job.label_names, config, {**plan, "attn_implementation": "eager"})
+    diff = fold_into(classifier, few, texts)
+    log.info("the head folded into %s's classification head (logits within %.1e)", classifier.config.model_type, diff)
+    trainer = prediction_trainer(run_dir, config, task, job, classifier, plan["use_cpu"])
+    results, tuned = score_splits(trainer, task, job, False, run_dir, main, test=config.score_test)
+    save_model(trainer, task, job, config, run_dir, "fp32", {**tuned, "few_shot": "setfit"})
+    metric = results["validation"].get(config.metric_for_best_model)
+    if not config.score_test:
+        files.write_json_atomic(run_dir / runs.EVAL_FILE, results)
+        return runs.write_status(run_dir, state=runs.COMPLETED, ended=runs.now(), ended_ts=time.time(),
+                                 best_metric=metric, best_metric_name=config.metric_for_best_model, scored_test=False)
+    evaluate_in_full(results, task, job, run_dir, "fp32")
+    return runs.write_status(run_dir, state=runs.COMPLETED, ended=runs.now(), ended_ts=time.time(), best_metric=metric,
+                             best_metric_name=config.metric_for_best_model,
+                             **{f"{runs.TEST_PREFIX}{k}": results["test"].get(k) for k in task.headline})
+
+
+def prediction_trainer(run_dir: Path, config: Any, task: Any, job: Any, model: Any, use_cpu: bool) -> Any:
+    """A Trainer that only predicts, for the scoring and saving a fine-tune does (:func:`bmcore.train.score_splits`)."""
+    from transformers import Trainer, TrainingArguments
+
+    args = TrainingArguments(output_dir=str(run_dir), per_device_eval_batch_size=config.per_device_eval_batch_size,
+                             report_to="none", use_cpu=use_cpu, save_strategy="no", disable_tqdm=True)
+    return Trainer(model=model, args=args, processing_class=job.processor, data_collator=task.collator(job.processor))
+
+
 def pretrain(run_dir: Path, config: Any, task: Task, resume: bool, main: bool) -> dict[str, Any]:
     """Masked-language-model pretraining (:func:`bmcore.pretrain.train_mlm`): no labels, so no task to ask."""
     return train_mlm(run_dir, config, resume, main)
 
 
 # The training loops, by the name a task gives as its ``loop`` (bmcore.tasks.base.Task.loop).
-LOOPS = {"fine_tune": fine_tune, "pretrain": pretrain}
+LOOPS = {"fine_tune": fine_tune, "pretrain": pretrain, "few_shot": few_shot}

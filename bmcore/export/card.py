@@ -122,13 +122,24 @@ def _card_data(f: _Facts) -> Any:
                          model_name=f.run_dir.name, eval_results=results or None)
 
 
+FEW_SHOT_CARD = ("Few-shot training with [SetFit](https://github.com/huggingface/setfit): the encoder was fine-tuned "
+                 "contrastively on pairs of training examples (same class or not), pooling the first token, and a "
+                 "logistic regression was fitted on its embeddings. The regression is folded into the model's own "
+                 "classification head (a dense layer scaled to where tanh is linear, then the regression's weights), "
+                 "so it loads as an ordinary classifier.")
+
+
 def _intro(f: _Facts) -> list[str]:
     """The title and one sentence: what the model predicts, what it was fine-tuned from and on what."""
     # Every name from data (labels, columns, files, runs) is shown as text: md() and md_code() make it inert.
     base = f"[{f.base_id}](https://huggingface.co/{f.base_id})" if f.base_id else md_code(f.base_shown)
-    return [f"# {md(f.run_dir.name)}", "",
-            f"{f.task.card_what(f.labels, f.kind)}, fine-tuned with bmcore studio from {base} on the dataset "
-            f"{md_code(f.dataset)}.", "", "## Results on the test split", ""]
+    how = "trained few-shot" if f.meta.get("few_shot") else "fine-tuned"
+    lines = [f"# {md(f.run_dir.name)}", "",
+             f"{f.task.card_what(f.labels, f.kind)}, {how} with bmcore studio from {base} on the dataset "
+             f"{md_code(f.dataset)}.", ""]
+    if f.meta.get("few_shot"):
+        lines += [FEW_SHOT_CARD, ""]
+    return lines + ["## Results on the test split", ""]
 
 
 def _data_section(f: _Facts) -> list[str]:

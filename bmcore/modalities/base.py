@@ -16,6 +16,7 @@ class Modality:
     thumbnails = False  # True: the Evaluate page shows examples as pictures (bmcore.report.examples.gallery), not as text
     evaluate_note = ""  # a line the Evaluate page shows above the results of a model on these inputs ("" for none)
     evaluate_omits: tuple[str, ...] = ()  # the task's Evaluate sections these inputs have no view for (by key)
+    few_shot = False  # True: few-shot training (bmcore.fewshot, SetFit on a sentence-transformer body) reads these inputs
 
     def evaluate_sections(self, sections: tuple[str, ...]) -> tuple[str, ...]:
         """A task's Evaluate sections (:attr:`bmcore.tasks.base.Task.evaluate_sections`) less those this input leaves out."""

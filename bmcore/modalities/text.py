@@ -26,6 +26,7 @@ LARGE_FOR_SEARCH = 10_000  # training rows from which a search also varies batch
 
 class Text(Modality):
     name = "text"
+    few_shot = True
     example_noun = "rows"
     pipeline_task = "text-classification"
     pipeline_example = '"The match went to extra time."'

@@ -303,6 +303,16 @@ class Task:
     label_nouns = ("class", "classes")  # what one label name is called in the data's warnings and charts, and many
     weighs_classes = True  # class imbalance is answered by class weights (bmcore.data.stats warns about it)
     takes_class_weights = True  # the class_weights setting weighs this task's loss (the Train page offers it)
+    few_shot = False  # True: few-shot training (bmcore.fewshot, SetFit) can fit it: the task gives its head and weights
+
+    def few_shot_head(self) -> tuple[str | None, Any]:
+        """SetFit's ``multi_target_strategy`` and the unfitted scikit-learn head for this task."""
+        raise NotImplementedError
+
+    def few_shot_weights(self, head: Any, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
+        """The fitted head as one linear layer: (weight [labels, hidden], bias [labels]) whose logits give this task's
+        scores, so the head folds into a transformers classifier (bmcore.fewshot.fold_into)."""
+        raise NotImplementedError
 
     def search_space(self, settings: dict[str, Any]) -> list[Any]:
         """What a search (:mod:`bmcore.tune`) varies for this task besides its inputs' settings: class weights, where

@@ -36,7 +36,7 @@ from ..errors import BmcoreError
 from ..metrics import EPS, multi_label_metrics
 from ..splits import examples_of
 from .base import MISSED_RECALL, PROB_PREFIX, Task, card_number
-from .single_label_classification import checked_label_names
+from .single_label_classification import ABSENT_LOGIT, checked_label_names
 
 DEFAULT_THRESHOLD = 0.5
 THRESHOLD_GRID = np.round(np.arange(0.02, 0.981, 0.01), 2)  # candidate thresholds tuned per label
@@ -151,6 +151,26 @@ class MultiLabelClassification(Task):
 
     def gold(self, df: pd.DataFrame, label_names: Sequence[str]) -> np.ndarray:
         return multi_hot(label_sets(df["label"].tolist()), label_names)
+
+    few_shot = True
+
+    def few_shot_head(self) -> tuple[str | None, Any]:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.multiclass import OneVsRestClassifier
+
+        return "one-vs-rest", OneVsRestClassifier(LogisticRegression(max_iter=1000))
+
+    def few_shot_weights(self, head: Any, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
+        # One logistic regression per label; a label that is always (or never) on in training is a constant.
+        hidden = next((np.asarray(e.coef_).shape[1] for e in head.estimators_ if hasattr(e, "coef_")), head.n_features_in_)
+        weight = np.zeros((n_labels, hidden), dtype=np.float64)
+        bias = np.full(n_labels, ABSENT_LOGIT, dtype=np.float64)
+        for i, est in enumerate(head.estimators_[:n_labels]):
+            if hasattr(est, "coef_"):
+                weight[i], bias[i] = np.asarray(est.coef_)[0], np.asarray(est.intercept_)[0]
+            elif np.ravel(est.predict_proba(np.zeros((1, hidden))))[-1] > 0.5:
+                bias[i] = -ABSENT_LOGIT
+        return weight.astype(np.float32), bias.astype(np.float32)
 
     def targets(self, df: pd.DataFrame, label_names: Sequence[str]) -> list[list[float]]:
         return self.gold(df, label_names).astype(np.float32).tolist()

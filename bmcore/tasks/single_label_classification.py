@@ -224,6 +224,9 @@ def missed_classes_note(missed: Sequence[dict[str, Any]], split: str = "test") -
 
 
 
+ABSENT_LOGIT = -30.0  # a few-shot head's logit for a class no training example has: probability about 1e-13
+
+
 class SingleLabelClassification(Task):
     problem_type = "single_label_classification"
     title = "Single-label classification"
@@ -236,6 +239,24 @@ class SingleLabelClassification(Task):
     def quality_encoders(self) -> tuple[str, ...]:  # type: ignore[override]
 
         return ENCODERS
+
+    few_shot = True
+
+    def few_shot_head(self) -> tuple[str | None, Any]:
+        from sklearn.linear_model import LogisticRegression
+
+        return None, LogisticRegression(max_iter=1000)
+
+    def few_shot_weights(self, head: Any, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
+        # Classes absent from training get a logit far below the rest; two classes: sklearn keeps one row, the logit
+        # of classes_[1] against classes_[0].
+        coef, intercept, classes = np.asarray(head.coef_), np.asarray(head.intercept_), list(head.classes_)
+        if len(classes) == 2:
+            coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.array([0.0, intercept[0]])
+        weight = np.zeros((n_labels, coef.shape[1]), dtype=np.float64)
+        bias = np.full(n_labels, ABSENT_LOGIT, dtype=np.float64)
+        weight[classes], bias[classes] = coef, intercept
+        return weight.astype(np.float32), bias.astype(np.float32)
 
     def targets(self, df: pd.DataFrame, label_names: Sequence[str]) -> list[int]:
         return gold_ids(df["label"].astype(str).tolist(), label_names).tolist()
