@@ -82,13 +82,13 @@ def torch_device_usable() -> bool:
 
 def build_body(mref: Any, max_seq_length: int) -> Any:
     """A SentenceTransformer on the model's encoder with first-token pooling, loaded from safetensors only."""
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
-    encoder = models.Transformer(mref.location, max_seq_length=max_seq_length,
-                                 model_args={"use_safetensors": True, "trust_remote_code": False},
-                                 config_args={"trust_remote_code": False},
-                                 tokenizer_args={"trust_remote_code": False})
-    pooling = models.Pooling(encoder.get_word_embedding_dimension(), pooling_mode="cls")
+    encoder = Transformer(mref.location, max_seq_length=max_seq_length,
+                          model_kwargs={"use_safetensors": True, "trust_remote_code": False},
+                          config_kwargs={"trust_remote_code": False}, processor_kwargs={"trust_remote_code": False})
+    pooling = Pooling(encoder.get_word_embedding_dimension(), pooling_mode="cls")
     return SentenceTransformer(modules=[encoder, pooling], device=None if torch_device_usable() else "cpu")
 
 

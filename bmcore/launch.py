@@ -14,6 +14,8 @@ from .config import TrainConfig
 from .data.readers import load_source
 from .data.storage import DATASET_META, dataset_dir, is_prepared
 from .device import select_precision
+from .errors import BmcoreError
+from .fewshot import few_shot_reason
 from .files import read_json
 from .limits import check_jobs, check_training
 from .modalities import modality_of
@@ -32,7 +34,11 @@ def preflight(config: TrainConfig) -> str | None:
     if is_prepared(config.dataset):
         meta = read_json(dataset_dir(config.dataset) / DATASET_META)
         if not config.pretraining:  # a text model on images (or the reverse): refused before it starts
-            get_task(meta.get("problem_type"), meta.get("modality")).check_model(model, SimpleNamespace(name=config.dataset))
+            task = get_task(meta.get("problem_type"), meta.get("modality"))
+            task.check_model(model, SimpleNamespace(name=config.dataset))
+            if getattr(config, "few_shot", False) and (
+                    reason := few_shot_reason(task, two_texts=len(meta.get("text_columns") or ()) > 1)):
+                raise BmcoreError(reason)
         check_training(int(meta.get("splits", {}).get("train", 0)), config.max_steps,
                        config.per_device_train_batch_size * config.gradient_accumulation_steps)
     elif not config.dataset.startswith(("builtin:", "hub:")):
