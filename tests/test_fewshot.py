@@ -62,7 +62,7 @@ def test_a_few_shot_run_saves_a_classifier_that_pipeline_and_predict_open(tmp_pa
     texts = ["i feel so happy and loved today", "i am scared of what comes next", "this makes me furious"]
     pipe = pipeline("text-classification", model=str(run_dir / "model"), top_k=None)
     ours = predict(load_for_inference(str(run_dir / "model"), precision="fp32"), texts)
-    for got, record in zip(pipe(texts), ours):
+    for got, record in zip(pipe(texts), ours, strict=True):
         assert {d["label"]: d["score"] for d in got} == pytest.approx(record["scores"], abs=1e-4)
 
 
