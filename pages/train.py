@@ -15,6 +15,7 @@ from bmcore.estimate import estimate_key
 from bmcore.modalities import DEFAULT_MODALITY, get_modality
 from bmcore.modalities.image import CROP_SCALE, SMALL_SET_PER_CLASS
 from bmcore.models import DEFAULT_MODEL, hub_offline, hub_reachable
+from bmcore.report.few_shot import FEW_SHOT_EXPLAINED, few_shot_offered, few_shot_suggestion
 from bmcore.tasks import get_task
 from bmcore.workspace import check_name
 from pages import _charts as charts
@@ -157,6 +158,15 @@ with settings:
         st.info("Choose a model.")
         st.stop()
 
+    few_shot = False
+    if few_shot_offered(meta):
+        if suggestion := few_shot_suggestion(meta):
+            st.info(suggestion, icon=":material/lightbulb:")
+        few_shot = st.toggle("Few-shot training (SetFit)", key="train_few_shot", help=HELP["few_shot"])
+        st.caption(FEW_SHOT_EXPLAINED + (" It uses the model, max_seq_length, the seed and, when you train for steps, "
+                                         "the steps (of 16 pairs each); the other settings are fine-tuning's."
+                                         if few_shot else ""))
+
     st.subheader("Hyperparameters")
     c = st.columns(4)
     by_steps = c[0].radio("Train for", ("epochs", "steps"), key="train_length", horizontal=True) == "steps"
@@ -240,7 +250,7 @@ with settings:
             logging_steps=int(logging_steps), early_stopping_patience=int(patience), metric_for_best_model=best,
             class_weights=weights, freeze_embeddings=freeze, batch_growth=int(growth),
             hidden_dropout=float(dropout), head_learning_rate=float(head_lr) or None,
-            image_size=int(side) or None, augment=bool(augment))
+            image_size=int(side) or None, augment=bool(augment), few_shot=bool(few_shot))
         precision_notice = launch.preflight(config)  # the checks the CLI makes: model, max_seq_length, training size
         if name:
             check_name(name, "run name")

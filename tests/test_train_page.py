@@ -204,3 +204,34 @@ def test_a_score_dataset_is_not_offered_class_weights(sst_tiny, shared_data: Pat
     assert not at.exception and "train_class_weights" not in [w.key for w in at.selectbox]
     at.selectbox(key="train_dataset").select(sst_tiny).run()
     assert "train_class_weights" in [w.key for w in at.selectbox]
+
+
+def test_few_shot_is_suggested_on_few_examples_per_class_and_reaches_the_run(tiny_model, shared_data: Path):
+    """48 emotion rows (8 per class): the page suggests few-shot training, explains it, shows --few-shot in the
+    command, and the started run trains few-shot. A score dataset is not offered it."""
+    df = pd.read_csv(shared_data / "emotion" / "train.csv").groupby("label").sample(n=10, random_state=0)
+    ds = bdata.prepare(bdata.RawData("emotion-sample", {"all": df}), "emo-few", seed=0)
+    bdata.save_prepared(ds)
+    at = open_train_page()
+    at.selectbox(key="train_dataset").select("emo-few").run()
+    assert any("examples per class" in i.value and "Few-shot training" in i.value for i in at.info), [i.value for i in at.info]
+    assert any("pairs" in c.value for c in at.caption)  # the concept, in two sentences
+    at.radio(key="train_model_kind").set_value("Local folder").run()
+    at.text_input(key="train_model_path").input(str(tiny_model)).run()
+    at.toggle(key="train_few_shot").set_value(True).run()
+    at.radio(key="train_length").set_value("steps").run()
+    at.number_input(key="train_max_steps").set_value(3).run()
+    assert not at.exception and not at.error
+    assert any(c.value.startswith("python -m bmcore train --data emo-few") and "--few-shot" in c.value for c in at.code)
+    at.button(key="train_start").click().run()
+    assert not at.exception and not at.error
+    run_dir = Path(run_list.list_runs()[0].path)
+    assert json.loads((run_dir / "config.json").read_text())["few_shot"] is True
+    status = runs.wait_for(run_dir, timeout=300)
+    assert status["state"] == runs.COMPLETED and status["few_shot"] is True, runs.log_tail(run_dir)
+
+    sts = pd.read_csv(shared_data / "stsb" / "train.csv", keep_default_na=False).head(200)
+    bdata.save_prepared(bdata.prepare(bdata.RawData("stsb", {"all": sts}), "sts", seed=0))
+    at = open_train_page()
+    at.selectbox(key="train_dataset").select("sts").run()
+    assert not at.exception and not any(t.key == "train_few_shot" for t in at.toggle)
