@@ -190,14 +190,19 @@ def check_fold(classifier: Any, few: FewShotModel, texts: Sequence[str], embeddi
     return diff
 
 
-def no_checkpoints() -> Any:
-    """A callback that keeps SetFit's body trainer from saving checkpoints (bmcore's callback asks for one on cancel:
-    a fine-tune resumes from it; a few-shot run does not resume)."""
+def setfit_bridge() -> Any:
+    """A callback for SetFit's body trainer, placed before bmcore's: it reports SetFit's ``embedding_loss`` as the
+    ``loss`` bmcore's callback logs (the Train page's curve), and keeps checkpoints from being saved (bmcore's callback
+    asks for one on cancel: a fine-tune resumes from it; a few-shot run starts again)."""
     from transformers import TrainerCallback
 
-    class NoCheckpoints(TrainerCallback):
+    class SetFitBridge(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001
+            if logs is not None and "loss" not in logs and "embedding_loss" in logs:
+                logs["loss"] = logs["embedding_loss"]
+
         def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
             control.should_save = False
             return control
 
-    return NoCheckpoints()
+    return SetFitBridge()

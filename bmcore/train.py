@@ -26,7 +26,7 @@ from .data.storage import is_prepared, load_prepared, save_prepared
 from .errors import BmcoreError
 from .evaluate import evaluate_model
 from .export.card import write_model_card
-from .fewshot import BATCH_SIZE, few_shot_reason, fit_few_shot, fold_into, no_checkpoints, pair_steps
+from .fewshot import BATCH_SIZE, few_shot_reason, fit_few_shot, fold_into, pair_steps, setfit_bridge
 from .inference import load_for_inference
 from .limits import check_training
 from .model_meta import read_model_meta
@@ -375,11 +375,10 @@ def few_shot(run_dir: Path, config: Any, task: Any, resume: bool, main: bool) ->
              BATCH_SIZE, pair_steps(len(texts), config.max_steps))
     callback = make_callback(run_dir, config, "fp32")
     callback.passes_after = 2.0
-    stop = no_checkpoints()
     runs.write_status(run_dir, phase="training the body on pairs (SetFit)", few_shot=True)
     t0 = time.time()
     few = fit_few_shot(mref, task, texts, job.train_targets, len(job.label_names), seed=config.seed,
-                       max_seq_length=config.max_seq_length, max_steps=config.max_steps, callbacks=[callback, stop])
+                       max_seq_length=config.max_seq_length, max_steps=config.max_steps, callbacks=[setfit_bridge(), callback])
     if callback.cancelled:
         return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time())
     log.info("SetFit trained in %.0f s", time.time() - t0)
