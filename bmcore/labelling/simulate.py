@@ -9,7 +9,12 @@ round, as :data:`bmcore.labelling.step.POOL_CAP` does in the loop.
 
 Writes ``curves.csv`` (strategy, seed, labels, accuracy, seconds), ``curves.html`` (the mean curve of each
 strategy with its spread over the seeds: :func:`bmcore.report.labelling.simulation_figure`) and ``summary.json``
-into the output folder, by default ``datasets/NAME/simulation/`` beside the dataset. Runs as the job
+into the output folder, by default ``datasets/NAME/simulation/`` beside the dataset.
+
+Its cost: strategies x seeds x budget/step rounds (60 at the defaults), each training at most ``max_steps`` steps
+and scoring ``eval_rows`` texts (and, for uncertainty, the pool): with ``builtin:minilm`` on one CPU thread about
+5 s a step and 28 ms a text (AG News), so hours on a CPU at the defaults and minutes on a GPU. Run it on a GPU, or
+with a smaller pool, eval and budget. Runs as the job
 ``label-simulate`` (:data:`SIMULATE_JOB`) or ``python -m bmcore label simulate``.
 """
 
@@ -49,7 +54,7 @@ def simulation_dir(dataset: str) -> Path:
 
 
 def check_simulation(ds: Any, budget: int, step: int, strategies: Sequence[str], seeds: int, pool: int,
-                     eval_rows: int) -> None:
+                     eval_rows: int, max_steps: int | None = None) -> None:
     """Refuse in one line what the simulation cannot run: a dataset that is not single-label text, a budget
     smaller than a step or larger than the pool, an unknown strategy."""
     task = get_task(ds.problem_type, ds.modality)
@@ -62,8 +67,8 @@ def check_simulation(ds: Any, budget: int, step: int, strategies: Sequence[str],
         raise BmcoreError(f"unknown strategy {unknown[0] if unknown else ''!r}; one or more of {', '.join(STRATEGIES)}")
     if step < 1 or budget < step:
         raise BmcoreError(f"the budget ({budget}) must be at least one step ({step}), and a step at least 1 row")
-    if seeds < 1 or eval_rows < 1:
-        raise BmcoreError("seeds and eval rows must be at least 1")
+    if seeds < 1 or eval_rows < 1 or (max_steps is not None and max_steps < 1):
+        raise BmcoreError("seeds, eval rows and max steps must be at least 1")
     available = min(pool, len(ds.splits["train"]))
     if budget > available:
         raise BmcoreError(f"the budget ({budget}) is more than the pool holds ({available} train rows)")
@@ -111,7 +116,7 @@ def simulate(dataset: str, budget: int = 200, step: int = 20, strategies: Sequen
     and whether uncertainty is at or above random) with the settings and the files' paths."""
     ds = load_prepared(dataset)
     strategies = list(dict.fromkeys(strategies))
-    check_simulation(ds, budget, step, strategies, seeds, pool, eval_rows)
+    check_simulation(ds, budget, step, strategies, seeds, pool, eval_rows, max_steps)
     out = Path(out_dir) if out_dir else simulation_dir(dataset)
     out.mkdir(parents=True, exist_ok=True)
     task = get_task(ds.problem_type, ds.modality)
