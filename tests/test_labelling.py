@@ -316,3 +316,13 @@ def test_the_loop_with_minilm_on_real_news(news, capsys):
     assert result["accuracy"] is not None and result["accuracy"] > 0.4 and len(result["rows"]) == 10
     picks = read_picks(news)
     assert max(max(p) for p in picks["probs"]) < 0.99 and not set(picks["rows"]) & set(labels(news))
+
+
+def test_damaged_picks_and_curve_files_are_refused(news):
+    folder = load_project(news).folder
+    (folder / PICKS_FILE).write_text(json.dumps({"rows": [1, 2], "probs": [[0.5, "x"]], "suggested": None}))
+    with pytest.raises(BmcoreError, match="picks.json"):
+        read_picks(news)
+    (folder / CURVE_FILE).write_text('{"labels": 20, "accuracy": "<b>high</b>"}\n')
+    with pytest.raises(BmcoreError, match="curve.jsonl"):
+        read_curve(news)

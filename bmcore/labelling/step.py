@@ -163,8 +163,15 @@ def read_picks(name: str) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     picks = read_json(path, f"picks.json of labelling project {name!r}")
-    if not isinstance(picks.get("rows"), list) or not all(isinstance(r, int) for r in picks["rows"]):
-        raise BmcoreError(f"picks.json of labelling project {name!r} is damaged: no list of rows")
+    rows, probs, suggested = picks.get("rows"), picks.get("probs"), picks.get("suggested")
+    ok = isinstance(rows, list) and all(isinstance(r, int) for r in rows)
+    ok = ok and (probs is None or isinstance(probs, list) and len(probs) == len(rows) and all(
+        isinstance(p, list) and all(isinstance(v, (int, float)) for v in p) for p in probs))
+    ok = ok and (suggested is None or isinstance(suggested, list) and len(suggested) == len(rows)
+                 and all(isinstance(v, str) for v in suggested))
+    if not ok:
+        raise BmcoreError(f"picks.json of labelling project {name!r} is damaged: its rows, probabilities or "
+                          "suggestions are not lists of the same length")
     return picks
 
 
@@ -181,7 +188,8 @@ def read_curve(name: str) -> list[dict[str, Any]]:
                     point = json.loads(line)
                 except ValueError:
                     point = None
-                if not isinstance(point, dict) or not isinstance(point.get("labels"), int):
+                if not isinstance(point, dict) or not isinstance(point.get("labels"), int) or not (
+                        point.get("accuracy") is None or isinstance(point["accuracy"], (int, float))):
                     raise BmcoreError(f"curve.jsonl of labelling project {name!r} is damaged: line {number}")
                 out.append(point)
     except FileNotFoundError:
