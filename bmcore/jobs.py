@@ -1,4 +1,5 @@
-"""Background jobs besides training: scoring a split, the ONNX export, the Hub push, the time estimate, label quality.
+"""Background jobs besides training: scoring a split, the ONNX export, the Hub push, the time estimate, label quality,
+the labelling loop's step and its simulation.
 
 Each runs as ``python -m bmcore jobs run JOB_DIR``, outside the UI process, through the run-folder
 contract of :mod:`bmcore.runs`. A job folder ``<workspace>/jobs/<kind>-<time>/`` holds:
@@ -37,6 +38,8 @@ from .evaluate import evaluate_model
 from .export.hub import push_to_hub
 from .export.onnx import export_onnx
 from .inference import load_for_inference
+from .labelling.simulate import SIMULATE_JOB, simulate
+from .labelling.step import STEP_JOB, run_step
 from .limits import check_jobs
 from .quality.features import DEFAULT_FOLDS
 from .quality.job import run_quality
@@ -133,6 +136,20 @@ def _label_quality(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
                                            "to_review", "oof_accuracy", "seconds")}
 
 
+def _label_step(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
+    """The labelling loop's step on the project ``params["project"]`` (:func:`bmcore.labelling.step.run_step`)."""
+    report.say("Loading the labels...")
+    keys = ("strategy", "batch", "max_steps", "model", "seed")
+    return run_step(params["project"], **{k: params[k] for k in keys if params.get(k) is not None}, progress=report)
+
+
+def _label_simulate(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
+    """The simulation on the prepared dataset ``params["dataset"]`` (:func:`bmcore.labelling.simulate.simulate`)."""
+    report.say("Loading the dataset...")
+    keys = ("budget", "step", "strategies", "seeds", "pool", "eval_rows", "max_steps", "model")
+    return simulate(params["dataset"], **{k: params[k] for k in keys if params.get(k) is not None}, progress=report)
+
+
 @dataclass(frozen=True)
 class Kind:
     """One kind of job: what it runs, and whether it waits for the device."""
@@ -148,6 +165,8 @@ KINDS: dict[str, Kind] = {
     "push": Kind("Push to the Hugging Face Hub", _push, uses_device=False),  # network only: no need to queue
     "estimate": Kind("Timing training steps", _estimate),
     "label-quality": Kind("Finding likely label errors", _label_quality),
+    STEP_JOB: Kind("Retraining and picking the next batch to label", _label_step),
+    SIMULATE_JOB: Kind("Simulating the labelling loop", _label_simulate),
 }
 
 

@@ -14,6 +14,7 @@ DEFAULT_WORKSPACE = "workspace"
 DATASETS_DIR = "datasets"
 RUNS_DIR = "runs"
 JOBS_DIR = "jobs"
+LABELLING_DIR = "labelling"
 
 # Names become folder names, so they are restricted to a safe alphabet.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
@@ -64,6 +65,13 @@ def runs_dir() -> Path:
 def jobs_dir() -> Path:
     """Folder holding background jobs other than training (scoring, export, push, estimate), one subfolder each."""
     path = workspace_dir() / JOBS_DIR
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def labelling_dir() -> Path:
+    """Folder holding labelling projects (:mod:`bmcore.labelling`), one subfolder each."""
+    path = workspace_dir() / LABELLING_DIR
     path.mkdir(parents=True, exist_ok=True)
     return path
 

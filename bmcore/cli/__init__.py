@@ -1,4 +1,4 @@
-"""Command line: ``python -m bmcore {data,train,runs,evaluate,predict,...}``.
+"""Command line: ``python -m bmcore {data,train,runs,evaluate,predict,label,...}``.
 
 Each command lives in its own module here with ``register(subparsers)``. Bad input
 raises :class:`bmcore.errors.BmcoreError` (or ``ValueError``), which becomes one line
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from ..errors import os_error_message
 
-COMMANDS = ("data", "pretrain", "train", "tune", "runs", "jobs", "evaluate", "predict", "export", "bench")
+COMMANDS = ("data", "pretrain", "train", "tune", "runs", "jobs", "evaluate", "predict", "export", "bench", "label")
 
 
 class _Parser(argparse.ArgumentParser):

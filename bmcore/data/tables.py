@@ -27,7 +27,7 @@ FILE_TYPES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "csv", ".json
 MAX_COLUMNS = 2000  # columns in one table: room for MAX_CLASSES 0/1 label columns and more; wider is no text table
 
 
-def _decode(raw: bytes, name: str, notes: list[str]) -> str:
+def decode_text(raw: bytes, name: str, notes: list[str]) -> str:
     """Decode bytes as UTF-8 (BOM allowed), falling back to Latin-1 with a note."""
     if not raw.strip():
         raise BmcoreError(f"{name} is empty")
@@ -248,7 +248,7 @@ def read_table(path: str | Path, data: bytes | None = None, sheet: str | None = 
         check_regular(path)
         data = read_source_bytes(path)
     if kind in ("csv", "tsv", "json", "jsonl"):
-        text = _decode(data, name, notes)
+        text = decode_text(data, name, notes)
         check_file_chars(name, len(text))  # the cells hold fewer characters than the text they are read from
         if kind in ("csv", "tsv"):
             df = _read_delimited(text, name, "\t" if kind == "tsv" else ",", notes)

@@ -1,0 +1,132 @@
+"""What the labelling loop's page shows, worked out from the engine's plain data (:mod:`bmcore.labelling`): the
+labelled rows per class, the batch to label, the learning curve and the simulation's curves as frames and plotly
+figures, and the command each step of the page runs.
+
+Class names and texts come from the user's file: the frames carry them as values (the page shows them with
+``st.dataframe``), and every one in a figure goes through :func:`bmcore.display.plot_text`.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..display import plot_text
+from ..labelling.project import Project
+
+BATCH_PREVIEW = 200  # characters of a text in the batch table
+
+
+def counts_frame(counts: dict[str, int]) -> pd.DataFrame:
+    """Labelled rows per class (:func:`bmcore.labelling.project.counts`), in the project's class order."""
+    return pd.DataFrame({"class": list(counts), "labelled": [int(v) for v in counts.values()]})
+
+
+def batch_frame(project: Project, picks: dict[str, Any] | None, given: dict[int, str]) -> pd.DataFrame:
+    """The picked rows still to label (:func:`bmcore.labelling.step.read_picks`, less those labelled since): ``row``,
+    ``text``, the model's ``suggested`` class and its ``confidence`` (empty before a model), and ``label`` to fill."""
+    columns = ["row", "text", "suggested", "confidence", "label"]
+    if not picks:
+        return pd.DataFrame(columns=columns)
+    texts = project.texts.set_index("row")["text"]
+    probs = picks.get("probs") or [None] * len(picks["rows"])
+    suggested = picks.get("suggested") or [None] * len(picks["rows"])
+    out = [{"row": r, "text": str(texts.get(r, ""))[:BATCH_PREVIEW], "suggested": s,
+            "confidence": None if p is None else round(float(np.max(p)), 3), "label": None}
+           for r, s, p in zip(picks["rows"], suggested, probs, strict=False) if r not in given and r in texts.index]
+    return pd.DataFrame(out, columns=columns)
+
+
+def curve_frame(points: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The learning curve (:func:`bmcore.labelling.step.read_curve`): one row per step, ``labels`` given,
+    validation ``accuracy`` (empty when nothing was held out) on ``n_validation`` rows, ``strategy``, ``seconds``."""
+    columns = ["labels", "accuracy", "n_validation", "trained_on", "strategy", "seconds"]
+    return pd.DataFrame([{c: p.get(c) for c in columns} for p in points], columns=columns)
+
+
+def curve_figure(points: Sequence[dict[str, Any]]) -> Any:
+    """Validation accuracy against labels given, a line per strategy; None while no step has measured one."""
+    import plotly.graph_objects as go  # loaded when a page draws: the CLI's start-up stays light
+
+    frame = curve_frame(points).dropna(subset=["accuracy"])
+    if frame.empty:
+        return None
+    fig = go.Figure()
+    for strategy, part in frame.groupby("strategy", sort=False):
+        fig.add_trace(go.Scatter(x=part["labels"], y=part["accuracy"], mode="lines+markers", name=plot_text(strategy),
+                                 customdata=part[["n_validation"]].to_numpy(),
+                                 hovertemplate="%{x} labels: accuracy %{y:.3f} on %{customdata[0]} held-out rows"))
+    fig.update_layout(xaxis_title="labels given", yaxis_title="validation accuracy", yaxis_range=[0, 1],
+                      margin={"t": 30})
+    return fig
+
+
+def simulation_summary(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per number of labels: each strategy's mean accuracy over the seeds, and ``uncertainty_at_least_random``
+    (None unless both ran)."""
+    out = []
+    means = frame.groupby(["labels", "strategy"])["accuracy"].mean().unstack("strategy")
+    for labels, row in means.iterrows():
+        point: dict[str, Any] = {"labels": int(labels), **{s: round(float(v), 4) for s, v in row.items()
+                                                           if not pd.isna(v)}}
+        both = "uncertainty" in point and "random" in point
+        point["uncertainty_at_least_random"] = bool(point["uncertainty"] >= point["random"]) if both else None
+        out.append(point)
+    return out
+
+
+def simulation_figure(frame: pd.DataFrame, title: str = "") -> Any:
+    """The simulation's mean curve per strategy (``curves.csv``) with a band from the lowest to the highest seed."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    colours = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
+    for i, (strategy, part) in enumerate(frame.groupby("strategy", sort=False)):
+        stats = part.groupby("labels")["accuracy"].agg(["mean", "min", "max"]).reset_index()
+        colour = colours[i % len(colours)]
+        x = stats["labels"].tolist()
+        fig.add_trace(go.Scatter(x=x + x[::-1], y=stats["max"].tolist() + stats["min"].tolist()[::-1], fill="toself",
+                                 fillcolor=colour, opacity=0.15, line={"width": 0}, hoverinfo="skip",
+                                 showlegend=False))
+        fig.add_trace(go.Scatter(x=x, y=stats["mean"], mode="lines+markers", name=plot_text(strategy),
+                                 line={"color": colour}, hovertemplate="%{x} labels: mean accuracy %{y:.3f}"))
+    fig.update_layout(title=plot_text(title) if title else None, xaxis_title="labels given",
+                      yaxis_title="test accuracy (mean over seeds; band: lowest to highest)", margin={"t": 40})
+    return fig
+
+
+def _command(*parts: Any) -> str:
+    return shlex.join(["python", "-m", "bmcore", "label", *(str(p) for p in parts)])
+
+
+def label_commands(name: str, *, strategy: str = "uncertainty", batch: int = 20, row: int | None = None,
+                   label: str | None = None, dataset: str | None = None) -> dict[str, str]:
+    """The command behind each thing the page does with project ``name``: ``give`` (a label), ``clear``, ``step``
+    (retrain and pick), ``status`` and ``export``."""
+    step = ["step", name, "--strategy", strategy, "--batch", batch]
+    export = ["export", name, *(["--name", dataset] if dataset else [])]
+    return {"give": _command("give", name, "ROW" if row is None else row, "LABEL" if label is None else label),
+            "clear": _command("clear", name, "ROW" if row is None else row),
+            "step": _command(*step), "status": _command("status", name), "export": _command(*export)}
+
+
+def new_command(name: str, file: str, classes: Sequence[str], text_column: str | None = None,
+                label_column: str | None = None) -> str:
+    """The ``label new`` command that starts a project as the page did."""
+    parts: list[Any] = ["new", name, "--file", file, "--classes", ",".join(classes)]
+    if text_column:
+        parts += ["--text-column", text_column]
+    if label_column:
+        parts += ["--label-column", label_column]
+    return _command(*parts)
+
+
+def simulate_command(dataset: str, *, budget: int = 200, step: int = 20,
+                     strategies: Sequence[str] = ("uncertainty", "random"), seeds: int = 3) -> str:
+    """The ``label simulate`` command the page's simulation runs."""
+    return _command("simulate", "--data", dataset, "--budget", budget, "--step", step, "--strategy",
+                    ",".join(strategies), "--seeds", seeds)
