@@ -103,8 +103,8 @@ class TrainConfig:
                                 "unscored: they are compared on validation, and only the chosen trial's test split is scored, once.")
     few_shot: bool = _f(False, "Few-shot training (SetFit) for texts with a few dozen labelled examples per class: the body "
                                "learns from pairs of examples (same class or not), then a logistic regression fits on its "
-                               "embeddings; saved as an ordinary classifier. Uses the model, max_seq_length, seed and max_steps "
-                               "(the cap on steps of 16 pairs, default 240); the learning rate is SetFit's 2e-5.")
+                               "embeddings; saved as an ordinary classifier. Uses the model, max_seq_length, seed, learning_rate (the "
+                               "body's) and max_steps (the cap on steps of 16 pairs; default 120).")
 
     def __post_init__(self) -> None:
         self.validate()

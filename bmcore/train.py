@@ -378,7 +378,8 @@ def few_shot(run_dir: Path, config: Any, task: Any, resume: bool, main: bool) ->
     runs.write_status(run_dir, phase="training the body on pairs (SetFit)", few_shot=True)
     t0 = time.time()
     few = fit_few_shot(mref, task, texts, job.train_targets, len(job.label_names), seed=config.seed,
-                       max_seq_length=config.max_seq_length, max_steps=config.max_steps, callbacks=[setfit_bridge(), callback])
+                       max_seq_length=config.max_seq_length, max_steps=config.max_steps, learning_rate=config.learning_rate,
+                       callbacks=[setfit_bridge(), callback])
     if callback.cancelled:
         return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time())
     log.info("SetFit trained in %.0f s", time.time() - t0)

@@ -163,8 +163,9 @@ with settings:
         if suggestion := few_shot_suggestion(meta):
             st.info(suggestion, icon=":material/lightbulb:")
         few_shot = st.toggle("Few-shot training (SetFit)", key="train_few_shot", help=HELP["few_shot"])
-        st.caption(FEW_SHOT_EXPLAINED + (" It uses the model, max_seq_length, the seed and, when you train for steps, "
-                                         "the steps (of 16 pairs each); the other settings are fine-tuning's."
+        st.caption(FEW_SHOT_EXPLAINED + (" It uses the model, max_seq_length, the learning rate, the seed and, when you "
+                                         "train for steps, the steps (of 16 pairs each); the other settings are "
+                                         "fine-tuning's."
                                          if few_shot else ""))
 
     st.subheader("Hyperparameters")
