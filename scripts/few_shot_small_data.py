@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "emotion"
+DATA = next((p for p in (ROOT.parent / "shared" / "data", Path("/work/shared/data")) if p.is_dir()), Path("/work/shared/data")) / "emotion"
 
 
 def build(ws: Path, k: int, seed: int, validation: int) -> str:
