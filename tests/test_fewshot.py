@@ -111,3 +111,22 @@ def test_few_shot_is_refused_in_one_line_where_it_cannot_train(tmp_path, workspa
     assert "takes texts" in few_shot_reason(get_task("single_label_classification", "image"))
     assert "text pairs" in few_shot_reason(get_task("single_label_classification", "text"), two_texts=True)
     assert few_shot_reason(get_task("multi_label_classification", "text")) == ""
+
+
+def test_a_few_shot_run_is_cancelled_from_its_run_folder(tmp_path, workspace, shared_data, tiny_model):
+    import time
+
+    from bmcore import launch
+    from bmcore.config import TrainConfig
+
+    bmcore_cli("data", "prepare", str(cut_emotion(shared_data, tmp_path / "emo16", 16)), "--name", "emo16")
+    run_dir = launch.start_run(TrainConfig(model_name_or_path=str(tiny_model), dataset="emo16", few_shot=True,
+                                           max_steps=5000, logging_steps=2, max_seq_length=64), "few-cancel")
+    deadline = time.time() + 120
+    while not [m for m in runs.read_metrics(run_dir) if m["kind"] == "train" and m["step"] >= 2]:
+        assert time.time() < deadline and runs.read_status(run_dir)["state"] in runs.ACTIVE, runs.log_tail(run_dir)
+        time.sleep(0.2)
+    runs.request_stop(run_dir)
+    status = runs.wait_for(run_dir, timeout=120)
+    assert status["state"] == runs.CANCELLED, status
+    assert not list(run_dir.glob("checkpoint-*")) and not (run_dir / "model").exists()  # nothing half-made is kept
