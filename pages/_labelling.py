@@ -153,8 +153,8 @@ def label_one(project: Project, given: dict[int, str], batch: dict) -> None:
         return
     row = batch["rows"][0]
     texts = project.texts.set_index("row")
-    st.caption(f"Row {row:,} (line {int(texts.at[row, 'file_row']):,} of the file) · {len(given):,} of "
-               f"{project.rows:,} texts labelled")
+    st.caption(f"Row {row} (the file's row {int(texts.at[row, 'file_row']):,}) · {len(given):,} of {project.rows:,} "
+               "texts labelled")
     with st.container(border=True):
         st.text(str(texts.at[row, "text"]))
     if batch["suggested"]:
@@ -233,7 +233,7 @@ def show_step(name: str) -> None:
                                  "model": model}, key=name)
         st.caption("It runs in the background: keep labelling meanwhile. The same from a terminal:")
     st.code(rl.label_commands(name, strategy=strategy, batch=batch, model=model, max_steps=steps)["step"],
-            language="bash")
+            language="bash", wrap_lines=True)
 
 
 def show_progress(project: Project, given: dict[int, str], curve: list[dict]) -> None:
@@ -302,7 +302,7 @@ def show_simulation() -> None:
             model = c[5].text_input("Model", LOOP_MODEL, key="label_sim_model").strip() or LOOP_MODEL
             start = st.form_submit_button("Run the simulation", icon=":material/play_arrow:")
         settings = {"budget": budget, "step": step, "seeds": seeds, "model": model, "max_steps": steps}
-        st.code(rl.simulate_command(dataset, **settings), language="bash")
+        st.code(rl.simulate_command(dataset, **settings), language="bash", wrap_lines=True)
         job = jobs.latest(SIMULATE_JOB, dataset)
         if job is not None and jobs.read(job)["state"] in runs.ACTIVE:
             show_job(job, "label_simulate")

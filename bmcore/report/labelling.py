@@ -101,11 +101,15 @@ def curve_figure(points: Sequence[dict[str, Any]]) -> Any:
         return None
     fig = go.Figure()
     for strategy, part in frame.groupby("strategy", sort=False):
-        fig.add_trace(go.Scatter(x=part["labels"], y=part["accuracy"], mode="lines+markers", name=plot_text(strategy),
-                                 customdata=part[["n_validation"]].to_numpy(),
+        fig.add_trace(go.Scatter(x=part["labels"], y=part["accuracy"], mode="lines+markers+text", name=plot_text(strategy),
+                                 customdata=part[["n_validation"]].to_numpy(), marker={"size": 9},
+                                 text=[f"{a:.2f} on {int(n)}" for a, n in zip(part["accuracy"], part["n_validation"],
+                                                                             strict=True)],
+                                 textposition="top center",
                                  hovertemplate="%{x} labels: accuracy %{y:.3f} on %{customdata[0]} held-out rows"))
-    fig.update_layout(xaxis_title="labels given", yaxis_title="validation accuracy", yaxis_range=[0, 1],
-                      margin={"t": 30})
+    fig.update_layout(xaxis_title="labels given", yaxis_title="validation accuracy", yaxis_range=[0, 1.05],
+                      xaxis={"rangemode": "tozero", "tickformat": "d"}, margin={"t": 30},
+                      showlegend=frame["strategy"].nunique() > 1, legend_title_text="strategy")
     return fig
 
 
