@@ -103,8 +103,8 @@ def curve_figure(points: Sequence[dict[str, Any]]) -> Any:
     for strategy, part in frame.groupby("strategy", sort=False):
         fig.add_trace(go.Scatter(x=part["labels"], y=part["accuracy"], mode="lines+markers+text", name=plot_text(strategy),
                                  customdata=part[["n_validation"]].to_numpy(), marker={"size": 9},
-                                 text=[f"{a:.2f} on {int(n)}" for a, n in zip(part["accuracy"], part["n_validation"],
-                                                                             strict=True)],
+                                 text=[f"{a:.2f}" + (f" on {int(n)}" if isinstance(n, (int, float)) and n == n else "")  # curve.jsonl is data
+                                       for a, n in zip(part["accuracy"], part["n_validation"], strict=True)],
                                  textposition="top center",
                                  hovertemplate="%{x} labels: accuracy %{y:.3f} on %{customdata[0]} held-out rows"))
     fig.update_layout(xaxis_title="labels given", yaxis_title="validation accuracy", yaxis_range=[0, 1.05],
