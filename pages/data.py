@@ -20,11 +20,13 @@ from bmcore.models import DEFAULT_MAX_SEQ_LENGTH, DEFAULT_MODEL, hub_offline, hu
 from bmcore.report import data as rdata
 from bmcore.tasks import get_task
 from pages import _images as img_ui
+from pages._labelling import show_labelling
 from pages._quality import show_label_quality
 from pages._ui import require_frame, show_prepared_datasets, tokenizer
 
 require_frame("pages/data.py")
 
+MODES = ("Prepare a dataset", "Label texts")
 SOURCES = ("Built-in: BBC News", "Built-in: Fashion-MNIST", "Upload a file", "Local file or folder", "Hugging Face Hub")
 FILE_TYPES = ["csv", "tsv", "txt", "json", "jsonl", "ndjson", "parquet", "pq", "xlsx", "xls", "zip"]
 NONE = "(none)"
@@ -164,6 +166,11 @@ def upload_box(role: str, label: str, widget_key: str) -> tuple[str | None, byte
 
 
 st.title("Data")
+mode = st.radio("What to do", MODES, horizontal=True, key="data_mode", index=MODES.index(kept("data_mode", MODES[0])),
+                on_change=keep, args=("data_mode",), label_visibility="collapsed")
+if mode == MODES[1]:
+    show_labelling()
+    st.stop()
 st.markdown(
     "A classifier learns from texts paired with **labels** (the class names). The rows are split three ways: "
     "**train** to learn from, **validation** to tune on, and **test**, locked away and scored once at the end, "

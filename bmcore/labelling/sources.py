@@ -106,6 +106,13 @@ def read_labelling_texts(source: str, data: bytes | None = None, text_column: st
     return out[keep].reset_index(drop=True), notes
 
 
+def file_columns(source: str, data: bytes | None = None, sheet: str | None = None) -> list[str]:
+    """The columns of ``source`` to choose the texts and labels from; none for a ``.txt`` file (one text per line)."""
+    if Path(source).suffix.lower() == LINES_SUFFIX:
+        return []
+    return [str(c) for c in load_source(source, data=data, sheet=sheet).combined().columns]
+
+
 def choose_classes(classes: list[str] | str | None, given: pd.Series) -> list[str]:
     """The project's classes, in order: those named (a list, or names joined by commas), else the labels the file
     gives. Refused in one line: fewer than two, an empty or repeated one, one with a comma, or a label in the file

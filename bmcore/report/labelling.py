@@ -17,8 +17,20 @@ import pandas as pd
 
 from ..display import plot_text
 from ..labelling.project import Project
+from ..labelling.step import HOLDOUT_SHARE, LOOP_BATCH, LOOP_MAX_STEPS, LOOP_MODEL
 
 BATCH_PREVIEW = 200  # characters of a text in the batch table
+ORDER_SEED = 0  # the fixed random order texts come in where no step has picked them
+
+HELD_OUT_NOTE = (f"Validation accuracy is measured on about {HOLDOUT_SHARE:.0%} of your labels, held out by a hash of "
+                 "the row (the same rows at every step, so the validation set only grows) and never trained on. Those "
+                 "rows were picked as hard ones, so the curve errs low; with few labels each point rests on a handful "
+                 "of rows.")
+PICKERS = {
+    "uncertainty": "the texts the model is least sure of, spread over the data",
+    "random": "texts drawn at random",
+    "diverse": "texts that cover the data (fewer than two classes labelled: no model yet)",
+}
 
 
 def counts_frame(counts: dict[str, int]) -> pd.DataFrame:
@@ -41,6 +53,38 @@ def batch_frame(project: Project, picks: dict[str, Any] | None, given: dict[int,
     return pd.DataFrame(out, columns=columns)
 
 
+def next_batch(project: Project, picks: dict[str, Any] | None, given: dict[int, str], skipped: Sequence[int] = (),
+               size: int = LOOP_BATCH) -> dict[str, Any]:
+    """What to label next, shaped as picks (``rows``, ``probs``, ``suggested``) with ``source``: ``picks``, the last
+    step's picked rows neither labelled nor ``skipped`` yet, in the order picked; once there are none (before the
+    first step, or the batch is done), ``random``: ``size`` unlabelled rows in a fixed random order (the same on every
+    visit, so a label given takes its row out and the next comes in)."""
+    if picks:
+        left = [i for i, r in enumerate(picks["rows"]) if r not in given and r not in skipped]
+        if left:
+            probs, suggested = picks.get("probs"), picks.get("suggested")
+            return {"rows": [picks["rows"][i] for i in left], "source": "picks",
+                    "probs": [probs[i] for i in left] if probs else None,
+                    "suggested": [suggested[i] for i in left] if suggested else None}
+    order = np.random.default_rng(ORDER_SEED).permutation(project.texts["row"].to_numpy(dtype=np.int64))
+    out = set(given) | set(skipped)
+    rows = [int(r) for r in order if int(r) not in out][:size]
+    return {"rows": rows, "probs": None, "suggested": None, "source": "random"}
+
+
+def picks_note(picks: dict[str, Any] | None, batch: dict[str, Any]) -> str:
+    """One line on where the texts to label come from (``batch``: :func:`next_batch`)."""
+    if batch["source"] == "picks" and picks:
+        what = PICKERS.get(str(picks.get("picker")), "texts")
+        return f"{len(batch['rows'])} of the {len(picks['rows'])} texts picked at {picks.get('labels_given', 0)} labels " \
+               f"are left to label: {what}."
+    if picks:
+        return ("Every text the last step picked is labelled or skipped: retrain below to pick the next batch. "
+                "Meanwhile texts come in a random order.")
+    return ("No model yet: texts come in a random order. Label a few of each class, then retrain below, and the "
+            "model picks what to label next.")
+
+
 def curve_frame(points: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """The learning curve (:func:`bmcore.labelling.step.read_curve`): one row per step, ``labels`` given,
     validation ``accuracy`` (empty when nothing was held out) on ``n_validation`` rows, ``strategy``, ``seconds``."""
@@ -57,11 +101,15 @@ def curve_figure(points: Sequence[dict[str, Any]]) -> Any:
         return None
     fig = go.Figure()
     for strategy, part in frame.groupby("strategy", sort=False):
-        fig.add_trace(go.Scatter(x=part["labels"], y=part["accuracy"], mode="lines+markers", name=plot_text(strategy),
-                                 customdata=part[["n_validation"]].to_numpy(),
+        fig.add_trace(go.Scatter(x=part["labels"], y=part["accuracy"], mode="lines+markers+text", name=plot_text(strategy),
+                                 customdata=part[["n_validation"]].to_numpy(), marker={"size": 9},
+                                 text=[f"{a:.2f}" + (f" on {int(n)}" if isinstance(n, (int, float)) and n == n else "")  # curve.jsonl is data
+                                       for a, n in zip(part["accuracy"], part["n_validation"], strict=True)],
+                                 textposition="top center",
                                  hovertemplate="%{x} labels: accuracy %{y:.3f} on %{customdata[0]} held-out rows"))
-    fig.update_layout(xaxis_title="labels given", yaxis_title="validation accuracy", yaxis_range=[0, 1],
-                      margin={"t": 30})
+    fig.update_layout(xaxis_title="labels given", yaxis_title="validation accuracy", yaxis_range=[0, 1.05],
+                      xaxis={"rangemode": "tozero", "tickformat": "d"}, margin={"t": 30},
+                      showlegend=frame["strategy"].nunique() > 1, legend_title_text="strategy")
     return fig
 
 
@@ -103,11 +151,14 @@ def _command(*parts: Any) -> str:
     return shlex.join(["python", "-m", "bmcore", "label", *(str(p) for p in parts)])
 
 
-def label_commands(name: str, *, strategy: str = "uncertainty", batch: int = 20, row: int | None = None,
-                   label: str | None = None, dataset: str | None = None) -> dict[str, str]:
+def label_commands(name: str, *, strategy: str = "uncertainty", batch: int = LOOP_BATCH, row: int | None = None,
+                   label: str | None = None, dataset: str | None = None, model: str = LOOP_MODEL,
+                   max_steps: int | None = LOOP_MAX_STEPS) -> dict[str, str]:
     """The command behind each thing the page does with project ``name``: ``give`` (a label), ``clear``, ``step``
-    (retrain and pick), ``status`` and ``export``."""
+    (retrain and pick; ``--model`` and ``--max-steps`` where not the defaults), ``status`` and ``export``."""
     step = ["step", name, "--strategy", strategy, "--batch", batch]
+    step += ["--model", model] if model != LOOP_MODEL else []
+    step += ["--max-steps", max_steps] if max_steps is not None and max_steps != LOOP_MAX_STEPS else []
     export = ["export", name, *(["--name", dataset] if dataset else [])]
     return {"give": _command("give", name, "ROW" if row is None else row, "LABEL" if label is None else label),
             "clear": _command("clear", name, "ROW" if row is None else row),
@@ -126,7 +177,11 @@ def new_command(name: str, file: str, classes: Sequence[str], text_column: str |
 
 
 def simulate_command(dataset: str, *, budget: int = 200, step: int = 20,
-                     strategies: Sequence[str] = ("uncertainty", "random"), seeds: int = 3) -> str:
-    """The ``label simulate`` command the page's simulation runs."""
+                     strategies: Sequence[str] = ("uncertainty", "random"), seeds: int = 3, model: str = LOOP_MODEL,
+                     max_steps: int | None = LOOP_MAX_STEPS) -> str:
+    """The ``label simulate`` command the page's simulation runs (``--model`` and ``--max-steps`` where not the
+    defaults)."""
+    extra: list[Any] = ["--model", model] if model != LOOP_MODEL else []
+    extra += ["--max-steps", max_steps] if max_steps is not None and max_steps != LOOP_MAX_STEPS else []
     return _command("simulate", "--data", dataset, "--budget", budget, "--step", step, "--strategy",
-                    ",".join(strategies), "--seeds", seeds)
+                    ",".join(strategies), "--seeds", seeds, *extra)
