@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 DATA = next((p for p in (ROOT.parent / "shared" / "data", Path("/work/shared/data")) if p.is_dir()), Path("/work/shared/data")) / "emotion"
 
 
@@ -82,22 +83,29 @@ def main() -> None:
     ap.add_argument("--per-class", default="8,16")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--validation", type=int, default=300)
+    ap.add_argument("--rows", help="a JSON-lines file of finished results: kept, appended to, and not run again")
     args = ap.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="few-shot-bench-"))
     ws = scratch / "workspace"
     ws.mkdir()
     os.environ.update(BMCORE_WORKSPACE=str(ws), HF_HUB_OFFLINE="1")
-    rows = []
+    done = Path(args.rows) if args.rows else None
+    rows = [json.loads(line) for line in done.read_text().splitlines() if line.strip()] if done and done.exists() else []
     try:
         for k in [int(v) for v in args.per_class.split(",")]:
             for seed in [int(v) for v in args.seeds.split(",")]:
+                if any(r["per_class"] == k and r["seed"] == seed for r in rows):
+                    continue
                 dataset = build(ws, k, seed, args.validation)
+                lr = frozen(ws, dataset)
                 few = train(ws, dataset, f"few-{dataset}", "--few-shot", "--seed", str(seed))
                 tuned = train(ws, dataset, f"ft-{dataset}", "--seed", str(seed))
-                lr = frozen(ws, dataset)
                 rows.append({"per_class": k, "seed": seed, "few_shot": few[0], "few_shot_s": few[1],
                              "fine_tune": tuned[0], "fine_tune_s": tuned[1], "frozen_lr": lr[0], "frozen_lr_s": lr[1]})
                 print(json.dumps(rows[-1]), flush=True)
+                if done:
+                    with done.open("a") as f:
+                        f.write(json.dumps(rows[-1]) + "\n")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     write(rows, args)
