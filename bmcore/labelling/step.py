@@ -8,9 +8,9 @@ foreground for ``python -m bmcore label step``. It
    left to train on hold fewer than two classes, the model trains on every labelled row and reports no accuracy.
    The held-out rows are rows the loop picked, harder than rows drawn at random: the curve's accuracy errs low;
 2. trains SetFit (:func:`bmcore.fewshot.fit_few_shot`) on them, at most ``max_steps`` steps of 16 pairs
-   (:data:`LOOP_MAX_STEPS` by default). Measured with ``builtin:minilm`` on AG News (about 50 tokens a text) on one
-   CPU thread: about 5 s a step, and 28 ms a text scored; so a CPU step of the loop takes 3 to 5 minutes, a GPU's
-   seconds;
+   (:data:`LOOP_MAX_STEPS` by default). Measured with ``builtin:minilm`` on this 2-core CPU: about 1.2 s a step on
+   short texts (emotion, quiet machine) and about 5 s with AG News' longer texts on one thread shared with other
+   jobs (28 ms a text scored there); so a CPU step of the loop takes one to five minutes, a GPU's seconds;
 3. scores the held-out rows (accuracy and their number) and a seeded sample of at most :data:`POOL_CAP` unlabelled
    rows, the candidates: a pick among 3,000 is as good as among all on any data a person labels by hand, and
    scoring costs time linear in the rows;
