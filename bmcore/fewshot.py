@@ -91,7 +91,7 @@ def build_body(mref: Any, max_seq_length: int) -> Any:
     encoder = Transformer(mref.location, max_seq_length=max_seq_length,
                           model_kwargs={"use_safetensors": True, "trust_remote_code": False},
                           config_kwargs={"trust_remote_code": False}, processor_kwargs={"trust_remote_code": False})
-    pooling = Pooling(encoder.get_word_embedding_dimension(), pooling_mode="cls")
+    pooling = Pooling(encoder.get_embedding_dimension(), pooling_mode="cls")
     return SentenceTransformer(modules=[encoder, pooling], device=None if torch_device_usable() else "cpu")
 
 
