@@ -52,7 +52,7 @@ def start_run(config: TrainConfig, name: str | None = None) -> Path:
     Everything that can be checked before training is checked first (model, limits), so a
     refused run leaves nothing in the workspace.
     """
-    check_jobs(runs.active_jobs())
+    check_jobs(runs.active_runs())
     preflight(config)
     run_dir = runs.create_run(config, name)
     runs.launch_new(run_dir)

@@ -343,7 +343,7 @@ def launch(run_dir: Path, resume: bool = False) -> int:
     if status.get("state") in ACTIVE and status.get("pid"):  # no pid yet: created and waiting for this launch
         raise BmcoreError(f"run {run_dir.name} is already {status['state']}")
 
-    check_jobs(active_jobs(exclude=run_dir))
+    check_jobs(active_runs(exclude=run_dir))
     (run_dir / STOP_FILE).unlink(missing_ok=True)
     write_status(run_dir, state=QUEUED, pid=None, launched_ts=time.time(), error=None, ended=None, ended_ts=None)
     pid = spawn(train_command(run_dir, resume), run_dir / LOG_FILE)
@@ -363,7 +363,7 @@ def launch_new(run_dir: Path) -> int:
         raise
 
 
-def active_jobs(exclude: Path | None = None) -> int:
+def active_runs(exclude: Path | None = None) -> int:
     """How many runs in the workspace are queued or running (their process alive); a damaged run is none."""
     skip = Path(exclude).resolve() if exclude is not None else None
     return sum(1 for p in runs_dir().iterdir() if not p.name.startswith(".") and is_run_dir(p)

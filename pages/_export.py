@@ -10,7 +10,7 @@ from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.export.bundle import export_zip, zip_path
 from bmcore.export.card import model_card
-from bmcore.export.hub import check_hub
+from bmcore.export.hub import check_push
 from bmcore.export.onnx import ONNX_FILE, read_onnx_export
 from bmcore.report.export import export_command, onnx_note
 from pages._ui import job_outcome, show_job, start_job
@@ -60,7 +60,7 @@ def show_export(run_dir: Path) -> None:
             job_outcome(job, "The last push")
         if st.button("Push", key="evaluate_hub_push", icon=":material/upload:"):
             try:  # offline, no token or a malformed repo id: one line at once, before any job starts
-                repo, secret = check_hub(repo, token or None)
+                repo, secret = check_push(repo, token or None)
             except BmcoreError as exc:
                 st.error(md(exc))
             else:  # the token reaches the job's process in its environment; it is never written to disk

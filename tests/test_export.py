@@ -24,7 +24,7 @@ from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.export.bundle import export_zip
 from bmcore.export.card import base_model_id, model_card
-from bmcore.export.hub import check_hub, push_to_hub
+from bmcore.export.hub import check_push, push_to_hub
 from bmcore.export.onnx import ONNX_DIR, PARITY_ATOL, PARITY_FILE, export_onnx, read_onnx_export
 from bmcore.export.run import CARD_FILE, EXPORT_DIR
 from bmcore.report.export import parity_summary
@@ -177,7 +177,7 @@ def test_push_to_hub_without_a_token_says_so_in_one_line(run_dir: Path, monkeypa
         push_to_hub(run_dir, "someone/r1")
     assert "\n" not in str(info.value)
     with pytest.raises(BmcoreError, match="owner/name"):
-        check_hub("no-owner", token="hf_not_a_real_token")
+        check_push("no-owner", token="hf_not_a_real_token")
 
 
 # --- CLI -------------------------------------------------------------------------------------

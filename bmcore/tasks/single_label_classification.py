@@ -168,9 +168,11 @@ def text_columns(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def prediction_table(df: pd.DataFrame, probs: np.ndarray, label_names: Sequence[str], *,
+def single_label_prediction_table(df: pd.DataFrame, probs: np.ndarray, label_names: Sequence[str], *,
                      truncated: np.ndarray | None = None, inputs: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The prediction table of a split from the model's probabilities [n, classes].
+    """The single-label task's prediction table of a split from the model's probabilities [n, classes]: what
+    :meth:`SingleLabelClassification.prediction_frame` returns, and so what :func:`bmcore.evaluate.prediction_table`
+    (from logits or probabilities, through the task) gives.
 
     Columns: the inputs (``inputs``, by default text and text_pair), gold, pred, ``prob_<label>`` per class,
     confidence, loss (per-example cross-entropy in nats), correct, truncated.
@@ -312,7 +314,7 @@ class SingleLabelClassification(Task):
                  truncated: np.ndarray | None, validation: Callable[[], tuple[pd.DataFrame, np.ndarray]] | None,
                  fit: bool, n_bins: int) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any], list[str]]:
         """The table and metrics of a split, with temperature scaling fitted on ``validation()`` when ``fit``."""
-        table = prediction_table(df, softmax(logits), label_names, truncated=truncated, inputs=self.input_columns(df))
+        table = single_label_prediction_table(df, softmax(logits), label_names, truncated=truncated, inputs=self.input_columns(df))
         probs = table[[f"{PROB_PREFIX}{n}" for n in label_names]].to_numpy(dtype=np.float64)
         metrics = compute_metrics(table["gold"].tolist(), table["pred"].tolist(), probs, label_names, n_bins)
         notes: list[str] = []
@@ -439,7 +441,7 @@ class SingleLabelClassification(Task):
 
     def prediction_frame(self, df: pd.DataFrame, probs: np.ndarray, label_names: Sequence[str], *,
                          truncated: np.ndarray | None = None) -> pd.DataFrame:
-        return prediction_table(df, probs, label_names, truncated=truncated, inputs=self.input_columns(df))
+        return single_label_prediction_table(df, probs, label_names, truncated=truncated, inputs=self.input_columns(df))
 
 
 def checked_label_names(std: dict[str, pd.DataFrame], cols: Columns,
