@@ -147,10 +147,16 @@ def run_tracked(run_dir: Path, config: Any, main: bool, job: Callable[[], dict[s
 
 def start_mlflow_run(run_dir: Path, config: Any) -> Any:
     """Start (or, for a resumed run, reopen) the MLflow run the callback will log into; returns the ``mlflow``
-    module. bmcore's settings are logged as ``bmcore.*`` params: the callback logs the Trainer's own names."""
+    module. bmcore's settings are logged as ``bmcore.*`` params: the callback logs the Trainer's own names.
+
+    Call it inside :func:`job_environment`'s variables (as :func:`run_tracked` does): MLflow's fluent API, which the
+    callback shares, finds the store through ``MLFLOW_TRACKING_URI``.
+    """
     import mlflow
 
     uri, name = tracking_uri(config), experiment_name(config)
+    if uri.startswith("sqlite:///"):  # SQLite makes the database, not its folder
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     client = mlflow.MlflowClient(uri)
     experiment = client.get_experiment_by_name(name)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(

@@ -47,6 +47,7 @@ def tiny_run(tiny_model: Path, dataset: str, **kw) -> tuple[Path, dict]:
     return run_dir, train.run_training(run_dir)
 
 
+@pytest.mark.slow  # about 20 s: MLflow's first SQLite store creates its tables (7 s); the failed-run test stays fast
 def test_mlflow_run_holds_the_settings_curves_test_metrics_and_model(tiny_model, sst_mini, workspace, elsewhere):
     import mlflow
 
@@ -117,7 +118,7 @@ def test_few_shot_reports_through_setfit_s_trainer(tiny_model, sst_mini, elsewhe
         json.loads((run_dir / runs.EVAL_FILE).read_text())["test"]["accuracy"])
 
 
-def test_a_failed_mlflow_run_is_marked_failed(tiny_model, sst_mini, tmp_path, elsewhere):
+def test_a_failed_mlflow_run_is_marked_failed_and_a_resume_reopens_it(tiny_model, sst_mini, tmp_path, elsewhere):
     import mlflow
 
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
@@ -128,6 +129,16 @@ def test_a_failed_mlflow_run_is_marked_failed(tiny_model, sst_mini, tmp_path, el
         train.run_training(run_dir)
     [run] = mlflow.MlflowClient(uri).search_runs([mlflow.MlflowClient(uri).get_experiment_by_name("too long").experiment_id])
     assert run.info.status == "FAILED" and mlflow.active_run() is None
+    assert not any(elsewhere.iterdir())
+    # A resumed job logs into the same MLflow run (status.json keeps its id)
+    assert runs.read_status(run_dir)["mlflow_run_id"] == run.info.run_id
+    config = runs.load_run_config(run_dir)
+    with tracking.scoped_environment(tracking.job_environment(run_dir, config)):  # as run_tracked sets it
+        tracking.start_mlflow_run(run_dir, config)
+        try:
+            assert mlflow.active_run().info.run_id == run.info.run_id
+        finally:
+            mlflow.end_run()
     assert not any(elsewhere.iterdir())
 
 
