@@ -79,8 +79,8 @@ def show_tracking(run_dir: Path, status: dict) -> None:
         return
     if opened:
         caption, command = opened
-        st.caption(caption)
-        st.code(command, language="bash")  # as text: the store's URI comes from status.json
+        st.caption(md(caption))  # the MLflow run id comes from status.json: data, shown as text
+        st.code(command, language="bash")
 
 
 def show_run(view: RunsView, run_dir: Path) -> None:
