@@ -148,6 +148,8 @@ STATUS_FIELDS = {
     **dict.fromkeys(("error", "best_metric_name", "precision", "notice", "head_notice", "mlm_head", "phase", "message",
                      "schedule"),
                     _TEXT),
+    # where bmcore.tracking sent an MLflow run (the URI without its password), for the run page's mlflow ui line
+    **dict.fromkeys(("tracking_uri", "mlflow_run_id", "mlflow_experiment_id"), _TEXT),
     **dict.fromkeys(("pid_start", "done", "total"), "a whole number"),
 }
 
