@@ -23,7 +23,7 @@ from ..inference import load_for_inference
 from ..modalities import modality_of
 from ..modalities.image import decode, pixel_values, processor_size
 from ..model_meta import read_model_meta
-from ..models import DEFAULT_MAX_SEQ_LENGTH, load_config, resolve_model
+from ..models import DEFAULT_MAX_SEQ_LENGTH, ModelRef, load_config
 from ..tasks import task_of_model
 
 
@@ -174,7 +174,8 @@ def load_onnx_scorer(model: str) -> OnnxScorer:
     import onnxruntime as ort
 
     path, origin = find_onnx(model)
-    mref = resolve_model(str(path.parent))
+    # The export folder holds config.json and the tokenizer beside model.onnx, and no weights for resolve_model.
+    mref = ModelRef(str(path.parent), "local", path=path.parent.resolve())
     config = load_config(mref)
     meta = read_model_meta(origin) if origin is not None else {}
     options = ort.SessionOptions()
