@@ -322,3 +322,18 @@ def test_python_m_bmcore_serve_starts_and_answers(models: dict[str, Path], tmp_p
         proc.terminate()
         proc.wait(20)
     assert proc.returncode in (0, -15)  # uvicorn stops gracefully, then re-raises SIGTERM to end as signalled
+
+
+def test_the_curl_line_the_pages_show_calls_the_server(models: dict[str, Path], tmp_path: Path):
+    """The Playground's and the Export section's snippet (bmcore.report.serving) works as printed."""
+    import shlex
+
+    from bmcore.report.serving import curl_command, run_serve_snippet, serve_command
+
+    assert serve_command(tmp_path / "run", onnx=True) == f"python -m bmcore serve --model {tmp_path / 'run'} --onnx"
+    assert "--onnx" in run_serve_snippet(tmp_path / "run") and "curl" in run_serve_snippet(tmp_path / "run")
+    with running(load_torch_scorer(str(models["single"]), precision="fp32")) as (url, _):
+        out = subprocess.run(shlex.split(curl_command(False, url, text="it's 'quoted' \"twice\"")), capture_output=True,
+                             text=True, timeout=30, check=True)
+    answer = json.loads(out.stdout)
+    assert len(answer) == 1 and {d["label"] for d in answer[0]} == {"negative", "positive"}

@@ -7,6 +7,7 @@ import socket
 from typing import Any
 
 from ..errors import BmcoreError
+from ..report.serving import curl_command
 from .app import create_app
 from .limits import ServeLimits, api_key, serve_limits
 from .scorer import Scorer, load_onnx_scorer, load_torch_scorer
@@ -51,16 +52,13 @@ with ``.run(sockets=[sock])``."""
 def describe(scorer: Scorer, limits: ServeLimits, key: str | None, url: str) -> list[str]:
     """What the server prints at start: the model, the limits, the API key's state, where to call it."""
     inputs = "image bytes" if scorer.modality.pictures else '{"inputs": "a text"}'
-    example = ("curl -X POST --data-binary @picture.jpg -H 'Content-Type: image/jpeg' " if scorer.modality.pictures
-               else """curl -X POST -H 'Content-Type: application/json' -d '{"inputs": "I loved it"}' """)
-    auth = "-H 'Authorization: Bearer $BMCORE_API_KEY' " if key else ""
     return [f"bmcore serve: {scorer.source} on {scorer.backend}: {scorer.task.title} of {scorer.modality.name}, "
             f"{len(scorer.label_names)} label(s): {', '.join(scorer.label_names[:8])}"
             f"{', ...' if len(scorer.label_names) > 8 else ''}",
             "limits (set each with its variable):", *limits.lines(),
             "API key: required (BMCORE_API_KEY is set)" if key else "API key: none (set BMCORE_API_KEY to require one)",
             f"listening on {url}: POST / takes {inputs}; GET /health, /metadata, /docs",
-            f"try: {example}{auth}{url}/"]
+            f"try: {curl_command(scorer.modality.pictures, url, key=bool(key))}"]
 
 
 def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, onnx: bool = False,
