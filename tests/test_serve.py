@@ -292,6 +292,7 @@ def test_the_cli_refuses_a_port_in_use(models: dict[str, Path], capsys: pytest.C
     assert "address already in use" in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch and transformers: 20 to 30 s on 2 busy cores
 def test_python_m_bmcore_serve_starts_and_answers(models: dict[str, Path], tmp_path: Path):
     """The command as the load benchmark starts it: /health answers once the model is loaded."""
     proc = subprocess.Popen([sys.executable, "-m", "bmcore", "serve", "--model", str(models["single"]), "--port", "0"],

@@ -70,7 +70,8 @@ def _body_object(payload: Any) -> tuple[Any, dict[str, Any]]:
     """``inputs`` and ``parameters`` of a JSON body, checked for shape."""
     if not isinstance(payload, dict):
         raise ApiError(422, f'the body must be a JSON object with "inputs", not {type(payload).__name__}')
-    unknown = sorted(set(payload) - {"inputs", "parameters"})
+    # "options" (wait_for_model, use_cache) is what older Inference API clients send: accepted, and nothing to do here.
+    unknown = sorted(set(payload) - {"inputs", "parameters", "options"})
     if unknown:
         raise ApiError(422, f"unknown field {unknown[0]!r}; the body takes inputs and parameters")
     if "inputs" not in payload:
