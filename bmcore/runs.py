@@ -31,7 +31,7 @@ from typing import Any
 
 from .config import TrainConfig, config_from_dict
 from .errors import BmcoreError
-from .files import named_os_error, read_json, write_json_atomic
+from .files import append_json_lines, read_json, read_json_lines, write_json_atomic
 from .limits import check_jobs
 from .metrics import check_scores
 from .processes import pid_alive, process_start, spawn
@@ -73,26 +73,20 @@ def write_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
     """Append one JSON line to ``metrics.jsonl`` (one ``write`` call, so lines never interleave)."""
-    line = json.dumps(record, allow_nan=True) + "\n"
-    path = Path(run_dir) / METRICS_FILE
-    try:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(line)
-    except OSError as exc:  # a full disk or a file-size limit: the error of write() names no file
-        raise named_os_error(exc, path) from exc
+    append_json_lines(Path(run_dir) / METRICS_FILE, [record], sync=False)
 
 
-def _check_record(record: Any, run_name: str, number: int) -> dict[str, Any]:
-    """A metrics line as bmcore writes it: a JSON object whose ``kind`` is text and every other value a number or null."""
-    where = f"metrics.jsonl in {run_name} is damaged: line {number}"
+def metrics_problem(record: Any) -> str | None:
+    """What is wrong with a metrics line, if anything: bmcore writes a JSON object whose ``kind`` is text and every
+    other value a number or null."""
     if not isinstance(record, dict):
-        raise BmcoreError(f"{where} is {json.dumps(record)[:60]}, not a JSON object")
+        return f"is {json.dumps(record)[:60]}, not a JSON object"
     for key, value in record.items():
         bad = not isinstance(value, str) if key == "kind" else (
             value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))))
         if bad:
-            raise BmcoreError(f"{where} has {key} {json.dumps(value)[:60]}, not {'text' if key == 'kind' else 'a number'}")
-    return record
+            return f"has {key} {json.dumps(value)[:60]}, not {'text' if key == 'kind' else 'a number'}"
+    return None
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -101,21 +95,7 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     A line of the wrong shape (``[1,2]``, ``null``, a text loss) raises :class:`BmcoreError`: readers show the run
     as damaged, and every consumer can trust the records it gets."""
     run_dir = Path(run_dir)
-    out = []
-    try:
-        with open(run_dir / METRICS_FILE, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if line.endswith("\n"):
-                    try:
-                        record = json.loads(line)
-                    except ValueError:
-                        continue
-                    out.append(_check_record(record, run_dir.name, number))
-    except FileNotFoundError:
-        pass
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BmcoreError(f"metrics.jsonl in {run_dir.name} is unreadable ({exc.__class__.__name__})") from exc
-    return out
+    return read_json_lines(run_dir / METRICS_FILE, f"metrics.jsonl in {run_dir.name}", metrics_problem)
 
 
 def read_eval(run_dir: Path) -> dict[str, Any]:
