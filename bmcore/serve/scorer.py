@@ -68,9 +68,9 @@ class Scorer:
         if not self.modality.pictures:
             return self._text_logits(inputs)
         decoded: list[Any] = []
-        for i, data in enumerate(inputs):
+        for data in inputs:  # a batch mixes requests: a refusal is named by the request (bmcore.serve.service)
             try:
-                decoded.append(decode(data, f"image {i + 1}", self.load_side))
+                decoded.append(decode(data, "the image", self.load_side))
             except BmcoreError as exc:
                 decoded.append(exc)
         good = [i for i, img in enumerate(decoded) if not isinstance(img, Exception)]
