@@ -13,6 +13,7 @@ from bmcore.export.card import model_card
 from bmcore.export.hub import check_push
 from bmcore.export.onnx import ONNX_FILE, read_onnx_export
 from bmcore.report.export import export_command, onnx_note
+from bmcore.report.serving import SERVE_NOTE, run_serve_snippet
 from pages._ui import job_outcome, show_job, start_job
 
 
@@ -22,6 +23,9 @@ def show_export(run_dir: Path) -> None:
                 "**model card** (README.md: data, settings, test metrics against the baseline); or **ONNX** for ONNX "
                 "Runtime, checked against PyTorch on the test split; or push it to the **Hugging Face Hub**.")
     st.code(shlex.join(export_command(run_dir, ["zip", "onnx"])), language="bash")
+    with st.expander("Serve it over HTTP", icon=":material/api:"):
+        st.markdown(SERVE_NOTE)
+        st.code(run_serve_snippet(run_dir), language="bash", wrap_lines=True)
     row = st.container(horizontal=True)
     # Callables: the zip is built, and the ONNX file read, only when a button is clicked.
     row.download_button("Model (zip)", lambda: export_zip(run_dir).read_bytes(), key="evaluate_export_zip",

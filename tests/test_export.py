@@ -237,6 +237,9 @@ def test_evaluate_page_export_section(ws: Path, run_dir: Path):
     assert not at.exception and not at.error
     assert "Export" in [h.value for h in at.subheader]
     assert any(c.value == f"python -m bmcore export {run_dir} --format zip --format onnx" for c in at.code)
+    from bmcore.report.serving import run_serve_snippet
+
+    assert any(c.value == run_serve_snippet(run_dir) for c in at.code)  # how to serve it over HTTP (issue 31)
     assert not any(s.value.startswith("ONNX parity") for s in at.success)  # nothing exported yet
     assert {b.key for b in at.get("download_button")} >= {"evaluate_export_zip", "evaluate_export_card"}
     at.button(key="evaluate_export_onnx").click().run()

@@ -24,7 +24,7 @@ from ..metrics import EPS, classification_metrics, compute_metrics
 from ..quality.features import ENCODERS
 from ..quality.texts import score_texts
 from ..splits import examples_of
-from .base import MISSED_RECALL, PROB_PREFIX, Task, card_number
+from .base import MISSED_RECALL, PROB_PREFIX, Task, card_number, softmax
 
 AUTO_IMBALANCE = 3.0  # class_weights=auto weighs the loss from this largest:smallest class ratio on
 AUTO_WEIGHTS = "balanced"  # emotion with 1.6% surprise: its recall 0.80 (balanced), 0.50 (sqrt), 0.11 (none)
@@ -37,16 +37,6 @@ T_BOUNDS = (0.05, 20.0)  # a fitted T outside this range means the logits are de
 # over-confident one it helped at every size (-0.40 nats on 25), a gain this minimum gives up below 100.
 MIN_TEMPERATURE_ROWS = 100
 TEMPERATURE_FOLDS = 5  # cross-fitting: fit on 4/5 of validation, score the other 1/5, five times
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, stable for large logits."""
-    z = np.asarray(logits, dtype=np.float64)
-    if z.size == 0:
-        return z.copy()
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:
