@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -46,6 +47,16 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     monkeypatch.setenv("BMCORE_WORKSPACE", str(ws))
     yield ws
     kill_leftovers(ws)
+    drop_job_log_handlers()
+
+
+def drop_job_log_handlers() -> None:
+    """Remove the log handlers a job run in this process added (``bmcore.trainer.setup_logging``): their train.log
+    goes with the test's folder, and a later test's logging would fail reopening it."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_bmcore", False)]:
+        root.removeHandler(handler)
+        handler.close()
 
 
 def kill_leftovers(ws: Path) -> None:
