@@ -122,19 +122,25 @@ def test_bench_serve_cli_refuses_a_missing_texts_file_in_one_line(tiny_model, tm
 
 
 @pytest.mark.slow
-def test_bench_serve_puts_bmcore_serve_beside_the_pipeline_endpoint(tiny_model):
-    """Both servers in turn on the tiny BERT, 40 requests at 1 and at 8 clients: 0 errors, every answer the pipeline's
-    label, memory read, ratios and the table. Both servers start torch on 2 cores: about 30 s, hence slow."""
-    lines: list[str] = []
-    res = serve.bench_serve(str(tiny_model), levels={1: 40, 8: 40}, log=lines.append)
-    assert set(res["servers"]) == set(serve.SERVERS) and set(res["ratios"]) == {1, 8}
+def test_bench_serve_puts_bmcore_serve_beside_the_pipeline_endpoint(tiny_model, tmp_path, monkeypatch):
+    """``bench --only serve`` through the CLI, both servers in turn on the tiny BERT, 40 requests at 1 and at 8
+    clients: 0 errors, every answer the pipeline's label, memory read, the ratios, the table and the JSON result.
+    Both servers start torch on 2 cores: about 30 s, hence slow."""
+    monkeypatch.setattr(serve, "LEVELS", (1, 8))
+    monkeypatch.setattr(serve, "REQUESTS", {1: 40, 8: 40})
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["bench", "--only", "serve", "--model", str(tiny_model), "--json-out", str(tmp_path / "b.json")]) == 0
+    summary = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert summary["serve_errors"] == summary["serve_pipeline_errors"] == summary["serve_wrong_labels"] == 0
+    assert summary["serve_vs_pipeline_8"] > 0 and summary["serve_p99_ms_8"] > 0
+    res = json.loads((tmp_path / "b.json").read_text())["serve"]
+    assert set(res["servers"]) == set(serve.SERVERS) and set(res["ratios"]) == {"1", "8"}
     for name, s in res["servers"].items():
         assert s["rss_first_mb"] > 50 and s["rss_after_mb"] > 50 and s["start_s"] > 0, name
         for row in s["levels"].values():
             assert (row["errors"], row["ok"], row["wrong"], row["unchecked"]) == (0, 40, 0, 0), (name, row)
             assert 0 < row["p50_ms"] <= row["p99_ms"]
-    assert res["ratios"][8] == (res["servers"]["bmcore"]["levels"][8]["requests_per_s"]
-                                / res["servers"]["pipeline"]["levels"][8]["requests_per_s"])
+    assert round(res["ratios"]["8"], 3) == summary["serve_vs_pipeline_8"]
     table = "\n".join(res["table"])
-    assert lines[-len(res["table"]):] == res["table"] and "| 8 | bmcore |" in table and "RSS after first request" in table
-    assert json.loads(json.dumps(res, default=str))  # the JSON result of --json-out
+    assert table in out.getvalue() and "| 8 | bmcore |" in table and "RSS after first request" in table
