@@ -82,9 +82,44 @@ def rss_mb(pid: int) -> float:
     return total_kb / 1024
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its live descendants, 0 if gone."""
+    import psutil
+
+    try:
+        procs = [psutil.Process(pid)]
+        procs += procs[0].children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
 def _get(url: str, timeout: float = 5.0) -> int:
     with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback, built here
         return int(resp.status)
+
+
+def read_health(url: str) -> dict[str, Any]:
+    """``GET url/health`` as JSON, or {} (bmcore serve counts its batches there; the baseline says only "ok")."""
+    with contextlib.suppress(OSError, ValueError, urllib.error.URLError):
+        with urllib.request.urlopen(f"{url}/health", timeout=5) as resp:  # noqa: S310 - loopback, built here
+            body = json.loads(resp.read())
+            return body if isinstance(body, dict) else {}
+    return {}
+
+
+def mean_batch(before: dict[str, Any], after: dict[str, Any]) -> float | None:
+    """Inputs per model batch between two ``/health`` answers of a server that reports ``batches`` and ``inputs``."""
+    try:
+        batches = int(after["batches"]) - int(before["batches"])
+        return (int(after["inputs"]) - int(before["inputs"])) / batches if batches > 0 else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def post_text(url: str, text: str, timeout: float = 60.0) -> Any:
@@ -188,13 +223,21 @@ def measure_server(name: str, cmd: list[str], url: str, texts: list[str], levels
         out["rss_first_mb"] = rss_mb(proc.pid)
         run_load(url + "/", texts, clients=WARMUP[0], requests=WARMUP[1])
         for clients, requests in levels.items():
+            before, server_cpu, client_cpu = read_health(url), cpu_s(proc.pid), time.process_time()
             res = run_load(url + "/", texts, clients=clients, requests=requests, time_cap_s=TIME_CAP_S)
             row = res.summary()
+            # CPU per answered request, in ms: the server's own, and this process's (the load generator's)
+            ok = max(row["ok"], 1)
+            row["server_cpu_ms"] = (cpu_s(proc.pid) - server_cpu) * 1000 / ok
+            row["client_cpu_ms"] = (time.process_time() - client_cpu) * 1000 / ok
             row["rss_mb"] = rss_mb(proc.pid)
+            row["mean_batch"] = mean_batch(before, read_health(url))
             out["levels"][clients] = row
             out["answers"].append(res.answers)
+            batch = f", {row['mean_batch']:.1f} inputs per model batch" if row["mean_batch"] else ""
             log(f"  {name:<8} {clients:>3} clients: {row['requests_per_s']:7.1f} req/s, p50 {row['p50_ms']:.1f} ms, "
-                f"p99 {row['p99_ms']:.1f} ms, {row['errors']} errors{' (capped)' if row['capped'] else ''}")
+                f"p99 {row['p99_ms']:.1f} ms, {row['errors']} errors{' (capped)' if row['capped'] else ''}; CPU per "
+                f"request: server {row['server_cpu_ms']:.1f} ms, load generator {row['client_cpu_ms']:.1f} ms{batch}")
         out["rss_after_mb"] = rss_mb(proc.pid)
         out["rss_growth"] = out["rss_after_mb"] / out["rss_first_mb"] - 1 if out["rss_first_mb"] else None
         if proc.poll() is not None:
@@ -229,15 +272,15 @@ def serve_table(res: dict[str, Any]) -> list[str]:
     """The side-by-side table printed at the end: one row per level and server, then memory per server."""
     lines = [f"serve: bmcore serve vs FastAPI + transformers.pipeline per request; model {res['model']}; {res['texts']}; "
              f"load average {res['loadavg_start']:.2f} at start, {res['loadavg_end']:.2f} at end",
-             "| clients | server | requests/s | p50 ms | p95 ms | p99 ms | errors | wrong label | ours/pipeline |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| clients | server | requests/s | p50 ms | p95 ms | p99 ms | errors | wrong label | server CPU ms/request "
+             "| ours/pipeline |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for clients, ratio in res["ratios"].items():
         for name in SERVERS:
             r = res["servers"][name]["levels"][clients]
             shown = f"{ratio:.2f}x" if name == "bmcore" else ""
             capped = " (capped)" if r["capped"] else ""
             lines.append(f"| {clients} | {name} | {r['requests_per_s']:.1f}{capped} | {r['p50_ms']:.1f} | "
-                         f"{r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} | {r['wrong']} | {shown} |")
+                         f"{r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} | {r['wrong']} | {r['server_cpu_ms']:.1f} | {shown} |")
     lines += ["| server | RSS after first request | RSS after the load run | change |", "| --- | --- | --- | --- |"]
     for name in SERVERS:
         s = res["servers"][name]
