@@ -4,6 +4,9 @@
 # On a Hugging Face Docker Space, the app must listen on port 7860: run it with
 #   CMD ["streamlit", "run", "app.py", "--server.port", "7860", "--server.address", "0.0.0.0"]
 # (or keep this file and set `app_port: 8501` in the Space's README front matter).
+# To serve a trained model over HTTP instead of the dashboard (README, Serve), override the command:
+#   docker run -p 8000:8000 -v bmcore-data:/data -e BMCORE_API_KEY=change-me bmcore-studio \
+#     python -m bmcore serve --model /data/workspace/runs/<run> --host 0.0.0.0 --port 8000
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -37,7 +40,9 @@ USER bmcore
 
 VOLUME /data
 EXPOSE 8501
+EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4)" || exit 1
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4)" \
+     || python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)" || exit 1
 
 CMD ["streamlit", "run", "app.py", "--server.port", "8501", "--server.address", "0.0.0.0", "--server.headless", "true"]

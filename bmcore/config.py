@@ -25,11 +25,22 @@ BEST_METRICS = ("macro_f1", "accuracy", "loss", "pearson")
 INTERVALS = ("epoch", "steps")
 CLASS_WEIGHTS = ("none", "balanced", "sqrt", "auto")
 PROBLEM_TYPES = (AUTO, *FINE_TUNE_TYPES)  # every task that fine-tunes a head
+REPORT_TO = ("none", "tensorboard", "mlflow")  # experiment trackers a run reports to (bmcore.tracking)
 MAX_SEQ_LENGTH_RANGE = (8, 8192)  # tokens: the max_seq_length a config takes (the pages' inputs offer the same)
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
     return field(default=default, metadata={"help": help, **kw})
+
+
+def _is_uri(value: str) -> bool:
+    """A tracking URI MLflow takes: ``scheme:rest`` (http, https, sqlite, postgresql, file, databricks, ...) or an
+    absolute path, on one line."""
+    scheme, colon, rest = value.partition(":")
+    if scheme.startswith("sqlite") and not rest.startswith("////"):
+        return False  # a relative database would land wherever the job's process happens to run
+    return value.isprintable() and bool(value.strip()) and (
+        value.startswith("/") or bool(colon and rest and scheme.replace("+", "").isalnum()))
 
 
 @dataclass
@@ -105,6 +116,15 @@ class TrainConfig:
                                "learns from pairs of examples (same class or not), then a logistic regression fits on its "
                                "embeddings; saved as an ordinary classifier. Uses the model, max_seq_length, seed, learning_rate (the "
                                "body's) and max_steps (the cap on steps of 16 pairs; default 120).")
+    report_to: str = _f("none", "Experiment tracker the run reports to through the Trainer's own integration: none; "
+                        "tensorboard (event files in the run folder's tensorboard/); mlflow (an MLflow run with the "
+                        "settings, the curves, the test metrics and model/ as an artifact). Needs pip install -r "
+                        "requirements-tracking.txt.", choices=REPORT_TO)
+    tracking_uri: str | None = _f(None, "report_to mlflow: the MLflow tracking store, a server URL (http://host:5000) "
+                                  "or a database (sqlite:////path/mlflow.db). Empty: the workspace's own SQLite store, "
+                                  "WORKSPACE/mlflow.db.")
+    experiment_name: str | None = _f(None, "report_to mlflow: the MLflow experiment the run joins (created when new). "
+                                     "Empty: the dataset's name.")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -156,6 +176,14 @@ class TrainConfig:
             (self.image_size is None or 16 <= self.image_size <= 1024, f"image_size must be between 16 and 1024 pixels, not {self.image_size}"),
             (self.dataloader_num_workers is None or 0 <= self.dataloader_num_workers <= 64,
              f"dataloader_num_workers must be between 0 and 64, not {self.dataloader_num_workers}"),
+            (self.report_to in REPORT_TO, f"report_to must be one of {', '.join(REPORT_TO)}, not {self.report_to!r:.40}"),
+            (self.report_to == "mlflow" or (self.tracking_uri is None and self.experiment_name is None),
+             "tracking_uri and experiment_name are MLflow's: give them with report_to mlflow"),
+            (self.tracking_uri is None or _is_uri(self.tracking_uri),
+             f"tracking_uri {self.tracking_uri!r:.80} is not a URI with an absolute path; try http://localhost:5000 "
+             "or sqlite:////absolute/path/mlflow.db"),
+            (self.experiment_name is None or 0 < len(self.experiment_name.strip()) <= 200 and self.experiment_name.isprintable(),
+             "experiment_name must be 1 to 200 printable characters"),
         ]
         for ok, message in checks:
             if not ok:

@@ -69,7 +69,8 @@ def _predict(clf: Any, df: pd.DataFrame, label_names: Sequence[str], progress: P
 
 def prediction_table(df: pd.DataFrame, logits_or_probs: np.ndarray, label_names: Sequence[str], *,
                      truncated: np.ndarray | None = None, are_probs: bool = False) -> pd.DataFrame:
-    """The single-label prediction table of a split from the model's logits (or probabilities with ``are_probs``).
+    """The single-label prediction table of a split from the model's logits (or probabilities with ``are_probs``),
+    built by the task (:meth:`bmcore.tasks.base.Task.prediction_frame`).
 
     Columns: text, (text_pair), gold, pred, ``prob_<label>`` per class, confidence,
     loss (per-example cross-entropy in nats), correct, truncated.

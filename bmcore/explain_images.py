@@ -159,7 +159,7 @@ def gradcam(model: Any, x: Any, target_id: int) -> tuple[np.ndarray, str, tuple[
     return up[0].sum(dim=0).detach().float().cpu().numpy(), name, grid
 
 
-def integrated_gradients(model: Any, task: Any, x: Any, target_id: int, n_steps: int = IMAGE_IG_STEPS) -> np.ndarray:
+def image_integrated_gradients(model: Any, task: Any, x: Any, target_id: int, n_steps: int = IMAGE_IG_STEPS) -> np.ndarray:
     """Integrated Gradients of the target's probability w.r.t. the pixels of ``x`` [1, 3, H, W], from a black
     (all-zero, after normalisation) image, summed over channels as absolute values: [H, W]."""
     import torch
@@ -211,7 +211,7 @@ def explain_image(classifier: Any, image: Any, target: str | int | None = None, 
         elif method == GRADCAM:
             heat, layer, grid = gradcam(model, x, target_id)
         else:
-            heat = integrated_gradients(model, task, x, target_id, n_steps)
+            heat = image_integrated_gradients(model, task, x, target_id, n_steps)
     return ImageExplanation(names, probs, names[target_id], target_id, method, _unit(heat), time.perf_counter() - t0,
                             layer, grid)
 

@@ -104,8 +104,12 @@ def pair_steps(n_examples: int, max_steps: int | None) -> int:
 
 def fit_few_shot(mref: Any, task: Any, texts: Sequence[str], targets: Sequence[Any], n_labels: int, *, seed: int = 0,
                  max_seq_length: int = 128, max_steps: int | None = None, learning_rate: float = BODY_LEARNING_RATE,
-                 callbacks: Sequence[Any] = (), output_dir: str | Path | None = None) -> FewShotModel:
-    """Train SetFit on ``texts`` with ``targets`` (class ids, or 0/1 rows for multi-label) and return the model."""
+                 callbacks: Sequence[Any] = (), output_dir: str | Path | None = None,
+                 report_to: Sequence[str] = ()) -> FewShotModel:
+    """Train SetFit on ``texts`` with ``targets`` (class ids, or 0/1 rows for multi-label) and return the model.
+
+    ``report_to``: the trackers SetFit's body trainer reports to through transformers' integrations (none by default).
+    """
     import tempfile
 
     from datasets import Dataset
@@ -120,7 +124,7 @@ def fit_few_shot(mref: Any, task: Any, texts: Sequence[str], targets: Sequence[A
     with tempfile.TemporaryDirectory(prefix="setfit-") as scratch:
         args = TrainingArguments(output_dir=str(output_dir or scratch), batch_size=BATCH_SIZE, num_epochs=1,
                                  max_steps=steps, body_learning_rate=learning_rate, seed=seed, max_length=max_seq_length,
-                                 show_progress_bar=False, report_to="none", save_strategy="no", logging_steps=10)
+                                 show_progress_bar=False, report_to=list(report_to) or "none", save_strategy="no", logging_steps=10)
         labels = [int(t) if np.ndim(t) == 0 else [int(v) for v in t] for t in targets]
         if np.ndim(labels[0]) == 0 and len(set(labels)) < 2:
             raise BmcoreError("few-shot training needs examples of at least two classes")

@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,59 @@ def read_json(path: str | Path, what: str | None = None, fix: str = "") -> dict[
     if not isinstance(data, dict):
         raise BmcoreError(f"{what} is not a JSON object{fix}")
     return data
+
+
+def append_json_lines(path: str | Path, records: list[Any], *, sync: bool = True) -> None:
+    """Append ``records`` to a JSON-lines file in one ``write`` (concurrent writers never interleave): the one
+    appender of bmcore's ``.jsonl`` files.
+
+    A file whose last line was cut by a crash mid-write gets a newline first, so the torn line stays a line of its
+    own (which :func:`read_json_lines` skips) and the new records stay whole. ``sync`` flushes and fsyncs before
+    returning (a label is saved when the call returns); NaN is written as JSON's ``NaN``."""
+    if not records:
+        return
+    path = Path(path)
+    text = "".join(json.dumps(r, allow_nan=True) + "\n" for r in records)
+    try:
+        with open(path, "a+b") as fh:
+            if fh.tell() > 0:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    text = "\n" + text
+            fh.write(text.encode("utf-8"))
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
+    except OSError as exc:  # a full disk or a file-size limit: the error of write() names no file
+        raise named_os_error(exc, path) from exc
+
+
+def read_json_lines(path: str | Path, what: str, check: Callable[[Any], str | None]) -> list[dict[str, Any]]:
+    """Every whole line of an append-only JSON-lines file, in order: the one reader of bmcore's ``.jsonl`` files.
+
+    A missing file has no lines. A line without its newline (being written) and a line that is not JSON (torn by a
+    crash mid-write; see :func:`append_json_lines`) were never confirmed as written and are skipped. ``check(record)``
+    says what is wrong with a parsed line (``None``: nothing); a wrong one is a one-line :class:`BmcoreError`
+    ("``what`` is damaged: line N ..."), so every consumer can trust the records it gets."""
+    out = []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                if not line.endswith("\n"):
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                problem = check(record)
+                if problem:
+                    raise BmcoreError(f"{what} is damaged: line {number} {problem}")
+                out.append(record)
+    except FileNotFoundError:
+        pass
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BmcoreError(f"{what} is unreadable ({exc.__class__.__name__})") from exc
+    return out
 
 
 def read_source_bytes(path: str | Path, shown: str | Path | None = None) -> bytes:

@@ -185,7 +185,7 @@ def start(kind: str, params: dict[str, Any], key: str, env: dict[str, str] | Non
     """
     if kind not in KINDS:
         raise BmcoreError(f"unknown job kind {kind!r}; one of {', '.join(KINDS)}")
-    check_jobs(runs.active_jobs() + active_jobs())
+    check_jobs(runs.active_runs() + active_jobs())
     stamp = time.strftime("%m%d-%H%M%S")
     for i in range(1, 1000):  # two sessions may start a job in the same second: take the next free name
         job_dir = jobs_dir() / f"{kind}-{stamp}" if i == 1 else jobs_dir() / f"{kind}-{stamp}-{i}"

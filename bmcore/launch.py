@@ -21,12 +21,15 @@ from .limits import check_jobs, check_training
 from .modalities import modality_of
 from .models import check_max_seq_length, load_config, resolve_model
 from .tasks import get_task
+from .tracking import check_installed
 
 
 def preflight(config: TrainConfig) -> str | None:
     """Check a config against its model before a run folder exists: the model loads safely, ``max_seq_length``
-    fits it, it reads the prepared dataset's kind of input (text or images), and a raw data source exists. Returns the precision notice (e.g. fp16 on a CPU), if any.
+    fits it, it reads the prepared dataset's kind of input (text or images), a raw data source exists, and the tracker's
+    package (``report_to``) is installed. Returns the precision notice (e.g. fp16 on a CPU), if any.
     """
+    check_installed(getattr(config, "report_to", "none"))  # a tracker's missing package: refused before anything loads
     model = resolve_model(config.model_name_or_path)
     check_max_seq_length(config.max_seq_length, model)
     if model.kind == "local":  # a damaged tokenizer (image processor) fails here, before a run folder exists
@@ -52,7 +55,7 @@ def start_run(config: TrainConfig, name: str | None = None) -> Path:
     Everything that can be checked before training is checked first (model, limits), so a
     refused run leaves nothing in the workspace.
     """
-    check_jobs(runs.active_jobs())
+    check_jobs(runs.active_runs())
     preflight(config)
     run_dir = runs.create_run(config, name)
     runs.launch_new(run_dir)

@@ -381,7 +381,7 @@ def pretrain_run_name(config: PretrainConfig) -> str:
 def start_pretraining(config: PretrainConfig, name: str | None = None) -> Path:
     """Check the config, create a pretraining run in the workspace and launch it in the background."""
     check_config(config)
-    check_jobs(runs.active_jobs())  # every job slot taken: refused before a run folder exists
+    check_jobs(runs.active_runs())  # every job slot taken: refused before a run folder exists
     run_dir = runs.create_run(config, name or pretrain_run_name(config))
     runs.launch_new(run_dir)
     return run_dir

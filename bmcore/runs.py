@@ -31,7 +31,7 @@ from typing import Any
 
 from .config import TrainConfig, config_from_dict
 from .errors import BmcoreError
-from .files import named_os_error, read_json, write_json_atomic
+from .files import append_json_lines, read_json, read_json_lines, write_json_atomic
 from .limits import check_jobs
 from .metrics import check_scores
 from .processes import pid_alive, process_start, spawn
@@ -73,26 +73,20 @@ def write_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
     """Append one JSON line to ``metrics.jsonl`` (one ``write`` call, so lines never interleave)."""
-    line = json.dumps(record, allow_nan=True) + "\n"
-    path = Path(run_dir) / METRICS_FILE
-    try:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(line)
-    except OSError as exc:  # a full disk or a file-size limit: the error of write() names no file
-        raise named_os_error(exc, path) from exc
+    append_json_lines(Path(run_dir) / METRICS_FILE, [record], sync=False)
 
 
-def _check_record(record: Any, run_name: str, number: int) -> dict[str, Any]:
-    """A metrics line as bmcore writes it: a JSON object whose ``kind`` is text and every other value a number or null."""
-    where = f"metrics.jsonl in {run_name} is damaged: line {number}"
+def metrics_problem(record: Any) -> str | None:
+    """What is wrong with a metrics line, if anything: bmcore writes a JSON object whose ``kind`` is text and every
+    other value a number or null."""
     if not isinstance(record, dict):
-        raise BmcoreError(f"{where} is {json.dumps(record)[:60]}, not a JSON object")
+        return f"is {json.dumps(record)[:60]}, not a JSON object"
     for key, value in record.items():
         bad = not isinstance(value, str) if key == "kind" else (
             value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))))
         if bad:
-            raise BmcoreError(f"{where} has {key} {json.dumps(value)[:60]}, not {'text' if key == 'kind' else 'a number'}")
-    return record
+            return f"has {key} {json.dumps(value)[:60]}, not {'text' if key == 'kind' else 'a number'}"
+    return None
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -101,21 +95,7 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     A line of the wrong shape (``[1,2]``, ``null``, a text loss) raises :class:`BmcoreError`: readers show the run
     as damaged, and every consumer can trust the records it gets."""
     run_dir = Path(run_dir)
-    out = []
-    try:
-        with open(run_dir / METRICS_FILE, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if line.endswith("\n"):
-                    try:
-                        record = json.loads(line)
-                    except ValueError:
-                        continue
-                    out.append(_check_record(record, run_dir.name, number))
-    except FileNotFoundError:
-        pass
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BmcoreError(f"metrics.jsonl in {run_dir.name} is unreadable ({exc.__class__.__name__})") from exc
-    return out
+    return read_json_lines(run_dir / METRICS_FILE, f"metrics.jsonl in {run_dir.name}", metrics_problem)
 
 
 def read_eval(run_dir: Path) -> dict[str, Any]:
@@ -168,6 +148,8 @@ STATUS_FIELDS = {
     **dict.fromkeys(("error", "best_metric_name", "precision", "notice", "head_notice", "mlm_head", "phase", "message",
                      "schedule"),
                     _TEXT),
+    # where bmcore.tracking sent an MLflow run (the URI without its password), for the run page's mlflow ui line
+    **dict.fromkeys(("tracking_uri", "mlflow_run_id", "mlflow_experiment_id"), _TEXT),
     **dict.fromkeys(("pid_start", "done", "total"), "a whole number"),
 }
 
@@ -363,7 +345,7 @@ def launch(run_dir: Path, resume: bool = False) -> int:
     if status.get("state") in ACTIVE and status.get("pid"):  # no pid yet: created and waiting for this launch
         raise BmcoreError(f"run {run_dir.name} is already {status['state']}")
 
-    check_jobs(active_jobs(exclude=run_dir))
+    check_jobs(active_runs(exclude=run_dir))
     (run_dir / STOP_FILE).unlink(missing_ok=True)
     write_status(run_dir, state=QUEUED, pid=None, launched_ts=time.time(), error=None, ended=None, ended_ts=None)
     pid = spawn(train_command(run_dir, resume), run_dir / LOG_FILE)
@@ -383,7 +365,7 @@ def launch_new(run_dir: Path) -> int:
         raise
 
 
-def active_jobs(exclude: Path | None = None) -> int:
+def active_runs(exclude: Path | None = None) -> int:
     """How many runs in the workspace are queued or running (their process alive); a damaged run is none."""
     skip = Path(exclude).resolve() if exclude is not None else None
     return sum(1 for p in runs_dir().iterdir() if not p.name.startswith(".") and is_run_dir(p)

@@ -34,6 +34,7 @@ from .pretrain import train_mlm
 from .problem_types import chosen_problem_type
 from .schedule import resolve_schedule
 from .tasks import Task, get_task
+from .tracking import run_tracked, trainer_report_to
 from .trainer import (
     build_training_args,
     make_callback,
@@ -102,7 +103,8 @@ def run_training(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
                           **started, **({"resumed": runs.now()} if resume else {}))
     try:
         task = task_for_config(config)
-        status = LOOPS["few_shot" if getattr(config, "few_shot", False) else task.loop](run_dir, config, task, resume, main)
+        loop = LOOPS["few_shot" if getattr(config, "few_shot", False) else task.loop]
+        status = run_tracked(run_dir, config, main, lambda: loop(run_dir, config, task, resume, main))
     except BaseException as exc:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             where = f" while writing {Path(exc.filename).name}" if exc.filename else ""
@@ -379,7 +381,7 @@ def few_shot(run_dir: Path, config: Any, task: Any, resume: bool, main: bool) ->
     t0 = time.time()
     few = fit_few_shot(mref, task, texts, job.train_targets, len(job.label_names), seed=config.seed,
                        max_seq_length=config.max_seq_length, max_steps=config.max_steps, learning_rate=config.learning_rate,
-                       callbacks=[setfit_bridge(), callback])
+                       callbacks=[setfit_bridge(), callback], report_to=trainer_report_to(config))
     if callback.cancelled:
         return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time())
     log.info("SetFit trained in %.0f s", time.time() - t0)

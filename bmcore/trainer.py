@@ -26,6 +26,7 @@ from .errors import BmcoreError
 from .files import atomic_folder
 from .model_meta import write_model_meta
 from .models import DEFAULT_MAX_SEQ_LENGTH, ModelRef, check_max_seq_length, resolve_model
+from .tracking import trainer_report_to
 from .vision import is_convolutional
 
 log = logging.getLogger("bmcore.train")
@@ -402,7 +403,7 @@ def build_training_args(config: TrainConfig, run_dir: Path, precision: str, n_tr
         use_cpu=device_plan(config, device)["use_cpu"],
         train_sampling_strategy="group_by_length",
         include_num_input_tokens_seen="non_padding",
-        report_to=[],
+        report_to=trainer_report_to(config),  # the tracker's integration (bmcore.tracking sets it up), or none
         disable_tqdm=True,
         logging_nan_inf_filter=False,  # the filter would log a NaN loss as a number and hide it from our NaN stop
         dataloader_num_workers=0,

@@ -372,7 +372,7 @@ def run_trial(search: Search, study: Any, trial: Any, ds: Any, cost: CostModel, 
         echo(f"trial {trial.number}: not started, predicted {_minutes(predicted)} with {_minutes(max(left, 0))} "
              f"of the budget left")
         return "not started"
-    check_jobs(runs.active_jobs())
+    check_jobs(runs.active_runs())
     run_dir = runs.create_run(config, name=_run_name(search.study, trial.number))
     for key, value in ((RUN, run_dir.name), (RUN_DIR, str(run_dir)), (WORKER, _worker()), (PREDICTED, round(predicted, 1))):
         set_trial_attr(study, trial.number, key, value)

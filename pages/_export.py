@@ -10,9 +10,10 @@ from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.export.bundle import export_zip, zip_path
 from bmcore.export.card import model_card
-from bmcore.export.hub import check_hub
+from bmcore.export.hub import check_push
 from bmcore.export.onnx import ONNX_FILE, read_onnx_export
 from bmcore.report.export import export_command, onnx_note
+from bmcore.report.serving import SERVE_NOTE, run_serve_snippet
 from pages._ui import job_outcome, show_job, start_job
 
 
@@ -22,6 +23,9 @@ def show_export(run_dir: Path) -> None:
                 "**model card** (README.md: data, settings, test metrics against the baseline); or **ONNX** for ONNX "
                 "Runtime, checked against PyTorch on the test split; or push it to the **Hugging Face Hub**.")
     st.code(shlex.join(export_command(run_dir, ["zip", "onnx"])), language="bash")
+    with st.expander("Serve it over HTTP", icon=":material/api:"):
+        st.markdown(SERVE_NOTE)
+        st.code(run_serve_snippet(run_dir), language="bash", wrap_lines=True)
     row = st.container(horizontal=True)
     # Callables: the zip is built, and the ONNX file read, only when a button is clicked.
     row.download_button("Model (zip)", lambda: export_zip(run_dir).read_bytes(), key="evaluate_export_zip",
@@ -60,7 +64,7 @@ def show_export(run_dir: Path) -> None:
             job_outcome(job, "The last push")
         if st.button("Push", key="evaluate_hub_push", icon=":material/upload:"):
             try:  # offline, no token or a malformed repo id: one line at once, before any job starts
-                repo, secret = check_hub(repo, token or None)
+                repo, secret = check_push(repo, token or None)
             except BmcoreError as exc:
                 st.error(md(exc))
             else:  # the token reaches the job's process in its environment; it is never written to disk

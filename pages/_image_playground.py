@@ -18,6 +18,7 @@ from bmcore.images import IMAGE_SUFFIXES
 from bmcore.inference import predict_images
 from bmcore.modalities.image import decode
 from bmcore.report import playground as view
+from bmcore.report import serving
 
 UPLOAD, EXAMPLE, CAMERA = "Upload an image", "An image from the test split", "Take a photo"
 IMAGE_INTRO = ("A **prediction** is a probability for each class; the label is the most probable one. The **explanation** is a "
@@ -70,6 +71,9 @@ def show_image_playground(info, clf, precision: str, load, draw_probabilities, f
         st.code(view.image_predict_command(info.location, name, method=None if method == methods[0] else method),
                 language="bash", wrap_lines=True)
         st.code(view.image_pipeline_snippet(info.location), language="python")
+        with st.expander("Serve it over HTTP", icon=":material/api:"):
+            st.markdown(serving.SERVE_NOTE)
+            st.code(serving.serve_snippet(info.location, pictures=True), language="bash", wrap_lines=True)
         if data is None:
             st.info("Upload an image, or pick one from the test split.")
             return

@@ -12,6 +12,7 @@ from bmcore import queue, report, run_list, runs
 from bmcore.display import md
 from bmcore.errors import BmcoreError, error_line
 from bmcore.report import runs_table
+from bmcore.report.tracking import open_command
 from pages._ui import show_tiles
 
 BADGES = {"queued": ("gray", ":material/schedule:"), "running": ("blue", ":material/play_arrow:"),
@@ -70,6 +71,18 @@ def run_controls(run_dir: Path, state: str, page: str) -> None:
             st.rerun()  # a full rerun, so the live view polls again
 
 
+def show_tracking(run_dir: Path, status: dict) -> None:
+    """How to open the run's TensorBoard or MLflow records, when it reports to one."""
+    try:
+        opened = open_command(run_dir, runs.load_run_config(run_dir), status)
+    except (BmcoreError, OSError):  # a damaged config.json: the run's view says what it can without it
+        return
+    if opened:
+        caption, command = opened
+        st.caption(md(caption))  # the MLflow run id comes from status.json: data, shown as text
+        st.code(command, language="bash")
+
+
 def show_run(view: RunsView, run_dir: Path) -> None:
     """The live or finished view of one run."""
     try:
@@ -95,6 +108,7 @@ def show_run(view: RunsView, run_dir: Path) -> None:
     show_tiles(view.tiles(p))
     show_curves(view, run_dir)
     run_controls(run_dir, state, view.page)
+    show_tracking(run_dir, status)
     if state == runs.FAILED:
         st.error(md(status.get("error") or "the run failed"))
         st.code(status.get("log_tail") or runs.log_tail(run_dir) or "(train.log is empty)", language="text")

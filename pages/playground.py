@@ -24,6 +24,7 @@ from bmcore.errors import BmcoreError
 from bmcore.inference import ImageClassifier, load_for_inference, predict
 from bmcore.report import evaluation as rev
 from bmcore.report import playground as view
+from bmcore.report import serving
 from pages._image_playground import IMAGE_INTRO, show_image_playground
 from pages._ui import keep, require_frame
 
@@ -253,6 +254,9 @@ with one:
     pair = pair if pair and pair.strip() else None
     st.caption("The same from the command line:")
     st.code(view.predict_command(info.location, text or "TEXT", pair), language="bash", wrap_lines=True)
+    with st.expander("Serve it over HTTP", icon=":material/api:"):
+        st.markdown(serving.SERVE_NOTE)
+        st.code(serving.serve_snippet(info.location, pictures=False), language="bash", wrap_lines=True)
     if not text:
         st.info("Type a text, or pick an example.")
         st.stop()

@@ -24,7 +24,7 @@ from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.export.bundle import export_zip
 from bmcore.export.card import base_model_id, model_card
-from bmcore.export.hub import check_hub, push_to_hub
+from bmcore.export.hub import check_push, push_to_hub
 from bmcore.export.onnx import ONNX_DIR, PARITY_ATOL, PARITY_FILE, export_onnx, read_onnx_export
 from bmcore.export.run import CARD_FILE, EXPORT_DIR
 from bmcore.report.export import parity_summary
@@ -177,7 +177,7 @@ def test_push_to_hub_without_a_token_says_so_in_one_line(run_dir: Path, monkeypa
         push_to_hub(run_dir, "someone/r1")
     assert "\n" not in str(info.value)
     with pytest.raises(BmcoreError, match="owner/name"):
-        check_hub("no-owner", token="hf_not_a_real_token")
+        check_push("no-owner", token="hf_not_a_real_token")
 
 
 # --- CLI -------------------------------------------------------------------------------------
@@ -237,6 +237,9 @@ def test_evaluate_page_export_section(ws: Path, run_dir: Path):
     assert not at.exception and not at.error
     assert "Export" in [h.value for h in at.subheader]
     assert any(c.value == f"python -m bmcore export {run_dir} --format zip --format onnx" for c in at.code)
+    from bmcore.report.serving import run_serve_snippet
+
+    assert any(c.value == run_serve_snippet(run_dir) for c in at.code)  # how to serve it over HTTP (issue 31)
     assert not any(s.value.startswith("ONNX parity") for s in at.success)  # nothing exported yet
     assert {b.key for b in at.get("download_button")} >= {"evaluate_export_zip", "evaluate_export_card"}
     at.button(key="evaluate_export_onnx").click().run()

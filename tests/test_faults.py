@@ -206,7 +206,9 @@ time.sleep(600)  # the 'server' stays up until it is killed
 
 def test_run_survives_the_ui_process_and_a_new_ui_shows_it_live(tiny_model, prepared, workspace):
     """The process that launched a run (the Streamlit server) dies with its whole process group; the run goes on."""
-    cfg = config(tiny_model, max_steps=400, eval_steps=400, logging_steps=5).to_dict()
+    # Long enough that it is still running when the restarted UI has loaded, however slow or loaded the machine: it is
+    # cancelled from there.
+    cfg = config(tiny_model, max_steps=5000, eval_steps=5000, logging_steps=5).to_dict()
     server = subprocess.Popen([sys.executable, "-c", LAUNCHER.format(cfg=cfg)], cwd=ROOT, stdout=subprocess.PIPE,
                               text=True, start_new_session=True, env=os.environ.copy())
     run_dir = Path(server.stdout.readline().strip())

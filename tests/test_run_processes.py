@@ -119,7 +119,7 @@ def test_a_queued_run_launched_in_the_future_does_not_wait_forever(workspace: Pa
     files.write_json_atomic(run / runs.STATUS_FILE, {"state": "queued", "pid": None, "created": runs.now(),
                                                     "launched_ts": time.time() + 10**9})
     assert runs.read_status(run)["state"] == runs.FAILED
-    assert runs.active_jobs() == 0
+    assert runs.active_runs() == 0
 
 
 def test_runs_cancel_refuses_a_damaged_status(workspace: Path, capsys: pytest.CaptureFixture):

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 
 from ..errors import os_error_message
 
-COMMANDS = ("data", "pretrain", "train", "tune", "runs", "jobs", "evaluate", "predict", "export", "bench", "label")
+COMMANDS = ("data", "pretrain", "train", "tune", "runs", "jobs", "evaluate", "predict", "serve", "export", "bench",
+            "label")
 
 
 class _Parser(argparse.ArgumentParser):

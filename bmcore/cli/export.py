@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import BmcoreError
 from ..export.bundle import export_zip, zip_path
 from ..export.card import write_model_card
-from ..export.hub import check_hub, push_to_hub
+from ..export.hub import check_push, push_to_hub
 from ..export.onnx import ONNX_DIR, PARITY_ATOL, PARITY_FILE, PARITY_MAX_EXAMPLES, export_onnx
 from ..export.run import FORMATS, export_dir, finished_run
 from ..report.export import parity_summary
@@ -44,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
         raise BmcoreError("--max-examples must be 0 (all) or a positive number of test examples")
     run_dir = finished_run(args.run)
     if "hub" in formats:
-        check_hub(args.repo_id or "", args.token)  # fail before the slow formats, not after them
+        check_push(args.repo_id or "", args.token)  # fail before the slow formats, not after them
     out = Path(args.out).expanduser() if args.out else export_dir(run_dir)
     status = 0
     for fmt in formats:

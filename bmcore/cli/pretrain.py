@@ -48,7 +48,7 @@ def _run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     check_config(config)  # bad data or model: one line, exit 2, and no run folder written
     if args.background:
-        check_jobs(runs.active_jobs())  # every job slot taken: refused before a run folder exists
+        check_jobs(runs.active_runs())  # every job slot taken: refused before a run folder exists
     run_dir = runs.create_run(config, run_dir=args.out) if args.out else runs.create_run(config, pretrain_run_name(config))
     print(json.dumps({"run_dir": str(run_dir)}), flush=True)
     if args.background:

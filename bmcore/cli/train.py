@@ -106,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
         config = TrainConfig.from_dict(task_defaults({**base, **overrides}))  # e.g. multi-label starts from its own
         # Check the model, max_seq_length and a raw source before a run folder exists: bad input writes nothing.
         if args.background:
-            check_jobs(runs.active_jobs())
+            check_jobs(runs.active_runs())
         notice = launch.preflight(config)
         if notice and int(os.environ.get("RANK", "0")) == 0:
             print(f"notice: {notice}", file=sys.stderr, flush=True)

@@ -1,6 +1,6 @@
 """The push to the Hugging Face Hub: a finished run's ``model/`` folder (card included) as a model repo.
 
-:func:`check_hub` says at once, without the network, why a push cannot happen (offline, no token, a malformed
+:func:`check_push` says at once, without the network, why a push cannot happen (offline, no token, a malformed
 repo id), so a page or the CLI can refuse before any job starts.
 """
 
@@ -16,7 +16,7 @@ from .card import write_model_card
 from .run import SKIPPED, finished_run
 
 
-def check_hub(repo_id: str, token: str | None = None) -> tuple[str, str]:
+def check_push(repo_id: str, token: str | None = None) -> tuple[str, str]:
     """Check what a push needs without touching the network; return ``(repo_id, token)``.
 
     Raises a one-line :class:`BmcoreError` when the Hub is offline (``HF_HUB_OFFLINE``), when
@@ -38,11 +38,11 @@ def check_hub(repo_id: str, token: str | None = None) -> tuple[str, str]:
 def push_to_hub(run: str | Path, repo_id: str, token: str | None = None, *, private: bool = True) -> str:
     """Upload a finished run's ``model/`` folder (card included) to a Hub model repo; return its URL.
 
-    :func:`check_hub` runs first, so an offline machine or a missing token fails with one
+    :func:`check_push` runs first, so an offline machine or a missing token fails with one
     line before any network call; an unreachable huggingface.co fails the same way.
     """
     run_dir = finished_run(run)
-    repo_id, token = check_hub(repo_id, token)
+    repo_id, token = check_push(repo_id, token)
     if not hub_reachable():
         raise BmcoreError("cannot push to the Hugging Face Hub: huggingface.co is unreachable from here; "
                           "download the zip instead and upload it from a machine with network access")

@@ -12,7 +12,6 @@ What the loop writes beside them (``picks.json``, ``curve.jsonl``) is :mod:`bmco
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -25,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import BmcoreError
-from ..files import named_os_error, read_json, write_json_atomic
+from ..files import append_json_lines, read_json, read_json_lines, write_json_atomic
 from ..workspace import check_name, inside, labelling_dir
 from .sources import choose_classes, read_labelling_texts
 
@@ -93,7 +92,7 @@ def create_project(name: str, source: str, text_column: str | None = None, label
         write_json_atomic(tmp / PROJECT_FILE, meta)
         (tmp / LABELS_FILE).touch()
         given = frame["given"]
-        append_lines(tmp / LABELS_FILE, [_line(int(r), str(v), "file") for r, v in given.dropna().items()])
+        append_json_lines(tmp / LABELS_FILE, [_record(int(r), str(v), "file") for r, v in given.dropna().items()])
         os.rename(tmp, folder)  # fails when a project of that name appeared meanwhile: never replaced
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -136,21 +135,8 @@ def list_projects() -> list[dict[str, Any]]:
     return sorted(out, key=lambda m: m["created"], reverse=True)
 
 
-def _line(row: int, label: str | None, source: str = "user") -> str:
-    return json.dumps({"row": row, "label": label, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "from": source}) + "\n"
-
-
-def append_lines(path: Path, lines: list[str]) -> None:
-    """Append ``lines`` in one ``write`` (concurrent writers never interleave), flushed and fsynced."""
-    if not lines:
-        return
-    try:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write("".join(lines))
-            fh.flush()
-            os.fsync(fh.fileno())
-    except OSError as exc:
-        raise named_os_error(exc, path) from exc
+def _record(row: int, label: str | None, source: str = "user") -> dict[str, Any]:
+    return {"row": row, "label": label, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "from": source}
 
 
 def _check_row(name: str, meta: dict[str, Any], row: Any) -> int:
@@ -174,8 +160,8 @@ def give_labels(name: str, given: Mapping[Any, str | None]) -> int:
         if label is not None and label not in meta["classes"]:
             raise BmcoreError(f"{label!r} is not a class of labelling project {name!r}; one of "
                               f"{', '.join(meta['classes'])}")
-        lines.append(_line(number, label))
-    append_lines(project_dir(name) / LABELS_FILE, lines)
+        lines.append(_record(number, label))
+    append_json_lines(project_dir(name) / LABELS_FILE, lines)
     return len(lines)
 
 
@@ -193,27 +179,14 @@ def label_history(name: str) -> list[dict[str, Any]]:
     """Every line of ``labels.jsonl`` in order (``row``, ``label``, ``time``, ``from``); a half-written last line is
     skipped, a damaged line or one outside the project is a one-line :class:`BmcoreError`."""
     meta = _meta(name)
-    path = project_dir(name) / LABELS_FILE
-    out = []
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for number, text in enumerate(fh, 1):
-                if not text.endswith("\n"):
-                    continue  # being written, or cut by a crash mid-write: the label was never confirmed as saved
-                try:
-                    record = json.loads(text)
-                except ValueError:
-                    raise BmcoreError(f"labels.jsonl of {name!r} is damaged: line {number} is not JSON") from None
-                label = record.get("label") if isinstance(record, dict) else 0
-                if not (isinstance(record, dict) and isinstance(record.get("row"), int)
-                        and 0 <= record["row"] < meta["rows"] and (label is None or label in meta["classes"])):
-                    raise BmcoreError(f"labels.jsonl of {name!r} is damaged: line {number} is no label of this project")
-                out.append(record)
-    except FileNotFoundError:
-        pass
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BmcoreError(f"labels.jsonl of {name!r} is unreadable ({exc.__class__.__name__})") from exc
-    return out
+
+    def problem(record: Any) -> str | None:
+        label = record.get("label") if isinstance(record, dict) else 0
+        good = (isinstance(record, dict) and isinstance(record.get("row"), int)
+                and 0 <= record["row"] < meta["rows"] and (label is None or label in meta["classes"]))
+        return None if good else "is no label of this project"
+
+    return read_json_lines(project_dir(name) / LABELS_FILE, f"labels.jsonl of {name!r}", problem)
 
 
 def labels(name: str) -> dict[int, str]:

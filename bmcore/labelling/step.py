@@ -23,7 +23,6 @@ foreground for ``python -m bmcore label step``. It
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,13 +31,13 @@ import numpy as np
 
 from ..errors import BmcoreError
 from ..fewshot import fit_few_shot
-from ..files import read_json, write_json_atomic
+from ..files import append_json_lines, read_json, read_json_lines, write_json_atomic
 from ..models import resolve_model
 from ..problem_types import DEFAULT_PROBLEM_TYPE
 from ..quality.features import embed_texts
 from ..tasks import get_task
 from .picking import pick_diverse, pick_random, pick_uncertain
-from .project import Project, append_lines, labels, load_project
+from .project import Project, labels, load_project
 
 STEP_JOB = "label-step"  # the job kind (bmcore.jobs.KINDS), keyed by the project's name
 STRATEGIES = ("uncertainty", "random")
@@ -153,7 +152,7 @@ def _save(project: Project, picked: list[int], probs: np.ndarray | None, point: 
         "classes": project.classes, "labels_given": point["labels"], "created": point["time"],
         "probs": None if probs is None else np.round(np.asarray(probs, dtype=np.float64), 4).tolist(),
         "suggested": suggested})
-    append_lines(project.folder / CURVE_FILE, [json.dumps(point) + "\n"])
+    append_json_lines(project.folder / CURVE_FILE, [point])
 
 
 def read_picks(name: str) -> dict[str, Any] | None:
@@ -175,25 +174,15 @@ def read_picks(name: str) -> dict[str, Any] | None:
     return picks
 
 
+def curve_problem(point: Any) -> str | None:
+    """What is wrong with a learning-curve line, if anything: an object with whole ``labels`` and a numeric or null
+    ``accuracy``."""
+    good = isinstance(point, dict) and isinstance(point.get("labels"), int) and (
+        point.get("accuracy") is None or isinstance(point["accuracy"], (int, float)))
+    return None if good else "is no point of a learning curve"
+
+
 def read_curve(name: str) -> list[dict[str, Any]]:
     """Every point of ``curve.jsonl`` in order; a half-written last line is skipped, a damaged one refused."""
-    path = load_project(name).folder / CURVE_FILE
-    out = []
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if not line.endswith("\n"):
-                    continue
-                try:
-                    point = json.loads(line)
-                except ValueError:
-                    point = None
-                if not isinstance(point, dict) or not isinstance(point.get("labels"), int) or not (
-                        point.get("accuracy") is None or isinstance(point["accuracy"], (int, float))):
-                    raise BmcoreError(f"curve.jsonl of labelling project {name!r} is damaged: line {number}")
-                out.append(point)
-    except FileNotFoundError:
-        pass
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BmcoreError(f"curve.jsonl of labelling project {name!r} is unreadable ({exc.__class__.__name__})") from exc
-    return out
+    return read_json_lines(load_project(name).folder / CURVE_FILE, f"curve.jsonl of labelling project {name!r}",
+                           curve_problem)

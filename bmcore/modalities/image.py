@@ -42,7 +42,7 @@ SMALL_SET_PER_CLASS = 300
 # 0.906, flip only 0.892, this crop and flip 0.881, a 60-100% crop and flip 0.878 (bench/NOTES.md).
 CROP_SCALE = (0.85, 1.0)
 CROP_RATIO = (0.9, 1 / 0.9)
-EMBED_BATCH = 32  # images decoded and embedded at a time for label quality: 32 x 3 x 224 x 224 floats is 19 MB
+IMAGE_EMBED_BATCH = 32  # images decoded and embedded at a time for label quality: 32 x 3 x 224 x 224 floats is 19 MB
 
 
 # --- decoding ------------------------------------------------------------------------------------
@@ -186,7 +186,7 @@ def pixel_values(processor: Any, images: Sequence[Any], *, resized: bool = False
 
 
 def embed_images(images: Sequence[bytes], ref: str = DEFAULT_IMAGE_MODEL, *, size: int | None = None,
-                 batch_size: int = EMBED_BATCH, precision: str = "auto", names: Sequence[str] | None = None,
+                 batch_size: int = IMAGE_EMBED_BATCH, precision: str = "auto", names: Sequence[str] | None = None,
                  progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """L2-normalised pooled features of a frozen image model, [n, hidden], in input order (``images``: file bytes;
     ``names`` name them in a refusal, default "image N").

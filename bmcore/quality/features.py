@@ -22,7 +22,7 @@ ENCODERS = ("builtin:minilm", "tfidf")
 DEFAULT_ENCODER = "builtin:minilm"
 DEFAULT_FOLDS = 5
 EMBED_MAX_SEQ_LENGTH = 128  # tokens: enough for a sentence's gist; the mean of the first 128 tokens for long texts
-EMBED_BATCH = 64
+EMBED_BATCH = 64  # texts embedded at a time (images: bmcore.modalities.image.IMAGE_EMBED_BATCH)
 LOGREG_C = 1.0  # on L2-normalised embeddings; fixed, not tuned
 
 Progress = Callable[[int, int, str], None]

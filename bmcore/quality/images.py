@@ -32,9 +32,9 @@ from .features import Progress, out_of_fold_probs
 
 # On L2-normalised EfficientNet-Lite0 features of 300 Fashion-MNIST images (4 classes, 9 labels flipped, 6 draws of
 # the flips) cleanlab found 65%, 70% and 76% of the flips at C 1, 3 and 10, with 81%, 90% and 80% of its flags right.
-LOGREG_C = 3.0
+IMAGE_LOGREG_C = 3.0
 ISSUE_TYPES = ("label", "outlier", "near_duplicate")  # what Datalab looks for, with its defaults but k
-NEIGHBOURS = 10  # Datalab's own k for outliers and near duplicates (fewer where the dataset is smaller)
+DATALAB_NEIGHBOURS = 10  # Datalab's own k for outliers and near duplicates (fewer where the dataset is smaller)
 ISSUE_NAMES = {"label": "label issue", "outlier": "outlier", "near_duplicate": "near duplicate"}
 Embed = Callable[..., np.ndarray]  # images (bytes), encoder, precision=, names=, progress= -> features [n, d]
 
@@ -49,7 +49,7 @@ def find_image_issues(given: Sequence[str], probs: np.ndarray, features: np.ndar
     lab = Datalab(pd.DataFrame({"label": list(given)}), label_name="label", verbosity=0)
     # Fresh settings each call: Datalab writes what it computed (the neighbour graph) into the dicts it is given. Its
     # 10 neighbours need 11 rows: fewer, and it prints an error (into the CLI's JSON) and skips the check.
-    near = {"k": min(NEIGHBOURS, len(features) - 1)}
+    near = {"k": min(DATALAB_NEIGHBOURS, len(features) - 1)}
     # n_jobs 1: the label check's default forks a worker pool, which hung a job (bmcore.quality.texts says the same of text)
     label = {"clean_learning_kwargs": {"find_label_issues_kwargs": {"n_jobs": 1}}}
     issue_types = {"label": label, "outlier": dict(near), "near_duplicate": dict(near)}
@@ -94,7 +94,7 @@ def score_images(ds: PreparedDataset, rows: pd.DataFrame, labels: np.ndarray, *,
                             progress=lambda d, t: report(d, t, f"Embedding {d:,} of {t:,} images with {encoder}..."))
     embed_s = time.perf_counter() - t0
     with one_thread():  # a threaded lbfgs fit of 240 x 1,280 took 1.9 s on a busy 2-core machine, one thread 0.11 s
-        probs = out_of_fold_probs(features, labels, len(ds.label_names), folds=folds, seed=seed, c=LOGREG_C,
+        probs = out_of_fold_probs(features, labels, len(ds.label_names), folds=folds, seed=seed, c=IMAGE_LOGREG_C,
                                   progress=lambda d, t: report(d, t, f"Cross-validating: fold {d} of {t}..."))
     report(1, 1, "Finding label issues, outliers and near duplicates...")
     issues = find_image_issues([ds.label_names[i] for i in labels], probs, features)

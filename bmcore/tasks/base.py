@@ -16,6 +16,34 @@ from ..search_space import SearchParam
 
 MISSED_RECALL = 0.1  # a class or label recalled this rarely or less is "never or almost never predicted right"
 PROB_PREFIX = "prob_"  # a prediction table's column of one class's (label's) score: prob_<label>
+# transformers' classification pipelines' ``function_to_apply`` (and the Inference API's): how raw logits become the
+# scores a caller asked for, whatever the model's task would give by default.
+FUNCTIONS_TO_APPLY = ("softmax", "sigmoid", "none")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, stable for large logits."""
+    z = np.asarray(logits, dtype=np.float64)
+    if z.size == 0:
+        return z.copy()
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Element-wise logistic function, stable for large logits."""
+    z = np.asarray(logits, dtype=np.float64)
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def apply_function(logits: np.ndarray, name: str) -> np.ndarray:
+    """Logits [n, outputs] turned into scores as a pipeline's ``function_to_apply=name`` does (one of
+    :data:`FUNCTIONS_TO_APPLY`; ``none``: the logits themselves)."""
+    if name not in FUNCTIONS_TO_APPLY:
+        raise BmcoreError(f"function_to_apply {name!r} is not one of {', '.join(FUNCTIONS_TO_APPLY)}")
+    z = np.asarray(logits, dtype=np.float64)
+    return softmax(z) if name == "softmax" else sigmoid(z) if name == "sigmoid" else z
 
 
 class Task:

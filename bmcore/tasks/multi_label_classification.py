@@ -35,7 +35,7 @@ from ..display import md, md_code
 from ..errors import BmcoreError
 from ..metrics import EPS, multi_label_metrics
 from ..splits import examples_of
-from .base import MISSED_RECALL, PROB_PREFIX, Task, card_number
+from .base import MISSED_RECALL, PROB_PREFIX, Task, card_number, sigmoid
 from .single_label_classification import ABSENT_LOGIT, checked_label_names
 
 DEFAULT_THRESHOLD = 0.5
@@ -48,12 +48,6 @@ CARD_COLUMNS = (("micro F1", "micro_f1"), ("macro F1", "macro_f1"), ("samples F1
                 ("subset accuracy", "subset_accuracy"), ("Hamming loss", "hamming_loss"))  # the card's results table
 MIN_TUNE_POSITIVES = 20  # validation positives a label needs for a threshold of its own; rarer labels share one
 MISSED_SHOWN = 10  # labels named in the missed-labels warning; the rest are counted
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    """Element-wise logistic function, stable for large logits."""
-    z = np.asarray(logits, dtype=np.float64)
-    return np.exp(-np.logaddexp(0.0, -z))
 
 
 def multi_hot(sets: Sequence[Sequence[str]], label_names: Sequence[str]) -> np.ndarray:

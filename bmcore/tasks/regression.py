@@ -31,7 +31,7 @@ from .base import Task, card_number
 
 SCORE_LABEL = "score"  # the one output's name in id2label: pipeline() answers {"label": "score", "score": ...}
 SUMMARY_KEYS = ("pearson", "spearman", "rmse", "mae", "r2")  # what bmcore evaluate and the model card give
-BASELINE_NAME = "TF-IDF + ridge regression (for pairs: both texts and their overlap)"
+BASELINE_CARD_NAME = "TF-IDF + ridge regression (for pairs: both texts and their overlap)"
 EXAMPLE_RANGES = 3  # the Playground's examples come from the low, middle and high scores
 MIN_STD = 1e-8  # a training split whose scores are all equal still trains (on the raw error)
 SCORE_BIN = "_score_bin"  # a temporary column: the splits of scores are stratified on their quantile range
@@ -258,7 +258,7 @@ class Regression(Task):
                  f"| model | {head} |", "| --- |" + " ---: |" * len(SUMMARY_KEYS),
                  "| this model | " + " | ".join(card_number(model.get(k)) for k in SUMMARY_KEYS) + " |"]
         if baseline.get("rmse") is not None:
-            lines += [f"| baseline: {BASELINE_NAME} | " + " | ".join(card_number(baseline.get(k)) for k in SUMMARY_KEYS)
+            lines += [f"| baseline: {BASELINE_CARD_NAME} | " + " | ".join(card_number(baseline.get(k)) for k in SUMMARY_KEYS)
                       + " |", "", "The baseline is trained on the same train split and scored on the same test examples."]
         else:
             lines += ["", "No TF-IDF baseline was trained (the dataset had no train split)."]

@@ -24,7 +24,7 @@ from ..metrics import EPS, classification_metrics, compute_metrics
 from ..quality.features import ENCODERS
 from ..quality.texts import score_texts
 from ..splits import examples_of
-from .base import MISSED_RECALL, PROB_PREFIX, Task, card_number
+from .base import MISSED_RECALL, PROB_PREFIX, Task, card_number, softmax
 
 AUTO_IMBALANCE = 3.0  # class_weights=auto weighs the loss from this largest:smallest class ratio on
 AUTO_WEIGHTS = "balanced"  # emotion with 1.6% surprise: its recall 0.80 (balanced), 0.50 (sqrt), 0.11 (none)
@@ -37,16 +37,6 @@ T_BOUNDS = (0.05, 20.0)  # a fitted T outside this range means the logits are de
 # over-confident one it helped at every size (-0.40 nats on 25), a gain this minimum gives up below 100.
 MIN_TEMPERATURE_ROWS = 100
 TEMPERATURE_FOLDS = 5  # cross-fitting: fit on 4/5 of validation, score the other 1/5, five times
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, stable for large logits."""
-    z = np.asarray(logits, dtype=np.float64)
-    if z.size == 0:
-        return z.copy()
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:
@@ -168,9 +158,11 @@ def text_columns(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def prediction_table(df: pd.DataFrame, probs: np.ndarray, label_names: Sequence[str], *,
+def single_label_prediction_table(df: pd.DataFrame, probs: np.ndarray, label_names: Sequence[str], *,
                      truncated: np.ndarray | None = None, inputs: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The prediction table of a split from the model's probabilities [n, classes].
+    """The single-label task's prediction table of a split from the model's probabilities [n, classes]: what
+    :meth:`SingleLabelClassification.prediction_frame` returns, and so what :func:`bmcore.evaluate.prediction_table`
+    (from logits or probabilities, through the task) gives.
 
     Columns: the inputs (``inputs``, by default text and text_pair), gold, pred, ``prob_<label>`` per class,
     confidence, loss (per-example cross-entropy in nats), correct, truncated.
@@ -312,7 +304,7 @@ class SingleLabelClassification(Task):
                  truncated: np.ndarray | None, validation: Callable[[], tuple[pd.DataFrame, np.ndarray]] | None,
                  fit: bool, n_bins: int) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any], list[str]]:
         """The table and metrics of a split, with temperature scaling fitted on ``validation()`` when ``fit``."""
-        table = prediction_table(df, softmax(logits), label_names, truncated=truncated, inputs=self.input_columns(df))
+        table = single_label_prediction_table(df, softmax(logits), label_names, truncated=truncated, inputs=self.input_columns(df))
         probs = table[[f"{PROB_PREFIX}{n}" for n in label_names]].to_numpy(dtype=np.float64)
         metrics = compute_metrics(table["gold"].tolist(), table["pred"].tolist(), probs, label_names, n_bins)
         notes: list[str] = []
@@ -439,7 +431,7 @@ class SingleLabelClassification(Task):
 
     def prediction_frame(self, df: pd.DataFrame, probs: np.ndarray, label_names: Sequence[str], *,
                          truncated: np.ndarray | None = None) -> pd.DataFrame:
-        return prediction_table(df, probs, label_names, truncated=truncated, inputs=self.input_columns(df))
+        return single_label_prediction_table(df, probs, label_names, truncated=truncated, inputs=self.input_columns(df))
 
 
 def checked_label_names(std: dict[str, pd.DataFrame], cols: Columns,
