@@ -23,7 +23,7 @@ from .measure import latencies, percentile
 from .texts import sentences
 
 
-def _model_folder(ref: str, labels: list[str], workdir: Path) -> Path:
+def bench_model_folder(ref: str, labels: list[str], workdir: Path) -> Path:
     """A save_pretrained folder both sides load: the model itself when it is a folder, else a copy with a head."""
     mref = resolve_model(ref)
     if mref.kind == "local":
@@ -42,7 +42,7 @@ def bench_inference(model: str = DEFAULT_MODEL, quick: bool = False, log: Callab
     texts, gold, where = sentences()
     labels = sorted(set(gold)) if gold else ["negative", "positive"]
     with tempfile.TemporaryDirectory() as tmp:
-        folder = _model_folder(model, labels, Path(tmp))
+        folder = bench_model_folder(model, labels, Path(tmp))
         pipe = pipeline("text-classification", model=str(folder), device=-1 if detect_device().kind == "cpu" else 0)
         clf = load_for_inference(str(folder))
         single = texts[: 40 if quick else 120]
