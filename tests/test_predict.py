@@ -159,3 +159,25 @@ def test_cli_missing_model_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
+
+
+def test_few_shapes_give_the_same_scores_from_a_bounded_set_of_shapes(tiny_model, shared_data):
+    """A server's batches (``few_shapes``): powers of two inputs, padded to a multiple of PAD_MULTIPLE tokens, and the
+    same scores as the plain path, for batches of every size from 1 to 32."""
+    from bmcore.inference import PAD_MULTIPLE
+
+    clf = load_for_inference(str(tiny_model), precision="fp32")
+    texts = pd.read_csv(shared_data / "sst2" / "dev.csv")["text"].astype(str).tolist()
+    shapes: dict[bool, set] = {False: set(), True: set()}
+    forward, few = clf.model.forward, [False]
+    clf.model.forward = lambda **batch: shapes[few[0]].add(tuple(batch["input_ids"].shape)) or forward(**batch)
+    start = 0
+    for n in range(1, 33):
+        batch = texts[start:start + n]
+        start += n
+        few[0] = False
+        plain = clf.predict_proba(batch, batch_size=32).probs
+        few[0] = True
+        assert np.allclose(clf.predict_proba(batch, batch_size=32, few_shapes=True).probs, plain, atol=1e-5)
+    assert all(size & (size - 1) == 0 and tokens % PAD_MULTIPLE == 0 for size, tokens in shapes[True])
+    assert len(shapes[True]) < len(shapes[False])  # 32 sizes, each its own shape on the plain path

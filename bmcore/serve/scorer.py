@@ -19,12 +19,14 @@ import numpy as np
 from .. import runs
 from ..errors import BmcoreError
 from ..export.onnx import ONNX_FILE, export_onnx, onnx_dir, read_onnx_export
-from ..inference import load_for_inference
+from ..inference import PAD_MULTIPLE, load_for_inference
 from ..modalities import modality_of
 from ..modalities.image import decode, pixel_values, processor_size
 from ..model_meta import read_model_meta
 from ..models import DEFAULT_MAX_SEQ_LENGTH, ModelRef, load_config
 from ..tasks import task_of_model
+
+WARM_UP_TOKENS = 64  # the longest request the warm-up scores: most requests are shorter; longer ones add a few shapes
 
 
 def cores() -> int:
@@ -113,7 +115,21 @@ class TorchScorer(Scorer):
     batch_size: int = 64
 
     def _texts(self, texts: list[str], pairs: list[str] | None) -> np.ndarray:
-        return self.classifier.predict_proba(texts, pairs, batch_size=self.batch_size).logits
+        # few_shapes: a long-lived server sees every batch size and length; unbounded shapes grow its memory for ever
+        return self.classifier.predict_proba(texts, pairs, batch_size=self.batch_size, few_shapes=True).logits
+
+    def warm_up(self) -> None:
+        """Score one batch of every shape a short request can make (a power of two inputs up to the batch size, each
+        :data:`WARM_UP_TOKENS` long or less), so the memory the CPU kernels keep per shape is taken before the first
+        request, not during the first minutes of traffic."""
+        if self.modality.pictures:
+            return
+        longest = min(WARM_UP_TOKENS, self.max_seq_length or WARM_UP_TOKENS)
+        size = 1
+        while size <= self.batch_size:
+            for tokens in range(PAD_MULTIPLE, longest + 1, PAD_MULTIPLE):
+                self._texts([" ".join(["a"] * max(1, tokens - 2))] * size, None)
+            size *= 2
 
     def _image_logits(self, images: list[Any]) -> np.ndarray:
         return self.classifier.predict_proba(images, batch_size=self.batch_size).logits
@@ -144,8 +160,10 @@ def load_torch_scorer(model: str, *, precision: str = "auto", batch_size: int = 
 
     torch.set_num_threads(cores())
     clf = load_for_inference(model, precision=precision)
-    return TorchScorer(model, "pytorch", clf.model.config, clf.meta, clf.max_seq_length, processor=clf.tokenizer,
-                       model_dir=clf.ref.path, classifier=clf, batch_size=batch_size)
+    scorer = TorchScorer(model, "pytorch", clf.model.config, clf.meta, clf.max_seq_length, processor=clf.tokenizer,
+                         model_dir=clf.ref.path, classifier=clf, batch_size=batch_size)
+    scorer.warm_up()
+    return scorer
 
 
 def find_onnx(model: str, *, export: bool = True) -> tuple[Path, Path | None]:
