@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bmcore import files, processes
+from bmcore.device import detect_device
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -48,6 +49,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     yield ws
     kill_leftovers(ws)
     drop_job_log_handlers()
+    detect_device.cache_clear()  # a detection cached under a test's BMCORE_PRECISION=fp32 must not reach the next test
 
 
 def drop_job_log_handlers() -> None:
