@@ -201,3 +201,15 @@ def image_workspace(tmp_path_factory: pytest.TempPathFactory, tiny_vit: Path, ti
     ws.mkdir()
     train_image_runs(ws, {"resnet": tiny_resnet, "vit": tiny_vit})
     return ws
+
+
+@pytest.fixture
+def sst_tiny(shared_data: Path) -> str:
+    """200 SST-2 rows prepared into the workspace as sst-tiny (160 / 20 / 20): the Train page's tests' dataset."""
+    import pandas as pd
+
+    from bmcore import data as bdata
+
+    df = pd.read_csv(shared_data / "sst2" / "train.csv").sample(200, random_state=0)
+    bdata.save_prepared(bdata.prepare(bdata.RawData("sst2-sample", {"all": df}), "sst-tiny", seed=0))
+    return "sst-tiny"

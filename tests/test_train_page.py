@@ -19,14 +19,6 @@ from bmcore import jobs, run_list, runs
 TIMEOUT = 120  # the first run imports torch and transformers on 2 busy CPU cores
 
 
-@pytest.fixture
-def sst_tiny(shared_data: Path) -> str:
-    """200 SST-2 rows prepared into the workspace as sst-tiny (160 / 20 / 20)."""
-    df = pd.read_csv(shared_data / "sst2" / "train.csv").sample(200, random_state=0)
-    bdata.save_prepared(bdata.prepare(bdata.RawData("sst2-sample", {"all": df}), "sst-tiny", seed=0))
-    return "sst-tiny"
-
-
 def open_train_page() -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     at.switch_page("pages/train.py").run()
