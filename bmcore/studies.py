@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from .workspace import check_name, inside, workspace_dir
 STUDIES_DIR = "studies"
 SEARCH_LOG = "tune.log"
 DB_FILE = "study.db"
+CREATE_TRIES = 5  # opening a new database that other processes create at the same moment
+CREATE_RACE_SIGNS = ("already exists", "UNIQUE constraint failed: alembic_version", "Duplicate entry", "duplicate key")
 RUNNING, COMPLETED, CANCELLED, FAILED = "running", "completed", "cancelled", "failed"
 
 # Trial user attributes (strings and numbers, so they read the same from any storage).
@@ -92,16 +95,37 @@ def import_optuna() -> Any:
 
 
 def make_storage(url: str) -> Any:
-    """Optuna's storage for ``url`` (a database URL), checked by a first query; one line when it cannot be reached."""
+    """Optuna's storage for ``url`` (a database URL), checked by a first query; one line when it cannot be reached.
+
+    Processes that open a new database at once (a search's driver, a second worker, the Search tab reading the
+    leaderboard) race to create its tables; the losers see "already exists" or a duplicate schema version and try
+    again, by then on a finished schema."""
     optuna = import_optuna()
+    for attempt in range(1, CREATE_TRIES + 1):
+        try:
+            storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}
+                                                 if url.startswith("sqlite") else {})
+            storage.get_all_studies()
+            return storage
+        except Exception as exc:  # a bad URL, a missing driver, a server that does not answer
+            reason = " ".join(str(exc).split())[:200]
+            if attempt < CREATE_TRIES and any(sign in reason for sign in CREATE_RACE_SIGNS):
+                time.sleep(0.2 * attempt)
+                continue
+            raise BmcoreError(f"the study storage {safe_url(url)} cannot be reached: {reason}") from None
+    raise AssertionError("unreachable")
+
+
+def stored_study(name: str, storage: str | None) -> Any:
+    """The study ``name`` for reading, or None when there is none (its default SQLite file not made yet: reading
+    creates nothing)."""
+    url = storage or default_storage(name)
+    if storage is None and not (study_dir(name) / DB_FILE).exists():
+        return None
     try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}
-                                             if url.startswith("sqlite") else {})
-        storage.get_all_studies()
-    except Exception as exc:  # a bad URL, a missing driver, a server that does not answer
-        reason = " ".join(str(exc).split())[:200]
-        raise BmcoreError(f"the study storage {safe_url(url)} cannot be reached: {reason}") from None
-    return storage
+        return import_optuna().load_study(study_name=name, storage=make_storage(url))
+    except KeyError:
+        return None
 
 
 def safe_url(url: str) -> str:
@@ -143,10 +167,8 @@ def request_search_stop(name: str) -> None:
 def trial_table(name: str, storage: str | None = None) -> list[dict[str, Any]]:
     """Every trial of a study as plain records (for the leaderboard): number, state, outcome, validation value, run,
     seconds, params. An unknown study: []."""
-    optuna = import_optuna()
-    try:
-        study = optuna.load_study(study_name=name, storage=make_storage(storage or default_storage(name)))
-    except KeyError:
+    study = stored_study(name, storage)
+    if study is None:
         return []
     out = []
     for t in study.get_trials(deepcopy=False):
@@ -160,11 +182,7 @@ def trial_table(name: str, storage: str | None = None) -> list[dict[str, Any]]:
 
 def load_study(name: str, storage: str | None = None) -> Any:
     """The Optuna study (for its plots); None when there is none of that name."""
-    optuna = import_optuna()
-    try:
-        return optuna.load_study(study_name=name, storage=make_storage(storage or default_storage(name)))
-    except KeyError:
-        return None
+    return stored_study(name, storage)
 
 
 def list_studies() -> list[str]:

@@ -46,6 +46,28 @@ def test_budget_reads_minutes_seconds_and_hours() -> None:
             studies.parse_budget(bad)
 
 
+def open_storage(url: str) -> str:
+    try:
+        studies.make_storage(url)
+        return "ok"
+    except BmcoreError as exc:
+        return str(exc)
+
+
+def test_processes_opening_a_new_study_database_at_once_all_get_it(tmp_path: Path) -> None:
+    """A search's driver and the Search tab (or two workers) opening a new SQLite study at the same moment race to
+    create its tables: every one of them gets the storage (this race once failed CI's search journey). A study not
+    made yet is read as no trials, and reading creates no database."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(4) as pool:
+        for i in range(4):
+            url = f"sqlite:///{tmp_path}/study{i}.db"
+            assert list(pool.map(open_storage, [url] * 4)) == ["ok"] * 4
+    assert studies.trial_table("not-made-yet") == [] and studies.load_study("not-made-yet") is None
+    assert not (studies.study_dir("not-made-yet") / studies.DB_FILE).exists()
+
+
 @pytest.mark.slow
 def test_bad_input_is_one_line(sst: str, tiny_model: Path, workspace: Path) -> None:
     """Exit 2 and one line: an unknown model, an unreachable storage, a budget too small for one trial, a study of
