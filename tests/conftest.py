@@ -138,7 +138,7 @@ SMS_RARE = "sms-rare"
 @pytest.fixture(scope="session")
 def minilm_sms(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
     """A workspace with one real fine-tune, made once for every test that needs a trained builtin:minilm: SMS spam cut
-    to 2% spam in train (1,470 ham, 30 spam; 49:1), 250 validation and 300 test messages (50 spam), prepared as
+    to 2% spam in train (980 ham, 20 spam; 49:1), 250 validation and 300 test messages (50 spam), prepared as
     ``sms-rare``, and ``runs/rare`` trained on it through the CLI with every default but 3 epochs and
     ``--max-seq-length 64``. Tests that write copy it first (:func:`copy_workspace`). Its tests are marked
     ``xdist_group("minilm_sms")``, so one pytest-xdist worker builds it once."""
@@ -151,13 +151,13 @@ def minilm_sms(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> P
     ws.mkdir()
     sms = pd.read_csv(shared_data / "sms_spam" / "all.csv").sample(frac=1, random_state=0)
     ham, spam = sms[sms["label"] == "ham"], sms[sms["label"] == "spam"]
-    frames = {"train": pd.concat([ham.iloc[:1470], spam.iloc[:30]]),  # 49:1
+    frames = {"train": pd.concat([ham.iloc[:980], spam.iloc[:20]]),  # 49:1 (1,470 and 30 until the suite had to fit 20 min)
               "validation": pd.concat([ham.iloc[1720:1960], spam.iloc[80:90]]),
               "test": pd.concat([ham.iloc[1470:1720], spam.iloc[30:80]])}  # enough spam to measure its recall
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BMCORE_WORKSPACE", str(ws))
         bdata.save_prepared(bdata.prepare(bdata.RawData("sms", frames), SMS_RARE, use_source_splits=True, seed=0))
-        # 3 epochs set, as before the small-data rule (which would train 1,500 rows in 188 plain steps, not about 40
+        # 3 epochs set, as before the small-data rule (which would train 1,000 rows in 150 plain steps, not about 30
         # grown ones): test_small_data_defaults_beat_tfidf holds the rule.
         assert main(["train", "--data", SMS_RARE, "--out", str(ws / "runs" / "rare"), "--max-seq-length", "64",
                      "--num-train-epochs", "3"]) == 0
