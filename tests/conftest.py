@@ -60,6 +60,18 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     kill_leftovers(ws)
     drop_job_log_handlers()
     detect_device.cache_clear()  # a detection cached under a test's BMCORE_PRECISION=fp32 must not reach the next test
+    keep_torch_threads()
+
+
+TORCH_THREADS = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+
+
+def keep_torch_threads() -> None:
+    """Put torch back on the worker's thread count (scripts/test.sh: OMP_NUM_THREADS=1) if a test changed it: a worker
+    left on 2 threads beside the other worker slowed every later test of its own (the few-shot test 2.8 times)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and TORCH_THREADS > 0 and torch.get_num_threads() != TORCH_THREADS:
+        torch.set_num_threads(TORCH_THREADS)
 
 
 def drop_job_log_handlers() -> None:

@@ -83,6 +83,30 @@ def assert_same(got: list[list[dict]], want: list[list[dict]]) -> None:
         np.testing.assert_allclose([d["score"] for d in g], [d["score"] for d in w], atol=ATOL)
 
 
+def test_the_scorer_takes_omp_num_threads_when_set(models: dict[str, Path], monkeypatch: pytest.MonkeyPatch):
+    """A server given OMP_NUM_THREADS (several servers, or test workers, on one machine) keeps to it; without it, the
+    model gets every core the process may use. Loading a scorer once raised a test worker's torch to 2 threads for the
+    rest of its tests, beside a second worker on 2 cores."""
+    import os
+
+    import torch
+
+    from bmcore.serve.scorer import cores
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert cores() == 1
+        load_torch_scorer(str(models["single"]), precision="fp32")
+        assert torch.get_num_threads() == 1
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        assert cores() == len(os.sched_getaffinity(0))
+        monkeypatch.setenv("OMP_NUM_THREADS", "lots")  # not a number: every core, as without it
+        assert cores() == len(os.sched_getaffinity(0))
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_single_label_answers_equal_the_pipeline(models: dict[str, Path], sst2: list[str]):
     scorer = load_torch_scorer(str(models["single"]), precision="fp32")
     want = pipeline_answers(models["single"], sst2)

@@ -30,7 +30,12 @@ WARM_UP_TOKENS = 64  # the longest request the warm-up scores: most requests are
 
 
 def cores() -> int:
-    """The CPU cores this process may use (its affinity, as a container's CPU set limits it)."""
+    """The threads the model gets: ``OMP_NUM_THREADS`` when set (the usual way to give a process fewer threads, e.g.
+    several servers or test workers on one machine), else every core this process may use (its affinity, as a
+    container's CPU set limits it)."""
+    given = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if given.isdigit() and int(given) > 0:
+        return int(given)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
@@ -155,7 +160,7 @@ class OnnxScorer(Scorer):
 
 def load_torch_scorer(model: str, *, precision: str = "auto", batch_size: int = 64) -> TorchScorer:
     """The model a reference names (``builtin:minilm``, a run folder or its ``model/``, a model folder, a Hub id),
-    loaded for inference, with torch using every core this process has."""
+    loaded for inference, with torch using :func:`cores` threads."""
     import torch
 
     torch.set_num_threads(cores())
