@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .device import PRECISIONS
 from .errors import BmcoreError
@@ -41,6 +42,14 @@ def _is_uri(value: str) -> bool:
         return False  # a relative database would land wherever the job's process happens to run
     return value.isprintable() and bool(value.strip()) and (
         value.startswith("/") or bool(colon and rest and scheme.replace("+", "").isalnum()))
+
+
+def _holds_password(uri: str) -> bool:
+    """True when a URI carries a password (``http://me:secret@host``); an unparseable one is left to :func:`_is_uri`."""
+    try:
+        return urlsplit(uri).password is not None
+    except ValueError:
+        return False
 
 
 @dataclass
@@ -182,6 +191,10 @@ class TrainConfig:
             (self.tracking_uri is None or _is_uri(self.tracking_uri),
              f"tracking_uri {self.tracking_uri!r:.80} is not a URI with an absolute path; try http://localhost:5000 "
              "or sqlite:////absolute/path/mlflow.db"),
+            (self.tracking_uri is None or not _holds_password(self.tracking_uri),
+             "tracking_uri holds a password, which would be saved in the run's config.json and shown in its command: "
+             "leave it out and set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (a server) or PGPASSWORD (a "
+             "database) where bmcore runs"),
             (self.experiment_name is None or 0 < len(self.experiment_name.strip()) <= 200 and self.experiment_name.isprintable(),
              "experiment_name must be 1 to 200 printable characters"),
         ]

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
-__all__ = ["FORMULA_STARTS", "csv_cell", "csv_frame", "from_plot_text", "md", "md_code", "plot_text", "plot_texts"]
+__all__ = ["FORMULA_STARTS", "csv_cell", "csv_frame", "from_plot_text", "md", "md_code", "plot_text", "plot_texts",
+           "url_without_password"]
 
 # Backslash-escaped anywhere: CommonMark lets any ASCII punctuation be escaped, and an escaped character
 # always renders as itself. These open inline syntax (code, emphasis, links and images, HTML and autolinks,
@@ -114,3 +116,16 @@ def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
 def from_plot_text(value: Any) -> str:
     """The original of a :func:`plot_text` (a category that came back from a click on a chart)."""
     return re.sub(r"&amp;|&lt;|&gt;|&#36;", lambda m: _PLOT_UNESCAPES[m.group()], str(value))
+
+
+def url_without_password(url: str) -> str:
+    """``url`` with its password masked (``postgresql://me:***@host/db``), for pages, logs and status files: a study
+    storage or an MLflow tracking URI. A URL ``urlsplit`` cannot read is masked by pattern."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return re.sub(r"//([^:/@]+):[^/]*@", r"//\1:***@", url)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import files, processes, runs
+from .display import url_without_password
 from .errors import BmcoreError
 from .workspace import check_name, inside, workspace_dir
 
@@ -67,6 +68,9 @@ def default_study_name(dataset: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", dataset.split(":")[-1].split("/")[-1]).strip("-")[:40] + "-search"
 
 
+TUNE_SETTINGS = ("seed", "report_to", "tracking_uri", "experiment_name")  # TrainConfig fields ``tune`` takes as flags
+
+
 @dataclass
 class Search:
     """One search: what to train on, the candidate models, the budget, and where the study is kept."""
@@ -101,7 +105,8 @@ def make_storage(url: str) -> Any:
     leaderboard) race to create its tables; the losers see "already exists" or a duplicate schema version and try
     again, by then on a finished schema."""
     optuna = import_optuna()
-    for attempt in range(1, CREATE_TRIES + 1):
+    attempt = 1
+    while True:
         try:
             storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}
                                                  if url.startswith("sqlite") else {})
@@ -109,16 +114,15 @@ def make_storage(url: str) -> Any:
             return storage
         except Exception as exc:  # a bad URL, a missing driver, a server that does not answer
             reason = " ".join(str(exc).split())[:200]
-            if attempt < CREATE_TRIES and any(sign in reason for sign in CREATE_RACE_SIGNS):
-                time.sleep(0.2 * attempt)
-                continue
-            raise BmcoreError(f"the study storage {safe_url(url)} cannot be reached: {reason}") from None
-    raise AssertionError("unreachable")
+            if attempt >= CREATE_TRIES or not any(sign in reason for sign in CREATE_RACE_SIGNS):
+                raise BmcoreError(f"the study storage {url_without_password(url)} cannot be reached: {reason}") from None
+            time.sleep(0.2 * attempt)
+            attempt += 1
 
 
-def stored_study(name: str, storage: str | None) -> Any:
-    """The study ``name`` for reading, or None when there is none (its default SQLite file not made yet: reading
-    creates nothing)."""
+def load_study(name: str, storage: str | None = None) -> Any:
+    """The study ``name`` for reading (the leaderboard, the plots), or None when there is none (its default SQLite
+    file not made yet: reading creates nothing)."""
     url = storage or default_storage(name)
     if storage is None and not (study_dir(name) / DB_FILE).exists():
         return None
@@ -126,10 +130,6 @@ def stored_study(name: str, storage: str | None) -> Any:
         return import_optuna().load_study(study_name=name, storage=make_storage(url))
     except KeyError:
         return None
-
-
-def safe_url(url: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)  # never print a password
 
 
 def write_search_status(search: Search, **fields: Any) -> dict[str, Any]:
@@ -167,7 +167,7 @@ def request_search_stop(name: str) -> None:
 def trial_table(name: str, storage: str | None = None) -> list[dict[str, Any]]:
     """Every trial of a study as plain records (for the leaderboard): number, state, outcome, validation value, run,
     seconds, params. An unknown study: []."""
-    study = stored_study(name, storage)
+    study = load_study(name, storage)
     if study is None:
         return []
     out = []
@@ -178,11 +178,6 @@ def trial_table(name: str, storage: str | None = None) -> list[dict[str, Any]]:
                     "last_value": (t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None),
                     "params": dict(t.params)})
     return out
-
-
-def load_study(name: str, storage: str | None = None) -> Any:
-    """The Optuna study (for its plots); None when there is none of that name."""
-    return stored_study(name, storage)
 
 
 def list_studies() -> list[str]:
@@ -201,6 +196,9 @@ def tune_command(search: Search) -> list[str]:
         cmd += ["--trials", str(search.trials)]
     if search.storage and search.storage != default_storage(search.study):
         cmd += ["--storage", search.storage]
+    for key in TUNE_SETTINGS:  # the settings every trial shares that the command takes
+        if search.settings.get(key) is not None:
+            cmd += [f"--{key.replace('_', '-')}", str(search.settings[key])]
     return cmd
 
 

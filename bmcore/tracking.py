@@ -22,11 +22,11 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from . import runs
 from .data.readers import suggest_name
 from .data.storage import is_prepared
+from .display import url_without_password
 from .errors import BmcoreError
 from .files import read_json
 from .workspace import workspace_dir
@@ -81,16 +81,6 @@ def experiment_name(config: Any) -> str:
 def tensorboard_dir(run_dir: str | Path) -> Path:
     """Where a run's TensorBoard event files go: ``RUN/tensorboard``."""
     return Path(run_dir) / TENSORBOARD_DIR
-
-
-def shown_uri(uri: str) -> str:
-    """``uri`` without a password (``postgresql://me:***@host/db``), for pages and logs."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def job_environment(run_dir: Path, config: Any) -> dict[str, str]:
@@ -172,9 +162,9 @@ def start_mlflow_run(run_dir: Path, config: Any) -> Any:
         active = mlflow.start_run(experiment_id=experiment_id, run_name=run_dir.name,
                                   tags={"bmcore.run": run_dir.name, "bmcore.run_dir": str(run_dir)})
         mlflow.log_params({f"bmcore.{k}": shown_param(v) for k, v in config.to_dict().items()})
-    runs.write_status(run_dir, tracking_uri=shown_uri(uri), mlflow_run_id=active.info.run_id,
+    runs.write_status(run_dir, tracking_uri=url_without_password(uri), mlflow_run_id=active.info.run_id,
                       mlflow_experiment_id=str(experiment_id))
-    log.info("MLflow: run %s in experiment %r at %s", active.info.run_id, name, shown_uri(uri))
+    log.info("MLflow: run %s in experiment %r at %s", active.info.run_id, name, url_without_password(uri))
     return mlflow
 
 
@@ -206,16 +196,17 @@ def last_step(run_dir: Path) -> int:
     return max((s for s in steps if isinstance(s, int)), default=0)
 
 
-def finish_tensorboard(run_dir: Path, config: Any, status: dict[str, Any]) -> None:
-    """Add the test metrics (``test/<metric>``, as the integration names ``test_`` logs) and bmcore's settings to
-    the run's TensorBoard folder. The model stands without them: a failure is logged."""
+def finish_tensorboard(run_dir: Path, config: Any, status: dict[str, Any], settings: bool = True) -> None:
+    """Add the test metrics (``test/<metric>``, as the integration names ``test_`` logs) and, with ``settings``,
+    bmcore's settings to the run's TensorBoard folder. The model stands without them: a failure is logged."""
     try:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(log_dir=str(tensorboard_dir(run_dir)))
         try:
             step = last_step(run_dir)
-            writer.add_text("bmcore/config", json.dumps(config.to_dict(), indent=1), step)
+            if settings:
+                writer.add_text("bmcore/config", json.dumps(config.to_dict(), indent=1), step)
             for key, value in scored_test_metrics(run_dir).items():
                 writer.add_scalar(f"test/{key}", value, step)
         finally:
@@ -235,3 +226,24 @@ def finish_mlflow(mlflow: Any, run_dir: Path, status: dict[str, Any]) -> None:
             mlflow.log_artifacts(str(model_dir), artifact_path=MODEL_ARTIFACT)
     except Exception as exc:  # noqa: BLE001
         log.warning("the test metrics or the model did not reach MLflow: %s", exc)
+
+
+def track_late_test_scores(run_dir: Path, config: Any) -> None:
+    """A run whose test split was scored after its job ended (a search's chosen trial, :func:`bmcore.train.score_test`):
+    its test metrics join the tracker's record of it, as they would have at the job's end. The scores stand without
+    them: a failure is logged."""
+    report_to = getattr(config, "report_to", NONE)
+    if report_to == TENSORBOARD:
+        finish_tensorboard(run_dir, config, {}, settings=False)
+        return
+    run_id = read_json(run_dir / runs.STATUS_FILE).get("mlflow_run_id")
+    if report_to != MLFLOW or not isinstance(run_id, str) or not run_id:
+        return
+    try:
+        import mlflow
+
+        client, step = mlflow.MlflowClient(tracking_uri(config)), last_step(run_dir)
+        for key, value in scored_test_metrics(run_dir).items():
+            client.log_metric(run_id, f"test_{key}", value, step=step)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("the test metrics did not reach MLflow: %s", exc)

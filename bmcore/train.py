@@ -34,7 +34,7 @@ from .pretrain import train_mlm
 from .problem_types import chosen_problem_type
 from .schedule import resolve_schedule
 from .tasks import Task, get_task
-from .tracking import run_tracked, trainer_report_to
+from .tracking import run_tracked, track_late_test_scores, trainer_report_to
 from .trainer import (
     build_training_args,
     make_callback,
@@ -353,6 +353,7 @@ def score_test(run_dir: str | Path) -> dict[str, Any]:
     results["temperature"] = full.metrics.get("temperature")
     files.write_json_atomic(run_dir / runs.EVAL_FILE, results)
     runs.write_status(run_dir, scored_test=True, **{f"{runs.TEST_PREFIX}{k}": results["test"].get(k) for k in task.headline})
+    track_late_test_scores(run_dir, config)
     try:
         write_model_card(run_dir)
     except Exception as exc:  # the scores stand without the card

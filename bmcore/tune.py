@@ -35,6 +35,7 @@ from . import processes, runs
 from .config import TrainConfig
 from .data.storage import is_prepared, load_prepared, save_prepared
 from .defaults import task_defaults
+from .display import url_without_password
 from .errors import BmcoreError
 from .estimate import CostModel
 from .launch import preflight
@@ -56,7 +57,6 @@ from .studies import (
     direction_of,
     import_optuna,
     make_storage,
-    safe_url,
     study_dir,
     write_search_status,
 )
@@ -312,7 +312,7 @@ def run_search(search: Search, echo: Callable[[str], None] = print) -> dict[str,
         search.models = list(dict.fromkeys([*study.user_attrs.get("models", []), *search.models]))
         study.set_user_attr("models", search.models)
     write_search_status(search, state=RUNNING, **processes.own_process(), started=runs.now(), budget_s=search.budget_s,
-                 dataset=ds.name, models=search.models, storage=safe_url(search.storage), metric=metric, error=None, ended=None,
+                 dataset=ds.name, models=search.models, storage=url_without_password(search.storage), metric=metric, error=None, ended=None,
                  bought=None)
 
     def stop() -> bool:

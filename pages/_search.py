@@ -16,7 +16,7 @@ from bmcore.display import md
 from bmcore.errors import BmcoreError, error_line
 from bmcore.modalities import DEFAULT_MODALITY, get_modality
 from bmcore.report import search as rsearch
-from pages._ui import keep
+from pages._ui import keep, tracking_inputs
 
 POLL_S = 2  # seconds between leaderboard refreshes while the search runs
 BADGES = {studies.RUNNING: ("blue", ":material/play_arrow:"), studies.COMPLETED: ("green", ":material/check_circle:"),
@@ -59,12 +59,15 @@ def chosen_search(datasets: list[dict]) -> studies.Search | None:
                                  "defaults; later trials may spend the budget on any of them.")
     more = c2.text_input("More models: local folders or Hub ids, comma-separated", key="search_more_models").strip()
     models = list(dict.fromkeys([*picked, *(m.strip() for m in more.split(",") if m.strip())]))
+    with st.expander("Tracking: report every trial to TensorBoard or MLflow"):
+        tracked = {k: v for k, v in tracking_inputs("search", dataset).items() if v not in (None, "none")}
     if not models:
         st.info("Choose at least one candidate model.")
         return None
     try:
+        TrainConfig(dataset=dataset, **tracked)  # the tracking settings checked as a run checks them
         return studies.Search(dataset=dataset, models=models, budget_s=float(minutes) * 60, trials=int(trials) or None,
-                           study=study.strip())
+                           study=study.strip(), settings=tracked)
     except (BmcoreError, ValueError) as exc:
         st.error(md(error_line(exc)))
         return None
@@ -74,7 +77,7 @@ def start(search: studies.Search) -> None:
     """Check every candidate model as a run would, then start the search in the background."""
     try:
         for model in search.models:  # an unknown model: one line now, not a failed search later
-            launch.preflight(TrainConfig.from_dict(task_defaults({"dataset": search.dataset,
+            launch.preflight(TrainConfig.from_dict(task_defaults({**search.settings, "dataset": search.dataset,
                                                                   "model_name_or_path": model})))
         studies.start_search(search)
     except (BmcoreError, ValueError, OSError) as exc:

@@ -5,10 +5,13 @@ from pathlib import Path
 import streamlit as st
 
 from bmcore import jobs, queue, runs
+from bmcore.config import REPORT_TO, config_fields
 from bmcore.display import md
 from bmcore.errors import BmcoreError
 from bmcore.models import load_counting_tokenizer
 from bmcore.report.data import prepared_frame
+from bmcore.report.tracking import REPORT_TO_EXPLAINED, REPORT_TO_LABELS, missing_tracker
+from bmcore.tracking import default_tracking_uri
 
 
 @st.cache_resource(show_spinner="Loading the tokenizer...", max_entries=4)
@@ -122,3 +125,22 @@ def keep(*keys: str) -> None:
             st.session_state[copy] = st.session_state[key]
         elif copy in st.session_state:
             st.session_state[key] = st.session_state[copy]
+
+
+def tracking_inputs(prefix: str, dataset: str) -> dict[str, str | None]:
+    """The Tracking inputs (report to, and MLflow's store and experiment): TrainConfig's ``report_to``,
+    ``tracking_uri`` and ``experiment_name``. ``prefix`` keeps each tab's widgets apart (``train``, ``search``)."""
+    help_ = {f.name: f.metadata["help"] for f in config_fields()}
+    c = st.columns(3)
+    report_to = c[0].selectbox("Report to", REPORT_TO, key=f"{prefix}_report_to", format_func=REPORT_TO_LABELS.get,
+                               help=help_["report_to"])
+    tracking_uri = experiment = ""
+    if report_to == "mlflow":
+        tracking_uri = c[1].text_input("MLflow tracking URI", key=f"{prefix}_tracking_uri",
+                                       placeholder=default_tracking_uri(), help=help_["tracking_uri"]).strip()
+        experiment = c[2].text_input("MLflow experiment", key=f"{prefix}_experiment_name", placeholder=dataset,
+                                     help=help_["experiment_name"]).strip()
+    st.caption(REPORT_TO_EXPLAINED)
+    if missing := missing_tracker(report_to):
+        st.warning(md(missing))
+    return {"report_to": report_to, "tracking_uri": tracking_uri or None, "experiment_name": experiment or None}

@@ -6,7 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from bmcore import jobs, launch, report, run_list, runs
-from bmcore.config import BEST_METRICS, CLASS_WEIGHTS, INTERVALS, MAX_SEQ_LENGTH_RANGE, REPORT_TO, TrainConfig, config_fields
+from bmcore.config import BEST_METRICS, CLASS_WEIGHTS, INTERVALS, MAX_SEQ_LENGTH_RANGE, TrainConfig, config_fields
 from bmcore.data import list_prepared
 from bmcore.device import PRECISIONS
 from bmcore.display import md
@@ -16,14 +16,12 @@ from bmcore.modalities import DEFAULT_MODALITY, get_modality
 from bmcore.modalities.image import CROP_SCALE, SMALL_SET_PER_CLASS
 from bmcore.models import DEFAULT_MODEL, hub_offline, hub_reachable
 from bmcore.report.few_shot import FEW_SHOT_EXPLAINED, few_shot_offered, few_shot_suggestion
-from bmcore.report.tracking import REPORT_TO_EXPLAINED, REPORT_TO_LABELS, missing_tracker
 from bmcore.tasks import get_task
-from bmcore.tracking import default_tracking_uri
 from bmcore.workspace import check_name
 from pages import _charts as charts
 from pages._runs_view import RunsView, show_runs, start_button
 from pages._search import show_search
-from pages._ui import job_outcome, keep, require_frame, show_job, show_tiles, start_job
+from pages._ui import job_outcome, keep, require_frame, show_job, show_tiles, start_job, tracking_inputs
 
 require_frame("pages/train.py")
 
@@ -242,18 +240,7 @@ with settings:
                                     step=1e-4, format="%.1e", key="train_head_lr", help=HELP["head_learning_rate"])
 
     st.subheader("Tracking")
-    c = st.columns(3)
-    report_to = c[0].selectbox("Report to", REPORT_TO, key="train_report_to", format_func=REPORT_TO_LABELS.get,
-                               help=HELP["report_to"])
-    tracking_uri = experiment = ""
-    if report_to == "mlflow":
-        tracking_uri = c[1].text_input("MLflow tracking URI", key="train_tracking_uri", placeholder=default_tracking_uri(),
-                                       help=HELP["tracking_uri"]).strip()
-        experiment = c[2].text_input("MLflow experiment", key="train_experiment_name", placeholder=dataset,
-                                     help=HELP["experiment_name"]).strip()
-    st.caption(REPORT_TO_EXPLAINED)
-    if missing := missing_tracker(report_to):
-        st.warning(md(missing))
+    tracked = tracking_inputs("train", dataset)
 
     name = st.text_input("Run name (optional)", key="train_name", help="A folder name in the workspace's runs/; "
                          "leave empty for dataset-model-time.").strip()
@@ -267,8 +254,7 @@ with settings:
             logging_steps=int(logging_steps), early_stopping_patience=int(patience), metric_for_best_model=best,
             class_weights=weights, freeze_embeddings=freeze, batch_growth=int(growth),
             hidden_dropout=float(dropout), head_learning_rate=float(head_lr) or None,
-            image_size=int(side) or None, augment=bool(augment), few_shot=bool(few_shot), report_to=report_to,
-            tracking_uri=tracking_uri or None, experiment_name=experiment or None)
+            image_size=int(side) or None, augment=bool(augment), few_shot=bool(few_shot), **tracked)
         precision_notice = launch.preflight(config)  # the checks the CLI makes: model, max_seq_length, training size
         if name:
             check_name(name, "run name")

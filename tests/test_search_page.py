@@ -152,6 +152,20 @@ def test_the_tab_shows_the_command_and_refuses_a_bad_study_name(shared_data):
     assert not any(b.key == "search_start" for b in at.button)
 
 
+def test_the_tab_reports_trials_to_the_tracker_chosen_and_refuses_a_password_in_the_uri(shared_data):
+    prepare_sst(shared_data)
+    at = open_search_tab()
+    at.selectbox(key="search_report_to").set_value("mlflow").run()
+    at.text_input(key="search_experiment_name").input("sst trials").run()
+    assert not at.exception
+    commands = [c.value for c in at.code if c.value.startswith("python -m bmcore tune")]
+    assert commands == ["python -m bmcore tune --data sst-search --budget 30m --study sst-search-search "
+                        "--models builtin:minilm --report-to mlflow --experiment-name 'sst trials'"]
+    at.text_input(key="search_tracking_uri").input("http://me:secret@mlflow.lan:5000").run()
+    assert len(at.error) == 1 and "holds a password" in at.error[0].value and "secret" not in at.error[0].value
+    assert not any(b.key == "search_start" for b in at.button)
+
+
 @pytest.mark.slow
 def test_a_finished_search_shows_its_leaderboard_and_hands_its_best_run_to_evaluate(searched, workspace):
     copy_workspace(searched, workspace)

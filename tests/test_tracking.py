@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +16,7 @@ from bmcore import data as bdata
 from bmcore import launch, runs, tracking, train
 from bmcore.cli import main
 from bmcore.config import TrainConfig
+from bmcore.display import url_without_password
 from bmcore.errors import BmcoreError
 from bmcore.report.tracking import missing_tracker, open_command
 
@@ -142,6 +145,27 @@ def test_a_failed_mlflow_run_is_marked_failed_and_a_resume_reopens_it(tiny_model
     assert not any(elsewhere.iterdir())
 
 
+def test_a_cancelled_mlflow_run_is_marked_killed_without_a_model(tiny_model, sst_mini, tmp_path, elsewhere):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    run_dir = runs.create_run(TrainConfig(model_name_or_path=str(tiny_model), dataset=sst_mini, max_seq_length=32,
+                                          max_steps=200, report_to="mlflow", tracking_uri=uri), "cancelled")
+    job = ThreadPoolExecutor(1).submit(train.run_training, run_dir)
+    deadline = time.time() + 60
+    while not [m for m in runs.read_metrics(run_dir) if m["kind"] == "train"]:  # training, not queued
+        assert time.time() < deadline and not job.done(), runs.log_tail(run_dir)
+        time.sleep(0.1)
+    runs.request_stop(run_dir)  # what a cancel from the page or the CLI writes
+    status = job.result(timeout=60)
+    assert status["state"] == runs.CANCELLED
+    client = mlflow.MlflowClient(uri)
+    run = client.get_run(status["mlflow_run_id"])
+    assert run.info.status == "KILLED" and mlflow.active_run() is None
+    assert not client.list_artifacts(run.info.run_id)  # no model/ of a run that did not finish
+    assert not any(elsewhere.iterdir())
+
+
 @pytest.mark.parametrize("report_to", ["mlflow", "tensorboard"])
 def test_a_missing_tracker_is_refused_in_one_line_before_a_run_exists(report_to, tiny_model, sst_mini, monkeypatch,
                                                                       capsys):
@@ -163,6 +187,8 @@ def test_a_missing_tracker_is_refused_in_one_line_before_a_run_exists(report_to,
     (dict(report_to="mlflow", tracking_uri="sqlite:///mlflow.db"), "not a URI with an absolute path"),
     (dict(report_to="mlflow", tracking_uri="localhost"), "not a URI"),
     (dict(report_to="mlflow", experiment_name="a\nb"), "printable"),
+    (dict(report_to="mlflow", tracking_uri="http://me:secret@mlflow.lan:5000"), "holds a password.*MLFLOW_TRACKING_PASSWORD"),
+    (dict(report_to="mlflow", tracking_uri="postgresql://me:secret@db/mlflow"), "holds a password.*PGPASSWORD"),
 ])
 def test_bad_tracking_settings_get_plain_messages(kwargs, message):
     with pytest.raises(BmcoreError, match=message):
@@ -170,13 +196,16 @@ def test_bad_tracking_settings_get_plain_messages(kwargs, message):
 
 
 def test_the_settings_agree_in_config_json_cli_flags_and_back():
-    config = TrainConfig(dataset="sst-mini", report_to="mlflow", tracking_uri="http://me:secret@mlflow.lan:5000",
+    config = TrainConfig(dataset="sst-mini", report_to="mlflow", tracking_uri="http://me@mlflow.lan:5000",
                          experiment_name="sentiment")
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     flags = config.cli_args()
-    assert flags == ["--report-to", "mlflow", "--tracking-uri", "http://me:secret@mlflow.lan:5000",
+    assert flags == ["--report-to", "mlflow", "--tracking-uri", "http://me@mlflow.lan:5000",
                      "--experiment-name", "sentiment"]
-    # A server is its own UI; its password is not shown
-    status = {"tracking_uri": tracking.shown_uri(config.tracking_uri), "mlflow_run_id": "abc", "mlflow_experiment_id": "3"}
-    assert open_command("/x/run", config, status)[1] == "http://me:***@mlflow.lan:5000/#/experiments/3/runs/abc"
+    # A server is its own UI (a password, refused in config.json, would not be shown)
+    status = {"tracking_uri": url_without_password(config.tracking_uri), "mlflow_run_id": "abc", "mlflow_experiment_id": "3"}
+    assert open_command("/x/run", config, status)[1] == "http://me@mlflow.lan:5000/#/experiments/3/runs/abc"
+    assert url_without_password("http://me:secret@mlflow.lan:5000") == "http://me:***@mlflow.lan:5000"
+    assert url_without_password("postgresql://me:p@ss@db:5432/x") == "postgresql://me:***@db:5432/x"
+    assert url_without_password("http://me:secret@[::1") == "http://me:***@[::1"  # unreadable: masked by pattern
     assert tracking.trainer_report_to(config) == ["mlflow"] and tracking.trainer_report_to(TrainConfig()) == []

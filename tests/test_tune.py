@@ -128,6 +128,34 @@ def test_search_prunes_chooses_on_validation_and_scores_test_once(sst: str, tiny
 
 
 @pytest.mark.slow
+def test_a_search_reports_every_trial_and_the_chosen_trial_s_test_scores(sst: str, tiny_model: Path, workspace: Path,
+                                                                         capsys: pytest.CaptureFixture) -> None:
+    """``tune --report-to mlflow``: every trial is an MLflow run in the dataset's experiment; the test split, scored
+    once for the chosen trial after the search, joins that trial's run and no other."""
+    import mlflow
+
+    search = studies.Search(dataset=sst, models=[str(tiny_model)], budget_s=600, trials=2, study="tracked",
+                            settings={**FAST, "report_to": "mlflow", "experiment_name": "sst search"})
+    assert studies.tune_command(search)[-6:] == ["--seed", "0", "--report-to", "mlflow", "--experiment-name", "sst search"]
+    summary = tune.run_search(search, echo=lambda line: None)
+    client = mlflow.MlflowClient(f"sqlite:///{workspace / 'mlflow.db'}")
+    found = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("sst search").experiment_id])}
+    assert sorted(found) == ["tracked-t0", "tracked-t1"]
+    states = {t.user_attrs["run"]: t.state.name for t in optuna.load_study(study_name="tracked",
+                                                                          storage=studies.default_storage("tracked")).trials}
+    for name, run in found.items():  # a pruned trial's run was cancelled: KILLED, as a cancelled run is
+        assert run.info.status == {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}[states[name]], (name, states)
+    for name, run in found.items():
+        tested = {k for k in run.data.metrics if k.startswith("test_")}
+        assert bool(tested) == (name == Path(summary["best_run"]).name), (name, tested)
+        assert "eval_macro_f1" in run.data.metrics  # the validation curve of every trial
+    assert found[Path(summary["best_run"]).name].data.metrics["test_macro_f1"] == pytest.approx(summary["best_test"])
+    # The flags are checked as train's are: one line, exit 2
+    assert main(["tune", "--data", sst, "--report-to", "tensorboard", "--experiment-name", "x"]) == 2
+    assert "give them with report_to mlflow" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_study_resumes_after_its_driver_is_killed(sst: str, tiny_model: Path, workspace: Path) -> None:
     """SIGKILL the driver while trial 1 trains; its run goes on. The same command again adopts it (follows the run to
     its end) and goes on with trial 2; nothing is left running and every trial has an outcome."""

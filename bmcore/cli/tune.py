@@ -10,6 +10,7 @@ import signal
 from typing import Any
 
 from .. import studies, tune
+from ..config import REPORT_TO, TrainConfig
 from ..errors import BmcoreError
 
 
@@ -27,11 +28,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", help="the study's name (default: DATASET-search); an existing one is continued")
     p.add_argument("--storage", help="an Optuna storage URL shared by several workers (default: SQLite in the study's folder)")
     p.add_argument("--seed", type=int, help="every trial's seed (default: TrainConfig's)")
+    p.add_argument("--report-to", choices=REPORT_TO, help="every trial reports to this tracker, as train --report-to "
+                                                          "(the chosen trial's test metrics join its record at the end)")
+    p.add_argument("--tracking-uri", help="with --report-to mlflow: the MLflow store (default: WORKSPACE/mlflow.db)")
+    p.add_argument("--experiment-name", help="with --report-to mlflow: the MLflow experiment (default: the dataset's name)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    settings: dict[str, Any] = {} if args.seed is None else {"seed": args.seed}
+    settings = {k: v for k in studies.TUNE_SETTINGS if (v := getattr(args, k)) is not None}
+    TrainConfig(dataset=args.data, **{k: v for k, v in settings.items() if k != "seed"})  # checked as a run checks them
     search = studies.Search(dataset=args.data, models=args.models, budget_s=studies.parse_budget(args.budget),
                          trials=args.trials, study=args.study, storage=args.storage, settings=settings)
 

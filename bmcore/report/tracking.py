@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import tracking
-from ..tracking import MLFLOW, NONE, TENSORBOARD, shown_uri, tensorboard_dir, tracking_uri
+from ..display import url_without_password
+from ..tracking import MLFLOW, NONE, TENSORBOARD, tensorboard_dir, tracking_uri
 from . import shown_path
 
 REPORT_TO_EXPLAINED = ("Tracking sends the run's settings, its curves (loss, validation metrics at each evaluation) "
@@ -34,7 +35,7 @@ def open_command(run_dir: str | Path, config: Any, status: dict[str, Any]) -> tu
     if report_to != MLFLOW:
         return None
     uri = status.get("tracking_uri") if isinstance(status.get("tracking_uri"), str) else None
-    uri = uri or shown_uri(tracking_uri(config))
+    uri = uri or url_without_password(tracking_uri(config))
     run_id, experiment = status.get("mlflow_run_id"), status.get("mlflow_experiment_id")
     if uri.startswith(("http://", "https://")):  # a tracking server is its own UI
         if isinstance(run_id, str) and isinstance(experiment, str):
