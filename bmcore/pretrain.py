@@ -220,13 +220,20 @@ def _mlm_trainer_class() -> Any:
     from transformers import Trainer
 
     class MLMTrainer(Trainer):
-        """Scores the vocabulary only at the masked positions.
+        """Scores the vocabulary only at the masked positions, and logs held-out perplexity beside the loss.
 
         ``BertForMaskedLM`` projects every position onto the 30k-word vocabulary although only
         the ~15% masked ones count; on a CPU that projection is about half of a step's work at
         128 tokens. Same loss (mean cross-entropy over masked tokens), computed on those alone.
         Models without a BERT-style ``cls`` head, and wrapped (DDP) models, take the usual path.
         """
+
+        def log(self, logs, *args, **kwargs):  # noqa: ANN001, ANN201
+            """Adds ``eval_perplexity = exp(eval_loss)`` to evaluation logs before any callback sees them: bmcore's
+            (``metrics.jsonl``) and a tracker's (TensorBoard's ``eval/perplexity``, MLflow's ``eval_perplexity``)."""
+            if isinstance(logs.get("eval_loss"), (int, float)):
+                logs["eval_perplexity"] = perplexity(logs["eval_loss"])
+            super().log(logs, *args, **kwargs)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001, ANN201
             import torch
@@ -247,19 +254,6 @@ def _mlm_trainer_class() -> Any:
             return (loss, {"loss": loss}) if return_outputs else loss  # evaluation needs the loss only
 
     return MLMTrainer
-
-
-def _perplexity_callback() -> Any:
-    from transformers import TrainerCallback
-
-    class PerplexityCallback(TrainerCallback):
-        """Adds ``eval_perplexity = exp(eval_loss)`` to evaluation logs before they are written to ``metrics.jsonl``."""
-
-        def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001
-            if logs is not None and isinstance(logs.get("eval_loss"), (int, float)):
-                logs["eval_perplexity"] = perplexity(logs["eval_loss"])
-
-    return PerplexityCallback()
 
 
 def perplexity(loss: float) -> float:
@@ -305,7 +299,7 @@ def train_mlm(run_dir: Path, config: PretrainConfig, resume: bool, main: bool) -
     callback = make_callback(run_dir, config, precision)
     trainer = _mlm_trainer_class()(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
                       data_collator=MLMCollator(tokenizer, config.mlm_probability),
-                      callbacks=[_perplexity_callback(), callback])
+                      callbacks=[callback])
     trainer.remove_callback(PrinterCallback)
     checkpoint = runs.last_checkpoint(run_dir) if resume else None
     if resume and checkpoint is None:

@@ -14,7 +14,7 @@ from bmcore.pretrain import check_config, curves_frame, pretrain_run_name, save_
 from bmcore.workspace import check_name
 from pages import _charts as charts
 from pages._runs_view import RunsView, show_runs, start_button
-from pages._ui import require_frame
+from pages._ui import require_frame, tracking_inputs
 
 require_frame("pages/pretrain.py")
 
@@ -107,12 +107,14 @@ with settings:
     batch = c[4].number_input("Batch size", 1, 4096, D.per_device_train_batch_size, key="pretrain_batch_size",
                               help=HELP["per_device_train_batch_size"])
     eval_steps = c[5].number_input("Eval steps", 1, 10**6, D.eval_steps, key="pretrain_eval_steps", help=HELP["eval_steps"])
+    with st.expander("Tracking: report the run to TensorBoard or MLflow"):
+        tracked = tracking_inputs("pretrain", Path(data).stem)
     name = st.text_input("Run name (optional)", key="pretrain_name", help="leave empty for pretrain-data-model-time").strip()
     try:
         config = PretrainConfig(model_name_or_path=model, dataset=data, max_steps=int(steps), learning_rate=float(lr),
                                 mlm_probability=float(prob), max_seq_length=int(seq_len),
                                 per_device_train_batch_size=int(batch), eval_steps=int(eval_steps),
-                                precision=st.session_state.get("precision", "auto"))
+                                precision=st.session_state.get("precision", "auto"), **tracked)
         if upload is None:
             check_config(config)
         else:  # the upload is checked and written on Start; the model can be checked now

@@ -33,14 +33,16 @@ def write_corpus(path: Path, n: int = 300) -> Path:
 
 @pytest.fixture(scope="module")
 def pretrained(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished 24-step pretraining run of the tiny BERT on a clinical-sounding text file, through the CLI."""
+    """A finished 24-step pretraining run of the tiny BERT on a clinical-sounding text file, through the CLI,
+    reporting to TensorBoard."""
     base = tmp_path_factory.mktemp("pretrain")
     corpus = write_corpus(base / "notes.txt")
     env = {**os.environ, "BMCORE_WORKSPACE": str(base / "ws")}
     (base / "ws").mkdir()
     out = subprocess.run([sys.executable, "-m", "bmcore", "pretrain", "--data", str(corpus), "--model", str(tiny_model),
                           "--out", str(base / "run"), "--max-steps", "24", "--eval-steps", "8", "--learning-rate", "2e-3",
-                          "--max-seq-length", "32", "--per-device-train-batch-size", "16", "--logging-steps", "4"],
+                          "--max-seq-length", "32", "--per-device-train-batch-size", "16", "--logging-steps", "4",
+                          "--report-to", "tensorboard"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "fine-tune from it" in out.stdout
@@ -65,6 +67,11 @@ def test_pretraining_completes_and_perplexity_drops(pretrained):
     assert is_pretrain_run(pretrained) and isinstance(runs.load_run_config(pretrained), PretrainConfig)
     frame = curves_frame(pretrained)
     assert {"training MLM loss", "validation MLM loss", "validation perplexity"} <= set(frame["metric"])
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(pretrained / "tensorboard"))  # --report-to tensorboard, as train's
+    events.Reload()
+    assert {8, 16, 24} <= {e.step for e in events.Scalars("eval/perplexity")} and events.Scalars("train/loss")[-1].step == 24
 
 
 def test_finetune_from_the_pretrained_run_folder(pretrained, tiny_model, shared_data):

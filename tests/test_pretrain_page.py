@@ -110,3 +110,14 @@ def test_pretrain_on_a_multi_label_dataset_then_fine_tune_it_as_multi_label(mult
     assert any("several labels" in i.value.lower() or "multi-label" in i.value.lower() for i in at.info), \
         [i.value for i in at.info]
     assert any(f"--model {run_dir / runs.MODEL_DIR}" in c.value and f"--data {DATASET}" in c.value for c in at.code)
+
+
+def test_the_tracking_setting_reaches_the_command(tiny_model, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("the patient felt better on day two\nblood pressure fell after the dose\n" * 20, encoding="utf-8")
+    at = set_text_and_model(open_page(), text, tiny_model)
+    at.selectbox(key="pretrain_report_to").set_value("mlflow").run()
+    assert not at.exception
+    assert at.text_input(key="pretrain_experiment_name").placeholder == "notes"  # the data's name, as the run uses
+    [command] = [c.value for c in at.code if c.value.startswith("python -m bmcore pretrain")]
+    assert "--report-to mlflow" in command

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from .. import runs, train
-from ..config import PretrainConfig
+from ..config import REPORT_TO, PretrainConfig
 from ..errors import BmcoreError
 from ..limits import check_jobs
 from ..pretrain import check_config, pretrain_run_name
@@ -32,6 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--logging-steps", type=int, default=d.logging_steps, help=f"steps between progress lines (default {d.logging_steps})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default=d.precision, help="numeric precision")
+    p.add_argument("--report-to", choices=REPORT_TO, default=d.report_to,
+                   help="experiment tracker, as train --report-to: none, tensorboard or mlflow (default none)")
+    p.add_argument("--tracking-uri", help="with --report-to mlflow: the MLflow store (default: WORKSPACE/mlflow.db)")
+    p.add_argument("--experiment-name", help="with --report-to mlflow: the MLflow experiment (default: the data's name)")
     p.add_argument("--background", action="store_true", help="start the job in the background and return")
     p.set_defaults(func=_run)
 
@@ -41,7 +45,8 @@ def config_from_args(args: argparse.Namespace) -> PretrainConfig:
     return PretrainConfig(model_name_or_path=args.model, dataset=args.data, mlm_probability=args.mlm_probability,
                           max_steps=args.max_steps, learning_rate=args.learning_rate, max_seq_length=args.max_seq_length,
                           per_device_train_batch_size=args.per_device_train_batch_size, eval_steps=args.eval_steps,
-                          logging_steps=args.logging_steps, seed=args.seed, precision=args.precision)
+                          logging_steps=args.logging_steps, seed=args.seed, precision=args.precision,
+                          report_to=args.report_to, tracking_uri=args.tracking_uri, experiment_name=args.experiment_name)
 
 
 def _run(args: argparse.Namespace) -> int:
