@@ -419,6 +419,9 @@ def build_training_args(config: TrainConfig, run_dir: Path, precision: str, n_tr
     return TrainingArguments(**kwargs)
 
 
+TRAINING_ARGS_PICKLE = "training_args.bin"  # transformers' name (trainer.TRAINING_ARGS_NAME)
+
+
 def save_model_atomically(trainer: Any, tokenizer: Any, run_dir: Path, meta: dict[str, Any],
                            finish: Callable[[Path], None] | None = None) -> Path:
     """Save into a temporary folder, then swap it in: a crash mid-save leaves the previous ``model/`` intact.
@@ -428,6 +431,9 @@ def save_model_atomically(trainer: Any, tokenizer: Any, run_dir: Path, meta: dic
     final = run_dir / runs.MODEL_DIR
     with atomic_folder(final) as tmp:  # a half-written copy is removed: it must not fill the disk further
         trainer.save_model(str(tmp))
+        # The Trainer also pickles its TrainingArguments here; nothing loads it, config.json holds the settings, and
+        # model/ travels (zip, Hub, an MLflow artifact, a server): safetensors and JSON only.
+        (tmp / TRAINING_ARGS_PICKLE).unlink(missing_ok=True)
         tokenizer.save_pretrained(str(tmp))
         write_model_meta(tmp, **meta)
         if finish is not None:

@@ -52,6 +52,8 @@ def test_run_completes_and_writes_the_contract(tiny_model, sst_small):
     for name in (runs.CONFIG_FILE, runs.STATUS_FILE, runs.METRICS_FILE, runs.LOG_FILE, runs.EVAL_FILE, runs.MODEL_DIR):
         assert (run_dir / name).exists(), name
     assert runs.checkpoints(run_dir)
+    # model/ is safetensors and JSON (and the tokenizer's text files): no pickle travels with it
+    assert not list((run_dir / runs.MODEL_DIR).glob("*.bin")) and not list((run_dir / runs.MODEL_DIR).glob("*.pt*"))
     status = runs.read_status(run_dir)
     assert status["state"] == "completed" and status["pid"] and status["started"] and status["ended"]
     metrics = runs.read_metrics(run_dir)

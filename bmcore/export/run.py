@@ -14,13 +14,14 @@ from .. import runs
 from ..errors import BmcoreError
 from ..files import read_json
 from ..modalities import modality_of_ref
+from ..trainer import TRAINING_ARGS_PICKLE
 
 FORMATS = ("zip", "onnx", "card", "hub")
 EXPORT_DIR = "export"
 CARD_FILE = "README.md"
-# Left out of the zip and the Hub upload: the Trainer's pickled TrainingArguments (the card lists the settings,
-# and the Hub flags pickles).
-SKIPPED = ("training_args.bin",)
+# Left out of the zip and the Hub upload: the Trainer's pickled TrainingArguments, which runs saved before bmcore
+# stopped keeping it may still hold (the card lists the settings, and the Hub flags pickles).
+SKIPPED = (TRAINING_ARGS_PICKLE,)
 
 
 def finished_run(run: str | Path) -> Path:
