@@ -151,8 +151,14 @@ def show_runs(view: RunsView) -> None:
 
 def start_button(page: str, label: str, start: Callable[[], Path]) -> None:
     """Start a run with the settings above (and open it), or say in one line why it could not start."""
-    if any(r.state in runs.ACTIVE for r in run_list.list_runs()):
-        st.caption("Another run is using the device: a new one waits in the queue and starts by itself.")
+    busy = any(r.state in runs.ACTIVE for r in run_list.list_runs())
+
+    @st.fragment(run_every=POLL_S if busy else None)  # goes when that run ends, even if the page's rerun is dropped
+    def queue_note() -> None:
+        if any(r.state in runs.ACTIVE for r in run_list.list_runs()):
+            st.caption("Another run is using the device: a new one waits in the queue and starts by itself.")
+
+    queue_note()
     # Not an on_click callback: its args would be the settings of the previous script run, so a value typed and
     # committed by the click itself (blur) would be lost. This run already holds every committed value.
     if st.button(label, type="primary", key=f"{page}_start", icon=":material/play_arrow:"):

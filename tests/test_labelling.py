@@ -242,6 +242,10 @@ def test_label_export_makes_a_dataset_train_takes_and_a_second_gets_v2(news, tin
     assert set(ds.splits["test"]["label"]) == set(CLASSES)  # stratified: every class in every split
     give_label(news, 200, "World")
     assert export_dataset(news)["name"] == "news-v2" and load_prepared("news-v2").version["number"] == 2
+    from bmcore.report.data import prepared_frame
+
+    shown = prepared_frame().set_index("name")["version"]
+    assert shown["news-v2"] == "v2 of news (labelled in project news)" and shown["news"] == ""  # not "0 relabelled"
     assert main(["train", "--data", "news-v2", "--model", str(tiny_model), "--max-steps", "2",
                  "--out", str(tmp_path / "run")]) == 0
     assert (tmp_path / "run" / "model" / "config.json").is_file()

@@ -77,9 +77,12 @@ def prepared_frame(items: list[dict[str, Any]] | None = None) -> pd.DataFrame:
 
 
 def _version_text(version: Any) -> str:
-    """``v2 of sst2 (12 relabelled, 3 dropped)`` for a reviewed version, ``""`` for an original."""
+    """``v2 of sst2 (12 relabelled, 3 dropped)`` for a reviewed version, ``v2 of news (labelled in project news)``
+    for a labelling project's export, ``""`` for an original."""
     if not isinstance(version, dict):
         return ""
+    if version.get("labelling"):
+        return f"v{version.get('number')} of {version.get('parent')} (labelled in project {version['labelling']})"
     return (f"v{version.get('number')} of {version.get('parent')} "
             f"({version.get('relabelled', 0)} relabelled, {version.get('dropped', 0)} dropped)")
 

@@ -165,12 +165,22 @@ def search_figures(study: Any, metric: str) -> list[tuple[str, Any, str | None]]
     if wait:
         out.append(("Parallel coordinates", None, wait))
     else:
-        constant = set(constant_params(study))
-        done_params = (t.params for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE")  # what it plots
-        shown = [p for p in dict.fromkeys(k for params in done_params for k in params) if p not in constant]
-        if shown:
-            out.append(("Parallel coordinates", visualization.plot_parallel_coordinate(study, params=shown,
-                                                                                       target_name=metric), None))
-        else:  # one completed trial, or only the defaults: one line across nothing
-            out.append(("Parallel coordinates", None, "they appear when completed trials chose different settings."))
+        out.append(("Parallel coordinates", *parallel_coordinates(study, metric)))
     return out
+
+
+def parallel_coordinates(study: Any, metric: str) -> tuple[Any, str | None]:
+    """Optuna's parallel-coordinate figure of the completed trials that hold every setting drawn: a defaults trial,
+    which searched none of them, would be drawn at a "None" tick of every axis. (figure or None, why there is none)."""
+    import optuna
+    from optuna import visualization
+
+    constant = set(constant_params(study))
+    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    shown = [p for p in dict.fromkeys(k for t in done for k in t.params) if p not in constant]
+    drawn = [t for t in done if set(shown) <= set(t.params)]
+    if not shown or len(drawn) < 2:  # only the defaults, or one searched trial: one line across nothing
+        return None, "they appear when two completed trials chose different settings (the defaults trial searches none)."
+    copy = optuna.create_study(directions=study.directions)  # in memory: the stored study is not touched
+    copy.add_trials(drawn)
+    return visualization.plot_parallel_coordinate(copy, params=shown, target_name=metric), None

@@ -118,6 +118,8 @@ def test_review_save_a_version_and_train_on_it(server: Server, workspace: Path, 
         while not page.get_by_text("completed", exact=True).count():
             assert time.time() < deadline, "the run did not finish in the browser"
             page.wait_for_timeout(1000)
+        # The queue note under the Start button goes with the run (it once stayed when the page's rerun was dropped)
+        page.get_by_text("Another run is using the device").wait_for(state="detached", timeout=15_000)
         page.screenshot(path=str(ARTIFACTS / "quality-3-trained.png"), full_page=True)
         before = bdata.load_prepared("sms-v2").content_hash()
         go(page, "Data")
