@@ -99,6 +99,23 @@ def test_tensorboard_event_files_load_with_the_loss_curve_and_test_metrics(tiny_
     assert command == f"tensorboard --logdir {run_dir / 'tensorboard'}"
 
 
+def test_a_test_split_scored_after_the_run_joins_its_tensorboard_record(tiny_model, sst_mini, elsewhere):
+    """A search's chosen trial trains with score_test off; its test split, scored once afterwards, reaches the same
+    TensorBoard folder (the MLflow side is in tests/test_tune.py)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir, status = tiny_run(tiny_model, sst_mini, report_to="tensorboard", score_test=False, max_steps=2, eval_steps=2)
+    assert status["state"] == runs.COMPLETED
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    assert not [t for t in events.Tags()["scalars"] if t.startswith("test/")]
+    results = train.score_test(run_dir)
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    [accuracy] = events.Scalars("test/accuracy")
+    assert accuracy.step == 2 and accuracy.value == pytest.approx(results["test"]["accuracy"])
+
+
 def test_none_leaves_no_tracking_files(tiny_model, sst_mini, workspace, elsewhere):
     run_dir, status = tiny_run(tiny_model, sst_mini, max_steps=2, eval_steps=2)
     assert status["state"] == runs.COMPLETED

@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     settings = {k: v for k in studies.TUNE_SETTINGS if (v := getattr(args, k)) is not None}
-    TrainConfig(dataset=args.data, **{k: v for k, v in settings.items() if k != "seed"})  # checked as a run checks them
+    TrainConfig(dataset=args.data, **settings)  # checked as a run checks them: one line, exit 2
     search = studies.Search(dataset=args.data, models=args.models, budget_s=studies.parse_budget(args.budget),
                          trials=args.trials, study=args.study, storage=args.storage, settings=settings)
 
