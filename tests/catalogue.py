@@ -225,6 +225,8 @@ CASES: list[Case] = [
          "invalid dataset name '../evil'"),
     Case("run-name-escape", S, "a run name that climbs out of the workspace (../)", "train", "invalid run name '../evil'",
          train={"name": "../evil"}, cli_expect="no run '../evil'"),
+    Case("tracking-password", S, "an MLflow tracking URI with a password in it", "train", "holds a password",
+         train={"report_to": "mlflow", "tracking_uri": "http://me:secret@mlflow.lan:5000"}),
     Case("demo-path-outside", S, "a server path outside the workspace in a public demo", "limit",
          "outside the workspace, and paths outside it are turned off", env={"BMCORE_PUBLIC_DEMO": "1"}),
     Case("demo-epochs", S, "more epochs than a public demo allows", "train", "above this deployment's limit of 3",

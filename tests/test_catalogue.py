@@ -215,6 +215,10 @@ def ui_train(case: Case, ctx: Ctx) -> AppTest:
         at.selectbox(key="train_precision").select(case.train["precision"])
     if "name" in case.train:
         at.text_input(key="train_name").input(case.train["name"])
+    if "report_to" in case.train:
+        at.selectbox(key="train_report_to").set_value(case.train["report_to"]).run()
+    if "tracking_uri" in case.train:
+        at.text_input(key="train_tracking_uri").input(case.train["tracking_uri"])
     at.run()
     if case.train.get("background") and not at.error:
         at.button(key="train_start").click().run()
