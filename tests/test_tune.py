@@ -93,11 +93,15 @@ def test_bad_input_is_one_line(sst: str, tiny_model: Path, workspace: Path) -> N
 
 
 @pytest.mark.slow
-def test_search_prunes_chooses_on_validation_and_scores_test_once(sst: str, tiny_model: Path) -> None:
+def test_search_prunes_chooses_on_validation_and_scores_test_once(sst: str, tiny_model: Path, workspace: Path) -> None:
     """Three trials: the defaults (trial 0), a learning rate far too small (pruned at its first evaluation, its run
     cancelled), one of TPE's. Each is a run folder trained with the test split unscored; the best on validation is
-    chosen and only its test split is scored, once."""
-    search = studies.Search(dataset=sst, models=[str(tiny_model)], budget_s=600, trials=3, study="s1", settings=FAST,
+    chosen and only its test split is scored, once. With ``--report-to mlflow`` every trial is an MLflow run, and the
+    test scores join the chosen trial's run and no other."""
+    import mlflow
+
+    search = studies.Search(dataset=sst, models=[str(tiny_model)], budget_s=600, trials=3, study="s1",
+                            settings={**FAST, "report_to": "mlflow", "experiment_name": "sst search"},
                          enqueue=[{"learning_rate": 1e-7, "num_train_epochs": 30}])
     lines: list[str] = []
     summary = tune.run_search(search, echo=lines.append)
@@ -125,34 +129,27 @@ def test_search_prunes_chooses_on_validation_and_scores_test_once(sst: str, tiny
     status = studies.read_search_status("s1")
     assert status["state"] == studies.COMPLETED and "bought 3 trials" in status["bought"] and "on test" in status["bought"]
     assert any("pruned" in line for line in lines)
-
-
-@pytest.mark.slow
-def test_a_search_reports_every_trial_and_the_chosen_trial_s_test_scores(sst: str, tiny_model: Path, workspace: Path,
-                                                                         capsys: pytest.CaptureFixture) -> None:
-    """``tune --report-to mlflow``: every trial is an MLflow run in the dataset's experiment; the test split, scored
-    once for the chosen trial after the search, joins that trial's run and no other."""
-    import mlflow
-
-    search = studies.Search(dataset=sst, models=[str(tiny_model)], budget_s=600, trials=2, study="tracked",
-                            settings={**FAST, "report_to": "mlflow", "experiment_name": "sst search"})
-    assert studies.tune_command(search)[-6:] == ["--seed", "0", "--report-to", "mlflow", "--experiment-name", "sst search"]
-    summary = tune.run_search(search, echo=lambda line: None)
+    # Tracked: a run per trial in one experiment; a pruned trial's run was cancelled, so KILLED
     client = mlflow.MlflowClient(f"sqlite:///{workspace / 'mlflow.db'}")
     found = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("sst search").experiment_id])}
-    assert sorted(found) == ["tracked-t0", "tracked-t1"]
-    states = {t.user_attrs["run"]: t.state.name for t in optuna.load_study(study_name="tracked",
-                                                                          storage=studies.default_storage("tracked")).trials}
-    for name, run in found.items():  # a pruned trial's run was cancelled: KILLED, as a cancelled run is
-        assert run.info.status == {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}[states[name]], (name, states)
-    for name, run in found.items():
+    assert sorted(found) == ["s1-t0", "s1-t1", "s1-t2"]
+    for t in trials:
+        run = found[t.user_attrs["run"]]
+        assert run.info.status == {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}[t.state.name], t.number
+        assert "eval_macro_f1" in run.data.metrics  # every trial's validation curve
         tested = {k for k in run.data.metrics if k.startswith("test_")}
-        assert bool(tested) == (name == Path(summary["best_run"]).name), (name, tested)
-        assert "eval_macro_f1" in run.data.metrics  # the validation curve of every trial
-    assert found[Path(summary["best_run"]).name].data.metrics["test_macro_f1"] == pytest.approx(summary["best_test"])
-    # The flags are checked as train's are: one line, exit 2
-    assert main(["tune", "--data", sst, "--report-to", "tensorboard", "--experiment-name", "x"]) == 2
+        assert bool(tested) == (t.number == best.number), (t.number, tested)
+    assert found[best_dir.name].data.metrics["test_macro_f1"] == pytest.approx(summary["best_test"])
+
+
+def test_tune_takes_the_tracking_flags_as_train_does(capsys: pytest.CaptureFixture) -> None:
+    search = studies.Search(dataset="sst400", settings={"seed": 0, "report_to": "mlflow", "experiment_name": "sst search"})
+    assert studies.tune_command(search)[-6:] == ["--seed", "0", "--report-to", "mlflow", "--experiment-name", "sst search"]
+    assert main(["tune", "--data", "sst400", "--report-to", "tensorboard", "--experiment-name", "x"]) == 2
     assert "give them with report_to mlflow" in capsys.readouterr().err
+    assert main(["tune", "--data", "sst400", "--report-to", "mlflow", "--tracking-uri", "http://me:pw@h:5000"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a password" in err and "pw@" not in err and err.count("\n") == 1
 
 
 @pytest.mark.slow
