@@ -75,7 +75,13 @@ def experiment_name(config: Any) -> str:
     """The MLflow experiment: the config's, else the dataset's name (as the job prepares it from a source)."""
     if name := getattr(config, "experiment_name", None):
         return name.strip()
-    return config.dataset if is_prepared(config.dataset) else suggest_name(config.dataset)
+    return default_experiment(config.dataset)
+
+
+def default_experiment(dataset: str) -> str:
+    """The experiment a run on ``dataset`` joins when none is named: the prepared dataset's name, else the name the
+    job will prepare the source under (what the pages show as the placeholder)."""
+    return dataset if is_prepared(dataset) else suggest_name(dataset)
 
 
 def tensorboard_dir(run_dir: str | Path) -> Path:

@@ -11,7 +11,7 @@ from bmcore.errors import BmcoreError
 from bmcore.models import load_counting_tokenizer
 from bmcore.report.data import prepared_frame
 from bmcore.report.tracking import REPORT_TO_EXPLAINED, REPORT_TO_LABELS, missing_tracker
-from bmcore.tracking import default_tracking_uri
+from bmcore.tracking import default_experiment, default_tracking_uri
 
 
 @st.cache_resource(show_spinner="Loading the tokenizer...", max_entries=4)
@@ -138,7 +138,7 @@ def tracking_inputs(prefix: str, dataset: str) -> dict[str, str | None]:
     if report_to == "mlflow":
         tracking_uri = c[1].text_input("MLflow tracking URI", key=f"{prefix}_tracking_uri",
                                        placeholder=default_tracking_uri(), help=help_["tracking_uri"]).strip()
-        experiment = c[2].text_input("MLflow experiment", key=f"{prefix}_experiment_name", placeholder=dataset,
+        experiment = c[2].text_input("MLflow experiment", key=f"{prefix}_experiment_name", placeholder=default_experiment(dataset),
                                      help=help_["experiment_name"]).strip()
     st.caption(REPORT_TO_EXPLAINED)
     if missing := missing_tracker(report_to):

@@ -108,7 +108,7 @@ with settings:
                               help=HELP["per_device_train_batch_size"])
     eval_steps = c[5].number_input("Eval steps", 1, 10**6, D.eval_steps, key="pretrain_eval_steps", help=HELP["eval_steps"])
     with st.expander("Tracking: report the run to TensorBoard or MLflow"):
-        tracked = tracking_inputs("pretrain", Path(data).stem)
+        tracked = tracking_inputs("pretrain", data)
     name = st.text_input("Run name (optional)", key="pretrain_name", help="leave empty for pretrain-data-model-time").strip()
     try:
         config = PretrainConfig(model_name_or_path=model, dataset=data, max_steps=int(steps), learning_rate=float(lr),
