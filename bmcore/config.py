@@ -125,6 +125,9 @@ class TrainConfig:
                                "learns from pairs of examples (same class or not), then a logistic regression fits on its "
                                "embeddings; saved as an ordinary classifier. Uses the model, max_seq_length, seed, learning_rate (the "
                                "body's) and max_steps (the cap on steps of 16 pairs; default 120).")
+    few_shot_label_names: bool = _f(True, "Few-shot training also learns from the class names: each becomes 8 examples "
+                                          "'This sentence is NAME' of its class (SetFit's templated examples). Skipped "
+                                          "when the names are codes (LABEL_0, class 3, 7).")
     report_to: str = _f("none", "Experiment tracker the run reports to through the Trainer's own integration: none; "
                         "tensorboard (event files in the run folder's tensorboard/); mlflow (an MLflow run with the "
                         "settings, the curves, the test metrics and model/ as an artifact). Needs pip install -r "

@@ -8,6 +8,9 @@ The saved ``model/`` is an ordinary ``AutoModelForSequenceClassification`` folde
 Evaluate, the Playground and every export open it like any other run's:
 
 * the body is trained with **first-token (CLS) pooling**, the token the checkpoint's own classification head reads;
+* the class names teach too (``TrainConfig.few_shot_label_names``): each becomes :data:`NAME_EXAMPLES` examples
+  "This sentence is NAME" of its class (SetFit's templated examples, ``setfit.get_templated_dataset``), unless the
+  names are codes (:func:`names_usable`). Emotion, 8 per class, seed 0: test accuracy 0.431 without, 0.505 with;
 * the head is folded into that classification head, a dense layer with tanh followed by a linear layer (BERT's
   pooler and classifier; RoBERTa's and MPNet's classification head): the dense layer becomes a small multiple of the
   identity, where tanh is linear to within :data:`TANH_AMPLITUDE` squared over 3, and the linear layer the head's
@@ -20,6 +23,7 @@ loop (``LOOPS["few_shot"]``).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +43,9 @@ BATCH_SIZE = 16  # pairs per step: SetFit's default
 # 3e-4 for 120 steps 0.489 (bench/few-shot-emotion-*.md).
 BODY_LEARNING_RATE = 1e-4
 MAX_STEPS = 120  # the default cap on steps of BATCH_SIZE pairs (1,920 pairs); max_steps sets it
+NAME_TEMPLATE = "This sentence is {}"  # SetFit's own template for examples made of class names
+NAME_EXAMPLES = 8  # examples made of each class name (SetFit's zero-shot recipe uses 8)
+CODE_NAME = re.compile(r"(label|class|cat|category|c)?[\s_-]*\d+", re.IGNORECASE)  # LABEL_0, class 3, 7: no meaning
 TANH_AMPLITUDE = 0.01  # the largest |input| the folded tanh sees on the training texts: linear to within 3.3e-5
 FOLD_TOLERANCE = 1e-3  # the largest difference of logits the fold may make on the training texts
 
@@ -53,6 +60,13 @@ def few_shot_reason(task: Any, two_texts: bool = False) -> str:
     if two_texts:
         return "few-shot training (SetFit) takes one text per row; this dataset has text pairs"
     return ""
+
+
+def names_usable(label_names: Sequence[str]) -> bool:
+    """Whether class names say something a sentence could: every name has two letters or more and none is a code
+    (``LABEL_0``, ``class 3``, ``7``). Codes would only teach the body that "This sentence is 3" is class 3."""
+    return bool(label_names) and all(sum(c.isalpha() for c in str(n)) >= 2 and not CODE_NAME.fullmatch(str(n).strip())
+                                     for n in label_names)
 
 
 @dataclass
@@ -105,30 +119,35 @@ def pair_steps(n_examples: int, max_steps: int | None) -> int:
 def fit_few_shot(mref: Any, task: Any, texts: Sequence[str], targets: Sequence[Any], n_labels: int, *, seed: int = 0,
                  max_seq_length: int = 128, max_steps: int | None = None, learning_rate: float = BODY_LEARNING_RATE,
                  callbacks: Sequence[Any] = (), output_dir: str | Path | None = None,
-                 report_to: Sequence[str] = ()) -> FewShotModel:
+                 report_to: Sequence[str] = (), label_names: Sequence[str] | None = None) -> FewShotModel:
     """Train SetFit on ``texts`` with ``targets`` (class ids, or 0/1 rows for multi-label) and return the model.
 
-    ``report_to``: the trackers SetFit's body trainer reports to through transformers' integrations (none by default).
+    ``label_names``: the class names, in id order, to learn from as well (:data:`NAME_EXAMPLES` templated examples
+    each) when :func:`names_usable`; None: the texts alone. ``report_to``: the trackers SetFit's body trainer reports
+    to through transformers' integrations (none by default).
     """
     import tempfile
 
     from datasets import Dataset
-    from setfit import SetFitModel, Trainer, TrainingArguments
+    from setfit import SetFitModel, Trainer, TrainingArguments, get_templated_dataset
     from transformers import set_seed
 
     set_seed(seed)
     body = build_body(mref, max_seq_length)
     strategy, head = task.few_shot_head()
     model = SetFitModel(model_body=body, model_head=head, multi_target_strategy=strategy, normalize_embeddings=False)
-    steps = pair_steps(len(texts), max_steps)
+    labels = [int(t) if np.ndim(t) == 0 else [int(v) for v in t] for t in targets]
+    if np.ndim(labels[0]) == 0 and len(set(labels)) < 2:
+        raise BmcoreError("few-shot training needs examples of at least two classes")
+    data = Dataset.from_dict({"text": list(texts), "label": labels})
+    if label_names is not None and names_usable(label_names):
+        data = get_templated_dataset(data, candidate_labels=[str(n) for n in label_names], template=NAME_TEMPLATE,
+                                     sample_size=NAME_EXAMPLES, multi_label=np.ndim(labels[0]) > 0)
     with tempfile.TemporaryDirectory(prefix="setfit-") as scratch:
         args = TrainingArguments(output_dir=str(output_dir or scratch), batch_size=BATCH_SIZE, num_epochs=1,
-                                 max_steps=steps, body_learning_rate=learning_rate, seed=seed, max_length=max_seq_length,
-                                 show_progress_bar=False, report_to=list(report_to) or "none", save_strategy="no", logging_steps=10)
-        labels = [int(t) if np.ndim(t) == 0 else [int(v) for v in t] for t in targets]
-        if np.ndim(labels[0]) == 0 and len(set(labels)) < 2:
-            raise BmcoreError("few-shot training needs examples of at least two classes")
-        data = Dataset.from_dict({"text": list(texts), "label": labels})
+                                 max_steps=pair_steps(len(data), max_steps), body_learning_rate=learning_rate, seed=seed,
+                                 max_length=max_seq_length, show_progress_bar=False, report_to=list(report_to) or "none",
+                                 save_strategy="no", logging_steps=10)
         trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=list(callbacks))
         quiet(trainer.st_trainer)
         trainer.train()

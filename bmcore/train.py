@@ -26,7 +26,16 @@ from .data.storage import is_prepared, load_prepared, save_prepared
 from .errors import BmcoreError
 from .evaluate import evaluate_model
 from .export.card import write_model_card
-from .fewshot import BATCH_SIZE, few_shot_reason, fit_few_shot, fold_into, pair_steps, setfit_bridge
+from .fewshot import (
+    BATCH_SIZE,
+    NAME_EXAMPLES,
+    few_shot_reason,
+    fit_few_shot,
+    fold_into,
+    names_usable,
+    pair_steps,
+    setfit_bridge,
+)
 from .inference import load_for_inference
 from .limits import check_training
 from .model_meta import read_model_meta
@@ -373,16 +382,18 @@ def few_shot(run_dir: Path, config: Any, task: Any, resume: bool, main: bool) ->
     if reason := few_shot_reason(task, two_texts="text_pair" in job.ds.splits["train"].columns):
         raise BmcoreError(reason)
     texts = job.ds.splits["train"]["text"].astype(str).tolist()
-    log.info("few-shot (SetFit): %d training %s, %s; pairs of %d for at most %d steps", len(texts), task.example_noun,
+    names = list(job.label_names) if config.few_shot_label_names and names_usable(job.label_names) else None
+    log.info("few-shot (SetFit): %d training %s, %s%s; pairs of %d for at most %d steps", len(texts), task.example_noun,
              ", ".join(f"{k} {v}" for k, v in task.label_counts(job.ds.splits["train"], job.label_names).items()),
-             BATCH_SIZE, pair_steps(len(texts), config.max_steps))
+             f", and {NAME_EXAMPLES} examples made of each class name" if names else "", BATCH_SIZE,
+             pair_steps(len(texts) + NAME_EXAMPLES * len(names or ()), config.max_steps))
     callback = make_callback(run_dir, config, "fp32")
     callback.passes_after = 2.0
     runs.write_status(run_dir, phase="training the body on pairs (SetFit)", few_shot=True)
     t0 = time.time()
     few = fit_few_shot(mref, task, texts, job.train_targets, len(job.label_names), seed=config.seed,
                        max_seq_length=config.max_seq_length, max_steps=config.max_steps, learning_rate=config.learning_rate,
-                       callbacks=[setfit_bridge(), callback], report_to=trainer_report_to(config))
+                       callbacks=[setfit_bridge(), callback], report_to=trainer_report_to(config), label_names=names)
     if callback.cancelled:
         return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time())
     log.info("SetFit trained in %.0f s", time.time() - t0)
@@ -391,7 +402,7 @@ def few_shot(run_dir: Path, config: Any, task: Any, resume: bool, main: bool) ->
     log.info("the head folded into %s's classification head (logits within %.1e)", classifier.config.model_type, diff)
     trainer = prediction_trainer(run_dir, config, task, job, classifier, plan["use_cpu"])
     results, tuned = score_splits(trainer, task, job, False, run_dir, main, test=config.score_test)
-    save_model(trainer, task, job, config, run_dir, "fp32", {**tuned, "few_shot": "setfit"})
+    save_model(trainer, task, job, config, run_dir, "fp32", {**tuned, "few_shot": "setfit", "few_shot_label_names": bool(names)})
     metric = results["validation"].get(config.metric_for_best_model)
     if not config.score_test:
         files.write_json_atomic(run_dir / runs.EVAL_FILE, results)

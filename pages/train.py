@@ -158,7 +158,7 @@ with settings:
         st.info("Choose a model.")
         st.stop()
 
-    few_shot = False
+    few_shot, label_names = False, True
     if few_shot_offered(meta):
         if suggestion := few_shot_suggestion(meta):
             st.info(suggestion, icon=":material/lightbulb:")
@@ -167,6 +167,9 @@ with settings:
                                          "train for steps, the steps (of 16 pairs each); the other settings are "
                                          "fine-tuning's."
                                          if few_shot else ""))
+        if few_shot:
+            label_names = st.checkbox("Learn from the class names too", True, key="train_few_shot_names",
+                                      help=HELP["few_shot_label_names"])
 
     st.subheader("Hyperparameters")
     c = st.columns(4)
@@ -254,7 +257,8 @@ with settings:
             logging_steps=int(logging_steps), early_stopping_patience=int(patience), metric_for_best_model=best,
             class_weights=weights, freeze_embeddings=freeze, batch_growth=int(growth),
             hidden_dropout=float(dropout), head_learning_rate=float(head_lr) or None,
-            image_size=int(side) or None, augment=bool(augment), few_shot=bool(few_shot), **tracked)
+            image_size=int(side) or None, augment=bool(augment), few_shot=bool(few_shot),
+            few_shot_label_names=bool(label_names), **tracked)
         precision_notice = launch.preflight(config)  # the checks the CLI makes: model, max_seq_length, training size
         if name:
             check_name(name, "run name")

@@ -15,7 +15,7 @@ import pytest
 from bmcore import data as bdata
 from bmcore import runs
 from bmcore.config import TrainConfig
-from bmcore.fewshot import few_shot_reason, fit_few_shot, fold_into
+from bmcore.fewshot import few_shot_reason, fit_few_shot, fold_into, names_usable
 from bmcore.inference import load_for_inference, predict
 from bmcore.models import resolve_model
 from bmcore.tasks import get_task
@@ -56,8 +56,11 @@ def test_a_few_shot_run_saves_a_classifier_that_pipeline_and_predict_open(tmp_pa
     assert status["few_shot"] is True and status["total_steps"] == 6 and "test_accuracy" in status
     meta = json.loads((run_dir / "model" / "bmcore.json").read_text())
     assert meta["few_shot"] == "setfit" and meta["label_names"] == ["anger", "fear", "joy", "love", "sadness", "surprise"]
-    assert "SetFit" in (run_dir / "model" / "README.md").read_text()
-    assert "folded into bert's classification head" in (run_dir / "train.log").read_text()
+    assert meta["few_shot_label_names"] is True  # emotion's class names are words: they were examples too
+    card = (run_dir / "model" / "README.md").read_text()
+    assert "SetFit" in card and "class names were training examples too" in card
+    log = (run_dir / "train.log").read_text()
+    assert "folded into bert's classification head" in log and "8 examples made of each class name" in log
     # The saved folder is an ordinary classifier: transformers.pipeline and bmcore's predict score it alike.
     texts = ["i feel so happy and loved today", "i am scared of what comes next", "this makes me furious"]
     pipe = pipeline("text-classification", model=str(run_dir / "model"), top_k=None)
@@ -98,6 +101,12 @@ def test_multi_label_few_shot_trains_with_a_head_per_label(tmp_path, workspace, 
     assert config["problem_type"] == "multi_label_classification" and len(config["id2label"]) == len(ds.label_names)
     record = predict(load_for_inference(str(model_dir), precision="fp32"), ["thank you so much, this is great"])[0]
     assert set(record["thresholds"]) == set(ds.label_names)  # tuned on validation, as a fine-tune's are
+
+
+def test_class_names_teach_only_where_they_are_words():
+    assert names_usable(["anger", "joy"]) and names_usable(["World", "Sci/Tech"]) and names_usable(["1 star", "2 stars"])
+    for codes in (["0", "1"], ["LABEL_0", "LABEL_1"], ["class 1", "class 2"], ["a", "b"], ["c1", "c2"], []):
+        assert not names_usable(codes), codes
 
 
 def test_few_shot_is_refused_in_one_line_where_it_cannot_train(tmp_path, workspace, shared_data, tiny_model):

@@ -215,6 +215,11 @@ def test_few_shot_is_suggested_on_few_examples_per_class_and_reaches_the_run(tin
     at.number_input(key="train_max_steps").set_value(3).run()
     assert not at.exception and not at.error
     assert any(c.value.startswith("python -m bmcore train --data emo-few") and "--few-shot" in c.value for c in at.code)
+    assert at.checkbox(key="train_few_shot_names").value is True  # the class names teach too, unless unticked
+    at.checkbox(key="train_few_shot_names").uncheck().run()
+    assert any("--no-few-shot-label-names" in c.value for c in at.code), [c.value for c in at.code]
+    at.checkbox(key="train_few_shot_names").check().run()
+    assert not any("label-names" in c.value for c in at.code)
     at.button(key="train_start").click().run()
     assert not at.exception and not at.error
     run_dir = Path(run_list.list_runs()[0].path)

@@ -128,6 +128,9 @@ FEW_SHOT_CARD = ("Few-shot training with [SetFit](https://github.com/huggingface
                  "classification head (a dense layer scaled to where tanh is linear, then the regression's weights), "
                  "so it loads as an ordinary classifier.")
 
+FEW_SHOT_NAMES_CARD = (" The class names were training examples too: each became 8 examples \"This sentence is "
+                       "NAME\" of its class.")
+
 
 def _intro(f: _Facts) -> list[str]:
     """The title and one sentence: what the model predicts, what it was fine-tuned from and on what."""
@@ -138,7 +141,7 @@ def _intro(f: _Facts) -> list[str]:
              f"{f.task.card_what(f.labels, f.kind)}, {how} with bmcore studio from {base} on the dataset "
              f"{md_code(f.dataset)}.", ""]
     if f.meta.get("few_shot"):
-        lines += [FEW_SHOT_CARD, ""]
+        lines += [FEW_SHOT_CARD + (FEW_SHOT_NAMES_CARD if f.meta.get("few_shot_label_names") else ""), ""]
     return lines + ["## Results on the test split", ""]
 
 
