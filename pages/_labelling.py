@@ -216,8 +216,9 @@ def show_step(name: str) -> None:
     st.subheader("Retrain and pick the next batch")
     c1, c2, c3, c4 = st.columns([1.3, 1, 1, 2.5])
     strategy = c1.radio("Strategy", STRATEGIES, key="label_strategy", horizontal=True,
-                        help="uncertainty: the texts the model is least sure of, spread over the data (clusters of "
-                             "their embeddings); random: texts drawn at random, to compare.")
+                        help="uncertainty: the texts the model is least sure of among typical ones (unsure texts in "
+                             "crowded parts of the data, not loners), spread over the data (clusters of their "
+                             "embeddings); random: texts drawn at random, to compare.")
     batch = int(c2.number_input("Batch size", 1, 1000, key="label_batch", help="texts to pick"))
     steps = int(c3.number_input("Training steps", 1, 100_000, key="label_max_steps",
                                 help="steps of 16 pairs of labelled texts the few-shot model trains at most; on a "

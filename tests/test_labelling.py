@@ -21,7 +21,7 @@ from bmcore.cli import main
 from bmcore.data.storage import is_prepared, load_prepared
 from bmcore.errors import BmcoreError
 from bmcore.labelling.export import export_dataset
-from bmcore.labelling.picking import margins, pick_diverse, pick_random, pick_uncertain
+from bmcore.labelling.picking import density, margins, pick_diverse, pick_random, pick_uncertain
 from bmcore.labelling.project import (
     LABELS_FILE,
     clear_label,
@@ -146,10 +146,17 @@ def test_a_txt_file_is_one_text_per_line(tmp_path):
 # --- picking ------------------------------------------------------------------------------------------------------
 
 
+def _blob(centre_axis: int, n: int, rng: np.random.Generator, spread: float = 0.1, dim: int = 8) -> np.ndarray:
+    """``n`` embeddings around a point on one axis (sentence embeddings differ by direction, which cosine reads)."""
+    centre = np.zeros(dim)
+    centre[centre_axis] = 5.0
+    return centre + rng.normal(0, spread, (n, dim))
+
+
 def _two_blobs(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings in two far-apart blobs, and probabilities whose margin falls with the row's position."""
+    """Embeddings in two blobs of different directions, and probabilities whose margin falls with the row's position."""
     rng = np.random.default_rng(seed)
-    emb = np.vstack([rng.normal(0, 0.1, (n // 2, 8)), rng.normal(5, 0.1, (n // 2, 8))])
+    emb = np.vstack([_blob(0, n // 2, rng), _blob(1, n // 2, rng)])
     top = np.linspace(0.99, 0.5, n)
     return np.column_stack([top, 1 - top]), emb
 
@@ -160,16 +167,31 @@ def test_uncertainty_picks_unsure_rows_spread_over_the_data():
     picked = pick_uncertain(probs, emb, candidates, 10, seed=0)
     assert len(picked) == 10 == len(set(picked)) and set(picked) <= set(candidates)
     positions = np.array(picked) - 1000
-    assert margins(probs[positions]).max() <= np.sort(margins(probs))[50]  # among the 5n most uncertain
-    assert picked[0] == 1199  # the most uncertain row comes first
+    assert margins(probs[positions]).max() <= np.sort(margins(probs))[60]  # among the most uncertain
+    assert (np.diff(margins(probs[positions])) >= 0).all()  # the most uncertain come first
     assert picked != pick_random(candidates, 10, seed=0)
-    # Uncertainty alone would take the last 10 rows, all in the second blob; the clusters take some of the first.
+    # Uncertainty alone would take the last 10 rows, all in one blob; the clusters take some of another.
     rng = np.random.default_rng(1)
     probs2 = np.column_stack([np.r_[rng.uniform(0.5, 0.52, 30), np.full(170, 0.99)], np.zeros(200)])
     probs2[:, 1] = 1 - probs2[:, 0]
-    emb2 = np.vstack([rng.normal(0, 0.1, (10, 8)), rng.normal(5, 0.1, (20, 8)), rng.normal(9, 0.1, (170, 8))])
+    emb2 = np.vstack([_blob(0, 15, rng), _blob(1, 15, rng), _blob(2, 170, rng)])
     got = np.array(pick_uncertain(probs2, emb2, np.arange(200), 4, seed=0))
-    assert (got < 10).any() and ((got >= 10) & (got < 30)).any()
+    assert (got < 15).any() and ((got >= 15) & (got < 30)).any()
+
+
+def test_uncertainty_passes_over_unsure_outliers_for_unsure_typical_rows():
+    """Information density: among rows the model is equally unsure of, the ones in a crowd are picked, not the
+    loners (an outlier teaches the model about itself alone)."""
+    rng = np.random.default_rng(2)
+    crowd, loners = _blob(0, 60, rng, spread=0.3), rng.normal(0, 1, (20, 8)) * 5  # 20 rows in random directions
+    emb = np.vstack([crowd, loners])
+    unsure = np.r_[np.full(60, 0.55), np.full(20, 0.5)]  # the loners are the least sure, by a little
+    probs = np.column_stack([unsure, 1 - unsure])
+    picked = pick_uncertain(probs, emb, np.arange(80), 5, seed=0)
+    assert all(p < 60 for p in picked)
+    dense = density(emb)
+    assert dense.min() == 0.0 and dense.max() == 1.0 and dense[:60].mean() > dense[60:].mean()
+    assert (density(np.ones((5, 3))) == 1).all() and len(density(np.zeros((0, 3)))) == 0
 
 
 def test_picking_handles_small_pools_and_ties():

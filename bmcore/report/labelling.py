@@ -27,7 +27,7 @@ HELD_OUT_NOTE = (f"Validation accuracy is measured on about {HOLDOUT_SHARE:.0%} 
                  "rows were picked as hard ones, so the curve errs low; with few labels each point rests on a handful "
                  "of rows.")
 PICKERS = {
-    "uncertainty": "the texts the model is least sure of, spread over the data",
+    "uncertainty": "the texts the model is least sure of among typical ones, spread over the data",
     "random": "texts drawn at random",
     "diverse": "texts that cover the data (fewer than two classes labelled: no model yet)",
 }
