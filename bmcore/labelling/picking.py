@@ -6,9 +6,10 @@
   uncertainty (1 - margin) is weighed by its density (:func:`density`: how close it sits to its nearest neighbours
   among the candidates; Settles and Craven's "information density", 2008); of the ``POOL_FACTOR * n`` rows scoring
   highest, k-means on their embeddings makes ``n`` clusters and each gives its highest-scoring row. Uncertainty alone
-  picks outliers and near-copies of one confusing text: on emotion and AG News it fell behind random from 120 labels
-  on (bench/label-simulate-*-3seeds-2026-12-07); the density keeps the picks typical, the clusters keep a batch from
-  repeating itself.
+  picks outliers and near-copies of one confusing text; the density keeps the picks typical, the clusters keep a batch
+  from repeating itself. Measured (3 seeds, 200 labels, bench/label-simulate-*-density-3seeds-2026-12-07): within a
+  couple of points of random on emotion and AG News, ahead at some steps and behind at others, as the earlier
+  margin-only picking was.
 * :func:`pick_diverse` - the cold start (fewer than two classes labelled: no model yet): the rows nearest to the
   centroids of ``n`` k-means clusters of frozen embeddings, a batch that covers the data.
 * :func:`pick_random` - the baseline every picking strategy must beat.
