@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -335,9 +334,8 @@ def train_mlm(run_dir: Path, config: PretrainConfig, resume: bool, main: bool) -
     if not cancelled:
         log.info("held-out perplexity %.2f -> %.2f", first.get("eval_perplexity") or math.nan,
                  last.get("eval_perplexity") or math.nan)
-    return runs.write_status(run_dir, state=state, ended=runs.now(), ended_ts=time.time(),
-                             best_metric=last.get("eval_loss"), best_metric_name="loss",
-                             perplexity_before=first.get("eval_perplexity"), perplexity_after=last.get("eval_perplexity"))
+    return {"state": state, "best_metric": last.get("eval_loss"), "best_metric_name": "loss",
+            "perplexity_before": first.get("eval_perplexity"), "perplexity_after": last.get("eval_perplexity")}
 
 
 # --- readers and starters -------------------------------------------------------------------

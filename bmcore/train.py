@@ -113,7 +113,9 @@ def run_training(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     try:
         task = task_for_config(config)
         loop = LOOPS["few_shot" if getattr(config, "few_shot", False) else task.loop]
-        status = run_tracked(run_dir, config, main, lambda: loop(run_dir, config, task, resume, main))
+        ended = run_tracked(run_dir, config, main, lambda: loop(run_dir, config, task, resume, main))
+        # The ended state is the run's last write, after the tracker has closed: whoever sees it may read everything.
+        status = runs.write_status(run_dir, **ended, ended=runs.now(), ended_ts=time.time()) if main else ended
     except BaseException as exc:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             where = f" while writing {Path(exc.filename).name}" if exc.filename else ""
@@ -159,23 +161,17 @@ def fine_tune(run_dir: Path, config: TrainConfig, task: Task, resume: bool, main
     if not main:
         return {}
     save_model(trainer, task, job, config, run_dir, plan["precision"], tuned)
-    if cancelled:
-        return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time(),
-                                 best_metric=trainer.state.best_metric, best_metric_name=config.metric_for_best_model)
     best = trainer.state.best_metric
+    if cancelled:
+        return {"state": runs.CANCELLED, "best_metric": best, "best_metric_name": config.metric_for_best_model}
+    ended = {"state": runs.COMPLETED, "best_metric_name": config.metric_for_best_model,
+             "best_metric": best if best is not None else results["validation"].get(config.metric_for_best_model)}
     if not config.score_test:  # a search's trial: compared on validation; bmcore.train.score_test scores the chosen one
         files.write_json_atomic(run_dir / runs.EVAL_FILE, results)
         log.info("the test split is left unscored (score_test off): only a search's chosen trial is scored on it")
-        return runs.write_status(run_dir, state=runs.COMPLETED, ended=runs.now(), ended_ts=time.time(),
-                                 best_metric=best if best is not None else results["validation"].get(config.metric_for_best_model),
-                                 best_metric_name=config.metric_for_best_model, scored_test=False)
+        return {**ended, "scored_test": False}
     evaluate_in_full(results, task, job, run_dir, plan["precision"])
-    return runs.write_status(run_dir, state=runs.COMPLETED, ended=runs.now(), ended_ts=time.time(),
-                             best_metric=best if best is not None else results["validation"].get(config.metric_for_best_model),
-                             best_metric_name=config.metric_for_best_model,
-                             **{f"{runs.TEST_PREFIX}{k}": results["test"].get(k) for k in task.headline})
-
-
+    return {**ended, **{f"{runs.TEST_PREFIX}{k}": results["test"].get(k) for k in task.headline}}
 
 
 @dataclass
@@ -395,7 +391,7 @@ def few_shot(run_dir: Path, config: Any, task: Any, resume: bool, main: bool) ->
                        max_seq_length=config.max_seq_length, max_steps=config.max_steps, learning_rate=config.learning_rate,
                        callbacks=[setfit_bridge(), callback], report_to=trainer_report_to(config), label_names=names)
     if callback.cancelled:
-        return runs.write_status(run_dir, state=runs.CANCELLED, ended=runs.now(), ended_ts=time.time())
+        return {"state": runs.CANCELLED}
     log.info("SetFit trained in %.0f s", time.time() - t0)
     classifier = task.load_model(mref, job.label_names, config, {**plan, "attn_implementation": "eager"})
     diff = fold_into(classifier, few, texts)
@@ -403,15 +399,13 @@ def few_shot(run_dir: Path, config: Any, task: Any, resume: bool, main: bool) ->
     trainer = prediction_trainer(run_dir, config, task, job, classifier, plan["use_cpu"])
     results, tuned = score_splits(trainer, task, job, False, run_dir, main, test=config.score_test)
     save_model(trainer, task, job, config, run_dir, "fp32", {**tuned, "few_shot": "setfit", "few_shot_label_names": bool(names)})
-    metric = results["validation"].get(config.metric_for_best_model)
+    ended = {"state": runs.COMPLETED, "best_metric": results["validation"].get(config.metric_for_best_model),
+             "best_metric_name": config.metric_for_best_model}
     if not config.score_test:
         files.write_json_atomic(run_dir / runs.EVAL_FILE, results)
-        return runs.write_status(run_dir, state=runs.COMPLETED, ended=runs.now(), ended_ts=time.time(),
-                                 best_metric=metric, best_metric_name=config.metric_for_best_model, scored_test=False)
+        return {**ended, "scored_test": False}
     evaluate_in_full(results, task, job, run_dir, "fp32")
-    return runs.write_status(run_dir, state=runs.COMPLETED, ended=runs.now(), ended_ts=time.time(), best_metric=metric,
-                             best_metric_name=config.metric_for_best_model,
-                             **{f"{runs.TEST_PREFIX}{k}": results["test"].get(k) for k in task.headline})
+    return {**ended, **{f"{runs.TEST_PREFIX}{k}": results["test"].get(k) for k in task.headline}}
 
 
 def prediction_trainer(run_dir: Path, config: Any, task: Any, job: Any, model: Any, use_cpu: bool) -> Any:

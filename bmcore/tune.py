@@ -281,14 +281,6 @@ def adopt_orphans(study: Any, metric: str, stop: Callable[[], bool], deadline: f
 # --- the driver -----------------------------------------------------------------------------------
 
 
-
-
-
-
-
-
-
-
 def run_search(search: Search, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the search to the end of its budget (or ``trials`` trials, or a stop request); choose the best trial on
     validation, score its test split once, and return the summary: ``best_run``, ``trials`` and what the budget

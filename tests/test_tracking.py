@@ -162,12 +162,22 @@ def test_a_failed_mlflow_run_is_marked_failed_and_a_resume_reopens_it(tiny_model
     assert not any(elsewhere.iterdir())
 
 
-def test_a_cancelled_mlflow_run_is_marked_killed_without_a_model(tiny_model, sst_mini, tmp_path, elsewhere):
+def test_a_cancelled_mlflow_run_is_marked_killed_without_a_model(tiny_model, sst_mini, tmp_path, elsewhere, monkeypatch):
+    """...and the run folder reads ``cancelled`` only once the MLflow run has ended: a search that moves on when its
+    trial's state ends (bmcore.tune.follow) found a pruned trial's MLflow run still RUNNING (CI, 2026-12-07)."""
     import mlflow
 
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     run_dir = runs.create_run(TrainConfig(model_name_or_path=str(tiny_model), dataset=sst_mini, max_seq_length=32,
                                           max_steps=200, report_to="mlflow", tracking_uri=uri), "cancelled")
+    states_at_end_run: list[str] = []
+    end_run = mlflow.end_run
+
+    def recording_end_run(*args, **kwargs):
+        states_at_end_run.append(json.loads((run_dir / runs.STATUS_FILE).read_text())["state"])  # as written
+        return end_run(*args, **kwargs)
+
+    monkeypatch.setattr(mlflow, "end_run", recording_end_run)
     job = ThreadPoolExecutor(1).submit(train.run_training, run_dir)
     deadline = time.time() + 60
     while not [m for m in runs.read_metrics(run_dir) if m["kind"] == "train"]:  # training, not queued
@@ -179,6 +189,7 @@ def test_a_cancelled_mlflow_run_is_marked_killed_without_a_model(tiny_model, sst
     client = mlflow.MlflowClient(uri)
     run = client.get_run(status["mlflow_run_id"])
     assert run.info.status == "KILLED" and mlflow.active_run() is None
+    assert states_at_end_run[-1] == runs.RUNNING and runs.read_status(run_dir)["state"] == runs.CANCELLED
     assert not client.list_artifacts(run.info.run_id)  # no model/ of a run that did not finish
     assert not any(elsewhere.iterdir())
 
