@@ -139,14 +139,14 @@ def _label_quality(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
 def _label_step(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
     """The labelling loop's step on the project ``params["project"]`` (:func:`bmcore.labelling.step.run_step`)."""
     report.say("Loading the labels...")
-    keys = ("strategy", "batch", "max_steps", "model", "seed")
+    keys = ("strategy", "batch", "max_steps", "model", "seed", "label_names")
     return run_step(params["project"], **{k: params[k] for k in keys if params.get(k) is not None}, progress=report)
 
 
 def _label_simulate(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
     """The simulation on the prepared dataset ``params["dataset"]`` (:func:`bmcore.labelling.simulate.simulate`)."""
     report.say("Loading the dataset...")
-    keys = ("budget", "step", "strategies", "seeds", "pool", "eval_rows", "max_steps", "model")
+    keys = ("budget", "step", "strategies", "seeds", "pool", "eval_rows", "max_steps", "model", "label_names")
     return simulate(params["dataset"], **{k: params[k] for k in keys if params.get(k) is not None}, progress=report)
 
 

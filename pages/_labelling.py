@@ -36,10 +36,12 @@ OPEN = "label_open"  # hand-over: the project to open on the next run
 SKIPPED = "label_skipped_rows"  # {project: [rows skipped in this session]}
 UNDO = "label_undo_stack"  # {project: [(row, its label before, None if none)]}, the labels given in this session
 UNDO_DEPTH = 200
+NAMES_HELP = ("Each class name that is a word, not a code, also becomes 8 examples 'This sentence is NAME' of its "
+              "class: the model starts from what the names mean. It helps most with the fewest labels.")
 ERROR = "label_error"  # a label refused in a button's callback, shown on the next run
 EXPORTED = "label_exported"  # the last export's result, with the project it came from
 SETTINGS = {"label_mode": MODES[0], "label_strategy": STRATEGIES[0], "label_batch": LOOP_BATCH,
-            "label_max_steps": LOOP_MAX_STEPS, "label_model": LOOP_MODEL}
+            "label_max_steps": LOOP_MAX_STEPS, "label_model": LOOP_MODEL, "label_names": True}
 
 
 @st.cache_data(show_spinner="Reading the file...", max_entries=4)
@@ -225,6 +227,7 @@ def show_step(name: str) -> None:
                                      "CPU about 5 s each with builtin:minilm"))
     model = c4.text_input("Model", key="label_model", help="builtin:minilm (a sentence-transformers model, the family "
                           "SetFit was built on), or the path of a local save_pretrained folder").strip() or LOOP_MODEL
+    names = st.checkbox("Learn from the class names", key="label_names", help=NAMES_HELP)
     job = jobs.latest(STEP_JOB, name)
     if job is not None and jobs.read(job)["state"] in runs.ACTIVE:
         show_job(job, "label_step")
@@ -233,9 +236,10 @@ def show_step(name: str) -> None:
         if st.button("Retrain and pick the next batch", type="primary", key="label_step_start",
                      icon=":material/model_training:"):
             start_job(STEP_JOB, {"project": name, "strategy": strategy, "batch": batch, "max_steps": steps,
-                                 "model": model}, key=name)
+                                 "model": model, "label_names": names}, key=name)
         st.caption("It runs in the background: keep labelling meanwhile. The same from a terminal:")
-    st.code(rl.label_commands(name, strategy=strategy, batch=batch, model=model, max_steps=steps)["step"],
+    st.code(rl.label_commands(name, strategy=strategy, batch=batch, model=model, max_steps=steps,
+                              label_names=names)["step"],
             language="bash", wrap_lines=True)
 
 
@@ -303,8 +307,10 @@ def show_simulation() -> None:
             seeds = int(c[3].number_input("Seeds", 1, 20, 3, key="label_sim_seeds"))
             steps = int(c[4].number_input("Training steps", 1, 100_000, LOOP_MAX_STEPS, key="label_sim_max_steps"))
             model = c[5].text_input("Model", LOOP_MODEL, key="label_sim_model").strip() or LOOP_MODEL
+            names = st.checkbox("Learn from the class names", True, key="label_sim_names", help=NAMES_HELP)
             start = st.form_submit_button("Run the simulation", icon=":material/play_arrow:")
-        settings = {"budget": budget, "step": step, "seeds": seeds, "model": model, "max_steps": steps}
+        settings = {"budget": budget, "step": step, "seeds": seeds, "model": model, "max_steps": steps,
+                    "label_names": names}
         st.code(rl.simulate_command(dataset, **settings), language="bash", wrap_lines=True)
         job = jobs.latest(SIMULATE_JOB, dataset)
         if job is not None and jobs.read(job)["state"] in runs.ACTIVE:

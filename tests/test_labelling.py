@@ -220,7 +220,12 @@ def test_the_holdout_is_stable_and_about_a_fifth():
 # --- the step, the export, the simulation ---------------------------------------------------------------------
 
 
-def test_label_step_writes_picks_and_a_curve_point(news, tiny_model, capsys):
+def test_label_step_writes_picks_and_a_curve_point(news, tiny_model, capsys, monkeypatch):
+    from bmcore.labelling import step
+
+    learnt: list = []  # the class names each training learnt from (None: the texts alone)
+    fit = step.fit_few_shot
+    monkeypatch.setattr(step, "fit_few_shot", lambda *a, **k: learnt.append(k.get("label_names")) or fit(*a, **k))
     assert main(["label", "step", news, "--model", str(tiny_model), "--batch", "8", *FAST]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     folder = load_project(news).folder
@@ -232,9 +237,11 @@ def test_label_step_writes_picks_and_a_curve_point(news, tiny_model, capsys):
     [point] = read_curve(news)
     assert point["labels"] == 40 and point["n_validation"] == sum(held_out(sorted(given)))
     assert point["accuracy"] is not None and point["trained_on"] + point["n_validation"] == 40
+    assert point["label_names"] is True and learnt == [CLASSES]  # the class names are words: learnt from
     assert main(["label", "step", news, "--model", str(tiny_model), "--batch", "8", "--strategy", "random",
-                 *FAST]) == 0
+                 "--no-label-names", *FAST]) == 0
     assert read_picks(news)["rows"] != picks["rows"] and len(read_curve(news)) == 2
+    assert read_curve(news)[1]["label_names"] is False and learnt[1] is None
     frame = batch_frame(load_project(news), read_picks(news), labels(news))
     assert len(frame) == 8 and frame["confidence"].notna().all()
 
@@ -289,6 +296,7 @@ def test_the_simulation_writes_both_curves(tiny_model, shared_data):
     first = frame[frame["labels"] == 20].set_index("strategy")["accuracy"]
     assert first["uncertainty"] == first["random"]
     assert len(simulation_figure(frame).data) == 4  # a band and a mean line per strategy
+    assert summary["label_names"] is True  # World, Sports, Business, Sci/Tech: words, learnt from as the loop does
 
 
 # --- bad input: one line, exit 2 ---------------------------------------------------------------------------------
@@ -333,6 +341,8 @@ def test_the_report_frames_figures_and_commands():
     assert commands["give"] == "python -m bmcore label give 'my news' 3 Sci/Tech"
     assert commands["step"] == "python -m bmcore label step 'my news' --strategy uncertainty --batch 20"
     assert simulate_command("ag").endswith("--strategy uncertainty,random --seeds 3")
+    assert label_commands("n", label_names=False)["step"].endswith("--batch 20 --no-label-names")
+    assert simulate_command("ag", label_names=False).endswith("--seeds 3 --no-label-names")
 
 
 @pytest.mark.slow

@@ -98,6 +98,9 @@ def test_retrain_label_a_batch_in_the_table_save_and_train(news, tiny_model):
     at.number_input(key="label_max_steps").set_value(2)
     at.number_input(key="label_batch").set_value(6).run()
     assert any(f"--model {tiny_model} --max-steps 2" in c.value and "--batch 6" in c.value for c in at.code)
+    assert at.checkbox(key="label_names").value and not any("--no-label-names" in c.value for c in at.code)
+    at.checkbox(key="label_names").uncheck().run()  # the texts alone: the command says so, the job does so
+    assert any(c.value.endswith("--max-steps 2 --no-label-names") for c in at.code)
     at.button(key="label_step_start").click().run()
     job = jobs.latest(STEP_JOB, "news")
     assert job is not None and jobs.wait(job, timeout=300)["state"] == runs.COMPLETED, jobs.read(job)
@@ -105,6 +108,7 @@ def test_retrain_label_a_batch_in_the_table_save_and_train(news, tiny_model):
     assert not at.exception
     picks, [point] = read_picks("news"), read_curve("news")
     assert len(picks["rows"]) == 6 and point["labels"] == 24 and point["accuracy"] is not None
+    assert point["label_names"] is False
     assert any("6 of the 6 texts picked at 24 labels" in c.value for c in at.caption)
     assert shown_text(at) == project.texts.at[picks["rows"][0], "text"]
     assert any(c.value.startswith("The model suggests") for c in at.caption)

@@ -46,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--max-steps", type=int, default=LOOP_MAX_STEPS,
                    help=f"steps of pairs the few-shot model trains at most (default {LOOP_MAX_STEPS})")
     q.add_argument("--model", default=LOOP_MODEL, help=f"the body to train (default {LOOP_MODEL})")
+    q.add_argument("--no-label-names", dest="label_names", action="store_false", help="do not learn from the class names (by default each name that is a word becomes "
+                   "8 examples 'This sentence is NAME' of its class)")
     q.set_defaults(func=_step)
     q = lsub.add_parser("export", help="save the labelled rows as a prepared dataset (NAME-v2... when taken)")
     q.add_argument("name")
@@ -67,6 +69,8 @@ def _register_simulate(lsub: argparse._SubParsersAction) -> None:
     q.add_argument("--max-steps", type=int, default=LOOP_MAX_STEPS,
                    help=f"steps of pairs per training (default {LOOP_MAX_STEPS})")
     q.add_argument("--model", default=LOOP_MODEL, help=f"the body to train (default {LOOP_MODEL})")
+    q.add_argument("--no-label-names", dest="label_names", action="store_false", help="do not learn from the class names (by default each name that is a word becomes "
+                   "8 examples 'This sentence is NAME' of its class)")
     q.add_argument("--out", help="output folder (default: the dataset's simulation/ folder)")
     q.set_defaults(func=_simulate)
 
@@ -115,7 +119,7 @@ def _step(args: argparse.Namespace) -> int:
         print(message, file=sys.stderr, flush=True)
 
     result = run_step(args.name, strategy=args.strategy, batch=args.batch, max_steps=args.max_steps, model=args.model,
-                      progress=progress)
+                      label_names=args.label_names, progress=progress)
     texts = load_project(args.name).texts.set_index("row")["text"]
     picks = read_picks(args.name) or {}
     suggested = picks.get("suggested") or [None] * len(result["rows"])
@@ -140,7 +144,7 @@ def _simulate(args: argparse.Namespace) -> int:
         print(f"[{done}/{total}] {message}", file=sys.stderr, flush=True)
 
     summary = simulate(args.data, args.budget, args.step, strategies, args.seeds, args.pool, args.eval, args.max_steps,
-                       model=args.model, out_dir=args.out, progress=progress)
+                       model=args.model, label_names=args.label_names, out_dir=args.out, progress=progress)
     print(f"{'labels':>6}  " + "  ".join(f"{s:>11}" for s in summary["strategies"]))
     for point in summary["steps"]:
         print(f"{point['labels']:>6}  " + "  ".join(f"{point.get(s, float('nan')):>11.3f}" for s in summary["strategies"]))

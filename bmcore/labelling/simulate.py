@@ -2,7 +2,8 @@
 
 For each seed, the pool is a seeded sample of ``pool`` rows of the train split, its labels hidden. The same first
 ``step`` rows (drawn at random, per seed) start every strategy. Each round trains the few-shot model on the rows
-revealed (:func:`bmcore.fewshot.fit_few_shot`, as the loop's step does), scores its accuracy on a fixed sample of
+revealed (:func:`bmcore.fewshot.fit_few_shot`, as the loop's step does, with the class names where ``label_names``
+and they are words), scores its accuracy on a fixed sample of
 ``eval_rows`` rows of the test split, and reveals the next ``step`` rows its strategy picks
 (:mod:`bmcore.labelling.picking`), until ``budget`` rows are revealed. ``pool`` caps what uncertainty scores in a
 round, as :data:`bmcore.labelling.step.POOL_CAP` does in the loop.
@@ -31,7 +32,7 @@ import pandas as pd
 
 from ..data.storage import dataset_dir, load_prepared
 from ..errors import BmcoreError
-from ..fewshot import few_shot_reason, fit_few_shot
+from ..fewshot import few_shot_reason, fit_few_shot, names_usable
 from ..files import atomic_path, read_json, write_json_atomic
 from ..models import resolve_model
 from ..report.labelling import simulation_figure, simulation_summary
@@ -110,8 +111,8 @@ def _curve(texts: np.ndarray, targets: np.ndarray, evaluation: tuple[list[str], 
 
 def simulate(dataset: str, budget: int = 200, step: int = 20, strategies: Sequence[str] = STRATEGIES, seeds: int = 3,
              pool: int = 2000, eval_rows: int = 1000, max_steps: int | None = LOOP_MAX_STEPS, *,
-             model: str = LOOP_MODEL, max_seq_length: int = 128, out_dir: str | Path | None = None,
-             progress: Progress | None = None) -> dict[str, Any]:
+             model: str = LOOP_MODEL, max_seq_length: int = 128, label_names: bool = True,
+             out_dir: str | Path | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """Run the simulation on the prepared dataset ``dataset`` (see the module) and write its files; returns the
     summary (:func:`bmcore.report.labelling.simulation_summary`: per number of labels, each strategy's mean accuracy
     and whether uncertainty is at or above random) with the settings and the files' paths."""
@@ -122,6 +123,7 @@ def simulate(dataset: str, budget: int = 200, step: int = 20, strategies: Sequen
     out.mkdir(parents=True, exist_ok=True)
     task = get_task(ds.problem_type, ds.modality)
     names, mref = list(ds.label_names), resolve_model(model)
+    learnt_names = names if label_names and names_usable(names) else None
     test = ds.splits["test"].sample(min(eval_rows, len(ds.splits["test"])), random_state=EVAL_SEED)
     evaluation = (test["text"].tolist(), np.asarray(task.targets(test, names)))
     rounds = len(strategies) * seeds * -(-budget // step)
@@ -140,7 +142,7 @@ def simulate(dataset: str, budget: int = 200, step: int = 20, strategies: Sequen
 
         def fit(x: list[str], y: list[int], seed: int = seed) -> Any:
             return fit_few_shot(mref, task, x, y, len(names), seed=seed, max_steps=max_steps,
-                                max_seq_length=max_seq_length)
+                                max_seq_length=max_seq_length, label_names=learnt_names)
 
         for strategy in strategies:
             records += _curve(texts, targets, evaluation, start, strategy=strategy, seed=seed, budget=budget,
@@ -153,7 +155,7 @@ def simulate(dataset: str, budget: int = 200, step: int = 20, strategies: Sequen
             tmp, include_plotlyjs=True)
     summary = {"dataset": ds.name, "budget": budget, "step": step, "strategies": strategies, "seeds": seeds,
                "pool": int(min(pool, len(ds.splits["train"]))), "eval_rows": len(test), "max_steps": max_steps,
-               "model": model, "steps": simulation_summary(frame), "seconds": round(time.perf_counter() - t0, 1),
+               "model": model, "label_names": bool(learnt_names), "steps": simulation_summary(frame), "seconds": round(time.perf_counter() - t0, 1),
                "csv": str(out / CURVES_FILE), "html": str(out / CHART_FILE)}
     write_json_atomic(out / SIMULATION_SUMMARY, summary)
     return summary

@@ -7,7 +7,9 @@ foreground for ``python -m bmcore label step``. It
    held out stays held out and the validation set only grows) is the validation set, the rest trains. When the rows
    left to train on hold fewer than two classes, the model trains on every labelled row and reports no accuracy.
    The held-out rows are rows the loop picked, harder than rows drawn at random: the curve's accuracy errs low;
-2. trains SetFit (:func:`bmcore.fewshot.fit_few_shot`) on them, at most ``max_steps`` steps of 16 pairs
+2. trains SetFit (:func:`bmcore.fewshot.fit_few_shot`) on them and, with ``label_names``, on the class names too
+   (:data:`bmcore.fewshot.NAME_EXAMPLES` examples "This sentence is NAME" each, where the names are words, not codes:
+   :func:`bmcore.fewshot.names_usable`), at most ``max_steps`` steps of 16 pairs
    (:data:`LOOP_MAX_STEPS` by default). Measured with ``builtin:minilm`` on this 2-core CPU: about 1.2 s a step on
    short texts (emotion, quiet machine) and about 5 s with AG News' longer texts on one thread shared with other
    jobs (28 ms a text scored there); so a CPU step of the loop takes one to five minutes, a GPU's seconds;
@@ -30,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BmcoreError
-from ..fewshot import fit_few_shot
+from ..fewshot import fit_few_shot, names_usable
 from ..files import append_json_lines, read_json, read_json_lines, write_json_atomic
 from ..models import resolve_model
 from ..problem_types import DEFAULT_PROBLEM_TYPE
@@ -94,10 +96,11 @@ def _check_step(strategy: str, batch: int, max_steps: int | None) -> None:
 
 
 def run_step(name: str, *, strategy: str = "uncertainty", batch: int = LOOP_BATCH, max_steps: int | None = LOOP_MAX_STEPS,
-             model: str = LOOP_MODEL, seed: int = 0, max_seq_length: int = 128,
+             model: str = LOOP_MODEL, seed: int = 0, max_seq_length: int = 128, label_names: bool = True,
              progress: Progress | None = None) -> dict[str, Any]:
     """One step of the loop on the labelling project ``name`` (see the module); returns the curve point with the
-    picks: ``rows``, ``picker`` (uncertainty, diverse or random), ``labels``, ``accuracy``, ``n_validation``...."""
+    picks: ``rows``, ``picker`` (uncertainty, diverse or random), ``labels``, ``accuracy``, ``n_validation``,
+    ``label_names`` (whether the class names were learnt from)...."""
     _check_step(strategy, batch, max_steps)
     report = progress or _quiet
     t0 = time.perf_counter()
@@ -109,12 +112,15 @@ def run_step(name: str, *, strategy: str = "uncertainty", batch: int = LOOP_BATC
     train, validation = split_labelled(given)
     task = get_task(DEFAULT_PROBLEM_TYPE)  # a labelling project labels one class per row
     index = {c: i for i, c in enumerate(project.classes)}
-    point: dict[str, Any] = {"accuracy": None, "n_validation": len(validation), "trained_on": 0}
+    names = list(project.classes) if label_names and names_usable(project.classes) else None
+    point: dict[str, Any] = {"accuracy": None, "n_validation": len(validation), "trained_on": 0,
+                             "label_names": bool(names)}
     probs = None
     if len({given[r] for r in train}) >= 2:
         report(1, 4, f"Training the few-shot model on {len(train)} labelled rows...")
         few = fit_few_shot(resolve_model(model), task, list(texts[train]), [index[given[r]] for r in train],
-                           len(project.classes), seed=seed, max_steps=max_steps, max_seq_length=max_seq_length)
+                           len(project.classes), seed=seed, max_steps=max_steps, max_seq_length=max_seq_length,
+                           label_names=names)
         point["trained_on"] = len(train)
         if validation:
             report(2, 4, f"Scoring the {len(validation)} held-out rows...")

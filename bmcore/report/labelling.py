@@ -153,12 +153,14 @@ def _command(*parts: Any) -> str:
 
 def label_commands(name: str, *, strategy: str = "uncertainty", batch: int = LOOP_BATCH, row: int | None = None,
                    label: str | None = None, dataset: str | None = None, model: str = LOOP_MODEL,
-                   max_steps: int | None = LOOP_MAX_STEPS) -> dict[str, str]:
+                   max_steps: int | None = LOOP_MAX_STEPS, label_names: bool = True) -> dict[str, str]:
     """The command behind each thing the page does with project ``name``: ``give`` (a label), ``clear``, ``step``
-    (retrain and pick; ``--model`` and ``--max-steps`` where not the defaults), ``status`` and ``export``."""
+    (retrain and pick; ``--model``, ``--max-steps`` and ``--no-label-names`` where not the defaults), ``status`` and
+    ``export``."""
     step = ["step", name, "--strategy", strategy, "--batch", batch]
     step += ["--model", model] if model != LOOP_MODEL else []
     step += ["--max-steps", max_steps] if max_steps is not None and max_steps != LOOP_MAX_STEPS else []
+    step += [] if label_names else ["--no-label-names"]
     export = ["export", name, *(["--name", dataset] if dataset else [])]
     return {"give": _command("give", name, "ROW" if row is None else row, "LABEL" if label is None else label),
             "clear": _command("clear", name, "ROW" if row is None else row),
@@ -178,10 +180,11 @@ def new_command(name: str, file: str, classes: Sequence[str], text_column: str |
 
 def simulate_command(dataset: str, *, budget: int = 200, step: int = 20,
                      strategies: Sequence[str] = ("uncertainty", "random"), seeds: int = 3, model: str = LOOP_MODEL,
-                     max_steps: int | None = LOOP_MAX_STEPS) -> str:
-    """The ``label simulate`` command the page's simulation runs (``--model`` and ``--max-steps`` where not the
-    defaults)."""
+                     max_steps: int | None = LOOP_MAX_STEPS, label_names: bool = True) -> str:
+    """The ``label simulate`` command the page's simulation runs (``--model``, ``--max-steps`` and
+    ``--no-label-names`` where not the defaults)."""
     extra: list[Any] = ["--model", model] if model != LOOP_MODEL else []
     extra += ["--max-steps", max_steps] if max_steps is not None and max_steps != LOOP_MAX_STEPS else []
+    extra += [] if label_names else ["--no-label-names"]
     return _command("simulate", "--data", dataset, "--budget", budget, "--step", step, "--strategy",
                     ",".join(strategies), "--seeds", seeds, *extra)
