@@ -25,7 +25,7 @@ from pages._ui import job_outcome, keep, show_job, start_job
 
 INTRO = ("**Active learning**: the model picks the texts it is least sure of, among typical ones and spread over the "
          "data, in the hope that each label teaches it more than one drawn at random. **Few-shot training** (SetFit) "
-         "retrains it on your labels after each batch, and it picks the next batch. Measured on emotion and AG News (3 "
+         "retrains it on your labels and your class names after each batch, and it picks the next batch. Measured on emotion and AG News (3 "
          "seeds, 200 labels), its picks were not reliably better than random ones: ahead at some steps, behind at "
          "others. The simulation below tells which pays on your data, and the random strategy is one click away.")
 FILE_TYPES = ["csv", "tsv", "txt", "json", "jsonl", "ndjson", "parquet", "pq", "xlsx", "xls"]
@@ -334,9 +334,7 @@ def show_simulation_result(dataset: str) -> None:
     st.plotly_chart(rl.simulation_figure(frame, f"{dataset}: accuracy against labels given"),
                     key="label_simulation_chart")
     st.dataframe(pd.DataFrame(rl.simulation_summary(frame)), hide_index=True)
-    st.caption(md(f"{summary.get('seeds')} seeds, a pool of {summary.get('pool')} train rows, scored on "
-                  f"{summary.get('eval_rows')} test rows, model {summary.get('model')}, "
-                  f"{summary.get('seconds')} s."))
+    st.caption(md(rl.simulation_caption(summary)))
 
 
 def show_labelling() -> None:

@@ -171,3 +171,5 @@ def test_a_finished_simulation_shows_its_curves(tiny_model, shared_data):
     assert len(at.get("plotly_chart")) == 1 and not at.exception
     summary = [d for d in at.dataframe if "uncertainty_at_least_random" in d.value.columns]
     assert summary and summary[0].value["labels"].tolist() == [20, 40]
+    assert any(c.value.startswith("1 seed, a pool of 150 train rows") and "learning from the class names" in c.value
+               for c in at.caption)

@@ -127,6 +127,14 @@ def simulation_summary(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
+def simulation_caption(summary: dict[str, Any]) -> str:
+    """The settings a finished simulation ran with, in a sentence (its ``summary.json``)."""
+    names = {True: ", learning from the class names", False: ", from the texts alone"}.get(summary.get("label_names"), "")
+    seeds = summary.get("seeds")
+    return (f"{seeds} seed{'' if seeds == 1 else 's'}, a pool of {summary.get('pool')} train rows, scored on "
+            f"{summary.get('eval_rows')} test rows, model {summary.get('model')}{names}, {summary.get('seconds')} s.")
+
+
 def simulation_figure(frame: pd.DataFrame, title: str = "") -> Any:
     """The simulation's mean curve per strategy (``curves.csv``) with a band from the lowest to the highest seed."""
     import plotly.graph_objects as go
