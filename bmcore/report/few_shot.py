@@ -8,12 +8,13 @@ from typing import Any
 from ..fewshot import few_shot_reason
 from ..tasks import get_task
 
-# Measured on emotion (6 classes, builtin:minilm, official test split; README "Few labels"), from the texts alone:
-# few-shot training beat the fine-tuning defaults at 8 and 16 training examples per class (+6.8 and +5.9 points, three
-# seeds) and lost at 32 (0.561 against 0.574, one seed): the crossover lies between 16 and 32, and the page suggests it
-# up to the midpoint. With the class names as examples (the default since) it won by +18.0 and +14.1; the crossover
-# with them is likely higher and not yet measured, so the suggestion keeps this cautious point.
-CROSSOVER_PER_CLASS = 24
+# Measured on emotion (6 classes, builtin:minilm, official test split; README "Few labels"), few-shot training with the
+# class names as examples (the default) against the fine-tuning defaults on the same rows: it won at 8 and 16 training
+# examples per class (+18.0 and +14.1 points, three seeds) and at 32 (+3.4, three seeds, two of them won), and lost at
+# 64 (-8.8, two seeds, both lost; bench/few-shot-emotion-crossover-names-2026-12-07.md). Few-shot training stops at 120
+# steps of pairs whatever the rows; fine-tuning keeps gaining. The page suggests it up to 32, the largest size where
+# it was measured to win.
+CROSSOVER_PER_CLASS = 32
 
 FEW_SHOT_EXPLAINED = (
     "**Few-shot training** (SetFit) is for a few dozen labelled examples per class: instead of teaching a fresh "
@@ -49,5 +50,5 @@ def few_shot_suggestion(meta: dict[str, Any]) -> str:
     if per_class is None or per_class > CROSSOVER_PER_CLASS or not few_shot_offered(meta):
         return ""
     return (f"This training split has about {per_class} examples per class: few-shot training usually beats "
-            "fine-tuning here (measured on emotion: it won at 8 and 16 examples per class, fine-tuning won at 32). "
+            "fine-tuning here (measured on emotion: it won at 8, 16 and 32 examples per class, fine-tuning won at 64). "
             "Turn on **Few-shot training** to use it.")
