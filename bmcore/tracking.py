@@ -116,8 +116,9 @@ def scoped_environment(values: dict[str, str]) -> Iterator[None]:
 
 
 def run_tracked(run_dir: Path, config: Any, main: bool, job: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run ``job`` (a training loop that returns the final status) with the config's tracker set up, then log what
-    the integration could not: the test metrics, bmcore's settings and, for MLflow, ``model/``."""
+    """Run ``job`` (a training loop that returns its ended fields, ``state`` among them, for the caller to write once
+    this returns) with the config's tracker set up, then log what the integration could not: the test metrics,
+    bmcore's settings and, for MLflow, ``model/``."""
     report_to = getattr(config, "report_to", NONE)
     if report_to == NONE:
         return job()

@@ -422,5 +422,6 @@ def pretrain(run_dir: Path, config: Any, task: Task, resume: bool, main: bool) -
     return train_mlm(run_dir, config, resume, main)
 
 
-# The training loops, by the name a task gives as its ``loop`` (bmcore.tasks.base.Task.loop).
+# The training loops, by the name a task gives as its ``loop`` (bmcore.tasks.base.Task.loop). Each returns its ended
+# fields (``state``, ``best_metric``...) unwritten: run_training writes them last, after the tracker has closed.
 LOOPS = {"fine_tune": fine_tune, "pretrain": pretrain, "few_shot": few_shot}
