@@ -69,6 +69,12 @@ def names_usable(label_names: Sequence[str]) -> bool:
                                      for n in label_names)
 
 
+def names_to_learn(label_names: Sequence[str], wanted: bool = True) -> list[str] | None:
+    """The class names to learn from (:func:`fit_few_shot`'s ``label_names``): the names when ``wanted`` and
+    :func:`names_usable`, else None."""
+    return [str(n) for n in label_names] if wanted and names_usable(label_names) else None
+
+
 @dataclass
 class FewShotModel:
     """A SetFit model whose body pools the first token: its embeddings, scores and the saved classifier."""

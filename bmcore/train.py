@@ -32,7 +32,7 @@ from .fewshot import (
     few_shot_reason,
     fit_few_shot,
     fold_into,
-    names_usable,
+    names_to_learn,
     pair_steps,
     setfit_bridge,
 )
@@ -378,7 +378,7 @@ def few_shot(run_dir: Path, config: Any, task: Any, resume: bool, main: bool) ->
     if reason := few_shot_reason(task, two_texts="text_pair" in job.ds.splits["train"].columns):
         raise BmcoreError(reason)
     texts = job.ds.splits["train"]["text"].astype(str).tolist()
-    names = list(job.label_names) if config.few_shot_label_names and names_usable(job.label_names) else None
+    names = names_to_learn(job.label_names, config.few_shot_label_names)
     log.info("few-shot (SetFit): %d training %s, %s%s; pairs of %d for at most %d steps", len(texts), task.example_noun,
              ", ".join(f"{k} {v}" for k, v in task.label_counts(job.ds.splits["train"], job.label_names).items()),
              f", and {NAME_EXAMPLES} examples made of each class name" if names else "", BATCH_SIZE,

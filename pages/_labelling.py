@@ -14,6 +14,7 @@ from bmcore import jobs, limits, runs
 from bmcore.data import list_prepared, source_fingerprint, suggest_name
 from bmcore.display import md
 from bmcore.errors import BmcoreError
+from bmcore.fewshot import NAME_EXAMPLES
 from bmcore.labelling.export import export_dataset
 from bmcore.labelling.project import Project, create_project, give_label, give_labels, labels, list_projects, load_project
 from bmcore.labelling.simulate import SIMULATE_JOB, read_simulation
@@ -25,8 +26,8 @@ from pages._ui import job_outcome, keep, show_job, start_job
 
 INTRO = ("**Active learning**: the model picks the texts it is least sure of, among typical ones and spread over the "
          "data, in the hope that each label teaches it more than one drawn at random. **Few-shot training** (SetFit) "
-         "retrains it on your labels and your class names after each batch, and it picks the next batch. Measured on emotion and AG News (3 "
-         "seeds, 200 labels), its picks were not reliably better than random ones: ahead at some steps, behind at "
+         "retrains it on your labels and your class names after each batch, and it picks the next batch. Measured "
+         "on emotion and AG News (3 seeds, 200 labels), its picks were not reliably better than random ones: ahead at some steps, behind at "
          "others. The simulation below tells which pays on your data, and the random strategy is one click away.")
 FILE_TYPES = ["csv", "tsv", "txt", "json", "jsonl", "ndjson", "parquet", "pq", "xlsx", "xls"]
 NEW = "(new project)"  # never a project's name: names hold no brackets or spaces
@@ -36,8 +37,8 @@ OPEN = "label_open"  # hand-over: the project to open on the next run
 SKIPPED = "label_skipped_rows"  # {project: [rows skipped in this session]}
 UNDO = "label_undo_stack"  # {project: [(row, its label before, None if none)]}, the labels given in this session
 UNDO_DEPTH = 200
-NAMES_HELP = ("Each class name that is a word, not a code, also becomes 8 examples 'This sentence is NAME' of its "
-              "class: the model starts from what the names mean. It helps most with the fewest labels.")
+NAMES_HELP = (f"Each class name that is a word, not a code, also becomes {NAME_EXAMPLES} examples 'This sentence is "
+              "NAME' of its class: the model starts from what the names mean. It helps most with the fewest labels.")
 ERROR = "label_error"  # a label refused in a button's callback, shown on the next run
 EXPORTED = "label_exported"  # the last export's result, with the project it came from
 SETTINGS = {"label_mode": MODES[0], "label_strategy": STRATEGIES[0], "label_batch": LOOP_BATCH,

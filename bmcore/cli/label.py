@@ -9,11 +9,14 @@ import sys
 
 from ..data.storage import is_prepared
 from ..errors import BmcoreError
+from ..fewshot import NAME_EXAMPLES, NAME_TEMPLATE
 from ..labelling.export import export_dataset
 from ..labelling.project import clear_label, counts, create_project, give_label, labels, load_project
 from ..labelling.simulate import simulate
 from ..labelling.step import LOOP_BATCH, LOOP_MAX_STEPS, LOOP_MODEL, STRATEGIES, read_curve, read_picks, run_step
 
+NO_NAMES_HELP = (f"do not learn from the class names (by default each name that is a word becomes {NAME_EXAMPLES} "
+                 f"examples '{NAME_TEMPLATE.format('NAME')}' of its class)")
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("label", help="label texts with a few-shot model picking what to label next")
@@ -46,8 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--max-steps", type=int, default=LOOP_MAX_STEPS,
                    help=f"steps of pairs the few-shot model trains at most (default {LOOP_MAX_STEPS})")
     q.add_argument("--model", default=LOOP_MODEL, help=f"the body to train (default {LOOP_MODEL})")
-    q.add_argument("--no-label-names", dest="label_names", action="store_false", help="do not learn from the class names (by default each name that is a word becomes "
-                   "8 examples 'This sentence is NAME' of its class)")
+    q.add_argument("--no-label-names", dest="label_names", action="store_false", help=NO_NAMES_HELP)
     q.set_defaults(func=_step)
     q = lsub.add_parser("export", help="save the labelled rows as a prepared dataset (NAME-v2... when taken)")
     q.add_argument("name")
@@ -69,8 +71,7 @@ def _register_simulate(lsub: argparse._SubParsersAction) -> None:
     q.add_argument("--max-steps", type=int, default=LOOP_MAX_STEPS,
                    help=f"steps of pairs per training (default {LOOP_MAX_STEPS})")
     q.add_argument("--model", default=LOOP_MODEL, help=f"the body to train (default {LOOP_MODEL})")
-    q.add_argument("--no-label-names", dest="label_names", action="store_false", help="do not learn from the class names (by default each name that is a word becomes "
-                   "8 examples 'This sentence is NAME' of its class)")
+    q.add_argument("--no-label-names", dest="label_names", action="store_false", help=NO_NAMES_HELP)
     q.add_argument("--out", help="output folder (default: the dataset's simulation/ folder)")
     q.set_defaults(func=_simulate)
 

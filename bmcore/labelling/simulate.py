@@ -32,7 +32,7 @@ import pandas as pd
 
 from ..data.storage import dataset_dir, load_prepared
 from ..errors import BmcoreError
-from ..fewshot import few_shot_reason, fit_few_shot, names_usable
+from ..fewshot import few_shot_reason, fit_few_shot, names_to_learn
 from ..files import atomic_path, read_json, write_json_atomic
 from ..models import resolve_model
 from ..report.labelling import simulation_figure, simulation_summary
@@ -123,7 +123,7 @@ def simulate(dataset: str, budget: int = 200, step: int = 20, strategies: Sequen
     out.mkdir(parents=True, exist_ok=True)
     task = get_task(ds.problem_type, ds.modality)
     names, mref = list(ds.label_names), resolve_model(model)
-    learnt_names = names if label_names and names_usable(names) else None
+    learnt_names = names_to_learn(names, label_names)
     test = ds.splits["test"].sample(min(eval_rows, len(ds.splits["test"])), random_state=EVAL_SEED)
     evaluation = (test["text"].tolist(), np.asarray(task.targets(test, names)))
     rounds = len(strategies) * seeds * -(-budget // step)
@@ -155,7 +155,8 @@ def simulate(dataset: str, budget: int = 200, step: int = 20, strategies: Sequen
             tmp, include_plotlyjs=True)
     summary = {"dataset": ds.name, "budget": budget, "step": step, "strategies": strategies, "seeds": seeds,
                "pool": int(min(pool, len(ds.splits["train"]))), "eval_rows": len(test), "max_steps": max_steps,
-               "model": model, "label_names": bool(learnt_names), "steps": simulation_summary(frame), "seconds": round(time.perf_counter() - t0, 1),
+               "model": model, "label_names": bool(learnt_names), "steps": simulation_summary(frame),
+               "seconds": round(time.perf_counter() - t0, 1),
                "csv": str(out / CURVES_FILE), "html": str(out / CHART_FILE)}
     write_json_atomic(out / SIMULATION_SUMMARY, summary)
     return summary

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BmcoreError
-from ..fewshot import fit_few_shot, names_usable
+from ..fewshot import fit_few_shot, names_to_learn
 from ..files import append_json_lines, read_json, read_json_lines, write_json_atomic
 from ..models import resolve_model
 from ..problem_types import DEFAULT_PROBLEM_TYPE
@@ -112,7 +112,7 @@ def run_step(name: str, *, strategy: str = "uncertainty", batch: int = LOOP_BATC
     train, validation = split_labelled(given)
     task = get_task(DEFAULT_PROBLEM_TYPE)  # a labelling project labels one class per row
     index = {c: i for i, c in enumerate(project.classes)}
-    names = list(project.classes) if label_names and names_usable(project.classes) else None
+    names = names_to_learn(project.classes, label_names)
     point: dict[str, Any] = {"accuracy": None, "n_validation": len(validation), "trained_on": 0,
                              "label_names": bool(names)}
     probs = None
