@@ -230,7 +230,9 @@ def follow(study: Any, trial: Any, run_dir: Path, metric: str, stop: Callable[[]
             runs.request_stop(run_dir)
         time.sleep(POLL_S)
     state, value = status["state"], status.get("best_metric")
-    if state == runs.COMPLETED and not stopped and isinstance(value, (int, float)) and math.isfinite(value):
+    if state == runs.COMPLETED and isinstance(value, (int, float)) and math.isfinite(value):
+        if stopped:  # the run finished before it read the stop: its full score is known, the trial is complete
+            log.info("trial %d: finished before it was stopped (%s); counted as completed", trial.number, stopped)
         outcome = "completed"
     elif stopped:
         outcome = stopped

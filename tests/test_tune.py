@@ -46,6 +46,41 @@ def test_budget_reads_minutes_seconds_and_hours() -> None:
             studies.parse_budget(bad)
 
 
+class _PruneNow:
+    """A trial whose pruner says stop at its first evaluation."""
+
+    def __init__(self, trial: optuna.trial.Trial) -> None:
+        self.number, self.reports = trial.number, []
+
+    def report(self, value: float, step: int) -> None:
+        self.reports.append((step, value))
+
+    def should_prune(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("state", [runs.COMPLETED, runs.CANCELLED])
+def test_a_trial_pruned_after_its_run_finished_counts_as_completed(state: str, tmp_path: Path) -> None:
+    """The race CI met: the follower reads an early evaluation and prunes, but the run has already finished (it never
+    read the stop). Its full score is known and its tracked run FINISHED: the trial is complete, not pruned. A run that
+    did stop is pruned."""
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    runs.write_status(run_dir, state=state, total_steps=30, best_metric=0.7)
+    for step, value in ((10, 0.4), (20, 0.6), (30, 0.7)):
+        runs.append_metrics(run_dir, {"kind": "eval", "step": step, "eval_macro_f1": value})
+    fake = _PruneNow(trial)
+    outcome = tune.follow(study, fake, run_dir, "macro_f1", stop=lambda: False, deadline=time.time() + 60)
+    assert runs.stop_requested(run_dir) and fake.reports == [(33, 0.4), (67, 0.6), (100, 0.7)]
+    done = study.trials[trial.number]
+    if state == runs.COMPLETED:
+        assert outcome == "completed" and done.state == optuna.trial.TrialState.COMPLETE and done.value == 0.7
+    else:
+        assert outcome == "pruned" and done.state == optuna.trial.TrialState.PRUNED
+
+
 def open_storage(url: str) -> str:
     try:
         studies.make_storage(url)
