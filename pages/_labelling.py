@@ -19,7 +19,8 @@ from bmcore.labelling.export import export_dataset
 from bmcore.labelling.project import Project, create_project, give_label, give_labels, labels, list_projects, load_project
 from bmcore.labelling.simulate import SIMULATE_JOB, read_simulation
 from bmcore.labelling.sources import file_columns, read_labelling_texts
-from bmcore.labelling.step import LOOP_BATCH, LOOP_MAX_STEPS, LOOP_MODEL, STEP_JOB, STRATEGIES, read_curve, read_picks
+from bmcore.labelling.step import (LOOP_BATCH, LOOP_MAX_STEPS, LOOP_MIN_STEPS, LOOP_MODEL, STEP_JOB, STEPS_PER_ROW,
+                                   STRATEGIES, read_curve, read_picks)
 from bmcore.report import labelling as rl
 from bmcore.report.few_shot import few_shot_offered
 from pages._ui import job_outcome, keep, show_job, start_job
@@ -39,6 +40,9 @@ UNDO = "label_undo_stack"  # {project: [(row, its label before, None if none)]},
 UNDO_DEPTH = 200
 NAMES_HELP = (f"Each class name that is a word, not a code, also becomes {NAME_EXAMPLES} examples 'This sentence is "
               "NAME' of its class: the model starts from what the names mean. It helps most with the fewest labels.")
+TRAIN_STEPS_HELP = (f"Steps of 16 pairs of labelled texts: the few-shot model trains {STEPS_PER_ROW} a labelled text, "
+                    f"at least {LOOP_MIN_STEPS} and at most this many ({LOOP_MAX_STEPS} by default). On a CPU a step "
+                    "takes 1 to 5 s with builtin:minilm, on a GPU a fraction of that.")
 ERROR = "label_error"  # a label refused in a button's callback, shown on the next run
 EXPORTED = "label_exported"  # the last export's result, with the project it came from
 SETTINGS = {"label_mode": MODES[0], "label_strategy": STRATEGIES[0], "label_batch": LOOP_BATCH,
@@ -223,9 +227,8 @@ def show_step(name: str) -> None:
                              "crowded parts of the data, not loners), spread over the data (clusters of their "
                              "embeddings); random: texts drawn at random, to compare.")
     batch = int(c2.number_input("Batch size", 1, 1000, key="label_batch", help="texts to pick"))
-    steps = int(c3.number_input("Training steps", 1, 100_000, key="label_max_steps",
-                                help="steps of 16 pairs of labelled texts the few-shot model trains at most; on a "
-                                     "CPU about 5 s each with builtin:minilm"))
+    steps = int(c3.number_input("Training steps, at most", 1, 100_000, key="label_max_steps",
+                                help=TRAIN_STEPS_HELP))
     model = c4.text_input("Model", key="label_model", help="builtin:minilm (a sentence-transformers model, the family "
                           "SetFit was built on), or the path of a local save_pretrained folder").strip() or LOOP_MODEL
     names = st.checkbox("Learn from the class names", key="label_names", help=NAMES_HELP)
@@ -306,7 +309,8 @@ def show_simulation() -> None:
             budget = int(c[1].number_input("Budget (labels)", 1, 100_000, 200, key="label_sim_budget"))
             step = int(c[2].number_input("Labels per step", 1, 10_000, 20, key="label_sim_step"))
             seeds = int(c[3].number_input("Seeds", 1, 20, 3, key="label_sim_seeds"))
-            steps = int(c[4].number_input("Training steps", 1, 100_000, LOOP_MAX_STEPS, key="label_sim_max_steps"))
+            steps = int(c[4].number_input("Training steps, at most", 1, 100_000, LOOP_MAX_STEPS,
+                                          key="label_sim_max_steps", help=TRAIN_STEPS_HELP))
             model = c[5].text_input("Model", LOOP_MODEL, key="label_sim_model").strip() or LOOP_MODEL
             names = st.checkbox("Learn from the class names", True, key="label_sim_names", help=NAMES_HELP)
             start = st.form_submit_button("Run the simulation", icon=":material/play_arrow:")

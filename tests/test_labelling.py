@@ -43,6 +43,7 @@ from bmcore.report.labelling import (
     curve_frame,
     label_commands,
     simulate_command,
+    simulation_caption,
     simulation_figure,
 )
 
@@ -211,6 +212,15 @@ def test_the_cold_start_covers_the_data():
     assert sorted(p // 25 for p in picked) == [0, 1, 2, 3]
 
 
+def test_the_training_steps_grow_with_the_labelled_rows_between_a_floor_and_a_cap():
+    from bmcore.labelling.step import LOOP_MAX_STEPS, LOOP_MIN_STEPS, loop_steps
+
+    assert [loop_steps(n) for n in (0, 20, 66, 67, 100, 160, 200, 1000)] == [40, 40, 40, 41, 60, 96, 120, 120]
+    assert (LOOP_MIN_STEPS, LOOP_MAX_STEPS) == (40, 120)
+    assert loop_steps(200, 2) == 2 and loop_steps(200, 500) == 120 and loop_steps(1000, 500) == 500  # the user's cap
+    assert loop_steps(200, None) == LOOP_MAX_STEPS
+
+
 def test_the_holdout_is_stable_and_about_a_fifth():
     rows = np.arange(5000)
     held = held_out(rows)
@@ -224,8 +234,10 @@ def test_label_step_writes_picks_and_a_curve_point(news, tiny_model, capsys, mon
     from bmcore.labelling import step
 
     learnt: list = []  # the class names each training learnt from (None: the texts alone)
+    given_steps: list = []  # the steps each training was given
     fit = step.fit_few_shot
-    monkeypatch.setattr(step, "fit_few_shot", lambda *a, **k: learnt.append(k.get("label_names")) or fit(*a, **k))
+    monkeypatch.setattr(step, "fit_few_shot", lambda *a, **k: learnt.append(k.get("label_names"))
+                        or given_steps.append(k.get("max_steps")) or fit(*a, **k))
     assert main(["label", "step", news, "--model", str(tiny_model), "--batch", "8", *FAST]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     folder = load_project(news).folder
@@ -238,6 +250,7 @@ def test_label_step_writes_picks_and_a_curve_point(news, tiny_model, capsys, mon
     assert point["labels"] == 40 and point["n_validation"] == sum(held_out(sorted(given)))
     assert point["accuracy"] is not None and point["trained_on"] + point["n_validation"] == 40
     assert point["label_names"] is True and learnt == [CLASSES]  # the class names are words: learnt from
+    assert point["steps"] == 2 == given_steps[0]  # --max-steps 2 caps the rule's 40
     assert main(["label", "step", news, "--model", str(tiny_model), "--batch", "8", "--strategy", "random",
                  "--no-label-names", *FAST]) == 0
     assert read_picks(news)["rows"] != picks["rows"] and len(read_curve(news)) == 2
@@ -297,6 +310,9 @@ def test_the_simulation_writes_both_curves(tiny_model, shared_data):
     assert first["uncertainty"] == first["random"]
     assert len(simulation_figure(frame).data) == 4  # a band and a mean line per strategy
     assert summary["label_names"] is True  # World, Sports, Business, Sci/Tech: words, learnt from as the loop does
+    assert (summary["max_steps"], summary["min_steps"]) == (2, 2)  # the cap below the rule's floor: 2 steps a round
+    caption = simulation_caption({**summary, "max_steps": 120, "min_steps": 40})
+    assert "40 to 120 training steps as labels grow (0.6 a label)" in caption
 
 
 # --- bad input: one line, exit 2 ---------------------------------------------------------------------------------

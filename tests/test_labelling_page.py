@@ -172,4 +172,4 @@ def test_a_finished_simulation_shows_its_curves(tiny_model, shared_data):
     summary = [d for d in at.dataframe if "uncertainty_at_least_random" in d.value.columns]
     assert summary and summary[0].value["labels"].tolist() == [20, 40]
     assert any(c.value.startswith("1 seed, a pool of 150 train rows") and "learning from the class names" in c.value
-               for c in at.caption)
+               and ", 2 training steps," in c.value for c in at.caption)  # --max-steps 2: below the rule's floor

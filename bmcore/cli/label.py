@@ -13,10 +13,14 @@ from ..fewshot import NAME_EXAMPLES, NAME_TEMPLATE
 from ..labelling.export import export_dataset
 from ..labelling.project import clear_label, counts, create_project, give_label, labels, load_project
 from ..labelling.simulate import simulate
-from ..labelling.step import LOOP_BATCH, LOOP_MAX_STEPS, LOOP_MODEL, STRATEGIES, read_curve, read_picks, run_step
+from ..labelling.step import (LOOP_BATCH, LOOP_MAX_STEPS, LOOP_MIN_STEPS, LOOP_MODEL, STEPS_PER_ROW, STRATEGIES,
+                              read_curve, read_picks, run_step)
 
 NO_NAMES_HELP = (f"do not learn from the class names (by default each name that is a word becomes {NAME_EXAMPLES} "
                  f"examples '{NAME_TEMPLATE.format('NAME')}' of its class)")
+
+STEPS_HELP = (f"the most steps of 16 pairs the few-shot model trains (default {LOOP_MAX_STEPS}); it trains "
+              f"{STEPS_PER_ROW} a labelled row, at least {LOOP_MIN_STEPS}")
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("label", help="label texts with a few-shot model picking what to label next")
@@ -46,8 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("name")
     q.add_argument("--strategy", choices=STRATEGIES, default="uncertainty")
     q.add_argument("--batch", type=int, default=LOOP_BATCH, help=f"rows to pick (default {LOOP_BATCH})")
-    q.add_argument("--max-steps", type=int, default=LOOP_MAX_STEPS,
-                   help=f"steps of pairs the few-shot model trains at most (default {LOOP_MAX_STEPS})")
+    q.add_argument("--max-steps", type=int, default=LOOP_MAX_STEPS, help=STEPS_HELP)
     q.add_argument("--model", default=LOOP_MODEL, help=f"the body to train (default {LOOP_MODEL})")
     q.add_argument("--no-label-names", dest="label_names", action="store_false", help=NO_NAMES_HELP)
     q.set_defaults(func=_step)
@@ -68,8 +71,7 @@ def _register_simulate(lsub: argparse._SubParsersAction) -> None:
     q.add_argument("--seeds", type=int, default=3, help="seeds (default 3)")
     q.add_argument("--pool", type=int, default=2000, help="train rows sampled as the unlabelled pool (default 2000)")
     q.add_argument("--eval", type=int, default=1000, help="test rows sampled to score the curves (default 1000)")
-    q.add_argument("--max-steps", type=int, default=LOOP_MAX_STEPS,
-                   help=f"steps of pairs per training (default {LOOP_MAX_STEPS})")
+    q.add_argument("--max-steps", type=int, default=LOOP_MAX_STEPS, help=STEPS_HELP)
     q.add_argument("--model", default=LOOP_MODEL, help=f"the body to train (default {LOOP_MODEL})")
     q.add_argument("--no-label-names", dest="label_names", action="store_false", help=NO_NAMES_HELP)
     q.add_argument("--out", help="output folder (default: the dataset's simulation/ folder)")
@@ -107,7 +109,7 @@ def _status(args: argparse.Namespace) -> int:
     last = curve[-1] if curve else None
     if last is not None and last.get("accuracy") is not None:
         print(f"last step: validation accuracy {last['accuracy']:.3f} on {last['n_validation']} held-out rows, "
-              f"trained on {last['trained_on']} ({last['strategy']})")
+              f"trained on {last['trained_on']} for {last.get('steps', '?')} steps ({last['strategy']})")
     given = labels(args.name)
     pending = [r for r in (picks or {}).get("rows", []) if r not in given]
     print(json.dumps({"name": args.name, "rows": project.rows, "labelled": labelled, "counts": per_class,

@@ -12,9 +12,9 @@ Writes ``curves.csv`` (strategy, seed, labels, accuracy, seconds), ``curves.html
 strategy with its spread over the seeds: :func:`bmcore.report.labelling.simulation_figure`) and ``summary.json``
 into the output folder, by default ``datasets/NAME/simulation/`` beside the dataset.
 
-Its cost: strategies x seeds x budget/step rounds (60 at the defaults), each training at most ``max_steps`` steps
-and scoring ``eval_rows`` texts (and, for uncertainty, the pool): with ``builtin:minilm`` on this 2-core CPU about
-1.2 s a step on short texts (quiet) to 5 s (AG News, one shared thread), and 28 ms a text; so hours on a CPU at the
+Its cost: strategies x seeds x budget/step rounds (60 at the defaults), each training
+:func:`bmcore.labelling.step.loop_steps` steps (more as labels grow, at most ``max_steps``) and scoring ``eval_rows``
+texts (and, for uncertainty, the pool): with ``builtin:minilm`` on this 2-core CPU about 1.2 s a step on short texts (quiet) to 5 s (AG News, one shared thread), and 28 ms a text; so hours on a CPU at the
 defaults (a first AG News round took 6 minutes on a loaded machine) and minutes on a GPU. Run it on a GPU, or with a
 smaller pool, eval and budget. Runs as the job
 ``label-simulate`` (:data:`SIMULATE_JOB`) or ``python -m bmcore label simulate``.
@@ -38,7 +38,7 @@ from ..models import resolve_model
 from ..report.labelling import simulation_figure, simulation_summary
 from ..tasks import get_task
 from .picking import pick_random, pick_uncertain
-from .step import LOOP_MAX_STEPS, LOOP_MODEL, STRATEGIES
+from .step import LOOP_MAX_STEPS, LOOP_MODEL, STEPS_PER_ROW, STRATEGIES, loop_steps
 
 SIMULATE_JOB = "label-simulate"  # the job kind (bmcore.jobs.KINDS), keyed by the dataset's name
 SIMULATION_DIR = "simulation"  # in the dataset's folder
@@ -141,7 +141,7 @@ def simulate(dataset: str, budget: int = 200, step: int = 20, strategies: Sequen
         start = np.random.default_rng(seed).permutation(len(sample))[:step]
 
         def fit(x: list[str], y: list[int], seed: int = seed) -> Any:
-            return fit_few_shot(mref, task, x, y, len(names), seed=seed, max_steps=max_steps,
+            return fit_few_shot(mref, task, x, y, len(names), seed=seed, max_steps=loop_steps(len(x), max_steps),
                                 max_seq_length=max_seq_length, label_names=learnt_names)
 
         for strategy in strategies:
@@ -154,7 +154,9 @@ def simulate(dataset: str, budget: int = 200, step: int = 20, strategies: Sequen
         simulation_figure(frame, f"{ds.name}: accuracy against labels given ({seeds} seeds)").write_html(
             tmp, include_plotlyjs=True)
     summary = {"dataset": ds.name, "budget": budget, "step": step, "strategies": strategies, "seeds": seeds,
-               "pool": int(min(pool, len(ds.splits["train"]))), "eval_rows": len(test), "max_steps": max_steps,
+               "pool": int(min(pool, len(ds.splits["train"]))), "eval_rows": len(test),
+               "max_steps": LOOP_MAX_STEPS if max_steps is None else max_steps,
+               "min_steps": loop_steps(0, max_steps), "steps_per_row": STEPS_PER_ROW,
                "model": model, "label_names": bool(learnt_names), "steps": simulation_summary(frame),
                "seconds": round(time.perf_counter() - t0, 1),
                "csv": str(out / CURVES_FILE), "html": str(out / CHART_FILE)}

@@ -87,8 +87,9 @@ def picks_note(picks: dict[str, Any] | None, batch: dict[str, Any]) -> str:
 
 def curve_frame(points: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """The learning curve (:func:`bmcore.labelling.step.read_curve`): one row per step, ``labels`` given,
-    validation ``accuracy`` (empty when nothing was held out) on ``n_validation`` rows, ``strategy``, ``seconds``."""
-    columns = ["labels", "accuracy", "n_validation", "trained_on", "strategy", "seconds"]
+    validation ``accuracy`` (empty when nothing was held out) on ``n_validation`` rows, the rows it ``trained_on`` for
+    ``steps`` steps of pairs, ``strategy``, ``seconds``."""
+    columns = ["labels", "accuracy", "n_validation", "trained_on", "steps", "strategy", "seconds"]
     return pd.DataFrame([{c: p.get(c) for c in columns} for p in points], columns=columns)
 
 
@@ -130,9 +131,14 @@ def simulation_summary(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def simulation_caption(summary: dict[str, Any]) -> str:
     """The settings a finished simulation ran with, in a sentence (its ``summary.json``)."""
     names = {True: ", learning from the class names", False: ", from the texts alone"}.get(summary.get("label_names"), "")
-    seeds = summary.get("seeds")
+    seeds, low, cap = summary.get("seeds"), summary.get("min_steps"), summary.get("max_steps")
+    steps = ""
+    if isinstance(low, int) and isinstance(cap, int):  # older simulations trained a fixed number of steps
+        per = summary.get("steps_per_row")
+        steps = f", {low} to {cap} training steps as labels grow ({per} a label)" if cap > low else f", {cap} training steps"
     return (f"{seeds} seed{'' if seeds == 1 else 's'}, a pool of {summary.get('pool')} train rows, scored on "
-            f"{summary.get('eval_rows')} test rows, model {summary.get('model')}{names}, {summary.get('seconds')} s.")
+            f"{summary.get('eval_rows')} test rows, model {summary.get('model')}{names}{steps}, "
+            f"{summary.get('seconds')} s.")
 
 
 def simulation_figure(frame: pd.DataFrame, title: str = "") -> Any:
