@@ -1083,6 +1083,62 @@ CASES += [
 ]
 
 
+# Search, the labelling loop and serving: each refused in one line before anything starts.
+L = "Search, the labelling loop and serving"
+
+
+def _texts_file(ctx: Ctx) -> Path:
+    """Texts without labels, as the labelling loop takes them."""
+    path = ctx.tmp / "texts.csv"
+    path.write_bytes(csv_bytes(rows()[["text"]]))
+    return path
+
+
+def _project(ctx: Ctx) -> Path:
+    """A labelling project 'loop' on unlabelled texts, classes a and b: its folder."""
+    from bmcore.labelling.project import create_project
+
+    return create_project("loop", str(_texts_file(ctx)), classes=["a", "b"]).folder
+
+
+PAGE_LOOP = "tests/test_labelling_page.py::test_bad_input_is_one_line drives the Data page's Classes box"
+CASES += [
+    Case("tune-budget-words", L, "a search budget in words", "cli", "is not a duration",
+         cli_args=("tune", "--data", "tiny-data", "--budget", "soon"),
+         no_ui="the Search tab's budget is a number of minutes"),
+    Case("tune-model-missing", L, "a search over a model path that does not exist", "cli", "does not exist",
+         cli_args=("tune", "--data", "tiny-data", "--models", "/nonexistent-model", "--budget", "5m"),
+         ui_skip="the Search tab checks every model as Train does when Start is pressed (case model-missing)"),
+    Case("tune-storage-unreachable", L, "a study storage that cannot be reached, its password in the URL", "cli",
+         "cannot be reached", secret="pw-of-the-db",
+         cli_args=("tune", "--data", "tiny-data", "--budget", "5m", "--storage", "mysql://u:pw-of-the-db@nohost/db"),
+         no_ui="the Search tab keeps its studies in the workspace"),
+    Case("label-one-class", L, "a labelling project with one class", "cli", "give between 2 and 500 classes",
+         make=_texts_file, cli_args=("label", "new", "loop", "--file", "{path}", "--classes", "a"), ui_skip=PAGE_LOOP),
+    Case("label-class-twice", L, "a labelling project naming a class twice", "cli", "'a' is named twice",
+         make=_texts_file, cli_args=("label", "new", "loop", "--file", "{path}", "--classes", "a,b,a"),
+         ui_skip=PAGE_LOOP),
+    Case("label-unknown-project", L, "a label given to a project that does not exist", "cli",
+         "no labelling project named 'nosuch'", cli_args=("label", "give", "nosuch", "3", "a"),
+         no_ui="the page lists the projects there are"),
+    Case("label-unknown-class", L, "a label that is not one of the project's classes", "cli", "is not a class of labelling project", make=_project,
+         cli_args=("label", "give", "loop", "3", "c"), no_ui="the page offers a button per class"),
+    Case("label-row-missing", L, "a label for a row the project does not have", "cli", "row 999 is outside", make=_project,
+         cli_args=("label", "give", "loop", "999", "a"), no_ui="the page labels the text it shows"),
+    Case("label-batch-zero", L, "a labelling step that picks no rows", "cli", "the batch must hold at least one row",
+         make=_project, cli_args=("label", "step", "loop", "--batch", "0"), no_ui="the Batch size box starts at 1"),
+    Case("label-simulate-over-pool", L, "a simulation budget over the rows the pool holds", "cli",
+         "is more than the pool holds", cli_args=("label", "simulate", "--data", "tiny-data", "--budget", "100000"),
+         ui_skip="the page's simulation form runs the same check (bmcore.labelling.simulate.check_simulation)"),
+    Case("label-simulate-strategy", L, "a simulation strategy that does not exist", "cli", "unknown strategy 'greedy'",
+         cli_args=("label", "simulate", "--data", "tiny-data", "--strategy", "greedy"),
+         no_ui="the page runs both strategies"),
+    Case("serve-model-missing", L, "serving a model path that does not exist", "cli", "does not exist",
+         cli_args=("serve", "--model", "/nonexistent-model"), no_ui="serving is a command, not a page"),
+    Case("serve-port", L, "serving on a port that is not a port", "cli", "99999 is not a port",
+         cli_args=("serve", "--model", "{model}", "--port", "99999"), no_ui="serving is a command, not a page"),
+]
+
 BY_ID = {c.id: c for c in CASES}
 
 

@@ -134,7 +134,10 @@ def test_cli(case_id: str, ctx: Ctx, monkeypatch: pytest.MonkeyPatch, capsys: py
         assert case.expect in out.stderr and "Traceback" not in out.stderr
         return
     with read_only(ctx.workspace) if case.kind == "readonly" else contextlib.nullcontext():
-        rc = cli_main(args)
+        try:
+            rc = cli_main(args)
+        except SystemExit as exc:  # argparse refuses a flag's value by exiting, as it does on the command line
+            rc = exc.code
     out = capsys.readouterr()
     assert not case.secret or case.secret not in out.out + out.err, "a message showed a linked file's content"
     if case.ok:

@@ -86,7 +86,7 @@ def test_labelling_journey(workspace: Path, shared_data: Path, tiny_model: Path)
         idle(page)
         page.get_by_text("No model yet: texts come in a random order").first.wait_for()
         fill(page, "Model", str(tiny_model))
-        fill(page, "Training steps", "4")
+        fill(page, "Training steps, at most", "4")
         fill(page, "Batch size", "8")
 
         done = label_with_keys(page, truth, 16)
