@@ -28,8 +28,9 @@ from pages._ui import job_outcome, keep, show_job, start_job
 INTRO = ("**Active learning**: the model picks the texts it is least sure of, among typical ones and spread over the "
          "data, in the hope that each label teaches it more than one drawn at random. **Few-shot training** (SetFit) "
          "retrains it on your labels and your class names after each batch, and it picks the next batch. Measured "
-         "on emotion and AG News (3 seeds, 200 labels), its picks were not reliably better than random ones: ahead at some steps, behind at "
-         "others. The simulation below tells which pays on your data, and the random strategy is one click away.")
+         "on emotion and AG News (3 seeds, 200 labels), its picks were no better than random ones: within about two "
+         "points, more often behind than ahead. The simulation below tells which pays on your data, and the random "
+         "strategy is one click away.")
 FILE_TYPES = ["csv", "tsv", "txt", "json", "jsonl", "ndjson", "parquet", "pq", "xlsx", "xls"]
 NEW = "(new project)"  # never a project's name: names hold no brackets or spaces
 DETECT = "(detect)"
