@@ -22,6 +22,7 @@ NO_NAMES_HELP = (f"do not learn from the class names (by default each name that 
 STEPS_HELP = (f"the most steps of 16 pairs the few-shot model trains (default {LOOP_MAX_STEPS}); it trains "
               f"{STEPS_PER_ROW} a labelled row, at least {LOOP_MIN_STEPS}")
 
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("label", help="label texts with a few-shot model picking what to label next")
     lsub = p.add_subparsers(dest="label_command", metavar="ACTION")

@@ -14,8 +14,8 @@ into the output folder, by default ``datasets/NAME/simulation/`` beside the data
 
 Its cost: strategies x seeds x budget/step rounds (60 at the defaults), each training
 :func:`bmcore.labelling.step.loop_steps` steps (more as labels grow, at most ``max_steps``) and scoring ``eval_rows``
-texts (and, for uncertainty, the pool): with ``builtin:minilm`` on this 2-core CPU about 1.2 s a step on short texts (quiet) to 5 s (AG News, one shared thread), and 28 ms a text; so hours on a CPU at the
-defaults (a first AG News round took 6 minutes on a loaded machine) and minutes on a GPU. Run it on a GPU, or with a
+texts (and, for uncertainty, the pool): with ``builtin:minilm`` on this 2-core CPU about 1.2 s a step on short texts
+(quiet) to 5 s (AG News, one shared thread), and 28 ms a text; so hours on a CPU at the defaults (a first AG News round took 6 minutes on a loaded machine) and minutes on a GPU. Run it on a GPU, or with a
 smaller pool, eval and budget. Runs as the job
 ``label-simulate`` (:data:`SIMULATE_JOB`) or ``python -m bmcore label simulate``.
 """

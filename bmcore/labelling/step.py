@@ -11,9 +11,9 @@ foreground for ``python -m bmcore label step``. It
    (:data:`bmcore.fewshot.NAME_EXAMPLES` examples "This sentence is NAME" each, where the names are words, not codes:
    :func:`bmcore.fewshot.names_usable`), for :func:`loop_steps` steps of 16 pairs: more as labels grow, at most
    ``max_steps`` (:data:`LOOP_MAX_STEPS` by default). Measured with ``builtin:minilm`` on this 2-core CPU: about
-   1.2 s a step on short texts (emotion, quiet machine) and about 5 s with AG News' longer texts on one thread shared with other
-   jobs (28 ms a text scored there); so a CPU step of the loop takes one to ten minutes (120 steps from 200
-   labels on), a GPU's seconds;
+   1.2 s a step on short texts (emotion, quiet machine) and about 5 s with AG News' longer texts on one thread
+   shared with other jobs (28 ms a text scored there); so a CPU step of the loop takes one to ten minutes (120 steps
+   from 200 labels on), a GPU's seconds;
 3. scores the held-out rows (accuracy and their number) and a seeded sample of at most :data:`POOL_CAP` unlabelled
    rows, the candidates: a pick among 3,000 is as good as among all on any data a person labels by hand, and
    scoring costs time linear in the rows;
